@@ -1,0 +1,29 @@
+"""The ``uplift`` command line: one module per sub-command, all registered on :data:`app`."""
+
+from __future__ import annotations
+
+import sys
+
+from uplift.cli.app import app
+from uplift.errors import UpliftError
+
+# sub-commands register themselves on import
+from uplift.cli import simulate as _simulate  # noqa: F401,E402
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Console-script entry point: known errors print one clear line and exit 2."""
+    try:
+        app()
+    except UpliftError as exc:
+        from uplift.cli.app import err_console
+
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except FileNotFoundError as exc:
+        from uplift.cli.app import err_console
+
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)

@@ -1,0 +1,24 @@
+"""The Typer application that every ``uplift`` sub-command registers on."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+__all__ = ["app", "console", "fail"]
+
+app = typer.Typer(
+    name="uplift",
+    help="Multi-treatment uplift targeting for re-skilling outreach campaigns.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``message`` as an error and exit with ``code`` (nothing else is written)."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)

@@ -1,0 +1,51 @@
+"""The error hierarchy of uplift.
+
+Every error the package raises on purpose derives from :class:`UpliftError` and
+also from the built-in exception it means, so callers can catch either::
+
+    UpliftError
+    ├── SchemaError(UpliftError, ValueError)        a data file breaks its contract
+    ├── SpecError(UpliftError, ValueError)          a YAML declaration is invalid
+    ├── DataError(UpliftError, ValueError)          data are valid per row but unusable together
+    ├── ModelNotFoundError(UpliftError, LookupError) no registered model / alias to load
+    └── InfeasiblePlanError(UpliftError, ValueError) planning constraints cannot all hold
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "UpliftError",
+    "SchemaError",
+    "SpecError",
+    "DataError",
+    "ModelNotFoundError",
+    "InfeasiblePlanError",
+]
+
+
+class UpliftError(Exception):
+    """Base class of every error raised on purpose by uplift."""
+
+
+class SchemaError(UpliftError, ValueError):
+    """A data file or frame breaks its contract (column missing, wrong type, value out of range)."""
+
+
+class SpecError(UpliftError, ValueError):
+    """A declaration (YAML spec) is missing, malformed or inconsistent."""
+
+
+class DataError(UpliftError, ValueError):
+    """Rows are individually valid but cannot be used together (e.g. an arm without rows)."""
+
+
+class ModelNotFoundError(UpliftError, LookupError):
+    """The model registry has no model, version or alias with the requested name."""
+
+
+class InfeasiblePlanError(UpliftError, ValueError):
+    """The planning constraints cannot all hold; ``conflicts`` says which and by how much."""
+
+    def __init__(self, message: str, conflicts: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.conflicts = list(conflicts or [])

@@ -1,0 +1,145 @@
+"""The training table: one row per (person, wave) with features, the randomised arm and the outcome.
+
+Every learner, metric and report reads this one structure, whether it was built from the
+simulator's files by :func:`uplift.features.build_training_table` or from a real experiment
+by an adapter (:mod:`uplift.adapters`). Columns of :attr:`TrainingTable.frame`:
+
+``person_id`` (str), ``wave`` (int)
+    the key.
+``arm`` (str)
+    the arm the row was randomised to; one of :attr:`TrainingTable.arms`.
+``outcome`` (int 0/1)
+    the declared outcome within the attribution window.
+``propensity__<arm>`` (float, one per arm, control included)
+    the probability that this row was assigned to ``<arm>`` (known from the design).
+feature columns
+    as listed in :attr:`TrainingTable.features`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from uplift.errors import DataError, SchemaError
+from uplift.tableio import read_parquet_metadata, write_table
+
+__all__ = ["FeatureColumn", "TrainingTable", "PROPENSITY_PREFIX"]
+
+PROPENSITY_PREFIX = "propensity__"
+_META_KEY = "uplift.training_table"
+
+
+@dataclass(frozen=True)
+class FeatureColumn:
+    """A model input column and how it is encoded."""
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+
+
+@dataclass(frozen=True)
+class TrainingTable:
+    """A validated training table; see the module docstring for the columns."""
+
+    frame: pd.DataFrame = field(repr=False)
+    features: tuple[FeatureColumn, ...]
+    arms: tuple[str, ...]
+    control: str
+    outcome: str
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    # -- structure -------------------------------------------------------------------------
+    @property
+    def treatment_arms(self) -> tuple[str, ...]:
+        """All arms but the control, in declaration order."""
+        return tuple(a for a in self.arms if a != self.control)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def propensity(self) -> pd.DataFrame:
+        """Assignment probabilities, one column per arm (control included)."""
+        cols = {f"{PROPENSITY_PREFIX}{a}": a for a in self.arms}
+        return self.frame[list(cols)].rename(columns=cols)
+
+    def check(self) -> None:
+        """Raise :class:`SchemaError` / :class:`DataError` if the table breaks its contract."""
+        where = self.source or "training table"
+        if self.control not in self.arms:
+            raise DataError(f"{where}: control arm {self.control!r} not among arms {list(self.arms)}")
+        needed = ["person_id", "wave", "arm", "outcome"] + [f"{PROPENSITY_PREFIX}{a}" for a in self.arms]
+        needed += self.feature_names
+        missing = [c for c in needed if c not in self.frame.columns]
+        if missing:
+            raise SchemaError(f"{where}: missing column(s) {missing}")
+        unknown = set(self.frame["arm"].unique()) - set(self.arms)
+        if unknown:
+            raise DataError(f"{where}: column 'arm' has values {sorted(unknown)} not among arms {list(self.arms)}")
+        bad_y = ~self.frame["outcome"].isin([0, 1])
+        if bad_y.any():
+            raise SchemaError(f"{where}: column 'outcome': expected 0/1; {int(bad_y.sum())} row(s) break it")
+        prop = self.propensity().to_numpy(dtype=float)
+        if not np.all((prop >= 0) & (prop <= 1)) or not np.allclose(prop.sum(axis=1), 1.0, atol=1e-6):
+            raise SchemaError(f"{where}: propensity columns must lie in [0, 1] and sum to 1 per row")
+        own = prop[np.arange(len(prop)), pd.Index(self.arms).get_indexer(self.frame["arm"])]
+        if len(own) and not np.all(own > 0):
+            raise DataError(f"{where}: {int((own <= 0).sum())} row(s) were assigned an arm with propensity 0")
+
+    # -- identity and persistence ---------------------------------------------------------
+    def digest(self) -> str:
+        """SHA-256 over the rows (order-sensitive) and the declared structure."""
+        h = hashlib.sha256()
+        h.update(json.dumps(self._meta(), sort_keys=True).encode())
+        h.update(pd.util.hash_pandas_object(self.frame, index=False).to_numpy().tobytes())
+        return h.hexdigest()
+
+    def _meta(self) -> dict:
+        return {
+            "features": [[f.name, f.kind] for f in self.features],
+            "arms": list(self.arms),
+            "control": self.control,
+            "outcome": self.outcome,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write as Parquet (atomically) with the structure in the file's metadata."""
+        return write_table(self.frame, path, metadata={_META_KEY: json.dumps(self._meta())})
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainingTable:
+        """Read a table written by :meth:`save`."""
+        path = Path(path)
+        meta = read_parquet_metadata(path).get(_META_KEY)
+        if meta is None:
+            raise SchemaError(f"{path}: not a training table (no {_META_KEY!r} metadata); build it with `uplift features`")
+        m = json.loads(meta)
+        return cls(
+            frame=pd.read_parquet(path),
+            features=tuple(FeatureColumn(n, k) for n, k in m["features"]),
+            arms=tuple(m["arms"]),
+            control=m["control"],
+            outcome=m["outcome"],
+            source=str(path),
+        )
+
+    def subset(self, rows: np.ndarray | pd.Index | slice) -> TrainingTable:
+        """A table over some rows (positional), same structure."""
+        return TrainingTable(
+            frame=self.frame.iloc[rows].reset_index(drop=True),
+            features=self.features,
+            arms=self.arms,
+            control=self.control,
+            outcome=self.outcome,
+            source=self.source,
+        )
