@@ -7,8 +7,13 @@ import sys
 from uplift.cli.app import app
 from uplift.errors import UpliftError
 
-# sub-commands register themselves on import
-from uplift.cli import simulate as _simulate  # noqa: F401,E402
+# Sub-command modules register themselves on ``app`` when imported; add one line per module.
+_COMMANDS = (
+    "uplift.cli.simulate",
+)
+
+for _name in _COMMANDS:
+    __import__(_name)
 
 __all__ = ["app", "main"]
 

@@ -1,0 +1,191 @@
+"""The feature library: one small, named, pure function per feature, registered by name.
+
+Each function takes an :class:`~uplift.features.context.AsOfContext` and returns a DataFrame
+aligned with ``ctx.keys`` (one column, or one per channel / message for the ``*_by_*``
+families). Only history strictly before the key's as-of time is visible to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from uplift.errors import SpecError
+from uplift.features.context import AsOfContext
+from uplift.trainingtable import FeatureColumn
+from uplift.vocabulary import HOLDOUT, funnel_rank
+
+__all__ = ["FEATURES", "Feature", "feature", "compute", "columns_of", "AGE_BANDS", "age_band_of"]
+
+Kind = Literal["numeric", "categorical"]
+_DAY = np.timedelta64(1, "D")
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: Kind
+    fn: Callable[[AsOfContext], pd.DataFrame]
+    doc: str
+    family: Literal["channels", "messages"] | None = None
+
+
+FEATURES: dict[str, Feature] = {}
+
+
+def feature(kind: Kind, *, family: Literal["channels", "messages"] | None = None):
+    """Register a feature function under its own name."""
+
+    def register(fn: Callable[[AsOfContext], pd.DataFrame | pd.Series | np.ndarray]) -> Callable:
+        name = fn.__name__
+
+        def wrapped(ctx: AsOfContext) -> pd.DataFrame:
+            out = fn(ctx)
+            if isinstance(out, pd.DataFrame):
+                return out.set_axis(ctx.keys.index, axis=0)
+            return pd.DataFrame({name: np.asarray(out)}, index=ctx.keys.index)
+
+        FEATURES[name] = Feature(name, kind, wrapped, (fn.__doc__ or "").strip().splitlines()[0], family)
+        return fn
+
+    return register
+
+
+def columns_of(name: str, channels: tuple[str, ...], messages: tuple[str, ...]) -> list[FeatureColumn]:
+    """The output columns (and their kinds) of feature ``name`` for the given universes."""
+    f = _lookup(name)
+    if f.family is None:
+        return [FeatureColumn(f.name, f.kind)]
+    universe = channels if f.family == "channels" else messages
+    return [FeatureColumn(f"{f.name.removesuffix('_by_channel').removesuffix('_by_message')}__{u}", f.kind) for u in universe]
+
+
+def _lookup(name: str) -> Feature:
+    try:
+        return FEATURES[name]
+    except KeyError:
+        raise SpecError(f"unknown feature {name!r}; valid: {', '.join(sorted(FEATURES))}") from None
+
+
+def compute(ctx: AsOfContext, names: tuple[str, ...]) -> pd.DataFrame:
+    """Compute the named features for every key row of ``ctx``."""
+    parts = [_lookup(n).fn(ctx) for n in names]
+    return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=ctx.keys.index)
+
+
+# -- attributes ----------------------------------------------------------------------------
+AGE_BANDS = ((18, 24), (25, 34), (35, 44), (45, 54), (55, 67))
+
+
+def age_band_of(age: pd.Series | np.ndarray) -> np.ndarray:
+    """Age band labels ("18-24", ..., "55-67") for ages 18-67."""
+    age = np.asarray(age, dtype=float)
+    edges = np.array([lo for lo, _ in AGE_BANDS[1:]], dtype=float)
+    labels = np.array([f"{lo}-{hi}" for lo, hi in AGE_BANDS], dtype=object)
+    return labels[np.searchsorted(edges, age, side="right")]
+
+
+def _attribute(column: str, kind: Kind, doc: str, transform: Callable[[pd.Series], np.ndarray] | None = None):
+    def fn(ctx: AsOfContext) -> np.ndarray:
+        values = ctx.people[column]
+        return transform(values) if transform else values.to_numpy()
+
+    fn.__name__ = column
+    fn.__doc__ = doc
+    feature(kind)(fn)
+
+
+_attribute("age", "numeric", "Age in years at the audience snapshot.")
+_attribute("gender", "categorical", "Gender: female, male or other.")
+_attribute("municipality", "categorical", "Municipality of residence.")
+_attribute("neighbourhood", "categorical", "Neighbourhood (4-digit postcode).")
+_attribute("employment", "categorical", "Employment situation.")
+_attribute("sector", "categorical", "Sector of current or last work.")
+_attribute("education", "categorical", "Highest education level.")
+_attribute("income_band", "categorical", "Income band.")
+_attribute("migration_background", "numeric", "1 if the person has a migration background.", lambda s: s.to_numpy(float))
+_attribute("has_children", "numeric", "1 if the person has children at home.", lambda s: s.to_numpy(float))
+
+
+@feature("categorical")
+def age_band(ctx: AsOfContext) -> np.ndarray:
+    """Age band (18-24, 25-34, 35-44, 45-54, 55-67), as ad platforms target."""
+    return age_band_of(ctx.people["age"])
+
+
+# -- campaign history ----------------------------------------------------------------------
+def _contacts(ctx: AsOfContext) -> pd.DataFrame:
+    ex = ctx.prior_exposures
+    return ex[ex["arm"] != HOLDOUT] if len(ex) else ex
+
+
+@feature("numeric")
+def prior_waves(ctx: AsOfContext) -> np.ndarray:
+    """Number of earlier waves the person was randomised in (holdout included)."""
+    return ctx.count_by_row(ctx.prior_exposures).astype(float)
+
+
+@feature("numeric")
+def prior_contacts(ctx: AsOfContext) -> np.ndarray:
+    """Number of earlier contacts (randomised to a message, not the holdout)."""
+    return ctx.count_by_row(_contacts(ctx)).astype(float)
+
+
+@feature("numeric", family="channels")
+def prior_contacts_by_channel(ctx: AsOfContext) -> pd.DataFrame:
+    """Number of earlier contacts per channel (one column per declared channel)."""
+    ex = _contacts(ctx)
+    return pd.DataFrame(
+        {f"prior_contacts__{c}": ctx.count_by_row(ex[ex["channel"] == c]).astype(float) for c in ctx.spec.channels}
+    )
+
+
+@feature("numeric", family="messages")
+def prior_contacts_by_message(ctx: AsOfContext) -> pd.DataFrame:
+    """Number of earlier contacts per message (one column per declared message)."""
+    ex = _contacts(ctx)
+    return pd.DataFrame(
+        {f"prior_contacts__{m}": ctx.count_by_row(ex[ex["message"] == m]).astype(float) for m in ctx.spec.messages}
+    )
+
+
+def _days_since(ctx: AsOfContext, frame: pd.DataFrame, time_col: str) -> np.ndarray:
+    if not len(frame):
+        return np.full(ctx.n, np.nan)
+    as_of = ctx.keys["as_of"].to_numpy()[frame["row"].to_numpy()]
+    days = (as_of - frame[time_col].to_numpy()) / _DAY
+    # the most recent earlier contact is the smallest gap: max of the negated gap
+    return -ctx.max_by_row(frame, -days.astype(float))
+
+
+@feature("numeric")
+def days_since_last_contact(ctx: AsOfContext) -> np.ndarray:
+    """Days between the last earlier contact and the as-of time (missing if never contacted)."""
+    return _days_since(ctx, _contacts(ctx), "assigned_at")
+
+
+@feature("numeric")
+def prior_spend_eur(ctx: AsOfContext) -> np.ndarray:
+    """EUR spent on contacting the person in earlier waves."""
+    return ctx.sum_by_row(ctx.prior_exposures, "cost_eur")
+
+
+# -- funnel history ------------------------------------------------------------------------
+@feature("numeric")
+def funnel_stage(ctx: AsOfContext) -> np.ndarray:
+    """Furthest funnel stage reached before the as-of time (0 = none, 1 = registration, ... 6 = completed)."""
+    ev = ctx.prior_events
+    if not len(ev):
+        return np.zeros(ctx.n)
+    ranks = ev["event"].map(funnel_rank).to_numpy(float)
+    return ctx.max_by_row(ev, ranks, fill=0.0)
+
+
+@feature("numeric")
+def days_since_last_event(ctx: AsOfContext) -> np.ndarray:
+    """Days since the last funnel event before the as-of time (missing if none)."""
+    return _days_since(ctx, ctx.prior_events, "occurred_at")

@@ -1,0 +1,135 @@
+"""The multi-treatment uplift estimator: every arm against the control at once, labelled by arm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from uplift.errors import DataError
+from uplift.modeling.learners import SharedControlTLearner, encoding_for, make_learner
+from uplift.modeling.preprocess import check_feature_frame, make_preprocessor
+from uplift.specs.model import ModelSpec
+from uplift.trainingtable import FeatureColumn, TrainingTable
+
+__all__ = ["MultiArmUplift", "arm_mean_effects", "pair_propensity"]
+
+
+def pair_propensity(propensity: pd.DataFrame, arm: str, control: str) -> np.ndarray:
+    """P(T = arm | T in {arm, control}, x) for every row, from the design probabilities."""
+    pt = propensity[arm].to_numpy(float)
+    pc = propensity[control].to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = pt / (pt + pc)
+    return np.nan_to_num(out, nan=0.5)
+
+
+def arm_mean_effects(y: np.ndarray, arm: np.ndarray, propensity: pd.DataFrame, control: str, arms: tuple[str, ...]) -> pd.Series:
+    """Average effect of each arm against the control (Hajek IPW difference in means)."""
+    y = np.asarray(y, dtype=float)
+    arm = np.asarray(arm)
+    own = propensity.to_numpy(float)[np.arange(len(arm)), propensity.columns.get_indexer(arm)]
+    w = 1.0 / own
+    c = arm == control
+    base = np.sum(w[c] * y[c]) / np.sum(w[c])
+    out = {}
+    for a in arms:
+        m = arm == a
+        out[a] = np.sum(w[m] * y[m]) / np.sum(w[m]) - base if m.any() else np.nan
+    return pd.Series(out, name="mean_effect")
+
+
+class MultiArmUplift:
+    """Estimate P(y | x, arm) - P(y | x, control) for every treatment arm.
+
+    Parameters
+    ----------
+    spec : the model spec (learner and hyper-parameters).
+    features : the feature columns (names and kinds) the model reads.
+    arms : every arm, control included.
+    control : the control arm's name.
+
+    Attributes (after ``fit``)
+    --------------------------
+    preprocessor_ : the fitted column encoder.
+    learner_ : the fitted learner.
+    treatment_arms_ : tuple of arm names, the order of ``predict``'s columns.
+    mean_effects_ : Series, IPW average effect per arm on the training rows (the shrinkage target).
+    pair_propensity_ : Series, mean P(arm | arm or control) in training (used by the X-learner at predict time).
+    """
+
+    def __init__(self, spec: ModelSpec, features: tuple[FeatureColumn, ...], arms: tuple[str, ...], control: str) -> None:
+        self.spec = spec
+        self.features = tuple(features)
+        self.arms = tuple(arms)
+        self.control = control
+
+    @property
+    def treatment_arms(self) -> tuple[str, ...]:
+        return tuple(a for a in self.arms if a != self.control)
+
+    def _matrix(self, X: pd.DataFrame, *, source: str) -> np.ndarray:
+        frame = check_feature_frame(X, self.features, source=source)
+        m = self.preprocessor_.transform(frame)
+        if self.spec.learner == "uplift_forest":
+            m = np.nan_to_num(m, nan=-1.0)
+        return np.ascontiguousarray(m, dtype=np.float64)
+
+    def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, propensity: pd.DataFrame) -> MultiArmUplift:
+        arm = np.asarray(arm, dtype=object)
+        y = np.asarray(y, dtype=np.int64)
+        counts = pd.Series(arm).value_counts()
+        empty = [a for a in self.arms if counts.get(a, 0) == 0]
+        if empty:
+            raise DataError(f"arm(s) {empty} have no training rows; every arm needs rows to be estimated")
+        frame = check_feature_frame(X, self.features, source="training features")
+        self.preprocessor_ = make_preprocessor(self.features, encoding_for(self.spec)).fit(frame)
+        Xm = self._matrix(X, source="training features")
+        rng = np.random.default_rng(self.spec.seed)
+        if self.spec.learner == "uplift_forest" and self.spec.forest.max_rows and len(y) > self.spec.forest.max_rows:
+            keep = np.sort(rng.choice(len(y), self.spec.forest.max_rows, replace=False))
+            Xm, arm_fit, y_fit, prop_fit = Xm[keep], arm[keep], y[keep], propensity.iloc[keep]
+        else:
+            arm_fit, y_fit, prop_fit = arm, y, propensity
+        learner = make_learner(self.spec, self.control)
+        p = {a: pair_propensity(prop_fit, a, self.control) for a in self.treatment_arms}
+        if isinstance(learner, SharedControlTLearner):
+            own = prop_fit.to_numpy(float)[np.arange(len(arm_fit)), prop_fit.columns.get_indexer(arm_fit)]
+            learner.fit(Xm, arm_fit, y_fit, sample_weight=1.0 / own)
+        elif self.spec.learner in ("x", "dr"):
+            learner.fit(X=Xm, treatment=arm_fit, y=y_fit, p=p)
+        else:
+            learner.fit(Xm, arm_fit, y_fit)
+        self.learner_ = learner
+        self.columns_ = self._learner_columns(learner)
+        self.treatment_arms_ = self.treatment_arms
+        self.mean_effects_ = arm_mean_effects(y, arm, propensity[list(self.arms)], self.control, self.treatment_arms)
+        self.pair_propensity_ = pd.Series({a: float(np.mean(p[a][np.isin(arm_fit, [a, self.control])])) for a in self.treatment_arms})
+        return self
+
+    def _learner_columns(self, learner) -> list[str]:
+        if self.spec.learner == "uplift_forest":
+            return [str(c) for c in learner.classes_[1:]]
+        return [str(g) for g in learner.t_groups]
+
+    def predict(self, X: pd.DataFrame, *, source: str = "features") -> pd.DataFrame:
+        """Estimated uplift per row and treatment arm (probability points), columns labelled by arm."""
+        Xm = self._matrix(X, source=source)
+        if self.spec.learner == "x":
+            p = {a: np.full(len(Xm), self.pair_propensity_[a]) for a in self.treatment_arms}
+            raw = self.learner_.predict(Xm, p=p, verbose=False)
+        elif self.spec.learner in ("t", "t_logistic", "dr"):
+            raw = self.learner_.predict(Xm, verbose=False)
+        else:
+            raw = self.learner_.predict(Xm)
+        raw = np.asarray(raw, dtype=float).reshape(len(Xm), -1)
+        frame = pd.DataFrame(raw, columns=self.columns_, index=X.index)
+        return frame[list(self.treatment_arms)]
+
+    @classmethod
+    def from_table(cls, spec: ModelSpec, table: TrainingTable) -> MultiArmUplift:
+        """An unfitted estimator for ``table``'s features and arms."""
+        return cls(spec, table.features, table.arms, table.control)
+
+    def fit_table(self, table: TrainingTable) -> MultiArmUplift:
+        f = table.frame
+        return self.fit(f[table.feature_names], f["arm"].to_numpy(), f["outcome"].to_numpy(), table.propensity())

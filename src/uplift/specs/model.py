@@ -1,0 +1,69 @@
+"""Model specs (``models/*.yaml``): learner, hyper-parameters, validation scheme, promotion gate."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from uplift.specs import Spec
+
+__all__ = ["LEARNERS", "ModelSpec", "CVSpec", "TargetingSpec", "PromotionSpec", "ForestSpec"]
+
+LEARNERS = ("t", "t_shared", "x", "dr", "uplift_forest", "t_logistic")
+"""Learner names: causalml's T-, X- and DR-learner on LightGBM; ``t_shared``, our T-learner that fits the
+control model once for all arms; causalml's UpliftRandomForestClassifier; and a two-model logistic baseline."""
+
+
+class CVSpec(Spec):
+    """Validation: a held-out test share (by person) and K folds stratified by arm and outcome."""
+
+    folds: int = Field(5, ge=2, le=20)
+    test_share: float = Field(0.2, gt=0, lt=0.9)
+    seed: int = 0
+
+
+class TargetingSpec(Spec):
+    """How per-person estimates become a decision: shrink towards arm averages by a factor chosen on
+    out-of-fold data (0 = everyone gets the best arm on average, 1 = trust the model fully)."""
+
+    shrinkage_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    one_se_rule: bool = True
+    """Among factors whose out-of-fold value is within one standard error of the best, take the smallest."""
+
+
+class PromotionSpec(Spec):
+    """The champion gate: promote when ``metric`` beats the champion's by at least ``min_improvement``."""
+
+    metric: str = "test_mean_qini"
+    greater_is_better: bool = True
+    min_improvement: float = 0.0
+
+
+class ForestSpec(Spec):
+    """Parameters of causalml's UpliftRandomForestClassifier (``learner: uplift_forest``)."""
+
+    n_estimators: int = 20
+    max_depth: int = 6
+    min_samples_leaf: int = 200
+    min_samples_treatment: int = 50
+    evaluation_function: Literal["KL", "ED", "Chi", "CTS", "DDP", "IT", "CIT", "IDDP"] = "KL"
+    max_rows: int | None = 200_000
+    """Fit on a seeded sample of at most this many rows (the forest is slow); None = all rows."""
+
+
+class ModelSpec(Spec):
+    """One trainable model: which learner, on which feature set, validated and promoted how."""
+
+    name: str
+    description: str = ""
+    learner: Literal["t", "t_shared", "x", "dr", "uplift_forest", "t_logistic"]
+    feature_set: str = "default"
+    lightgbm: dict[str, Any] = Field(default_factory=dict)
+    """LightGBM parameters for the base learners (``n_estimators``, ``learning_rate``, ``num_leaves``, ...)."""
+    logistic_c: float = 1.0
+    forest: ForestSpec = ForestSpec()
+    cv: CVSpec = CVSpec()
+    targeting: TargetingSpec = TargetingSpec()
+    promotion: PromotionSpec = PromotionSpec()
+    seed: int = 0
