@@ -1,0 +1,51 @@
+"""Summaries of a simulated world: registrations attributed to each exposure, per-arm rates, funnel counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from uplift.simulate.campaign import P_PREFIX
+from uplift.simulate.world import CampaignWorld
+from uplift.vocabulary import FUNNEL_EVENTS
+
+__all__ = ["registered_in_window", "arm_summary", "funnel_counts"]
+
+
+def registered_in_window(world: CampaignWorld) -> np.ndarray:
+    """Per exposures row: did the person register within the attribution window after ``assigned_at``?"""
+    regs = world.enrolments.loc[world.enrolments["event"] == "registration", ["person_id", "occurred_at"]]
+    left = pd.DataFrame(
+        {"row": np.arange(len(world.exposures)), "person_id": world.exposures["person_id"].to_numpy(),
+         "assigned_at": world.exposures["assigned_at"].to_numpy()}
+    )
+    joined = left.merge(regs, on="person_id", how="inner", sort=False)
+    window = pd.Timedelta(days=world.attribution_days)
+    hit = (joined["occurred_at"] >= joined["assigned_at"]) & (joined["occurred_at"] < joined["assigned_at"] + window)
+    out = np.zeros(len(world.exposures), dtype=bool)
+    out[joined.loc[hit, "row"].to_numpy()] = True
+    return out
+
+
+def arm_summary(world: CampaignWorld) -> pd.DataFrame:
+    """Per arm (``world.arms`` order): people reached, registrations, observed and true registration rate.
+
+    ``true_rate`` is the mean of the truth's ``p__<arm>`` over the rows assigned to the arm, so it
+    is what ``rate`` estimates.
+    """
+    registered = registered_in_window(world)
+    arm = world.exposures["arm"].to_numpy()
+    rows = []
+    for name in world.arms:
+        mine = arm == name
+        reached = int(mine.sum())
+        hits = int(registered[mine].sum())
+        true = float(world.truth.loc[mine, f"{P_PREFIX}{name}"].mean()) if reached else np.nan
+        rows.append((name, reached, hits, hits / reached if reached else np.nan, true))
+    return pd.DataFrame(rows, columns=["arm", "reached", "registrations", "rate", "true_rate"]).set_index("arm")
+
+
+def funnel_counts(world: CampaignWorld) -> pd.Series:
+    """Number of people reaching each funnel event, in funnel order."""
+    counts = world.enrolments.groupby("event")["person_id"].nunique()
+    return counts.reindex(list(FUNNEL_EVENTS), fill_value=0).astype(int)
