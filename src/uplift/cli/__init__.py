@@ -10,6 +10,8 @@ from uplift.errors import UpliftError
 # Sub-command modules register themselves on ``app`` when imported; add one line per module.
 _COMMANDS = (
     "uplift.cli.simulate",
+    "uplift.cli.features",
+    "uplift.cli.train",
 )
 
 for _name in _COMMANDS:

@@ -1,0 +1,109 @@
+"""``uplift train``: validate model specs, log them to MLflow, register and gate the champion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from uplift.cli.app import app, console, fail
+
+__all__ = ["train", "print_results"]
+
+
+def _load_table(data: Path | None, table: Path | None, experiment_csv: Path | None, mapping: Path | None,
+                outcome: str | None, feature_set: str):
+    from uplift.adapters import ColumnMapping, load_experiment_csv
+    from uplift.pipeline import load_feature_set, table_from_folder
+    from uplift.specs import load_spec
+    from uplift.trainingtable import TrainingTable
+
+    chosen = [x for x in (data, table, experiment_csv) if x is not None]
+    if len(chosen) > 1:
+        fail("give one of --data, --table or --experiment-csv")
+    if experiment_csv is not None:
+        if mapping is None:
+            fail("--experiment-csv needs --mapping (e.g. features/datasets/hillstrom.yaml)")
+        return load_experiment_csv(experiment_csv, load_spec(mapping, ColumnMapping), outcome=outcome), "registration", str(experiment_csv)
+    if table is not None:
+        return TrainingTable.load(table), load_feature_set(feature_set).outcome.event, str(table)
+    spec = load_feature_set(feature_set)
+    folder = data or Path("data/sim")
+    with console.status(f"building the training table from {folder}"):
+        return table_from_folder(folder, spec), spec.outcome.event, str(folder)
+
+
+def print_results(results) -> None:
+    """Per-arm Qini of every model side by side, the policy comparison and the promotion decisions."""
+    if not results:
+        return
+    arms = list(results[0].report.test_metrics.index)
+    t = Table(title="Qini coefficient per arm (cross-validated on training rows | held-out test)")
+    t.add_column("arm")
+    for r in results:
+        t.add_column(r.spec.name, justify="right")
+    for arm in arms:
+        t.add_row(arm, *[f"{r.report.cv_metrics.loc[arm, 'qini']:+.5f} | {r.report.test_metrics.loc[arm, 'qini']:+.5f}" for r in results])
+    t.add_row("[bold]mean[/]", *[f"{r.report.cv_metrics['qini'].mean():+.5f} | {r.report.test_metrics['qini'].mean():+.5f}" for r in results])
+    console.print(t)
+
+    p = Table(title="Held-out value per 1,000 people (IPW, 95% CI) and gain over the best single arm")
+    p.add_column("policy")
+    for r in results:
+        p.add_column(r.spec.name, justify="right")
+    for name in ("targeted", "argmax", "best_single_arm", f"all:{results[0].report.train.control}"):
+        cells = []
+        for r in results:
+            row = r.report.policies.loc[name]
+            cells.append(f"{1000 * row['value']:.2f} [{1000 * row['lo']:.2f}, {1000 * row['hi']:.2f}] "
+                         f"{1000 * row['diff']:+.2f}")
+        p.add_row(name, *cells)
+    p.add_row("shrinkage λ", *[f"{r.report.shrinkage.lam:.2f}" for r in results])
+    console.print(p)
+
+    if results[0].truth_policies is not None:
+        q = Table(title="Against the simulator's truth (test rows)")
+        q.add_column("")
+        for r in results:
+            q.add_column(r.spec.name, justify="right")
+        q.add_row("mean corr(estimated, true uplift)", *[f"{r.truth_recovery['true_corr'].mean():.3f}" for r in results])
+        for name in ("targeted", "argmax", "best_single_arm"):
+            q.add_row(f"regret per 1,000: {name}", *[f"{1000 * r.truth_policies.loc[name, 'regret']:.3f}" for r in results])
+        console.print(q)
+
+    for r in results:
+        mark = "[green]promoted[/]" if r.promoted else "[yellow]not promoted[/]"
+        console.print(f"{r.spec.name}: run {r.run_id[:8]}, version {r.version} {mark}: {r.reason}")
+
+
+@app.command()
+def train(
+    specs: Annotated[list[Path] | None, typer.Argument(help="Model spec YAML files (default: models/t_shared_lightgbm.yaml).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Folder with the three inputs (default data/sim).")] = None,
+    table: Annotated[Path | None, typer.Option(help="A training table written by `uplift features`.")] = None,
+    experiment_csv: Annotated[Path | None, typer.Option("--experiment-csv", help="A randomised experiment CSV (e.g. hillstrom.csv).")] = None,
+    mapping: Annotated[Path | None, typer.Option(help="Column mapping YAML for --experiment-csv.")] = None,
+    outcome: Annotated[str | None, typer.Option(help="Outcome column for --experiment-csv (default: the mapping's first).")] = None,
+    feature_set: Annotated[str, typer.Option("--feature-set")] = "default",
+    truth: Annotated[Path | None, typer.Option(help="Simulator truth file: adds evaluation-only metrics.")] = None,
+) -> None:
+    """Cross-validate each spec, log runs to MLflow, register the models, move the alias if one is better."""
+    from uplift.config import get_settings
+    from uplift.pipeline import train_and_log
+    from uplift.specs import project_root
+    from uplift.tableio import read_table
+
+    specs = specs or [project_root() / "models" / "t_shared_lightgbm.yaml"]
+    tbl, event, source = _load_table(data, table, experiment_csv, mapping, outcome, feature_set)
+    truth_frame = read_table(truth) if truth is not None else None
+    results = []
+    for spec_path in specs:
+        with console.status(f"{spec_path.stem}") as status:
+            results.append(
+                train_and_log(spec_path, tbl, settings=get_settings(), data_source=source, truth=truth_frame,
+                              outcome_event=event, progress=lambda m, s=status, n=spec_path.stem: s.update(f"{n}: {m}"))
+            )
+    print_results(results)

@@ -1,0 +1,115 @@
+"""The training job, step by step: inputs -> training table -> validated models -> MLflow.
+
+The CLI and the benchmarks call these functions; they take paths and specs, never read the
+environment (settings are passed in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from uplift.config import Settings, tracking_uri
+from uplift.features import build_training_table
+from uplift.inputs import load_inputs, locate_inputs
+from uplift.modeling.truthcheck import effect_recovery, policy_truth, true_outcome_probabilities
+from uplift.modeling.validation import ValidationReport, policy_recommendations, validate_model
+from uplift.specs import load_spec, project_root
+from uplift.specs.features import FeatureSetSpec
+from uplift.specs.model import ModelSpec
+from uplift.trainingtable import TrainingTable
+
+__all__ = ["load_feature_set", "table_from_folder", "TrainedModel", "train_and_log", "truth_report"]
+
+Progress = Callable[[str], None]
+
+
+def load_feature_set(name_or_path: str) -> FeatureSetSpec:
+    """A feature set by name (``features/<name>.yaml``) or by path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = project_root() / "features" / f"{name_or_path}.yaml"
+    return load_spec(path, FeatureSetSpec)
+
+
+def table_from_folder(folder: str | Path, feature_set: FeatureSetSpec) -> TrainingTable:
+    """Validate the three inputs in ``folder`` and build the point-in-time training table."""
+    paths = locate_inputs(folder)
+    inputs = load_inputs(paths["audience"], paths["exposures"], paths["enrolments"], control=feature_set.control_arm)
+    return build_training_table(
+        inputs.audience, inputs.exposures, inputs.enrolments, feature_set, source=str(Path(folder))
+    )
+
+
+def truth_report(report: ValidationReport, truth: pd.DataFrame, event: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-arm effect recovery and per-policy true value / regret on the test rows."""
+    test = report.test
+    true_p = true_outcome_probabilities(test.frame[["person_id", "wave"]], truth, test.arms, event)
+    recovery = effect_recovery(report.test_predictions, true_p, test.control)
+    policies = policy_recommendations(report.test_predictions, report.model, report.shrinkage.lam, test.arms)
+    return recovery, policy_truth(policies, true_p)
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    spec: ModelSpec
+    report: ValidationReport
+    run_id: str
+    version: int
+    promoted: bool
+    reason: str
+    truth_recovery: pd.DataFrame | None
+    truth_policies: pd.DataFrame | None
+
+
+def train_and_log(
+    spec_path: Path,
+    table: TrainingTable,
+    *,
+    settings: Settings,
+    data_source: str,
+    truth: pd.DataFrame | None = None,
+    outcome_event: str = "registration",
+    progress: Progress | None = None,
+) -> TrainedModel:
+    """Validate one model spec on ``table``, log it to MLflow, register it and apply the gate."""
+    from uplift.tracking.runs import configure, log_training
+
+    spec = load_spec(spec_path, ModelSpec)
+    report = validate_model(spec, table, progress=progress)
+    extra_metrics: dict[str, float] = {}
+    extra_tables: dict[str, pd.DataFrame] = {}
+    recovery = policies = None
+    if truth is not None:
+        recovery, policies = truth_report(report, truth, outcome_event)
+        extra_metrics["true_mean_corr"] = float(recovery["true_corr"].mean())
+        for name in ("targeted", "argmax", "best_single_arm"):
+            extra_metrics[f"true_regret_{name}"] = float(policies.loc[name, "regret"])
+        extra_tables = {"truth_recovery": recovery, "truth_policies": policies}
+    uri = tracking_uri(settings)
+    artifacts = settings.workdir / "mlartifacts" if uri.startswith("sqlite:") else None
+    experiment_id = configure(uri, settings.experiment_name, artifacts)
+    record = log_training(
+        report,
+        experiment_id=experiment_id,
+        spec_text=Path(spec_path).read_text(),
+        table_digest=table.digest(),
+        data_source=data_source,
+        registered_model=settings.registered_model,
+        alias=settings.alias,
+        extra_metrics=extra_metrics,
+        extra_tables=extra_tables,
+    )
+    return TrainedModel(
+        spec=spec,
+        report=report,
+        run_id=record.run_id,
+        version=record.promotion.version,
+        promoted=record.promotion.promoted,
+        reason=record.promotion.reason,
+        truth_recovery=recovery,
+        truth_policies=policies,
+    )

@@ -1,0 +1,1 @@
+"""MLflow at the edge: runs, plots, the pyfunc model and the registry alias."""

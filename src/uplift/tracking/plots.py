@@ -1,0 +1,74 @@
+"""Figures logged with every training run: Qini curves and uplift by score decile, one panel per arm."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from uplift.modeling.metrics import decile_uplift, pairwise_ipw_weights, qini_curve  # noqa: E402
+from uplift.trainingtable import TrainingTable  # noqa: E402
+
+__all__ = ["qini_figure", "decile_figure"]
+
+
+def _grid(n: int):
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes.flat
+
+
+def _arm_data(table: TrainingTable, scores: pd.DataFrame, arm: str):
+    f = table.frame
+    weights = pairwise_ipw_weights(f["arm"].to_numpy(), table.propensity(), table.control)
+    m = f["arm"].isin([arm, table.control]).to_numpy()
+    return (
+        f["outcome"].to_numpy()[m],
+        (f["arm"].to_numpy()[m] == arm).astype(int),
+        scores[arm].to_numpy()[m],
+        weights[arm].to_numpy()[m],
+    )
+
+
+def qini_figure(table: TrainingTable, scores: pd.DataFrame, title: str):
+    """Qini curve per arm with the random-targeting line."""
+    arms = list(scores.columns)
+    fig, axes = _grid(len(arms))
+    for ax, arm in zip(axes, arms):
+        y, t, s, w = _arm_data(table, scores, arm)
+        x, q = qini_curve(y, t, s, weights=w)
+        ax.plot(x, q, lw=1.4, label="model")
+        ax.plot([0, 1], [0, q[-1]], "k--", lw=0.8, label="random")
+        ax.set_title(arm, fontsize=9)
+        ax.set_xlabel("share targeted", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def decile_figure(table: TrainingTable, scores: pd.DataFrame, title: str):
+    """Observed uplift (treated minus holdout rate) per decile of the predicted uplift, per arm."""
+    arms = list(scores.columns)
+    fig, axes = _grid(len(arms))
+    for ax, arm in zip(axes, arms):
+        y, t, s, w = _arm_data(table, scores, arm)
+        d = decile_uplift(y, t, s, weights=w)
+        col = "uplift" if "uplift" in d.columns else d.columns[-1]
+        ax.bar(np.arange(1, len(d) + 1), 100 * d[col].to_numpy(float), color="tab:blue")
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_title(arm, fontsize=9)
+        ax.set_xlabel("decile (1 = highest predicted)", fontsize=8)
+        ax.set_ylabel("uplift, points", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
