@@ -460,8 +460,8 @@ def test_summary_cautions_when_intervals_are_wide():
 
 def test_exported_names():
     assert set(design.__all__) == {
-        "AGE_BANDS", "ASSIGNMENT_COLUMNS", "EFFECT_COLUMNS", "EXPOSURE_COLUMNS", "SRM_THRESHOLD", "Analysis", "SampleRatioCheck",
-        "age_band", "analyze", "assign", "design_shares", "hash_uniform", "holdout_n_needed", "power_at",
+        "AGE_BANDS", "ASSIGNMENT_COLUMNS", "EFFECT_COLUMNS", "EXPOSURE_COLUMNS", "SRM_THRESHOLD", "Analysis",
+        "SampleRatioCheck", "age_band", "analyze", "assign", "design_shares", "hash_uniform", "holdout_n_needed", "power_at",
         "power_table", "srm_check", "stratum_balance", "stratum_keys", "summary_text", "to_exposures",
     }
     assert all(hasattr(design, name) for name in design.__all__)

@@ -117,7 +117,7 @@ def assign(
     ids = audience["person_id"]
     if ids.isna().any():
         raise SchemaError(f"audience: column 'person_id' has {int(ids.isna().sum())} missing value(s)")
-    ids = ids.astype(str)
+    ids = ids.astype("str")
     dup = ids.duplicated()
     if dup.any():
         raise SchemaError(
@@ -129,22 +129,23 @@ def assign(
     u = hash_uniform(ids, spec.salt)
     edges = np.cumsum(shares.to_numpy())
     idx = np.minimum(np.searchsorted(edges, u, side="right"), len(shares) - 1)
-    arms = shares.index.to_numpy(dtype=object)
-    parts = {arm: (NO_MESSAGE, NO_MESSAGE) if arm == spec.control else split_arm(arm) for arm in arms}
-    messages = np.array([parts[a][0] for a in arms], dtype=object)
-    channels = np.array([parts[a][1] for a in arms], dtype=object)
-    out = pd.DataFrame(
+    arms = list(shares.index)
+    parts = [(NO_MESSAGE, NO_MESSAGE) if arm == spec.control else split_arm(arm) for arm in arms]
+
+    def pick(labels: list[str]) -> pd.Series:
+        return pd.Series(labels, dtype="str").take(idx).reset_index(drop=True)
+
+    return pd.DataFrame(
         {
-            "person_id": ids.to_numpy(),
+            "person_id": ids.reset_index(drop=True),
             "wave": np.full(len(ids), spec.wave, dtype=np.int64),
-            "arm": arms[idx],
-            "message": messages[idx],
-            "channel": channels[idx],
+            "arm": pick(arms),
+            "message": pick([m for m, _ in parts]),
+            "channel": pick([c for _, c in parts]),
             "assignment_probability": shares.to_numpy()[idx],
-            "stratum": strata.to_numpy(),
+            "stratum": strata.reset_index(drop=True),
         }
     )
-    return out.astype({c: "str" for c in ("person_id", "arm", "message", "channel", "stratum")})
 
 
 def stratum_balance(assignment: pd.DataFrame, shares: pd.Series) -> pd.DataFrame:
