@@ -39,9 +39,9 @@ def _summary_tables(world: CampaignWorld, written: dict[str, Path]) -> list[Tabl
     per_arm = Table(title=f"Per arm (registration within {world.attribution_days} days)")
     per_arm.add_column("arm", no_wrap=True)
     per_arm.add_column("reached", justify="right")
-    per_arm.add_column("registrations", justify="right")
+    per_arm.add_column("regs", justify="right")
     per_arm.add_column("per 1,000", justify="right")
-    per_arm.add_column("true per 1,000", justify="right")
+    per_arm.add_column("true /1,000", justify="right")
     for row in arms.itertuples():
         per_arm.add_row(
             str(row.Index),

@@ -98,6 +98,10 @@ def run_campaign(spec: RegionSpec, population: Population, *, waves: int, seed: 
     start_ns = np.datetime64(spec.waves.start, "ns").astype(np.int64)
     jitter_seconds = spec.waves.jitter_hours * 3600.0
 
+    # the truth's float block, filled wave by wave (at most n rows per wave), trimmed at the end
+    n_p = len(arms)
+    probabilities = np.empty((n * waves, n_p + len(LATER_EVENTS)))
+    filled = 0
     parts: list[dict[str, np.ndarray]] = []
     for wave in range(1, waves + 1):
         rng = wave_rng(seed, STREAM_WAVE, wave)
@@ -112,7 +116,8 @@ def run_campaign(spec: RegionSpec, population: Population, *, waves: int, seed: 
         offset = np.floor(rng.random(m) * jitter_seconds).astype(np.int64)
         assigned_at = start_ns + ((wave - 1) * spec.waves.gap_days * _SECONDS_PER_DAY + offset) * NS_PER_SECOND
 
-        p = registration_probabilities(
+        p = probabilities[filled : filled + m, :n_p]
+        p[:] = registration_probabilities(
             baseline[idx],
             lifts[idx],
             multipliers[idx],
@@ -121,6 +126,8 @@ def run_campaign(spec: RegionSpec, population: Population, *, waves: int, seed: 
             min_relative_lift=spec.min_relative_lift,
             max_probability=spec.max_probability,
         )
+        probabilities[filled : filled + m, n_p:] = continuation[idx]
+        filled += m
         hit = rng.random(m) < p[np.arange(m), arm]
         delay = _registration_delay_seconds(m, spec, rng)
         registered[idx[hit]] = True
@@ -136,7 +143,6 @@ def run_campaign(spec: RegionSpec, population: Population, *, waves: int, seed: 
                 "arm": arm,
                 "assigned_at": assigned_at,
                 "probability": probs[arm],
-                "p": p,
             }
         )
 
@@ -156,15 +162,10 @@ def run_campaign(spec: RegionSpec, population: Population, *, waves: int, seed: 
             "cost_eur": arm_cost[arm],
         }
     )
-    p_all = np.concatenate([part["p"] for part in parts]) if parts else np.zeros((0, len(arms)))
-    truth = pd.DataFrame(
-        {
-            "person_id": exposures["person_id"],
-            "wave": exposures["wave"],
-            "persona": pd.Series(population.persona[idx], dtype="str"),
-            **{f"{P_PREFIX}{a}": p_all[:, j] for j, a in enumerate(arms)},
-            **{f"{Q_PREFIX}{e}": continuation[idx, j] for j, e in enumerate(LATER_EVENTS)},
-        }
-    )
+    columns = [f"{P_PREFIX}{a}" for a in arms] + [f"{Q_PREFIX}{e}" for e in LATER_EVENTS]
+    truth = pd.DataFrame(probabilities[:filled], columns=columns, copy=False)
+    truth.insert(0, "persona", pd.Series(population.persona[idx], dtype="str"))
+    truth.insert(0, "wave", exposures["wave"].to_numpy())
+    truth.insert(0, "person_id", exposures["person_id"])
     who = np.flatnonzero(registered)
     return CampaignLog(exposures=exposures, truth=truth, registered=who, registered_at=registered_at[who])

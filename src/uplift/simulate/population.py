@@ -71,7 +71,8 @@ def _level_matrix(spec: RegionSpec, attribute: str, levels: tuple[str, ...]) -> 
 def _person_ids(n: int, rng: np.random.Generator) -> np.ndarray:
     """Unique pseudonymous ids ``p`` + 10 digits, in random order."""
     codes = rng.choice(_ID_SPACE, size=n, replace=False)
-    return np.strings.add("p", np.strings.zfill(codes.astype(str), 10))
+    # an object array converts to pandas' str dtype far more cheaply than a fixed-width unicode array
+    return np.strings.add("p", np.strings.zfill(codes.astype(str), 10)).astype(object)
 
 
 def draw_population(spec: RegionSpec, *, people: int, rng: np.random.Generator) -> Population:
