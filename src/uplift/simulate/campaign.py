@@ -18,7 +18,18 @@ from uplift.simulate.effects import (
 from uplift.simulate.population import Population
 from uplift.vocabulary import NO_MESSAGE
 
-__all__ = ["CampaignLog", "run_campaign", "wave_rng", "to_utc", "P_PREFIX", "Q_PREFIX", "NS_PER_SECOND"]
+__all__ = [
+    "CampaignLog",
+    "run_campaign",
+    "wave_rng",
+    "to_utc",
+    "P_PREFIX",
+    "Q_PREFIX",
+    "NS_PER_SECOND",
+    "STREAM_POPULATION",
+    "STREAM_WAVE",
+    "STREAM_FUNNEL",
+]
 
 P_PREFIX = "p__"
 """Truth column prefix: ``p__<arm>`` = P(registration within the window | arm)."""
