@@ -12,6 +12,7 @@ _COMMANDS = (
     "uplift.cli.simulate",
     "uplift.cli.features",
     "uplift.cli.train",
+    "uplift.cli.run",
 )
 
 for _name in _COMMANDS:
