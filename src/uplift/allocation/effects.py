@@ -1,0 +1,113 @@
+"""The segment-effects table the planner reads: its pandera contract and the cross-row checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from uplift.errors import DataError
+from uplift.schemas import validate
+from uplift.specs.planning import CostCatalogue, FairnessFloor
+from uplift.vocabulary import HOLDOUT
+
+__all__ = ["EFFECTS", "EFFECT_COLUMNS", "check_effects", "floor_mask"]
+
+EFFECTS = pa.DataFrameSchema(
+    {
+        "segment": pa.Column(str, pa.Check.str_length(min_value=1), coerce=True, nullable=False),
+        "size": pa.Column(int, pa.Check.ge(0), coerce=True, nullable=False),
+        "arm": pa.Column(str, pa.Check.str_length(min_value=1), coerce=True, nullable=False),
+        "message": pa.Column(str, pa.Check.str_length(min_value=1), coerce=True, nullable=False),
+        "channel": pa.Column(str, pa.Check.str_length(min_value=1), coerce=True, nullable=False),
+        "effect": pa.Column(float, pa.Check(np.isfinite, element_wise=False, name="finite"), coerce=True,
+                            nullable=False),
+        "effect_sd": pa.Column(float, [pa.Check.ge(0), pa.Check(np.isfinite, element_wise=False, name="finite")],
+                               coerce=True, nullable=False),
+        "base_rate": pa.Column(float, pa.Check.in_range(0, 1), coerce=True, nullable=False),
+    },
+    unique=["segment", "arm"],
+    strict=False,
+    name="segment effects",
+)
+"""One row per (segment, treatment arm): the estimated incremental conversions per contact.
+
+Extra columns are segment attributes (``age_band``, ``gender``, ...) that fairness floors select on.
+"""
+
+EFFECT_COLUMNS: tuple[str, ...] = tuple(EFFECTS.columns)
+
+
+def check_effects(effects: pd.DataFrame, costs: CostCatalogue, *, source: str = "effects") -> pd.DataFrame:
+    """Validate ``effects`` and return a coerced copy with a fresh 0..n-1 index.
+
+    Beyond the pandera contract: at least one row, no holdout rows, ``arm`` equal to
+    ``"message@channel"``, one ``size`` per segment and every channel in the cost catalogue.
+
+    Raises
+    ------
+    SchemaError
+        A column is missing or has values of the wrong type or range.
+    DataError
+        The rows are valid one by one but not together (see above).
+    """
+    frame = validate(effects, EFFECTS, source=source).reset_index(drop=True)
+    if frame.empty:
+        raise DataError(f"{source}: the segment-effects table has no rows")
+    if (frame["arm"] == HOLDOUT).any():
+        raise DataError(
+            f"{source}: column 'arm': {HOLDOUT!r} is the control arm; effects are per treatment arm against it"
+        )
+    expected = frame["message"] + "@" + frame["channel"]
+    wrong = frame["arm"] != expected
+    if wrong.any():
+        examples = ", ".join(repr(a) for a in frame.loc[wrong, "arm"].head(3))
+        raise DataError(
+            f"{source}: column 'arm': expected 'message@channel' from columns 'message' and 'channel'; "
+            f"{int(wrong.sum())} row(s) break it (e.g. {examples})"
+        )
+    sizes = frame.groupby("segment", sort=False)["size"].nunique()
+    if (sizes > 1).any():
+        examples = ", ".join(repr(s) for s in sizes.index[sizes > 1][:3])
+        raise DataError(f"{source}: column 'size': expected one size per segment; segments {examples} have several")
+    unknown = sorted(set(frame["channel"].unique()) - set(costs.channels))
+    if unknown:
+        raise DataError(
+            f"{source}: column 'channel': {', '.join(map(repr, unknown))} not in the cost catalogue; "
+            f"valid: {', '.join(sorted(costs.channels))}"
+        )
+    return frame
+
+
+def floor_mask(
+    frame: pd.DataFrame, floor: FairnessFloor, *, source: str = "effects", allow_empty: bool = False
+) -> np.ndarray:
+    """Boolean mask of the rows of ``frame`` whose segment the fairness ``floor`` selects.
+
+    Raises
+    ------
+    DataError
+        A ``where`` column is missing, varies within a segment, or the floor selects nothing
+        (unless ``allow_empty``).
+    """
+    mask = np.ones(len(frame), dtype=bool)
+    for column in floor.where:
+        if column not in frame.columns:
+            attributes = [c for c in frame.columns if c not in EFFECT_COLUMNS or c == "segment"]
+            raise DataError(
+                f"{source}: fairness floor {floor.name!r} selects on column {column!r}, which is missing; "
+                f"segment columns: {', '.join(attributes) or 'none'}"
+            )
+        values = frame[column].astype(str)
+        if column != "segment" and (frame.assign(_v=values).groupby("segment")["_v"].nunique() > 1).any():
+            raise DataError(
+                f"{source}: fairness floor {floor.name!r} selects on column {column!r}, which varies within a "
+                "segment; floors select whole segments"
+            )
+        mask &= values.isin(floor.values(column)).to_numpy()
+    if not mask.any() and not allow_empty:
+        present = {c: sorted(frame[c].astype(str).unique())[:8] for c in floor.where}
+        raise DataError(
+            f"{source}: fairness floor {floor.name!r} (where {floor.where}) selects no segment; values present: {present}"
+        )
+    return mask

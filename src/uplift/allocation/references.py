@@ -1,0 +1,128 @@
+"""Reference plans a planned split is compared with: "even" and "single_best_message".
+
+- **even**: the budget spread evenly (in EUR) over every segment x arm cell with people in it,
+  ignoring the estimated effects and the policy's rules, but respecting reach: each message on a
+  channel gets an equal part of the channel's reach tiers in the segment and an equal part of the
+  segment's contactable people (``(1 - holdout_share) x size``); a cell that is full passes its
+  share on to the others (water-filling).
+- **single_best_message**: everything on the one message with the highest size-weighted mean
+  effect, spread over segments and channels by the same LP as the plan (policy rules included,
+  relaxed if they conflict; no exploration).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from uplift.allocation.effects import check_effects
+from uplift.allocation.infeasibility import solve_elastic
+from uplift.allocation.problem import Allocation, Problem, build_problem
+from uplift.allocation.result import plan_cells
+from uplift.allocation.solve import LPSolution
+from uplift.specs.planning import CostCatalogue, PlanningPolicy
+
+__all__ = [
+    "REFERENCE_PLANS",
+    "even_allocation",
+    "best_message",
+    "single_best_message_solution",
+    "reference_plans",
+]
+
+REFERENCE_PLANS: tuple[str, ...] = ("even", "single_best_message")
+
+
+def even_allocation(problem: Problem, *, budget: float) -> Allocation:
+    """Spread ``budget`` evenly over the cells with people, within their share of reach.
+
+    Returns
+    -------
+    Allocation
+        Contacts per cell and group tier; spends ``budget`` or everything reachable if less.
+    """
+    n, tiers = problem.n, int(problem.tier_rank.max()) + 1
+    cells_in_grp = np.bincount(problem.grp, minlength=len(problem.grp_seg))
+    cells_in_seg = np.bincount(problem.seg, minlength=len(problem.segments))
+    # per cell: its share of each tier of its group (padded to `tiers` columns)
+    cap = np.zeros((len(problem.grp_seg), tiers))
+    cost = np.full((len(problem.grp_seg), tiers), np.inf)
+    cap[problem.tier_grp, problem.tier_rank] = problem.tier_cap
+    cost[problem.tier_grp, problem.tier_rank] = problem.tier_cost
+    q = cap[problem.grp] / cells_in_grp[problem.grp][:, None]
+    p = cost[problem.grp]
+    limit = problem.contact_cap[problem.seg] / cells_in_seg[problem.seg]
+    cum = np.cumsum(q, axis=1)
+    q = np.clip(np.minimum(cum, limit[:, None]) - (cum - q), 0.0, None)
+    q[problem.frame["size"].to_numpy() <= 0] = 0.0
+    tier_spend = np.where(q > 0, np.where(q > 0, p, 0.0) * q, 0.0)
+    capacity = tier_spend.sum(axis=1)
+    spend = _water_fill(capacity, budget)
+    before = np.cumsum(tier_spend, axis=1) - tier_spend
+    bought = np.where(q > 0, np.clip((spend[:, None] - before) / np.where(q > 0, p, 1.0), 0.0, q), 0.0)
+    x = bought.sum(axis=1)
+    y_grp = np.zeros((len(problem.grp_seg), tiers))
+    np.add.at(y_grp, problem.grp, bought)
+    y = y_grp[problem.tier_grp, problem.tier_rank]
+    return Allocation(x, np.minimum(y, problem.tier_cap)) if n else Allocation.empty(problem)
+
+
+def _water_fill(capacity: np.ndarray, budget: float) -> np.ndarray:
+    """Equal spend per cell, each capped at its capacity, adding up to ``budget`` (or all capacity)."""
+    if capacity.sum() <= budget:
+        return capacity.copy()
+    order = np.sort(capacity)
+    n = len(order)
+    # level after filling the i smallest cells completely: (budget - sum of them) / (n - i)
+    filled = np.concatenate([[0.0], np.cumsum(order)[:-1]])
+    level = (budget - filled) / (n - np.arange(n))
+    i = int(np.argmax(level <= order))
+    return np.minimum(capacity, level[i])
+
+
+def best_message(frame: pd.DataFrame) -> str:
+    """The message with the highest size-weighted mean effect over all its cells."""
+    weight = frame["size"].to_numpy(dtype=float)
+    weighted = pd.DataFrame(
+        {"message": frame["message"].to_numpy(), "we": weight * frame["effect"].to_numpy(dtype=float), "w": weight}
+    ).groupby("message", sort=True)[["we", "w"]].sum()
+    score = weighted["we"] / weighted["w"].where(weighted["w"] > 0)
+    score = score.fillna(-np.inf)
+    return str(score.idxmax())
+
+
+def single_best_message_solution(
+    frame: pd.DataFrame, costs: CostCatalogue, policy: PlanningPolicy, *, budget: float, source: str = "effects"
+) -> tuple[Problem, LPSolution, list[str]]:
+    """The plan LP restricted to :func:`best_message` (checked ``frame``), without exploration.
+
+    Returns the sub-problem, its (possibly relaxed) solution and its conflicts.
+    """
+    message = best_message(frame)
+    sub = frame[frame["message"] == message].reset_index(drop=True)
+    problem = build_problem(sub, costs, policy, source=source, require_floor_segments=False)
+    solution, conflicts = solve_elastic(
+        problem,
+        objective=problem.effect,
+        budget=budget,
+        base=Allocation.empty(problem),
+        fundable=problem.effect >= 0,
+    )
+    return problem, solution, conflicts
+
+
+def reference_plans(
+    effects: pd.DataFrame,
+    *,
+    budget: float,
+    costs: CostCatalogue,
+    policy: PlanningPolicy,
+    source: str = "effects",
+) -> dict[str, pd.DataFrame]:
+    """The cells tables of the reference plans (keys :data:`REFERENCE_PLANS`), e.g. to score them
+    against the truth with :func:`~uplift.allocation.result.evaluate_plan`."""
+    frame = check_effects(effects, costs, source=source)
+    problem = build_problem(frame, costs, policy, source=source)
+    even = plan_cells(problem, total=even_allocation(problem, budget=budget))
+    sub, solution, _ = single_best_message_solution(frame, costs, policy, budget=budget, source=source)
+    return {"even": even, "single_best_message": plan_cells(sub, total=solution.allocation)}

@@ -1,0 +1,263 @@
+"""What a plan returns: the per-cell table, the totals, and re-scoring a plan under other effects.
+
+Contacts come out of the LP fractional; the cells table rounds them *down* to whole people and
+scales each cell's spend with them (the cell keeps its average price per contact), so the rounded
+plan never spends more, nor contacts more people, than the LP did. A group's spend (segment x
+channel, whose messages share the reach tiers) is attributed to its messages in proportion to
+their contacts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from uplift.allocation.effects import check_effects, floor_mask
+from uplift.allocation.explore import interval_z
+from uplift.allocation.problem import Allocation, Problem
+from uplift.errors import DataError
+from uplift.specs.planning import CostCatalogue, PlanningPolicy
+
+__all__ = ["CELL_COLUMNS", "PlanTotals", "PlanResult", "plan_cells", "plan_totals", "evaluate_plan"]
+
+CELL_COLUMNS: tuple[str, ...] = (
+    "segment",
+    "arm",
+    "message",
+    "channel",
+    "contacts",
+    "holdout_people",
+    "spend",
+    "expected_conversions",
+    "lo",
+    "hi",
+    "cost_per_conversion",
+    "marginal_cost",
+    "exploration",
+)
+"""Columns of :attr:`PlanResult.cells`; ``exploration`` is the EUR of the cell's spend that is exploration."""
+
+
+@dataclass(frozen=True)
+class PlanTotals:
+    """Figures of a whole plan.
+
+    Attributes
+    ----------
+    budget, spend : EUR. contacts, holdout_people : people.
+    expected_conversions, lo, hi : incremental conversions and their interval (the policy's
+        coverage, normal, cells independent).
+    cost_per_conversion : spend / expected conversions (NaN without conversions).
+    marginal_cost : EUR of the next incremental conversion, ``1 / dual`` of the budget row
+        (inf when more budget buys nothing; NaN for plans not made by the LP).
+    exploration_spend : EUR spent by Thompson exploration.
+    """
+
+    budget: float
+    spend: float
+    contacts: int
+    holdout_people: int
+    expected_conversions: float
+    lo: float
+    hi: float
+    cost_per_conversion: float
+    marginal_cost: float
+    exploration_spend: float
+
+    def as_dict(self) -> dict[str, float]:
+        """The figures as a plain mapping (for JSON and tables)."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """The budget split and how it was reached.
+
+    Attributes
+    ----------
+    cells : one row per segment x arm of the effects table, columns :data:`CELL_COLUMNS`.
+    totals : the plan's figures.
+    references : the same figures for the reference plans ``"even"`` and ``"single_best_message"``.
+    status : ``"optimal"``, or ``"infeasible"`` when the policy's rules conflict (then ``cells``
+        is the best relaxed plan).
+    conflicts : one plain-language message per violated rule (empty when optimal).
+    notes : other things a planner should know (budget left unspent and what binds).
+    """
+
+    cells: pd.DataFrame
+    totals: PlanTotals
+    references: Mapping[str, PlanTotals]
+    status: str
+    conflicts: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def plan_cells(problem: Problem, *, total: Allocation, explored: Allocation | None = None) -> pd.DataFrame:
+    """The cells table of allocation ``total`` (of which ``explored`` is exploration).
+
+    Parameters
+    ----------
+    problem : the LP the allocation solves.
+    total : contacts per cell and group tier (exploration included).
+    explored : the exploration part (None: no exploration).
+    """
+    policy = problem.policy
+    explored = explored if explored is not None else Allocation.empty(problem)
+    x = np.maximum(total.x, 0.0)
+    contacts = np.floor(x + 1e-6)
+    scale = np.divide(contacts, x, out=np.zeros_like(x), where=x > 0)
+    spend = _attribute(problem, total) * scale
+    exploration = np.minimum(_attribute(problem, explored) * scale, spend)
+    conv = problem.effect * contacts
+    half = interval_z(policy.interval) * problem.effect_sd * contacts
+    ratio = policy.holdout_share / (1.0 - policy.holdout_share)
+    frame = problem.frame
+    with np.errstate(over="ignore"):  # a tiny positive effect has a huge (inf) price per conversion
+        cost_per_conversion = np.divide(spend, conv, out=np.full_like(spend, np.nan), where=conv > 0)
+        marginal_cost = _next_conversion_cost(problem, total)
+    cells = pd.DataFrame(
+        {
+            "segment": frame["segment"].to_numpy(),
+            "arm": frame["arm"].to_numpy(),
+            "message": frame["message"].to_numpy(),
+            "channel": frame["channel"].to_numpy(),
+            "contacts": contacts.astype(np.int64),
+            "holdout_people": np.floor(ratio * contacts + 1e-9).astype(np.int64),
+            "spend": spend,
+            "expected_conversions": conv,
+            "lo": conv - half,
+            "hi": conv + half,
+            "cost_per_conversion": cost_per_conversion,
+            "marginal_cost": marginal_cost,
+            "exploration": exploration,
+        }
+    )
+    return cells
+
+
+def _attribute(problem: Problem, alloc: Allocation) -> np.ndarray:
+    """Spend per cell: its group's spend shared in proportion to contacts."""
+    spend_grp = problem.group_spend(alloc.y)
+    contacts_grp = np.bincount(problem.grp, weights=alloc.x, minlength=len(spend_grp))
+    per_contact = np.divide(spend_grp, contacts_grp, out=np.zeros_like(spend_grp), where=contacts_grp > 1e-9)
+    return per_contact[problem.grp] * alloc.x
+
+
+def _next_conversion_cost(problem: Problem, alloc: Allocation) -> np.ndarray:
+    """EUR of one more incremental conversion in each cell: next open tier's price / effect."""
+    left = problem.tier_cap - alloc.y
+    tol = 1e-6 * np.maximum(problem.tier_cap, 1.0)
+    open_tier = left > tol
+    price = np.where(open_tier, problem.tier_cost, np.inf)
+    next_price = np.full(len(problem.grp_seg), np.inf)
+    np.minimum.at(next_price, problem.tier_grp, price)
+    contacts_seg = np.bincount(problem.seg, weights=alloc.x, minlength=len(problem.segments))
+    seg_full = contacts_seg >= problem.contact_cap - 1e-6 * np.maximum(problem.contact_cap, 1.0)
+    policy = problem.policy
+    ch_full = np.zeros(len(problem.channels), dtype=bool)
+    spend_ch = np.bincount(problem.grp_channel, weights=problem.group_spend(alloc.y), minlength=len(problem.channels))
+    for k, ch in enumerate(problem.channels):
+        if ch in policy.max_spend:
+            ch_full[k] = spend_ch[k] >= policy.max_spend[ch] * (1 - 1e-9) - 1e-6
+    price_cell = next_price[problem.grp]
+    blocked = seg_full[problem.seg] | ch_full[problem.grp_channel[problem.grp]] | (problem.effect <= 0)
+    return np.where(blocked, np.inf, np.divide(price_cell, np.maximum(problem.effect, 1e-300)))
+
+
+def plan_totals(
+    cells: pd.DataFrame,
+    effect_sd: np.ndarray,
+    *,
+    budget: float,
+    interval: float,
+    marginal_cost: float = float("nan"),
+) -> PlanTotals:
+    """Totals of a cells table (``effect_sd`` aligned with its rows; cells independent)."""
+    contacts = cells["contacts"].to_numpy(dtype=float)
+    spend = float(cells["spend"].sum())
+    conv = float(cells["expected_conversions"].sum())
+    half = interval_z(interval) * float(np.sqrt(np.sum((effect_sd * contacts) ** 2)))
+    return PlanTotals(
+        budget=float(budget),
+        spend=spend,
+        contacts=int(contacts.sum()),
+        holdout_people=int(cells["holdout_people"].sum()),
+        expected_conversions=conv,
+        lo=conv - half,
+        hi=conv + half,
+        cost_per_conversion=spend / conv if conv > 0 else float("nan"),
+        marginal_cost=float(marginal_cost),
+        exploration_spend=float(cells["exploration"].sum()) if "exploration" in cells else 0.0,
+    )
+
+
+def evaluate_plan(
+    cells: pd.DataFrame,
+    effects: pd.DataFrame,
+    *,
+    costs: CostCatalogue | None = None,
+    policy: PlanningPolicy | None = None,
+    source: str = "effects",
+) -> dict[str, object]:
+    """Re-score a plan's contacts under another effects table (e.g. the simulator's true effects).
+
+    Parameters
+    ----------
+    cells : a plan's cells (needs ``segment``, ``arm``, ``contacts``, ``spend``).
+    effects : segment-effects table covering every cell with contacts.
+    costs : if given, ``effects`` is fully checked against the contract first.
+    policy : if given, the share each fairness floor achieves is reported, and its interval is used.
+
+    Returns
+    -------
+    dict
+        ``spend``, ``contacts``, ``expected_conversions``, ``lo``, ``hi`` (interval from the
+        table's ``effect_sd``) and ``floors`` (floor name -> achieved share of spend or of
+        conversions under these effects; empty without ``policy``).
+
+    Raises
+    ------
+    DataError
+        A funded cell has no row in ``effects``, or a required column is missing.
+    """
+    for name, frame, columns in (("cells", cells, ("segment", "arm", "contacts", "spend")),
+                                 (source, effects, ("segment", "arm", "effect", "effect_sd"))):
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise DataError(f"{name}: missing column(s) {', '.join(map(repr, missing))}")
+    if costs is not None:
+        effects = check_effects(effects, costs, source=source)
+    keys = ["segment", "arm"]
+    left = cells[keys + ["contacts", "spend"]].astype({"segment": str, "arm": str})
+    right = effects.drop(columns=[c for c in ("contacts", "spend") if c in effects.columns])
+    right = right.astype({"segment": str, "arm": str})
+    merged = left.merge(right, on=keys, how="left", validate="one_to_one", indicator=True)
+    orphan = (merged["_merge"] == "left_only") & (merged["contacts"] > 0)
+    if orphan.any():
+        examples = ", ".join(f"({s!r}, {a!r})" for s, a in merged.loc[orphan, keys].head(3).itertuples(index=False))
+        raise DataError(f"{source}: no effect for {int(orphan.sum())} funded cell(s) of the plan, e.g. {examples}")
+    merged = merged[merged["_merge"] == "both"].reset_index(drop=True)
+    contacts = merged["contacts"].to_numpy(dtype=float)
+    spend = merged["spend"].to_numpy(dtype=float)
+    conv = merged["effect"].to_numpy(dtype=float) * contacts
+    interval = policy.interval if policy is not None else 0.8
+    half = interval_z(interval) * float(np.sqrt(np.sum((merged["effect_sd"].to_numpy(dtype=float) * contacts) ** 2)))
+    floors: dict[str, float] = {}
+    for floor in policy.fairness_floors if policy is not None else ():
+        mask = floor_mask(merged, floor, source=source, allow_empty=True)
+        if floor.kind == "spend_share":
+            floors[floor.name] = float(spend[mask].sum() / spend.sum()) if spend.sum() > 0 else float("nan")
+        else:
+            floors[floor.name] = float(conv[mask].sum() / conv.sum()) if conv.sum() != 0 else float("nan")
+    total = float(conv.sum())
+    return {
+        "spend": float(spend.sum()),
+        "contacts": int(contacts.sum()),
+        "expected_conversions": total,
+        "lo": total - half,
+        "hi": total + half,
+        "floors": floors,
+    }

@@ -1,0 +1,232 @@
+"""Solving the planning LP with HiGHS (``scipy.optimize.linprog``), plain or elastic.
+
+:func:`solve_value` maximises expected conversions; with ``slack_cap`` the budget-independent
+rows (:data:`~uplift.allocation.problem.ELASTIC_KINDS`) may be violated by at most that much.
+:func:`solve_feasibility` finds the smallest weighted violation of those rows (phase 1 of the
+elastic solve, see :mod:`uplift.allocation.infeasibility`).
+
+A tiny spend penalty breaks ties so that cheaper tiers are filled first and money is not spent
+where it buys nothing: a contact at the dearest tier price costs ``TIE_BREAK`` (1e-5) of the best
+effect in the objective. The budget dual is corrected for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from uplift.allocation.problem import (
+    ELASTIC_KINDS,
+    ROW_KINDS,
+    Allocation,
+    Problem,
+    right_hand_sides,
+    variable_bounds,
+)
+from uplift.errors import UpliftError
+
+__all__ = [
+    "ALL_KINDS",
+    "TIE_BREAK",
+    "LPSolution",
+    "best_rate",
+    "solve_feasibility",
+    "solve_value",
+    "spend_penalty",
+]
+
+ALL_KINDS: frozenset[str] = frozenset(ROW_KINDS)
+TIE_BREAK = 1e-5
+"""Objective penalty of one contact at the dearest tier price, relative to the best effect."""
+
+_OPTIMAL, _INFEASIBLE = 0, 2
+_PRICING_ROUNDS = 6
+_PRICING_TOL = 1e-7
+
+
+@dataclass(frozen=True)
+class LPSolution:
+    """One LP solve.
+
+    Attributes
+    ----------
+    allocation : contacts found (on top of the ``base`` the LP was solved for).
+    optimal : False when HiGHS reports the rows infeasible (then ``allocation`` is empty).
+    value : expected conversions of ``allocation`` under the objective effects.
+    budget_dual : extra conversions one more EUR of budget buys (0 when the budget is slack).
+    row_duals : marginal of every ``A_ub`` row (minimisation sign; 0 for rows left out).
+    slack : violation of every ``A_ub`` row (non-zero only for elastic rows of an elastic solve).
+    """
+
+    allocation: Allocation
+    optimal: bool
+    value: float
+    budget_dual: float
+    row_duals: np.ndarray
+    slack: np.ndarray
+
+
+def spend_penalty(problem: Problem, objective: np.ndarray, fundable: np.ndarray) -> float:
+    """Tie-breaking penalty in conversions per EUR (see :data:`TIE_BREAK`)."""
+    top = float(np.max(objective[fundable], initial=0.0))
+    dearest = float(np.max(problem.tier_cost, initial=0.0))
+    return TIE_BREAK * top / dearest if top > 0 and dearest > 0 else 0.0
+
+
+def best_rate(problem: Problem, objective: np.ndarray) -> float:
+    """Highest conversions per EUR any cell offers (first tier), at least a tiny positive number."""
+    cheapest = np.full(len(problem.grp_seg), np.inf)
+    np.minimum.at(cheapest, problem.tier_grp, problem.tier_cost)
+    rate = np.where(objective > 0, objective / cheapest[problem.grp], 0.0)
+    return float(max(rate.max(initial=0.0), 1e-12))
+
+
+def _system(problem: Problem, *, budget: float, base: Allocation, kinds: frozenset[str], elastic: bool):
+    rows = problem.rows(kinds)
+    a_ub = problem.a_ub[rows]
+    b_ub = right_hand_sides(problem, budget=budget, base=base)[rows]
+    a_eq = problem.a_eq
+    n_slack = 0
+    el_rows = np.flatnonzero(rows)
+    if elastic:
+        el = np.isin(problem.row_kind[rows], list(ELASTIC_KINDS))
+        n_slack = int(el.sum())
+        s = sp.csr_matrix((-np.ones(n_slack), (np.flatnonzero(el), np.arange(n_slack))), shape=(a_ub.shape[0], n_slack))
+        a_ub = sp.hstack([a_ub, s], format="csr")
+        a_eq = sp.hstack([a_eq, sp.csr_matrix((a_eq.shape[0], n_slack))], format="csr")
+        el_rows = el_rows[el]
+    return rows, a_ub, b_ub, a_eq, n_slack, el_rows
+
+
+def _run(c, a_ub, b_ub, a_eq, bounds):
+    if a_ub.shape[0] == 0:
+        a_ub, b_ub = None, None
+    res = linprog(
+        c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=np.zeros(a_eq.shape[0]), bounds=bounds, method="highs-ds"
+    )
+    if res.status not in (_OPTIMAL, _INFEASIBLE):
+        raise UpliftError(f"the planning LP could not be solved (HiGHS status {res.status}: {res.message})")
+    return res
+
+
+def _run_priced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, rank: np.ndarray):
+    """Solve by column generation over the cells; the result is the optimum of the full LP.
+
+    All messages on a channel in a segment share price and reach, so the optimum nearly always
+    uses one message per group. The LP is first solved with only the best-``rank`` fundable cell
+    per group open; cells whose reduced cost (from the duals) is negative are opened and the LP
+    is solved again until none is left. HiGHS presolve drops the closed columns.
+    """
+    n = problem.n
+    fundable = bounds[:n, 1] > 0
+    score = np.where(fundable, rank, -np.inf)
+    top = np.full(len(problem.grp_seg), -np.inf)
+    np.maximum.at(top, problem.grp, score)
+    active = fundable & (score >= top[problem.grp])
+    a_eq_x = a_eq[:, :n].T.tocsr()
+    a_ub_x = a_ub[:, :n].T.tocsr() if a_ub.shape[0] else None
+    for _ in range(_PRICING_ROUNDS):
+        if active.sum() == fundable.sum():
+            break
+        restricted = bounds.copy()
+        restricted[:n, 1] = np.where(active, bounds[:n, 1], 0.0)
+        res = _run(c, a_ub, b_ub, a_eq, restricted)
+        if res.status != _OPTIMAL:
+            break
+        dual = a_eq_x @ res.eqlin.marginals
+        if a_ub_x is not None:
+            dual = dual + a_ub_x @ res.ineqlin.marginals
+        entering = fundable & ~active & (c[:n] - dual < -_PRICING_TOL)
+        if not entering.any():
+            return res
+        active |= entering
+    return _run(c, a_ub, b_ub, a_eq, bounds)
+
+
+def _unpack(problem: Problem, res, rows, n_slack, el_rows, objective, scale: float, eps: float) -> LPSolution:
+    n, m = problem.n, problem.m
+    duals = np.zeros(len(problem.row_kind))
+    slack = np.zeros(len(problem.row_kind))
+    if res.status != _OPTIMAL:
+        return LPSolution(Allocation.empty(problem), False, 0.0, 0.0, duals, slack)
+    x = np.maximum(res.x[:n], 0.0)
+    y = np.maximum(res.x[n : n + m], 0.0)
+    if res.ineqlin is not None and len(res.ineqlin.marginals):
+        duals[rows] = np.asarray(res.ineqlin.marginals) * scale
+    if n_slack:
+        slack[el_rows] = np.maximum(res.x[problem.nv :], 0.0)
+    budget_rows = problem.row_kind == "budget"
+    raw = -float(duals[budget_rows][0]) if rows[budget_rows].any() else 0.0
+    budget_dual = raw + eps if raw > eps * 1e-3 else 0.0
+    return LPSolution(Allocation(x, y), True, float(objective @ x), budget_dual, duals, slack)
+
+
+def solve_value(
+    problem: Problem,
+    *,
+    objective: np.ndarray,
+    budget: float,
+    base: Allocation,
+    fundable: np.ndarray,
+    kinds: frozenset[str] = ALL_KINDS,
+    slack_cap: np.ndarray | None = None,
+) -> LPSolution:
+    """Maximise ``objective @ x`` (expected conversions) on top of ``base``.
+
+    Parameters
+    ----------
+    objective : effect per contact of every cell used in the objective.
+    budget : the whole budget (``base`` spend included).
+    base : allocation already made; every rule holds for ``base + result``.
+    fundable : cells that may get contacts.
+    kinds : row kinds to enforce.
+    slack_cap : per ``A_ub`` row, the violation allowed for elastic rows (None: no violation).
+    """
+    elastic = slack_cap is not None
+    rows, a_ub, b_ub, a_eq, n_slack, el_rows = _system(problem, budget=budget, base=base, kinds=kinds, elastic=elastic)
+    eps = spend_penalty(problem, objective, fundable)
+    scale = _scale(objective[fundable])
+    c = np.concatenate([-objective, eps * problem.tier_cost, [0.0, 0.0], np.zeros(n_slack)]) / scale
+    bounds = variable_bounds(problem, fundable=fundable, base=base)
+    if elastic:
+        caps = np.column_stack([np.zeros(n_slack), slack_cap[el_rows]])
+        bounds = np.vstack([bounds, caps])
+    res = _run_priced(problem, c, a_ub, b_ub, a_eq, bounds, objective)
+    return _unpack(problem, res, rows, n_slack, el_rows, objective, scale, eps)
+
+
+def solve_feasibility(
+    problem: Problem,
+    *,
+    objective: np.ndarray,
+    budget: float,
+    base: Allocation,
+    fundable: np.ndarray,
+    weights: np.ndarray,
+) -> LPSolution:
+    """Smallest ``weights``-weighted violation of the elastic rows that the hard rules allow.
+
+    ``weights`` is per ``A_ub`` row (only elastic rows are read); the returned ``slack`` is what
+    each elastic row must give up.
+    """
+    rows, a_ub, b_ub, a_eq, n_slack, el_rows = _system(problem, budget=budget, base=base, kinds=ALL_KINDS, elastic=True)
+    scale = _scale(weights[el_rows])
+    c = np.concatenate([np.zeros(problem.nv), weights[el_rows]]) / scale
+    bounds = np.vstack([
+        variable_bounds(problem, fundable=fundable, base=base),
+        np.column_stack([np.zeros(n_slack), np.full(n_slack, np.inf)]),
+    ])
+    res = _run_priced(problem, c, a_ub, b_ub, a_eq, bounds, objective)
+    if res.status != _OPTIMAL:
+        raise UpliftError(f"the elastic planning LP is infeasible ({res.message}); please report this as a bug")
+    return _unpack(problem, res, rows, n_slack, el_rows, objective, scale, 0.0)
+
+
+def _scale(coefficients: np.ndarray) -> float:
+    """Largest absolute coefficient (1 if none): dividing the objective by it keeps HiGHS's
+    absolute tolerances meaningful for effects of order 1e-3."""
+    top = float(np.max(np.abs(coefficients), initial=0.0))
+    return top if top > 0 else 1.0

@@ -1,0 +1,218 @@
+"""Declarations for budget planning: the channel cost catalogue and the planning policy (``serve/``).
+
+``serve/costs.yaml`` is read into :class:`CostCatalogue`, ``serve/policy.yaml`` into
+:class:`PlanningPolicy`; :func:`apply_overrides` makes a per-call variant of either and turns an
+invalid override into a :class:`~uplift.errors.SpecError` that names the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from uplift.errors import SpecError
+from uplift.specs import Spec
+
+__all__ = [
+    "ReachTier",
+    "ChannelCost",
+    "CostCatalogue",
+    "FairnessFloor",
+    "PlanningPolicy",
+    "apply_overrides",
+]
+
+S = TypeVar("S", bound=Spec)
+
+FloorValue = str | int | float | bool
+
+
+class ReachTier(Spec):
+    """One step of a channel's reach curve: the next ``share`` of a segment costs ``multiplier`` x base.
+
+    Shares are incremental: tiers ``[(0.4, 1.0), (0.3, 1.8)]`` mean the first 40% of a segment
+    cost the base price per contact, the next 30% cost 1.8 times that, the remaining 30% are
+    unreachable on the channel.
+    """
+
+    share: float = Field(gt=0, le=1, description="share of the segment reachable in this tier")
+    multiplier: float = Field(gt=0, description="cost per contact in this tier / base cost per contact")
+
+
+class ChannelCost(Spec):
+    """Price and reach curve of one channel.
+
+    Give either ``cost_per_contact`` (EUR per person reached) or ``cost_per_mille`` (EUR per
+    thousand impressions) together with ``impressions_per_contact`` (the frequency needed to
+    count a person as reached); :attr:`unit_cost` normalises both to EUR per contact.
+    """
+
+    cost_per_contact: float | None = Field(default=None, gt=0)
+    cost_per_mille: float | None = Field(default=None, gt=0)
+    impressions_per_contact: float | None = Field(default=None, gt=0)
+    tiers: tuple[ReachTier, ...] = Field(min_length=1)
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _one_price(self) -> ChannelCost:
+        per_contact = self.cost_per_contact is not None
+        per_mille = self.cost_per_mille is not None or self.impressions_per_contact is not None
+        if per_contact == per_mille:
+            raise ValueError(
+                "give either cost_per_contact, or cost_per_mille together with impressions_per_contact"
+            )
+        if per_mille and (self.cost_per_mille is None or self.impressions_per_contact is None):
+            raise ValueError("cost_per_mille and impressions_per_contact must be given together")
+        return self
+
+    @field_validator("tiers")
+    @classmethod
+    def _concave(cls, tiers: tuple[ReachTier, ...]) -> tuple[ReachTier, ...]:
+        total = sum(t.share for t in tiers)
+        if total > 1 + 1e-9:
+            raise ValueError(f"tier shares add up to {total:.3g}; expected at most 1 (a whole segment)")
+        multipliers = [t.multiplier for t in tiers]
+        if any(b < a for a, b in zip(multipliers, multipliers[1:])):
+            raise ValueError(
+                f"tier multipliers {multipliers} must not decrease (a concave reach curve: "
+                "each further share of a segment costs at least as much per contact)"
+            )
+        return tiers
+
+    @property
+    def unit_cost(self) -> float:
+        """Base cost per contact in EUR (the first tier's price before its multiplier)."""
+        if self.cost_per_contact is not None:
+            return float(self.cost_per_contact)
+        return float(self.cost_per_mille) * float(self.impressions_per_contact) / 1000.0
+
+    @property
+    def reachable_share(self) -> float:
+        """Share of a segment the channel can reach at all (sum of the tier shares)."""
+        return float(sum(t.share for t in self.tiers))
+
+
+class CostCatalogue(Spec):
+    """Per-channel prices and reach curves (``serve/costs.yaml``)."""
+
+    currency: Literal["EUR"] = "EUR"
+    channels: dict[str, ChannelCost] = Field(min_length=1)
+
+    def channel(self, name: str) -> ChannelCost:
+        """The cost declaration of channel ``name``; :class:`SpecError` lists the valid ones."""
+        try:
+            return self.channels[name]
+        except KeyError:
+            raise SpecError(
+                f"channel {name!r} is not in the cost catalogue; valid: {', '.join(sorted(self.channels))}"
+            ) from None
+
+
+class FairnessFloor(Spec):
+    """A guaranteed minimum share of spend or of expected conversions for selected segments.
+
+    ``where`` maps segment attribute columns of the effects table to a value or a list of
+    values; a segment is selected when every column matches (values are compared as text).
+    """
+
+    name: str = Field(min_length=1)
+    where: dict[str, FloorValue | list[FloorValue]] = Field(min_length=1)
+    kind: Literal["spend_share", "conversion_share"]
+    min_share: float = Field(ge=0, le=1)
+
+    def values(self, column: str) -> list[str]:
+        """The accepted values of ``column``, as text."""
+        value = self.where[column]
+        items = value if isinstance(value, list) else [value]
+        return [str(v) for v in items]
+
+
+class PlanningPolicy(Spec):
+    """The rules a budget split must keep (``serve/policy.yaml``).
+
+    Attributes
+    ----------
+    min_spend, max_spend : EUR per channel (channels not named have no minimum / no maximum).
+    max_segment_share : largest share of the total spend one segment may take.
+    fairness_floors : minimum spend or conversion shares for selected segments.
+    holdout_share : share of every funded segment kept as holdout; contacts in a segment over all
+        arms are at most ``(1 - holdout_share) x size`` and the holdout is
+        ``holdout_share / (1 - holdout_share) x contacts``.
+    exploration_share : share of the budget spent by Thompson sampling over the effect uncertainty.
+    exploration_draws : number of effect draws the exploration allocation averages over.
+    interval : coverage of the reported intervals (normal, independent cells).
+    seed : seed of the exploration draws.
+    """
+
+    min_spend: dict[str, float] = Field(default_factory=dict)
+    max_spend: dict[str, float] = Field(default_factory=dict)
+    max_segment_share: float = Field(default=1.0, gt=0, le=1)
+    fairness_floors: tuple[FairnessFloor, ...] = ()
+    holdout_share: float = Field(default=0.1, ge=0, lt=1)
+    exploration_share: float = Field(default=0.0, ge=0, lt=1)
+    exploration_draws: int = Field(default=8, ge=1, le=200)
+    interval: float = Field(default=0.8, gt=0, lt=1)
+    seed: int = 0
+
+    @field_validator("min_spend", "max_spend")
+    @classmethod
+    def _non_negative(cls, spend: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in spend.items() if not v >= 0}
+        if bad:
+            raise ValueError(f"spend limits must be >= 0 EUR; got {bad}")
+        return spend
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlanningPolicy:
+        clash = {
+            ch: (lo, self.max_spend[ch])
+            for ch, lo in self.min_spend.items()
+            if ch in self.max_spend and lo > self.max_spend[ch]
+        }
+        if clash:
+            raise ValueError(
+                "min_spend exceeds max_spend for "
+                + ", ".join(f"{ch!r} (min EUR {lo:,.0f} > max EUR {hi:,.0f})" for ch, (lo, hi) in clash.items())
+            )
+        names = [f.name for f in self.fairness_floors]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"fairness floor names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+
+def apply_overrides(spec: S, overrides: Mapping[str, Any], *, source: str = "overrides") -> S:
+    """A copy of ``spec`` with ``overrides`` applied and validated again.
+
+    Keys are field names; a dotted key reaches into a mapping field
+    (``{"min_spend.meta": 2000}``). ``spec.model_copy(update=...)`` does the same without
+    validation; this helper validates and names the field when an override is invalid.
+
+    Raises
+    ------
+    SpecError
+        An unknown field, or a value the field does not accept.
+    """
+    data = spec.model_dump()
+    fields = type(spec).model_fields
+    for key, value in overrides.items():
+        head, _, rest = key.partition(".")
+        if head not in fields:
+            raise SpecError(
+                f"{source}: {key!r} is not a field of {type(spec).__name__}; valid: {', '.join(fields)}"
+            )
+        if not rest:
+            data[head] = value
+            continue
+        if not isinstance(data[head], dict):
+            raise SpecError(f"{source}: {key!r}: field {head!r} is not a mapping, so it has no key {rest!r}")
+        data[head] = {**data[head], rest: value}
+    try:
+        return type(spec).model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SpecError(f"{source}: invalid {type(spec).__name__}: {problems}") from None

@@ -1,0 +1,522 @@
+"""Tests of the budget-split planner (uplift.allocation) and its declarations (uplift.specs.planning)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from uplift.allocation import CELL_COLUMNS, evaluate_plan, plan, reference_plans
+from uplift.errors import DataError, InfeasiblePlanError, SchemaError, SpecError
+from uplift.specs import load_spec
+from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVE = ROOT / "serve"
+
+# ---------------------------------------------------------------------------------------------
+# fixtures
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def costs() -> CostCatalogue:
+    return load_spec(SERVE / "costs.yaml", CostCatalogue)
+
+
+@pytest.fixture(scope="module")
+def open_policy() -> PlanningPolicy:
+    """No rules beyond reach and holdout: the LP is a pure value maximisation."""
+    return PlanningPolicy(holdout_share=0.1, exploration_share=0.0)
+
+
+def synthetic_effects(
+    n_segments: int = 8,
+    messages: tuple[str, ...] = ("recognition", "role_model"),
+    channels: tuple[str, ...] = ("meta", "flyer", "email"),
+    *,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """A small segment x arm table with attribute columns; effects of order 1e-3 per contact."""
+    rng = np.random.default_rng(seed)
+    segments = pd.DataFrame(
+        {
+            "segment": [f"seg{i:02d}" for i in range(n_segments)],
+            "size": rng.integers(800, 6000, n_segments),
+            "gender": np.resize(["female", "male"], n_segments),
+            "age_band": np.resize(["25-34", "45-54", "55-67", "18-24"], n_segments),
+        }
+    )
+    parts = []
+    for message in messages:
+        for channel in channels:
+            part = segments.copy()
+            part["message"] = message
+            part["channel"] = channel
+            part["arm"] = f"{message}@{channel}"
+            part["effect"] = rng.normal(0.004, 0.003, n_segments)
+            part["effect_sd"] = rng.uniform(0.0005, 0.002, n_segments)
+            part["base_rate"] = 0.004
+            parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def hand_world(effect: float = 0.01, size: int = 10_000) -> tuple[pd.DataFrame, CostCatalogue]:
+    """One segment, one arm, one channel with two reach tiers."""
+    costs = CostCatalogue.model_validate(
+        {
+            "channels": {
+                "meta": {
+                    "cost_per_mille": 10.0,
+                    "impressions_per_contact": 5,  # EUR 0.05 per contact
+                    "tiers": [{"share": 0.4, "multiplier": 1.0}, {"share": 0.3, "multiplier": 2.0}],
+                }
+            }
+        }
+    )
+    effects = pd.DataFrame(
+        {
+            "segment": ["women_45"],
+            "size": [size],
+            "arm": ["recognition@meta"],
+            "message": ["recognition"],
+            "channel": ["meta"],
+            "effect": [effect],
+            "effect_sd": [0.002],
+            "base_rate": [0.003],
+        }
+    )
+    return effects, costs
+
+
+def reach_share(costs: CostCatalogue, channel: str) -> float:
+    return costs.channel(channel).reachable_share
+
+
+# ---------------------------------------------------------------------------------------------
+# hand calculation
+# ---------------------------------------------------------------------------------------------
+
+
+def test_one_segment_one_arm_matches_hand_calculation():
+    # size 10,000; holdout 10% -> at most 9,000 contacts. Tier 1: 40% = 4,000 contacts at
+    # EUR 0.05 = EUR 200; tier 2: 30% = 3,000 contacts at EUR 0.10. Budget EUR 300: tier 1 in
+    # full (EUR 200) + EUR 100 / 0.10 = 1,000 tier-2 contacts -> 5,000 contacts, EUR 300,
+    # 5,000 x 0.01 = 50 conversions; holdout 5,000 x 0.1 / 0.9 = 555.6 -> 555 people.
+    # The next conversion costs a tier-2 contact price over the effect: 0.10 / 0.01 = EUR 10.
+    effects, costs = hand_world()
+    result = plan(effects, budget=300.0, costs=costs, policy=PlanningPolicy(holdout_share=0.1))
+    cell = result.cells.iloc[0]
+    assert result.status == "optimal"
+    assert cell["contacts"] == 5_000
+    assert cell["spend"] == pytest.approx(300.0)
+    assert cell["expected_conversions"] == pytest.approx(50.0)
+    assert cell["holdout_people"] == 555
+    assert cell["cost_per_conversion"] == pytest.approx(6.0)
+    assert cell["marginal_cost"] == pytest.approx(10.0)
+    half = 1.2815515655446004 * 0.002 * 5_000
+    assert (cell["lo"], cell["hi"]) == pytest.approx((50.0 - half, 50.0 + half))
+    assert result.totals.marginal_cost == pytest.approx(10.0, rel=1e-4)
+    assert result.totals.expected_conversions == pytest.approx(50.0)
+
+
+def test_hand_calculation_reach_and_holdout_caps_bind():
+    effects, costs = hand_world()
+    # budget beyond reach: both tiers full = 7,000 contacts for 200 + 300 = EUR 500; nothing more to buy
+    wide = plan(effects, budget=1_000.0, costs=costs, policy=PlanningPolicy(holdout_share=0.1))
+    assert wide.cells["contacts"].iloc[0] == 7_000
+    assert wide.totals.spend == pytest.approx(500.0)
+    assert math.isinf(wide.totals.marginal_cost)
+    assert any("EUR 500 of the EUR 1,000 budget is left unspent" in note for note in wide.notes)
+    # holdout 50%: at most 5,000 contacts = 4,000 (EUR 200) + 1,000 (EUR 100), 5,000 holdout people
+    held = plan(effects, budget=1_000.0, costs=costs, policy=PlanningPolicy(holdout_share=0.5))
+    assert held.cells["contacts"].iloc[0] == 5_000
+    assert held.cells["holdout_people"].iloc[0] == 5_000
+    assert held.totals.spend == pytest.approx(300.0)
+
+
+def test_fractional_contacts_are_rounded_down_with_their_spend():
+    effects, costs = hand_world()
+    # EUR 200.03 buys 4,000 tier-1 contacts and 0.3 of a tier-2 contact: rounded down to 4,000,
+    # which keep the LP's average price per contact (200.03 / 4,000.3)
+    result = plan(effects, budget=200.03, costs=costs, policy=PlanningPolicy(holdout_share=0.1))
+    assert result.cells["contacts"].iloc[0] == 4_000
+    assert result.cells["spend"].iloc[0] == pytest.approx(200.03 * 4_000 / 4_000.3)
+    assert result.totals.spend <= 200.03
+
+
+# ---------------------------------------------------------------------------------------------
+# metamorphic and oracle properties
+# ---------------------------------------------------------------------------------------------
+
+
+def test_more_budget_never_lowers_planned_value(costs):
+    effects = synthetic_effects(seed=1)
+    policy = PlanningPolicy(
+        max_segment_share=0.3,
+        fairness_floors=[{"name": "women", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.4}],
+        holdout_share=0.15,
+    )
+    values = []
+    for budget in (0, 50, 200, 500, 1_000, 2_000, 5_000, 20_000):
+        result = plan(effects, budget=budget, costs=costs, policy=policy, references=False)
+        assert result.status == "optimal"
+        values.append(result.totals.expected_conversions)
+    rounding = effects["effect"].clip(lower=0).sum()  # at most one contact lost per cell
+    assert values[0] == 0
+    assert all(b >= a - rounding for a, b in zip(values, values[1:]))
+    assert values[-1] > values[1] + 10 * rounding
+
+
+def test_row_order_does_not_change_the_plan(costs, open_policy):
+    effects = synthetic_effects(seed=2)
+    shuffled = effects.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    a = plan(effects, budget=1_500, costs=costs, policy=open_policy).totals
+    b = plan(shuffled, budget=1_500, costs=costs, policy=open_policy).totals
+    assert b.expected_conversions == pytest.approx(a.expected_conversions, rel=1e-6)
+    assert b.spend == pytest.approx(a.spend, rel=1e-6)
+
+
+def test_oracle_plan_beats_every_other_plan_under_the_truth(costs, open_policy):
+    truth = synthetic_effects(n_segments=10, seed=4)
+    rng = np.random.default_rng(5)
+    estimate = truth.assign(effect=truth["effect"] + rng.normal(0, 0.003, len(truth)))
+    budget = 2_500.0
+    oracle = plan(truth, budget=budget, costs=costs, policy=open_policy)
+    best = evaluate_plan(oracle.cells, truth)["expected_conversions"]
+    others = {
+        "estimated": plan(estimate, budget=budget, costs=costs, policy=open_policy).cells,
+        **reference_plans(estimate, budget=budget, costs=costs, policy=open_policy),
+    }
+    rounding = truth["effect"].clip(lower=0).sum()
+    for name, cells in others.items():
+        assert evaluate_plan(cells, truth)["expected_conversions"] <= best + rounding, name
+    assert evaluate_plan(others["even"], truth)["expected_conversions"] < 0.8 * best
+
+
+def test_reference_plans(costs, open_policy):
+    effects = synthetic_effects(seed=6)
+    refs = reference_plans(effects, budget=400.0, costs=costs, policy=open_policy)
+    even, single = refs["even"], refs["single_best_message"]
+    assert 398.0 <= even["spend"].sum() <= 400.0  # rounding down loses < 1 contact per cell
+    assert (even["contacts"] > 0).all()  # every cell gets a share
+    dearest = max(t.multiplier * c.unit_cost for c in costs.channels.values() for t in c.tiers)
+    assert (even["spend"].max() - even["spend"] <= dearest).all()  # equal up to one rounded-down contact
+    # a larger budget fills some cells (their share of the group's reach tiers among its 2
+    # messages, or of the segment's contactable people among its 6 cells); the rest share a level
+    wide = reference_plans(effects, budget=2_500.0, costs=costs, policy=open_policy)["even"]
+    level = wide["spend"].max()
+    below = (wide["spend"] < level - dearest).to_numpy()
+    assert 0 < below.sum() < len(wide)
+    reach = effects["channel"].map(lambda ch: reach_share(costs, ch)) * effects["size"] / 2
+    full = np.minimum(reach, 0.9 * effects["size"] / 6).to_numpy()
+    assert (wide["contacts"].to_numpy()[below] >= np.floor(full[below]) - 1).all()
+    assert (wide["contacts"].to_numpy() <= full + 1e-6).all()
+    assert single.loc[single["contacts"] > 0, "message"].nunique() == 1
+    weighted = effects.assign(we=effects["effect"] * effects["size"]).groupby("message")
+    assert single.loc[single["contacts"] > 0, "message"].iloc[0] == (
+        weighted["we"].sum() / weighted["size"].sum()
+    ).idxmax()
+    result = plan(effects, budget=400.0, costs=costs, policy=open_policy)
+    assert set(result.references) == {"even", "single_best_message"}
+    assert result.totals.expected_conversions >= result.references["single_best_message"].expected_conversions - 1
+    assert result.references["even"].expected_conversions == pytest.approx(even["expected_conversions"].sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# rules hold in the returned cells
+# ---------------------------------------------------------------------------------------------
+
+
+def check_hard_rules(result, effects, costs, policy, budget):
+    """Budget, reach tiers, holdout, channel maxima (always) and segment share (when optimal)."""
+    cells = result.cells.merge(effects[["segment", "arm", "size"]], on=["segment", "arm"])
+    assert cells["spend"].sum() <= budget * (1 + 1e-9) + 1e-6
+    per_seg = cells.groupby("segment").agg(contacts=("contacts", "sum"), holdout=("holdout_people", "sum"),
+                                           size=("size", "first"), spend=("spend", "sum"))
+    assert (per_seg["contacts"] + per_seg["holdout"] <= per_seg["size"]).all()
+    assert (per_seg["contacts"] <= (1 - policy.holdout_share) * per_seg["size"] + 1e-6).all()
+    per_group = cells.groupby(["segment", "channel"]).agg(contacts=("contacts", "sum"), size=("size", "first"))
+    reach = np.array([reach_share(costs, ch) for ch in per_group.index.get_level_values("channel")])
+    assert (per_group["contacts"] <= reach * per_group["size"] + 1e-6).all()
+    per_channel = cells.groupby("channel")["spend"].sum()
+    for channel, most in policy.max_spend.items():
+        assert per_channel.get(channel, 0.0) <= most * (1 + 1e-9) + 1e-6
+    if result.status == "optimal" and policy.max_segment_share < 1:
+        # rounding contacts down may move a share by at most one contact's price per cell
+        slack = cells["channel"].map(lambda ch: max(t.multiplier for t in costs.channel(ch).tiers)
+                                     * costs.channel(ch).unit_cost).sum()
+        assert (per_seg["spend"] <= policy.max_segment_share * (cells["spend"].sum() + slack) + slack).all()
+
+
+def test_floors_and_caps_hold_in_the_output(costs):
+    effects = synthetic_effects(n_segments=12, seed=7)
+    policy = PlanningPolicy(
+        min_spend={"flyer": 300.0},
+        max_spend={"meta": 400.0},
+        max_segment_share=0.2,
+        fairness_floors=[
+            {"name": "women", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.6},
+            {"name": "over_45", "where": {"age_band": ["45-54", "55-67"]}, "kind": "conversion_share",
+             "min_share": 0.55},
+        ],
+        holdout_share=0.2,
+    )
+    budget = 2_000.0
+    result = plan(effects, budget=budget, costs=costs, policy=policy)
+    assert result.status == "optimal", result.conflicts
+    check_hard_rules(result, effects, costs, policy, budget)
+    per_channel = result.cells.groupby("channel")["spend"].sum()
+    assert per_channel["flyer"] >= 300.0 - 1.0
+    assert per_channel["meta"] <= 400.0 + 1e-6
+    shares = evaluate_plan(result.cells, effects, policy=policy)["floors"]
+    assert shares["women"] >= 0.6 - 1e-3
+    assert shares["over_45"] >= 0.55 - 1e-3
+    # the floors bind: without them women get less than 60% of spend
+    free = plan(effects, budget=budget, costs=costs, policy=policy.model_copy(update={"fairness_floors": ()}))
+    assert evaluate_plan(free.cells, effects, policy=policy)["floors"]["women"] < 0.6
+    assert free.totals.expected_conversions >= result.totals.expected_conversions
+
+
+def test_negative_effects_get_no_exploitation_spend(costs):
+    effects = synthetic_effects(seed=8)
+    effects.loc[effects.index % 3 == 0, "effect"] = -0.004
+    policy = PlanningPolicy(exploration_share=0.3, exploration_draws=6, seed=1)
+    result = plan(effects, budget=3_000.0, costs=costs, policy=policy)
+    negative = (effects["effect"] < 0).to_numpy()
+    exploit = result.cells["spend"] - result.cells["exploration"]
+    assert (exploit[negative] <= 1e-9).all()
+    clearly = (effects["effect"] + 1.2816 * effects["effect_sd"] < 0).to_numpy()
+    assert clearly.any()
+    assert (result.cells.loc[clearly, "spend"] == 0).all()
+    assert result.cells.loc[~negative, "spend"].sum() > 0
+
+
+def test_exploration_spends_about_the_declared_share(costs):
+    effects = synthetic_effects(n_segments=10, seed=9)
+    policy = PlanningPolicy(exploration_share=0.2, exploration_draws=8, seed=3)
+    budget = 1_500.0
+    result = plan(effects, budget=budget, costs=costs, policy=policy)
+    assert result.totals.exploration_spend == pytest.approx(0.2 * budget, rel=0.02)
+    assert result.cells["exploration"].sum() == pytest.approx(result.totals.exploration_spend)
+    assert result.totals.spend == pytest.approx(budget, rel=0.01)
+    # exploration spreads over more cells than exploitation alone would fund
+    greedy = plan(effects, budget=budget, costs=costs, policy=policy.model_copy(update={"exploration_share": 0.0}))
+    assert (result.cells["contacts"] > 0).sum() > (greedy.cells["contacts"] > 0).sum()
+    again = plan(effects, budget=budget, costs=costs, policy=policy)
+    pd.testing.assert_frame_equal(again.cells, result.cells)
+
+
+def test_plan_does_not_modify_its_input(costs, open_policy):
+    effects = synthetic_effects(seed=10)
+    before = effects.copy()
+    result = plan(effects, budget=800.0, costs=costs, policy=open_policy)
+    pd.testing.assert_frame_equal(effects, before)
+    assert tuple(result.cells.columns) == CELL_COLUMNS
+    assert len(result.cells) == len(effects)
+
+
+# ---------------------------------------------------------------------------------------------
+# infeasible policies
+# ---------------------------------------------------------------------------------------------
+
+
+def test_channel_minimums_above_budget_are_explained(costs):
+    effects = synthetic_effects(n_segments=30, channels=("meta", "flyer", "linkedin"), seed=11)
+    policy = PlanningPolicy(min_spend={"meta": 800.0, "flyer": 400.0})
+    result = plan(effects, budget=1_000.0, costs=costs, policy=policy)
+    assert result.status == "infeasible"
+    assert result.conflicts == (
+        "channel minimums need EUR 1,200 (flyer EUR 400, meta EUR 800) but the budget is EUR 1,000 "
+        "(short by EUR 200)",
+    )
+    assert result.totals.spend == pytest.approx(1_000.0, rel=1e-3)  # the best relaxed plan
+    assert result.totals.expected_conversions > 0
+    with pytest.raises(InfeasiblePlanError, match="channel minimums need EUR 1,200") as info:
+        plan(effects, budget=1_000.0, costs=costs, policy=policy, strict=True)
+    assert info.value.conflicts == list(result.conflicts)
+
+
+def test_floor_against_segment_cap_names_both(costs):
+    effects = synthetic_effects(seed=12)
+    policy = PlanningPolicy(
+        min_spend={"flyer": 200.0},
+        max_segment_share=0.25,
+        fairness_floors=[{"name": "seg00", "where": {"segment": "seg00"}, "kind": "spend_share", "min_share": 0.4}],
+    )
+    result = plan(effects, budget=2_000.0, costs=costs, policy=policy)
+    assert result.status == "infeasible"
+    (message,) = result.conflicts
+    assert "fairness floor 'seg00' needs 40% of spend" in message
+    assert "max_segment_share 25%" in message and "min_spend 'flyer'" in message
+
+
+def test_floor_beyond_reach_is_explained(costs):
+    effects = synthetic_effects(n_segments=10, seed=13)
+    small = effects["segment"] == "seg03"
+    effects.loc[small, "size"] = 200
+    policy = PlanningPolicy(
+        min_spend={"meta": 300.0},
+        fairness_floors=[{"name": "seg03", "where": {"segment": "seg03"}, "kind": "spend_share", "min_share": 0.3}],
+    )
+    result = plan(effects, budget=2_000.0, costs=costs, policy=policy)
+    assert result.status == "infeasible"
+    assert len(result.conflicts) == 1
+    assert result.conflicts[0].startswith("fairness floor 'seg03' needs 30% of spend but only ")
+    assert "can be spent there under the reach and holdout caps" in result.conflicts[0]
+
+
+def test_minimum_on_a_channel_beyond_its_reach(costs):
+    effects = synthetic_effects(n_segments=4, channels=("meta", "linkedin"), seed=14)
+    result = plan(effects, budget=5_000.0, costs=costs, policy=PlanningPolicy(min_spend={"linkedin": 2_000.0}))
+    assert result.status == "infeasible"
+    assert result.conflicts[0].startswith("min_spend 'linkedin' needs EUR 2,000 but only EUR ")
+
+
+# ---------------------------------------------------------------------------------------------
+# property test: every plan keeps the hard rules
+# ---------------------------------------------------------------------------------------------
+
+
+@st.composite
+def small_worlds(draw):
+    n_seg = draw(st.integers(1, 4))
+    channels = draw(st.lists(st.sampled_from(["meta", "flyer", "email", "linkedin"]), min_size=1, max_size=3,
+                             unique=True))
+    messages = draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=2, unique=True))
+    rows = []
+    sizes = [draw(st.integers(0, 4_000)) for _ in range(n_seg)]
+    for s in range(n_seg):
+        for m in messages:
+            for ch in channels:
+                rows.append(
+                    {
+                        "segment": f"s{s}",
+                        "size": sizes[s],
+                        "arm": f"{m}@{ch}",
+                        "message": m,
+                        "channel": ch,
+                        "effect": draw(st.floats(-0.01, 0.02)),
+                        "effect_sd": draw(st.floats(0.0, 0.01)),
+                        "base_rate": 0.01,
+                    }
+                )
+    policy = PlanningPolicy(
+        max_segment_share=draw(st.sampled_from([0.4, 0.7, 1.0])),
+        holdout_share=draw(st.sampled_from([0.0, 0.1, 0.5])),
+        max_spend=draw(st.sampled_from([{}, {"meta": 50.0}, {"flyer": 20.0, "email": 5.0}])),
+        exploration_share=draw(st.sampled_from([0.0, 0.25])),
+        exploration_draws=3,
+        seed=draw(st.integers(0, 10)),
+    )
+    budget = draw(st.floats(0.0, 1_500.0))
+    return pd.DataFrame(rows), policy, budget
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_worlds())
+def test_every_plan_respects_budget_and_caps(costs, world):
+    effects, policy, budget = world
+    result = plan(effects, budget=budget, costs=costs, policy=policy, references=False)
+    assert result.status in ("optimal", "infeasible")
+    check_hard_rules(result, effects, costs, policy, budget)
+    assert (result.cells["contacts"] >= 0).all() and (result.cells["spend"] >= -1e-9).all()
+    assert (result.cells["exploration"] <= result.cells["spend"] + 1e-9).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# declarations and contracts
+# ---------------------------------------------------------------------------------------------
+
+
+def test_default_declarations_load(costs):
+    policy = load_spec(SERVE / "policy.yaml", PlanningPolicy)
+    assert set(costs.channels) == {"meta", "linkedin", "flyer", "email"}
+    assert costs.channel("meta").unit_cost == pytest.approx(7.5 * 4 / 1000)
+    assert costs.channel("linkedin").unit_cost > costs.channel("meta").unit_cost
+    assert costs.channel("linkedin").reachable_share < costs.channel("meta").reachable_share
+    assert 0 < policy.exploration_share < 1 and policy.interval == 0.8
+
+
+@pytest.mark.parametrize(
+    ("channel", "match"),
+    [
+        ({"cost_per_mille": 5.0, "tiers": [{"share": 0.5, "multiplier": 1}]}, "must be given together"),
+        ({"cost_per_contact": 0.1, "tiers": [{"share": 0.5, "multiplier": 2}, {"share": 0.2, "multiplier": 1}]},
+         "must not decrease"),
+        ({"cost_per_contact": 0.1, "tiers": [{"share": 0.7, "multiplier": 1}, {"share": 0.5, "multiplier": 2}]},
+         "expected at most 1"),
+    ],
+)
+def test_bad_cost_catalogue_is_a_spec_error(tmp_path, channel, match):
+    import yaml
+
+    path = tmp_path / "costs.yaml"
+    path.write_text(yaml.safe_dump({"channels": {"meta": channel}}))
+    with pytest.raises(SpecError, match=match):
+        load_spec(path, CostCatalogue)
+
+
+def test_overrides_are_validated_and_name_the_field():
+    policy = PlanningPolicy(min_spend={"flyer": 100.0})
+    changed = apply_overrides(policy, {"min_spend.meta": 50, "holdout_share": 0.2})
+    assert changed.min_spend == {"flyer": 100.0, "meta": 50.0} and changed.holdout_share == 0.2
+    assert policy.holdout_share == 0.1  # the original is untouched
+    with pytest.raises(SpecError, match="holdout_share"):
+        apply_overrides(policy, {"holdout_share": 1.5})
+    with pytest.raises(SpecError, match="'holdot' is not a field of PlanningPolicy"):
+        apply_overrides(policy, {"holdot": 0.2})
+    with pytest.raises(SpecError, match="min_spend exceeds max_spend"):
+        apply_overrides(policy, {"max_spend": {"flyer": 50.0}})
+
+
+def test_policy_with_unknown_channel_is_a_spec_error(costs):
+    with pytest.raises(SpecError, match="'tiktok' not in the cost catalogue"):
+        plan(synthetic_effects(), budget=100.0, costs=costs, policy=PlanningPolicy(min_spend={"tiktok": 10.0}))
+
+
+def test_effects_contract(costs, open_policy):
+    effects = synthetic_effects(n_segments=2)
+    with pytest.raises(SchemaError, match="column 'effect_sd'"):
+        plan(effects.drop(columns="effect_sd"), budget=10.0, costs=costs, policy=open_policy)
+    with pytest.raises(SchemaError, match="column 'effect_sd'"):
+        plan(effects.assign(effect_sd=-1.0), budget=10.0, costs=costs, policy=open_policy)
+    with pytest.raises(DataError, match="column 'arm'"):
+        plan(effects.assign(arm=effects["arm"] + "x"), budget=10.0, costs=costs, policy=open_policy)
+    radio = effects["channel"].where(effects["channel"] != "meta", "radio")
+    with pytest.raises(DataError, match="'radio' not in the cost catalogue"):
+        plan(effects.assign(channel=radio, arm=effects["message"] + "@" + radio), budget=10.0, costs=costs,
+             policy=open_policy)
+    with pytest.raises(DataError, match="one size per segment"):
+        plan(effects.assign(size=np.arange(len(effects)) + 1), budget=10.0, costs=costs, policy=open_policy)
+    with pytest.raises(SpecError, match="budget"):
+        plan(effects, budget=float("nan"), costs=costs, policy=open_policy)
+
+
+def test_floor_selecting_nothing_is_a_data_error(costs):
+    policy = PlanningPolicy(
+        fairness_floors=[{"name": "typo", "where": {"gender": "femal"}, "kind": "spend_share", "min_share": 0.2}]
+    )
+    with pytest.raises(DataError, match="fairness floor 'typo'.*selects no segment"):
+        plan(synthetic_effects(), budget=100.0, costs=costs, policy=policy)
+    policy = PlanningPolicy(
+        fairness_floors=[{"name": "x", "where": {"persona": "a"}, "kind": "spend_share", "min_share": 0.2}]
+    )
+    with pytest.raises(DataError, match="column 'persona', which is missing"):
+        plan(synthetic_effects(), budget=100.0, costs=costs, policy=policy)
+
+
+def test_evaluate_plan_needs_every_funded_cell(costs, open_policy):
+    effects = synthetic_effects(seed=15)
+    result = plan(effects, budget=500.0, costs=costs, policy=open_policy)
+    funded = result.cells.loc[result.cells["contacts"] > 0, ["segment", "arm"]].iloc[0]
+    partial = effects[~((effects["segment"] == funded["segment"]) & (effects["arm"] == funded["arm"]))]
+    with pytest.raises(DataError, match="no effect for 1 funded cell"):
+        evaluate_plan(result.cells, partial)
+    doubled = evaluate_plan(result.cells, effects.assign(effect=2 * effects["effect"]))
+    assert doubled["expected_conversions"] == pytest.approx(2 * result.totals.expected_conversions)
