@@ -12,12 +12,12 @@ from uplift.cli.app import app, console
 
 __all__ = ["run", "DEFAULT_MODELS"]
 
-DEFAULT_MODELS = ("t_shared_lightgbm", "t_lightgbm", "x_lightgbm", "dr_lightgbm")
+DEFAULT_MODELS = ("pooled_lightgbm", "t_lightgbm")
 
 
 @app.command()
 def run(
-    people: Annotated[int, typer.Option(help="Residents in the simulated region.")] = 40_000,
+    people: Annotated[int, typer.Option(help="Residents in the simulated region.")] = 100_000,
     waves: Annotated[int, typer.Option(help="Campaign waves.")] = 4,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
     out: Annotated[Path, typer.Option(help="Folder for the simulated inputs and the training table.")] = Path("data"),

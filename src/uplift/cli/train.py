@@ -81,7 +81,7 @@ def print_results(results) -> None:
 
 @app.command()
 def train(
-    specs: Annotated[list[Path] | None, typer.Argument(help="Model spec YAML files (default: models/t_shared_lightgbm.yaml).")] = None,
+    specs: Annotated[list[Path] | None, typer.Argument(help="Model spec YAML files (default: models/pooled_lightgbm.yaml).")] = None,
     data: Annotated[Path | None, typer.Option(help="Folder with the three inputs (default data/sim).")] = None,
     table: Annotated[Path | None, typer.Option(help="A training table written by `uplift features`.")] = None,
     experiment_csv: Annotated[Path | None, typer.Option("--experiment-csv", help="A randomised experiment CSV (e.g. hillstrom.csv).")] = None,
@@ -96,7 +96,7 @@ def train(
     from uplift.specs import project_root
     from uplift.tableio import read_table
 
-    specs = specs or [project_root() / "models" / "t_shared_lightgbm.yaml"]
+    specs = specs or [project_root() / "models" / "pooled_lightgbm.yaml"]
     tbl, event, source = _load_table(data, table, experiment_csv, mapping, outcome, feature_set)
     truth_frame = read_table(truth) if truth is not None else None
     results = []

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.errors import DataError
-from uplift.modeling.learners import SharedControlTLearner, encoding_for, make_learner
+from uplift.modeling.learners import PooledArmLearner, SharedControlTLearner, encoding_for, make_learner
 from uplift.modeling.preprocess import check_feature_frame, make_preprocessor
 from uplift.specs.model import ModelSpec
 from uplift.trainingtable import FeatureColumn, TrainingTable
@@ -92,7 +92,7 @@ class MultiArmUplift:
             arm_fit, y_fit, prop_fit = arm, y, propensity
         learner = make_learner(self.spec, self.control)
         p = {a: pair_propensity(prop_fit, a, self.control) for a in self.treatment_arms}
-        if isinstance(learner, SharedControlTLearner):
+        if isinstance(learner, (SharedControlTLearner, PooledArmLearner)):
             own = prop_fit.to_numpy(float)[np.arange(len(arm_fit)), prop_fit.columns.get_indexer(arm_fit)]
             learner.fit(Xm, arm_fit, y_fit, sample_weight=1.0 / own)
         elif self.spec.learner in ("x", "dr"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.linear_model import LogisticRegression
 
@@ -56,6 +57,58 @@ class SharedControlTLearner:
         return np.column_stack([outcomes[g] - base for g in self.t_groups])
 
 
+class PooledArmLearner:
+    """One outcome model for all arms: the arm enters as features (message, channel, treated).
+
+    Messages are shared across channels and channels across messages, so what the data say about
+    ``m@meta`` also informs ``m@flyer``: with 18 arms and rare outcomes this pools far more data per
+    estimate than one model per arm. Rows are weighted by inverse assignment probability. ``predict``
+    returns P(y | x, arm) - P(y | x, control) per arm in ``t_groups`` order.
+    """
+
+    def __init__(self, make_model: Callable[[], LGBMClassifier], control_name: str) -> None:
+        self.make_model = make_model
+        self.control_name = control_name
+
+    @staticmethod
+    def _parts(arm: str) -> tuple[str, str]:
+        message, _, channel = str(arm).partition("@")
+        return message, channel
+
+    def _arm_columns(self, arms: np.ndarray) -> np.ndarray:
+        return self.arm_features_[pd.Index(self.arms_).get_indexer(arms)]
+
+    def fit(self, X: np.ndarray, treatment: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None):
+        treatment = np.asarray(treatment, dtype=object)
+        self.t_groups = np.array(sorted(set(treatment.tolist()) - {self.control_name}), dtype=object)
+        self.arms_ = [self.control_name, *self.t_groups]
+        messages = sorted({self._parts(a)[0] for a in self.t_groups})
+        channels = sorted({self._parts(a)[1] for a in self.t_groups})
+        rows = [[float(len(messages)), float(len(channels)), 0.0]]  # the control: its own "no message/channel" level
+        for a in self.t_groups:
+            m, c = self._parts(a)
+            rows.append([float(messages.index(m)), float(channels.index(c)), 1.0])
+        self.arm_features_ = np.array(rows)
+        self.n_features_ = X.shape[1]
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        Xa = np.hstack([X, self._arm_columns(treatment)])
+        cat = [self.n_features_, self.n_features_ + 1]
+        self.model_ = self.make_model().fit(Xa, y, sample_weight=w / w.mean(), categorical_feature=cat)
+        return self
+
+    def predict_outcomes(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        out = {}
+        for k, a in enumerate(self.arms_):
+            Xa = np.hstack([X, np.repeat(self.arm_features_[[k]], len(X), axis=0)])
+            out[a] = self.model_.predict_proba(Xa)[:, 1]
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        outcomes = self.predict_outcomes(X)
+        base = outcomes[self.control_name]
+        return np.column_stack([outcomes[g] - base for g in self.t_groups])
+
+
 def make_learner(spec: ModelSpec, control: str):
     """Instantiate the (unfitted) learner that ``spec`` declares."""
     from causalml.inference.meta import BaseDRLearner, BaseTClassifier, BaseXClassifier
@@ -66,6 +119,8 @@ def make_learner(spec: ModelSpec, control: str):
         return BaseTClassifier(learner=LGBMClassifier(**params), control_name=control)
     if spec.learner == "t_shared":
         return SharedControlTLearner(lambda: LGBMClassifier(**params), control)
+    if spec.learner == "pooled":
+        return PooledArmLearner(lambda: LGBMClassifier(**params), control)
     if spec.learner == "x":
         return BaseXClassifier(
             outcome_learner=LGBMClassifier(**params), effect_learner=LGBMRegressor(**params), control_name=control

@@ -25,7 +25,7 @@ from uplift.modeling.targeting import ShrinkageChoice, best_single_arm, choose_s
 from uplift.specs.model import ModelSpec
 from uplift.trainingtable import TrainingTable
 
-__all__ = ["ValidationReport", "validate_model", "test_mask", "fold_ids", "policy_recommendations"]
+__all__ = ["ValidationReport", "validate_model", "heldout_mask", "fold_ids", "policy_recommendations"]
 
 Progress = Callable[[str], None]
 
@@ -67,7 +67,7 @@ class ValidationReport:
         return out
 
 
-def test_mask(person_id: pd.Series, share: float, seed: int) -> np.ndarray:
+def heldout_mask(person_id: pd.Series, share: float, seed: int) -> np.ndarray:
     """True for rows whose person falls in the test share (a seeded hash of the id: stable, by person)."""
     h = pd.util.hash_pandas_object(person_id.astype(str) + f"#{seed}", index=False).to_numpy()
     return (h / np.float64(2**64)) < share
@@ -106,7 +106,7 @@ def policy_recommendations(
 def validate_model(spec: ModelSpec, table: TrainingTable, *, progress: Progress | None = None) -> ValidationReport:
     """Cross-validate, choose the targeting policy, refit, and evaluate on the held-out test set."""
     say = progress or (lambda _msg: None)
-    is_test = test_mask(table.frame["person_id"], spec.cv.test_share, spec.cv.seed)
+    is_test = heldout_mask(table.frame["person_id"], spec.cv.test_share, spec.cv.seed)
     train, test = table.subset(np.flatnonzero(~is_test)), table.subset(np.flatnonzero(is_test))
     f = train.frame
     y, arm = f["outcome"].to_numpy(), f["arm"].to_numpy()

@@ -10,9 +10,10 @@ from uplift.specs import Spec
 
 __all__ = ["LEARNERS", "ModelSpec", "CVSpec", "TargetingSpec", "PromotionSpec", "ForestSpec"]
 
-LEARNERS = ("t", "t_shared", "x", "dr", "uplift_forest", "t_logistic")
+LEARNERS = ("t", "t_shared", "pooled", "x", "dr", "uplift_forest", "t_logistic")
 """Learner names: causalml's T-, X- and DR-learner on LightGBM; ``t_shared``, our T-learner that fits the
-control model once for all arms; causalml's UpliftRandomForestClassifier; and a two-model logistic baseline."""
+control model once for all arms; ``pooled``, our single LightGBM over all arms with message and channel
+as features (pools what one channel teaches about a message across channels); causalml's UpliftRandomForestClassifier; and a two-model logistic baseline."""
 
 
 class CVSpec(Spec):
@@ -57,7 +58,7 @@ class ModelSpec(Spec):
 
     name: str
     description: str = ""
-    learner: Literal["t", "t_shared", "x", "dr", "uplift_forest", "t_logistic"]
+    learner: Literal["t", "t_shared", "pooled", "x", "dr", "uplift_forest", "t_logistic"]
     feature_set: str = "default"
     lightgbm: dict[str, Any] = Field(default_factory=dict)
     """LightGBM parameters for the base learners (``n_estimators``, ``learning_rate``, ``num_leaves``, ...)."""

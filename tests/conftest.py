@@ -1,0 +1,52 @@
+"""Shared fixtures: small seeded campaign worlds built once per session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/handmade.py
+
+ROOT = Path(__file__).resolve().parents[1]
+HILLSTROM = Path(os.environ.get("UPLIFT_HILLSTROM_CSV", ROOT.parent / "shared" / "data" / "hillstrom.csv"))
+
+
+@pytest.fixture(scope="session")
+def region():
+    from uplift.specs import load_spec
+    from uplift.specs.region import RegionSpec
+
+    return load_spec(ROOT / "features" / "regions" / "haaglanden.yaml", RegionSpec)
+
+
+@pytest.fixture(scope="session")
+def strong_world(region):
+    """2 messages x 1 channel, a 10x baseline: strong, learnable heterogeneity in a few seconds."""
+    from uplift.simulate import simulate
+
+    spec = region.subset(messages=["heavy_work_future", "fresh_start"], channels=["meta"])
+    spec = spec.updated(baseline=spec.baseline.model_copy(update={"registration": 0.018}))
+    return simulate(spec, people=40_000, waves=2, seed=11)
+
+
+def feature_set_for(world, **update):
+    """The default feature set restricted to a world's messages and channels."""
+    from uplift.pipeline import load_feature_set
+    from uplift.vocabulary import split_arm
+
+    arms = [a for a in world.arms if a != world.control]
+    messages = tuple(dict.fromkeys(split_arm(a)[0] for a in arms))
+    channels = tuple(dict.fromkeys(split_arm(a)[1] for a in arms))
+    spec = load_feature_set(str(ROOT / "features" / "default.yaml"))
+    return spec.model_copy(update={"messages": messages, "channels": channels, **update})
+
+
+@pytest.fixture(scope="session")
+def strong_table(strong_world):
+    from uplift.features import build_training_table
+
+    w = strong_world
+    return build_training_table(w.audience, w.exposures, w.enrolments, feature_set_for(w), source="strong world")
