@@ -108,6 +108,7 @@ def floor_mask(
     if not mask.any() and not allow_empty:
         present = {c: sorted(frame[c].astype(str).unique())[:8] for c in floor.where}
         raise DataError(
-            f"{source}: fairness floor {floor.name!r} (where {floor.where}) selects no segment; values present: {present}"
+            f"{source}: fairness floor {floor.name!r} (where {floor.where}) selects no segment; "
+            f"values present: {present}"
         )
     return mask

@@ -134,7 +134,8 @@ def explain_conflicts(
         elif reach_ch[k] < need * (1 - 1e-9):
             messages.append(
                 f"min_spend {ch!r} needs {_eur(need)} but only {_eur(reach_ch[k])} can be spent on {ch!r} under "
-                f"the reach and holdout caps (segments x arms with a non-negative effect; short by {_eur(need - reach_ch[k])})"
+                f"the reach and holdout caps (segments x arms with a non-negative effect; short by "
+                f"{_eur(need - reach_ch[k])})"
             )
         elif not over_budget:
             messages.append(

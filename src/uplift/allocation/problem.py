@@ -175,7 +175,9 @@ def build_problem(
 
     # group tiers: every group gets its channel's tiers
     shares = [np.array([t.share for t in costs.channel(ch).tiers]) for ch in channels]
-    prices = [np.array([t.multiplier for t in costs.channel(ch).tiers]) * costs.channel(ch).unit_cost for ch in channels]
+    prices = [
+        np.array([t.multiplier for t in costs.channel(ch).tiers]) * costs.channel(ch).unit_cost for ch in channels
+    ]
     n_tiers = np.array([len(s) for s in shares])
     per_group = n_tiers[grp_channel]
     tier_grp = np.repeat(np.arange(len(grp_keys)), per_group)

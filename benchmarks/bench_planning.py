@@ -1,0 +1,141 @@
+"""Benchmark of the budget planner: ``plan()`` on a synthetic ~10,000-cell table, against bare ``linprog``.
+
+Run ``.venv/bin/python benchmarks/bench_planning.py [--segments 556 --messages 6 --repeats 5]``;
+prints a Markdown table of median / min wall times (one process, one thread) and the ratio to one
+bare ``scipy.optimize.linprog(method="highs-ds")`` call on the full exploitation LP of the same
+table (all cell columns, no column generation), so the planner's overhead is visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linprog
+
+from uplift.allocation import plan
+from uplift.allocation.effects import check_effects
+from uplift.allocation.problem import Allocation, build_problem, right_hand_sides, variable_bounds
+from uplift.allocation.solve import spend_penalty
+from uplift.specs import load_spec
+from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
+
+__all__ = ["synthetic_effects", "main"]
+
+ROOT = Path(__file__).resolve().parents[1]
+CHANNELS = ("meta", "flyer", "email")
+AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-67")
+
+
+def synthetic_effects(n_segments: int, n_messages: int, *, seed: int = 0) -> pd.DataFrame:
+    """``n_segments x n_messages x 3`` cells; effects ~ N(0.003, 0.003) per contact, some negative."""
+    rng = np.random.default_rng(seed)
+    segments = pd.DataFrame(
+        {
+            "segment": [f"seg{i:04d}" for i in range(n_segments)],
+            "size": rng.integers(300, 8_000, n_segments),
+            "gender": rng.choice(["female", "male"], n_segments),
+            "age_band": rng.choice(AGE_BANDS, n_segments),
+        }
+    )
+    parts = []
+    for m in range(n_messages):
+        for channel in CHANNELS:
+            part = segments.assign(message=f"m{m}", channel=channel, arm=f"m{m}@{channel}")
+            part["effect"] = rng.normal(0.003, 0.003, n_segments)
+            part["effect_sd"] = rng.uniform(0.0005, 0.003, n_segments)
+            part["base_rate"] = 0.004
+            parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _timed(fn: Callable[[], object], repeats: int) -> list[float]:
+    fn()  # warm-up: imports, first HiGHS call
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _bare_linprog(effects: pd.DataFrame, costs: CostCatalogue, policy: PlanningPolicy, budget: float) -> Callable:
+    problem = build_problem(check_effects(effects, costs), costs, policy)
+    base = Allocation.empty(problem)
+    fundable = problem.effect >= 0
+    eps = spend_penalty(problem, problem.effect, fundable)
+    scale = float(problem.effect[fundable].max())
+    c = np.concatenate([-problem.effect, eps * problem.tier_cost, [0.0, 0.0]]) / scale
+    b_ub = right_hand_sides(problem, budget=budget, base=base)
+    bounds = variable_bounds(problem, fundable=fundable, base=base)
+    b_eq = np.zeros(problem.a_eq.shape[0])
+
+    def run() -> None:
+        res = linprog(c, A_ub=problem.a_ub, b_ub=b_ub, A_eq=problem.a_eq, b_eq=b_eq, bounds=bounds,
+                      method="highs-ds")
+        if res.status != 0:
+            raise RuntimeError(res.message)
+
+    return run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, time the configurations and print the Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segments", type=int, default=556)
+    parser.add_argument("--messages", type=int, default=6, help="arms = messages x 3 channels")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--budget", type=float, default=60_000.0)
+    args = parser.parse_args(argv)
+
+    costs = load_spec(ROOT / "serve" / "costs.yaml", CostCatalogue)
+    policy = load_spec(ROOT / "serve" / "policy.yaml", PlanningPolicy)
+    effects = synthetic_effects(args.segments, args.messages)
+    greedy = apply_overrides(policy, {"exploration_share": 0.0})
+    tight = apply_overrides(policy, {
+        "max_segment_share": 0.004,
+        "fairness_floors": [
+            {"name": "women", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.6},
+            {"name": "over_45", "where": {"age_band": ["45-54", "55-67"]}, "kind": "conversion_share",
+             "min_share": 0.5},
+        ],
+    })
+    bare = _timed(_bare_linprog(effects, costs, greedy, args.budget), args.repeats)
+    base = statistics.median(bare)
+    status = plan(effects, budget=args.budget, costs=costs, policy=policy).status
+    tight_status = plan(effects, budget=args.budget, costs=costs, policy=tight).status
+    rows = [("bare linprog, full exploitation LP (reference)", bare)]
+    configurations = [
+        ("plan(), no exploration, no reference plans", greedy, False),
+        ("plan(), no exploration, with reference plans", greedy, True),
+        (f"plan(), exploration {policy.exploration_share:.0%} x {policy.exploration_draws} draws, no references",
+         policy, False),
+        (f"plan(), exploration {policy.exploration_share:.0%} x {policy.exploration_draws} draws, with references "
+         "(default)", policy, True),
+    ]
+    configurations.append(
+        ("plan(), binding rules (women 60% of spend, 45+ 50% of conversions, segment cap 0.4%), default "
+         "exploration, with references", tight, True)
+    )
+    for label, pol, refs in configurations:
+        rows.append((label, _timed(lambda p=pol, r=refs: plan(effects, budget=args.budget, costs=costs, policy=p,
+                                                              references=r), args.repeats)))
+    print(f"{len(effects):,} cells ({args.segments} segments x {args.messages * len(CHANNELS)} arms), "
+          f"budget EUR {args.budget:,.0f}, policy serve/policy.yaml (status {status}; binding rules: {tight_status}), "
+          f"{args.repeats} runs each\n")
+    print("| configuration | median s | min s | x bare linprog |")
+    print("|---|---:|---:|---:|")
+    for label, times in rows:
+        median = statistics.median(times)
+        print(f"| {label} | {median:.3f} | {min(times):.3f} | {median / base:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
