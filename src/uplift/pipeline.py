@@ -20,6 +20,8 @@ from uplift.modeling.validation import ValidationReport, policy_recommendations,
 from uplift.specs import load_spec, project_root
 from uplift.specs.features import FeatureSetSpec
 from uplift.specs.model import ModelSpec
+from uplift.specs.segments import SegmentSpec
+from uplift.segments import build_segment_table, truth_segment_effects
 from uplift.trainingtable import TrainingTable
 
 __all__ = ["load_feature_set", "table_from_folder", "TrainedModel", "train_and_log", "truth_report"]
@@ -44,6 +46,21 @@ def table_from_folder(folder: str | Path, feature_set: FeatureSetSpec) -> Traini
     )
 
 
+def load_segment_spec(name_or_path: str = "segments") -> SegmentSpec:
+    """The segment spec by name (``features/<name>.yaml``) or by path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = project_root() / "features" / f"{name_or_path}.yaml"
+    return load_spec(path, SegmentSpec)
+
+
+def segment_truth(report: ValidationReport, segments: pd.DataFrame, truth: pd.DataFrame, event: str, spec: SegmentSpec) -> pd.DataFrame:
+    """Segment table joined with the true segment effects (simulator only), for calibration checks."""
+    table, _ = report.out_of_sample()
+    true_p = true_outcome_probabilities(table.frame[["person_id", "wave"]], truth, table.arms, event)
+    return segments.merge(truth_segment_effects(table, true_p, spec), on=["segment", "arm"], how="left")
+
+
 def truth_report(report: ValidationReport, truth: pd.DataFrame, event: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-arm effect recovery and per-policy true value / regret on the test rows."""
     test = report.test
@@ -51,6 +68,11 @@ def truth_report(report: ValidationReport, truth: pd.DataFrame, event: str) -> t
     recovery = effect_recovery(report.test_predictions, true_p, test.control)
     policies = policy_recommendations(report.test_predictions, report.model, report.shrinkage.lam, test.arms)
     return recovery, policy_truth(policies, true_p)
+
+
+def _columns(table: TrainingTable) -> set[str]:
+    cols = set(table.frame.columns)
+    return cols | ({"age_band"} if "age" in cols else set())
 
 
 @dataclass(frozen=True)
@@ -61,6 +83,7 @@ class TrainedModel:
     version: int
     promoted: bool
     reason: str
+    segments: pd.DataFrame
     truth_recovery: pd.DataFrame | None
     truth_policies: pd.DataFrame | None
 
@@ -73,13 +96,18 @@ def train_and_log(
     data_source: str,
     truth: pd.DataFrame | None = None,
     outcome_event: str = "registration",
+    segment_spec: SegmentSpec | None = None,
     progress: Progress | None = None,
 ) -> TrainedModel:
     """Validate one model spec on ``table``, log it to MLflow, register it and apply the gate."""
     from uplift.tracking.runs import configure, log_training
 
     spec = load_spec(spec_path, ModelSpec)
+    segment_spec = segment_spec or load_segment_spec()
     report = validate_model(spec, table, progress=progress)
+    if progress:
+        progress("segment effects")
+    segments = build_segment_table(*report.out_of_sample(), segment_spec) if set(segment_spec.dimensions) <= _columns(table) else None
     extra_metrics: dict[str, float] = {}
     extra_tables: dict[str, pd.DataFrame] = {}
     recovery = policies = None
@@ -89,6 +117,12 @@ def train_and_log(
         for name in ("targeted", "argmax", "best_single_arm"):
             extra_metrics[f"true_regret_{name}"] = float(policies.loc[name, "regret"])
         extra_tables = {"truth_recovery": recovery, "truth_policies": policies}
+        if segments is not None:
+            st = segment_truth(report, segments, truth, outcome_event, segment_spec)
+            covered = (st["true_effect"] >= st["lo"]) & (st["true_effect"] <= st["hi"])
+            extra_metrics["true_segment_interval_coverage"] = float(covered.mean())
+            extra_metrics["true_segment_corr"] = float(st[["effect", "true_effect"]].corr().iloc[0, 1])
+            extra_tables["truth_segments"] = st
     uri = tracking_uri(settings)
     artifacts = settings.workdir / "mlartifacts" if uri.startswith("sqlite:") else None
     experiment_id = configure(uri, settings.experiment_name, artifacts)
@@ -102,6 +136,7 @@ def train_and_log(
         alias=settings.alias,
         extra_metrics=extra_metrics,
         extra_tables=extra_tables,
+        segments=segments,
     )
     return TrainedModel(
         spec=spec,
@@ -110,6 +145,7 @@ def train_and_log(
         version=record.promotion.version,
         promoted=record.promotion.promoted,
         reason=record.promotion.reason,
+        segments=segments,
         truth_recovery=recovery,
         truth_policies=policies,
     )

@@ -13,6 +13,8 @@ _COMMANDS = (
     "uplift.cli.features",
     "uplift.cli.train",
     "uplift.cli.run",
+    "uplift.cli.segments",
+    "uplift.cli.plan",
 )
 
 for _name in _COMMANDS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -118,9 +119,9 @@ def make_learner(spec: ModelSpec, control: str):
     if spec.learner == "t":
         return BaseTClassifier(learner=LGBMClassifier(**params), control_name=control)
     if spec.learner == "t_shared":
-        return SharedControlTLearner(lambda: LGBMClassifier(**params), control)
+        return SharedControlTLearner(partial(LGBMClassifier, **params), control)
     if spec.learner == "pooled":
-        return PooledArmLearner(lambda: LGBMClassifier(**params), control)
+        return PooledArmLearner(partial(LGBMClassifier, **params), control)
     if spec.learner == "x":
         return BaseXClassifier(
             outcome_learner=LGBMClassifier(**params), effect_learner=LGBMRegressor(**params), control_name=control

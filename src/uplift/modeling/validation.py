@@ -46,6 +46,17 @@ class ValidationReport:
     shrinkage: ShrinkageChoice
     policies: pd.DataFrame
 
+    def out_of_sample(self) -> tuple[TrainingTable, pd.DataFrame]:
+        """Every row with a prediction from a model that never saw it: cross-fitted on the training
+        rows, the final model's on the held-out rows. For segment effects and calibration."""
+        frame = pd.concat([self.train.frame, self.test.frame], ignore_index=True)
+        table = TrainingTable(
+            frame=frame, features=self.train.features, arms=self.train.arms, control=self.train.control,
+            outcome=self.train.outcome, source=self.train.source,
+        )
+        preds = pd.concat([self.oof, self.test_predictions], ignore_index=True)
+        return table, preds
+
     def summary_metrics(self) -> dict[str, float]:
         """Flat scalar metrics (means over arms and policy values) for tracking and the promotion gate."""
         pol = self.policies

@@ -10,7 +10,7 @@ from mlflow.exceptions import MlflowException
 from uplift.errors import ModelNotFoundError
 from uplift.specs.model import PromotionSpec
 
-__all__ = ["Promotion", "promote_if_better", "champion_version"]
+__all__ = ["Promotion", "promote_if_better", "champion_version", "resolve_version", "load_segments"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +70,31 @@ def promote_if_better(
         f"{alias} stays at v{cur_v}",
         cur_v,
     )
+
+
+def resolve_version(client: MlflowClient, name: str, ref: str):
+    """A ModelVersion from an alias (``champion``) or a version number (``"3"``)."""
+    if ref.isdigit():
+        try:
+            return client.get_model_version(name, ref)
+        except MlflowException as exc:
+            raise ModelNotFoundError(f"no version {ref} of model {name!r}: {exc.message}") from None
+    return champion_version(client, name, ref)
+
+
+def load_segments(client: MlflowClient, version) -> "pd.DataFrame":
+    """The segment table logged with a model version's training run."""
+    import tempfile
+
+    import pandas as pd
+
+    from uplift.tracking.runs import SEGMENTS_ARTIFACT
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(version.run_id, SEGMENTS_ARTIFACT, tmp)
+        except (MlflowException, OSError) as exc:
+            raise ModelNotFoundError(
+                f"model version {version.version} (run {version.run_id}) has no segment table ({SEGMENTS_ARTIFACT}): {exc}"
+            ) from None
+        return pd.read_parquet(path)

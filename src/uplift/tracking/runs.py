@@ -20,7 +20,11 @@ from uplift.tracking.plots import decile_figure, qini_figure
 from uplift.tracking.pyfunc import UpliftPyfunc
 from uplift.tracking.registry import Promotion, promote_if_better
 
-__all__ = ["configure", "metric_key", "TrainingRecord", "log_training"]
+__all__ = ["configure", "metric_key", "TrainingRecord", "log_training", "SEGMENTS_FILE", "SEGMENTS_ARTIFACT"]
+
+SEGMENTS_FILE = "segments.parquet"
+SEGMENTS_ARTIFACT = f"segments/{SEGMENTS_FILE}"
+"""Where a run keeps its segment table (the service and ``uplift plan`` read it from the champion's run)."""
 
 _PIP = ["causalml", "lightgbm", "scikit-learn", "pandas", "numpy", "mlflow", "pydantic", "pandera", "pyyaml"]
 
@@ -69,6 +73,7 @@ def log_training(
     alias: str,
     extra_metrics: dict[str, float] | None = None,
     extra_tables: dict[str, pd.DataFrame] | None = None,
+    segments: pd.DataFrame | None = None,
 ) -> TrainingRecord:
     """One MLflow run for one validated model; registers it and applies the promotion gate."""
     spec = report.spec
@@ -111,6 +116,10 @@ def log_training(
                 path = Path(tmp) / f"{name}.csv"
                 frame.to_csv(path)
                 mlflow.log_artifact(str(path), "tables")
+            if segments is not None:
+                path = Path(tmp) / SEGMENTS_FILE
+                segments.to_parquet(path, index=False)
+                mlflow.log_artifact(str(path), "segments")
         for name, fig in (
             ("qini_cv.png", qini_figure(report.train, report.oof, f"{spec.name}: Qini curves (out-of-fold)")),
             ("qini_test.png", qini_figure(report.test, report.test_predictions, f"{spec.name}: Qini curves (test)")),

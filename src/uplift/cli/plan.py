@@ -1,0 +1,89 @@
+"""``uplift plan``: split a budget over segment x message x channel from the champion's segment effects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.table import Table
+
+from uplift.cli.app import app, console, fail
+
+__all__ = ["plan_command", "parse_overrides"]
+
+
+def parse_overrides(items: list[str] | None) -> dict:
+    """``["holdout_share=0.2", "min_spend.flyer=800"]`` -> ``{"holdout_share": 0.2, "min_spend.flyer": 800}``."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--set {item!r}: expected key=value (e.g. holdout_share=0.2)")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _eur(x: float) -> str:
+    return f"€{x:,.0f}"
+
+
+@app.command("plan")
+def plan_command(
+    budget: Annotated[float, typer.Option(help="Budget in EUR for the next wave.")],
+    model: Annotated[str, typer.Option(help="Registry alias or version whose segment table to use.")] = "champion",
+    segments: Annotated[Path | None, typer.Option(help="A segment table file instead of the model's.")] = None,
+    kind: Annotated[str, typer.Option(help="Segment kind to plan over: targetable or persona.")] = "targetable",
+    costs: Annotated[Path | None, typer.Option(help="Cost catalogue (default serve/costs.yaml).")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Planning policy (default serve/policy.yaml).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Policy override key=value (repeatable).")] = None,
+    strict: Annotated[bool, typer.Option(help="Fail instead of returning a relaxed plan when rules conflict.")] = False,
+    top: Annotated[int, typer.Option(help="Cells to print (all are written).")] = 20,
+    out: Annotated[Path, typer.Option(help="Where to write the plan's cells (.csv or .parquet).")] = Path("out/plan.csv"),
+) -> None:
+    """Recommend contacts and spend per segment x message x channel under costs, caps and fairness floors."""
+    from uplift.allocation import plan
+    from uplift.cli.segments import load_model_segments
+    from uplift.specs import load_spec, project_root
+    from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
+    from uplift.tableio import read_table, write_table
+
+    root = project_root()
+    catalogue = load_spec(costs or root / "serve" / "costs.yaml", CostCatalogue)
+    rules = load_spec(policy or root / "serve" / "policy.yaml", PlanningPolicy)
+    rules = apply_overrides(rules, parse_overrides(set_), source="--set")
+    if segments is not None:
+        table, label = read_table(segments), str(segments)
+    else:
+        table, label = load_model_segments(model)
+    table = table[table["kind"] == kind] if "kind" in table.columns else table
+    if table.empty:
+        fail(f"no {kind} segments in {label}")
+    result = plan(table, budget=budget, costs=catalogue, policy=rules, strict=strict, source=label)
+    write_table(result.cells, out)
+
+    funded = result.cells[result.cells["contacts"] > 0].sort_values("spend", ascending=False)
+    t = Table(title=f"Budget split for {_eur(budget)} ({label}, {kind} segments): top {min(top, len(funded))} of {len(funded)} funded cells")
+    for col in ("segment", "arm", "contacts", "spend", "incr. conv. (80%)", "€ / conv.", "€ next conv."):
+        t.add_column(col, justify="left" if col in ("segment", "arm") else "right")
+    for r in funded.head(top).itertuples():
+        t.add_row(r.segment, r.arm, f"{r.contacts:,}", _eur(r.spend),
+                  f"{r.expected_conversions:.1f} [{r.lo:.1f}, {r.hi:.1f}]", _eur(r.cost_per_conversion), _eur(r.marginal_cost))
+    console.print(t)
+
+    s = Table(title="Totals beside the reference plans")
+    for col in ("plan", "spend", "contacts", "holdout", "incr. conversions (80%)", "€ / conv.", "€ next conv."):
+        s.add_column(col, justify="left" if col == "plan" else "right")
+    for name, tot in (("recommended", result.totals), *result.references.items()):
+        s.add_row(name, _eur(tot.spend), f"{tot.contacts:,}", f"{tot.holdout_people:,}",
+                  f"{tot.expected_conversions:.1f} [{tot.lo:.1f}, {tot.hi:.1f}]", _eur(tot.cost_per_conversion),
+                  _eur(tot.marginal_cost) if tot.marginal_cost == tot.marginal_cost else "-")
+    console.print(s)
+    if result.status != "optimal":
+        console.print(f"[bold red]status: {result.status}[/]: the rules conflict; the plan above is the closest relaxation")
+    for c in result.conflicts:
+        console.print(f"[red]conflict:[/] {c}")
+    for n in result.notes:
+        console.print(f"[dim]note:[/] {n}")
+    console.print(f"wrote {out}")

@@ -1,0 +1,16 @@
+"""Segments (targetable cells and personas) and calibrated per-arm effects with intervals for each."""
+
+from uplift.segments.assign import PERSONA_NONE, assign_personas, targetable_cells
+from uplift.segments.effects import segment_effects, fay_herriot
+from uplift.segments.table import SEGMENT_COLUMNS, build_segment_table, truth_segment_effects
+
+__all__ = [
+    "PERSONA_NONE",
+    "SEGMENT_COLUMNS",
+    "assign_personas",
+    "build_segment_table",
+    "fay_herriot",
+    "segment_effects",
+    "targetable_cells",
+    "truth_segment_effects",
+]

@@ -1,0 +1,125 @@
+"""The segment table planners see: per segment and arm, the calibrated effect with its interval.
+
+Built from out-of-sample predictions only (cross-fitted on the training rows, held-out on the test
+rows), never from in-sample fits. One row per (segment, arm); segments under the anonymity floor
+never appear.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from uplift.features.library import age_band_of
+from uplift.segments.assign import PERSONA_NONE, SUPPRESSED, assign_personas, targetable_cells
+from uplift.segments.effects import segment_effects
+from uplift.specs.segments import SegmentSpec
+from uplift.trainingtable import TrainingTable
+from uplift.vocabulary import split_arm
+
+__all__ = ["SEGMENT_COLUMNS", "build_segment_table", "segment_members", "truth_segment_effects"]
+
+SEGMENT_COLUMNS = (
+    "segment", "kind", "size", "rows", "arm", "message", "channel", "base_rate",
+    "effect", "effect_sd", "lo", "hi", "observed", "observed_se", "model", "n_treated", "n_control",
+)
+
+
+def _people(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    if "age_band" not in out.columns and "age" in out.columns:
+        out["age_band"] = age_band_of(out["age"])
+    return out
+
+
+def segment_members(frame: pd.DataFrame, spec: SegmentSpec) -> pd.DataFrame:
+    """Per row: its targetable segment label (with dimension values) and its persona segment label."""
+    people = _people(frame)
+    cells = targetable_cells(people, spec.dimensions, spec.min_size)
+    persona = assign_personas(people, spec.personas) if spec.personas else np.full(len(people), PERSONA_NONE, dtype=object)
+    persona_label = np.where(persona == PERSONA_NONE, SUPPRESSED, "persona=" + persona.astype(str))
+    sizes = pd.Series(frame["person_id"].to_numpy()).groupby(persona_label).nunique()
+    small = pd.Series(persona_label).map(sizes).to_numpy() < spec.min_size
+    persona_label[small] = SUPPRESSED
+    cells["persona"] = persona
+    cells["persona_segment"] = persona_label
+    return cells
+
+
+def build_segment_table(
+    table: TrainingTable, predictions: pd.DataFrame, spec: SegmentSpec
+) -> pd.DataFrame:
+    """Per segment (targetable cells and personas) and treatment arm: size, base rate, calibrated effect.
+
+    Parameters
+    ----------
+    table : the rows the predictions belong to (same order).
+    predictions : out-of-sample predicted uplift, one column per treatment arm.
+    spec : dimensions, persona rules, anonymity floor and interval level.
+    """
+    f = table.frame
+    members = segment_members(f, spec)
+    z = float(norm.ppf(0.5 + spec.interval / 2))
+    parts = []
+    for kind, labels in (("targetable", members["segment"].to_numpy()), ("persona", members["persona_segment"].to_numpy())):
+        shown = labels != SUPPRESSED
+        if not shown.any():
+            continue
+        groups, names = pd.factorize(labels[shown], sort=True)
+        names = np.asarray(names, dtype=object)
+        eff = segment_effects(
+            groups,
+            len(names),
+            y=f["outcome"].to_numpy()[shown].astype(float),
+            arm=f["arm"].to_numpy()[shown],
+            propensity=table.propensity().iloc[np.flatnonzero(shown)].reset_index(drop=True),
+            predictions=predictions.iloc[np.flatnonzero(shown)].reset_index(drop=True),
+            control=table.control,
+        )
+        size = pd.Series(f["person_id"].to_numpy()[shown]).groupby(groups).nunique().reindex(range(len(names))).to_numpy()
+        rows = np.bincount(groups, minlength=len(names))
+        eff["segment"] = names[eff["group"].to_numpy()]
+        eff["kind"] = kind
+        eff["size"] = size[eff["group"].to_numpy()]
+        eff["rows"] = rows[eff["group"].to_numpy()]
+        attrs = _attributes(kind, names, members, labels, spec)
+        eff = eff.merge(attrs, on="segment", how="left")
+        parts.append(eff.drop(columns=["group"]))
+    out = pd.concat(parts, ignore_index=True)
+    msg_ch = [split_arm(a) for a in out["arm"]]
+    out["message"] = [m for m, _ in msg_ch]
+    out["channel"] = [c for _, c in msg_ch]
+    out["lo"] = out["effect"] - z * out["effect_sd"]
+    out["hi"] = out["effect"] + z * out["effect_sd"]
+    attr_cols = [c for c in (*spec.dimensions, "persona") if c in out.columns]
+    return out[list(SEGMENT_COLUMNS) + attr_cols].sort_values(["kind", "segment", "arm"], kind="stable").reset_index(drop=True)
+
+
+def _attributes(kind: str, names: np.ndarray, members: pd.DataFrame, labels: np.ndarray, spec: SegmentSpec) -> pd.DataFrame:
+    """Attribute columns per segment (for policies that select segments, e.g. fairness floors)."""
+    if kind == "targetable":
+        first = members.assign(_label=labels).drop_duplicates("_label").set_index("_label")
+        out = first.loc[names, list(spec.dimensions)].copy()
+        out["persona"] = "any"
+    else:
+        out = pd.DataFrame({d: "any" for d in spec.dimensions}, index=names)
+        out["persona"] = [n.removeprefix("persona=") for n in names]
+    return out.rename_axis("segment").reset_index()
+
+
+def truth_segment_effects(
+    table: TrainingTable, true_p: pd.DataFrame, spec: SegmentSpec
+) -> pd.DataFrame:
+    """The true effect per (segment, arm): mean over the segment's rows of true P(arm) - P(control)."""
+    members = segment_members(table.frame, spec)
+    base = true_p[table.control].to_numpy()
+    parts = []
+    for labels in (members["segment"].to_numpy(), members["persona_segment"].to_numpy()):
+        shown = labels != SUPPRESSED
+        lab = labels[shown]
+        for a in table.treatment_arms:
+            true = (true_p[a].to_numpy() - base)[shown]
+            s = pd.Series(true).groupby(lab).mean()
+            parts.append(pd.DataFrame({"segment": s.index, "arm": a, "true_effect": s.to_numpy()}))
+    return pd.concat(parts, ignore_index=True)

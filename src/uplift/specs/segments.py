@@ -1,0 +1,57 @@
+"""Segment declarations (``features/segments.yaml``): targetable dimensions, persona rules, anonymity floor."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator, model_validator
+
+from uplift.specs import Spec
+from uplift.specs.region import Condition
+
+__all__ = ["PersonaRule", "SegmentSpec", "TARGETABLE_DIMENSIONS"]
+
+TARGETABLE_DIMENSIONS = ("age_band", "gender", "municipality", "neighbourhood")
+"""What an ad platform or a flyer round can target: age band, gender, place."""
+
+
+class PersonaRule(Spec):
+    """A persona as a readable rule over audience attributes (every given field must match)."""
+
+    name: str
+    description: str = ""
+    rule: Condition
+
+    @field_validator("rule")
+    @classmethod
+    def _audience_only(cls, v: Condition) -> Condition:
+        if v.persona is not None or v.deprivation_min is not None:
+            raise ValueError("persona rules may only use audience attributes (not persona or deprivation_min)")
+        return v
+
+
+class SegmentSpec(Spec):
+    """How the audience is cut into segments and how effects per segment are reported."""
+
+    name: str = "default"
+    dimensions: tuple[str, ...] = ("age_band", "gender", "municipality")
+    """Targetable segments are the combinations of these dimensions (coarse to fine)."""
+    min_size: int = Field(50, ge=1)
+    """Cells with fewer people are merged into an 'other' cell of their parent; still too small: suppressed."""
+    interval: float = Field(0.8, gt=0, lt=1)
+    personas: tuple[PersonaRule, ...] = ()
+
+    @field_validator("dimensions")
+    @classmethod
+    def _targetable(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [d for d in v if d not in TARGETABLE_DIMENSIONS]
+        if bad:
+            raise ValueError(f"{bad} cannot be targeted; valid: {list(TARGETABLE_DIMENSIONS)}")
+        if not v:
+            raise ValueError("give at least one dimension")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_personas(self) -> SegmentSpec:
+        names = [p.name for p in self.personas]
+        if len(set(names)) != len(names):
+            raise ValueError(f"persona names must be unique: {names}")
+        return self
