@@ -62,7 +62,13 @@ def _p(world: CampaignWorld, arm: str) -> pd.Series:
 def test_default_region_declares_persona_messages_and_priced_channels(spec: RegionSpec) -> None:
     assert len(spec.messages) >= 6 and len(spec.channels) >= 3
     assert {"meta", "linkedin", "flyer"} <= set(spec.channels)
-    assert spec.channels["linkedin"].cost_eur > spec.channels["meta"].cost_eur > spec.channels["flyer"].cost_eur > 0
+    # the simulated history prices a contact as the planner's cost catalogue does (first-tier unit cost)
+    from uplift.specs import load_spec
+    from uplift.specs.planning import CostCatalogue
+
+    catalogue = load_spec(Path(__file__).resolve().parents[1] / "serve" / "costs.yaml", CostCatalogue)
+    for name, channel in spec.channels.items():
+        assert channel.cost_eur == pytest.approx(catalogue.channels[name].unit_cost), name
     assert len(spec.personas) == 8 and "other" in spec.personas
     expected = ("holdout",) + tuple(arm_name(m, c) for m in spec.messages for c in spec.channels)
     assert spec.arm_names() == expected
