@@ -5,10 +5,10 @@ For segment s and arm a:
 - observed: Hajek IPW difference of means between rows randomised to a and to the control, with its
   standard error (unbiased under randomisation, noisy in small segments);
 - model: mean over the segment's rows of the out-of-sample (cross-fitted) predicted uplift for a;
-- calibrated: per segment kind, pooled over the arms, the model's estimates are first corrected by the average gap
-  to the observed effects (the learner's regularisation shrinks effects towards 0), then each segment
-  leans on its own observed effect in proportion to how precise it is:
-  ``gamma_s = A / (A + se_s^2)``, ``effect = gamma_s * observed + (1 - gamma_s) * (model + bias)``,
+- calibrated: per segment kind, pooled over the arms, the model's estimates are first calibrated to
+  the observed effects, ``prior = alpha + beta * model`` (a learner's regularisation shifts and
+  compresses effects), then each segment leans on its own observed effect in proportion to how
+  precise it is: ``gamma_s = A / (A + se_s^2)``, ``effect = gamma_s * observed + (1 - gamma_s) * prior``,
   ``sd = sqrt(gamma_s) * se_s``, where ``A`` is the between-segment variance of the true effect
   around the corrected model (method of moments). Large segments get their observed difference,
   small ones the model: on randomised data the reported effect matches the observed arm-vs-holdout
@@ -61,31 +61,42 @@ def observed_effects(
     return out
 
 
-def fay_herriot(observed: np.ndarray, se: np.ndarray, model: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+def fay_herriot(observed: np.ndarray, se: np.ndarray, model: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float], float]:
     """Combine observed effects (with standard errors) and model estimates, segment by segment.
 
-    Returns the combined effect, its standard deviation, the bias correction added to the model, and
-    the between-segment variance ``A``. Segments without an observed effect (no treated or no control
-    rows) get the corrected model estimate with sd ``sqrt(A)``.
+    The prior is a linear calibration of the model, ``alpha + beta * model``, fitted to the
+    observed effects by weighted least squares (weights ``1 / (se^2 + A)``): a learner's
+    regularisation both shifts and compresses its effects, and the calibration undoes both. ``A``,
+    the variance of the true effects around the calibrated model, is estimated by the method of
+    moments; the two are iterated a few times.
+
+    Returns the combined effect, its standard deviation, the calibration ``(alpha, beta)`` and ``A``.
+    Segments without an observed effect (no treated or no control rows) get the calibrated model
+    with sd ``sqrt(A)``.
     """
-    ok = np.isfinite(observed) & np.isfinite(se) & (se > 0)
-    if ok.sum() == 0:
-        return model.copy(), np.full(len(model), np.nan), 0.0, float("nan")
-    v = se[ok] ** 2
-    d = observed[ok] - model[ok]
-    prec = 1.0 / v
-    bias = float(np.sum(prec * d) / np.sum(prec))
-    A = float(max(np.mean((d - bias) ** 2 - v), 0.0))
+    ok = np.isfinite(observed) & np.isfinite(se) & (se > 0) & np.isfinite(model)
+    if ok.sum() < 3:
+        return model.copy(), np.full(len(model), np.nan), (0.0, 1.0), float("nan")
+    v, o, m = se[ok] ** 2, observed[ok], model[ok]
+    A = 0.0
+    alpha, beta = 0.0, 1.0
+    for _ in range(5):
+        w = 1.0 / (v + A)
+        X = np.column_stack([np.ones_like(m), m])
+        alpha, beta = np.linalg.lstsq(X * np.sqrt(w)[:, None], o * np.sqrt(w), rcond=None)[0]
+        beta = float(np.clip(beta, 0.0, 5.0))  # a calibration never reverses the model's ranking
+        resid = o - (alpha + beta * m)
+        A = float(max(np.mean(resid**2 - v), 0.0))
     # keep A away from 0 so that no segment's interval collapses onto the model alone
     A = max(A, 0.05 * float(np.median(v)))
-    prior = model + bias
+    prior = alpha + beta * model
     gamma = np.zeros(len(model))
     gamma[ok] = A / (A + v)
     effect = prior.copy()
     effect[ok] = gamma[ok] * observed[ok] + (1 - gamma[ok]) * prior[ok]
     sd = np.full(len(model), np.sqrt(A))
     sd[ok] = np.sqrt(gamma[ok] * v)
-    return effect, sd, bias, A
+    return effect, sd, (float(alpha), float(beta)), A
 
 
 def segment_effects(
@@ -110,5 +121,5 @@ def segment_effects(
     out = pd.concat(parts, ignore_index=True)
     # one calibration over all arms: the bias and the spread of the truth around the model are
     # properties of the learner, and pooling the arms' segments estimates them far less noisily
-    effect, sd, bias, _ = fay_herriot(out["observed"].to_numpy(), out["observed_se"].to_numpy(), out["model"].to_numpy())
-    return out.assign(effect=effect, effect_sd=sd, model_bias=bias)
+    effect, sd, (alpha, beta), _ = fay_herriot(out["observed"].to_numpy(), out["observed_se"].to_numpy(), out["model"].to_numpy())
+    return out.assign(effect=effect, effect_sd=sd, calibration_alpha=alpha, calibration_beta=beta)
