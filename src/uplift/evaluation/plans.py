@@ -1,0 +1,220 @@
+"""Plan versus oracle: how many true incremental conversions a plan buys, as a share of the best possible.
+
+The simulator knows every person's true conversion probability under every arm, so the true
+effect of each (segment, arm) cell is known (:func:`uplift.segments.truth_segment_effects`). The
+**oracle plan** is the same solver (:func:`uplift.allocation.plan`) run on those true effects with
+zero uncertainty, the same budget, costs and policy. Any plan's contacts are re-scored under the
+true effects (:func:`uplift.allocation.evaluate_plan`): its true incremental conversions divided
+by the oracle's is its **share of the oracle**. Fairness floors are re-checked under the truth:
+spend-share floors do not depend on effects, conversion-share floors do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from uplift.allocation import plan, reference_plans
+from uplift.allocation.result import evaluate_plan
+from uplift.errors import DataError, SchemaError
+from uplift.specs.planning import CostCatalogue, PlanningPolicy
+
+__all__ = [
+    "PLAN_SCORE_COLUMNS",
+    "FLOOR_COLUMNS",
+    "PlanComparison",
+    "true_effects_table",
+    "score_plan",
+    "compare_with_oracle",
+]
+
+PLAN_SCORE_COLUMNS: tuple[str, ...] = (
+    "budget", "plan", "status", "spend", "contacts", "planned_conversions", "true_conversions", "share_of_oracle",
+)
+"""Columns of :attr:`PlanComparison.plans`: one row per (budget, plan). ``planned_conversions`` is what
+the plan expected under the effects it was made from; ``true_conversions`` what it buys in truth."""
+
+FLOOR_COLUMNS: tuple[str, ...] = ("budget", "plan", "floor", "kind", "min_share", "true_share", "holds")
+"""Columns of :attr:`PlanComparison.floors`: each fairness floor's share achieved under the truth."""
+
+_FLOOR_TOLERANCE = 1e-6
+"""Absolute slack on a share when checking that a floor holds (the cells round contacts down)."""
+
+
+@dataclass(frozen=True)
+class PlanComparison:
+    """Plans scored under the truth at several budgets.
+
+    Attributes
+    ----------
+    plans : one row per (budget, plan), columns :data:`PLAN_SCORE_COLUMNS`; plans are
+        ``"recommended"``, ``"even"``, ``"single_best_message"`` and ``"oracle"``.
+    floors : one row per (budget, plan, floor), columns :data:`FLOOR_COLUMNS`.
+    """
+
+    plans: pd.DataFrame
+    floors: pd.DataFrame
+
+
+def true_effects_table(estimated: pd.DataFrame, truth: pd.DataFrame, *, source: str = "truth") -> pd.DataFrame:
+    """The segment-effects table with the true effects in place of the estimates.
+
+    Parameters
+    ----------
+    estimated : segment-effects table (planner contract, e.g. the targetable rows of
+        :func:`uplift.segments.build_segment_table`); its attribute columns (``size``, ``age_band``,
+        ...) are kept. Not modified.
+    truth : ``segment``, ``arm``, ``true_effect`` (incremental conversions per contact), e.g.
+        :func:`uplift.segments.truth_segment_effects`.
+    source : name of ``truth`` in error messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same rows and columns as ``estimated``; ``effect``, ``lo``, ``hi`` = the true effect,
+        ``effect_sd`` = 0.
+
+    Raises
+    ------
+    SchemaError
+        A required column is missing, or ``true_effect`` is not finite.
+    DataError
+        A (segment, arm) of ``estimated`` has no true effect, or ``truth`` repeats one.
+    """
+    for name, frame, columns in (("estimated", estimated, ("segment", "arm", "effect")),
+                                 (source, truth, ("segment", "arm", "true_effect"))):
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise SchemaError(f"{name}: missing column(s) {missing}")
+    keys = ["segment", "arm"]
+    right = truth[keys + ["true_effect"]].astype({"segment": str, "arm": str})
+    if right.duplicated(keys).any():
+        first = right.loc[right.duplicated(keys), keys].iloc[0].tolist()
+        raise DataError(f"{source}: (segment, arm) {first} appears more than once; expected one true effect per cell")
+    merged = estimated[keys].astype({"segment": str, "arm": str}).merge(right, on=keys, how="left")
+    effect = merged["true_effect"].to_numpy(dtype=float)
+    if np.isnan(effect).any():
+        bad = merged.loc[np.isnan(effect), keys].head(3).to_numpy().tolist()
+        raise DataError(f"{source}: no true effect for {int(np.isnan(effect).sum())} cell(s), e.g. {bad}")
+    if not np.isfinite(effect).all():
+        raise SchemaError(f"{source}: column 'true_effect' must be finite")
+    out = estimated.copy()
+    out["effect"] = effect
+    out["effect_sd"] = 0.0
+    for column in ("lo", "hi"):
+        if column in out.columns:
+            out[column] = effect
+    return out
+
+
+def score_plan(
+    cells: pd.DataFrame, true_effects: pd.DataFrame, *, costs: CostCatalogue, policy: PlanningPolicy
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """A plan's spend, contacts and true incremental conversions, and its floors under the truth.
+
+    Parameters
+    ----------
+    cells : a plan's cells (``segment``, ``arm``, ``contacts``, ``spend``).
+    true_effects : :func:`true_effects_table` output.
+    costs, policy : the catalogue and the policy (its fairness floors are checked).
+
+    Returns
+    -------
+    totals : ``spend``, ``contacts``, ``true_conversions``.
+    floors : one row per floor: ``floor``, ``kind``, ``min_share``, ``true_share``, ``holds``.
+    """
+    scored = evaluate_plan(cells, true_effects, costs=costs, policy=policy, source="true effects")
+    rows = []
+    for floor in policy.fairness_floors:
+        share = scored["floors"][floor.name]
+        rows.append({
+            "floor": floor.name,
+            "kind": floor.kind,
+            "min_share": float(floor.min_share),
+            "true_share": share,
+            "holds": bool(np.isfinite(share) and share >= floor.min_share - _FLOOR_TOLERANCE),
+        })
+    totals = {
+        "spend": float(scored["spend"]),
+        "contacts": int(scored["contacts"]),
+        "true_conversions": float(scored["expected_conversions"]),
+    }
+    return totals, pd.DataFrame(rows, columns=list(FLOOR_COLUMNS[2:]))
+
+
+def compare_with_oracle(
+    estimated: pd.DataFrame,
+    true_effects: pd.DataFrame,
+    *,
+    budgets: Sequence[float],
+    costs: CostCatalogue,
+    policy: PlanningPolicy,
+) -> PlanComparison:
+    """Plan on the estimates and on the truth at every budget; score all plans under the truth.
+
+    For each budget: the recommended plan (``plan`` on ``estimated``), its two reference plans
+    (even split and single best message, made from the estimates as the product shows them) and
+    the oracle plan (``plan`` on ``true_effects``: same solver, budget, costs and policy) are
+    re-scored under ``true_effects``.
+
+    Parameters
+    ----------
+    estimated : segment-effects table the product plans from. Not modified.
+    true_effects : the same cells with the true effects (:func:`true_effects_table`).
+    budgets : EUR amounts (each finite, >= 0).
+    costs, policy : as for :func:`uplift.allocation.plan`.
+
+    Returns
+    -------
+    PlanComparison
+        ``share_of_oracle`` = true conversions / the oracle's true conversions at that budget
+        (NaN if the oracle buys none).
+
+    Raises
+    ------
+    SchemaError
+        ``budgets`` is empty.
+    DataError
+        ``true_effects`` does not cover the cells of ``estimated``.
+    """
+    if len(budgets) == 0:
+        raise SchemaError("budgets is empty; give at least one budget in EUR")
+    cells_est = estimated[["segment", "arm"]].astype(str)
+    cells_true = true_effects[["segment", "arm"]].astype(str)
+    if len(cells_est) != len(cells_true) or not cells_est.reset_index(drop=True).equals(cells_true.reset_index(drop=True)):
+        raise DataError("true_effects: expected the same (segment, arm) rows as estimated, in the same order")
+    plan_rows, floor_rows = [], []
+    for budget in budgets:
+        recommended = plan(estimated, budget=budget, costs=costs, policy=policy, references=False, source="estimated")
+        oracle = plan(true_effects, budget=budget, costs=costs, policy=policy, references=False, source="true effects")
+        refs = reference_plans(estimated, budget=budget, costs=costs, policy=policy, source="estimated")
+        candidates = {
+            "recommended": (recommended.cells, recommended.status, recommended.totals.expected_conversions),
+            **{name: (cells, "reference", float((cells["expected_conversions"]).sum())) for name, cells in refs.items()},
+            "oracle": (oracle.cells, oracle.status, oracle.totals.expected_conversions),
+        }
+        scored = {}
+        for name, (cells, status, planned) in candidates.items():
+            totals, floors = score_plan(cells, true_effects, costs=costs, policy=policy)
+            scored[name] = (totals, status, planned)
+            floor_rows.append(floors.assign(budget=float(budget), plan=name))
+        best = scored["oracle"][0]["true_conversions"]
+        for name, (totals, status, planned) in scored.items():
+            plan_rows.append({
+                "budget": float(budget),
+                "plan": name,
+                "status": status,
+                "spend": totals["spend"],
+                "contacts": totals["contacts"],
+                "planned_conversions": float(planned),
+                "true_conversions": totals["true_conversions"],
+                "share_of_oracle": totals["true_conversions"] / best if best > 0 else float("nan"),
+            })
+    floors = pd.concat(floor_rows, ignore_index=True) if floor_rows else pd.DataFrame(columns=list(FLOOR_COLUMNS))
+    return PlanComparison(
+        plans=pd.DataFrame(plan_rows, columns=list(PLAN_SCORE_COLUMNS)),
+        floors=floors[list(FLOOR_COLUMNS)],
+    )

@@ -1,0 +1,163 @@
+"""Plan-versus-oracle scoring under a known truth (uplift.evaluation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from uplift.errors import DataError, SchemaError
+from uplift.evaluation import (
+    FLOOR_COLUMNS,
+    PLAN_SCORE_COLUMNS,
+    compare_with_oracle,
+    score_plan,
+    true_effects_table,
+)
+from uplift.specs.planning import CostCatalogue, PlanningPolicy
+
+COSTS = CostCatalogue.model_validate(
+    {
+        "channels": {
+            "meta": {  # EUR 0.05 per contact, 40% of a segment in the first tier
+                "cost_per_mille": 10.0,
+                "impressions_per_contact": 5,
+                "tiers": [{"share": 0.4, "multiplier": 1.0}, {"share": 0.3, "multiplier": 2.0}],
+            },
+            "flyer": {"cost_per_contact": 0.07, "tiers": [{"share": 0.5, "multiplier": 1.0}]},
+        }
+    }
+)
+OPEN = PlanningPolicy(holdout_share=0.1, exploration_share=0.0)
+
+
+def two_arm_cells(effect_a: float, effect_b: float, size: int = 10_000) -> pd.DataFrame:
+    """One segment, two messages on one channel (they share the segment's reach)."""
+    return pd.DataFrame(
+        {
+            "segment": ["women_45", "women_45"],
+            "size": [size, size],
+            "arm": ["a@meta", "b@meta"],
+            "message": ["a", "b"],
+            "channel": ["meta", "meta"],
+            "effect": [effect_a, effect_b],
+            "effect_sd": [0.001, 0.001],
+            "base_rate": [0.003, 0.003],
+            "gender": ["female", "female"],
+        }
+    )
+
+
+def truth_of(cells: pd.DataFrame, effects: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"segment": cells["segment"], "arm": cells["arm"], "true_effect": effects})
+
+
+def random_cells(n_segments: int = 12, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    seg = pd.DataFrame(
+        {
+            "segment": [f"s{i:02d}" for i in range(n_segments)],
+            "size": rng.integers(1_000, 8_000, n_segments),
+            "gender": np.resize(["female", "male"], n_segments),
+            "age_band": np.resize(["25-34", "45-54", "55-67"], n_segments),
+        }
+    )
+    parts = []
+    for message in ("a", "b", "c"):
+        for channel in ("meta", "flyer"):
+            part = seg.assign(message=message, channel=channel, arm=f"{message}@{channel}")
+            part["effect"] = rng.normal(0.004, 0.003, n_segments)
+            part["effect_sd"] = rng.uniform(0.0005, 0.002, n_segments)
+            part["base_rate"] = 0.004
+            parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_true_effects_table_swaps_in_the_truth_and_leaves_the_input_alone():
+    cells = two_arm_cells(0.002, 0.01).assign(lo=0.0, hi=0.02)
+    before = cells.copy()
+    out = true_effects_table(cells, truth_of(cells, [0.01, 0.002]).iloc[::-1])
+    assert out["effect"].tolist() == [0.01, 0.002]
+    assert out["effect_sd"].tolist() == [0.0, 0.0]
+    assert out["lo"].tolist() == out["hi"].tolist() == [0.01, 0.002]
+    assert out["gender"].tolist() == ["female", "female"]
+    pd.testing.assert_frame_equal(cells, before)
+
+
+def test_true_effects_table_names_missing_and_repeated_cells():
+    cells = two_arm_cells(0.002, 0.01)
+    with pytest.raises(DataError, match=r"no true effect for 1 cell\(s\).*b@meta"):
+        true_effects_table(cells, truth_of(cells, [0.01, 0.002]).iloc[:1])
+    twice = pd.concat([truth_of(cells, [0.01, 0.002]), truth_of(cells, [0.01, 0.002])])
+    with pytest.raises(DataError, match="appears more than once"):
+        true_effects_table(cells, twice)
+    with pytest.raises(SchemaError, match=r"truth: missing column\(s\) \['true_effect'\]"):
+        true_effects_table(cells, cells[["segment", "arm"]])
+
+
+def test_wrong_ranking_scores_the_hand_computed_share_of_the_oracle():
+    # The estimates prefer b (0.01 > 0.002) but the truth prefers a (0.01 > 0.002). A budget of EUR 100
+    # buys 2,000 first-tier contacts (EUR 0.05 each) for either plan, so the share is 0.002 / 0.01.
+    cells = two_arm_cells(0.002, 0.01)
+    truth = true_effects_table(cells, truth_of(cells, [0.01, 0.002]))
+    result = compare_with_oracle(cells, truth, budgets=[100.0], costs=COSTS, policy=OPEN)
+    plans = result.plans.set_index("plan")
+    assert list(result.plans.columns) == list(PLAN_SCORE_COLUMNS)
+    assert plans.loc["oracle", "true_conversions"] == pytest.approx(2_000 * 0.01)
+    assert plans.loc["recommended", "true_conversions"] == pytest.approx(2_000 * 0.002)
+    assert plans.loc["recommended", "planned_conversions"] == pytest.approx(2_000 * 0.01)
+    assert plans.loc["recommended", "share_of_oracle"] == pytest.approx(0.2)
+    assert plans.loc["oracle", "share_of_oracle"] == pytest.approx(1.0)
+    assert plans.loc["single_best_message", "share_of_oracle"] == pytest.approx(0.2)
+
+
+def test_perfect_estimates_reach_the_oracle_and_nothing_beats_it():
+    cells = random_cells()
+    rng = np.random.default_rng(1)
+    exact = true_effects_table(cells, truth_of(cells, cells["effect"].tolist()))
+    result = compare_with_oracle(cells, exact, budgets=[200.0, 800.0], costs=COSTS, policy=OPEN)
+    plans = result.plans.set_index(["budget", "plan"])
+    assert plans.xs("recommended", level="plan")["share_of_oracle"].to_numpy() == pytest.approx([1.0, 1.0])
+    noisy = true_effects_table(cells, truth_of(cells, (cells["effect"] + rng.normal(0, 0.004, len(cells))).tolist()))
+    scored = compare_with_oracle(cells, noisy, budgets=[200.0, 800.0], costs=COSTS, policy=OPEN).plans
+    assert (scored["share_of_oracle"] <= 1.0 + 1e-9).all()
+    assert (scored.loc[scored["plan"] == "recommended", "share_of_oracle"] < 0.999).all()
+    assert set(scored["plan"]) == {"recommended", "even", "single_best_message", "oracle"}
+
+
+def test_conversion_floor_met_on_the_estimates_can_fail_under_the_truth():
+    cells = random_cells()
+    floor = {"name": "over_45", "where": {"age_band": ["45-54", "55-67"]}, "kind": "conversion_share",
+             "min_share": 0.6}
+    spend = {"name": "women", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.5}
+    policy = OPEN.model_copy(update={"fairness_floors": (
+        PlanningPolicy.model_validate({"fairness_floors": [floor, spend]}).fairness_floors)})
+    over_45 = cells["age_band"].isin(["45-54", "55-67"]).to_numpy()
+    truth = true_effects_table(cells, truth_of(cells, np.where(over_45, 0.0005, 0.01).tolist()))
+    result = compare_with_oracle(cells, truth, budgets=[300.0], costs=COSTS, policy=policy)
+    floors = result.floors.set_index(["plan", "floor"])
+    assert list(result.floors.columns) == list(FLOOR_COLUMNS)
+    assert floors.loc[("recommended", "women"), "holds"]
+    assert floors.loc[("recommended", "women"), "true_share"] >= 0.5 - 1e-6
+    assert not floors.loc[("recommended", "over_45"), "holds"]
+    assert floors.loc[("recommended", "over_45"), "true_share"] < 0.6
+    assert floors.loc[("oracle", "over_45"), "holds"]
+
+
+def test_score_plan_counts_only_funded_cells():
+    cells = two_arm_cells(0.002, 0.01)
+    truth = true_effects_table(cells, truth_of(cells, [0.01, 0.002]))
+    plan_cells = pd.DataFrame({"segment": ["women_45", "women_45"], "arm": ["a@meta", "b@meta"],
+                               "contacts": [100, 0], "spend": [5.0, 0.0]})
+    totals, floors = score_plan(plan_cells, truth, costs=COSTS, policy=OPEN)
+    assert totals == {"spend": 5.0, "contacts": 100, "true_conversions": pytest.approx(1.0)}
+    assert floors.empty
+
+
+def test_bad_arguments_are_named():
+    cells = two_arm_cells(0.002, 0.01)
+    truth = true_effects_table(cells, truth_of(cells, [0.01, 0.002]))
+    with pytest.raises(SchemaError, match="budgets is empty"):
+        compare_with_oracle(cells, truth, budgets=[], costs=COSTS, policy=OPEN)
+    with pytest.raises(DataError, match="same .segment, arm. rows"):
+        compare_with_oracle(cells, truth.iloc[::-1], budgets=[100.0], costs=COSTS, policy=OPEN)
