@@ -15,6 +15,8 @@ _COMMANDS = (
     "uplift.cli.run",
     "uplift.cli.segments",
     "uplift.cli.plan",
+    "uplift.cli.serve",
+    "uplift.cli.score",
 )
 
 for _name in _COMMANDS:

@@ -1,0 +1,28 @@
+"""Batch scoring of a whole audience in chunks: validation with rejects, features, uplift per arm, segments."""
+
+from uplift.scoring.chunks import Chunk, count_rows, file_digest, iter_chunks
+from uplift.scoring.job import ScoreSummary, default_rejects_path, score_file
+from uplift.scoring.labels import SegmentLabeler
+from uplift.scoring.rows import REJECT_COLUMNS, RowCheck, SeenIds, validate_rows
+from uplift.scoring.score import UPLIFT_PREFIX, Scorer, model_feature_set, score_chunk
+from uplift.scoring.writer import ChunkWriter
+
+__all__ = [
+    "Chunk",
+    "ChunkWriter",
+    "REJECT_COLUMNS",
+    "RowCheck",
+    "ScoreSummary",
+    "Scorer",
+    "SeenIds",
+    "SegmentLabeler",
+    "UPLIFT_PREFIX",
+    "count_rows",
+    "default_rejects_path",
+    "file_digest",
+    "iter_chunks",
+    "model_feature_set",
+    "score_chunk",
+    "score_file",
+    "validate_rows",
+]

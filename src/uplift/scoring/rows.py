@@ -1,0 +1,171 @@
+"""Row-level validation of audience chunks: valid rows go on, each invalid row becomes a reject record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from uplift.errors import SchemaError
+from uplift.schemas import AUDIENCE
+
+__all__ = ["REJECT_COLUMNS", "RowCheck", "SeenIds", "validate_rows", "reject_message"]
+
+REJECT_COLUMNS = ("file", "row", "column", "reason")
+"""Leading columns of a rejects file; the row's original values (as text) follow under their own names."""
+
+# uniqueness across chunks is checked by SeenIds (first occurrence wins), not per chunk by pandera
+_ROW_SCHEMA = AUDIENCE.update_column("person_id", unique=False)
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """The outcome of validating one chunk.
+
+    Attributes
+    ----------
+    valid : the rows that satisfy the audience contract, coerced to its types (positional index).
+    rejects : one row per rejected input row: ``file``, ``row`` (1-based data row number),
+        ``column`` and ``reason`` (``"; "``-joined when several columns fail), then the original values as text.
+    """
+
+    valid: pd.DataFrame
+    rejects: pd.DataFrame
+
+
+class SeenIds:
+    """Person ids accepted so far, as 64-bit hashes in a few sorted runs (memory ~8 bytes per id).
+
+    Runs are merged when a newer run grows as large as the one before it, so there are at most
+    about log2(n) runs and each id is re-sorted O(log n) times. Two different ids share a hash
+    with probability about n^2 / 2^65 (3e-6 for ten million ids).
+    """
+
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray] = []
+
+    @staticmethod
+    def hashes(ids: pd.Series) -> np.ndarray:
+        return pd.util.hash_pandas_object(ids.astype(str), index=False).to_numpy(np.uint64)
+
+    def contains(self, h: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(h), dtype=bool)
+        for run in self._runs:
+            at = np.minimum(np.searchsorted(run, h), len(run) - 1)
+            out |= run[at] == h
+        return out
+
+    def add(self, h: np.ndarray) -> None:
+        if not len(h):
+            return
+        self._runs.append(np.unique(h))
+        while len(self._runs) > 1 and len(self._runs[-2]) <= len(self._runs[-1]):
+            last = self._runs.pop()
+            self._runs[-1] = np.union1d(self._runs[-1], last)
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self._runs)
+
+
+_TRUE = ("true", "1", "1.0", "yes")
+_FALSE = ("false", "0", "0.0", "no")
+
+
+def _booleans(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[int, str, str]]]:
+    """Text booleans (CSV) to bool: ``true/false/1/0/yes/no`` in any case; anything else fails its row."""
+    failures: list[tuple[int, str, str]] = []
+    out = {}
+    for name, column in AUDIENCE.columns.items():
+        col = frame[name]
+        if str(column.dtype) != "bool" or pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+            continue
+        text = col.astype(str).str.strip().str.lower()
+        value = pd.Series(np.where(text.isin(_TRUE), True, np.where(text.isin(_FALSE), False, None)), index=col.index)
+        unknown = col.notna() & value.isna()
+        failures += [(int(i), name, f"{col[i]!r} is not a valid bool (true/false)") for i in col.index[unknown]]
+        out[name] = value
+    return (frame.assign(**out) if out else frame), failures
+
+
+def _reason(check: str, value: object) -> str:
+    if check == "not_nullable":
+        return "missing value"
+    if check.startswith("coerce_dtype"):
+        return f"{value!r} is not a valid {check.removeprefix('coerce_dtype(').rstrip(')')}"
+    return f"{value!r} fails {check}"
+
+
+def validate_rows(frame: pd.DataFrame, *, source: str, first_row: int, seen: SeenIds) -> RowCheck:
+    """Check every row of an audience chunk against the AUDIENCE contract; never drop a row silently.
+
+    A missing required column is a file-level problem and raises. Per-row failures (missing or
+    mistyped value, value out of range or vocabulary, a person id seen in an earlier row) make
+    the row a reject. Accepted ids are added to ``seen``.
+
+    Parameters
+    ----------
+    frame : one chunk, positional index (not modified).
+    source : the file name reported in each reject.
+    first_row : 1-based number of the chunk's first data row in the file.
+    seen : ids accepted in earlier chunks (updated).
+
+    Raises
+    ------
+    SchemaError
+        A required column is missing from the file.
+    """
+    missing = [c for c in AUDIENCE.columns if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"{source}: missing column(s) {missing}; expected the audience contract's columns")
+    frame = frame.reset_index(drop=True)
+    prepared, failures = _booleans(frame)
+    try:
+        valid = _ROW_SCHEMA.validate(prepared, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        cases = err.failure_cases
+        cases = cases[cases["index"].notna()]
+        cases = cases[~cases["failure_case"].astype(str).str.startswith("TypeError(")]
+        for idx, column, check, value in zip(cases["index"], cases["column"], cases["check"], cases["failure_case"]):
+            failures.append((int(idx), str(column), _reason(str(check), value)))
+        bad = sorted({f[0] for f in failures})
+        if not bad and len(cases) == 0:  # a frame-level failure pandera could not pin to rows
+            raise SchemaError(f"{source}: rows {first_row}-{first_row + len(frame) - 1} break the audience contract: "
+                              f"{err.failure_cases.head(3).to_dict('records')}") from None
+        valid = _ROW_SCHEMA.validate(prepared.drop(index=bad), lazy=True)
+    ids = valid["person_id"]
+    h = SeenIds.hashes(ids)
+    dup = ids.duplicated(keep="first").to_numpy() | seen.contains(h)
+    for idx in valid.index[dup]:
+        failures.append((int(idx), "person_id", f"{frame.at[idx, 'person_id']!r} repeats an earlier row's person_id"))
+    seen.add(h[~dup])
+    valid = valid.loc[~dup].reset_index(drop=True)
+    return RowCheck(valid=valid, rejects=_rejects(frame, failures, source=source, first_row=first_row))
+
+
+def _rejects(frame: pd.DataFrame, failures: list[tuple[int, str, str]], *, source: str, first_row: int) -> pd.DataFrame:
+    originals = [str(c) for c in frame.columns]
+    if not failures:
+        return pd.DataFrame({c: pd.Series(dtype="str") for c in (*REJECT_COLUMNS, *originals)}).astype({"row": "int64"})
+    f = pd.DataFrame(failures, columns=["index", "column", "reason"]).drop_duplicates(["index", "column"])
+    grouped = f.groupby("index", sort=True).agg({"column": "; ".join, "reason": "; ".join})
+    rows = frame.loc[grouped.index]
+    out = pd.DataFrame(
+        {
+            "file": source,
+            "row": (grouped.index.to_numpy() + first_row).astype(np.int64),
+            "column": grouped["column"].to_numpy(),
+            "reason": grouped["reason"].to_numpy(),
+        }
+    )
+    text = rows.astype(object).where(rows.notna(), None).astype(str).where(rows.notna(), None).reset_index(drop=True)
+    text.columns = originals
+    return pd.concat([out, text], axis=1)
+
+
+def reject_message(rejects: pd.DataFrame, *, limit: int = 5) -> str:
+    """A few rejects as readable lines: ``file row N, column 'c': reason``."""
+    lines = [f"  {r.file} row {r.row}, column {r.column!r}: {r.reason}" for r in rejects.head(limit).itertuples()]
+    more = f"\n  ... and {len(rejects) - limit} more row(s)" if len(rejects) > limit else ""
+    return "\n".join(lines) + more

@@ -1,0 +1,206 @@
+"""MLflow records of the jobs around a wave: batch scoring, experiment design, experiment analysis."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+
+from uplift.config import Settings, tracking_uri
+from uplift.tracking.registry import load_segments, resolve_version
+from uplift.tracking.runs import configure, metric_key
+
+__all__ = [
+    "SCORING_EXPERIMENT",
+    "EXPERIMENTS_EXPERIMENT",
+    "LoadedModel",
+    "load_model",
+    "log_scoring",
+    "log_design",
+    "log_analysis",
+]
+
+SCORING_EXPERIMENT = "uplift-scoring"
+EXPERIMENTS_EXPERIMENT = "uplift-experiments"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered model version ready to score: the pyfunc's Python model and its segment table."""
+
+    name: str
+    version: str
+    run_id: str
+    model: "UpliftPyfunc"  # noqa: F821 - uplift.tracking.pyfunc.UpliftPyfunc
+    segments: pd.DataFrame
+
+
+def _experiment(settings: Settings, name: str) -> str:
+    uri = tracking_uri(settings)
+    artifacts = settings.workdir / "mlartifacts" if uri.startswith("sqlite:") else None
+    return configure(uri, name, artifacts)
+
+
+def load_model(settings: Settings, ref: str = "champion") -> LoadedModel:
+    """The model behind ``<registered_model>@ref`` (or version ``ref``) with its segment table.
+
+    Raises
+    ------
+    ModelNotFoundError
+        No such alias or version, or its run has no segment table.
+    """
+    mlflow.set_tracking_uri(tracking_uri(settings))
+    client = MlflowClient()
+    version = resolve_version(client, settings.registered_model, ref)
+    segments = load_segments(client, version)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.registered_model}/{version.version}").unwrap_python_model()
+    return LoadedModel(settings.registered_model, str(version.version), version.run_id, pyfunc, segments)
+
+
+def _log_frames(frames: dict[str, pd.DataFrame], folder: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, frame in frames.items():
+            path = Path(tmp) / name
+            frame.to_csv(path, index=False)
+            mlflow.log_artifact(str(path), folder)
+
+
+def log_scoring(
+    settings: Settings,
+    *,
+    model: LoadedModel,
+    audience: Path,
+    digest: str,
+    out: Path,
+    rejects: Path | None,
+    as_of: pd.Timestamp,
+    rows_scored: int,
+    rows_rejected: int,
+    seconds: float,
+    chunk_rows: int,
+) -> str:
+    """One run in experiment ``uplift-scoring``; returns its id."""
+    experiment_id = _experiment(settings, SCORING_EXPERIMENT)
+    rows = rows_scored + rows_rejected
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"score {audience.name}") as run:
+        mlflow.log_params(
+            {
+                "model_name": model.name,
+                "model_version": model.version,
+                "model_run_id": model.run_id,
+                "input_path": str(audience)[:500],
+                "input_sha256": digest,
+                "as_of": as_of.isoformat(),
+                "chunk_rows": chunk_rows,
+            }
+        )
+        mlflow.log_metrics(
+            {
+                "rows_scored": rows_scored,
+                "rows_rejected": rows_rejected,
+                "seconds": seconds,
+                "rows_per_second": rows / seconds if seconds > 0 else 0.0,
+            }
+        )
+        tags = {"output_path": str(out)[:5000]}
+        if rejects is not None:
+            tags["rejects_path"] = str(rejects)[:5000]
+        mlflow.set_tags(tags)
+    return run.info.run_id
+
+
+def log_design(
+    settings: Settings,
+    *,
+    spec_path: Path,
+    spec_name: str,
+    wave: int,
+    salt: str,
+    audience: Path,
+    digest: str,
+    out: Path,
+    base_rate: float,
+    shares: pd.Series,
+    power: pd.DataFrame,
+    balance: pd.DataFrame,
+    plan: Path | None,
+) -> str:
+    """One run in experiment ``uplift-experiments`` for a design; returns its id."""
+    experiment_id = _experiment(settings, EXPERIMENTS_EXPERIMENT)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"design {spec_name}") as run:
+        mlflow.log_params(
+            {
+                "job": "design",
+                "experiment": spec_name,
+                "wave": wave,
+                "salt": salt,
+                "audience_path": str(audience)[:500],
+                "audience_sha256": digest,
+                "base_rate": base_rate,
+                "plan": str(plan)[:500] if plan is not None else "",
+            }
+        )
+        metrics = {"people": float(power["n_arm_available"].sum() + power["n_holdout_available"].iloc[0]),
+                   "n_total_needed_max": float(power["n_total_needed"].max()),
+                   "power_available_min": float(power["power_available"].min()),
+                   "mde_available_max": float(power["mde_available"].max())}
+        metrics.update({metric_key("share", str(a)): float(s) for a, s in shares.items()})
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags({"job": "design", "output_path": str(out)[:5000]})
+        mlflow.log_text(Path(spec_path).read_text(), "spec/experiment.yaml")
+        _log_frames({"power.csv": power, "stratum_balance.csv": balance,
+                     "shares.csv": shares.rename("share").reset_index()}, "tables")
+    return run.info.run_id
+
+
+def log_analysis(
+    settings: Settings,
+    *,
+    spec_path: Path,
+    spec_name: str,
+    wave: int,
+    exposures: Path,
+    enrolments: Path,
+    out: Path,
+    arms: pd.DataFrame,
+    segments: pd.DataFrame | None,
+    srm_p_value: float | None,
+    srm_flagged: bool | None,
+    covariates: tuple[str, ...],
+    summary: str,
+) -> str:
+    """One run in experiment ``uplift-experiments`` for an analysis; returns its id."""
+    experiment_id = _experiment(settings, EXPERIMENTS_EXPERIMENT)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"analyze {spec_name}") as run:
+        mlflow.log_params(
+            {
+                "job": "analyze",
+                "experiment": spec_name,
+                "wave": wave,
+                "exposures_path": str(exposures)[:500],
+                "enrolments_path": str(enrolments)[:500],
+                "covariates": ",".join(covariates),
+            }
+        )
+        metrics: dict[str, float] = {"people": float(arms["n"].sum())}
+        if srm_p_value is not None:
+            metrics["srm_p_value"] = float(srm_p_value)
+            metrics["srm_flagged"] = float(bool(srm_flagged))
+        for row in arms.itertuples():
+            for col in ("effect", "ci_low", "ci_high", "adjusted_effect"):
+                value = getattr(row, col)
+                if pd.notna(value):
+                    metrics[metric_key(col, str(row.arm))] = float(value)
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags({"job": "analyze", "output_path": str(out)[:5000]})
+        mlflow.log_text(Path(spec_path).read_text(), "spec/experiment.yaml")
+        mlflow.log_text(summary, "summary.txt")
+        frames = {"arms.csv": arms}
+        if segments is not None:
+            frames["segments.csv"] = segments
+        _log_frames(frames, "tables")
+    return run.info.run_id
