@@ -1,0 +1,109 @@
+"""The FastAPI application: ``create_app(settings)`` wires routers, auth, limits, handlers and the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from uplift.api.auth import require_token
+from uplift.api.handlers import install_handlers
+from uplift.api.limits import BodySizeLimit
+from uplift.api.settings import ServiceSettings
+from uplift.errors import SpecError
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("uplift.api")
+
+DESCRIPTION = """Uplift targeting for re-skilling outreach, over the MLflow model behind the registry alias.
+
+Every endpoint but `/health` needs `Authorization: Bearer <token>`. Effects are incremental conversions
+per contact (probability points) against the holdout; no segment smaller than the service's minimum
+segment size is ever returned.
+"""
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    import mlflow
+    from mlflow import MlflowClient
+
+    from uplift.api.modelstore import ModelStore, registry_loader, registry_resolver
+    from uplift.api.planning import PlanService
+    from uplift.api.planstore import PlanStore
+    from uplift.specs import load_spec
+    from uplift.specs.planning import CostCatalogue, PlanningPolicy
+
+    settings: ServiceSettings = app.state.settings
+    planner = PlanService(
+        costs=load_spec(settings.costs_path(), CostCatalogue),
+        policy=load_spec(settings.policy_path(), PlanningPolicy),
+        min_segment_size=settings.min_segment_size,
+        cache_size=settings.plan_cache_size,
+    )
+    uri = settings.resolved_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    name, alias = settings.registered_model, settings.alias
+    store = ModelStore(
+        resolve=registry_resolver(client, name, alias),
+        load=registry_loader(client, name, alias, min_segment_size=settings.min_segment_size),
+        poll_seconds=settings.poll_seconds,
+    )
+    plans = PlanStore(settings.resolved_plans_url())
+    app.state.planner = planner
+    app.state.plan_store = plans
+    app.state.model_store = store
+    store.start()
+    status = store.status
+    if store.bundle is None:
+        log.error("no model in service (%s); model endpoints answer 503 until %s@%s can be loaded",
+                  status.reason, name, alias)
+    else:
+        log.info("serving %s v%s from %s", name, store.bundle.version, uri)
+    try:
+        yield
+    finally:
+        store.stop()
+        plans.close()
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    """The application for ``settings`` (nothing is loaded until the lifespan starts).
+
+    Raises
+    ------
+    SpecError
+        ``production`` mode without tokens.
+    """
+    tokens = tuple(t.get_secret_value().encode() for t in settings.tokens)
+    if settings.mode == "production" and not tokens:
+        raise SpecError("service settings: mode 'production' needs at least one token (UPLIFT_SERVICE_TOKENS)")
+    if not tokens:
+        log.warning("!" * 72)
+        log.warning("NO ACCESS TOKENS CONFIGURED: the API is OPEN to anyone who can reach %s:%s (dev mode)",
+                    settings.host, settings.port)
+        log.warning("!" * 72)
+    from uplift.api.routes import health, model, plans, scores, segments
+
+    app = FastAPI(
+        title="uplift",
+        summary="Multi-treatment uplift targeting for re-skilling outreach campaigns",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.tokens = tokens
+    protected = [Depends(require_token)]
+    app.include_router(health.router)
+    for module in (model, segments, plans, scores):
+        app.include_router(module.router, dependencies=protected,
+                           responses={401: {"description": "missing or invalid bearer token"}})
+    install_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,207 @@
+"""The model in service: one immutable bundle, loaded at start-up and swapped when the registry alias moves.
+
+A background thread polls ``name@alias`` every ``poll_seconds``; a new version is loaded on that
+thread (never on the request path) and replaces the bundle with one reference assignment, so a
+request sees either the old bundle or the new one, never a mix. A broken new version or an
+unreachable registry leaves the last good bundle in service and the store ``degraded``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from uplift.errors import ModelNotFoundError
+
+__all__ = ["ModelBundle", "ModelStore", "StoreStatus", "interval_level", "registry_loader", "registry_resolver", "safe_segments"]
+
+log = logging.getLogger("uplift.api")
+
+SEGMENT_REQUIRED = ("segment", "kind", "size", "arm", "message", "channel", "base_rate", "effect", "effect_sd", "lo", "hi")
+
+
+def safe_segments(segments: pd.DataFrame, min_size: int) -> pd.DataFrame:
+    """Rows of a segment table whose segment has at least ``min_size`` people (a new frame)."""
+    return segments[segments["size"].to_numpy() >= min_size].reset_index(drop=True)
+
+
+def interval_level(segments: pd.DataFrame) -> float:
+    """Coverage of the table's ``lo``/``hi`` (normal intervals), read back from ``(hi - effect) / effect_sd``."""
+    import numpy as np
+    from scipy.stats import norm
+
+    sd = segments["effect_sd"].to_numpy(float)
+    ok = sd > 1e-12
+    if not ok.any():
+        return 0.8
+    z = float(np.median((segments["hi"].to_numpy(float)[ok] - segments["effect"].to_numpy(float)[ok]) / sd[ok]))
+    return round(float(2 * norm.cdf(z) - 1), 3)
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """Everything a request needs about one model version; never changed after it is built."""
+
+    name: str
+    version: int
+    alias: str
+    run_id: str
+    model: object  # uplift.tracking.pyfunc.UpliftPyfunc
+    arms: tuple[str, ...]
+    control: str
+    features: tuple[tuple[str, str], ...]  # (name, "numeric" | "categorical")
+    metrics: dict[str, float]
+    segments: pd.DataFrame  # already restricted to segments of at least the minimum size
+    interval: float
+    loaded_at: datetime
+    by_kind: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def segments_of(self, kind: str) -> pd.DataFrame:
+        """The segment rows of ``kind`` (empty frame if none)."""
+        found = self.by_kind.get(kind)
+        return found if found is not None else self.segments.iloc[0:0]
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """What ``/health`` reports."""
+
+    status: str  # "ok" | "degraded" | "no model"
+    reason: str | None
+    checked_at: datetime | None
+
+
+def registry_resolver(client, name: str, alias: str) -> Callable[[], str]:
+    """A function returning the version number behind ``name@alias`` (raises if it cannot)."""
+    from uplift.tracking.registry import champion_version
+
+    def resolve() -> str:
+        return str(champion_version(client, name, alias).version)
+
+    return resolve
+
+
+def registry_loader(client, name: str, alias: str, *, min_segment_size: int) -> Callable[[str], ModelBundle]:
+    """A function loading version ``v`` of ``name`` into a :class:`ModelBundle` (raises if it is broken)."""
+    import mlflow.pyfunc
+
+    from uplift.tracking.pyfunc import UpliftPyfunc
+    from uplift.tracking.registry import load_segments, resolve_version
+
+    def load(version: str) -> ModelBundle:
+        mv = resolve_version(client, name, version)
+        loaded = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
+        model = loaded.unwrap_python_model()
+        if not isinstance(model, UpliftPyfunc):
+            raise ModelNotFoundError(f"{name} v{mv.version} is a {type(model).__name__}, not an uplift model")
+        segments = load_segments(client, mv)
+        missing = [c for c in SEGMENT_REQUIRED if c not in segments.columns]
+        if missing:
+            raise ModelNotFoundError(f"{name} v{mv.version}: segment table lacks column(s) {missing}")
+        metrics = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
+        safe = safe_segments(segments, min_segment_size)
+        interval = interval_level(segments)
+        return ModelBundle(
+            name=name,
+            version=int(mv.version),
+            alias=alias,
+            run_id=str(mv.run_id or ""),
+            model=model,
+            arms=tuple(model.arms),
+            control=str(model.control),
+            features=tuple((f.name, f.kind) for f in model.model.features),
+            metrics={k: float(v) for k, v in metrics.items()},
+            segments=safe,
+            interval=interval,
+            loaded_at=datetime.now(UTC),
+            by_kind={str(k): g.reset_index(drop=True) for k, g in safe.groupby("kind", sort=False)},
+        )
+
+    return load
+
+
+class ModelStore:
+    """Holds the bundle in service and keeps it in step with the registry alias.
+
+    Parameters
+    ----------
+    resolve : returns the version number the alias points to now (raises when the registry is unreachable).
+    load : builds the bundle of a version (raises when the version is broken).
+    poll_seconds : pause between two checks of the alias.
+    """
+
+    def __init__(self, *, resolve: Callable[[], str], load: Callable[[str], ModelBundle], poll_seconds: float) -> None:
+        self._resolve = resolve
+        self._load = load
+        self.poll_seconds = float(poll_seconds)
+        self._bundle: ModelBundle | None = None
+        self._status = StoreStatus("no model", "not loaded yet", None)
+        self._failed: tuple[str, str] | None = None  # (version, reason) of the last broken version
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one refresh at a time
+
+    @property
+    def bundle(self) -> ModelBundle | None:
+        """The bundle in service (None when no model could ever be loaded)."""
+        return self._bundle
+
+    @property
+    def status(self) -> StoreStatus:
+        return self._status
+
+    def refresh(self) -> StoreStatus:
+        """Check the alias once and load a new version if it moved; never raises."""
+        with self._lock:
+            now = datetime.now(UTC)
+            current = self._bundle
+            try:
+                target = self._resolve()
+            except Exception as exc:  # registry unreachable or alias gone: keep what we have
+                reason = f"cannot resolve the model alias: {exc}"
+                log.warning(reason)
+                self._status = StoreStatus("degraded" if current else "no model", reason, now)
+                return self._status
+            if current is not None and str(current.version) == target:
+                self._status = StoreStatus("ok", None, now)
+                return self._status
+            if self._failed is not None and self._failed[0] == target:
+                self._status = StoreStatus("degraded" if current else "no model", self._failed[1], now)
+                return self._status
+            try:
+                bundle = self._load(target)
+            except Exception as exc:
+                served = f"; still serving v{current.version}" if current else ""
+                reason = f"version {target} behind the alias could not be loaded: {exc}{served}"
+                log.error(reason)
+                self._failed = (target, reason)
+                self._status = StoreStatus("degraded" if current else "no model", reason, now)
+                return self._status
+            self._bundle = bundle  # the atomic swap: one reference assignment
+            self._failed = None
+            self._status = StoreStatus("ok", None, now)
+            log.info("serving %s v%s (run %s)", bundle.name, bundle.version, bundle.run_id)
+            return self._status
+
+    def start(self) -> None:
+        """Load the current version now, then keep polling on a daemon thread."""
+        self.refresh()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, name="uplift-model-poll", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling (waits for a load in progress to finish)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            self.refresh()

@@ -1,0 +1,152 @@
+"""The service side of ``POST /plans``: per-request overrides, the planner call, the size floor, a result cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from uplift.api.handlers import RequestFieldError
+from uplift.api.modelstore import ModelBundle, safe_segments
+from uplift.api.schemas import PlanRequest
+from uplift.errors import DataError, SpecError, UpliftError
+from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
+
+__all__ = ["PlanService", "finite_or_none", "request_key"]
+
+log = logging.getLogger("uplift.api")
+
+_CELL_FLOATS = ("spend", "expected_conversions", "lo", "hi", "cost_per_conversion", "marginal_cost", "exploration")
+
+
+def finite_or_none(x: float) -> float | None:
+    """``x`` as a float, or None when it is NaN or infinite (JSON has no such numbers)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def request_key(bundle: ModelBundle, request: PlanRequest) -> str:
+    """Cache key: model name and version plus a hash of the canonical request body."""
+    body = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return f"{bundle.name}:{bundle.version}:{hashlib.sha256(body.encode()).hexdigest()}"
+
+
+def _check_finite(value: Any, loc: tuple[str | int, ...]) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RequestFieldError(f"{'.'.join(map(str, loc[1:]))}: expected a finite number, got {value}", loc)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, (*loc, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, (*loc, i))
+
+
+class PlanService:
+    """Plans budgets over a bundle's segments under the base cost catalogue and policy.
+
+    Parameters
+    ----------
+    costs, policy : the defaults (``serve/costs.yaml``, ``serve/policy.yaml``) requests override.
+    min_segment_size : segments below it are never planned over nor returned.
+    cache_size : plans kept per (model version, request); 0 = no cache.
+    """
+
+    def __init__(self, *, costs: CostCatalogue, policy: PlanningPolicy, min_segment_size: int, cache_size: int) -> None:
+        self.costs = costs
+        self.policy = policy
+        self.min_segment_size = int(min_segment_size)
+        self.cache_size = int(cache_size)
+        self._cache: OrderedDict[str, dict] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def plan(self, bundle: ModelBundle, request: PlanRequest) -> dict:
+        """The plan's body (status, conflicts, notes, totals, references, funded cells), cached."""
+        key = request_key(bundle, request)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        body = self._compute(bundle, request)
+        if self.cache_size > 0:
+            with self._lock:
+                self._cache[key] = body
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return body
+
+    def _overrides(self, request: PlanRequest) -> tuple[CostCatalogue, PlanningPolicy]:
+        _check_finite(request.policy, ("body", "policy"))
+        _check_finite(request.costs, ("body", "costs"))
+        try:
+            policy = apply_overrides(self.policy, request.policy, source="policy")
+        except SpecError as exc:
+            raise RequestFieldError(str(exc), ("body", "policy")) from None
+        try:
+            costs = apply_overrides(self.costs, request.costs, source="costs")
+        except SpecError as exc:
+            raise RequestFieldError(str(exc), ("body", "costs")) from None
+        return costs, policy
+
+    def _compute(self, bundle: ModelBundle, request: PlanRequest) -> dict:
+        from uplift.allocation import plan
+
+        costs, policy = self._overrides(request)
+        table = safe_segments(bundle.segments_of(request.kind), self.min_segment_size)
+        if table.empty:
+            raise DataError(
+                f"model v{bundle.version} has no {request.kind} segments of at least {self.min_segment_size} people"
+            )
+        source = f"{bundle.name} v{bundle.version} {request.kind} segments"
+        try:
+            result = plan(table, budget=request.budget, costs=costs, policy=policy, strict=request.strict,
+                          references=request.include_references, source=source)
+        except UpliftError:
+            raise
+        except (ValueError, OverflowError) as exc:  # an override the specs accept but the solver cannot use
+            log.warning("planner rejected a request: %s", exc)
+            raise RequestFieldError(f"the planner cannot use these inputs: {exc}", ("body",)) from None
+        cells = result.cells
+        sizes = table.drop_duplicates("segment").set_index("segment")["size"]
+        big_enough = cells["segment"].map(sizes).fillna(0).to_numpy() >= self.min_segment_size
+        funded = cells[(cells["contacts"].to_numpy() > 0) & big_enough].sort_values("spend", ascending=False)
+        return {
+            "status": result.status,
+            "conflicts": list(result.conflicts),
+            "notes": list(result.notes),
+            "totals": _totals(result.totals.as_dict(), policy.interval),
+            "references": {name: _totals(t.as_dict(), policy.interval) for name, t in result.references.items()},
+            "cells": _cells(funded),
+        }
+
+
+def _totals(figures: dict[str, float], interval: float) -> dict:
+    out = {k: (int(v) if k in ("contacts", "holdout_people") else finite_or_none(v)) for k, v in figures.items()}
+    out["interval"] = float(interval)
+    for k in ("budget", "spend", "expected_conversions", "lo", "hi", "exploration_spend"):
+        out[k] = out[k] if out[k] is not None else 0.0
+    return out
+
+
+def _cells(frame: pd.DataFrame) -> list[dict]:
+    data: dict[str, list] = {
+        "segment": frame["segment"].astype(str).tolist(),
+        "arm": frame["arm"].astype(str).tolist(),
+        "message": frame["message"].astype(str).tolist(),
+        "channel": frame["channel"].astype(str).tolist(),
+        "contacts": frame["contacts"].astype(np.int64).tolist(),
+        "holdout_people": frame["holdout_people"].astype(np.int64).tolist(),
+    }
+    for col in _CELL_FLOATS:
+        values = frame[col].to_numpy(float)
+        data[col] = [v if math.isfinite(v) else None for v in values.tolist()]
+    names = list(data)
+    return [dict(zip(names, row)) for row in zip(*data.values())]

@@ -1,0 +1,278 @@
+"""Request and response bodies of the HTTP API (pydantic), with the examples shown in the OpenAPI schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ErrorBody",
+    "FeatureInfo",
+    "Health",
+    "ModelInfo",
+    "PlanCell",
+    "PlanList",
+    "PlanRequest",
+    "PlanResponse",
+    "PlanSummary",
+    "PlanTotalsOut",
+    "RowScore",
+    "ScoreRequest",
+    "ScoreResponse",
+    "SegmentEffect",
+    "SegmentPage",
+]
+
+ARM_EXAMPLE = "fresh_start@meta"
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class ErrorBody(_Out):
+    """Every error: ``detail`` says what was wrong; for bad input a list of ``{loc, msg, type}``."""
+
+    detail: str | list[dict[str, Any]]
+
+
+class Health(_Out):
+    status: Literal["ok", "degraded", "no model"] = Field(
+        description="ok; degraded = serving the last good model while the alias' version cannot be loaded "
+        "or the registry cannot be reached; no model = nothing to serve"
+    )
+    reason: str | None = Field(None, description="why the status is not ok")
+    model_name: str
+    alias: str
+    model_version: int | None
+    run_id: str | None
+    loaded_at: datetime | None
+    checked_at: datetime | None = Field(None, description="last time the registry alias was checked")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": "ok", "reason": None, "model_name": "uplift", "alias": "champion", "model_version": 3,
+                 "run_id": "8f2c0d3c1a7b4e1f9d2e6a5b4c3d2e1f", "loaded_at": "2025-03-01T09:00:00Z",
+                 "checked_at": "2025-03-01T09:05:00Z"}
+            ]
+        }
+    )
+
+
+class FeatureInfo(_Out):
+    name: str
+    kind: Literal["numeric", "categorical"]
+
+
+class ModelInfo(_Out):
+    name: str
+    version: int
+    alias: str
+    run_id: str
+    arms: list[str] = Field(description="treatment arms, 'message@channel'")
+    control: str
+    features: list[FeatureInfo] = Field(description="the columns POST /scores needs in every row")
+    metrics: dict[str, float] = Field(description="validation metrics of the training run")
+    loaded_at: datetime
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "uplift", "version": 3, "alias": "champion", "run_id": "8f2c0d3c1a7b4e1f9d2e6a5b4c3d2e1f",
+                 "arms": [ARM_EXAMPLE, "heavy_work_future@meta"], "control": "holdout",
+                 "features": [{"name": "age", "kind": "numeric"}, {"name": "gender", "kind": "categorical"}],
+                 "metrics": {"test_mean_qini": 0.0021}, "loaded_at": "2025-03-01T09:00:00Z"}
+            ]
+        }
+    )
+
+
+class SegmentEffect(_Out):
+    """One segment x arm: the calibrated incremental conversions per contact, with its interval."""
+
+    segment: str
+    kind: str
+    size: int = Field(description="people in the segment (never below the service's minimum)")
+    arm: str
+    message: str
+    channel: str
+    base_rate: float = Field(description="conversion rate without contact (holdout)")
+    effect: float = Field(description="incremental conversions per contact (probability points)")
+    effect_sd: float
+    lo: float
+    hi: float
+    interval: float = Field(description="coverage of [lo, hi]")
+    observed: float | None = None
+    observed_se: float | None = None
+    n_treated: int | None = None
+    n_control: int | None = None
+    age_band: str | None = None
+    gender: str | None = None
+    municipality: str | None = None
+    persona: str | None = None
+
+
+class SegmentPage(_Out):
+    model_version: int
+    total: int = Field(description="rows matching the filters")
+    limit: int
+    offset: int
+    items: list[SegmentEffect]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"model_version": 3, "total": 1, "limit": 100, "offset": 0, "items": [
+                    {"segment": "35-44|female|Den Haag", "kind": "targetable", "size": 1240, "arm": ARM_EXAMPLE,
+                     "message": "fresh_start", "channel": "meta", "base_rate": 0.006, "effect": 0.0031,
+                     "effect_sd": 0.0012, "lo": 0.0016, "hi": 0.0046, "interval": 0.8}
+                ]}
+            ]
+        }
+    )
+
+
+class PlanRequest(_In):
+    """A budget split over the model's segments x arms."""
+
+    budget: float = Field(ge=0, le=1e9, description="EUR to spend at most")
+    kind: Literal["targetable", "persona"] = Field("targetable", description="which segments to plan over")
+    policy: dict[str, Any] = Field(
+        default_factory=dict,
+        description="overrides of serve/policy.yaml; dotted keys reach into mappings, e.g. 'min_spend.flyer'",
+    )
+    costs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="overrides of serve/costs.yaml, e.g. {'channels.email': {'cost_per_contact': 0.03, 'tiers': [...]}}",
+    )
+    strict: bool = Field(False, description="answer 409 instead of a relaxed plan when the rules conflict")
+    include_references: bool = Field(True, description="also compute the 'even' and 'single_best_message' plans")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"budget": 20000, "kind": "targetable",
+                 "policy": {"holdout_share": 0.15, "min_spend.flyer": 800, "exploration_share": 0.0},
+                 "strict": False, "include_references": True}
+            ]
+        }
+    )
+
+
+class PlanTotalsOut(_Out):
+    budget: float
+    spend: float
+    contacts: int
+    holdout_people: int
+    expected_conversions: float = Field(description="incremental conversions")
+    lo: float
+    hi: float
+    interval: float = Field(description="coverage of [lo, hi]")
+    cost_per_conversion: float | None = Field(description="EUR per incremental conversion (null without conversions)")
+    marginal_cost: float | None = Field(description="EUR of the next conversion (null if more budget buys none)")
+    exploration_spend: float
+
+
+class PlanCell(_Out):
+    segment: str
+    arm: str
+    message: str
+    channel: str
+    contacts: int
+    holdout_people: int
+    spend: float
+    expected_conversions: float
+    lo: float
+    hi: float
+    cost_per_conversion: float | None
+    marginal_cost: float | None
+    exploration: float = Field(description="EUR of the spend that is exploration")
+
+
+class PlanResponse(_Out):
+    id: str
+    created_at: datetime
+    model_name: str
+    model_version: int
+    status: Literal["optimal", "infeasible"]
+    conflicts: list[str]
+    notes: list[str]
+    totals: PlanTotalsOut
+    references: dict[str, PlanTotalsOut]
+    cells: list[PlanCell] = Field(description="funded cells (contacts > 0), largest spend first")
+    request: PlanRequest
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"id": "3f6c0e0a9b2d4c6e8f1a2b3c4d5e6f70", "created_at": "2025-03-01T09:10:00Z", "model_name": "uplift",
+                 "model_version": 3, "status": "optimal", "conflicts": [], "notes": [],
+                 "totals": {"budget": 20000, "spend": 19990.5, "contacts": 250000, "holdout_people": 27777,
+                            "expected_conversions": 410.2, "lo": 380.1, "hi": 440.3, "interval": 0.8,
+                            "cost_per_conversion": 48.7, "marginal_cost": 95.0, "exploration_spend": 2000.0},
+                 "references": {}, "cells": [],
+                 "request": {"budget": 20000, "kind": "targetable", "policy": {}, "costs": {}, "strict": False,
+                             "include_references": False}}
+            ]
+        }
+    )
+
+
+class PlanSummary(_Out):
+    id: str
+    created_at: datetime
+    model_name: str
+    model_version: int
+    status: str
+    budget: float
+    spend: float
+    expected_conversions: float
+
+
+class PlanList(_Out):
+    total: int
+    limit: int
+    offset: int
+    items: list[PlanSummary] = Field(description="newest first")
+
+
+FeatureValue = str | float | int | bool | None
+
+
+class ScoreRequest(_In):
+    """Anonymised rows with the model's feature columns (see GET /model); extra keys are ignored."""
+
+    rows: list[dict[str, FeatureValue]] = Field(min_length=1, description="at most the service's max_score_rows")
+    shrunk: bool = Field(True, description="report the shrunk estimates the targeting rule acts on (false: raw)")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"rows": [{"age": 47, "age_band": "45-54", "gender": "male", "municipality": "Den Haag",
+                           "sector": "construction", "prior_contacts": 0, "days_since_last_contact": None}],
+                 "shrunk": True}
+            ]
+        }
+    )
+
+
+class RowScore(_Out):
+    index: int
+    uplift: dict[str, float] = Field(description="per treatment arm, incremental conversion probability")
+    best_arm: str = Field(description="the validated targeting rule's arm; the control when no arm helps")
+    best_uplift: float = Field(description="uplift of best_arm (0 for the control)")
+
+
+class ScoreResponse(_Out):
+    model_version: int
+    arms: list[str]
+    control: str
+    shrunk: bool
+    rows: list[RowScore]

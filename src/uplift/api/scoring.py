@@ -1,0 +1,70 @@
+"""The service side of ``POST /scores``: check the rows against the model's features, then score them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from uplift.api.handlers import RequestFieldError
+from uplift.api.modelstore import ModelBundle
+from uplift.modeling.targeting import recommend, shrink
+
+__all__ = ["rows_to_frame", "score_rows"]
+
+
+def rows_to_frame(rows: list[dict], features: tuple[tuple[str, str], ...]) -> pd.DataFrame:
+    """The feature frame of ``rows``; :class:`RequestFieldError` names the first bad row and column.
+
+    Every feature must be present in every row (``null`` allowed: the model treats it as missing);
+    numeric features take numbers (not booleans, not NaN/inf), categorical ones take text.
+    """
+    names = [name for name, _ in features]
+    required = set(names)
+    for i, row in enumerate(rows):
+        if not required <= row.keys():
+            missing = [n for n in names if n not in row]
+            raise RequestFieldError(
+                f"row {i}: missing feature column(s) {missing} (see GET /model for the columns)",
+                ("body", "rows", i, missing[0]), "missing",
+            )
+    data: dict[str, np.ndarray] = {}
+    for name, kind in features:
+        values = [row[name] for row in rows]
+        if kind == "numeric":
+            for i, v in enumerate(values):
+                if v is not None and (type(v) not in (int, float) or not math.isfinite(v)):
+                    raise RequestFieldError(
+                        f"row {i}, column {name!r}: expected a finite number or null, got {v!r}",
+                        ("body", "rows", i, name), "float_type",
+                    )
+            data[name] = np.array([np.nan if v is None else v for v in values], dtype=float)
+        else:
+            for i, v in enumerate(values):
+                if v is not None and type(v) is not str:
+                    raise RequestFieldError(
+                        f"row {i}, column {name!r}: expected text or null, got {v!r}",
+                        ("body", "rows", i, name), "string_type",
+                    )
+            data[name] = np.array(values, dtype=object)
+    return pd.DataFrame(data)
+
+
+def score_rows(bundle: ModelBundle, frame: pd.DataFrame, *, shrunk: bool) -> dict:
+    """Per row: uplift per arm (shrunk or raw), the targeting rule's best arm and its uplift."""
+    model = bundle.model
+    raw = model.effects(frame, shrunk=False)
+    shrunk_effects = shrink(raw, model.model.mean_effects_, model.shrinkage)
+    best = recommend(shrunk_effects, model.control)
+    shown = shrunk_effects if shrunk else raw
+    arms = [str(a) for a in shown.columns]
+    values = shown.to_numpy(float)
+    col = {a: j for j, a in enumerate(arms)}
+    best_idx = np.array([col.get(b, -1) for b in best])
+    best_value = np.where(best_idx >= 0, values[np.arange(len(values)), np.maximum(best_idx, 0)], 0.0)
+    rows = [
+        {"index": i, "uplift": dict(zip(arms, v)), "best_arm": str(b), "best_uplift": bv}
+        for i, (v, b, bv) in enumerate(zip(values.tolist(), best.tolist(), best_value.tolist()))
+    ]
+    return {"model_version": bundle.version, "arms": arms, "control": bundle.control, "shrunk": shrunk, "rows": rows}

@@ -1,0 +1,40 @@
+"""``uplift serve``: the HTTP API over the registry's champion (FastAPI on uvicorn)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from uplift.cli.app import app, fail
+
+__all__ = ["serve"]
+
+
+@app.command()
+def serve(
+    config: Annotated[Path | None, typer.Option(help="Settings file (default serve/service.yaml if present).")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default from the settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from the settings; 0 = any free port).")] = None,
+) -> None:
+    """Serve /health, /model, /segments, /plans and /scores; settings from UPLIFT_SERVICE_* and the file."""
+    import logging
+
+    import uvicorn
+
+    from uplift.api import create_app, load_service_settings
+    from uplift.errors import UpliftError
+
+    if config is not None:
+        os.environ["UPLIFT_SERVICE_CONFIG"] = str(config)
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    try:
+        settings = load_service_settings(**overrides)
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        application = create_app(settings)
+    except UpliftError as exc:
+        fail(f"refusing to start: {exc}")
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level,
+                timeout_graceful_shutdown=10)
