@@ -17,6 +17,7 @@ _COMMANDS = (
     "uplift.cli.plan",
     "uplift.cli.serve",
     "uplift.cli.score",
+    "uplift.cli.experiment",
 )
 
 for _name in _COMMANDS:

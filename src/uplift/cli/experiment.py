@@ -1,0 +1,289 @@
+"""``uplift experiment design`` and ``uplift experiment analyze``: randomise a wave, then measure it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.table import Table
+
+from uplift.cli.app import app, console
+from uplift.errors import DataError, SchemaError
+from uplift.specs.experiment import ExperimentSpec
+from uplift.specs.planning import CostCatalogue
+
+__all__ = [
+    "experiment_app",
+    "WaveDesign",
+    "design_wave",
+    "plan_weights",
+    "channel_costs",
+    "analysis_frame",
+    "expected_shares",
+    "COVARIATES",
+    "beside",
+]
+
+experiment_app = typer.Typer(help="Design a randomised wave and analyse it afterwards.", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+
+COVARIATES = ("prior_waves", "prior_contacts", "funnel_stage")
+"""Pre-wave covariates for the CUPED adjustment, computed as of each person's assignment."""
+
+
+# -- design -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WaveDesign:
+    """A designed wave: the assignment, its exposures rows, design shares, power and stratum balance."""
+
+    assignment: pd.DataFrame
+    exposures: pd.DataFrame
+    shares: pd.Series
+    power: pd.DataFrame
+    balance: pd.DataFrame
+
+
+def channel_costs(spec: ExperimentSpec, costs: CostCatalogue) -> dict[str, float]:
+    """Unit cost (EUR per contact) of every channel the spec's arms use, from the cost catalogue."""
+    from uplift.vocabulary import split_arm
+
+    channels = dict.fromkeys(split_arm(a)[1] for a in spec.arms)
+    return {c: costs.channel(c).unit_cost for c in channels}
+
+
+def plan_weights(cells: pd.DataFrame, spec: ExperimentSpec, *, source: str = "plan") -> dict[str, float]:
+    """The plan's contacts per treatment arm of ``spec`` (for ``arm_weights: from_plan``).
+
+    Raises
+    ------
+    SchemaError
+        The plan has no ``arm`` or ``contacts`` column.
+    DataError
+        An arm of the spec gets no contacts in the plan (drop it from the spec's arms, or declare weights).
+    """
+    missing = [c for c in ("arm", "contacts") if c not in cells.columns]
+    if missing:
+        raise SchemaError(f"{source}: missing column(s) {missing}; expected the cells written by `uplift plan`")
+    contacts = pd.to_numeric(cells["contacts"], errors="coerce").fillna(0.0).groupby(cells["arm"].astype(str)).sum()
+    weights = {a: float(contacts.get(a, 0.0)) for a in spec.arms}
+    empty = [a for a, w in weights.items() if not w > 0]
+    if empty:
+        raise DataError(
+            f"{source}: the plan gives no contacts to arm(s) {empty} of experiment {spec.name!r}; "
+            "remove them from the spec's arms or declare arm_weights"
+        )
+    return weights
+
+
+def design_wave(
+    spec: ExperimentSpec,
+    audience: pd.DataFrame,
+    *,
+    costs: CostCatalogue,
+    base_rate: float,
+    weights: dict[str, float] | None = None,
+) -> WaveDesign:
+    """Randomise ``audience`` to the spec's arms and compute what the design can detect.
+
+    Parameters
+    ----------
+    spec : the experiment.
+    audience : validated audience rows (not modified).
+    costs : the cost catalogue; each channel's unit cost becomes ``cost_eur`` of its exposures.
+    base_rate : expected holdout conversion rate, for the power table.
+    weights : the plan's contacts per arm when ``spec.arm_weights`` is ``from_plan``.
+    """
+    from uplift.design import assign, design_shares, power_table, stratum_balance, to_exposures
+
+    shares = design_shares(spec, weights)
+    assignment = assign(audience, spec, weights=weights)
+    return WaveDesign(
+        assignment=assignment,
+        exposures=to_exposures(assignment, spec, channel_costs(spec, costs)),
+        shares=shares,
+        power=power_table(spec, base_rate, len(audience), weights),
+        balance=stratum_balance(assignment, shares),
+    )
+
+
+def beside(path: Path, tag: str, suffix: str = ".csv") -> Path:
+    """``out/wave5.parquet`` + ``power`` -> ``out/wave5.power.csv``."""
+    return path.with_name(f"{path.stem}.{tag}{suffix}")
+
+
+@experiment_app.command("design")
+def design_command(
+    spec: Annotated[Path, typer.Option(help="Experiment spec (experiments/*.yaml).")],
+    audience: Annotated[Path, typer.Option(help="Audience to randomise (.parquet or .csv).")],
+    out: Annotated[Path, typer.Option(help="Assignment file: exposures rows (.parquet or .csv).")],
+    plan: Annotated[Path | None, typer.Option(help="Plan cells (`uplift plan` output) for arm_weights: from_plan.")] = None,
+    costs: Annotated[Path | None, typer.Option(help="Cost catalogue (default serve/costs.yaml).")] = None,
+    base_rate: Annotated[float, typer.Option("--base-rate", help="Expected holdout conversion rate, for power.")] = 0.002,
+) -> None:
+    """Deterministic salted-hash assignment, power table, stratum balance; written and logged to MLflow."""
+    from uplift.config import get_settings
+    from uplift.schemas import AUDIENCE, validate
+    from uplift.scoring import file_digest
+    from uplift.specs import load_spec, project_root
+    from uplift.tableio import read_table, write_table
+    from uplift.tracking.jobs import log_design
+
+    exp = load_spec(spec, ExperimentSpec)
+    catalogue = load_spec(costs or project_root() / "serve" / "costs.yaml", CostCatalogue)
+    people = validate(read_table(audience), AUDIENCE, source=str(audience))
+    weights = None
+    if plan is not None:
+        if not exp.weights_from_plan:
+            raise DataError(f"{spec}: arm_weights are declared; --plan is only used with arm_weights: from_plan")
+        weights = plan_weights(read_table(plan), exp, source=str(plan))
+    result = design_wave(exp, people, costs=catalogue, base_rate=base_rate, weights=weights)
+    write_table(result.exposures, out)
+    write_table(result.power, beside(out, "power"))
+    write_table(result.balance, beside(out, "balance"))
+    run_id = log_design(get_settings(), spec_path=spec, spec_name=exp.name, wave=exp.wave, salt=exp.salt,
+                        audience=audience, digest=file_digest(audience), out=out, base_rate=base_rate,
+                        shares=result.shares, power=result.power, balance=result.balance, plan=plan)
+
+    t = Table(title=f"{exp.name}: power per arm at a holdout rate of {1000 * base_rate:.2f} per 1,000 "
+                    f"(declared effect {1000 * exp.minimum_detectable_effect:.2f} per 1,000)")
+    for col in ("arm", "share", "people", "needed", "detectable /1,000", "power", "ok"):
+        t.add_column(col, justify="left" if col == "arm" else "right")
+    for r in result.power.itertuples():
+        t.add_row(r.arm, f"{r.arm_share:.1%}", f"{r.n_arm_available:,}", f"{r.n_arm_needed:,}",
+                  f"{1000 * r.mde_available:.2f}" if r.mde_available == r.mde_available else "-",
+                  f"{r.power_available:.2f}", "yes" if r.sufficient else "[red]no[/]")
+    console.print(t)
+    counts = result.assignment["arm"].value_counts()
+    console.print(f"{len(result.assignment):,} people: {counts.get(exp.control, 0):,} in {exp.control!r}, "
+                  f"{len(result.assignment) - counts.get(exp.control, 0):,} over {len(exp.arms)} arms; "
+                  f"spend EUR {result.exposures['cost_eur'].sum():,.0f}")
+    worst = result.balance["p_value"].min() if len(result.balance) else float("nan")
+    console.print(f"{len(result.balance)} strata; smallest balance p-value {worst:.3g} (reported, not forced)")
+    console.print(f"wrote {out}, {beside(out, 'power')}, {beside(out, 'balance')}; MLflow run {run_id[:8]} "
+                  "in experiment 'uplift-experiments'")
+
+
+# -- analysis -----------------------------------------------------------------------------
+def expected_shares(spec: ExperimentSpec, wave_rows: pd.DataFrame) -> pd.Series:
+    """Design shares for the SRM check: declared weights, or for ``from_plan`` those recorded in the exposures."""
+    from uplift.design import design_shares
+    from uplift.features.propensity import design_table
+
+    if not spec.weights_from_plan:
+        return design_shares(spec)
+    table = design_table(wave_rows, spec.all_arms, source=f"exposures of wave {spec.wave}")
+    return table.iloc[0].rename("share")
+
+
+def analysis_frame(
+    spec: ExperimentSpec,
+    exposures: pd.DataFrame,
+    enrolments: pd.DataFrame,
+    *,
+    audience: pd.DataFrame | None = None,
+    segment_by: str | None = None,
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """One row per person randomised in ``spec.wave``: arm, 0/1 outcome, pre-wave covariates, segment.
+
+    The outcome is ``spec.outcome`` within ``spec.attribution_days`` of the person's ``assigned_at``
+    (:func:`uplift.features.outcome.label_outcome`); covariates (:data:`COVARIATES`) come from
+    :func:`uplift.features.build_features` with history strictly before ``assigned_at``. Covariates
+    that are constant in the wave carry no information and are left out.
+
+    Returns
+    -------
+    (frame, covariates) : the frame (columns ``person_id, arm``, the outcome named ``spec.outcome``, covariates, ``segment`` when asked)
+        and the covariate names kept.
+
+    Raises
+    ------
+    DataError
+        The exposures have no rows of the wave, or arms the spec does not declare.
+    SchemaError
+        ``segment_by`` is neither an audience column (``age_band`` from ``age``) nor an exposures column.
+    """
+    from uplift.features import build_features
+    from uplift.features.outcome import label_outcome
+    from uplift.specs.features import FeatureSetSpec, OutcomeSpec
+
+    rows = exposures[exposures["wave"] == spec.wave].reset_index(drop=True)
+    if rows.empty:
+        waves = sorted(exposures["wave"].unique().tolist())
+        raise DataError(f"exposures: no rows of wave {spec.wave} (experiment {spec.name!r}); waves present: {waves}")
+    unknown = sorted(set(rows["arm"]) - set(spec.all_arms))
+    if unknown:
+        raise DataError(f"exposures of wave {spec.wave}: arm(s) {unknown} are not in experiment {spec.name!r}")
+    keys = pd.DataFrame({"person_id": rows["person_id"], "wave": rows["wave"], "as_of": rows["assigned_at"]})
+    outcome = OutcomeSpec(event=spec.outcome, attribution_days=spec.attribution_days)
+    people = audience if audience is not None else pd.DataFrame({"person_id": rows["person_id"].unique()})
+    covariate_set = FeatureSetSpec(name="pre-wave covariates", control_arm=spec.control, features=COVARIATES)
+    x = build_features(keys, people, exposures, enrolments, covariate_set)
+    kept = tuple(c for c in COVARIATES if np.nanstd(x[c].to_numpy(float)) > 0)
+    frame = pd.concat(
+        [rows[["person_id", "arm"]], pd.DataFrame({spec.outcome: label_outcome(keys, enrolments, outcome)}), x[list(kept)]],
+        axis=1,
+    )
+    if segment_by:
+        frame["segment"] = _segment_values(rows, audience, segment_by)
+    return frame, kept
+
+
+def _segment_values(rows: pd.DataFrame, audience: pd.DataFrame | None, column: str) -> np.ndarray:
+    from uplift.design import age_band
+
+    if audience is not None and (column in audience.columns or (column == "age_band" and "age" in audience.columns)):
+        values = audience[column] if column in audience.columns else age_band(audience["age"])
+        lookup = pd.Series(values.to_numpy(), index=audience["person_id"].to_numpy())
+        return lookup.reindex(rows["person_id"].to_numpy()).astype(str).to_numpy()
+    if column in rows.columns:
+        return rows[column].astype(str).to_numpy()
+    hint = "" if audience is not None else " (pass --audience for audience columns such as age_band)"
+    raise SchemaError(f"--segment-by {column!r}: not a column of the audience or the exposures{hint}")
+
+
+@experiment_app.command("analyze")
+def analyze_command(
+    spec: Annotated[Path, typer.Option(help="Experiment spec (experiments/*.yaml).")],
+    exposures: Annotated[Path, typer.Option(help="Exposures including the wave's rows.")],
+    enrolments: Annotated[Path, typer.Option(help="Funnel events (outcomes).")],
+    audience: Annotated[Path | None, typer.Option(help="Audience (for --segment-by on its columns).")] = None,
+    segment_by: Annotated[str | None, typer.Option("--segment-by", help="Also report per value, e.g. age_band.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Per-arm results (.csv); default out/analysis_<name>.csv.")] = None,
+) -> None:
+    """Per arm (and segment) effect against the holdout, CUPED estimate, SRM check, plain summary."""
+    from uplift.cli.score import load_history
+    from uplift.config import get_settings
+    from uplift.design import analyze, summary_text
+    from uplift.schemas import AUDIENCE, validate
+    from uplift.specs import load_spec
+    from uplift.tableio import atomic_path, read_table, write_table
+    from uplift.tracking.jobs import log_analysis
+
+    exp = load_spec(spec, ExperimentSpec)
+    ex, en = load_history(exposures, enrolments, control=exp.control)
+    people = validate(read_table(audience), AUDIENCE, source=str(audience)) if audience is not None else None
+    frame, covariates = analysis_frame(exp, ex, en, audience=people, segment_by=segment_by)
+    shares = expected_shares(exp, ex[ex["wave"] == exp.wave])
+    result = analyze(frame, arm_col="arm", outcome_col=exp.outcome, control=exp.control,
+                     segment_col="segment" if segment_by else None, covariates=covariates,
+                     expected_shares=shares.to_dict(), alpha=exp.alpha)
+    text = summary_text(result)
+    out = out or Path("out") / f"analysis_{exp.name}.csv"
+    write_table(result.arms, out)
+    if result.segments is not None:
+        write_table(result.segments.rename(columns={"segment": segment_by}), beside(out, "segments"))
+    summary_path = beside(out, "summary", ".txt")
+    with atomic_path(summary_path) as tmp:
+        tmp.write_text(text + "\n")
+    run_id = log_analysis(get_settings(), spec_path=spec, spec_name=exp.name, wave=exp.wave, exposures=exposures,
+                          enrolments=enrolments, out=out, arms=result.arms, segments=result.segments,
+                          srm_p_value=result.srm.p_value if result.srm else None,
+                          srm_flagged=result.srm.flagged if result.srm else None, covariates=covariates, summary=text)
+    console.print(text, highlight=False)
+    console.print(f"\ncovariates (CUPED): {', '.join(covariates) or 'none (constant in this wave)'}; "
+                  f"wrote {out}" + (f", {beside(out, 'segments')}" if result.segments is not None else "")
+                  + f", {summary_path}; MLflow run {run_id[:8]} in experiment 'uplift-experiments'")
