@@ -121,19 +121,24 @@ def validate_rows(frame: pd.DataFrame, *, source: str, first_row: int, seen: See
         raise SchemaError(f"{source}: missing column(s) {missing}; expected the audience contract's columns")
     frame = frame.reset_index(drop=True)
     prepared, failures = _booleans(frame)
-    try:
-        valid = _ROW_SCHEMA.validate(prepared, lazy=True)
-    except pa.errors.SchemaErrors as err:
-        cases = err.failure_cases
-        cases = cases[cases["index"].notna()]
-        cases = cases[~cases["failure_case"].astype(str).str.startswith("TypeError(")]
-        for idx, column, check, value in zip(cases["index"], cases["column"], cases["check"], cases["failure_case"]):
-            failures.append((int(idx), str(column), _reason(str(check), value)))
-        bad = sorted({f[0] for f in failures})
-        if not bad and len(cases) == 0:  # a frame-level failure pandera could not pin to rows
-            raise SchemaError(f"{source}: rows {first_row}-{first_row + len(frame) - 1} break the audience contract: "
-                              f"{err.failure_cases.head(3).to_dict('records')}") from None
-        valid = _ROW_SCHEMA.validate(prepared.drop(index=bad), lazy=True)
+    # a column whose type does not coerce is not value-checked in the same pass: re-check the rest
+    bad: set[int] = {f[0] for f in failures}
+    while True:
+        try:
+            valid = _ROW_SCHEMA.validate(prepared.drop(index=sorted(bad)), lazy=True)
+            break
+        except pa.errors.SchemaErrors as err:
+            cases = err.failure_cases
+            cases = cases[cases["index"].notna()]
+            cases = cases[~cases["failure_case"].astype(str).str.startswith("TypeError(")]
+            found = [(int(i), str(c), _reason(str(k), v))
+                     for i, c, k, v in zip(cases["index"], cases["column"], cases["check"], cases["failure_case"])]
+            new = {f[0] for f in found} - bad
+            if not new:  # a frame-level failure that cannot be pinned to rows
+                raise SchemaError(f"{source}: rows {first_row}-{first_row + len(frame) - 1} break the audience "
+                                  f"contract: {err.failure_cases.head(3).to_dict('records')}") from None
+            failures += found
+            bad |= new
     ids = valid["person_id"]
     h = SeenIds.hashes(ids)
     dup = ids.duplicated(keep="first").to_numpy() | seen.contains(h)
