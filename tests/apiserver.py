@@ -1,0 +1,104 @@
+"""Helpers for the API tests: a small trained MLflow store and the real ``uplift serve`` process on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKENS = ("test-token-aaaaaaaaaaaaaaaa", "test-token-bbbbbbbbbbbbbbbb")
+AUTH = {"Authorization": f"Bearer {TOKENS[0]}"}
+SMALL = {
+    "name": "pooled_api",
+    "learner": "pooled",
+    "lightgbm": {"n_estimators": 30, "learning_rate": 0.1, "num_leaves": 7, "min_child_samples": 100},
+    "cv": {"folds": 2, "test_share": 0.3, "seed": 0},
+}
+_SHARED: dict[str, Path] = {}
+
+
+def train_version(workdir: Path, table, *, registered_model: str = "uplift", alias: str = "champion", **spec):
+    """Train and register one small model in ``workdir``'s SQLite MLflow store; returns the TrainedModel."""
+    from uplift.config import Settings
+    from uplift.pipeline import train_and_log
+
+    path = workdir / f"{spec.get('name', SMALL['name'])}.yaml"
+    path.write_text(yaml.safe_dump({**SMALL, **spec}))
+    settings = Settings(workdir=workdir, experiment_name="api", registered_model=registered_model, alias=alias)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        return train_and_log(path, table, settings=settings, data_source="strong world")
+
+
+def shared_store(tmp_path_factory, table) -> Path:
+    """One store with ``uplift`` v1 (champion), trained once per test session."""
+    if "store" not in _SHARED:
+        folder = tmp_path_factory.mktemp("api_store")
+        train_version(folder, table)
+        _SHARED["store"] = folder
+    return _SHARED["store"]
+
+
+def uplift_command() -> list[str]:
+    """The ``uplift`` console script of this interpreter's environment."""
+    script = Path(sys.executable).parent / "uplift"
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from uplift.cli import main; main()"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(store: Path, **settings) -> dict[str, str]:
+    """Environment of a server process over ``store`` with ``UPLIFT_SERVICE_<KEY>`` settings."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("UPLIFT_SERVICE_") and k not in ("MLFLOW_TRACKING_URI", "UPLIFT_PROJECT_ROOT")}
+    env["UPLIFT_PROJECT_ROOT"] = str(ROOT)
+    values = {"workdir": str(store), "tokens": ",".join(TOKENS), "poll_seconds": "0.5", **settings}
+    env.update({f"UPLIFT_SERVICE_{k.upper()}": str(v) for k, v in values.items() if v is not None})
+    return env
+
+
+@contextmanager
+def running_server(store: Path, *, wait_for: tuple[int, ...] = (200,), **settings):
+    """Start ``uplift serve`` over ``store`` on a free loopback port; yields the base URL; stops it afterwards."""
+    port = free_port()
+    log = store / f"server-{port}.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [*uplift_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=server_env(store, **settings), stdout=out, stderr=subprocess.STDOUT, cwd=store,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code in wait_for:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not come up:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

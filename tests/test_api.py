@@ -1,0 +1,339 @@
+"""The HTTP service: the real ``uplift serve`` process on loopback over a small trained MLflow store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from apiserver import AUTH, TOKENS, running_server, server_env, shared_store, train_version, uplift_command
+
+MIN_SIZE = 200  # above the smallest segments of the strong world, so the floor has something to remove
+MAX_ROWS = 500
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, strong_table):
+    return shared_store(tmp_path_factory, strong_table)
+
+
+@pytest.fixture(scope="module")
+def api(store):
+    with running_server(store, min_segment_size=MIN_SIZE, max_score_rows=MAX_ROWS, max_body_bytes=1_000_000) as base:
+        with httpx.Client(base_url=base, headers=AUTH, timeout=30) as client:
+            yield client
+
+
+@pytest.fixture(scope="module")
+def raw_segments(store):
+    """The segment table as logged (before the service's size floor)."""
+    from uplift.tracking.registry import load_segments
+
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    return load_segments(client, client.get_model_version_by_alias("uplift", "champion"))
+
+
+@pytest.fixture(scope="module")
+def pyfunc(store):
+    import mlflow.pyfunc
+
+    with pytest.MonkeyPatch.context():
+        mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
+        mlflow.set_registry_uri(f"sqlite:///{store / 'mlflow.db'}")
+        return mlflow.pyfunc.load_model("models:/uplift@champion").unwrap_python_model()
+
+
+def _url(api: httpx.Client, path: str) -> str:
+    return str(api.base_url).rstrip("/") + path
+
+
+def _rows(strong_table, n: int, start: int = 0) -> list[dict]:
+    frame = strong_table.frame[strong_table.feature_names].iloc[start : start + n]
+    return json.loads(frame.to_json(orient="records"))
+
+
+# -- health, model, auth ----------------------------------------------------------------------
+def test_health_is_open_and_names_the_champion(api):
+    r = httpx.get(_url(api, "/health"))
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["model_version"] == 1 and body["alias"] == "champion"
+    assert datetime.fromisoformat(body["loaded_at"]) <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize("path", ["/model", "/segments", "/plans"])
+def test_every_other_endpoint_needs_a_configured_token(api, path):
+    assert httpx.get(_url(api, path)).status_code == 401
+    wrong = httpx.get(_url(api, path), headers={"Authorization": "Bearer " + "x" * 28})
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+    basic = httpx.get(_url(api, path), headers={"Authorization": f"Basic {TOKENS[0]}"})
+    assert basic.status_code == 401
+    for token in TOKENS:
+        assert httpx.get(_url(api, path), headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert httpx.post(_url(api, "/scores"), json={"rows": [{}]}).status_code == 401
+
+
+def test_model_describes_arms_features_and_metrics(api, strong_table, pyfunc):
+    body = api.get("/model").json()
+    assert body["version"] == 1 and body["control"] == strong_table.control
+    assert body["arms"] == list(strong_table.treatment_arms)
+    assert [f["name"] for f in body["features"]] == strong_table.feature_names
+    assert "test_mean_qini" in body["metrics"]
+
+
+def test_openapi_documents_examples_and_bearer_auth(api):
+    spec = api.get("/openapi.json").json()
+    assert {"/health", "/model", "/segments", "/plans", "/plans/{plan_id}", "/scores"} <= set(spec["paths"])
+    assert spec["components"]["schemas"]["PlanRequest"]["examples"][0]["budget"] == 20000
+    assert any(s.get("scheme") == "bearer" for s in spec["components"]["securitySchemes"].values())
+
+
+# -- segments ----------------------------------------------------------------------------------
+def test_segments_carry_intervals_and_never_fall_below_the_floor(api, raw_segments):
+    assert (raw_segments["size"] < MIN_SIZE).any()  # the floor has work to do
+    body = api.get("/segments", params={"limit": 1000}).json()
+    items = pd.DataFrame(body["items"])
+    expected = raw_segments[raw_segments["size"] >= MIN_SIZE]
+    assert body["total"] == len(expected) == len(items)
+    assert items["size"].min() >= MIN_SIZE
+    assert set(items["segment"]) == set(expected["segment"])
+    assert (items["interval"] == 0.8).all()
+    assert ((items["lo"] <= items["effect"]) & (items["effect"] <= items["hi"])).all()
+    assert (items["effect_sd"] > 0).all()
+    assert items["effect"].is_monotonic_decreasing
+
+
+def test_segment_filters_and_paging(api):
+    arm = api.get("/model").json()["arms"][0]
+    page = api.get("/segments", params={"kind": "targetable", "arm": arm, "min_effect": 0.0, "limit": 5}).json()
+    assert 0 < len(page["items"]) <= 5 and page["total"] >= len(page["items"])
+    assert all(i["kind"] == "targetable" and i["arm"] == arm and i["effect"] >= 0 for i in page["items"])
+    second = api.get("/segments", params={"kind": "targetable", "arm": arm, "min_effect": 0.0, "limit": 5, "offset": 5})
+    assert {i["segment"] for i in second.json()["items"]}.isdisjoint({i["segment"] for i in page["items"]})
+    sub = api.get("/segments", params={"segment": "gender=female", "limit": 1000}).json()
+    assert sub["total"] > 0 and all("gender=female" in i["segment"] for i in sub["items"])
+    assert api.get("/segments", params={"channel": "linkedin"}).json()["total"] == 0
+    assert api.get("/segments", params={"limit": 0}).status_code == 422
+
+
+# -- plans -------------------------------------------------------------------------------------
+def test_plan_is_returned_stored_and_listed(api, raw_segments):
+    r = api.post("/plans", json={"budget": 3000, "policy": {"min_spend": {}, "exploration_share": 0.0}})
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert plan["model_version"] == 1 and plan["status"] == "optimal" and plan["conflicts"] == []
+    cells = pd.DataFrame(plan["cells"])
+    assert len(cells) > 0 and (cells["contacts"] > 0).all()
+    sizes = raw_segments.drop_duplicates("segment").set_index("segment")["size"]
+    assert (cells["segment"].map(sizes) >= MIN_SIZE).all()
+    t = plan["totals"]
+    assert t["spend"] <= 3000 + 1e-6 and t["lo"] <= t["expected_conversions"] <= t["hi"] and t["interval"] == 0.8
+    assert t["expected_conversions"] == pytest.approx(cells["expected_conversions"].sum())
+    assert set(plan["references"]) == {"even", "single_best_message"}
+    assert api.get(f"/plans/{plan['id']}").json() == plan
+    listed = api.get("/plans", params={"limit": 100}).json()
+    assert listed["items"][0]["id"] == plan["id"] and listed["items"][0]["model_version"] == 1
+    created = [i["created_at"] for i in listed["items"]]
+    assert created == sorted(created, reverse=True)
+    assert api.get("/plans/does-not-exist").status_code == 404
+
+
+def test_more_budget_never_plans_fewer_conversions(api):
+    values = []
+    for budget in (500, 2000, 8000):
+        r = api.post("/plans", json={"budget": budget, "include_references": False,
+                                     "policy": {"min_spend": {}, "exploration_share": 0.0}})
+        assert r.status_code == 200 and r.json()["references"] == {}
+        values.append(r.json()["totals"]["expected_conversions"])
+    assert values == sorted(values) and values[0] < values[-1]
+
+
+def test_conflicting_policy_is_infeasible_not_an_error(api):
+    body = {"budget": 1000, "policy": {"min_spend.meta": 50_000}}
+    r = api.post("/plans", json=body)
+    assert r.status_code == 200 and r.json()["status"] == "infeasible"
+    assert any("meta" in c for c in r.json()["conflicts"])
+    strict = api.post("/plans", json={**body, "strict": True})
+    assert strict.status_code == 409 and strict.json()["conflicts"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"budget": 1000, "policy": {"holdout_share": 1.5}}, "holdout_share"),
+        ({"budget": 1000, "policy": {"no_such_rule": 1}}, "no_such_rule"),
+        ({"budget": 1000, "costs": {"channels.meta": {"cost_per_contact": -1, "tiers": []}}}, "channels"),
+        ({"budget": -5}, "budget"),
+        ({"budget": 1000, "kind": "everyone"}, "kind"),
+        ({"budget": 1000, "surprise": True}, "surprise"),
+    ],
+)
+def test_bad_plan_input_is_422_naming_the_field(api, body, field):
+    r = api.post("/plans", json=body)
+    assert r.status_code == 422
+    assert field in json.dumps(r.json()["detail"])
+
+
+def test_non_finite_numbers_are_422(api):
+    for content in (b'{"budget": NaN}', b'{"budget": 100, "policy": {"max_spend.meta": Infinity}}',
+                    b'{"rows": [{"age": NaN}]}'):
+        path = "/scores" if b"rows" in content else "/plans"
+        r = api.post(path, content=content, headers={"content-type": "application/json"})
+        assert r.status_code == 422, (content, r.text)
+
+
+# -- scores ------------------------------------------------------------------------------------
+def test_scores_match_the_model_and_its_targeting_rule(api, strong_table, pyfunc):
+    rows = _rows(strong_table, 300)
+    r = api.post("/scores", json={"rows": rows})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    X = strong_table.frame[strong_table.feature_names].iloc[:300].reset_index(drop=True)
+    shrunk = pyfunc.effects(X, shrunk=True)
+    got = pd.DataFrame([row["uplift"] for row in body["rows"]])[list(shrunk.columns)]
+    np.testing.assert_allclose(got.to_numpy(), shrunk.to_numpy(), rtol=1e-9, atol=1e-12)
+    assert [row["best_arm"] for row in body["rows"]] == list(pyfunc.recommend(X))
+    for row in body["rows"]:
+        expected = row["uplift"].get(row["best_arm"], 0.0)
+        assert row["best_uplift"] == pytest.approx(expected)
+    raw = api.post("/scores", json={"rows": rows[:20], "shrunk": False}).json()
+    np.testing.assert_allclose(pd.DataFrame([x["uplift"] for x in raw["rows"]])[list(shrunk.columns)].to_numpy(),
+                               pyfunc.effects(X.head(20)).to_numpy(), rtol=1e-9)
+
+
+def test_bad_rows_are_422_with_row_and_column(api, strong_table):
+    rows = _rows(strong_table, 5)
+    missing = [dict(r) for r in rows]
+    del missing[3]["gender"]
+    r = api.post("/scores", json={"rows": missing})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "rows", 3, "gender"]
+    mistyped = [dict(r) for r in rows]
+    mistyped[2]["age"] = "forty"
+    r = api.post("/scores", json={"rows": mistyped})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "rows", 2, "age"]
+    mistyped = [dict(r) for r in rows]
+    mistyped[4]["municipality"] = 12
+    r = api.post("/scores", json={"rows": mistyped})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "rows", 4, "municipality"]
+    nested = [dict(r) for r in rows]
+    nested[1]["age"] = {"years": 40}
+    r = api.post("/scores", json={"rows": nested})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][:4] == ["body", "rows", 1, "age"]
+    assert api.post("/scores", json={"rows": []}).status_code == 422
+
+
+def test_row_limit_and_body_limit(api, strong_table):
+    rows = _rows(strong_table, 1)
+    too_many = api.post("/scores", json={"rows": rows * (MAX_ROWS + 1)})
+    assert too_many.status_code == 422 and str(MAX_ROWS) in too_many.text
+    big = api.post("/scores", content=b" " * 1_000_001, headers={"content-type": "application/json"})
+    assert big.status_code == 413
+
+    def chunks():  # no Content-Length: a streamed body that grows past the limit
+        for _ in range(20):
+            yield b" " * 100_000
+
+    streamed = api.post("/scores", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+
+
+# -- the model moves under load ----------------------------------------------------------------
+def test_alias_swap_under_concurrent_requests(store, strong_table):
+    """Copy v1 to 'swapped', serve it, train v2 into it, move the alias while threads keep calling."""
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    client = MlflowClient(uri, registry_uri=uri)
+    with pytest.MonkeyPatch.context():
+        import mlflow
+
+        mlflow.set_registry_uri(uri)
+        mlflow.set_tracking_uri(uri)
+        first = client.copy_model_version("models:/uplift/1", "swapped")
+    client.set_registered_model_alias("swapped", "champion", first.version)
+    rows = _rows(strong_table, 50)
+    with running_server(store, registered_model="swapped", plans_db_url=f"sqlite:///{store / 'swap-plans.db'}") as base:
+        second = train_version(store, strong_table, registered_model="swapped", alias="staging",
+                               name="pooled_v2", lightgbm={**{"n_estimators": 20, "learning_rate": 0.15,
+                                                              "num_leaves": 5, "min_child_samples": 100}})
+        assert second.version == 2
+        failures: list[str] = []
+        seen: list[list[int]] = [[] for _ in range(3)]
+        stop = threading.Event()
+
+        def fire(k: int) -> None:
+            with httpx.Client(base_url=base, headers=AUTH, timeout=30) as c:
+                while not stop.is_set():
+                    calls = (lambda: c.get("/model"), lambda: c.post("/scores", json={"rows": rows}),
+                             lambda: c.post("/plans", json={"budget": 1000 + k, "include_references": False}))
+                    for call in calls:
+                        try:
+                            r = call()
+                        except httpx.HTTPError as exc:
+                            failures.append(repr(exc))
+                            continue
+                        if r.status_code != 200:
+                            failures.append(f"{r.status_code}: {r.text[:200]}")
+                            continue
+                        body = r.json()
+                        seen[k].append(body.get("version", body.get("model_version")))
+
+        threads = [threading.Thread(target=fire, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        client.set_registered_model_alias("swapped", "champion", "2")
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{base}/health").json()["model_version"] != 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert failures == []
+        assert all(s and s[0] == 1 and s[-1] == 2 for s in seen)
+        for s in seen:  # never back to the old version once the new one answered
+            assert s == sorted(s)
+        health = httpx.get(f"{base}/health").json()
+        assert health["status"] == "ok" and health["model_version"] == 2
+        model = httpx.get(f"{base}/model", headers=AUTH).json()
+        assert model["version"] == 2 and model["run_id"] == second.run_id
+
+        # a broken version behind the alias: keep serving v2, say so in /health
+        broken = client.create_model_version("swapped", source=str(store / "no-such-model"), run_id=None)
+        client.set_registered_model_alias("swapped", "champion", broken.version)
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{base}/health").json()["status"] != "degraded" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        health = httpx.get(f"{base}/health").json()
+        assert health["status"] == "degraded" and f"version {broken.version}" in health["reason"]
+        assert health["model_version"] == 2
+        assert httpx.get(f"{base}/model", headers=AUTH).json()["version"] == 2
+        assert httpx.post(f"{base}/scores", json={"rows": rows}, headers=AUTH).status_code == 200
+
+
+# -- start-up without a model, without tokens -------------------------------------------------
+def test_no_model_at_start_is_503_not_500(store):
+    with running_server(store, registered_model="never-registered", wait_for=(503,),
+                        plans_db_url=f"sqlite:///{store / 'empty-plans.db'}") as base:
+        health = httpx.get(f"{base}/health")
+        assert health.status_code == 503 and health.json()["status"] == "no model"
+        for method, path, body in (("GET", "/model", None), ("GET", "/segments", None),
+                                   ("POST", "/plans", {"budget": 100}), ("POST", "/scores", {"rows": [{"age": 1}]})):
+            r = httpx.request(method, f"{base}{path}", json=body, headers=AUTH)
+            assert r.status_code == 503 and "no model" in r.json()["detail"]
+        assert httpx.get(f"{base}/plans", headers=AUTH).status_code == 200  # stored plans stay readable
+
+
+def test_production_mode_refuses_to_start_without_tokens(store):
+    env = server_env(store, mode="production", tokens="")
+    done = subprocess.run([*uplift_command(), "serve", "--port", "1"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode != 0
+    assert "refusing to start" in done.stderr and "tokens" in done.stderr
