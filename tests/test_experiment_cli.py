@@ -1,0 +1,160 @@
+"""``uplift experiment design`` and ``analyze`` through the CLI: files, determinism, plan weights, MLflow runs."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT
+from typer.testing import CliRunner
+
+from uplift.cli import app
+from uplift.cli.experiment import analysis_frame
+from uplift.config import get_settings
+from uplift.errors import DataError, SchemaError
+from uplift.schemas import EXPOSURES, validate
+from uplift.specs.experiment import ExperimentSpec
+from uplift.tableio import read_table, write_table
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("UPLIFT_WORKDIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+@pytest.fixture()
+def audience_file(workdir, strong_world):
+    return write_table(strong_world.audience.head(6000), workdir / "audience.parquet")
+
+
+def _spec(workdir, **changes):
+    raw = yaml.safe_load((ROOT / "experiments" / "wave5.yaml").read_text())
+    raw.update(changes)
+    path = workdir / f"{raw['name']}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_design_writes_valid_exposures_power_and_balance_and_is_deterministic(workdir, audience_file):
+    spec = _spec(workdir)
+    for out in ("a.parquet", "b.parquet"):
+        res = runner.invoke(app, ["experiment", "design", "--spec", str(spec), "--audience", str(audience_file),
+                                  "--out", str(workdir / out)])
+        assert res.exit_code == 0, res.output
+    a, b = read_table(workdir / "a.parquet"), read_table(workdir / "b.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    validate(a, EXPOSURES, source="design")
+    assert len(a) == 6000 and set(a["wave"]) == {5}
+    assert a.loc[a["channel"] == "flyer", "cost_eur"].eq(0.07).all() and a.loc[a["arm"] == "holdout", "cost_eur"].eq(0).all()
+    power = read_table(workdir / "a.power.csv")
+    assert len(power) == 18 and {"n_arm_needed", "mde_available", "power_available"} <= set(power.columns)
+    assert (workdir / "a.balance.csv").exists()
+    assert "power per arm" in res.output
+    runs = mlflow.search_runs(experiment_names=["uplift-experiments"], output_format="list")
+    assert len(runs) == 2 and runs[0].data.params["job"] == "design"
+    assert runs[0].data.params["salt"] == "haaglanden-wave5-2025-07-21"
+
+
+def test_design_from_plan_splits_by_the_plans_contacts(workdir, audience_file):
+    spec = _spec(workdir, name="from-plan", arm_weights="from_plan",
+                 arms=["fresh_start@meta", "free_voucher@flyer"])
+    plan = write_table(pd.DataFrame({"segment": ["s1", "s2", "s1"], "arm": ["fresh_start@meta", "free_voucher@flyer",
+                                                                            "free_voucher@flyer"],
+                                     "contacts": [1000, 2000, 1000]}), workdir / "plan.csv")
+    res = runner.invoke(app, ["experiment", "design", "--spec", str(spec), "--audience", str(audience_file),
+                              "--out", str(workdir / "fp.csv"), "--plan", str(plan)])
+    assert res.exit_code == 0, res.output
+    probs = read_table(workdir / "fp.csv").groupby("arm")["assignment_probability"].first()
+    assert probs.to_dict() == pytest.approx({"holdout": 0.2, "fresh_start@meta": 0.2, "free_voucher@flyer": 0.6})
+
+
+def test_design_refuses_a_plan_that_leaves_an_arm_out(workdir, audience_file):
+    spec = _spec(workdir, name="from-plan", arm_weights="from_plan", arms=["fresh_start@meta", "free_voucher@flyer"])
+    plan = write_table(pd.DataFrame({"arm": ["fresh_start@meta"], "contacts": [10]}), workdir / "plan.csv")
+    res = runner.invoke(app, ["experiment", "design", "--spec", str(spec), "--audience", str(audience_file),
+                              "--out", str(workdir / "x.csv"), "--plan", str(plan)])
+    assert isinstance(res.exception, DataError)
+    assert "no contacts to arm(s) ['free_voucher@flyer']" in str(res.exception)
+    assert not (workdir / "x.csv").exists()
+
+
+def _wave(n_per_arm: dict[str, int], rate: dict[str, float], seed: int = 0):
+    """Exposures of wave 5 plus enrolments with the given registration rate per arm (inside the window)."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2025-07-21", tz="UTC")
+    rows, events = [], []
+    k = 0
+    for arm, n in n_per_arm.items():
+        msg, ch = ("none", "none") if arm == "holdout" else arm.split("@")
+        for _ in range(n):
+            pid = f"p{k:06d}"
+            k += 1
+            rows.append((pid, 5, arm, msg, ch, start, 0.0, 0.0))
+            if rng.random() < rate[arm]:
+                events.append((pid, "registration", start + pd.Timedelta(days=int(rng.integers(0, 28)))))
+    ex = pd.DataFrame(rows, columns=["person_id", "wave", "arm", "message", "channel", "assigned_at",
+                                     "assignment_probability", "cost_eur"])
+    total = sum(n_per_arm.values())
+    ex["assignment_probability"] = ex["arm"].map({a: n / total for a, n in n_per_arm.items()})
+    late = pd.DataFrame({"person_id": ["p000000"], "event": ["registration"], "occurred_at": [start + pd.Timedelta(days=40)]})
+    en = pd.concat([pd.DataFrame(events, columns=["person_id", "event", "occurred_at"]), late], ignore_index=True)
+    return ex, en
+
+
+def test_analyze_reports_the_winning_arm_and_logs_it(workdir):
+    spec = _spec(workdir, name="two-arms", arms=["fresh_start@meta", "free_voucher@flyer"],
+                 arm_weights={"fresh_start@meta": 1.0, "free_voucher@flyer": 1.0}, holdout_share=0.2)
+    ex, en = _wave({"holdout": 2000, "fresh_start@meta": 4000, "free_voucher@flyer": 4000},
+                   {"holdout": 0.01, "fresh_start@meta": 0.04, "free_voucher@flyer": 0.01})
+    write_table(ex, workdir / "ex.parquet")
+    write_table(en, workdir / "en.parquet")
+    res = runner.invoke(app, ["experiment", "analyze", "--spec", str(spec), "--exposures", str(workdir / "ex.parquet"),
+                              "--enrolments", str(workdir / "en.parquet"), "--segment-by", "channel",
+                              "--out", str(workdir / "an.csv")])
+    assert res.exit_code == 0, res.output
+    arms = read_table(workdir / "an.csv").set_index("arm")
+    assert arms.loc["fresh_start@meta", "ci_low"] > 0.015
+    assert abs(arms.loc["free_voucher@flyer", "effect"]) < 0.008  # no true effect
+    summary = (workdir / "an.summary.txt").read_text()
+    assert "fresh_start@meta" in summary.split("Beat the holdout")[1].splitlines()[1]
+    assert (workdir / "an.segments.csv").exists()
+    run = mlflow.search_runs(experiment_names=["uplift-experiments"], output_format="list")[0]
+    assert run.data.params["job"] == "analyze" and run.data.metrics["srm_flagged"] == 0.0
+    assert run.data.metrics["effect_fresh_start.meta"] == pytest.approx(arms.loc["fresh_start@meta", "effect"])
+
+
+def test_analyze_flags_a_broken_split(workdir):
+    spec = _spec(workdir, name="two-arms", arms=["fresh_start@meta", "free_voucher@flyer"],
+                 arm_weights={"fresh_start@meta": 1.0, "free_voucher@flyer": 1.0}, holdout_share=0.2)
+    ex, en = _wave({"holdout": 1500, "fresh_start@meta": 4000, "free_voucher@flyer": 4000},  # a quarter of the holdout lost
+                   {"holdout": 0.01, "fresh_start@meta": 0.01, "free_voucher@flyer": 0.01})
+    write_table(ex, workdir / "ex.parquet")
+    write_table(en, workdir / "en.parquet")
+    res = runner.invoke(app, ["experiment", "analyze", "--spec", str(spec), "--exposures", str(workdir / "ex.parquet"),
+                              "--enrolments", str(workdir / "en.parquet"), "--out", str(workdir / "an.csv")])
+    assert res.exit_code == 0, res.output
+    assert "WARNING" in (workdir / "an.summary.txt").read_text()
+
+
+def test_analysis_frame_counts_outcomes_in_the_window_and_covariates_before_the_wave():
+    spec = ExperimentSpec.model_validate(yaml.safe_load((ROOT / "experiments" / "wave5.yaml").read_text()))
+    ex, en = _wave({"holdout": 3, "fresh_start@meta": 3}, {"holdout": 1.0, "fresh_start@meta": 0.0})
+    earlier = ex.iloc[[3]].assign(wave=4, assigned_at=pd.Timestamp("2025-06-09", tz="UTC"))
+    ex = pd.concat([earlier, ex], ignore_index=True)
+    frame, covariates = analysis_frame(spec, ex, en)
+    assert frame["registration"].tolist() == [1, 1, 1, 0, 0, 0]  # p000000's late event (day 40) does not count twice
+    assert covariates == ("prior_waves", "prior_contacts")
+    assert frame["prior_contacts"].tolist() == [0, 0, 0, 1, 0, 0]
+    with pytest.raises(SchemaError, match="--segment-by 'age_band'.*pass --audience"):
+        analysis_frame(spec, ex, en, segment_by="age_band")
+    with pytest.raises(DataError, match="no rows of wave 6"):
+        analysis_frame(spec.model_copy(update={"wave": 6}), ex, en)
