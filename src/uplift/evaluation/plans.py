@@ -37,8 +37,9 @@ PLAN_SCORE_COLUMNS: tuple[str, ...] = (
 """Columns of :attr:`PlanComparison.plans`: one row per (budget, plan). ``planned_conversions`` is what
 the plan expected under the effects it was made from; ``true_conversions`` what it buys in truth."""
 
-FLOOR_COLUMNS: tuple[str, ...] = ("budget", "plan", "floor", "kind", "min_share", "true_share", "holds")
-"""Columns of :attr:`PlanComparison.floors`: each fairness floor's share achieved under the truth."""
+FLOOR_COLUMNS: tuple[str, ...] = ("budget", "plan", "floor", "kind", "min_share", "true_share", "shortfall", "holds")
+"""Columns of :attr:`PlanComparison.floors`: each fairness floor's share achieved under the truth;
+``shortfall`` = ``max(0, min_share - true_share)``, ``holds`` = shortfall of at most 1e-6."""
 
 _FLOOR_TOLERANCE = 1e-6
 """Absolute slack on a share when checking that a floor holds (the cells round contacts down)."""
@@ -124,7 +125,7 @@ def score_plan(
     Returns
     -------
     totals : ``spend``, ``contacts``, ``true_conversions``.
-    floors : one row per floor: ``floor``, ``kind``, ``min_share``, ``true_share``, ``holds``.
+    floors : one row per floor: ``floor``, ``kind``, ``min_share``, ``true_share``, ``shortfall``, ``holds``.
     """
     scored = evaluate_plan(cells, true_effects, costs=costs, policy=policy, source="true effects")
     rows = []
@@ -135,6 +136,7 @@ def score_plan(
             "kind": floor.kind,
             "min_share": float(floor.min_share),
             "true_share": share,
+            "shortfall": max(0.0, float(floor.min_share) - share) if np.isfinite(share) else float("nan"),
             "holds": bool(np.isfinite(share) and share >= floor.min_share - _FLOOR_TOLERANCE),
         })
     totals = {

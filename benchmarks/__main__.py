@@ -1,0 +1,124 @@
+"""``python -m benchmarks [--quick] --out DIR --hillstrom PATH [--seeds ...]``: the evidence report.
+
+Writes ``DIR/report.md`` and its PNG figures: targeting quality on a real experiment
+(:mod:`benchmarks.targeting`), plans against the oracle on the simulator
+(:mod:`benchmarks.decisions`), speed and memory (:mod:`benchmarks.speed`). ``--quick`` runs in
+minutes; the full mode is for the README figures. Every size can be set on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from benchmarks.decisions import DecisionSettings, run_decisions
+from benchmarks.report import render_report, write_figures
+from benchmarks.speed import SpeedSettings, run_speed
+from benchmarks.targeting import LEARNER_NOTES, TargetingSettings, run_targeting
+
+__all__ = ["main", "parse_args", "SECTIONS"]
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ("targeting", "decisions", "speed")
+
+QUICK = {"outcomes": ["visit"], "repeats": 2, "folds": 3, "seeds": [1], "budget_shares": [0.05, 0.2],
+         "people": 20_000, "waves": 3, "sim_folds": 3, "speed_rows": 50_000, "forest_sample": 10_000}
+FULL = {"outcomes": ["visit", "conversion"], "repeats": 5, "folds": 5, "seeds": [1, 2, 3],
+        "budget_shares": [0.02, 0.05, 0.1, 0.2, 0.4], "people": 100_000, "waves": 4, "sim_folds": 5,
+        "speed_rows": 1_000_000, "forest_sample": 100_000}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options; sizes left unset take the quick or the full defaults."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="minutes instead of the full mode")
+    p.add_argument("--out", type=Path, required=True, help="folder for report.md and the figures")
+    p.add_argument("--hillstrom", type=Path, default=ROOT.parent / "shared" / "data" / "hillstrom.csv",
+                   help="experiment CSV for the targeting benchmark (any randomised multi-arm CSV with --mapping)")
+    p.add_argument("--mapping", type=Path, default=ROOT / "features" / "datasets" / "hillstrom.yaml")
+    p.add_argument("--outcomes", nargs="+")
+    p.add_argument("--repeats", type=int)
+    p.add_argument("--folds", type=int)
+    p.add_argument("--learners", nargs="+", choices=list(LEARNER_NOTES), default=list(LEARNER_NOTES))
+    p.add_argument("--rows", type=int, help="use a seeded sample of the experiment's rows")
+    p.add_argument("--seeds", nargs="+", type=int)
+    p.add_argument("--budget-shares", nargs="+", type=float, help="budgets as shares of the full-reach spend")
+    p.add_argument("--people", type=int)
+    p.add_argument("--waves", type=int)
+    p.add_argument("--sim-folds", type=int, help="CV folds of the pooled model on the simulator")
+    p.add_argument("--messages", nargs="+", help="simulate only these messages (tiny runs)")
+    p.add_argument("--channels", nargs="+", help="simulate only these channels (tiny runs)")
+    p.add_argument("--speed-rows", type=int, help="person-waves for the speed benchmark")
+    p.add_argument("--forest-sample", type=int, help="rows the uplift forest is fitted on before scaling")
+    p.add_argument("--planning-segments", type=int, help="segments of the planning benchmark (556 = 10,008 cells)")
+    p.add_argument("--threads", type=int, default=1, help="LightGBM threads per fit")
+    p.add_argument("--no-external", action="store_true", help="do not run bench_scoring / bench_service")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    args = p.parse_args(argv)
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the selected benchmarks and write the report; returns the exit code."""
+    args = parse_args(argv)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+
+    def say(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    results, skipped, seconds = {}, {}, {}
+    if "targeting" in args.only:
+        if not args.hillstrom.exists():
+            skipped["targeting"] = f"{args.hillstrom} does not exist (pass --hillstrom PATH)"
+        else:
+            start = time.perf_counter()
+            settings = TargetingSettings(csv=args.hillstrom, mapping=args.mapping, outcomes=tuple(args.outcomes),
+                                         repeats=args.repeats, folds=args.folds, learners=tuple(args.learners),
+                                         rows=args.rows, threads=args.threads)
+            results["targeting"] = run_targeting(settings, root=ROOT, progress=say)
+            seconds["targeting"] = time.perf_counter() - start
+    if "decisions" in args.only:
+        start = time.perf_counter()
+        settings = DecisionSettings(people=args.people, waves=args.waves, seeds=tuple(args.seeds),
+                                    budget_shares=tuple(args.budget_shares), folds=args.sim_folds,
+                                    messages=tuple(args.messages) if args.messages else None,
+                                    channels=tuple(args.channels) if args.channels else None, threads=args.threads)
+        results["decisions"] = run_decisions(settings, root=ROOT, progress=say)
+        seconds["decisions"] = time.perf_counter() - start
+    if "speed" in args.only:
+        start = time.perf_counter()
+        planning = ("--repeats", "3") + (("--segments", str(args.planning_segments)) if args.planning_segments else ())
+        settings = SpeedSettings(rows=args.speed_rows, forest_sample=args.forest_sample, threads=args.threads,
+                                 planning_argv=planning, external=not args.no_external,
+                                 external_argv={"scoring": ("--quick",), "service": ("--quick",)} if args.quick else {})
+        results["speed"] = run_speed(settings, workdir=out / "speed_work", progress=say)
+        seconds["speed"] = time.perf_counter() - start
+    for name in SECTIONS:
+        if name not in args.only:
+            skipped.setdefault(name, "not selected (--only)")
+    figures = write_figures(out, **results)
+    header = [
+        f"# uplift benchmarks ({'quick' if args.quick else 'full'} mode)", "",
+        f"Command: `python -m benchmarks {shlex.join(argv if argv is not None else sys.argv[1:])}`  ",
+        f"Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()} "
+        f"Python {platform.python_version()}; section times: "
+        + (", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) or "none"),
+    ]
+    text = render_report(header=header, figures=figures, skipped=skipped, **results)
+    (out / "report.md").write_text(text)
+    say(f"wrote {out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

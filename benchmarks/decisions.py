@@ -1,0 +1,164 @@
+"""Decisions on the simulator: the recommended plan's true incremental conversions as a share of the oracle's.
+
+For every seed: simulate a world, build the training table, validate the pooled model
+(``models/pooled_lightgbm.yaml``) exactly as ``uplift train`` does, build the targetable segment
+table from its out-of-sample predictions, and plan with :func:`uplift.allocation.plan` at every
+budget. :func:`uplift.evaluation.compare_with_oracle` scores each plan under the simulator's true
+segment effects against the oracle plan (same solver on the true effects, same budget and policy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.targeting import with_threads
+from uplift.evaluation import compare_with_oracle, true_effects_table
+from uplift.specs.planning import CostCatalogue, PlanningPolicy
+
+__all__ = ["DecisionSettings", "DecisionResult", "run_decisions", "scaled_policy", "full_reach_spend"]
+
+REFERENCE_PEOPLE = 100_000
+"""The population the shipped policy's channel minimums and maximums are written for (``uplift run``'s default)."""
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    """Sizes of the decision benchmark.
+
+    Attributes
+    ----------
+    people, waves : simulated residents and waves per world.
+    seeds : one world per seed.
+    budget_shares : budgets as shares of :func:`full_reach_spend` (the cost of reaching every
+        reachable person of every segment once on every channel).
+    folds : cross-validation folds of the pooled model's validation (the spec says 5).
+    messages, channels : optional subset of the region's messages / channels (tiny test worlds).
+    threads : LightGBM threads per fit (:func:`benchmarks.targeting.with_threads`).
+    """
+
+    people: int = 20_000
+    waves: int = 3
+    seeds: tuple[int, ...] = (1,)
+    budget_shares: tuple[float, ...] = (0.05, 0.2)
+    folds: int = 3
+    messages: tuple[str, ...] | None = None
+    channels: tuple[str, ...] | None = None
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    """Per seed and budget: plans scored under the truth, the floors, and how good the estimates were."""
+
+    settings: DecisionSettings
+    plans: pd.DataFrame = field(repr=False)
+    floors: pd.DataFrame = field(repr=False)
+    estimates: pd.DataFrame = field(repr=False)
+
+
+def full_reach_spend(segments: pd.DataFrame, costs: CostCatalogue) -> float:
+    """EUR to reach every reachable person of every segment once on every channel of ``segments``."""
+    sizes = segments.drop_duplicates("segment")["size"].to_numpy(dtype=float).sum()
+    per_person = 0.0
+    for name in sorted(segments["channel"].unique()):
+        channel = costs.channel(name)
+        per_person += sum(t.share * t.multiplier for t in channel.tiers) * channel.unit_cost
+    return float(sizes * per_person)
+
+
+def scaled_policy(policy: PlanningPolicy, people: int, channels: set[str]) -> PlanningPolicy:
+    """The shipped policy with its channel minimums and maximums scaled to ``people`` residents
+    (they are written for :data:`REFERENCE_PEOPLE`) and limited to the channels present."""
+    factor = people / REFERENCE_PEOPLE
+    return policy.model_copy(update={
+        "min_spend": {k: v * factor for k, v in policy.min_spend.items() if k in channels},
+        "max_spend": {k: v * factor for k, v in policy.max_spend.items() if k in channels},
+    })
+
+
+def _one_world(seed: int, settings: DecisionSettings, root: Path, say: Callable[[str], None]):
+    from uplift.features import build_training_table
+    from uplift.modeling.truthcheck import true_outcome_probabilities
+    from uplift.modeling.validation import validate_model
+    from uplift.pipeline import load_feature_set, load_segment_spec
+    from uplift.segments import build_segment_table, truth_segment_effects
+    from uplift.simulate import simulate
+    from uplift.specs import load_spec
+    from uplift.specs.model import ModelSpec
+    from uplift.specs.region import RegionSpec
+    from uplift.vocabulary import split_arm
+
+    region = load_spec(root / "features" / "regions" / "haaglanden.yaml", RegionSpec)
+    if settings.messages or settings.channels:
+        region = region.subset(messages=list(settings.messages or region.messages),
+                               channels=list(settings.channels or region.channels))
+    say(f"seed {seed}: simulate {settings.people:,} people x {settings.waves} waves")
+    world = simulate(region, people=settings.people, waves=settings.waves, seed=seed)
+    arms = [a for a in world.arms if a != world.control]
+    feature_set = load_feature_set(str(root / "features" / "default.yaml"))
+    feature_set = feature_set.model_copy(update={
+        "messages": tuple(dict.fromkeys(split_arm(a)[0] for a in arms)),
+        "channels": tuple(dict.fromkeys(split_arm(a)[1] for a in arms)),
+    })
+    table = build_training_table(world.audience, world.exposures, world.enrolments, feature_set, source=f"seed {seed}")
+    spec = load_spec(root / "models" / "pooled_lightgbm.yaml", ModelSpec)
+    spec = spec.model_copy(update={"cv": spec.cv.model_copy(update={"folds": settings.folds})})
+    spec = with_threads(spec, settings.threads)
+    say(f"seed {seed}: validate the pooled model on {len(table.frame):,} person-waves")
+    report = validate_model(spec, table)
+    segment_spec = load_segment_spec(str(root / "features" / "segments.yaml"))
+    rows, predictions = report.out_of_sample()
+    segments = build_segment_table(rows, predictions, segment_spec)
+    estimated = segments[segments["kind"] == "targetable"].reset_index(drop=True)
+    true_p = true_outcome_probabilities(rows.frame[["person_id", "wave"]], world.truth, rows.arms,
+                                        feature_set.outcome.event)
+    truth = truth_segment_effects(rows, true_p, segment_spec)
+    return estimated, true_effects_table(estimated, truth)
+
+
+def run_decisions(
+    settings: DecisionSettings, *, root: Path, progress: Callable[[str], None] | None = None
+) -> DecisionResult:
+    """Run the benchmark; see the module docstring.
+
+    Two policies are scored: the shipped ``serve/policy.yaml`` (10% Thompson exploration) and the
+    same without exploration. Channel minimums and maximums are scaled to the simulated population.
+    """
+    from uplift.specs import load_spec
+
+    say = progress or (lambda _m: None)
+    costs = load_spec(root / "serve" / "costs.yaml", CostCatalogue)
+    shipped = load_spec(root / "serve" / "policy.yaml", PlanningPolicy)
+    plans, floors, estimates = [], [], []
+    for seed in settings.seeds:
+        estimated, truth = _one_world(seed, settings, root, say)
+        policy = scaled_policy(shipped, settings.people, set(estimated["channel"]))
+        capacity = full_reach_spend(estimated, costs)
+        budgets = [round(share * capacity, 2) for share in settings.budget_shares]
+        est, true = estimated["effect"].to_numpy(float), truth["effect"].to_numpy(float)
+        sd = estimated["effect_sd"].to_numpy(float)
+        covered = (true >= estimated["lo"].to_numpy(float)) & (true <= estimated["hi"].to_numpy(float))
+        estimates.append({
+            "seed": seed, "segments": int(estimated["segment"].nunique()), "cells": len(estimated),
+            "corr": float(np.corrcoef(est, true)[0, 1]) if est.std() > 0 and true.std() > 0 else float("nan"),
+            "mean_abs_error": float(np.mean(np.abs(est - true))), "mean_sd": float(np.mean(sd)),
+            "true_sd_across_cells": float(true.std()), "coverage_80": float(covered.mean()),
+            "full_reach_spend": capacity,
+        })
+        for label, pol in (("shipped", policy), ("no_exploration", policy.model_copy(update={"exploration_share": 0.0}))):
+            say(f"seed {seed}: plan and score at {len(budgets)} budgets ({label} policy)")
+            result = compare_with_oracle(estimated, truth, budgets=budgets, costs=costs, policy=pol)
+            shares = dict(zip(budgets, settings.budget_shares))
+            plans.append(result.plans.assign(seed=seed, policy=label, budget_share=result.plans["budget"].map(shares)))
+            floors.append(result.floors.assign(seed=seed, policy=label))
+    return DecisionResult(
+        settings=settings,
+        plans=pd.concat(plans, ignore_index=True),
+        floors=pd.concat(floors, ignore_index=True),
+        estimates=pd.DataFrame(estimates),
+    )

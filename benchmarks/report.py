@@ -1,0 +1,260 @@
+"""The benchmark report: Markdown tables and PNG figures from the results of the three benchmarks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["markdown_table", "render_report", "write_figures", "METRIC_DEFINITIONS"]
+
+METRIC_DEFINITIONS = """\
+Definitions (exact formulas in `docs/metrics.md`; code in `uplift.modeling.metrics` and `uplift.modeling.policyvalue`):
+
+- **Qini** (per arm, against the control, on the rows of that arm or the control, pairwise-IPW weighted): signed
+  area between the Qini curve `Q(k) = Y_t(k) - Y_c(k) N_t(k)/N_c(k)` (divided by the total weight `W`) and the
+  straight line to its end point, over the population fraction. **Unit: incremental conversions per person**; 0 for a
+  random ranking. This is *not* causalml's `qini_score` (which divides the curve by `|Q(N)|`) nor scikit-uplift's
+  `qini_auc_score` (a share of the perfect curve's area); `docs/metrics.md` gives the exact conversions.
+- **AUUC**: the same area for the uplift (gain) curve `G(k) = (Y_t(k)/N_t(k) - Y_c(k)/N_c(k)) (N_t(k)+N_c(k))`, with
+  the random line subtracted (causalml's `auuc_score` does not subtract it: a random ranking scores 0.5 there).
+- **Policy value**: self-normalised (Hajek) inverse-propensity estimate of the outcome rate if everyone got the
+  policy's arm, from the rows whose randomised arm matches it; 95% interval from the influence function. Differences
+  between two policies use the paired influence function (much narrower than two separate intervals).
+- **Share of the oracle** (simulator): true incremental conversions of a plan's contacts (true segment effects =
+  mean over the segment's person-waves of the simulator's true `P(arm) - P(holdout)`) divided by those of the oracle
+  plan (the same solver on the true effects, same budget, costs and policy)."""
+
+
+def markdown_table(frame: pd.DataFrame, formats: Mapping[str, str | Callable[[object], str]] | None = None) -> str:
+    """``frame`` as a GitHub Markdown table; ``formats`` maps a column to a format spec or a function."""
+    formats = dict(formats or {})
+
+    def cell(column: str, value: object) -> str:
+        fmt = formats.get(column)
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return "-"
+        if callable(fmt):
+            return fmt(value)
+        if fmt:
+            return format(value, fmt)
+        return str(value)
+
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    align = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(frame[c]) else "---" for c in frame.columns) + "|"
+    body = ["| " + " | ".join(cell(c, v) for c, v in zip(frame.columns, row)) + " |"
+            for row in frame.itertuples(index=False, name=None)]
+    return "\n".join([header, align, *body])
+
+
+def _pm(mean: float, sd: float, scale: float = 1000.0, digits: int = 2) -> str:
+    sd_text = "-" if not np.isfinite(sd) else f"{sd * scale:.{digits}f}"
+    return f"{mean * scale:.{digits}f} ± {sd_text}"
+
+
+def _ci(value: float, lo: float, hi: float, scale: float = 100.0, digits: int = 2) -> str:
+    return f"{value * scale:.{digits}f} [{lo * scale:.{digits}f}, {hi * scale:.{digits}f}]"
+
+
+def _targeting_section(result, figures: dict[str, str]) -> list[str]:
+    from benchmarks.targeting import LEARNER_NOTES
+
+    s = result.settings
+    out = ["## 1. Targeting quality on a real experiment", "",
+           f"Data: `{s.csv}` with mapping `{s.mapping}`; {s.repeats} repeats x {s.folds} folds stratified by arm and "
+           f"outcome, the same folds for every learner; LightGBM on {s.threads} thread(s) per fit."
+           + (f" Sample of {s.rows:,} rows." if s.rows else ""), "",
+           "| learner | what it is |", "|---|---|"]
+    out += [f"| {name} | {LEARNER_NOTES[name]} |" for name in s.learners]
+    for outcome, info in result.info.items():
+        arms = result.arms[result.arms["outcome"] == outcome]
+        wide = arms.assign(qini=[_pm(m, v) for m, v in zip(arms["qini_mean"], arms["qini_sd"])],
+                           auuc=[_pm(m, v) for m, v in zip(arms["auuc_mean"], arms["auuc_sd"])])
+        table = wide.pivot(index="learner", columns="arm", values=["qini", "auuc"])
+        table.columns = [f"{metric} {arm}" for metric, arm in table.columns]
+        table = table.reindex([n for n in s.learners if n in table.index]).reset_index()
+        secs = result.seconds[result.seconds["outcome"] == outcome].set_index("learner")["seconds"]
+        table["fit+predict s (all folds)"] = table["learner"].map(secs)
+        effects = ", ".join(f"{a} {v * 100:+.2f} pp" for a, v in info["mean_effects"].items())
+        out += ["", f"### Outcome `{outcome}` ({info['rows']:,} rows, base rate {info['base_rate']:.2%}, "
+                    f"average effects: {effects})", "",
+                "Qini and AUUC per arm, x 1000 (incremental conversions per 1,000 people), mean ± sd over the "
+                f"{s.repeats * s.folds} held-out folds:", "",
+                markdown_table(table, {"fit+predict s (all folds)": ".1f"})]
+        if f"targeting_{outcome}" in figures:
+            out += ["", f"![Qini per learner and arm, {outcome}]({figures[f'targeting_{outcome}']})"]
+        single = result.single_arm[result.single_arm["outcome"] == outcome]
+        best = info["best_single_arm"]
+        rows = [{"policy": p, "value % [95% CI]": _ci(v, lo, hi)}
+                for p, v, lo, hi in single[["policy", "value", "lo", "hi"]].itertuples(index=False)]
+        out += ["", "Every single-arm policy (IPW value on all rows, % of people with the outcome):", "",
+                markdown_table(pd.DataFrame(rows))]
+        pol = result.policies[result.policies["outcome"] == outcome]
+        rows = []
+        for learner in s.learners:
+            part = pol[pol["learner"] == learner].set_index("policy")
+            if part.empty:
+                continue
+            t, a = part.loc["targeted"], part.loc["argmax"]
+            rows.append({
+                "learner": learner,
+                "argmax value %": _ci(a["value"], a["lo"], a["hi"]),
+                f"argmax - {best} (pp)": _ci(a["diff"], a["diff_lo"], a["diff_hi"]),
+                "argmax deviates": f"{a['share_deviating']:.0%}",
+                "shrunk value %": _ci(t["value"], t["lo"], t["hi"]),
+                f"shrunk - {best} (pp)": _ci(t["diff"], t["diff_lo"], t["diff_hi"]),
+                "mean λ": f"{t['lam']:.2f}",
+                "shrunk deviates": f"{t['share_deviating']:.0%}",
+            })
+        out += ["", f"Held-out value of each learner's best-arm policy (out-of-fold predictions; the shrinkage factor "
+                    f"λ of the targeted policy is chosen for each fold on the other folds' out-of-fold rows; means "
+                    f"over repeats, 95% CI; `{best}` is the best single arm in hindsight, which favours it):", "",
+                markdown_table(pd.DataFrame(rows))]
+    return out
+
+
+def _decisions_section(result, figures: dict[str, str]) -> list[str]:
+    s = result.settings
+    plans = result.plans
+    out = ["## 2. Decisions on the simulator: plans against the oracle", "",
+           f"Worlds: {s.people:,} people x {s.waves} waves, seeds {list(s.seeds)}; pooled model validated with "
+           f"{s.folds} folds; targetable segments (age band x gender x municipality, anonymity floor applied); "
+           f"budgets = {', '.join(f'{b:.0%}' for b in s.budget_shares)} of the cost of reaching every reachable "
+           "person of every segment once on every channel. Policy: `serve/policy.yaml` with its channel minimums "
+           "and maximums scaled to the simulated population (they are written for 100,000 people); "
+           "`no_exploration` is the same policy without the 10% Thompson exploration. The oracle plans with the "
+           "same policy on the true effects.", ""]
+    wide = plans.pivot_table(index=["policy", "seed", "budget_share", "budget"], columns="plan",
+                             values="share_of_oracle").reset_index()
+    conv = plans[plans["plan"] == "oracle"].set_index(["policy", "seed", "budget"])["true_conversions"]
+    planned = plans[plans["plan"] == "recommended"].set_index(["policy", "seed", "budget"])["planned_conversions"]
+    truth_rec = plans[plans["plan"] == "recommended"].set_index(["policy", "seed", "budget"])["true_conversions"]
+    keys = list(zip(wide["policy"], wide["seed"], wide["budget"]))
+    table = pd.DataFrame({
+        "policy": wide["policy"], "seed": wide["seed"],
+        "budget": [f"€{b:,.0f} ({share:.0%})" for b, share in zip(wide["budget"], wide["budget_share"])],
+        "recommended": wide["recommended"], "even": wide["even"], "single best message": wide["single_best_message"],
+        "recommended: planned conv.": [planned[k] for k in keys],
+        "recommended: true conv.": [truth_rec[k] for k in keys],
+        "oracle: true conv.": [conv[k] for k in keys],
+    })
+    pct = "{:.1%}".format
+    out += ["True incremental conversions as a share of the oracle plan's:", "",
+            markdown_table(table, {"recommended": pct, "even": pct, "single best message": pct,
+                                   "recommended: planned conv.": ".1f", "recommended: true conv.": ".1f",
+                                   "oracle: true conv.": ".1f"})]
+    rec = plans[plans["plan"] == "recommended"]
+    for label in rec["policy"].unique():
+        shares = rec.loc[rec["policy"] == label, "share_of_oracle"]
+        out += ["", f"- `{label}`: recommended plan at **{shares.mean():.1%}** of the oracle on average "
+                    f"(min {shares.min():.1%}, max {shares.max():.1%}); goal >= 95%: "
+                    f"{'met' if shares.min() >= 0.95 else 'not met'}."]
+    if "decisions" in figures:
+        out += ["", f"![Share of the oracle by budget]({figures['decisions']})"]
+    fl = result.floors
+    fl = fl[fl["plan"].isin(["recommended", "oracle"])]
+    summary = fl.groupby(["policy", "plan", "floor", "kind", "min_share"], sort=False).agg(
+        min_true_share=("true_share", "min"), max_shortfall=("shortfall", "max"),
+        held=("holds", "sum"), cases=("holds", "size")).reset_index()
+    out += ["", "Fairness floors re-checked under the truth (over seeds and budgets; a spend floor does not depend on "
+                "the effects, a conversion floor does; `held` counts shares >= the floor - 1e-6):", "",
+            markdown_table(summary, {"min_share": ".0%", "min_true_share": ".2%", "max_shortfall": ".4%"})]
+    est = result.estimates
+    out += ["", "How good the segment estimates were (targetable cells, truth = mean true effect over the cell's "
+                "person-waves):", "",
+            markdown_table(est, {"corr": ".2f", "mean_abs_error": ".5f", "mean_sd": ".5f",
+                                 "true_sd_across_cells": ".5f", "coverage_80": ".0%", "full_reach_spend": ",.0f"})]
+    return out
+
+
+def _speed_section(result, figures: dict[str, str]) -> list[str]:
+    s = result.settings
+    steps = result.steps.copy()
+    steps["rows"] = steps["rows"].map(lambda v: "-" if pd.isna(v) else f"{int(v):,}")
+    out = ["## 3. Speed and memory", "",
+           f"Target {s.rows:,} person-waves; every step in its own child process (peak RSS is that process's, "
+           "imports included; time is the step alone). The machine is shared (2 cores).", "",
+           markdown_table(steps, {"seconds": ".2f", "seconds_all_rows": ".1f", "peak_rss_mb": ",.0f"})]
+    if "speed" in figures:
+        out += ["", f"![Training time]({figures['speed']})"]
+    for name, text in result.outputs.items():
+        out += ["", f"### {name.capitalize()}", "", text]
+    return out
+
+
+def render_report(
+    *, header: list[str], targeting=None, decisions=None, speed=None, figures: dict[str, str] | None = None,
+    skipped: Mapping[str, str] | None = None,
+) -> str:
+    """The whole Markdown report; a section that was not run is replaced by the reason in ``skipped``."""
+    figures = figures or {}
+    skipped = dict(skipped or {})
+    lines = [*header, "", METRIC_DEFINITIONS, ""]
+    for name, result, render in (("targeting", targeting, _targeting_section),
+                                 ("decisions", decisions, _decisions_section),
+                                 ("speed", speed, _speed_section)):
+        if result is not None:
+            lines += render(result, figures) + [""]
+        else:
+            lines += [f"## {name.capitalize()}", "", f"Not run: {skipped.get(name, 'skipped')}.", ""]
+    return "\n".join(lines)
+
+
+def write_figures(out: Path, *, targeting=None, decisions=None, speed=None) -> dict[str, str]:
+    """PNG figures next to the report; returns name -> file name (relative to ``out``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = {}
+    if targeting is not None:
+        for outcome in targeting.info:
+            arms = targeting.arms[targeting.arms["outcome"] == outcome]
+            learners = [n for n in targeting.settings.learners if n in set(arms["learner"])]
+            arm_names = list(dict.fromkeys(arms["arm"]))
+            fig, ax = plt.subplots(figsize=(8, 4))
+            width = 0.8 / max(1, len(arm_names))
+            for j, arm in enumerate(arm_names):
+                part = arms[arms["arm"] == arm].set_index("learner").reindex(learners)
+                ax.bar(np.arange(len(learners)) + j * width, part["qini_mean"] * 1000, width,
+                       yerr=part["qini_sd"].fillna(0) * 1000, label=arm, capsize=3)
+            ax.set_xticks(np.arange(len(learners)) + width * (len(arm_names) - 1) / 2, learners, rotation=30, ha="right")
+            ax.set_ylabel("Qini x 1000 (mean ± sd over folds)")
+            ax.set_title(f"Targeting quality, outcome {outcome}")
+            ax.axhline(0, color="black", linewidth=0.5)
+            ax.legend()
+            fig.tight_layout()
+            name = f"targeting_{outcome}.png"
+            fig.savefig(out / name, dpi=110)
+            plt.close(fig)
+            written[f"targeting_{outcome}"] = name
+    if decisions is not None:
+        plans = decisions.plans[decisions.plans["policy"] == "shipped"]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for plan_name in ("recommended", "even", "single_best_message"):
+            part = plans[plans["plan"] == plan_name].groupby("budget_share")["share_of_oracle"].mean()
+            ax.plot(part.index * 100, part.to_numpy() * 100, marker="o", label=plan_name)
+        ax.axhline(95, color="grey", linestyle="--", linewidth=0.8, label="goal 95%")
+        ax.set_xlabel("budget, % of the full-reach spend")
+        ax.set_ylabel("true conversions, % of the oracle")
+        ax.set_title("Plans under the simulator's truth (mean over seeds)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "decisions.png", dpi=110)
+        plt.close(fig)
+        written["decisions"] = "decisions.png"
+    if speed is not None:
+        steps = speed.steps
+        fig, ax = plt.subplots(figsize=(7, 4))
+        labels = [f"{s}: {w[:40]}" for s, w in zip(steps["step"], steps["what"])]
+        ax.barh(labels, steps["seconds_all_rows"])
+        ax.set_xlabel(f"seconds for {speed.settings.rows:,} person-waves (forest scaled linearly)")
+        ax.invert_yaxis()
+        fig.tight_layout()
+        fig.savefig(out / "speed.png", dpi=110)
+        plt.close(fig)
+        written["speed"] = "speed.png"
+    return written
