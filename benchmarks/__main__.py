@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("targeting", "decisions", "speed")
 
 QUICK = {"outcomes": ["visit"], "repeats": 2, "folds": 3, "seeds": [1], "budget_shares": [0.05, 0.2],
-         "people": 20_000, "waves": 3, "sim_folds": 3, "speed_rows": 50_000, "forest_sample": 10_000}
+         "people": 20_000, "waves": 3, "sim_folds": 3, "speed_rows": 50_000, "forest_sample": 10_000,
+         "scoring_args": "--rows 300000 --throughput-rows 100000", "service_args": ""}
 FULL = {"outcomes": ["visit", "conversion"], "repeats": 5, "folds": 5, "seeds": [1, 2, 3],
         "budget_shares": [0.02, 0.05, 0.1, 0.2, 0.4], "people": 100_000, "waves": 4, "sim_folds": 5,
-        "speed_rows": 1_000_000, "forest_sample": 100_000}
+        "speed_rows": 1_000_000, "forest_sample": 100_000, "scoring_args": "", "service_args": ""}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -55,10 +56,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--messages", nargs="+", help="simulate only these messages (tiny runs)")
     p.add_argument("--channels", nargs="+", help="simulate only these channels (tiny runs)")
     p.add_argument("--speed-rows", type=int, help="person-waves for the speed benchmark")
+    p.add_argument("--speed-learners", nargs="+", choices=["pooled", "t_shared"], default=["pooled", "t_shared"],
+                   help="our learners timed on all rows")
     p.add_argument("--forest-sample", type=int, help="rows the uplift forest is fitted on before scaling")
     p.add_argument("--planning-segments", type=int, help="segments of the planning benchmark (556 = 10,008 cells)")
     p.add_argument("--threads", type=int, default=1, help="LightGBM threads per fit")
     p.add_argument("--no-external", action="store_true", help="do not run bench_scoring / bench_service")
+    p.add_argument("--scoring-args", help="arguments for benchmarks/bench_scoring.py (quick: --rows 300000)")
+    p.add_argument("--service-args", help="arguments for benchmarks/bench_service.py (default: its own)")
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     args = p.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
@@ -99,8 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.perf_counter()
         planning = ("--repeats", "3") + (("--segments", str(args.planning_segments)) if args.planning_segments else ())
         settings = SpeedSettings(rows=args.speed_rows, forest_sample=args.forest_sample, threads=args.threads,
+                                 learners=tuple(args.speed_learners),
                                  planning_argv=planning, external=not args.no_external,
-                                 external_argv={"scoring": ("--quick",), "service": ("--quick",)} if args.quick else {})
+                                 external_argv={"scoring": tuple(shlex.split(args.scoring_args)),
+                                                "service": tuple(shlex.split(args.service_args))})
         results["speed"] = run_speed(settings, workdir=out / "speed_work", progress=say)
         seconds["speed"] = time.perf_counter() - start
     for name in SECTIONS:

@@ -1,0 +1,137 @@
+"""The benchmark command end to end on tiny settings, and its pure helpers."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # benchmarks/ is a top-level folder, not part of the installed package
+
+from benchmarks.__main__ import main  # noqa: E402
+from benchmarks.decisions import full_reach_spend, scaled_policy  # noqa: E402
+from benchmarks.report import markdown_table  # noqa: E402
+from uplift.specs.planning import CostCatalogue, PlanningPolicy  # noqa: E402
+
+
+def write_experiment(folder: Path, n: int = 1_800, seed: int = 0) -> tuple[Path, Path]:
+    """A randomised 3-arm experiment where arm "A" helps young people and "B" helps nobody."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 68, n)
+    region = rng.choice(["north", "south"], n)
+    group = rng.choice(["ctrl", "A", "B"], n)
+    p = 0.1 + 0.25 * ((group == "A") & (age < 35))
+    frame = pd.DataFrame({"group": group, "age": age, "region": region, "bought": (rng.random(n) < p).astype(int)})
+    csv = folder / "experiment.csv"
+    frame.to_csv(csv, index=False)
+    mapping = folder / "mapping.yaml"
+    mapping.write_text(
+        "name: tiny\ntreatment: group\ncontrol: ctrl\noutcomes: [bought]\n"
+        "features: {age: numeric, region: categorical}\n"
+    )
+    return csv, mapping
+
+
+TINY = [
+    "--quick", "--repeats", "1", "--folds", "2", "--learners", "pooled", "logistic_baseline", "--outcomes", "bought",
+    "--seeds", "1", "--people", "2500", "--waves", "2", "--sim-folds", "2", "--budget-shares", "0.1",
+    "--messages", "heavy_work_future", "fresh_start", "--channels", "meta", "flyer",
+    "--speed-rows", "2000", "--forest-sample", "500", "--planning-segments", "20", "--speed-learners", "pooled", "--no-external",
+]
+
+
+def section(text: str, title: str) -> str:
+    start = text.index(title)
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+def table_rows(block: str, first_header: str) -> list[list[str]]:
+    lines = block.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
+def test_quick_mode_on_tiny_settings_writes_every_table(tmp_path):
+    csv, mapping = write_experiment(tmp_path)
+    out = tmp_path / "bench"
+    assert main([*TINY, "--out", str(out), "--hillstrom", str(csv), "--mapping", str(mapping)]) == 0
+    text = (out / "report.md").read_text()
+    for png in ("targeting_bought.png", "decisions.png", "speed.png"):
+        assert (out / png).stat().st_size > 1_000
+        assert f"]({png})" in text
+
+    targeting = section(text, "## 1. Targeting")
+    qini = table_rows(targeting, "learner")  # the learner notes table comes first
+    assert [r[0] for r in qini] == ["pooled", "logistic_baseline"]
+    scores = table_rows(targeting[targeting.index("Qini and AUUC"):], "learner")
+    assert [r[0] for r in scores] == ["pooled", "logistic_baseline"]
+    header = targeting[targeting.index("Qini and AUUC"):].split("\n| learner |")[1].splitlines()[0]
+    assert "qini a" in header and "qini b" in header and "auuc a" in header
+    # arm "a" has a strong, learnable effect among the young: both learners rank it better than random
+    assert all(float(r[1].split("±")[0]) > 0 for r in scores)
+    singles = table_rows(targeting, "policy")
+    assert [r[0] for r in singles] == ["all:ctrl", "all:a", "all:b"]
+    policies = table_rows(targeting[targeting.index("Held-out value"):], "learner")
+    assert [r[0] for r in policies] == ["pooled", "logistic_baseline"]
+    assert all(re.fullmatch(r"-?[\d.]+ \[-?[\d.]+, -?[\d.]+\]", r[1]) for r in policies)
+
+    decisions = section(text, "## 2. Decisions")
+    shares = table_rows(decisions, "policy")
+    assert sorted(r[0] for r in shares[:2]) == ["no_exploration", "shipped"]
+    for row in shares[:2]:
+        for cell in row[3:6]:  # recommended, even, single best message: shares of the oracle
+            assert 0.0 <= float(cell.rstrip("%")) <= 100.0 + 1e-6
+    assert "goal >= 95%" in decisions
+    floors = [r for r in table_rows(decisions[decisions.index("Fairness floors"):], "policy")]
+    assert {(r[1], r[2]) for r in floors} == {(p, f) for p in ("recommended", "oracle") for f in ("women", "over_45")}
+
+    speed = section(text, "## 3. Speed")
+    steps = table_rows(speed, "step")
+    assert [r[0] for r in steps] == ["simulate", "features", "train", "train", "planning"]
+    assert all(float(r[5].replace(",", "")) > 50 for r in steps)  # peak RSS in MB of a real interpreter
+    assert "skipped: external benchmarks disabled" in speed
+    assert "| configuration | median s |" in speed  # bench_planning's own table
+
+
+def test_missing_experiment_file_skips_that_section_with_a_note(tmp_path):
+    out = tmp_path / "bench"
+    main(["--quick", "--out", str(out), "--hillstrom", str(tmp_path / "absent.csv"), "--only", "targeting"])
+    text = (out / "report.md").read_text()
+    assert "Not run: " in text and "absent.csv does not exist" in text
+    assert "Not run: not selected (--only)" in text
+
+
+def test_full_reach_spend_matches_a_hand_calculation():
+    costs = CostCatalogue.model_validate({"channels": {
+        "meta": {"cost_per_mille": 7.5, "impressions_per_contact": 4,
+                 "tiers": [{"share": 0.4, "multiplier": 1.0}, {"share": 0.3, "multiplier": 1.8}]},
+        "flyer": {"cost_per_contact": 0.07, "tiers": [{"share": 0.5, "multiplier": 1.0}]},
+    }})
+    cells = pd.DataFrame({"segment": ["s1", "s1", "s2"], "size": [1_000, 1_000, 500],
+                          "channel": ["meta", "flyer", "meta"]})
+    per_person = 0.03 * (0.4 + 0.3 * 1.8) + 0.07 * 0.5
+    assert full_reach_spend(cells, costs) == pytest.approx(1_500 * per_person)
+
+
+def test_scaled_policy_scales_channel_limits_and_drops_absent_channels():
+    policy = PlanningPolicy(min_spend={"flyer": 500.0}, max_spend={"linkedin": 3_000.0, "meta": 1_000.0})
+    scaled = scaled_policy(policy, 20_000, {"flyer", "meta"})
+    assert scaled.min_spend == {"flyer": 100.0}
+    assert scaled.max_spend == {"meta": 200.0}
+    assert policy.min_spend == {"flyer": 500.0}
+
+
+def test_markdown_table_formats_and_marks_missing_values():
+    frame = pd.DataFrame({"name": ["a", "b"], "x": [0.12345, float("nan")]})
+    assert markdown_table(frame, {"x": ".2f"}) == "| name | x |\n|---|---:|\n| a | 0.12 |\n| b | - |"
