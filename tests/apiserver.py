@@ -20,7 +20,7 @@ AUTH = {"Authorization": f"Bearer {TOKENS[0]}"}
 SMALL = {
     "name": "pooled_api",
     "learner": "pooled",
-    "lightgbm": {"n_estimators": 30, "learning_rate": 0.1, "num_leaves": 7, "min_child_samples": 100},
+    "lightgbm": {"n_estimators": 30, "learning_rate": 0.1, "num_leaves": 7, "min_child_samples": 100, "n_jobs": 1},
     "cv": {"folds": 2, "test_share": 0.3, "seed": 0},
 }
 _SHARED: dict[str, Path] = {}

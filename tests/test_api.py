@@ -261,7 +261,7 @@ def test_alias_swap_under_concurrent_requests(store, strong_table):
     with running_server(store, registered_model="swapped", plans_db_url=f"sqlite:///{store / 'swap-plans.db'}") as base:
         second = train_version(store, strong_table, registered_model="swapped", alias="staging",
                                name="pooled_v2", lightgbm={**{"n_estimators": 20, "learning_rate": 0.15,
-                                                              "num_leaves": 5, "min_child_samples": 100}})
+                                                              "num_leaves": 5, "min_child_samples": 100, "n_jobs": 1}})
         assert second.version == 2
         failures: list[str] = []
         seen: list[list[int]] = [[] for _ in range(3)]
