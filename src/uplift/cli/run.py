@@ -12,7 +12,7 @@ from uplift.cli.app import app, console
 
 __all__ = ["run", "DEFAULT_MODELS"]
 
-DEFAULT_MODELS = ("pooled_lightgbm", "t_lightgbm")
+DEFAULT_MODELS = ("pooled_lightgbm", "t_shared_lightgbm")
 
 
 @app.command()
