@@ -16,7 +16,8 @@ from uplift.cli.experiment import analysis_frame, design_wave
 from uplift.config import Settings, get_settings
 from uplift.design import analyze, design_shares
 from uplift.pipeline import table_from_folder, train_and_log
-from uplift.simulate import run_assigned_wave, simulate, write_world
+from uplift.simulate import simulate, write_world
+from uplift.simulate.assigned import run_assigned_wave
 from uplift.specs import load_spec
 from uplift.specs.experiment import ExperimentSpec
 from uplift.specs.planning import CostCatalogue

@@ -5,13 +5,10 @@ See ``docs/simulator.md`` for how the world works and what every output column m
 
 from __future__ import annotations
 
-from uplift.simulate.assigned import AssignedWave, run_assigned_wave
 from uplift.simulate.summary import arm_summary, funnel_counts, registered_in_window
 from uplift.simulate.world import FORMATS, CampaignWorld, simulate, true_effects, write_world
 
 __all__ = [
-    "AssignedWave",
-    "run_assigned_wave",
     "CampaignWorld",
     "simulate",
     "write_world",
