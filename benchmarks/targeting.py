@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.adapters import ColumnMapping, load_experiment_csv
+from uplift.errors import SpecError
 from uplift.modeling.estimator import MultiArmUplift, arm_mean_effects
 from uplift.modeling.metrics import arm_metrics, pairwise_ipw_weights
 from uplift.modeling.policyvalue import compare_policies, single_arm_policies
@@ -209,7 +210,7 @@ def run_targeting(settings: TargetingSettings, *, root: Path, progress: Callable
     specs = {name: spec for name, spec in learner_specs(root, threads=settings.threads).items() if name in settings.learners}
     unknown = sorted(set(settings.learners) - set(specs))
     if unknown:
-        raise ValueError(f"learners {unknown} are not valid; valid: {list(LEARNER_NOTES)}")
+        raise SpecError(f"learners {unknown} are not valid; valid: {list(LEARNER_NOTES)}")
     arms, policies, singles, seconds, info = [], [], [], [], {}
     for outcome in settings.outcomes:
         table = load_experiment_csv(settings.csv, mapping, outcome=outcome)

@@ -135,3 +135,13 @@ def test_scaled_policy_scales_channel_limits_and_drops_absent_channels():
 def test_markdown_table_formats_and_marks_missing_values():
     frame = pd.DataFrame({"name": ["a", "b"], "x": [0.12345, float("nan")]})
     assert markdown_table(frame, {"x": ".2f"}) == "| name | x |\n|---|---:|\n| a | 0.12 |\n| b | - |"
+
+
+def test_unknown_learner_is_a_spec_error_listing_the_valid_ones(tmp_path):
+    from benchmarks.targeting import TargetingSettings, run_targeting
+    from uplift.errors import SpecError
+
+    csv, mapping = write_experiment(tmp_path, n=300)
+    settings = TargetingSettings(csv=csv, mapping=mapping, outcomes=("bought",), learners=("pooled", "nope"))
+    with pytest.raises(SpecError, match=r"learners \['nope'\] are not valid; valid: \['pooled'"):
+        run_targeting(settings, root=ROOT)
