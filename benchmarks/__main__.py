@@ -29,7 +29,8 @@ SECTIONS = ("targeting", "decisions", "speed")
 
 QUICK = {"outcomes": ["visit"], "repeats": 2, "folds": 3, "seeds": [1], "budget_shares": [0.05, 0.2],
          "people": 20_000, "waves": 3, "sim_folds": 3, "speed_rows": 50_000, "forest_sample": 10_000,
-         "scoring_args": "--rows 300000 --throughput-rows 100000", "service_args": ""}
+         "scoring_args": "--rows 300000 --throughput-rows 100000",
+         "service_args": "--people 20000 --requests 100 --time-limit 20 --repeats 2"}
 FULL = {"outcomes": ["visit", "conversion"], "repeats": 5, "folds": 5, "seeds": [1, 2, 3],
         "budget_shares": [0.02, 0.05, 0.1, 0.2, 0.4], "people": 100_000, "waves": 4, "sim_folds": 5,
         "speed_rows": 1_000_000, "forest_sample": 100_000, "scoring_args": "", "service_args": ""}
