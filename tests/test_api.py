@@ -156,6 +156,15 @@ def test_more_budget_never_plans_fewer_conversions(api):
     assert values == sorted(values) and values[0] < values[-1]
 
 
+def test_plan_restricted_to_messages(api):
+    arm = api.get("/model").json()["arms"][0]
+    message, channel = arm.split("@")
+    r = api.post("/plans", json={"budget": 2000, "messages": [message], "channels": [channel],
+                                 "include_references": False, "policy": {"min_spend": {}}})
+    assert r.status_code == 200, r.text
+    assert {c["arm"] for c in r.json()["cells"]} == {arm}
+
+
 def test_conflicting_policy_is_infeasible_not_an_error(api):
     body = {"budget": 1000, "policy": {"min_spend.meta": 50_000}}
     r = api.post("/plans", json=body)
@@ -174,6 +183,7 @@ def test_conflicting_policy_is_infeasible_not_an_error(api):
         ({"budget": -5}, "budget"),
         ({"budget": 1000, "kind": "everyone"}, "kind"),
         ({"budget": 1000, "surprise": True}, "surprise"),
+        ({"budget": 1000, "channels": ["telegram"]}, "telegram"),
     ],
 )
 def test_bad_plan_input_is_422_naming_the_field(api, body, field):
@@ -337,3 +347,105 @@ def test_production_mode_refuses_to_start_without_tokens(store):
                           timeout=60)
     assert done.returncode != 0
     assert "refusing to start" in done.stderr and "tokens" in done.stderr
+
+
+# -- in-process pieces: the store's swap logic, settings, token comparison ---------------------
+def _bundle(version: int):
+    from uplift.api.modelstore import ModelBundle
+
+    return ModelBundle(name="m", version=version, alias="champion", run_id=f"run{version}", model=None, arms=(),
+                       control="holdout", features=(), metrics={}, segments=pd.DataFrame({"size": []}),
+                       interval=0.8, loaded_at=datetime.now(UTC))
+
+
+def test_model_store_keeps_the_last_good_bundle():
+    from uplift.api.modelstore import ModelStore
+
+    state = {"target": "1", "reachable": True}
+    loads: list[str] = []
+
+    def resolve() -> str:
+        if not state["reachable"]:
+            raise ConnectionError("registry down")
+        return state["target"]
+
+    def load(version: str):
+        loads.append(version)
+        if version == "3":
+            raise OSError("artifact missing")
+        return _bundle(int(version))
+
+    store = ModelStore(resolve=resolve, load=load, poll_seconds=3600)
+    assert store.bundle is None and store.status.status == "no model"
+    assert store.refresh().status == "ok" and store.bundle.version == 1
+    state["reachable"] = False
+    status = store.refresh()
+    assert status.status == "degraded" and "registry down" in status.reason and store.bundle.version == 1
+    state.update(reachable=True, target="3")
+    status = store.refresh()
+    assert status.status == "degraded" and "version 3" in status.reason and "still serving v1" in status.reason
+    store.refresh()
+    assert loads.count("3") == 1  # a broken version is not re-loaded on every poll
+    state["target"] = "4"
+    assert store.refresh().status == "ok" and store.bundle.version == 4
+    assert loads == ["1", "3", "4"]
+
+
+def test_model_store_without_any_model_reports_why():
+    from uplift.api.modelstore import ModelStore
+    from uplift.errors import ModelNotFoundError
+
+    def resolve() -> str:
+        raise ModelNotFoundError("no model version behind uplift@champion")
+
+    store = ModelStore(resolve=resolve, load=_bundle, poll_seconds=3600)
+    status = store.refresh()
+    assert status.status == "no model" and "uplift@champion" in status.reason and store.bundle is None
+
+
+def test_safe_segments_drops_small_segments_only():
+    from uplift.api.modelstore import interval_level, safe_segments
+
+    frame = pd.DataFrame({"segment": ["a", "b", "c"], "size": [49, 50, 900], "effect": [0.01, 0.02, 0.0],
+                          "effect_sd": [0.01, 0.01, 0.02], "hi": [0.01 + 1.2816 * 0.01, 0.02 + 1.2816 * 0.01,
+                                                                  1.2816 * 0.02]})
+    assert safe_segments(frame, 50)["segment"].tolist() == ["b", "c"]
+    assert frame["segment"].tolist() == ["a", "b", "c"]  # the caller's frame is untouched
+    assert interval_level(frame) == pytest.approx(0.8, abs=1e-3)
+
+
+def test_settings_from_environment_and_file(tmp_path, monkeypatch):
+    from uplift.api.settings import load_service_settings
+    from uplift.errors import SpecError
+
+    config = tmp_path / "service.yaml"
+    config.write_text("poll_seconds: 5\nmin_segment_size: 80\ntokens: [file-token-0123456789]\n")
+    monkeypatch.setenv("UPLIFT_SERVICE_CONFIG", str(config))
+    monkeypatch.setenv("UPLIFT_SERVICE_POLL_SECONDS", "2.5")
+    s = load_service_settings()
+    assert s.poll_seconds == 2.5 and s.min_segment_size == 80  # environment over file
+    assert [t.get_secret_value() for t in s.tokens] == ["file-token-0123456789"]
+    assert "file-token" not in repr(s)
+    monkeypatch.setenv("UPLIFT_SERVICE_TOKENS", "env-token-aaaaaaaaaaaa, env-token-bbbbbbbbbbbb")
+    assert len(load_service_settings().tokens) == 2
+    monkeypatch.setenv("UPLIFT_SERVICE_TOKENS", "short")
+    with pytest.raises(SpecError, match="tokens.*shorter than 16"):
+        load_service_settings()
+    monkeypatch.setenv("UPLIFT_SERVICE_TOKENS", "")
+    monkeypatch.setenv("UPLIFT_SERVICE_MODE", "production")
+    config.write_text("poll_seconds: 5\n")
+    with pytest.raises(SpecError, match="production.*no tokens"):
+        load_service_settings()
+    config.write_text("poll_secnds: 5\n")
+    monkeypatch.delenv("UPLIFT_SERVICE_MODE")
+    with pytest.raises(SpecError, match="poll_secnds"):
+        load_service_settings()
+
+
+def test_token_comparison():
+    from uplift.api.auth import token_matches
+
+    tokens = (b"first-token-0123456789", b"second-token-0123456789")
+    assert token_matches("second-token-0123456789", tokens)
+    assert not token_matches("second-token-012345678", tokens)
+    assert not token_matches("", tokens)

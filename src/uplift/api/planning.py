@@ -7,7 +7,10 @@ import json
 import logging
 import math
 import threading
+import uuid
 from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -15,11 +18,11 @@ import pandas as pd
 
 from uplift.api.handlers import RequestFieldError
 from uplift.api.modelstore import ModelBundle, safe_segments
-from uplift.api.schemas import PlanRequest
+from uplift.api.schemas import PlanRequest, PlanResponse
 from uplift.errors import DataError, SpecError, UpliftError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
 
-__all__ = ["PlanService", "finite_or_none", "request_key"]
+__all__ = ["ComputedPlan", "PlanService", "finite_or_none", "request_key"]
 
 log = logging.getLogger("uplift.api")
 
@@ -30,6 +33,33 @@ def finite_or_none(x: float) -> float | None:
     """``x`` as a float, or None when it is NaN or infinite (JSON has no such numbers)."""
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class ComputedPlan:
+    """A plan's body as computed once per (model version, request), and its JSON, checked against the schema.
+
+    ``fragment`` is the JSON object of the body without its braces, so a response is the small
+    per-request head (id, time, model, request) plus this text: no re-validation or re-encoding
+    of thousands of cells per request.
+    """
+
+    model_name: str
+    model_version: int
+    status: str
+    spend: float
+    expected_conversions: float
+    fragment: str
+
+    def response_json(self, *, plan_id: str, created_at: datetime, request_json: str) -> str:
+        """The full ``PlanResponse`` JSON for one request."""
+        head = json.dumps({"id": plan_id, "created_at": _iso(created_at), "model_name": self.model_name,
+                           "model_version": self.model_version}, separators=(",", ":"))
+        return f'{head[:-1]},"request":{request_json},{self.fragment}}}'
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def request_key(bundle: ModelBundle, request: PlanRequest) -> str:
@@ -64,10 +94,10 @@ class PlanService:
         self.policy = policy
         self.min_segment_size = int(min_segment_size)
         self.cache_size = int(cache_size)
-        self._cache: OrderedDict[str, dict] = OrderedDict()
+        self._cache: OrderedDict[str, ComputedPlan] = OrderedDict()
         self._lock = threading.Lock()
 
-    def plan(self, bundle: ModelBundle, request: PlanRequest) -> dict:
+    def plan(self, bundle: ModelBundle, request: PlanRequest) -> ComputedPlan:
         """The plan's body (status, conflicts, notes, totals, references, funded cells), cached."""
         key = request_key(bundle, request)
         with self._lock:
@@ -75,7 +105,7 @@ class PlanService:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        body = self._compute(bundle, request)
+        body = _computed(bundle, request, self._compute(bundle, request))
         if self.cache_size > 0:
             with self._lock:
                 self._cache[key] = body
@@ -100,7 +130,7 @@ class PlanService:
         from uplift.allocation import plan
 
         costs, policy = self._overrides(request)
-        table = safe_segments(bundle.segments_of(request.kind), self.min_segment_size)
+        table = _restrict(safe_segments(bundle.segments_of(request.kind), self.min_segment_size), request)
         if table.empty:
             raise DataError(
                 f"model v{bundle.version} has no {request.kind} segments of at least {self.min_segment_size} people"
@@ -126,6 +156,40 @@ class PlanService:
             "references": {name: _totals(t.as_dict(), policy.interval) for name, t in result.references.items()},
             "cells": _cells(funded),
         }
+
+
+def _computed(bundle: ModelBundle, request: PlanRequest, body: dict) -> ComputedPlan:
+    """Check ``body`` against :class:`PlanResponse` once and keep its JSON."""
+    checked = PlanResponse.model_validate(
+        {"id": uuid.uuid4().hex, "created_at": datetime.now().astimezone(), "model_name": bundle.name,
+         "model_version": bundle.version, "request": request, **body}
+    )
+    dumped = checked.model_dump_json(include={"status", "conflicts", "notes", "totals", "references", "cells"})
+    return ComputedPlan(
+        model_name=bundle.name,
+        model_version=bundle.version,
+        status=checked.status,
+        spend=checked.totals.spend,
+        expected_conversions=checked.totals.expected_conversions,
+        fragment=dumped[1:-1],
+    )
+
+
+def _restrict(table: pd.DataFrame, request: PlanRequest) -> pd.DataFrame:
+    """Rows of ``table`` on the requested channels and messages; unknown names are a 422 listing the valid ones."""
+    keep = np.ones(len(table), dtype=bool)
+    for field, wanted in (("channel", request.channels), ("message", request.messages)):
+        if wanted is None:
+            continue
+        valid = sorted(table[field].astype(str).unique())
+        unknown = sorted(set(wanted) - set(valid))
+        if unknown:
+            raise RequestFieldError(
+                f"{field}s: {', '.join(map(repr, unknown))} not among the model's {field}s; valid: {', '.join(valid)}",
+                ("body", f"{field}s"),
+            )
+        keep &= table[field].astype(str).isin(wanted).to_numpy()
+    return table[keep].reset_index(drop=True) if not keep.all() else table
 
 
 def _totals(figures: dict[str, float], interval: float) -> dict:

@@ -1,7 +1,9 @@
 """Every plan the service recommends, stored with its inputs, model version and time (SQLAlchemy Core).
 
 SQLite by default (``sqlite:///<workdir>/plans.db``); any SQLAlchemy URL works, e.g.
-``postgresql+psycopg://user@host/db``. The table is created when missing.
+``postgresql+psycopg://user@host/db``. The table is created when missing. SQLite runs in WAL mode with
+``synchronous=NORMAL``: a commit does not wait for fsync, so a power cut may lose the last plans
+but never corrupts the file (the trade for a plan log written on every request).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ PLANS = sa.Table(
     sa.Column("model_version", sa.Integer, nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("budget", sa.Float, nullable=False),
+    sa.Column("spend", sa.Float, nullable=False),
+    sa.Column("expected_conversions", sa.Float, nullable=False),
     sa.Column("request", sa.Text, nullable=False),
     sa.Column("response", sa.Text, nullable=False),
 )
@@ -32,7 +36,7 @@ PLANS = sa.Table(
 
 @dataclass(frozen=True)
 class PlanRecord:
-    """One stored plan: the request as sent, and the response as returned (both JSON-ready mappings)."""
+    """One stored plan: the request as sent and the response as returned (both JSON text)."""
 
     id: str
     created_at: datetime
@@ -40,8 +44,34 @@ class PlanRecord:
     model_version: int
     status: str
     budget: float
-    request: dict
-    response: dict
+    spend: float
+    expected_conversions: float
+    request_json: str
+    response_json: str
+
+    @property
+    def request(self) -> dict:
+        return json.loads(self.request_json)
+
+    @property
+    def response(self) -> dict:
+        return json.loads(self.response_json)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _summary(row) -> PlanRecord:
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    return PlanRecord(
+        id=row.id, created_at=created, model_name=row.model_name, model_version=int(row.model_version),
+        status=row.status, budget=float(row.budget), spend=float(row.spend),
+        expected_conversions=float(row.expected_conversions), request_json="", response_json="",
+    )
 
 
 def _record(row) -> PlanRecord:
@@ -53,8 +83,10 @@ def _record(row) -> PlanRecord:
         model_version=int(row.model_version),
         status=row.status,
         budget=float(row.budget),
-        request=json.loads(row.request),
-        response=json.loads(row.response),
+        spend=float(row.spend),
+        expected_conversions=float(row.expected_conversions),
+        request_json=row.request,
+        response_json=row.response,
     )
 
 
@@ -71,6 +103,8 @@ class PlanStore:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         self.engine = sa.create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         _metadata.create_all(self.engine)
 
     def add(self, record: PlanRecord) -> None:
@@ -84,8 +118,10 @@ class PlanStore:
                     model_version=record.model_version,
                     status=record.status,
                     budget=record.budget,
-                    request=json.dumps(record.request, separators=(",", ":")),
-                    response=json.dumps(record.response, separators=(",", ":")),
+                    spend=record.spend,
+                    expected_conversions=record.expected_conversions,
+                    request=record.request_json,
+                    response=record.response_json,
                 )
             )
 
@@ -96,12 +132,13 @@ class PlanStore:
         return _record(row) if row is not None else None
 
     def list(self, *, limit: int, offset: int) -> tuple[list[PlanRecord], int]:
-        """Plans newest first (``limit`` from ``offset``) and the total count."""
-        query = PLANS.select().order_by(PLANS.c.created_at.desc(), PLANS.c.id.desc()).limit(limit).offset(offset)
+        """Plans newest first (``limit`` from ``offset``, without their JSON bodies) and the total count."""
+        columns = [c for c in PLANS.c if c.name not in ("request", "response")]
+        query = sa.select(*columns).order_by(PLANS.c.created_at.desc(), PLANS.c.id.desc()).limit(limit).offset(offset)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
             total = conn.execute(sa.select(sa.func.count()).select_from(PLANS)).scalar_one()
-        return [_record(r) for r in rows], int(total)
+        return [_summary(r) for r in rows], int(total)
 
     def close(self) -> None:
         self.engine.dispose()

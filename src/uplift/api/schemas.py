@@ -152,6 +152,12 @@ class PlanRequest(_In):
         default_factory=dict,
         description="overrides of serve/costs.yaml, e.g. {'channels.email': {'cost_per_contact': 0.03, 'tiers': [...]}}",
     )
+    channels: list[str] | None = Field(
+        None, max_length=50, description="plan only over arms on these channels (default: every channel)"
+    )
+    messages: list[str] | None = Field(
+        None, max_length=200, description="plan only over arms with these messages (default: every message)"
+    )
     strict: bool = Field(False, description="answer 409 instead of a relaxed plan when the rules conflict")
     include_references: bool = Field(True, description="also compute the 'even' and 'single_best_message' plans")
 

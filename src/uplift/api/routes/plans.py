@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi.responses import Response
 
 from uplift.api.deps import Bundle, Planner, Plans
 from uplift.api.planstore import PlanRecord, now
@@ -25,30 +26,31 @@ router = APIRouter(tags=["plans"])
         503: {"model": ErrorBody, "description": "no model"},
     },
 )
-def create_plan(request: PlanRequest, bundle: Bundle, planner: Planner, store: Plans) -> PlanResponse:
-    """Split ``budget`` over the model's segments x arms; conflicting rules give status ``infeasible``."""
-    body = planner.plan(bundle, request)
-    response = PlanResponse(
-        id=uuid.uuid4().hex,
-        created_at=now(),
-        model_name=bundle.name,
-        model_version=bundle.version,
-        request=request,
-        **body,
-    )
+def create_plan(request: PlanRequest, bundle: Bundle, planner: Planner, store: Plans) -> Response:
+    """Split ``budget`` over the model's segments x arms; conflicting rules give status ``infeasible``.
+
+    The plan is stored with the request, the model version and the time; the same request on the
+    same model version is answered from a cache (with a new id and time, stored again).
+    """
+    computed = planner.plan(bundle, request)
+    plan_id, created_at = uuid.uuid4().hex, now()
+    request_json = request.model_dump_json()
+    body = computed.response_json(plan_id=plan_id, created_at=created_at, request_json=request_json)
     store.add(
         PlanRecord(
-            id=response.id,
-            created_at=response.created_at,
-            model_name=bundle.name,
-            model_version=bundle.version,
-            status=response.status,
+            id=plan_id,
+            created_at=created_at,
+            model_name=computed.model_name,
+            model_version=computed.model_version,
+            status=computed.status,
             budget=request.budget,
-            request=request.model_dump(mode="json"),
-            response=response.model_dump(mode="json"),
+            spend=computed.spend,
+            expected_conversions=computed.expected_conversions,
+            request_json=request_json,
+            response_json=body,
         )
     )
-    return response
+    return Response(body, media_type="application/json")
 
 
 @router.get("/plans", response_model=PlanList)
@@ -67,8 +69,8 @@ def list_plans(
             model_version=r.model_version,
             status=r.status,
             budget=r.budget,
-            spend=r.response["totals"]["spend"],
-            expected_conversions=r.response["totals"]["expected_conversions"],
+            spend=r.spend,
+            expected_conversions=r.expected_conversions,
         )
         for r in records
     ]
@@ -76,9 +78,9 @@ def list_plans(
 
 
 @router.get("/plans/{plan_id}", response_model=PlanResponse, responses={404: {"model": ErrorBody}})
-def get_plan(store: Plans, plan_id: Annotated[str, Path(max_length=64)]) -> PlanResponse:
+def get_plan(store: Plans, plan_id: Annotated[str, Path(max_length=64)]) -> Response:
     """A stored plan exactly as it was returned, with the request that made it."""
     record = store.get(plan_id)
     if record is None:
         raise HTTPException(404, f"no plan with id {plan_id!r}")
-    return PlanResponse.model_validate(record.response)
+    return Response(record.response_json, media_type="application/json")

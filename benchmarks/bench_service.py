@@ -1,0 +1,301 @@
+"""Benchmark of the HTTP service: p50 / p99 latency and throughput of ``POST /plans`` and ``POST /scores``.
+
+Run ``.venv/bin/python -m benchmarks.bench_service [--people 40000 --requests 300 --concurrency 4]``.
+
+1. Simulates the default region (6 messages x 3 channels = 18 arms), trains a small pooled LightGBM
+   and registers it in a fresh SQLite MLflow store in ``--workdir`` (a temp folder by default), with
+   the targetable segments cut by ``--dimensions`` (default age band x gender x neighbourhood, which
+   gives about 300 segments of at least 50 people at 40,000 residents).
+2. Starts ``uplift serve`` on a free loopback port over that store.
+3. Fires the scenarios from a separate process (this file with ``--load-generator``: asyncio +
+   httpx, ``--concurrency`` requests in flight, bounded by ``--requests`` and ``--time-limit``):
+   plans over ~300 segments x 12 arms (``channels: [meta, flyer]`` of the 18 arms) with a repeated
+   body (served from the per-(model version, body) cache), with a fresh budget per request (every
+   request solves the LP, with and without the reference plans), and scores of 1,000 rows.
+4. Times the planner in-process on the same table to show where a fresh plan's time goes.
+
+Prints Markdown tables (and writes them to ``--out`` if given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "bench-token-0123456789abcdef"
+SPEC = {
+    "name": "pooled_bench",
+    "learner": "pooled",
+    "lightgbm": {"n_estimators": 40, "learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 100, "n_jobs": 1},
+    "cv": {"folds": 2, "test_share": 0.25, "seed": 0},
+}
+PLAN_CHANNELS = ["meta", "flyer"]  # 6 messages x 2 channels = 12 arms
+GOALS_MS = {"plans": 50.0, "scores": 100.0}
+
+
+# -- the load generator (runs in its own process) ------------------------------------------------
+async def _fire(url: str, bodies: list[bytes], *, concurrency: int, time_limit: float) -> dict:
+    import httpx
+
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    queue = list(reversed(bodies))
+    headers = {"Authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+    deadline = time.perf_counter() + time_limit
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def worker(client) -> None:
+        while queue and time.perf_counter() < deadline:
+            body = queue.pop()
+            start = time.perf_counter()
+            try:
+                r = await client.post(url, content=body, headers=headers)
+                code = r.status_code
+            except httpx.HTTPError:
+                code = -1
+            latencies.append(time.perf_counter() - start)
+            statuses[code] = statuses.get(code, 0) + 1
+
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        await client.post(url, content=bodies[0], headers=headers)  # warm-up (connection, first solve)
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return {"latencies": latencies, "statuses": statuses, "wall": wall}
+
+
+def _load_generator(args: argparse.Namespace) -> int:
+    bodies = [line.encode() for line in Path(args.bodies).read_text().splitlines() if line.strip()]
+    if not args.url.startswith("http://127.0.0.1:"):
+        raise SystemExit("the load generator only talks to loopback")
+    result = asyncio.run(_fire(args.url, bodies, concurrency=args.concurrency, time_limit=args.time_limit))
+    print(json.dumps(result))
+    return 0
+
+
+# -- preparation -----------------------------------------------------------------------------
+def _prepare(workdir: Path, *, people: int, waves: int, seed: int, dimensions: list[str]) -> dict:
+
+    from uplift.config import Settings
+    from uplift.pipeline import load_feature_set, load_segment_spec, train_and_log
+    from uplift.features import build_training_table
+    from uplift.simulate import simulate
+    from uplift.specs import load_spec
+    from uplift.specs.region import RegionSpec
+
+    import yaml
+
+    started = time.perf_counter()
+    region = load_spec(ROOT / "features" / "regions" / "haaglanden.yaml", RegionSpec)
+    world = simulate(region, people=people, waves=waves, seed=seed)
+    table = build_training_table(world.audience, world.exposures, world.enrolments, load_feature_set("default"),
+                                 source="bench world")
+    spec_path = workdir / "pooled_bench.yaml"
+    spec_path.write_text(yaml.safe_dump(SPEC))
+    segment_spec = load_segment_spec()
+    segment_spec = segment_spec.model_copy(update={"dimensions": tuple(dimensions)})
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    trained = train_and_log(spec_path, table, settings=Settings(workdir=workdir, experiment_name="bench"),
+                            data_source="bench world", segment_spec=segment_spec)
+    seg = trained.segments
+    targetable = seg[seg["kind"] == "targetable"]
+    planned = targetable[targetable["channel"].isin(PLAN_CHANNELS)]
+    rows = table.frame[table.feature_names].head(1000)
+    return {
+        "arms": len(table.treatment_arms),
+        "rows": len(table.frame),
+        "targetable_segments": int(targetable["segment"].nunique()),
+        "plan_segments": int(planned["segment"].nunique()),
+        "plan_arms": int(planned["arm"].nunique()),
+        "plan_cells": len(planned),
+        "seconds": time.perf_counter() - started,
+        "score_rows": json.loads(rows.to_json(orient="records")),
+        "version": trained.version,
+        "segments": planned,
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UPLIFT_SERVICE_") and k != "MLFLOW_TRACKING_URI"}
+    env.update({"UPLIFT_PROJECT_ROOT": str(ROOT), "UPLIFT_SERVICE_WORKDIR": str(workdir),
+                "UPLIFT_SERVICE_TOKENS": TOKEN, "UPLIFT_SERVICE_LOG_LEVEL": "warning"})
+    script = Path(sys.executable).parent / "uplift"
+    command = [str(script)] if script.exists() else [sys.executable, "-c", "from uplift.cli import main; main()"]
+    log = open(workdir / "server.log", "w")
+    proc = subprocess.Popen([*command, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {(workdir / 'server.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit("server did not come up within 120 s")
+
+
+def _run_scenario(base: str, path: str, bodies: list[dict], *, concurrency: int, time_limit: float,
+                  workdir: Path) -> dict:
+    file = workdir / f"bodies-{path.strip('/')}-{len(bodies)}.jsonl"
+    file.write_text("\n".join(json.dumps(b) for b in bodies))
+    out = subprocess.run(
+        [sys.executable, __file__, "--load-generator", "--url", base + path, "--bodies", str(file),
+         "--concurrency", str(concurrency), "--time-limit", str(time_limit)],
+        capture_output=True, text=True, check=True, timeout=time_limit + 300,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _summary(name: str, result: dict, goal: float | None, concurrency: int) -> dict:
+    lat = sorted(1000 * x for x in result["latencies"])
+    n = len(lat)
+    p99 = lat[min(n - 1, int(round(0.99 * (n - 1))))]
+    errors = sum(v for k, v in result["statuses"].items() if int(k) != 200)
+    return {
+        "scenario": name, "requests": n, "concurrency": concurrency, "p50": statistics.median(lat), "p99": p99,
+        "throughput": n / result["wall"], "errors": errors, "goal": goal,
+    }
+
+
+def _planner_profile(segments, repeats: int) -> list[tuple[str, float]]:
+    """Median in-process seconds of plan() variants on the benchmark table (where a fresh plan's time goes)."""
+    from uplift.allocation import plan
+    from uplift.allocation.effects import check_effects
+    from uplift.specs import load_spec
+    from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
+
+    costs = load_spec(ROOT / "serve" / "costs.yaml", CostCatalogue)
+    policy = load_spec(ROOT / "serve" / "policy.yaml", PlanningPolicy)
+    greedy = apply_overrides(policy, {"exploration_share": 0.0})
+
+    def timed(fn) -> float:
+        fn()
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    return [
+        ("contract check (`check_effects`)", timed(lambda: check_effects(segments, costs))),
+        ("`plan()` default policy (10% exploration x 8 draws) + references",
+         timed(lambda: plan(segments, budget=20_000, costs=costs, policy=policy))),
+        ("`plan()` default policy, no references",
+         timed(lambda: plan(segments, budget=20_000, costs=costs, policy=policy, references=False))),
+        ("`plan()` no exploration, no references",
+         timed(lambda: plan(segments, budget=20_000, costs=costs, policy=greedy, references=False))),
+    ]
+
+
+def _table(rows: list[dict]) -> str:
+    lines = ["| scenario | requests | in flight | p50 ms | p99 ms | req/s | errors | goal p99 | met |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        goal = f"< {r['goal']:.0f} ms" if r["goal"] else "-"
+        met = "-" if not r["goal"] else ("yes" if r["p99"] < r["goal"] else "no")
+        lines.append(f"| {r['scenario']} | {r['requests']} | {r['concurrency']} | {r['p50']:.1f} | {r['p99']:.1f} | "
+                     f"{r['throughput']:.1f} | {r['errors']} | {goal} | {met} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Prepare the store, start the server, fire the scenarios from a separate process, print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=40_000)
+    parser.add_argument("--waves", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--dimensions", nargs="+", default=["age_band", "gender", "neighbourhood"])
+    parser.add_argument("--requests", type=int, default=300, help="requests per scenario (at most)")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per scenario (at most)")
+    parser.add_argument("--repeats", type=int, default=5, help="in-process planner timings")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="also write the Markdown here")
+    parser.add_argument("--load-generator", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--bodies", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.load_generator:
+        return _load_generator(args)
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="uplift-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    prep = _prepare(workdir, people=args.people, waves=args.waves, seed=args.seed, dimensions=args.dimensions)
+    print(f"prepared in {prep['seconds']:.0f} s: {prep['rows']:,} training rows, {prep['arms']} arms, "
+          f"{prep['targetable_segments']} targetable segments; plans over {prep['plan_segments']} segments x "
+          f"{prep['plan_arms']} arms = {prep['plan_cells']} cells", flush=True)
+    proc, base = _start_server(workdir)
+    try:
+        n = args.requests
+        plan_base = {"budget": 20_000, "kind": "targetable", "channels": PLAN_CHANNELS}
+        scenarios = [
+            ("POST /plans, repeated body (cache hit)", "/plans", [plan_base] * n, "plans"),
+            ("POST /plans, new budget each (solve + references)", "/plans",
+             [{**plan_base, "budget": 20_000 + i} for i in range(n)], None),
+            ("POST /plans, new budget each (solve, no references)", "/plans",
+             [{**plan_base, "budget": 30_000 + i, "include_references": False} for i in range(n)], None),
+            ("POST /scores, 1,000 rows", "/scores", [{"rows": prep["score_rows"]}] * n, "scores"),
+        ]
+        rows = []
+        for name, path, bodies, goal in scenarios:
+            result = _run_scenario(base, path, bodies, concurrency=args.concurrency, time_limit=args.time_limit,
+                                   workdir=workdir)
+            rows.append(_summary(name, result, GOALS_MS[goal] if goal else None, args.concurrency))
+            print(f"  {name}: p50 {rows[-1]['p50']:.1f} ms, p99 {rows[-1]['p99']:.1f} ms", flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    profile = _planner_profile(prep["segments"], args.repeats)
+    cores = os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    text = "\n".join([
+        f"Service benchmark: {prep['plan_segments']} segments x {prep['plan_arms']} arms = {prep['plan_cells']} "
+        f"cells per plan, {len(prep['score_rows'])} rows per score request; {cores} cores, load average {load:.1f}; "
+        "one uvicorn worker; load from a separate process on loopback.",
+        "",
+        _table(rows),
+        "",
+        "Where a fresh plan's time goes (in-process, median of "
+        f"{args.repeats}):",
+        "",
+        "| step | ms |",
+        "|---|---:|",
+        *[f"| {name} | {1000 * s:.1f} |" for name, s in profile],
+    ])
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
