@@ -22,7 +22,6 @@ from uplift.vocabulary import HOLDOUT, funnel_rank
 __all__ = ["FEATURES", "Feature", "feature", "compute", "columns_of", "AGE_BANDS", "age_band_of"]
 
 Kind = Literal["numeric", "categorical"]
-_DAY = np.timedelta64(1, "D")
 
 
 @dataclass(frozen=True)
@@ -156,8 +155,8 @@ def prior_contacts_by_message(ctx: AsOfContext) -> pd.DataFrame:
 def _days_since(ctx: AsOfContext, frame: pd.DataFrame, time_col: str) -> np.ndarray:
     if not len(frame):
         return np.full(ctx.n, np.nan)
-    as_of = ctx.keys["as_of"].to_numpy()[frame["row"].to_numpy()]
-    days = (as_of - frame[time_col].to_numpy()) / _DAY
+    as_of = ctx.keys["as_of"].array.take(frame["row"].to_numpy())  # tz-aware arrays: no boxed Timestamps
+    days = np.asarray((as_of - frame[time_col].array) / pd.Timedelta(days=1), dtype=float)
     # the most recent earlier contact is the smallest gap: max of the negated gap
     return -ctx.max_by_row(frame, -days.astype(float))
 
