@@ -134,13 +134,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
+def _start_server(workdir: Path, workers: int) -> tuple[subprocess.Popen, str]:
     import httpx
 
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("UPLIFT_SERVICE_") and k != "MLFLOW_TRACKING_URI"}
     env.update({"UPLIFT_PROJECT_ROOT": str(ROOT), "UPLIFT_SERVICE_WORKDIR": str(workdir),
-                "UPLIFT_SERVICE_TOKENS": TOKEN, "UPLIFT_SERVICE_LOG_LEVEL": "warning"})
+                "UPLIFT_SERVICE_TOKENS": TOKEN, "UPLIFT_SERVICE_LOG_LEVEL": "warning",
+                "UPLIFT_SERVICE_WORKERS": str(workers)})
     script = Path(sys.executable).parent / "uplift"
     command = [str(script)] if script.exists() else [sys.executable, "-c", "from uplift.cli import main; main()"]
     log = open(workdir / "server.log", "w")
@@ -152,13 +153,19 @@ def _start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
         if proc.poll() is not None:
             raise SystemExit(f"server exited: {(workdir / 'server.log').read_text()[-2000:]}")
         try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200 and (workers == 1 or _all_up(base, workers)):
                 return proc, base
         except httpx.TransportError:
             pass
         time.sleep(0.3)
     proc.terminate()
     raise SystemExit("server did not come up within 120 s")
+
+
+def _all_up(base: str, workers: int) -> bool:
+    """With several workers, give every worker time to load the model (health answers from any one)."""
+    time.sleep(5.0 * workers)
+    return True
 
 
 def _run_scenario(base: str, path: str, bodies: list[dict], *, concurrency: int, time_limit: float,
@@ -235,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dimensions", nargs="+", default=["age_band", "gender", "neighbourhood"])
     parser.add_argument("--requests", type=int, default=300, help="requests per scenario (at most)")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per scenario (at most)")
     parser.add_argument("--repeats", type=int, default=5, help="in-process planner timings")
     parser.add_argument("--workdir", type=Path, default=None)
@@ -252,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"prepared in {prep['seconds']:.0f} s: {prep['rows']:,} training rows, {prep['arms']} arms, "
           f"{prep['targetable_segments']} targetable segments; plans over {prep['plan_segments']} segments x "
           f"{prep['plan_arms']} arms = {prep['plan_cells']} cells", flush=True)
-    proc, base = _start_server(workdir)
+    proc, base = _start_server(workdir, args.workers)
     try:
         n = args.requests
         plan_base = {"budget": 20_000, "kind": "targetable", "channels": PLAN_CHANNELS}
@@ -279,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = "\n".join([
         f"Service benchmark: {prep['plan_segments']} segments x {prep['plan_arms']} arms = {prep['plan_cells']} "
         f"cells per plan, {len(prep['score_rows'])} rows per score request; {cores} cores, load average {load:.1f}; "
-        "one uvicorn worker; load from a separate process on loopback.",
+        f"{args.workers} uvicorn worker(s); load from a separate process on loopback.",
         "",
         _table(rows),
         "",

@@ -449,3 +449,29 @@ def test_token_comparison():
     assert token_matches("second-token-0123456789", tokens)
     assert not token_matches("second-token-012345678", tokens)
     assert not token_matches("", tokens)
+
+
+def test_plan_store_keeps_each_body_once_and_returns_plans_as_sent(tmp_path):
+    import sqlalchemy as sa
+
+    from uplift.api.planstore import PlanRecord, PlanStore
+
+    store = PlanStore(f"sqlite:///{tmp_path / 'plans.db'}")
+    t0 = datetime(2025, 3, 1, 9, 0, 0, 123456, tzinfo=UTC)
+    records = [
+        PlanRecord(id=f"p{i}", created_at=t0.replace(minute=i), model_name="uplift", model_version=1 + (i == 2),
+                   status="optimal", budget=100.0 * i, spend=90.0 * i, expected_conversions=float(i),
+                   request_json=json.dumps({"budget": 100.0 * i}), body_json='"status":"optimal","cells":[]'
+                   if i < 2 else '"status":"infeasible","cells":[]')
+        for i in range(3)
+    ]
+    for r in records:
+        store.add(r)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from plan_bodies")).scalar_one() == 2
+    got = store.get("p1")
+    assert got is not None and got.response_json == records[1].response_json
+    assert json.loads(got.response_json)["request"] == {"budget": 100.0}
+    listed, total = store.list(limit=2, offset=0)
+    assert total == 3 and [r.id for r in listed] == ["p2", "p1"]
+    assert store.get("nope") is None

@@ -14,7 +14,7 @@ from uplift.api.limits import BodySizeLimit
 from uplift.api.settings import ServiceSettings
 from uplift.errors import SpecError
 
-__all__ = ["create_app"]
+__all__ = ["app_from_environment", "create_app"]
 
 log = logging.getLogger("uplift.api")
 
@@ -107,3 +107,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     install_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """``create_app`` over the settings read from the environment and file (uvicorn's factory for workers)."""
+    from uplift.api.settings import load_service_settings
+
+    return create_app(load_service_settings())

@@ -51,15 +51,6 @@ class ComputedPlan:
     expected_conversions: float
     fragment: str
 
-    def response_json(self, *, plan_id: str, created_at: datetime, request_json: str) -> str:
-        """The full ``PlanResponse`` JSON for one request."""
-        head = json.dumps({"id": plan_id, "created_at": _iso(created_at), "model_name": self.model_name,
-                           "model_version": self.model_version}, separators=(",", ":"))
-        return f'{head[:-1]},"request":{request_json},{self.fragment}}}'
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def request_key(bundle: ModelBundle, request: PlanRequest) -> str:

@@ -1,20 +1,24 @@
 """Every plan the service recommends, stored with its inputs, model version and time (SQLAlchemy Core).
 
 SQLite by default (``sqlite:///<workdir>/plans.db``); any SQLAlchemy URL works, e.g.
-``postgresql+psycopg://user@host/db``. The table is created when missing. SQLite runs in WAL mode with
+``postgresql+psycopg://user@host/db``. Tables are created when missing: ``plans`` (one row per
+answered request: id, time, model, status, figures, request JSON, body hash) and ``plan_bodies`` (the
+body JSON once per distinct content, as identical requests on one model version get identical bodies). SQLite runs in WAL mode with
 ``synchronous=NORMAL``: a commit does not wait for fsync, so a power cut may lose the last plans
 but never corrupts the file (the trade for a plan log written on every request).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-__all__ = ["PlanRecord", "PlanStore"]
+__all__ = ["PlanRecord", "PlanStore", "assemble_response", "now"]
 
 _metadata = sa.MetaData()
 
@@ -30,13 +34,29 @@ PLANS = sa.Table(
     sa.Column("spend", sa.Float, nullable=False),
     sa.Column("expected_conversions", sa.Float, nullable=False),
     sa.Column("request", sa.Text, nullable=False),
-    sa.Column("response", sa.Text, nullable=False),
+    sa.Column("body_hash", sa.String(64), sa.ForeignKey("plan_bodies.hash"), nullable=False),
 )
+
+BODIES = sa.Table(
+    "plan_bodies",
+    _metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+
+def assemble_response(
+    *, plan_id: str, created_at: datetime, model_name: str, model_version: int, request_json: str, body_json: str
+) -> str:
+    """A plan's response JSON: its head (id, time, model, request) and its body (``body_json``, no braces)."""
+    head = json.dumps({"id": plan_id, "created_at": created_at.isoformat().replace("+00:00", "Z"),
+                       "model_name": model_name, "model_version": model_version}, separators=(",", ":"))
+    return f'{head[:-1]},"request":{request_json},{body_json}}}'
 
 
 @dataclass(frozen=True)
 class PlanRecord:
-    """One stored plan: the request as sent and the response as returned (both JSON text)."""
+    """One stored plan: the request as sent and the body as returned (JSON text; ``body_json`` has no braces)."""
 
     id: str
     created_at: datetime
@@ -47,15 +67,18 @@ class PlanRecord:
     spend: float
     expected_conversions: float
     request_json: str
-    response_json: str
+    body_json: str
 
     @property
-    def request(self) -> dict:
-        return json.loads(self.request_json)
+    def body_hash(self) -> str:
+        return hashlib.sha256(self.body_json.encode()).hexdigest()
 
     @property
-    def response(self) -> dict:
-        return json.loads(self.response_json)
+    def response_json(self) -> str:
+        """The response exactly as it was returned."""
+        return assemble_response(plan_id=self.id, created_at=self.created_at, model_name=self.model_name,
+                                 model_version=self.model_version, request_json=self.request_json,
+                                 body_json=self.body_json)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -70,7 +93,7 @@ def _summary(row) -> PlanRecord:
     return PlanRecord(
         id=row.id, created_at=created, model_name=row.model_name, model_version=int(row.model_version),
         status=row.status, budget=float(row.budget), spend=float(row.spend),
-        expected_conversions=float(row.expected_conversions), request_json="", response_json="",
+        expected_conversions=float(row.expected_conversions), request_json="", body_json="",
     )
 
 
@@ -86,7 +109,7 @@ def _record(row) -> PlanRecord:
         spend=float(row.spend),
         expected_conversions=float(row.expected_conversions),
         request_json=row.request,
-        response_json=row.response,
+        body_json=row.body,
     )
 
 
@@ -106,10 +129,21 @@ class PlanStore:
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         _metadata.create_all(self.engine)
+        self._known: set[str] = set()  # body hashes known to be stored
+        self._lock = threading.Lock()
 
     def add(self, record: PlanRecord) -> None:
-        """Store ``record`` (its id must be new)."""
+        """Store ``record`` (its id must be new); its body is stored once per distinct content."""
+        digest = record.body_hash
         with self.engine.begin() as conn:
+            if digest not in self._known:
+                exists = conn.execute(sa.select(BODIES.c.hash).where(BODIES.c.hash == digest)).first()
+                if exists is None:
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(BODIES.insert().values(hash=digest, body=record.body_json))
+                    except sa.exc.IntegrityError:  # stored by a concurrent request meanwhile
+                        pass
             conn.execute(
                 PLANS.insert().values(
                     id=record.id,
@@ -121,19 +155,22 @@ class PlanStore:
                     spend=record.spend,
                     expected_conversions=record.expected_conversions,
                     request=record.request_json,
-                    response=record.response_json,
+                    body_hash=digest,
                 )
             )
+        with self._lock:
+            self._known.add(digest)
 
     def get(self, plan_id: str) -> PlanRecord | None:
         """The plan with ``plan_id``, or None."""
         with self.engine.connect() as conn:
-            row = conn.execute(PLANS.select().where(PLANS.c.id == plan_id)).first()
+            query = sa.select(PLANS, BODIES.c.body).join(BODIES, PLANS.c.body_hash == BODIES.c.hash)
+            row = conn.execute(query.where(PLANS.c.id == plan_id)).first()
         return _record(row) if row is not None else None
 
     def list(self, *, limit: int, offset: int) -> tuple[list[PlanRecord], int]:
         """Plans newest first (``limit`` from ``offset``, without their JSON bodies) and the total count."""
-        columns = [c for c in PLANS.c if c.name not in ("request", "response")]
+        columns = [c for c in PLANS.c if c.name not in ("request", "body_hash")]
         query = sa.select(*columns).order_by(PLANS.c.created_at.desc(), PLANS.c.id.desc()).limit(limit).offset(offset)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()

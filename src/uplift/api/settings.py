@@ -50,6 +50,8 @@ class ServiceSettings(BaseSettings):
     """``production`` refuses to start without tokens; ``dev`` without tokens is open (with a loud warning)."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=32)
+    """uvicorn worker processes; each loads the model, polls the alias and caches plans on its own."""
     tokens: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     """Accepted bearer tokens; in the environment a comma-separated list."""
     workdir: Path = Path(".")

@@ -36,5 +36,10 @@ def serve(
         application = create_app(settings)
     except UpliftError as exc:
         fail(f"refusing to start: {exc}")
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level,
-                timeout_graceful_shutdown=10)
+    common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level,
+              "timeout_graceful_shutdown": 10}
+    if settings.workers == 1:
+        uvicorn.run(application, **common)
+    else:  # each worker process builds its own app from the same environment and settings file
+        os.environ.update({"UPLIFT_SERVICE_HOST": settings.host, "UPLIFT_SERVICE_PORT": str(settings.port)})
+        uvicorn.run("uplift.api.app:app_from_environment", factory=True, workers=settings.workers, **common)

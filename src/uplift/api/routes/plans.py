@@ -35,22 +35,20 @@ def create_plan(request: PlanRequest, bundle: Bundle, planner: Planner, store: P
     computed = planner.plan(bundle, request)
     plan_id, created_at = uuid.uuid4().hex, now()
     request_json = request.model_dump_json()
-    body = computed.response_json(plan_id=plan_id, created_at=created_at, request_json=request_json)
-    store.add(
-        PlanRecord(
-            id=plan_id,
-            created_at=created_at,
-            model_name=computed.model_name,
-            model_version=computed.model_version,
-            status=computed.status,
-            budget=request.budget,
-            spend=computed.spend,
-            expected_conversions=computed.expected_conversions,
-            request_json=request_json,
-            response_json=body,
-        )
+    record = PlanRecord(
+        id=plan_id,
+        created_at=created_at,
+        model_name=computed.model_name,
+        model_version=computed.model_version,
+        status=computed.status,
+        budget=request.budget,
+        spend=computed.spend,
+        expected_conversions=computed.expected_conversions,
+        request_json=request_json,
+        body_json=computed.fragment,
     )
-    return Response(body, media_type="application/json")
+    store.add(record)
+    return Response(record.response_json, media_type="application/json")
 
 
 @router.get("/plans", response_model=PlanList)
