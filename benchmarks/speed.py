@@ -193,7 +193,7 @@ def run_speed(settings: SpeedSettings, *, workdir: Path, progress: Callable[[str
     scripts = {"planning": "bench_planning", **EXTERNAL_SCRIPTS}
     for name, module in scripts.items():
         if name != "planning" and not settings.external:
-            outputs[name] = f"skipped: external benchmarks disabled (--no-external)"
+            outputs[name] = "skipped: external benchmarks disabled (--no-external)"
             continue
         if not (ROOT / "benchmarks" / f"{module}.py").exists():
             outputs[name] = f"skipped: benchmarks/{module}.py does not exist yet"
