@@ -23,7 +23,10 @@ SMALL = {
     "lightgbm": {"n_estimators": 30, "learning_rate": 0.1, "num_leaves": 7, "min_child_samples": 100, "n_jobs": 1},
     "cv": {"folds": 2, "test_share": 0.3, "seed": 0},
 }
-_SHARED: dict[str, Path] = {}
+MIN_SIZE = 200  # above the smallest segments of the strong world, so the floor has something to remove
+MAX_ROWS = 500
+SHARED_SETTINGS = {"min_segment_size": MIN_SIZE, "max_score_rows": MAX_ROWS, "max_body_bytes": 1_000_000}
+_SHARED: dict = {}
 
 
 def train_version(workdir: Path, table, *, registered_model: str = "uplift", alias: str = "champion", **spec):
@@ -52,6 +55,19 @@ def uplift_command() -> list[str]:
     """The ``uplift`` console script of this interpreter's environment."""
     script = Path(sys.executable).parent / "uplift"
     return [str(script)] if script.exists() else [sys.executable, "-c", "from uplift.cli import main; main()"]
+
+
+def shared_server(request, tmp_path_factory, table, **settings) -> str:
+    """One running server over :func:`shared_store` per test session (stopped when the session ends).
+
+    The first caller's ``settings`` win; later callers get the same server.
+    """
+    if "server" not in _SHARED:
+        store = shared_store(tmp_path_factory, table)
+        context = running_server(store, **settings)
+        _SHARED["server"] = context.__enter__()
+        request.config.add_cleanup(lambda: context.__exit__(None, None, None))
+    return _SHARED["server"]
 
 
 def free_port() -> int:

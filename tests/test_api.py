@@ -14,10 +14,19 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from apiserver import AUTH, TOKENS, running_server, server_env, shared_store, train_version, uplift_command
-
-MIN_SIZE = 200  # above the smallest segments of the strong world, so the floor has something to remove
-MAX_ROWS = 500
+from apiserver import (
+    AUTH,
+    MAX_ROWS,
+    MIN_SIZE,
+    SHARED_SETTINGS,
+    TOKENS,
+    running_server,
+    server_env,
+    shared_server,
+    shared_store,
+    train_version,
+    uplift_command,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +35,10 @@ def store(tmp_path_factory, strong_table):
 
 
 @pytest.fixture(scope="module")
-def api(store):
-    with running_server(store, min_segment_size=MIN_SIZE, max_score_rows=MAX_ROWS, max_body_bytes=1_000_000) as base:
-        with httpx.Client(base_url=base, headers=AUTH, timeout=30) as client:
-            yield client
+def api(request, tmp_path_factory, strong_table):
+    base = shared_server(request, tmp_path_factory, strong_table, **SHARED_SETTINGS)
+    with httpx.Client(base_url=base, headers=AUTH, timeout=30) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -475,3 +484,14 @@ def test_plan_store_keeps_each_body_once_and_returns_plans_as_sent(tmp_path):
     listed, total = store.list(limit=2, offset=0)
     assert total == 3 and [r.id for r in listed] == ["p2", "p1"]
     assert store.get("nope") is None
+
+
+def test_exported_names_exist():
+    import importlib
+
+    for name in ("uplift.api", "uplift.api.app", "uplift.api.modelstore", "uplift.api.planstore",
+                 "uplift.api.planning", "uplift.api.scoring", "uplift.api.schemas", "uplift.api.settings",
+                 "uplift.api.auth", "uplift.api.limits", "uplift.api.handlers", "uplift.api.deps"):
+        module = importlib.import_module(name)
+        missing = [n for n in module.__all__ if not hasattr(module, n)]
+        assert missing == [], (name, missing)

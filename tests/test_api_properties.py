@@ -7,16 +7,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 
-from apiserver import AUTH, running_server, shared_store
+from apiserver import AUTH, SHARED_SETTINGS, shared_server
 
-EXAMPLES_PER_OPERATION = 50  # x 7 operations x 2 modes (schema-valid and schema-invalid): several hundred requests
+EXAMPLES_PER_OPERATION = 45  # x 7 operations x 2 modes (schema-valid and schema-invalid): several hundred requests
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory, strong_table):
-    store = shared_store(tmp_path_factory, strong_table)
-    with running_server(store, plans_db_url=f"sqlite:///{store / 'fuzz-plans.db'}") as base:
-        yield base
+def base_url(request, tmp_path_factory, strong_table):
+    return shared_server(request, tmp_path_factory, strong_table, **SHARED_SETTINGS)
 
 
 def test_generated_requests_never_get_a_server_error(base_url):

@@ -60,6 +60,8 @@ def score_rows(bundle: ModelBundle, frame: pd.DataFrame, *, shrunk: bool) -> dic
     shown = shrunk_effects if shrunk else raw
     arms = [str(a) for a in shown.columns]
     values = shown.to_numpy(float)
+    if not np.isfinite(values).all():  # a model fault, not the caller's: the catch-all handler logs it (500)
+        raise RuntimeError(f"{bundle.name} v{bundle.version} returned non-finite effects")
     col = {a: j for j, a in enumerate(arms)}
     best_idx = np.array([col.get(b, -1) for b in best])
     best_value = np.where(best_idx >= 0, values[np.arange(len(values)), np.maximum(best_idx, 0)], 0.0)

