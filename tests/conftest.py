@@ -11,7 +11,25 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # tests/handmade.py
 
 ROOT = Path(__file__).resolve().parents[1]
+_PRISTINE_MLFLOW_ENV = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
 HILLSTROM = Path(os.environ.get("UPLIFT_HILLSTROM_CSV", ROOT.parent / "shared" / "data" / "hillstrom.csv"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow():
+    """MLflow keeps its tracking and registry URIs in process globals and environment variables (inherited by
+    subprocesses); put both back as they were when the session started after every test, so no test (nor a
+    module-scoped fixture) leaves its store behind for the next one."""
+    import mlflow
+
+    yield
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+    for key, value in _PRISTINE_MLFLOW_ENV.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ SMALL_SPEC = {
 
 
 def uplift(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     env.update({"UPLIFT_PROJECT_ROOT": str(ROOT), "UPLIFT_WORKDIR": str(cwd), "COLUMNS": "200"})
     exe = Path(sys.executable).with_name("uplift")
     proc = subprocess.run([str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)

@@ -53,7 +53,9 @@ def load_model(settings: Settings, ref: str = "champion") -> LoadedModel:
     ModelNotFoundError
         No such alias or version, or its run has no segment table.
     """
-    mlflow.set_tracking_uri(tracking_uri(settings))
+    uri = tracking_uri(settings)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     client = MlflowClient()
     version = resolve_version(client, settings.registered_model, ref)
     segments = load_segments(client, version)

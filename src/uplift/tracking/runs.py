@@ -32,6 +32,7 @@ _PIP = ["causalml", "lightgbm", "scikit-learn", "pandas", "numpy", "mlflow", "py
 def configure(tracking_uri: str, experiment: str, artifact_root: Path | None = None) -> str:
     """Point MLflow at ``tracking_uri`` and make sure ``experiment`` exists; returns its id."""
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)  # register where we track (never in a registry left over from elsewhere)
     client = MlflowClient()
     exp = client.get_experiment_by_name(experiment)
     if exp is not None:
