@@ -14,7 +14,9 @@ from uplift.specs.model import ModelSpec
 
 __all__ = ["make_learner", "SharedControlTLearner", "encoding_for"]
 
-_LGBM_DEFAULTS = {"verbose": -1, "n_jobs": 2, "deterministic": True, "force_col_wise": True}
+# one thread: on a shared 2-core machine an OpenMP pool of 2 that has to wait for a busy core was measured 12x
+# slower than 1 thread (benchmarks/targeting.py); specs may set n_jobs in their lightgbm block
+_LGBM_DEFAULTS = {"verbose": -1, "n_jobs": 1, "deterministic": True, "force_col_wise": True}
 
 
 def encoding_for(spec: ModelSpec) -> str:
