@@ -9,8 +9,7 @@ import pytest
 from handmade import SPEC, T1, T2, audience, enrolments, exposures
 from uplift.errors import DataError, SpecError
 from uplift.features import build_features, build_training_table
-from uplift.features.library import age_band_of, compute
-from uplift.features.context import build_context
+from uplift.features.library import age_band_of
 from uplift.features.propensity import design_table
 
 

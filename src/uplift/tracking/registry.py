@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -82,11 +83,9 @@ def resolve_version(client: MlflowClient, name: str, ref: str):
     return champion_version(client, name, ref)
 
 
-def load_segments(client: MlflowClient, version) -> "pd.DataFrame":
+def load_segments(client: MlflowClient, version) -> pd.DataFrame:
     """The segment table logged with a model version's training run."""
     import tempfile
-
-    import pandas as pd
 
     from uplift.tracking.runs import SEGMENTS_ARTIFACT
 
