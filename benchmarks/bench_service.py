@@ -191,6 +191,17 @@ def _summary(name: str, result: dict, goal: float | None, concurrency: int) -> d
     }
 
 
+def _median_seconds(fn, repeats: int) -> float:
+    """Median wall time of ``fn`` over ``repeats`` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
 def _planner_profile(segments, repeats: int) -> list[tuple[str, float]]:
     """Median in-process seconds of plan() variants on the benchmark table (where a fresh plan's time goes)."""
     from uplift.allocation import plan
@@ -203,13 +214,7 @@ def _planner_profile(segments, repeats: int) -> list[tuple[str, float]]:
     greedy = apply_overrides(policy, {"exploration_share": 0.0})
 
     def timed(fn) -> float:
-        fn()
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-        return statistics.median(times)
+        return _median_seconds(fn, repeats)
 
     return [
         ("contract check (`check_effects`)", timed(lambda: check_effects(segments, costs))),
@@ -245,13 +250,7 @@ def _scores_profile(workdir: Path, rows: list[dict], repeats: int) -> list[tuple
     result = score_rows(bundle, frame, shrunk=True)
 
     def timed(fn) -> float:
-        fn()
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-        return statistics.median(times)
+        return _median_seconds(fn, repeats)
 
     return [
         ("parse + validate the body (pydantic, one pass)", timed(lambda: ScoreRequest.model_validate_json(raw))),

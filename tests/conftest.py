@@ -32,6 +32,19 @@ def _isolated_mlflow():
             os.environ[key] = value
 
 
+@pytest.fixture()
+def workdir(tmp_path, monkeypatch):
+    """A fresh work folder (MLflow store, outputs) for in-process commands; settings re-read around the test."""
+    from uplift.config import get_settings
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("UPLIFT_WORKDIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def region():
     from uplift.specs import load_spec

@@ -12,23 +12,12 @@ from typer.testing import CliRunner
 
 from uplift.cli import app
 from uplift.cli.experiment import analysis_frame
-from uplift.config import get_settings
 from uplift.errors import DataError, SchemaError
 from uplift.schemas import EXPOSURES, validate
 from uplift.specs.experiment import ExperimentSpec
 from uplift.tableio import read_table, write_table
 
 runner = CliRunner()
-
-
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("UPLIFT_WORKDIR", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
 
 
 @pytest.fixture()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from apiserver import free_port
 from uplift.config import Settings
 from uplift.pipeline import train_and_log
 
@@ -81,15 +81,9 @@ def test_champion_moves_only_when_the_gate_is_passed(tmp_path, local_store, stro
         train_and_log(lower, strong_table, settings=local_store, data_source="s")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def mlflow_server(tmp_path):
-    port = _free_port()
+    port = free_port()
     cmd = [
         sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",

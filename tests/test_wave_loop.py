@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from uplift.cli import app
 from uplift.cli.experiment import analysis_frame, design_wave
-from uplift.config import Settings, get_settings
+from uplift.config import Settings
 from uplift.design import analyze, design_shares
 from uplift.pipeline import table_from_folder, train_and_log
 from uplift.simulate import simulate, write_world
@@ -25,16 +25,6 @@ from uplift.tableio import read_table, write_table
 from uplift.trainingtable import PROPENSITY_PREFIX
 
 PEOPLE, SEED = 12_000, 5
-
-
-@pytest.fixture()
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("UPLIFT_WORKDIR", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
 
 
 def _small_model(tmp_path):

@@ -29,12 +29,15 @@ __all__ = ["load_feature_set", "table_from_folder", "TrainedModel", "train_and_l
 Progress = Callable[[str], None]
 
 
+def _declaration(name_or_path: str) -> Path:
+    """``features/<name>.yaml`` for a bare name, the path itself for a ``.yaml`` / ``.yml`` path."""
+    path = Path(name_or_path)
+    return path if path.suffix in (".yaml", ".yml") else project_root() / "features" / f"{name_or_path}.yaml"
+
+
 def load_feature_set(name_or_path: str) -> FeatureSetSpec:
     """A feature set by name (``features/<name>.yaml``) or by path."""
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = project_root() / "features" / f"{name_or_path}.yaml"
-    return load_spec(path, FeatureSetSpec)
+    return load_spec(_declaration(name_or_path), FeatureSetSpec)
 
 
 def table_from_folder(folder: str | Path, feature_set: FeatureSetSpec) -> TrainingTable:
@@ -48,10 +51,7 @@ def table_from_folder(folder: str | Path, feature_set: FeatureSetSpec) -> Traini
 
 def load_segment_spec(name_or_path: str = "segments") -> SegmentSpec:
     """The segment spec by name (``features/<name>.yaml``) or by path."""
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = project_root() / "features" / f"{name_or_path}.yaml"
-    return load_spec(path, SegmentSpec)
+    return load_spec(_declaration(name_or_path), SegmentSpec)
 
 
 def segment_truth(report: ValidationReport, segments: pd.DataFrame, truth: pd.DataFrame, event: str, spec: SegmentSpec) -> pd.DataFrame:

@@ -68,7 +68,10 @@ class MultiArmUplift:
         return tuple(a for a in self.arms if a != self.control)
 
     def _matrix(self, X: pd.DataFrame, *, source: str) -> np.ndarray:
-        frame = check_feature_frame(X, self.features, source=source)
+        return self._encode(check_feature_frame(X, self.features, source=source))
+
+    def _encode(self, frame: pd.DataFrame) -> np.ndarray:
+        """The learner's matrix for an already checked feature frame."""
         m = self.preprocessor_.transform(frame)
         if self.spec.learner == "uplift_forest":
             m = np.nan_to_num(m, nan=-1.0)
@@ -83,7 +86,7 @@ class MultiArmUplift:
             raise DataError(f"arm(s) {empty} have no training rows; every arm needs rows to be estimated")
         frame = check_feature_frame(X, self.features, source="training features")
         self.preprocessor_ = make_preprocessor(self.features, encoding_for(self.spec)).fit(frame)
-        Xm = self._matrix(X, source="training features")
+        Xm = self._encode(frame)
         rng = np.random.default_rng(self.spec.seed)
         if self.spec.learner == "uplift_forest" and self.spec.forest.max_rows and len(y) > self.spec.forest.max_rows:
             keep = np.sort(rng.choice(len(y), self.spec.forest.max_rows, replace=False))
