@@ -1,14 +1,14 @@
 """Budget allocation: split a campaign budget over segments x arms with an LP (pure, no I/O).
 
 Entry points: :func:`plan` (the split, with exploration, reference plans and conflict
-explanations) and :func:`evaluate_plan` (re-score any plan's contacts under another effects
+explanations; :func:`prepare_plan` does its budget-independent half once) and :func:`evaluate_plan` (re-score any plan's contacts under another effects
 table, e.g. the simulator's truth). See ``docs/planning.md``.
 """
 
 from __future__ import annotations
 
 from uplift.allocation.effects import EFFECTS, check_effects
-from uplift.allocation.planner import plan
+from uplift.allocation.planner import PreparedPlan, plan, prepare_plan
 from uplift.allocation.references import REFERENCE_PLANS, reference_plans
 from uplift.allocation.result import CELL_COLUMNS, PlanResult, PlanTotals, evaluate_plan
 
@@ -18,8 +18,10 @@ __all__ = [
     "REFERENCE_PLANS",
     "PlanResult",
     "PlanTotals",
+    "PreparedPlan",
     "check_effects",
     "evaluate_plan",
     "plan",
+    "prepare_plan",
     "reference_plans",
 ]

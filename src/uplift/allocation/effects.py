@@ -76,7 +76,9 @@ def check_effects(effects: pd.DataFrame, costs: CostCatalogue, *, source: str = 
             f"{source}: column 'channel': {', '.join(map(repr, unknown))} not in the cost catalogue; "
             f"valid: {', '.join(sorted(costs.channels))}"
         )
-    return frame
+    # plain Python strings: the planner reads these columns into arrays on every plan, and an
+    # Arrow-backed string column costs milliseconds per read
+    return frame.astype({c: object for c in ("segment", "arm", "message", "channel")})
 
 
 def floor_mask(

@@ -6,6 +6,7 @@ Pure: no files, no clock, no global random state (exploration is seeded by the p
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -14,13 +15,101 @@ from uplift.allocation.effects import check_effects
 from uplift.allocation.explore import thompson_allocation
 from uplift.allocation.infeasibility import solve_elastic
 from uplift.allocation.problem import Allocation, Problem, build_problem
-from uplift.allocation.references import even_allocation, single_best_message_solution
+from uplift.allocation.references import (
+    even_allocation,
+    single_best_message_problem,
+    solve_without_exploration,
+)
 from uplift.allocation.result import PlanResult, PlanTotals, plan_cells, plan_totals
 from uplift.allocation.solve import LPSolution
 from uplift.errors import InfeasiblePlanError, SpecError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
-__all__ = ["plan"]
+__all__ = ["PreparedPlan", "prepare_plan", "plan"]
+
+
+@dataclass(frozen=True)
+class PreparedPlan:
+    """An effects table checked and turned into its LPs, ready to plan at any budget.
+
+    Everything :func:`plan` does before it knows the budget (the contract check, the LP matrices
+    and the single-best-message reference's LP) is done once here; the service keeps these per
+    (model version, segments, policy, costs) so that a planner trying budgets only pays for the
+    solves. Immutable and safe to share between threads.
+    """
+
+    frame: pd.DataFrame
+    problem: Problem
+    best_message_problem: Problem
+    source: str
+
+    @property
+    def policy(self) -> PlanningPolicy:
+        """The policy the LPs were built for."""
+        return self.problem.policy
+
+    def plan(self, *, budget: float, strict: bool = False, references: bool = True) -> PlanResult:
+        """The plan at ``budget``; see :func:`plan`."""
+        if not (isinstance(budget, (int, float, np.number)) and math.isfinite(budget) and budget >= 0):
+            raise SpecError(f"budget: expected a finite amount of EUR >= 0, got {budget!r}")
+        budget = float(budget)
+        problem, policy = self.problem, self.policy
+        explored = thompson_allocation(problem, budget=budget * policy.exploration_share)
+        solution, conflicts = solve_elastic(
+            problem, objective=problem.effect, budget=budget, base=explored, fundable=problem.effect >= 0
+        )
+        if conflicts and strict:
+            raise InfeasiblePlanError("the planning policy cannot be met: " + "; ".join(conflicts), conflicts)
+        total = solution.allocation + explored
+        cells = plan_cells(problem, total=total, explored=explored)
+        totals = plan_totals(
+            cells,
+            problem.effect_sd,
+            budget=budget,
+            interval=policy.interval,
+            marginal_cost=_marginal_cost(solution),
+        )
+        return PlanResult(
+            cells=cells,
+            totals=totals,
+            references=self._references(budget) if references else {},
+            status="infeasible" if conflicts else "optimal",
+            conflicts=tuple(conflicts),
+            notes=tuple(_notes(problem, solution, total, budget)),
+        )
+
+    def _references(self, budget: float) -> dict[str, PlanTotals]:
+        problem, sub, interval = self.problem, self.best_message_problem, self.policy.interval
+        even = plan_cells(problem, total=even_allocation(problem, budget=budget))
+        solution, _ = solve_without_exploration(sub, budget=budget)
+        best = plan_cells(sub, total=solution.allocation)
+        return {
+            "even": plan_totals(even, problem.effect_sd, budget=budget, interval=interval),
+            "single_best_message": plan_totals(
+                best, sub.effect_sd, budget=budget, interval=interval, marginal_cost=_marginal_cost(solution)
+            ),
+        }
+
+
+def prepare_plan(
+    effects: pd.DataFrame, *, costs: CostCatalogue, policy: PlanningPolicy, source: str = "effects"
+) -> PreparedPlan:
+    """Check ``effects`` and build the planning LPs for ``costs`` and ``policy`` (see :class:`PreparedPlan`).
+
+    Raises
+    ------
+    SchemaError, DataError
+        The effects table breaks its contract or a floor cannot be applied to it.
+    SpecError
+        The policy names an unknown channel.
+    """
+    frame = check_effects(effects, costs, source=source)
+    return PreparedPlan(
+        frame=frame,
+        problem=build_problem(frame, costs, policy, source=source),
+        best_message_problem=single_best_message_problem(frame, costs, policy, source=source),
+        source=source,
+    )
 
 
 def plan(
@@ -39,6 +128,7 @@ def plan(
     (:func:`~uplift.allocation.explore.thompson_allocation`); the rest is the exploitation LP on the
     mean effects, with every rule applied to the sum of both. The LP (HiGHS) buys fractional
     contacts; the returned cells round them down (see :mod:`uplift.allocation.result`).
+    ``prepare_plan(...).plan(budget=...)`` is the same in two steps.
 
     Parameters
     ----------
@@ -68,52 +158,12 @@ def plan(
     """
     if not (isinstance(budget, (int, float, np.number)) and math.isfinite(budget) and budget >= 0):
         raise SpecError(f"budget: expected a finite amount of EUR >= 0, got {budget!r}")
-    budget = float(budget)
-    frame = check_effects(effects, costs, source=source)
-    problem = build_problem(frame, costs, policy, source=source)
-    explored = thompson_allocation(problem, budget=budget * policy.exploration_share)
-    solution, conflicts = solve_elastic(
-        problem, objective=problem.effect, budget=budget, base=explored, fundable=problem.effect >= 0
-    )
-    if conflicts and strict:
-        raise InfeasiblePlanError("the planning policy cannot be met: " + "; ".join(conflicts), conflicts)
-    total = solution.allocation + explored
-    cells = plan_cells(problem, total=total, explored=explored)
-    totals = plan_totals(
-        cells,
-        problem.effect_sd,
-        budget=budget,
-        interval=policy.interval,
-        marginal_cost=_marginal_cost(solution),
-    )
-    refs = _references(problem, frame, costs, budget=budget, source=source) if references else {}
-    return PlanResult(
-        cells=cells,
-        totals=totals,
-        references=refs,
-        status="infeasible" if conflicts else "optimal",
-        conflicts=tuple(conflicts),
-        notes=tuple(_notes(problem, solution, total, budget)),
-    )
+    prepared = prepare_plan(effects, costs=costs, policy=policy, source=source)
+    return prepared.plan(budget=budget, strict=strict, references=references)
 
 
 def _marginal_cost(solution: LPSolution) -> float:
     return 1.0 / solution.budget_dual if solution.budget_dual > 0 else math.inf
-
-
-def _references(
-    problem: Problem, frame: pd.DataFrame, costs: CostCatalogue, *, budget: float, source: str
-) -> dict[str, PlanTotals]:
-    policy = problem.policy
-    even = plan_cells(problem, total=even_allocation(problem, budget=budget))
-    sub, solution, _ = single_best_message_solution(frame, costs, policy, budget=budget, source=source)
-    best = plan_cells(sub, total=solution.allocation)
-    return {
-        "even": plan_totals(even, problem.effect_sd, budget=budget, interval=policy.interval),
-        "single_best_message": plan_totals(
-            best, sub.effect_sd, budget=budget, interval=policy.interval, marginal_cost=_marginal_cost(solution)
-        ),
-    }
 
 
 def _notes(problem: Problem, solution: LPSolution, total: Allocation, budget: float) -> list[str]:

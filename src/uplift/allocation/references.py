@@ -91,6 +91,22 @@ def best_message(frame: pd.DataFrame) -> str:
     return str(score.idxmax())
 
 
+def single_best_message_problem(
+    frame: pd.DataFrame, costs: CostCatalogue, policy: PlanningPolicy, *, source: str = "effects"
+) -> Problem:
+    """The plan LP restricted to :func:`best_message` (checked ``frame``); it does not depend on the budget."""
+    message = best_message(frame)
+    sub = frame[frame["message"] == message].reset_index(drop=True)
+    return build_problem(sub, costs, policy, source=source, require_floor_segments=False)
+
+
+def solve_without_exploration(problem: Problem, *, budget: float) -> tuple[LPSolution, list[str]]:
+    """The plan LP of ``problem`` at ``budget`` on its mean effects (relaxed if its rules conflict)."""
+    return solve_elastic(
+        problem, objective=problem.effect, budget=budget, base=Allocation.empty(problem), fundable=problem.effect >= 0
+    )
+
+
 def single_best_message_solution(
     frame: pd.DataFrame, costs: CostCatalogue, policy: PlanningPolicy, *, budget: float, source: str = "effects"
 ) -> tuple[Problem, LPSolution, list[str]]:
@@ -98,16 +114,8 @@ def single_best_message_solution(
 
     Returns the sub-problem, its (possibly relaxed) solution and its conflicts.
     """
-    message = best_message(frame)
-    sub = frame[frame["message"] == message].reset_index(drop=True)
-    problem = build_problem(sub, costs, policy, source=source, require_floor_segments=False)
-    solution, conflicts = solve_elastic(
-        problem,
-        objective=problem.effect,
-        budget=budget,
-        base=Allocation.empty(problem),
-        fundable=problem.effect >= 0,
-    )
+    problem = single_best_message_problem(frame, costs, policy, source=source)
+    solution, conflicts = solve_without_exploration(problem, budget=budget)
     return problem, solution, conflicts
 
 

@@ -13,6 +13,7 @@ effect in the objective. The budget dual is corrected for it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import scipy.sparse as sp
@@ -117,17 +118,36 @@ def _run_priced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, rank: np.ndarray)
 
     All messages on a channel in a segment share price and reach, so the optimum nearly always
     uses one message per group. The LP is first solved with only the best-``rank`` fundable cell
-    per group open; cells whose reduced cost (from the duals) is negative are opened and the LP
-    is solved again until none is left. HiGHS presolve drops the closed columns.
+    per group, in the reduced form of :func:`_run_reduced` (tiers only); if no other cell prices
+    out (its reduced cost from the duals is negative) that is the optimum. Otherwise the cells
+    that price out are opened and the full LP is solved again until none is left.
     """
     n = problem.n
     fundable = bounds[:n, 1] > 0
     score = np.where(fundable, rank, -np.inf)
     top = np.full(len(problem.grp_seg), -np.inf)
     np.maximum.at(top, problem.grp, score)
-    active = fundable & (score >= top[problem.grp])
+    tied = fundable & (score >= top[problem.grp])
+    # one active cell per group: the first of the best
+    first = np.full(len(problem.grp_seg), n)
+    np.minimum.at(first, problem.grp[tied], np.flatnonzero(tied))
+    active = np.zeros(n, dtype=bool)
+    active[first[first < n]] = True
     a_eq_x = a_eq[:, :n].T.tocsr()
     a_ub_x = a_ub[:, :n].T.tocsr() if a_ub.shape[0] else None
+
+    def priced_out(res) -> np.ndarray:
+        dual = a_eq_x @ res.eqlin.marginals
+        if a_ub_x is not None:
+            dual = dual + a_ub_x @ res.ineqlin.marginals
+        return fundable & ~active & (c[:n] - dual < -_PRICING_TOL)
+
+    if active.sum() < fundable.sum():
+        res = _run_reduced(problem, c, a_ub, b_ub, a_eq, bounds, active)
+        if res is not None:
+            if not priced_out(res).any():
+                return res
+            active |= priced_out(res)
     for _ in range(_PRICING_ROUNDS):
         if active.sum() == fundable.sum():
             break
@@ -136,14 +156,67 @@ def _run_priced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, rank: np.ndarray)
         res = _run(c, a_ub, b_ub, a_eq, restricted)
         if res.status != _OPTIMAL:
             break
-        dual = a_eq_x @ res.eqlin.marginals
-        if a_ub_x is not None:
-            dual = dual + a_ub_x @ res.ineqlin.marginals
-        entering = fundable & ~active & (c[:n] - dual < -_PRICING_TOL)
+        entering = priced_out(res)
         if not entering.any():
             return res
         active |= entering
     return _run(c, a_ub, b_ub, a_eq, bounds)
+
+
+def _run_reduced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, active: np.ndarray):
+    """The LP with at most one open cell per group, its contacts substituted by the group's tiers.
+
+    With one cell ``a`` open in group ``g``, ``x[a] = sum(y of g)``, so ``x = P y`` and the LP over
+    ``[x, y, T, C, slack]`` becomes one over ``[y, T, C, slack]`` without the group balance rows:
+    a third of the columns and none of the per-group equalities. Returns a result in the full
+    variable space with duals from which every closed cell's reduced cost follows (the balance
+    row's dual is the one that makes the open cell's reduced cost 0), or None when the reduced LP
+    is not optimal (the caller then solves the full LP).
+    """
+    n, m = problem.n, problem.m
+    n_grp = len(problem.grp_seg)
+    nv = len(c)
+    open_cell = np.full(n_grp, -1)
+    open_cell[problem.grp[active]] = np.flatnonzero(active)
+    tier_open = open_cell[problem.tier_grp]
+    has = tier_open >= 0
+    rest = nv - n  # y, T, C and slack columns keep their order
+    substitution = sp.vstack(
+        [
+            sp.csr_matrix((np.ones(int(has.sum())), (tier_open[has], np.flatnonzero(has))), shape=(n, rest)),
+            sp.identity(rest, format="csr"),
+        ],
+        format="csr",
+    )
+    c_red = substitution.T @ c
+    a_ub_red = (a_ub @ substitution).tocsr() if a_ub.shape[0] else a_ub[:, n:]
+    a_eq_rest = a_eq[n_grp:]
+    a_eq_red = (a_eq_rest @ substitution).tocsr()
+    bounds_red = bounds[n:].copy()
+    bounds_red[:m, 1] = np.where(has, bounds_red[:m, 1], 0.0)
+    res = _run(c_red, a_ub_red, b_ub, a_eq_red, bounds_red)
+    if res.status != _OPTIMAL:
+        return None
+    z = np.asarray(res.x)
+    x = np.zeros(n)
+    contacts = np.bincount(problem.tier_grp, weights=z[:m], minlength=n_grp)
+    x[open_cell[open_cell >= 0]] = contacts[open_cell >= 0]
+    eq_rest = np.asarray(res.eqlin.marginals)
+    ub = np.asarray(res.ineqlin.marginals) if a_ub.shape[0] else np.zeros(0)
+    # balance-row duals: the open cell's reduced cost is 0
+    dual_open = a_eq_rest[:, :n].T @ eq_rest
+    if a_ub.shape[0]:
+        dual_open = dual_open + a_ub[:, :n].T @ ub
+    balance = np.zeros(n_grp)
+    opened = open_cell >= 0
+    balance[opened] = (c[:n] - dual_open)[open_cell[opened]]
+    return SimpleNamespace(
+        status=_OPTIMAL,
+        x=np.concatenate([x, z]),
+        ineqlin=SimpleNamespace(marginals=ub),
+        eqlin=SimpleNamespace(marginals=np.concatenate([balance, eq_rest])),
+        message=res.message,
+    )
 
 
 def _unpack(problem: Problem, res, rows, n_slack, el_rows, objective, scale: float, eps: float) -> LPSolution:

@@ -9,6 +9,8 @@ import math
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,12 +21,16 @@ import pandas as pd
 from uplift.api.handlers import RequestFieldError
 from uplift.api.modelstore import ModelBundle, safe_segments
 from uplift.api.schemas import PlanRequest, PlanResponse
+from uplift.allocation.planner import PreparedPlan
 from uplift.errors import DataError, SpecError, UpliftError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
 
 __all__ = ["ComputedPlan", "PlanService", "finite_or_none", "request_key"]
 
 log = logging.getLogger("uplift.api")
+
+_PREPARED_KEPT = 32
+"""Prepared plans (checked table + LPs) kept per service, most recently used first."""
 
 _CELL_FLOATS = ("spend", "expected_conversions", "lo", "hi", "cost_per_conversion", "marginal_cost", "exploration")
 
@@ -86,6 +92,7 @@ class PlanService:
         self.min_segment_size = int(min_segment_size)
         self.cache_size = int(cache_size)
         self._cache: OrderedDict[str, ComputedPlan] = OrderedDict()
+        self._prepared: OrderedDict[str, PreparedPlan] = OrderedDict()
         self._lock = threading.Lock()
 
     def plan(self, bundle: ModelBundle, request: PlanRequest) -> ComputedPlan:
@@ -117,24 +124,43 @@ class PlanService:
             raise RequestFieldError(str(exc), ("body", "costs")) from None
         return costs, policy
 
-    def _compute(self, bundle: ModelBundle, request: PlanRequest) -> dict:
-        from uplift.allocation import plan
+    def _prepare(self, bundle: ModelBundle, request: PlanRequest, costs: CostCatalogue,
+                 policy: PlanningPolicy) -> PreparedPlan:
+        """The budget-independent half of the plan (checked table, LPs), kept per (model version,
+        segments, channels, messages, policy, costs): a planner trying budgets only pays for the solves."""
+        from uplift.allocation import prepare_plan
 
-        costs, policy = self._overrides(request)
+        key = json.dumps(
+            [bundle.name, bundle.version, request.kind, request.channels, request.messages,
+             policy.model_dump(mode="json"), costs.model_dump(mode="json")],
+            sort_keys=True, separators=(",", ":"),
+        )
+        with self._lock:
+            hit = self._prepared.get(key)
+            if hit is not None:
+                self._prepared.move_to_end(key)
+                return hit
         table = _restrict(safe_segments(bundle.segments_of(request.kind), self.min_segment_size), request)
         if table.empty:
             raise DataError(
                 f"model v{bundle.version} has no {request.kind} segments of at least {self.min_segment_size} people"
             )
         source = f"{bundle.name} v{bundle.version} {request.kind} segments"
-        try:
-            result = plan(table, budget=request.budget, costs=costs, policy=policy, strict=request.strict,
-                          references=request.include_references, source=source)
-        except UpliftError:
-            raise
-        except (ValueError, OverflowError) as exc:  # an override the specs accept but the solver cannot use
-            log.warning("planner rejected a request: %s", exc)
-            raise RequestFieldError(f"the planner cannot use these inputs: {exc}", ("body",)) from None
+        with _planner_errors():
+            prepared = prepare_plan(table, costs=costs, policy=policy, source=source)
+        with self._lock:
+            self._prepared[key] = prepared
+            while len(self._prepared) > _PREPARED_KEPT:
+                self._prepared.popitem(last=False)
+        return prepared
+
+    def _compute(self, bundle: ModelBundle, request: PlanRequest) -> dict:
+        costs, policy = self._overrides(request)
+        prepared = self._prepare(bundle, request, costs, policy)
+        with _planner_errors():
+            result = prepared.plan(budget=request.budget, strict=request.strict,
+                                   references=request.include_references)
+        table = prepared.frame
         cells = result.cells
         sizes = table.drop_duplicates("segment").set_index("segment")["size"]
         big_enough = cells["segment"].map(sizes).fillna(0).to_numpy() >= self.min_segment_size
@@ -147,6 +173,18 @@ class PlanService:
             "references": {name: _totals(t.as_dict(), policy.interval) for name, t in result.references.items()},
             "cells": _cells(funded),
         }
+
+
+@contextmanager
+def _planner_errors() -> Iterator[None]:
+    """An override the specs accept but the planner cannot use (e.g. an overflowing price) is a 422."""
+    try:
+        yield
+    except UpliftError:
+        raise
+    except (ValueError, OverflowError) as exc:
+        log.warning("planner rejected a request: %s", exc)
+        raise RequestFieldError(f"the planner cannot use these inputs: {exc}", ("body",)) from None
 
 
 def _computed(bundle: ModelBundle, request: PlanRequest, body: dict) -> ComputedPlan:
