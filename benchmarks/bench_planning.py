@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linprog
 
-from uplift.allocation import plan
+from uplift.allocation import plan, prepare_plan
 from uplift.allocation.effects import check_effects
 from uplift.allocation.problem import Allocation, build_problem, right_hand_sides, variable_bounds
 from uplift.allocation.solve import spend_penalty
@@ -126,6 +126,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for label, pol, refs in configurations:
         rows.append((label, _timed(lambda p=pol, r=refs: plan(effects, budget=args.budget, costs=costs, policy=p,
                                                               references=r), args.repeats)))
+    # what the service pays for a new budget once the request's table, policy and costs are prepared
+    prepared = prepare_plan(effects, costs=costs, policy=policy)
+    budgets = iter(np.linspace(0.5, 1.5, args.repeats + 1) * args.budget)
+    rows.append(("prepared plan at a new budget (`prepare_plan(...)` kept), default policy, with references",
+                 _timed(lambda: prepared.plan(budget=float(next(budgets))), args.repeats)))
+    rows.append(("`prepare_plan()` alone (contract check + LP matrices)",
+                 _timed(lambda: prepare_plan(effects, costs=costs, policy=policy), args.repeats)))
     print(f"{len(effects):,} cells ({args.segments} segments x {args.messages * len(CHANNELS)} arms), "
           f"budget EUR {args.budget:,.0f}, policy serve/policy.yaml (status {status}; binding rules: {tight_status}), "
           f"{args.repeats} runs each\n")

@@ -11,7 +11,9 @@ Run ``.venv/bin/python -m benchmarks.bench_service [--people 40000 --requests 30
    httpx, ``--concurrency`` requests in flight, bounded by ``--requests`` and ``--time-limit``):
    plans over ~300 segments x 12 arms (``channels: [meta, flyer]`` of the 18 arms) with a repeated
    body (served from the per-(model version, body) cache), with a fresh budget per request (every
-   request solves the LP, with and without the reference plans), and scores of 1,000 rows.
+   request solves the LPs, with and without the reference plans; the prepared LP matrices are
+   kept per request shape), with a fresh policy per request (every request also checks the table
+   and builds the LPs), and scores of 1,000 rows.
 4. Times the planner in-process on the same table to show where a fresh plan's time goes.
 
 Prints Markdown tables (and writes them to ``--out`` if given).
@@ -204,7 +206,7 @@ def _median_seconds(fn, repeats: int) -> float:
 
 def _planner_profile(segments, repeats: int) -> list[tuple[str, float]]:
     """Median in-process seconds of plan() variants on the benchmark table (where a fresh plan's time goes)."""
-    from uplift.allocation import plan
+    from uplift.allocation import plan, prepare_plan
     from uplift.allocation.effects import check_effects
     from uplift.specs import load_spec
     from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
@@ -216,8 +218,19 @@ def _planner_profile(segments, repeats: int) -> list[tuple[str, float]]:
     def timed(fn) -> float:
         return _median_seconds(fn, repeats)
 
+    prepared = prepare_plan(segments, costs=costs, policy=policy)
+    budgets = iter(range(20_000, 40_000, 7))
+    result = prepared.plan(budget=20_000)
+    status = f"status of the benchmark's plan: {result.status}" + "".join(f"; {c}" for c in result.conflicts)
     return [
+        (status + f" (spends EUR {result.totals.spend:,.0f})", float("nan")),
         ("contract check (`check_effects`)", timed(lambda: check_effects(segments, costs))),
+        ("`prepare_plan()` (contract check + LP matrices)", timed(lambda: prepare_plan(segments, costs=costs,
+                                                                                      policy=policy))),
+        ("prepared plan at a new budget, default policy + references",
+         timed(lambda: prepared.plan(budget=float(next(budgets))))),
+        ("prepared plan at a new budget, default policy, no references",
+         timed(lambda: prepared.plan(budget=float(next(budgets)), references=False))),
         ("`plan()` default policy (10% exploration x 8 draws) + references",
          timed(lambda: plan(segments, budget=20_000, costs=costs, policy=policy))),
         ("`plan()` default policy, no references",
@@ -306,7 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenarios = [
             ("POST /plans, repeated body (cache hit)", "/plans", [plan_base] * n, "plans"),
             ("POST /plans, new budget each (solve + references)", "/plans",
-             [{**plan_base, "budget": 20_000 + i} for i in range(n)], None),
+             [{**plan_base, "budget": 20_000 + i} for i in range(n)], "plans"),
+            ("POST /plans, new policy each (prepare + solve + references)", "/plans",
+             [{**plan_base, "budget": 25_000, "policy": {"holdout_share": 0.1 + 1e-6 * i}} for i in range(n)], None),
             ("POST /plans, new budget each (solve, no references)", "/plans",
              [{**plan_base, "budget": 30_000 + i, "include_references": False} for i in range(n)], None),
             ("POST /scores, 1,000 rows", "/scores", [{"rows": prep["score_rows"]}] * n, "scores"),
@@ -337,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         "| step | ms |",
         "|---|---:|",
-        *[f"| {name} | {1000 * s:.1f} |" for name, s in profile],
+        *[f"| {name} | {1000 * s:.1f} |" if s == s else f"| {name} | - |" for name, s in profile],
         "",
         f"Where a 1,000-row score request's time goes (in-process, median of {args.repeats}; the 'shrink' row "
         "includes the model call again):",

@@ -89,23 +89,39 @@ def _fill(problem: Problem, gain: np.ndarray, budget: float) -> np.ndarray:
     order = candidates[np.lexsort((problem.tier_rank[candidates], -gain[candidates] / cost[candidates]))]
     tier_seg = problem.grp_seg[problem.tier_grp]
     tier_channel = problem.grp_channel[problem.tier_grp]
+    seg_spend_cap = policy.max_segment_share * budget if policy.max_segment_share < 1.0 else np.inf
+    channel_cap = np.array([policy.max_spend.get(ch, np.inf) for ch in problem.channels], dtype=float)
+    # fast path: whole tiers in order until the money runs out; kept if no other cap is exceeded
+    spend = problem.tier_cap[order] * cost[order]
+    before = np.cumsum(spend) - spend
+    take = np.clip((budget - before) / cost[order], 0.0, problem.tier_cap[order])
+    y = np.zeros(problem.m)
+    y[order] = take
+    n_seg = len(problem.segments)
+    tol = 1e-9 * max(budget, 1.0)
+    if (
+        (np.bincount(tier_seg, weights=y, minlength=n_seg) <= problem.contact_cap + 1e-9).all()
+        and (np.bincount(tier_seg, weights=y * cost, minlength=n_seg) <= seg_spend_cap + tol).all()
+        and (np.bincount(tier_channel, weights=y * cost, minlength=len(channel_cap)) <= channel_cap + tol).all()
+    ):
+        return _within_segment_share(problem, y)
     seg_contacts = problem.contact_cap.astype(float).copy()
-    seg_spend = np.full(len(problem.segments), policy.max_segment_share * budget if policy.max_segment_share < 1.0 else np.inf)
-    channel_spend = np.array([policy.max_spend.get(ch, np.inf) for ch in problem.channels], dtype=float)
+    seg_spend = np.full(n_seg, seg_spend_cap)
+    channel_spend = channel_cap.copy()
     left = float(budget)
     y = np.zeros(problem.m)
     for j in order.tolist():
         if left <= 1e-9:
             break
         s, k, c = tier_seg[j], tier_channel[j], cost[j]
-        take = min(problem.tier_cap[j], seg_contacts[s], left / c, seg_spend[s] / c, channel_spend[k] / c)
-        if take <= 0:
+        take_j = min(problem.tier_cap[j], seg_contacts[s], left / c, seg_spend[s] / c, channel_spend[k] / c)
+        if take_j <= 0:
             continue
-        y[j] = take
-        seg_contacts[s] -= take
-        seg_spend[s] -= take * c
-        channel_spend[k] -= take * c
-        left -= take * c
+        y[j] = take_j
+        seg_contacts[s] -= take_j
+        seg_spend[s] -= take_j * c
+        channel_spend[k] -= take_j * c
+        left -= take_j * c
     return _within_segment_share(problem, y)
 
 
