@@ -105,16 +105,19 @@ def _fill(problem: Problem, gain: np.ndarray, budget: float) -> np.ndarray:
         and (np.bincount(tier_channel, weights=y * cost, minlength=len(channel_cap)) <= channel_cap + tol).all()
     ):
         return _within_segment_share(problem, y)
-    seg_contacts = problem.contact_cap.astype(float).copy()
-    seg_spend = np.full(n_seg, seg_spend_cap)
-    channel_spend = channel_cap.copy()
+    # a cap binds: tier by tier (plain Python floats; thousands of tiers take about a millisecond)
+    seg_contacts = problem.contact_cap.astype(float).tolist()
+    seg_spend = [float(seg_spend_cap)] * n_seg
+    channel_spend = channel_cap.tolist()
+    tier_cap, cost_l = problem.tier_cap.tolist(), cost.tolist()
+    seg_l, channel_l = tier_seg.tolist(), tier_channel.tolist()
     left = float(budget)
     y = np.zeros(problem.m)
     for j in order.tolist():
         if left <= 1e-9:
             break
-        s, k, c = tier_seg[j], tier_channel[j], cost[j]
-        take_j = min(problem.tier_cap[j], seg_contacts[s], left / c, seg_spend[s] / c, channel_spend[k] / c)
+        s, k, c = seg_l[j], channel_l[j], cost_l[j]
+        take_j = min(tier_cap[j], seg_contacts[s], left / c, seg_spend[s] / c, channel_spend[k] / c)
         if take_j <= 0:
             continue
         y[j] = take_j

@@ -20,7 +20,7 @@ from uplift.allocation.references import (
     single_best_message_problem,
     solve_without_exploration,
 )
-from uplift.allocation.result import PlanResult, PlanTotals, plan_cells, plan_totals
+from uplift.allocation.result import PlanResult, PlanTotals, cell_figures, plan_cells, plan_totals
 from uplift.allocation.solve import LPSolution
 from uplift.errors import InfeasiblePlanError, SpecError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
@@ -80,9 +80,9 @@ class PreparedPlan:
 
     def _references(self, budget: float) -> dict[str, PlanTotals]:
         problem, sub, interval = self.problem, self.best_message_problem, self.policy.interval
-        even = plan_cells(problem, total=even_allocation(problem, budget=budget))
+        even = cell_figures(problem, total=even_allocation(problem, budget=budget))
         solution, _ = solve_without_exploration(sub, budget=budget)
-        best = plan_cells(sub, total=solution.allocation)
+        best = cell_figures(sub, total=solution.allocation)
         return {
             "even": plan_totals(even, problem.effect_sd, budget=budget, interval=interval),
             "single_best_message": plan_totals(

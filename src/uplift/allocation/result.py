@@ -21,7 +21,7 @@ from uplift.allocation.problem import Allocation, Problem
 from uplift.errors import DataError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
-__all__ = ["CELL_COLUMNS", "PlanTotals", "PlanResult", "plan_cells", "plan_totals", "evaluate_plan"]
+__all__ = ["CELL_COLUMNS", "PlanTotals", "PlanResult", "cell_figures", "plan_cells", "plan_totals", "evaluate_plan"]
 
 CELL_COLUMNS: tuple[str, ...] = (
     "segment",
@@ -104,6 +104,13 @@ def plan_cells(problem: Problem, *, total: Allocation, explored: Allocation | No
     total : contacts per cell and group tier (exploration included).
     explored : the exploration part (None: no exploration).
     """
+    frame = problem.frame
+    labels = {c: frame[c].to_numpy() for c in ("segment", "arm", "message", "channel")}
+    return pd.DataFrame({**labels, **cell_figures(problem, total=total, explored=explored)})
+
+
+def cell_figures(problem: Problem, *, total: Allocation, explored: Allocation | None = None) -> dict[str, np.ndarray]:
+    """The numeric columns of :func:`plan_cells` (no labels, no frame): enough for :func:`plan_totals`."""
     policy = problem.policy
     explored = explored if explored is not None else Allocation.empty(problem)
     x = np.maximum(total.x, 0.0)
@@ -114,28 +121,20 @@ def plan_cells(problem: Problem, *, total: Allocation, explored: Allocation | No
     conv = problem.effect * contacts
     half = interval_z(policy.interval) * problem.effect_sd * contacts
     ratio = policy.holdout_share / (1.0 - policy.holdout_share)
-    frame = problem.frame
     with np.errstate(over="ignore"):  # a tiny positive effect has a huge (inf) price per conversion
         cost_per_conversion = np.divide(spend, conv, out=np.full_like(spend, np.nan), where=conv > 0)
         marginal_cost = _next_conversion_cost(problem, total)
-    cells = pd.DataFrame(
-        {
-            "segment": frame["segment"].to_numpy(),
-            "arm": frame["arm"].to_numpy(),
-            "message": frame["message"].to_numpy(),
-            "channel": frame["channel"].to_numpy(),
-            "contacts": contacts.astype(np.int64),
-            "holdout_people": np.floor(ratio * contacts + 1e-9).astype(np.int64),
-            "spend": spend,
-            "expected_conversions": conv,
-            "lo": conv - half,
-            "hi": conv + half,
-            "cost_per_conversion": cost_per_conversion,
-            "marginal_cost": marginal_cost,
-            "exploration": exploration,
-        }
-    )
-    return cells
+    return {
+        "contacts": contacts.astype(np.int64),
+        "holdout_people": np.floor(ratio * contacts + 1e-9).astype(np.int64),
+        "spend": spend,
+        "expected_conversions": conv,
+        "lo": conv - half,
+        "hi": conv + half,
+        "cost_per_conversion": cost_per_conversion,
+        "marginal_cost": marginal_cost,
+        "exploration": exploration,
+    }
 
 
 def _attribute(problem: Problem, alloc: Allocation) -> np.ndarray:
@@ -168,29 +167,29 @@ def _next_conversion_cost(problem: Problem, alloc: Allocation) -> np.ndarray:
 
 
 def plan_totals(
-    cells: pd.DataFrame,
+    cells: pd.DataFrame | Mapping[str, np.ndarray],
     effect_sd: np.ndarray,
     *,
     budget: float,
     interval: float,
     marginal_cost: float = float("nan"),
 ) -> PlanTotals:
-    """Totals of a cells table (``effect_sd`` aligned with its rows; cells independent)."""
-    contacts = cells["contacts"].to_numpy(dtype=float)
-    spend = float(cells["spend"].sum())
-    conv = float(cells["expected_conversions"].sum())
+    """Totals of a cells table or :func:`cell_figures` (``effect_sd`` aligned with its rows; cells independent)."""
+    contacts = np.asarray(cells["contacts"], dtype=float)
+    spend = float(np.sum(cells["spend"]))
+    conv = float(np.sum(cells["expected_conversions"]))
     half = interval_z(interval) * float(np.sqrt(np.sum((effect_sd * contacts) ** 2)))
     return PlanTotals(
         budget=float(budget),
         spend=spend,
         contacts=int(contacts.sum()),
-        holdout_people=int(cells["holdout_people"].sum()),
+        holdout_people=int(np.sum(cells["holdout_people"])),
         expected_conversions=conv,
         lo=conv - half,
         hi=conv + half,
         cost_per_conversion=spend / conv if conv > 0 else float("nan"),
         marginal_cost=float(marginal_cost),
-        exploration_spend=float(cells["exploration"].sum()) if "exploration" in cells else 0.0,
+        exploration_spend=float(np.sum(cells["exploration"])) if "exploration" in cells else 0.0,
     )
 
 
