@@ -18,6 +18,8 @@ minimums and fairness floors are left to the exploitation LP, which applies them
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy.stats import norm
 
@@ -26,6 +28,7 @@ from uplift.allocation.problem import Allocation, Problem
 __all__ = ["clearly_negative", "interval_z", "thompson_allocation"]
 
 
+@lru_cache(maxsize=64)
 def interval_z(interval: float) -> float:
     """Normal quantile of a central ``interval`` (0.8 -> 1.2816)."""
     return float(norm.ppf(0.5 + interval / 2.0))

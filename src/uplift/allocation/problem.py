@@ -15,7 +15,8 @@ hold for the sum of both (:func:`right_hand_sides`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -70,6 +71,15 @@ class Allocation:
         return Allocation(self.x + other.x, self.y + other.y)
 
 
+class SolverCache:
+    """LP solvers kept with a problem between solves (see :mod:`uplift.allocation.solve`); the
+    problem itself stays immutable, the cache only saves work."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reduced: dict[bytes, object] = {}
+
+
 @dataclass(frozen=True)
 class Problem:
     """The planning LP for one effects table, cost catalogue and policy (budget excluded).
@@ -101,6 +111,7 @@ class Problem:
     row_kind: np.ndarray
     row_label: tuple[str, ...]
     row_ref: np.ndarray
+    solvers: SolverCache = field(default_factory=lambda: SolverCache(), compare=False, repr=False)
 
     @property
     def n(self) -> int:
@@ -155,11 +166,11 @@ def build_problem(
     DataError
         A fairness floor selects on a missing column or selects nothing.
     """
-    for field in ("min_spend", "max_spend"):
-        unknown = sorted(set(getattr(policy, field)) - set(costs.channels))
+    for rule in ("min_spend", "max_spend"):
+        unknown = sorted(set(getattr(policy, rule)) - set(costs.channels))
         if unknown:
             raise SpecError(
-                f"policy {field}: channel(s) {', '.join(map(repr, unknown))} not in the cost catalogue; "
+                f"policy {rule}: channel(s) {', '.join(map(repr, unknown))} not in the cost catalogue; "
                 f"valid: {', '.join(sorted(costs.channels))}"
             )
     n = len(frame)

@@ -12,12 +12,19 @@ effect in the objective. The budget dual is corrected for it.
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
+
+try:  # HiGHS's own bindings: warm-started re-solves; scipy's copy of HiGHS solves cold
+    import highspy
+except ImportError:  # pragma: no cover - highspy is a dependency; the fallback keeps the planner working
+    highspy = None
 
 from uplift.allocation.problem import (
     ELASTIC_KINDS,
@@ -142,12 +149,12 @@ def _run_priced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, rank: np.ndarray)
             dual = dual + a_ub_x @ res.ineqlin.marginals
         return fundable & ~active & (c[:n] - dual < -_PRICING_TOL)
 
-    if active.sum() < fundable.sum():
-        res = _run_reduced(problem, c, a_ub, b_ub, a_eq, bounds, active)
-        if res is not None:
-            if not priced_out(res).any():
-                return res
-            active |= priced_out(res)
+    res = _run_reduced(problem, c, a_ub, b_ub, a_eq, bounds, active)
+    if res is not None:
+        entering = priced_out(res)
+        if not entering.any():
+            return res
+        active |= entering
     for _ in range(_PRICING_ROUNDS):
         if active.sum() == fundable.sum():
             break
@@ -175,34 +182,27 @@ def _run_reduced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, active: np.ndarr
     """
     n, m = problem.n, problem.m
     n_grp = len(problem.grp_seg)
-    nv = len(c)
     open_cell = np.full(n_grp, -1)
     open_cell[problem.grp[active]] = np.flatnonzero(active)
     tier_open = open_cell[problem.tier_grp]
     has = tier_open >= 0
-    rest = nv - n  # y, T, C and slack columns keep their order
-    substitution = sp.vstack(
-        [
-            sp.csr_matrix((np.ones(int(has.sum())), (tier_open[has], np.flatnonzero(has))), shape=(n, rest)),
-            sp.identity(rest, format="csr"),
-        ],
-        format="csr",
-    )
-    c_red = substitution.T @ c
-    a_ub_red = (a_ub @ substitution).tocsr() if a_ub.shape[0] else a_ub[:, n:]
     a_eq_rest = a_eq[n_grp:]
-    a_eq_red = (a_eq_rest @ substitution).tocsr()
     bounds_red = bounds[n:].copy()
     bounds_red[:m, 1] = np.where(has, bounds_red[:m, 1], 0.0)
-    res = _run(c_red, a_ub_red, b_ub, a_eq_red, bounds_red)
-    if res.status != _OPTIMAL:
+    key = _structure_key(active, c, a_ub, a_eq)
+    with problem.solvers.lock:
+        reduced = problem.solvers.reduced.get(key)
+        if reduced is None:
+            reduced = _ReducedLP.build(problem, c, a_ub, a_eq, tier_open, has)
+            problem.solvers.reduced[key] = reduced
+    res = reduced.solve(b_ub, bounds_red)
+    if res is None:
         return None
-    z = np.asarray(res.x)
+    z = res.x
     x = np.zeros(n)
     contacts = np.bincount(problem.tier_grp, weights=z[:m], minlength=n_grp)
     x[open_cell[open_cell >= 0]] = contacts[open_cell >= 0]
-    eq_rest = np.asarray(res.eqlin.marginals)
-    ub = np.asarray(res.ineqlin.marginals) if a_ub.shape[0] else np.zeros(0)
+    eq_rest, ub = res.eq_duals, res.ub_duals
     # balance-row duals: the open cell's reduced cost is 0
     dual_open = a_eq_rest[:, :n].T @ eq_rest
     if a_ub.shape[0]:
@@ -215,8 +215,96 @@ def _run_reduced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, active: np.ndarr
         x=np.concatenate([x, z]),
         ineqlin=SimpleNamespace(marginals=ub),
         eqlin=SimpleNamespace(marginals=np.concatenate([balance, eq_rest])),
-        message=res.message,
+        message="optimal",
     )
+
+
+def _structure_key(active: np.ndarray, c: np.ndarray, a_ub: sp.csr_matrix, a_eq: sp.csr_matrix) -> bytes:
+    """What the reduced LP's matrices depend on (open cells, objective, rows): a digest."""
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (active, c, a_ub.indptr, a_ub.indices, a_ub.data, np.array(a_eq.shape)):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    return digest.digest()
+
+
+@dataclass(frozen=True)
+class _ReducedResult:
+    x: np.ndarray
+    ub_duals: np.ndarray
+    eq_duals: np.ndarray
+
+
+class _ReducedLP:
+    """A reduced LP kept in a HiGHS instance: later solves change only bounds and right-hand
+    sides and start from the last optimal basis (a few simplex iterations instead of a cold solve).
+
+    Without ``highspy`` it falls back to ``scipy.optimize.linprog`` (same HiGHS, cold each time).
+    """
+
+    def __init__(self, c, a_ub, a_eq, n_ub: int) -> None:
+        self.c, self.a_ub, self.a_eq, self.n_ub = c, a_ub, a_eq, n_ub
+        self.lock = threading.Lock()
+        self.highs = None
+        if highspy is not None:
+            matrix = sp.vstack([a_ub, a_eq], format="csc") if n_ub else a_eq.tocsc()
+            lp = highspy.HighsLp()
+            lp.num_col_, lp.num_row_ = len(c), matrix.shape[0]
+            lp.col_cost_ = np.asarray(c, dtype=float)
+            lp.col_lower_ = np.zeros(len(c))
+            lp.col_upper_ = np.full(len(c), highspy.kHighsInf)
+            lp.row_lower_ = np.concatenate([np.full(n_ub, -highspy.kHighsInf), np.zeros(a_eq.shape[0])])
+            lp.row_upper_ = np.concatenate([np.zeros(n_ub), np.zeros(a_eq.shape[0])])
+            lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+            lp.a_matrix_.start_ = matrix.indptr
+            lp.a_matrix_.index_ = matrix.indices
+            lp.a_matrix_.value_ = matrix.data
+            highs = highspy.Highs()
+            highs.setOptionValue("output_flag", False)
+            highs.setOptionValue("solver", "simplex")
+            highs.passModel(lp)
+            self.highs = highs
+            self.cols = np.arange(len(c), dtype=np.int32)
+            self.rows = np.arange(n_ub, dtype=np.int32)
+
+    @staticmethod
+    def build(problem: Problem, c, a_ub, a_eq, tier_open: np.ndarray, has: np.ndarray) -> _ReducedLP:
+        n, n_grp = problem.n, len(problem.grp_seg)
+        rest = len(c) - n  # y, T, C and slack columns keep their order
+        substitution = sp.vstack(
+            [
+                sp.csr_matrix((np.ones(int(has.sum())), (tier_open[has], np.flatnonzero(has))), shape=(n, rest)),
+                sp.identity(rest, format="csr"),
+            ],
+            format="csr",
+        )
+        a_ub_red = (a_ub @ substitution).tocsr() if a_ub.shape[0] else a_ub[:, n:]
+        a_eq_red = (a_eq[n_grp:] @ substitution).tocsr()
+        return _ReducedLP(substitution.T @ c, a_ub_red, a_eq_red, a_ub.shape[0])
+
+    def solve(self, b_ub: np.ndarray, bounds: np.ndarray) -> _ReducedResult | None:
+        """Optimal primal values and duals (scipy's sign convention), or None when not optimal."""
+        if self.highs is None:
+            res = _run(self.c, self.a_ub, b_ub, self.a_eq, bounds)
+            if res.status != _OPTIMAL:
+                return None
+            ub = np.asarray(res.ineqlin.marginals) if self.n_ub else np.zeros(0)
+            return _ReducedResult(np.asarray(res.x), ub, np.asarray(res.eqlin.marginals))
+        inf = highspy.kHighsInf
+        with self.lock:
+            highs = self.highs
+            lower = np.where(np.isfinite(bounds[:, 0]), bounds[:, 0], -inf)
+            upper = np.where(np.isfinite(bounds[:, 1]), bounds[:, 1], inf)
+            highs.changeColsBounds(len(self.cols), self.cols, lower, upper)
+            if self.n_ub:
+                highs.changeRowsBounds(self.n_ub, self.rows, np.full(self.n_ub, -inf), np.asarray(b_ub, dtype=float))
+            highs.run()
+            if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                highs.clearSolver()  # start the next solve cold rather than from a useless basis
+                return None
+            solution = highs.getSolution()
+            x = np.array(solution.col_value)
+            duals = np.array(solution.row_dual)
+        return _ReducedResult(x, duals[: self.n_ub], duals[self.n_ub :])
 
 
 def _unpack(problem: Problem, res, rows, n_slack, el_rows, objective, scale: float, eps: float) -> LPSolution:
