@@ -78,6 +78,7 @@ class SolverCache:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.reduced: dict[bytes, object] = {}
+        self.systems: dict[tuple[frozenset[str], bool], tuple] = {}
 
 
 @dataclass(frozen=True)

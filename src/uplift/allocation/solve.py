@@ -93,9 +93,19 @@ def best_rate(problem: Problem, objective: np.ndarray) -> float:
 
 
 def _system(problem: Problem, *, budget: float, base: Allocation, kinds: frozenset[str], elastic: bool):
+    rows, a_ub, a_eq, n_slack, el_rows = _matrices(problem, kinds, elastic)
+    b_ub = right_hand_sides(problem, budget=budget, base=base)[rows]
+    return rows, a_ub, b_ub, a_eq, n_slack, el_rows
+
+
+def _matrices(problem: Problem, kinds: frozenset[str], elastic: bool):
+    """The constraint matrices for ``kinds`` (with a slack column per elastic row), built once per problem."""
+    key = (kinds, elastic)
+    cached = problem.solvers.systems.get(key)
+    if cached is not None:
+        return cached
     rows = problem.rows(kinds)
     a_ub = problem.a_ub[rows]
-    b_ub = right_hand_sides(problem, budget=budget, base=base)[rows]
     a_eq = problem.a_eq
     n_slack = 0
     el_rows = np.flatnonzero(rows)
@@ -106,7 +116,10 @@ def _system(problem: Problem, *, budget: float, base: Allocation, kinds: frozens
         a_ub = sp.hstack([a_ub, s], format="csr")
         a_eq = sp.hstack([a_eq, sp.csr_matrix((a_eq.shape[0], n_slack))], format="csr")
         el_rows = el_rows[el]
-    return rows, a_ub, b_ub, a_eq, n_slack, el_rows
+    built = (rows, a_ub, a_eq, n_slack, el_rows)
+    with problem.solvers.lock:
+        problem.solvers.systems[key] = built
+    return built
 
 
 def _run(c, a_ub, b_ub, a_eq, bounds):
@@ -150,6 +163,8 @@ def _run_priced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, rank: np.ndarray)
         return fundable & ~active & (c[:n] - dual < -_PRICING_TOL)
 
     res = _run_reduced(problem, c, a_ub, b_ub, a_eq, bounds, active)
+    if res is not None and res.status == _INFEASIBLE:
+        return res
     if res is not None:
         entering = priced_out(res)
         if not entering.any():
@@ -177,8 +192,9 @@ def _run_reduced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, active: np.ndarr
     ``[x, y, T, C, slack]`` becomes one over ``[y, T, C, slack]`` without the group balance rows:
     a third of the columns and none of the per-group equalities. Returns a result in the full
     variable space with duals from which every closed cell's reduced cost follows (the balance
-    row's dual is the one that makes the open cell's reduced cost 0), or None when the reduced LP
-    is not optimal (the caller then solves the full LP).
+    row's dual is the one that makes the open cell's reduced cost 0). When the reduced LP is
+    infeasible and the policy has no conversion floor, the full LP is infeasible too and that is
+    returned; otherwise None when it is not optimal (the caller then solves the full LP).
     """
     n, m = problem.n, problem.m
     n_grp = len(problem.grp_seg)
@@ -196,7 +212,11 @@ def _run_reduced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, active: np.ndarr
             reduced = _ReducedLP.build(problem, c, a_ub, a_eq, tier_open, has)
             problem.solvers.reduced[key] = reduced
     res = reduced.solve(b_ub, bounds_red)
-    if res is None:
+    if res.status == _INFEASIBLE and "conversion_floor" not in problem.row_kind:
+        # every other rule reads only tier contacts, which the reduced LP leaves free: the full LP
+        # is infeasible too (with conversion floors the mix of messages matters, so solve it)
+        return SimpleNamespace(status=_INFEASIBLE, message="infeasible")
+    if res.status != _OPTIMAL:
         return None
     z = res.x
     x = np.zeros(n)
@@ -229,9 +249,10 @@ def _structure_key(active: np.ndarray, c: np.ndarray, a_ub: sp.csr_matrix, a_eq:
 
 @dataclass(frozen=True)
 class _ReducedResult:
-    x: np.ndarray
-    ub_duals: np.ndarray
-    eq_duals: np.ndarray
+    status: int
+    x: np.ndarray | None = None
+    ub_duals: np.ndarray | None = None
+    eq_duals: np.ndarray | None = None
 
 
 class _ReducedLP:
@@ -281,14 +302,14 @@ class _ReducedLP:
         a_eq_red = (a_eq[n_grp:] @ substitution).tocsr()
         return _ReducedLP(substitution.T @ c, a_ub_red, a_eq_red, a_ub.shape[0])
 
-    def solve(self, b_ub: np.ndarray, bounds: np.ndarray) -> _ReducedResult | None:
-        """Optimal primal values and duals (scipy's sign convention), or None when not optimal."""
+    def solve(self, b_ub: np.ndarray, bounds: np.ndarray) -> _ReducedResult:
+        """The status and, when optimal, primal values and duals (scipy's sign convention)."""
         if self.highs is None:
             res = _run(self.c, self.a_ub, b_ub, self.a_eq, bounds)
             if res.status != _OPTIMAL:
-                return None
+                return _ReducedResult(res.status)
             ub = np.asarray(res.ineqlin.marginals) if self.n_ub else np.zeros(0)
-            return _ReducedResult(np.asarray(res.x), ub, np.asarray(res.eqlin.marginals))
+            return _ReducedResult(_OPTIMAL, np.asarray(res.x), ub, np.asarray(res.eqlin.marginals))
         inf = highspy.kHighsInf
         with self.lock:
             highs = self.highs
@@ -298,13 +319,14 @@ class _ReducedLP:
             if self.n_ub:
                 highs.changeRowsBounds(self.n_ub, self.rows, np.full(self.n_ub, -inf), np.asarray(b_ub, dtype=float))
             highs.run()
-            if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            status = highs.getModelStatus()
+            if status != highspy.HighsModelStatus.kOptimal:
                 highs.clearSolver()  # start the next solve cold rather than from a useless basis
-                return None
+                return _ReducedResult(_INFEASIBLE if status == highspy.HighsModelStatus.kInfeasible else -1)
             solution = highs.getSolution()
             x = np.array(solution.col_value)
             duals = np.array(solution.row_dual)
-        return _ReducedResult(x, duals[: self.n_ub], duals[self.n_ub :])
+        return _ReducedResult(_OPTIMAL, x, duals[: self.n_ub], duals[self.n_ub :])
 
 
 def _unpack(problem: Problem, res, rows, n_slack, el_rows, objective, scale: float, eps: float) -> LPSolution:

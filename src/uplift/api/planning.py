@@ -231,10 +231,10 @@ def _totals(figures: dict[str, float], interval: float) -> dict:
 
 def _cells(frame: pd.DataFrame) -> list[dict]:
     data: dict[str, list] = {
-        "segment": frame["segment"].astype(str).tolist(),
-        "arm": frame["arm"].astype(str).tolist(),
-        "message": frame["message"].astype(str).tolist(),
-        "channel": frame["channel"].astype(str).tolist(),
+        "segment": [str(v) for v in frame["segment"].tolist()],
+        "arm": [str(v) for v in frame["arm"].tolist()],
+        "message": [str(v) for v in frame["message"].tolist()],
+        "channel": [str(v) for v in frame["channel"].tolist()],
         "contacts": frame["contacts"].astype(np.int64).tolist(),
         "holdout_people": frame["holdout_people"].astype(np.int64).tolist(),
     }
