@@ -125,3 +125,22 @@ def test_shrinkage_trusts_real_heterogeneity_and_falls_back_on_noise():
     y, arm, prop, est = _randomised(30_000, heterogeneous=False, seed=2)
     means = arm_mean_effects(y, arm, prop, "c", ("a", "b"))
     assert choose_shrinkage(est, means, y=y, arm=arm, propensity=prop, control="c", grid=grid).lam == 0.0
+
+
+def test_pooled_prediction_with_split_trees_equals_the_whole_booster(split):
+    import pickle
+
+    train, test = split
+    est = MultiArmUplift.from_table(ModelSpec(name="p", learner="pooled", lightgbm=LGBM), train).fit_table(train)
+    learner = est.learner_
+    X = est._matrix(test.frame[test.feature_names].head(300), source="test")
+    free, per_arm = learner._split()
+    assert free is not None and per_arm is not None  # both kinds of tree exist, so the shortcut is exercised
+    assert free.num_trees() + per_arm.num_trees() == learner.model_.booster_.num_trees()
+    got = learner.predict_outcomes(X)
+    for i, arm in enumerate(learner.arms_):
+        whole = learner.model_.predict_proba(np.hstack([X, np.tile(learner.arm_features_[i], (len(X), 1))]))[:, 1]
+        np.testing.assert_allclose(got[arm], whole, rtol=0, atol=1e-12)
+    again = pickle.loads(pickle.dumps(learner))  # the split is a cache: not pickled, rebuilt on use
+    assert "_split_cache" not in again.__dict__
+    np.testing.assert_allclose(again.predict(X), learner.predict(X), rtol=0, atol=1e-12)

@@ -10,6 +10,7 @@ import pandas as pd
 from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.linear_model import LogisticRegression
 
+from uplift.modeling.treesplit import split_by_features
 from uplift.specs.model import ModelSpec
 
 __all__ = ["make_learner", "SharedControlTLearner", "encoding_for"]
@@ -99,15 +100,43 @@ class PooledArmLearner:
         self.model_ = self.make_model().fit(Xa, y, sample_weight=w / w.mean(), categorical_feature=cat)
         return self
 
+    def _split(self) -> tuple:
+        """The booster cut into trees that never split on an arm feature and trees that do
+        (:func:`uplift.modeling.treesplit.split_by_features`), built on first use."""
+        split = self.__dict__.get("_split_cache")
+        if split is None:
+            arm_columns = set(range(self.n_features_, self.n_features_ + self.arm_features_.shape[1]))
+            split = split_by_features(self.model_.booster_, arm_columns)
+            self.__dict__["_split_cache"] = split
+        return split
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_split_cache", None)  # rebuilt from the booster after unpickling
+        return state
+
     def predict_outcomes(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        """P(y | x, arm) for every arm, from one booster call over the rows stacked once per arm
-        (one call instead of one per arm: three times faster for a 1,000-row request)."""
+        """P(y | x, arm) for every arm.
+
+        Trees that never split on an arm feature are evaluated once per row; the others once per
+        row and arm, in one booster call over the rows stacked once per arm. The raw scores add up
+        to the whole booster's exactly; with ~half the trees arm-free this halves the work.
+        """
         n, k = len(X), len(self.arms_)
+        free, per_arm = self._split()
         stacked = np.empty((n * k, X.shape[1] + self.arm_features_.shape[1]), dtype=np.float64)
         for i in range(k):
             stacked[i * n : (i + 1) * n, : X.shape[1]] = X
             stacked[i * n : (i + 1) * n, X.shape[1] :] = self.arm_features_[i]
-        p = self.model_.predict_proba(stacked)[:, 1]
+        if getattr(self.model_, "objective_", None) != "binary" or self.model_.get_params().get("sigmoid", 1.0) != 1.0:
+            p = self.model_.predict_proba(stacked)[:, 1]  # not the plain logistic link: no shortcut
+            return {a: p[i * n : (i + 1) * n] for i, a in enumerate(self.arms_)}
+        raw = np.zeros(n * k)
+        if per_arm is not None:
+            raw += per_arm.predict(stacked, raw_score=True)
+        if free is not None:
+            raw += np.tile(free.predict(stacked[:n], raw_score=True), k)
+        p = 1.0 / (1.0 + np.exp(-raw))
         return {a: p[i * n : (i + 1) * n] for i, a in enumerate(self.arms_)}
 
     def predict(self, X: np.ndarray) -> np.ndarray:
