@@ -144,3 +144,22 @@ def test_pooled_prediction_with_split_trees_equals_the_whole_booster(split):
     again = pickle.loads(pickle.dumps(learner))  # the split is a cache: not pickled, rebuilt on use
     assert "_split_cache" not in again.__dict__
     np.testing.assert_allclose(again.predict(X), learner.predict(X), rtol=0, atol=1e-12)
+
+
+def test_fast_ordinal_encoding_equals_the_column_transformer(split):
+    from uplift.modeling.preprocess import check_feature_frame, encode_ordinal, ordinal_categories
+
+    train, test = split
+    est = MultiArmUplift.from_table(ModelSpec(name="p", learner="pooled", lightgbm=LGBM), train).fit_table(train)
+    raw = test.frame[test.feature_names].head(400).copy()
+    cats = [f.name for f in est.features if f.kind == "categorical"]
+    nums = [f.name for f in est.features if f.kind == "numeric"]
+    assert cats and nums
+    raw.loc[raw.index[:20], cats[0]] = "a level never seen in training"
+    raw.loc[raw.index[20:40], cats[-1]] = None
+    raw.loc[raw.index[40:60], nums[0]] = np.nan
+    frame = check_feature_frame(raw, est.features, source="test")
+    fast = encode_ordinal(ordinal_categories(est.preprocessor_), frame)
+    slow = est.preprocessor_.transform(frame)
+    np.testing.assert_array_equal(fast, slow)  # NaN where NaN, codes identical
+    assert np.isnan(fast[:20, 0]).all() and np.isnan(fast[20:40, len(cats) - 1]).all()

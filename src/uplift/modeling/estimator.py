@@ -7,7 +7,7 @@ import pandas as pd
 
 from uplift.errors import DataError
 from uplift.modeling.learners import PooledArmLearner, SharedControlTLearner, encoding_for, make_learner
-from uplift.modeling.preprocess import check_feature_frame, make_preprocessor
+from uplift.modeling.preprocess import check_feature_frame, encode_ordinal, make_preprocessor, ordinal_categories
 from uplift.specs.model import ModelSpec
 from uplift.trainingtable import FeatureColumn, TrainingTable
 
@@ -72,7 +72,13 @@ class MultiArmUplift:
 
     def _encode(self, frame: pd.DataFrame) -> np.ndarray:
         """The learner's matrix for an already checked feature frame."""
-        m = self.preprocessor_.transform(frame)
+        if encoding_for(self.spec) == "ordinal":
+            columns = self.__dict__.get("_ordinal_columns")
+            if columns is None:
+                columns = self.__dict__["_ordinal_columns"] = ordinal_categories(self.preprocessor_)
+            m = encode_ordinal(columns, frame)
+        else:
+            m = self.preprocessor_.transform(frame)
         if self.spec.learner == "uplift_forest":
             m = np.nan_to_num(m, nan=-1.0)
         return np.ascontiguousarray(m, dtype=np.float64)
@@ -86,6 +92,7 @@ class MultiArmUplift:
             raise DataError(f"arm(s) {empty} have no training rows; every arm needs rows to be estimated")
         frame = check_feature_frame(X, self.features, source="training features")
         self.preprocessor_ = make_preprocessor(self.features, encoding_for(self.spec)).fit(frame)
+        self.__dict__.pop("_ordinal_columns", None)  # the fast encoder reads the new categories
         Xm = self._encode(frame)
         rng = np.random.default_rng(self.spec.seed)
         if self.spec.learner == "uplift_forest" and self.spec.forest.max_rows and len(y) > self.spec.forest.max_rows:

@@ -12,7 +12,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from uplift.errors import SchemaError
 from uplift.trainingtable import FeatureColumn
 
-__all__ = ["make_preprocessor", "check_feature_frame"]
+__all__ = ["make_preprocessor", "check_feature_frame", "ordinal_categories", "encode_ordinal"]
 
 
 def make_preprocessor(features: tuple[FeatureColumn, ...], encoding: str) -> ColumnTransformer:
@@ -52,6 +52,9 @@ def check_feature_frame(frame: pd.DataFrame, features: tuple[FeatureColumn, ...]
     for f in features:
         col = frame[f.name]
         if f.kind == "numeric":
+            if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+                out[f.name] = pd.Series(col.to_numpy(dtype=np.float64, na_value=np.nan), index=frame.index)
+                continue
             values = pd.to_numeric(col, errors="coerce")
             bad = values.isna() & col.notna()
             if bad.any():
@@ -61,5 +64,41 @@ def check_feature_frame(frame: pd.DataFrame, features: tuple[FeatureColumn, ...]
                 )
             out[f.name] = values.astype(float)
         else:
-            out[f.name] = col.astype(object).where(col.notna(), None).astype(str).where(col.notna(), np.nan)
+            values = col.to_numpy(dtype=object)
+            missing = pd.isna(values)
+            text = np.empty(len(values), dtype=object)
+            text[:] = [np.nan if m else str(v) for v, m in zip(values.tolist(), missing.tolist())]
+            out[f.name] = pd.Series(text, index=frame.index, dtype=object)
     return pd.DataFrame(out, index=frame.index)
+
+
+def ordinal_categories(preprocessor: ColumnTransformer) -> list[tuple[str, dict[str, float] | None]]:
+    """Per output column of a fitted ordinal ``preprocessor``: its input column and, for a
+    categorical one, the code of every known category (missing excluded)."""
+    out: list[tuple[str, dict[str, float] | None]] = []
+    for name, transformer, columns in preprocessor.transformers_:
+        if name == "categorical" and len(columns):
+            for column, categories in zip(columns, transformer.categories_):
+                codes = {c: float(i) for i, c in enumerate(categories.tolist()) if not pd.isna(c)}
+                out.append((column, codes))
+        elif name == "numeric" and len(columns):
+            out.extend((column, None) for column in columns)
+    return out
+
+
+def encode_ordinal(columns: list[tuple[str, dict[str, float] | None]], frame: pd.DataFrame) -> np.ndarray:
+    """What the fitted ordinal preprocessor returns for a checked frame, without sklearn's per-call checks.
+
+    ``columns`` is :func:`ordinal_categories` of the preprocessor. Categories become their position
+    in the fitted encoder's (sorted) categories; unseen and missing values become NaN; numeric
+    columns pass through. Equal to ``preprocessor.transform`` (tested), several times faster on
+    request-sized frames.
+    """
+    out = np.empty((len(frame), len(columns)), dtype=np.float64)
+    for j, (column, known) in enumerate(columns):
+        if known is None:
+            out[:, j] = frame[column].to_numpy(dtype=np.float64)
+        else:
+            nan = float("nan")
+            out[:, j] = [known.get(v, nan) if isinstance(v, str) else nan for v in frame[column].tolist()]
+    return out
