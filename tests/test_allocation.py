@@ -275,8 +275,9 @@ def test_floors_and_caps_hold_in_the_output(costs):
     assert per_channel["flyer"] >= 300.0 - 1.0
     assert per_channel["meta"] <= 400.0 + 1e-6
     shares = evaluate_plan(result.cells, effects, policy=policy)["floors"]
-    assert shares["women"] >= 0.6 - 1e-3
-    assert shares["over_45"] >= 0.55 - 1e-3
+    # exactly, after contacts are rounded down to whole people (rounding alone would leave them a hair short)
+    assert shares["women"] >= 0.6 - 1e-9
+    assert shares["over_45"] >= 0.55 - 1e-9
     # the floors bind: without them women get less than 60% of spend
     free = plan(effects, budget=budget, costs=costs, policy=policy.model_copy(update={"fairness_floors": ()}))
     assert evaluate_plan(free.cells, effects, policy=policy)["floors"]["women"] < 0.6

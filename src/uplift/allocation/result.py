@@ -114,7 +114,7 @@ def cell_figures(problem: Problem, *, total: Allocation, explored: Allocation | 
     policy = problem.policy
     explored = explored if explored is not None else Allocation.empty(problem)
     x = np.maximum(total.x, 0.0)
-    contacts = np.floor(x + 1e-6)
+    contacts = _keep_floors(problem, x, np.floor(x + 1e-6), _attribute(problem, total))
     scale = np.divide(contacts, x, out=np.zeros_like(x), where=x > 0)
     spend = _attribute(problem, total) * scale
     exploration = np.minimum(_attribute(problem, explored) * scale, spend)
@@ -135,6 +135,55 @@ def cell_figures(problem: Problem, *, total: Allocation, explored: Allocation | 
         "marginal_cost": marginal_cost,
         "exploration": exploration,
     }
+
+
+def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend: np.ndarray) -> np.ndarray:
+    """Rounded contacts that keep every fairness floor the LP met.
+
+    Rounding each cell down to whole people removes less than one contact per cell, which can
+    leave a floor a hair short (a cell outside the floor loses relatively less). Where a floor
+    that held before rounding falls short after it, whole contacts are taken from funded cells
+    outside that floor (cells in no floor first, least conversions per EUR first) until it holds
+    again: spend and contacts only go down, so the budget, caps and holdout still hold.
+    """
+    if not problem.floors:
+        return contacts
+    price = np.divide(lp_spend, x, out=np.zeros_like(x), where=x > 0)
+    in_any = problem.floor_cells.any(axis=0)
+    rate = np.divide(problem.effect, price, out=np.zeros_like(price), where=price > 0)
+    contacts = contacts.copy()
+
+    def value(kind: str, c: np.ndarray) -> np.ndarray:
+        return price * c if kind == "spend_share" else problem.effect * c
+
+    for _ in range(2 * len(problem.floors)):
+        changed = False
+        for floor, mask in zip(problem.floors, problem.floor_cells):
+            share = float(floor.min_share)
+            before = value(floor.kind, x)
+            if before.sum() <= 0 or before[mask].sum() < share * before.sum() * (1 - 1e-9):
+                continue  # the LP did not meet it either (a relaxed plan): nothing to keep
+            after = value(floor.kind, contacts)
+            gap = share * after.sum() - after[mask].sum()  # > 0: short by this much
+            if gap <= 1e-12 * max(after.sum(), 1.0):
+                continue
+            need = gap / share  # the total must come down by this much from outside the floor
+            order = np.lexsort((rate, in_any))  # outside every floor first, then the weakest
+            for c in order:
+                if need <= 0:
+                    break
+                if mask[c] or contacts[c] <= 0:
+                    continue
+                unit = price[c] if floor.kind == "spend_share" else problem.effect[c]
+                if unit <= 0:
+                    continue
+                take = min(contacts[c], np.ceil(need / unit - 1e-9))
+                contacts[c] -= take
+                need -= take * unit
+                changed = True
+        if not changed:
+            break
+    return contacts
 
 
 def _attribute(problem: Problem, alloc: Allocation) -> np.ndarray:
