@@ -575,3 +575,22 @@ def test_a_weaker_message_is_used_when_only_it_fits_the_rules(costs):
     assert result.cells["spend"].sum() >= 300.0 - 1.0
     shares = evaluate_plan(result.cells, effects, policy=policy)["floors"]
     assert shares["A"] >= 0.5 - 1e-3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_vectorised_exploration_fill_equals_the_tier_by_tier_fill(costs, seed):
+    from uplift.allocation.effects import check_effects
+    from uplift.allocation.explore import _fill_tier_by_tier, _fill_vectorised
+    from uplift.allocation.problem import build_problem
+
+    rng = np.random.default_rng(seed)
+    effects = synthetic_effects(n_segments=15, seed=seed)
+    policy = PlanningPolicy(max_segment_share=float(rng.choice([0.05, 0.2, 1.0])),
+                            holdout_share=float(rng.choice([0.0, 0.3, 0.6])))
+    problem = build_problem(check_effects(effects, costs), costs, policy)
+    gain = np.where(rng.random(problem.m) < 0.8, rng.uniform(0.0001, 0.01, problem.m), 0.0)
+    order = np.flatnonzero(gain > 0)
+    order = order[np.lexsort((problem.tier_rank[order], -gain[order] / problem.tier_cost[order]))]
+    for budget in (5.0, 200.0, 5_000.0, 1e7):  # from the money binding to every segment cap binding
+        np.testing.assert_allclose(_fill_vectorised(problem, order, budget), _fill_tier_by_tier(problem, order, budget),
+                                   rtol=1e-9, atol=1e-9)

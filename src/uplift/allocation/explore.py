@@ -85,50 +85,88 @@ def thompson_allocation(problem: Problem, *, budget: float) -> Allocation:
 
 def _fill(problem: Problem, gain: np.ndarray, budget: float) -> np.ndarray:
     """Tier contacts of one draw: tiers by ``gain`` per EUR, each as far as every cap allows."""
-    policy = problem.policy
     cost = problem.tier_cost
     candidates = np.flatnonzero((gain > 0) & (problem.tier_cap > 0) & (cost > 0))
     # best conversions per EUR first; within a group the cheaper (lower) tier first
     order = candidates[np.lexsort((problem.tier_rank[candidates], -gain[candidates] / cost[candidates]))]
-    tier_seg = problem.grp_seg[problem.tier_grp]
-    tier_channel = problem.grp_channel[problem.tier_grp]
-    seg_spend_cap = policy.max_segment_share * budget if policy.max_segment_share < 1.0 else np.inf
-    channel_cap = np.array([policy.max_spend.get(ch, np.inf) for ch in problem.channels], dtype=float)
-    # fast path: whole tiers in order until the money runs out; kept if no other cap is exceeded
-    spend = problem.tier_cap[order] * cost[order]
-    before = np.cumsum(spend) - spend
-    take = np.clip((budget - before) / cost[order], 0.0, problem.tier_cap[order])
+    y = _fill_vectorised(problem, order, budget)
+    channel = problem.grp_channel[problem.tier_grp]
+    caps = _channel_caps(problem)
+    if not (np.bincount(channel, weights=y * cost, minlength=len(caps)) <= caps + 1e-9 * max(budget, 1.0)).all():
+        y = _fill_tier_by_tier(problem, order, budget)
+    return _within_segment_share(problem, y)
+
+
+def _segment_spend_cap(problem: Problem, budget: float) -> float:
+    share = problem.policy.max_segment_share
+    return share * budget if share < 1.0 else np.inf
+
+
+def _channel_caps(problem: Problem) -> np.ndarray:
+    return np.array([problem.policy.max_spend.get(ch, np.inf) for ch in problem.channels], dtype=float)
+
+
+def _fill_vectorised(problem: Problem, order: np.ndarray, budget: float) -> np.ndarray:
+    """The tier-by-tier fill without channel maxima, in array operations.
+
+    In a segment a tier gets what the segment's contact and spend caps leave after the earlier
+    tiers' full reach: a tier cut by a cap leaves nothing for the later ones, so this is what
+    filling tier by tier gives. Then the money runs out at one point of the order.
+    """
+    cost = problem.tier_cost
+    seg = problem.grp_seg[problem.tier_grp][order]
+    cap, price = problem.tier_cap[order], cost[order]
+    contacts_before = _exclusive_cumsum_by(cap, seg)
+    spend_before = _exclusive_cumsum_by(cap * price, seg)
+    room = np.minimum(
+        problem.contact_cap[seg] - contacts_before, (_segment_spend_cap(problem, budget) - spend_before) / price
+    )
+    take = np.clip(room, 0.0, cap)
+    spend = take * price
+    take = np.minimum(take, np.maximum(budget - (np.cumsum(spend) - spend), 0.0) / price)
     y = np.zeros(problem.m)
     y[order] = take
-    n_seg = len(problem.segments)
-    tol = 1e-9 * max(budget, 1.0)
-    if (
-        (np.bincount(tier_seg, weights=y, minlength=n_seg) <= problem.contact_cap + 1e-9).all()
-        and (np.bincount(tier_seg, weights=y * cost, minlength=n_seg) <= seg_spend_cap + tol).all()
-        and (np.bincount(tier_channel, weights=y * cost, minlength=len(channel_cap)) <= channel_cap + tol).all()
-    ):
-        return _within_segment_share(problem, y)
-    # a cap binds: tier by tier (plain Python floats; thousands of tiers take about a millisecond)
+    return y
+
+
+def _fill_tier_by_tier(problem: Problem, order: np.ndarray, budget: float) -> np.ndarray:
+    """Tiers in ``order``, each as far as its reach, the segment's contactable people and spend
+    cap, the channel maximum and the money left allow (plain Python floats: about a millisecond
+    for thousands of tiers)."""
+    cost = problem.tier_cost
     seg_contacts = problem.contact_cap.astype(float).tolist()
-    seg_spend = [float(seg_spend_cap)] * n_seg
-    channel_spend = channel_cap.tolist()
+    seg_spend = [float(_segment_spend_cap(problem, budget))] * len(problem.segments)
+    channel_spend = _channel_caps(problem).tolist()
     tier_cap, cost_l = problem.tier_cap.tolist(), cost.tolist()
-    seg_l, channel_l = tier_seg.tolist(), tier_channel.tolist()
+    seg_l = problem.grp_seg[problem.tier_grp].tolist()
+    channel_l = problem.grp_channel[problem.tier_grp].tolist()
     left = float(budget)
     y = np.zeros(problem.m)
     for j in order.tolist():
         if left <= 1e-9:
             break
         s, k, c = seg_l[j], channel_l[j], cost_l[j]
-        take_j = min(tier_cap[j], seg_contacts[s], left / c, seg_spend[s] / c, channel_spend[k] / c)
-        if take_j <= 0:
+        take = min(tier_cap[j], seg_contacts[s], left / c, seg_spend[s] / c, channel_spend[k] / c)
+        if take <= 0:
             continue
-        y[j] = take_j
-        seg_contacts[s] -= take_j
-        seg_spend[s] -= take_j * c
-        channel_spend[k] -= take_j * c
-        left -= take_j * c
-    return _within_segment_share(problem, y)
+        y[j] = take
+        seg_contacts[s] -= take
+        seg_spend[s] -= take * c
+        channel_spend[k] -= take * c
+        left -= take * c
+    return y
+
+
+def _exclusive_cumsum_by(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Per position: the sum of ``values`` at earlier positions of the same group."""
+    idx = np.argsort(groups, kind="stable")
+    v, g = values[idx], groups[idx]
+    total = np.cumsum(v)
+    start = np.r_[True, g[1:] != g[:-1]] if len(g) else np.zeros(0, dtype=bool)
+    base = np.maximum.accumulate(np.where(start, total - v, 0.0)) if len(g) else total
+    out = np.empty_like(values, dtype=float)
+    out[idx] = total - v - base
+    return out
 
 
 def _within_segment_share(problem: Problem, y: np.ndarray) -> np.ndarray:
