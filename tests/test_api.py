@@ -139,7 +139,11 @@ def test_plan_is_returned_stored_and_listed(api, raw_segments):
     assert r.status_code == 200, r.text
     plan = r.json()
     assert plan["model_version"] == 1 and plan["status"] == "optimal" and plan["conflicts"] == []
+    from uplift.api.schemas import PlanResponse
+
+    PlanResponse.model_validate(plan)  # the cells, written from their frame, meet the documented schema
     cells = pd.DataFrame(plan["cells"])
+    assert list(cells["spend"]) == sorted(cells["spend"], reverse=True)
     assert len(cells) > 0 and (cells["contacts"] > 0).all()
     sizes = raw_segments.drop_duplicates("segment").set_index("segment")["size"]
     assert (cells["segment"].map(sizes) >= MIN_SIZE).all()

@@ -20,7 +20,7 @@ import pandas as pd
 
 from uplift.api.handlers import RequestFieldError
 from uplift.api.modelstore import ModelBundle, safe_segments
-from uplift.api.schemas import PlanRequest, PlanResponse
+from uplift.api.schemas import PlanCell, PlanRequest, PlanResponse
 from uplift.allocation.planner import PreparedPlan
 from uplift.errors import DataError, SpecError, UpliftError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
@@ -171,7 +171,7 @@ class PlanService:
             "notes": list(result.notes),
             "totals": _totals(result.totals.as_dict(), policy.interval),
             "references": {name: _totals(t.as_dict(), policy.interval) for name, t in result.references.items()},
-            "cells": _cells(funded),
+            "cells_json": _cells_json(funded),
         }
 
 
@@ -188,19 +188,28 @@ def _planner_errors() -> Iterator[None]:
 
 
 def _computed(bundle: ModelBundle, request: PlanRequest, body: dict) -> ComputedPlan:
-    """Check ``body`` against :class:`PlanResponse` once and keep its JSON."""
+    """Check ``body`` against :class:`PlanResponse` once and keep its JSON.
+
+    The funded cells (hundreds to thousands) arrive as JSON text written from their typed frame
+    (:func:`_cells_json`); the rest of the body is validated by the schema and the cells are put
+    in its place (``cells`` is the response's last field).
+    """
+    cells_json = body.pop("cells_json")
     checked = PlanResponse.model_validate(
         {"id": uuid.uuid4().hex, "created_at": datetime.now().astimezone(), "model_name": bundle.name,
-         "model_version": bundle.version, "request": request, **body}
+         "model_version": bundle.version, "request": request, **body, "cells": []}
     )
     dumped = checked.model_dump_json(include={"status", "conflicts", "notes", "totals", "references", "cells"})
+    empty = '"cells":[]}'
+    if not dumped.endswith(empty):  # pragma: no cover - guards the field order the splice relies on
+        raise RuntimeError("PlanResponse must serialise 'cells' last")
     return ComputedPlan(
         model_name=bundle.name,
         model_version=bundle.version,
         status=checked.status,
         spend=checked.totals.spend,
         expected_conversions=checked.totals.expected_conversions,
-        fragment=dumped[1:-1],
+        fragment=dumped[1 : -len(empty)] + '"cells":' + cells_json,
     )
 
 
@@ -229,17 +238,14 @@ def _totals(figures: dict[str, float], interval: float) -> dict:
     return out
 
 
-def _cells(frame: pd.DataFrame) -> list[dict]:
-    data: dict[str, list] = {
-        "segment": [str(v) for v in frame["segment"].tolist()],
-        "arm": [str(v) for v in frame["arm"].tolist()],
-        "message": [str(v) for v in frame["message"].tolist()],
-        "channel": [str(v) for v in frame["channel"].tolist()],
-        "contacts": frame["contacts"].astype(np.int64).tolist(),
-        "holdout_people": frame["holdout_people"].astype(np.int64).tolist(),
-    }
+def _cells_json(frame: pd.DataFrame) -> str:
+    """The funded cells as a JSON array of :class:`PlanCell` objects (NaN and inf become null)."""
+    out = frame[list(PlanCell.model_fields)].copy()
+    for col in ("segment", "arm", "message", "channel"):
+        out[col] = out[col].astype(object).map(str)
+    for col in ("contacts", "holdout_people"):
+        out[col] = out[col].astype(np.int64)
     for col in _CELL_FLOATS:
-        values = frame[col].to_numpy(float)
-        data[col] = [v if math.isfinite(v) else None for v in values.tolist()]
-    names = list(data)
-    return [dict(zip(names, row)) for row in zip(*data.values())]
+        values = out[col].to_numpy(dtype=float)
+        out[col] = np.where(np.isfinite(values), values, np.nan)
+    return out.to_json(orient="records", double_precision=15)
