@@ -594,3 +594,19 @@ def test_vectorised_exploration_fill_equals_the_tier_by_tier_fill(costs, seed):
     for budget in (5.0, 200.0, 5_000.0, 1e7):  # from the money binding to every segment cap binding
         np.testing.assert_allclose(_fill_vectorised(problem, order, budget), _fill_tier_by_tier(problem, order, budget),
                                    rtol=1e-9, atol=1e-9)
+
+
+def test_plans_are_the_same_without_highspy(costs, monkeypatch):
+    import uplift.allocation.solve as solve
+
+    effects = synthetic_effects(n_segments=10, seed=12)
+    policy = PlanningPolicy(
+        max_segment_share=0.3,
+        fairness_floors=[{"name": "women", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.5}],
+    )
+    warm = [plan(effects, budget=b, costs=costs, policy=policy) for b in (300.0, 1_200.0)]
+    monkeypatch.setattr(solve, "highspy", None)  # scipy's linprog solves the reduced LP instead
+    cold = [plan(effects, budget=b, costs=costs, policy=policy) for b in (300.0, 1_200.0)]
+    for a, b in zip(warm, cold):
+        assert a.totals.expected_conversions == pytest.approx(b.totals.expected_conversions, rel=1e-6)
+        assert a.totals.spend == pytest.approx(b.totals.spend, rel=1e-6)

@@ -51,6 +51,8 @@ TIE_BREAK = 1e-5
 """Objective penalty of one contact at the dearest tier price, relative to the best effect."""
 
 _OPTIMAL, _INFEASIBLE = 0, 2
+_REDUCED_KEPT = 8
+"""Reduced LPs (HiGHS instances) kept per problem, oldest dropped first."""
 _PRICING_ROUNDS = 6
 _PRICING_TOL = 1e-7
 
@@ -207,10 +209,13 @@ def _run_reduced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, active: np.ndarr
     bounds_red[:m, 1] = np.where(has, bounds_red[:m, 1], 0.0)
     key = _structure_key(active, c, a_ub, a_eq)
     with problem.solvers.lock:
-        reduced = problem.solvers.reduced.get(key)
+        cache = problem.solvers.reduced
+        reduced = cache.get(key)
         if reduced is None:
             reduced = _ReducedLP.build(problem, c, a_ub, a_eq, tier_open, has)
-            problem.solvers.reduced[key] = reduced
+            cache[key] = reduced
+            while len(cache) > _REDUCED_KEPT:  # e.g. a feasibility objective that changes with the budget
+                cache.pop(next(iter(cache)))
     res = reduced.solve(b_ub, bounds_red)
     if res.status == _INFEASIBLE and "conversion_floor" not in problem.row_kind:
         # every other rule reads only tier contacts, which the reduced LP leaves free: the full LP
