@@ -29,7 +29,6 @@ from uplift.specs.planning import CostCatalogue, FairnessFloor, PlanningPolicy
 __all__ = [
     "ROW_KINDS",
     "ELASTIC_KINDS",
-    "EXPLORATION_KINDS",
     "Allocation",
     "Problem",
     "build_problem",
@@ -50,9 +49,6 @@ ROW_KINDS: tuple[str, ...] = (
 
 ELASTIC_KINDS: frozenset[str] = frozenset({"channel_min", "segment_share", "spend_floor", "conversion_floor"})
 """Rows that get a slack variable when the policy is infeasible (the budget-independent rules)."""
-
-EXPLORATION_KINDS: frozenset[str] = frozenset({"budget", "segment_contacts", "channel_max", "segment_share"})
-"""Rows each exploration draw keeps; minimums and floors are applied to the sum by the exploitation LP."""
 
 
 @dataclass(frozen=True)
