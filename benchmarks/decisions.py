@@ -118,7 +118,10 @@ def _one_world(seed: int, settings: DecisionSettings, root: Path, say: Callable[
     true_p = true_outcome_probabilities(rows.frame[["person_id", "wave"]], world.truth, rows.arms,
                                         feature_set.outcome.event)
     truth = truth_segment_effects(rows, true_p, segment_spec)
-    return estimated, true_effects_table(estimated, truth)
+    personas = segments[segments["kind"] == "persona"].merge(truth, on=["segment", "arm"])
+    covered = (personas["true_effect"] >= personas["lo"]) & (personas["true_effect"] <= personas["hi"])
+    persona_check = {"persona_cells": len(personas), "persona_coverage_80": float(covered.mean())}
+    return estimated, true_effects_table(estimated, truth), persona_check
 
 
 def _policies(policy: PlanningPolicy) -> list[tuple[str, PlanningPolicy]]:
@@ -149,7 +152,7 @@ def run_decisions(
     shipped = load_spec(root / "serve" / "policy.yaml", PlanningPolicy)
     plans, floors, estimates = [], [], []
     for seed in settings.seeds:
-        estimated, truth = _one_world(seed, settings, root, say)
+        estimated, truth, persona_check = _one_world(seed, settings, root, say)
         policy = scaled_policy(shipped, settings.people, set(estimated["channel"]))
         capacity = full_reach_spend(estimated, costs)
         budgets = [round(share * capacity, 2) for share in settings.budget_shares]
@@ -161,7 +164,7 @@ def run_decisions(
             "corr": float(np.corrcoef(est, true)[0, 1]) if est.std() > 0 and true.std() > 0 else float("nan"),
             "mean_abs_error": float(np.mean(np.abs(est - true))), "mean_sd": float(np.mean(sd)),
             "true_sd_across_cells": float(true.std()), "coverage_80": float(covered.mean()),
-            "full_reach_spend": capacity,
+            **persona_check, "full_reach_spend": capacity,
         })
         for label, pol in _policies(policy):
             say(f"seed {seed}: plan and score at {len(budgets)} budgets ({label} policy)")

@@ -164,9 +164,10 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
             markdown_table(summary, {"min_share": ".0%", "min_true_share": ".2%", "max_shortfall": ".4%"})]
     est = result.estimates
     out += ["", "How good the segment estimates were (targetable cells, truth = mean true effect over the cell's "
-                "person-waves):", "",
+                "person-waves; the last columns: how often the persona segments' 80% intervals cover their truth):", "",
             markdown_table(est, {"corr": ".2f", "mean_abs_error": ".5f", "mean_sd": ".5f",
-                                 "true_sd_across_cells": ".5f", "coverage_80": ".0%", "full_reach_spend": ",.0f"})]
+                                 "true_sd_across_cells": ".5f", "coverage_80": ".0%", "persona_coverage_80": ".0%",
+                                 "full_reach_spend": ",.0f"})]
     return out
 
 
