@@ -202,7 +202,7 @@ def _median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _planner_profile(segments, repeats: int) -> list[tuple[str, float]]:
+def _planner_profile(segments, repeats: int) -> tuple[str, list[tuple[str, float]]]:
     """Median in-process seconds of plan() variants on the benchmark table (where a fresh plan's time goes)."""
     from uplift.allocation import plan, prepare_plan
     from uplift.allocation.effects import check_effects
@@ -219,9 +219,9 @@ def _planner_profile(segments, repeats: int) -> list[tuple[str, float]]:
     prepared = prepare_plan(segments, costs=costs, policy=policy)
     budgets = iter([PLAN_BUDGET + 0.01 * k for k in range(1_000)])
     result = prepared.plan(budget=PLAN_BUDGET)
-    status = f"status of the benchmark's plan: {result.status}" + "".join(f"; {c}" for c in result.conflicts)
-    return [
-        (status + f" (spends EUR {result.totals.spend:,.0f})", float("nan")),
+    status = (f"The benchmark's plan at EUR {PLAN_BUDGET:,.0f}: {result.status}, spends EUR {result.totals.spend:,.0f}"
+              + "".join(f"; {c}" for c in result.conflicts) + ".")
+    return status, [
         ("contract check (`check_effects`)", timed(lambda: check_effects(segments, costs))),
         ("`prepare_plan()` (contract check + LP matrices)", timed(lambda: prepare_plan(segments, costs=costs,
                                                                                       policy=policy))),
@@ -339,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    profile = _planner_profile(prep["segments"], args.repeats)
+    plan_status, profile = _planner_profile(prep["segments"], args.repeats)
     score_profile = _scores_profile(workdir, prep["score_rows"], args.repeats)
     cores = os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -355,7 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         "| step | ms |",
         "|---|---:|",
-        *[f"| {name} | {1000 * s:.1f} |" if s == s else f"| {name} | - |" for name, s in profile],
+        *[f"| {name} | {1000 * s:.1f} |" for name, s in profile],
+        "",
+        plan_status,
         "",
         f"Where a 1,000-row score request's time goes (in-process, median of {args.repeats}; the 'shrink' row "
         "includes the model call again):",

@@ -8,8 +8,8 @@ table, e.g. the simulator's truth). See ``docs/planning.md``.
 from __future__ import annotations
 
 from uplift.allocation.effects import EFFECTS, check_effects
-from uplift.allocation.planner import PreparedPlan, plan, prepare_plan
-from uplift.allocation.references import REFERENCE_PLANS, reference_plans
+from uplift.allocation.planner import PreparedPlan, plan, prepare_plan, reference_plans
+from uplift.allocation.references import REFERENCE_PLANS
 from uplift.allocation.result import CELL_COLUMNS, PlanResult, PlanTotals, evaluate_plan
 
 __all__ = [

@@ -25,7 +25,7 @@ from uplift.allocation.solve import LPSolution
 from uplift.errors import InfeasiblePlanError, SpecError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
-__all__ = ["PreparedPlan", "prepare_plan", "plan"]
+__all__ = ["PreparedPlan", "prepare_plan", "plan", "reference_plans"]
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,7 @@ class PreparedPlan:
 
     def plan(self, *, budget: float, strict: bool = False, references: bool = True) -> PlanResult:
         """The plan at ``budget``; see :func:`plan`."""
-        if not (isinstance(budget, (int, float, np.number)) and math.isfinite(budget) and budget >= 0):
-            raise SpecError(f"budget: expected a finite amount of EUR >= 0, got {budget!r}")
-        budget = float(budget)
+        budget = _checked_budget(budget)
         problem, policy = self.problem, self.policy
         explored = thompson_allocation(problem, budget=budget * policy.exploration_share)
         solution, conflicts = solve_elastic(
@@ -78,16 +76,26 @@ class PreparedPlan:
             notes=tuple(_notes(problem, solution, total, budget)),
         )
 
-    def _references(self, budget: float) -> dict[str, PlanTotals]:
-        problem, sub, interval = self.problem, self.best_message_problem, self.policy.interval
-        even = cell_figures(problem, total=even_allocation(problem, budget=budget))
-        solution, _ = solve_without_exploration(sub, budget=budget)
-        best = cell_figures(sub, total=solution.allocation)
+    def reference_allocations(self, budget: float) -> dict[str, tuple[Problem, Allocation, LPSolution | None]]:
+        """Per reference plan (:data:`~uplift.allocation.references.REFERENCE_PLANS`): the problem its
+        allocation belongs to, the allocation, and the LP solution behind it (None for "even")."""
+        solution, _ = solve_without_exploration(self.best_message_problem, budget=budget)
         return {
-            "even": plan_totals(even, problem.effect_sd, budget=budget, interval=interval),
-            "single_best_message": plan_totals(
-                best, sub.effect_sd, budget=budget, interval=interval, marginal_cost=_marginal_cost(solution)
-            ),
+            "even": (self.problem, even_allocation(self.problem, budget=budget), None),
+            "single_best_message": (self.best_message_problem, solution.allocation, solution),
+        }
+
+    def _references(self, budget: float) -> dict[str, PlanTotals]:
+        interval = self.policy.interval
+        return {
+            name: plan_totals(
+                cell_figures(problem, total=allocation),
+                problem.effect_sd,
+                budget=budget,
+                interval=interval,
+                marginal_cost=_marginal_cost(solution) if solution is not None else float("nan"),
+            )
+            for name, (problem, allocation, solution) in self.reference_allocations(budget).items()
         }
 
 
@@ -156,10 +164,32 @@ def plan(
     InfeasiblePlanError
         Only with ``strict=True``, when the rules conflict.
     """
-    if not (isinstance(budget, (int, float, np.number)) and math.isfinite(budget) and budget >= 0):
-        raise SpecError(f"budget: expected a finite amount of EUR >= 0, got {budget!r}")
+    budget = _checked_budget(budget)  # before the table is checked and the LPs are built
     prepared = prepare_plan(effects, costs=costs, policy=policy, source=source)
     return prepared.plan(budget=budget, strict=strict, references=references)
+
+
+def reference_plans(
+    effects: pd.DataFrame,
+    *,
+    budget: float,
+    costs: CostCatalogue,
+    policy: PlanningPolicy,
+    source: str = "effects",
+) -> dict[str, pd.DataFrame]:
+    """The cells tables of the reference plans (keys :data:`~uplift.allocation.references.REFERENCE_PLANS`),
+    e.g. to score them against the truth with :func:`~uplift.allocation.result.evaluate_plan`."""
+    prepared = prepare_plan(effects, costs=costs, policy=policy, source=source)
+    return {
+        name: plan_cells(problem, total=allocation)
+        for name, (problem, allocation, _) in prepared.reference_allocations(_checked_budget(budget)).items()
+    }
+
+
+def _checked_budget(budget: float) -> float:
+    if not (isinstance(budget, (int, float, np.number)) and math.isfinite(budget) and budget >= 0):
+        raise SpecError(f"budget: expected a finite amount of EUR >= 0, got {budget!r}")
+    return float(budget)
 
 
 def _marginal_cost(solution: LPSolution) -> float:

@@ -15,10 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from uplift.allocation.effects import check_effects
 from uplift.allocation.infeasibility import solve_elastic
 from uplift.allocation.problem import Allocation, Problem, build_problem
-from uplift.allocation.result import plan_cells
 from uplift.allocation.solve import LPSolution
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
@@ -26,8 +24,8 @@ __all__ = [
     "REFERENCE_PLANS",
     "even_allocation",
     "best_message",
-    "single_best_message_solution",
-    "reference_plans",
+    "single_best_message_problem",
+    "solve_without_exploration",
 ]
 
 REFERENCE_PLANS: tuple[str, ...] = ("even", "single_best_message")
@@ -105,32 +103,3 @@ def solve_without_exploration(problem: Problem, *, budget: float) -> tuple[LPSol
     return solve_elastic(
         problem, objective=problem.effect, budget=budget, base=Allocation.empty(problem), fundable=problem.effect >= 0
     )
-
-
-def single_best_message_solution(
-    frame: pd.DataFrame, costs: CostCatalogue, policy: PlanningPolicy, *, budget: float, source: str = "effects"
-) -> tuple[Problem, LPSolution, list[str]]:
-    """The plan LP restricted to :func:`best_message` (checked ``frame``), without exploration.
-
-    Returns the sub-problem, its (possibly relaxed) solution and its conflicts.
-    """
-    problem = single_best_message_problem(frame, costs, policy, source=source)
-    solution, conflicts = solve_without_exploration(problem, budget=budget)
-    return problem, solution, conflicts
-
-
-def reference_plans(
-    effects: pd.DataFrame,
-    *,
-    budget: float,
-    costs: CostCatalogue,
-    policy: PlanningPolicy,
-    source: str = "effects",
-) -> dict[str, pd.DataFrame]:
-    """The cells tables of the reference plans (keys :data:`REFERENCE_PLANS`), e.g. to score them
-    against the truth with :func:`~uplift.allocation.result.evaluate_plan`."""
-    frame = check_effects(effects, costs, source=source)
-    problem = build_problem(frame, costs, policy, source=source)
-    even = plan_cells(problem, total=even_allocation(problem, budget=budget))
-    sub, solution, _ = single_best_message_solution(frame, costs, policy, budget=budget, source=source)
-    return {"even": even, "single_best_message": plan_cells(sub, total=solution.allocation)}
