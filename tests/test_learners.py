@@ -127,22 +127,24 @@ def test_shrinkage_trusts_real_heterogeneity_and_falls_back_on_noise():
     assert choose_shrinkage(est, means, y=y, arm=arm, propensity=prop, control="c", grid=grid).lam == 0.0
 
 
-def test_pooled_prediction_with_split_trees_equals_the_whole_booster(split):
+def test_pooled_prediction_with_grouped_trees_equals_the_whole_booster(split):
     import pickle
 
     train, test = split
     est = MultiArmUplift.from_table(ModelSpec(name="p", learner="pooled", lightgbm=LGBM), train).fit_table(train)
     learner = est.learner_
     X = est._matrix(test.frame[test.feature_names].head(300), source="test")
-    free, per_arm = learner._split()
-    assert free is not None and per_arm is not None  # both kinds of tree exist, so the shortcut is exercised
-    assert free.num_trees() + per_arm.num_trees() == learner.model_.booster_.num_trees()
+    groups = learner._groups()
+    assert sum(booster.num_trees() for booster, _, _ in groups) == learner.model_.booster_.num_trees()
+    evaluated = sorted(len(values) for _, values, _ in groups)
+    # trees reading no arm feature are evaluated once, others once per distinct value they read
+    assert evaluated[0] == 1 and 1 < evaluated[-1] <= len(learner.arms_) and len(groups) >= 3
     got = learner.predict_outcomes(X)
     for i, arm in enumerate(learner.arms_):
         whole = learner.model_.predict_proba(np.hstack([X, np.tile(learner.arm_features_[i], (len(X), 1))]))[:, 1]
         np.testing.assert_allclose(got[arm], whole, rtol=0, atol=1e-12)
     again = pickle.loads(pickle.dumps(learner))  # the split is a cache: not pickled, rebuilt on use
-    assert "_split_cache" not in again.__dict__
+    assert "_groups_cache" not in again.__dict__
     np.testing.assert_allclose(again.predict(X), learner.predict(X), rtol=0, atol=1e-12)
 
 
@@ -163,3 +165,25 @@ def test_fast_ordinal_encoding_equals_the_column_transformer(split):
     slow = est.preprocessor_.transform(frame)
     np.testing.assert_array_equal(fast, slow)  # NaN where NaN, codes identical
     assert np.isnan(fast[:20, 0]).all() and np.isnan(fast[20:40, len(cats) - 1]).all()
+
+
+def test_service_rows_are_typed_as_the_model_check_types_them(split):
+    """POST /scores skips the model's own frame check (``checked=True``): that is only sound if
+    the service's ``rows_to_frame`` yields exactly what ``check_feature_frame`` would."""
+    from uplift.api.scoring import rows_to_frame
+    from uplift.modeling.preprocess import check_feature_frame
+
+    train, test = split
+    est = MultiArmUplift.from_table(ModelSpec(name="p", learner="pooled", lightgbm=LGBM), train).fit_table(train)
+    raw = test.frame[test.feature_names].head(200).astype(object)
+    cats = [f.name for f in est.features if f.kind == "categorical"]
+    nums = [f.name for f in est.features if f.kind == "numeric"]
+    raw.loc[raw.index[:10], cats[0]] = None  # JSON null
+    raw.loc[raw.index[10:20], nums[0]] = None
+    rows = [{k: (None if v is None or (isinstance(v, float) and np.isnan(v)) else v) for k, v in r.items()} for r in raw.to_dict("records")]
+    rows = [{k: (int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in r.items()} for r in rows]  # JSON ints
+    kinds = tuple((f.name, f.kind) for f in est.features)
+    served = rows_to_frame(rows, kinds)
+    checked = check_feature_frame(raw, est.features, source="test").reset_index(drop=True)
+    pd.testing.assert_frame_equal(served, checked)
+    pd.testing.assert_frame_equal(est.predict(served, checked=True), est.predict(raw).reset_index(drop=True))

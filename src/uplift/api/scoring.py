@@ -15,7 +15,8 @@ __all__ = ["rows_to_frame", "score_rows"]
 
 
 def rows_to_frame(rows: list[dict], features: tuple[tuple[str, str], ...]) -> pd.DataFrame:
-    """The feature frame of ``rows``; :class:`RequestFieldError` names the first bad row and column.
+    """The feature frame of ``rows``, typed as the model's own check would type it (numbers as
+    float64, text as ``str`` or NaN); :class:`RequestFieldError` names the first bad row and column.
 
     Every feature must be present in every row (``null`` allowed: the model treats it as missing);
     numeric features take numbers (not booleans, not NaN/inf), categorical ones take text.
@@ -47,14 +48,16 @@ def rows_to_frame(rows: list[dict], features: tuple[tuple[str, str], ...]) -> pd
                         f"row {i}, column {name!r}: expected text or null, got {v!r}",
                         ("body", "rows", i, name), "string_type",
                     )
-            data[name] = np.array(values, dtype=object)
+            column = np.empty(len(values), dtype=object)
+            column[:] = [np.nan if v is None else v for v in values]
+            data[name] = pd.Series(column, dtype=object)  # object, as the model's check types text
     return pd.DataFrame(data)
 
 
 def score_rows(bundle: ModelBundle, frame: pd.DataFrame, *, shrunk: bool) -> dict:
     """Per row: uplift per arm (shrunk or raw), the targeting rule's best arm and its uplift."""
     model = bundle.model
-    raw = model.effects(frame, shrunk=False)
+    raw = model.effects(frame, shrunk=False, checked=True)  # rows_to_frame checked and typed every value
     shrunk_effects = shrink(raw, model.model.mean_effects_, model.shrinkage)
     best = recommend(shrunk_effects, model.control)
     shown = shrunk_effects if shrunk else raw

@@ -121,9 +121,14 @@ class MultiArmUplift:
             return [str(c) for c in learner.classes_[1:]]
         return [str(g) for g in learner.t_groups]
 
-    def predict(self, X: pd.DataFrame, *, source: str = "features") -> pd.DataFrame:
-        """Estimated uplift per row and treatment arm (probability points), columns labelled by arm."""
-        Xm = self._matrix(X, source=source)
+    def predict(self, X: pd.DataFrame, *, source: str = "features", checked: bool = False) -> pd.DataFrame:
+        """Estimated uplift per row and treatment arm (probability points), columns labelled by arm.
+
+        ``checked=True`` declares ``X`` already typed as :func:`check_feature_frame` returns it
+        (every feature column; numbers as float64, text as ``str`` or NaN) and skips the check:
+        for callers that validated the values themselves, such as the service's ``POST /scores``.
+        """
+        Xm = self._encode(X) if checked else self._matrix(X, source=source)
         if self.spec.learner == "x":
             p = {a: np.full(len(Xm), self.pair_propensity_[a]) for a in self.treatment_arms}
             raw = self.learner_.predict(Xm, p=p, verbose=False)

@@ -7,10 +7,11 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
+import lightgbm as lgb
 from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.linear_model import LogisticRegression
 
-from uplift.modeling.treesplit import split_by_features
+from uplift.modeling.treesplit import group_by_features
 from uplift.specs.model import ModelSpec
 
 __all__ = ["make_learner", "SharedControlTLearner", "encoding_for"]
@@ -100,44 +101,55 @@ class PooledArmLearner:
         self.model_ = self.make_model().fit(Xa, y, sample_weight=w / w.mean(), categorical_feature=cat)
         return self
 
-    def _split(self) -> tuple:
-        """The booster cut into trees that never split on an arm feature and trees that do
-        (:func:`uplift.modeling.treesplit.split_by_features`), built on first use."""
-        split = self.__dict__.get("_split_cache")
-        if split is None:
-            arm_columns = set(range(self.n_features_, self.n_features_ + self.arm_features_.shape[1]))
-            split = split_by_features(self.model_.booster_, arm_columns)
-            self.__dict__["_split_cache"] = split
-        return split
+    def _groups(self) -> list[tuple[lgb.Booster, np.ndarray, np.ndarray]]:
+        """The booster cut by which arm features each tree reads
+        (:func:`uplift.modeling.treesplit.group_by_features`), built on first use: per group, its
+        booster, the arm-feature rows to evaluate it at (one per distinct value of the features it
+        reads) and, per arm, which of those rows gives that arm's value."""
+        groups = self.__dict__.get("_groups_cache")
+        if groups is None:
+            arm_columns = range(self.n_features_, self.n_features_ + self.arm_features_.shape[1])
+            groups = []
+            for used, booster in group_by_features(self.model_.booster_, set(arm_columns)).items():
+                read = [c - self.n_features_ for c in sorted(used)]
+                _, first, variant = np.unique(self.arm_features_[:, read], axis=0, return_index=True, return_inverse=True)
+                groups.append((booster, self.arm_features_[first], variant.reshape(-1)))
+            self.__dict__["_groups_cache"] = groups
+        return groups
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state.pop("_split_cache", None)  # rebuilt from the booster after unpickling
+        state.pop("_groups_cache", None)  # rebuilt from the booster after unpickling
         return state
 
     def predict_outcomes(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """P(y | x, arm) for every arm.
 
-        Trees that never split on an arm feature are evaluated once per row; the others once per
-        row and arm, in one booster call over the rows stacked once per arm. The raw scores add up
-        to the whole booster's exactly; with ~half the trees arm-free this halves the work.
+        Each group of trees (:meth:`_groups`) is evaluated once per row and distinct value of the
+        arm features it reads, in one booster call over the rows stacked once per value: trees
+        that read no arm feature once per row, trees that read only the message once per message
+        (and the control), and so on. The raw scores add up to the whole booster's exactly.
         """
         n, k = len(X), len(self.arms_)
-        free, per_arm = self._split()
-        stacked = np.empty((n * k, X.shape[1] + self.arm_features_.shape[1]), dtype=np.float64)
-        for i in range(k):
-            stacked[i * n : (i + 1) * n, : X.shape[1]] = X
-            stacked[i * n : (i + 1) * n, X.shape[1] :] = self.arm_features_[i]
         if getattr(self.model_, "objective_", None) != "binary" or self.model_.get_params().get("sigmoid", 1.0) != 1.0:
-            p = self.model_.predict_proba(stacked)[:, 1]  # not the plain logistic link: no shortcut
+            p = self.model_.predict_proba(self._stacked(X, self.arm_features_))[:, 1]  # not the plain logistic link: no shortcut
             return {a: p[i * n : (i + 1) * n] for i, a in enumerate(self.arms_)}
-        raw = np.zeros(n * k)
-        if per_arm is not None:
-            raw += per_arm.predict(stacked, raw_score=True)
-        if free is not None:
-            raw += np.tile(free.predict(stacked[:n], raw_score=True), k)
+        raw = np.zeros((k, n))
+        for booster, values, variant in self._groups():
+            scores = booster.predict(self._stacked(X, values), raw_score=True).reshape(len(values), n)
+            raw += scores[variant]
         p = 1.0 / (1.0 + np.exp(-raw))
-        return {a: p[i * n : (i + 1) * n] for i, a in enumerate(self.arms_)}
+        return {a: p[i] for i, a in enumerate(self.arms_)}
+
+    @staticmethod
+    def _stacked(X: np.ndarray, arm_values: np.ndarray) -> np.ndarray:
+        """``X`` once per row of ``arm_values``, each copy with those arm features appended."""
+        n, m = X.shape
+        out = np.empty((n * len(arm_values), m + arm_values.shape[1]), dtype=np.float64)
+        for i, values in enumerate(arm_values):
+            out[i * n : (i + 1) * n, :m] = X
+            out[i * n : (i + 1) * n, m:] = values
+        return out
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         outcomes = self.predict_outcomes(X)

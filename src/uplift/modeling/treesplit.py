@@ -1,10 +1,12 @@
-"""Split a LightGBM booster into the trees that read some features and the trees that do not.
+"""Cut a LightGBM booster into groups of trees by which of some features each tree splits on.
 
-The pooled learner predicts every row once per arm, with the arm's features appended. A tree that
-never splits on an arm feature gives the same value for every arm, so it only needs to be evaluated
-once per row: :func:`split_by_features` cuts the model into those trees and the rest, and the
-two boosters' raw scores add up to the original's exactly (LightGBM stores the initial score in the
-leaves of the first tree, so nothing is lost).
+The pooled learner predicts every row once per arm, with the arm's features (message, channel,
+treated) appended. A tree's value only depends on the features it splits on: a tree that never
+reads an arm feature gives the same value for every arm, one that reads only the message gives one
+value per message, and so on. :func:`group_by_features` cuts the model into one booster per set of
+features used, so each group can be evaluated once per distinct value of its features instead of
+once per arm. The groups' raw scores add up to the original's exactly (LightGBM stores the initial
+score in the leaves of the first tree, so nothing is lost).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import re
 
 import lightgbm as lgb
 
-__all__ = ["split_by_features"]
+__all__ = ["group_by_features"]
 
 _SPLIT_FEATURES = re.compile(r"^split_feature=(.*)$", re.MULTILINE)
 
@@ -34,17 +36,16 @@ def _model(header: str, trees: list[str], footer: str) -> lgb.Booster:
     return lgb.Booster(model_str=header + "".join(renumbered) + footer)
 
 
-def split_by_features(booster: lgb.Booster, features: set[int]) -> tuple[lgb.Booster | None, lgb.Booster | None]:
-    """``(without, with_)``: boosters of the trees that never / at least once split on ``features``
-    (column indices); None when there is no such tree. Single-class models only."""
+def group_by_features(booster: lgb.Booster, features: set[int]) -> dict[frozenset[int], lgb.Booster]:
+    """One booster per set of ``features`` (column indices) that some tree splits on: the trees
+    that split on exactly those of ``features`` (the empty set: the trees that split on none).
+    Single-class models only."""
     header, trees, footer = _blocks(booster.model_to_string())
     if "num_tree_per_iteration=1" not in header:
-        raise ValueError("split_by_features handles single-class models only")
-    uses: list[bool] = []
+        raise ValueError("group_by_features handles single-class models only")
+    groups: dict[frozenset[int], list[str]] = {}
     for tree in trees:
         found = _SPLIT_FEATURES.search(tree)
         used = {int(f) for f in found.group(1).split()} if found else set()
-        uses.append(bool(used & features))
-    without = [t for t, u in zip(trees, uses) if not u]
-    with_ = [t for t, u in zip(trees, uses) if u]
-    return (_model(header, without, footer) if without else None, _model(header, with_, footer) if with_ else None)
+        groups.setdefault(frozenset(used & features), []).append(tree)
+    return {key: _model(header, group, footer) for key, group in groups.items()}

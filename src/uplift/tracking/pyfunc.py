@@ -37,8 +37,9 @@ class UpliftPyfunc(mlflow.pyfunc.PythonModel):
     def feature_names(self) -> list[str]:
         return [f.name for f in self.model.features]
 
-    def effects(self, features: pd.DataFrame, *, shrunk: bool = False) -> pd.DataFrame:
-        out = self.model.predict(features, source="model input")
+    def effects(self, features: pd.DataFrame, *, shrunk: bool = False, checked: bool = False) -> pd.DataFrame:
+        """Uplift per row and arm; ``checked`` as in :meth:`MultiArmUplift.predict`."""
+        out = self.model.predict(features, source="model input", checked=checked)
         return shrink(out, self.model.mean_effects_, self.shrinkage) if shrunk else out
 
     def recommend(self, features: pd.DataFrame) -> np.ndarray:
