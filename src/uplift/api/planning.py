@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pydantic_core
 
 from uplift.api.handlers import RequestFieldError
 from uplift.api.modelstore import ModelBundle, safe_segments
@@ -160,18 +161,17 @@ class PlanService:
         with _planner_errors():
             result = prepared.plan(budget=request.budget, strict=request.strict,
                                    references=request.include_references)
-        table = prepared.frame
-        cells = result.cells
-        sizes = table.drop_duplicates("segment").set_index("segment")["size"]
-        big_enough = cells["segment"].map(sizes).fillna(0).to_numpy() >= self.min_segment_size
-        funded = cells[(cells["contacts"].to_numpy() > 0) & big_enough].sort_values("spend", ascending=False)
+        cells = result.cells  # one row per row of the problem's table, in its order
+        big_enough = prepared.problem.frame["size"].to_numpy() >= self.min_segment_size
+        funded = np.flatnonzero((cells["contacts"].to_numpy() > 0) & big_enough)
+        funded = funded[np.argsort(-cells["spend"].to_numpy()[funded], kind="stable")]  # largest spend first
         return {
             "status": result.status,
             "conflicts": list(result.conflicts),
             "notes": list(result.notes),
             "totals": _totals(result.totals.as_dict(), policy.interval),
             "references": {name: _totals(t.as_dict(), policy.interval) for name, t in result.references.items()},
-            "cells_json": _cells_json(funded),
+            "cells_json": _cells_json(cells, funded),
         }
 
 
@@ -238,14 +238,21 @@ def _totals(figures: dict[str, float], interval: float) -> dict:
     return out
 
 
-def _cells_json(frame: pd.DataFrame) -> str:
-    """The funded cells as a JSON array of :class:`PlanCell` objects (NaN and inf become null)."""
-    out = frame[list(PlanCell.model_fields)].copy()
-    for col in ("segment", "arm", "message", "channel"):
-        out[col] = out[col].astype(object).map(str)
-    for col in ("contacts", "holdout_people"):
-        out[col] = out[col].astype(np.int64)
-    for col in _CELL_FLOATS:
-        values = out[col].to_numpy(dtype=float)
-        out[col] = np.where(np.isfinite(values), values, np.nan)
-    return out.to_json(orient="records", double_precision=15)
+def _cells_json(cells: pd.DataFrame, rows: np.ndarray) -> str:
+    """Rows ``rows`` (positions) of ``cells`` as a JSON array of :class:`PlanCell` objects (NaN and
+    inf become null).
+
+    Column by column into Python lists, then one call of pydantic's Rust encoder: several times
+    faster than converting the frame's (Arrow-backed) text columns and ``DataFrame.to_json``.
+    """
+    columns: list[list] = []
+    for col in PlanCell.model_fields:
+        values = cells[col]
+        if col in _CELL_FLOATS:
+            columns.append(values.to_numpy(dtype=float)[rows].tolist())
+        elif col in ("contacts", "holdout_people"):
+            columns.append(values.to_numpy(dtype=np.int64)[rows].tolist())
+        else:
+            columns.append([str(v) for v in values.to_numpy(dtype=object)[rows].tolist()])
+    names = list(PlanCell.model_fields)
+    return pydantic_core.to_json([dict(zip(names, row)) for row in zip(*columns)], inf_nan_mode="null").decode()
