@@ -580,7 +580,7 @@ def test_a_weaker_message_is_used_when_only_it_fits_the_rules(costs):
 @pytest.mark.parametrize("seed", range(6))
 def test_vectorised_exploration_fill_equals_the_tier_by_tier_fill(costs, seed):
     from uplift.allocation.effects import check_effects
-    from uplift.allocation.explore import _fill_tier_by_tier, _fill_vectorised
+    from uplift.allocation.explore import _fill_tier_by_tier, _fill_vectorised, _in_order
     from uplift.allocation.problem import build_problem
 
     rng = np.random.default_rng(seed)
@@ -592,7 +592,8 @@ def test_vectorised_exploration_fill_equals_the_tier_by_tier_fill(costs, seed):
     order = np.flatnonzero(gain > 0)
     order = order[np.lexsort((problem.tier_rank[order], -gain[order] / problem.tier_cost[order]))]
     for budget in (5.0, 200.0, 5_000.0, 1e7):  # from the money binding to every segment cap binding
-        np.testing.assert_allclose(_fill_vectorised(problem, order, budget), _fill_tier_by_tier(problem, order, budget),
+        np.testing.assert_allclose(_fill_vectorised(problem, _in_order(problem, order), budget),
+                                   _fill_tier_by_tier(problem, order, budget),
                                    rtol=1e-9, atol=1e-9)
 
 
@@ -610,3 +611,22 @@ def test_plans_are_the_same_without_highspy(costs, monkeypatch):
     for a, b in zip(warm, cold):
         assert a.totals.expected_conversions == pytest.approx(b.totals.expected_conversions, rel=1e-6)
         assert a.totals.spend == pytest.approx(b.totals.spend, rel=1e-6)
+
+
+def test_exploration_draws_kept_with_the_problem_give_the_same_allocation(costs):
+    from uplift.allocation.effects import check_effects
+    from uplift.allocation.explore import thompson_allocation
+    from uplift.allocation.problem import build_problem
+
+    effects = synthetic_effects(n_segments=12, seed=4)
+    policy = PlanningPolicy(max_segment_share=0.2, exploration_share=0.2)
+    frame = check_effects(effects, costs)
+    used = build_problem(frame, costs, policy)
+    for budget in (50.0, 900.0, 20.0):  # the draws are computed at the first budget and kept
+        fresh = build_problem(frame, costs, policy)
+        assert fresh.solvers.draws is None
+        got, want = thompson_allocation(used, budget=budget), thompson_allocation(fresh, budget=budget)
+        assert used.solvers.draws is not None
+        np.testing.assert_array_equal(got.x, want.x)
+        np.testing.assert_array_equal(got.y, want.y)
+        assert float(want.y @ fresh.tier_cost) <= budget + 1e-6 and want.x.sum() > 0

@@ -18,6 +18,7 @@ minimums and fairness floors are left to the exploitation LP, which applies them
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -43,6 +44,10 @@ def clearly_negative(problem: Problem) -> np.ndarray:
 def thompson_allocation(problem: Problem, *, budget: float) -> Allocation:
     """Average allocation of ``policy.exploration_draws`` greedy fills on effects drawn from their uncertainty.
 
+    The draws are seeded by the policy, so everything but the fill itself (the drawn effects, each
+    group's best message, the order of the tiers) is the same at every budget: it is computed once
+    per problem (:func:`_draws`) and kept with it.
+
     Parameters
     ----------
     problem : the planning LP (its policy gives the draws, seed and interval).
@@ -53,47 +58,89 @@ def thompson_allocation(problem: Problem, *, budget: float) -> Allocation:
     Allocation
         Mean contacts per cell and tier over the draws; spends at most ``budget``.
     """
-    draws = problem.policy.exploration_draws
     if budget <= 0 or problem.n == 0:
         return Allocation.empty(problem)
+    n_grp = len(problem.grp_seg)
+    x, y = np.zeros(problem.n), np.zeros(problem.m)
+    draws = _draws(problem)
+    for draw in draws:
+        if len(draw.tiers.order) == 0:
+            continue
+        y_draw = _fill(problem, draw.tiers, budget)
+        contacts = np.bincount(problem.tier_grp, weights=y_draw, minlength=n_grp)
+        np.add.at(x, draw.best_cell[draw.funded], contacts[draw.funded])
+        y += y_draw
+    return Allocation(x / problem.policy.exploration_draws, y / problem.policy.exploration_draws)
+
+
+@dataclass(frozen=True)
+class _Tiers:
+    """Tiers in fill order and what filling them needs that does not depend on the budget: per
+    position, its segment, reach, price, and the reach and spend of the same segment's earlier tiers."""
+
+    order: np.ndarray
+    seg: np.ndarray
+    cap: np.ndarray
+    price: np.ndarray
+    contacts_before: np.ndarray
+    spend_before: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Draw:
+    """One Thompson draw: its tiers in fill order and, per group, the cell it funds."""
+
+    tiers: _Tiers
+    best_cell: np.ndarray
+    funded: np.ndarray
+
+
+def _in_order(problem: Problem, order: np.ndarray) -> _Tiers:
+    seg = problem.grp_seg[problem.tier_grp][order]
+    cap, price = problem.tier_cap[order], problem.tier_cost[order]
+    return _Tiers(order, seg, cap, price, _exclusive_cumsum_by(cap, seg), _exclusive_cumsum_by(cap * price, seg))
+
+
+def _draws(problem: Problem) -> tuple[_Draw, ...]:
+    """The policy's draws for ``problem`` (budget-independent), computed once and kept with it."""
+    kept = problem.solvers.draws
+    if kept is not None:
+        return kept
+    # two threads may both get here: they compute the same seeded draws, and either result is kept
+    draws = problem.policy.exploration_draws
     rng = np.random.default_rng(problem.policy.seed)
     sampled = rng.normal(problem.effect, problem.effect_sd, size=(draws, problem.n))
     usable = np.where((sampled > 0) & ~clearly_negative(problem), sampled, -np.inf)
     # cells laid out as (group, slot): the best message of every group in every draw at once
     n_grp = len(problem.grp_seg)
-    order = np.argsort(problem.grp, kind="stable")
+    by_group = np.argsort(problem.grp, kind="stable")
     counts = np.bincount(problem.grp, minlength=n_grp)
     slot = np.arange(problem.n) - np.repeat(np.cumsum(counts) - counts, counts)
     layout = np.full((n_grp, int(counts.max())), -1)
-    layout[problem.grp[order], slot] = order
+    layout[problem.grp[by_group], slot] = by_group
     values = np.where(layout >= 0, usable[:, np.maximum(layout, 0)], -np.inf)  # (draws, groups, slots)
     pick = values.argmax(axis=2)
     best_cells = np.take_along_axis(layout[None, :, :].repeat(draws, axis=0), pick[:, :, None], axis=2)[:, :, 0]
     best_values = np.take_along_axis(values, pick[:, :, None], axis=2)[:, :, 0]
-    x, y = np.zeros(problem.n), np.zeros(problem.m)
+    out = []
     for best_cell, best in zip(best_cells, best_values):
         gain = np.where(best[problem.tier_grp] > 0, best[problem.tier_grp], 0.0)
-        if not (gain > 0).any():
-            continue
-        y_draw = _fill(problem, gain, budget)
-        contacts = np.bincount(problem.tier_grp, weights=y_draw, minlength=n_grp)
-        funded = (best_cell >= 0) & (best > 0)
-        np.add.at(x, best_cell[funded], contacts[funded])
-        y += y_draw
-    return Allocation(x / draws, y / draws)
+        cost = problem.tier_cost
+        candidates = np.flatnonzero((gain > 0) & (problem.tier_cap > 0) & (cost > 0))
+        # best conversions per EUR first; within a group the cheaper (lower) tier first
+        order = candidates[np.lexsort((problem.tier_rank[candidates], -gain[candidates] / cost[candidates]))]
+        out.append(_Draw(_in_order(problem, order), best_cell, (best_cell >= 0) & (best > 0)))
+    problem.solvers.draws = tuple(out)
+    return problem.solvers.draws
 
 
-def _fill(problem: Problem, gain: np.ndarray, budget: float) -> np.ndarray:
-    """Tier contacts of one draw: tiers by ``gain`` per EUR, each as far as every cap allows."""
-    cost = problem.tier_cost
-    candidates = np.flatnonzero((gain > 0) & (problem.tier_cap > 0) & (cost > 0))
-    # best conversions per EUR first; within a group the cheaper (lower) tier first
-    order = candidates[np.lexsort((problem.tier_rank[candidates], -gain[candidates] / cost[candidates]))]
-    y = _fill_vectorised(problem, order, budget)
+def _fill(problem: Problem, tiers: _Tiers, budget: float) -> np.ndarray:
+    """Tier contacts of one draw: tiers in ``tiers``' order, each as far as every cap allows."""
+    y = _fill_vectorised(problem, tiers, budget)
     channel = problem.grp_channel[problem.tier_grp]
     caps = _channel_caps(problem)
-    if not (np.bincount(channel, weights=y * cost, minlength=len(caps)) <= caps + 1e-9 * max(budget, 1.0)).all():
-        y = _fill_tier_by_tier(problem, order, budget)
+    if not (np.bincount(channel, weights=y * problem.tier_cost, minlength=len(caps)) <= caps + 1e-9 * max(budget, 1.0)).all():
+        y = _fill_tier_by_tier(problem, tiers.order, budget)
     return _within_segment_share(problem, y)
 
 
@@ -106,26 +153,23 @@ def _channel_caps(problem: Problem) -> np.ndarray:
     return np.array([problem.policy.max_spend.get(ch, np.inf) for ch in problem.channels], dtype=float)
 
 
-def _fill_vectorised(problem: Problem, order: np.ndarray, budget: float) -> np.ndarray:
+def _fill_vectorised(problem: Problem, tiers: _Tiers, budget: float) -> np.ndarray:
     """The tier-by-tier fill without channel maxima, in array operations.
 
     In a segment a tier gets what the segment's contact and spend caps leave after the earlier
     tiers' full reach: a tier cut by a cap leaves nothing for the later ones, so this is what
     filling tier by tier gives. Then the money runs out at one point of the order.
     """
-    cost = problem.tier_cost
-    seg = problem.grp_seg[problem.tier_grp][order]
-    cap, price = problem.tier_cap[order], cost[order]
-    contacts_before = _exclusive_cumsum_by(cap, seg)
-    spend_before = _exclusive_cumsum_by(cap * price, seg)
+    price = tiers.price
     room = np.minimum(
-        problem.contact_cap[seg] - contacts_before, (_segment_spend_cap(problem, budget) - spend_before) / price
+        problem.contact_cap[tiers.seg] - tiers.contacts_before,
+        (_segment_spend_cap(problem, budget) - tiers.spend_before) / price,
     )
-    take = np.clip(room, 0.0, cap)
+    take = np.clip(room, 0.0, tiers.cap)
     spend = take * price
     take = np.minimum(take, np.maximum(budget - (np.cumsum(spend) - spend), 0.0) / price)
     y = np.zeros(problem.m)
-    y[order] = take
+    y[tiers.order] = take
     return y
 
 

@@ -23,14 +23,16 @@ def _eur(value: float) -> str:
 
 
 def solve_elastic(
-    problem: Problem, *, objective: np.ndarray, budget: float, base: Allocation, fundable: np.ndarray
+    problem: Problem, *, objective: np.ndarray, budget: float, base: Allocation, fundable: np.ndarray,
+    explain: bool = True,
 ) -> tuple[LPSolution, list[str]]:
     """Solve the exploitation LP; if the rules conflict, the best relaxed plan and why.
 
     Returns
     -------
     solution : the optimal plan, or the best plan that violates the rules as little as possible.
-    conflicts : empty when every rule holds, else one message per violated rule.
+    conflicts : empty when every rule holds, else one message per violated rule (with
+        ``explain=False``, a caller that only needs the plan, the bare names of the violated rows).
     """
     solution = solve_value(problem, objective=objective, budget=budget, base=base, fundable=fundable)
     if solution.optimal:
@@ -47,6 +49,8 @@ def solve_elastic(
     relaxed = phase2 if phase2.optimal else phase1
     if not violated.any():
         return relaxed, []
+    if not explain:
+        return relaxed, [str(kind) for kind in problem.row_kind[violated]]
     return relaxed, explain_conflicts(problem, relaxed, violated, budget=budget, base=base, fundable=fundable)
 
 

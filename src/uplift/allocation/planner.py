@@ -79,7 +79,7 @@ class PreparedPlan:
     def reference_allocations(self, budget: float) -> dict[str, tuple[Problem, Allocation, LPSolution | None]]:
         """Per reference plan (:data:`~uplift.allocation.references.REFERENCE_PLANS`): the problem its
         allocation belongs to, the allocation, and the LP solution behind it (None for "even")."""
-        solution, _ = solve_without_exploration(self.best_message_problem, budget=budget)
+        solution, _ = solve_without_exploration(self.best_message_problem, budget=budget, explain=False)
         return {
             "even": (self.problem, even_allocation(self.problem, budget=budget), None),
             "single_best_message": (self.best_message_problem, solution.allocation, solution),

@@ -68,13 +68,15 @@ class Allocation:
 
 
 class SolverCache:
-    """LP solvers kept with a problem between solves (see :mod:`uplift.allocation.solve`); the
+    """LP solvers kept with a problem between solves (see :mod:`uplift.allocation.solve`) and the
+    budget-independent part of its exploration draws (:mod:`uplift.allocation.explore`); the
     problem itself stays immutable, the cache only saves work."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.reduced: dict[bytes, object] = {}
         self.systems: dict[tuple[frozenset[str], bool], tuple] = {}
+        self.draws: tuple | None = None
 
 
 @dataclass(frozen=True)

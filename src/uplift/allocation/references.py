@@ -98,8 +98,10 @@ def single_best_message_problem(
     return build_problem(sub, costs, policy, source=source, require_floor_segments=False)
 
 
-def solve_without_exploration(problem: Problem, *, budget: float) -> tuple[LPSolution, list[str]]:
-    """The plan LP of ``problem`` at ``budget`` on its mean effects (relaxed if its rules conflict)."""
+def solve_without_exploration(problem: Problem, *, budget: float, explain: bool = True) -> tuple[LPSolution, list[str]]:
+    """The plan LP of ``problem`` at ``budget`` on its mean effects (relaxed if its rules conflict;
+    ``explain`` as in :func:`~uplift.allocation.infeasibility.solve_elastic`)."""
     return solve_elastic(
-        problem, objective=problem.effect, budget=budget, base=Allocation.empty(problem), fundable=problem.effect >= 0
+        problem, objective=problem.effect, budget=budget, base=Allocation.empty(problem), fundable=problem.effect >= 0,
+        explain=explain,
     )

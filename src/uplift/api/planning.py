@@ -33,6 +33,7 @@ log = logging.getLogger("uplift.api")
 _PREPARED_KEPT = 32
 """Prepared plans (checked table + LPs) kept per service, most recently used first."""
 
+_CELL_LABELS = ("segment", "arm", "message", "channel")
 _CELL_FLOATS = ("spend", "expected_conversions", "lo", "hi", "cost_per_conversion", "marginal_cost", "exploration")
 
 
@@ -77,6 +78,16 @@ def _check_finite(value: Any, loc: tuple[str | int, ...]) -> None:
             _check_finite(v, (*loc, i))
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """A prepared plan and what every response made from it shares: the cells' text columns as
+    lists and which cells belong to segments big enough to show."""
+
+    plan: PreparedPlan
+    labels: dict[str, list[str]]
+    shown: np.ndarray
+
+
 class PlanService:
     """Plans budgets over a bundle's segments under the base cost catalogue and policy.
 
@@ -93,7 +104,7 @@ class PlanService:
         self.min_segment_size = int(min_segment_size)
         self.cache_size = int(cache_size)
         self._cache: OrderedDict[str, ComputedPlan] = OrderedDict()
-        self._prepared: OrderedDict[str, PreparedPlan] = OrderedDict()
+        self._prepared: OrderedDict[str, _Ready] = OrderedDict()
         self._lock = threading.Lock()
 
     def plan(self, bundle: ModelBundle, request: PlanRequest) -> ComputedPlan:
@@ -126,9 +137,10 @@ class PlanService:
         return costs, policy
 
     def _prepare(self, bundle: ModelBundle, request: PlanRequest, costs: CostCatalogue,
-                 policy: PlanningPolicy) -> PreparedPlan:
-        """The budget-independent half of the plan (checked table, LPs), kept per (model version,
-        segments, channels, messages, policy, costs): a planner trying budgets only pays for the solves."""
+                 policy: PlanningPolicy) -> _Ready:
+        """The budget-independent half of the plan (checked table, LPs, the cells' labels), kept per
+        (model version, segments, channels, messages, policy, costs): a planner trying budgets only
+        pays for the solves."""
         from uplift.allocation import prepare_plan
 
         key = json.dumps(
@@ -149,21 +161,27 @@ class PlanService:
         source = f"{bundle.name} v{bundle.version} {request.kind} segments"
         with _planner_errors():
             prepared = prepare_plan(table, costs=costs, policy=policy, source=source)
+        cells = prepared.problem.frame  # a plan's cells are these rows, in this order
+        ready = _Ready(
+            plan=prepared,
+            labels={c: [str(v) for v in cells[c].tolist()] for c in _CELL_LABELS},
+            shown=cells["size"].to_numpy() >= self.min_segment_size,
+        )
         with self._lock:
-            self._prepared[key] = prepared
+            self._prepared[key] = ready
             while len(self._prepared) > _PREPARED_KEPT:
                 self._prepared.popitem(last=False)
-        return prepared
+        return ready
 
     def _compute(self, bundle: ModelBundle, request: PlanRequest) -> dict:
         costs, policy = self._overrides(request)
-        prepared = self._prepare(bundle, request, costs, policy)
+        ready = self._prepare(bundle, request, costs, policy)
+        prepared = ready.plan
         with _planner_errors():
             result = prepared.plan(budget=request.budget, strict=request.strict,
                                    references=request.include_references)
         cells = result.cells  # one row per row of the problem's table, in its order
-        big_enough = prepared.problem.frame["size"].to_numpy() >= self.min_segment_size
-        funded = np.flatnonzero((cells["contacts"].to_numpy() > 0) & big_enough)
+        funded = np.flatnonzero((cells["contacts"].to_numpy() > 0) & ready.shown)
         funded = funded[np.argsort(-cells["spend"].to_numpy()[funded], kind="stable")]  # largest spend first
         return {
             "status": result.status,
@@ -171,7 +189,7 @@ class PlanService:
             "notes": list(result.notes),
             "totals": _totals(result.totals.as_dict(), policy.interval),
             "references": {name: _totals(t.as_dict(), policy.interval) for name, t in result.references.items()},
-            "cells_json": _cells_json(cells, funded),
+            "cells_json": _cells_json(cells, funded, ready.labels),
         }
 
 
@@ -238,21 +256,23 @@ def _totals(figures: dict[str, float], interval: float) -> dict:
     return out
 
 
-def _cells_json(cells: pd.DataFrame, rows: np.ndarray) -> str:
+def _cells_json(cells: pd.DataFrame, rows: np.ndarray, labels: dict[str, list[str]] | None = None) -> str:
     """Rows ``rows`` (positions) of ``cells`` as a JSON array of :class:`PlanCell` objects (NaN and
-    inf become null).
+    inf become null); ``labels`` holds the text columns as lists when the caller keeps them.
 
     Column by column into Python lists, then one call of pydantic's Rust encoder: several times
     faster than converting the frame's (Arrow-backed) text columns and ``DataFrame.to_json``.
     """
+    if labels is None:
+        labels = {c: [str(v) for v in cells[c].tolist()] for c in _CELL_LABELS}
+    picked = rows.tolist()
     columns: list[list] = []
     for col in PlanCell.model_fields:
-        values = cells[col]
-        if col in _CELL_FLOATS:
-            columns.append(values.to_numpy(dtype=float)[rows].tolist())
-        elif col in ("contacts", "holdout_people"):
-            columns.append(values.to_numpy(dtype=np.int64)[rows].tolist())
+        if col in _CELL_LABELS:
+            columns.append([labels[col][i] for i in picked])
+        elif col in _CELL_FLOATS:
+            columns.append(cells[col].to_numpy(dtype=float)[rows].tolist())
         else:
-            columns.append([str(v) for v in values.to_numpy(dtype=object)[rows].tolist()])
+            columns.append(cells[col].to_numpy(dtype=np.int64)[rows].tolist())
     names = list(PlanCell.model_fields)
     return pydantic_core.to_json([dict(zip(names, row)) for row in zip(*columns)], inf_nan_mode="null").decode()
