@@ -343,6 +343,21 @@ def test_channel_minimums_above_budget_are_explained(costs):
     assert info.value.conflicts == list(result.conflicts)
 
 
+def test_a_prepared_plan_moving_between_infeasible_and_feasible_budgets_plans_as_a_fresh_one(costs):
+    from uplift.allocation import prepare_plan
+
+    effects = synthetic_effects(n_segments=30, channels=("meta", "flyer", "linkedin"), seed=11)
+    policy = PlanningPolicy(min_spend={"meta": 800.0, "flyer": 400.0})
+    kept = prepare_plan(effects, costs=costs, policy=policy)
+    for budget in (1_000.0, 1_100.0, 5_000.0, 1_000.0):  # after an infeasible solve, the next starts at phase 1
+        got = kept.plan(budget=budget, references=False)
+        want = prepare_plan(effects, costs=costs, policy=policy).plan(budget=budget, references=False)
+        assert (got.status, got.conflicts) == (want.status, want.conflicts)
+        assert got.status == ("optimal" if budget > 1_200 else "infeasible")
+        np.testing.assert_allclose(got.cells["contacts"], want.cells["contacts"], atol=1)
+        assert got.totals.expected_conversions == pytest.approx(want.totals.expected_conversions, rel=1e-6)
+
+
 def test_floor_against_segment_cap_names_both(costs):
     effects = synthetic_effects(seed=12)
     policy = PlanningPolicy(

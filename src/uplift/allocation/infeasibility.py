@@ -34,9 +34,13 @@ def solve_elastic(
     conflicts : empty when every rule holds, else one message per violated rule (with
         ``explain=False``, a caller that only needs the plan, the bare names of the violated rows).
     """
-    solution = solve_value(problem, objective=objective, budget=budget, base=base, fundable=fundable)
-    if solution.optimal:
-        return solution, []
+    # a conflict the budget does not cause (a reach cap, two rules) outlives a change of budget, so
+    # after an infeasible solve the next one goes straight to phase 1; when the rules hold after
+    # all, phase 1 finds no violation and phase 2 is the plain optimum
+    if not problem.solvers.infeasible:
+        solution = solve_value(problem, objective=objective, budget=budget, base=base, fundable=fundable)
+        if solution.optimal:
+            return solution, []
     weights = _slack_weights(problem, objective, budget)
     phase1 = solve_feasibility(
         problem, objective=objective, budget=budget, base=base, fundable=fundable, weights=weights
@@ -47,6 +51,7 @@ def solve_elastic(
         problem, objective=objective, budget=budget, base=base, fundable=fundable, slack_cap=cap
     )
     relaxed = phase2 if phase2.optimal else phase1
+    problem.solvers.infeasible = bool(violated.any())
     if not violated.any():
         return relaxed, []
     if not explain:

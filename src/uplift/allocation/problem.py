@@ -68,8 +68,9 @@ class Allocation:
 
 
 class SolverCache:
-    """LP solvers kept with a problem between solves (see :mod:`uplift.allocation.solve`) and the
-    budget-independent part of its exploration draws (:mod:`uplift.allocation.explore`); the
+    """LP solvers kept with a problem between solves (see :mod:`uplift.allocation.solve`), the
+    budget-independent part of its exploration draws (:mod:`uplift.allocation.explore`) and
+    whether its rules conflicted at the last solve (:mod:`uplift.allocation.infeasibility`); the
     problem itself stays immutable, the cache only saves work."""
 
     def __init__(self) -> None:
@@ -77,6 +78,7 @@ class SolverCache:
         self.reduced: dict[bytes, object] = {}
         self.systems: dict[tuple[frozenset[str], bool], tuple] = {}
         self.draws: tuple | None = None
+        self.infeasible = False
 
 
 @dataclass(frozen=True)
