@@ -488,6 +488,38 @@ def test_plan_store_keeps_each_body_once_and_returns_plans_as_sent(tmp_path):
     listed, total = store.list(limit=2, offset=0)
     assert total == 3 and [r.id for r in listed] == ["p2", "p1"]
     assert store.get("nope") is None
+    store.close()
+
+
+def test_plan_store_checkpoints_its_log_off_the_request_path(tmp_path):
+    """SQLite's own checkpoint is off (it would run inside a request's commit); the store's thread
+    copies the log into the database, and closing leaves no log behind."""
+    import sqlalchemy as sa
+
+    from uplift.api.planstore import PlanRecord, PlanStore
+
+    path = tmp_path / "plans.db"
+    store = PlanStore(f"sqlite:///{path}")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 0
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+    body = '"cells":"' + "x" * 200_000 + '"'
+    for i in range(3):
+        store.add(PlanRecord(id=f"p{i}", created_at=datetime(2025, 3, 1, tzinfo=UTC), model_name="uplift",
+                             model_version=1, status="optimal", budget=float(i), spend=0.0, expected_conversions=0.0,
+                             request_json="{}", body_json=body[:-2] + f'{i}"'))
+    store.checkpoint()  # what the thread does every second
+    with store.engine.connect() as conn:
+        busy, log_frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        assert busy == 0 and copied == log_frames > 0  # everything in the log is in the database
+    assert store._checkpointer is not None and store._checkpointer.is_alive()
+    store.close()
+    assert not store._checkpointer.is_alive()
+    assert not (tmp_path / "plans.db-wal").exists()
+    fresh = sa.create_engine(f"sqlite:///{path}")
+    with fresh.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from plans")).scalar_one() == 3
+    fresh.dispose()
 
 
 def test_exported_names_exist():
