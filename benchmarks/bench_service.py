@@ -1,6 +1,6 @@
 """Benchmark of the HTTP service: p50 / p99 latency and throughput of ``POST /plans`` and ``POST /scores``.
 
-Run ``.venv/bin/python -m benchmarks.bench_service [--people 40000 --requests 300 --concurrency 4]``.
+Run ``.venv/bin/python -m benchmarks.bench_service [--people 40000 --requests 300 --concurrency 2 4]``.
 
 1. Simulates the default region (6 messages x 3 channels = 18 arms), trains the shipped pooled
    LightGBM spec (2 validation folds) and registers it in a fresh SQLite MLflow store in ``--workdir`` (a temp folder by default), with
@@ -8,7 +8,8 @@ Run ``.venv/bin/python -m benchmarks.bench_service [--people 40000 --requests 30
    gives about 300 segments of at least 50 people at 40,000 residents).
 2. Starts ``uplift serve`` on a free loopback port over that store.
 3. Fires the scenarios from a separate process (this file with ``--load-generator``: asyncio +
-   httpx, ``--concurrency`` requests in flight, bounded by ``--requests`` and ``--time-limit``):
+   httpx, bounded by ``--requests`` and ``--time-limit``; the scenarios with a goal with one request in
+   flight and with each ``--concurrency`` level, default 2 (the cores) and 4, the others at the last):
    plans over ~300 segments x 12 arms (``channels: [meta, flyer]`` of the 18 arms) with a repeated
    body (served from the per-(model version, body) cache), with a fresh budget per request (every
    request solves the LPs, with and without the reference plans; the prepared LP matrices are
@@ -80,7 +81,7 @@ def _load_generator(args: argparse.Namespace) -> int:
     bodies = [line.encode() for line in Path(args.bodies).read_text().splitlines() if line.strip()]
     if not args.url.startswith("http://127.0.0.1:"):
         raise SystemExit("the load generator only talks to loopback")
-    result = asyncio.run(_fire(args.url, bodies, concurrency=args.concurrency, time_limit=args.time_limit))
+    result = asyncio.run(_fire(args.url, bodies, concurrency=args.concurrency[-1], time_limit=args.time_limit))
     print(json.dumps(result))
     return 0
 
@@ -291,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dimensions", nargs="+", default=["age_band", "gender", "neighbourhood"])
     parser.add_argument("--requests", type=int, default=300, help="requests per scenario (at most)")
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[2, 4], help="requests in flight (levels)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per scenario (at most)")
     parser.add_argument("--repeats", type=int, default=5, help="in-process planner timings")
@@ -330,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         rows = []
         for name, path, make_bodies, goal in scenarios:
-            levels = list(dict.fromkeys((1, args.concurrency))) if goal else [args.concurrency]
+            levels = list(dict.fromkeys((1, *args.concurrency))) if goal else [args.concurrency[-1]]
             for run, concurrency in enumerate(levels):
                 result = _run_scenario(base, path, make_bodies(run), concurrency=concurrency,
                                        time_limit=args.time_limit, workdir=workdir)
