@@ -113,7 +113,8 @@ def _one_world(seed: int, settings: DecisionSettings, root: Path, say: Callable[
     report = validate_model(spec, table)
     segment_spec = load_segment_spec(str(root / "features" / "segments.yaml"))
     rows, predictions = report.out_of_sample()
-    segments = build_segment_table(rows, predictions, segment_spec)
+    folds, heldout = report.out_of_sample_folds()
+    segments = build_segment_table(rows, predictions, segment_spec, folds=folds, heldout_fold=heldout)
     estimated = segments[segments["kind"] == "targetable"].reset_index(drop=True)
     true_p = true_outcome_probabilities(rows.frame[["person_id", "wave"]], world.truth, rows.arms,
                                         feature_set.outcome.event)

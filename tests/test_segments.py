@@ -90,10 +90,15 @@ def test_fay_herriot_leans_on_precise_observations_and_on_the_model_otherwise():
 
 
 @pytest.fixture(scope="module")
-def calibrated(strong_table, strong_world):
+def validated(strong_table):
     spec = ModelSpec(name="p", learner="pooled", lightgbm={"n_estimators": 60, "num_leaves": 7, "min_child_samples": 100},
                      cv={"folds": 3, "test_share": 0.25, "seed": 1})
-    report = validate_model(spec, strong_table)
+    return validate_model(spec, strong_table)
+
+
+@pytest.fixture(scope="module")
+def calibrated(validated, strong_world):
+    report = validated
     seg_spec = SegmentSpec(dimensions=("age_band", "gender", "municipality"), min_size=50)
     table, preds = report.out_of_sample()
     segments = build_segment_table(table, preds, seg_spec)
@@ -118,3 +123,94 @@ def test_segment_intervals_cover_the_truth_and_effects_track_it(calibrated):
     # calibrated: the reported effects are not systematically too small or too large
     slope = np.polyfit(merged["effect"], merged["true_effect"], 1)[0]
     assert 0.5 <= slope <= 1.5, slope
+
+
+def _randomised_segments(n_segments: int, rows: int, seed: int):
+    """Rows of ``n_segments`` segments randomised 1:4 to control and arm "a"; rates differ by segment."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.002, 0.03, n_segments)
+    lift = rng.normal(0.004, 0.004, n_segments)
+    groups = np.repeat(np.arange(n_segments), rows)
+    arm = np.where(rng.random(len(groups)) < 0.2, "c", "a").astype(object)
+    p = np.clip(base[groups] + np.where(arm == "a", lift[groups], 0.0), 0, 1)
+    y = (rng.random(len(groups)) < p).astype(float)
+    propensity = pd.DataFrame({"c": np.full(len(groups), 0.2), "a": np.full(len(groups), 0.8)})
+    return groups, arm, y, propensity, np.clip(base + lift, 0, 1) - base
+
+
+def test_segment_rate_variance_is_right_on_average_where_the_floor_overstates_it():
+    from uplift.segments.effects import observed_effects
+
+    groups, arm, y, propensity, lift = _randomised_segments(600, 150, seed=3)
+    base = np.random.default_rng(3).uniform(0.002, 0.03, 600)  # the helper's first draw
+    ratios = {}
+    for variance in ("floored", "segment_rate"):
+        got = observed_effects(groups, 600, y, arm, propensity, "c", ("a",), variance=variance)["a"]
+        treated, control = base + lift, base
+        true_var = treated * (1 - treated) / got["n_treated"] + control * (1 - control) / got["n_control"]
+        ratios[variance] = float(np.mean(got["observed_se"] ** 2) / np.mean(true_var))
+    assert 0.9 <= ratios["segment_rate"] <= 1.15, ratios  # claimed / true sampling variance
+    assert ratios["floored"] > ratios["segment_rate"] + 0.2, ratios  # the max() with the floor over-states it
+    with pytest.raises(ValueError, match="variance"):
+        observed_effects(groups, 600, y, arm, propensity, "c", ("a",), variance="empirical")
+
+
+def test_leak_covariance_finds_a_model_that_learned_the_other_folds_noise():
+    from uplift.segments.effects import leak_covariance
+
+    n_seg = 300
+    groups, arm, y, propensity, lift = _randomised_segments(n_seg, 400, seed=4)
+    folds = np.random.default_rng(5).integers(0, 4, len(groups))  # 0-2 cross-fitted, 3 held out
+    heldout = 3
+
+    def observed(mask):
+        treated = np.bincount(groups[mask & (arm == "a")], weights=y[mask & (arm == "a")], minlength=n_seg)
+        n_t = np.bincount(groups[mask & (arm == "a")], minlength=n_seg)
+        ctrl = np.bincount(groups[mask & (arm == "c")], weights=y[mask & (arm == "c")], minlength=n_seg)
+        n_c = np.bincount(groups[mask & (arm == "c")], minlength=n_seg)
+        return treated / np.maximum(n_t, 1) - ctrl / np.maximum(n_c, 1)
+
+    memorised = np.empty(len(groups))  # each fold's "model": the segment's effect on the folds it saw
+    for k in range(4):
+        seen = (folds != k) & (folds != heldout)
+        memorised[folds == k] = observed(seen)[groups[folds == k]]
+    kwargs = dict(y=y, arm=arm, propensity=propensity, control="c", folds=folds, heldout_fold=heldout)
+    leak = leak_covariance(groups, n_seg, predictions=pd.DataFrame({"a": memorised}), **kwargs)
+    honest = leak_covariance(groups, n_seg, predictions=pd.DataFrame({"a": lift[groups]}), **kwargs)
+    # what the memorising model shares with the full-data observed noise, measured against the truth
+    full = observed(np.ones(len(groups), dtype=bool))
+    model_mean = np.bincount(groups, weights=memorised, minlength=n_seg) / np.bincount(groups, minlength=n_seg)
+    truth = float(np.mean((model_mean - model_mean.mean()) * (full - lift)))
+    assert truth > 0 and 0.5 * truth <= leak <= 1.5 * truth, (leak, truth)
+    assert abs(honest) < 0.25 * leak, (honest, leak)
+
+
+def test_a_kind_with_leak_correction_uses_the_cross_fitting_folds(validated, monkeypatch):
+    import uplift.segments.table as table_module
+
+    table, preds = validated.out_of_sample()
+    folds, heldout = validated.out_of_sample_folds()
+    assert len(folds) == len(table.frame) and heldout == 3 and set(np.unique(folds)) == {0, 1, 2, 3}
+    plain = SegmentSpec(dimensions=("age_band", "gender"), min_size=50)
+    corrected = SegmentSpec.model_validate(
+        {**plain.model_dump(), "effects": {"targetable": {"variance": "segment_rate", "leak_correction": True}}}
+    )
+    base = build_segment_table(table, preds, plain, folds=folds, heldout_fold=heldout)  # no kind asks for it
+    assert base.equals(build_segment_table(table, preds, plain))
+    calls = []
+    real = table_module.segment_effects
+
+    def spy(*args, **kwargs):
+        calls.append((kwargs["variance"], kwargs["folds"] is not None, kwargs["heldout_fold"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(table_module, "segment_effects", spy)
+    fixed = build_segment_table(table, preds, corrected, folds=folds, heldout_fold=heldout)
+    assert calls == [("segment_rate", True, 3)]
+    assert fixed[["segment", "arm", "model"]].equals(base[["segment", "arm", "model"]])
+    assert not np.array_equal(fixed["observed_se"], base["observed_se"])  # the segment-rate variance
+    calls.clear()
+    build_segment_table(table, preds, corrected)
+    assert calls == [("segment_rate", False, None)]  # without folds the correction is skipped
+    with pytest.raises(ValueError, match="folds"):
+        build_segment_table(table, preds, corrected, folds=folds[:-1], heldout_fold=heldout)

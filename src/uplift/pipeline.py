@@ -107,7 +107,10 @@ def train_and_log(
     report = validate_model(spec, table, progress=progress)
     if progress:
         progress("segment effects")
-    segments = build_segment_table(*report.out_of_sample(), segment_spec) if set(segment_spec.dimensions) <= _columns(table) else None
+    segments = None
+    if set(segment_spec.dimensions) <= _columns(table):
+        folds, heldout = report.out_of_sample_folds()
+        segments = build_segment_table(*report.out_of_sample(), segment_spec, folds=folds, heldout_fold=heldout)
     extra_metrics: dict[str, float] = {}
     extra_tables: dict[str, pd.DataFrame] = {}
     recovery = policies = None

@@ -45,6 +45,8 @@ class ValidationReport:
     test_metrics: pd.DataFrame
     shrinkage: ShrinkageChoice
     policies: pd.DataFrame
+    folds: np.ndarray = field(repr=False)
+    """The cross-fitting fold of every training row (0..K-1)."""
 
     def out_of_sample(self) -> tuple[TrainingTable, pd.DataFrame]:
         """Every row with a prediction from a model that never saw it: cross-fitted on the training
@@ -56,6 +58,16 @@ class ValidationReport:
         )
         preds = pd.concat([self.oof, self.test_predictions], ignore_index=True)
         return table, preds
+
+    def out_of_sample_folds(self) -> tuple[np.ndarray, int]:
+        """Per row of :meth:`out_of_sample`, the fold whose model predicted it, and the held-out fold.
+
+        Training rows carry their cross-fitting fold ``0..K-1`` (fold ``k``'s model saw every other
+        training fold); the held-out rows carry ``K``, predicted by the final model, which saw
+        every training fold and no held-out row.
+        """
+        heldout = self.spec.cv.folds
+        return np.concatenate([self.folds, np.full(len(self.test.frame), heldout)]), heldout
 
     def summary_metrics(self) -> dict[str, float]:
         """Flat scalar metrics (means over arms and policy values) for tracking and the promotion gate."""
@@ -173,4 +185,5 @@ def validate_model(spec: ModelSpec, table: TrainingTable, *, progress: Progress 
         test_metrics=test_metrics,
         shrinkage=choice,
         policies=policies,
+        folds=folds,
     )

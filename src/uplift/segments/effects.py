@@ -13,6 +13,18 @@ For segment s and arm a:
   around the corrected model (method of moments). Large segments get their observed difference,
   small ones the model: on randomised data the reported effect matches the observed arm-vs-holdout
   difference wherever the data can tell.
+
+Two refinements, chosen per segment kind in the segment spec (``effects:``):
+- ``variance: segment_rate``: the binomial variance at the segment's own outcome rate (over all
+  its rows, shrunk towards the kind's rate by 200 pseudo-rows) instead of the empirical variance
+  floored at the kind's pooled rate. The floor is taken as a maximum, which over-states the noise
+  of cells whose rate is below the pooled one; the segment's own rate is right on average.
+- ``leak_correction``: each fold's model was trained on the *other* folds' rows of the same
+  segment, so a large segment's model mean has learned part of its observed effect's noise and
+  the two are correlated; the residual of the observed effect around the calibrated model then
+  under-states the spread of the truth around it and the intervals come out too narrow. The
+  covariance is estimated from the folds (:func:`leak_covariance`) and taken out of the
+  calibration, the spread ``A`` and the interval.
 """
 
 from __future__ import annotations
@@ -20,7 +32,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["observed_effects", "segment_effects", "fay_herriot"]
+__all__ = ["observed_effects", "segment_effects", "fay_herriot", "leak_covariance"]
+
+_RATE_PSEUDO_ROWS = 200.0
+"""Rows of the kind's pooled rate added to a segment's own when its binomial variance is used."""
 
 
 def _hajek(groups: np.ndarray, y: np.ndarray, w: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -43,25 +58,53 @@ def _hajek(groups: np.ndarray, y: np.ndarray, w: np.ndarray, n_groups: int) -> t
     return mean, np.maximum(var, floor), n
 
 
+def _segment_rate_variance(groups: np.ndarray, w: np.ndarray, rate: np.ndarray, n_groups: int) -> np.ndarray:
+    """Binomial variance of a weighted group mean at the group's ``rate``: ``r(1 - r) sum(w^2) / sum(w)^2``."""
+    sw = np.bincount(groups, weights=w, minlength=n_groups)
+    sw2 = np.bincount(groups, weights=w**2, minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return rate * (1 - rate) * sw2 / sw**2
+
+
 def observed_effects(
-    groups: np.ndarray, n_groups: int, y: np.ndarray, arm: np.ndarray, propensity: pd.DataFrame, control: str, arms: tuple[str, ...]
+    groups: np.ndarray, n_groups: int, y: np.ndarray, arm: np.ndarray, propensity: pd.DataFrame, control: str,
+    arms: tuple[str, ...], *, variance: str = "floored",
 ) -> dict[str, pd.DataFrame]:
-    """Per arm: a frame indexed 0..n_groups-1 with observed effect, its se, base rate, treated and control rows."""
+    """Per arm: a frame indexed 0..n_groups-1 with observed effect, its se, base rate, treated and control rows.
+
+    ``variance`` is ``"floored"`` (empirical, floored by the binomial variance at the pooled rate)
+    or ``"segment_rate"`` (binomial at the segment's own rate over all its rows, shrunk towards
+    the pooled rate); see the module docstring.
+    """
     own = propensity.to_numpy(float)[np.arange(len(arm)), propensity.columns.get_indexer(arm)]
     w = 1.0 / own
+    if variance not in ("floored", "segment_rate"):
+        raise ValueError(f"variance: expected 'floored' or 'segment_rate', got {variance!r}")
+    rate = None
+    if variance == "segment_rate":
+        pooled = float(np.mean(y)) if len(y) else 0.0
+        events = np.bincount(groups, weights=y, minlength=n_groups)
+        rows = np.bincount(groups, minlength=n_groups)
+        rate = (events + _RATE_PSEUDO_ROWS * pooled) / (rows + _RATE_PSEUDO_ROWS)
     c = arm == control
     base, base_var, n_c = _hajek(groups[c], y[c], w[c], n_groups)
+    if rate is not None:
+        base_var = _segment_rate_variance(groups[c], w[c], rate, n_groups)
     out = {}
     for a in arms:
         m = arm == a
         mean, var, n_t = _hajek(groups[m], y[m], w[m], n_groups)
+        if rate is not None:
+            var = _segment_rate_variance(groups[m], w[m], rate, n_groups)
         out[a] = pd.DataFrame(
             {"observed": mean - base, "observed_se": np.sqrt(var + base_var), "base_rate": base, "n_treated": n_t, "n_control": n_c}
         )
     return out
 
 
-def fay_herriot(observed: np.ndarray, se: np.ndarray, model: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float], float]:
+def fay_herriot(
+    observed: np.ndarray, se: np.ndarray, model: np.ndarray, *, leak: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float], float]:
     """Combine observed effects (with standard errors) and model estimates, segment by segment.
 
     The prior is a linear calibration of the model, ``alpha + beta * model``, fitted to the
@@ -69,6 +112,12 @@ def fay_herriot(observed: np.ndarray, se: np.ndarray, model: np.ndarray) -> tupl
     regularisation both shifts and compresses its effects, and the calibration undoes both. ``A``,
     the variance of the true effects around the calibrated model, is estimated by the method of
     moments; the two are iterated a few times.
+
+    ``leak`` is the mean covariance between the model's estimate and the observed effect's noise
+    over the segments (:func:`leak_covariance`; 0 when they are independent), spread over the
+    segments in proportion to their noise variance: it is taken out of the calibration's
+    covariance, added back to the residual's expected square (``E r^2 = A + se^2 - 2 beta c``) and
+    to the combined effect's variance (``+ 2 gamma (1 - gamma) beta c``).
 
     Returns the combined effect, its standard deviation, the calibration ``(alpha, beta)`` and ``A``.
     Segments without an observed effect (no treated or no control rows) get the calibrated model
@@ -78,15 +127,22 @@ def fay_herriot(observed: np.ndarray, se: np.ndarray, model: np.ndarray) -> tupl
     if ok.sum() < 3:
         return model.copy(), np.full(len(model), np.nan), (0.0, 1.0), float("nan")
     v, o, m = se[ok] ** 2, observed[ok], model[ok]
+    c = max(float(leak), 0.0) * v / float(np.mean(v))  # per segment, proportional to its noise
     A = 0.0
     alpha, beta = 0.0, 1.0
-    for _ in range(5):
+    for _ in range(5 if leak <= 0 else 10):
         w = 1.0 / (v + A)
-        X = np.column_stack([np.ones_like(m), m])
-        alpha, beta = np.linalg.lstsq(X * np.sqrt(w)[:, None], o * np.sqrt(w), rcond=None)[0]
-        beta = float(np.clip(beta, 0.0, 5.0))  # a calibration never reverses the model's ranking
+        if leak <= 0:
+            X = np.column_stack([np.ones_like(m), m])
+            alpha, beta = np.linalg.lstsq(X * np.sqrt(w)[:, None], o * np.sqrt(w), rcond=None)[0]
+            beta = float(np.clip(beta, 0.0, 5.0))  # a calibration never reverses the model's ranking
+        else:  # the weighted least-squares line with the leak taken out of the covariance
+            mw, ow = np.average(m, weights=w), np.average(o, weights=w)
+            cov = np.average((m - mw) * (o - ow), weights=w) - np.average(c, weights=w)
+            beta = float(np.clip(cov / max(np.average((m - mw) ** 2, weights=w), 1e-300), 0.0, 5.0))
+            alpha = ow - beta * mw
         resid = o - (alpha + beta * m)
-        A = float(max(np.mean(resid**2 - v), 0.0))
+        A = float(max(np.mean(resid**2 - v + 2 * beta * c), 0.0))
     # keep A away from 0 so that no segment's interval collapses onto the model alone
     A = max(A, 0.05 * float(np.median(v)))
     prior = alpha + beta * model
@@ -95,8 +151,63 @@ def fay_herriot(observed: np.ndarray, se: np.ndarray, model: np.ndarray) -> tupl
     effect = prior.copy()
     effect[ok] = gamma[ok] * observed[ok] + (1 - gamma[ok]) * prior[ok]
     sd = np.full(len(model), np.sqrt(A))
-    sd[ok] = np.sqrt(gamma[ok] * v)
+    sd[ok] = np.sqrt(gamma[ok] * v + 2 * gamma[ok] * (1 - gamma[ok]) * beta * c)
     return effect, sd, (float(alpha), float(beta)), A
+
+
+def _cells(groups, n_groups, y, arm, propensity, predictions, control, variance) -> pd.DataFrame:
+    """Long frame (group, arm): observed effect and its se, model mean, row counts."""
+    arms = tuple(predictions.columns)
+    observed = observed_effects(groups, n_groups, y, arm, propensity, control, arms, variance=variance)
+    counts = np.bincount(groups, minlength=n_groups)
+    parts = []
+    for a in arms:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            model = np.bincount(groups, weights=predictions[a].to_numpy(float), minlength=n_groups) / counts
+        parts.append(observed[a].assign(group=np.arange(n_groups), arm=a, model=model, rows=counts))
+    return pd.concat(parts, ignore_index=True)
+
+
+def leak_covariance(
+    groups: np.ndarray,
+    n_groups: int,
+    *,
+    y: np.ndarray,
+    arm: np.ndarray,
+    propensity: pd.DataFrame,
+    predictions: pd.DataFrame,
+    control: str,
+    folds: np.ndarray,
+    heldout_fold: int | None,
+    variance: str = "floored",
+) -> float:
+    """Mean over the segments x arms of ``E[model x observed noise]`` of the full-data estimates.
+
+    Rows are predicted fold by fold (``folds``): the model of fold ``k`` saw every fold but ``k``
+    and ``heldout_fold`` (the held-out rows, predicted by a model that saw every other fold). For a
+    segment, fold ``k``'s model mean ``m_k`` is independent of fold ``k``'s observed effect ``o_k``
+    but has learned part of fold ``j``'s noise when it saw fold ``j``; across segments
+    ``mean(m_k (o_j - o_k))`` estimates that covariance (the true effects cancel). The full-data
+    estimates are row-weighted means over the folds, so the result weights each pair ``(k, j)``
+    by the two folds' shares of the rows.
+    """
+    ids = np.unique(folds)
+    share = np.array([np.mean(folds == k) for k in ids])
+    per = {}
+    for k in ids:
+        rows = np.flatnonzero(folds == k)
+        per[k] = _cells(groups[rows], n_groups, y[rows], arm[rows], propensity.iloc[rows].reset_index(drop=True),
+                        predictions.iloc[rows].reset_index(drop=True), control, variance)
+    total = 0.0
+    for a, k in enumerate(ids):
+        for b, j in enumerate(ids):
+            if j == k or j == heldout_fold:
+                continue  # no model saw its own fold or the held-out rows
+            m_k, o_k, o_j = (per[k]["model"].to_numpy(), per[k]["observed"].to_numpy(), per[j]["observed"].to_numpy())
+            good = np.isfinite(m_k) & np.isfinite(o_k) & np.isfinite(o_j)
+            if good.any():
+                total += share[a] * share[b] * float(np.mean(m_k[good] * (o_j[good] - o_k[good])))
+    return total
 
 
 def segment_effects(
@@ -108,18 +219,24 @@ def segment_effects(
     propensity: pd.DataFrame,
     predictions: pd.DataFrame,
     control: str,
+    variance: str = "floored",
+    folds: np.ndarray | None = None,
+    heldout_fold: int | None = None,
 ) -> pd.DataFrame:
-    """Long frame (group, arm) with observed, model and calibrated effects (``effect``, ``effect_sd``)."""
-    arms = tuple(predictions.columns)
-    observed = observed_effects(groups, n_groups, y, arm, propensity, control, arms)
-    counts = np.bincount(groups, minlength=n_groups)
-    parts = []
-    for a in arms:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            model = np.bincount(groups, weights=predictions[a].to_numpy(float), minlength=n_groups) / counts
-        parts.append(observed[a].assign(group=np.arange(n_groups), arm=a, model=model))
-    out = pd.concat(parts, ignore_index=True)
+    """Long frame (group, arm) with observed, model and calibrated effects (``effect``, ``effect_sd``).
+
+    ``variance`` as in :func:`observed_effects`; with ``folds`` (the cross-fitting fold that
+    predicted each row, ``heldout_fold`` the rows no model saw) the model-noise covariance
+    (:func:`leak_covariance`) is taken out of the calibration, else it is taken as 0.
+    """
+    out = _cells(groups, n_groups, y, arm, propensity, predictions, control, variance).drop(columns="rows")
+    leak = 0.0
+    if folds is not None:
+        leak = leak_covariance(groups, n_groups, y=y, arm=arm, propensity=propensity, predictions=predictions,
+                               control=control, folds=np.asarray(folds), heldout_fold=heldout_fold, variance=variance)
     # one calibration over all arms: the bias and the spread of the truth around the model are
     # properties of the learner, and pooling the arms' segments estimates them far less noisily
-    effect, sd, (alpha, beta), _ = fay_herriot(out["observed"].to_numpy(), out["observed_se"].to_numpy(), out["model"].to_numpy())
-    return out.assign(effect=effect, effect_sd=sd, calibration_alpha=alpha, calibration_beta=beta)
+    effect, sd, (alpha, beta), _ = fay_herriot(
+        out["observed"].to_numpy(), out["observed_se"].to_numpy(), out["model"].to_numpy(), leak=leak
+    )
+    return out.assign(effect=effect, effect_sd=sd, calibration_alpha=alpha, calibration_beta=beta, calibration_leak=leak)

@@ -48,7 +48,12 @@ def segment_members(frame: pd.DataFrame, spec: SegmentSpec) -> pd.DataFrame:
 
 
 def build_segment_table(
-    table: TrainingTable, predictions: pd.DataFrame, spec: SegmentSpec
+    table: TrainingTable,
+    predictions: pd.DataFrame,
+    spec: SegmentSpec,
+    *,
+    folds: np.ndarray | None = None,
+    heldout_fold: int | None = None,
 ) -> pd.DataFrame:
     """Per segment (targetable cells and personas) and treatment arm: size, base rate, calibrated effect.
 
@@ -56,8 +61,14 @@ def build_segment_table(
     ----------
     table : the rows the predictions belong to (same order).
     predictions : out-of-sample predicted uplift, one column per treatment arm.
-    spec : dimensions, persona rules, anonymity floor and interval level.
+    spec : dimensions, persona rules, anonymity floor, interval level and, per kind, how effects
+        are estimated (``spec.effects``).
+    folds, heldout_fold : per row, the cross-fitting fold whose model predicted it, and the fold no
+        model saw (:meth:`uplift.modeling.validation.ValidationReport.out_of_sample_folds`); needed
+        by a kind with ``leak_correction``, which is skipped without them.
     """
+    if folds is not None and len(folds) != len(table.frame):
+        raise ValueError(f"folds: expected one fold per row ({len(table.frame)}), got {len(folds)}")
     f = table.frame
     members = segment_members(f, spec)
     z = float(norm.ppf(0.5 + spec.interval / 2))
@@ -68,6 +79,8 @@ def build_segment_table(
             continue
         groups, names = pd.factorize(labels[shown], sort=True)
         names = np.asarray(names, dtype=object)
+        method = spec.effect_method(kind)
+        use_folds = method.leak_correction and folds is not None
         eff = segment_effects(
             groups,
             len(names),
@@ -76,6 +89,9 @@ def build_segment_table(
             propensity=table.propensity().iloc[np.flatnonzero(shown)].reset_index(drop=True),
             predictions=predictions.iloc[np.flatnonzero(shown)].reset_index(drop=True),
             control=table.control,
+            variance=method.variance,
+            folds=np.asarray(folds)[shown] if use_folds else None,
+            heldout_fold=heldout_fold,
         )
         size = pd.Series(f["person_id"].to_numpy()[shown]).groupby(groups).nunique().reindex(range(len(names))).to_numpy()
         rows = np.bincount(groups, minlength=len(names))

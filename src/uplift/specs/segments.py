@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator, model_validator
 
 from uplift.specs import Spec
 from uplift.specs.region import Condition
 
-__all__ = ["PersonaRule", "SegmentSpec", "TARGETABLE_DIMENSIONS"]
+__all__ = ["EffectMethod", "PersonaRule", "SegmentSpec", "TARGETABLE_DIMENSIONS"]
 
 TARGETABLE_DIMENSIONS = ("age_band", "gender", "municipality", "neighbourhood")
 """What an ad platform or a flyer round can target: age band, gender, place."""
@@ -28,6 +30,17 @@ class PersonaRule(Spec):
         return v
 
 
+class EffectMethod(Spec):
+    """How one segment kind's effects are estimated (see :mod:`uplift.segments.effects`)."""
+
+    variance: Literal["floored", "segment_rate"] = "floored"
+    """The observed effects' variance: empirical floored at the pooled rate's binomial variance
+    (conservative in small cells), or binomial at the segment's own rate (right on average)."""
+    leak_correction: bool = False
+    """Take the covariance between the cross-fitted model and the observed noise out of the
+    calibration and the intervals (needs the cross-fitting folds)."""
+
+
 class SegmentSpec(Spec):
     """How the audience is cut into segments and how effects per segment are reported."""
 
@@ -38,6 +51,14 @@ class SegmentSpec(Spec):
     """Cells with fewer people are merged into an 'other' cell of their parent; still too small: suppressed."""
     interval: float = Field(0.8, gt=0, lt=1)
     personas: tuple[PersonaRule, ...] = ()
+    effects: dict[Literal["targetable", "persona"], EffectMethod] = Field(
+        default_factory=lambda: {"targetable": EffectMethod(), "persona": EffectMethod()}
+    )
+    """Per segment kind, how its effects are estimated; a kind not named uses the defaults."""
+
+    def effect_method(self, kind: str) -> EffectMethod:
+        """The estimation settings of segment ``kind``."""
+        return self.effects.get(kind, EffectMethod())
 
     @field_validator("dimensions")
     @classmethod
