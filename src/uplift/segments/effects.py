@@ -18,7 +18,7 @@ Two refinements, chosen per segment kind in the segment spec (``effects:``):
 - ``variance: segment_rate``: the binomial variance at the segment's own outcome rate (over all
   its rows, shrunk towards the kind's rate by 200 pseudo-rows) instead of the empirical variance
   floored at the kind's pooled rate. The floor is taken as a maximum, which over-states the noise
-  of cells whose rate is below the pooled one; the segment's own rate is right on average.
+  of cells whose rate is below the pooled one; the segment's own rate is about right on average.
 - ``leak_correction``: each fold's model was trained on the *other* folds' rows of the same
   segment, so a large segment's model mean has learned part of its observed effect's noise and
   the two are correlated; the residual of the observed effect around the calibrated model then

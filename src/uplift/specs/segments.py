@@ -35,7 +35,7 @@ class EffectMethod(Spec):
 
     variance: Literal["floored", "segment_rate"] = "floored"
     """The observed effects' variance: empirical floored at the pooled rate's binomial variance
-    (conservative in small cells), or binomial at the segment's own rate (right on average)."""
+    (conservative in small cells), or binomial at the segment's own rate (about right on average)."""
     leak_correction: bool = False
     """Take the covariance between the cross-fitted model and the observed noise out of the
     calibration and the intervals (needs the cross-fitting folds)."""
