@@ -41,6 +41,14 @@ class EffectMethod(Spec):
     calibration and the intervals (needs the cross-fitting folds)."""
 
 
+_DEFAULT_EFFECTS = {
+    "targetable": EffectMethod(),
+    "persona": EffectMethod(variance="segment_rate", leak_correction=True),
+}
+"""What the decision benchmark supports (docs/benchmarks.md): personas are large segments whose
+cross-fitted model mean learns their noise; targetable cells plan better with the conservative estimate."""
+
+
 class SegmentSpec(Spec):
     """How the audience is cut into segments and how effects per segment are reported."""
 
@@ -51,14 +59,12 @@ class SegmentSpec(Spec):
     """Cells with fewer people are merged into an 'other' cell of their parent; still too small: suppressed."""
     interval: float = Field(0.8, gt=0, lt=1)
     personas: tuple[PersonaRule, ...] = ()
-    effects: dict[Literal["targetable", "persona"], EffectMethod] = Field(
-        default_factory=lambda: {"targetable": EffectMethod(), "persona": EffectMethod()}
-    )
-    """Per segment kind, how its effects are estimated; a kind not named uses the defaults."""
+    effects: dict[Literal["targetable", "persona"], EffectMethod] = Field(default_factory=lambda: dict(_DEFAULT_EFFECTS))
+    """Per segment kind, how its effects are estimated; a kind not named keeps its default."""
 
     def effect_method(self, kind: str) -> EffectMethod:
         """The estimation settings of segment ``kind``."""
-        return self.effects.get(kind, EffectMethod())
+        return self.effects.get(kind, _DEFAULT_EFFECTS.get(kind, EffectMethod()))
 
     @field_validator("dimensions")
     @classmethod
