@@ -552,3 +552,31 @@ def test_plan_cells_json_is_the_schema_with_null_for_non_finite_numbers():
     assert cells[0]["contacts"] == 10 and isinstance(cells[0]["contacts"], int)
     assert cells[0]["expected_conversions"] == 0.1234567890123456789  # no precision lost
     assert cells[1]["cost_per_conversion"] is None and cells[0]["marginal_cost"] is None
+
+
+@pytest.mark.parametrize(
+    ("row", "bad"),
+    [
+        ({"age": True}, ("age", "expected a finite number or null, got True")),
+        ({"age": float("inf")}, ("age", "expected a finite number or null, got inf")),
+        ({"age": 10**400}, ("age", "expected a finite number or null")),
+        ({"age": "47"}, ("age", "expected a finite number or null, got '47'")),
+        ({"gender": 3}, ("gender", "expected text or null, got 3")),
+        ({"gender": {"a": 1}}, ("gender", "expected text or null")),
+    ],
+)
+def test_score_rows_name_the_first_bad_row_and_column(row, bad):
+    from uplift.api.handlers import RequestFieldError
+    from uplift.api.scoring import rows_to_frame
+
+    features = (("age", "numeric"), ("gender", "categorical"))
+    good = {"age": 47, "gender": "female"}
+    rows = [good, {**good, "age": None, "gender": None}, {**good, **row}, {**good, **row}]
+    with pytest.raises(RequestFieldError) as info:
+        rows_to_frame(rows, features)
+    column, message = bad
+    assert info.value.loc == ("body", "rows", 2, column)
+    assert str(info.value).startswith(f"row 2, column {column!r}: {message}")
+    frame = rows_to_frame(rows[:2], features)  # nulls are missing values, ints are floats
+    assert frame["age"].tolist()[0] == 47.0 and np.isnan(frame["age"].tolist()[1])
+    assert frame["gender"].tolist()[0] == "female" and frame["gender"].dtype == object and pd.isna(frame["gender"][1])

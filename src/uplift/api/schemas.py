@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 __all__ = [
     "ErrorBody",
@@ -249,7 +249,10 @@ class PlanList(_Out):
     items: list[PlanSummary] = Field(description="newest first")
 
 
-FeatureValue = str | float | int | bool | None
+FeatureValue = Annotated[Any, WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]})]
+"""A feature value as documented: text, number, boolean or null. Parsed as any JSON value; the
+service's row check (``uplift.api.scoring.rows_to_frame``) types every feature column and names
+the first bad row and column (422), so values are not checked twice."""
 
 
 class ScoreRequest(_In):

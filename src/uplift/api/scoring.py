@@ -30,28 +30,60 @@ def rows_to_frame(rows: list[dict], features: tuple[tuple[str, str], ...]) -> pd
                 f"row {i}: missing feature column(s) {missing} (see GET /model for the columns)",
                 ("body", "rows", i, missing[0]), "missing",
             )
-    data: dict[str, np.ndarray] = {}
+    data: dict[str, np.ndarray | pd.Series] = {}
     for name, kind in features:
         values = [row[name] for row in rows]
+        kinds = set(map(type, values))
         if kind == "numeric":
-            for i, v in enumerate(values):
-                if v is not None and (type(v) not in (int, float) or not math.isfinite(v)):
-                    raise RequestFieldError(
-                        f"row {i}, column {name!r}: expected a finite number or null, got {v!r}",
-                        ("body", "rows", i, name), "float_type",
-                    )
-            data[name] = np.array([np.nan if v is None else v for v in values], dtype=float)
+            column = _numbers(values, kinds) if kinds <= _NUMBER_TYPES else None
+            if column is None:  # something is not a finite number: find and name the first such row
+                _raise_first_bad(name, values, numeric=True)
+            data[name] = column
         else:
-            for i, v in enumerate(values):
-                if v is not None and type(v) is not str:
-                    raise RequestFieldError(
-                        f"row {i}, column {name!r}: expected text or null, got {v!r}",
-                        ("body", "rows", i, name), "string_type",
-                    )
+            if not kinds <= _TEXT_TYPES:
+                _raise_first_bad(name, values, numeric=False)
             column = np.empty(len(values), dtype=object)
-            column[:] = [np.nan if v is None else v for v in values]
+            column[:] = [np.nan if v is None else v for v in values] if type(None) in kinds else values
             data[name] = pd.Series(column, dtype=object)  # object, as the model's check types text
     return pd.DataFrame(data)
+
+
+_NUMBER_TYPES = {int, float, type(None)}
+_TEXT_TYPES = {str, type(None)}
+
+
+def _numbers(values: list, kinds: set[type]) -> np.ndarray | None:
+    """``values`` (ints, floats, None) as float64 with None as NaN; None if one is not finite."""
+    try:
+        column = np.array([np.nan if v is None else v for v in values] if type(None) in kinds else values, dtype=float)
+    except OverflowError:  # an integer beyond float range
+        return None
+    given = np.array([v is not None for v in values]) if type(None) in kinds else slice(None)
+    return column if np.isfinite(column[given]).all() else None
+
+
+def _raise_first_bad(name: str, values: list, *, numeric: bool) -> None:
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        if numeric:
+            finite = type(v) in (int, float)
+            if finite:
+                try:
+                    finite = math.isfinite(v)
+                except OverflowError:
+                    finite = False
+            if not finite:
+                raise RequestFieldError(
+                    f"row {i}, column {name!r}: expected a finite number or null, got {v!r}",
+                    ("body", "rows", i, name), "float_type",
+                )
+        elif type(v) is not str:
+            raise RequestFieldError(
+                f"row {i}, column {name!r}: expected text or null, got {v!r}",
+                ("body", "rows", i, name), "string_type",
+            )
+    raise AssertionError(f"column {name!r}: no bad value found")  # unreachable: the caller saw one
 
 
 def score_rows(bundle: ModelBundle, frame: pd.DataFrame, *, shrunk: bool) -> dict:
