@@ -114,9 +114,10 @@ def cell_figures(problem: Problem, *, total: Allocation, explored: Allocation | 
     policy = problem.policy
     explored = explored if explored is not None else Allocation.empty(problem)
     x = np.maximum(total.x, 0.0)
-    contacts = _keep_floors(problem, x, np.floor(x + 1e-6), _attribute(problem, total))
+    lp_spend = _attribute(problem, total)
+    contacts = _keep_floors(problem, x, np.floor(x + 1e-6), lp_spend)
     scale = np.divide(contacts, x, out=np.zeros_like(x), where=x > 0)
-    spend = _attribute(problem, total) * scale
+    spend = lp_spend * scale
     exploration = np.minimum(_attribute(problem, explored) * scale, spend)
     conv = problem.effect * contacts
     half = interval_z(policy.interval) * problem.effect_sd * contacts
@@ -152,6 +153,7 @@ def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend
     in_any = problem.floor_cells.any(axis=0)
     rate = np.divide(problem.effect, price, out=np.zeros_like(price), where=price > 0)
     contacts = contacts.copy()
+    order = np.lexsort((rate, in_any))  # outside every floor first, then the weakest
 
     def value(kind: str, c: np.ndarray) -> np.ndarray:
         return price * c if kind == "spend_share" else problem.effect * c
@@ -168,7 +170,6 @@ def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend
             if gap <= 1e-12 * max(after.sum(), 1.0):
                 continue
             need = gap / share  # the total must come down by this much from outside the floor
-            order = np.lexsort((rate, in_any))  # outside every floor first, then the weakest
             for c in order:
                 if need <= 0:
                     break

@@ -164,7 +164,7 @@ def _run_priced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, rank: np.ndarray)
             dual = dual + a_ub_x @ res.ineqlin.marginals
         return fundable & ~active & (c[:n] - dual < -_PRICING_TOL)
 
-    res = _run_reduced(problem, c, a_ub, b_ub, a_eq, bounds, active)
+    res = _run_reduced(problem, c, a_ub, b_ub, a_eq, bounds, active, a_eq_x=a_eq_x, a_ub_x=a_ub_x)
     if res is not None and res.status == _INFEASIBLE:
         return res
     if res is not None:
@@ -187,7 +187,7 @@ def _run_priced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, rank: np.ndarray)
     return _run(c, a_ub, b_ub, a_eq, bounds)
 
 
-def _run_reduced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, active: np.ndarray):
+def _run_reduced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, active: np.ndarray, *, a_eq_x, a_ub_x):
     """The LP with at most one open cell per group, its contacts substituted by the group's tiers.
 
     With one cell ``a`` open in group ``g``, ``x[a] = sum(y of g)``, so ``x = P y`` and the LP over
@@ -197,6 +197,8 @@ def _run_reduced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, active: np.ndarr
     row's dual is the one that makes the open cell's reduced cost 0). When the reduced LP is
     infeasible and the policy has no conversion floor, the full LP is infeasible too and that is
     returned; otherwise None when it is not optimal (the caller then solves the full LP).
+    ``a_eq_x`` and ``a_ub_x`` are the cells' columns of ``a_eq`` and ``a_ub``, transposed (the
+    caller's, for its pricing; ``a_ub_x`` None without rows).
     """
     n, m = problem.n, problem.m
     n_grp = len(problem.grp_seg)
@@ -204,7 +206,6 @@ def _run_reduced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, active: np.ndarr
     open_cell[problem.grp[active]] = np.flatnonzero(active)
     tier_open = open_cell[problem.tier_grp]
     has = tier_open >= 0
-    a_eq_rest = a_eq[n_grp:]
     bounds_red = bounds[n:].copy()
     bounds_red[:m, 1] = np.where(has, bounds_red[:m, 1], 0.0)
     key = _structure_key(active, c, a_ub, a_eq)
@@ -229,9 +230,9 @@ def _run_reduced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, active: np.ndarr
     x[open_cell[open_cell >= 0]] = contacts[open_cell >= 0]
     eq_rest, ub = res.eq_duals, res.ub_duals
     # balance-row duals: the open cell's reduced cost is 0
-    dual_open = a_eq_rest[:, :n].T @ eq_rest
-    if a_ub.shape[0]:
-        dual_open = dual_open + a_ub[:, :n].T @ ub
+    dual_open = a_eq_x[:, n_grp:] @ eq_rest
+    if a_ub_x is not None:
+        dual_open = dual_open + a_ub_x @ ub
     balance = np.zeros(n_grp)
     opened = open_cell >= 0
     balance[opened] = (c[:n] - dual_open)[open_cell[opened]]
