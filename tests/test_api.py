@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -253,6 +254,24 @@ def test_bad_rows_are_422_with_row_and_column(api, strong_table):
     assert api.post("/scores", json={"rows": []}).status_code == 422
 
 
+def test_request_threads_answer_as_the_compute_processes(api, store, strong_table):
+    """``compute_processes: 0`` (scores and new plans in the request's thread) answers exactly as the
+    shared server's compute processes do."""
+    rows = _rows(strong_table, 25, start=100)
+    plan_body = {"budget": 2500.0, "policy": {"holdout_share": 0.12}}
+    pooled_scores = api.post("/scores", json={"rows": rows}).json()
+    pooled_plan = api.post("/plans", json=plan_body).json()
+    with running_server(store, compute_processes=0, plans_db_url=f"sqlite:///{store / 'in-thread-plans.db'}",
+                        **SHARED_SETTINGS) as base:
+        with httpx.Client(base_url=base, headers=AUTH, timeout=30) as client:
+            assert client.get("/health").json()["compute_processes"] == 0
+            assert api.get("/health").json()["compute_processes"] == (os.cpu_count() or 1)
+            assert client.post("/scores", json={"rows": rows}).json() == pooled_scores
+            plan = client.post("/plans", json=plan_body).json()
+    same = ("status", "conflicts", "notes", "totals", "references", "cells")
+    assert {k: plan[k] for k in same} == {k: pooled_plan[k] for k in same}
+
+
 def test_row_limit_and_body_limit(api, strong_table):
     rows = _rows(strong_table, 1)
     too_many = api.post("/scores", json={"rows": rows * (MAX_ROWS + 1)})
@@ -402,6 +421,28 @@ def test_model_store_keeps_the_last_good_bundle():
     state["target"] = "4"
     assert store.refresh().status == "ok" and store.bundle.version == 4
     assert loads == ["1", "3", "4"]
+
+
+def test_model_store_retires_the_swapped_bundle_only():
+    from uplift.api.modelstore import ModelStore
+
+    state = {"target": "1"}
+    retired: list[int] = []
+
+    def load(version: str):
+        if version == "3":
+            raise OSError("broken")
+        return _bundle(int(version))
+
+    store = ModelStore(resolve=lambda: state["target"], load=load, poll_seconds=3600,
+                       retire=lambda b: retired.append(b.version))
+    store.refresh()
+    state["target"] = "3"
+    store.refresh()  # a broken version retires nothing
+    state["target"] = "2"
+    store.refresh()
+    store.refresh()  # no move, no retirement
+    assert retired == [1] and store.bundle.version == 2
 
 
 def test_model_store_without_any_model_reports_why():

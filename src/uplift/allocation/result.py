@@ -105,8 +105,8 @@ def plan_cells(problem: Problem, *, total: Allocation, explored: Allocation | No
     explored : the exploration part (None: no exploration).
     """
     frame = problem.frame
-    labels = {c: frame[c].to_numpy() for c in ("segment", "arm", "message", "channel")}
-    return pd.DataFrame({**labels, **cell_figures(problem, total=total, explored=explored)})
+    labels = {c: frame[c] for c in ("segment", "arm", "message", "channel")}  # Series as stored: no text re-inference
+    return pd.DataFrame({**labels, **cell_figures(problem, total=total, explored=explored)}, index=frame.index)
 
 
 def cell_figures(problem: Problem, *, total: Allocation, explored: Allocation | None = None) -> dict[str, np.ndarray]:

@@ -14,7 +14,7 @@ from uplift.api.limits import BodySizeLimit
 from uplift.api.settings import ServiceSettings
 from uplift.errors import SpecError
 
-__all__ = ["app_from_environment", "create_app"]
+__all__ = ["app_from_environment", "create_app", "with_compute_pool"]
 
 log = logging.getLogger("uplift.api")
 
@@ -49,10 +49,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     mlflow.set_registry_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     name, alias = settings.registered_model, settings.alias
+    load = registry_loader(client, name, alias, min_segment_size=settings.min_segment_size)
+    processes = settings.resolved_compute_processes()
     store = ModelStore(
         resolve=registry_resolver(client, name, alias),
-        load=registry_loader(client, name, alias, min_segment_size=settings.min_segment_size),
+        load=(lambda version: with_compute_pool(load(version), planner, processes)) if processes else load,
         poll_seconds=settings.poll_seconds,
+        retire=_close_pool,
     )
     plans = PlanStore(settings.resolved_plans_url())
     app.state.planner = planner
@@ -69,7 +72,34 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         store.stop()
+        if store.bundle is not None:
+            _close_pool(store.bundle, wait=True)
         plans.close()
+
+
+def with_compute_pool(bundle, planner, processes: int):
+    """``bundle`` with a started :class:`~uplift.api.compute.ComputePool` of ``processes`` workers,
+    or as it is (requests compute in their own thread) if the workers cannot start."""
+    import dataclasses
+
+    from uplift.api.compute import ComputePool
+
+    pool = ComputePool(bundle, planner, processes)
+    try:
+        pids = pool.start()
+    except Exception:
+        log.exception("compute workers for %s v%s did not start; computing in request threads", bundle.name,
+                      bundle.version)
+        pool.close(wait=False)
+        return bundle
+    log.info("%s v%s: %d compute processes (%s)", bundle.name, bundle.version, len(pids), ", ".join(map(str, pids)))
+    return dataclasses.replace(bundle, compute=pool)
+
+
+def _close_pool(bundle, *, wait: bool = False) -> None:
+    """Close a retired bundle's pool: its queued requests finish, later ones compute in their thread."""
+    if bundle.compute is not None:
+        bundle.compute.close(wait=wait)
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:

@@ -24,6 +24,9 @@ class RequestFieldError(SchemaError):
         self.loc = tuple(loc)
         self.kind = kind
 
+    def __reduce__(self):  # pickled back from a compute worker (uplift.api.compute)
+        return type(self), (str(self), self.loc, self.kind)
+
 
 def status_for(exc: UpliftError) -> int:
     """HTTP status of a project error."""

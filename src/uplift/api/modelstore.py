@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -60,6 +61,7 @@ class ModelBundle:
     interval: float
     loaded_at: datetime
     by_kind: dict[str, pd.DataFrame] = field(default_factory=dict)
+    compute: Any = None  # uplift.api.compute.ComputePool serving this version, or None: requests compute in their thread
 
     def segments_of(self, kind: str) -> pd.DataFrame:
         """The segment rows of ``kind`` (empty frame if none)."""
@@ -133,11 +135,15 @@ class ModelStore:
     resolve : returns the version number the alias points to now (raises when the registry is unreachable).
     load : builds the bundle of a version (raises when the version is broken).
     poll_seconds : pause between two checks of the alias.
+    retire : called with the bundle a swap replaced (e.g. to close its compute pool once its
+        requests are done); never raises into the store.
     """
 
-    def __init__(self, *, resolve: Callable[[], str], load: Callable[[str], ModelBundle], poll_seconds: float) -> None:
+    def __init__(self, *, resolve: Callable[[], str], load: Callable[[str], ModelBundle], poll_seconds: float,
+                 retire: Callable[[ModelBundle], None] | None = None) -> None:
         self._resolve = resolve
         self._load = load
+        self._retire = retire
         self.poll_seconds = float(poll_seconds)
         self._bundle: ModelBundle | None = None
         self._status = StoreStatus("no model", "not loaded yet", None)
@@ -186,6 +192,11 @@ class ModelStore:
             self._failed = None
             self._status = StoreStatus("ok", None, now)
             log.info("serving %s v%s (run %s)", bundle.name, bundle.version, bundle.run_id)
+            if current is not None and self._retire is not None:
+                try:
+                    self._retire(current)
+                except Exception:
+                    log.exception("retiring %s v%s failed", current.name, current.version)
             return self._status
 
     def start(self) -> None:

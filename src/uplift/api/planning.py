@@ -115,13 +115,20 @@ class PlanService:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        body = _computed(bundle, request, self._compute(bundle, request))
+        if bundle.compute is None:
+            body = self.compute(bundle, request)
+        else:  # in a worker process; in this thread if the pool cannot take it
+            body = bundle.compute.run("plan", request, local=lambda: self.compute(bundle, request))
         if self.cache_size > 0:
             with self._lock:
                 self._cache[key] = body
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
         return body
+
+    def compute(self, bundle: ModelBundle, request: PlanRequest) -> ComputedPlan:
+        """The plan's body computed here (no result cache; prepared plans are kept)."""
+        return _computed(bundle, request, self._compute(bundle, request))
 
     def _overrides(self, request: PlanRequest) -> tuple[CostCatalogue, PlanningPolicy]:
         _check_finite(request.policy, ("body", "policy"))

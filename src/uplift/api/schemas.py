@@ -54,13 +54,17 @@ class Health(_Out):
     run_id: str | None
     loaded_at: datetime | None
     checked_at: datetime | None = Field(None, description="last time the registry alias was checked")
+    compute_processes: int = Field(
+        0, description="worker processes computing scores and new plans for the model in service; 0 = in the "
+        "request threads (so configured, or the workers could not start: see the log)"
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {"status": "ok", "reason": None, "model_name": "uplift", "alias": "champion", "model_version": 3,
                  "run_id": "8f2c0d3c1a7b4e1f9d2e6a5b4c3d2e1f", "loaded_at": "2025-03-01T09:00:00Z",
-                 "checked_at": "2025-03-01T09:05:00Z"}
+                 "checked_at": "2025-03-01T09:05:00Z", "compute_processes": 2}
             ]
         }
     )

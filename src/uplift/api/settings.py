@@ -52,6 +52,9 @@ class ServiceSettings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=32)
     """uvicorn worker processes; each loads the model, polls the alias and caches plans on its own."""
+    compute_processes: int | None = Field(default=None, ge=0, le=64)
+    """Processes that run scores and new plans (``uplift.api.compute``), per uvicorn worker; default
+    one per core; 0 runs them in the request's thread."""
     tokens: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     """Accepted bearer tokens; in the environment a comma-separated list."""
     workdir: Path = Path(".")
@@ -122,6 +125,10 @@ class ServiceSettings(BaseSettings):
         from uplift.config import Settings, tracking_uri
 
         return self.tracking_uri or tracking_uri(Settings(workdir=self.workdir))
+
+    def resolved_compute_processes(self) -> int:
+        """``compute_processes``, with the default (one per core) filled in."""
+        return self.compute_processes if self.compute_processes is not None else (os.cpu_count() or 1)
 
     def resolved_plans_url(self) -> str:
         """The SQLAlchemy URL of the plan store."""

@@ -27,6 +27,7 @@ def health(store: Store, settings: Config):
         run_id=bundle.run_id if bundle else None,
         loaded_at=bundle.loaded_at if bundle else None,
         checked_at=status.checked_at,
+        compute_processes=bundle.compute.processes if bundle is not None and bundle.compute is not None else 0,
     )
     if bundle is None:
         return JSONResponse(body.model_dump(mode="json"), status_code=503)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pydantic_core
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -14,23 +16,24 @@ from uplift.api.handlers import RequestFieldError
 from uplift.api.modelstore import ModelBundle
 from uplift.api.schemas import ErrorBody, ScoreRequest, ScoreResponse
 from uplift.api.scoring import rows_to_frame, score_rows
-from uplift.api.settings import ServiceSettings
 
-__all__ = ["router"]
+__all__ = ["router", "score_body"]
 
 router = APIRouter(tags=["scores"])
 
 _BODY_SCHEMA = ScoreRequest.model_json_schema()
 
 
-def _score(raw: bytes, bundle: ModelBundle, settings: ServiceSettings) -> bytes:
+def score_body(raw: bytes, bundle: ModelBundle, max_rows: int) -> bytes:
+    """The JSON answer to the request body ``raw``: parse, check, score, encode (in a compute worker
+    or the request's thread)."""
     try:  # one pass of pydantic's JSON parser instead of json.loads + validation (a 1,000-row body is large)
         request = ScoreRequest.model_validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
-    if len(request.rows) > settings.max_score_rows:
+    if len(request.rows) > max_rows:
         raise RequestFieldError(
-            f"rows: {len(request.rows)} rows; at most {settings.max_score_rows} per request", ("body", "rows"),
+            f"rows: {len(request.rows)} rows; at most {max_rows} per request", ("body", "rows"),
             "too_long",
         )
     frame = rows_to_frame(request.rows, bundle.features)
@@ -50,4 +53,9 @@ async def score(request: Request, bundle: Bundle, settings: Config) -> Response:
     Body: a ``ScoreRequest`` (``rows``: objects with every feature column; ``shrunk``).
     """
     raw = await request.body()
-    return Response(await run_in_threadpool(_score, raw, bundle, settings), media_type="application/json")
+    local = partial(score_body, raw, bundle, settings.max_score_rows)
+    if bundle.compute is None:
+        body = await run_in_threadpool(local)
+    else:
+        body = await bundle.compute.arun("score", raw, settings.max_score_rows, local=local)
+    return Response(body, media_type="application/json")
