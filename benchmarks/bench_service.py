@@ -6,7 +6,8 @@ Run ``.venv/bin/python -m benchmarks.bench_service [--people 40000 --requests 30
    LightGBM spec (2 validation folds) and registers it in a fresh SQLite MLflow store in ``--workdir`` (a temp folder by default), with
    the targetable segments cut by ``--dimensions`` (default age band x gender x neighbourhood, which
    gives about 300 segments of at least 50 people at 40,000 residents).
-2. Starts ``uplift serve`` on a free loopback port over that store.
+2. Starts ``uplift serve`` on a free loopback port over that store (once per ``--compute-processes``
+   value, e.g. ``0 2`` for the request threads and two compute processes side by side).
 3. Fires the scenarios from a separate process (this file with ``--load-generator``: asyncio +
    httpx, bounded by ``--requests`` and ``--time-limit``; the scenarios with a goal with one request in
    flight and with each ``--concurrency`` level, default 2 (the cores) and 4, the others at the last):
@@ -135,7 +136,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(workdir: Path, workers: int) -> tuple[subprocess.Popen, str]:
+def _start_server(workdir: Path, workers: int, compute_processes: int | None = None) -> tuple[subprocess.Popen, str]:
     import httpx
 
     port = _free_port()
@@ -143,6 +144,8 @@ def _start_server(workdir: Path, workers: int) -> tuple[subprocess.Popen, str]:
     env.update({"UPLIFT_PROJECT_ROOT": str(ROOT), "UPLIFT_SERVICE_WORKDIR": str(workdir),
                 "UPLIFT_SERVICE_TOKENS": TOKEN, "UPLIFT_SERVICE_LOG_LEVEL": "warning",
                 "UPLIFT_SERVICE_WORKERS": str(workers)})
+    if compute_processes is not None:
+        env["UPLIFT_SERVICE_COMPUTE_PROCESSES"] = str(compute_processes)
     script = Path(sys.executable).parent / "uplift"
     command = [str(script)] if script.exists() else [sys.executable, "-c", "from uplift.cli import main; main()"]
     log = open(workdir / "server.log", "w")
@@ -274,14 +277,49 @@ def _scores_profile(workdir: Path, rows: list[dict], repeats: int) -> list[tuple
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["| scenario | requests | in flight | p50 ms | p99 ms | req/s | errors | goal p99 | met |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| scenario | compute processes | requests | in flight | p50 ms | p99 ms | req/s | errors | goal p99 | met |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         goal = f"< {r['goal']:.0f} ms" if r["goal"] else "-"
         met = "-" if not r["goal"] else ("yes" if r["p99"] < r["goal"] else "no")
-        lines.append(f"| {r['scenario']} | {r['requests']} | {r['concurrency']} | {r['p50']:.1f} | {r['p99']:.1f} | "
+        lines.append(f"| {r['scenario']} | {r['compute']} | {r['requests']} | {r['concurrency']} | {r['p50']:.1f} | {r['p99']:.1f} | "
                      f"{r['throughput']:.1f} | {r['errors']} | {goal} | {met} |")
     return "\n".join(lines)
+
+
+def _run_server_scenarios(workdir: Path, args: argparse.Namespace, prep: dict, compute: int | None,
+                          rows: list[dict]) -> None:
+    """Start the server with ``compute`` compute processes, fire every scenario at it, append the summaries."""
+    proc, base = _start_server(workdir, args.workers, compute)
+    shown = str(compute) if compute is not None else f"{os.cpu_count() or 1} (default)"
+    n = args.requests
+    try:
+        plan_base = {"budget": PLAN_BUDGET, "kind": "targetable", "channels": PLAN_CHANNELS}
+        # bodies per (scenario, run): a "new" scenario never repeats a body of an earlier run, so no
+        # answer comes from the service's plan cache
+        scenarios = [
+            ("POST /plans, repeated body (cache hit)", "/plans", lambda run: [plan_base] * n, "plans"),
+            ("POST /plans, new budget each (solve + references)", "/plans",
+             lambda run: [{**plan_base, "budget": PLAN_BUDGET + 0.01 * (run * n + i)} for i in range(n)], "plans"),
+            ("POST /plans, new policy each (prepare + solve + references)", "/plans",
+             lambda run: [{**plan_base, "budget": PLAN_BUDGET + 100, "policy": {"holdout_share": 0.1 + 1e-6 * (run * n + i)}}
+                          for i in range(n)], None),
+            ("POST /plans, new budget each (solve, no references)", "/plans",
+             lambda run: [{**plan_base, "budget": PLAN_BUDGET + 200 + 0.01 * (run * n + i), "include_references": False}
+                          for i in range(n)], None),
+            ("POST /scores, 1,000 rows", "/scores", lambda run: [{"rows": prep["score_rows"]}] * n, "scores"),
+        ]
+        for name, path, make_bodies, goal in scenarios:
+            levels = list(dict.fromkeys((1, *args.concurrency))) if goal else [args.concurrency[-1]]
+            for run, concurrency in enumerate(levels):
+                result = _run_scenario(base, path, make_bodies(run), concurrency=concurrency,
+                                       time_limit=args.time_limit, workdir=workdir)
+                rows.append({**_summary(name, result, GOALS_MS[goal] if goal else None, concurrency),
+                             "compute": shown})
+            print(f"  {name}: p50 {rows[-1]['p50']:.1f} ms, p99 {rows[-1]['p99']:.1f} ms", flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -294,6 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=300, help="requests per scenario (at most)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[2, 4], help="requests in flight (levels)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--compute-processes", type=int, nargs="+", default=[None],
+                        help="the service's compute_processes, one server per value, side by side (default: "
+                             "the service's default, one per core; 0 = in the request threads)")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per scenario (at most)")
     parser.add_argument("--repeats", type=int, default=5, help="in-process planner timings")
     parser.add_argument("--workdir", type=Path, default=None)
@@ -311,35 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"prepared in {prep['seconds']:.0f} s: {prep['rows']:,} training rows, {prep['arms']} arms, "
           f"{prep['targetable_segments']} targetable segments; plans over {prep['plan_segments']} segments x "
           f"{prep['plan_arms']} arms = {prep['plan_cells']} cells", flush=True)
-    proc, base = _start_server(workdir, args.workers)
-    try:
-        n = args.requests
-        plan_base = {"budget": PLAN_BUDGET, "kind": "targetable", "channels": PLAN_CHANNELS}
-        # bodies per (scenario, run): a "new" scenario never repeats a body of an earlier run, so no
-        # answer comes from the service's plan cache
-        scenarios = [
-            ("POST /plans, repeated body (cache hit)", "/plans", lambda run: [plan_base] * n, "plans"),
-            ("POST /plans, new budget each (solve + references)", "/plans",
-             lambda run: [{**plan_base, "budget": PLAN_BUDGET + 0.01 * (run * n + i)} for i in range(n)], "plans"),
-            ("POST /plans, new policy each (prepare + solve + references)", "/plans",
-             lambda run: [{**plan_base, "budget": PLAN_BUDGET + 100, "policy": {"holdout_share": 0.1 + 1e-6 * (run * n + i)}}
-                          for i in range(n)], None),
-            ("POST /plans, new budget each (solve, no references)", "/plans",
-             lambda run: [{**plan_base, "budget": PLAN_BUDGET + 200 + 0.01 * (run * n + i), "include_references": False}
-                          for i in range(n)], None),
-            ("POST /scores, 1,000 rows", "/scores", lambda run: [{"rows": prep["score_rows"]}] * n, "scores"),
-        ]
-        rows = []
-        for name, path, make_bodies, goal in scenarios:
-            levels = list(dict.fromkeys((1, *args.concurrency))) if goal else [args.concurrency[-1]]
-            for run, concurrency in enumerate(levels):
-                result = _run_scenario(base, path, make_bodies(run), concurrency=concurrency,
-                                       time_limit=args.time_limit, workdir=workdir)
-                rows.append(_summary(name, result, GOALS_MS[goal] if goal else None, concurrency))
-            print(f"  {name}: p50 {rows[-1]['p50']:.1f} ms, p99 {rows[-1]['p99']:.1f} ms", flush=True)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    rows = []
+    for compute in args.compute_processes:
+        _run_server_scenarios(workdir, args, prep, compute, rows)
     plan_status, profile = _planner_profile(prep["segments"], args.repeats)
     score_profile = _scores_profile(workdir, prep["score_rows"], args.repeats)
     cores = os.cpu_count()

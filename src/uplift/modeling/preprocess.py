@@ -98,7 +98,9 @@ def encode_ordinal(columns: list[tuple[str, dict[str, float] | None]], frame: pd
     for j, (column, known) in enumerate(columns):
         if known is None:
             out[:, j] = frame[column].to_numpy(dtype=np.float64)
-        else:
-            nan = float("nan")
-            out[:, j] = [known.get(v, nan) if isinstance(v, str) else nan for v in frame[column].tolist()]
+        else:  # look up each distinct value once (pandas' hash table), not every row's
+            codes, uniques = pd.factorize(frame[column].to_numpy(dtype=object), use_na_sentinel=True)
+            lookup = np.array([known.get(v, np.nan) if isinstance(v, str) else np.nan for v in uniques.tolist()]
+                              + [np.nan], dtype=np.float64)
+            out[:, j] = lookup[codes]  # code -1 (missing) takes the trailing NaN
     return out
