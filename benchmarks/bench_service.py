@@ -6,8 +6,9 @@ Run ``.venv/bin/python -m benchmarks.bench_service [--people 40000 --requests 30
    LightGBM spec (2 validation folds) and registers it in a fresh SQLite MLflow store in ``--workdir`` (a temp folder by default), with
    the targetable segments cut by ``--dimensions`` (default age band x gender x neighbourhood, which
    gives about 300 segments of at least 50 people at 40,000 residents).
-2. Starts ``uplift serve`` on a free loopback port over that store (once per ``--compute-processes``
-   value, e.g. ``0 2`` for the request threads and two compute processes side by side).
+2. Starts ``uplift serve`` on a free loopback port over that store, one server per
+   ``--compute-processes`` value (e.g. ``0 2``: the request threads and two compute processes side by
+   side; each scenario is fired at the servers in turn).
 3. Fires the scenarios from a separate process (this file with ``--load-generator``: asyncio +
    httpx, bounded by ``--requests`` and ``--time-limit``; the scenarios with a goal with one request in
    flight and with each ``--concurrency`` level, default 2 (the cores) and 4, the others at the last):
@@ -143,19 +144,21 @@ def _start_server(workdir: Path, workers: int, compute_processes: int | None = N
     env = {k: v for k, v in os.environ.items() if not k.startswith("UPLIFT_SERVICE_") and k != "MLFLOW_TRACKING_URI"}
     env.update({"UPLIFT_PROJECT_ROOT": str(ROOT), "UPLIFT_SERVICE_WORKDIR": str(workdir),
                 "UPLIFT_SERVICE_TOKENS": TOKEN, "UPLIFT_SERVICE_LOG_LEVEL": "warning",
-                "UPLIFT_SERVICE_WORKERS": str(workers)})
+                "UPLIFT_SERVICE_WORKERS": str(workers),
+                "UPLIFT_SERVICE_PLANS_DB_URL": f"sqlite:///{workdir / f'plans-{port}.db'}"})  # one store per server
     if compute_processes is not None:
         env["UPLIFT_SERVICE_COMPUTE_PROCESSES"] = str(compute_processes)
     script = Path(sys.executable).parent / "uplift"
     command = [str(script)] if script.exists() else [sys.executable, "-c", "from uplift.cli import main; main()"]
-    log = open(workdir / "server.log", "w")
+    log_path = workdir / f"server-{port}.log"
+    log = open(log_path, "w")
     proc = subprocess.Popen([*command, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
                             stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server exited: {(workdir / 'server.log').read_text()[-2000:]}")
+            raise SystemExit(f"server exited: {log_path.read_text()[-2000:]}")
         try:
             if httpx.get(f"{base}/health", timeout=2).status_code == 200 and (workers == 1 or _all_up(base, workers)):
                 return proc, base
@@ -287,16 +290,18 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _run_server_scenarios(workdir: Path, args: argparse.Namespace, prep: dict, compute: int | None,
-                          rows: list[dict]) -> None:
-    """Start the server with ``compute`` compute processes, fire every scenario at it, append the summaries."""
-    proc, base = _start_server(workdir, args.workers, compute)
-    shown = str(compute) if compute is not None else f"{os.cpu_count() or 1} (default)"
-    n = args.requests
+def _run_server_scenarios(workdir: Path, args: argparse.Namespace, prep: dict) -> list[dict]:
+    """One server per ``--compute-processes`` value, all started at once; every scenario and level is
+    fired at each server in turn, so a change in the shared machine's speed hits them alike."""
+    servers = []
     try:
+        for compute in args.compute_processes:
+            proc, base = _start_server(workdir, args.workers, compute)
+            servers.append((proc, base, str(compute) if compute is not None else f"{os.cpu_count() or 1} (default)"))
+        n = args.requests
         plan_base = {"budget": PLAN_BUDGET, "kind": "targetable", "channels": PLAN_CHANNELS}
         # bodies per (scenario, run): a "new" scenario never repeats a body of an earlier run, so no
-        # answer comes from the service's plan cache
+        # answer comes from the service's plan cache (each server has its own)
         scenarios = [
             ("POST /plans, repeated body (cache hit)", "/plans", lambda run: [plan_base] * n, "plans"),
             ("POST /plans, new budget each (solve + references)", "/plans",
@@ -309,17 +314,23 @@ def _run_server_scenarios(workdir: Path, args: argparse.Namespace, prep: dict, c
                           for i in range(n)], None),
             ("POST /scores, 1,000 rows", "/scores", lambda run: [{"rows": prep["score_rows"]}] * n, "scores"),
         ]
+        rows: list[dict] = []
         for name, path, make_bodies, goal in scenarios:
             levels = list(dict.fromkeys((1, *args.concurrency))) if goal else [args.concurrency[-1]]
             for run, concurrency in enumerate(levels):
-                result = _run_scenario(base, path, make_bodies(run), concurrency=concurrency,
-                                       time_limit=args.time_limit, workdir=workdir)
-                rows.append({**_summary(name, result, GOALS_MS[goal] if goal else None, concurrency),
-                             "compute": shown})
-            print(f"  {name}: p50 {rows[-1]['p50']:.1f} ms, p99 {rows[-1]['p99']:.1f} ms", flush=True)
+                for _, base, shown in servers:
+                    result = _run_scenario(base, path, make_bodies(run), concurrency=concurrency,
+                                           time_limit=args.time_limit, workdir=workdir)
+                    rows.append({**_summary(name, result, GOALS_MS[goal] if goal else None, concurrency),
+                                 "compute": shown})
+                    print(f"  {name}, {shown} compute processes, {concurrency} in flight: p50 {rows[-1]['p50']:.1f} ms, "
+                          f"p99 {rows[-1]['p99']:.1f} ms", flush=True)
+        return sorted(rows, key=lambda r: [s[2] for s in servers].index(r["compute"]))  # stable: per server, as fired
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        for proc, _, _ in servers:
+            proc.terminate()
+        for proc, _, _ in servers:
+            proc.wait(timeout=30)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -352,9 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"prepared in {prep['seconds']:.0f} s: {prep['rows']:,} training rows, {prep['arms']} arms, "
           f"{prep['targetable_segments']} targetable segments; plans over {prep['plan_segments']} segments x "
           f"{prep['plan_arms']} arms = {prep['plan_cells']} cells", flush=True)
-    rows = []
-    for compute in args.compute_processes:
-        _run_server_scenarios(workdir, args, prep, compute, rows)
+    rows = _run_server_scenarios(workdir, args, prep)
     plan_status, profile = _planner_profile(prep["segments"], args.repeats)
     score_profile = _scores_profile(workdir, prep["score_rows"], args.repeats)
     cores = os.cpu_count()
