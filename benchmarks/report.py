@@ -148,10 +148,15 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
                                    "oracle: true conv.": ".1f"})]
     rec = plans[plans["plan"] == "recommended"]
     for label in rec["policy"].unique():
-        shares = rec.loc[rec["policy"] == label, "share_of_oracle"]
+        mine = rec[rec["policy"] == label]
+        shares = mine["share_of_oracle"]
+        covered = (mine["planned_lo"] <= mine["true_conversions"]) & (mine["true_conversions"] <= mine["planned_hi"])
         out += ["", f"- `{label}`: recommended plan at **{shares.mean():.1%}** of the oracle on average "
                     f"(min {shares.min():.1%}, max {shares.max():.1%}); goal >= 95%: "
-                    f"{'met' if shares.min() >= 0.95 else 'not met'}."]
+                    f"{'met' if shares.min() >= 0.95 else 'not met'}. The plan's interval for its incremental "
+                    f"conversions covered its true conversions in {int(covered.sum())} of {len(mine)} plans "
+                    f"(planned / true: {(mine['planned_conversions'] / mine['true_conversions']).min():.2f} to "
+                    f"{(mine['planned_conversions'] / mine['true_conversions']).max():.2f})."]
     if "decisions" in figures:
         out += ["", f"![Share of the oracle by budget]({figures['decisions']})"]
     fl = result.floors

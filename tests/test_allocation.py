@@ -125,6 +125,20 @@ def test_one_segment_one_arm_matches_hand_calculation():
     assert result.totals.expected_conversions == pytest.approx(50.0)
 
 
+def test_plan_interval_adds_the_error_the_cells_share():
+    # The hand world's cell with a shared loading of 0.001 per contact on one factor: 5,000 contacts
+    # add (5,000 x 0.001)^2 = 25 to the total's variance (0.002 x 5,000)^2 = 100.
+    effects, costs = hand_world()
+    shared = effects.assign(calibration_load_1=0.001, calibration_load_2=0.0)
+    result = plan(shared, budget=300.0, costs=costs, policy=PlanningPolicy(holdout_share=0.1))
+    half = 1.2815515655446004 * math.sqrt(100.0 + 25.0)
+    assert (result.totals.lo, result.totals.hi) == pytest.approx((50.0 - half, 50.0 + half))
+    cell = result.cells.iloc[0]  # a cell's own interval is its own error
+    assert cell["hi"] - cell["expected_conversions"] == pytest.approx(1.2815515655446004 * 10.0)
+    with pytest.raises(SchemaError, match="calibration_load_1"):
+        plan(shared.assign(calibration_load_1=np.inf), budget=300.0, costs=costs, policy=PlanningPolicy())
+
+
 def test_hand_calculation_reach_and_holdout_caps_bind():
     effects, costs = hand_world()
     # budget beyond reach: both tiers full = 7,000 contacts for 200 + 300 = EUR 500; nothing more to buy

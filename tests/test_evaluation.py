@@ -106,6 +106,9 @@ def test_wrong_ranking_scores_the_hand_computed_share_of_the_oracle():
     assert plans.loc["oracle", "true_conversions"] == pytest.approx(2_000 * 0.01)
     assert plans.loc["recommended", "true_conversions"] == pytest.approx(2_000 * 0.002)
     assert plans.loc["recommended", "planned_conversions"] == pytest.approx(2_000 * 0.01)
+    lo, hi = plans.loc["recommended", ["planned_lo", "planned_hi"]]
+    assert lo <= 2_000 * 0.01 <= hi  # the interval the plan showed
+    assert plans.loc[["even", "single_best_message"], "planned_lo"].isna().all()  # references show none
     assert plans.loc["recommended", "share_of_oracle"] == pytest.approx(0.2)
     assert plans.loc["oracle", "share_of_oracle"] == pytest.approx(1.0)
     assert plans.loc["single_best_message", "share_of_oracle"] == pytest.approx(0.2)

@@ -89,6 +89,31 @@ def test_fay_herriot_leans_on_precise_observations_and_on_the_model_otherwise():
     assert effect[3] == pytest.approx(alpha + beta * 0.0)
 
 
+def test_calibration_loadings_carry_the_error_a_sum_over_segments_shares():
+    """Simulated calibrations: the error of a weighted total of calibrated effects has the variance
+    the cells' own sds plus the shared loadings give, and the own sds alone miss most of it."""
+    from uplift.segments.effects import calibration_loadings
+
+    rng = np.random.default_rng(3)
+    n, reps = 300, 400
+    model = rng.normal(0.002, 0.001, n)
+    se = rng.uniform(0.002, 0.006, n)
+    contacts = rng.integers(0, 2_000, n).astype(float)
+    errors, predicted_own, predicted_all = [], [], []
+    for _ in range(reps):
+        truth = -0.0005 + 1.3 * model + rng.normal(0, 0.0008, n)
+        observed = truth + rng.normal(0, se)
+        effect, sd, _, A = fay_herriot(observed, se, model)
+        load = calibration_loadings(observed, se, model, A)
+        errors.append(contacts @ (effect - truth))
+        predicted_own.append(np.sum((contacts * sd) ** 2))
+        predicted_all.append(predicted_own[-1] + np.sum((contacts @ load) ** 2))
+    actual = np.var(errors)
+    assert np.mean(predicted_all) == pytest.approx(actual, rel=0.3)
+    assert np.mean(predicted_own) < 0.6 * actual
+    assert np.all(calibration_loadings(np.full(3, np.nan), np.full(3, np.nan), np.zeros(3), float("nan")) == 0)
+
+
 @pytest.fixture(scope="module")
 def validated(strong_table):
     spec = ModelSpec(name="p", learner="pooled", lightgbm={"n_estimators": 60, "num_leaves": 7, "min_child_samples": 100},

@@ -11,7 +11,10 @@ from uplift.schemas import validate
 from uplift.specs.planning import CostCatalogue, FairnessFloor
 from uplift.vocabulary import HOLDOUT
 
-__all__ = ["EFFECTS", "EFFECT_COLUMNS", "check_effects", "floor_mask"]
+__all__ = ["EFFECTS", "EFFECT_COLUMNS", "SHARED_ERROR_COLUMNS", "check_effects", "floor_mask"]
+
+SHARED_ERROR_COLUMNS: tuple[str, ...] = ("calibration_load_1", "calibration_load_2")
+"""Optional per-contact loadings on errors every cell shares (see :data:`EFFECTS`)."""
 
 EFFECTS = pa.DataFrameSchema(
     {
@@ -25,6 +28,8 @@ EFFECTS = pa.DataFrameSchema(
         "effect_sd": pa.Column(float, [pa.Check.ge(0), pa.Check(np.isfinite, element_wise=False, name="finite")],
                                coerce=True, nullable=False),
         "base_rate": pa.Column(float, pa.Check.in_range(0, 1), coerce=True, nullable=False),
+        **{name: pa.Column(float, pa.Check(np.isfinite, element_wise=False, name="finite"), coerce=True,
+                           nullable=False, required=False) for name in SHARED_ERROR_COLUMNS},
     },
     unique=["segment", "arm"],
     strict=False,
@@ -32,7 +37,10 @@ EFFECTS = pa.DataFrameSchema(
 )
 """One row per (segment, treatment arm): the estimated incremental conversions per contact.
 
-Extra columns are segment attributes (``age_band``, ``gender``, ...) that fairness floors select on.
+Optional ``calibration_load_1`` / ``calibration_load_2``: per contact, the cell's loadings on the
+error its kind's calibration shares with every other cell (:func:`uplift.segments.effects.calibration_loadings`);
+a plan's interval adds it up over the cells (absent = 0). Extra columns are segment attributes
+(``age_band``, ``gender``, ...) that fairness floors select on.
 """
 
 EFFECT_COLUMNS: tuple[str, ...] = tuple(EFFECTS.columns)

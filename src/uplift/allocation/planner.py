@@ -66,6 +66,7 @@ class PreparedPlan:
             budget=budget,
             interval=policy.interval,
             marginal_cost=_marginal_cost(solution),
+            shared=problem.shared,
         )
         return PlanResult(
             cells=cells,
@@ -94,6 +95,7 @@ class PreparedPlan:
                 budget=budget,
                 interval=interval,
                 marginal_cost=_marginal_cost(solution) if solution is not None else float("nan"),
+                shared=problem.shared,
             )
             for name, (problem, allocation, solution) in self.reference_allocations(budget).items()
         }

@@ -223,12 +223,21 @@ def plan_totals(
     budget: float,
     interval: float,
     marginal_cost: float = float("nan"),
+    shared: np.ndarray | None = None,
 ) -> PlanTotals:
-    """Totals of a cells table or :func:`cell_figures` (``effect_sd`` aligned with its rows; cells independent)."""
+    """Totals of a cells table or :func:`cell_figures` (``effect_sd`` and ``shared`` aligned with its rows).
+
+    The interval adds each cell's own error (independent across cells) and the errors all cells
+    share: ``shared`` (n x k, :attr:`Problem.shared`) holds each cell's per-contact loadings on k
+    independent shared factors, whose variance in the total is ``||contacts @ shared||^2``.
+    """
     contacts = np.asarray(cells["contacts"], dtype=float)
     spend = float(np.sum(cells["spend"]))
     conv = float(np.sum(cells["expected_conversions"]))
-    half = interval_z(interval) * float(np.sqrt(np.sum((effect_sd * contacts) ** 2)))
+    variance = float(np.sum((effect_sd * contacts) ** 2))
+    if shared is not None and shared.size:
+        variance += float(np.sum((contacts @ shared) ** 2))
+    half = interval_z(interval) * float(np.sqrt(variance))
     return PlanTotals(
         budget=float(budget),
         spend=spend,

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.allocation import plan, reference_plans
+from uplift.allocation.effects import SHARED_ERROR_COLUMNS
 from uplift.allocation.result import evaluate_plan
 from uplift.errors import DataError, SchemaError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
@@ -32,10 +33,13 @@ __all__ = [
 ]
 
 PLAN_SCORE_COLUMNS: tuple[str, ...] = (
-    "budget", "plan", "status", "spend", "contacts", "planned_conversions", "true_conversions", "share_of_oracle",
+    "budget", "plan", "status", "spend", "contacts", "planned_conversions", "planned_lo", "planned_hi",
+    "true_conversions", "share_of_oracle",
 )
 """Columns of :attr:`PlanComparison.plans`: one row per (budget, plan). ``planned_conversions`` is what
-the plan expected under the effects it was made from; ``true_conversions`` what it buys in truth."""
+the plan expected under the effects it was made from, ``planned_lo`` / ``planned_hi`` the interval it
+showed (the policy's level; NaN for the reference plans, which show none); ``true_conversions`` what it
+buys in truth."""
 
 FLOOR_COLUMNS: tuple[str, ...] = ("budget", "plan", "floor", "kind", "min_share", "true_share", "shortfall", "holds")
 """Columns of :attr:`PlanComparison.floors`: each fairness floor's share achieved under the truth;
@@ -105,6 +109,9 @@ def true_effects_table(estimated: pd.DataFrame, truth: pd.DataFrame, *, source: 
     out = estimated.copy()
     out["effect"] = effect
     out["effect_sd"] = 0.0
+    for column in SHARED_ERROR_COLUMNS:  # the truth has no calibration error
+        if column in out.columns:
+            out[column] = 0.0
     for column in ("lo", "hi"):
         if column in out.columns:
             out[column] = effect
@@ -193,18 +200,22 @@ def compare_with_oracle(
         recommended = plan(estimated, budget=budget, costs=costs, policy=policy, references=False, source="estimated")
         oracle = plan(true_effects, budget=budget, costs=costs, policy=policy, references=False, source="true effects")
         refs = reference_plans(estimated, budget=budget, costs=costs, policy=policy, source="estimated")
+        nan = float("nan")
         candidates = {
-            "recommended": (recommended.cells, recommended.status, recommended.totals.expected_conversions),
-            **{name: (cells, "reference", float((cells["expected_conversions"]).sum())) for name, cells in refs.items()},
-            "oracle": (oracle.cells, oracle.status, oracle.totals.expected_conversions),
+            "recommended": (recommended.cells, recommended.status, recommended.totals),
+            **{name: (cells, "reference", (float((cells["expected_conversions"]).sum()), nan, nan))
+               for name, cells in refs.items()},
+            "oracle": (oracle.cells, oracle.status, oracle.totals),
         }
         scored = {}
         for name, (cells, status, planned) in candidates.items():
             totals, floors = score_plan(cells, true_effects, costs=costs, policy=policy)
+            if not isinstance(planned, tuple):
+                planned = (planned.expected_conversions, planned.lo, planned.hi)
             scored[name] = (totals, status, planned)
             floor_rows.append(floors.assign(budget=float(budget), plan=name))
         best = scored["oracle"][0]["true_conversions"]
-        for name, (totals, status, planned) in scored.items():
+        for name, (totals, status, (planned, lo, hi)) in scored.items():
             plan_rows.append({
                 "budget": float(budget),
                 "plan": name,
@@ -212,6 +223,8 @@ def compare_with_oracle(
                 "spend": totals["spend"],
                 "contacts": totals["contacts"],
                 "planned_conversions": float(planned),
+                "planned_lo": float(lo),
+                "planned_hi": float(hi),
                 "true_conversions": totals["true_conversions"],
                 "share_of_oracle": totals["true_conversions"] / best if best > 0 else float("nan"),
             })

@@ -25,6 +25,12 @@ Two refinements, chosen per segment kind in the segment spec (``effects:``):
   under-states the spread of the truth around it and the intervals come out too narrow. The
   covariance is estimated from the folds (:func:`leak_covariance`) and taken out of the
   calibration, the spread ``A`` and the interval.
+
+The calibration ``(alpha, beta)`` is itself estimated, and its error moves every segment of the kind
+together: a cell's own interval hardly notices it, a plan's total over hundreds of cells does (the
+cells' own errors average out, this one does not). :func:`calibration_loadings` gives each row its
+per-contact loadings on two independent factors of that shared error (``calibration_load_1``,
+``calibration_load_2``); the planner adds ``||sum_i contacts_i * load_i||^2`` to a plan's variance.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["observed_effects", "segment_effects", "fay_herriot", "leak_covariance"]
+__all__ = ["calibration_loadings", "observed_effects", "segment_effects", "fay_herriot", "leak_covariance"]
 
 _RATE_PSEUDO_ROWS = 200.0
 """Rows of the kind's pooled rate added to a segment's own when its binomial variance is used."""
@@ -155,6 +161,32 @@ def fay_herriot(
     return effect, sd, (float(alpha), float(beta)), A
 
 
+def calibration_loadings(observed: np.ndarray, se: np.ndarray, model: np.ndarray, A: float) -> np.ndarray:
+    """Per segment, its effect's loadings (per contact) on two independent standard-normal factors
+    of the calibration's estimation error, shared by every segment combined with it (n x 2).
+
+    The combined effect is ``gamma * observed + (1 - gamma) * (alpha + beta * model)`` with
+    ``(alpha, beta)`` fitted to all segments by weighted least squares (weights ``1 / (se^2 + A)``),
+    whose covariance is ``S = (X' W X)^-1``, ``X = [1, model]``. With ``S = L L'`` the loadings are
+    ``(1 - gamma) [1, model] L``, so the shared part of ``sum_i c_i effect_i`` has variance
+    ``||sum_i c_i load_i||^2``. Zeros when the calibration could not be fitted (``A`` not finite).
+    """
+    n = len(model)
+    ok = np.isfinite(observed) & np.isfinite(se) & (se > 0) & np.isfinite(model)
+    if ok.sum() < 3 or not np.isfinite(A):
+        return np.zeros((n, 2))
+    v = se[ok] ** 2
+    X = np.column_stack([np.ones(int(ok.sum())), model[ok]])
+    try:
+        L = np.linalg.cholesky(np.linalg.inv(X.T @ (X / (v + A)[:, None])))
+    except np.linalg.LinAlgError:  # all model values equal: the slope is not identified
+        return np.zeros((n, 2))
+    gamma = np.zeros(n)
+    gamma[ok] = A / (A + v)
+    grad = (1.0 - gamma)[:, None] * np.column_stack([np.ones(n), np.nan_to_num(model)])
+    return grad @ L
+
+
 def _cells(groups, n_groups, y, arm, propensity, predictions, control, variance) -> pd.DataFrame:
     """Long frame (group, arm): observed effect and its se, model mean, row counts."""
     arms = tuple(predictions.columns)
@@ -236,7 +268,8 @@ def segment_effects(
                                control=control, folds=np.asarray(folds), heldout_fold=heldout_fold, variance=variance)
     # one calibration over all arms: the bias and the spread of the truth around the model are
     # properties of the learner, and pooling the arms' segments estimates them far less noisily
-    effect, sd, (alpha, beta), _ = fay_herriot(
-        out["observed"].to_numpy(), out["observed_se"].to_numpy(), out["model"].to_numpy(), leak=leak
-    )
-    return out.assign(effect=effect, effect_sd=sd, calibration_alpha=alpha, calibration_beta=beta, calibration_leak=leak)
+    observed, se, model = out["observed"].to_numpy(), out["observed_se"].to_numpy(), out["model"].to_numpy()
+    effect, sd, (alpha, beta), A = fay_herriot(observed, se, model, leak=leak)
+    load = calibration_loadings(observed, se, model, A)
+    return out.assign(effect=effect, effect_sd=sd, calibration_load_1=load[:, 0], calibration_load_2=load[:, 1],
+                      calibration_alpha=alpha, calibration_beta=beta, calibration_leak=leak)

@@ -23,6 +23,7 @@ __all__ = ["SEGMENT_COLUMNS", "build_segment_table", "segment_members", "truth_s
 SEGMENT_COLUMNS = (
     "segment", "kind", "size", "rows", "arm", "message", "channel", "base_rate",
     "effect", "effect_sd", "lo", "hi", "observed", "observed_se", "model", "n_treated", "n_control",
+    "calibration_load_1", "calibration_load_2",
 )
 
 
