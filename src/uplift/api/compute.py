@@ -63,7 +63,6 @@ def _init(payload: bytes) -> None:
     from uplift.api.planning import PlanService
 
     planner = PlanService(costs=costs, policy=policy, min_segment_size=min_segment_size, cache_size=0)
-
     threadpool_limits(1)  # LightGBM's OpenMP: one thread per process
     _STATE.update(bundle=bundle, planner=planner)
     try:  # build the model's lazily kept structures (e.g. the pooled booster's tree groups) now

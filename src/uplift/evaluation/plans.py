@@ -201,17 +201,17 @@ def compare_with_oracle(
         oracle = plan(true_effects, budget=budget, costs=costs, policy=policy, references=False, source="true effects")
         refs = reference_plans(estimated, budget=budget, costs=costs, policy=policy, source="estimated")
         nan = float("nan")
-        candidates = {
-            "recommended": (recommended.cells, recommended.status, recommended.totals),
+        candidates = {  # cells, status, and what the plan showed: conversions and their interval
+            "recommended": (recommended.cells, recommended.status,
+                            (recommended.totals.expected_conversions, recommended.totals.lo, recommended.totals.hi)),
             **{name: (cells, "reference", (float((cells["expected_conversions"]).sum()), nan, nan))
                for name, cells in refs.items()},
-            "oracle": (oracle.cells, oracle.status, oracle.totals),
+            "oracle": (oracle.cells, oracle.status,
+                       (oracle.totals.expected_conversions, oracle.totals.lo, oracle.totals.hi)),
         }
         scored = {}
         for name, (cells, status, planned) in candidates.items():
             totals, floors = score_plan(cells, true_effects, costs=costs, policy=policy)
-            if not isinstance(planned, tuple):
-                planned = (planned.expected_conversions, planned.lo, planned.hi)
             scored[name] = (totals, status, planned)
             floor_rows.append(floors.assign(budget=float(budget), plan=name))
         best = scored["oracle"][0]["true_conversions"]
