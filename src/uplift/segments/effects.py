@@ -108,6 +108,12 @@ def observed_effects(
     return out
 
 
+def _combinable(observed: np.ndarray, se: np.ndarray, model: np.ndarray) -> np.ndarray:
+    """Segments with an observed effect, a positive standard error and a model estimate (the ones
+    the calibration is fitted to and that lean on their own observation)."""
+    return np.isfinite(observed) & np.isfinite(se) & (se > 0) & np.isfinite(model)
+
+
 def fay_herriot(
     observed: np.ndarray, se: np.ndarray, model: np.ndarray, *, leak: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, tuple[float, float], float]:
@@ -129,7 +135,7 @@ def fay_herriot(
     Segments without an observed effect (no treated or no control rows) get the calibrated model
     with sd ``sqrt(A)``.
     """
-    ok = np.isfinite(observed) & np.isfinite(se) & (se > 0) & np.isfinite(model)
+    ok = _combinable(observed, se, model)
     if ok.sum() < 3:
         return model.copy(), np.full(len(model), np.nan), (0.0, 1.0), float("nan")
     v, o, m = se[ok] ** 2, observed[ok], model[ok]
@@ -172,7 +178,7 @@ def calibration_loadings(observed: np.ndarray, se: np.ndarray, model: np.ndarray
     ``||sum_i c_i load_i||^2``. Zeros when the calibration could not be fitted (``A`` not finite).
     """
     n = len(model)
-    ok = np.isfinite(observed) & np.isfinite(se) & (se > 0) & np.isfinite(model)
+    ok = _combinable(observed, se, model)
     if ok.sum() < 3 or not np.isfinite(A):
         return np.zeros((n, 2))
     v = se[ok] ** 2
