@@ -127,25 +127,23 @@ def test_shrinkage_trusts_real_heterogeneity_and_falls_back_on_noise():
     assert choose_shrinkage(est, means, y=y, arm=arm, propensity=prop, control="c", grid=grid).lam == 0.0
 
 
-def test_pooled_prediction_with_grouped_trees_equals_the_whole_booster(split):
+def test_pooled_prediction_with_the_compiled_forest_equals_the_whole_booster(split):
     import pickle
 
     train, test = split
     est = MultiArmUplift.from_table(ModelSpec(name="p", learner="pooled", lightgbm=LGBM), train).fit_table(train)
     learner = est.learner_
     X = est._matrix(test.frame[test.feature_names].head(300), source="test")
-    groups = learner._groups()
-    assert sum(booster.num_trees() for booster, _, _ in groups) == learner.model_.booster_.num_trees()
-    evaluated = sorted(len(values) for _, values, _ in groups)
-    # trees reading no arm feature are evaluated once, others once per distinct value they read
-    assert evaluated[0] == 1 and 1 < evaluated[-1] <= len(learner.arms_) and len(groups) >= 3
+    assert learner._forest() is not None  # the shipped kind of booster is compiled (tests/test_armtrees.py)
     got = learner.predict_outcomes(X)
     for i, arm in enumerate(learner.arms_):
         whole = learner.model_.predict_proba(np.hstack([X, np.tile(learner.arm_features_[i], (len(X), 1))]))[:, 1]
         np.testing.assert_allclose(got[arm], whole, rtol=0, atol=1e-12)
-    again = pickle.loads(pickle.dumps(learner))  # the split is a cache: not pickled, rebuilt on use
-    assert "_groups_cache" not in again.__dict__
+    again = pickle.loads(pickle.dumps(learner))  # the compiled forest is a cache: not pickled, rebuilt on use
+    assert "_forest_cache" not in again.__dict__
     np.testing.assert_allclose(again.predict(X), learner.predict(X), rtol=0, atol=1e-12)
+    learner.__dict__["_forest_cache"] = None  # a booster the forest cannot compile: evaluated per arm, same values
+    np.testing.assert_allclose(learner.predict(X), again.predict(X), rtol=0, atol=1e-12)
 
 
 def test_fast_ordinal_encoding_equals_the_column_transformer(split):

@@ -65,7 +65,7 @@ def _init(payload: bytes) -> None:
     planner = PlanService(costs=costs, policy=policy, min_segment_size=min_segment_size, cache_size=0)
     threadpool_limits(1)  # LightGBM's OpenMP: one thread per process
     _STATE.update(bundle=bundle, planner=planner)
-    try:  # build the model's lazily kept structures (e.g. the pooled booster's tree groups) now
+    try:  # build the model's lazily kept structures (e.g. the pooled booster's compiled forest) now
         from uplift.api.scoring import rows_to_frame
 
         frame = rows_to_frame([{name: None for name, _ in bundle.features}], bundle.features)

@@ -7,11 +7,10 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
-import lightgbm as lgb
 from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.linear_model import LogisticRegression
 
-from uplift.modeling.treesplit import group_by_features
+from uplift.modeling.armtrees import ArmForest, compile_forest
 from uplift.specs.model import ModelSpec
 
 __all__ = ["make_learner", "SharedControlTLearner", "encoding_for"]
@@ -101,45 +100,33 @@ class PooledArmLearner:
         self.model_ = self.make_model().fit(Xa, y, sample_weight=w / w.mean(), categorical_feature=cat)
         return self
 
-    def _groups(self) -> list[tuple[lgb.Booster, np.ndarray, np.ndarray]]:
-        """The booster cut by which arm features each tree reads
-        (:func:`uplift.modeling.treesplit.group_by_features`), built on first use: per group, its
-        booster, the arm-feature rows to evaluate it at (one per distinct value of the features it
-        reads) and, per arm, which of those rows gives that arm's value."""
-        groups = self.__dict__.get("_groups_cache")
-        if groups is None:
-            arm_columns = range(self.n_features_, self.n_features_ + self.arm_features_.shape[1])
-            groups = []
-            for used, booster in group_by_features(self.model_.booster_, set(arm_columns)).items():
-                read = [c - self.n_features_ for c in sorted(used)]
-                _, first, variant = np.unique(self.arm_features_[:, read], axis=0, return_index=True, return_inverse=True)
-                groups.append((booster, self.arm_features_[first], variant.reshape(-1)))
-            self.__dict__["_groups_cache"] = groups
-        return groups
+    def _forest(self) -> ArmForest | None:
+        """The booster compiled for evaluating every arm in one walk per tree and row
+        (:mod:`uplift.modeling.armtrees`; None if it cannot evaluate this booster exactly), built on
+        first use."""
+        if "_forest_cache" not in self.__dict__:
+            self.__dict__["_forest_cache"] = compile_forest(self.model_.booster_, self.arm_features_)
+        return self.__dict__["_forest_cache"]
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state.pop("_groups_cache", None)  # rebuilt from the booster after unpickling
+        state.pop("_forest_cache", None)  # rebuilt from the booster after unpickling
         return state
 
     def predict_outcomes(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        """P(y | x, arm) for every arm.
-
-        Each group of trees (:meth:`_groups`) is evaluated once per row and distinct value of the
-        arm features it reads, in one booster call over the rows stacked once per value: trees
-        that read no arm feature once per row, trees that read only the message once per message
-        (and the control), and so on. The raw scores add up to the whole booster's exactly.
-        """
-        n, k = len(X), len(self.arms_)
-        if getattr(self.model_, "objective_", None) != "binary" or self.model_.get_params().get("sigmoid", 1.0) != 1.0:
-            p = self.model_.predict_proba(self._stacked(X, self.arm_features_))[:, 1]  # not the plain logistic link: no shortcut
+        """P(y | x, arm) for every arm: the compiled forest's raw scores through the logistic link,
+        equal to the booster's own prediction per arm; the booster once per arm where there is no
+        compiled forest (another objective or link, linear trees)."""
+        forest = self._forest() if self._plain_logistic() else None
+        if forest is None:
+            n = len(X)
+            p = self.model_.predict_proba(self._stacked(X, self.arm_features_))[:, 1]
             return {a: p[i * n : (i + 1) * n] for i, a in enumerate(self.arms_)}
-        raw = np.zeros((k, n))
-        for booster, values, variant in self._groups():
-            scores = booster.predict(self._stacked(X, values), raw_score=True).reshape(len(values), n)
-            raw += scores[variant]
-        p = 1.0 / (1.0 + np.exp(-raw))
+        p = 1.0 / (1.0 + np.exp(-forest.raw_scores(X)))
         return {a: p[i] for i, a in enumerate(self.arms_)}
+
+    def _plain_logistic(self) -> bool:
+        return getattr(self.model_, "objective_", None) == "binary" and self.model_.get_params().get("sigmoid", 1.0) == 1.0
 
     @staticmethod
     def _stacked(X: np.ndarray, arm_values: np.ndarray) -> np.ndarray:
