@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -22,17 +23,13 @@ def rows_to_frame(rows: list[dict], features: tuple[tuple[str, str], ...]) -> pd
     numeric features take numbers (not booleans, not NaN/inf), categorical ones take text.
     """
     names = [name for name, _ in features]
-    required = set(names)
-    for i, row in enumerate(rows):
-        if not required <= row.keys():
-            missing = [n for n in names if n not in row]
-            raise RequestFieldError(
-                f"row {i}: missing feature column(s) {missing} (see GET /model for the columns)",
-                ("body", "rows", i, missing[0]), "missing",
-            )
+    pick = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+    try:  # one tuple per row, transposed into one tuple per column (both loops in C)
+        columns = list(zip(*map(pick, rows))) if rows else [()] * len(names)
+    except KeyError:
+        _raise_first_missing(rows, names)
     data: dict[str, np.ndarray | pd.Series] = {}
-    for name, kind in features:
-        values = [row[name] for row in rows]
+    for (name, kind), values in zip(features, columns):
         kinds = set(map(type, values))
         if kind == "numeric":
             column = _numbers(values, kinds) if kinds <= _NUMBER_TYPES else None
@@ -46,6 +43,18 @@ def rows_to_frame(rows: list[dict], features: tuple[tuple[str, str], ...]) -> pd
             column[:] = [np.nan if v is None else v for v in values] if type(None) in kinds else values
             data[name] = pd.Series(column, dtype=object)  # object, as the model's check types text
     return pd.DataFrame(data)
+
+
+def _raise_first_missing(rows: list[dict], names: list[str]) -> None:
+    required = set(names)
+    for i, row in enumerate(rows):
+        if not required <= row.keys():
+            missing = [n for n in names if n not in row]
+            raise RequestFieldError(
+                f"row {i}: missing feature column(s) {missing} (see GET /model for the columns)",
+                ("body", "rows", i, missing[0]), "missing",
+            )
+    raise AssertionError("no row lacks a feature")  # unreachable: the caller saw a KeyError
 
 
 _NUMBER_TYPES = {int, float, type(None)}
