@@ -621,3 +621,18 @@ def test_score_rows_name_the_first_bad_row_and_column(row, bad):
     frame = rows_to_frame(rows[:2], features)  # nulls are missing values, ints are floats
     assert frame["age"].tolist()[0] == 47.0 and np.isnan(frame["age"].tolist()[1])
     assert frame["gender"].tolist()[0] == "female" and frame["gender"].dtype == object and pd.isna(frame["gender"][1])
+
+
+def test_score_rows_name_the_first_row_missing_a_feature():
+    from uplift.api.handlers import RequestFieldError
+    from uplift.api.scoring import rows_to_frame
+
+    features = (("age", "numeric"), ("gender", "categorical"))
+    rows = [{"age": 47, "gender": "female"}, {"age": 50, "gender": None, "extra": 1}, {"age": 51}]
+    with pytest.raises(RequestFieldError) as info:
+        rows_to_frame(rows, features)
+    assert info.value.loc == ("body", "rows", 2, "gender") and "row 2: missing feature column(s) ['gender']" in str(info.value)
+    assert rows_to_frame(rows[:2], features).shape == (2, 2)  # extra keys are ignored
+    one = rows_to_frame([{"age": 3}, {"age": None}], (("age", "numeric"),))  # a single feature
+    assert one.shape == (2, 1) and one["age"].iloc[0] == 3.0
+    assert rows_to_frame([], features).shape == (0, 2)
