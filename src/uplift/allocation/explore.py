@@ -96,7 +96,7 @@ class _Draw:
 
 
 def _in_order(problem: Problem, order: np.ndarray) -> _Tiers:
-    seg = problem.grp_seg[problem.tier_grp][order]
+    seg = problem.tier_seg[order]
     cap, price = problem.tier_cap[order], problem.tier_cost[order]
     return _Tiers(order, seg, cap, price, _exclusive_cumsum_by(cap, seg), _exclusive_cumsum_by(cap * price, seg))
 
@@ -137,9 +137,9 @@ def _draws(problem: Problem) -> tuple[_Draw, ...]:
 def _fill(problem: Problem, tiers: _Tiers, budget: float) -> np.ndarray:
     """Tier contacts of one draw: tiers in ``tiers``' order, each as far as every cap allows."""
     y = _fill_vectorised(problem, tiers, budget)
-    channel = problem.grp_channel[problem.tier_grp]
     caps = _channel_caps(problem)
-    if not (np.bincount(channel, weights=y * problem.tier_cost, minlength=len(caps)) <= caps + 1e-9 * max(budget, 1.0)).all():
+    spend_ch = np.bincount(problem.tier_channel, weights=y * problem.tier_cost, minlength=len(caps))
+    if not (spend_ch <= caps + 1e-9 * max(budget, 1.0)).all():
         y = _fill_tier_by_tier(problem, tiers.order, budget)
     return _within_segment_share(problem, y)
 
@@ -182,8 +182,8 @@ def _fill_tier_by_tier(problem: Problem, order: np.ndarray, budget: float) -> np
     seg_spend = [float(_segment_spend_cap(problem, budget))] * len(problem.segments)
     channel_spend = _channel_caps(problem).tolist()
     tier_cap, cost_l = problem.tier_cap.tolist(), cost.tolist()
-    seg_l = problem.grp_seg[problem.tier_grp].tolist()
-    channel_l = problem.grp_channel[problem.tier_grp].tolist()
+    seg_l = problem.tier_seg.tolist()
+    channel_l = problem.tier_channel.tolist()
     left = float(budget)
     y = np.zeros(problem.m)
     for j in order.tolist():
@@ -222,7 +222,7 @@ def _within_segment_share(problem: Problem, y: np.ndarray) -> np.ndarray:
     share = problem.policy.max_segment_share
     if share >= 1.0:
         return y
-    tier_seg = problem.grp_seg[problem.tier_grp]
+    tier_seg = problem.tier_seg
     for _ in range(50):
         spend_seg = np.bincount(tier_seg, weights=problem.tier_cost * y, minlength=len(problem.segments))
         total = float(spend_seg.sum())

@@ -20,7 +20,7 @@ from uplift.allocation.references import (
     single_best_message_problem,
     solve_without_exploration,
 )
-from uplift.allocation.result import PlanResult, PlanTotals, cell_figures, plan_cells, plan_totals
+from uplift.allocation.result import PlanResult, PlanTotals, cell_figures, cells_table, plan_cells, plan_totals
 from uplift.allocation.solve import LPSolution
 from uplift.errors import InfeasiblePlanError, SpecError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
@@ -59,9 +59,9 @@ class PreparedPlan:
         if conflicts and strict:
             raise InfeasiblePlanError("the planning policy cannot be met: " + "; ".join(conflicts), conflicts)
         total = solution.allocation + explored
-        cells = plan_cells(problem, total=total, explored=explored)
+        figures = cell_figures(problem, total=total, explored=explored)
         totals = plan_totals(
-            cells,
+            figures,
             problem.effect_sd,
             budget=budget,
             interval=policy.interval,
@@ -69,7 +69,7 @@ class PreparedPlan:
             shared=problem.shared,
         )
         return PlanResult(
-            cells=cells,
+            cells=cells_table(problem, figures),
             totals=totals,
             references=self._references(budget) if references else {},
             status="infeasible" if conflicts else "optimal",

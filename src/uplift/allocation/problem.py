@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -69,15 +70,17 @@ class Allocation:
 
 class SolverCache:
     """LP solvers kept with a problem between solves (see :mod:`uplift.allocation.solve`), the
-    budget-independent part of its exploration draws (:mod:`uplift.allocation.explore`) and
-    whether its rules conflicted at the last solve (:mod:`uplift.allocation.infeasibility`); the
-    problem itself stays immutable, the cache only saves work."""
+    budget-independent part of its exploration draws (:mod:`uplift.allocation.explore`) and of its
+    even reference plan (:mod:`uplift.allocation.references`), and whether its rules conflicted at
+    the last solve (:mod:`uplift.allocation.infeasibility`); the problem itself stays immutable,
+    the cache only saves work."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.reduced: dict[bytes, object] = {}
-        self.systems: dict[tuple[frozenset[str], bool], tuple] = {}
+        self.systems: dict[tuple[frozenset[str], bool], object] = {}
         self.draws: tuple | None = None
+        self.even: object | None = None
         self.infeasible = False
 
 
@@ -129,6 +132,35 @@ class Problem:
     def nv(self) -> int:
         """Number of LP variables."""
         return self.n + self.m + 2
+
+    @cached_property
+    def tier_seg(self) -> np.ndarray:
+        """Segment of every group tier."""
+        return self.grp_seg[self.tier_grp]
+
+    @cached_property
+    def tier_channel(self) -> np.ndarray:
+        """Channel (index into ``channels``) of every group tier."""
+        return self.grp_channel[self.tier_grp]
+
+    @cached_property
+    def row_blocks(self) -> tuple[tuple[str, np.ndarray, np.ndarray], ...]:
+        """Per row kind present, in :data:`ROW_KINDS` order: its rows (a mask) and their ``row_ref``,
+        looked up once rather than at every solve (:func:`right_hand_sides`)."""
+        blocks = []
+        for kind in ROW_KINDS:
+            rows = self.row_kind == kind
+            if rows.any():
+                blocks.append((kind, rows, self.row_ref[rows]))
+        return tuple(blocks)
+
+    @cached_property
+    def floor_groups(self) -> np.ndarray:
+        """``(floors, groups)`` mask: the groups with a cell in each fairness floor."""
+        groups = np.zeros((len(self.floors), len(self.grp_seg)), dtype=bool)
+        for k, cells in enumerate(self.floor_cells):
+            groups[k, self.grp[cells]] = True
+        return groups
 
     def rows(self, kinds: frozenset[str] | set[str]) -> np.ndarray:
         """Boolean mask of the ``A_ub`` rows of the given kinds."""
@@ -341,11 +373,7 @@ def right_hand_sides(problem: Problem, *, budget: float, base: Allocation) -> np
     contacts_seg = np.bincount(problem.seg, weights=base.x, minlength=len(problem.segments))
     conv = problem.effect * base.x
     b = np.zeros(len(problem.row_kind))
-    for kind in ROW_KINDS:
-        rows = problem.row_kind == kind
-        if not rows.any():
-            continue
-        ref = problem.row_ref[rows]
+    for kind, rows, ref in problem.row_blocks:
         if kind == "budget":
             b[rows] = budget - spend_total
         elif kind == "segment_contacts":
@@ -358,19 +386,14 @@ def right_hand_sides(problem: Problem, *, budget: float, base: Allocation) -> np
             b[rows] = policy.max_segment_share * spend_total - spend_seg[ref]
         elif kind == "spend_floor":
             b[rows] = [
-                _floor_spend(problem, k, spend_grp) - problem.floors[k].min_share * spend_total for k in ref
+                float(spend_grp[problem.floor_groups[k]].sum()) - problem.floors[k].min_share * spend_total
+                for k in ref
             ]
         else:
             b[rows] = [
                 conv[problem.floor_cells[k]].sum() - problem.floors[k].min_share * conv.sum() for k in ref
             ]
     return b
-
-
-def _floor_spend(problem: Problem, k: int, spend_grp: np.ndarray) -> float:
-    in_floor = np.zeros(len(spend_grp), dtype=bool)
-    in_floor[problem.grp[problem.floor_cells[k]]] = True
-    return float(spend_grp[in_floor].sum())
 
 
 def variable_bounds(problem: Problem, *, fundable: np.ndarray, base: Allocation) -> np.ndarray:

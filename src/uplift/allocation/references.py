@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -39,7 +41,38 @@ def even_allocation(problem: Problem, *, budget: float) -> Allocation:
     Allocation
         Contacts per cell and group tier; spends ``budget`` or everything reachable if less.
     """
-    n, tiers = problem.n, int(problem.tier_rank.max()) + 1
+    if not problem.n:
+        return Allocation.empty(problem)
+    shares = _even_shares(problem)
+    spend = _water_fill(shares.capacity, budget)
+    reach = shares.reach
+    bought = np.where(reach > 0, np.clip((spend[:, None] - shares.before) / shares.price, 0.0, reach), 0.0)
+    x = bought.sum(axis=1)
+    n_grp = len(problem.grp_seg)
+    y_grp = np.column_stack([np.bincount(problem.grp, weights=tier, minlength=n_grp) for tier in bought.T])
+    y = y_grp[problem.tier_grp, problem.tier_rank]
+    return Allocation(x, np.minimum(y, problem.tier_cap))
+
+
+@dataclass(frozen=True)
+class _EvenShares:
+    """Per cell, its share of each tier of its group (padded to the most tiers a channel has): the
+    contacts (``reach``, 0 on padding), their price (1 where there is no reach), the EUR of the
+    cell's earlier tiers (``before``) and the most the cell can spend (``capacity``)."""
+
+    reach: np.ndarray
+    price: np.ndarray
+    before: np.ndarray
+    capacity: np.ndarray
+
+
+def _even_shares(problem: Problem) -> _EvenShares:
+    """The cells' shares of reach (budget-independent), computed once per problem and kept with it."""
+    kept = problem.solvers.even
+    if kept is not None:
+        return kept
+    # two threads may both get here: they compute the same shares, and either result is kept
+    tiers = int(problem.tier_rank.max()) + 1
     cells_in_grp = np.bincount(problem.grp, minlength=len(problem.grp_seg))
     cells_in_seg = np.bincount(problem.seg, minlength=len(problem.segments))
     # per cell: its share of each tier of its group (padded to `tiers` columns)
@@ -54,15 +87,14 @@ def even_allocation(problem: Problem, *, budget: float) -> Allocation:
     q = np.clip(np.minimum(cum, limit[:, None]) - (cum - q), 0.0, None)
     q[problem.frame["size"].to_numpy() <= 0] = 0.0
     tier_spend = np.where(q > 0, np.where(q > 0, p, 0.0) * q, 0.0)
-    capacity = tier_spend.sum(axis=1)
-    spend = _water_fill(capacity, budget)
-    before = np.cumsum(tier_spend, axis=1) - tier_spend
-    bought = np.where(q > 0, np.clip((spend[:, None] - before) / np.where(q > 0, p, 1.0), 0.0, q), 0.0)
-    x = bought.sum(axis=1)
-    y_grp = np.zeros((len(problem.grp_seg), tiers))
-    np.add.at(y_grp, problem.grp, bought)
-    y = y_grp[problem.tier_grp, problem.tier_rank]
-    return Allocation(x, np.minimum(y, problem.tier_cap)) if n else Allocation.empty(problem)
+    shares = _EvenShares(
+        reach=q,
+        price=np.where(q > 0, p, 1.0),
+        before=np.cumsum(tier_spend, axis=1) - tier_spend,
+        capacity=tier_spend.sum(axis=1),
+    )
+    problem.solvers.even = shares
+    return shares
 
 
 def _water_fill(capacity: np.ndarray, budget: float) -> np.ndarray:

@@ -21,7 +21,16 @@ from uplift.allocation.problem import Allocation, Problem
 from uplift.errors import DataError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
-__all__ = ["CELL_COLUMNS", "PlanTotals", "PlanResult", "cell_figures", "plan_cells", "plan_totals", "evaluate_plan"]
+__all__ = [
+    "CELL_COLUMNS",
+    "PlanTotals",
+    "PlanResult",
+    "cell_figures",
+    "cells_table",
+    "plan_cells",
+    "plan_totals",
+    "evaluate_plan",
+]
 
 CELL_COLUMNS: tuple[str, ...] = (
     "segment",
@@ -104,9 +113,14 @@ def plan_cells(problem: Problem, *, total: Allocation, explored: Allocation | No
     total : contacts per cell and group tier (exploration included).
     explored : the exploration part (None: no exploration).
     """
+    return cells_table(problem, cell_figures(problem, total=total, explored=explored))
+
+
+def cells_table(problem: Problem, figures: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """The cells table of :func:`cell_figures`' ``figures``: the cells' labels, then the figures."""
     frame = problem.frame
     labels = {c: frame[c] for c in ("segment", "arm", "message", "channel")}  # Series as stored: no text re-inference
-    return pd.DataFrame({**labels, **cell_figures(problem, total=total, explored=explored)}, index=frame.index)
+    return pd.DataFrame({**labels, **figures}, index=frame.index)
 
 
 def cell_figures(problem: Problem, *, total: Allocation, explored: Allocation | None = None) -> dict[str, np.ndarray]:
@@ -150,10 +164,8 @@ def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend
     if not problem.floors:
         return contacts
     price = np.divide(lp_spend, x, out=np.zeros_like(x), where=x > 0)
-    in_any = problem.floor_cells.any(axis=0)
-    rate = np.divide(problem.effect, price, out=np.zeros_like(price), where=price > 0)
     contacts = contacts.copy()
-    order = np.lexsort((rate, in_any))  # outside every floor first, then the weakest
+    order = None  # sorted only once a floor falls short, which is rare
 
     def value(kind: str, c: np.ndarray) -> np.ndarray:
         return price * c if kind == "spend_share" else problem.effect * c
@@ -170,6 +182,8 @@ def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend
             if gap <= 1e-12 * max(after.sum(), 1.0):
                 continue
             need = gap / share  # the total must come down by this much from outside the floor
+            if order is None:
+                order = _trim_order(problem, price)
             for c in order:
                 if need <= 0:
                     break
@@ -185,6 +199,14 @@ def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend
         if not changed:
             break
     return contacts
+
+
+def _trim_order(problem: Problem, price: np.ndarray) -> np.ndarray:
+    """The cells in the order :func:`_keep_floors` takes contacts from them: cells outside every
+    floor first, then the fewest conversions per EUR (at ``price`` per contact) first."""
+    in_any = problem.floor_cells.any(axis=0)
+    rate = np.divide(problem.effect, price, out=np.zeros_like(price), where=price > 0)
+    return np.lexsort((rate, in_any))
 
 
 def _attribute(problem: Problem, alloc: Allocation) -> np.ndarray:

@@ -94,18 +94,49 @@ def best_rate(problem: Problem, objective: np.ndarray) -> float:
     return float(max(rate.max(initial=0.0), 1e-12))
 
 
-def _system(problem: Problem, *, budget: float, base: Allocation, kinds: frozenset[str], elastic: bool):
-    rows, a_ub, a_eq, n_slack, el_rows = _matrices(problem, kinds, elastic)
-    b_ub = right_hand_sides(problem, budget=budget, base=base)[rows]
-    return rows, a_ub, b_ub, a_eq, n_slack, el_rows
+@dataclass(frozen=True)
+class _System:
+    """The constraint matrices of one set of row kinds and what every solve on them needs that does
+    not depend on the budget, built once per problem (:func:`_matrices`).
+
+    Attributes
+    ----------
+    rows : mask of the problem's ``A_ub`` rows that are kept.
+    a_ub, a_eq : the matrices, with a slack column per elastic row in an elastic system.
+    n_slack : number of slack columns; el_rows : the problem's row of each slack.
+    a_eq_x, a_ub_x : the cells' columns of ``a_eq`` and ``a_ub``, transposed, for pricing cells
+        from the duals (``a_ub_x`` None without rows); a_rest_x : ``a_eq_x`` without the group
+        balance rows (the equalities the reduced LP keeps).
+    digest : of the matrices, identifying them in the reduced LPs' cache key.
+    """
+
+    rows: np.ndarray
+    a_ub: sp.csr_matrix
+    a_eq: sp.csr_matrix
+    n_slack: int
+    el_rows: np.ndarray
+    a_eq_x: sp.csr_matrix
+    a_ub_x: sp.csr_matrix | None
+    a_rest_x: sp.csr_matrix
+    digest: bytes
 
 
-def _matrices(problem: Problem, kinds: frozenset[str], elastic: bool):
+def _system(
+    problem: Problem, *, budget: float, base: Allocation, kinds: frozenset[str], elastic: bool
+) -> tuple[_System, np.ndarray]:
+    """The matrices for ``kinds`` and the right-hand sides of their rows at ``budget`` on top of ``base``."""
+    system = _matrices(problem, kinds, elastic)
+    return system, right_hand_sides(problem, budget=budget, base=base)[system.rows]
+
+
+def _matrices(problem: Problem, kinds: frozenset[str], elastic: bool) -> _System:
     """The constraint matrices for ``kinds`` (with a slack column per elastic row), built once per problem."""
     key = (kinds, elastic)
     cached = problem.solvers.systems.get(key)
     if cached is not None:
         return cached
+    # two threads may both build it: they build the same system, and either is kept
+    n = problem.n
     rows = problem.rows(kinds)
     a_ub = problem.a_ub[rows]
     a_eq = problem.a_eq
@@ -118,7 +149,18 @@ def _matrices(problem: Problem, kinds: frozenset[str], elastic: bool):
         a_ub = sp.hstack([a_ub, s], format="csr")
         a_eq = sp.hstack([a_eq, sp.csr_matrix((a_eq.shape[0], n_slack))], format="csr")
         el_rows = el_rows[el]
-    built = (rows, a_ub, a_eq, n_slack, el_rows)
+    a_eq_x = a_eq[:, :n].T.tocsr()
+    built = _System(
+        rows=rows,
+        a_ub=a_ub,
+        a_eq=a_eq,
+        n_slack=n_slack,
+        el_rows=el_rows,
+        a_eq_x=a_eq_x,
+        a_ub_x=a_ub[:, :n].T.tocsr() if a_ub.shape[0] else None,
+        a_rest_x=a_eq_x[:, len(problem.grp_seg):],
+        digest=_digest(a_ub.indptr, a_ub.indices, a_ub.data, np.array(a_eq.shape)),
+    )
     with problem.solvers.lock:
         problem.solvers.systems[key] = built
     return built
@@ -135,7 +177,7 @@ def _run(c, a_ub, b_ub, a_eq, bounds):
     return res
 
 
-def _run_priced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, rank: np.ndarray):
+def _run_priced(problem: Problem, c, system: _System, b_ub, bounds, rank: np.ndarray):
     """Solve by column generation over the cells; the result is the optimum of the full LP.
 
     All messages on a channel in a segment share price and reach, so the optimum nearly always
@@ -155,8 +197,7 @@ def _run_priced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, rank: np.ndarray)
     np.minimum.at(first, problem.grp[tied], np.flatnonzero(tied))
     active = np.zeros(n, dtype=bool)
     active[first[first < n]] = True
-    a_eq_x = a_eq[:, :n].T.tocsr()
-    a_ub_x = a_ub[:, :n].T.tocsr() if a_ub.shape[0] else None
+    a_ub, a_eq, a_eq_x, a_ub_x = system.a_ub, system.a_eq, system.a_eq_x, system.a_ub_x
 
     def priced_out(res) -> np.ndarray:
         dual = a_eq_x @ res.eqlin.marginals
@@ -164,7 +205,7 @@ def _run_priced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, rank: np.ndarray)
             dual = dual + a_ub_x @ res.ineqlin.marginals
         return fundable & ~active & (c[:n] - dual < -_PRICING_TOL)
 
-    res = _run_reduced(problem, c, a_ub, b_ub, a_eq, bounds, active, a_eq_x=a_eq_x, a_ub_x=a_ub_x)
+    res = _run_reduced(problem, c, system, b_ub, bounds, active)
     if res is not None and res.status == _INFEASIBLE:
         return res
     if res is not None:
@@ -187,7 +228,7 @@ def _run_priced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, rank: np.ndarray)
     return _run(c, a_ub, b_ub, a_eq, bounds)
 
 
-def _run_reduced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, active: np.ndarray, *, a_eq_x, a_ub_x):
+def _run_reduced(problem: Problem, c, system: _System, b_ub, bounds, active: np.ndarray):
     """The LP with at most one open cell per group, its contacts substituted by the group's tiers.
 
     With one cell ``a`` open in group ``g``, ``x[a] = sum(y of g)``, so ``x = P y`` and the LP over
@@ -197,8 +238,6 @@ def _run_reduced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, active: np.ndarr
     row's dual is the one that makes the open cell's reduced cost 0). When the reduced LP is
     infeasible and the policy has no conversion floor, the full LP is infeasible too and that is
     returned; otherwise None when it is not optimal (the caller then solves the full LP).
-    ``a_eq_x`` and ``a_ub_x`` are the cells' columns of ``a_eq`` and ``a_ub``, transposed (the
-    caller's, for its pricing; ``a_ub_x`` None without rows).
     """
     n, m = problem.n, problem.m
     n_grp = len(problem.grp_seg)
@@ -208,12 +247,12 @@ def _run_reduced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, active: np.ndarr
     has = tier_open >= 0
     bounds_red = bounds[n:].copy()
     bounds_red[:m, 1] = np.where(has, bounds_red[:m, 1], 0.0)
-    key = _structure_key(active, c, a_ub, a_eq)
+    key = _structure_key(active, c, system)
     with problem.solvers.lock:
         cache = problem.solvers.reduced
         reduced = cache.get(key)
         if reduced is None:
-            reduced = _ReducedLP.build(problem, c, a_ub, a_eq, tier_open, has)
+            reduced = _ReducedLP.build(problem, c, system.a_ub, system.a_eq, tier_open, has)
             cache[key] = reduced
             while len(cache) > _REDUCED_KEPT:  # e.g. a feasibility objective that changes with the budget
                 cache.pop(next(iter(cache)))
@@ -230,9 +269,9 @@ def _run_reduced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, active: np.ndarr
     x[open_cell[open_cell >= 0]] = contacts[open_cell >= 0]
     eq_rest, ub = res.eq_duals, res.ub_duals
     # balance-row duals: the open cell's reduced cost is 0
-    dual_open = a_eq_x[:, n_grp:] @ eq_rest
-    if a_ub_x is not None:
-        dual_open = dual_open + a_ub_x @ ub
+    dual_open = system.a_rest_x @ eq_rest
+    if system.a_ub_x is not None:
+        dual_open = dual_open + system.a_ub_x @ ub
     balance = np.zeros(n_grp)
     opened = open_cell >= 0
     balance[opened] = (c[:n] - dual_open)[open_cell[opened]]
@@ -245,10 +284,15 @@ def _run_reduced(problem: Problem, c, a_ub, b_ub, a_eq, bounds, active: np.ndarr
     )
 
 
-def _structure_key(active: np.ndarray, c: np.ndarray, a_ub: sp.csr_matrix, a_eq: sp.csr_matrix) -> bytes:
+def _structure_key(active: np.ndarray, c: np.ndarray, system: _System) -> bytes:
     """What the reduced LP's matrices depend on (open cells, objective, rows): a digest."""
+    return _digest(active, c) + system.digest
+
+
+def _digest(*parts: np.ndarray) -> bytes:
+    """A short hash of the arrays' contents."""
     digest = hashlib.blake2b(digest_size=16)
-    for part in (active, c, a_ub.indptr, a_ub.indices, a_ub.data, np.array(a_eq.shape)):
+    for part in parts:
         digest.update(np.ascontiguousarray(part).tobytes())
     return digest.digest()
 
@@ -335,8 +379,9 @@ class _ReducedLP:
         return _ReducedResult(_OPTIMAL, x, duals[: self.n_ub], duals[self.n_ub :])
 
 
-def _unpack(problem: Problem, res, rows, n_slack, el_rows, objective, scale: float, eps: float) -> LPSolution:
+def _unpack(problem: Problem, res, system: _System, objective, scale: float, eps: float) -> LPSolution:
     n, m = problem.n, problem.m
+    rows, el_rows = system.rows, system.el_rows
     duals = np.zeros(len(problem.row_kind))
     slack = np.zeros(len(problem.row_kind))
     if res.status != _OPTIMAL:
@@ -345,7 +390,7 @@ def _unpack(problem: Problem, res, rows, n_slack, el_rows, objective, scale: flo
     y = np.maximum(res.x[n : n + m], 0.0)
     if res.ineqlin is not None and len(res.ineqlin.marginals):
         duals[rows] = np.asarray(res.ineqlin.marginals) * scale
-    if n_slack:
+    if system.n_slack:
         slack[el_rows] = np.maximum(res.x[problem.nv :], 0.0)
     budget_rows = problem.row_kind == "budget"
     raw = -float(duals[budget_rows][0]) if rows[budget_rows].any() else 0.0
@@ -375,16 +420,16 @@ def solve_value(
     slack_cap : per ``A_ub`` row, the violation allowed for elastic rows (None: no violation).
     """
     elastic = slack_cap is not None
-    rows, a_ub, b_ub, a_eq, n_slack, el_rows = _system(problem, budget=budget, base=base, kinds=kinds, elastic=elastic)
+    system, b_ub = _system(problem, budget=budget, base=base, kinds=kinds, elastic=elastic)
     eps = spend_penalty(problem, objective, fundable)
     scale = _scale(objective[fundable])
-    c = np.concatenate([-objective, eps * problem.tier_cost, [0.0, 0.0], np.zeros(n_slack)]) / scale
+    c = np.concatenate([-objective, eps * problem.tier_cost, [0.0, 0.0], np.zeros(system.n_slack)]) / scale
     bounds = variable_bounds(problem, fundable=fundable, base=base)
     if elastic:
-        caps = np.column_stack([np.zeros(n_slack), slack_cap[el_rows]])
+        caps = np.column_stack([np.zeros(system.n_slack), slack_cap[system.el_rows]])
         bounds = np.vstack([bounds, caps])
-    res = _run_priced(problem, c, a_ub, b_ub, a_eq, bounds, objective)
-    return _unpack(problem, res, rows, n_slack, el_rows, objective, scale, eps)
+    res = _run_priced(problem, c, system, b_ub, bounds, objective)
+    return _unpack(problem, res, system, objective, scale, eps)
 
 
 def solve_feasibility(
@@ -401,17 +446,17 @@ def solve_feasibility(
     ``weights`` is per ``A_ub`` row (only elastic rows are read); the returned ``slack`` is what
     each elastic row must give up.
     """
-    rows, a_ub, b_ub, a_eq, n_slack, el_rows = _system(problem, budget=budget, base=base, kinds=ALL_KINDS, elastic=True)
-    scale = _scale(weights[el_rows])
-    c = np.concatenate([np.zeros(problem.nv), weights[el_rows]]) / scale
+    system, b_ub = _system(problem, budget=budget, base=base, kinds=ALL_KINDS, elastic=True)
+    scale = _scale(weights[system.el_rows])
+    c = np.concatenate([np.zeros(problem.nv), weights[system.el_rows]]) / scale
     bounds = np.vstack([
         variable_bounds(problem, fundable=fundable, base=base),
-        np.column_stack([np.zeros(n_slack), np.full(n_slack, np.inf)]),
+        np.column_stack([np.zeros(system.n_slack), np.full(system.n_slack, np.inf)]),
     ])
-    res = _run_priced(problem, c, a_ub, b_ub, a_eq, bounds, objective)
+    res = _run_priced(problem, c, system, b_ub, bounds, objective)
     if res.status != _OPTIMAL:
         raise UpliftError(f"the elastic planning LP is infeasible ({res.message}); please report this as a bug")
-    return _unpack(problem, res, rows, n_slack, el_rows, objective, scale, 0.0)
+    return _unpack(problem, res, system, objective, scale, 0.0)
 
 
 def _scale(coefficients: np.ndarray) -> float:

@@ -80,11 +80,11 @@ def _check_finite(value: Any, loc: tuple[str | int, ...]) -> None:
 
 @dataclass(frozen=True)
 class _Ready:
-    """A prepared plan and what every response made from it shares: the cells' text columns as
-    lists and which cells belong to segments big enough to show."""
+    """A prepared plan and what every response made from it shares: the cells' text columns (arrays
+    of str) and which cells belong to segments big enough to show."""
 
     plan: PreparedPlan
-    labels: dict[str, list[str]]
+    labels: dict[str, np.ndarray]
     shown: np.ndarray
 
 
@@ -171,7 +171,7 @@ class PlanService:
         cells = prepared.problem.frame  # a plan's cells are these rows, in this order
         ready = _Ready(
             plan=prepared,
-            labels={c: [str(v) for v in cells[c].tolist()] for c in _CELL_LABELS},
+            labels=_label_arrays(cells),
             shown=cells["size"].to_numpy() >= self.min_segment_size,
         )
         with self._lock:
@@ -263,20 +263,24 @@ def _totals(figures: dict[str, float], interval: float) -> dict:
     return out
 
 
-def _cells_json(cells: pd.DataFrame, rows: np.ndarray, labels: dict[str, list[str]] | None = None) -> str:
+def _label_arrays(cells: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The text columns of ``cells`` as arrays of Python str (picking rows of them is one indexing)."""
+    return {c: np.array([str(v) for v in cells[c].tolist()], dtype=object) for c in _CELL_LABELS}
+
+
+def _cells_json(cells: pd.DataFrame, rows: np.ndarray, labels: dict[str, np.ndarray] | None = None) -> str:
     """Rows ``rows`` (positions) of ``cells`` as a JSON array of :class:`PlanCell` objects (NaN and
-    inf become null); ``labels`` holds the text columns as lists when the caller keeps them.
+    inf become null); ``labels`` holds the text columns (:func:`_label_arrays`) when the caller keeps them.
 
     Column by column into Python lists, then one call of pydantic's Rust encoder: several times
     faster than converting the frame's (Arrow-backed) text columns and ``DataFrame.to_json``.
     """
     if labels is None:
-        labels = {c: [str(v) for v in cells[c].tolist()] for c in _CELL_LABELS}
-    picked = rows.tolist()
+        labels = _label_arrays(cells)
     columns: list[list] = []
     for col in PlanCell.model_fields:
         if col in _CELL_LABELS:
-            columns.append([labels[col][i] for i in picked])
+            columns.append(labels[col][rows].tolist())
         elif col in _CELL_FLOATS:
             columns.append(cells[col].to_numpy(dtype=float)[rows].tolist())
         else:
