@@ -86,10 +86,11 @@ def _even_shares(problem: Problem) -> _EvenShares:
     cum = np.cumsum(q, axis=1)
     q = np.clip(np.minimum(cum, limit[:, None]) - (cum - q), 0.0, None)
     q[problem.frame["size"].to_numpy() <= 0] = 0.0
-    tier_spend = np.where(q > 0, np.where(q > 0, p, 0.0) * q, 0.0)
+    price = np.where(q > 0, p, 1.0)  # finite everywhere: no inf * 0 on padding
+    tier_spend = price * q
     shares = _EvenShares(
         reach=q,
-        price=np.where(q > 0, p, 1.0),
+        price=price,
         before=np.cumsum(tier_spend, axis=1) - tier_spend,
         capacity=tier_spend.sum(axis=1),
     )

@@ -84,14 +84,15 @@ def compile_forest(booster: lgb.Booster, arm_values: np.ndarray) -> ArmForest | 
     trees = [t["tree_structure"] for t in dump["tree_info"]]
     reads = [frozenset(f - n_row for f in _split_features(t) if f >= n_row) for t in trees]
     group_of: dict[frozenset[int], tuple[int, np.ndarray, np.ndarray]] = {}
+    slots = 0
     for read in reads:
         if read not in group_of:
             columns = sorted(read)
             _, first, variant = np.unique(arm_values[:, columns], axis=0, return_index=True, return_inverse=True)
             if len(first) > _MAX_VALUES:
                 return None
-            start = sum(len(v[1]) for v in group_of.values())
-            group_of[read] = (start, arm_values[first], variant.reshape(-1))
+            group_of[read] = (slots, arm_values[first], variant.reshape(-1))
+            slots += len(first)
     nodes: dict[str, list] = {k: [] for k in ("feature", "threshold", "default_left", "missing", "left", "right", "arm_left")}
     leaves: list[float] = []
     root, slot, full = [], [], []
@@ -115,7 +116,7 @@ def compile_forest(booster: lgb.Booster, arm_values: np.ndarray) -> ArmForest | 
         root=np.array(root, dtype=np.int64),
         slot=np.array(slot, dtype=np.int64),
         full=np.array(full, dtype=np.uint64),
-        slots=sum(len(v[1]) for v in group_of.values()),
+        slots=slots,
         groups=tuple((start, variant) for start, _, variant in group_of.values()),
     )
 
@@ -156,7 +157,7 @@ def _flatten(node: dict, nodes: dict[str, list], leaves: list[float], n_row: int
             cats = {int(c) for c in str(node["threshold"]).split("||")}
             goes = [not np.isnan(v) and int(v) >= 0 and int(v) in cats for v in column]
         else:
-            goes = [_numeric_left(v, float(node["threshold"]), missing, bool(node["default_left"])) for v in column]
+            goes = [bool(_numeric_left(float(v), float(node["threshold"]), missing, bool(node["default_left"]))) for v in column]
         nodes["feature"][index] = -1
         nodes["arm_left"][index] = sum(1 << i for i, g in enumerate(goes) if g)
     nodes["left"][index] = _flatten(node["left_child"], nodes, leaves, n_row, values)
@@ -164,14 +165,17 @@ def _flatten(node: dict, nodes: dict[str, list], leaves: list[float], n_row: int
     return index
 
 
-def _numeric_left(v: float, threshold: float, missing: int, default_left: bool) -> bool:
-    """LightGBM's ``NumericalDecision`` (after its input drops values within ``kZeroThreshold``)."""
-    if np.isnan(v):
-        if missing != 2:
-            v = 0.0
-    elif abs(v) <= _ZERO:
+@njit(cache=True, nogil=True, inline="always")
+def _numeric_left(v, threshold, missing, default_left):
+    """LightGBM's ``NumericalDecision`` after its input drops values within ``kZeroThreshold``:
+    whether ``v`` goes left at a numerical split (``missing``: 0 none, 1 zero, 2 NaN)."""
+    if v != v:  # NaN
+        if missing == 2:
+            return default_left
         v = 0.0
-    if (missing == 1 and abs(v) <= _ZERO) or (missing == 2 and np.isnan(v)):
+    elif -_ZERO <= v <= _ZERO:
+        v = 0.0
+    if missing == 1 and v == 0.0:
         return default_left
     return v <= threshold
 
@@ -208,18 +212,7 @@ def _walk(X, feature, threshold, default_left, missing, left, right, arm_left, l
                             node = left[node]
                             bits = goes_left
                         continue
-                    v = row[f]  # LightGBM's NumericalDecision, as _numeric_left
-                    m = missing[node]
-                    if v != v:
-                        if m == 2:
-                            node = left[node] if default_left[node] else right[node]
-                            continue
-                        v = 0.0
-                    elif -_ZERO <= v <= _ZERO:
-                        v = 0.0
-                    if m == 1 and v == 0.0:
-                        node = left[node] if default_left[node] else right[node]
-                    elif v <= threshold[node]:
+                    if _numeric_left(row[f], threshold[node], missing[node], default_left[node]):
                         node = left[node]
                     else:
                         node = right[node]
