@@ -95,3 +95,20 @@ def test_compiled_forest_refuses_what_it_cannot_evaluate_exactly():
     assert compile_forest(linear, ARMS) is None
     regression = lgb.train({"objective": "regression", "verbose": -1, "num_threads": 1}, lgb.Dataset(X, y), num_boost_round=5)
     assert compile_forest(regression, ARMS) is None
+
+
+def test_compiled_forest_refuses_trees_nested_deeper_than_python_recurses():
+    # a tree some thousand levels deep overflows the recursion of LightGBM's JSON dump and of the
+    # flattening; simulated by leaving the recursion limit only a few frames above this one
+    import inspect
+    import sys
+
+    booster = _booster()
+    assert compile_forest(booster, ARMS) is not None
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 12)
+    try:
+        refused = compile_forest(booster, ARMS)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert refused is None

@@ -76,7 +76,15 @@ class ArmForest:
 def compile_forest(booster: lgb.Booster, arm_values: np.ndarray) -> ArmForest | None:
     """The :class:`ArmForest` of ``booster``, whose last ``arm_values.shape[1]`` columns are the arm
     features, for the arms whose feature rows are ``arm_values``; None if the booster is not one it
-    evaluates exactly (see the module's docstring)."""
+    evaluates exactly (see the module's docstring), or whose trees are nested too deep to walk
+    recursively (some thousand levels: LightGBM's own JSON dump and the flattening recurse)."""
+    try:
+        return _compile(booster, arm_values)
+    except RecursionError:
+        return None
+
+
+def _compile(booster: lgb.Booster, arm_values: np.ndarray) -> ArmForest | None:
     dump = booster.dump_model()
     if dump.get("num_tree_per_iteration", 1) != 1 or dump.get("objective", "").split()[0] != "binary":
         return None
