@@ -327,6 +327,27 @@ def test_exploration_spends_about_the_declared_share(costs):
     pd.testing.assert_frame_equal(again.cells, result.cells)
 
 
+def test_exploration_draws_the_error_all_cells_share_once_per_draw(costs):
+    from uplift.allocation.effects import check_effects
+    from uplift.allocation.explore import thompson_allocation
+    from uplift.allocation.problem import build_problem
+
+    # every cell's estimate is 0 with no error of its own, but all share one calibration error: in
+    # each draw either every cell looks positive (all explored) or none does (nothing spent)
+    effects = synthetic_effects(n_segments=6, seed=11).assign(
+        effect=0.0, effect_sd=0.0, calibration_load_1=0.002, calibration_load_2=0.0)
+    policy = PlanningPolicy(exploration_share=0.5, exploration_draws=40, seed=2, max_segment_share=1.0)
+    problem = build_problem(check_effects(effects, costs), costs, policy)
+    thompson_allocation(problem, budget=500.0)
+    funded = np.array([(d.best_cell >= 0) & d.funded for d in problem.solvers.draws])
+    per_draw = funded.mean(axis=1)
+    assert set(np.unique(per_draw)) == {0.0, 1.0}  # all groups or none, never some
+    assert 0.2 < per_draw.mean() < 0.8
+    # without the shared error nothing is plausibly positive and nothing is explored
+    alone = build_problem(check_effects(effects.assign(calibration_load_1=0.0), costs), costs, policy)
+    assert thompson_allocation(alone, budget=500.0).x.sum() == 0
+
+
 def test_plan_does_not_modify_its_input(costs, open_policy):
     effects = synthetic_effects(seed=10)
     before = effects.copy()

@@ -1,7 +1,10 @@
 """Thompson-sampling exploration: the part of the budget spread over plausibly-best cells.
 
-Each of ``policy.exploration_draws`` draws takes one effect per cell from ``N(effect, effect_sd)``
-(seeded with ``policy.seed``) and spends the exploration budget on that draw; the exploration
+Each of ``policy.exploration_draws`` draws takes one effect per cell from its uncertainty (seeded
+with ``policy.seed``): ``effect + effect_sd * z_cell + shared @ w``, the cell's own error plus the
+errors every cell shares (``Problem.shared``: the calibration's, drawn once per draw for all cells,
+so a draw moves every cell the calibration moves together), and spends the exploration budget on
+that draw; the exploration
 allocation is the average of the draws' allocations. A cell whose interval lies entirely below zero
 (``effect + z * effect_sd < 0``) is never explored; any other cell is explored in a draw where its
 drawn effect is positive and among the best per EUR.
@@ -110,6 +113,8 @@ def _draws(problem: Problem) -> tuple[_Draw, ...]:
     draws = problem.policy.exploration_draws
     rng = np.random.default_rng(problem.policy.seed)
     sampled = rng.normal(problem.effect, problem.effect_sd, size=(draws, problem.n))
+    if problem.shared.size:  # after the cells' own draws, so a problem without shared errors draws as before
+        sampled += rng.standard_normal((draws, problem.shared.shape[1])) @ problem.shared.T
     usable = np.where((sampled > 0) & ~clearly_negative(problem), sampled, -np.inf)
     # cells laid out as (group, slot): the best message of every group in every draw at once
     n_grp = len(problem.grp_seg)
