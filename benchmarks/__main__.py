@@ -30,10 +30,12 @@ SECTIONS = ("targeting", "decisions", "speed")
 QUICK = {"outcomes": ["visit"], "repeats": 2, "folds": 3, "seeds": [1], "budget_shares": [0.05, 0.2],
          "people": 20_000, "waves": 3, "sim_folds": 3, "speed_rows": 50_000, "forest_sample": 10_000,
          "scoring_args": "--rows 300000 --throughput-rows 100000",
-         "service_args": "--people 20000 --requests 100 --time-limit 20 --repeats 2"}
+         "service_args": "--people 20000 --requests 100 --time-limit 20 --repeats 2",
+         "frontier_ratios": [0.3, 0.6, 1.2], "frontier_repeats": 1}
 FULL = {"outcomes": ["visit", "conversion"], "repeats": 5, "folds": 5, "seeds": [1, 2, 3],
         "budget_shares": [0.02, 0.05, 0.1, 0.2, 0.4], "people": 100_000, "waves": 4, "sim_folds": 5,
-        "speed_rows": 1_000_000, "forest_sample": 100_000, "scoring_args": "", "service_args": ""}
+        "speed_rows": 1_000_000, "forest_sample": 100_000, "scoring_args": "", "service_args": "",
+        "frontier_ratios": [0.25, 0.35, 0.5, 0.7, 1.0, 1.4], "frontier_repeats": 3}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -56,6 +58,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--sim-folds", type=int, help="CV folds of the pooled model on the simulator")
     p.add_argument("--messages", nargs="+", help="simulate only these messages (tiny runs)")
     p.add_argument("--channels", nargs="+", help="simulate only these channels (tiny runs)")
+    p.add_argument("--frontier-ratios", nargs="*", type=float,
+                   help="noise ratios of the decisions' noise frontier (none = skip it)")
+    p.add_argument("--frontier-repeats", type=int, help="noise draws per ratio of the noise frontier")
     p.add_argument("--speed-rows", type=int, help="person-waves for the speed benchmark")
     p.add_argument("--speed-learners", nargs="+", choices=["pooled", "t_shared"], default=["pooled", "t_shared"],
                    help="our learners timed on all rows")
@@ -98,7 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = DecisionSettings(people=args.people, waves=args.waves, seeds=tuple(args.seeds),
                                     budget_shares=tuple(args.budget_shares), folds=args.sim_folds,
                                     messages=tuple(args.messages) if args.messages else None,
-                                    channels=tuple(args.channels) if args.channels else None, threads=args.threads)
+                                    channels=tuple(args.channels) if args.channels else None, threads=args.threads,
+                                    frontier_ratios=tuple(args.frontier_ratios),
+                                    frontier_repeats=args.frontier_repeats)
         results["decisions"] = run_decisions(settings, root=ROOT, progress=say)
         seconds["decisions"] = time.perf_counter() - start
     if "speed" in args.only:

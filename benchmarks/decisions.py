@@ -5,6 +5,11 @@ For every seed: simulate a world, build the training table, validate the pooled 
 table from its out-of-sample predictions, and plan with :func:`uplift.allocation.plan` at every
 budget. :func:`uplift.evaluation.compare_with_oracle` scores each plan under the simulator's true
 segment effects against the oracle plan (same solver on the true effects, same budget and policy).
+
+The noise frontier (:func:`uplift.evaluation.noise_frontier`) plans the same world from reference
+estimates of known noise (truth + Gaussian noise, shrunk by the exact posterior weight) without
+exploration: the share of the oracle each noise level allows, the noise equivalent to the product's
+own estimates, and how much more history the 95% goal would need at that rate.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.targeting import with_threads
-from uplift.evaluation import compare_with_oracle, true_effects_table
+from uplift.evaluation import compare_with_oracle, equivalent_noise_ratio, noise_frontier, true_effects_table
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
 __all__ = ["DecisionSettings", "DecisionResult", "run_decisions", "scaled_policy", "full_reach_spend"]
@@ -39,6 +44,8 @@ class DecisionSettings:
     folds : cross-validation folds of the pooled model's validation (the spec says 5).
     messages, channels : optional subset of the region's messages / channels (tiny test worlds).
     threads : LightGBM threads per fit (:func:`benchmarks.targeting.with_threads`).
+    frontier_ratios : noise ratios (noise sd / the true effects' spread) of the noise frontier; empty = none.
+    frontier_repeats : noise draws per ratio.
     """
 
     people: int = 20_000
@@ -49,16 +56,20 @@ class DecisionSettings:
     messages: tuple[str, ...] | None = None
     channels: tuple[str, ...] | None = None
     threads: int = 1
+    frontier_ratios: tuple[float, ...] = (0.3, 0.5, 0.8, 1.2)
+    frontier_repeats: int = 1
 
 
 @dataclass(frozen=True)
 class DecisionResult:
-    """Per seed and budget: plans scored under the truth, the floors, and how good the estimates were."""
+    """Per seed and budget: plans scored under the truth, the floors, how good the estimates were, and
+    the noise frontier (columns of :data:`uplift.evaluation.FRONTIER_COLUMNS` plus ``seed``)."""
 
     settings: DecisionSettings
     plans: pd.DataFrame = field(repr=False)
     floors: pd.DataFrame = field(repr=False)
     estimates: pd.DataFrame = field(repr=False)
+    frontier: pd.DataFrame = field(repr=False)
 
 
 def full_reach_spend(segments: pd.DataFrame, costs: CostCatalogue) -> float:
@@ -151,7 +162,7 @@ def run_decisions(
     say = progress or (lambda _m: None)
     costs = load_spec(root / "serve" / "costs.yaml", CostCatalogue)
     shipped = load_spec(root / "serve" / "policy.yaml", PlanningPolicy)
-    plans, floors, estimates = [], [], []
+    plans, floors, estimates, frontier = [], [], [], []
     for seed in settings.seeds:
         estimated, truth, persona_check = _one_world(seed, settings, root, say)
         policy = scaled_policy(shipped, settings.people, set(estimated["channel"]))
@@ -165,6 +176,7 @@ def run_decisions(
             "corr": float(np.corrcoef(est, true)[0, 1]) if est.std() > 0 and true.std() > 0 else float("nan"),
             "mean_abs_error": float(np.mean(np.abs(est - true))), "mean_sd": float(np.mean(sd)),
             "true_sd_across_cells": float(true.std()), "coverage_80": float(covered.mean()),
+            "equivalent_noise_ratio": equivalent_noise_ratio(est, true),
             **persona_check, "full_reach_spend": capacity,
         })
         for label, pol in _policies(policy):
@@ -173,9 +185,17 @@ def run_decisions(
             shares = dict(zip(budgets, settings.budget_shares))
             plans.append(result.plans.assign(seed=seed, policy=label, budget_share=result.plans["budget"].map(shares)))
             floors.append(result.floors.assign(seed=seed, policy=label))
+        if settings.frontier_ratios:
+            say(f"seed {seed}: noise frontier at {len(settings.frontier_ratios)} noise levels "
+                f"x {settings.frontier_repeats} draws")
+            greedy = policy.model_copy(update={"exploration_share": 0.0})
+            frontier.append(noise_frontier(truth, budgets=budgets, costs=costs, policy=greedy,
+                                           ratios=settings.frontier_ratios, repeats=settings.frontier_repeats,
+                                           seed=seed).assign(seed=seed))
     return DecisionResult(
         settings=settings,
         plans=pd.concat(plans, ignore_index=True),
         floors=pd.concat(floors, ignore_index=True),
         estimates=pd.DataFrame(estimates),
+        frontier=pd.concat(frontier, ignore_index=True) if frontier else pd.DataFrame(),
     )

@@ -95,6 +95,10 @@ def test_quick_mode_on_tiny_settings_writes_every_table(tmp_path):
     assert "goal >= 95%" in decisions
     floors = [r for r in table_rows(decisions[decisions.index("Fairness floors"):], "policy")]
     assert {(r[1], r[2]) for r in floors} == {(p, f) for p in ("recommended", "oracle") for f in ("women", "over_45")}
+    frontier = table_rows(decisions[decisions.index("Noise frontier"):], "noise_ratio")
+    assert [r[0] for r in frontier] == ["0.30", "0.60", "1.20"]  # the quick mode's ratios
+    assert all(0.0 <= float(c.rstrip("%")) <= 100.0 + 1e-6 for r in frontier for c in r[2:5])
+    assert re.search(r"- seed 1: our estimates \(corr -?[\d.]+\) are as noisy as reference estimates", decisions)
 
     speed = section(text, "## 3. Speed")
     steps = table_rows(speed, "step")

@@ -9,9 +9,14 @@ import pytest
 from uplift.errors import DataError, SchemaError
 from uplift.evaluation import (
     FLOOR_COLUMNS,
+    FRONTIER_COLUMNS,
     PLAN_SCORE_COLUMNS,
     compare_with_oracle,
+    equivalent_noise_ratio,
+    noise_frontier,
+    reference_estimates,
     score_plan,
+    target_ratio,
     true_effects_table,
 )
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
@@ -164,3 +169,50 @@ def test_bad_arguments_are_named():
         compare_with_oracle(cells, truth, budgets=[], costs=COSTS, policy=OPEN)
     with pytest.raises(DataError, match="same .segment, arm. rows"):
         compare_with_oracle(cells, truth.iloc[::-1], budgets=[100.0], costs=COSTS, policy=OPEN)
+
+
+# ---------------------------------------------------------------------------------------------
+# the noise frontier
+
+
+def test_reference_estimates_shrink_noise_by_the_posterior_weight():
+    cells = random_cells(n_segments=400, seed=3)
+    truth = true_effects_table(cells, truth_of(cells, cells["effect"].tolist()))
+    t = truth["effect"].to_numpy()
+    exact = reference_estimates(truth, 0.0, np.random.default_rng(0))
+    np.testing.assert_array_equal(exact["effect"].to_numpy(), t)
+    assert (exact["effect_sd"] == 0).all() and (exact["calibration_load_1"] == 0).all()
+    tau = t.std()
+    ref = reference_estimates(truth, tau, np.random.default_rng(0))  # ratio 1: weight 1/2
+    est = ref["effect"].to_numpy()
+    assert est.std() == pytest.approx(tau * np.sqrt(0.5), rel=0.1)  # w^2 (tau^2 + sigma^2) = tau^2 / 2
+    assert np.corrcoef(est, t)[0, 1] == pytest.approx(1 / np.sqrt(2), abs=0.06)
+    assert ref["effect_sd"].to_numpy() == pytest.approx(np.full(len(t), tau * np.sqrt(0.5)))
+    assert ref["hi"].to_numpy() - ref["lo"].to_numpy() == pytest.approx(2 * 1.2816 * tau * np.sqrt(0.5), rel=1e-3)
+    assert equivalent_noise_ratio(est, t) == pytest.approx(1.0, abs=0.2)
+    assert equivalent_noise_ratio(-t, t) == np.inf and equivalent_noise_ratio(np.zeros_like(t), t) == np.inf
+    with pytest.raises(SchemaError, match="noise_sd"):
+        reference_estimates(truth, -1.0, np.random.default_rng(0))
+
+
+def test_noise_frontier_reaches_the_oracle_without_noise_and_falls_with_it():
+    cells = random_cells(n_segments=30, seed=4)
+    truth = true_effects_table(cells, truth_of(cells, cells["effect"].tolist()))
+    front = noise_frontier(truth, budgets=[150.0, 600.0], costs=COSTS, policy=OPEN, ratios=[0.0, 0.5, 3.0], repeats=2)
+    assert tuple(front.columns) == FRONTIER_COLUMNS and len(front) == 3 * 2 * 2
+    mean = front.groupby("noise_ratio")["share_of_oracle"].mean()
+    assert mean[0.0] == pytest.approx(1.0)
+    assert 1.0 > mean[0.5] > mean[3.0]
+    assert (front["share_of_oracle"] <= 1.0 + 1e-9).all()
+    assert front.loc[front["noise_ratio"] == 0.0, "corr"].to_numpy() == pytest.approx(1.0)
+    with pytest.raises(SchemaError, match="ratios"):
+        noise_frontier(truth, budgets=[150.0], costs=COSTS, policy=OPEN, ratios=[-0.5])
+    with pytest.raises(SchemaError, match="at least one"):
+        noise_frontier(truth, budgets=[], costs=COSTS, policy=OPEN, ratios=[0.5])
+
+
+def test_target_ratio_interpolates_between_measured_ratios():
+    front = pd.DataFrame({"noise_ratio": [0.2, 0.2, 0.5, 1.0], "share_of_oracle": [0.99, 0.97, 0.92, 0.7]})
+    assert target_ratio(front, 0.95) == pytest.approx(0.2 + (0.98 - 0.95) * 0.3 / (0.98 - 0.92))
+    assert target_ratio(front, 0.999) != target_ratio(front, 0.999)  # NaN: no ratio reaches it
+    assert target_ratio(front, 0.5) == 1.0  # every ratio reaches it: the noisiest measured
