@@ -35,7 +35,7 @@ QUICK = {"outcomes": ["visit"], "repeats": 2, "folds": 3, "seeds": [1], "budget_
 FULL = {"outcomes": ["visit", "conversion"], "repeats": 5, "folds": 5, "seeds": [1, 2, 3],
         "budget_shares": [0.02, 0.05, 0.1, 0.2, 0.4], "people": 100_000, "waves": 4, "sim_folds": 5,
         "speed_rows": 1_000_000, "forest_sample": 100_000, "scoring_args": "", "service_args": "",
-        "frontier_ratios": [0.25, 0.35, 0.5, 0.7, 1.0, 1.4], "frontier_repeats": 3}
+        "frontier_ratios": [0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0], "frontier_repeats": 3}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -192,15 +192,21 @@ def _frontier_lines(result) -> list[str]:
     est = result.estimates.set_index("seed")
     lines = []
     for seed, mine in ours.groupby("seed"):
+        own = front[front["seed"] == seed]
         ratio = float(est.loc[seed, "equivalent_noise_ratio"])
-        needed = target_ratio(front[front["seed"] == seed], 0.95)
+        by_ratio = own.groupby("noise_ratio")["share_of_oracle"].mean()
+        inside = np.isfinite(ratio) and by_ratio.index.min() <= ratio <= by_ratio.index.max()
+        reference = float(np.interp(ratio, by_ratio.index, by_ratio.to_numpy())) if inside else float("nan")
+        needed = target_ratio(own, 0.95)
         history = (ratio / needed) ** 2 if np.isfinite(needed) and needed > 0 and np.isfinite(ratio) else float("nan")
-        lines.append(f"- seed {seed}: our estimates (corr {est.loc[seed, 'corr']:.2f}) are as noisy as reference "
-                     f"estimates at ratio {ratio:.2f}; our plans without exploration reach "
-                     f"{mine['share_of_oracle'].mean():.1%} of the oracle; 95% needs ratio "
-                     + (f"<= {needed:.2f}, i.e. about {history:.1f}x this history ({history * s.people:,.0f} "
-                        f"people x {s.waves} waves) at our rate of learning" if np.isfinite(history)
-                        else "below every measured ratio"))
+        lines.append(
+            f"- seed {seed}: our estimates (corr {est.loc[seed, 'corr']:.2f}) are as noisy as reference estimates "
+            f"at ratio {ratio:.2f}, which reach "
+            + (f"{reference:.1%}" if np.isfinite(reference) else "(outside the measured ratios)")
+            + f" of the oracle; our plans without exploration reach {mine['share_of_oracle'].mean():.1%}. 95% needs "
+            + (f"ratio <= {needed:.2f} (corr >= {1 / np.sqrt(1 + needed**2):.2f}): {history:.1f}x this history "
+               f"({history * s.people:,.0f} people x {s.waves} waves) if the noise shrank like 1 / sqrt(history)"
+               if np.isfinite(history) else "less noise than any measured ratio"))
     return ["", "Noise frontier (`uplift.evaluation.noise_frontier`): plans without exploration from reference "
                 "estimates = each cell's true effect + Gaussian noise of sd `ratio x` the true effects' spread "
                 "across cells, shrunk by the exact posterior weight; "
