@@ -121,6 +121,30 @@ def test_a_broken_pool_falls_back_and_is_replaced(bundle, planner, score_body_ra
         pool.close()
 
 
+def test_tasks_in_flight_when_a_worker_dies_replace_the_workers_once(bundle, planner, monkeypatch):
+    from uplift.api import compute
+
+    monkeypatch.setitem(compute.TASKS, "pause", compute._pid)  # sleeps, then answers its process id
+    pool = compute.ComputePool(bundle, planner, 1)
+    try:
+        (pid,) = pool.start()
+        broken = pool._executor
+        first, second = pool.submit("pause", 3.0), pool.submit("pause", 3.0)
+        time.sleep(0.5)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(compute.Unavailable):
+            pool.result(first)
+        fresh = pool._executor
+        assert fresh is not broken
+        with pytest.raises(compute.Unavailable):  # the same broken executor's second task
+            pool.result(second)
+        assert pool._executor is fresh  # not replaced a second time
+        assert pool.run("pause", 0.0, local=_never) != pid
+        assert pool._executors == {}  # nothing kept for settled tasks
+    finally:
+        pool.close()
+
+
 def test_compute_processes_setting(monkeypatch):
     from uplift.api.settings import load_service_settings
     from uplift.errors import SpecError

@@ -116,6 +116,9 @@ class ComputePool:
         self._lock = threading.Lock()
         self._closed = False
         self._executor = self._new_executor()
+        # which executor runs each pending task: a task that fails because its executor broke
+        # replaces that executor, once, and never the fresh one another request already started
+        self._executors: dict[cf.Future, cf.ProcessPoolExecutor] = {}
 
     def _new_executor(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
@@ -140,20 +143,35 @@ class ComputePool:
         with self._lock:
             if self._closed:
                 raise Unavailable(f"compute pool for {self.label} is closed")
+            executor = self._executor
             try:
-                return self._executor.submit(TASKS[task], *args)
-            except (BrokenProcessPool, RuntimeError) as exc:
-                self._replace(exc)
+                future = executor.submit(TASKS[task], *args)
+            except BrokenProcessPool as exc:
+                self._replace(executor, exc)
                 raise Unavailable(str(exc)) from None
+            except RuntimeError as exc:  # shut down (the interpreter is exiting)
+                raise Unavailable(str(exc)) from None
+            self._executors[future] = executor
+            return future
 
     def result(self, future: cf.Future) -> Any:
         """The task's result, its own exception, or :class:`Unavailable` when its worker died."""
+        broke = None
         try:
             return future.result()
         except BrokenProcessPool as exc:
-            with self._lock:
-                self._replace(exc)
+            broke = exc
             raise Unavailable(str(exc)) from None
+        finally:
+            self._settle(future, broke)
+
+    def _settle(self, future: cf.Future, broke: BaseException | None) -> None:
+        """Forget ``future``'s executor; if the task failed because that executor broke (``broke``),
+        replace it unless it is no longer the current one."""
+        with self._lock:
+            executor = self._executors.pop(future, None)
+            if broke is not None:
+                self._replace(executor, broke)
 
     def run(self, task: str, *args: Any, local: Callable[[], T]) -> T:
         """Run ``task`` in a worker and wait for it; ``local()`` in this thread if the pool cannot."""
@@ -170,18 +188,21 @@ class ComputePool:
 
         try:
             future = self.submit(task, *args)
+            broke = None
             try:
                 return await asyncio.wrap_future(future)
             except BrokenProcessPool as exc:
-                with self._lock:
-                    self._replace(exc)
+                broke = exc
                 raise Unavailable(str(exc)) from None
+            finally:
+                self._settle(future, broke)
         except Unavailable:
             return await run_in_threadpool(local)
 
-    def _replace(self, exc: BaseException) -> None:
-        """A worker died (the executor is broken for good): start a fresh one for the next requests."""
-        if self._closed or not getattr(self._executor, "_broken", False):
+    def _replace(self, broken: cf.ProcessPoolExecutor | None, exc: BaseException) -> None:
+        """A worker of ``broken`` died (an executor is broken for good): unless another request has
+        already replaced it, start a fresh executor for the next requests. Call with the lock held."""
+        if self._closed or broken is None or broken is not self._executor:
             return
         log.error("compute pool for %s broke (%s); starting new workers", self.label, exc)
         self._executor.shutdown(wait=False, cancel_futures=True)
