@@ -87,8 +87,11 @@ def server_env(store: Path, **settings) -> dict[str, str]:
 
 
 @contextmanager
-def running_server(store: Path, *, wait_for: tuple[int, ...] = (200,), **settings):
-    """Start ``uplift serve`` over ``store`` on a free loopback port; yields the base URL; stops it afterwards."""
+def running_server(store: Path, *, wait_for: tuple[int, ...] = (200,), pids: list[int] | None = None, **settings):
+    """Start ``uplift serve`` over ``store`` on a free loopback port; yields the base URL; stops it afterwards.
+
+    ``pids``, if given, gets the server process's id.
+    """
     port = free_port()
     log = store / f"server-{port}.log"
     with open(log, "w") as out:
@@ -96,6 +99,8 @@ def running_server(store: Path, *, wait_for: tuple[int, ...] = (200,), **setting
             [*uplift_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=server_env(store, **settings), stdout=out, stderr=subprocess.STDOUT, cwd=store,
         )
+    if pids is not None:
+        pids.append(proc.pid)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -118,3 +123,23 @@ def running_server(store: Path, *, wait_for: tuple[int, ...] = (200,), **setting
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def descendants(pid: int) -> set[int]:
+    """Process ids of every living descendant of ``pid`` (Linux ``/proc``)."""
+    parent_of: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (name) "
+        if fields[0] != "Z":
+            parent_of[int(entry)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parent_of.items() if parent in frontier} - found
+        found |= frontier
+    return found

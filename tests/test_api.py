@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -21,6 +23,7 @@ from apiserver import (
     MIN_SIZE,
     SHARED_SETTINGS,
     TOKENS,
+    descendants,
     running_server,
     server_env,
     shared_server,
@@ -270,6 +273,45 @@ def test_request_threads_answer_as_the_compute_processes(api, store, strong_tabl
             plan = client.post("/plans", json=plan_body).json()
     same = ("status", "conflicts", "notes", "totals", "references", "cells")
     assert {k: plan[k] for k in same} == {k: pooled_plan[k] for k in same}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_several_uvicorn_workers_each_with_compute_processes(api, store, strong_table):
+    """``workers: 2`` x ``compute_processes: 1``: fresh connections land on either worker and get the
+    shared server's answers; stopping the server leaves no worker or compute process behind."""
+    rows = _rows(strong_table, 25, start=200)
+    plan_body = {"budget": 1800.0, "policy": {"holdout_share": 0.15}}
+    expected_scores = api.post("/scores", json={"rows": rows}).json()
+    expected_plan = api.post("/plans", json=plan_body).json()
+    pids: list[int] = []
+    answers = []
+    with running_server(store, workers=2, compute_processes=1, pids=pids,
+                        plans_db_url=f"sqlite:///{store / 'workers-plans.db'}", **SHARED_SETTINGS) as base:
+        deadline = time.monotonic() + 60
+        while len(descendants(pids[0])) < 4 and time.monotonic() < deadline:  # 2 workers, each its pool
+            time.sleep(0.2)
+        children = descendants(pids[0])
+        assert len(children) >= 4
+        for _ in range(6):  # a new connection each time: the kernel hands it to either worker
+            with httpx.Client(base_url=base, headers=AUTH, timeout=60) as client:
+                assert client.get("/health").json()["compute_processes"] == 1
+                answers.append((client.post("/scores", json={"rows": rows}), client.post("/plans", json=plan_body)))
+    same = ("status", "conflicts", "notes", "totals", "references", "cells")
+    for scores, plan in answers:
+        assert scores.status_code == 200 and scores.json() == expected_scores
+        assert plan.status_code == 200 and {k: plan.json()[k] for k in same} == {k: expected_plan[k] for k in same}
+    deadline = time.monotonic() + 20
+    while any(_alive(c) for c in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [c for c in children if _alive(c)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def test_row_limit_and_body_limit(api, strong_table):
