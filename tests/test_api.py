@@ -617,7 +617,7 @@ def test_exported_names_exist():
 
 
 def test_plan_cells_json_is_the_schema_with_null_for_non_finite_numbers():
-    from uplift.api.planning import _cells_json
+    from uplift.api.planning import _cells_json, _label_arrays
     from uplift.api.schemas import PlanCell
 
     frame = pd.DataFrame({
@@ -628,10 +628,10 @@ def test_plan_cells_json_is_the_schema_with_null_for_non_finite_numbers():
         "hi": [0.2, 0.01], "cost_per_conversion": [101.25, np.inf], "marginal_cost": [np.nan, 7.0],
         "exploration": [0.0, 3.0], "an_internal_column": ["not", "sent"],
     })
-    cells = json.loads(_cells_json(frame, np.array([0, 1])))
+    cells = json.loads(_cells_json(frame, np.array([0, 1]), _label_arrays(frame)))
     assert [list(c) for c in cells] == [list(PlanCell.model_fields)] * 2
     assert [PlanCell.model_validate(c).segment for c in cells] == ["age_band=18-24", "age_band=25-34"]
-    assert [c["arm"] for c in json.loads(_cells_json(frame, np.array([1])))] == ["m@flyer"]  # the rows asked for
+    assert [c["arm"] for c in json.loads(_cells_json(frame, np.array([1]), _label_arrays(frame)))] == ["m@flyer"]  # the rows asked for
     assert cells[0]["contacts"] == 10 and isinstance(cells[0]["contacts"], int)
     assert cells[0]["expected_conversions"] == 0.1234567890123456789  # no precision lost
     assert cells[1]["cost_per_conversion"] is None and cells[0]["marginal_cost"] is None

@@ -268,15 +268,13 @@ def _label_arrays(cells: pd.DataFrame) -> dict[str, np.ndarray]:
     return {c: np.array([str(v) for v in cells[c].tolist()], dtype=object) for c in _CELL_LABELS}
 
 
-def _cells_json(cells: pd.DataFrame, rows: np.ndarray, labels: dict[str, np.ndarray] | None = None) -> str:
+def _cells_json(cells: pd.DataFrame, rows: np.ndarray, labels: dict[str, np.ndarray]) -> str:
     """Rows ``rows`` (positions) of ``cells`` as a JSON array of :class:`PlanCell` objects (NaN and
-    inf become null); ``labels`` holds the text columns (:func:`_label_arrays`) when the caller keeps them.
+    inf become null); ``labels`` holds the text columns (:func:`_label_arrays`, kept with the prepared plan).
 
     Column by column into Python lists, then one call of pydantic's Rust encoder: several times
     faster than converting the frame's (Arrow-backed) text columns and ``DataFrame.to_json``.
     """
-    if labels is None:
-        labels = _label_arrays(cells)
     columns: list[list] = []
     for col in PlanCell.model_fields:
         if col in _CELL_LABELS:
