@@ -139,7 +139,11 @@ class ComputePool:
         return sorted(seen)
 
     def submit(self, task: str, *args: Any) -> cf.Future:
-        """Queue ``task`` (a name in :data:`TASKS`); :class:`Unavailable` if the pool is closed or broken."""
+        """Queue ``task`` (a name in :data:`TASKS`); :class:`Unavailable` if the pool is closed or broken.
+
+        Wait for the future with :meth:`result` (or use :meth:`run` / :meth:`arun`): that settles
+        what the pool keeps for it and replaces the workers if they died meanwhile.
+        """
         with self._lock:
             if self._closed:
                 raise Unavailable(f"compute pool for {self.label} is closed")

@@ -10,14 +10,15 @@ plan (:func:`uplift.evaluation.compare_with_oracle`).
 
 Noise is given as a ratio ``r = sigma / tau``; such estimates correlate with the truth at
 ``1 / sqrt(1 + r^2)`` in expectation. An estimate table's *equivalent ratio* is the ratio whose
-reference estimates correlate as well with the truth: ``sqrt(1 / corr^2 - 1)``. Estimation noise
-shrinks like ``1 / sqrt(n)`` with the history's size ``n``, so the history needed for a target
-share is about ``(r_equivalent / r_target)^2`` times the present one.
+reference estimates correlate as well with the truth: ``sqrt(1 / corr^2 - 1)``. If estimation noise
+shrank like ``1 / sqrt(n)`` with the history's size ``n``, the history needed for a target share
+would be ``(r_equivalent / r_target)^2`` times the present one (a learner whose regularisation is
+fixed, and smaller segments passing the anonymity floor, make it shrink more slowly: measure it).
 
 The reference estimator is not a bound on every estimator: errors that are correlated across cells,
 or larger in some cells than others, plan differently. It is a yardstick: a product whose plans
-reach the frontier at its own equivalent noise loses nothing in planning that better estimates of
-the same quality would win back.
+reach the frontier at its own equivalent noise loses nothing to the planning itself; only less
+noisy estimates would do better.
 """
 
 from __future__ import annotations
