@@ -202,15 +202,17 @@ def _frontier_lines(result) -> list[str]:
         inside = np.isfinite(ratio) and by_ratio.index.min() <= ratio <= by_ratio.index.max()
         reference = float(np.interp(ratio, by_ratio.index, by_ratio.to_numpy())) if inside else float("nan")
         needed = target_ratio(own, 0.95)
-        history = (ratio / needed) ** 2 if np.isfinite(needed) and needed > 0 and np.isfinite(ratio) else float("nan")
+        # the history rule only within the measured ratios: far outside them it is no estimate at all
+        history = (ratio / needed) ** 2 if inside and np.isfinite(needed) and needed > 0 else float("nan")
         lines.append(
             f"- seed {seed}: our estimates (corr {est.loc[seed, 'corr']:.2f}) are as noisy as reference estimates "
-            f"at ratio {ratio:.2f}, which reach "
-            + (f"{reference:.1%}" if np.isfinite(reference) else "(outside the measured ratios)")
-            + f" of the oracle; our plans without exploration reach {mine['share_of_oracle'].mean():.1%}. 95% needs "
-            + (f"ratio <= {needed:.2f} (corr >= {1 / np.sqrt(1 + needed**2):.2f}): {history:.1f}x this history "
-               f"({history * s.people:,.0f} people x {s.waves} waves) if the noise shrank like 1 / sqrt(history)"
-               if np.isfinite(history) else "less noise than any measured ratio"))
+            f"at ratio {ratio:.2f}, "
+            + (f"which reach {reference:.1%} of the oracle" if inside else "outside the measured ratios")
+            + f"; our plans without exploration reach {mine['share_of_oracle'].mean():.1%}. 95% needs "
+            + ("less noise than any measured ratio" if not np.isfinite(needed) else
+               f"ratio <= {needed:.2f} (corr >= {1 / np.sqrt(1 + needed**2):.2f})"
+               + (f": {history:.1f}x this history ({history * s.people:,.0f} people x {s.waves} waves) if the "
+                  "noise shrank like 1 / sqrt(history)" if np.isfinite(history) else "")))
     return ["", "Noise frontier (`uplift.evaluation.noise_frontier`): plans without exploration from reference "
                 "estimates = each cell's true effect + Gaussian noise of sd `ratio x` the true effects' spread "
                 "across cells, shrunk by the exact posterior weight; "
