@@ -139,6 +139,15 @@ def test_plan_interval_adds_the_error_the_cells_share():
         plan(shared.assign(calibration_load_1=np.inf), budget=300.0, costs=costs, policy=PlanningPolicy())
 
 
+def test_re_scoring_a_plan_under_its_own_effects_gives_its_interval():
+    effects, costs = hand_world()
+    shared = effects.assign(calibration_load_1=0.001, calibration_load_2=0.0)
+    policy = PlanningPolicy(holdout_share=0.1)
+    result = plan(shared, budget=300.0, costs=costs, policy=policy)
+    again = evaluate_plan(result.cells, shared, costs=costs, policy=policy)
+    assert (again["lo"], again["hi"]) == pytest.approx((result.totals.lo, result.totals.hi))
+
+
 def test_hand_calculation_reach_and_holdout_caps_bind():
     effects, costs = hand_world()
     # budget beyond reach: both tiers full = 7,000 contacts for 200 + 300 = EUR 500; nothing more to buy

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from uplift.allocation.effects import check_effects, floor_mask
+from uplift.allocation.effects import SHARED_ERROR_COLUMNS, check_effects, floor_mask
 from uplift.allocation.explore import interval_z
 from uplift.allocation.problem import Allocation, Problem
 from uplift.errors import DataError
@@ -256,10 +256,7 @@ def plan_totals(
     contacts = np.asarray(cells["contacts"], dtype=float)
     spend = float(np.sum(cells["spend"]))
     conv = float(np.sum(cells["expected_conversions"]))
-    variance = float(np.sum((effect_sd * contacts) ** 2))
-    if shared is not None and shared.size:
-        variance += float(np.sum((contacts @ shared) ** 2))
-    half = interval_z(interval) * float(np.sqrt(variance))
+    half = _half_width(contacts, effect_sd, shared, interval)
     return PlanTotals(
         budget=float(budget),
         spend=spend,
@@ -272,6 +269,15 @@ def plan_totals(
         marginal_cost=float(marginal_cost),
         exploration_spend=float(np.sum(cells["exploration"])) if "exploration" in cells else 0.0,
     )
+
+
+def _half_width(contacts: np.ndarray, effect_sd: np.ndarray, shared: np.ndarray | None, interval: float) -> float:
+    """Half the ``interval`` of a total of ``contacts x effect``: the cells' own errors (independent)
+    plus the errors they share (``shared``, per-contact loadings on independent factors, may be None)."""
+    variance = float(np.sum((effect_sd * contacts) ** 2))
+    if shared is not None and shared.size:
+        variance += float(np.sum((contacts @ shared) ** 2))
+    return interval_z(interval) * float(np.sqrt(variance))
 
 
 def evaluate_plan(
@@ -295,7 +301,7 @@ def evaluate_plan(
     -------
     dict
         ``spend``, ``contacts``, ``expected_conversions``, ``lo``, ``hi`` (interval from the
-        table's ``effect_sd``) and ``floors`` (floor name -> achieved share of spend or of
+        table's ``effect_sd`` and shared-error loadings, as a plan's own) and ``floors`` (floor name -> achieved share of spend or of
         conversions under these effects; empty without ``policy``).
 
     Raises
@@ -324,7 +330,8 @@ def evaluate_plan(
     spend = merged["spend"].to_numpy(dtype=float)
     conv = merged["effect"].to_numpy(dtype=float) * contacts
     interval = policy.interval if policy is not None else 0.8
-    half = interval_z(interval) * float(np.sqrt(np.sum((merged["effect_sd"].to_numpy(dtype=float) * contacts) ** 2)))
+    shared = merged[[c for c in SHARED_ERROR_COLUMNS if c in merged.columns]].to_numpy(dtype=float)
+    half = _half_width(contacts, merged["effect_sd"].to_numpy(dtype=float), shared, interval)
     floors: dict[str, float] = {}
     for floor in policy.fairness_floors if policy is not None else ():
         mask = floor_mask(merged, floor, source=source, allow_empty=True)
