@@ -30,6 +30,7 @@ import pandas as pd
 
 from uplift.allocation import plan
 from uplift.allocation.effects import SHARED_ERROR_COLUMNS
+from uplift.allocation.explore import interval_z
 from uplift.evaluation.plans import score_plan
 from uplift.errors import SchemaError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
@@ -42,12 +43,12 @@ reference estimates' correlation with the truth in that repeat."""
 
 
 def reference_estimates(
-    true_effects: pd.DataFrame, noise_sd: float, rng: np.random.Generator, *, interval_z: float = 1.2816
+    true_effects: pd.DataFrame, noise_sd: float, rng: np.random.Generator, *, interval: float = 0.8
 ) -> pd.DataFrame:
     """``true_effects`` with ``effect`` replaced by the shrunk noisy reference estimate (module docstring).
 
     ``effect_sd`` is the posterior sd ``sqrt(w) * noise_sd`` (``w`` the shrinkage weight), ``lo`` /
-    ``hi`` the ``interval_z`` interval, and the shared-error loadings are 0 (the noise is independent).
+    ``hi`` its central ``interval``, and the shared-error loadings are 0 (the noise is independent).
     """
     if not np.isfinite(noise_sd) or noise_sd < 0:
         raise SchemaError(f"noise_sd: expected a finite number >= 0, got {noise_sd}")
@@ -59,7 +60,8 @@ def reference_estimates(
         weight = spread / (spread + noise_sd**2)
         effect = mean + weight * (truth + rng.normal(0.0, noise_sd, len(truth)) - mean)
     sd = np.full(len(truth), np.sqrt(weight) * noise_sd)
-    out = true_effects.assign(effect=effect, effect_sd=sd, lo=effect - interval_z * sd, hi=effect + interval_z * sd)
+    z = interval_z(interval)
+    out = true_effects.assign(effect=effect, effect_sd=sd, lo=effect - z * sd, hi=effect + z * sd)
     return out.assign(**{c: 0.0 for c in SHARED_ERROR_COLUMNS})
 
 
@@ -113,7 +115,7 @@ def noise_frontier(
     rows = []
     for ratio in ratios:
         for repeat in range(repeats):
-            estimates = reference_estimates(true_effects, ratio * tau, rng)
+            estimates = reference_estimates(true_effects, ratio * tau, rng, interval=policy.interval)
             est = estimates["effect"].to_numpy()
             corr = float(np.corrcoef(est, truth)[0, 1]) if est.std() > 0 and tau > 0 else float("nan")
             for budget in budgets:
