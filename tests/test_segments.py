@@ -239,3 +239,85 @@ def test_a_kind_with_leak_correction_uses_the_cross_fitting_folds(validated, mon
     assert calls == [("segment_rate", False, None)]  # without folds the correction is skipped
     with pytest.raises(ValueError, match="folds"):
         build_segment_table(table, preds, corrected, folds=folds[:-1], heldout_fold=heldout)
+
+
+def test_persona_mix_is_each_segments_persona_shares_times_the_personas_observed_effects():
+    from uplift.segments.personamix import persona_mix
+
+    # persona "p": treated rate 0.5, control 0.1 (effect 0.4); "q": treated 0.2, control 0.2 (effect 0)
+    def rows(persona, n_treated, hits_treated, n_control, hits_control, group):
+        arm = ["a"] * n_treated + ["c"] * n_control
+        y = [1.0] * hits_treated + [0.0] * (n_treated - hits_treated) + [1.0] * hits_control + [0.0] * (n_control - hits_control)
+        return pd.DataFrame({"persona": persona, "arm": arm, "y": y, "group": group})
+
+    frame = pd.concat([
+        rows("p", 10, 5, 10, 1, 0),   # segment 0: persona p only
+        rows("q", 10, 2, 10, 2, 1),   # segment 1: 20 rows of q ...
+        rows("p", 2, 1, 2, 0, 1),     # ... and 4 of p (whose outcomes also count towards p's effect)
+        rows("p", 8, 4, 8, 1, -1),    # rows in no shown segment still count towards p's effect
+        rows("r", 0, 0, 5, 1, 2),     # persona r was never treated: the arm's effect over all rows
+    ], ignore_index=True)
+    propensity = pd.DataFrame({"c": np.full(len(frame), 0.5), "a": np.full(len(frame), 0.5)})
+    got = persona_mix(frame["group"].to_numpy(), 3, frame["persona"].to_numpy(), y=frame["y"].to_numpy(),
+                      arm=frame["arm"].to_numpy(), propensity=propensity, control="c", arms=("a",))
+    effect_p = 10 / 20 - 2 / 20  # p's rows over all segments: treated 10 of 20, control 2 of 20
+    overall = frame.loc[frame.arm == "a", "y"].mean() - frame.loc[frame.arm == "c", "y"].mean()
+    assert got.shape == (3, 1)
+    assert got[0, 0] == pytest.approx(effect_p)
+    assert got[1, 0] == pytest.approx((20 * 0.0 + 4 * effect_p) / 24)
+    assert got[2, 0] == pytest.approx(overall)
+    with pytest.raises(ValueError, match="must align"):
+        persona_mix(frame["group"].to_numpy()[:-1], 3, frame["persona"].to_numpy(), y=frame["y"].to_numpy(),
+                    arm=frame["arm"].to_numpy(), propensity=propensity, control="c", arms=("a",))
+
+
+def test_persona_weight_calibrates_the_observed_effects_against_the_blend():
+    from uplift.segments.effects import segment_effects
+
+    groups, arm, y, propensity, lift = _randomised_segments(200, 60, seed=6)
+    rng = np.random.default_rng(7)
+    predictions = pd.DataFrame({"a": (lift + rng.normal(0, 0.004, 200))[groups]})
+    mix = (lift + rng.normal(0, 0.004, 200))[:, None]
+    kwargs = dict(y=y, arm=arm, propensity=propensity, predictions=predictions, control="c")
+    alone = segment_effects(groups, 200, **kwargs)
+    assert alone["persona_mix"].isna().all()
+    assert segment_effects(groups, 200, **kwargs, persona_mix=mix, persona_weight=0.0).equals(alone)
+    blended = segment_effects(groups, 200, **kwargs, persona_mix=mix, persona_weight=0.5)
+    assert np.allclose(blended["persona_mix"], mix[:, 0]) and np.allclose(blended["model"], alone["model"])
+    # the same combination, fitted to the blended covariate
+    effect, sd, (alpha, beta), _ = fay_herriot(alone["observed"].to_numpy(), alone["observed_se"].to_numpy(),
+                                               0.5 * alone["model"].to_numpy() + 0.5 * mix[:, 0])
+    assert np.allclose(blended["effect"], effect) and np.allclose(blended["effect_sd"], sd)
+    assert blended["calibration_beta"].iloc[0] == pytest.approx(beta)
+    # two independent noisy estimates of the truth: their blend tracks it better than the model alone
+    assert np.corrcoef(blended["effect"], lift)[0, 1] > np.corrcoef(alone["effect"], lift)[0, 1]
+    with pytest.raises(ValueError, match=r"persona_mix: expected shape \(200, 1\)"):
+        segment_effects(groups, 200, **kwargs, persona_mix=mix[:100], persona_weight=0.5)
+
+
+def test_persona_weight_is_for_targetable_segments_only():
+    with pytest.raises(ValidationError, match=r"effects.persona.persona_weight: expected 0"):
+        SegmentSpec(effects={"persona": {"persona_weight": 0.5}})
+    with pytest.raises(ValidationError, match="persona_weight"):
+        SegmentSpec(effects={"targetable": {"persona_weight": 1.5}})
+    assert SegmentSpec().effect_method("targetable").persona_weight == 0.5
+
+
+def test_the_persona_mix_brings_targetable_effects_closer_to_the_truth(validated, strong_world):
+    """On the simulated world, with the shipped personas: the blend's effects are nearer the truth
+    than the model's alone, and their 80% intervals still cover it."""
+    table, preds = validated.out_of_sample()
+    shipped = load_spec(__import__("conftest").ROOT / "features" / "segments.yaml", SegmentSpec)
+    true_p = true_outcome_probabilities(table.frame[["person_id", "wave"]], strong_world.truth, table.arms)
+    errors = {}
+    for weight in (0.0, shipped.effect_method("targetable").persona_weight):
+        method = shipped.effect_method("targetable").model_copy(update={"persona_weight": weight})
+        spec = shipped.model_copy(update={"effects": {**shipped.effects, "targetable": method}})
+        merged = build_segment_table(table, preds, spec).merge(truth_segment_effects(table, true_p, spec), on=["segment", "arm"])
+        merged = merged[merged["kind"] == "targetable"]
+        assert merged["persona_mix"].notna().all() == (weight > 0)
+        errors[weight] = float(np.sqrt(np.mean((merged["effect"] - merged["true_effect"]) ** 2)))
+        covered = ((merged["true_effect"] >= merged["lo"]) & (merged["true_effect"] <= merged["hi"])).mean()
+        assert 0.7 <= covered <= 0.97, (weight, covered)
+    # measured: rmse 0.00327 with the model alone, 0.00277 with the blend (this world, seed 11)
+    assert errors[0.5] < 0.95 * errors[0.0], errors

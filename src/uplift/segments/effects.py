@@ -25,6 +25,10 @@ Two refinements, chosen per segment kind in the segment spec (``effects:``):
   under-states the spread of the truth around it and the intervals come out too narrow. The
   covariance is estimated from the folds (:func:`leak_covariance`) and taken out of the
   calibration, the spread ``A`` and the interval.
+- ``persona_weight``: the observed effects are calibrated against a blend of the model and the
+  segment's persona mix (:mod:`uplift.segments.personamix`: its persona shares times each persona's
+  observed effect), whose errors are not the learner's; for small targetable cells, whose own
+  observation is mostly noise, the blend tracks the truth better than either part alone.
 
 The calibration ``(alpha, beta)`` is itself estimated, and its error moves every segment of the kind
 together: a cell's own interval hardly notices it, a plan's total over hundreds of cells does (the
@@ -260,22 +264,40 @@ def segment_effects(
     variance: str = "floored",
     folds: np.ndarray | None = None,
     heldout_fold: int | None = None,
+    persona_mix: np.ndarray | None = None,
+    persona_weight: float = 0.0,
 ) -> pd.DataFrame:
     """Long frame (group, arm) with observed, model and calibrated effects (``effect``, ``effect_sd``).
 
     ``variance`` as in :func:`observed_effects`; with ``folds`` (the cross-fitting fold that
     predicted each row, ``heldout_fold`` the rows no model saw) the model-noise covariance
     (:func:`leak_covariance`) is taken out of the calibration, else it is taken as 0.
+
+    ``persona_mix`` (n_groups x arms, columns as ``predictions``;
+    :func:`uplift.segments.personamix.persona_mix`) with ``persona_weight`` ``w > 0``: the observed
+    effects are calibrated against ``(1 - w) * model + w * persona_mix`` instead of the model alone
+    (column ``persona_mix``, NaN without). Only the model part learned the observed noise, so the
+    leak covariance is scaled by ``1 - w``.
     """
     out = _cells(groups, n_groups, y, arm, propensity, predictions, control, variance).drop(columns="rows")
     leak = 0.0
     if folds is not None:
         leak = leak_covariance(groups, n_groups, y=y, arm=arm, propensity=propensity, predictions=predictions,
                                control=control, folds=np.asarray(folds), heldout_fold=heldout_fold, variance=variance)
+    observed, se, model = out["observed"].to_numpy(), out["observed_se"].to_numpy(), out["model"].to_numpy()
+    mix = np.full(len(out), np.nan)
+    covariate = model
+    if persona_mix is not None and persona_weight > 0:
+        if persona_mix.shape != (n_groups, predictions.shape[1]):
+            raise ValueError(f"persona_mix: expected shape {(n_groups, predictions.shape[1])}, got {persona_mix.shape}")
+        arm_index = pd.Index(predictions.columns).get_indexer(out["arm"])
+        mix = persona_mix[out["group"].to_numpy(), arm_index]
+        covariate = (1 - persona_weight) * model + persona_weight * mix
+        leak *= 1 - persona_weight
     # one calibration over all arms: the bias and the spread of the truth around the model are
     # properties of the learner, and pooling the arms' segments estimates them far less noisily
-    observed, se, model = out["observed"].to_numpy(), out["observed_se"].to_numpy(), out["model"].to_numpy()
-    effect, sd, (alpha, beta), A = fay_herriot(observed, se, model, leak=leak)
-    load = calibration_loadings(observed, se, model, A)
-    return out.assign(effect=effect, effect_sd=sd, calibration_load_1=load[:, 0], calibration_load_2=load[:, 1],
-                      calibration_alpha=alpha, calibration_beta=beta, calibration_leak=leak)
+    effect, sd, (alpha, beta), A = fay_herriot(observed, se, covariate, leak=leak)
+    load = calibration_loadings(observed, se, covariate, A)
+    return out.assign(persona_mix=mix, effect=effect, effect_sd=sd, calibration_load_1=load[:, 0],
+                      calibration_load_2=load[:, 1], calibration_alpha=alpha, calibration_beta=beta,
+                      calibration_leak=leak)

@@ -14,6 +14,7 @@ from scipy.stats import norm
 from uplift.features.library import age_band_of
 from uplift.segments.assign import PERSONA_NONE, SUPPRESSED, assign_personas, targetable_cells
 from uplift.segments.effects import segment_effects
+from uplift.segments.personamix import persona_mix
 from uplift.specs.segments import SegmentSpec
 from uplift.trainingtable import TrainingTable
 from uplift.vocabulary import split_arm
@@ -22,7 +23,7 @@ __all__ = ["SEGMENT_COLUMNS", "build_segment_table", "segment_members", "truth_s
 
 SEGMENT_COLUMNS = (
     "segment", "kind", "size", "rows", "arm", "message", "channel", "base_rate",
-    "effect", "effect_sd", "lo", "hi", "observed", "observed_se", "model", "n_treated", "n_control",
+    "effect", "effect_sd", "lo", "hi", "observed", "observed_se", "model", "persona_mix", "n_treated", "n_control",
     "calibration_load_1", "calibration_load_2",
 )
 
@@ -63,7 +64,8 @@ def build_segment_table(
     table : the rows the predictions belong to (same order).
     predictions : out-of-sample predicted uplift, one column per treatment arm.
     spec : dimensions, persona rules, anonymity floor, interval level and, per kind, how effects
-        are estimated (``spec.effects``).
+        are estimated (``spec.effects``; a targetable ``persona_weight`` blends the persona mix of
+        :mod:`uplift.segments.personamix` into the calibration, column ``persona_mix``).
     folds, heldout_fold : per row, the cross-fitting fold whose model predicted it, and the fold no
         model saw (:meth:`uplift.modeling.validation.ValidationReport.out_of_sample_folds`); needed
         by a kind with ``leak_correction``, which is skipped without them.
@@ -82,6 +84,13 @@ def build_segment_table(
         names = np.asarray(names, dtype=object)
         method = spec.effect_method(kind)
         use_folds = method.leak_correction and folds is not None
+        mix = None
+        if kind == "targetable" and method.persona_weight > 0 and spec.personas:
+            all_groups = np.full(len(labels), -1)
+            all_groups[shown] = groups
+            mix = persona_mix(all_groups, len(names), members["persona"].to_numpy(), y=f["outcome"].to_numpy(float),
+                              arm=f["arm"].to_numpy(), propensity=table.propensity(), control=table.control,
+                              arms=tuple(predictions.columns))
         eff = segment_effects(
             groups,
             len(names),
@@ -93,6 +102,8 @@ def build_segment_table(
             variance=method.variance,
             folds=np.asarray(folds)[shown] if use_folds else None,
             heldout_fold=heldout_fold,
+            persona_mix=mix,
+            persona_weight=method.persona_weight,
         )
         size = pd.Series(f["person_id"].to_numpy()[shown]).groupby(groups).nunique().reindex(range(len(names))).to_numpy()
         rows = np.bincount(groups, minlength=len(names))

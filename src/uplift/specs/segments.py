@@ -39,14 +39,20 @@ class EffectMethod(Spec):
     leak_correction: bool = False
     """Take the covariance between the cross-fitted model and the observed noise out of the
     calibration and the intervals (needs the cross-fitting folds)."""
+    persona_weight: float = Field(0.0, ge=0.0, le=1.0)
+    """Weight of the persona mix in what the observed effects are calibrated against:
+    ``(1 - w) * model + w * persona_mix``, where ``persona_mix`` is the segment's persona shares
+    times each persona's observed arm-vs-holdout effect over all rows (0: the model alone). Only for
+    targetable segments, and only used when personas are declared."""
 
 
 _DEFAULT_EFFECTS = {
-    "targetable": EffectMethod(),
+    "targetable": EffectMethod(persona_weight=0.5),
     "persona": EffectMethod(variance="segment_rate", leak_correction=True),
 }
 """What the decision benchmark supports (docs/benchmarks.md): personas are large segments whose
-cross-fitted model mean learns their noise; targetable cells plan better with the conservative estimate."""
+cross-fitted model mean learns their noise; targetable cells plan better with the conservative estimate
+and with the persona mix next to the model."""
 
 
 class SegmentSpec(Spec):
@@ -81,4 +87,14 @@ class SegmentSpec(Spec):
         names = [p.name for p in self.personas]
         if len(set(names)) != len(names):
             raise ValueError(f"persona names must be unique: {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _persona_mix_for_targetable_only(self) -> SegmentSpec:
+        method = self.effect_method("persona")
+        if method.persona_weight > 0:
+            raise ValueError(
+                "effects.persona.persona_weight: expected 0 (a persona segment's persona mix is its own observed "
+                f"effect), got {method.persona_weight}"
+            )
         return self

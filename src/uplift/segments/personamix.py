@@ -1,0 +1,61 @@
+"""A targetable segment's effect read from its persona mix (post-stratification over the personas).
+
+A targetable cell (age band x gender x municipality) is small: its own randomised difference is
+mostly noise. The personas of the segment spec cut the same rows along what drives the messages'
+effects, into a few large groups whose randomised differences are precise. A cell's persona mix
+estimate is ``sum_p share(cell, p) * observed(p, arm)``: its rows' persona shares times each
+persona's arm-vs-holdout difference over all rows (the rows of no persona form one more group).
+Its errors are not the learner's: the segment table calibrates the observed effects against a blend
+of the two (:func:`uplift.segments.effects.segment_effects`, ``persona_weight`` in the spec).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from uplift.segments.effects import observed_effects
+
+__all__ = ["persona_mix"]
+
+
+def persona_mix(
+    groups: np.ndarray,
+    n_groups: int,
+    persona: np.ndarray,
+    *,
+    y: np.ndarray,
+    arm: np.ndarray,
+    propensity: pd.DataFrame,
+    control: str,
+    arms: tuple[str, ...],
+) -> np.ndarray:
+    """Per group and arm, the persona-mix estimate of the effect, shape ``(n_groups, len(arms))``.
+
+    Parameters
+    ----------
+    groups : per row, its segment (0..n_groups-1), or -1 for a row in no segment (its outcome still
+        counts towards its persona's effect).
+    persona : per row, its persona label (every row has one; "none" is a group like any other).
+    y, arm, propensity, control : outcomes, assigned arms, assignment probabilities and control arm
+        of every row, as in :func:`uplift.segments.effects.observed_effects`.
+
+    A persona without treated or without control rows for an arm takes the arm's difference over
+    all rows instead.
+    """
+    groups = np.asarray(groups)
+    if len(groups) != len(persona) or len(groups) != len(y):
+        raise ValueError(f"persona_mix: groups ({len(groups)}), persona ({len(persona)}) and y ({len(y)}) must align")
+    codes, names = pd.factorize(np.asarray(persona, dtype=object), sort=True)
+    by_persona = observed_effects(codes, len(names), y, arm, propensity, control, arms)
+    overall = observed_effects(np.zeros(len(y), dtype=int), 1, y, arm, propensity, control, arms)
+    effects = np.column_stack([
+        np.where(np.isfinite(by_persona[a]["observed"]), by_persona[a]["observed"], overall[a]["observed"].iloc[0])
+        for a in arms
+    ])  # (personas, arms)
+    inside = groups >= 0
+    counts = np.zeros((n_groups, len(names)))
+    np.add.at(counts, (groups[inside], codes[inside]), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = counts / counts.sum(axis=1, keepdims=True)
+    return shares @ effects
