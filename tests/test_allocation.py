@@ -139,6 +139,42 @@ def test_plan_interval_adds_the_error_the_cells_share():
         plan(shared.assign(calibration_load_1=np.inf), budget=300.0, costs=costs, policy=PlanningPolicy())
 
 
+def test_persona_loadings_are_one_shared_factor_per_persona_and_arm():
+    from uplift.allocation.effects import shared_factors
+
+    frame = pd.DataFrame({
+        "arm": ["m@meta", "m@meta", "m@flyer", "m@flyer"],
+        "calibration_load_1": [0.1, 0.2, 0.3, 0.4],
+        "calibration_load_2": 0.0,  # loads on nothing: left out
+        "persona_load__p": [1.0, 2.0, 3.0, 0.0],
+        "persona_load__q": [0.0, 0.0, 5.0, 6.0],
+    })
+    factors = shared_factors(frame)
+    # calibration factor; (p, meta); (p, flyer); (q, flyer): q's meta factor has no loading
+    assert factors.shape == (4, 4)
+    assert np.allclose(factors[:, 0], [0.1, 0.2, 0.3, 0.4])
+    contacts = np.array([10.0, 20.0, 30.0, 40.0])
+    # the cells of one arm add up on that arm's factor of a persona; different arms' errors are independent
+    expected = (contacts @ frame["calibration_load_1"]) ** 2 + (10 * 1 + 20 * 2) ** 2 + (30 * 3) ** 2 + (30 * 5 + 40 * 6) ** 2
+    assert np.sum((contacts @ factors) ** 2) == pytest.approx(expected)
+    assert shared_factors(frame[["arm"]]).shape == (4, 0)
+
+
+def test_plan_interval_adds_the_persona_errors_its_cells_share():
+    # The hand world's cell with a persona loading of 0.001 per contact: 5,000 contacts add 25 to the
+    # total's variance of 100, as a calibration loading would; a re-scored plan carries it too.
+    effects, costs = hand_world()
+    loaded = effects.assign(persona_load__p=0.001)
+    policy = PlanningPolicy(holdout_share=0.1)
+    result = plan(loaded, budget=300.0, costs=costs, policy=policy)
+    half = 1.2815515655446004 * math.sqrt(100.0 + 25.0)
+    assert (result.totals.lo, result.totals.hi) == pytest.approx((50.0 - half, 50.0 + half))
+    again = evaluate_plan(result.cells, loaded, costs=costs, policy=policy)
+    assert (again["lo"], again["hi"]) == pytest.approx((result.totals.lo, result.totals.hi))
+    with pytest.raises(SchemaError, match="persona_load__p"):
+        plan(loaded.assign(persona_load__p=np.nan), budget=300.0, costs=costs, policy=policy)
+
+
 def test_re_scoring_a_plan_under_its_own_effects_gives_its_interval():
     effects, costs = hand_world()
     shared = effects.assign(calibration_load_1=0.001, calibration_load_2=0.0)

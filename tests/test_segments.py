@@ -258,14 +258,23 @@ def test_persona_mix_is_each_segments_persona_shares_times_the_personas_observed
         rows("r", 0, 0, 5, 1, 2),     # persona r was never treated: the arm's effect over all rows
     ], ignore_index=True)
     propensity = pd.DataFrame({"c": np.full(len(frame), 0.5), "a": np.full(len(frame), 0.5)})
-    got = persona_mix(frame["group"].to_numpy(), 3, frame["persona"].to_numpy(), y=frame["y"].to_numpy(),
+    mix = persona_mix(frame["group"].to_numpy(), 3, frame["persona"].to_numpy(), y=frame["y"].to_numpy(),
                       arm=frame["arm"].to_numpy(), propensity=propensity, control="c", arms=("a",))
+    got = mix.effects
     effect_p = 10 / 20 - 2 / 20  # p's rows over all segments: treated 10 of 20, control 2 of 20
     overall = frame.loc[frame.arm == "a", "y"].mean() - frame.loc[frame.arm == "c", "y"].mean()
-    assert got.shape == (3, 1)
+    assert got.shape == (3, 1) and mix.personas == ("p", "q", "r")
     assert got[0, 0] == pytest.approx(effect_p)
     assert got[1, 0] == pytest.approx((20 * 0.0 + 4 * effect_p) / 24)
     assert got[2, 0] == pytest.approx(overall)
+    assert np.allclose(mix.shares, [[1, 0, 0], [4 / 24, 20 / 24, 0], [0, 0, 1]])
+    # each persona's standard error is its observed effect's: p's treated variance is 0.5 x 0.5 / 20; its
+    # control variance 0.1 x 0.9 / 20 is floored by the binomial at the pooled control rate, 5 of 35
+    pooled_control = 5 / 35
+    assert mix.se[0, 0] == pytest.approx(np.sqrt(0.25 / 20 + pooled_control * (1 - pooled_control) / 20))
+    overall_rows = frame.groupby("arm")["y"].agg(["mean", "size"])
+    overall_se = np.sqrt(sum(r["mean"] * (1 - r["mean"]) / r["size"] for _, r in overall_rows.iterrows()))
+    assert mix.se[2, 0] == pytest.approx(overall_se)  # r was never treated: the arm's overall se
     with pytest.raises(ValueError, match="must align"):
         persona_mix(frame["group"].to_numpy()[:-1], 3, frame["persona"].to_numpy(), y=frame["y"].to_numpy(),
                     arm=frame["arm"].to_numpy(), propensity=propensity, control="c", arms=("a",))
@@ -273,26 +282,35 @@ def test_persona_mix_is_each_segments_persona_shares_times_the_personas_observed
 
 def test_persona_weight_calibrates_the_observed_effects_against_the_blend():
     from uplift.segments.effects import segment_effects
+    from uplift.segments.personamix import PersonaMix
 
     groups, arm, y, propensity, lift = _randomised_segments(200, 60, seed=6)
     rng = np.random.default_rng(7)
     predictions = pd.DataFrame({"a": (lift + rng.normal(0, 0.004, 200))[groups]})
-    mix = (lift + rng.normal(0, 0.004, 200))[:, None]
+    shares = np.column_stack([np.full(200, 0.25), np.full(200, 0.75)])  # two personas in every segment
+    persona_se = np.array([[0.002], [0.001]])
+    mix = PersonaMix(effects=(lift + rng.normal(0, 0.004, 200))[:, None], shares=shares, se=persona_se,
+                     personas=("p", "q"))
     kwargs = dict(y=y, arm=arm, propensity=propensity, predictions=predictions, control="c")
     alone = segment_effects(groups, 200, **kwargs)
-    assert alone["persona_mix"].isna().all()
+    assert alone["persona_mix"].isna().all() and not any(c.startswith("persona_load__") for c in alone.columns)
     assert segment_effects(groups, 200, **kwargs, persona_mix=mix, persona_weight=0.0).equals(alone)
     blended = segment_effects(groups, 200, **kwargs, persona_mix=mix, persona_weight=0.5)
-    assert np.allclose(blended["persona_mix"], mix[:, 0]) and np.allclose(blended["model"], alone["model"])
+    assert np.allclose(blended["persona_mix"], mix.effects[:, 0]) and np.allclose(blended["model"], alone["model"])
     # the same combination, fitted to the blended covariate
-    effect, sd, (alpha, beta), _ = fay_herriot(alone["observed"].to_numpy(), alone["observed_se"].to_numpy(),
-                                               0.5 * alone["model"].to_numpy() + 0.5 * mix[:, 0])
+    observed, se = alone["observed"].to_numpy(), alone["observed_se"].to_numpy()
+    effect, sd, (alpha, beta), A = fay_herriot(observed, se, 0.5 * alone["model"].to_numpy() + 0.5 * mix.effects[:, 0])
     assert np.allclose(blended["effect"], effect) and np.allclose(blended["effect_sd"], sd)
     assert blended["calibration_beta"].iloc[0] == pytest.approx(beta)
+    # the loading on each persona's error: the part of the estimate that rests on the mix, times that error
+    prior_part = se**2 / (A + se**2)
+    assert np.allclose(blended["persona_load__p"], prior_part * beta * 0.5 * 0.25 * 0.002)
+    assert np.allclose(blended["persona_load__q"], prior_part * beta * 0.5 * 0.75 * 0.001)
     # two independent noisy estimates of the truth: their blend tracks it better than the model alone
     assert np.corrcoef(blended["effect"], lift)[0, 1] > np.corrcoef(alone["effect"], lift)[0, 1]
+    short = PersonaMix(effects=mix.effects[:100], shares=shares[:100], se=persona_se, personas=("p", "q"))
     with pytest.raises(ValueError, match=r"persona_mix: expected shape \(200, 1\)"):
-        segment_effects(groups, 200, **kwargs, persona_mix=mix[:100], persona_weight=0.5)
+        segment_effects(groups, 200, **kwargs, persona_mix=short, persona_weight=0.5)
 
 
 def test_persona_weight_is_for_targetable_segments_only():

@@ -11,10 +11,17 @@ from uplift.schemas import validate
 from uplift.specs.planning import CostCatalogue, FairnessFloor
 from uplift.vocabulary import HOLDOUT
 
-__all__ = ["EFFECTS", "EFFECT_COLUMNS", "SHARED_ERROR_COLUMNS", "check_effects", "floor_mask"]
+__all__ = [
+    "EFFECTS", "EFFECT_COLUMNS", "PERSONA_LOAD_PREFIX", "SHARED_ERROR_COLUMNS", "check_effects", "floor_mask",
+    "shared_error_columns", "shared_factors",
+]
 
 SHARED_ERROR_COLUMNS: tuple[str, ...] = ("calibration_load_1", "calibration_load_2")
 """Optional per-contact loadings on errors every cell shares (see :data:`EFFECTS`)."""
+
+PERSONA_LOAD_PREFIX = "persona_load__"
+"""Optional ``persona_load__<persona>`` columns: per contact, the cell's loading on the error of that
+persona's observed effect for the cell's arm (:mod:`uplift.segments.personamix`)."""
 
 EFFECTS = pa.DataFrameSchema(
     {
@@ -30,6 +37,8 @@ EFFECTS = pa.DataFrameSchema(
         "base_rate": pa.Column(float, pa.Check.in_range(0, 1), coerce=True, nullable=False),
         **{name: pa.Column(float, pa.Check(np.isfinite, element_wise=False, name="finite"), coerce=True,
                            nullable=False, required=False) for name in SHARED_ERROR_COLUMNS},
+        f"^{PERSONA_LOAD_PREFIX}.+$": pa.Column(float, pa.Check(np.isfinite, element_wise=False, name="finite"),
+                                                coerce=True, nullable=False, required=False, regex=True),
     },
     unique=["segment", "arm"],
     strict=False,
@@ -38,12 +47,42 @@ EFFECTS = pa.DataFrameSchema(
 """One row per (segment, treatment arm): the estimated incremental conversions per contact.
 
 Optional ``calibration_load_1`` / ``calibration_load_2``: per contact, the cell's loadings on the
-error its kind's calibration shares with every other cell (:func:`uplift.segments.effects.calibration_loadings`);
-a plan's interval adds it up over the cells (absent = 0). Extra columns are segment attributes
+error its kind's calibration shares with every other cell (:func:`uplift.segments.effects.calibration_loadings`),
+and ``persona_load__<persona>``: its loadings on the errors of the persona effects its estimate
+rests on, one factor per persona and arm; a plan's interval adds them up over the cells
+(:func:`shared_factors`; absent = 0). Extra columns are segment attributes
 (``age_band``, ``gender``, ...) that fairness floors select on.
 """
 
-EFFECT_COLUMNS: tuple[str, ...] = tuple(EFFECTS.columns)
+EFFECT_COLUMNS: tuple[str, ...] = tuple(c for c in EFFECTS.columns if not c.startswith("^"))
+
+
+def shared_error_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns of ``frame`` that carry loadings on shared errors (see :data:`EFFECTS`)."""
+    return [c for c in frame.columns if c in SHARED_ERROR_COLUMNS or str(c).startswith(PERSONA_LOAD_PREFIX)]
+
+
+def shared_factors(frame: pd.DataFrame) -> np.ndarray:
+    """Per cell (row), its per-contact loadings on independent standard-normal shared errors, ``(n, k)``.
+
+    The calibration loadings are factors of their own; a ``persona_load__<persona>`` column is one
+    factor per arm (a persona's observed effect for one arm is shared by that arm's cells only).
+    Factors no cell loads on are left out. A total ``sum_i contacts_i x effect_i`` then has the shared
+    variance ``||contacts @ factors||^2``.
+    """
+    n = len(frame)
+    parts = [frame[[c for c in SHARED_ERROR_COLUMNS if c in frame.columns]].to_numpy(dtype=float).reshape(n, -1)]
+    persona = [c for c in frame.columns if str(c).startswith(PERSONA_LOAD_PREFIX)]
+    if persona:
+        loads = frame[persona].to_numpy(dtype=float)
+        codes, arms = pd.factorize(frame["arm"])
+        expanded = np.zeros((n, len(arms) * len(persona)))
+        for a in range(len(arms)):
+            rows = codes == a
+            expanded[rows, a * len(persona):(a + 1) * len(persona)] = loads[rows]
+        parts.append(expanded)
+    factors = np.concatenate(parts, axis=1)
+    return factors[:, np.any(factors != 0, axis=0)]
 
 
 def check_effects(effects: pd.DataFrame, costs: CostCatalogue, *, source: str = "effects") -> pd.DataFrame:
@@ -103,7 +142,8 @@ def floor_mask(
     mask = np.ones(len(frame), dtype=bool)
     for column in floor.where:
         if column not in frame.columns:
-            attributes = [c for c in frame.columns if c not in EFFECT_COLUMNS or c == "segment"]
+            loads = shared_error_columns(frame)
+            attributes = [c for c in frame.columns if (c not in EFFECT_COLUMNS and c not in loads) or c == "segment"]
             raise DataError(
                 f"{source}: fairness floor {floor.name!r} selects on column {column!r}, which is missing; "
                 f"segment columns: {', '.join(attributes) or 'none'}"

@@ -2,9 +2,9 @@
 
 Each of ``policy.exploration_draws`` draws takes one effect per cell from its uncertainty (seeded
 with ``policy.seed``): ``effect + effect_sd * z_cell + shared @ w``, the cell's own error plus the
-errors every cell shares (``Problem.shared``: the calibration's, drawn once per draw for all cells,
-so a draw moves every cell the calibration moves together), and spends the exploration budget on
-that draw; the exploration
+errors cells share (``Problem.shared``: the calibration's and the persona effects', drawn once per
+draw for all cells, so a draw moves together every cell such an error moves), and spends the
+exploration budget on that draw; the exploration
 allocation is the average of the draws' allocations. A cell whose interval lies entirely below zero
 (``effect + z * effect_sd < 0``) is never explored; any other cell is explored in a draw where its
 drawn effect is positive and among the best per EUR.

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from uplift.allocation.effects import SHARED_ERROR_COLUMNS, floor_mask
+from uplift.allocation.effects import floor_mask, shared_factors
 from uplift.errors import SpecError
 from uplift.specs.planning import CostCatalogue, FairnessFloor, PlanningPolicy
 
@@ -96,7 +96,7 @@ class Problem:
     policy: PlanningPolicy
     effect: np.ndarray
     effect_sd: np.ndarray
-    shared: np.ndarray  # (n, k): per contact, loadings on errors all cells share (the calibration's); k may be 0
+    shared: np.ndarray  # (n, k): per contact, loadings on errors cells share (calibration, persona effects); k may be 0
     seg: np.ndarray
     segments: np.ndarray
     seg_size: np.ndarray
@@ -304,7 +304,7 @@ def build_problem(
         policy=policy,
         effect=effect,
         effect_sd=frame["effect_sd"].to_numpy(dtype=float),
-        shared=frame[[c for c in SHARED_ERROR_COLUMNS if c in frame.columns]].to_numpy(dtype=float).reshape(n, -1),
+        shared=shared_factors(frame),
         seg=seg,
         segments=np.asarray(segments, dtype=object),
         seg_size=seg_size,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from uplift.allocation.effects import SHARED_ERROR_COLUMNS, check_effects, floor_mask
+from uplift.allocation.effects import check_effects, floor_mask, shared_factors
 from uplift.allocation.explore import interval_z
 from uplift.allocation.problem import Allocation, Problem
 from uplift.errors import DataError
@@ -330,7 +330,7 @@ def evaluate_plan(
     spend = merged["spend"].to_numpy(dtype=float)
     conv = merged["effect"].to_numpy(dtype=float) * contacts
     interval = policy.interval if policy is not None else 0.8
-    shared = merged[[c for c in SHARED_ERROR_COLUMNS if c in merged.columns]].to_numpy(dtype=float)
+    shared = shared_factors(merged)
     half = _half_width(contacts, merged["effect_sd"].to_numpy(dtype=float), shared, interval)
     floors: dict[str, float] = {}
     for floor in policy.fairness_floors if policy is not None else ():

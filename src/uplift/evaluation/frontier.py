@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.allocation import plan
-from uplift.allocation.effects import SHARED_ERROR_COLUMNS
+from uplift.allocation.effects import SHARED_ERROR_COLUMNS, shared_error_columns
 from uplift.allocation.explore import interval_z
 from uplift.evaluation.plans import score_plan
 from uplift.errors import SchemaError
@@ -62,7 +62,7 @@ def reference_estimates(
     sd = np.full(len(truth), np.sqrt(weight) * noise_sd)
     z = interval_z(interval)
     out = true_effects.assign(effect=effect, effect_sd=sd, lo=effect - z * sd, hi=effect + z * sd)
-    return out.assign(**{c: 0.0 for c in SHARED_ERROR_COLUMNS})
+    return out.assign(**{c: 0.0 for c in (*SHARED_ERROR_COLUMNS, *shared_error_columns(out))})
 
 
 def equivalent_noise_ratio(estimated: np.ndarray, truth: np.ndarray) -> float:

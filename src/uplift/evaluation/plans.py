@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.allocation import plan, reference_plans
-from uplift.allocation.effects import SHARED_ERROR_COLUMNS
+from uplift.allocation.effects import shared_error_columns
 from uplift.allocation.result import evaluate_plan
 from uplift.errors import DataError, SchemaError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
@@ -109,9 +109,8 @@ def true_effects_table(estimated: pd.DataFrame, truth: pd.DataFrame, *, source: 
     out = estimated.copy()
     out["effect"] = effect
     out["effect_sd"] = 0.0
-    for column in SHARED_ERROR_COLUMNS:  # the truth has no calibration error
-        if column in out.columns:
-            out[column] = 0.0
+    for column in shared_error_columns(out):  # the truth has no estimation error
+        out[column] = 0.0
     for column in ("lo", "hi"):
         if column in out.columns:
             out[column] = effect

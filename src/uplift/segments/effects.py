@@ -39,8 +39,15 @@ per-contact loadings on two independent factors of that shared error (``calibrat
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+
+from uplift.allocation.effects import PERSONA_LOAD_PREFIX
+
+if TYPE_CHECKING:
+    from uplift.segments.personamix import PersonaMix
 
 __all__ = ["calibration_loadings", "observed_effects", "segment_effects", "fay_herriot", "leak_covariance"]
 
@@ -264,7 +271,7 @@ def segment_effects(
     variance: str = "floored",
     folds: np.ndarray | None = None,
     heldout_fold: int | None = None,
-    persona_mix: np.ndarray | None = None,
+    persona_mix: PersonaMix | None = None,
     persona_weight: float = 0.0,
 ) -> pd.DataFrame:
     """Long frame (group, arm) with observed, model and calibrated effects (``effect``, ``effect_sd``).
@@ -273,11 +280,14 @@ def segment_effects(
     predicted each row, ``heldout_fold`` the rows no model saw) the model-noise covariance
     (:func:`leak_covariance`) is taken out of the calibration, else it is taken as 0.
 
-    ``persona_mix`` (n_groups x arms, columns as ``predictions``;
-    :func:`uplift.segments.personamix.persona_mix`) with ``persona_weight`` ``w > 0``: the observed
-    effects are calibrated against ``(1 - w) * model + w * persona_mix`` instead of the model alone
-    (column ``persona_mix``, NaN without). Only the model part learned the observed noise, so the
-    leak covariance is scaled by ``1 - w``.
+    ``persona_mix`` (:func:`uplift.segments.personamix.persona_mix`, arms as ``predictions``'
+    columns) with ``persona_weight`` ``w > 0``: the observed effects are calibrated against
+    ``(1 - w) * model + w * persona_mix`` instead of the model alone (column ``persona_mix``, NaN
+    without). Only the model part learned the observed noise, so the leak covariance is scaled by
+    ``1 - w``. Each persona's observed effect is an error every cell with that persona in its mix
+    shares: column ``persona_load__<persona>`` is the cell's per-contact loading on its arm's factor
+    of that persona, ``(1 - gamma) * beta * w * share * se`` (:func:`uplift.allocation.effects.shared_factors`
+    expands them per arm).
     """
     out = _cells(groups, n_groups, y, arm, propensity, predictions, control, variance).drop(columns="rows")
     leak = 0.0
@@ -287,17 +297,28 @@ def segment_effects(
     observed, se, model = out["observed"].to_numpy(), out["observed_se"].to_numpy(), out["model"].to_numpy()
     mix = np.full(len(out), np.nan)
     covariate = model
-    if persona_mix is not None and persona_weight > 0:
-        if persona_mix.shape != (n_groups, predictions.shape[1]):
-            raise ValueError(f"persona_mix: expected shape {(n_groups, predictions.shape[1])}, got {persona_mix.shape}")
-        arm_index = pd.Index(predictions.columns).get_indexer(out["arm"])
-        mix = persona_mix[out["group"].to_numpy(), arm_index]
+    blended = persona_mix is not None and persona_weight > 0
+    if blended:
+        if persona_mix.effects.shape != (n_groups, predictions.shape[1]):
+            raise ValueError(f"persona_mix: expected shape {(n_groups, predictions.shape[1])}, "
+                             f"got {persona_mix.effects.shape}")
+        group, arm_index = out["group"].to_numpy(), pd.Index(predictions.columns).get_indexer(out["arm"])
+        mix = persona_mix.effects[group, arm_index]
         covariate = (1 - persona_weight) * model + persona_weight * mix
         leak *= 1 - persona_weight
     # one calibration over all arms: the bias and the spread of the truth around the model are
     # properties of the learner, and pooling the arms' segments estimates them far less noisily
     effect, sd, (alpha, beta), A = fay_herriot(observed, se, covariate, leak=leak)
     load = calibration_loadings(observed, se, covariate, A)
-    return out.assign(persona_mix=mix, effect=effect, effect_sd=sd, calibration_load_1=load[:, 0],
-                      calibration_load_2=load[:, 1], calibration_alpha=alpha, calibration_beta=beta,
-                      calibration_leak=leak)
+    out = out.assign(persona_mix=mix, effect=effect, effect_sd=sd, calibration_load_1=load[:, 0],
+                     calibration_load_2=load[:, 1], calibration_alpha=alpha, calibration_beta=beta,
+                     calibration_leak=leak)
+    if blended:
+        ok = _combinable(observed, se, covariate)
+        prior_weight = np.ones(len(out))
+        if np.isfinite(A):
+            prior_weight[ok] = se[ok] ** 2 / (A + se[ok] ** 2)  # 1 - gamma
+        scale = prior_weight * beta * persona_weight
+        for k, name in enumerate(persona_mix.personas):
+            out[f"{PERSONA_LOAD_PREFIX}{name}"] = scale * persona_mix.shares[group, k] * persona_mix.se[k, arm_index]
+    return out

@@ -11,12 +11,28 @@ of the two (:func:`uplift.segments.effects.segment_effects`, ``persona_weight`` 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from uplift.segments.effects import observed_effects
 
-__all__ = ["persona_mix"]
+__all__ = ["PersonaMix", "persona_mix"]
+
+
+@dataclass(frozen=True)
+class PersonaMix:
+    """The persona-mix estimates of every group and arm, and what their errors are made of."""
+
+    effects: np.ndarray
+    """(groups, arms): ``shares @ persona_effects``."""
+    shares: np.ndarray
+    """(groups, personas): each group's rows' persona shares (rows sum to 1)."""
+    se: np.ndarray
+    """(personas, arms): the standard error of each persona's observed effect. The errors are
+    independent across personas and arms and shared by every group with that persona in its mix."""
+    personas: tuple[str, ...]
 
 
 def persona_mix(
@@ -29,8 +45,8 @@ def persona_mix(
     propensity: pd.DataFrame,
     control: str,
     arms: tuple[str, ...],
-) -> np.ndarray:
-    """Per group and arm, the persona-mix estimate of the effect, shape ``(n_groups, len(arms))``.
+) -> PersonaMix:
+    """Per group and arm, the persona-mix estimate of the effect (``.effects``, ``(n_groups, len(arms))``).
 
     Parameters
     ----------
@@ -41,7 +57,7 @@ def persona_mix(
         of every row, as in :func:`uplift.segments.effects.observed_effects`.
 
     A persona without treated or without control rows for an arm takes the arm's difference over
-    all rows instead.
+    all rows instead, with that difference's standard error.
     """
     groups = np.asarray(groups)
     if len(groups) != len(persona) or len(groups) != len(y):
@@ -49,13 +65,17 @@ def persona_mix(
     codes, names = pd.factorize(np.asarray(persona, dtype=object), sort=True)
     by_persona = observed_effects(codes, len(names), y, arm, propensity, control, arms)
     overall = observed_effects(np.zeros(len(y), dtype=int), 1, y, arm, propensity, control, arms)
-    effects = np.column_stack([
-        np.where(np.isfinite(by_persona[a]["observed"]), by_persona[a]["observed"], overall[a]["observed"].iloc[0])
-        for a in arms
-    ])  # (personas, arms)
+    effects, se = [], []
+    for a in arms:
+        own = by_persona[a]
+        ok = (np.isfinite(own["observed"]) & np.isfinite(own["observed_se"])).to_numpy()
+        effects.append(np.where(ok, own["observed"], overall[a]["observed"].iloc[0]))
+        se.append(np.where(ok, own["observed_se"], overall[a]["observed_se"].iloc[0]))
     inside = groups >= 0
     counts = np.zeros((n_groups, len(names)))
     np.add.at(counts, (groups[inside], codes[inside]), 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         shares = counts / counts.sum(axis=1, keepdims=True)
-    return shares @ effects
+    persona_effects = np.column_stack(effects)  # (personas, arms)
+    return PersonaMix(effects=shares @ persona_effects, shares=shares, se=np.column_stack(se),
+                      personas=tuple(str(n) for n in names))

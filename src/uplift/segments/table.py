@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from uplift.allocation.effects import PERSONA_LOAD_PREFIX
 from uplift.features.library import age_band_of
 from uplift.segments.assign import PERSONA_NONE, SUPPRESSED, assign_personas, targetable_cells
 from uplift.segments.effects import segment_effects
@@ -65,7 +66,8 @@ def build_segment_table(
     predictions : out-of-sample predicted uplift, one column per treatment arm.
     spec : dimensions, persona rules, anonymity floor, interval level and, per kind, how effects
         are estimated (``spec.effects``; a targetable ``persona_weight`` blends the persona mix of
-        :mod:`uplift.segments.personamix` into the calibration, column ``persona_mix``).
+        :mod:`uplift.segments.personamix` into the calibration: columns ``persona_mix`` and one
+        ``persona_load__<persona>`` per persona, the cells' loadings on those shared errors).
     folds, heldout_fold : per row, the cross-fitting fold whose model predicted it, and the fold no
         model saw (:meth:`uplift.modeling.validation.ValidationReport.out_of_sample_folds`); needed
         by a kind with ``leak_correction``, which is skipped without them.
@@ -120,8 +122,11 @@ def build_segment_table(
     out["channel"] = [c for _, c in msg_ch]
     out["lo"] = out["effect"] - z * out["effect_sd"]
     out["hi"] = out["effect"] + z * out["effect_sd"]
+    loads = [c for c in out.columns if str(c).startswith(PERSONA_LOAD_PREFIX)]
+    out[loads] = out[loads].fillna(0.0)  # the persona segments' estimates do not rest on the persona mix
     attr_cols = [c for c in (*spec.dimensions, "persona") if c in out.columns]
-    return out[list(SEGMENT_COLUMNS) + attr_cols].sort_values(["kind", "segment", "arm"], kind="stable").reset_index(drop=True)
+    columns = list(SEGMENT_COLUMNS) + loads + attr_cols
+    return out[columns].sort_values(["kind", "segment", "arm"], kind="stable").reset_index(drop=True)
 
 
 def _attributes(kind: str, names: np.ndarray, members: pd.DataFrame, labels: np.ndarray, spec: SegmentSpec) -> pd.DataFrame:
