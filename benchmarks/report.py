@@ -130,7 +130,9 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
     wide = plans.pivot_table(index=["policy", "seed", "budget_share", "budget"], columns="plan",
                              values="share_of_oracle").reset_index()
     conv = plans[plans["plan"] == "oracle"].set_index(["policy", "seed", "budget"])["true_conversions"]
-    planned = plans[plans["plan"] == "recommended"].set_index(["policy", "seed", "budget"])["planned_conversions"]
+    recommended = plans[plans["plan"] == "recommended"].set_index(["policy", "seed", "budget"])
+    planned = {k: f"{r.planned_conversions:.1f} [{r.planned_lo:.1f}, {r.planned_hi:.1f}]"
+               for k, r in zip(recommended.index, recommended.itertuples())}
     truth_rec = plans[plans["plan"] == "recommended"].set_index(["policy", "seed", "budget"])["true_conversions"]
     status = plans[plans["plan"] == "recommended"].set_index(["policy", "seed", "budget"])["status"]
     keys = list(zip(wide["policy"], wide["seed"], wide["budget"]))
@@ -139,16 +141,17 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
         "budget": [f"€{b:,.0f} ({share:.0%})" for b, share in zip(wide["budget"], wide["budget_share"])],
         "recommended": wide["recommended"], "status": [status[k] for k in keys],
         "even": wide["even"], "single best message": wide["single_best_message"],
-        "recommended: planned conv.": [planned[k] for k in keys],
+        "recommended: planned conv. [interval]": [planned[k] for k in keys],
         "recommended: true conv.": [truth_rec[k] for k in keys],
         "oracle: true conv.": [conv[k] for k in keys],
     })
     pct = "{:.1%}".format
     out += ["True incremental conversions as a share of the oracle plan's (`status` of the recommended plan: "
             "`infeasible` = the policy's rules conflict at that budget, e.g. a channel minimum above the budget; "
-            "the plan then names the conflict and relaxes it as little as it can, and so does the oracle):", "",
+            "the plan then names the conflict and relaxes it as little as it can, and so does the oracle; the "
+            "planned conversions come with the plan's interval at the policy's coverage):", "",
             markdown_table(table, {"recommended": pct, "even": pct, "single best message": pct,
-                                   "recommended: planned conv.": ".1f", "recommended: true conv.": ".1f",
+                                   "recommended: true conv.": ".1f",
                                    "oracle: true conv.": ".1f"})]
     rec = plans[plans["plan"] == "recommended"]
     for label in rec["policy"].unique():
