@@ -331,7 +331,13 @@ def test_the_persona_mix_brings_targetable_effects_closer_to_the_truth(validated
     for weight in (0.0, shipped.effect_method("targetable").persona_weight):
         method = shipped.effect_method("targetable").model_copy(update={"persona_weight": weight})
         spec = shipped.model_copy(update={"effects": {**shipped.effects, "targetable": method}})
-        merged = build_segment_table(table, preds, spec).merge(truth_segment_effects(table, true_p, spec), on=["segment", "arm"])
+        built = build_segment_table(table, preds, spec)
+        loads = [c for c in built.columns if c.startswith("persona_load__")]
+        assert len(loads) == (len(shipped.personas) + 1 if weight > 0 else 0)  # the rule personas and "none"
+        if loads:  # the persona segments' estimates do not rest on the mix; the targetable ones do
+            assert (built.loc[built["kind"] == "persona", loads] == 0).all().all()
+            assert (built.loc[built["kind"] == "targetable", loads].sum(axis=1) > 0).all()
+        merged = built.merge(truth_segment_effects(table, true_p, spec), on=["segment", "arm"])
         merged = merged[merged["kind"] == "targetable"]
         assert merged["persona_mix"].notna().all() == (weight > 0)
         errors[weight] = float(np.sqrt(np.mean((merged["effect"] - merged["true_effect"]) ** 2)))

@@ -14,7 +14,7 @@ For segment s and arm a:
   small ones the model: on randomised data the reported effect matches the observed arm-vs-holdout
   difference wherever the data can tell.
 
-Two refinements, chosen per segment kind in the segment spec (``effects:``):
+Three refinements, chosen per segment kind in the segment spec (``effects:``):
 - ``variance: segment_rate``: the binomial variance at the segment's own outcome rate (over all
   its rows, shrunk towards the kind's rate by 200 pseudo-rows) instead of the empirical variance
   floored at the kind's pooled rate. The floor is taken as a maximum, which over-states the noise
