@@ -177,6 +177,7 @@ def run_decisions(
             "mean_abs_error": float(np.mean(np.abs(est - true))), "mean_sd": float(np.mean(sd)),
             "true_sd_across_cells": float(true.std()), "coverage_80": float(covered.mean()),
             "equivalent_noise_ratio": equivalent_noise_ratio(est, true),
+            "persona_mix_used": bool(estimated["persona_mix"].notna().any()),
             **persona_check, "full_reach_spend": capacity,
         })
         for label, pol in _policies(policy):

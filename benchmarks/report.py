@@ -176,7 +176,9 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
             markdown_table(summary, {"min_share": ".0%", "min_true_share": ".2%", "max_shortfall": ".4%"})]
     est = result.estimates
     out += ["", "How good the segment estimates were (targetable cells, truth = mean true effect over the cell's "
-                "person-waves; the last columns: how often the persona segments' 80% intervals cover their truth):", "",
+                "person-waves; `persona_mix_used`: whether the personas' split-half signal reached the spec's bar, "
+                "so the cells were calibrated against the blend of the model and their persona mix; the last "
+                "columns: how often the persona segments' 80% intervals cover their truth):", "",
             markdown_table(est, {"corr": ".2f", "mean_abs_error": ".5f", "mean_sd": ".5f",
                                  "true_sd_across_cells": ".5f", "coverage_80": ".0%", "persona_coverage_80": ".0%",
                                  "full_reach_spend": ",.0f", "equivalent_noise_ratio": ".2f"})]

@@ -18,7 +18,7 @@ import pandas as pd
 
 from uplift.segments.effects import observed_effects
 
-__all__ = ["PersonaMix", "persona_mix"]
+__all__ = ["PersonaMix", "persona_mix", "persona_signal"]
 
 
 @dataclass(frozen=True)
@@ -79,3 +79,54 @@ def persona_mix(
     persona_effects = np.column_stack(effects)  # (personas, arms)
     return PersonaMix(effects=shares @ persona_effects, shares=shares, se=np.column_stack(se),
                       personas=tuple(str(n) for n in names))
+
+
+def persona_signal(
+    groups: np.ndarray,
+    n_groups: int,
+    persona: np.ndarray,
+    person: np.ndarray,
+    *,
+    y: np.ndarray,
+    arm: np.ndarray,
+    propensity: pd.DataFrame,
+    control: str,
+    arms: tuple[str, ...],
+) -> float:
+    """How strongly the persona mix predicts the segments' own randomised differences: a t statistic.
+
+    The people are split in two halves (seeded, by person). The persona mix built from one half's
+    persona effects is set against the other half's observed effect of every segment and arm: the
+    precision-weighted slope of the observed effects on the mix within each arm (so the arms'
+    average effects do not count), over its standard error. The two directions are combined as
+    ``(t_1 + t_2) / sqrt(2)``. Personas that cut the people along what drives the effects give a
+    clearly positive value; personas unrelated to the effects give about ``N(0, 1)``. Measured on
+    the decision benchmark's three 100,000-people worlds: 2.4-3.1 with the shipped personas,
+    -0.1 to 0.4 with eight random groups of people (docs/benchmarks.md).
+    """
+    groups = np.asarray(groups)
+    _, people = pd.factorize(np.asarray(person, dtype=object))
+    half_of = pd.Series(np.random.default_rng(0).integers(0, 2, len(people)), index=people)
+    half = half_of.loc[np.asarray(person, dtype=object)].to_numpy()
+    stats = []
+    for h in (0, 1):
+        own, other = half == h, half != h
+        mix = persona_mix(np.where(own, groups, -1), n_groups, persona, y=y, arm=arm, propensity=propensity,
+                          control=control, arms=arms)
+        rest = np.where(other & (groups >= 0), groups, n_groups)  # rows of the other half outside every segment
+        observed = observed_effects(rest, n_groups + 1, y, arm, propensity, control, arms)
+        num = den = 0.0
+        for j, a in enumerate(arms):
+            o = observed[a]["observed"].to_numpy()[:n_groups]
+            se = observed[a]["observed_se"].to_numpy()[:n_groups]
+            x = mix.effects[:, j]
+            ok = np.isfinite(o) & np.isfinite(se) & (se > 0) & np.isfinite(x)
+            if ok.sum() < 2:
+                continue
+            w = 1.0 / se[ok] ** 2
+            xc = x[ok] - np.average(x[ok], weights=w)
+            oc = o[ok] - np.average(o[ok], weights=w)
+            num += float(np.sum(w * xc * oc))
+            den += float(np.sum(w * xc**2))
+        stats.append(num / np.sqrt(den) if den > 0 else 0.0)  # slope / se, se = 1 / sqrt(sum w x^2)
+    return float(sum(stats) / np.sqrt(len(stats)))

@@ -15,7 +15,7 @@ from uplift.allocation.effects import PERSONA_LOAD_PREFIX
 from uplift.features.library import age_band_of
 from uplift.segments.assign import PERSONA_NONE, SUPPRESSED, assign_personas, targetable_cells
 from uplift.segments.effects import segment_effects
-from uplift.segments.personamix import persona_mix
+from uplift.segments.personamix import persona_mix, persona_signal
 from uplift.specs.segments import SegmentSpec
 from uplift.trainingtable import TrainingTable
 from uplift.vocabulary import split_arm
@@ -66,7 +66,8 @@ def build_segment_table(
     predictions : out-of-sample predicted uplift, one column per treatment arm.
     spec : dimensions, persona rules, anonymity floor, interval level and, per kind, how effects
         are estimated (``spec.effects``; a targetable ``persona_weight`` blends the persona mix of
-        :mod:`uplift.segments.personamix` into the calibration: columns ``persona_mix`` and one
+        :mod:`uplift.segments.personamix` into the calibration when its split-half signal reaches
+        ``persona_min_signal``: columns ``persona_mix`` (empty when not used) and one
         ``persona_load__<persona>`` per persona, the cells' loadings on those shared errors).
     folds, heldout_fold : per row, the cross-fitting fold whose model predicted it, and the fold no
         model saw (:meth:`uplift.modeling.validation.ValidationReport.out_of_sample_folds`); needed
@@ -90,9 +91,12 @@ def build_segment_table(
         if kind == "targetable" and method.persona_weight > 0 and spec.personas:
             all_groups = np.full(len(labels), -1)
             all_groups[shown] = groups
-            mix = persona_mix(all_groups, len(names), members["persona"].to_numpy(), y=f["outcome"].to_numpy(float),
-                              arm=f["arm"].to_numpy(), propensity=table.propensity(), control=table.control,
-                              arms=tuple(predictions.columns))
+            rows = dict(y=f["outcome"].to_numpy(float), arm=f["arm"].to_numpy(), propensity=table.propensity(),
+                        control=table.control, arms=tuple(predictions.columns))
+            persona = members["persona"].to_numpy()
+            signal = persona_signal(all_groups, len(names), persona, f["person_id"].to_numpy(), **rows)
+            if signal >= method.persona_min_signal:  # else the model alone: the personas add only their noise
+                mix = persona_mix(all_groups, len(names), persona, **rows)
         eff = segment_effects(
             groups,
             len(names),

@@ -44,6 +44,11 @@ class EffectMethod(Spec):
     ``(1 - w) * model + w * persona_mix``, where ``persona_mix`` is the segment's persona shares
     times each persona's observed arm-vs-holdout effect over all rows (0: the model alone). Only for
     targetable segments, and only used when personas are declared."""
+    persona_min_signal: float = 2.0
+    """The persona mix is used only when it predicts the segments' own randomised differences:
+    split in half by person, one half's persona mix against the other half's observed effects,
+    within arms, with a t statistic of at least this (:func:`uplift.segments.personamix.persona_signal`).
+    Personas unrelated to the effects would otherwise add their noise."""
 
 
 _DEFAULT_EFFECTS = {
