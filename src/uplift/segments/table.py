@@ -91,12 +91,12 @@ def build_segment_table(
         if kind == "targetable" and method.persona_weight > 0 and spec.personas:
             all_groups = np.full(len(labels), -1)
             all_groups[shown] = groups
-            rows = dict(y=f["outcome"].to_numpy(float), arm=f["arm"].to_numpy(), propensity=table.propensity(),
-                        control=table.control, arms=tuple(predictions.columns))
+            randomised = dict(y=f["outcome"].to_numpy(float), arm=f["arm"].to_numpy(), propensity=table.propensity(),
+                              control=table.control, arms=tuple(predictions.columns))
             persona = members["persona"].to_numpy()
-            signal = persona_signal(all_groups, len(names), persona, f["person_id"].to_numpy(), **rows)
+            signal = persona_signal(all_groups, len(names), persona, f["person_id"].to_numpy(), **randomised)
             if signal >= method.persona_min_signal:  # else the model alone: the personas add only their noise
-                mix = persona_mix(all_groups, len(names), persona, **rows)
+                mix = persona_mix(all_groups, len(names), persona, **randomised)
         eff = segment_effects(
             groups,
             len(names),
