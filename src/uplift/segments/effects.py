@@ -125,6 +125,16 @@ def _combinable(observed: np.ndarray, se: np.ndarray, model: np.ndarray) -> np.n
     return np.isfinite(observed) & np.isfinite(se) & (se > 0) & np.isfinite(model)
 
 
+def _own_weight(observed: np.ndarray, se: np.ndarray, model: np.ndarray, A: float) -> np.ndarray:
+    """Per segment, the weight ``gamma = A / (A + se^2)`` its effect puts on its own observation
+    (0 where it has none to combine, or where ``A`` could not be estimated)."""
+    gamma = np.zeros(len(model))
+    ok = _combinable(observed, se, model)
+    if np.isfinite(A):
+        gamma[ok] = A / (A + se[ok] ** 2)
+    return gamma
+
+
 def fay_herriot(
     observed: np.ndarray, se: np.ndarray, model: np.ndarray, *, leak: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, tuple[float, float], float]:
@@ -169,8 +179,7 @@ def fay_herriot(
     # keep A away from 0 so that no segment's interval collapses onto the model alone
     A = max(A, 0.05 * float(np.median(v)))
     prior = alpha + beta * model
-    gamma = np.zeros(len(model))
-    gamma[ok] = A / (A + v)
+    gamma = _own_weight(observed, se, model, A)
     effect = prior.copy()
     effect[ok] = gamma[ok] * observed[ok] + (1 - gamma[ok]) * prior[ok]
     sd = np.full(len(model), np.sqrt(A))
@@ -198,8 +207,7 @@ def calibration_loadings(observed: np.ndarray, se: np.ndarray, model: np.ndarray
         L = np.linalg.cholesky(np.linalg.inv(X.T @ (X / (v + A)[:, None])))
     except np.linalg.LinAlgError:  # all model values equal: the slope is not identified
         return np.zeros((n, 2))
-    gamma = np.zeros(n)
-    gamma[ok] = A / (A + v)
+    gamma = _own_weight(observed, se, model, A)
     grad = (1.0 - gamma)[:, None] * np.column_stack([np.ones(n), np.nan_to_num(model)])
     return grad @ L
 
@@ -314,11 +322,7 @@ def segment_effects(
                      calibration_load_2=load[:, 1], calibration_alpha=alpha, calibration_beta=beta,
                      calibration_leak=leak)
     if blended:
-        ok = _combinable(observed, se, covariate)
-        prior_weight = np.ones(len(out))
-        if np.isfinite(A):
-            prior_weight[ok] = se[ok] ** 2 / (A + se[ok] ** 2)  # 1 - gamma
-        scale = prior_weight * beta * persona_weight
+        scale = (1.0 - _own_weight(observed, se, covariate, A)) * beta * persona_weight
         for k, name in enumerate(persona_mix.personas):
             out[f"{PERSONA_LOAD_PREFIX}{name}"] = scale * persona_mix.shares[group, k] * persona_mix.se[k, arm_index]
     return out

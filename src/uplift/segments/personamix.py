@@ -105,9 +105,8 @@ def persona_signal(
     -0.1 to 0.4 with eight random groups of people (docs/benchmarks.md).
     """
     groups = np.asarray(groups)
-    _, people = pd.factorize(np.asarray(person, dtype=object))
-    half_of = pd.Series(np.random.default_rng(0).integers(0, 2, len(people)), index=people)
-    half = half_of.loc[np.asarray(person, dtype=object)].to_numpy()
+    who, people = pd.factorize(np.asarray(person, dtype=object))
+    half = np.random.default_rng(0).integers(0, 2, len(people))[who]
     stats = []
     for h in (0, 1):
         own, other = half == h, half != h
