@@ -133,8 +133,7 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
     recommended = plans[plans["plan"] == "recommended"].set_index(["policy", "seed", "budget"])
     planned = {k: f"{r.planned_conversions:.1f} [{r.planned_lo:.1f}, {r.planned_hi:.1f}]"
                for k, r in zip(recommended.index, recommended.itertuples())}
-    truth_rec = plans[plans["plan"] == "recommended"].set_index(["policy", "seed", "budget"])["true_conversions"]
-    status = plans[plans["plan"] == "recommended"].set_index(["policy", "seed", "budget"])["status"]
+    truth_rec, status = recommended["true_conversions"], recommended["status"]
     keys = list(zip(wide["policy"], wide["seed"], wide["budget"]))
     table = pd.DataFrame({
         "policy": wide["policy"], "seed": wide["seed"],
