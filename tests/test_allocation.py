@@ -343,6 +343,111 @@ def test_floors_and_caps_hold_in_the_output(costs):
     assert free.totals.expected_conversions >= result.totals.expected_conversions
 
 
+def _floor_odds(cells: pd.DataFrame, effects: pd.DataFrame, floor_segments, min_share: float) -> float:
+    """By hand: the probability, with independent normal cell errors, that a plan's conversion share
+    in the segments ``floor_segments`` is at least ``min_share``."""
+    from statistics import NormalDist
+
+    merged = cells.merge(effects[["segment", "arm", "effect", "effect_sd"]], on=["segment", "arm"],
+                         suffixes=("_plan", ""))
+    a = np.where(merged["segment"].isin(list(floor_segments)), 1.0, 0.0) - min_share
+    mean = float(np.sum(a * merged["contacts"] * merged["effect"]))
+    sd = float(np.sqrt(np.sum((a * merged["contacts"] * merged["effect_sd"]) ** 2)))
+    return NormalDist().cdf(mean / sd)
+
+
+def test_a_confident_conversion_floor_keeps_its_margin(costs):
+    effects = synthetic_effects(n_segments=12, seed=7)
+    effects["effect_sd"] = 0.002
+
+    def policy(confidence: float) -> PlanningPolicy:
+        return PlanningPolicy(fairness_floors=[
+            {"name": "over_45", "where": {"age_band": ["45-54", "55-67"]}, "kind": "conversion_share",
+             "min_share": 0.55, "confidence": confidence}])
+
+    results = {q: plan(effects, budget=1_500.0, costs=costs, policy=policy(q)) for q in (0.5, 0.8, 0.95)}
+    odds = {}
+    for q, result in results.items():
+        assert result.status == "optimal", result.conflicts
+        older = effects.loc[effects["age_band"].isin(["45-54", "55-67"]), "segment"]
+        odds[q] = _floor_odds(result.cells, effects, set(older), 0.55)
+        cells = result.cells
+        assert evaluate_plan(cells, effects, policy=policy(q))["floors"]["over_45"] >= 0.55 - 1e-9
+    # in expectation the floor binds (about even odds); with a confidence the plan clears it by its margin
+    assert odds[0.5] == pytest.approx(0.5, abs=0.02)
+    assert odds[0.8] >= 0.8 - 0.01 and odds[0.95] >= 0.95 - 0.01
+    note = [n for n in results[0.95].notes if "probability" in n]
+    assert note and "(asked: 95%)" in note[0]
+    assert not any("probability" in n for n in results[0.5].notes)
+    # the margin costs expected conversions, more for more confidence
+    value = {q: r.totals.expected_conversions for q, r in results.items()}
+    assert value[0.5] > value[0.8] > value[0.95]
+
+
+def test_a_conversion_floor_gets_as_much_confidence_as_the_rules_allow():
+    # One tier at EUR 0.05 per contact reaching 70%. A (2,000 people) converts at most 14 (1,400
+    # contacts, EUR 70); B must stay <= A for A's 50% share, but the meta minimum of EUR 130 forces
+    # at least 1,200 contacts (12 conversions) into B. The slack 0.5 (A - B) <= 1 is far below the
+    # 1.28 sd (about 5.9) a 90% confidence asks, so the plan takes what margin there is.
+    costs = CostCatalogue.model_validate({"channels": {"meta": {
+        "cost_per_mille": 10.0, "impressions_per_contact": 5, "tiers": [{"share": 0.7, "multiplier": 1.0}]}}})
+    world, _ = hand_world()
+    effects = pd.concat([world.assign(segment="A", size=2_000), world.assign(segment="B", size=20_000)],
+                        ignore_index=True).assign(effect=0.01, effect_sd=0.005)
+
+    def policy(confidence: float) -> PlanningPolicy:
+        return PlanningPolicy(min_spend={"meta": 130.0}, fairness_floors=[
+            {"name": "A", "where": {"segment": "A"}, "kind": "conversion_share", "min_share": 0.5,
+             "confidence": confidence}])
+
+    even = plan(effects, budget=1_000.0, costs=costs, policy=policy(0.5)).cells.set_index("segment")["contacts"]
+    assert even.to_dict() == {"A": 1_400, "B": 1_400}
+    result = plan(effects, budget=1_000.0, costs=costs, policy=policy(0.9))
+    assert result.status == "optimal", result.conflicts
+    contacts = result.cells.set_index("segment")["contacts"]
+    assert contacts["A"] == 1_400
+    assert 1_200 <= contacts["B"] < 1_350  # some of the margin, as far as the meta minimum allows
+    assert result.cells["spend"].sum() >= 130.0 - 0.1
+    odds = _floor_odds(result.cells, effects, {"A"}, 0.5)
+    assert 0.5 < odds < 0.9
+    assert any(f"holds with probability {odds:.0%}" in n and "(asked: 90%)" in n for n in result.notes), result.notes
+
+
+def test_confidence_applies_to_conversion_floors_only():
+    floor = {"name": "women", "where": {"gender": "female"}, "min_share": 0.4}
+    with pytest.raises(ValueError, match="confidence: applies to conversion_share floors only"):
+        PlanningPolicy(fairness_floors=[{**floor, "kind": "spend_share", "confidence": 0.9}])
+    for bad in (0.4, 1.0):
+        with pytest.raises(ValueError, match="confidence"):
+            PlanningPolicy(fairness_floors=[{**floor, "kind": "conversion_share", "confidence": bad}])
+    with pytest.raises(SpecError, match="fairness_floors"):
+        apply_overrides(PlanningPolicy(), {"fairness_floors": [{**floor, "kind": "spend_share", "confidence": 0.9}]})
+
+
+def test_floor_slack_matches_a_hand_calculation(costs):
+    from uplift.allocation.effects import check_effects
+    from uplift.allocation.floors import floor_slack, holding_probability, margins_needed
+    from uplift.allocation.problem import build_problem
+
+    effects = synthetic_effects(n_segments=4, messages=("a",), channels=("meta",), seed=3)
+    effects["calibration_load_1"] = [1e-4, 2e-4, 0.0, 3e-4]
+    policy = PlanningPolicy(fairness_floors=[
+        {"name": "women", "where": {"gender": "female"}, "kind": "conversion_share", "min_share": 0.6,
+         "confidence": 0.9},
+        {"name": "young", "where": {"age_band": "18-24"}, "kind": "spend_share", "min_share": 0.1}])
+    problem = build_problem(check_effects(effects, costs), costs, policy)
+    x = np.array([1_000.0, 500.0, 2_000.0, 0.0])
+    e, sd, load = effects["effect"].to_numpy(), effects["effect_sd"].to_numpy(), effects["calibration_load_1"].to_numpy()
+    a = np.array([1.0, 0.0, 1.0, 0.0]) - 0.6  # seg00 and seg02 are women
+    mean, spread = floor_slack(problem, x)
+    assert mean[0] == pytest.approx(np.sum(a * x * e))
+    assert spread[0] == pytest.approx(np.sqrt(np.sum((a * x * sd) ** 2) + np.sum(a * x * load) ** 2))
+    assert margins_needed(problem, x)[0] == pytest.approx(1.2815516 * spread[0], rel=1e-6)
+    assert margins_needed(problem, x)[1] == 0.0  # a spend floor needs no margin
+    from statistics import NormalDist
+    assert holding_probability(problem, x)[0] == pytest.approx(NormalDist().cdf(mean[0] / spread[0]))
+
+
 def test_negative_effects_get_no_exploitation_spend(costs):
     effects = synthetic_effects(seed=8)
     effects.loc[effects.index % 3 == 0, "effect"] = -0.004

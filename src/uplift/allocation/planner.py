@@ -5,6 +5,7 @@ Pure: no files, no clock, no global random state (exploration is seeded by the p
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ import pandas as pd
 
 from uplift.allocation.effects import check_effects
 from uplift.allocation.explore import thompson_allocation
+from uplift.allocation.floors import confident_floors, holding_probability, margins_needed
 from uplift.allocation.infeasibility import solve_elastic
 from uplift.allocation.problem import Allocation, Problem, build_problem
 from uplift.allocation.references import (
@@ -21,7 +23,7 @@ from uplift.allocation.references import (
     solve_without_exploration,
 )
 from uplift.allocation.result import PlanResult, PlanTotals, cell_figures, cells_table, plan_cells, plan_totals
-from uplift.allocation.solve import LPSolution
+from uplift.allocation.solve import LPSolution, solve_value
 from uplift.errors import InfeasiblePlanError, SpecError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
@@ -58,6 +60,9 @@ class PreparedPlan:
         )
         if conflicts and strict:
             raise InfeasiblePlanError("the planning policy cannot be met: " + "; ".join(conflicts), conflicts)
+        floor_notes: list[str] = []
+        if confident_floors(problem).any() and not conflicts:
+            solution, floor_notes = _with_floor_margins(problem, solution, budget=budget, explored=explored)
         total = solution.allocation + explored
         figures = cell_figures(problem, total=total, explored=explored)
         totals = plan_totals(
@@ -74,7 +79,7 @@ class PreparedPlan:
             references=self._references(budget) if references else {},
             status="infeasible" if conflicts else "optimal",
             conflicts=tuple(conflicts),
-            notes=tuple(_notes(problem, solution, total, budget)),
+            notes=tuple(_notes(problem, solution, total, budget) + floor_notes),
         )
 
     def reference_allocations(self, budget: float) -> dict[str, tuple[Problem, Allocation, LPSolution | None]]:
@@ -192,6 +197,50 @@ def _checked_budget(budget: float) -> float:
     if not (isinstance(budget, (int, float, np.number)) and math.isfinite(budget) and budget >= 0):
         raise SpecError(f"budget: expected a finite amount of EUR >= 0, got {budget!r}")
     return float(budget)
+
+
+_MARGIN_ROUNDS = 8
+"""Most rounds spent raising the conversion floors' margins (:mod:`uplift.allocation.floors`)."""
+_MARGIN_HALVINGS = 3
+"""When a margin cannot be had, how often the step towards it is halved before giving up."""
+_MARGIN_TOL = 0.01
+
+
+def _with_floor_margins(
+    problem: Problem, solution: LPSolution, *, budget: float, explored: Allocation
+) -> tuple[LPSolution, list[str]]:
+    """Re-solve with margins on the confident conversion floors until the plan clears them.
+
+    Each round raises every margin to ``z_q sd(D)`` at the plan in hand and solves again. When the
+    other rules leave no room for that margin, the step towards it is halved, so the plan ends with
+    as much margin as the rules allow. Returns the plan and, per confident floor, a note with the
+    probability that it holds at that plan.
+    """
+    margin = np.zeros(len(problem.floors))
+    for _ in range(_MARGIN_ROUNDS):
+        need = margins_needed(problem, (solution.allocation + explored).x)
+        if np.all(need <= margin * (1 + _MARGIN_TOL) + 1e-9):
+            break
+        target = np.maximum(margin, need)
+        for _ in range(_MARGIN_HALVINGS + 1):
+            attempt = solve_value(
+                dataclasses.replace(problem, floor_margin=target),
+                objective=problem.effect, budget=budget, base=explored, fundable=problem.effect >= 0,
+            )
+            if attempt.optimal:
+                break
+            target = (target + margin) / 2
+        else:
+            break  # no more margin can be had
+        margin, solution = target, attempt
+    probability = holding_probability(problem, (solution.allocation + explored).x)
+    notes = [
+        f"conversion floor {floor.name!r} ({floor.min_share:.0%}) holds with probability {p:.0%} under the "
+        f"effects' uncertainty (asked: {floor.confidence:.0%})"
+        for floor, p, asked in zip(problem.floors, probability, confident_floors(problem))
+        if asked
+    ]
+    return solution, notes
 
 
 def _marginal_cost(solution: LPSolution) -> float:

@@ -116,6 +116,9 @@ class Problem:
     row_kind: np.ndarray
     row_label: tuple[str, ...]
     row_ref: np.ndarray
+    floor_margin: np.ndarray | None = None
+    """Per fairness floor, expected conversions a conversion floor must clear above its share
+    (its confidence margin, :mod:`uplift.allocation.floors`); None: no margins."""
     solvers: SolverCache = field(default_factory=lambda: SolverCache(), compare=False, repr=False)
 
     @property
@@ -363,7 +366,8 @@ def right_hand_sides(problem: Problem, *, budget: float, base: Allocation) -> np
     """``b_ub`` for the extra allocation on top of ``base`` so that every rule holds for the sum.
 
     The budget row gets ``budget - spend(base)``; minimums, maxima, caps and floors are shifted by
-    what ``base`` already spends, contacts and converts.
+    what ``base`` already spends, contacts and converts; a conversion floor also by its margin
+    (``problem.floor_margin``).
     """
     policy = problem.policy
     spend_grp = problem.group_spend(base.y)
@@ -390,8 +394,10 @@ def right_hand_sides(problem: Problem, *, budget: float, base: Allocation) -> np
                 for k in ref
             ]
         else:
+            margin = problem.floor_margin if problem.floor_margin is not None else np.zeros(len(problem.floors))
             b[rows] = [
-                conv[problem.floor_cells[k]].sum() - problem.floors[k].min_share * conv.sum() for k in ref
+                conv[problem.floor_cells[k]].sum() - problem.floors[k].min_share * conv.sum() - margin[k]
+                for k in ref
             ]
     return b
 

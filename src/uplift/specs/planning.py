@@ -115,12 +115,28 @@ class FairnessFloor(Spec):
 
     ``where`` maps segment attribute columns of the effects table to a value or a list of
     values; a segment is selected when every column matches (values are compared as text).
+
+    A spend share holds whatever the true effects are. A conversion share only holds under the
+    estimates; ``confidence`` (conversion shares only) is the probability, under the effects'
+    uncertainty (their standard deviations and shared errors), that the share is at least
+    ``min_share``: 0.5 asks for it in expectation, 0.9 keeps a margin of 1.28 standard deviations
+    of the floor's conversions above it.
     """
 
     name: str = Field(min_length=1)
     where: dict[str, FloorValue | list[FloorValue]] = Field(min_length=1)
     kind: Literal["spend_share", "conversion_share"]
     min_share: float = Field(ge=0, le=1)
+    confidence: float = Field(default=0.5, ge=0.5, lt=1)
+
+    @model_validator(mode="after")
+    def _confidence_for_conversions(self) -> FairnessFloor:
+        if self.kind == "spend_share" and self.confidence != 0.5:
+            raise ValueError(
+                f"confidence: applies to conversion_share floors only (a spend share holds whatever the "
+                f"effects are); floor {self.name!r} is a spend_share floor with confidence {self.confidence}"
+            )
+        return self
 
     def values(self, column: str) -> list[str]:
         """The accepted values of ``column``, as text."""
