@@ -23,7 +23,7 @@ import pandas as pd
 
 from benchmarks.targeting import with_threads
 from uplift.evaluation import compare_with_oracle, equivalent_noise_ratio, noise_frontier, true_effects_table
-from uplift.specs.planning import CostCatalogue, PlanningPolicy
+from uplift.specs.planning import CostCatalogue, FairnessFloor, PlanningPolicy
 
 __all__ = ["DecisionSettings", "DecisionResult", "run_decisions", "scaled_policy", "full_reach_spend"]
 
@@ -138,13 +138,19 @@ def _one_world(seed: int, settings: DecisionSettings, root: Path, say: Callable[
 
 def _policies(policy: PlanningPolicy) -> list[tuple[str, PlanningPolicy]]:
     """The policies scored: the shipped one, without exploration, and with its spend floors as
-    conversion floors (what a conversion floor achieves under the truth is only measurable here)."""
+    conversion floors, in expectation and with 90% confidence (what a conversion floor achieves
+    under the truth is only measurable here)."""
     greedy = policy.model_copy(update={"exploration_share": 0.0})
-    as_conversions = tuple(f.model_copy(update={"kind": "conversion_share"}) for f in policy.fairness_floors)
+
+    def as_conversions(confidence: float) -> tuple[FairnessFloor, ...]:
+        return tuple(f.model_copy(update={"kind": "conversion_share", "confidence": confidence})
+                     for f in policy.fairness_floors)
+
     return [
         ("shipped", policy),
         ("no_exploration", greedy),
-        ("conversion_floors", greedy.model_copy(update={"fairness_floors": as_conversions})),
+        ("conversion_floors", greedy.model_copy(update={"fairness_floors": as_conversions(0.5)})),
+        ("conversion_floors_90", greedy.model_copy(update={"fairness_floors": as_conversions(0.9)})),
     ]
 
 

@@ -125,8 +125,9 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
            "person of every segment once on every channel. Policy: `serve/policy.yaml` with its channel minimums "
            "and maximums scaled to the simulated population (they are written for 100,000 people); "
            "`no_exploration` is the same policy without the 10% Thompson exploration; `conversion_floors` is "
-           "that with the fairness floors as shares of expected conversions instead of spend. The oracle plans "
-           "with the same policy on the true effects.", ""]
+           "that with the fairness floors as shares of expected conversions instead of spend (held in expectation), "
+           "`conversion_floors_90` the same floors held with 90% confidence under the effects' uncertainty. "
+           "The oracle plans with the same policy on the true effects (where the floors hold exactly).", ""]
     wide = plans.pivot_table(index=["policy", "seed", "budget_share", "budget"], columns="plan",
                              values="share_of_oracle").reset_index()
     conv = plans[plans["plan"] == "oracle"].set_index(["policy", "seed", "budget"])["true_conversions"]

@@ -182,6 +182,20 @@ def test_plan_restricted_to_messages(api):
     assert {c["arm"] for c in r.json()["cells"]} == {arm}
 
 
+def test_a_conversion_floor_with_confidence_says_how_likely_it_holds(api):
+    floor = {"name": "women", "where": {"gender": "female"}, "kind": "conversion_share", "min_share": 0.6}
+    plans = {}
+    for confidence in (0.5, 0.9):
+        r = api.post("/plans", json={"budget": 2000, "include_references": False, "policy": {
+            "min_spend": {}, "exploration_share": 0.0, "fairness_floors": [{**floor, "confidence": confidence}]}})
+        assert r.status_code == 200 and r.json()["status"] == "optimal", r.text
+        plans[confidence] = r.json()
+    assert not any("probability" in n for n in plans[0.5]["notes"])
+    note = [n for n in plans[0.9]["notes"] if "probability" in n]
+    assert len(note) == 1 and "conversion floor 'women' (60%)" in note[0] and "(asked: 90%)" in note[0]
+    assert plans[0.9]["totals"]["expected_conversions"] <= plans[0.5]["totals"]["expected_conversions"]
+
+
 def test_conflicting_policy_is_infeasible_not_an_error(api):
     body = {"budget": 1000, "policy": {"min_spend.meta": 50_000}}
     r = api.post("/plans", json=body)
@@ -201,6 +215,9 @@ def test_conflicting_policy_is_infeasible_not_an_error(api):
         ({"budget": 1000, "kind": "everyone"}, "kind"),
         ({"budget": 1000, "surprise": True}, "surprise"),
         ({"budget": 1000, "channels": ["telegram"]}, "telegram"),
+        ({"budget": 1000, "policy": {"fairness_floors": [{"name": "w", "where": {"gender": "female"},
+                                                          "kind": "spend_share", "min_share": 0.3,
+                                                          "confidence": 0.9}]}}, "confidence"),
     ],
 )
 def test_bad_plan_input_is_422_naming_the_field(api, body, field):

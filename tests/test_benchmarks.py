@@ -88,7 +88,7 @@ def test_quick_mode_on_tiny_settings_writes_every_table(tmp_path):
 
     decisions = section(text, "## 2. Decisions")
     shares = table_rows(decisions, "policy")
-    assert {r[0] for r in shares} == {"conversion_floors", "no_exploration", "shipped"}
+    assert {r[0] for r in shares} == {"conversion_floors", "conversion_floors_90", "no_exploration", "shipped"}
     for row in shares:
         for cell in (row[3], row[5], row[6]):  # recommended, even, single best message: shares of the oracle
             assert 0.0 <= float(cell.rstrip("%")) <= 100.0 + 1e-6
