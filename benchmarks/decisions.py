@@ -10,6 +10,11 @@ The noise frontier (:func:`uplift.evaluation.noise_frontier`) plans the same wor
 estimates of known noise (truth + Gaussian noise, shrunk by the exact posterior weight) without
 exploration: the share of the oracle each noise level allows, the noise equivalent to the product's
 own estimates, and how much more history the 95% goal would need at that rate.
+
+Where the gap lives: the same world planned (no exploration) from tables that are half truth, half
+estimate (:func:`uplift.evaluation.with_arm_levels`): our estimates with the true arm levels, the
+truth with our arm levels, and the segments' persona mix with exact persona effects
+(:func:`uplift.segments.truth_persona_mix`).
 """
 
 from __future__ import annotations
@@ -22,10 +27,16 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.targeting import with_threads
-from uplift.evaluation import compare_with_oracle, equivalent_noise_ratio, noise_frontier, true_effects_table
+from uplift.evaluation import (
+    compare_with_oracle,
+    equivalent_noise_ratio,
+    noise_frontier,
+    true_effects_table,
+    with_arm_levels,
+)
 from uplift.specs.planning import CostCatalogue, FairnessFloor, PlanningPolicy
 
-__all__ = ["DecisionSettings", "DecisionResult", "run_decisions", "scaled_policy", "full_reach_spend"]
+__all__ = ["GAP_VARIANTS", "DecisionSettings", "DecisionResult", "run_decisions", "scaled_policy", "full_reach_spend"]
 
 REFERENCE_PEOPLE = 100_000
 """The population the shipped policy's channel minimums and maximums are written for (``uplift run``'s default)."""
@@ -62,14 +73,22 @@ class DecisionSettings:
 
 @dataclass(frozen=True)
 class DecisionResult:
-    """Per seed and budget: plans scored under the truth, the floors, how good the estimates were, and
-    the noise frontier (columns of :data:`uplift.evaluation.FRONTIER_COLUMNS` plus ``seed``)."""
+    """Per seed and budget: plans scored under the truth, the floors, how good the estimates were, the
+    noise frontier (columns of :data:`uplift.evaluation.FRONTIER_COLUMNS` plus ``seed``) and where the
+    gap lives (``seed``, ``variant``, ``budget``, ``budget_share``, ``share_of_oracle``; see
+    :data:`GAP_VARIANTS`)."""
 
     settings: DecisionSettings
     plans: pd.DataFrame = field(repr=False)
     floors: pd.DataFrame = field(repr=False)
     estimates: pd.DataFrame = field(repr=False)
     frontier: pd.DataFrame = field(repr=False)
+    gap: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
+
+
+GAP_VARIANTS: tuple[str, ...] = ("true_arm_levels", "true_deviations", "exact_persona_effects")
+"""Half-true tables planned without exploration: our cell deviations with the truth's arm levels, the
+truth's deviations with our arm levels, and each segment's persona mix with exact persona effects."""
 
 
 def full_reach_spend(segments: pd.DataFrame, costs: CostCatalogue) -> float:
@@ -97,7 +116,7 @@ def _one_world(seed: int, settings: DecisionSettings, root: Path, say: Callable[
     from uplift.modeling.truthcheck import true_outcome_probabilities
     from uplift.modeling.validation import validate_model
     from uplift.pipeline import load_feature_set, load_segment_spec
-    from uplift.segments import build_segment_table, truth_segment_effects
+    from uplift.segments import build_segment_table, truth_persona_mix, truth_segment_effects
     from uplift.simulate import simulate
     from uplift.specs import load_spec
     from uplift.specs.model import ModelSpec
@@ -133,7 +152,8 @@ def _one_world(seed: int, settings: DecisionSettings, root: Path, say: Callable[
     personas = segments[segments["kind"] == "persona"].merge(truth, on=["segment", "arm"])
     covered = (personas["true_effect"] >= personas["lo"]) & (personas["true_effect"] <= personas["hi"])
     persona_check = {"persona_cells": len(personas), "persona_coverage_80": float(covered.mean())}
-    return estimated, true_effects_table(estimated, truth), persona_check
+    exact_mix = true_effects_table(estimated, truth_persona_mix(rows, true_p, segment_spec), source="exact persona mix")
+    return estimated, true_effects_table(estimated, truth), persona_check, exact_mix
 
 
 def _policies(policy: PlanningPolicy) -> list[tuple[str, PlanningPolicy]]:
@@ -159,18 +179,19 @@ def run_decisions(
 ) -> DecisionResult:
     """Run the benchmark; see the module docstring.
 
-    Three policies are scored: the shipped ``serve/policy.yaml`` (10% Thompson exploration), the
+    Four policies are scored: the shipped ``serve/policy.yaml`` (10% Thompson exploration), the
     same without exploration, and that with every fairness floor as a share of expected conversions
-    instead of spend. Channel minimums and maximums are scaled to the simulated population.
+    instead of spend, held in expectation and with 90% confidence. Channel minimums and maximums are
+    scaled to the simulated population.
     """
     from uplift.specs import load_spec
 
     say = progress or (lambda _m: None)
     costs = load_spec(root / "serve" / "costs.yaml", CostCatalogue)
     shipped = load_spec(root / "serve" / "policy.yaml", PlanningPolicy)
-    plans, floors, estimates, frontier = [], [], [], []
+    plans, floors, estimates, frontier, gap = [], [], [], [], []
     for seed in settings.seeds:
-        estimated, truth, persona_check = _one_world(seed, settings, root, say)
+        estimated, truth, persona_check, exact_mix = _one_world(seed, settings, root, say)
         policy = scaled_policy(shipped, settings.people, set(estimated["channel"]))
         capacity = full_reach_spend(estimated, costs)
         budgets = [round(share * capacity, 2) for share in settings.budget_shares]
@@ -192,10 +213,19 @@ def run_decisions(
             shares = dict(zip(budgets, settings.budget_shares))
             plans.append(result.plans.assign(seed=seed, policy=label, budget_share=result.plans["budget"].map(shares)))
             floors.append(result.floors.assign(seed=seed, policy=label))
+        say(f"seed {seed}: where the gap lives ({len(GAP_VARIANTS)} half-true tables x {len(budgets)} budgets)")
+        greedy = policy.model_copy(update={"exploration_share": 0.0})
+        halves = dict(zip(GAP_VARIANTS, (with_arm_levels(estimated, truth, source="truth"),
+                                         with_arm_levels(truth, estimated, source="estimates"), exact_mix)))
+        for variant, table in halves.items():
+            scored = compare_with_oracle(table, truth, budgets=budgets, costs=costs, policy=greedy).plans
+            scored = scored[scored["plan"] == "recommended"]
+            gap.append(pd.DataFrame({"seed": seed, "variant": variant, "budget": scored["budget"].to_numpy(),
+                                     "budget_share": scored["budget"].map(dict(zip(budgets, settings.budget_shares))),
+                                     "share_of_oracle": scored["share_of_oracle"].to_numpy()}))
         if settings.frontier_ratios:
             say(f"seed {seed}: noise frontier at {len(settings.frontier_ratios)} noise levels "
                 f"x {settings.frontier_repeats} draws")
-            greedy = policy.model_copy(update={"exploration_share": 0.0})
             frontier.append(noise_frontier(truth, budgets=budgets, costs=costs, policy=greedy,
                                            ratios=settings.frontier_ratios, repeats=settings.frontier_repeats,
                                            seed=seed).assign(seed=seed))
@@ -205,4 +235,5 @@ def run_decisions(
         floors=pd.concat(floors, ignore_index=True),
         estimates=pd.DataFrame(estimates),
         frontier=pd.concat(frontier, ignore_index=True) if frontier else pd.DataFrame(),
+        gap=pd.concat(gap, ignore_index=True),
     )

@@ -183,7 +183,28 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
                                  "true_sd_across_cells": ".5f", "coverage_80": ".0%", "persona_coverage_80": ".0%",
                                  "full_reach_spend": ",.0f", "equivalent_noise_ratio": ".2f"})]
     out += _frontier_lines(result)
+    out += _gap_lines(result)
     return out
+
+
+def _gap_lines(result) -> list[str]:
+    """Where the gap lives: plans from half-true tables, next to ours."""
+    gap = result.gap
+    if gap is None or gap.empty:
+        return []
+    ours = result.plans[(result.plans["plan"] == "recommended") & (result.plans["policy"] == "no_exploration")]
+    table = gap.pivot_table(index="seed", columns="variant", values="share_of_oracle", aggfunc="mean")
+    table.insert(0, "ours", ours.groupby("seed")["share_of_oracle"].mean())
+    table = table.reset_index()[["seed", "ours", "true_arm_levels", "true_deviations", "exact_persona_effects"]]
+    pct = "{:.1%}".format
+    return ["", "Where the gap lives (plans without exploration, mean share of the oracle over the budgets): a cell's "
+                "effect is its arm's level (the mean over the arm's cells) plus its deviation from it. "
+                "`true_arm_levels`: our estimates with every arm's level replaced by the truth's (what is left "
+                "is the cost of our deviations); `true_deviations`: the truth with our arm levels (the cost of "
+                "our levels); `exact_persona_effects`: each cell's persona mix with the true persona effects "
+                "(how far the personas alone would carry the plans if their effects were known).", "",
+            markdown_table(table, {"ours": pct, "true_arm_levels": pct, "true_deviations": pct,
+                                   "exact_persona_effects": pct})]
 
 
 def _frontier_lines(result) -> list[str]:

@@ -100,6 +100,9 @@ def test_quick_mode_on_tiny_settings_writes_every_table(tmp_path):
     assert [r[0] for r in frontier] == ["0.30", "0.60", "1.20"]  # the quick mode's ratios
     assert all(0.0 <= float(c.rstrip("%")) <= 100.0 + 1e-6 for r in frontier for c in r[2:5])
     assert re.search(r"- seed 1: our estimates \(corr -?[\d.]+\) are as noisy as reference estimates", decisions)
+    gap = table_rows(decisions[decisions.index("Where the gap lives"):], "seed")
+    assert [r[0] for r in gap] == ["1"]
+    assert all(0.0 <= float(c.rstrip("%")) <= 100.0 + 1e-6 for c in gap[0][1:])
 
     speed = section(text, "## 3. Speed")
     steps = table_rows(speed, "step")

@@ -216,3 +216,24 @@ def test_target_ratio_interpolates_between_measured_ratios():
     assert target_ratio(front, 0.95) == pytest.approx(0.2 + (0.98 - 0.95) * 0.3 / (0.98 - 0.92))
     assert target_ratio(front, 0.999) != target_ratio(front, 0.999)  # NaN: no ratio reaches it
     assert target_ratio(front, 0.5) == 1.0  # every ratio reaches it: the noisiest measured
+
+
+def test_with_arm_levels_swaps_the_arm_means_and_keeps_the_deviations():
+    from uplift.evaluation import with_arm_levels
+
+    cells = random_cells(n_segments=5, seed=3)
+    cells = cells.assign(lo=cells["effect"] - 0.001, hi=cells["effect"] + 0.001)
+    other = cells.sample(frac=1.0, random_state=0).assign(effect=lambda f: f["effect"] * 2 + 0.01)  # shuffled rows
+    swapped = with_arm_levels(cells, other)
+    # each arm's mean is now the other table's; each cell keeps its deviation from its arm's mean
+    np.testing.assert_allclose(swapped.groupby("arm")["effect"].mean(), other.groupby("arm")["effect"].mean())
+    def deviation(f: pd.DataFrame) -> pd.Series:
+        return f["effect"] - f.groupby("arm")["effect"].transform("mean")
+
+    np.testing.assert_allclose(deviation(swapped), deviation(cells), atol=1e-15)
+    np.testing.assert_allclose(swapped["hi"] - swapped["lo"], 0.002)
+    assert swapped["effect_sd"].equals(cells["effect_sd"]) and "lo" in cells and cells["effect"].max() < 0.02
+    with pytest.raises(SchemaError, match="truth: expected the same"):
+        with_arm_levels(cells, other.iloc[1:], source="truth")
+    with pytest.raises(SchemaError, match="missing column"):
+        with_arm_levels(cells, other.drop(columns="effect"))

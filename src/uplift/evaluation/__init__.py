@@ -7,6 +7,7 @@ from uplift.evaluation.frontier import (
     reference_estimates,
     target_ratio,
 )
+from uplift.evaluation.gap import with_arm_levels
 from uplift.evaluation.plans import (
     PLAN_SCORE_COLUMNS,
     FLOOR_COLUMNS,
@@ -28,4 +29,5 @@ __all__ = [
     "score_plan",
     "target_ratio",
     "true_effects_table",
+    "with_arm_levels",
 ]

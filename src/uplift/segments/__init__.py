@@ -2,7 +2,7 @@
 
 from uplift.segments.assign import PERSONA_NONE, assign_personas, targetable_cells
 from uplift.segments.effects import segment_effects, fay_herriot
-from uplift.segments.table import SEGMENT_COLUMNS, build_segment_table, truth_segment_effects
+from uplift.segments.table import SEGMENT_COLUMNS, build_segment_table, truth_persona_mix, truth_segment_effects
 
 __all__ = [
     "PERSONA_NONE",
@@ -12,5 +12,6 @@ __all__ = [
     "fay_herriot",
     "segment_effects",
     "targetable_cells",
+    "truth_persona_mix",
     "truth_segment_effects",
 ]

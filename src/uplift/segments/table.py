@@ -20,7 +20,7 @@ from uplift.specs.segments import SegmentSpec
 from uplift.trainingtable import TrainingTable
 from uplift.vocabulary import split_arm
 
-__all__ = ["SEGMENT_COLUMNS", "build_segment_table", "segment_members", "truth_segment_effects"]
+__all__ = ["SEGMENT_COLUMNS", "build_segment_table", "segment_members", "truth_persona_mix", "truth_segment_effects"]
 
 SEGMENT_COLUMNS = (
     "segment", "kind", "size", "rows", "arm", "message", "channel", "base_rate",
@@ -159,4 +159,26 @@ def truth_segment_effects(
             true = (true_p[a].to_numpy() - base)[shown]
             s = pd.Series(true).groupby(lab).mean()
             parts.append(pd.DataFrame({"segment": s.index, "arm": a, "true_effect": s.to_numpy()}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def truth_persona_mix(table: TrainingTable, true_p: pd.DataFrame, spec: SegmentSpec) -> pd.DataFrame:
+    """Per targetable segment and arm, its persona mix with *exact* persona effects: the mean over
+    the segment's rows of the true effect of each row's rule persona (itself the mean of true
+    ``P(arm) - P(control)`` over all rows with that persona, "none" included).
+
+    What the persona mix (:mod:`uplift.segments.personamix`) would be without estimation error:
+    planning from it shows how far the personas alone could carry the plans. Columns as
+    :func:`truth_segment_effects`.
+    """
+    members = segment_members(table.frame, spec)
+    persona = members["persona"].to_numpy()
+    labels = members["segment"].to_numpy()
+    shown = labels != SUPPRESSED
+    base = true_p[table.control].to_numpy()
+    parts = []
+    for a in table.treatment_arms:
+        per_persona = pd.Series(true_p[a].to_numpy() - base).groupby(persona).transform("mean").to_numpy()
+        s = pd.Series(per_persona[shown]).groupby(labels[shown]).mean()
+        parts.append(pd.DataFrame({"segment": s.index, "arm": a, "true_effect": s.to_numpy()}))
     return pd.concat(parts, ignore_index=True)
