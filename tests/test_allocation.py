@@ -411,6 +411,10 @@ def test_a_conversion_floor_gets_as_much_confidence_as_the_rules_allow():
     odds = _floor_odds(result.cells, effects, {"A"}, 0.5)
     assert 0.5 < odds < 0.9
     assert any(f"holds with probability {odds:.0%}" in n and "(asked: 90%)" in n for n in result.notes), result.notes
+    # when the rules conflict anyway (a meta minimum above the budget), the plan says the margin was not kept
+    conflicted = plan(effects, budget=100.0, costs=costs, policy=policy(0.9))
+    assert conflicted.status == "infeasible"
+    assert any("'A' is kept in expectation only" in n for n in conflicted.notes), conflicted.notes
 
 
 def test_confidence_applies_to_conversion_floors_only():

@@ -63,6 +63,10 @@ class PreparedPlan:
         floor_notes: list[str] = []
         if confident_floors(problem).any() and not conflicts:
             solution, floor_notes = _with_floor_margins(problem, solution, budget=budget, explored=explored)
+        elif confident_floors(problem).any():
+            floor_notes = [f"conversion floor {f.name!r} is kept in expectation only, without its "
+                           f"{f.confidence:.0%} confidence margin: the policy's rules conflict at this budget"
+                           for f, asked in zip(problem.floors, confident_floors(problem)) if asked]
         total = solution.allocation + explored
         figures = cell_figures(problem, total=total, explored=explored)
         totals = plan_totals(
