@@ -106,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
              "min_share": 0.5},
         ],
     })
+    confident = apply_overrides(tight, {"fairness_floors": [
+        {**f.model_dump(), "confidence": 0.9} if f.kind == "conversion_share" else f.model_dump()
+        for f in tight.fairness_floors]})
     bare = _timed(_bare_linprog(effects, costs, greedy, args.budget), args.repeats)
     base = statistics.median(bare)
     status = plan(effects, budget=args.budget, costs=costs, policy=policy).status
@@ -122,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configurations.append(
         ("plan(), binding rules (women 60% of spend, 45+ 50% of conversions, segment cap 0.4%), default "
          "exploration, with references", tight, True)
+    )
+    configurations.append(
+        ("plan(), the same binding rules with the 45+ floor held with 90% confidence (margin re-solves)",
+         confident, True)
     )
     for label, pol, refs in configurations:
         rows.append((label, _timed(lambda p=pol, r=refs: plan(effects, budget=args.budget, costs=costs, policy=p,
