@@ -39,8 +39,8 @@ def with_arm_levels(effects: pd.DataFrame, levels_from: pd.DataFrame, *, source:
     left = pd.MultiIndex.from_frame(effects[keys].astype(str))
     right = pd.MultiIndex.from_frame(levels_from[keys].astype(str))
     if len(left) != len(right) or not left.sort_values().equals(right.sort_values()):
-        raise SchemaError(f"{source}: expected the same (segment, arm) cells as effects ({len(left)} cells), "
-                          f"got {len(right)} with {len(left.difference(right))} of effects' missing")
+        raise SchemaError(f"{source}: expected the same (segment, arm) cells as effects ({len(left)}); it has "
+                          f"{len(right)}, and {len(left.difference(right))} of effects' cells are missing")
     ours = effects.groupby("arm")["effect"].transform("mean")
     theirs = effects["arm"].map(levels_from.groupby("arm")["effect"].mean())
     shift = (theirs - ours).to_numpy(dtype=float)
