@@ -160,6 +160,22 @@ def test_persona_loadings_are_one_shared_factor_per_persona_and_arm():
     assert shared_factors(frame[["arm"]]).shape == (4, 0)
 
 
+def test_arm_level_loadings_are_one_factor_per_arm_and_one_common_factor():
+    from uplift.allocation.effects import shared_error_columns, shared_factors
+
+    frame = pd.DataFrame({
+        "arm": ["m@meta", "m@meta", "m@flyer", "m@flyer"],
+        "arm_level_load": [1.0, 1.0, 2.0, 2.0],
+        "arm_level_load_common": 0.5,
+    })
+    factors = shared_factors(frame)
+    assert factors.shape == (4, 3)  # the common factor, then meta's and flyer's levels
+    contacts = np.array([10.0, 20.0, 30.0, 40.0])
+    expected = (0.5 * 100) ** 2 + (10 + 20) ** 2 + (2 * (30 + 40)) ** 2
+    assert np.sum((contacts @ factors) ** 2) == pytest.approx(expected)
+    assert shared_error_columns(frame) == ["arm_level_load", "arm_level_load_common"]
+
+
 def test_plan_interval_adds_the_persona_errors_its_cells_share():
     # The hand world's cell with a persona loading of 0.001 per contact: 5,000 contacts add 25 to the
     # total's variance of 100, as a calibration loading would; a re-scored plan carries it too.

@@ -90,8 +90,11 @@ def test_quick_mode_on_tiny_settings_writes_every_table(tmp_path):
     shares = table_rows(decisions, "policy")
     assert {r[0] for r in shares} == {"conversion_floors", "conversion_floors_90", "no_exploration", "shipped"}
     for row in shares:
-        for cell in (row[3], row[5], row[6]):  # recommended, even, single best message: shares of the oracle
-            assert 0.0 <= float(cell.rstrip("%")) <= 100.0 + 1e-6
+        # recommended, even, single best message: shares of the oracle. Not bounded by [0, 100%]: on this
+        # tiny world a plan can fund cells whose true effect is slightly negative, and a plan that breaks a
+        # conversion floor under the truth can beat the oracle, which keeps it
+        for cell in (row[3], row[5], row[6]):
+            assert -100.0 <= float(cell.rstrip("%")) <= 200.0
         assert row[4] in {"optimal", "infeasible"}
     assert "goal >= 95%" in decisions
     floors = [r for r in table_rows(decisions[decisions.index("Fairness floors"):], "policy")]

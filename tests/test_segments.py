@@ -14,6 +14,7 @@ from uplift.segments import (
     assign_personas,
     build_segment_table,
     fay_herriot,
+    segment_effects,
     targetable_cells,
     truth_persona_mix,
     truth_segment_effects,
@@ -400,3 +401,58 @@ def test_persona_signal_tells_personas_that_drive_the_effect_from_unrelated_grou
     assert max(abs(t) for t in unrelated) < 2.5, unrelated
     # the same people and rows give the same split, hence the same statistic
     assert persona_signal(world["groups"], 150, world["persona"], world["person"], **kwargs) == informative
+
+
+def _arm_world(seed: int, lifts: dict[str, float], rows: int = 40_000, n_groups: int = 20):
+    """Rows randomised evenly to a holdout "c" and the arms of ``lifts``; base rate 5%."""
+    rng = np.random.default_rng(seed)
+    arms = ("c", *lifts)
+    arm = rng.choice(np.array(arms, dtype=object), rows)
+    groups = rng.integers(0, n_groups, rows)
+    p = 0.05 + np.array([lifts.get(a, 0.0) for a in arm]) + 0.002 * (groups % 3)
+    y = (rng.random(rows) < p).astype(float)
+    propensity = pd.DataFrame({a: np.full(rows, 1 / len(arms)) for a in arms})
+    return groups, y, arm, propensity
+
+
+def test_arm_levels_match_a_hand_calculation_and_shrink_only_when_the_arms_do_not_differ():
+    from uplift.segments.armlevels import arm_levels
+
+    groups, y, arm, propensity = _arm_world(1, {"a": 0.0, "b": 0.01, "d": 0.03, "e": 0.05})
+    levels = arm_levels(y, arm, propensity, control="c", arms=("a", "b", "d", "e"))
+    base = y[arm == "c"].mean()
+    observed = np.array([y[arm == a].mean() - base for a in ("a", "b", "d", "e")])
+    v = np.array([y[arm == a].var() / (arm == a).sum() for a in ("a", "b", "d", "e")])  # equal weights: var / n
+    A = max(np.var(observed, ddof=1) - v.mean(), 0.0)
+    gamma = A / (A + v)
+    np.testing.assert_allclose(levels.observed, observed)
+    np.testing.assert_allclose(levels.gamma, gamma)
+    np.testing.assert_allclose(levels.level, observed.mean() + gamma * (observed - observed.mean()))
+    np.testing.assert_allclose(levels.own_sd, np.sqrt(gamma * v))
+    assert levels.common_sd == pytest.approx(np.sqrt(y[arm == "c"].var() / (arm == "c").sum() + v.mean() / 4))
+    assert levels.gamma.min() > 0.9  # arms 1-5 points apart, measured to about 0.3: their own observations count
+    # arms that do not differ: their observed spread is noise, and every arm gets the mean level
+    groups, y, arm, propensity = _arm_world(2, {"a": 0.01, "b": 0.01, "d": 0.01, "e": 0.01})
+    flat = arm_levels(y, arm, propensity, control="c", arms=("a", "b", "d", "e"))
+    assert flat.gamma.max() < 0.5
+    assert np.ptp(flat.level) < 0.5 * np.ptp(flat.observed)
+
+
+def test_observed_arm_levels_move_each_arm_and_keep_the_segments_deviations():
+    groups, y, arm, propensity = _arm_world(3, {"a": 0.0, "b": 0.02, "d": 0.04})
+    rng = np.random.default_rng(4)
+    predictions = pd.DataFrame({a: rng.normal(0.01, 0.004, len(y)) for a in ("a", "b", "d")})  # says nothing
+    kwargs = dict(y=y, arm=arm, propensity=propensity, predictions=predictions, control="c")
+    kept = segment_effects(groups, 20, **kwargs)
+    moved = segment_effects(groups, 20, **kwargs, observed_arm_levels=True)
+    from uplift.segments.armlevels import arm_levels
+
+    levels = arm_levels(y, arm, propensity, control="c", arms=("a", "b", "d"))
+    rows = np.bincount(groups, minlength=20)[moved["group"].to_numpy()]
+    level = moved.assign(w=rows * moved["effect"], rows=rows).groupby("arm")[["w", "rows"]].sum()
+    np.testing.assert_allclose((level["w"] / level["rows"]).loc[["a", "b", "d"]], levels.level)
+    shift = (moved["effect"] - kept["effect"]).groupby(moved["arm"]).agg(["min", "max"])
+    np.testing.assert_allclose(shift["min"], shift["max"])  # one shift per arm: the deviations stay
+    assert (moved.groupby("arm")["arm_level_load"].nunique() == 1).all()
+    assert (moved["arm_level_load"] > 0).all() and moved["arm_level_load_common"].nunique() == 1
+    assert "arm_level_load" not in kept.columns

@@ -14,7 +14,7 @@ For segment s and arm a:
   small ones the model: on randomised data the reported effect matches the observed arm-vs-holdout
   difference wherever the data can tell.
 
-Three refinements, chosen per segment kind in the segment spec (``effects:``):
+Four refinements, chosen per segment kind in the segment spec (``effects:``):
 - ``variance: segment_rate``: the binomial variance at the segment's own outcome rate (over all
   its rows, shrunk towards the kind's rate by 200 pseudo-rows) instead of the empirical variance
   floored at the kind's pooled rate. The floor is taken as a maximum, which over-states the noise
@@ -29,6 +29,10 @@ Three refinements, chosen per segment kind in the segment spec (``effects:``):
   segment's persona mix (:mod:`uplift.segments.personamix`: its persona shares times each persona's
   observed effect), whose errors are not the learner's; for small targetable cells, whose own
   observation is mostly noise, the blend tracks the truth better than either part alone.
+- ``observed_arm_levels``: every arm's level (the mean of its effects over the kind's rows) is set to
+  the arm's randomised difference over all those rows, shrunk across the arms
+  (:mod:`uplift.segments.armlevels`); the cells keep their deviations from it. The blend's arm
+  levels are noisier than what the data can tell about the arms.
 
 The calibration ``(alpha, beta)`` is itself estimated, and its error moves every segment of the kind
 together: a cell's own interval hardly notices it, a plan's total over hundreds of cells does (the
@@ -45,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.allocation.effects import PERSONA_LOAD_PREFIX
+from uplift.segments.armlevels import arm_levels
 
 if TYPE_CHECKING:
     from uplift.segments.personamix import PersonaMix
@@ -281,6 +286,7 @@ def segment_effects(
     heldout_fold: int | None = None,
     persona_mix: PersonaMix | None = None,
     persona_weight: float = 0.0,
+    observed_arm_levels: bool = False,
 ) -> pd.DataFrame:
     """Long frame (group, arm) with observed, model and calibrated effects (``effect``, ``effect_sd``).
 
@@ -296,6 +302,11 @@ def segment_effects(
     shares: column ``persona_load__<persona>`` is the cell's per-contact loading on its arm's factor
     of that persona, ``(1 - gamma) * beta * w * share * se`` (:func:`uplift.allocation.effects.shared_factors`
     expands them per arm).
+
+    ``observed_arm_levels``: every arm's level (its effects' mean over the groups, weighted by their
+    rows) is then set to the arm's observed difference over all these rows, shrunk across the arms
+    (:func:`uplift.segments.armlevels.arm_levels`); each group keeps its deviation from the level.
+    Columns ``arm_level_load`` (per arm) and ``arm_level_load_common`` carry the levels' errors.
     """
     out = _cells(groups, n_groups, y, arm, propensity, predictions, control, variance).drop(columns="rows")
     leak = 0.0
@@ -325,4 +336,24 @@ def segment_effects(
         scale = (1.0 - _own_weight(observed, se, covariate, A)) * beta * persona_weight
         for k, name in enumerate(persona_mix.personas):
             out[f"{PERSONA_LOAD_PREFIX}{name}"] = scale * persona_mix.shares[group, k] * persona_mix.se[k, arm_index]
+    if observed_arm_levels:
+        out = _with_observed_arm_levels(out, groups, n_groups, y=y, arm=arm, propensity=propensity,
+                                        control=control, arms=tuple(predictions.columns))
     return out
+
+
+def _with_observed_arm_levels(out: pd.DataFrame, groups: np.ndarray, n_groups: int, *, y, arm, propensity,
+                              control: str, arms: tuple[str, ...]) -> pd.DataFrame:
+    """Shift each arm's effects so that their row-weighted mean is the arm's shrunk observed level."""
+    levels = arm_levels(y, arm, propensity, control=control, arms=arms)
+    rows = np.bincount(groups, minlength=n_groups).astype(float)[out["group"].to_numpy()]
+    index = pd.Index(arms).get_indexer(out["arm"])
+    effect = out["effect"].to_numpy(dtype=float)
+    ok = np.isfinite(effect) & (rows > 0)
+    weighted = np.bincount(index[ok], weights=(rows * effect)[ok], minlength=len(arms))
+    total = np.bincount(index[ok], weights=rows[ok], minlength=len(arms))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shift = levels.level - weighted / total
+    shift = np.where(np.isfinite(shift), shift, 0.0)  # an arm without rows or level keeps its effects
+    return out.assign(effect=effect + shift[index], arm_level_load=levels.own_sd[index],
+                      arm_level_load_common=levels.common_sd)

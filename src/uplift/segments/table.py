@@ -25,7 +25,7 @@ __all__ = ["SEGMENT_COLUMNS", "build_segment_table", "segment_members", "truth_p
 SEGMENT_COLUMNS = (
     "segment", "kind", "size", "rows", "arm", "message", "channel", "base_rate",
     "effect", "effect_sd", "lo", "hi", "observed", "observed_se", "model", "persona_mix", "n_treated", "n_control",
-    "calibration_load_1", "calibration_load_2",
+    "calibration_load_1", "calibration_load_2", "arm_level_load", "arm_level_load_common",
 )
 
 
@@ -110,6 +110,7 @@ def build_segment_table(
             heldout_fold=heldout_fold,
             persona_mix=mix,
             persona_weight=method.persona_weight,
+            observed_arm_levels=method.observed_arm_levels,
         )
         size = pd.Series(f["person_id"].to_numpy()[shown]).groupby(groups).nunique().reindex(range(len(names))).to_numpy()
         rows = np.bincount(groups, minlength=len(names))
@@ -128,6 +129,8 @@ def build_segment_table(
     out["hi"] = out["effect"] + z * out["effect_sd"]
     loads = [c for c in out.columns if str(c).startswith(PERSONA_LOAD_PREFIX)]
     out[loads] = out[loads].fillna(0.0)  # the persona segments' estimates do not rest on the persona mix
+    for column in ("arm_level_load", "arm_level_load_common"):  # 0 for a kind that keeps the calibrated levels
+        out[column] = out[column].fillna(0.0) if column in out.columns else 0.0
     attr_cols = [c for c in (*spec.dimensions, "persona") if c in out.columns]
     columns = list(SEGMENT_COLUMNS) + loads + attr_cols
     return out[columns].sort_values(["kind", "segment", "arm"], kind="stable").reset_index(drop=True)

@@ -49,10 +49,14 @@ class EffectMethod(Spec):
     split in half by person, one half's persona mix against the other half's observed effects,
     within arms, with a t statistic of at least this (:func:`uplift.segments.personamix.persona_signal`).
     Personas unrelated to the effects would otherwise add their noise."""
+    observed_arm_levels: bool = False
+    """Set every arm's level (the mean of its effects over the kind's rows) to the arm's observed
+    arm-vs-holdout difference over those rows, shrunk across the arms by their between-arm variance
+    (:mod:`uplift.segments.armlevels`); the segments keep their deviations from it."""
 
 
 _DEFAULT_EFFECTS = {
-    "targetable": EffectMethod(persona_weight=0.5),
+    "targetable": EffectMethod(persona_weight=0.5, observed_arm_levels=True),
     "persona": EffectMethod(variance="segment_rate", leak_correction=True),
 }
 """What the decision benchmark supports (docs/benchmarks.md): personas are large segments whose
