@@ -422,20 +422,29 @@ def test_arm_levels_match_a_hand_calculation_and_shrink_only_when_the_arms_do_no
     levels = arm_levels(y, arm, propensity, control="c", arms=("a", "b", "d", "e"))
     base = y[arm == "c"].mean()
     observed = np.array([y[arm == a].mean() - base for a in ("a", "b", "d", "e")])
-    v = np.array([y[arm == a].var() / (arm == a).sum() for a in ("a", "b", "d", "e")])  # equal weights: var / n
+    pooled = y.mean()  # equal weights: var / n, floored by the pooled rate's binomial variance
+
+    def var(a: str) -> float:
+        return max(y[arm == a].var(), pooled * (1 - pooled)) / (arm == a).sum()
+
+    v = np.array([var(a) for a in ("a", "b", "d", "e")])
     A = max(np.var(observed, ddof=1) - v.mean(), 0.0)
     gamma = A / (A + v)
     np.testing.assert_allclose(levels.observed, observed)
     np.testing.assert_allclose(levels.gamma, gamma)
     np.testing.assert_allclose(levels.level, observed.mean() + gamma * (observed - observed.mean()))
     np.testing.assert_allclose(levels.own_sd, np.sqrt(gamma * v))
-    assert levels.common_sd == pytest.approx(np.sqrt(y[arm == "c"].var() / (arm == "c").sum() + v.mean() / 4))
+    assert levels.common_sd == pytest.approx(np.sqrt(var("c") + v.mean() / 4))
     assert levels.gamma.min() > 0.9  # arms 1-5 points apart, measured to about 0.3: their own observations count
     # arms that do not differ: their observed spread is noise, and every arm gets the mean level
     groups, y, arm, propensity = _arm_world(2, {"a": 0.01, "b": 0.01, "d": 0.01, "e": 0.01})
     flat = arm_levels(y, arm, propensity, control="c", arms=("a", "b", "d", "e"))
     assert flat.gamma.max() < 0.5
     assert np.ptp(flat.level) < 0.5 * np.ptp(flat.observed)
+    # an arm without a single event is not a level known exactly: its variance is the pooled rate's
+    y_none = np.where(arm == "e", 0.0, y)
+    quiet = arm_levels(y_none, arm, propensity, control="c", arms=("a", "b", "d", "e"))
+    assert quiet.own_sd[3] > 0 and quiet.gamma[3] < 1
 
 
 def test_observed_arm_levels_move_each_arm_and_keep_the_segments_deviations():

@@ -44,13 +44,15 @@ class ArmLevels:
     """Loading of every level on the error they share (the holdout's mean and the mean level)."""
 
 
-def _weighted_mean_var(y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    """Hajek mean and its linearised variance (nan without rows)."""
+def _weighted_mean_var(y: np.ndarray, w: np.ndarray, pooled: float) -> tuple[float, float]:
+    """Hajek mean and its linearised variance, floored by the binomial variance at the ``pooled``
+    rate (an arm without a single event would otherwise claim a level known exactly); nan without rows."""
     total = float(w.sum())
     if total <= 0:
         return float("nan"), float("nan")
     mean = float(np.sum(w * y) / total)
-    return mean, float(np.sum((w * (y - mean)) ** 2) / total**2)
+    var = float(np.sum((w * (y - mean)) ** 2) / total**2)
+    return mean, max(var, pooled * (1 - pooled) * float(np.sum(w**2)) / total**2)
 
 
 def arm_levels(
@@ -65,13 +67,16 @@ def arm_levels(
         rows weighted by ``1 / P(own arm)``.
     control : the holdout arm; arms : the treatment arms, in the order of the result.
 
-    Arms without rows keep a nan level (and loadings 0). With fewer than three arms observed the
+    Each mean's variance is floored by the binomial variance at the pooled rate of all rows. Arms
+    without rows keep a nan level (and loadings 0). With fewer than three arms observed the
     between-arm variance is not estimated and each arm keeps its own observation.
     """
     own = propensity.to_numpy(float)[np.arange(len(arm)), propensity.columns.get_indexer(arm)]
     w = 1.0 / own
-    base, v_base = _weighted_mean_var(y[arm == control], w[arm == control])
-    means, variances = zip(*(_weighted_mean_var(y[arm == a], w[arm == a]) for a in arms)) if arms else ((), ())
+    pooled = float(np.sum(w * y) / np.sum(w)) if len(y) else 0.0
+    base, v_base = _weighted_mean_var(y[arm == control], w[arm == control], pooled)
+    means, variances = (zip(*(_weighted_mean_var(y[arm == a], w[arm == a], pooled) for a in arms))
+                        if arms else ((), ()))
     observed = np.asarray(means, dtype=float) - base
     v = np.asarray(variances, dtype=float)
     ok = np.isfinite(observed) & np.isfinite(v)
