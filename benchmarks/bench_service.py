@@ -358,7 +358,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.load_generator:
         return _load_generator(args)
 
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="uplift-bench-"))
+    if args.workdir is not None:  # kept for inspection
+        return _benchmark(args, args.workdir)
+    # the model store, plan stores and server logs take about 1 GB: removed after the run
+    with tempfile.TemporaryDirectory(prefix="uplift-bench-") as workdir:
+        return _benchmark(args, Path(workdir))
+
+
+def _benchmark(args: argparse.Namespace, workdir: Path) -> int:
+    """Prepare the model in ``workdir``, fire the scenarios, print (and write) the tables."""
     workdir.mkdir(parents=True, exist_ok=True)
     prep = _prepare(workdir, people=args.people, waves=args.waves, seed=args.seed, dimensions=args.dimensions)
     print(f"prepared in {prep['seconds']:.0f} s: {prep['rows']:,} training rows, {prep['arms']} arms, "
