@@ -12,9 +12,8 @@ own margin (:func:`margins_needed`). The margins only grow, so the loop ends.
 
 from __future__ import annotations
 
-from statistics import NormalDist
-
 import numpy as np
+from scipy.stats import norm
 
 from uplift.allocation.problem import Problem
 
@@ -23,9 +22,7 @@ __all__ = ["confident_floors", "floor_slack", "margins_needed", "holding_probabi
 
 def confident_floors(problem: Problem) -> np.ndarray:
     """Mask of the problem's floors that are conversion shares asked to hold with confidence > 0.5."""
-    return np.array(
-        [f.kind == "conversion_share" and f.confidence > 0.5 for f in problem.floors], dtype=bool
-    ).reshape(len(problem.floors))
+    return np.array([f.kind == "conversion_share" and f.confidence > 0.5 for f in problem.floors], dtype=bool)
 
 
 def floor_slack(problem: Problem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +48,7 @@ def margins_needed(problem: Problem, x: np.ndarray) -> np.ndarray:
     """Per floor, the margin ``z_q sd(D)`` a confident conversion floor needs at contacts ``x``
     (0 for the other floors)."""
     _, sd = floor_slack(problem, x)
-    z = np.array([NormalDist().inv_cdf(f.confidence) for f in problem.floors])
+    z = norm.ppf([f.confidence for f in problem.floors])
     return np.where(confident_floors(problem), z * sd, 0.0)
 
 
@@ -59,6 +56,6 @@ def holding_probability(problem: Problem, x: np.ndarray) -> np.ndarray:
     """Per floor, the probability under the effects' uncertainty that its conversion share holds at
     contacts ``x`` (normal approximation; 1 or 0 when the slack has no uncertainty)."""
     mean, sd = floor_slack(problem, x)
+    certain = np.where(mean >= -1e-9, np.inf, -np.inf)  # no uncertainty: holds or not
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(sd > 0, mean / np.where(sd > 0, sd, 1.0), np.where(mean >= -1e-9, np.inf, -np.inf))
-    return np.array([NormalDist().cdf(v) if np.isfinite(v) else float(v > 0) for v in z])
+        return norm.cdf(np.where(sd > 0, mean / sd, certain))

@@ -61,12 +61,13 @@ class PreparedPlan:
         if conflicts and strict:
             raise InfeasiblePlanError("the planning policy cannot be met: " + "; ".join(conflicts), conflicts)
         floor_notes: list[str] = []
-        if confident_floors(problem).any() and not conflicts:
+        confident = confident_floors(problem)
+        if confident.any() and not conflicts:
             solution, floor_notes = _with_floor_margins(problem, solution, budget=budget, explored=explored)
-        elif confident_floors(problem).any():
+        elif confident.any():
             floor_notes = [f"conversion floor {f.name!r} is kept in expectation only, without its "
                            f"{f.confidence:.0%} confidence margin: the policy's rules conflict at this budget"
-                           for f, asked in zip(problem.floors, confident_floors(problem)) if asked]
+                           for f, asked in zip(problem.floors, confident) if asked]
         total = solution.allocation + explored
         figures = cell_figures(problem, total=total, explored=explored)
         totals = plan_totals(

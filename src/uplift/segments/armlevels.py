@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from uplift.segments.effects import _hajek
+
 __all__ = ["ArmLevels", "arm_levels"]
 
 
@@ -44,17 +46,6 @@ class ArmLevels:
     """Loading of every level on the error they share (the holdout's mean and the mean level)."""
 
 
-def _weighted_mean_var(y: np.ndarray, w: np.ndarray, pooled: float) -> tuple[float, float]:
-    """Hajek mean and its linearised variance, floored by the binomial variance at the ``pooled``
-    rate (an arm without a single event would otherwise claim a level known exactly); nan without rows."""
-    total = float(w.sum())
-    if total <= 0:
-        return float("nan"), float("nan")
-    mean = float(np.sum(w * y) / total)
-    var = float(np.sum((w * (y - mean)) ** 2) / total**2)
-    return mean, max(var, pooled * (1 - pooled) * float(np.sum(w**2)) / total**2)
-
-
 def arm_levels(
     y: np.ndarray, arm: np.ndarray, propensity: pd.DataFrame, *, control: str, arms: tuple[str, ...]
 ) -> ArmLevels:
@@ -67,18 +58,19 @@ def arm_levels(
         rows weighted by ``1 / P(own arm)``.
     control : the holdout arm; arms : the treatment arms, in the order of the result.
 
-    Each mean's variance is floored by the binomial variance at the pooled rate of all rows. Arms
-    without rows keep a nan level (and loadings 0). With fewer than three arms observed the
-    between-arm variance is not estimated and each arm keeps its own observation.
+    Means and variances are :func:`uplift.segments.effects._hajek`'s (each variance floored by the
+    binomial variance at the pooled rate of these rows, so an arm without an event is not a level
+    known exactly). Arms without rows keep a nan level (and loadings 0). With fewer than three arms
+    observed the between-arm variance is not estimated and each arm keeps its own observation.
     """
     own = propensity.to_numpy(float)[np.arange(len(arm)), propensity.columns.get_indexer(arm)]
-    w = 1.0 / own
-    pooled = float(np.sum(w * y) / np.sum(w)) if len(y) else 0.0
-    base, v_base = _weighted_mean_var(y[arm == control], w[arm == control], pooled)
-    means, variances = (zip(*(_weighted_mean_var(y[arm == a], w[arm == a], pooled) for a in arms))
-                        if arms else ((), ()))
-    observed = np.asarray(means, dtype=float) - base
-    v = np.asarray(variances, dtype=float)
+    codes = pd.Index([control, *arms]).get_indexer(arm)  # 0 = the holdout; rows of other arms left out
+    kept = codes >= 0
+    with np.errstate(invalid="ignore", divide="ignore"):  # an arm without rows: nan
+        means, variances, _ = _hajek(codes[kept], y[kept], 1.0 / own[kept], len(arms) + 1)
+    base, v_base = float(means[0]), float(variances[0])
+    observed = means[1:] - base
+    v = variances[1:]
     ok = np.isfinite(observed) & np.isfinite(v)
     gamma = np.where(ok, 1.0, 0.0)
     m = float(np.mean(observed[ok])) if ok.any() else float("nan")

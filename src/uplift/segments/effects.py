@@ -49,7 +49,6 @@ import numpy as np
 import pandas as pd
 
 from uplift.allocation.effects import PERSONA_LOAD_PREFIX
-from uplift.segments.armlevels import arm_levels
 
 if TYPE_CHECKING:
     from uplift.segments.personamix import PersonaMix
@@ -345,6 +344,8 @@ def segment_effects(
 def _with_observed_arm_levels(out: pd.DataFrame, groups: np.ndarray, n_groups: int, *, y, arm, propensity,
                               control: str, arms: tuple[str, ...]) -> pd.DataFrame:
     """Shift each arm's effects so that their row-weighted mean is the arm's shrunk observed level."""
+    from uplift.segments.armlevels import arm_levels  # armlevels reads this module's Hajek means
+
     levels = arm_levels(y, arm, propensity, control=control, arms=arms)
     rows = np.bincount(groups, minlength=n_groups).astype(float)[out["group"].to_numpy()]
     index = pd.Index(arms).get_indexer(out["arm"])

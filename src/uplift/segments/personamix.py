@@ -102,7 +102,7 @@ def persona_signal(
     ``(t_1 + t_2) / sqrt(2)``. Personas that cut the people along what drives the effects give a
     clearly positive value; personas unrelated to the effects give about ``N(0, 1)``. Measured on
     the decision benchmark's three 100,000-people worlds: 2.4-3.1 with the shipped personas,
-    -0.1 to 0.4 with eight random groups of people (docs/benchmarks.md).
+    -0.9 to 0.7 with eight random groups of people, 5 draws per world (docs/benchmarks.md).
     """
     groups = np.asarray(groups)
     who, people = pd.factorize(np.asarray(person, dtype=object))
