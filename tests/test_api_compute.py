@@ -73,6 +73,16 @@ def test_pool_answers_equal_the_request_thread(pool, bundle, planner, score_body
         assert (there.status, there.spend, there.fragment) == (here.status, here.spend, here.fragment)
 
 
+def test_workers_keep_their_bundle_out_of_the_garbage_collector(pool, monkeypatch):
+    import gc
+
+    from uplift.api import compute
+
+    # the bundle is frozen after the warm-up, so no request pays for a full collection walking it
+    monkeypatch.setitem(compute.TASKS, "frozen", gc.get_freeze_count)
+    assert pool.run("frozen", local=_never) > 10_000
+
+
 def test_worker_errors_arrive_as_raised(pool, strong_table):
     from fastapi.exceptions import RequestValidationError
 
