@@ -308,6 +308,28 @@ def test_reference_plans(costs, open_policy):
 # ---------------------------------------------------------------------------------------------
 
 
+def ordered_cost(contacts: float, size: float, channel) -> float:
+    """EUR that ``contacts`` cost on a reach curve filled cheapest tier first."""
+    cost, left = 0.0, contacts
+    for tier in channel.tiers:
+        take = min(left, tier.share * size)
+        cost, left = cost + take * tier.multiplier * channel.unit_cost, left - take
+    return cost
+
+
+def assert_reach_curves_filled_in_order(cells: pd.DataFrame, costs: CostCatalogue) -> None:
+    """Every (segment, channel) pays what its contacts cost with the cheaper tiers filled first: a
+    reach curve sells no dear contact before the cheap ones (up to one contact's price per cell,
+    from rounding contacts down to whole people)."""
+    groups = cells.groupby(["segment", "channel"]).agg(contacts=("contacts", "sum"), spend=("spend", "sum"),
+                                                       size=("size", "first"), n=("arm", "size"))
+    for (_, ch), g in groups.iterrows():
+        channel = costs.channel(ch)
+        dearest = max(t.multiplier for t in channel.tiers) * channel.unit_cost
+        assert g["spend"] == pytest.approx(ordered_cost(g["contacts"], g["size"], channel), abs=g["n"] * dearest + 1e-6), (
+            ch, g.to_dict())
+
+
 def check_hard_rules(result, effects, costs, policy, budget):
     """Budget, reach tiers, holdout, channel maxima (always) and segment share (when optimal)."""
     cells = result.cells.merge(effects[["segment", "arm", "size"]], on=["segment", "arm"])
@@ -319,6 +341,7 @@ def check_hard_rules(result, effects, costs, policy, budget):
     per_group = cells.groupby(["segment", "channel"]).agg(contacts=("contacts", "sum"), size=("size", "first"))
     reach = np.array([reach_share(costs, ch) for ch in per_group.index.get_level_values("channel")])
     assert (per_group["contacts"] <= reach * per_group["size"] + 1e-6).all()
+    assert_reach_curves_filled_in_order(cells, costs)
     per_channel = cells.groupby("channel")["spend"].sum()
     for channel, most in policy.max_spend.items():
         assert per_channel.get(channel, 0.0) <= most * (1 + 1e-9) + 1e-6
@@ -431,6 +454,36 @@ def test_a_conversion_floor_gets_as_much_confidence_as_the_rules_allow():
     conflicted = plan(effects, budget=100.0, costs=costs, policy=policy(0.9))
     assert conflicted.status == "infeasible"
     assert any("'A' is kept in expectation only" in n for n in conflicted.notes), conflicted.notes
+
+
+def test_a_reach_curve_sells_no_dear_contact_before_the_cheap_ones():
+    # A (2,000 people) and B (20,000) on the hand world's meta curve: 40% at EUR 0.05, then 30% at
+    # EUR 0.10. A converts at most 14 (1,400 contacts, EUR 100); A's 50% share of conversions caps B
+    # at 1,400 contacts. A meta minimum of EUR 200 needs EUR 100 in B, which buys 2,000 contacts on
+    # the cheap tier: the two rules conflict. An LP alone "meets" both by buying B's dear contacts
+    # (600 cheap + 800 dear = EUR 100 for 1,400), which no reach curve sells.
+    world, costs = hand_world()
+    effects = pd.concat([world.assign(segment="A", size=2_000), world.assign(segment="B", size=20_000)],
+                        ignore_index=True).assign(effect=0.01, effect_sd=0.005)
+
+    def policy(min_meta: float, confidence: float = 0.5) -> PlanningPolicy:
+        return PlanningPolicy(min_spend={"meta": min_meta}, fairness_floors=[
+            {"name": "A", "where": {"segment": "A"}, "kind": "conversion_share", "min_share": 0.5,
+             "confidence": confidence}])
+
+    result = plan(effects, budget=1_000.0, costs=costs, policy=policy(200.0), references=False)
+    assert result.status == "infeasible"
+    (message,) = result.conflicts
+    assert "fairness floor 'A' needs 50% of expected conversions" in message and "min_spend 'meta' (EUR 200)" in message
+    contacts = result.cells.set_index("segment")["contacts"].to_dict()
+    assert contacts == {"A": 1_400, "B": 2_000}  # the minimum kept, the floor given up
+    assert_reach_curves_filled_in_order(result.cells.merge(effects[["segment", "arm", "size"]]), costs)
+    # a confident floor under a minimum it can meet: B pays cheap-tier prices for what it gets
+    for min_meta, confidence in ((130.0, 0.9), (160.0, 0.9), (130.0, 0.5)):
+        result = plan(effects, budget=1_000.0, costs=costs, policy=policy(min_meta, confidence), references=False)
+        assert result.status == "optimal", result.conflicts
+        b = result.cells.set_index("segment").loc["B"]
+        assert b["spend"] == pytest.approx(0.05 * b["contacts"], abs=0.05) and b["spend"] >= min_meta - 100 - 0.05
 
 
 def test_confidence_applies_to_conversion_floors_only():
@@ -573,8 +626,11 @@ def test_floor_against_segment_cap_names_both(costs):
     result = plan(effects, budget=2_000.0, costs=costs, policy=policy)
     assert result.status == "infeasible"
     (message,) = result.conflicts
-    assert "fairness floor 'seg00' needs 40% of spend" in message
-    assert "max_segment_share 25%" in message and "min_spend 'flyer'" in message
+    # seg00 can absorb EUR 80, so at the EUR 200 the flyer minimum forces out, either the floor (25%
+    # instead of 40%) or the cap (40% instead of 25%) gives way by EUR 30; the relaxed plan lets the
+    # one go that leaves more conversions, and the message names all three rules
+    assert "short by EUR 30" in message or "EUR 30 over" in message
+    assert "fairness floor 'seg00'" in message and "max_segment_share 25%" in message and "min_spend 'flyer'" in message
 
 
 def test_floor_beyond_reach_is_explained(costs):

@@ -73,7 +73,20 @@ def thompson_allocation(problem: Problem, *, budget: float) -> Allocation:
         contacts = np.bincount(problem.tier_grp, weights=y_draw, minlength=n_grp)
         np.add.at(x, draw.best_cell[draw.funded], contacts[draw.funded])
         y += y_draw
-    return Allocation(x / problem.policy.exploration_draws, y / problem.policy.exploration_draws)
+    return Allocation(x / problem.policy.exploration_draws, _cheapest_first(problem, y / problem.policy.exploration_draws))
+
+
+def _cheapest_first(problem: Problem, y: np.ndarray) -> np.ndarray:
+    """The same contacts per group as ``y``, bought on the group's reach curve cheapest tier first.
+
+    Each draw fills its tiers in order, but their average does not (one draw's full cheap tier and
+    part of a dear one, another draw's nothing, average to half of each), and a reach curve sells
+    no dear contact before the cheap ones.
+    """
+    contacts = np.bincount(problem.tier_grp, weights=y, minlength=len(problem.grp_seg))
+    cap = problem.tier_cap
+    before = _exclusive_cumsum_by(cap, problem.tier_grp)  # a group's tiers are contiguous, cheapest first
+    return np.clip(contacts[problem.tier_grp] - before, 0.0, cap)
 
 
 @dataclass(frozen=True)

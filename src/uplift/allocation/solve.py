@@ -8,6 +8,13 @@ elastic solve, see :mod:`uplift.allocation.infeasibility`).
 A tiny spend penalty breaks ties so that cheaper tiers are filled first and money is not spent
 where it buys nothing: a contact at the dearest tier price costs ``TIE_BREAK`` (1e-5) of the best
 effect in the objective. The budget dual is corrected for it.
+
+A reach curve is filled in order: a group's dearer tier only once its cheaper one is full. A
+maximising LP does that by itself, except where the rules make money go out while contacts are
+unwelcome (a channel minimum against a conversion floor): there it would buy dear contacts without
+the cheap ones, which no reach curve sells. Such a solution is solved again as a mixed-integer
+programme (HiGHS through ``scipy.optimize.milp``) with a binary "tier open" per dearer tier of the
+groups concerned (:func:`_in_tier_order`), and the duals come from the LP with those choices fixed.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linprog
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 try:  # HiGHS's own bindings: warm-started re-solves; scipy's copy of HiGHS solves cold
     import highspy
@@ -41,6 +48,7 @@ __all__ = [
     "TIE_BREAK",
     "LPSolution",
     "best_rate",
+    "breaks_tier_order",
     "solve_feasibility",
     "solve_value",
     "spend_penalty",
@@ -428,7 +436,7 @@ def solve_value(
     if elastic:
         caps = np.column_stack([np.zeros(system.n_slack), slack_cap[system.el_rows]])
         bounds = np.vstack([bounds, caps])
-    res = _run_priced(problem, c, system, b_ub, bounds, objective)
+    res = _in_tier_order(problem, c, system, b_ub, bounds, base, _run_priced(problem, c, system, b_ub, bounds, objective))
     return _unpack(problem, res, system, objective, scale, eps)
 
 
@@ -448,15 +456,108 @@ def solve_feasibility(
     """
     system, b_ub = _system(problem, budget=budget, base=base, kinds=ALL_KINDS, elastic=True)
     scale = _scale(weights[system.el_rows])
-    c = np.concatenate([np.zeros(problem.nv), weights[system.el_rows]]) / scale
+    # among the allocations with the least violation, the one with the most conversions: a sensible
+    # vertex (cheap contacts before dear ones) rather than whichever HiGHS meets first
+    value = _FEASIBILITY_VALUE / (max(budget, 1.0) * best_rate(problem, objective))
+    prefer = np.where(fundable, -value * np.maximum(objective, 0.0), 0.0)
+    c = np.concatenate([prefer, np.zeros(problem.nv - problem.n), weights[system.el_rows]]) / scale
     bounds = np.vstack([
         variable_bounds(problem, fundable=fundable, base=base),
         np.column_stack([np.zeros(system.n_slack), np.full(system.n_slack, np.inf)]),
     ])
-    res = _run_priced(problem, c, system, b_ub, bounds, objective)
+    res = _in_tier_order(problem, c, system, b_ub, bounds, base, _run_priced(problem, c, system, b_ub, bounds, objective))
     if res.status != _OPTIMAL:
         raise UpliftError(f"the elastic planning LP is infeasible ({res.message}); please report this as a bug")
     return _unpack(problem, res, system, objective, scale, 0.0)
+
+
+_FEASIBILITY_VALUE = 1e-4
+"""Weight of expected conversions in the feasibility LP, relative to a conversion floor's violation.
+
+A EUR buys at most ``best_rate`` conversions, so no EUR of violation is ever traded for conversions;
+a conversion floor's violation would only be raised by one conversion for 10,000 more elsewhere. Far
+smaller weights vanish in HiGHS's tolerances (1e-7 after scaling)."""
+
+_ORDER_ROUNDS = 4
+"""Mixed-integer re-solves at most, each adding the groups whose tiers the last one left out of order."""
+_ORDER_SECONDS = 20.0
+"""Time limit of one mixed-integer re-solve (HiGHS keeps the best solution found by then)."""
+
+
+def breaks_tier_order(problem: Problem, y: np.ndarray, *, added: np.ndarray | None = None) -> np.ndarray:
+    """Per group, whether tier contacts ``y`` (length m, everything bought so far) use a dearer
+    tier while the cheaper one before it has room; with ``added``, only where the dearer tier's
+    contacts in ``added`` (part of ``y``) do."""
+    later = np.flatnonzero((problem.tier_rank > 0) & (problem.tier_cost > problem.tier_cost[np.maximum(np.arange(problem.m) - 1, 0)]))
+    cap = problem.tier_cap
+    tol = 1e-6 * (1.0 + cap)
+    used = (y if added is None else added)[later]
+    broken = (used > tol[later]) & (y[later - 1] < cap[later - 1] - tol[later - 1])
+    out = np.zeros(len(problem.grp_seg), dtype=bool)
+    out[problem.tier_grp[later[broken]]] = True
+    return out
+
+
+def _in_tier_order(problem: Problem, c, system: _System, b_ub, bounds, base: Allocation, res):
+    """``res``, or when it fills a reach curve out of order, the optimum that fills it in order.
+
+    Binaries ``z_j`` for the dearer tiers ``j`` of the groups concerned: this solve's contacts
+    ``y_j <= (cap_j - base_j) z_j`` and ``y_{j-1} + base_{j-1} >= cap_{j-1} z_j``. The mixed-integer
+    optimum's choices are then fixed as bounds and the LP solved once more for the duals. Groups
+    the fixed LP leaves out of order join the binaries (at most :data:`_ORDER_ROUNDS` rounds).
+    ``base`` (the exploration, an average of fills) is taken as it is: only what this solve adds
+    is held to the order.
+    """
+    if res.status != _OPTIMAL:
+        return res
+    n, m = problem.n, problem.m
+    groups = breaks_tier_order(problem, base.y + res.x[n : n + m], added=res.x[n : n + m])
+    if not groups.any():
+        return res
+    first = res
+    a_ub = system.a_ub if system.a_ub.shape[0] else sp.csr_matrix((0, len(c)))
+    b = np.asarray(b_ub, dtype=float) if a_ub.shape[0] else np.zeros(0)
+    for _ in range(_ORDER_ROUNDS):
+        later = np.flatnonzero(groups[problem.tier_grp] & (problem.tier_rank > 0))
+        k = len(later)
+        cap, y0 = problem.tier_cap, base.y
+        rows = np.arange(k)
+        # y_j - (cap_j - base_j) z_j <= 0  and  -y_{j-1} + cap_{j-1} z_j <= base_{j-1}
+        open_rows = sp.csr_matrix((np.concatenate([np.ones(k), -np.maximum(cap[later] - y0[later], 0.0)]),
+                                   (np.concatenate([rows, rows]), np.concatenate([n + later, len(c) + rows]))),
+                                  shape=(k, len(c) + k))
+        full_rows = sp.csr_matrix((np.concatenate([-np.ones(k), cap[later - 1]]),
+                                   (np.concatenate([rows, rows]), np.concatenate([n + later - 1, len(c) + rows]))),
+                                  shape=(k, len(c) + k))
+        constraints = [LinearConstraint(_widened(system.a_eq, k), 0.0, 0.0),
+                       LinearConstraint(sp.vstack([_widened(a_ub, k), open_rows, full_rows], format="csr"), -np.inf,
+                                        np.concatenate([b, np.zeros(k), y0[later - 1]]))]
+        lower = np.concatenate([bounds[:, 0], np.zeros(k)])
+        upper = np.concatenate([bounds[:, 1], np.ones(k)])
+        found = milp(np.concatenate([c, np.zeros(k)]), constraints=constraints, bounds=Bounds(lower, upper),
+                     integrality=np.concatenate([np.zeros(len(c)), np.ones(k)]),
+                     options={"time_limit": _ORDER_SECONDS})
+        if found.status == _INFEASIBLE:
+            return SimpleNamespace(status=_INFEASIBLE, message="infeasible with the reach tiers filled in order")
+        if found.x is None:  # pragma: no cover - out of time without a solution: the LP's plan stands
+            return first
+        opened = found.x[len(c):] > 0.5
+        fixed = bounds.copy()
+        fixed[n + later[~opened], 1] = 0.0  # closed: nothing more in this tier
+        fixed[n + later[opened] - 1, 0] = np.maximum(cap[later[opened] - 1] - y0[later[opened] - 1], 0.0)  # before an open tier: full
+        res = _run(c, system.a_ub, b_ub, system.a_eq, fixed)
+        if res.status != _OPTIMAL:  # pragma: no cover - the fixed choices are the feasible optimum's
+            return res
+        more = breaks_tier_order(problem, base.y + res.x[n : n + m], added=res.x[n : n + m]) & ~groups
+        if not more.any():
+            return res
+        groups |= more
+    return res
+
+
+def _widened(a: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """``a`` with ``k`` zero columns appended (for the binaries)."""
+    return sp.hstack([a, sp.csr_matrix((a.shape[0], k))], format="csr")
 
 
 def _scale(coefficients: np.ndarray) -> float:
