@@ -123,6 +123,17 @@ def test_one_segment_one_arm_matches_hand_calculation():
     assert (cell["lo"], cell["hi"]) == pytest.approx((50.0 - half, 50.0 + half))
     assert result.totals.marginal_cost == pytest.approx(10.0, rel=1e-4)
     assert result.totals.expected_conversions == pytest.approx(50.0)
+    # EUR 300 for 50 +- 12.82 conversions: EUR 300 / 62.82 to EUR 300 / 37.18 per conversion
+    assert (result.totals.cost_per_conversion_lo, result.totals.cost_per_conversion_hi) == pytest.approx(
+        (300.0 / (50.0 + half), 300.0 / (50.0 - half)))
+
+
+def test_cost_per_conversion_range_has_no_finite_end_when_the_plan_may_buy_nothing():
+    from uplift.allocation import cost_range
+
+    assert cost_range(300.0, 40.0, 60.0) == pytest.approx((5.0, 7.5))
+    assert cost_range(300.0, -2.0, 60.0) == (5.0, math.inf)  # lo <= 0: no finite cost
+    assert all(math.isnan(v) for v in cost_range(0.0, 1.0, 2.0) + cost_range(300.0, -3.0, -1.0))
 
 
 def test_plan_interval_adds_the_error_the_cells_share():

@@ -154,6 +154,7 @@ def test_plan_is_returned_stored_and_listed(api, raw_segments):
     t = plan["totals"]
     assert t["spend"] <= 3000 + 1e-6 and t["lo"] <= t["expected_conversions"] <= t["hi"] and t["interval"] == 0.8
     assert t["expected_conversions"] == pytest.approx(cells["expected_conversions"].sum(), abs=1e-4 * len(cells))
+    assert t["cost_per_conversion_lo"] <= t["cost_per_conversion"] <= t["cost_per_conversion_hi"]  # EUR at hi, at lo
     assert set(plan["references"]) == {"even", "single_best_message"}
     assert api.get(f"/plans/{plan['id']}").json() == plan
     listed = api.get("/plans", params={"limit": 100}).json()

@@ -51,6 +51,7 @@ def test_simulate_features_train_segments_plan(workdir):
     out = uplift("plan", "--budget", "5000", "--set", "fairness_floors=[]", "--out", "out/plan.csv", cwd=workdir).stdout
     plan = pd.read_csv(workdir / "out" / "plan.csv")
     assert plan["spend"].sum() <= 5000 + 1e-6 and "Totals beside the reference plans" in out
+    assert "€ / conv. (80%)" in out  # costs per conversion come with their interval
 
 
 def test_bad_input_file_names_file_column_and_rows_and_writes_nothing(workdir, tmp_path):

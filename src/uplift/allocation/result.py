@@ -27,6 +27,7 @@ __all__ = [
     "PlanResult",
     "cell_figures",
     "cells_table",
+    "cost_range",
     "plan_cells",
     "plan_totals",
     "evaluate_plan",
@@ -60,6 +61,9 @@ class PlanTotals:
     expected_conversions, lo, hi : incremental conversions and their interval (the policy's
         coverage, normal, cells independent).
     cost_per_conversion : spend / expected conversions (NaN without conversions).
+    cost_per_conversion_lo, cost_per_conversion_hi : the same at the ends of the interval,
+        ``spend / hi`` and ``spend / lo`` (inf when ``lo <= 0``: the plan may buy no conversion;
+        NaN without spend or when ``hi <= 0``).
     marginal_cost : EUR of the next incremental conversion, ``1 / dual`` of the budget row
         (inf when more budget buys nothing; NaN for plans not made by the LP).
     exploration_spend : EUR spent by Thompson exploration.
@@ -75,6 +79,8 @@ class PlanTotals:
     cost_per_conversion: float
     marginal_cost: float
     exploration_spend: float
+    cost_per_conversion_lo: float = float("nan")
+    cost_per_conversion_hi: float = float("nan")
 
     def as_dict(self) -> dict[str, float]:
         """The figures as a plain mapping (for JSON and tables)."""
@@ -257,6 +263,8 @@ def plan_totals(
     spend = float(np.sum(cells["spend"]))
     conv = float(np.sum(cells["expected_conversions"]))
     half = _half_width(contacts, effect_sd, shared, interval)
+    lo, hi = conv - half, conv + half
+    cheap, dear = cost_range(spend, lo, hi)
     return PlanTotals(
         budget=float(budget),
         spend=spend,
@@ -268,7 +276,18 @@ def plan_totals(
         cost_per_conversion=spend / conv if conv > 0 else float("nan"),
         marginal_cost=float(marginal_cost),
         exploration_spend=float(np.sum(cells["exploration"])) if "exploration" in cells else 0.0,
+        cost_per_conversion_lo=cheap,
+        cost_per_conversion_hi=dear,
     )
+
+
+def cost_range(spend: float, lo: float, hi: float) -> tuple[float, float]:
+    """EUR per incremental conversion at the ends of a conversions interval ``[lo, hi]``:
+    ``(spend / hi, spend / lo)``; inf for an end at or below 0 conversions (no finite cost), both
+    NaN without spend or when even ``hi`` buys no conversion."""
+    if not spend > 0 or not hi > 0:
+        return float("nan"), float("nan")
+    return spend / hi, (spend / lo if lo > 0 else float("inf"))
 
 
 def _half_width(contacts: np.ndarray, effect_sd: np.ndarray, shared: np.ndarray | None, interval: float) -> float:

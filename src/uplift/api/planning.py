@@ -35,7 +35,8 @@ _PREPARED_KEPT = 32
 
 _CELL_LABELS = ("segment", "arm", "message", "channel")
 _CELL_FLOATS = ("spend", "expected_conversions", "lo", "hi", "cost_per_conversion", "marginal_cost", "exploration")
-_EUR_FIELDS = frozenset({"budget", "spend", "cost_per_conversion", "marginal_cost", "exploration", "exploration_spend"})
+_EUR_FIELDS = frozenset({"budget", "spend", "cost_per_conversion", "cost_per_conversion_lo", "cost_per_conversion_hi",
+                         "marginal_cost", "exploration", "exploration_spend"})
 """Amounts in EUR: sent to the cent."""
 _CONVERSION_FIELDS = frozenset({"expected_conversions", "lo", "hi"})
 """Incremental conversions and their interval: sent to ``CONVERSION_DECIMALS`` places."""

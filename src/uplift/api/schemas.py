@@ -188,6 +188,10 @@ class PlanTotalsOut(_Out):
     cost_per_conversion: float | None = Field(description="EUR per incremental conversion (null without conversions)")
     marginal_cost: float | None = Field(description="EUR of the next conversion (null if more budget buys none)")
     exploration_spend: float
+    cost_per_conversion_lo: float | None = Field(
+        description="EUR per incremental conversion if the plan buys `hi` conversions (null without conversions)")
+    cost_per_conversion_hi: float | None = Field(
+        description="EUR per incremental conversion if it buys `lo` (null when `lo` <= 0: no finite cost, or without conversions)")
 
 
 class PlanCell(_Out):
@@ -226,7 +230,8 @@ class PlanResponse(_Out):
                  "model_version": 3, "status": "optimal", "conflicts": [], "notes": [],
                  "totals": {"budget": 20000, "spend": 19990.5, "contacts": 250000, "holdout_people": 27777,
                             "expected_conversions": 410.2, "lo": 380.1, "hi": 440.3, "interval": 0.8,
-                            "cost_per_conversion": 48.7, "marginal_cost": 95.0, "exploration_spend": 2000.0},
+                            "cost_per_conversion": 48.7, "marginal_cost": 95.0, "exploration_spend": 2000.0,
+                            "cost_per_conversion_lo": 45.4, "cost_per_conversion_hi": 52.5},
                  "references": {}, "cells": [],
                  "request": {"budget": 20000, "kind": "targetable", "policy": {}, "costs": {}, "strict": False,
                              "include_references": False}}

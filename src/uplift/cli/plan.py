@@ -26,7 +26,15 @@ def parse_overrides(items: list[str] | None) -> dict:
 
 
 def _eur(x: float) -> str:
-    return f"€{x:,.0f}"
+    """EUR for a table: '-' for NaN (no figure), '∞' for no finite amount."""
+    if x != x:
+        return "-"
+    return "∞" if x == float("inf") else f"€{x:,.0f}"
+
+
+def _eur_range(x: float, lo: float, hi: float) -> str:
+    """A cost per conversion with its interval, e.g. '€33 [€27, €42]' or '€30 [€16, ∞]'."""
+    return f"{_eur(x)} [{_eur(lo)}, {_eur(hi)}]"
 
 
 @app.command("plan")
@@ -43,7 +51,7 @@ def plan_command(
     out: Annotated[Path, typer.Option(help="Where to write the plan's cells (.csv or .parquet).")] = Path("out/plan.csv"),
 ) -> None:
     """Recommend contacts and spend per segment x message x channel under costs, caps and fairness floors."""
-    from uplift.allocation import plan
+    from uplift.allocation import cost_range, plan
     from uplift.cli.segments import load_model_segments
     from uplift.specs import load_spec, project_root
     from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
@@ -65,20 +73,23 @@ def plan_command(
 
     funded = result.cells[result.cells["contacts"] > 0].sort_values("spend", ascending=False)
     t = Table(title=f"Budget split for {_eur(budget)} ({label}, {kind} segments): top {min(top, len(funded))} of {len(funded)} funded cells")
-    for col in ("segment", "arm", "contacts", "spend", "incr. conv. (80%)", "€ / conv.", "€ next conv."):
+    level = f"{rules.interval:.0%}"
+    for col in ("segment", "arm", "contacts", "spend", f"incr. conv. ({level})", f"€ / conv. ({level})", "€ next conv."):
         t.add_column(col, justify="left" if col in ("segment", "arm") else "right")
     for r in funded.head(top).itertuples():
         t.add_row(r.segment, r.arm, f"{r.contacts:,}", _eur(r.spend),
-                  f"{r.expected_conversions:.1f} [{r.lo:.1f}, {r.hi:.1f}]", _eur(r.cost_per_conversion), _eur(r.marginal_cost))
+                  f"{r.expected_conversions:.1f} [{r.lo:.1f}, {r.hi:.1f}]",
+                  _eur_range(r.cost_per_conversion, *cost_range(r.spend, r.lo, r.hi)), _eur(r.marginal_cost))
     console.print(t)
 
     s = Table(title="Totals beside the reference plans")
-    for col in ("plan", "spend", "contacts", "holdout", "incr. conversions (80%)", "€ / conv.", "€ next conv."):
+    for col in ("plan", "spend", "contacts", "holdout", f"incr. conversions ({level})", f"€ / conv. ({level})", "€ next conv."):
         s.add_column(col, justify="left" if col == "plan" else "right")
     for name, tot in (("recommended", result.totals), *result.references.items()):
         s.add_row(name, _eur(tot.spend), f"{tot.contacts:,}", f"{tot.holdout_people:,}",
-                  f"{tot.expected_conversions:.1f} [{tot.lo:.1f}, {tot.hi:.1f}]", _eur(tot.cost_per_conversion),
-                  _eur(tot.marginal_cost) if tot.marginal_cost == tot.marginal_cost else "-")
+                  f"{tot.expected_conversions:.1f} [{tot.lo:.1f}, {tot.hi:.1f}]",
+                  _eur_range(tot.cost_per_conversion, tot.cost_per_conversion_lo, tot.cost_per_conversion_hi),
+                  _eur(tot.marginal_cost))
     console.print(s)
     if result.status != "optimal":
         console.print(f"[bold red]status: {result.status}[/]: the rules conflict; the plan above is the closest relaxation")
