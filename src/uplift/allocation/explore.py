@@ -73,7 +73,8 @@ def thompson_allocation(problem: Problem, *, budget: float) -> Allocation:
         contacts = np.bincount(problem.tier_grp, weights=y_draw, minlength=n_grp)
         np.add.at(x, draw.best_cell[draw.funded], contacts[draw.funded])
         y += y_draw
-    return Allocation(x / problem.policy.exploration_draws, _cheapest_first(problem, y / problem.policy.exploration_draws))
+    draws_made = problem.policy.exploration_draws
+    return Allocation(x / draws_made, _cheapest_first(problem, y / draws_made))
 
 
 def _cheapest_first(problem: Problem, y: np.ndarray) -> np.ndarray:

@@ -436,7 +436,8 @@ def solve_value(
     if elastic:
         caps = np.column_stack([np.zeros(system.n_slack), slack_cap[system.el_rows]])
         bounds = np.vstack([bounds, caps])
-    res = _in_tier_order(problem, c, system, b_ub, bounds, base, _run_priced(problem, c, system, b_ub, bounds, objective))
+    res = _run_priced(problem, c, system, b_ub, bounds, objective)
+    res = _in_tier_order(problem, c, system, b_ub, bounds, base, res)
     return _unpack(problem, res, system, objective, scale, eps)
 
 
@@ -465,7 +466,8 @@ def solve_feasibility(
         variable_bounds(problem, fundable=fundable, base=base),
         np.column_stack([np.zeros(system.n_slack), np.full(system.n_slack, np.inf)]),
     ])
-    res = _in_tier_order(problem, c, system, b_ub, bounds, base, _run_priced(problem, c, system, b_ub, bounds, objective))
+    res = _run_priced(problem, c, system, b_ub, bounds, objective)
+    res = _in_tier_order(problem, c, system, b_ub, bounds, base, res)
     if res.status != _OPTIMAL:
         raise UpliftError(f"the elastic planning LP is infeasible ({res.message}); please report this as a bug")
     return _unpack(problem, res, system, objective, scale, 0.0)
@@ -488,7 +490,8 @@ def breaks_tier_order(problem: Problem, y: np.ndarray, *, added: np.ndarray | No
     """Per group, whether tier contacts ``y`` (length m, everything bought so far) use a dearer
     tier while the cheaper one before it has room; with ``added``, only where the dearer tier's
     contacts in ``added`` (part of ``y``) do."""
-    later = np.flatnonzero((problem.tier_rank > 0) & (problem.tier_cost > problem.tier_cost[np.maximum(np.arange(problem.m) - 1, 0)]))
+    previous = np.maximum(np.arange(problem.m) - 1, 0)  # a group's tiers are contiguous, cheapest first
+    later = np.flatnonzero((problem.tier_rank > 0) & (problem.tier_cost > problem.tier_cost[previous]))
     cap = problem.tier_cap
     tol = 1e-6 * (1.0 + cap)
     used = (y if added is None else added)[later]
@@ -544,7 +547,8 @@ def _in_tier_order(problem: Problem, c, system: _System, b_ub, bounds, base: All
         opened = found.x[len(c):] > 0.5
         fixed = bounds.copy()
         fixed[n + later[~opened], 1] = 0.0  # closed: nothing more in this tier
-        fixed[n + later[opened] - 1, 0] = np.maximum(cap[later[opened] - 1] - y0[later[opened] - 1], 0.0)  # before an open tier: full
+        before = later[opened] - 1
+        fixed[n + before, 0] = np.maximum(cap[before] - y0[before], 0.0)  # the tier before an open one: full
         res = _run(c, system.a_ub, b_ub, system.a_eq, fixed)
         if res.status != _OPTIMAL:  # pragma: no cover - the fixed choices are the feasible optimum's
             return res
