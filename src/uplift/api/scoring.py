@@ -12,7 +12,12 @@ from uplift.api.handlers import RequestFieldError
 from uplift.api.modelstore import ModelBundle
 from uplift.modeling.targeting import recommend, shrink
 
-__all__ = ["rows_to_frame", "score_rows"]
+__all__ = ["UPLIFT_DECIMALS", "rows_to_frame", "score_rows"]
+
+UPLIFT_DECIMALS = 7
+"""Places of a row's uplift in a score answer: a ten-millionth of a conversion probability, far below any
+estimate's precision (uplifts are of order 1e-3). Full 17-digit floats made a 1,000-row answer 1.5x bigger
+(687 against 460 KB) and 1.5x slower for a client to parse, for nothing."""
 
 
 def rows_to_frame(rows: list[dict], features: tuple[tuple[str, str], ...]) -> pd.DataFrame:
@@ -96,7 +101,8 @@ def _raise_first_bad(name: str, values: list, *, numeric: bool) -> None:
 
 
 def score_rows(bundle: ModelBundle, frame: pd.DataFrame, *, shrunk: bool) -> dict:
-    """Per row: uplift per arm (shrunk or raw), the targeting rule's best arm and its uplift."""
+    """Per row: uplift per arm (shrunk or raw, to :data:`UPLIFT_DECIMALS` places), the targeting rule's
+    best arm (chosen on the unrounded estimates) and its uplift."""
     model = bundle.model
     raw = model.effects(frame, shrunk=False, checked=True)  # rows_to_frame checked and typed every value
     shrunk_effects = shrink(raw, model.model.mean_effects_, model.shrinkage)
@@ -106,6 +112,7 @@ def score_rows(bundle: ModelBundle, frame: pd.DataFrame, *, shrunk: bool) -> dic
     values = shown.to_numpy(float)
     if not np.isfinite(values).all():  # a model fault, not the caller's: the catch-all handler logs it (500)
         raise RuntimeError(f"{bundle.name} v{bundle.version} returned non-finite effects")
+    values = np.round(values, UPLIFT_DECIMALS)  # after the best arm was chosen on the full values
     col = {a: j for j, a in enumerate(arms)}
     best_idx = np.array([col.get(b, -1) for b in best])
     best_value = np.where(best_idx >= 0, values[np.arange(len(values)), np.maximum(best_idx, 0)], 0.0)
