@@ -10,7 +10,13 @@ from __future__ import annotations
 from uplift.allocation.effects import EFFECTS, check_effects
 from uplift.allocation.planner import PreparedPlan, plan, prepare_plan, reference_plans
 from uplift.allocation.references import REFERENCE_PLANS
-from uplift.allocation.result import CELL_COLUMNS, PlanResult, PlanTotals, cost_range, evaluate_plan
+from uplift.allocation.result import (
+    CELL_COLUMNS,
+    PlanResult,
+    PlanTotals,
+    cost_range,
+    evaluate_plan,
+)
 
 __all__ = [
     "CELL_COLUMNS",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +28,7 @@ def parse_overrides(items: list[str] | None) -> dict:
 
 def _eur(x: float) -> str:
     """EUR for a table: '-' for NaN (no figure), '∞' for no finite amount."""
-    if x != x:
+    if math.isnan(x):
         return "-"
     return "∞" if x == float("inf") else f"€{x:,.0f}"
 
