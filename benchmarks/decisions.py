@@ -207,14 +207,15 @@ def run_decisions(
             "persona_mix_used": bool(estimated["persona_mix"].notna().any()),
             **persona_check, "full_reach_spend": capacity,
         })
-        for label, pol in _policies(policy):
+        policies = dict(_policies(policy))
+        for label, pol in policies.items():
             say(f"seed {seed}: plan and score at {len(budgets)} budgets ({label} policy)")
             result = compare_with_oracle(estimated, truth, budgets=budgets, costs=costs, policy=pol)
             shares = dict(zip(budgets, settings.budget_shares))
             plans.append(result.plans.assign(seed=seed, policy=label, budget_share=result.plans["budget"].map(shares)))
             floors.append(result.floors.assign(seed=seed, policy=label))
         say(f"seed {seed}: where the gap lives ({len(GAP_VARIANTS)} half-true tables x {len(budgets)} budgets)")
-        greedy = policy.model_copy(update={"exploration_share": 0.0})
+        greedy = policies["no_exploration"]
         halves = dict(zip(GAP_VARIANTS, (with_arm_levels(estimated, truth, source="truth"),
                                          with_arm_levels(truth, estimated, source="estimates"), exact_mix)))
         for variant, table in halves.items():

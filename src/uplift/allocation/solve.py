@@ -518,12 +518,11 @@ def _in_tier_order(problem: Problem, c, system: _System, b_ub, bounds, base: All
     if not groups.any():
         return res
     first = res
-    a_ub = system.a_ub if system.a_ub.shape[0] else sp.csr_matrix((0, len(c)))
-    b = np.asarray(b_ub, dtype=float) if a_ub.shape[0] else np.zeros(0)
+    b = np.asarray(b_ub, dtype=float)
+    cap, y0 = problem.tier_cap, base.y
     for _ in range(_ORDER_ROUNDS):
         later = np.flatnonzero(groups[problem.tier_grp] & (problem.tier_rank > 0))
         k = len(later)
-        cap, y0 = problem.tier_cap, base.y
         rows = np.arange(k)
         # y_j - (cap_j - base_j) z_j <= 0  and  -y_{j-1} + cap_{j-1} z_j <= base_{j-1}
         open_rows = sp.csr_matrix((np.concatenate([np.ones(k), -np.maximum(cap[later] - y0[later], 0.0)]),
@@ -533,7 +532,7 @@ def _in_tier_order(problem: Problem, c, system: _System, b_ub, bounds, base: All
                                    (np.concatenate([rows, rows]), np.concatenate([n + later - 1, len(c) + rows]))),
                                   shape=(k, len(c) + k))
         constraints = [LinearConstraint(_widened(system.a_eq, k), 0.0, 0.0),
-                       LinearConstraint(sp.vstack([_widened(a_ub, k), open_rows, full_rows], format="csr"), -np.inf,
+                       LinearConstraint(sp.vstack([_widened(system.a_ub, k), open_rows, full_rows], format="csr"), -np.inf,
                                         np.concatenate([b, np.zeros(k), y0[later - 1]]))]
         lower = np.concatenate([bounds[:, 0], np.zeros(k)])
         upper = np.concatenate([bounds[:, 1], np.ones(k)])

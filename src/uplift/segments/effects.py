@@ -307,7 +307,9 @@ def segment_effects(
     (:func:`uplift.segments.armlevels.arm_levels`); each group keeps its deviation from the level.
     Columns ``arm_level_load`` (per arm) and ``arm_level_load_common`` carry the levels' errors.
     """
-    out = _cells(groups, n_groups, y, arm, propensity, predictions, control, variance).drop(columns="rows")
+    cells = _cells(groups, n_groups, y, arm, propensity, predictions, control, variance)
+    rows = cells["rows"].to_numpy(dtype=float)  # per (group, arm): the group's rows
+    out = cells.drop(columns="rows")
     leak = 0.0
     if folds is not None:
         leak = leak_covariance(groups, n_groups, y=y, arm=arm, propensity=propensity, predictions=predictions,
@@ -336,18 +338,18 @@ def segment_effects(
         for k, name in enumerate(persona_mix.personas):
             out[f"{PERSONA_LOAD_PREFIX}{name}"] = scale * persona_mix.shares[group, k] * persona_mix.se[k, arm_index]
     if observed_arm_levels:
-        out = _with_observed_arm_levels(out, groups, n_groups, y=y, arm=arm, propensity=propensity,
+        out = _with_observed_arm_levels(out, rows, y=y, arm=arm, propensity=propensity,
                                         control=control, arms=tuple(predictions.columns))
     return out
 
 
-def _with_observed_arm_levels(out: pd.DataFrame, groups: np.ndarray, n_groups: int, *, y, arm, propensity,
+def _with_observed_arm_levels(out: pd.DataFrame, rows: np.ndarray, *, y, arm, propensity,
                               control: str, arms: tuple[str, ...]) -> pd.DataFrame:
-    """Shift each arm's effects so that their row-weighted mean is the arm's shrunk observed level."""
+    """Shift each arm's effects so that their row-weighted mean (``rows``: each line's group rows) is
+    the arm's shrunk observed level."""
     from uplift.segments.armlevels import arm_levels  # armlevels reads this module's Hajek means
 
     levels = arm_levels(y, arm, propensity, control=control, arms=arms)
-    rows = np.bincount(groups, minlength=n_groups).astype(float)[out["group"].to_numpy()]
     index = pd.Index(arms).get_indexer(out["arm"])
     effect = out["effect"].to_numpy(dtype=float)
     ok = np.isfinite(effect) & (rows > 0)

@@ -78,6 +78,7 @@ def build_segment_table(
     f = table.frame
     members = segment_members(f, spec)
     z = float(norm.ppf(0.5 + spec.interval / 2))
+    propensity = table.propensity()
     parts = []
     for kind, labels in (("targetable", members["segment"].to_numpy()), ("persona", members["persona_segment"].to_numpy())):
         shown = labels != SUPPRESSED
@@ -91,7 +92,7 @@ def build_segment_table(
         if kind == "targetable" and method.persona_weight > 0 and spec.personas:
             all_groups = np.full(len(labels), -1)
             all_groups[shown] = groups
-            randomised = dict(y=f["outcome"].to_numpy(float), arm=f["arm"].to_numpy(), propensity=table.propensity(),
+            randomised = dict(y=f["outcome"].to_numpy(float), arm=f["arm"].to_numpy(), propensity=propensity,
                               control=table.control, arms=tuple(predictions.columns))
             persona = members["persona"].to_numpy()
             signal = persona_signal(all_groups, len(names), persona, f["person_id"].to_numpy(), **randomised)
@@ -102,7 +103,7 @@ def build_segment_table(
             len(names),
             y=f["outcome"].to_numpy()[shown].astype(float),
             arm=f["arm"].to_numpy()[shown],
-            propensity=table.propensity().iloc[np.flatnonzero(shown)].reset_index(drop=True),
+            propensity=propensity.iloc[np.flatnonzero(shown)].reset_index(drop=True),
             predictions=predictions.iloc[np.flatnonzero(shown)].reset_index(drop=True),
             control=table.control,
             variance=method.variance,
