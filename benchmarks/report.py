@@ -164,6 +164,7 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
                     f"conversions covered its true conversions in {int(covered.sum())} of {len(mine)} plans "
                     f"(planned / true: {(mine['planned_conversions'] / mine['true_conversions']).min():.2f} to "
                     f"{(mine['planned_conversions'] / mine['true_conversions']).max():.2f})."]
+    out += _gain_lines(plans)
     if "decisions" in figures:
         out += ["", f"![Share of the oracle by budget]({figures['decisions']})"]
     fl = result.floors
@@ -185,6 +186,30 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
     out += _frontier_lines(result)
     out += _gap_lines(result)
     return out
+
+
+def _gain_lines(plans: pd.DataFrame) -> list[str]:
+    """Did the plans' paired gains over the reference plans hold under the truth?"""
+    if "planned_gain" not in plans.columns:
+        return []
+    keys = ["policy", "seed", "budget"]
+    truth = plans[plans["plan"] == "recommended"].set_index(keys)["true_conversions"]
+    refs = plans[plans["plan"].isin(["even", "single_best_message"])].copy()
+    refs["true_gain"] = truth.reindex(pd.MultiIndex.from_frame(refs[keys])).to_numpy() - refs["true_conversions"]
+    refs["covered"] = (refs["gain_lo"] <= refs["true_gain"]) & (refs["true_gain"] <= refs["gain_hi"])
+    table = refs.groupby(["policy", "plan"], sort=False).agg(
+        plans=("covered", "size"), interval_covers_true_gain=("covered", "sum"),
+        truly_better=("true_gain", lambda g: int((g > 0).sum())),
+        clearly_better_claimed=("gain_lo", lambda lo: int((lo > 0).sum())),
+        mean_probability_better=("probability_better", "mean"),
+        planned_gain=("planned_gain", "mean"), true_gain=("true_gain", "mean")).reset_index()
+    return ["", "What the recommended plan said it adds over each reference plan (paired: both scored on the same "
+                "estimates, `PlanResult.gains`), against the truth: how often the gain's interval covered the true "
+                "gain, how often the plan truly bought more, how often it claimed to be clearly better (interval "
+                "above 0; otherwise the plan notes that the estimates cannot tell it from the reference), and "
+                "the mean claimed probability of buying more; gains are means over seeds and budgets, in "
+                "incremental conversions:", "",
+            markdown_table(table, {"mean_probability_better": ".0%", "planned_gain": ".1f", "true_gain": ".1f"})]
 
 
 def _gap_lines(result) -> list[str]:

@@ -150,6 +150,59 @@ def test_plan_interval_adds_the_error_the_cells_share():
         plan(shared.assign(calibration_load_1=np.inf), budget=300.0, costs=costs, policy=PlanningPolicy())
 
 
+def two_segment_world(sd_a: float = 0.002) -> tuple[pd.DataFrame, CostCatalogue]:
+    """Segments A and B (10,000 people each) on the hand world's meta curve, two messages: m1 lifts
+    A (0.01) and m2 lifts B (0.012); each lifts the other segment by 0.002. Every cell loads 0.001
+    per contact on one shared factor."""
+    _, costs = hand_world()
+    effects = pd.DataFrame({
+        "segment": ["A", "A", "B", "B"], "size": 10_000, "arm": ["m1@meta", "m2@meta", "m1@meta", "m2@meta"],
+        "message": ["m1", "m2", "m1", "m2"], "channel": "meta", "effect": [0.01, 0.002, 0.002, 0.012],
+        "effect_sd": [sd_a, 0.003, 0.003, 0.003], "base_rate": 0.003, "calibration_load_1": 0.001,
+        "calibration_load_2": 0.0,
+    })
+    return effects, costs
+
+
+def test_gain_over_a_reference_plan_is_paired_and_matches_a_hand_calculation():
+    # The single best message is m2 (mean 0.007 against m1's 0.006). At EUR 400 it buys B's cheap
+    # tier (4,000 x EUR 0.05) and 2,000 of B's dear ones (EUR 0.10): 6,000 x 0.012 = 72 conversions.
+    # The plan buys both cheap tiers instead: A on m1 (40) and B on m2 (48), 88 conversions.
+    # Paired, the difference is A/m1 +4,000 and B/m2 -2,000 contacts: 16 conversions, variance
+    # (4,000 x 0.002)^2 + (2,000 x 0.003)^2 + ((4,000 - 2,000) x 0.001)^2 = 64 + 36 + 4 = 104.
+    effects, costs = two_segment_world()
+    result = plan(effects, budget=400.0, costs=costs, policy=PlanningPolicy(holdout_share=0.1))
+    assert result.totals.expected_conversions == pytest.approx(88.0)
+    assert result.references["single_best_message"].expected_conversions == pytest.approx(72.0)
+    gain = result.gains["single_best_message"]
+    half = 1.2815515655446004 * math.sqrt(104.0)
+    assert gain.extra_conversions == pytest.approx(16.0)
+    assert (gain.lo, gain.hi) == pytest.approx((16.0 - half, 16.0 + half))
+    assert gain.probability_better == pytest.approx(0.5 * math.erfc(-16.0 / math.sqrt(2 * 104.0)))
+    assert gain.extra_spend == pytest.approx(0.0)
+    # narrower than either plan's own interval (variance 64 + 144 + 8,000^2 x 0.001^2 = 272 for the plan):
+    # the error both plans share cancels
+    assert gain.hi - gain.lo == pytest.approx((result.totals.hi - result.totals.lo) * math.sqrt(104.0 / 272.0))
+    assert result.gains["even"].extra_conversions == pytest.approx(
+        result.totals.expected_conversions - result.references["even"].expected_conversions)
+    assert not any("not clearly better" in n for n in result.notes)
+    # with A's effect on m1 much less certain, the estimates cannot tell the plans apart: a note says so
+    vague = plan(two_segment_world(sd_a=0.006)[0], budget=400.0, costs=costs, policy=PlanningPolicy(holdout_share=0.1))
+    gain = vague.gains["single_best_message"]
+    assert gain.lo < 0 < gain.extra_conversions and 0.5 < gain.probability_better < 0.9
+    assert any("not clearly better than everything on the single best message, 'm2'" in n for n in vague.notes)
+
+
+def test_a_plan_that_is_its_reference_gains_nothing_and_says_nothing():
+    effects, costs = hand_world()  # one message: the single best message's plan is the plan
+    result = plan(effects, budget=300.0, costs=costs, policy=PlanningPolicy(holdout_share=0.1))
+    gain = result.gains["single_best_message"]
+    assert (gain.extra_conversions, gain.lo, gain.hi, gain.probability_better) == (0.0, 0.0, 0.0, 0.5)
+    assert result.notes == ()
+    assert plan(effects, budget=300.0, costs=costs, policy=PlanningPolicy(holdout_share=0.1),
+                references=False).gains == {}
+
+
 def test_persona_loadings_are_one_shared_factor_per_persona_and_arm():
     from uplift.allocation.effects import shared_factors
 

@@ -155,7 +155,12 @@ def test_plan_is_returned_stored_and_listed(api, raw_segments):
     assert t["spend"] <= 3000 + 1e-6 and t["lo"] <= t["expected_conversions"] <= t["hi"] and t["interval"] == 0.8
     assert t["expected_conversions"] == pytest.approx(cells["expected_conversions"].sum(), abs=1e-4 * len(cells))
     assert t["cost_per_conversion_lo"] <= t["cost_per_conversion"] <= t["cost_per_conversion_hi"]  # EUR at hi, at lo
-    assert set(plan["references"]) == {"even", "single_best_message"}
+    assert set(plan["references"]) == {"even", "single_best_message"} == set(plan["gains"])
+    for name, gain in plan["gains"].items():  # paired: the difference of the totals, with its own interval
+        assert gain["extra_conversions"] == pytest.approx(
+            t["expected_conversions"] - plan["references"][name]["expected_conversions"], abs=2e-4)
+        assert gain["lo"] <= gain["extra_conversions"] <= gain["hi"] and gain["interval"] == 0.8
+        assert 0.0 <= gain["probability_better"] <= 1.0
     assert api.get(f"/plans/{plan['id']}").json() == plan
     listed = api.get("/plans", params={"limit": 100}).json()
     assert listed["items"][0]["id"] == plan["id"] and listed["items"][0]["model_version"] == 1
@@ -290,7 +295,7 @@ def test_request_threads_answer_as_the_compute_processes(api, store, strong_tabl
             assert api.get("/health").json()["compute_processes"] == (os.cpu_count() or 1)
             assert client.post("/scores", json={"rows": rows}).json() == pooled_scores
             plan = client.post("/plans", json=plan_body).json()
-    same = ("status", "conflicts", "notes", "totals", "references", "cells")
+    same = ("status", "conflicts", "notes", "totals", "references", "gains", "cells")
     assert {k: plan[k] for k in same} == {k: pooled_plan[k] for k in same}
 
 
@@ -315,7 +320,7 @@ def test_several_uvicorn_workers_each_with_compute_processes(api, store, strong_
             with httpx.Client(base_url=base, headers=AUTH, timeout=60) as client:
                 assert client.get("/health").json()["compute_processes"] == 1
                 answers.append((client.post("/scores", json={"rows": rows}), client.post("/plans", json=plan_body)))
-    same = ("status", "conflicts", "notes", "totals", "references", "cells")
+    same = ("status", "conflicts", "notes", "totals", "references", "gains", "cells")
     for scores, plan in answers:
         assert scores.status_code == 200 and scores.json() == expected_scores
         assert plan.status_code == 200 and {k: plan.json()[k] for k in same} == {k: expected_plan[k] for k in same}

@@ -97,6 +97,11 @@ def test_quick_mode_on_tiny_settings_writes_every_table(tmp_path):
             assert -100.0 <= float(cell.rstrip("%")) <= 200.0
         assert row[4] in {"optimal", "infeasible"}
     assert "goal >= 95%" in decisions
+    gains = table_rows(decisions[decisions.index("What the recommended plan said it adds"):], "policy")
+    assert {(r[0], r[1]) for r in gains} == {(p, ref) for p in ("conversion_floors", "conversion_floors_90",
+                                                                "no_exploration", "shipped")
+                                             for ref in ("even", "single_best_message")}
+    assert all(0 <= int(r[k]) <= int(r[2]) for r in gains for k in (3, 4, 5))  # counts out of the plans
     floors = [r for r in table_rows(decisions[decisions.index("Fairness floors"):], "policy")]
     assert {(r[1], r[2]) for r in floors} == {(p, f) for p in ("recommended", "oracle") for f in ("women", "over_45")}
     frontier = table_rows(decisions[decisions.index("Noise frontier"):], "noise_ratio")

@@ -52,6 +52,7 @@ def test_simulate_features_train_segments_plan(workdir):
     plan = pd.read_csv(workdir / "out" / "plan.csv")
     assert plan["spend"].sum() <= 5000 + 1e-6 and "Totals beside the reference plans" in out
     assert "€ / conv. (80%)" in out  # costs per conversion come with their interval
+    assert "recommended adds (80%, paired)" in out and "P(more)" in out  # and the gain over each reference
 
 
 def test_bad_input_file_names_file_column_and_rows_and_writes_nothing(workdir, tmp_path):

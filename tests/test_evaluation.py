@@ -117,6 +117,11 @@ def test_wrong_ranking_scores_the_hand_computed_share_of_the_oracle():
     assert plans.loc["recommended", "share_of_oracle"] == pytest.approx(0.2)
     assert plans.loc["oracle", "share_of_oracle"] == pytest.approx(1.0)
     assert plans.loc["single_best_message", "share_of_oracle"] == pytest.approx(0.2)
+    # the single best message is b too: the plan said it adds nothing over it, and truly adds nothing
+    assert plans.loc["single_best_message", "planned_gain"] == pytest.approx(0.0)
+    assert plans.loc["even", "planned_gain"] == pytest.approx(
+        plans.loc["recommended", "planned_conversions"] - plans.loc["even", "planned_conversions"])
+    assert plans.loc[["recommended", "oracle"], "planned_gain"].isna().all()  # a gain is over a reference
 
 
 def test_perfect_estimates_reach_the_oracle_and_nothing_beats_it():

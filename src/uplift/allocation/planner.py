@@ -22,7 +22,16 @@ from uplift.allocation.references import (
     single_best_message_problem,
     solve_without_exploration,
 )
-from uplift.allocation.result import PlanResult, PlanTotals, cell_figures, cells_table, plan_cells, plan_totals
+from uplift.allocation.result import (
+    PlanGain,
+    PlanResult,
+    PlanTotals,
+    cell_figures,
+    cells_table,
+    plan_cells,
+    plan_gain,
+    plan_totals,
+)
 from uplift.allocation.solve import LPSolution, solve_value
 from uplift.errors import InfeasiblePlanError, SpecError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
@@ -44,6 +53,8 @@ class PreparedPlan:
     problem: Problem
     best_message_problem: Problem
     source: str
+    best_message_rows: np.ndarray = dataclasses.field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
+    """The rows of :attr:`problem` that :attr:`best_message_problem`'s rows are, in its order."""
 
     @property
     def policy(self) -> PlanningPolicy:
@@ -78,13 +89,15 @@ class PreparedPlan:
             marginal_cost=_marginal_cost(solution),
             shared=problem.shared,
         )
+        reference_totals, gains = self._references(budget, figures) if references else ({}, {})
         return PlanResult(
             cells=cells_table(problem, figures),
             totals=totals,
-            references=self._references(budget) if references else {},
+            references=reference_totals,
             status="infeasible" if conflicts else "optimal",
             conflicts=tuple(conflicts),
-            notes=tuple(_notes(problem, solution, total, budget) + floor_notes),
+            notes=tuple(_notes(problem, solution, total, budget) + floor_notes + self._gain_notes(gains)),
+            gains=gains,
         )
 
     def reference_allocations(self, budget: float) -> dict[str, tuple[Problem, Allocation, LPSolution | None]]:
@@ -96,19 +109,44 @@ class PreparedPlan:
             "single_best_message": (self.best_message_problem, solution.allocation, solution),
         }
 
-    def _references(self, budget: float) -> dict[str, PlanTotals]:
-        interval = self.policy.interval
-        return {
-            name: plan_totals(
-                cell_figures(problem, total=allocation),
+    def _references(
+        self, budget: float, figures: dict[str, np.ndarray]
+    ) -> tuple[dict[str, PlanTotals], dict[str, PlanGain]]:
+        """The reference plans' totals, and what the plan (its cell ``figures``) adds over each, paired."""
+        interval, main = self.policy.interval, self.problem
+        totals, gains = {}, {}
+        for name, (problem, allocation, solution) in self.reference_allocations(budget).items():
+            theirs = cell_figures(problem, total=allocation)
+            totals[name] = plan_totals(
+                theirs,
                 problem.effect_sd,
                 budget=budget,
                 interval=interval,
                 marginal_cost=_marginal_cost(solution) if solution is not None else float("nan"),
                 shared=problem.shared,
             )
-            for name, (problem, allocation, solution) in self.reference_allocations(budget).items()
-        }
+            contacts = theirs["contacts"].astype(float)
+            if problem is not main:  # the single best message's LP has that message's rows only
+                contacts = np.bincount(self.best_message_rows, weights=contacts, minlength=main.n)
+            gains[name] = plan_gain(
+                figures["contacts"], contacts, main.effect, main.effect_sd,
+                spend=float(np.sum(figures["spend"])), reference_spend=totals[name].spend,
+                interval=interval, shared=main.shared,
+            )
+        return totals, gains
+
+    def _gain_notes(self, gains: dict[str, PlanGain]) -> list[str]:
+        """A note when the plan is not clearly better than everything on the single best message:
+        a simpler plan to run, which the estimates cannot tell apart from this one."""
+        gain = gains.get("single_best_message")
+        if gain is None or gain.lo > 0 or gain.lo == gain.hi == 0.0:  # clearly better, or the same plan
+            return []
+        message = self.best_message_problem.frame["message"].iloc[0]
+        return [
+            f"this split is not clearly better than everything on the single best message, {message!r}: it adds "
+            f"{gain.extra_conversions:+.1f} expected conversions ({self.policy.interval:.0%} interval "
+            f"{gain.lo:+.1f} to {gain.hi:+.1f}), more with probability {gain.probability_better:.0%}"
+        ]
 
 
 def prepare_plan(
@@ -124,11 +162,14 @@ def prepare_plan(
         The policy names an unknown channel.
     """
     frame = check_effects(effects, costs, source=source)
+    best = single_best_message_problem(frame, costs, policy, source=source)
+    message = best.frame["message"].iloc[0] if best.n else None
     return PreparedPlan(
         frame=frame,
         problem=build_problem(frame, costs, policy, source=source),
-        best_message_problem=single_best_message_problem(frame, costs, policy, source=source),
+        best_message_problem=best,
         source=source,
+        best_message_rows=np.flatnonzero(frame["message"].to_numpy() == message),
     )
 
 

@@ -9,6 +9,7 @@ their contacts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -23,12 +24,14 @@ from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
 __all__ = [
     "CELL_COLUMNS",
+    "PlanGain",
     "PlanTotals",
     "PlanResult",
     "cell_figures",
     "cells_table",
     "cost_range",
     "plan_cells",
+    "plan_gain",
     "plan_totals",
     "evaluate_plan",
 ]
@@ -88,6 +91,36 @@ class PlanTotals:
 
 
 @dataclass(frozen=True)
+class PlanGain:
+    """What a plan is expected to add over a reference plan at the same budget, with its uncertainty.
+
+    Both plans are scored on the same estimates, so the comparison is paired: a cell both fund
+    carries the same error in both, and an error every cell shares (the calibration's, an arm's
+    level, a persona's effect) moves both totals together. The interval of the difference is
+    therefore that of the *difference in contacts* per cell, much narrower than the two plans'
+    own intervals side by side, which would double-count the errors they share.
+
+    Attributes
+    ----------
+    extra_conversions, lo, hi : expected incremental conversions of the plan minus the
+        reference's, and their interval (the policy's coverage, normal).
+    probability_better : P(the plan buys more incremental conversions than the reference) under
+        the effects' uncertainty (normal; 0.5 when the two plans are the same).
+    extra_spend : EUR the plan spends beyond the reference (negative: less).
+    """
+
+    extra_conversions: float
+    lo: float
+    hi: float
+    probability_better: float
+    extra_spend: float
+
+    def as_dict(self) -> dict[str, float]:
+        """The figures as a plain mapping (for JSON and tables)."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
 class PlanResult:
     """The budget split and how it was reached.
 
@@ -96,6 +129,7 @@ class PlanResult:
     cells : one row per segment x arm of the effects table, columns :data:`CELL_COLUMNS`.
     totals : the plan's figures.
     references : the same figures for the reference plans ``"even"`` and ``"single_best_message"``.
+    gains : per reference plan, what this plan adds over it, paired (:class:`PlanGain`).
     status : ``"optimal"``, or ``"infeasible"`` when the policy's rules conflict (then ``cells``
         is the best relaxed plan).
     conflicts : one plain-language message per violated rule (empty when optimal).
@@ -108,6 +142,7 @@ class PlanResult:
     status: str
     conflicts: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    gains: Mapping[str, PlanGain] = field(default_factory=dict)
 
 
 def plan_cells(problem: Problem, *, total: Allocation, explored: Allocation | None = None) -> pd.DataFrame:
@@ -278,6 +313,40 @@ def plan_totals(
         exploration_spend=float(np.sum(cells["exploration"])) if "exploration" in cells else 0.0,
         cost_per_conversion_lo=cheap,
         cost_per_conversion_hi=dear,
+    )
+
+
+def plan_gain(
+    contacts: np.ndarray,
+    reference_contacts: np.ndarray,
+    effect: np.ndarray,
+    effect_sd: np.ndarray,
+    *,
+    spend: float,
+    reference_spend: float,
+    interval: float,
+    shared: np.ndarray | None = None,
+) -> PlanGain:
+    """What a plan adds over a reference plan (both as contacts on the same cells), paired.
+
+    The difference ``sum_i (x_i - r_i) effect_i`` has the variance of a plan whose contacts are
+    ``x - r``: each cell's own error (independent across cells) plus the shared factors
+    (``shared``, per-contact loadings, may be None), as in :func:`plan_totals`.
+    """
+    diff = np.asarray(contacts, dtype=float) - np.asarray(reference_contacts, dtype=float)
+    gain = float(diff @ np.asarray(effect, dtype=float))
+    variance = float(np.sum((np.asarray(effect_sd, dtype=float) * diff) ** 2))
+    if shared is not None and shared.size:
+        variance += float(np.sum((diff @ shared) ** 2))
+    sd = math.sqrt(variance)
+    half = interval_z(interval) * sd
+    if sd > 0:
+        better = 0.5 * math.erfc(-gain / (sd * math.sqrt(2.0)))  # the normal cdf at gain / sd
+    else:
+        better = 1.0 if gain > 0 else (0.0 if gain < 0 else 0.5)
+    return PlanGain(
+        extra_conversions=gain, lo=gain - half, hi=gain + half, probability_better=better,
+        extra_spend=float(spend) - float(reference_spend),
     )
 
 

@@ -220,6 +220,7 @@ class PlanService:
             "notes": list(result.notes),
             "totals": _totals(result.totals.as_dict(), policy.interval),
             "references": {name: _totals(t.as_dict(), policy.interval) for name, t in result.references.items()},
+            "gains": {name: _gain(g.as_dict(), policy.interval) for name, g in result.gains.items()},
             "cells_json": _cells_json(cells, funded, ready.labels),
         }
 
@@ -248,7 +249,7 @@ def _computed(bundle: ModelBundle, request: PlanRequest, body: dict) -> Computed
         {"id": uuid.uuid4().hex, "created_at": datetime.now().astimezone(), "model_name": bundle.name,
          "model_version": bundle.version, "request": request, **body, "cells": []}
     )
-    dumped = checked.model_dump_json(include={"status", "conflicts", "notes", "totals", "references", "cells"})
+    dumped = checked.model_dump_json(include={"status", "conflicts", "notes", "totals", "references", "gains", "cells"})
     empty = '"cells":[]}'
     if not dumped.endswith(empty):  # pragma: no cover - guards the field order the splice relies on
         raise RuntimeError("PlanResponse must serialise 'cells' last")
@@ -287,6 +288,13 @@ def _totals(figures: dict[str, float], interval: float) -> dict:
     for k in ("budget", "spend", "expected_conversions", "lo", "hi", "exploration_spend"):
         out[k] = out[k] if out[k] is not None else 0.0
     return out
+
+
+def _gain(figures: dict[str, float], interval: float) -> dict:
+    """What a plan adds over a reference, as sent: conversions and EUR rounded like the totals."""
+    conversions = {k: float(rounded_figures(figures[k], "expected_conversions")) for k in ("extra_conversions", "lo", "hi")}
+    return {**conversions, "interval": float(interval), "probability_better": round(float(figures["probability_better"]), 4),
+            "extra_spend": float(rounded_figures(figures["extra_spend"], "spend"))}
 
 
 def _label_arrays(cells: pd.DataFrame) -> dict[str, np.ndarray]:

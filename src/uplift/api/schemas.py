@@ -194,6 +194,16 @@ class PlanTotalsOut(_Out):
         description="EUR per incremental conversion if it buys `lo` (null when `lo` <= 0: no finite cost, or without conversions)")
 
 
+class PlanGainOut(_Out):
+    extra_conversions: float = Field(description="expected incremental conversions of the plan minus the reference's")
+    lo: float
+    hi: float
+    interval: float = Field(description="coverage of [lo, hi]")
+    probability_better: float = Field(
+        description="P(the plan buys more incremental conversions than the reference) under the effects' uncertainty")
+    extra_spend: float = Field(description="EUR the plan spends beyond the reference (negative: less)")
+
+
 class PlanCell(_Out):
     segment: str
     arm: str
@@ -220,6 +230,10 @@ class PlanResponse(_Out):
     notes: list[str]
     totals: PlanTotalsOut
     references: dict[str, PlanTotalsOut]
+    gains: dict[str, PlanGainOut] = Field(
+        default_factory=dict,
+        description="per reference plan, what the plan adds over it; paired (both scored on the same estimates, "
+                    "so their shared errors cancel), hence narrower than the two totals' intervals side by side")
     cells: list[PlanCell] = Field(description="funded cells (contacts > 0), largest spend first")
     request: PlanRequest
 

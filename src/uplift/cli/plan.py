@@ -84,13 +84,17 @@ def plan_command(
     console.print(t)
 
     s = Table(title="Totals beside the reference plans")
-    for col in ("plan", "spend", "contacts", "holdout", f"incr. conversions ({level})", f"€ / conv. ({level})", "€ next conv."):
+    for col in ("plan", "spend", "contacts", "holdout", f"incr. conversions ({level})", f"€ / conv. ({level})",
+                "€ next conv.", f"recommended adds ({level}, paired)"):
         s.add_column(col, justify="left" if col == "plan" else "right")
     for name, tot in (("recommended", result.totals), *result.references.items()):
+        gain = result.gains.get(name)
         s.add_row(name, _eur(tot.spend), f"{tot.contacts:,}", f"{tot.holdout_people:,}",
                   f"{tot.expected_conversions:.1f} [{tot.lo:.1f}, {tot.hi:.1f}]",
                   _eur_range(tot.cost_per_conversion, tot.cost_per_conversion_lo, tot.cost_per_conversion_hi),
-                  _eur(tot.marginal_cost))
+                  _eur(tot.marginal_cost),
+                  "" if gain is None else f"{gain.extra_conversions:+.1f} [{gain.lo:+.1f}, {gain.hi:+.1f}], "
+                                          f"P(more) {gain.probability_better:.0%}")
     console.print(s)
     if result.status != "optimal":
         console.print(f"[bold red]status: {result.status}[/]: the rules conflict; the plan above is the closest relaxation")

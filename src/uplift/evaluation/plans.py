@@ -34,12 +34,15 @@ __all__ = [
 
 PLAN_SCORE_COLUMNS: tuple[str, ...] = (
     "budget", "plan", "status", "spend", "contacts", "planned_conversions", "planned_lo", "planned_hi",
-    "true_conversions", "share_of_oracle",
+    "true_conversions", "share_of_oracle", "planned_gain", "gain_lo", "gain_hi", "probability_better",
 )
 """Columns of :attr:`PlanComparison.plans`: one row per (budget, plan). ``planned_conversions`` is what
 the plan expected under the effects it was made from, ``planned_lo`` / ``planned_hi`` the interval it
 showed (the policy's level; NaN for the reference plans, which show none); ``true_conversions`` what it
-buys in truth."""
+buys in truth. On a reference plan's row, ``planned_gain`` / ``gain_lo`` / ``gain_hi`` /
+``probability_better`` are what the recommended plan said it adds over that reference
+(:attr:`uplift.allocation.PlanResult.gains`; NaN on the other rows): the truth's gain is the two rows'
+``true_conversions`` apart."""
 
 FLOOR_COLUMNS: tuple[str, ...] = ("budget", "plan", "floor", "kind", "min_share", "true_share", "shortfall", "holds")
 """Columns of :attr:`PlanComparison.floors`: each fairness floor's share achieved under the truth;
@@ -196,7 +199,7 @@ def compare_with_oracle(
         raise DataError("true_effects: expected the same (segment, arm) rows as estimated, in the same order")
     plan_rows, floor_rows = [], []
     for budget in budgets:
-        recommended = plan(estimated, budget=budget, costs=costs, policy=policy, references=False, source="estimated")
+        recommended = plan(estimated, budget=budget, costs=costs, policy=policy, source="estimated")
         oracle = plan(true_effects, budget=budget, costs=costs, policy=policy, references=False, source="true effects")
         refs = reference_plans(estimated, budget=budget, costs=costs, policy=policy, source="estimated")
         nan = float("nan")
@@ -215,6 +218,7 @@ def compare_with_oracle(
             floor_rows.append(floors.assign(budget=float(budget), plan=name))
         best = scored["oracle"][0]["true_conversions"]
         for name, (totals, status, (planned, lo, hi)) in scored.items():
+            gain = recommended.gains.get(name)
             plan_rows.append({
                 "budget": float(budget),
                 "plan": name,
@@ -226,6 +230,10 @@ def compare_with_oracle(
                 "planned_hi": float(hi),
                 "true_conversions": totals["true_conversions"],
                 "share_of_oracle": totals["true_conversions"] / best if best > 0 else float("nan"),
+                "planned_gain": gain.extra_conversions if gain else nan,
+                "gain_lo": gain.lo if gain else nan,
+                "gain_hi": gain.hi if gain else nan,
+                "probability_better": gain.probability_better if gain else nan,
             })
     floors = pd.concat(floor_rows, ignore_index=True) if floor_rows else pd.DataFrame(columns=list(FLOOR_COLUMNS))
     return PlanComparison(
