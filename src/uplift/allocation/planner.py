@@ -142,11 +142,10 @@ class PreparedPlan:
         if gain is None or gain.lo > 0 or gain.lo == gain.hi == 0.0:  # clearly better, or the same plan
             return []
         message = self.best_message_problem.frame["message"].iloc[0]
-        return [
-            f"this split is not clearly better than everything on the single best message, {message!r}: it adds "
-            f"{gain.extra_conversions:+.1f} expected conversions ({self.policy.interval:.0%} interval "
-            f"{gain.lo:+.1f} to {gain.hi:+.1f}), more with probability {gain.probability_better:.0%}"
-        ]
+        note = (f"this split is not clearly better than everything on the single best message, {message!r}: it adds "
+                f"{gain.extra_conversions:+.1f} expected conversions ({self.policy.interval:.0%} interval "
+                f"{gain.lo:+.1f} to {gain.hi:+.1f}), more with probability {gain.probability_better:.0%}")
+        return [note]
 
 
 def prepare_plan(
