@@ -465,3 +465,59 @@ def test_observed_arm_levels_move_each_arm_and_keep_the_segments_deviations():
     assert (moved.groupby("arm")["arm_level_load"].nunique() == 1).all()
     assert (moved["arm_level_load"] > 0).all() and moved["arm_level_load_common"].nunique() == 1
     assert "arm_level_load" not in kept.columns
+
+
+def test_low_rank_effects_keep_a_rank_one_table_and_remove_what_it_cannot_hold():
+    from uplift.segments.effects import low_rank_effects
+
+    messages, channels = ("m1", "m2", "m3"), ("meta", "flyer")
+    appeal, carry = np.array([0.004, 0.001, -0.002]), np.array([1.0, 0.5])
+    exact = np.outer(appeal, carry)  # the message's appeal times the channel's strength
+    # noise orthogonal to both profiles: appeal' E = 0 and E carry = 0, so the rank-1 part is exactly the table
+    noise = np.outer(np.array([1.0, 0.0, 2.0]) / 1e4, np.array([1.0, -2.0]))
+    assert abs(appeal @ np.array([1.0, 0.0, 2.0])) < 1e-12 and abs(np.array([1.0, -2.0]) @ carry) < 1e-12
+    arms = [f"{m}@{c}" for m in messages for c in channels]
+    table = pd.DataFrame({"group": np.repeat([0, 1, 2], len(arms)), "arm": arms * 3})
+    values = np.concatenate([(exact + noise).ravel(), exact.ravel(), (exact + noise).ravel()])
+    values[-1] = np.nan  # group 2 lacks an arm's estimate: kept as it is
+    order = np.random.default_rng(0).permutation(len(table))  # the lines' order does not matter
+    out = low_rank_effects(table["group"].to_numpy()[order], table["arm"].to_numpy()[order], values[order])
+    back = np.empty_like(out)
+    back[order] = out
+    np.testing.assert_allclose(back[:6], exact.ravel(), atol=1e-15)  # the noise is gone
+    np.testing.assert_allclose(back[6:12], exact.ravel(), atol=1e-15)  # a rank-1 table stays
+    np.testing.assert_array_equal(back[12:], values[12:])
+    # a table no larger than the rank in one direction is left alone
+    one_channel = low_rank_effects(np.zeros(3), np.array(["m1@meta", "m2@meta", "m3@meta"]), appeal + 1e-4)
+    np.testing.assert_array_equal(one_channel, appeal + 1e-4)
+    with pytest.raises(ValueError, match="rank"):
+        low_rank_effects(np.zeros(3), np.array(["m1@meta", "m2@meta", "m3@meta"]), appeal, rank=0)
+
+
+def test_message_channel_rank_projects_each_segments_table_and_keeps_its_intervals():
+    arms = ("m1@meta", "m1@flyer", "m2@meta", "m2@flyer", "m3@meta", "m3@flyer")
+    groups, y, arm, propensity = _arm_world(5, {a: 0.004 * (k % 3) for k, a in enumerate(arms)})
+    rng = np.random.default_rng(6)
+    predictions = pd.DataFrame({a: rng.normal(0.004, 0.003, len(y)) for a in arms})
+    kwargs = dict(y=y, arm=arm, propensity=propensity, predictions=predictions, control="c", observed_arm_levels=True)
+    raw = segment_effects(groups, 20, **kwargs)
+    built = segment_effects(groups, 20, **kwargs, message_channel_rank=1)
+    assert np.abs(built["effect"] - raw["effect"]).max() > 0
+    pd.testing.assert_frame_equal(built.drop(columns="effect"), raw.drop(columns="effect"))  # sd and loads kept
+    for _, seg in built.groupby("group"):  # every segment's 3 x 2 table is now rank 1
+        grid = seg.assign(m=seg["arm"].str.split("@").str[0], c=seg["arm"].str.split("@").str[1])
+        sv = np.linalg.svd(grid.pivot(index="m", columns="c", values="effect").to_numpy(), compute_uv=False)
+        assert sv[1] <= 1e-9 * sv[0]
+
+
+def test_the_segment_spec_projects_the_targetable_kind_only(validated, monkeypatch):
+    import uplift.segments.table as T
+
+    shipped = load_spec(__import__("conftest").ROOT / "features" / "segments.yaml", SegmentSpec)
+    assert shipped.effect_method("targetable").message_channel_rank == 1
+    assert shipped.effect_method("persona").message_channel_rank == 0
+    seen = []
+    real = T.segment_effects
+    monkeypatch.setattr(T, "segment_effects", lambda *a, **kw: seen.append(kw["message_channel_rank"]) or real(*a, **kw))
+    build_segment_table(*validated.out_of_sample(), shipped)
+    assert seen == [1, 0]  # targetable, then persona

@@ -112,6 +112,7 @@ def build_segment_table(
             persona_mix=mix,
             persona_weight=method.persona_weight,
             observed_arm_levels=method.observed_arm_levels,
+            message_channel_rank=method.message_channel_rank,
         )
         size = pd.Series(f["person_id"].to_numpy()[shown]).groupby(groups).nunique().reindex(range(len(names))).to_numpy()
         rows = np.bincount(groups, minlength=len(names))

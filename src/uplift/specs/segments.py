@@ -53,10 +53,16 @@ class EffectMethod(Spec):
     """Set every arm's level (the mean of its effects over the kind's rows) to the arm's observed
     arm-vs-holdout difference over those rows, shrunk across the arms by their between-arm variance
     (:mod:`uplift.segments.armlevels`); the segments keep their deviations from it."""
+    message_channel_rank: int = Field(0, ge=0)
+    """Read each segment's messages x channels table of effects as a low-rank product: with 1, a
+    message's effect on a channel is the message's appeal to the segment times how strongly the
+    channel carries a message to it (:func:`uplift.segments.effects.low_rank_effects`). The table
+    is projected on that rank (its leading singular vectors), which averages out the noise the
+    structure cannot hold. 0 keeps the effects as estimated."""
 
 
 _DEFAULT_EFFECTS = {
-    "targetable": EffectMethod(persona_weight=0.5, observed_arm_levels=True),
+    "targetable": EffectMethod(persona_weight=0.5, observed_arm_levels=True, message_channel_rank=1),
     "persona": EffectMethod(variance="segment_rate", leak_correction=True),
 }
 """What the decision benchmark supports (docs/benchmarks.md): personas are large segments whose
