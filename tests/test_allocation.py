@@ -970,3 +970,36 @@ def test_exploration_draws_kept_with_the_problem_give_the_same_allocation(costs)
         np.testing.assert_array_equal(got.x, want.x)
         np.testing.assert_array_equal(got.y, want.y)
         assert float(want.y @ fresh.tier_cost) <= budget + 1e-6 and want.x.sum() > 0
+
+
+def test_rank_one_estimates_get_rank_one_thompson_draws(costs):
+    from uplift.allocation.effects import check_effects
+    from uplift.allocation.explore import thompson_allocation
+    from uplift.allocation.problem import build_problem
+    from uplift.armtable import low_rank_effects, table_rank
+
+    effects = synthetic_effects(n_segments=6, seed=12)  # 2 messages x 3 channels, random: rank 2
+    seg, arm = effects["segment"].to_numpy(), effects["arm"].to_numpy()
+    rank1 = effects.assign(effect=low_rank_effects(seg, arm, effects["effect"].to_numpy()))
+    assert table_rank(seg, arm, effects["effect"].to_numpy()) == 2 and table_rank(seg, arm, rank1["effect"].to_numpy()) == 1
+    policy = PlanningPolicy(exploration_share=0.5, exploration_draws=5, seed=3)
+
+    def drawn(table: pd.DataFrame):
+        """The cells' own draws, read back from the seeded generator as the planner draws them (no
+        shared errors here), and the problem after exploring it."""
+        problem = build_problem(check_effects(table, costs), costs, policy)
+        rng = np.random.default_rng(policy.seed)
+        sampled = rng.normal(problem.effect, problem.effect_sd, size=(policy.exploration_draws, problem.n))
+        thompson_allocation(problem, budget=300.0)
+        return sampled, problem
+
+    for table, projected in ((effects, False), (rank1, True)):
+        sampled, problem = drawn(table)
+        expected = low_rank_effects(seg, arm, sampled) if projected else sampled
+        usable = (expected > 0) & ~(problem.effect + 1.2815515655446004 * problem.effect_sd < 0)
+        for draw, values, ok in zip(problem.solvers.draws, expected, usable):
+            funded = draw.best_cell[draw.funded]  # each group's best drawn message: from these values
+            assert ok[funded].all()
+            for g, cell in zip(np.flatnonzero(draw.funded), funded):
+                peers = np.flatnonzero(problem.grp == g)
+                assert values[cell] == values[peers][ok[peers]].max()

@@ -468,7 +468,7 @@ def test_observed_arm_levels_move_each_arm_and_keep_the_segments_deviations():
 
 
 def test_low_rank_effects_keep_a_rank_one_table_and_remove_what_it_cannot_hold():
-    from uplift.segments.effects import low_rank_effects
+    from uplift.armtable import low_rank_effects
 
     messages, channels = ("m1", "m2", "m3"), ("meta", "flyer")
     appeal, carry = np.array([0.004, 0.001, -0.002]), np.array([1.0, 0.5])
@@ -487,6 +487,11 @@ def test_low_rank_effects_keep_a_rank_one_table_and_remove_what_it_cannot_hold()
     np.testing.assert_allclose(back[:6], exact.ravel(), atol=1e-15)  # the noise is gone
     np.testing.assert_allclose(back[6:12], exact.ravel(), atol=1e-15)  # a rank-1 table stays
     np.testing.assert_array_equal(back[12:], values[12:])
+    # many sets of effects at once (Thompson draws): each as if alone
+    many = np.vstack([values, values[::-1]])
+    both = low_rank_effects(table["group"].to_numpy(), table["arm"].to_numpy(), many)
+    np.testing.assert_array_equal(both[0], low_rank_effects(table["group"].to_numpy(), table["arm"].to_numpy(), values))
+    np.testing.assert_array_equal(both[1], low_rank_effects(table["group"].to_numpy(), table["arm"].to_numpy(), values[::-1]))
     # a table no larger than the rank in one direction is left alone
     one_channel = low_rank_effects(np.zeros(3), np.array(["m1@meta", "m2@meta", "m3@meta"]), appeal + 1e-4)
     np.testing.assert_array_equal(one_channel, appeal + 1e-4)
@@ -521,3 +526,14 @@ def test_the_segment_spec_projects_the_targetable_kind_only(validated, monkeypat
     monkeypatch.setattr(T, "segment_effects", lambda *a, **kw: seen.append(kw["message_channel_rank"]) or real(*a, **kw))
     build_segment_table(*validated.out_of_sample(), shipped)
     assert seen == [1, 0]  # targetable, then persona
+
+
+def test_table_rank_is_the_largest_rank_of_the_complete_tables():
+    from uplift.armtable import table_rank
+
+    arms = np.array(["a@x", "a@y", "b@x", "b@y"] * 2)
+    groups = np.repeat([0, 1], 4)
+    assert table_rank(groups, arms, np.array([1.0, 2.0, 2.0, 4.0, 0.0, 0.0, 0.0, 0.0])) == 1  # a product; zeros
+    assert table_rank(groups, arms, np.array([1.0, 2.0, 2.0, 4.0, 1.0, 0.0, 0.0, 1.0])) == 2
+    assert table_rank(groups, arms, np.array([1.0, 2.0, 2.0, 4.0, 1.0, 0.0, 0.0, np.nan])) == 1  # incomplete: ignored
+    assert table_rank(groups[:3], np.array(["a@x", "b@x", "c@x"]), np.ones(3)) == 0  # one channel: no table

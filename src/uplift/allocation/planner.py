@@ -53,7 +53,7 @@ class PreparedPlan:
     problem: Problem
     best_message_problem: Problem
     source: str
-    best_message_rows: np.ndarray = dataclasses.field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
+    best_message_rows: np.ndarray = dataclasses.field(repr=False)
     """The rows of :attr:`problem` that :attr:`best_message_problem`'s rows are, in its order."""
 
     @property

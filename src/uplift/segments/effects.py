@@ -49,14 +49,12 @@ import numpy as np
 import pandas as pd
 
 from uplift.allocation.effects import PERSONA_LOAD_PREFIX
-from uplift.vocabulary import split_arm
+from uplift.armtable import low_rank_effects
 
 if TYPE_CHECKING:
     from uplift.segments.personamix import PersonaMix
 
-__all__ = [
-    "calibration_loadings", "observed_effects", "segment_effects", "fay_herriot", "leak_covariance", "low_rank_effects",
-]
+__all__ = ["calibration_loadings", "observed_effects", "segment_effects", "fay_herriot", "leak_covariance"]
 
 _RATE_PSEUDO_ROWS = 200.0
 """Rows of the kind's pooled rate added to a segment's own when its binomial variance is used."""
@@ -312,8 +310,9 @@ def segment_effects(
     Columns ``arm_level_load`` (per arm) and ``arm_level_load_common`` carry the levels' errors.
 
     ``message_channel_rank`` ``r > 0``: last, every group's messages x channels table of effects is
-    projected on rank ``r`` (:func:`low_rank_effects`); ``effect_sd`` and the loadings are kept, so
-    the intervals stay those of the estimates before the projection (conservative).
+    projected on rank ``r`` (:func:`uplift.armtable.low_rank_effects`); ``effect_sd`` and the
+    loadings are kept, so the intervals stay those of the estimates before the projection
+    (conservative).
     """
     cells = _cells(groups, n_groups, y, arm, propensity, predictions, control, variance)
     rows = cells["rows"].to_numpy(dtype=float)  # per (group, arm): the group's rows
@@ -351,55 +350,6 @@ def segment_effects(
     if message_channel_rank > 0:
         out = out.assign(effect=low_rank_effects(out["group"].to_numpy(), out["arm"].to_numpy(),
                                                  out["effect"].to_numpy(dtype=float), rank=message_channel_rank))
-    return out
-
-
-def low_rank_effects(group: np.ndarray, arm: np.ndarray, effect: np.ndarray, *, rank: int = 1) -> np.ndarray:
-    """Each group's messages x channels table of ``effect`` projected on its leading ``rank`` singular vectors.
-
-    A message's effect on a channel in a segment is, to a good approximation, how much the message
-    appeals to the segment times how strongly the channel carries a message to it (wear-out and
-    reach scale both alike): a rank-1 table, whose ``M x C`` cells rest on ``M + C - 1`` numbers.
-    The projection averages away the part of each cell's estimation noise that the structure cannot
-    hold. On the simulator, whose true tables are rank 1 to R^2 0.994 within the targetable
-    segments, the projected estimates correlate 0.70-0.78 with the truth instead of 0.66-0.73
-    (docs/benchmarks.md). A group whose table is incomplete (an arm without an estimate,
-    or a message not on every channel) or not larger than ``rank`` in both directions keeps its
-    effects.
-
-    Parameters
-    ----------
-    group, arm : (n,) each line's group and arm (``message@channel``; :func:`uplift.vocabulary.split_arm`).
-    effect : (n,) the effects.
-    rank : the rank kept (>= 1).
-
-    Returns
-    -------
-    numpy.ndarray
-        (n,) the projected effects, in the input's order.
-    """
-    if rank < 1:
-        raise ValueError(f"rank: expected >= 1, got {rank}")
-    effect = np.asarray(effect, dtype=float)
-    out = effect.copy()
-    parts = pd.Series(pd.unique(arm)).map(split_arm)
-    arm_names = pd.Index(pd.unique(arm))
-    messages, m_of_arm = np.unique([m for m, _ in parts], return_inverse=True)
-    channels, c_of_arm = np.unique([c for _, c in parts], return_inverse=True)
-    if min(len(messages), len(channels)) <= rank:
-        return out
-    a = arm_names.get_indexer(arm)
-    groups, g = np.unique(np.asarray(group), return_inverse=True)
-    table = np.full((len(groups), len(messages), len(channels)), np.nan)
-    table[g, m_of_arm[a], c_of_arm[a]] = effect
-    complete = np.isfinite(table).all(axis=(1, 2))
-    if not complete.any():
-        return out
-    u, s, vt = np.linalg.svd(table[complete], full_matrices=False)  # batched over the groups
-    projected = np.einsum("gmr,gr,grc->gmc", u[:, :, :rank], s[:, :rank], vt[:, :rank, :])
-    table[complete] = projected
-    keep = complete[g]
-    out[keep] = table[g[keep], m_of_arm[a[keep]], c_of_arm[a[keep]]]
     return out
 
 

@@ -56,7 +56,7 @@ class EffectMethod(Spec):
     message_channel_rank: int = Field(0, ge=0)
     """Read each segment's messages x channels table of effects as a low-rank product: with 1, a
     message's effect on a channel is the message's appeal to the segment times how strongly the
-    channel carries a message to it (:func:`uplift.segments.effects.low_rank_effects`). The table
+    channel carries a message to it (:func:`uplift.armtable.low_rank_effects`). The table
     is projected on that rank (its leading singular vectors), which averages out the noise the
     structure cannot hold. 0 keeps the effects as estimated."""
 
