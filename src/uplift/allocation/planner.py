@@ -89,7 +89,7 @@ class PreparedPlan:
             marginal_cost=_marginal_cost(solution),
             shared=problem.shared,
         )
-        reference_totals, gains = self._references(budget, figures) if references else ({}, {})
+        reference_totals, gains = self._references(budget, figures, totals.spend) if references else ({}, {})
         return PlanResult(
             cells=cells_table(problem, figures),
             totals=totals,
@@ -110,9 +110,10 @@ class PreparedPlan:
         }
 
     def _references(
-        self, budget: float, figures: dict[str, np.ndarray]
+        self, budget: float, figures: dict[str, np.ndarray], spend: float
     ) -> tuple[dict[str, PlanTotals], dict[str, PlanGain]]:
-        """The reference plans' totals, and what the plan (its cell ``figures``) adds over each, paired."""
+        """The reference plans' totals, and what the plan (its cell ``figures``, ``spend`` in all)
+        adds over each, paired."""
         interval, main = self.policy.interval, self.problem
         totals, gains = {}, {}
         for name, (problem, allocation, solution) in self.reference_allocations(budget).items():
@@ -130,7 +131,7 @@ class PreparedPlan:
                 contacts = np.bincount(self.best_message_rows, weights=contacts, minlength=main.n)
             gains[name] = plan_gain(
                 figures["contacts"], contacts, main.effect, main.effect_sd,
-                spend=float(np.sum(figures["spend"])), reference_spend=totals[name].spend,
+                spend=spend, reference_spend=totals[name].spend,
                 interval=interval, shared=main.shared,
             )
         return totals, gains
@@ -161,14 +162,13 @@ def prepare_plan(
         The policy names an unknown channel.
     """
     frame = check_effects(effects, costs, source=source)
-    best = single_best_message_problem(frame, costs, policy, source=source)
-    message = best.frame["message"].iloc[0] if best.n else None
+    best, rows = single_best_message_problem(frame, costs, policy, source=source)
     return PreparedPlan(
         frame=frame,
         problem=build_problem(frame, costs, policy, source=source),
         best_message_problem=best,
         source=source,
-        best_message_rows=np.flatnonzero(frame["message"].to_numpy() == message),
+        best_message_rows=rows,
     )
 
 

@@ -124,11 +124,12 @@ def best_message(frame: pd.DataFrame) -> str:
 
 def single_best_message_problem(
     frame: pd.DataFrame, costs: CostCatalogue, policy: PlanningPolicy, *, source: str = "effects"
-) -> Problem:
-    """The plan LP restricted to :func:`best_message` (checked ``frame``); it does not depend on the budget."""
-    message = best_message(frame)
-    sub = frame[frame["message"] == message].reset_index(drop=True)
-    return build_problem(sub, costs, policy, source=source, require_floor_segments=False)
+) -> tuple[Problem, np.ndarray]:
+    """The plan LP restricted to :func:`best_message` (checked ``frame``; it does not depend on the
+    budget), and the rows of ``frame`` its rows are, in its order."""
+    rows = np.flatnonzero(frame["message"].to_numpy() == best_message(frame))
+    sub = frame.iloc[rows].reset_index(drop=True)
+    return build_problem(sub, costs, policy, source=source, require_floor_segments=False), rows
 
 
 def solve_without_exploration(problem: Problem, *, budget: float, explain: bool = True) -> tuple[LPSolution, list[str]]:

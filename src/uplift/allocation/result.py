@@ -335,10 +335,7 @@ def plan_gain(
     """
     diff = np.asarray(contacts, dtype=float) - np.asarray(reference_contacts, dtype=float)
     gain = float(diff @ np.asarray(effect, dtype=float))
-    variance = float(np.sum((np.asarray(effect_sd, dtype=float) * diff) ** 2))
-    if shared is not None and shared.size:
-        variance += float(np.sum((diff @ shared) ** 2))
-    sd = math.sqrt(variance)
+    sd = math.sqrt(_total_variance(diff, np.asarray(effect_sd, dtype=float), shared))
     half = interval_z(interval) * sd
     if sd > 0:
         better = 0.5 * math.erfc(-gain / (sd * math.sqrt(2.0)))  # the normal cdf at gain / sd
@@ -362,10 +359,16 @@ def cost_range(spend: float, lo: float, hi: float) -> tuple[float, float]:
 def _half_width(contacts: np.ndarray, effect_sd: np.ndarray, shared: np.ndarray | None, interval: float) -> float:
     """Half the ``interval`` of a total of ``contacts x effect``: the cells' own errors (independent)
     plus the errors they share (``shared``, per-contact loadings on independent factors, may be None)."""
+    return interval_z(interval) * math.sqrt(_total_variance(contacts, effect_sd, shared))
+
+
+def _total_variance(contacts: np.ndarray, effect_sd: np.ndarray, shared: np.ndarray | None) -> float:
+    """Variance of ``sum_i contacts_i x effect_i``: the cells' own errors (independent) plus the
+    errors they share (``shared``, per-contact loadings on independent factors, may be None)."""
     variance = float(np.sum((effect_sd * contacts) ** 2))
     if shared is not None and shared.size:
         variance += float(np.sum((contacts @ shared) ** 2))
-    return interval_z(interval) * float(np.sqrt(variance))
+    return variance
 
 
 def evaluate_plan(
