@@ -528,6 +528,99 @@ def test_the_segment_spec_projects_the_targetable_kind_only(validated, monkeypat
     assert seen == [1, 0]  # targetable, then persona
 
 
+def test_additive_effects_recover_an_additive_table_and_keep_each_arms_level():
+    from uplift.additive import additive_effects
+
+    cells = pd.MultiIndex.from_product([["18-24", "25-34", "35-44"], ["female", "male"], ["Delft", "Den Haag", "Westland", "other"]],
+                                       names=["age_band", "gender", "municipality"]).to_frame(index=False)
+    u, v = np.array([1.0, -2.0, 1.0]), np.array([1.0, -1.0, 3.0, -3.0])  # both sum to 0
+    age = cells["age_band"].map(dict(zip(["18-24", "25-34", "35-44"], range(3)))).to_numpy()
+    place = cells["municipality"].map(dict(zip(["Delft", "Den Haag", "Westland", "other"], range(4)))).to_numpy()
+    rng = np.random.default_rng(3)
+    ag_part = rng.normal(0.002, 0.001, (3, 2))
+    place_part = rng.normal(0.0, 0.0005, 4)
+    exact = ag_part[age, (cells["gender"] == "male").to_numpy().astype(int)] + place_part[place]
+    # an age x place interaction whose age and place profiles sum to 0: with equal weights it is orthogonal to
+    # every age band x gender part and every place part, so the additive fit removes exactly it
+    interaction = 1e-4 * u[age] * v[place]
+    attributes = pd.concat([cells, cells], ignore_index=True)
+    arm = np.repeat(["m1@meta", "m2@flyer"], len(cells))
+    effect = np.concatenate([exact + interaction, 2 * exact])
+    terms = (("age_band", "gender"), ("municipality",))
+    out = additive_effects(effect, arm, attributes, terms, np.full(len(effect), 100.0))
+    np.testing.assert_allclose(out[: len(cells)], exact, atol=1e-15)  # the interaction is gone
+    np.testing.assert_allclose(out[len(cells):], 2 * exact, atol=1e-15)  # an additive table stays
+    # unequal weights: each arm's weighted mean (its level) is kept; a line without an effect or rows is left alone
+    weights = rng.integers(50, 500, len(effect)).astype(float)
+    weights[5] = 0.0
+    noisy = effect + rng.normal(0.0, 0.002, len(effect))
+    noisy[30] = np.nan
+    smooth = additive_effects(noisy, arm, attributes, terms, weights)
+    assert smooth[5] == noisy[5] and np.isnan(smooth[30])
+    for name in ("m1@meta", "m2@flyer"):
+        used = (arm == name) & np.isfinite(noisy) & (weights > 0)
+        assert np.average(smooth[used], weights=weights[used]) == pytest.approx(np.average(noisy[used], weights=weights[used]), abs=1e-15)
+    np.testing.assert_allclose(additive_effects(smooth, arm, attributes, terms, weights), smooth, atol=1e-15)  # a fit is kept
+    np.testing.assert_array_equal(additive_effects(noisy, arm, attributes, (), weights), noisy)  # no terms: as it was
+    with pytest.raises(ValueError, match=r"missing the dimension column\(s\) \['gender'\]"):
+        additive_effects(effect, arm, attributes.drop(columns="gender"), terms, weights)
+    with pytest.raises(ValueError, match="one line each"):
+        additive_effects(effect[:-1], arm, attributes, terms, weights)
+
+
+def test_smooth_over_fits_each_arms_effects_across_the_groups_and_keeps_their_intervals():
+    arms = ("m1@meta", "m1@flyer", "m2@meta", "m2@flyer")
+    groups, y, arm, propensity = _arm_world(7, {a: 0.004 * (k % 2) for k, a in enumerate(arms)})
+    rng = np.random.default_rng(8)
+    predictions = pd.DataFrame({a: rng.normal(0.004, 0.003, len(y)) for a in arms})
+    attributes = pd.DataFrame({"age_band": np.repeat(["18-24", "25-34", "35-44", "45-54"], 5),
+                               "municipality": np.tile(["Delft", "Den Haag", "Westland", "Rijswijk", "other"], 4)})
+    kwargs = dict(y=y, arm=arm, propensity=propensity, predictions=predictions, control="c", observed_arm_levels=True)
+    raw = segment_effects(groups, 20, **kwargs)
+    terms = (("age_band",), ("municipality",))
+    built = segment_effects(groups, 20, **kwargs, smooth_over=terms, group_attributes=attributes)
+    assert np.abs(built["effect"] - raw["effect"]).max() > 0
+    pd.testing.assert_frame_equal(built.drop(columns="effect"), raw.drop(columns="effect"))  # sd and loads kept
+    from uplift.additive import additive_effects
+
+    lines = attributes.iloc[built["group"].to_numpy()]
+    rows = np.bincount(groups, minlength=20)[built["group"].to_numpy()]
+    np.testing.assert_allclose(built["effect"], additive_effects(raw["effect"].to_numpy(), built["arm"].to_numpy(), lines,
+                                                                  terms, rows))
+    with pytest.raises(ValueError, match="group_attributes: expected one row per group"):
+        segment_effects(groups, 20, **kwargs, smooth_over=terms)
+
+
+def test_the_segment_spec_smooths_the_targetable_kind_over_its_own_dimensions(validated, monkeypatch):
+    import uplift.segments.table as T
+
+    shipped = load_spec(__import__("conftest").ROOT / "features" / "segments.yaml", SegmentSpec)
+    assert shipped.effect_method("targetable").smooth_over == (("age_band", "gender"), ("municipality",))
+    assert shipped.effect_method("persona").smooth_over == ()
+    seen = []
+    real = T.segment_effects
+
+    def spy(*a, **kw):
+        seen.append((kw["smooth_over"], list(kw["group_attributes"].columns)))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(T, "segment_effects", spy)
+    built = build_segment_table(*validated.out_of_sample(), shipped)
+    assert [s for s, _ in seen] == [(("age_band", "gender"), ("municipality",)), ()]  # targetable, then persona
+    assert {"age_band", "gender", "municipality"} <= set(seen[0][1])
+    # the parts stay with the table (the planner fits its Thompson draws on them); personas have none
+    cells = built[built["kind"] == "targetable"]
+    assert (cells["part__age_band+gender"] == cells["age_band"] + "|" + cells["gender"]).all()
+    assert (cells["part__municipality"] == cells["municipality"]).all()
+    assert (built.loc[built["kind"] == "persona", ["part__age_band+gender", "part__municipality"]] == "").all().all()
+    with pytest.raises(ValidationError, match=r"\['neighbourhood'\] are not among the segment dimensions"):
+        SegmentSpec(effects={"targetable": {"smooth_over": [["neighbourhood"]]}})
+    with pytest.raises(ValidationError, match="persona segments have no dimension values"):
+        SegmentSpec(effects={"persona": {"smooth_over": [["age_band"]]}})
+    with pytest.raises(ValidationError, match="every term needs at least one dimension"):
+        SegmentSpec(effects={"targetable": {"smooth_over": [[]]}})
+
+
 def test_table_rank_is_the_largest_rank_of_the_complete_tables():
     from uplift.armtable import table_rank
 

@@ -56,8 +56,9 @@ error its kind's calibration shares with every other cell (:func:`uplift.segment
 on, one factor per persona and arm; ``arm_level_load``: on the error of its arm's level, one factor
 per arm, and ``arm_level_load_common``: on the error all arms' levels share
 (:mod:`uplift.segments.armlevels`). A plan's interval adds them up over the cells
-(:func:`shared_factors`; absent = 0). Extra columns are segment attributes
-(``age_band``, ``gender``, ...) that fairness floors select on.
+(:func:`shared_factors`; absent = 0). Optional ``part__<dims>`` columns name the additive parts the
+effects were fitted on (:mod:`uplift.additive`); the Thompson draws are fitted on them too. Extra
+columns are segment attributes (``age_band``, ``gender``, ...) that fairness floors select on.
 """
 
 EFFECT_COLUMNS: tuple[str, ...] = tuple(c for c in EFFECTS.columns if not c.startswith("^"))

@@ -4,12 +4,13 @@ Each of ``policy.exploration_draws`` draws takes one effect per cell from its un
 with ``policy.seed``): ``effect + effect_sd * z_cell + shared @ w``, the cell's own error plus the
 errors cells share (``Problem.shared``: the calibration's and the persona effects', drawn once per
 draw for all cells, so a draw moves together every cell such an error moves), and spends the
-exploration budget on that draw. When every segment's messages x channels table of estimates is
-rank 1 (:func:`uplift.armtable.table_rank`; the targetable estimates are projected so, see
-:mod:`uplift.armtable`), each draw's tables are projected on rank 1 too: the draws come from the
-same structured uncertainty as the estimates instead of spreading noise the structure rules out
-(on the decision benchmark's worlds, the shipped policy's plans reach 84.3% of the oracle instead
-of 83.1%). The exploration
+exploration budget on that draw. The draws keep the structure the estimates were fitted to, so
+that they come from the same structured uncertainty instead of spreading noise the structure rules
+out: when the table names the additive parts its effects were fitted on (``part__*`` columns,
+:mod:`uplift.additive`), each draw is fitted on them per arm first; when every segment's messages x
+channels table of estimates is rank 1 (:func:`uplift.armtable.table_rank`; the targetable
+estimates are projected so, see :mod:`uplift.armtable`), each draw's tables are then projected on
+rank 1 too. The exploration
 allocation is the average of the draws' allocations. A cell whose interval lies entirely below zero
 (``effect + z * effect_sd < 0``) is never explored; any other cell is explored in a draw where its
 drawn effect is positive and among the best per EUR.
@@ -33,6 +34,7 @@ import numpy as np
 from scipy.stats import norm
 
 from uplift.allocation.problem import Allocation, Problem
+from uplift.additive import smoothed_draws
 from uplift.armtable import low_rank_effects, table_rank
 
 __all__ = ["clearly_negative", "interval_z", "thompson_allocation"]
@@ -136,6 +138,7 @@ def _draws(problem: Problem) -> tuple[_Draw, ...]:
     if problem.shared.size:  # after the cells' own draws, so a problem without shared errors draws as before
         sampled += rng.standard_normal((draws, problem.shared.shape[1])) @ problem.shared.T
     segment, arm = problem.frame["segment"].to_numpy(), problem.frame["arm"].to_numpy()
+    sampled = smoothed_draws(problem.frame, sampled)  # fitted on the parts the estimates were fitted on, if any
     if table_rank(segment, arm, problem.effect) == 1:  # the estimates are rank-1 tables: so are the draws
         sampled = low_rank_effects(segment, arm, sampled, rank=1)
     usable = np.where((sampled > 0) & ~clearly_negative(problem), sampled, -np.inf)

@@ -14,7 +14,7 @@ For segment s and arm a:
   small ones the model: on randomised data the reported effect matches the observed arm-vs-holdout
   difference wherever the data can tell.
 
-Four refinements, chosen per segment kind in the segment spec (``effects:``):
+Refinements, chosen per segment kind in the segment spec (``effects:``):
 - ``variance: segment_rate``: the binomial variance at the segment's own outcome rate (over all
   its rows, shrunk towards the kind's rate by 200 pseudo-rows) instead of the empirical variance
   floored at the kind's pooled rate. The floor is taken as a maximum, which over-states the noise
@@ -33,6 +33,11 @@ Four refinements, chosen per segment kind in the segment spec (``effects:``):
   the arm's randomised difference over all those rows, shrunk across the arms
   (:mod:`uplift.segments.armlevels`); the cells keep their deviations from it. The blend's arm
   levels are noisier than what the data can tell about the arms.
+- ``smooth_over``: each arm's effects across the cells are replaced by their fit on additive parts
+  of the segment dimensions (:mod:`uplift.additive`, e.g. age band x gender plus
+  municipality); the arm's level is kept.
+- ``message_channel_rank``: last, each segment's messages x channels table is projected on rank 1
+  (:mod:`uplift.armtable`).
 
 The calibration ``(alpha, beta)`` is itself estimated, and its error moves every segment of the kind
 together: a cell's own interval hardly notices it, a plan's total over hundreds of cells does (the
@@ -50,6 +55,7 @@ import pandas as pd
 
 from uplift.allocation.effects import PERSONA_LOAD_PREFIX
 from uplift.armtable import low_rank_effects
+from uplift.additive import additive_effects
 
 if TYPE_CHECKING:
     from uplift.segments.personamix import PersonaMix
@@ -288,6 +294,8 @@ def segment_effects(
     persona_weight: float = 0.0,
     observed_arm_levels: bool = False,
     message_channel_rank: int = 0,
+    smooth_over: tuple[tuple[str, ...], ...] = (),
+    group_attributes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Long frame (group, arm) with observed, model and calibrated effects (``effect``, ``effect_sd``).
 
@@ -308,6 +316,11 @@ def segment_effects(
     rows) is then set to the arm's observed difference over all these rows, shrunk across the arms
     (:func:`uplift.segments.armlevels.arm_levels`); each group keeps its deviation from the level.
     Columns ``arm_level_load`` (per arm) and ``arm_level_load_common`` carry the levels' errors.
+
+    ``smooth_over`` (terms of dimensions; ``group_attributes`` has one row per group with those
+    columns): then every arm's effects across the groups are replaced by their additive fit on the
+    terms (:func:`uplift.additive.additive_effects`, weighted by the groups' rows; the
+    arm's level is kept). ``effect_sd`` and the loadings are kept.
 
     ``message_channel_rank`` ``r > 0``: last, every group's messages x channels table of effects is
     projected on rank ``r`` (:func:`uplift.armtable.low_rank_effects`); ``effect_sd`` and the
@@ -347,6 +360,13 @@ def segment_effects(
     if observed_arm_levels:
         out = _with_observed_arm_levels(out, rows, y=y, arm=arm, propensity=propensity,
                                         control=control, arms=tuple(predictions.columns))
+    if smooth_over:
+        if group_attributes is None or len(group_attributes) != n_groups:
+            raise ValueError(f"group_attributes: expected one row per group ({n_groups}) to smooth over {smooth_over}")
+        group = out["group"].to_numpy()
+        out = out.assign(effect=additive_effects(out["effect"].to_numpy(dtype=float), out["arm"].to_numpy(),
+                                                 group_attributes.reset_index(drop=True).iloc[group], smooth_over,
+                                                 rows))
     if message_channel_rank > 0:
         out = out.assign(effect=low_rank_effects(out["group"].to_numpy(), out["arm"].to_numpy(),
                                                  out["effect"].to_numpy(dtype=float), rank=message_channel_rank))

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from uplift.additive import PART_PREFIX, part_columns
 from uplift.allocation.effects import PERSONA_LOAD_PREFIX
 from uplift.features.library import age_band_of
 from uplift.segments.assign import PERSONA_NONE, SUPPRESSED, assign_personas, targetable_cells
@@ -98,6 +99,7 @@ def build_segment_table(
             signal = persona_signal(all_groups, len(names), persona, f["person_id"].to_numpy(), **randomised)
             if signal >= method.persona_min_signal:  # else the model alone: the personas add only their noise
                 mix = persona_mix(all_groups, len(names), persona, **randomised)
+        attrs = _attributes(kind, names, members, labels, spec)  # one row per group, in the groups' order
         eff = segment_effects(
             groups,
             len(names),
@@ -113,6 +115,8 @@ def build_segment_table(
             persona_weight=method.persona_weight,
             observed_arm_levels=method.observed_arm_levels,
             message_channel_rank=method.message_channel_rank,
+            smooth_over=method.smooth_over,
+            group_attributes=attrs,
         )
         size = pd.Series(f["person_id"].to_numpy()[shown]).groupby(groups).nunique().reindex(range(len(names))).to_numpy()
         rows = np.bincount(groups, minlength=len(names))
@@ -120,8 +124,9 @@ def build_segment_table(
         eff["kind"] = kind
         eff["size"] = size[eff["group"].to_numpy()]
         eff["rows"] = rows[eff["group"].to_numpy()]
-        attrs = _attributes(kind, names, members, labels, spec)
         eff = eff.merge(attrs, on="segment", how="left")
+        if method.smooth_over:  # the parts the effects were fitted on, for the planner's draws
+            eff = pd.concat([eff, part_columns(eff, method.smooth_over)], axis=1)
         parts.append(eff.drop(columns=["group"]))
     out = pd.concat(parts, ignore_index=True)
     msg_ch = [split_arm(a) for a in out["arm"]]
@@ -133,8 +138,10 @@ def build_segment_table(
     out[loads] = out[loads].fillna(0.0)  # the persona segments' estimates do not rest on the persona mix
     for column in ("arm_level_load", "arm_level_load_common"):  # 0 for a kind that keeps the calibrated levels
         out[column] = out[column].fillna(0.0) if column in out.columns else 0.0
+    parts = [c for c in out.columns if str(c).startswith(PART_PREFIX)]
+    out[parts] = out[parts].fillna("")  # a kind not smoothed has no parts
     attr_cols = [c for c in (*spec.dimensions, "persona") if c in out.columns]
-    columns = list(SEGMENT_COLUMNS) + loads + attr_cols
+    columns = list(SEGMENT_COLUMNS) + loads + attr_cols + parts
     return out[columns].sort_values(["kind", "segment", "arm"], kind="stable").reset_index(drop=True)
 
 

@@ -59,6 +59,20 @@ class EffectMethod(Spec):
     channel carries a message to it (:func:`uplift.armtable.low_rank_effects`). The table
     is projected on that rank (its leading singular vectors), which averages out the noise the
     structure cannot hold. 0 keeps the effects as estimated."""
+    smooth_over: tuple[tuple[str, ...], ...] = ()
+    """Read each arm's effects across the segments as a sum of parts, one per term: a term is a
+    tuple of segment dimensions whose joint value has a part of its own, e.g.
+    ``[[age_band, gender], [municipality]]`` (an age band x gender part plus a place part). Each
+    arm's effects are replaced by their fit on those parts (weighted by the cells' rows; the arm's
+    level is kept), before the rank-1 projection (:func:`uplift.additive.additive_effects`).
+    Only for the targetable kind, over its dimensions. Empty keeps the cells as estimated."""
+
+    @field_validator("smooth_over")
+    @classmethod
+    def _terms(cls, v: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+        if any(not term for term in v):
+            raise ValueError("smooth_over: every term needs at least one dimension")
+        return v
 
 
 _DEFAULT_EFFECTS = {
@@ -112,4 +126,14 @@ class SegmentSpec(Spec):
                 "effects.persona.persona_weight: expected 0 (a persona segment's persona mix is its own observed "
                 f"effect), got {method.persona_weight}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _smoothing_over_own_dimensions(self) -> SegmentSpec:
+        if self.effect_method("persona").smooth_over:
+            raise ValueError("effects.persona.smooth_over: expected none (persona segments have no dimension values)")
+        unknown = sorted({d for t in self.effect_method("targetable").smooth_over for d in t} - set(self.dimensions))
+        if unknown:
+            raise ValueError(f"effects.targetable.smooth_over: {unknown} are not among the segment dimensions "
+                             f"{list(self.dimensions)}")
         return self

@@ -1,0 +1,111 @@
+"""Each arm's effects across the targetable segments read as an additive model over their dimensions.
+
+A targetable segment is a combination of dimension values (age band x gender x municipality). How
+much a message lifts a segment depends on who lives in it, and with rare outcomes every cell's
+estimate carries noise of its own. Read as a sum of parts shared by many cells, for example an
+age band x gender part plus a municipality part, the cells' table of one arm rests on far fewer
+numbers than it has cells, and the noise that the sum cannot hold averages out: each cell's effect
+becomes its arm's weighted least-squares fit on one-hot indicators of each term's joint value
+(weights: the cells' rows). The fit has an intercept per term, so each arm's row-weighted mean
+over the cells, its level, is kept exactly.
+
+On the simulator the true effects are additive in (age band x gender) + municipality to R^2 0.99,
+and the smoothed estimates plan 2-3 points of the oracle closer (docs/benchmarks.md, session 11). It
+is an assumption about the world, declared per segment kind in the segment spec
+(``smooth_over``): a message whose effect differs by place for one age band only breaks it. Pure
+numpy and pandas; no I/O.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["PART_PREFIX", "additive_effects", "part_columns", "smoothed_draws"]
+
+PART_PREFIX = "part__"
+"""Segment-table columns ``part__<dim>+<dim>``: the additive parts a kind's effects were fitted on."""
+
+
+def _design(attributes: pd.DataFrame, terms: tuple[tuple[str, ...], ...]) -> np.ndarray:
+    """One-hot indicators of each term's joint value (a term of one dimension: its values)."""
+    blocks = []
+    for term in terms:
+        key = attributes[list(term)].astype(str).agg("|".join, axis=1)
+        codes, uniques = pd.factorize(key)
+        block = np.zeros((len(key), len(uniques)))
+        block[np.arange(len(key)), codes] = 1.0
+        blocks.append(block)
+    return np.hstack(blocks)
+
+
+def additive_effects(
+    effect: np.ndarray,
+    arm: np.ndarray,
+    attributes: pd.DataFrame,
+    terms: tuple[tuple[str, ...], ...],
+    weights: np.ndarray,
+) -> np.ndarray:
+    """Per arm, the cells' effects replaced by their weighted least-squares fit on the ``terms``.
+
+    Parameters
+    ----------
+    effect : (n,) one line per (cell, arm), or (k, n) for k sets of effects at once (e.g. Thompson
+        draws), each fitted as if alone.
+    arm : (n,) each line's arm.
+    attributes : (n rows) each line's cell's dimension values, one column per dimension named in
+        ``terms``.
+    terms : the additive parts, each a tuple of dimensions whose joint value has a part of its own,
+        e.g. ``(("age_band", "gender"), ("municipality",))``.
+    weights : (n,) each line's weight in the fit (its cell's rows); lines with weight 0 or a
+        non-finite effect (in any set) are not fitted and keep their effect.
+
+    Returns
+    -------
+    numpy.ndarray
+        The fitted effects, shaped as ``effect``, in the input's order. Each arm's weighted mean over
+        its fitted lines is unchanged. With no terms the effects are returned as they are.
+    """
+    effect = np.asarray(effect, dtype=float)
+    sets = np.atleast_2d(effect)
+    arm = np.asarray(arm)
+    weights = np.asarray(weights, dtype=float)
+    if not (sets.shape[1] == len(arm) == len(attributes) == len(weights)):
+        raise ValueError(f"effect, arm, attributes and weights: expected one line each, got lengths "
+                         f"{sets.shape[1]}, {len(arm)}, {len(attributes)}, {len(weights)}")
+    missing = sorted({d for term in terms for d in term} - set(attributes.columns))
+    if missing:
+        raise ValueError(f"attributes: missing the dimension column(s) {missing} named in the terms")
+    out = sets.copy()
+    if terms:
+        usable = np.isfinite(sets).all(axis=0) & (weights > 0)
+        attributes = attributes.reset_index(drop=True)
+        for name in pd.unique(arm[usable]):
+            idx = np.flatnonzero(usable & (arm == name))
+            x = _design(attributes.iloc[idx], terms)
+            root_w = np.sqrt(weights[idx])
+            coef, *_ = np.linalg.lstsq(x * root_w[:, None], (sets[:, idx] * root_w).T, rcond=None)
+            out[:, idx] = (x @ coef).T
+    return out.reshape(effect.shape)
+
+
+def part_columns(attributes: pd.DataFrame, terms: tuple[tuple[str, ...], ...]) -> pd.DataFrame:
+    """One column per term, ``part__<dim>+<dim>``, holding each line's joint value of the term's
+    dimensions (e.g. ``18-24|female``): the parts the effects were fitted on, kept with the segment
+    table so that the planner's Thompson draws can be fitted the same way (:func:`smoothed_draws`)."""
+    return pd.DataFrame({f"{PART_PREFIX}{'+'.join(term)}": attributes[list(term)].astype(str).agg("|".join, axis=1)
+                         for term in terms}, index=attributes.index)
+
+
+def smoothed_draws(frame: pd.DataFrame, draws: np.ndarray) -> np.ndarray:
+    """``draws`` ((k, n), one column per line of ``frame``) fitted on the parts named by ``frame``'s
+    ``part__*`` columns, as the estimates were (:func:`part_columns`); lines without a part value
+    (empty) keep their draws, and so do all when there are no such columns. Weights: the cells'
+    ``rows``, else their ``size``."""
+    parts = [c for c in frame.columns if str(c).startswith(PART_PREFIX)]
+    if not parts:
+        return draws
+    weights = frame["rows" if "rows" in frame.columns else "size"].to_numpy(dtype=float)
+    values = frame[parts].fillna("").astype(str)  # a CSV round trip reads an empty part as missing
+    weights = np.where((values != "").all(axis=1).to_numpy(), weights, 0.0)
+    return additive_effects(draws, frame["arm"].to_numpy(), values, tuple((c,) for c in parts), weights)
