@@ -27,14 +27,20 @@ PART_PREFIX = "part__"
 """Segment-table columns ``part__<dim>+<dim>``: the additive parts a kind's effects were fitted on."""
 
 
-def _design(attributes: pd.DataFrame, terms: tuple[tuple[str, ...], ...]) -> np.ndarray:
-    """One-hot indicators of each term's joint value (a term of one dimension: its values)."""
+def _term_codes(attributes: pd.DataFrame, terms: tuple[tuple[str, ...], ...]) -> np.ndarray:
+    """(n, terms): each line's code of each term's joint value."""
+    return np.column_stack([pd.factorize(attributes[term[0]])[0] if len(term) == 1
+                            else attributes.groupby(list(term), sort=False, dropna=False).ngroup().to_numpy()
+                            for term in terms])
+
+
+def _design(codes: np.ndarray) -> np.ndarray:
+    """One-hot indicators of each term's values among these lines (``codes``: (n, terms))."""
     blocks = []
-    for term in terms:
-        key = attributes[list(term)].astype(str).agg("|".join, axis=1)
-        codes, uniques = pd.factorize(key)
-        block = np.zeros((len(key), len(uniques)))
-        block[np.arange(len(key)), codes] = 1.0
+    for column in codes.T:
+        _, local = np.unique(column, return_inverse=True)
+        block = np.zeros((len(column), int(local.max()) + 1))
+        block[np.arange(len(column)), local] = 1.0
         blocks.append(block)
     return np.hstack(blocks)
 
@@ -79,10 +85,11 @@ def additive_effects(
     out = sets.copy()
     if terms:
         usable = np.isfinite(sets).all(axis=0) & (weights > 0)
-        attributes = attributes.reset_index(drop=True)
-        for name in pd.unique(arm[usable]):
-            idx = np.flatnonzero(usable & (arm == name))
-            x = _design(attributes.iloc[idx], terms)
+        codes = _term_codes(attributes.reset_index(drop=True), terms)
+        arm_codes, _ = pd.factorize(arm)
+        for a in np.unique(arm_codes[usable]):
+            idx = np.flatnonzero(usable & (arm_codes == a))
+            x = _design(codes[idx])
             root_w = np.sqrt(weights[idx])
             coef, *_ = np.linalg.lstsq(x * root_w[:, None], (sets[:, idx] * root_w).T, rcond=None)
             out[:, idx] = (x @ coef).T
@@ -93,8 +100,11 @@ def part_columns(attributes: pd.DataFrame, terms: tuple[tuple[str, ...], ...]) -
     """One column per term, ``part__<dim>+<dim>``, holding each line's joint value of the term's
     dimensions (e.g. ``18-24|female``): the parts the effects were fitted on, kept with the segment
     table so that the planner's Thompson draws can be fitted the same way (:func:`smoothed_draws`)."""
-    return pd.DataFrame({f"{PART_PREFIX}{'+'.join(term)}": attributes[list(term)].astype(str).agg("|".join, axis=1)
-                         for term in terms}, index=attributes.index)
+    def joint(term: tuple[str, ...]) -> pd.Series:
+        first, *rest = (attributes[d].astype(str) for d in term)
+        return first.str.cat(rest, sep="|") if rest else first
+
+    return pd.DataFrame({f"{PART_PREFIX}{'+'.join(term)}": joint(term) for term in terms}, index=attributes.index)
 
 
 def smoothed_draws(frame: pd.DataFrame, draws: np.ndarray) -> np.ndarray:
