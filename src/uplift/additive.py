@@ -87,12 +87,19 @@ def additive_effects(
         usable = np.isfinite(sets).all(axis=0) & (weights > 0)
         codes = _term_codes(attributes.reset_index(drop=True), terms)
         arm_codes, _ = pd.factorize(arm)
+        # arms over the same cells with the same weights share one design: one solve for all of them
+        alike: dict[bytes, list[np.ndarray]] = {}
         for a in np.unique(arm_codes[usable]):
             idx = np.flatnonzero(usable & (arm_codes == a))
-            x = _design(codes[idx])
-            root_w = np.sqrt(weights[idx])
-            coef, *_ = np.linalg.lstsq(x * root_w[:, None], (sets[:, idx] * root_w).T, rcond=None)
-            out[:, idx] = (x @ coef).T
+            alike.setdefault(codes[idx].tobytes() + weights[idx].tobytes(), []).append(idx)
+        k = len(sets)
+        for lines in alike.values():
+            x = _design(codes[lines[0]])
+            root_w = np.sqrt(weights[lines[0]])
+            rhs = np.concatenate([sets[:, idx].T for idx in lines], axis=1) * root_w[:, None]
+            fitted = x @ (np.linalg.pinv(x * root_w[:, None]) @ rhs)  # the least-squares fit (minimum norm)
+            for j, idx in enumerate(lines):
+                out[:, idx] = fitted[:, j * k:(j + 1) * k].T
     return out.reshape(effect.shape)
 
 
