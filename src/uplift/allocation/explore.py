@@ -33,8 +33,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.stats import norm
 
-from uplift.allocation.problem import Allocation, Problem
 from uplift.additive import smoothed_draws
+from uplift.allocation.problem import Allocation, Problem
 from uplift.armtable import low_rank_effects, table_rank
 
 __all__ = ["clearly_negative", "interval_z", "thompson_allocation"]

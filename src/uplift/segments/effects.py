@@ -53,9 +53,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from uplift.additive import additive_effects
 from uplift.allocation.effects import PERSONA_LOAD_PREFIX
 from uplift.armtable import low_rank_effects
-from uplift.additive import additive_effects
 
 if TYPE_CHECKING:
     from uplift.segments.personamix import PersonaMix

@@ -138,10 +138,10 @@ def build_segment_table(
     out[loads] = out[loads].fillna(0.0)  # the persona segments' estimates do not rest on the persona mix
     for column in ("arm_level_load", "arm_level_load_common"):  # 0 for a kind that keeps the calibrated levels
         out[column] = out[column].fillna(0.0) if column in out.columns else 0.0
-    parts = [c for c in out.columns if str(c).startswith(PART_PREFIX)]
-    out[parts] = out[parts].fillna("")  # a kind not smoothed has no parts
+    part_cols = [c for c in out.columns if str(c).startswith(PART_PREFIX)]
+    out[part_cols] = out[part_cols].fillna("")  # a kind not smoothed has no parts
     attr_cols = [c for c in (*spec.dimensions, "persona") if c in out.columns]
-    columns = list(SEGMENT_COLUMNS) + loads + attr_cols + parts
+    columns = list(SEGMENT_COLUMNS) + loads + attr_cols + part_cols
     return out[columns].sort_values(["kind", "segment", "arm"], kind="stable").reset_index(drop=True)
 
 
