@@ -389,7 +389,7 @@ def _persona_world(seed: int, n_segments: int = 150, rows: int = 400):
 
 
 def test_persona_signal_tells_personas_that_drive_the_effect_from_unrelated_groups():
-    from uplift.segments.personamix import persona_signal
+    from uplift.segments.personamix import _split_signal, persona_signal
 
     world = _persona_world(seed=8)
     kwargs = dict(y=world["y"], arm=world["arm"], propensity=world["propensity"], control="c", arms=("a",))
@@ -397,10 +397,20 @@ def test_persona_signal_tells_personas_that_drive_the_effect_from_unrelated_grou
     rng = np.random.default_rng(9)
     unrelated = [persona_signal(world["groups"], 150, rng.choice(np.array(["x", "y"], dtype=object), len(world["y"])),
                                 world["person"], **kwargs) for _ in range(5)]
-    assert informative > 3, informative  # measured 4.6; unrelated groups -1.5 to 1.7
+    assert informative > 3, informative  # measured 4.6; unrelated groups -1.2 to 0.8
     assert max(abs(t) for t in unrelated) < 2.5, unrelated
-    # the same people and rows give the same split, hence the same statistic
+    # the same people and rows give the same splits, hence the same statistic
     assert persona_signal(world["groups"], 150, world["persona"], world["person"], **kwargs) == informative
+    # it is the mean of the seeded splits' values: one split alone moves with the split
+    singles = []
+    for seed in range(5):
+        half = np.random.default_rng(seed).integers(0, 2, len(world["y"]))  # one row per person here
+        singles.append(_split_signal(world["groups"], 150, world["persona"], half, **kwargs))
+    assert informative == pytest.approx(np.mean(singles), abs=1e-12)
+    assert persona_signal(world["groups"], 150, world["persona"], world["person"], **kwargs, splits=1) == singles[0]
+    assert np.ptp(singles) > 0.1, singles
+    with pytest.raises(ValueError, match="splits"):
+        persona_signal(world["groups"], 150, world["persona"], world["person"], **kwargs, splits=0)
 
 
 def _arm_world(seed: int, lifts: dict[str, float], rows: int = 40_000, n_groups: int = 20):

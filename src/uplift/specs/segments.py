@@ -47,7 +47,8 @@ class EffectMethod(Spec):
     persona_min_signal: float = 2.0
     """The persona mix is used only when it predicts the segments' own randomised differences:
     split in half by person, one half's persona mix against the other half's observed effects,
-    within arms, with a t statistic of at least this (:func:`uplift.segments.personamix.persona_signal`).
+    within arms, with a t statistic (the mean over five seeded splits) of at least this
+    (:func:`uplift.segments.personamix.persona_signal`).
     Personas unrelated to the effects would otherwise add their noise."""
     observed_arm_levels: bool = False
     """Set every arm's level (the mean of its effects over the kind's rows) to the arm's observed
