@@ -89,6 +89,20 @@ def _load_generator(args: argparse.Namespace) -> int:
 
 
 # -- preparation -----------------------------------------------------------------------------
+def _with_dimensions(spec: SegmentSpec, dimensions: tuple[str, ...]) -> SegmentSpec:
+    """The shipped segment spec cut by ``dimensions``, validated; the targetable kind's additive parts follow the
+    cut: the shipped terms are (the first two dimensions) + (the place), so the place part becomes the last
+    dimension's (e.g. the neighbourhood's) and the estimates and draws are fitted as shipped."""
+    from uplift.specs.segments import SegmentSpec
+
+    effects = dict(spec.effects)
+    targetable = spec.effect_method("targetable")
+    if targetable.smooth_over:
+        terms = ((dimensions[:2], dimensions[2:]) if len(dimensions) > 2 else (dimensions,))
+        effects["targetable"] = targetable.model_copy(update={"smooth_over": tuple(t for t in terms if t)})
+    return SegmentSpec.model_validate({**spec.model_dump(), "dimensions": dimensions, "effects": effects})
+
+
 def _prepare(workdir: Path, *, people: int, waves: int, seed: int, dimensions: list[str]) -> dict:
 
     from uplift.config import Settings
@@ -108,8 +122,7 @@ def _prepare(workdir: Path, *, people: int, waves: int, seed: int, dimensions: l
     spec_path = workdir / "pooled_bench.yaml"
     spec = yaml.safe_load((ROOT / "models" / "pooled_lightgbm.yaml").read_text())
     spec_path.write_text(yaml.safe_dump({**spec, "name": "pooled_bench", "cv": BENCH_CV}))
-    segment_spec = load_segment_spec()
-    segment_spec = segment_spec.model_copy(update={"dimensions": tuple(dimensions)})
+    segment_spec = _with_dimensions(load_segment_spec(), tuple(dimensions))
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     trained = train_and_log(spec_path, table, settings=Settings(workdir=workdir, experiment_name="bench"),
                             data_source="bench world", segment_spec=segment_spec)

@@ -161,3 +161,16 @@ def test_unknown_learner_is_a_spec_error_listing_the_valid_ones(tmp_path):
     settings = TargetingSettings(csv=csv, mapping=mapping, outcomes=("bought",), learners=("pooled", "nope"))
     with pytest.raises(SpecError, match=r"learners \['nope'\] are not valid; valid: \['pooled'"):
         run_targeting(settings, root=ROOT)
+
+
+def test_the_service_benchmark_cuts_the_shipped_segment_spec_by_its_dimensions_with_the_parts_following():
+    from benchmarks.bench_service import _with_dimensions
+    from uplift.pipeline import load_segment_spec
+
+    shipped = load_segment_spec()
+    cut = _with_dimensions(shipped, ("age_band", "gender", "neighbourhood"))
+    assert cut.dimensions == ("age_band", "gender", "neighbourhood")
+    assert cut.effect_method("targetable").smooth_over == (("age_band", "gender"), ("neighbourhood",))
+    assert cut.effect_method("targetable").message_channel_rank == shipped.effect_method("targetable").message_channel_rank
+    assert cut.personas == shipped.personas
+    assert _with_dimensions(shipped, ("age_band",)).effect_method("targetable").smooth_over == (("age_band",),)
