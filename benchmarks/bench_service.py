@@ -36,6 +36,10 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the library is imported where it is used: the load generator process does not need it
+    from uplift.specs.segments import SegmentSpec
 
 __all__ = ["main"]
 
