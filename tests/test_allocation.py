@@ -224,7 +224,7 @@ def test_persona_loadings_are_one_shared_factor_per_persona_and_arm():
     assert shared_factors(frame[["arm"]]).shape == (4, 0)
 
 
-def test_arm_level_loadings_are_one_factor_per_arm_and_one_common_factor():
+def test_arm_level_and_slope_loadings_are_one_factor_per_arm_and_one_common_factor():
     from uplift.allocation.effects import shared_error_columns, shared_factors
 
     frame = pd.DataFrame({
@@ -238,6 +238,12 @@ def test_arm_level_loadings_are_one_factor_per_arm_and_one_common_factor():
     expected = (0.5 * 100) ** 2 + (10 + 20) ** 2 + (2 * (30 + 40)) ** 2
     assert np.sum((contacts @ factors) ** 2) == pytest.approx(expected)
     assert shared_error_columns(frame) == ["arm_level_load", "arm_level_load_common"]
+    # an arm's own calibration slope: one more factor per arm, on which its cells' deviations load
+    sloped = frame.assign(calibration_slope_load=[-1.0, 3.0, 0.0, 0.0])
+    factors = shared_factors(sloped)
+    assert factors.shape == (4, 4)  # flyer's slope factor has no loading: left out
+    assert np.sum((contacts @ factors) ** 2) == pytest.approx(expected + (-10 + 60) ** 2)
+    assert shared_error_columns(sloped) == ["arm_level_load", "arm_level_load_common", "calibration_slope_load"]
 
 
 def test_plan_interval_adds_the_persona_errors_its_cells_share():

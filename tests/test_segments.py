@@ -123,6 +123,63 @@ def test_calibration_loadings_carry_the_error_a_sum_over_segments_shares():
     assert np.all(calibration_loadings(np.full(3, np.nan), np.full(3, np.nan), np.zeros(3), float("nan")) == 0)
 
 
+def test_slope_loadings_carry_each_arms_own_calibration_slope_into_a_plans_total():
+    """Simulated calibrations over 18 arms whose true slopes on the model differ by about as much as
+    each arm's own cells can tell (sd 1.0 against a standard error of about 1.05): a total over four
+    arms' highest-model cells (a plan bets on them) has about the error variance that the own sds,
+    the calibration loadings and the slope loadings give together (a little more, on the safe
+    side); the first two alone miss half of it."""
+    from uplift.segments.effects import calibration_loadings, slope_loadings
+
+    rng = np.random.default_rng(5)
+    arms, per_arm, reps = 18, 100, 200
+    arm = np.repeat(np.arange(arms), per_arm)
+    model = rng.normal(0.001, 0.0005, arms * per_arm)
+    centred = model - (np.bincount(arm, weights=model) / per_arm)[arm]
+    se = rng.uniform(0.003, 0.008, arms * per_arm)
+    top = np.concatenate([np.argsort(-model[arm == a])[:25] + a * per_arm for a in range(4)])
+    contacts = np.zeros(arms * per_arm)
+    contacts[top] = rng.integers(500, 2_000, len(top))
+    errors, without, with_slope = [], [], []
+    for _ in range(reps):
+        slopes = rng.normal(1.3, 1.0, arms)  # each arm's own compression of the truth by the model
+        truth = 0.001 + slopes[arm] * centred + rng.normal(0, 0.0001, len(model))
+        observed = truth + rng.normal(0, se)
+        effect, sd, _, A = fay_herriot(observed, se, model)
+        shared = np.sum((contacts @ calibration_loadings(observed, se, model, A)) ** 2)
+        per_arm_total = np.bincount(arm, weights=contacts * slope_loadings(observed, se, model, arm, A), minlength=arms)
+        errors.append(contacts @ (effect - truth))
+        without.append(np.sum((contacts * sd) ** 2) + shared)
+        with_slope.append(without[-1] + np.sum(per_arm_total**2))
+    actual = np.var(errors)
+    assert 0.9 * actual < np.mean(with_slope) < 1.6 * actual
+    assert np.mean(without) < 0.6 * actual
+
+
+def test_slope_loadings_by_hand():
+    from uplift.segments.effects import slope_loadings
+
+    observed = np.array([0.01, 0.02, 0.03, 0.05, 0.01, np.nan, 0.02])
+    se = np.array([0.01, 0.01, 0.02, 0.01, 0.01, 0.01, 0.01])
+    model = np.array([0.0, 0.01, 0.02, 0.03, 0.01, 0.02, 0.0])
+    arm = np.array(["a", "a", "a", "a", "b", "b", "b"])
+    A = 1e-4
+    # arm a's cells: loadings proportional to (1 - gamma) times the covariate's deviation from its
+    # weighted mean; arm b has two combinable cells (its slope is not identified) and loads 0
+    load = slope_loadings(np.tile(observed, 3), np.tile(se, 3), np.tile(model, 3) * np.repeat([1, 2, 3], 7),
+                          np.concatenate([arm, np.char.add(arm, "2"), np.char.add(arm, "3")]), A)
+    w = 1 / (se[:4] ** 2 + A)
+    gamma = A / (A + se[:4] ** 2)
+    shape = (1 - gamma) * (model[:4] - np.average(model[:4], weights=w))
+    scale = load[:4] / shape
+    np.testing.assert_allclose(scale, scale[0])
+    assert scale[0] > 0 and np.all(load[4:7] == 0)
+    # fewer than three arms with an identified slope, or no calibration: nothing to say
+    assert np.all(slope_loadings(observed, se, model, arm, A) == 0)
+    assert np.all(slope_loadings(np.tile(observed, 3), np.tile(se, 3), np.tile(model, 3),
+                                 np.repeat(["x", "y", "z"], 7), float("nan")) == 0)
+
+
 @pytest.fixture(scope="module")
 def validated(strong_table):
     spec = ModelSpec(name="p", learner="pooled", lightgbm={"n_estimators": 60, "num_leaves": 7, "min_child_samples": 100},
@@ -475,6 +532,10 @@ def test_observed_arm_levels_move_each_arm_and_keep_the_segments_deviations():
     assert (moved.groupby("arm")["arm_level_load"].nunique() == 1).all()
     assert (moved["arm_level_load"] > 0).all() and moved["arm_level_load_common"].nunique() == 1
     assert "arm_level_load" not in kept.columns
+    # the level is the data's: the slope loadings keep only the deviations from it (row-weighted mean 0 per arm)
+    slope = moved.assign(w=rows * moved["calibration_slope_load"]).groupby("arm")["w"].sum()
+    np.testing.assert_allclose(slope, 0.0, atol=1e-12)
+    assert not np.allclose(kept.assign(w=rows * kept["calibration_slope_load"]).groupby("arm")["w"].sum(), 0.0)
 
 
 def test_low_rank_effects_keep_a_rank_one_table_and_remove_what_it_cannot_hold():
@@ -590,13 +651,15 @@ def test_smooth_over_fits_each_arms_effects_across_the_groups_and_keeps_their_in
     terms = (("age_band",), ("municipality",))
     built = segment_effects(groups, 20, **kwargs, smooth_over=terms, group_attributes=attributes)
     assert np.abs(built["effect"] - raw["effect"]).max() > 0
-    pd.testing.assert_frame_equal(built.drop(columns="effect"), raw.drop(columns="effect"))  # sd and loads kept
+    fitted = ["effect", "calibration_slope_load"]  # the slope's error moves the effects it scales: fitted alike
+    pd.testing.assert_frame_equal(built.drop(columns=fitted), raw.drop(columns=fitted))  # sd and other loads kept
     from uplift.additive import additive_effects
 
     lines = attributes.iloc[built["group"].to_numpy()]
     rows = np.bincount(groups, minlength=20)[built["group"].to_numpy()]
-    np.testing.assert_allclose(built["effect"], additive_effects(raw["effect"].to_numpy(), built["arm"].to_numpy(), lines,
-                                                                  terms, rows))
+    for column in fitted:
+        np.testing.assert_allclose(built[column], additive_effects(raw[column].to_numpy(), built["arm"].to_numpy(),
+                                                                   lines, terms, rows))
     with pytest.raises(ValueError, match="group_attributes: expected one row per group"):
         segment_effects(groups, 20, **kwargs, smooth_over=terms)
 

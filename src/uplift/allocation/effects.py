@@ -12,7 +12,7 @@ from uplift.specs.planning import CostCatalogue, FairnessFloor
 from uplift.vocabulary import HOLDOUT
 
 __all__ = [
-    "ARM_LEVEL_LOAD", "EFFECTS", "EFFECT_COLUMNS", "PERSONA_LOAD_PREFIX", "SHARED_ERROR_COLUMNS", "check_effects",
+    "ARM_LEVEL_LOAD", "ARM_SLOPE_LOAD", "EFFECTS", "EFFECT_COLUMNS", "PERSONA_LOAD_PREFIX", "SHARED_ERROR_COLUMNS", "check_effects",
     "floor_mask", "shared_error_columns", "shared_factors",
 ]
 
@@ -22,6 +22,12 @@ SHARED_ERROR_COLUMNS: tuple[str, ...] = ("calibration_load_1", "calibration_load
 ARM_LEVEL_LOAD = "arm_level_load"
 """Optional column: per contact, the cell's loading on the error of its arm's level, one factor per
 arm (:mod:`uplift.segments.armlevels`)."""
+
+ARM_SLOPE_LOAD = "calibration_slope_load"
+"""Optional column: per contact, the cell's loading on the error of its arm's own calibration slope,
+one factor per arm (:func:`uplift.segments.effects.slope_loadings`)."""
+
+PER_ARM_LOADS: tuple[str, ...] = (ARM_LEVEL_LOAD, ARM_SLOPE_LOAD)
 
 PERSONA_LOAD_PREFIX = "persona_load__"
 """Optional ``persona_load__<persona>`` columns: per contact, the cell's loading on the error of that
@@ -40,7 +46,7 @@ EFFECTS = pa.DataFrameSchema(
                                coerce=True, nullable=False),
         "base_rate": pa.Column(float, pa.Check.in_range(0, 1), coerce=True, nullable=False),
         **{name: pa.Column(float, pa.Check(np.isfinite, element_wise=False, name="finite"), coerce=True,
-                           nullable=False, required=False) for name in (*SHARED_ERROR_COLUMNS, ARM_LEVEL_LOAD)},
+                           nullable=False, required=False) for name in (*SHARED_ERROR_COLUMNS, *PER_ARM_LOADS)},
         f"^{PERSONA_LOAD_PREFIX}.+$": pa.Column(float, pa.Check(np.isfinite, element_wise=False, name="finite"),
                                                 coerce=True, nullable=False, required=False, regex=True),
     },
@@ -55,7 +61,8 @@ error its kind's calibration shares with every other cell (:func:`uplift.segment
 ``persona_load__<persona>``: its loadings on the errors of the persona effects its estimate rests
 on, one factor per persona and arm; ``arm_level_load``: on the error of its arm's level, one factor
 per arm, and ``arm_level_load_common``: on the error all arms' levels share
-(:mod:`uplift.segments.armlevels`). A plan's interval adds them up over the cells
+(:mod:`uplift.segments.armlevels`); ``calibration_slope_load``: on the error of its arm's own
+calibration slope, one factor per arm (:func:`uplift.segments.effects.slope_loadings`). A plan's interval adds them up over the cells
 (:func:`shared_factors`; absent = 0). Optional ``part__<dims>`` columns name the additive parts the
 effects were fitted on (:mod:`uplift.additive`); the Thompson draws are fitted on them too. Extra
 columns are segment attributes (``age_band``, ``gender``, ...) that fairness floors select on.
@@ -67,23 +74,23 @@ EFFECT_COLUMNS: tuple[str, ...] = tuple(c for c in EFFECTS.columns if not c.star
 def shared_error_columns(frame: pd.DataFrame) -> list[str]:
     """The columns of ``frame`` that carry loadings on shared errors (see :data:`EFFECTS`)."""
     return [c for c in frame.columns
-            if c in SHARED_ERROR_COLUMNS or c == ARM_LEVEL_LOAD or str(c).startswith(PERSONA_LOAD_PREFIX)]
+            if c in SHARED_ERROR_COLUMNS or c in PER_ARM_LOADS or str(c).startswith(PERSONA_LOAD_PREFIX)]
 
 
 def shared_factors(frame: pd.DataFrame) -> np.ndarray:
     """Per cell (row), its per-contact loadings on independent standard-normal shared errors, ``(n, k)``.
 
     The calibration loadings and the common arm-level loading are factors of their own; a
-    ``persona_load__<persona>`` column and the ``arm_level_load`` column are one factor per arm (a
-    persona's observed effect for one arm, or an arm's level, is shared by that arm's cells only).
+    ``persona_load__<persona>`` column and the ``arm_level_load`` and ``calibration_slope_load``
+    columns are one factor per arm (a persona's observed effect for one arm, an arm's level or its
+    own calibration slope is shared by that arm's cells only).
     Factors no cell loads on are left out. A total ``sum_i contacts_i x effect_i`` then has the shared
     variance ``||contacts @ factors||^2``.
     """
     n = len(frame)
     parts = [frame[[c for c in SHARED_ERROR_COLUMNS if c in frame.columns]].to_numpy(dtype=float).reshape(n, -1)]
     per_arm = [c for c in frame.columns if str(c).startswith(PERSONA_LOAD_PREFIX)]
-    if ARM_LEVEL_LOAD in frame.columns:
-        per_arm.append(ARM_LEVEL_LOAD)
+    per_arm += [c for c in PER_ARM_LOADS if c in frame.columns]
     if per_arm:
         loads = frame[per_arm].to_numpy(dtype=float)
         codes, arms = pd.factorize(frame["arm"])

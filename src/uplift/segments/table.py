@@ -26,7 +26,7 @@ __all__ = ["SEGMENT_COLUMNS", "build_segment_table", "segment_members", "truth_p
 SEGMENT_COLUMNS = (
     "segment", "kind", "size", "rows", "arm", "message", "channel", "base_rate",
     "effect", "effect_sd", "lo", "hi", "observed", "observed_se", "model", "persona_mix", "n_treated", "n_control",
-    "calibration_load_1", "calibration_load_2", "arm_level_load", "arm_level_load_common",
+    "calibration_load_1", "calibration_load_2", "calibration_slope_load", "arm_level_load", "arm_level_load_common",
 )
 
 
