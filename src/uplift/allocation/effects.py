@@ -12,8 +12,8 @@ from uplift.specs.planning import CostCatalogue, FairnessFloor
 from uplift.vocabulary import HOLDOUT
 
 __all__ = [
-    "ARM_LEVEL_LOAD", "ARM_SLOPE_LOAD", "EFFECTS", "EFFECT_COLUMNS", "PERSONA_LOAD_PREFIX", "SHARED_ERROR_COLUMNS", "check_effects",
-    "floor_mask", "shared_error_columns", "shared_factors",
+    "ARM_LEVEL_LOAD", "ARM_SLOPE_LOAD", "EFFECTS", "EFFECT_COLUMNS", "PERSONA_LOAD_PREFIX", "PER_ARM_LOADS",
+    "SHARED_ERROR_COLUMNS", "check_effects", "floor_mask", "shared_error_columns", "shared_factors",
 ]
 
 SHARED_ERROR_COLUMNS: tuple[str, ...] = ("calibration_load_1", "calibration_load_2", "arm_level_load_common")
@@ -28,6 +28,7 @@ ARM_SLOPE_LOAD = "calibration_slope_load"
 one factor per arm (:func:`uplift.segments.effects.slope_loadings`)."""
 
 PER_ARM_LOADS: tuple[str, ...] = (ARM_LEVEL_LOAD, ARM_SLOPE_LOAD)
+"""The optional loading columns that are one factor per arm (besides the persona loadings)."""
 
 PERSONA_LOAD_PREFIX = "persona_load__"
 """Optional ``persona_load__<persona>`` columns: per contact, the cell's loading on the error of that
@@ -62,9 +63,10 @@ error its kind's calibration shares with every other cell (:func:`uplift.segment
 on, one factor per persona and arm; ``arm_level_load``: on the error of its arm's level, one factor
 per arm, and ``arm_level_load_common``: on the error all arms' levels share
 (:mod:`uplift.segments.armlevels`); ``calibration_slope_load``: on the error of its arm's own
-calibration slope, one factor per arm (:func:`uplift.segments.effects.slope_loadings`). A plan's interval adds them up over the cells
-(:func:`shared_factors`; absent = 0). Optional ``part__<dims>`` columns name the additive parts the
-effects were fitted on (:mod:`uplift.additive`); the Thompson draws are fitted on them too. Extra
+calibration slope, one factor per arm (:func:`uplift.segments.effects.slope_loadings`). A plan's
+interval adds them up over the cells (:func:`shared_factors`; absent = 0). Optional
+``part__<dims>`` columns name the additive parts the effects were fitted on
+(:mod:`uplift.additive`); the Thompson draws are fitted on them too. Extra
 columns are segment attributes (``age_band``, ``gender``, ...) that fairness floors select on.
 """
 

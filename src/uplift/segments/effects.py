@@ -48,10 +48,10 @@ per-contact loadings on two independent factors of that shared error (``calibrat
 The calibration's slope is pooled over the arms, but a learner does not compress every arm's
 effects alike (on a simulated world of 200,000 people the truth's slope on the final estimates runs
 from 0.1 to 1.5 over the arms, steepest for the persona-specific messages on Meta), and about a
-hundred noisy cells per arm can hardly tell the arms' slopes apart. A plan that funds one arm's best cells bets on that arm's
-slope: :func:`slope_loadings` gives each cell its loading on its arm's own slope error
-(``calibration_slope_load``, one factor per arm), as large as the arms' own slopes (each fitted on
-its cells) say the arms may differ.
+hundred noisy cells per arm can hardly tell the arms' slopes apart. A plan that funds one arm's
+best cells bets on that arm's slope: :func:`slope_loadings` gives each cell its loading on its
+arm's own slope error (``calibration_slope_load``, one factor per arm), as large as the arms' own
+slopes (each fitted on its cells) say the arms may differ.
 """
 
 from __future__ import annotations
