@@ -466,16 +466,18 @@ def _with_observed_arm_levels(out: pd.DataFrame, rows: np.ndarray, *, y, arm, pr
     levels = arm_levels(y, arm, propensity, control=control, arms=arms)
     index = pd.Index(arms).get_indexer(out["arm"])
     effect = out["effect"].to_numpy(dtype=float)
+    slope = out["calibration_slope_load"].to_numpy(dtype=float)
     ok = np.isfinite(effect) & (rows > 0)
-    weighted = np.bincount(index[ok], weights=(rows * effect)[ok], minlength=len(arms))
     total = np.bincount(index[ok], weights=rows[ok], minlength=len(arms))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shift = levels.level - weighted / total
+
+    def arm_mean(values: np.ndarray) -> np.ndarray:  # per arm, the row-weighted mean over its fitted lines
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.bincount(index[ok], weights=(rows * values)[ok], minlength=len(arms)) / total
+
+    shift = levels.level - arm_mean(effect)
     shift = np.where(np.isfinite(shift), shift, 0.0)  # an arm without rows or level keeps its effects
     # the level is the data's now, whatever the slope: only the deviations from it carry the slope's error
-    slope = out["calibration_slope_load"].to_numpy(dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        slope_mean = np.bincount(index[ok], weights=(rows * slope)[ok], minlength=len(arms)) / total
+    slope_mean = arm_mean(slope)
     slope = slope - np.where(np.isfinite(slope_mean), slope_mean, 0.0)[index]
     return out.assign(effect=effect + shift[index], arm_level_load=levels.own_sd[index],
                       arm_level_load_common=levels.common_sd, calibration_slope_load=slope)
