@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["markdown_table", "render_report", "write_figures", "METRIC_DEFINITIONS"]
+__all__ = ["METRIC_DEFINITIONS", "decision_summary", "markdown_table", "render_report", "write_figures"]
 
 METRIC_DEFINITIONS = """\
 Definitions (exact formulas in `docs/metrics.md`; code in `uplift.modeling.metrics` and `uplift.modeling.policyvalue`):
@@ -164,6 +164,13 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
                     f"conversions covered its true conversions in {int(covered.sum())} of {len(mine)} plans "
                     f"(planned / true: {(mine['planned_conversions'] / mine['true_conversions']).min():.2f} to "
                     f"{(mine['planned_conversions'] / mine['true_conversions']).max():.2f})."]
+    out += ["", "Per seed and over all seeds (`mean_share_feasible`: over the budgets where the policy could hold, "
+                "status `optimal`; `intervals_covering`: plans whose interval covered their true conversions; "
+                "planned / true: what the plans expected over what they bought):", "",
+            markdown_table(decision_summary(plans), {"mean_share": pct, "mean_share_feasible": pct, "min_share": pct,
+                                                     "plans": "d", "intervals_covering": "d",
+                                                     "planned_over_true_min": ".2f",
+                                                     "planned_over_true_max": ".2f"})]
     out += _gain_lines(plans)
     if "decisions" in figures:
         out += ["", f"![Share of the oracle by budget]({figures['decisions']})"]
@@ -186,6 +193,34 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
     out += _frontier_lines(result)
     out += _gap_lines(result)
     return out
+
+
+def decision_summary(plans: pd.DataFrame) -> pd.DataFrame:
+    """Per policy and seed, then per policy over all seeds (``seed`` "all"): the recommended plans'
+    mean share of the oracle, the same over the budgets where the policy could hold (status
+    ``optimal``; at a budget under a channel minimum every plan, the oracle's too, relaxes it), how
+    many plans' intervals covered their true conversions, and the range of planned / true conversions.
+
+    ``plans``: :attr:`benchmarks.decisions.DecisionResult.plans` (one row per policy, seed, budget and plan).
+    """
+    rec = plans[plans["plan"] == "recommended"].assign(
+        feasible_share=lambda f: f["share_of_oracle"].where(f["status"] == "optimal"),
+        covered=lambda f: (f["planned_lo"] <= f["true_conversions"]) & (f["true_conversions"] <= f["planned_hi"]),
+        ratio=lambda f: f["planned_conversions"] / f["true_conversions"])
+
+    def summarise(frame: pd.DataFrame) -> dict[str, float | int]:
+        return {
+            "plans": len(frame), "mean_share": frame["share_of_oracle"].mean(),
+            "mean_share_feasible": frame["feasible_share"].mean(), "min_share": frame["share_of_oracle"].min(),
+            "intervals_covering": int(frame["covered"].sum()),
+            "planned_over_true_min": frame["ratio"].min(), "planned_over_true_max": frame["ratio"].max()}
+
+    rows = []
+    for policy, mine in rec.groupby("policy", sort=False):
+        for seed, one in mine.groupby("seed", sort=True):
+            rows.append({"policy": policy, "seed": str(seed), **summarise(one)})
+        rows.append({"policy": policy, "seed": "all", **summarise(mine)})
+    return pd.DataFrame(rows)
 
 
 def _gain_lines(plans: pd.DataFrame) -> list[str]:

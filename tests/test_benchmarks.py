@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT))  # benchmarks/ is a top-level folder, not part of 
 
 from benchmarks.__main__ import main  # noqa: E402
 from benchmarks.decisions import full_reach_spend, scaled_policy  # noqa: E402
-from benchmarks.report import markdown_table  # noqa: E402
+from benchmarks.report import decision_summary, markdown_table  # noqa: E402
 from uplift.specs.planning import CostCatalogue, PlanningPolicy  # noqa: E402
 
 
@@ -97,6 +97,10 @@ def test_quick_mode_on_tiny_settings_writes_every_table(tmp_path):
             assert -100.0 <= float(cell.rstrip("%")) <= 200.0
         assert row[4] in {"optimal", "infeasible"}
     assert "goal >= 95%" in decisions
+    summary = table_rows(decisions[decisions.index("Per seed and over all seeds"):], "policy")
+    assert {(r[0], r[1]) for r in summary} == {(p, s) for p in ("conversion_floors", "conversion_floors_90",
+                                                                "no_exploration", "shipped") for s in ("1", "all")}
+    assert all(r[2] == "2" and 0 <= int(r[6]) <= 2 for r in summary)  # two budgets per seed in the quick mode
     gains = table_rows(decisions[decisions.index("What the recommended plan said it adds"):], "policy")
     assert {(r[0], r[1]) for r in gains} == {(p, ref) for p in ("conversion_floors", "conversion_floors_90",
                                                                 "no_exploration", "shipped")
@@ -174,3 +178,24 @@ def test_the_service_benchmark_cuts_the_shipped_segment_spec_by_its_dimensions_w
     assert cut.effect_method("targetable").message_channel_rank == shipped.effect_method("targetable").message_channel_rank
     assert cut.personas == shipped.personas
     assert _with_dimensions(shipped, ("age_band",)).effect_method("targetable").smooth_over == (("age_band",),)
+
+
+def test_decision_summary_by_hand():
+    # seed 1: a relaxed plan at the small budget (missed, over-promising) and a feasible one (covered);
+    # seed 2: two feasible plans, both covered; the oracle's rows do not count
+    plans = pd.DataFrame({
+        "policy": "p", "seed": [1, 1, 1, 2, 2, 2], "budget": [10.0, 20.0, 10.0, 10.0, 20.0, 10.0],
+        "plan": ["recommended", "recommended", "oracle", "recommended", "recommended", "oracle"],
+        "status": ["infeasible", "optimal", "infeasible", "optimal", "optimal", "optimal"],
+        "share_of_oracle": [0.5, 0.9, 1.0, 0.8, 1.0, 1.0],
+        "planned_conversions": [10.0, 8.0, 1.0, 5.0, 4.0, 1.0], "planned_lo": [5.0, 6.0, 0.0, 4.0, 3.0, 0.0],
+        "planned_hi": [15.0, 10.0, 2.0, 6.0, 5.0, 2.0], "true_conversions": [20.0, 9.0, 1.0, 5.0, 4.0, 1.0]})
+    got = decision_summary(plans).set_index("seed")
+    assert list(got.index) == ["1", "2", "all"]
+    assert got.loc["1", "mean_share"] == pytest.approx(0.7) and got.loc["1", "mean_share_feasible"] == pytest.approx(0.9)
+    assert got.loc["all", "mean_share"] == pytest.approx(0.8)
+    assert got.loc["all", "mean_share_feasible"] == pytest.approx(0.9)  # (0.9 + 0.8 + 1.0) / 3
+    assert got.loc["all", "min_share"] == pytest.approx(0.5)
+    assert list(got["intervals_covering"]) == [1, 2, 3] and list(got["plans"]) == [2, 2, 4]
+    assert got.loc["1", "planned_over_true_min"] == pytest.approx(0.5)
+    assert got.loc["1", "planned_over_true_max"] == pytest.approx(8 / 9)
