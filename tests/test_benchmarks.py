@@ -100,7 +100,7 @@ def test_quick_mode_on_tiny_settings_writes_every_table(tmp_path):
     summary = table_rows(decisions[decisions.index("Per seed and over all seeds"):], "policy")
     assert {(r[0], r[1]) for r in summary} == {(p, s) for p in ("conversion_floors", "conversion_floors_90",
                                                                 "no_exploration", "shipped") for s in ("1", "all")}
-    assert all(r[2] == "2" and 0 <= int(r[6]) <= 2 for r in summary)  # two budgets per seed in the quick mode
+    assert all(r[2] == "1" and 0 <= int(r[6]) <= 1 for r in summary)  # one seed, one budget
     gains = table_rows(decisions[decisions.index("What the recommended plan said it adds"):], "policy")
     assert {(r[0], r[1]) for r in gains} == {(p, ref) for p in ("conversion_floors", "conversion_floors_90",
                                                                 "no_exploration", "shipped")
