@@ -153,24 +153,19 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
             markdown_table(table, {"recommended": pct, "even": pct, "single best message": pct,
                                    "recommended: true conv.": ".1f",
                                    "oracle: true conv.": ".1f"})]
-    rec = plans[plans["plan"] == "recommended"]
-    for label in rec["policy"].unique():
-        mine = rec[rec["policy"] == label]
-        shares = mine["share_of_oracle"]
-        covered = (mine["planned_lo"] <= mine["true_conversions"]) & (mine["true_conversions"] <= mine["planned_hi"])
-        out += ["", f"- `{label}`: recommended plan at **{shares.mean():.1%}** of the oracle on average "
-                    f"(min {shares.min():.1%}, max {shares.max():.1%}); goal >= 95%: "
-                    f"{'met' if shares.min() >= 0.95 else 'not met'}. The plan's interval for its incremental "
-                    f"conversions covered its true conversions in {int(covered.sum())} of {len(mine)} plans "
-                    f"(planned / true: {(mine['planned_conversions'] / mine['true_conversions']).min():.2f} to "
-                    f"{(mine['planned_conversions'] / mine['true_conversions']).max():.2f})."]
+    summary = decision_summary(plans)
+    for r in summary[summary["seed"] == "all"].itertuples(index=False):
+        out += ["", f"- `{r.policy}`: recommended plan at **{r.mean_share:.1%}** of the oracle on average "
+                    f"(min {r.min_share:.1%}, max {r.max_share:.1%}); goal >= 95%: "
+                    f"{'met' if r.min_share >= 0.95 else 'not met'}. The plan's interval for its incremental "
+                    f"conversions covered its true conversions in {r.intervals_covering} of {r.plans} plans "
+                    f"(planned / true: {r.planned_over_true_min:.2f} to {r.planned_over_true_max:.2f})."]
     out += ["", "Per seed and over all seeds (`mean_share_feasible`: over the budgets where the policy could hold, "
                 "status `optimal`; `intervals_covering`: plans whose interval covered their true conversions; "
                 "planned / true: what the plans expected over what they bought):", "",
-            markdown_table(decision_summary(plans), {"mean_share": pct, "mean_share_feasible": pct, "min_share": pct,
-                                                     "plans": "d", "intervals_covering": "d",
-                                                     "planned_over_true_min": ".2f",
-                                                     "planned_over_true_max": ".2f"})]
+            markdown_table(summary, {"mean_share": pct, "mean_share_feasible": pct, "min_share": pct,
+                                     "max_share": pct, "plans": "d", "intervals_covering": "d",
+                                     "planned_over_true_min": ".2f", "planned_over_true_max": ".2f"})]
     out += _gain_lines(plans)
     if "decisions" in figures:
         out += ["", f"![Share of the oracle by budget]({figures['decisions']})"]
@@ -199,7 +194,8 @@ def decision_summary(plans: pd.DataFrame) -> pd.DataFrame:
     """Per policy and seed, then per policy over all seeds (``seed`` "all"): the recommended plans'
     mean share of the oracle, the same over the budgets where the policy could hold (status
     ``optimal``; at a budget under a channel minimum every plan, the oracle's too, relaxes it), how
-    many plans' intervals covered their true conversions, and the range of planned / true conversions.
+    many plans' intervals covered their true conversions, the range of planned / true conversions,
+    and the highest share (last column).
 
     ``plans``: :attr:`benchmarks.decisions.DecisionResult.plans` (one row per policy, seed, budget and plan).
     """
@@ -213,7 +209,8 @@ def decision_summary(plans: pd.DataFrame) -> pd.DataFrame:
             "plans": len(frame), "mean_share": frame["share_of_oracle"].mean(),
             "mean_share_feasible": frame["feasible_share"].mean(), "min_share": frame["share_of_oracle"].min(),
             "intervals_covering": int(frame["covered"].sum()),
-            "planned_over_true_min": frame["ratio"].min(), "planned_over_true_max": frame["ratio"].max()}
+            "planned_over_true_min": frame["ratio"].min(), "planned_over_true_max": frame["ratio"].max(),
+            "max_share": frame["share_of_oracle"].max()}
 
     rows = []
     for policy, mine in rec.groupby("policy", sort=False):
