@@ -180,6 +180,87 @@ def test_slope_loadings_by_hand():
                                  np.repeat(["x", "y", "z"], 7), float("nan")) == 0)
 
 
+def test_arm_slopes_follow_each_arms_own_slope_only_as_far_as_the_arms_show_it():
+    from uplift.segments.effects import arm_slope_effects
+
+    rng = np.random.default_rng(2)
+    arm = np.repeat(np.arange(6), 40)
+    x = rng.normal(0.0, 0.01, len(arm))
+    own = np.array([0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+    observed = own[arm] * x
+    effect = 1.0 * x  # as if the pooled calibration had given every arm the slope 1
+    # precise cells: each arm's slope is read off its own cells, and its deviations carry it
+    se = np.full(len(arm), 1e-5)
+    moved, slope = arm_slope_effects(effect, observed, se, x, arm, 1e-14, 1.0)
+    np.testing.assert_allclose(slope, own[arm], rtol=1e-3)
+    for a in range(6):
+        cells = arm == a
+        centre = np.average(x[cells])
+        np.testing.assert_allclose(moved[cells] - effect[cells], (x[cells] - centre) * (own[a] - 1.0), rtol=1e-3,
+                                   atol=1e-9)
+    # cells far noisier than the arms differ (each arm's slope known to about 3): the arms' slopes
+    # are shrunk most of the way towards their common mean, in the same order
+    noisy, slope = arm_slope_effects(effect, observed, np.full(len(arm), 0.2), x, arm, 1e-4, 1.0)
+    per_arm = slope[np.searchsorted(arm, np.arange(6))]
+    assert np.ptp(per_arm) < 0.35 * np.ptp(own) and np.all(np.diff(per_arm) > 0)
+    assert np.all(noisy[arm == 0] - effect[arm == 0] == pytest.approx((slope[arm == 0][0] - 1.0)
+                                                                      * (x[arm == 0] - np.average(x[arm == 0])),
+                                                                      rel=0.05, abs=1e-9))
+    # not identified: fewer than three arms with a slope, or no calibration
+    for args in ((observed[arm < 2], se[arm < 2], x[arm < 2], arm[arm < 2], 1e-14), (observed, se, x, arm, np.nan)):
+        same, slope = arm_slope_effects(args[2] * 1.0, *args, 1.0)
+        np.testing.assert_array_equal(same, args[2])
+        np.testing.assert_array_equal(slope, 1.0)
+
+
+def test_arm_slopes_take_the_bias_out_of_a_plans_total_over_its_arms_best_cells():
+    """Simulated calibrations over 18 arms whose true slopes differ (sd 0.5 around 1.3, each arm's own
+    cells telling its slope to about 0.6): a plan funds the highest-model cells of the steepest arms.
+    The pooled slope promises them too little; the arms' own shrunk slopes take most of that bias
+    out, and the total's error is smaller."""
+    from uplift.segments.effects import arm_slope_effects
+
+    rng = np.random.default_rng(7)
+    arms, per_arm, reps = 18, 100, 120
+    arm = np.repeat(np.arange(arms), per_arm)
+    model = rng.normal(0.001, 0.0008, arms * per_arm)
+    centred = model - (np.bincount(arm, weights=model) / per_arm)[arm]
+    se = rng.uniform(0.002, 0.005, arms * per_arm)
+    pooled, own = [], []
+    for _ in range(reps):
+        slopes = rng.normal(1.3, 0.5, arms)
+        steep = np.argsort(-slopes)[:4]
+        top = np.concatenate([np.argsort(-model[arm == a])[:20] + a * per_arm for a in steep])
+        truth = 0.001 + slopes[arm] * centred + rng.normal(0, 0.0001, len(model))
+        observed = truth + rng.normal(0, se)
+        effect, _, (_, beta), A = fay_herriot(observed, se, model)
+        moved, _ = arm_slope_effects(effect, observed, se, model, arm, A, beta)
+        pooled.append(np.sum(effect[top] - truth[top]))
+        own.append(np.sum(moved[top] - truth[top]))
+    pooled, own = np.array(pooled), np.array(own)
+    assert np.mean(pooled) < -2 * np.std(pooled) / np.sqrt(reps)  # the pooled slope under-promises
+    assert abs(np.mean(own)) < 0.5 * abs(np.mean(pooled))
+    assert np.mean(own**2) < 0.8 * np.mean(pooled**2)
+
+
+def test_segment_effects_report_the_slope_each_line_carries():
+    rng = np.random.default_rng(4)
+    n, groups_n = 24_000, 30
+    groups = rng.integers(0, groups_n, n)
+    arm = rng.choice(["c", "a", "b", "d"], n)
+    lift = np.where(arm == "c", 0.0, 0.002 * (groups % 5) * np.select([arm == "a", arm == "b"], [1.0, 3.0], 2.0))
+    y = (rng.random(n) < 0.02 + lift).astype(float)
+    propensity = pd.DataFrame(0.25, index=range(n), columns=["c", "a", "b", "d"])
+    predictions = pd.DataFrame({a: 0.002 * (groups % 5) * 2.0 for a in ("a", "b", "d")})
+    kwargs = dict(y=y, arm=arm, propensity=propensity, predictions=predictions, control="c")
+    plain = segment_effects(groups, groups_n, **kwargs)
+    own = segment_effects(groups, groups_n, **kwargs, arm_slopes=True)
+    np.testing.assert_allclose(plain["calibration_slope"], plain["calibration_beta"])
+    slope = own.groupby("arm")["calibration_slope"].first()
+    assert slope["a"] < slope["d"] < slope["b"]  # the arms' effects grow with the model at 1/2, 1, 3/2 its rate
+    np.testing.assert_allclose(own["effect_sd"], plain["effect_sd"])
+
+
 @pytest.fixture(scope="module")
 def validated(strong_table):
     spec = ModelSpec(name="p", learner="pooled", lightgbm={"n_estimators": 60, "num_leaves": 7, "min_child_samples": 100},
@@ -597,6 +678,18 @@ def test_the_segment_spec_projects_the_targetable_kind_only(validated, monkeypat
     monkeypatch.setattr(T, "segment_effects", lambda *a, **kw: seen.append(kw["message_channel_rank"]) or real(*a, **kw))
     build_segment_table(*validated.out_of_sample(), shipped)
     assert seen == [1, 0]  # targetable, then persona
+
+
+def test_the_segment_spec_puts_the_targetable_kind_on_its_arms_own_slopes(validated, monkeypatch):
+    import uplift.segments.table as T
+
+    shipped = load_spec(__import__("conftest").ROOT / "features" / "segments.yaml", SegmentSpec)
+    assert SegmentSpec(name="d", dimensions=("age_band",)).effect_method("targetable").arm_slopes
+    seen = []
+    real = T.segment_effects
+    monkeypatch.setattr(T, "segment_effects", lambda *a, **kw: seen.append(kw["arm_slopes"]) or real(*a, **kw))
+    build_segment_table(*validated.out_of_sample(), shipped)
+    assert seen == [True, False]  # targetable, then persona
 
 
 def test_additive_effects_recover_an_additive_table_and_keep_each_arms_level():

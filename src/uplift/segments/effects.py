@@ -29,6 +29,9 @@ Refinements, chosen per segment kind in the segment spec (``effects:``):
   segment's persona mix (:mod:`uplift.segments.personamix`: its persona shares times each persona's
   observed effect), whose errors are not the learner's; for small targetable cells, whose own
   observation is mostly noise, the blend tracks the truth better than either part alone.
+- ``arm_slopes``: within each arm, the cells' deviations from the arm's centre are put on the arm's
+  own calibration slope, shrunk towards the slope within all the arms (:func:`arm_slope_effects`),
+  instead of the pooled ``beta``, which is fitted over the arms' levels and their cells together.
 - ``observed_arm_levels``: every arm's level (the mean of its effects over the kind's rows) is set to
   the arm's randomised difference over all those rows, shrunk across the arms
   (:mod:`uplift.segments.armlevels`); the cells keep their deviations from it. The blend's arm
@@ -51,7 +54,11 @@ from 0.1 to 1.5 over the arms, steepest for the persona-specific messages on Met
 hundred noisy cells per arm can hardly tell the arms' slopes apart. A plan that funds one arm's
 best cells bets on that arm's slope: :func:`slope_loadings` gives each cell its loading on its
 arm's own slope error (``calibration_slope_load``, one factor per arm), as large as the arms' own
-slopes (each fitted on its cells) say the arms may differ.
+slopes (each fitted on its cells) say the arms may differ. With ``arm_slopes`` the same posterior's
+mean also moves each arm's cells: where the arms' slopes can be told apart, an arm's deviations
+carry its own; where they cannot, every arm carries the slope within the arms. The loadings stay the
+posterior root-mean-square of the arm's slope around the arms' mean: they also count the shrunk
+deviation the effects now carry, so they are wider than the uncertainty left (conservative).
 """
 
 from __future__ import annotations
@@ -68,8 +75,8 @@ from uplift.armtable import low_rank_effects
 if TYPE_CHECKING:
     from uplift.segments.personamix import PersonaMix
 
-__all__ = ["calibration_loadings", "observed_effects", "segment_effects", "fay_herriot", "leak_covariance",
-           "slope_loadings"]
+__all__ = ["arm_slope_effects", "calibration_loadings", "observed_effects", "segment_effects", "fay_herriot",
+           "leak_covariance", "slope_loadings"]
 
 _RATE_PSEUDO_ROWS = 200.0
 """Rows of the kind's pooled rate added to a segment's own when its binomial variance is used."""
@@ -232,6 +239,29 @@ def calibration_loadings(observed: np.ndarray, se: np.ndarray, model: np.ndarray
     return grad @ L
 
 
+def _arm_slope_fits(observed: np.ndarray, se: np.ndarray, covariate: np.ndarray, arm: np.ndarray,
+                    A: float) -> list[tuple[np.ndarray, float, float, float]]:
+    """Per arm with a slope to fit: its cells (mask), the weighted centre of its covariate, and the
+    weighted least-squares slope of its observed effects on the covariate with that slope's variance
+    (weights ``1 / (se^2 + A)``). Arms with fewer than three combinable cells or no spread in the
+    covariate are left out (their slope is not identified)."""
+    ok = _combinable(observed, se, covariate)
+    fits = []
+    for a in pd.unique(arm):
+        cells = arm == a
+        fit = cells & ok
+        if fit.sum() < 3:
+            continue
+        w = 1.0 / (se[fit] ** 2 + A)
+        centre = float(np.average(covariate[fit], weights=w))
+        dev = covariate[fit] - centre
+        sxx = float(np.sum(w * dev**2))
+        if sxx <= 0:
+            continue
+        fits.append((cells, centre, float(np.sum(w * dev * observed[fit])) / sxx, 1.0 / sxx))
+    return fits
+
+
 def slope_loadings(observed: np.ndarray, se: np.ndarray, covariate: np.ndarray, arm: np.ndarray,
                    A: float) -> np.ndarray:
     """Per cell, its per-contact loading on the error of its own arm's calibration slope (one factor per arm).
@@ -257,41 +287,60 @@ def slope_loadings(observed: np.ndarray, se: np.ndarray, covariate: np.ndarray, 
     out = np.zeros(len(covariate))
     if not np.isfinite(A):
         return out
-    ok = _combinable(observed, se, covariate)
-    keep = 1.0 - _own_weight(observed, se, covariate, A)
-    fits = []  # (cells, centre, slope, slope variance)
-    for a in pd.unique(arm):
-        cells = arm == a
-        fit = cells & ok
-        if fit.sum() < 3:
-            continue
-        w = 1.0 / (se[fit] ** 2 + A)
-        centre = float(np.average(covariate[fit], weights=w))
-        dev = covariate[fit] - centre
-        sxx = float(np.sum(w * dev**2))
-        if sxx <= 0:
-            continue
-        fits.append((cells, centre, float(np.sum(w * dev * observed[fit])) / sxx, 1.0 / sxx))
+    fits = _arm_slope_fits(observed, se, covariate, arm, A)
     if len(fits) < 3:
         return out
-    b = np.array([f[2] for f in fits])
-    v = np.array([f[3] for f in fits])
-    rms = np.sqrt(_slope_posterior_ms(b, v))
-    for (cells, centre, _, _), r in zip(fits, rms):
+    keep = 1.0 - _own_weight(observed, se, covariate, A)
+    _, ms = _slope_posterior(np.array([f[2] for f in fits]), np.array([f[3] for f in fits]))
+    for (cells, centre, _, _), r in zip(fits, np.sqrt(ms)):
         x = np.where(np.isfinite(covariate[cells]), covariate[cells], centre)
         out[cells] = keep[cells] * (x - centre) * r
     return out
 
 
-def _slope_posterior_ms(b: np.ndarray, v: np.ndarray, grid: int = 200) -> np.ndarray:
-    """Per arm, the posterior mean square of its true slope minus the arms' mean (see :func:`slope_loadings`).
+def arm_slope_effects(effect: np.ndarray, observed: np.ndarray, se: np.ndarray, covariate: np.ndarray,
+                      arm: np.ndarray, A: float, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    """The combined effects with each arm's deviations from its centre on its own calibration slope.
+
+    The pooled calibration's ``beta`` is one slope for every arm and for the differences between
+    the arms' levels as well as within them. Within arm ``a`` the cells' true effects move with the
+    covariate by the arm's own slope, estimated as the posterior mean of the model of
+    :func:`slope_loadings` (the arms' slopes ``b_a`` spread around a common ``mu`` by ``tau``):
+    ``mu + g (b_a - mu)``, averaged over ``tau`` and ``mu``. Where the arms' slopes cannot be told
+    apart, every arm gets about ``mu``, the slope within the arms; an arm moves to its own only as
+    far as its cells show it with confidence. Each cell's effect then moves by
+    ``(1 - gamma_i) (x_i - xbar_a) (slope_a - beta)``; its own observation's part is kept.
+
+    Returns the effects and, per cell, the slope its deviations now carry (``beta`` for arms whose
+    slope is not identified). Unchanged with fewer than three identified arms or ``A`` not finite.
+    """
+    arm = np.asarray(arm)
+    slope = np.full(len(covariate), float(beta))
+    if not np.isfinite(A):
+        return effect, slope
+    fits = _arm_slope_fits(observed, se, covariate, arm, A)
+    if len(fits) < 3:
+        return effect, slope
+    keep = 1.0 - _own_weight(observed, se, covariate, A)
+    mean, _ = _slope_posterior(np.array([f[2] for f in fits]), np.array([f[3] for f in fits]))
+    out = effect.copy()
+    for (cells, centre, _, _), s in zip(fits, mean):
+        x = np.where(np.isfinite(covariate[cells]), covariate[cells], centre)
+        out[cells] = effect[cells] + keep[cells] * (x - centre) * (s - beta)
+        slope[cells] = s
+    return out, slope
+
+
+def _slope_posterior(b: np.ndarray, v: np.ndarray, grid: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Per arm, the posterior mean of its true slope and the posterior mean square of its true slope
+    minus the arms' mean (see :func:`slope_loadings`).
 
     ``b`` are the arms' slope estimates with variances ``v``; the true slopes are ``N(mu, tau^2)``,
     ``mu`` flat and ``tau`` uniform on ``(0, 3 * max(sd(b), sqrt(max(v)))]``.
     """
     top = 3.0 * max(float(np.std(b)), float(np.sqrt(np.max(v))))
     taus = np.linspace(0.0, top, grid + 1)[1:]
-    logp, ms = [], []
+    logp, means, ms = [], [], []
     for tau in taus:
         total = v + tau**2
         w = 1.0 / total
@@ -299,9 +348,11 @@ def _slope_posterior_ms(b: np.ndarray, v: np.ndarray, grid: int = 200) -> np.nda
         mu = v_mu * float(np.sum(w * b))
         logp.append(0.5 * np.log(v_mu) - 0.5 * float(np.sum(np.log(total))) - 0.5 * float(np.sum(w * (b - mu) ** 2)))
         g = tau**2 / total
+        means.append(mu + g * (b - mu))
         ms.append((g * (b - mu)) ** 2 + g * v)
     p = np.exp(np.array(logp) - max(logp))
-    return (p / p.sum()) @ np.array(ms)
+    p /= p.sum()
+    return p @ np.array(means), p @ np.array(ms)
 
 
 def _cells(groups, n_groups, y, arm, propensity, predictions, control, variance) -> pd.DataFrame:
@@ -373,6 +424,7 @@ def segment_effects(
     heldout_fold: int | None = None,
     persona_mix: PersonaMix | None = None,
     persona_weight: float = 0.0,
+    arm_slopes: bool = False,
     observed_arm_levels: bool = False,
     message_channel_rank: int = 0,
     smooth_over: tuple[tuple[str, ...], ...] = (),
@@ -392,6 +444,10 @@ def segment_effects(
     shares: column ``persona_load__<persona>`` is the cell's per-contact loading on its arm's factor
     of that persona, ``(1 - gamma) * beta * w * share * se`` (:func:`uplift.allocation.effects.shared_factors`
     expands them per arm).
+
+    ``arm_slopes``: each arm's deviations from its centre are then put on the arm's own calibration
+    slope, shrunk towards the slope within all arms (:func:`arm_slope_effects`); column
+    ``calibration_slope`` is the slope each line's deviations carry (the pooled ``beta`` without).
 
     ``observed_arm_levels``: every arm's level (its effects' mean over the groups, weighted by their
     rows) is then set to the arm's observed difference over all these rows, shrunk across the arms
@@ -431,10 +487,13 @@ def segment_effects(
     # properties of the learner, and pooling the arms' segments estimates them far less noisily
     effect, sd, (alpha, beta), A = fay_herriot(observed, se, covariate, leak=leak)
     load = calibration_loadings(observed, se, covariate, A)
+    slope = np.full(len(out), beta)
+    if arm_slopes:
+        effect, slope = arm_slope_effects(effect, observed, se, covariate, out["arm"].to_numpy(), A, beta)
     out = out.assign(persona_mix=mix, effect=effect, effect_sd=sd, calibration_load_1=load[:, 0],
                      calibration_load_2=load[:, 1],
                      calibration_slope_load=slope_loadings(observed, se, covariate, out["arm"].to_numpy(), A),
-                     calibration_alpha=alpha, calibration_beta=beta, calibration_leak=leak)
+                     calibration_alpha=alpha, calibration_beta=beta, calibration_slope=slope, calibration_leak=leak)
     if blended:
         scale = (1.0 - _own_weight(observed, se, covariate, A)) * beta * persona_weight
         for k, name in enumerate(persona_mix.personas):

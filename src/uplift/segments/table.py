@@ -113,6 +113,7 @@ def build_segment_table(
             heldout_fold=heldout_fold,
             persona_mix=mix,
             persona_weight=method.persona_weight,
+            arm_slopes=method.arm_slopes,
             observed_arm_levels=method.observed_arm_levels,
             message_channel_rank=method.message_channel_rank,
             smooth_over=method.smooth_over,

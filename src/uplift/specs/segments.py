@@ -50,6 +50,11 @@ class EffectMethod(Spec):
     within arms, with a t statistic (the mean over five seeded splits) of at least this
     (:func:`uplift.segments.personamix.persona_signal`).
     Personas unrelated to the effects would otherwise add their noise."""
+    arm_slopes: bool = False
+    """Put each arm's effects across the segments on the arm's own calibration slope, shrunk towards
+    the slope within all the arms by how far the arms' slopes can be told apart
+    (:func:`uplift.segments.effects.arm_slope_effects`), instead of the one slope fitted over the
+    arms' levels and their segments together."""
     observed_arm_levels: bool = False
     """Set every arm's level (the mean of its effects over the kind's rows) to the arm's observed
     arm-vs-holdout difference over those rows, shrunk across the arms by their between-arm variance
@@ -77,7 +82,7 @@ class EffectMethod(Spec):
 
 
 _DEFAULT_EFFECTS = {
-    "targetable": EffectMethod(persona_weight=0.5, observed_arm_levels=True, message_channel_rank=1),
+    "targetable": EffectMethod(persona_weight=0.5, arm_slopes=True, observed_arm_levels=True, message_channel_rank=1),
     "persona": EffectMethod(variance="segment_rate", leak_correction=True),
 }
 """What the decision benchmark supports (docs/benchmarks.md): personas are large segments whose
