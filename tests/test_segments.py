@@ -244,6 +244,8 @@ def test_arm_slopes_take_the_bias_out_of_a_plans_total_over_its_arms_best_cells(
 
 
 def test_segment_effects_report_the_slope_each_line_carries():
+    from uplift.segments.personamix import PersonaMix
+
     rng = np.random.default_rng(4)
     n, groups_n = 24_000, 30
     groups = rng.integers(0, groups_n, n)
@@ -252,13 +254,20 @@ def test_segment_effects_report_the_slope_each_line_carries():
     y = (rng.random(n) < 0.02 + lift).astype(float)
     propensity = pd.DataFrame(0.25, index=range(n), columns=["c", "a", "b", "d"])
     predictions = pd.DataFrame({a: 0.002 * (groups % 5) * 2.0 for a in ("a", "b", "d")})
-    kwargs = dict(y=y, arm=arm, propensity=propensity, predictions=predictions, control="c")
+    mix = PersonaMix(effects=np.tile(0.002 * (np.arange(groups_n) % 5)[:, None], 3), personas=("p", "q"),
+                     shares=np.column_stack([np.full(groups_n, 0.4), np.full(groups_n, 0.6)]), se=np.full((2, 3), 0.001))
+    kwargs = dict(y=y, arm=arm, propensity=propensity, predictions=predictions, control="c", persona_mix=mix,
+                  persona_weight=0.5)
     plain = segment_effects(groups, groups_n, **kwargs)
     own = segment_effects(groups, groups_n, **kwargs, arm_slopes=True)
     np.testing.assert_allclose(plain["calibration_slope"], plain["calibration_beta"])
     slope = own.groupby("arm")["calibration_slope"].first()
     assert slope["a"] < slope["d"] < slope["b"]  # the arms' effects grow with the model at 1/2, 1, 3/2 its rate
     np.testing.assert_allclose(own["effect_sd"], plain["effect_sd"])
+    # a persona's error moves a line's effect by the slope the line carries
+    for persona in ("p", "q"):
+        np.testing.assert_allclose(own[f"persona_load__{persona}"],
+                                   plain[f"persona_load__{persona}"] * own["calibration_slope"] / own["calibration_beta"])
 
 
 @pytest.fixture(scope="module")

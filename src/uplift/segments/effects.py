@@ -443,7 +443,7 @@ def segment_effects(
     ``1 - w``. Each persona's observed effect is an error every cell with that persona in its mix
     shares: column ``persona_load__<persona>`` is the cell's per-contact loading on its arm's factor
     of that persona, ``(1 - gamma) * beta * w * share * se`` (:func:`uplift.allocation.effects.shared_factors`
-    expands them per arm).
+    expands them per arm; with ``arm_slopes`` the line's own slope instead of ``beta``).
 
     ``arm_slopes``: each arm's deviations from its centre are then put on the arm's own calibration
     slope, shrunk towards the slope within all arms (:func:`arm_slope_effects`); column
@@ -494,8 +494,8 @@ def segment_effects(
                      calibration_load_2=load[:, 1],
                      calibration_slope_load=slope_loadings(observed, se, covariate, out["arm"].to_numpy(), A),
                      calibration_alpha=alpha, calibration_beta=beta, calibration_slope=slope, calibration_leak=leak)
-    if blended:
-        scale = (1.0 - _own_weight(observed, se, covariate, A)) * beta * persona_weight
+    if blended:  # a persona's error moves the covariate, and the effect with the slope its line carries
+        scale = (1.0 - _own_weight(observed, se, covariate, A)) * slope * persona_weight
         for k, name in enumerate(persona_mix.personas):
             out[f"{PERSONA_LOAD_PREFIX}{name}"] = scale * persona_mix.shares[group, k] * persona_mix.se[k, arm_index]
     if observed_arm_levels:
