@@ -123,6 +123,15 @@ def test_calibration_loadings_carry_the_error_a_sum_over_segments_shares():
     assert np.all(calibration_loadings(np.full(3, np.nan), np.full(3, np.nan), np.zeros(3), float("nan")) == 0)
 
 
+def _simulated_cells(rng, arms: int, per_arm: int, *, model_sd: float, se_range: tuple[float, float]):
+    """Cells of ``arms`` arms (``per_arm`` each): arm index, model estimate around 0.001, the model
+    centred within its arm, and each cell's observed-effect standard error."""
+    arm = np.repeat(np.arange(arms), per_arm)
+    model = rng.normal(0.001, model_sd, arms * per_arm)
+    centred = model - (np.bincount(arm, weights=model) / per_arm)[arm]
+    return arm, model, centred, rng.uniform(*se_range, arms * per_arm)
+
+
 def test_slope_loadings_carry_each_arms_own_calibration_slope_into_a_plans_total():
     """Simulated calibrations over 18 arms whose true slopes on the model differ by about as much as
     each arm's own cells can tell (sd 1.0 against a standard error of about 1.05): a total over four
@@ -133,10 +142,7 @@ def test_slope_loadings_carry_each_arms_own_calibration_slope_into_a_plans_total
 
     rng = np.random.default_rng(5)
     arms, per_arm, reps = 18, 100, 200
-    arm = np.repeat(np.arange(arms), per_arm)
-    model = rng.normal(0.001, 0.0005, arms * per_arm)
-    centred = model - (np.bincount(arm, weights=model) / per_arm)[arm]
-    se = rng.uniform(0.003, 0.008, arms * per_arm)
+    arm, model, centred, se = _simulated_cells(rng, arms, per_arm, model_sd=0.0005, se_range=(0.003, 0.008))
     top = np.concatenate([np.argsort(-model[arm == a])[:25] + a * per_arm for a in range(4)])
     contacts = np.zeros(arms * per_arm)
     contacts[top] = rng.integers(500, 2_000, len(top))
@@ -222,10 +228,7 @@ def test_arm_slopes_take_the_bias_out_of_a_plans_total_over_its_arms_best_cells(
 
     rng = np.random.default_rng(7)
     arms, per_arm, reps = 18, 100, 120
-    arm = np.repeat(np.arange(arms), per_arm)
-    model = rng.normal(0.001, 0.0008, arms * per_arm)
-    centred = model - (np.bincount(arm, weights=model) / per_arm)[arm]
-    se = rng.uniform(0.002, 0.005, arms * per_arm)
+    arm, model, centred, se = _simulated_cells(rng, arms, per_arm, model_sd=0.0008, se_range=(0.002, 0.005))
     pooled, own = [], []
     for _ in range(reps):
         slopes = rng.normal(1.3, 0.5, arms)

@@ -239,14 +239,22 @@ def calibration_loadings(observed: np.ndarray, se: np.ndarray, model: np.ndarray
     return grad @ L
 
 
-def _arm_slope_fits(observed: np.ndarray, se: np.ndarray, covariate: np.ndarray, arm: np.ndarray,
-                    A: float) -> list[tuple[np.ndarray, float, float, float]]:
-    """Per arm with a slope to fit: its cells (mask), the weighted centre of its covariate, and the
-    weighted least-squares slope of its observed effects on the covariate with that slope's variance
-    (weights ``1 / (se^2 + A)``). Arms with fewer than three combinable cells or no spread in the
-    covariate are left out (their slope is not identified)."""
+def _arm_slope_terms(observed: np.ndarray, se: np.ndarray, covariate: np.ndarray, arm: np.ndarray,
+                     A: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Per cell: its lever on its arm's slope, ``(1 - gamma_i) (x_i - xbar_a)`` (0 in arms whose slope is
+    not identified), and its arm's posterior mean slope and posterior root-mean-square of the slope
+    minus the arms' mean (NaN there); ``None`` when fewer than three arms are identified or ``A`` is
+    not finite. See :func:`slope_loadings` for the model.
+
+    An arm's slope is the weighted least-squares slope of its observed effects on the covariate
+    (weights ``1 / (se^2 + A)``), with its variance; arms with fewer than three combinable cells or
+    no spread in the covariate are not identified and stay out of the posterior.
+    """
+    arm = np.asarray(arm)
+    if not np.isfinite(A):
+        return None
     ok = _combinable(observed, se, covariate)
-    fits = []
+    fits = []  # (cells, centre, slope, slope variance)
     for a in pd.unique(arm):
         cells = arm == a
         fit = cells & ok
@@ -259,7 +267,16 @@ def _arm_slope_fits(observed: np.ndarray, se: np.ndarray, covariate: np.ndarray,
         if sxx <= 0:
             continue
         fits.append((cells, centre, float(np.sum(w * dev * observed[fit])) / sxx, 1.0 / sxx))
-    return fits
+    if len(fits) < 3:
+        return None
+    keep = 1.0 - _own_weight(observed, se, covariate, A)
+    mean, ms = _slope_posterior(np.array([f[2] for f in fits]), np.array([f[3] for f in fits]))
+    lever, slope, rms = np.zeros(len(covariate)), np.full(len(covariate), np.nan), np.full(len(covariate), np.nan)
+    for (cells, centre, _, _), m, r in zip(fits, mean, np.sqrt(ms)):
+        x = np.where(np.isfinite(covariate[cells]), covariate[cells], centre)
+        lever[cells] = keep[cells] * (x - centre)
+        slope[cells], rms[cells] = m, r
+    return lever, slope, rms
 
 
 def slope_loadings(observed: np.ndarray, se: np.ndarray, covariate: np.ndarray, arm: np.ndarray,
@@ -283,19 +300,15 @@ def slope_loadings(observed: np.ndarray, se: np.ndarray, covariate: np.ndarray, 
     likelihood (their slope is not identified); with fewer than three such arms, or ``A`` not
     finite, every loading is 0.
     """
-    arm = np.asarray(arm)
-    out = np.zeros(len(covariate))
-    if not np.isfinite(A):
-        return out
-    fits = _arm_slope_fits(observed, se, covariate, arm, A)
-    if len(fits) < 3:
-        return out
-    keep = 1.0 - _own_weight(observed, se, covariate, A)
-    _, ms = _slope_posterior(np.array([f[2] for f in fits]), np.array([f[3] for f in fits]))
-    for (cells, centre, _, _), r in zip(fits, np.sqrt(ms)):
-        x = np.where(np.isfinite(covariate[cells]), covariate[cells], centre)
-        out[cells] = keep[cells] * (x - centre) * r
-    return out
+    terms = _arm_slope_terms(observed, se, covariate, arm, A)
+    return _loadings_from(terms, len(covariate))
+
+
+def _loadings_from(terms: tuple[np.ndarray, np.ndarray, np.ndarray] | None, n: int) -> np.ndarray:
+    if terms is None:
+        return np.zeros(n)
+    lever, _, rms = terms
+    return lever * np.nan_to_num(rms)
 
 
 def arm_slope_effects(effect: np.ndarray, observed: np.ndarray, se: np.ndarray, covariate: np.ndarray,
@@ -314,21 +327,16 @@ def arm_slope_effects(effect: np.ndarray, observed: np.ndarray, se: np.ndarray, 
     Returns the effects and, per cell, the slope its deviations now carry (``beta`` for arms whose
     slope is not identified). Unchanged with fewer than three identified arms or ``A`` not finite.
     """
-    arm = np.asarray(arm)
-    slope = np.full(len(covariate), float(beta))
-    if not np.isfinite(A):
-        return effect, slope
-    fits = _arm_slope_fits(observed, se, covariate, arm, A)
-    if len(fits) < 3:
-        return effect, slope
-    keep = 1.0 - _own_weight(observed, se, covariate, A)
-    mean, _ = _slope_posterior(np.array([f[2] for f in fits]), np.array([f[3] for f in fits]))
-    out = effect.copy()
-    for (cells, centre, _, _), s in zip(fits, mean):
-        x = np.where(np.isfinite(covariate[cells]), covariate[cells], centre)
-        out[cells] = effect[cells] + keep[cells] * (x - centre) * (s - beta)
-        slope[cells] = s
-    return out, slope
+    return _effects_from(_arm_slope_terms(observed, se, covariate, arm, A), effect, beta)
+
+
+def _effects_from(terms: tuple[np.ndarray, np.ndarray, np.ndarray] | None, effect: np.ndarray,
+                  beta: float) -> tuple[np.ndarray, np.ndarray]:
+    if terms is None:
+        return effect, np.full(len(effect), float(beta))
+    lever, slope, _ = terms
+    slope = np.where(np.isfinite(slope), slope, float(beta))
+    return effect + lever * (slope - beta), slope
 
 
 def _slope_posterior(b: np.ndarray, v: np.ndarray, grid: int = 200) -> tuple[np.ndarray, np.ndarray]:
@@ -487,12 +495,12 @@ def segment_effects(
     # properties of the learner, and pooling the arms' segments estimates them far less noisily
     effect, sd, (alpha, beta), A = fay_herriot(observed, se, covariate, leak=leak)
     load = calibration_loadings(observed, se, covariate, A)
+    terms = _arm_slope_terms(observed, se, covariate, out["arm"].to_numpy(), A)  # the arms' slopes, fitted once
     slope = np.full(len(out), beta)
     if arm_slopes:
-        effect, slope = arm_slope_effects(effect, observed, se, covariate, out["arm"].to_numpy(), A, beta)
+        effect, slope = _effects_from(terms, effect, beta)
     out = out.assign(persona_mix=mix, effect=effect, effect_sd=sd, calibration_load_1=load[:, 0],
-                     calibration_load_2=load[:, 1],
-                     calibration_slope_load=slope_loadings(observed, se, covariate, out["arm"].to_numpy(), A),
+                     calibration_load_2=load[:, 1], calibration_slope_load=_loadings_from(terms, len(out)),
                      calibration_alpha=alpha, calibration_beta=beta, calibration_slope=slope, calibration_leak=leak)
     if blended:  # a persona's error moves the covariate, and the effect with the slope its line carries
         scale = (1.0 - _own_weight(observed, se, covariate, A)) * slope * persona_weight
