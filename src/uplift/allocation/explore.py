@@ -37,7 +37,7 @@ from uplift.additive import smoothed_draws
 from uplift.allocation.problem import Allocation, Problem
 from uplift.armtable import low_rank_effects, table_rank
 
-__all__ = ["clearly_negative", "interval_z", "thompson_allocation"]
+__all__ = ["clearly_negative", "effect_draws", "interval_z", "thompson_allocation"]
 
 
 @lru_cache(maxsize=64)
@@ -83,6 +83,26 @@ def thompson_allocation(problem: Problem, *, budget: float) -> Allocation:
         y += y_draw
     draws_made = problem.policy.exploration_draws
     return Allocation(x / draws_made, _cheapest_first(problem, y / draws_made))
+
+
+def effect_draws(problem: Problem, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """``(draws, n)`` effects drawn from the estimates' uncertainty, with the structure they were fitted to.
+
+    Each draw is ``effect + effect_sd * z_cell + shared @ w``: the cells' own errors plus the errors
+    cells share (:attr:`Problem.shared`, drawn once per draw for all cells). When the table names the
+    additive parts its effects were fitted on (``part__*``), each draw is fitted on them per arm; when
+    every segment's messages x channels table of estimates is rank 1, each draw's tables are projected
+    on rank 1 too. The exploration (:func:`thompson_allocation`) and the conversion floors' allowance
+    for the plan's own selection (:func:`uplift.allocation.floors.selection_optimism`) draw from it.
+    """
+    sampled = rng.normal(problem.effect, problem.effect_sd, size=(draws, problem.n))
+    if problem.shared.size:  # after the cells' own draws, so a problem without shared errors draws as before
+        sampled += rng.standard_normal((draws, problem.shared.shape[1])) @ problem.shared.T
+    segment, arm = problem.frame["segment"].to_numpy(), problem.frame["arm"].to_numpy()
+    sampled = smoothed_draws(problem.frame, sampled)  # fitted on the parts the estimates were fitted on, if any
+    if table_rank(segment, arm, problem.effect) == 1:  # the estimates are rank-1 tables: so are the draws
+        sampled = low_rank_effects(segment, arm, sampled, rank=1)
+    return sampled
 
 
 def _cheapest_first(problem: Problem, y: np.ndarray) -> np.ndarray:
@@ -133,14 +153,7 @@ def _draws(problem: Problem) -> tuple[_Draw, ...]:
         return kept
     # two threads may both get here: they compute the same seeded draws, and either result is kept
     draws = problem.policy.exploration_draws
-    rng = np.random.default_rng(problem.policy.seed)
-    sampled = rng.normal(problem.effect, problem.effect_sd, size=(draws, problem.n))
-    if problem.shared.size:  # after the cells' own draws, so a problem without shared errors draws as before
-        sampled += rng.standard_normal((draws, problem.shared.shape[1])) @ problem.shared.T
-    segment, arm = problem.frame["segment"].to_numpy(), problem.frame["arm"].to_numpy()
-    sampled = smoothed_draws(problem.frame, sampled)  # fitted on the parts the estimates were fitted on, if any
-    if table_rank(segment, arm, problem.effect) == 1:  # the estimates are rank-1 tables: so are the draws
-        sampled = low_rank_effects(segment, arm, sampled, rank=1)
+    sampled = effect_draws(problem, draws, np.random.default_rng(problem.policy.seed))
     usable = np.where((sampled > 0) & ~clearly_negative(problem), sampled, -np.inf)
     # cells laid out as (group, slot): the best message of every group in every draw at once
     n_grp = len(problem.grp_seg)
