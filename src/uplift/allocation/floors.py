@@ -8,16 +8,27 @@ probability ``q`` (the floor's ``confidence``) asks ``E[D] >= z_q sd(D)``, a sec
 constraint. The planner keeps its LP: it solves with a margin ``m`` on ``E[D]``, computes
 ``z_q sd(D)`` at the plan found, raises the margin to it and solves again, until the plan clears its
 own margin (:func:`margins_needed`). The margins only grow, so the loop ends.
+
+The plan picks the floor's cells whose estimates look best, and the best-looking estimates are the
+ones most likely to be too high: the plan's own ``E[D]`` over-states its slack (the optimizer's
+curse). How much is measured on the estimates' own uncertainty (:func:`selection_optimism`): take
+the estimates as the truth, draw effects from their uncertainty as the estimates themselves could
+have come out (:func:`uplift.allocation.explore.effect_draws`), plan on each draw as the planner
+would, and see how far the draw's slack exceeds the same plan's slack under the estimates. That
+mean excess, the floor's optimism, is added to its margin and taken off its expected slack before
+the holding probability is reported.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.stats import norm
 
 from uplift.allocation.problem import Problem
 
-__all__ = ["confident_floors", "floor_slack", "margins_needed", "holding_probability"]
+__all__ = ["confident_floors", "floor_slack", "holding_probability", "margins_needed", "selection_optimism"]
 
 
 def confident_floors(problem: Problem) -> np.ndarray:
@@ -44,18 +55,37 @@ def floor_slack(problem: Problem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return mean, sd
 
 
-def margins_needed(problem: Problem, x: np.ndarray) -> np.ndarray:
-    """Per floor, the margin ``z_q sd(D)`` a confident conversion floor needs at contacts ``x``
-    (0 for the other floors)."""
+def selection_optimism(problem: Problem, drawn: Sequence[tuple[Problem, np.ndarray]]) -> np.ndarray:
+    """Per floor, how far a plan's expected slack over-states itself because the plan chose its cells
+    on the estimates (0 for floors that are not confident conversion floors, and never below 0).
+
+    ``drawn`` holds, per draw, a problem whose effects were drawn from the estimates' uncertainty
+    (:func:`uplift.allocation.explore.effect_draws`) and the contacts the planner chose on it. With
+    the estimates taken as the truth, a draw's plan expects ``E_draw[D]`` and gets ``E[D]``; the
+    optimism is the mean of the difference over the draws.
+    """
+    if not drawn:
+        return np.zeros(len(problem.floors))
+    excess = [floor_slack(draw, x)[0] - floor_slack(problem, x)[0] for draw, x in drawn]
+    return np.where(confident_floors(problem), np.maximum(np.mean(excess, axis=0), 0.0), 0.0)
+
+
+def margins_needed(problem: Problem, x: np.ndarray, optimism: np.ndarray | None = None) -> np.ndarray:
+    """Per floor, the margin ``z_q sd(D)`` a confident conversion floor needs at contacts ``x``, plus
+    its ``optimism`` (:func:`selection_optimism`; none by default); 0 for the other floors."""
     _, sd = floor_slack(problem, x)
     z = norm.ppf([f.confidence for f in problem.floors])
-    return np.where(confident_floors(problem), z * sd, 0.0)
+    extra = np.zeros(len(problem.floors)) if optimism is None else optimism
+    return np.where(confident_floors(problem), z * sd + extra, 0.0)
 
 
-def holding_probability(problem: Problem, x: np.ndarray) -> np.ndarray:
+def holding_probability(problem: Problem, x: np.ndarray, optimism: np.ndarray | None = None) -> np.ndarray:
     """Per floor, the probability under the effects' uncertainty that its conversion share holds at
-    contacts ``x`` (normal approximation; 1 or 0 when the slack has no uncertainty)."""
+    contacts ``x``, its expected slack lowered by its ``optimism`` (:func:`selection_optimism`; none
+    by default) (normal approximation; 1 or 0 when the slack has no uncertainty)."""
     mean, sd = floor_slack(problem, x)
+    if optimism is not None:
+        mean = mean - optimism
     certain = np.where(mean >= -1e-9, np.inf, -np.inf)  # no uncertainty: holds or not
     with np.errstate(divide="ignore", invalid="ignore"):
         return norm.cdf(np.where(sd > 0, mean / sd, certain))

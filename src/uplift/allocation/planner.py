@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from uplift.allocation.effects import check_effects
-from uplift.allocation.explore import thompson_allocation
-from uplift.allocation.floors import confident_floors, holding_probability, margins_needed
+from uplift.allocation.explore import effect_draws, thompson_allocation
+from uplift.allocation.floors import confident_floors, holding_probability, margins_needed, selection_optimism
 from uplift.allocation.infeasibility import solve_elastic
 from uplift.allocation.problem import Allocation, Problem, build_problem
 from uplift.allocation.references import (
@@ -55,6 +55,9 @@ class PreparedPlan:
     source: str
     best_message_rows: np.ndarray = dataclasses.field(repr=False)
     """The rows of :attr:`problem` that :attr:`best_message_problem`'s rows are, in its order."""
+    floor_draws: tuple[Problem, ...] = dataclasses.field(default=(), repr=False)
+    """When the policy has a conversion floor with a confidence: :attr:`problem` with its effects
+    drawn from their uncertainty, ``policy.floor_draws`` times (:func:`_drawn_problems`)."""
 
     @property
     def policy(self) -> PlanningPolicy:
@@ -74,7 +77,9 @@ class PreparedPlan:
         floor_notes: list[str] = []
         confident = confident_floors(problem)
         if confident.any() and not conflicts:
-            solution, floor_notes = _with_floor_margins(problem, solution, budget=budget, explored=explored)
+            optimism = self._selection_optimism(budget, explored)
+            solution, floor_notes = _with_floor_margins(problem, solution, budget=budget, explored=explored,
+                                                        optimism=optimism)
         elif confident.any():
             floor_notes = [f"conversion floor {f.name!r} is kept in expectation only, without its "
                            f"{f.confidence:.0%} confidence margin: the policy's rules conflict at this budget"
@@ -99,6 +104,20 @@ class PreparedPlan:
             notes=tuple(_notes(problem, solution, total, budget) + floor_notes + self._gain_notes(gains)),
             gains=gains,
         )
+
+    def _selection_optimism(self, budget: float, explored: Allocation) -> np.ndarray:
+        """Per floor, its optimism at ``budget`` (:func:`~uplift.allocation.floors.selection_optimism`):
+        each of :attr:`floor_draws` planned as the plan is (the same exploration, its own margins),
+        skipping draws whose rules conflict."""
+        drawn = []
+        for draw in self.floor_draws:
+            solution, conflicts = solve_elastic(draw, objective=draw.effect, budget=budget, base=explored,
+                                                fundable=draw.effect >= 0)
+            if conflicts:
+                continue
+            solution, _ = _with_floor_margins(draw, solution, budget=budget, explored=explored)
+            drawn.append((draw, (solution.allocation + explored).x))
+        return selection_optimism(self.problem, drawn)
 
     def reference_allocations(self, budget: float) -> dict[str, tuple[Problem, Allocation, LPSolution | None]]:
         """Per reference plan (:data:`~uplift.allocation.references.REFERENCE_PLANS`): the problem its
@@ -163,13 +182,26 @@ def prepare_plan(
     """
     frame = check_effects(effects, costs, source=source)
     best, rows = single_best_message_problem(frame, costs, policy, source=source)
+    problem = build_problem(frame, costs, policy, source=source)
     return PreparedPlan(
         frame=frame,
-        problem=build_problem(frame, costs, policy, source=source),
+        problem=problem,
         best_message_problem=best,
         source=source,
         best_message_rows=rows,
+        floor_draws=_drawn_problems(problem, costs, source=source),
     )
+
+
+def _drawn_problems(problem: Problem, costs: CostCatalogue, *, source: str) -> tuple[Problem, ...]:
+    """``problem`` rebuilt on ``policy.floor_draws`` effect draws from the estimates' uncertainty
+    (:func:`~uplift.allocation.explore.effect_draws`, seeded by the policy's seed on a stream of their
+    own), when a floor asks for a confidence; otherwise none."""
+    if not confident_floors(problem).any():
+        return ()
+    policy = problem.policy
+    draws = effect_draws(problem, policy.floor_draws, np.random.default_rng([policy.seed, 1]))
+    return tuple(build_problem(problem.frame.assign(effect=draw), costs, policy, source=source) for draw in draws)
 
 
 def plan(
@@ -246,24 +278,25 @@ def _checked_budget(budget: float) -> float:
 
 _MARGIN_ROUNDS = 8
 """Most rounds spent raising the conversion floors' margins (:mod:`uplift.allocation.floors`)."""
-_MARGIN_HALVINGS = 3
+_MARGIN_HALVINGS = 6
 """When a margin cannot be had, how often the step towards it is halved before giving up."""
 _MARGIN_TOL = 0.01
 
 
 def _with_floor_margins(
-    problem: Problem, solution: LPSolution, *, budget: float, explored: Allocation
+    problem: Problem, solution: LPSolution, *, budget: float, explored: Allocation,
+    optimism: np.ndarray | None = None,
 ) -> tuple[LPSolution, list[str]]:
     """Re-solve with margins on the confident conversion floors until the plan clears them.
 
-    Each round raises every margin to ``z_q sd(D)`` at the plan in hand and solves again. When the
-    other rules leave no room for that margin, the step towards it is halved, so the plan ends with
-    as much margin as the rules allow. Returns the plan and, per confident floor, a note with the
-    probability that it holds at that plan.
+    Each round raises every margin to ``z_q sd(D)`` plus the floor's ``optimism`` (none by default)
+    at the plan in hand and solves again. When the other rules leave no room for that margin, the
+    step towards it is halved, so the plan ends with as much margin as the rules allow. Returns the
+    plan and, per confident floor, a note with the probability that it holds at that plan.
     """
     margin = np.zeros(len(problem.floors))
     for _ in range(_MARGIN_ROUNDS):
-        need = margins_needed(problem, (solution.allocation + explored).x)
+        need = margins_needed(problem, (solution.allocation + explored).x, optimism)
         if np.all(need <= margin * (1 + _MARGIN_TOL) + 1e-9):
             break
         target = np.maximum(margin, need)
@@ -278,11 +311,14 @@ def _with_floor_margins(
         else:
             break  # no more margin can be had
         margin, solution = target, attempt
-    probability = holding_probability(problem, (solution.allocation + explored).x)
+    probability = holding_probability(problem, (solution.allocation + explored).x, optimism)
+    extra = np.zeros(len(problem.floors)) if optimism is None else optimism
     notes = [
         f"conversion floor {floor.name!r} ({floor.min_share:.0%}) holds with probability {p:.0%} under the "
         f"effects' uncertainty (asked: {floor.confidence:.0%})"
-        for floor, p, asked in zip(problem.floors, probability, confident_floors(problem))
+        + (f", after {o:.1f} expected conversions allowed for the optimism of the estimates the plan picks"
+           if o > 0 else "")
+        for floor, p, o, asked in zip(problem.floors, probability, extra, confident_floors(problem))
         if asked
     ]
     return solution, notes

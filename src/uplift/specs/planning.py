@@ -158,8 +158,10 @@ class PlanningPolicy(Spec):
         ``holdout_share / (1 - holdout_share) x contacts``.
     exploration_share : share of the budget spent by Thompson sampling over the effect uncertainty.
     exploration_draws : number of effect draws the exploration allocation averages over.
+    floor_draws : number of effect draws on which a conversion floor with a ``confidence`` measures
+        how optimistic the plan's own estimates of its slack are (:mod:`uplift.allocation.floors`).
     interval : coverage of the reported intervals (normal, independent cells).
-    seed : seed of the exploration draws.
+    seed : seed of the exploration draws and of the floors' draws.
     """
 
     min_spend: dict[str, float] = Field(default_factory=dict)
@@ -169,6 +171,7 @@ class PlanningPolicy(Spec):
     holdout_share: float = Field(default=0.1, ge=0, lt=1)
     exploration_share: float = Field(default=0.0, ge=0, lt=1)
     exploration_draws: int = Field(default=8, ge=1, le=200)
+    floor_draws: int = Field(default=16, ge=1, le=200)
     interval: float = Field(default=0.8, gt=0, lt=1)
     seed: int = 0
 
