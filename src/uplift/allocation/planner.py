@@ -43,8 +43,9 @@ __all__ = ["PreparedPlan", "prepare_plan", "plan", "reference_plans"]
 class PreparedPlan:
     """An effects table checked and turned into its LPs, ready to plan at any budget.
 
-    Everything :func:`plan` does before it knows the budget (the contract check, the LP matrices
-    and the single-best-message reference's LP) is done once here; the service keeps these per
+    Everything :func:`plan` does before it knows the budget (the contract check, the LP matrices,
+    the single-best-message reference's LP and, for a confident conversion floor, the LPs of the
+    effect draws its optimism is measured on) is done once here; the service keeps these per
     (model version, segments, policy, costs) so that a planner trying budgets only pays for the
     solves. Immutable and safe to share between threads.
     """
@@ -180,24 +181,31 @@ def prepare_plan(
     SpecError
         The policy names an unknown channel.
     """
+    prepared = _without_floor_draws(effects, costs=costs, policy=policy, source=source)
+    return dataclasses.replace(prepared, floor_draws=_drawn_problems(prepared.problem, costs, source=source))
+
+
+def _without_floor_draws(
+    effects: pd.DataFrame, *, costs: CostCatalogue, policy: PlanningPolicy, source: str
+) -> PreparedPlan:
+    """:func:`prepare_plan` without the floors' effect draws, for callers that only need the LPs."""
     frame = check_effects(effects, costs, source=source)
     best, rows = single_best_message_problem(frame, costs, policy, source=source)
-    problem = build_problem(frame, costs, policy, source=source)
     return PreparedPlan(
         frame=frame,
-        problem=problem,
+        problem=build_problem(frame, costs, policy, source=source),
         best_message_problem=best,
         source=source,
         best_message_rows=rows,
-        floor_draws=_drawn_problems(problem, costs, source=source),
     )
 
 
 def _drawn_problems(problem: Problem, costs: CostCatalogue, *, source: str) -> tuple[Problem, ...]:
     """``problem`` rebuilt on ``policy.floor_draws`` effect draws from the estimates' uncertainty
     (:func:`~uplift.allocation.explore.effect_draws`, seeded by the policy's seed on a stream of their
-    own), when a floor asks for a confidence; otherwise none."""
-    if not confident_floors(problem).any():
+    own), when a floor asks for a confidence and the effects have an uncertainty to draw from;
+    otherwise none (every draw would be the effects themselves, with no optimism)."""
+    if not confident_floors(problem).any() or not (problem.effect_sd.any() or problem.shared.any()):
         return ()
     policy = problem.policy
     draws = effect_draws(problem, policy.floor_draws, np.random.default_rng([policy.seed, 1]))
@@ -263,7 +271,7 @@ def reference_plans(
 ) -> dict[str, pd.DataFrame]:
     """The cells tables of the reference plans (keys :data:`~uplift.allocation.references.REFERENCE_PLANS`),
     e.g. to score them against the truth with :func:`~uplift.allocation.result.evaluate_plan`."""
-    prepared = prepare_plan(effects, costs=costs, policy=policy, source=source)
+    prepared = _without_floor_draws(effects, costs=costs, policy=policy, source=source)
     return {
         name: plan_cells(problem, total=allocation)
         for name, (problem, allocation, _) in prepared.reference_allocations(_checked_budget(budget)).items()
@@ -294,6 +302,7 @@ def _with_floor_margins(
     step towards it is halved, so the plan ends with as much margin as the rules allow. Returns the
     plan and, per confident floor, a note with the probability that it holds at that plan.
     """
+    optimism = np.zeros(len(problem.floors)) if optimism is None else optimism
     margin = np.zeros(len(problem.floors))
     for _ in range(_MARGIN_ROUNDS):
         need = margins_needed(problem, (solution.allocation + explored).x, optimism)
@@ -312,13 +321,12 @@ def _with_floor_margins(
             break  # no more margin can be had
         margin, solution = target, attempt
     probability = holding_probability(problem, (solution.allocation + explored).x, optimism)
-    extra = np.zeros(len(problem.floors)) if optimism is None else optimism
     notes = [
         f"conversion floor {floor.name!r} ({floor.min_share:.0%}) holds with probability {p:.0%} under the "
         f"effects' uncertainty (asked: {floor.confidence:.0%})"
         + (f", after {o:.1f} expected conversions allowed for the optimism of the estimates the plan picks"
            if o > 0 else "")
-        for floor, p, o, asked in zip(problem.floors, probability, extra, confident_floors(problem))
+        for floor, p, o, asked in zip(problem.floors, probability, optimism, confident_floors(problem))
         if asked
     ]
     return solution, notes
