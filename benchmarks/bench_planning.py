@@ -138,8 +138,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     budgets = iter(np.linspace(0.5, 1.5, args.repeats + 1) * args.budget)
     rows.append(("prepared plan at a new budget (`prepare_plan(...)` kept), default policy, with references",
                  _timed(lambda: prepared.plan(budget=float(next(budgets))), args.repeats)))
+    prepared_confident = prepare_plan(effects, costs=costs, policy=confident)
+    budgets_confident = iter(np.linspace(0.5, 1.0, args.repeats + 1) * args.budget)  # above, see docs/planning.md
+    rows.append(("prepared plan at a new budget, the binding rules with the 90% confidence",
+                 _timed(lambda: prepared_confident.plan(budget=float(next(budgets_confident))), args.repeats)))
     rows.append(("`prepare_plan()` alone (contract check + LP matrices)",
                  _timed(lambda: prepare_plan(effects, costs=costs, policy=policy), args.repeats)))
+    rows.append((f"`prepare_plan()` alone, the binding rules with the 90% confidence (+ {confident.floor_draws} drawn LPs)",
+                 _timed(lambda: prepare_plan(effects, costs=costs, policy=confident), args.repeats)))
     print(f"{len(effects):,} cells ({args.segments} segments x {args.messages * len(CHANNELS)} arms), "
           f"budget EUR {args.budget:,.0f}, policy serve/policy.yaml (status {status}; binding rules: {tight_status}), "
           f"{args.repeats} runs each\n")

@@ -565,6 +565,28 @@ def test_a_reach_curve_sells_no_dear_contact_before_the_cheap_ones():
         assert b["spend"] == pytest.approx(0.05 * b["contacts"], abs=0.05) and b["spend"] >= min_meta - 100 - 0.05
 
 
+def test_a_confident_floor_fills_its_reach_curves_in_order_once_rather_than_per_draw(monkeypatch):
+    # The world of the test above, where the LP alone buys B's dear contacts first. The plan's 16
+    # effect draws and its margin search are LPs; only the plan's own solves are mixed-integer
+    # (before: 89 and 126 mixed-integer solves for these two plans, seconds each on 10,000 cells).
+    import uplift.allocation.solve as solve
+
+    world, costs = hand_world()
+    effects = pd.concat([world.assign(segment="A", size=2_000), world.assign(segment="B", size=20_000)],
+                        ignore_index=True).assign(effect=0.01, effect_sd=0.005)
+    calls = []
+    milp = solve.milp
+    monkeypatch.setattr(solve, "milp", lambda *args, **kwargs: calls.append(1) or milp(*args, **kwargs))
+    for min_meta in (130.0, 160.0):
+        calls.clear()
+        policy = PlanningPolicy(min_spend={"meta": min_meta}, fairness_floors=[
+            {"name": "A", "where": {"segment": "A"}, "kind": "conversion_share", "min_share": 0.5, "confidence": 0.9}])
+        result = plan(effects, budget=1_000.0, costs=costs, policy=policy, references=False)
+        assert result.status == "optimal" and 1 <= len(calls) <= 2
+        assert any("optimism" in note for note in result.notes)
+        assert_reach_curves_filled_in_order(result.cells.merge(effects[["segment", "arm", "size"]]), costs)
+
+
 def test_a_confident_conversion_floor_holds_under_the_truth_although_the_plan_picks_its_best_looking_cells():
     # 40 segments over 45 and 40 younger ones, one arm, one EUR 0.05 tier reaching 70%. The estimates
     # scatter around the truth by their stated sd, about as much as the older segments' true effects
@@ -1005,6 +1027,49 @@ def test_plans_are_the_same_without_highspy(costs, monkeypatch):
     for a, b in zip(warm, cold):
         assert a.totals.expected_conversions == pytest.approx(b.totals.expected_conversions, rel=1e-6)
         assert a.totals.spend == pytest.approx(b.totals.spend, rel=1e-6)
+
+
+def test_a_problem_with_other_effects_is_the_problem_built_on_them_and_solves_alike(costs):
+    from uplift.allocation.effects import check_effects
+    from uplift.allocation.problem import Allocation, build_problem
+    from uplift.allocation.solve import solve_value
+
+    effects = synthetic_effects(n_segments=12, messages=("a", "b", "c"), seed=21)
+    policy = PlanningPolicy(
+        max_segment_share=0.2,
+        fairness_floors=[
+            {"name": "women", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.5},
+            {"name": "old", "where": {"age_band": "55-67"}, "kind": "conversion_share", "min_share": 0.3},
+            {"name": "young", "where": {"age_band": "18-24"}, "kind": "conversion_share", "min_share": 0.1},
+        ],
+    )
+    frame = check_effects(effects, costs)
+    problem = build_problem(frame, costs, policy)
+    empty = Allocation.empty(problem)
+    first = solve_value(problem, objective=problem.effect, budget=1_500.0, base=empty, fundable=problem.effect >= 0)
+    rng = np.random.default_rng(3)
+    for trial in range(4):
+        other = problem.effect + rng.normal(0, 0.002, problem.n)
+        other[rng.random(problem.n) < 0.1] = 0.0  # zero effects keep their coefficients
+        if trial == 0:
+            other[:] = 0.0
+        drawn = problem.with_effect(other)
+        built = build_problem(frame.assign(effect=other), costs, policy)
+        for got, want in ((drawn.a_ub, built.a_ub), (drawn.a_eq, built.a_eq)):
+            np.testing.assert_array_equal(got.toarray(), want.toarray())
+        np.testing.assert_array_equal(drawn.effect, other)
+        np.testing.assert_array_equal(drawn.frame["effect"].to_numpy(), other)
+        assert drawn.solvers is not problem.solvers and drawn.solvers.warm_from is problem.solvers
+        np.testing.assert_array_equal(problem.effect, frame["effect"].to_numpy())  # the original is untouched
+        # warm-started from the original's basis, the drawn problem solves to the cold optimum
+        fundable = other >= 0
+        warm = solve_value(drawn, objective=other, budget=1_500.0, base=empty, fundable=fundable)
+        cold = solve_value(built, objective=other, budget=1_500.0, base=empty, fundable=fundable)
+        assert warm.optimal == cold.optimal
+        assert warm.value == pytest.approx(cold.value, rel=1e-7, abs=1e-9)
+    assert first.optimal
+    with pytest.raises(ValueError, match="one per cell"):
+        problem.with_effect(problem.effect[:-1])
 
 
 def test_exploration_draws_kept_with_the_problem_give_the_same_allocation(costs):

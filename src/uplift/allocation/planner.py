@@ -32,7 +32,7 @@ from uplift.allocation.result import (
     plan_gain,
     plan_totals,
 )
-from uplift.allocation.solve import LPSolution, solve_value
+from uplift.allocation.solve import LPSolution, breaks_tier_order, solve_value
 from uplift.errors import InfeasiblePlanError, SpecError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
@@ -129,6 +129,13 @@ class PreparedPlan:
             "single_best_message": (self.best_message_problem, solution.allocation, solution),
         }
 
+    def reference_plans(self, budget: float) -> dict[str, pd.DataFrame]:
+        """The cells tables of the reference plans at ``budget``; see :func:`reference_plans`."""
+        return {
+            name: plan_cells(problem, total=allocation)
+            for name, (problem, allocation, _) in self.reference_allocations(_checked_budget(budget)).items()
+        }
+
     def _references(
         self, budget: float, figures: dict[str, np.ndarray], spend: float
     ) -> tuple[dict[str, PlanTotals], dict[str, PlanGain]]:
@@ -182,7 +189,7 @@ def prepare_plan(
         The policy names an unknown channel.
     """
     prepared = _without_floor_draws(effects, costs=costs, policy=policy, source=source)
-    return dataclasses.replace(prepared, floor_draws=_drawn_problems(prepared.problem, costs, source=source))
+    return dataclasses.replace(prepared, floor_draws=_drawn_problems(prepared.problem))
 
 
 def _without_floor_draws(
@@ -200,16 +207,18 @@ def _without_floor_draws(
     )
 
 
-def _drawn_problems(problem: Problem, costs: CostCatalogue, *, source: str) -> tuple[Problem, ...]:
-    """``problem`` rebuilt on ``policy.floor_draws`` effect draws from the estimates' uncertainty
+def _drawn_problems(problem: Problem) -> tuple[Problem, ...]:
+    """``problem`` with its effects replaced by ``policy.floor_draws`` draws from their uncertainty
     (:func:`~uplift.allocation.explore.effect_draws`, seeded by the policy's seed on a stream of their
-    own), when a floor asks for a confidence and the effects have an uncertainty to draw from;
+    own; :meth:`Problem.with_effect`), when a floor asks for a confidence and the effects have an uncertainty to draw from;
     otherwise none (every draw would be the effects themselves, with no optimism)."""
     if not confident_floors(problem).any() or not (problem.effect_sd.any() or problem.shared.any()):
         return ()
     policy = problem.policy
     draws = effect_draws(problem, policy.floor_draws, np.random.default_rng([policy.seed, 1]))
-    return tuple(build_problem(problem.frame.assign(effect=draw), costs, policy, source=source) for draw in draws)
+    # a draw's plan only measures the optimism: its reach curves may be filled out of order, which
+    # spares the mixed-integer re-solves (seconds each where the rules make money go out unwelcome)
+    return tuple(dataclasses.replace(problem.with_effect(draw), tier_order=False) for draw in draws)
 
 
 def plan(
@@ -271,11 +280,8 @@ def reference_plans(
 ) -> dict[str, pd.DataFrame]:
     """The cells tables of the reference plans (keys :data:`~uplift.allocation.references.REFERENCE_PLANS`),
     e.g. to score them against the truth with :func:`~uplift.allocation.result.evaluate_plan`."""
-    prepared = _without_floor_draws(effects, costs=costs, policy=policy, source=source)
-    return {
-        name: plan_cells(problem, total=allocation)
-        for name, (problem, allocation, _) in prepared.reference_allocations(_checked_budget(budget)).items()
-    }
+    budget = _checked_budget(budget)  # before the table is checked and the LPs are built
+    return _without_floor_draws(effects, costs=costs, policy=policy, source=source).reference_plans(budget)
 
 
 def _checked_budget(budget: float) -> float:
@@ -299,27 +305,42 @@ def _with_floor_margins(
 
     Each round raises every margin to ``z_q sd(D)`` plus the floor's ``optimism`` (none by default)
     at the plan in hand and solves again. When the other rules leave no room for that margin, the
-    step towards it is halved, so the plan ends with as much margin as the rules allow. Returns the
-    plan and, per confident floor, a note with the probability that it holds at that plan.
+    step towards it is halved, so the plan ends with as much margin as the rules allow. The search
+    solves LPs only; when its plan fills a reach curve out of order, the margin found is solved once
+    more with the curves in order (:mod:`uplift.allocation.solve`), halved if they leave no room for
+    all of it. Returns the plan and, per confident floor, a note with the probability that it holds
+    at that plan.
     """
     optimism = np.zeros(len(problem.floors)) if optimism is None else optimism
-    margin = np.zeros(len(problem.floors))
+
+    def solved(margin: np.ndarray, *, tier_order: bool) -> LPSolution:
+        return solve_value(dataclasses.replace(problem, floor_margin=margin, tier_order=tier_order),
+                           objective=problem.effect, budget=budget, base=explored, fundable=problem.effect >= 0)
+
+    margin, found = np.zeros(len(problem.floors)), solution
     for _ in range(_MARGIN_ROUNDS):
-        need = margins_needed(problem, (solution.allocation + explored).x, optimism)
+        need = margins_needed(problem, (found.allocation + explored).x, optimism)
         if np.all(need <= margin * (1 + _MARGIN_TOL) + 1e-9):
             break
         target = np.maximum(margin, need)
         for _ in range(_MARGIN_HALVINGS + 1):
-            attempt = solve_value(
-                dataclasses.replace(problem, floor_margin=target),
-                objective=problem.effect, budget=budget, base=explored, fundable=problem.effect >= 0,
-            )
+            attempt = solved(target, tier_order=False)
             if attempt.optimal:
                 break
             target = (target + margin) / 2
         else:
             break  # no more margin can be had
-        margin, solution = target, attempt
+        margin, found = target, attempt
+    if margin.any():
+        if problem.tier_order and breaks_tier_order(problem, (found.allocation + explored).y,
+                                                    added=found.allocation.y).any():
+            for _ in range(_MARGIN_HALVINGS + 1):
+                found = solved(margin, tier_order=True)
+                if found.optimal:
+                    break
+                margin = margin / 2
+        if found.optimal:
+            solution = found
     probability = holding_probability(problem, (solution.allocation + explored).x, optimism)
     notes = [
         f"conversion floor {floor.name!r} ({floor.min_share:.0%}) holds with probability {p:.0%} under the "

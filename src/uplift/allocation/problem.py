@@ -15,6 +15,7 @@ hold for the sum of both (:func:`right_hand_sides`).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -75,8 +76,11 @@ class SolverCache:
     the last solve (:mod:`uplift.allocation.infeasibility`); the problem itself stays immutable,
     the cache only saves work."""
 
-    def __init__(self) -> None:
+    def __init__(self, warm_from: SolverCache | None = None) -> None:
         self.lock = threading.Lock()
+        self.warm_from = warm_from
+        """The cache of a problem with the same rows and other effects (:meth:`Problem.with_effect`):
+        a new reduced LP here starts from the last basis of one there rather than cold."""
         self.reduced: dict[bytes, object] = {}
         self.systems: dict[tuple[frozenset[str], bool], object] = {}
         self.draws: tuple | None = None
@@ -119,6 +123,10 @@ class Problem:
     floor_margin: np.ndarray | None = None
     """Per fairness floor, expected conversions a conversion floor must clear above its share
     (its confidence margin, :mod:`uplift.allocation.floors`); None: no margins."""
+    tier_order: bool = True
+    """Whether solves fill every reach curve in order, re-solving as a mixed-integer programme
+    where the LP does not (:mod:`uplift.allocation.solve`); False takes the LP's optimum as it is
+    (the effect draws of a confident floor, whose plans only measure an optimism)."""
     solvers: SolverCache = field(default_factory=lambda: SolverCache(), compare=False, repr=False)
 
     @property
@@ -164,6 +172,23 @@ class Problem:
         for k, cells in enumerate(self.floor_cells):
             groups[k, self.grp[cells]] = True
         return groups
+
+    def with_effect(self, effect: np.ndarray) -> Problem:
+        """The same problem with other effects per contact (e.g. a draw from their uncertainty).
+
+        Only what the effects enter is replaced: the conversions row of ``a_eq``, the cells'
+        coefficients of the conversion-floor rows and the frame's ``effect`` column; the rest is
+        shared with this problem, and the copy gets solver caches of its own. Equal to
+        :func:`build_problem` on ``frame.assign(effect=effect)``, without the cost of building it.
+        """
+        effect = np.asarray(effect, dtype=float)
+        if effect.shape != self.effect.shape:
+            raise ValueError(f"effect: expected {self.n} values, one per cell, got shape {effect.shape}")
+        a_eq = _with_cell_coefficients(self.a_eq, np.arange(self.a_eq.shape[0]) == self.a_eq.shape[0] - 1,
+                                       effect, self.n)
+        a_ub = _with_cell_coefficients(self.a_ub, self.row_kind == "conversion_floor", effect, self.n)
+        return dataclasses.replace(self, frame=self.frame.assign(effect=effect), effect=effect, a_eq=a_eq,
+                                   a_ub=a_ub, solvers=SolverCache(warm_from=self.solvers))
 
     def rows(self, kinds: frozenset[str] | set[str]) -> np.ndarray:
         """Boolean mask of the ``A_ub`` rows of the given kinds."""
@@ -328,6 +353,17 @@ def build_problem(
         row_label=labels,
         row_ref=refs,
     )
+
+
+def _with_cell_coefficients(matrix: sp.csr_matrix, rows: np.ndarray, effect: np.ndarray, n: int) -> sp.csr_matrix:
+    """``matrix`` with the cells' coefficients (columns below ``n``) of ``rows`` set to ``-effect``,
+    as :func:`build_problem` writes them in the conversions row and the conversion-floor rows (it
+    stores every such coefficient, zeros included, so the sparsity pattern stays)."""
+    data = matrix.data.copy()
+    row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    at = rows[row_of] & (matrix.indices < n)
+    data[at] = -effect[matrix.indices[at]]
+    return sp.csr_matrix((data, matrix.indices, matrix.indptr), shape=matrix.shape)
 
 
 class _Rows:

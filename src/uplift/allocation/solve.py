@@ -15,6 +15,12 @@ unwelcome (a channel minimum against a conversion floor): there it would buy dea
 the cheap ones, which no reach curve sells. Such a solution is solved again as a mixed-integer
 programme (HiGHS through ``scipy.optimize.milp``) with a binary "tier open" per dearer tier of the
 groups concerned (:func:`_in_tier_order`), and the duals come from the LP with those choices fixed.
+A problem with ``tier_order=False`` skips that re-solve (the confident floors' effect draws and
+margin search, :mod:`uplift.allocation.planner`).
+
+A problem made by :meth:`~uplift.allocation.problem.Problem.with_effect` starts each new reduced
+LP from the last basis of its parent's (same rows, other effects): a few iterations instead of a
+cold solve.
 """
 
 from __future__ import annotations
@@ -261,6 +267,7 @@ def _run_reduced(problem: Problem, c, system: _System, b_ub, bounds, active: np.
         reduced = cache.get(key)
         if reduced is None:
             reduced = _ReducedLP.build(problem, c, system.a_ub, system.a_eq, tier_open, has)
+            reduced.start_from(_sibling(problem.solvers.warm_from, reduced))
             cache[key] = reduced
             while len(cache) > _REDUCED_KEPT:  # e.g. a feasibility objective that changes with the budget
                 cache.pop(next(iter(cache)))
@@ -290,6 +297,19 @@ def _run_reduced(problem: Problem, c, system: _System, b_ub, bounds, active: np.
         eqlin=SimpleNamespace(marginals=np.concatenate([balance, eq_rest])),
         message="optimal",
     )
+
+
+def _sibling(warm_from, reduced: _ReducedLP) -> _ReducedLP | None:
+    """The most recently built reduced LP in ``warm_from`` (a solver cache or None) with the
+    dimensions of ``reduced``: the same rows with other effects, whose basis is a warm start."""
+    if warm_from is None:
+        return None
+    with warm_from.lock:
+        candidates = list(warm_from.reduced.values())
+    for other in reversed(candidates):
+        if other.shape == reduced.shape:
+            return other
+    return None
 
 
 def _structure_key(active: np.ndarray, c: np.ndarray, system: _System) -> bytes:
@@ -344,6 +364,16 @@ class _ReducedLP:
             self.highs = highs
             self.cols = np.arange(len(c), dtype=np.int32)
             self.rows = np.arange(n_ub, dtype=np.int32)
+        self.shape = (len(c), a_ub.shape[0] + a_eq.shape[0])
+
+    def start_from(self, other: _ReducedLP | None) -> None:
+        """Start the first solve from ``other``'s last optimal basis (same shape), if it has one."""
+        if other is None or self.highs is None or other.highs is None or other.shape != self.shape:
+            return
+        with other.lock:
+            basis = other.highs.getBasis()
+        if basis.valid:
+            self.highs.setBasis(basis)
 
     @staticmethod
     def build(problem: Problem, c, a_ub, a_eq, tier_open: np.ndarray, has: np.ndarray) -> _ReducedLP:
@@ -511,7 +541,7 @@ def _in_tier_order(problem: Problem, c, system: _System, b_ub, bounds, base: All
     ``base`` (the exploration, an average of fills) is taken as it is: only what this solve adds
     is held to the order.
     """
-    if res.status != _OPTIMAL:
+    if res.status != _OPTIMAL or not problem.tier_order:
         return res
     n, m = problem.n, problem.m
     groups = breaks_tier_order(problem, base.y + res.x[n : n + m], added=res.x[n : n + m])

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from uplift.allocation import plan
+from uplift.allocation import prepare_plan
 from uplift.allocation.effects import SHARED_ERROR_COLUMNS, shared_error_columns
 from uplift.allocation.explore import interval_z
 from uplift.evaluation.plans import score_plan
@@ -108,9 +108,10 @@ def noise_frontier(
     truth = true_effects["effect"].to_numpy(dtype=float)
     tau = float(truth.std())
     best = {}
+    oracle = prepare_plan(true_effects, costs=costs, policy=policy, source="true effects")
     for budget in budgets:
-        oracle = plan(true_effects, budget=budget, costs=costs, policy=policy, references=False, source="true effects")
-        best[budget] = score_plan(oracle.cells, true_effects, costs=costs, policy=policy)[0]["true_conversions"]
+        cells = oracle.plan(budget=budget, references=False).cells
+        best[budget] = score_plan(cells, true_effects, costs=costs, policy=policy)[0]["true_conversions"]
     rng = np.random.default_rng(seed)
     rows = []
     for ratio in ratios:
@@ -118,8 +119,9 @@ def noise_frontier(
             estimates = reference_estimates(true_effects, ratio * tau, rng, interval=policy.interval)
             est = estimates["effect"].to_numpy()
             corr = float(np.corrcoef(est, truth)[0, 1]) if est.std() > 0 and tau > 0 else float("nan")
+            prepared = prepare_plan(estimates, costs=costs, policy=policy, source="reference")
             for budget in budgets:
-                made = plan(estimates, budget=budget, costs=costs, policy=policy, references=False, source="reference")
+                made = prepared.plan(budget=budget, references=False)
                 true = score_plan(made.cells, true_effects, costs=costs, policy=policy)[0]["true_conversions"]
                 rows.append({"noise_ratio": float(ratio), "noise_sd": ratio * tau, "repeat": repeat,
                              "budget": float(budget), "corr": corr,

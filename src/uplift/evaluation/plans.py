@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from uplift.allocation import plan, reference_plans
+from uplift.allocation import prepare_plan
 from uplift.allocation.effects import shared_error_columns
 from uplift.allocation.result import evaluate_plan
 from uplift.errors import DataError, SchemaError
@@ -197,11 +197,14 @@ def compare_with_oracle(
     cells_true = true_effects[["segment", "arm"]].astype(str)
     if len(cells_est) != len(cells_true) or not cells_est.reset_index(drop=True).equals(cells_true.reset_index(drop=True)):
         raise DataError("true_effects: expected the same (segment, arm) rows as estimated, in the same order")
+    # prepared once and planned at every budget, as the service does for a planner trying budgets
+    product = prepare_plan(estimated, costs=costs, policy=policy, source="estimated")
+    truth = prepare_plan(true_effects, costs=costs, policy=policy, source="true effects")
     plan_rows, floor_rows = [], []
     for budget in budgets:
-        recommended = plan(estimated, budget=budget, costs=costs, policy=policy, source="estimated")
-        oracle = plan(true_effects, budget=budget, costs=costs, policy=policy, references=False, source="true effects")
-        refs = reference_plans(estimated, budget=budget, costs=costs, policy=policy, source="estimated")
+        recommended = product.plan(budget=budget)
+        oracle = truth.plan(budget=budget, references=False)
+        refs = product.reference_plans(budget)
         nan = float("nan")
         candidates = {  # cells, status, and what the plan showed: conversions and their interval
             "recommended": (recommended.cells, recommended.status,
