@@ -569,7 +569,7 @@ def test_a_confident_floor_fills_its_reach_curves_in_order_once_rather_than_per_
     # The world of the test above, where the LP alone buys B's dear contacts first. The plan's 16
     # effect draws and its margin search are LPs; only the plan's own solves are mixed-integer
     # (before: 89 and 126 mixed-integer solves for these two plans, seconds each on 10,000 cells).
-    import uplift.allocation.solve as solve
+    from uplift.allocation import solve
 
     world, costs = hand_world()
     effects = pd.concat([world.assign(segment="A", size=2_000), world.assign(segment="B", size=20_000)],
