@@ -210,8 +210,9 @@ def _without_floor_draws(
 def _drawn_problems(problem: Problem) -> tuple[Problem, ...]:
     """``problem`` with its effects replaced by ``policy.floor_draws`` draws from their uncertainty
     (:func:`~uplift.allocation.explore.effect_draws`, seeded by the policy's seed on a stream of their
-    own; :meth:`Problem.with_effect`), when a floor asks for a confidence and the effects have an uncertainty to draw from;
-    otherwise none (every draw would be the effects themselves, with no optimism)."""
+    own; :meth:`Problem.with_effect`), when a floor asks for a confidence and the effects have an
+    uncertainty to draw from; otherwise none (every draw would be the effects themselves, with no
+    optimism)."""
     if not confident_floors(problem).any() or not (problem.effect_sd.any() or problem.shared.any()):
         return ()
     policy = problem.policy
