@@ -138,28 +138,51 @@ def test_cost_per_conversion_range_has_no_finite_end_when_the_plan_may_buy_nothi
 
 
 def test_plan_interval_adds_the_error_the_cells_share():
-    # The hand world's cell with a shared loading of 0.001 per contact on one factor: 5,000 contacts
-    # add (5,000 x 0.001)^2 = 25 to the total's variance (0.002 x 5,000)^2 = 100.
+    # The hand world's cell with an own error of 0.002 and a shared loading of 0.001 per contact on
+    # one factor (effect_sd, the whole, sqrt(0.002^2 + 0.001^2)): 5,000 contacts add
+    # (5,000 x 0.001)^2 = 25 to the total's variance (0.002 x 5,000)^2 = 100.
     effects, costs = hand_world()
-    shared = effects.assign(calibration_load_1=0.001, calibration_load_2=0.0)
+    shared = effects.assign(effect_sd=math.hypot(0.002, 0.001), calibration_load_1=0.001, calibration_load_2=0.0)
     result = plan(shared, budget=300.0, costs=costs, policy=PlanningPolicy(holdout_share=0.1))
     half = 1.2815515655446004 * math.sqrt(100.0 + 25.0)
     assert (result.totals.lo, result.totals.hi) == pytest.approx((50.0 - half, 50.0 + half))
-    cell = result.cells.iloc[0]  # a cell's own interval is its own error
-    assert cell["hi"] - cell["expected_conversions"] == pytest.approx(1.2815515655446004 * 10.0)
+    cell = result.cells.iloc[0]  # a cell's interval is its whole error
+    assert cell["hi"] - cell["expected_conversions"] == pytest.approx(half)
     with pytest.raises(SchemaError, match="calibration_load_1"):
         plan(shared.assign(calibration_load_1=np.inf), budget=300.0, costs=costs, policy=PlanningPolicy())
+    # a whole error smaller than its shared part is not a whole error
+    with pytest.raises(DataError, match=r"column 'effect_sd'.*calibration_load_1.*'women_45'.*0\.0005 against 0\.001"):
+        plan(shared.assign(effect_sd=0.0005), budget=300.0, costs=costs, policy=PlanningPolicy())
+
+
+def test_a_plan_adds_own_errors_as_independent_and_shared_ones_through_their_factors(costs):
+    # Two cells funded alike, each with a whole sd of 0.005: as 0.003 own + 0.004 shared (one
+    # factor), their total's variance is 2 (x 0.003)^2 + (2 x 0.004)^2; all own, 2 (x 0.005)^2.
+    from uplift.allocation.effects import check_effects, own_sd
+    from uplift.allocation.problem import build_problem
+    from uplift.allocation.result import plan_totals
+
+    effects = synthetic_effects(n_segments=2, messages=("a",), channels=("meta",), seed=3).assign(effect_sd=0.005)
+    figures = {"contacts": np.array([1_000, 1_000]), "spend": np.array([10.0, 10.0]),
+               "expected_conversions": np.array([5.0, 5.0]), "holdout_people": np.array([0, 0])}
+    for load, expected in ((0.004, 2 * 3.0**2 + 8.0**2), (0.0, 2 * 5.0**2)):
+        problem = build_problem(check_effects(effects.assign(calibration_load_1=load), costs), costs, PlanningPolicy())
+        np.testing.assert_allclose(problem.own_sd, [0.003 if load else 0.005] * 2)
+        np.testing.assert_allclose(own_sd(problem.effect_sd, problem.shared), problem.own_sd)
+        totals = plan_totals(figures, problem.own_sd, budget=20.0, interval=0.8, shared=problem.shared)
+        assert totals.hi - totals.expected_conversions == pytest.approx(1.2815515655446004 * math.sqrt(expected))
 
 
 def two_segment_world(sd_a: float = 0.002) -> tuple[pd.DataFrame, CostCatalogue]:
     """Segments A and B (10,000 people each) on the hand world's meta curve, two messages: m1 lifts
     A (0.01) and m2 lifts B (0.012); each lifts the other segment by 0.002. Every cell loads 0.001
-    per contact on one shared factor."""
+    per contact on one shared factor, besides its own error (``sd_a`` for A/m1, 0.003 for the others;
+    ``effect_sd`` is their whole)."""
     _, costs = hand_world()
     effects = pd.DataFrame({
         "segment": ["A", "A", "B", "B"], "size": 10_000, "arm": ["m1@meta", "m2@meta", "m1@meta", "m2@meta"],
         "message": ["m1", "m2", "m1", "m2"], "channel": "meta", "effect": [0.01, 0.002, 0.002, 0.012],
-        "effect_sd": [sd_a, 0.003, 0.003, 0.003], "base_rate": 0.003, "calibration_load_1": 0.001,
+        "effect_sd": np.hypot([sd_a, 0.003, 0.003, 0.003], 0.001), "base_rate": 0.003, "calibration_load_1": 0.001,
         "calibration_load_2": 0.0,
     })
     return effects, costs
@@ -251,7 +274,7 @@ def test_plan_interval_adds_the_persona_errors_its_cells_share():
     # The hand world's cell with a persona loading of 0.001 per contact: 5,000 contacts add 25 to the
     # total's variance of 100, as a calibration loading would; a re-scored plan carries it too.
     effects, costs = hand_world()
-    loaded = effects.assign(persona_load__p=0.001)
+    loaded = effects.assign(effect_sd=math.hypot(0.002, 0.001), persona_load__p=0.001)
     policy = PlanningPolicy(holdout_share=0.1)
     result = plan(loaded, budget=300.0, costs=costs, policy=policy)
     half = 1.2815515655446004 * math.sqrt(100.0 + 25.0)
@@ -264,7 +287,7 @@ def test_plan_interval_adds_the_persona_errors_its_cells_share():
 
 def test_re_scoring_a_plan_under_its_own_effects_gives_its_interval():
     effects, costs = hand_world()
-    shared = effects.assign(calibration_load_1=0.001, calibration_load_2=0.0)
+    shared = effects.assign(effect_sd=math.hypot(0.002, 0.001), calibration_load_1=0.001, calibration_load_2=0.0)
     policy = PlanningPolicy(holdout_share=0.1)
     result = plan(shared, budget=300.0, costs=costs, policy=policy)
     again = evaluate_plan(result.cells, shared, costs=costs, policy=policy)
@@ -650,7 +673,8 @@ def test_floor_slack_matches_a_hand_calculation(costs):
         {"name": "young", "where": {"age_band": "18-24"}, "kind": "spend_share", "min_share": 0.1}])
     problem = build_problem(check_effects(effects, costs), costs, policy)
     x = np.array([1_000.0, 500.0, 2_000.0, 0.0])
-    e, sd, load = effects["effect"].to_numpy(), effects["effect_sd"].to_numpy(), effects["calibration_load_1"].to_numpy()
+    e, load = effects["effect"].to_numpy(), effects["calibration_load_1"].to_numpy()
+    sd = np.sqrt(effects["effect_sd"].to_numpy() ** 2 - load**2)  # each cell's own part of its whole error
     a = np.array([1.0, 0.0, 1.0, 0.0]) - 0.6  # seg00 and seg02 are women
     mean, spread = floor_slack(problem, x)
     assert mean[0] == pytest.approx(np.sum(a * x * e))
@@ -698,7 +722,7 @@ def test_exploration_draws_the_error_all_cells_share_once_per_draw(costs):
     # every cell's estimate is 0 with no error of its own, but all share one calibration error: in
     # each draw either every cell looks positive (all explored) or none does (nothing spent)
     effects = synthetic_effects(n_segments=6, seed=11).assign(
-        effect=0.0, effect_sd=0.0, calibration_load_1=0.002, calibration_load_2=0.0)
+        effect=0.0, effect_sd=0.002, calibration_load_1=0.002, calibration_load_2=0.0)
     policy = PlanningPolicy(exploration_share=0.5, exploration_draws=40, seed=2, max_segment_share=1.0)
     problem = build_problem(check_effects(effects, costs), costs, policy)
     thompson_allocation(problem, budget=500.0)
@@ -707,7 +731,7 @@ def test_exploration_draws_the_error_all_cells_share_once_per_draw(costs):
     assert set(np.unique(per_draw)) == {0.0, 1.0}  # all groups or none, never some
     assert 0.2 < per_draw.mean() < 0.8
     # without the shared error nothing is plausibly positive and nothing is explored
-    alone = build_problem(check_effects(effects.assign(calibration_load_1=0.0), costs), costs, policy)
+    alone = build_problem(check_effects(effects.assign(effect_sd=0.0, calibration_load_1=0.0), costs), costs, policy)
     assert thompson_allocation(alone, budget=500.0).x.sum() == 0
 
 

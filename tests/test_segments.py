@@ -266,7 +266,7 @@ def test_segment_effects_report_the_slope_each_line_carries():
     np.testing.assert_allclose(plain["calibration_slope"], plain["calibration_beta"])
     slope = own.groupby("arm")["calibration_slope"].first()
     assert slope["a"] < slope["d"] < slope["b"]  # the arms' effects grow with the model at 1/2, 1, 3/2 its rate
-    np.testing.assert_allclose(own["effect_sd"], plain["effect_sd"])
+    np.testing.assert_allclose(own["own_sd"], plain["own_sd"])
     # a persona's error moves a line's effect by the slope the line carries
     for persona in ("p", "q"):
         np.testing.assert_allclose(own[f"persona_load__{persona}"],
@@ -459,7 +459,7 @@ def test_persona_weight_calibrates_the_observed_effects_against_the_blend():
     # the same combination, fitted to the blended covariate
     observed, se = alone["observed"].to_numpy(), alone["observed_se"].to_numpy()
     effect, sd, (alpha, beta), A = fay_herriot(observed, se, 0.5 * alone["model"].to_numpy() + 0.5 * mix.effects[:, 0])
-    assert np.allclose(blended["effect"], effect) and np.allclose(blended["effect_sd"], sd)
+    assert np.allclose(blended["effect"], effect) and np.allclose(blended["own_sd"], sd)
     assert blended["calibration_beta"].iloc[0] == pytest.approx(beta)
     # the loading on each persona's error: the part of the estimate that rests on the mix, times that error
     prior_part = se**2 / (A + se**2)
@@ -744,7 +744,7 @@ def test_additive_effects_recover_an_additive_table_and_keep_each_arms_level():
         additive_effects(effect[:-1], arm, attributes, terms, weights)
 
 
-def test_smooth_over_fits_each_arms_effects_across_the_groups_and_keeps_their_intervals():
+def test_smooth_over_fits_each_arms_effects_across_the_groups_and_shares_their_errors_through_the_fit():
     arms = ("m1@meta", "m1@flyer", "m2@meta", "m2@flyer")
     groups, y, arm, propensity = _arm_world(7, {a: 0.004 * (k % 2) for k, a in enumerate(arms)})
     rng = np.random.default_rng(8)
@@ -756,15 +756,32 @@ def test_smooth_over_fits_each_arms_effects_across_the_groups_and_keeps_their_in
     terms = (("age_band",), ("municipality",))
     built = segment_effects(groups, 20, **kwargs, smooth_over=terms, group_attributes=attributes)
     assert np.abs(built["effect"] - raw["effect"]).max() > 0
-    fitted = ["effect", "calibration_slope_load"]  # the slope's error moves the effects it scales: fitted alike
-    pd.testing.assert_frame_equal(built.drop(columns=fitted), raw.drop(columns=fitted))  # sd and other loads kept
-    from uplift.additive import additive_effects
+    fitted = ["effect", "calibration_slope_load", "own_sd"]  # the slope's error moves the effects it scales: fitted alike
+    fit_loads = [c for c in built.columns if c.startswith("fit_load__")]
+    assert 2 <= len(fit_loads) <= 8  # the rank of an arm's design: 4 age bands + 5 places - 1
+    pd.testing.assert_frame_equal(built.drop(columns=fitted + fit_loads), raw.drop(columns=fitted))  # other loads kept
+    from uplift.additive import additive_effects, additive_loadings
 
     lines = attributes.iloc[built["group"].to_numpy()]
     rows = np.bincount(groups, minlength=20)[built["group"].to_numpy()]
-    for column in fitted:
+    for column in fitted[:2]:
         np.testing.assert_allclose(built[column], additive_effects(raw[column].to_numpy(), built["arm"].to_numpy(),
                                                                    lines, terms, rows))
+    # every line was fitted: its error is the fit of the errors before it, shared through the arm's factors
+    assert (built["own_sd"] == 0).all()
+    hat = additive_effects(np.eye(len(built)), built["arm"].to_numpy(), lines, terms, rows).T  # the fit is linear
+    expected = hat @ np.diag(raw["own_sd"].to_numpy() ** 2) @ hat.T  # zero between two arms
+    same_arm = built["arm"].to_numpy()[:, None] == built["arm"].to_numpy()[None, :]
+    loads = built[fit_loads].to_numpy()
+    np.testing.assert_allclose(np.where(same_arm, loads @ loads.T, 0.0), expected, atol=1e-12 * expected.max())
+    # a line the fit leaves alone (no rows, no sd) keeps no loading; no terms, no factors
+    sd = raw["own_sd"].to_numpy().copy()
+    sd[3] = np.nan
+    weights = rows.astype(float)
+    weights[7] = 0.0
+    partial = additive_loadings(sd, built["arm"].to_numpy(), lines, terms, weights)
+    assert (partial[[3, 7]] == 0).all() and np.abs(partial).sum(axis=1)[[0, 1, 2]].min() > 0
+    assert additive_loadings(sd, built["arm"].to_numpy(), lines, (), weights).shape == (len(built), 0)
     with pytest.raises(ValueError, match="group_attributes: expected one row per group"):
         segment_effects(groups, 20, **kwargs, smooth_over=terms)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["PART_PREFIX", "additive_effects", "part_columns", "smoothed_draws"]
+__all__ = ["PART_PREFIX", "additive_effects", "additive_loadings", "part_columns", "smoothed_draws"]
 
 PART_PREFIX = "part__"
 """Segment-table columns ``part__<dim>+<dim>``: the additive parts a kind's effects were fitted on."""
@@ -101,6 +101,60 @@ def additive_effects(
             for j, idx in enumerate(lines):
                 out[:, idx] = fitted[:, j * k:(j + 1) * k].T
     return out.reshape(effect.shape)
+
+
+def additive_loadings(
+    sd: np.ndarray,
+    arm: np.ndarray,
+    attributes: pd.DataFrame,
+    terms: tuple[tuple[str, ...], ...],
+    weights: np.ndarray,
+) -> np.ndarray:
+    """Per line, its loadings on the errors its arm's additive fit carries (:func:`additive_effects`).
+
+    The fit is linear: per arm, ``fitted = H effect`` with ``H`` the weighted least-squares
+    projection on the terms. Effects whose errors are independent with sd ``sd`` give fitted effects
+    whose errors have the covariance ``H diag(sd^2) H^T``, shared between every two cells with a part
+    in common. It has the rank of the arm's design (a few dozen for hundreds of cells), and is
+    returned as that many factors: ``L`` with ``L L^T = H diag(sd^2) H^T``, one column per factor,
+    each factor the arm's own (an arm's lines load on the first columns; other arms' factors are
+    independent of them).
+
+    Parameters
+    ----------
+    sd : (n,) each line's sd before the fit; arm, attributes, terms, weights as for
+        :func:`additive_effects`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, k)``, ``k`` the largest rank over the arms; 0 for the lines the fit leaves as they are
+        (weight 0 or a non-finite sd), and ``(n, 0)`` without terms.
+    """
+    sd = np.asarray(sd, dtype=float)
+    arm = np.asarray(arm)
+    weights = np.asarray(weights, dtype=float)
+    if not (len(sd) == len(arm) == len(attributes) == len(weights)):
+        raise ValueError(f"sd, arm, attributes and weights: expected one line each, got lengths "
+                         f"{len(sd)}, {len(arm)}, {len(attributes)}, {len(weights)}")
+    if not terms:
+        return np.zeros((len(sd), 0))
+    usable = np.isfinite(sd) & (weights > 0)
+    codes = _term_codes(attributes.reset_index(drop=True), terms)
+    arm_codes, _ = pd.factorize(arm)
+    per_arm = []
+    for a in np.unique(arm_codes[usable]):
+        idx = np.flatnonzero(usable & (arm_codes == a))
+        x = _design(codes[idx])
+        root_w = np.sqrt(weights[idx])
+        hat = x @ np.linalg.pinv(x * root_w[:, None]) * root_w[None, :]  # fitted = hat @ effect
+        left, singular, _ = np.linalg.svd(hat * sd[idx][None, :], full_matrices=False)
+        rank = int(np.sum(singular > 1e-9 * singular[0])) if singular.size and singular[0] > 0 else 0
+        per_arm.append((idx, left[:, :rank] * singular[:rank]))
+    out = np.zeros((len(sd), max((load.shape[1] for _, load in per_arm), default=0)))
+    for idx, load in per_arm:
+        out[idx, :load.shape[1]] = load
+    return out
 
 
 def part_columns(attributes: pd.DataFrame, terms: tuple[tuple[str, ...], ...]) -> pd.DataFrame:

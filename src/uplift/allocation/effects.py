@@ -12,8 +12,9 @@ from uplift.specs.planning import CostCatalogue, FairnessFloor
 from uplift.vocabulary import HOLDOUT
 
 __all__ = [
-    "ARM_LEVEL_LOAD", "ARM_SLOPE_LOAD", "EFFECTS", "EFFECT_COLUMNS", "PERSONA_LOAD_PREFIX", "PER_ARM_LOADS",
-    "SHARED_ERROR_COLUMNS", "check_effects", "floor_mask", "shared_error_columns", "shared_factors",
+    "ARM_LEVEL_LOAD", "ARM_SLOPE_LOAD", "EFFECTS", "EFFECT_COLUMNS", "FIT_LOAD_PREFIX", "PERSONA_LOAD_PREFIX",
+    "PER_ARM_LOADS", "SHARED_ERROR_COLUMNS", "check_effects", "floor_mask", "own_sd", "shared_error_columns",
+    "shared_factors",
 ]
 
 SHARED_ERROR_COLUMNS: tuple[str, ...] = ("calibration_load_1", "calibration_load_2", "arm_level_load_common")
@@ -34,6 +35,12 @@ PERSONA_LOAD_PREFIX = "persona_load__"
 """Optional ``persona_load__<persona>`` columns: per contact, the cell's loading on the error of that
 persona's observed effect for the cell's arm (:mod:`uplift.segments.personamix`)."""
 
+FIT_LOAD_PREFIX = "fit_load__"
+"""Optional ``fit_load__<k>`` columns: per contact, the cell's loading on the k-th error of its arm's
+additive fit across the cells (:func:`uplift.additive.additive_loadings`), one factor per arm."""
+
+_PER_ARM_PREFIXES: tuple[str, ...] = (PERSONA_LOAD_PREFIX, FIT_LOAD_PREFIX)
+
 EFFECTS = pa.DataFrameSchema(
     {
         "segment": pa.Column(str, pa.Check.str_length(min_value=1), coerce=True, nullable=False),
@@ -48,8 +55,9 @@ EFFECTS = pa.DataFrameSchema(
         "base_rate": pa.Column(float, pa.Check.in_range(0, 1), coerce=True, nullable=False),
         **{name: pa.Column(float, pa.Check(np.isfinite, element_wise=False, name="finite"), coerce=True,
                            nullable=False, required=False) for name in (*SHARED_ERROR_COLUMNS, *PER_ARM_LOADS)},
-        f"^{PERSONA_LOAD_PREFIX}.+$": pa.Column(float, pa.Check(np.isfinite, element_wise=False, name="finite"),
-                                                coerce=True, nullable=False, required=False, regex=True),
+        **{f"^{prefix}.+$": pa.Column(float, pa.Check(np.isfinite, element_wise=False, name="finite"),
+                                      coerce=True, nullable=False, required=False, regex=True)
+           for prefix in _PER_ARM_PREFIXES},
     },
     unique=["segment", "arm"],
     strict=False,
@@ -57,13 +65,21 @@ EFFECTS = pa.DataFrameSchema(
 )
 """One row per (segment, treatment arm): the estimated incremental conversions per contact.
 
+``effect_sd`` is the sd of the cell's whole error, the part no other cell shares and the parts it
+shares with others (the loadings below) together: ``effect_sd^2 = own^2 + sum of its squared
+loadings``, so ``effect +- z effect_sd`` is the cell's interval. A total over cells adds the own
+parts as independent and the shared parts through their factors (:func:`own_sd`,
+:func:`shared_factors`).
+
 Optional ``calibration_load_1`` / ``calibration_load_2``: per contact, the cell's loadings on the
 error its kind's calibration shares with every other cell (:func:`uplift.segments.effects.calibration_loadings`),
 ``persona_load__<persona>``: its loadings on the errors of the persona effects its estimate rests
 on, one factor per persona and arm; ``arm_level_load``: on the error of its arm's level, one factor
 per arm, and ``arm_level_load_common``: on the error all arms' levels share
 (:mod:`uplift.segments.armlevels`); ``calibration_slope_load``: on the error of its arm's own
-calibration slope, one factor per arm (:func:`uplift.segments.effects.slope_loadings`). A plan's
+calibration slope, one factor per arm (:func:`uplift.segments.effects.slope_loadings`);
+``fit_load__<k>``: on the errors of its arm's additive fit across the cells, one factor per arm and
+``k`` (:func:`uplift.additive.additive_loadings`). A plan's
 interval adds them up over the cells (:func:`shared_factors`; absent = 0). Optional
 ``part__<dims>`` columns name the additive parts the effects were fitted on
 (:mod:`uplift.additive`); the Thompson draws are fitted on them too. Extra
@@ -76,22 +92,23 @@ EFFECT_COLUMNS: tuple[str, ...] = tuple(c for c in EFFECTS.columns if not c.star
 def shared_error_columns(frame: pd.DataFrame) -> list[str]:
     """The columns of ``frame`` that carry loadings on shared errors (see :data:`EFFECTS`)."""
     return [c for c in frame.columns
-            if c in SHARED_ERROR_COLUMNS or c in PER_ARM_LOADS or str(c).startswith(PERSONA_LOAD_PREFIX)]
+            if c in SHARED_ERROR_COLUMNS or c in PER_ARM_LOADS or str(c).startswith(_PER_ARM_PREFIXES)]
 
 
 def shared_factors(frame: pd.DataFrame) -> np.ndarray:
     """Per cell (row), its per-contact loadings on independent standard-normal shared errors, ``(n, k)``.
 
     The calibration loadings and the common arm-level loading are factors of their own; a
-    ``persona_load__<persona>`` column and the ``arm_level_load`` and ``calibration_slope_load``
-    columns are one factor per arm (a persona's observed effect for one arm, an arm's level or its
-    own calibration slope is shared by that arm's cells only).
+    ``persona_load__<persona>`` or ``fit_load__<k>`` column and the ``arm_level_load`` and
+    ``calibration_slope_load`` columns are one factor per arm (a persona's observed effect for one
+    arm, an arm's additive fit, its level or its own calibration slope is shared by that arm's cells
+    only).
     Factors no cell loads on are left out. A total ``sum_i contacts_i x effect_i`` then has the shared
     variance ``||contacts @ factors||^2``.
     """
     n = len(frame)
     parts = [frame[[c for c in SHARED_ERROR_COLUMNS if c in frame.columns]].to_numpy(dtype=float).reshape(n, -1)]
-    per_arm = [c for c in frame.columns if str(c).startswith(PERSONA_LOAD_PREFIX)]
+    per_arm = [c for c in frame.columns if str(c).startswith(_PER_ARM_PREFIXES)]
     per_arm += [c for c in PER_ARM_LOADS if c in frame.columns]
     if per_arm:
         loads = frame[per_arm].to_numpy(dtype=float)
@@ -105,11 +122,20 @@ def shared_factors(frame: pd.DataFrame) -> np.ndarray:
     return factors[:, np.any(factors != 0, axis=0)]
 
 
+def own_sd(effect_sd: np.ndarray, shared: np.ndarray) -> np.ndarray:
+    """Per cell, the sd of the part of its error no other cell shares: ``effect_sd`` (the whole)
+    without the shared loadings (``shared``, :func:`shared_factors`), 0 where they make up all of it."""
+    effect_sd = np.asarray(effect_sd, dtype=float)
+    shared_var = np.sum(shared**2, axis=1) if shared.size else np.zeros_like(effect_sd)
+    return np.sqrt(np.maximum(effect_sd**2 - shared_var, 0.0))
+
+
 def check_effects(effects: pd.DataFrame, costs: CostCatalogue, *, source: str = "effects") -> pd.DataFrame:
     """Validate ``effects`` and return a coerced copy with a fresh 0..n-1 index.
 
     Beyond the pandera contract: at least one row, no holdout rows, ``arm`` equal to
-    ``"message@channel"``, one ``size`` per segment and every channel in the cost catalogue.
+    ``"message@channel"``, one ``size`` per segment, every channel in the cost catalogue and no
+    ``effect_sd`` below what the cell's shared loadings alone make up.
 
     Raises
     ------
@@ -143,6 +169,19 @@ def check_effects(effects: pd.DataFrame, costs: CostCatalogue, *, source: str = 
             f"{source}: column 'channel': {', '.join(map(repr, unknown))} not in the cost catalogue; "
             f"valid: {', '.join(sorted(costs.channels))}"
         )
+    loads = shared_error_columns(frame)
+    if loads:
+        whole = frame["effect_sd"].to_numpy(dtype=float)
+        shared = np.sqrt(np.sum(frame[loads].to_numpy(dtype=float) ** 2, axis=1))
+        short = shared > whole * (1 + 1e-6) + 1e-12
+        if short.any():
+            first = int(np.flatnonzero(short)[0])
+            raise DataError(
+                f"{source}: column 'effect_sd': expected the sd of each cell's whole error, at least the "
+                f"root sum of squares of its shared loadings ({', '.join(loads[:4])}{', ...' if len(loads) > 4 else ''}); "
+                f"{int(short.sum())} row(s) fall short, e.g. segment {frame['segment'].iloc[first]!r}, arm "
+                f"{frame['arm'].iloc[first]!r}: effect_sd {whole[first]:.6g} against {shared[first]:.6g}"
+            )
     # plain Python strings: the planner reads these columns into arrays on every plan, and an
     # Arrow-backed string column costs milliseconds per read
     return frame.astype({c: object for c in ("segment", "arm", "message", "channel")})

@@ -1,7 +1,7 @@
 """Thompson-sampling exploration: the part of the budget spread over plausibly-best cells.
 
 Each of ``policy.exploration_draws`` draws takes one effect per cell from its uncertainty (seeded
-with ``policy.seed``): ``effect + effect_sd * z_cell + shared @ w``, the cell's own error plus the
+with ``policy.seed``): ``effect + own_sd * z_cell + shared @ w``, the cell's own error plus the
 errors cells share (``Problem.shared``: the calibration's and the persona effects', drawn once per
 draw for all cells, so a draw moves together every cell such an error moves), and spends the
 exploration budget on that draw. The draws keep the structure the estimates were fitted to, so
@@ -88,14 +88,14 @@ def thompson_allocation(problem: Problem, *, budget: float) -> Allocation:
 def effect_draws(problem: Problem, draws: int, rng: np.random.Generator) -> np.ndarray:
     """``(draws, n)`` effects drawn from the estimates' uncertainty, with the structure they were fitted to.
 
-    Each draw is ``effect + effect_sd * z_cell + shared @ w``: the cells' own errors plus the errors
+    Each draw is ``effect + own_sd * z_cell + shared @ w``: the cells' own errors plus the errors
     cells share (:attr:`Problem.shared`, drawn once per draw for all cells). When the table names the
     additive parts its effects were fitted on (``part__*``), each draw is fitted on them per arm; when
     every segment's messages x channels table of estimates is rank 1, each draw's tables are projected
     on rank 1 too. The exploration (:func:`thompson_allocation`) and the conversion floors' allowance
     for the plan's own selection (:func:`uplift.allocation.floors.selection_optimism`) draw from it.
     """
-    sampled = rng.normal(problem.effect, problem.effect_sd, size=(draws, problem.n))
+    sampled = rng.normal(problem.effect, problem.own_sd, size=(draws, problem.n))
     if problem.shared.size:  # after the cells' own draws, so a problem without shared errors draws as before
         sampled += rng.standard_normal((draws, problem.shared.shape[1])) @ problem.shared.T
     segment, arm = problem.frame["segment"].to_numpy(), problem.frame["arm"].to_numpy()

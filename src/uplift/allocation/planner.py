@@ -89,7 +89,7 @@ class PreparedPlan:
         figures = cell_figures(problem, total=total, explored=explored)
         totals = plan_totals(
             figures,
-            problem.effect_sd,
+            problem.own_sd,
             budget=budget,
             interval=policy.interval,
             marginal_cost=_marginal_cost(solution),
@@ -147,7 +147,7 @@ class PreparedPlan:
             theirs = cell_figures(problem, total=allocation)
             totals[name] = plan_totals(
                 theirs,
-                problem.effect_sd,
+                problem.own_sd,
                 budget=budget,
                 interval=interval,
                 marginal_cost=_marginal_cost(solution) if solution is not None else float("nan"),
@@ -157,7 +157,7 @@ class PreparedPlan:
             if problem is not main:  # the single best message's LP has that message's rows only
                 contacts = np.bincount(self.best_message_rows, weights=contacts, minlength=main.n)
             gains[name] = plan_gain(
-                figures["contacts"], contacts, main.effect, main.effect_sd,
+                figures["contacts"], contacts, main.effect, main.own_sd,
                 spend=spend, reference_spend=totals[name].spend,
                 interval=interval, shared=main.shared,
             )

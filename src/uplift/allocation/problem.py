@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from uplift.allocation.effects import floor_mask, shared_factors
+from uplift.allocation.effects import floor_mask, own_sd, shared_factors
 from uplift.errors import SpecError
 from uplift.specs.planning import CostCatalogue, FairnessFloor, PlanningPolicy
 
@@ -99,7 +99,8 @@ class Problem:
     frame: pd.DataFrame
     policy: PlanningPolicy
     effect: np.ndarray
-    effect_sd: np.ndarray
+    effect_sd: np.ndarray  # the sd of each cell's whole error (its interval)
+    own_sd: np.ndarray  # the part of it no other cell shares (independent across cells)
     shared: np.ndarray  # (n, k): per contact, loadings on errors cells share (calibration, persona effects); k may be 0
     seg: np.ndarray
     segments: np.ndarray
@@ -327,12 +328,14 @@ def build_problem(
             builder.add("conversion_floor", f"fairness floor {floor.name!r}", k,
                         np.concatenate([ix[mask], [ic]]), np.concatenate([-effect[mask], [floor.min_share]]))
     a_ub, kinds, labels, refs = builder.build()
+    shared = shared_factors(frame)
     return Problem(
         frame=frame,
         policy=policy,
         effect=effect,
         effect_sd=frame["effect_sd"].to_numpy(dtype=float),
-        shared=shared_factors(frame),
+        own_sd=own_sd(frame["effect_sd"].to_numpy(dtype=float), shared),
+        shared=shared,
         seg=seg,
         segments=np.asarray(segments, dtype=object),
         seg_size=seg_size,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from uplift.allocation.effects import check_effects, floor_mask, shared_factors
+from uplift.allocation.effects import check_effects, floor_mask, own_sd, shared_factors
 from uplift.allocation.explore import interval_z
 from uplift.allocation.problem import Allocation, Problem
 from uplift.errors import DataError
@@ -281,23 +281,23 @@ def _next_conversion_cost(problem: Problem, alloc: Allocation) -> np.ndarray:
 
 def plan_totals(
     cells: pd.DataFrame | Mapping[str, np.ndarray],
-    effect_sd: np.ndarray,
+    own: np.ndarray,
     *,
     budget: float,
     interval: float,
     marginal_cost: float = float("nan"),
     shared: np.ndarray | None = None,
 ) -> PlanTotals:
-    """Totals of a cells table or :func:`cell_figures` (``effect_sd`` and ``shared`` aligned with its rows).
+    """Totals of a cells table or :func:`cell_figures` (``own`` and ``shared`` aligned with its rows).
 
-    The interval adds each cell's own error (independent across cells) and the errors all cells
-    share: ``shared`` (n x k, :attr:`Problem.shared`) holds each cell's per-contact loadings on k
+    The interval adds each cell's own error (``own``: its sd, independent across cells,
+    :attr:`Problem.own_sd`) and the errors cells share: ``shared`` (n x k, :attr:`Problem.shared`) holds each cell's per-contact loadings on k
     independent shared factors, whose variance in the total is ``||contacts @ shared||^2``.
     """
     contacts = np.asarray(cells["contacts"], dtype=float)
     spend = float(np.sum(cells["spend"]))
     conv = float(np.sum(cells["expected_conversions"]))
-    half = _half_width(contacts, effect_sd, shared, interval)
+    half = _half_width(contacts, own, shared, interval)
     lo, hi = conv - half, conv + half
     cheap, dear = cost_range(spend, lo, hi)
     return PlanTotals(
@@ -320,7 +320,7 @@ def plan_gain(
     contacts: np.ndarray,
     reference_contacts: np.ndarray,
     effect: np.ndarray,
-    effect_sd: np.ndarray,
+    own: np.ndarray,
     *,
     spend: float,
     reference_spend: float,
@@ -330,12 +330,12 @@ def plan_gain(
     """What a plan adds over a reference plan (both as contacts on the same cells), paired.
 
     The difference ``sum_i (x_i - r_i) effect_i`` has the variance of a plan whose contacts are
-    ``x - r``: each cell's own error (independent across cells) plus the shared factors
+    ``x - r``: each cell's own error (``own``, independent across cells) plus the shared factors
     (``shared``, per-contact loadings, may be None), as in :func:`plan_totals`.
     """
     diff = np.asarray(contacts, dtype=float) - np.asarray(reference_contacts, dtype=float)
     gain = float(diff @ np.asarray(effect, dtype=float))
-    sd = math.sqrt(_total_variance(diff, np.asarray(effect_sd, dtype=float), shared))
+    sd = math.sqrt(_total_variance(diff, np.asarray(own, dtype=float), shared))
     half = interval_z(interval) * sd
     if sd > 0:
         better = 0.5 * math.erfc(-gain / (sd * math.sqrt(2.0)))  # the normal cdf at gain / sd
@@ -356,16 +356,16 @@ def cost_range(spend: float, lo: float, hi: float) -> tuple[float, float]:
     return spend / hi, (spend / lo if lo > 0 else float("inf"))
 
 
-def _half_width(contacts: np.ndarray, effect_sd: np.ndarray, shared: np.ndarray | None, interval: float) -> float:
+def _half_width(contacts: np.ndarray, own: np.ndarray, shared: np.ndarray | None, interval: float) -> float:
     """Half the ``interval`` of a total of ``contacts x effect``: the cells' own errors (independent)
     plus the errors they share (``shared``, per-contact loadings on independent factors, may be None)."""
-    return interval_z(interval) * math.sqrt(_total_variance(contacts, effect_sd, shared))
+    return interval_z(interval) * math.sqrt(_total_variance(contacts, own, shared))
 
 
-def _total_variance(contacts: np.ndarray, effect_sd: np.ndarray, shared: np.ndarray | None) -> float:
+def _total_variance(contacts: np.ndarray, own: np.ndarray, shared: np.ndarray | None) -> float:
     """Variance of ``sum_i contacts_i x effect_i``: the cells' own errors (independent) plus the
     errors they share (``shared``, per-contact loadings on independent factors, may be None)."""
-    variance = float(np.sum((effect_sd * contacts) ** 2))
+    variance = float(np.sum((own * contacts) ** 2))
     if shared is not None and shared.size:
         variance += float(np.sum((contacts @ shared) ** 2))
     return variance
@@ -422,7 +422,7 @@ def evaluate_plan(
     conv = merged["effect"].to_numpy(dtype=float) * contacts
     interval = policy.interval if policy is not None else 0.8
     shared = shared_factors(merged)
-    half = _half_width(contacts, merged["effect_sd"].to_numpy(dtype=float), shared, interval)
+    half = _half_width(contacts, own_sd(merged["effect_sd"].to_numpy(dtype=float), shared), shared, interval)
     floors: dict[str, float] = {}
     for floor in policy.fairness_floors if policy is not None else ():
         mask = floor_mask(merged, floor, source=source, allow_empty=True)

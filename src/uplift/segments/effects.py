@@ -68,8 +68,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from uplift.additive import additive_effects
-from uplift.allocation.effects import PERSONA_LOAD_PREFIX
+from uplift.additive import additive_effects, additive_loadings
+from uplift.allocation.effects import FIT_LOAD_PREFIX, PERSONA_LOAD_PREFIX
 from uplift.armtable import low_rank_effects
 
 if TYPE_CHECKING:
@@ -438,7 +438,11 @@ def segment_effects(
     smooth_over: tuple[tuple[str, ...], ...] = (),
     group_attributes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Long frame (group, arm) with observed, model and calibrated effects (``effect``, ``effect_sd``).
+    """Long frame (group, arm) with observed, model and calibrated effects (``effect``, ``own_sd``).
+
+    ``own_sd`` is the sd of the part of a line's error that no other line shares; the loading
+    columns carry the parts it shares (:data:`uplift.allocation.effects.EFFECTS`), and
+    :func:`uplift.segments.build_segment_table` adds them up into the line's ``effect_sd``.
 
     ``variance`` as in :func:`observed_effects`; with ``folds`` (the cross-fitting fold that
     predicted each row, ``heldout_fold`` the rows no model saw) the model-noise covariance
@@ -465,10 +469,14 @@ def segment_effects(
     ``smooth_over`` (terms of dimensions; ``group_attributes`` has one row per group with those
     columns): then every arm's effects across the groups are replaced by their additive fit on the
     terms (:func:`uplift.additive.additive_effects`, weighted by the groups' rows; the
-    arm's level is kept). ``effect_sd`` and the loadings are kept.
+    arm's level is kept). The fitted effects' errors are the fit of the errors before it: shared by
+    every two cells with a part in common, they become the arm's factors ``fit_load__<k>``
+    (:func:`uplift.additive.additive_loadings`) and the fitted lines' ``own_sd`` becomes 0; the other
+    loadings are kept. That the truth is additive on the terms is the spec's assumption; what it
+    cannot hold is not in the intervals.
 
     ``message_channel_rank`` ``r > 0``: last, every group's messages x channels table of effects is
-    projected on rank ``r`` (:func:`uplift.armtable.low_rank_effects`); ``effect_sd`` and the
+    projected on rank ``r`` (:func:`uplift.armtable.low_rank_effects`); ``own_sd`` and the
     loadings are kept, so the intervals stay those of the estimates before the projection
     (conservative).
     """
@@ -499,7 +507,7 @@ def segment_effects(
     slope = np.full(len(out), beta)
     if arm_slopes:
         effect, slope = _effects_from(terms, effect, beta)
-    out = out.assign(persona_mix=mix, effect=effect, effect_sd=sd, calibration_load_1=load[:, 0],
+    out = out.assign(persona_mix=mix, effect=effect, own_sd=sd, calibration_load_1=load[:, 0],
                      calibration_load_2=load[:, 1], calibration_slope_load=_loadings_from(terms, len(out)),
                      calibration_alpha=alpha, calibration_beta=beta, calibration_slope=slope, calibration_leak=leak)
     if blended:  # a persona's error moves the covariate, and the effect with the slope its line carries
@@ -518,6 +526,13 @@ def segment_effects(
                                   out["arm"].to_numpy(), group_attributes.reset_index(drop=True).iloc[group],
                                   smooth_over, rows)
         out = out.assign(effect=fitted[0], calibration_slope_load=fitted[1])
+        # the lines the fit replaced (additive_effects' rule) now share their errors through it
+        fitted_lines = np.isfinite(fitted).all(axis=0) & (rows > 0)
+        own = out["own_sd"].to_numpy(dtype=float)
+        loads = additive_loadings(np.where(fitted_lines, own, np.nan), out["arm"].to_numpy(),
+                                  group_attributes.reset_index(drop=True).iloc[group], smooth_over, rows)
+        out = out.assign(own_sd=np.where(fitted_lines, 0.0, own),
+                         **{f"{FIT_LOAD_PREFIX}{k}": loads[:, k] for k in range(loads.shape[1])})
     if message_channel_rank > 0:
         out = out.assign(effect=low_rank_effects(out["group"].to_numpy(), out["arm"].to_numpy(),
                                                  out["effect"].to_numpy(dtype=float), rank=message_channel_rank))

@@ -12,7 +12,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from uplift.additive import PART_PREFIX, part_columns
-from uplift.allocation.effects import PERSONA_LOAD_PREFIX
+from uplift.allocation.effects import FIT_LOAD_PREFIX, PERSONA_LOAD_PREFIX, shared_error_columns
 from uplift.features.library import age_band_of
 from uplift.segments.assign import PERSONA_NONE, SUPPRESSED, assign_personas, targetable_cells
 from uplift.segments.effects import segment_effects
@@ -69,7 +69,11 @@ def build_segment_table(
         are estimated (``spec.effects``; a targetable ``persona_weight`` blends the persona mix of
         :mod:`uplift.segments.personamix` into the calibration when its split-half signal reaches
         ``persona_min_signal``: columns ``persona_mix`` (empty when not used) and one
-        ``persona_load__<persona>`` per persona, the cells' loadings on those shared errors).
+        ``persona_load__<persona>`` per persona, the cells' loadings on those shared errors; a kind
+        with ``smooth_over`` has ``fit_load__<k>`` columns, its cells' loadings on their arm's
+        additive fit). ``effect_sd`` is the sd of a cell's whole error, its own part and the parts
+        its loadings share with other cells (:data:`uplift.allocation.effects.EFFECTS`), and ``lo`` /
+        ``hi`` its central ``spec.interval``.
     folds, heldout_fold : per row, the cross-fitting fold whose model predicted it, and the fold no
         model saw (:meth:`uplift.modeling.validation.ValidationReport.out_of_sample_folds`); needed
         by a kind with ``leak_correction``, which is skipped without them.
@@ -133,12 +137,16 @@ def build_segment_table(
     msg_ch = [split_arm(a) for a in out["arm"]]
     out["message"] = [m for m, _ in msg_ch]
     out["channel"] = [c for _, c in msg_ch]
-    out["lo"] = out["effect"] - z * out["effect_sd"]
-    out["hi"] = out["effect"] + z * out["effect_sd"]
-    loads = [c for c in out.columns if str(c).startswith(PERSONA_LOAD_PREFIX)]
-    out[loads] = out[loads].fillna(0.0)  # the persona segments' estimates do not rest on the persona mix
+    loads = [c for c in out.columns if str(c).startswith((PERSONA_LOAD_PREFIX, FIT_LOAD_PREFIX))]
+    # the persona segments' estimates do not rest on the persona mix, nor a kind not smoothed on a fit
+    out[loads] = out[loads].fillna(0.0)
     for column in ("arm_level_load", "arm_level_load_common"):  # 0 for a kind that keeps the calibrated levels
         out[column] = out[column].fillna(0.0) if column in out.columns else 0.0
+    # a cell's interval: its own error and every error it shares with other cells
+    shared = out[shared_error_columns(out)].to_numpy(dtype=float)
+    out["effect_sd"] = np.sqrt(out.pop("own_sd").to_numpy(dtype=float) ** 2 + np.sum(shared**2, axis=1))
+    out["lo"] = out["effect"] - z * out["effect_sd"]
+    out["hi"] = out["effect"] + z * out["effect_sd"]
     part_cols = [c for c in out.columns if str(c).startswith(PART_PREFIX)]
     out[part_cols] = out[part_cols].fillna("")  # a kind not smoothed has no parts
     attr_cols = [c for c in (*spec.dimensions, "persona") if c in out.columns]
