@@ -3,7 +3,8 @@
 A conversion-share floor asks ``sum_{c in F} e_c x_c >= s * sum_c e_c x_c`` for the estimated effects
 ``e``. Under the true effects ``t`` its slack ``D = sum_c a_c t_c x_c`` (``a_c = 1[c in F] - s``) is
 uncertain: its variance is ``sum_c (a_c x_c own_c)^2 + ||sum_c a_c x_c load_c||^2``, the cells' own
-errors (:attr:`~uplift.allocation.problem.Problem.own_sd`) plus the errors they share (:func:`~uplift.allocation.effects.shared_factors`). Holding with
+errors (:attr:`~uplift.allocation.problem.Problem.own_sd`) plus the errors they share
+(:func:`~uplift.allocation.effects.shared_factors`). Holding with
 probability ``q`` (the floor's ``confidence``) asks ``E[D] >= z_q sd(D)``, a second-order-cone
 constraint. The planner keeps its LP: it solves with a margin ``m`` on ``E[D]``, computes
 ``z_q sd(D)`` at the plan found, raises the margin to it and solves again, until the plan clears its
