@@ -395,12 +395,17 @@ def test_alias_swap_under_concurrent_requests(store, strong_table):
         threads = [threading.Thread(target=fire, args=(k,)) for k in range(3)]
         for t in threads:
             t.start()
-        time.sleep(1.0)
+
+        def until(done) -> None:  # waits on the threads' answers, not the clock: a loaded machine is slow
+            deadline = time.monotonic() + 60
+            while not done() and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+        until(lambda: all(seen))  # every thread has had an answer from version 1
         client.set_registered_model_alias("swapped", "champion", "2")
-        deadline = time.monotonic() + 30
-        while httpx.get(f"{base}/health").json()["model_version"] != 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(1.0)
+        until(lambda: httpx.get(f"{base}/health").json()["model_version"] == 2)
+        marks = [len(s) for s in seen]
+        until(lambda: all(len(s) > m and s[-1] == 2 for s, m in zip(seen, marks)))  # and then from version 2
         stop.set()
         for t in threads:
             t.join()
