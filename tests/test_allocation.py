@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from uplift.allocation import CELL_COLUMNS, evaluate_plan, plan, reference_plans
+from uplift.allocation import CELL_COLUMNS, evaluate_plan, plan, prepare_plan, reference_plans
 from uplift.errors import DataError, InfeasiblePlanError, SchemaError, SpecError
 from uplift.specs import load_spec
 from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
@@ -324,22 +324,33 @@ def test_fractional_contacts_are_rounded_down_with_their_spend():
 # ---------------------------------------------------------------------------------------------
 
 
-def test_more_budget_never_lowers_planned_value(costs):
+@pytest.mark.parametrize("exploration", [0.0, 0.1, 0.3])
+def test_more_budget_never_lowers_planned_value(costs, exploration):
+    # up to budgets far above what the cells can usefully take (about EUR 1,400 here), where a
+    # share of the whole budget explored would take over the plan
     effects = synthetic_effects(seed=1)
-    policy = PlanningPolicy(
-        max_segment_share=0.3,
-        fairness_floors=[{"name": "women", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.4}],
-        holdout_share=0.15,
-    )
-    values = []
-    for budget in (0, 50, 200, 500, 1_000, 2_000, 5_000, 20_000):
-        result = plan(effects, budget=budget, costs=costs, policy=policy, references=False)
+
+    def policy(share: float) -> PlanningPolicy:
+        floor = {"name": "women", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.4}
+        return PlanningPolicy(max_segment_share=0.3, fairness_floors=[floor], holdout_share=0.15,
+                              exploration_share=share)
+
+    prepared = prepare_plan(effects, costs=costs, policy=policy(exploration))
+    values, explored = [], []
+    for budget in (0, 50, 200, 500, 1_000, 2_000, 5_000, 20_000, 100_000):
+        result = prepared.plan(budget=budget, references=False)
         assert result.status == "optimal"
         values.append(result.totals.expected_conversions)
+        explored.append(result.totals.exploration_spend)
     rounding = effects["effect"].clip(lower=0).sum()  # at most one contact lost per cell
     assert values[0] == 0
     assert all(b >= a - rounding for a, b in zip(values, values[1:]))
     assert values[-1] > values[1] + 10 * rounding
+    # past the useful spend the exploration stays at its share of what the plan without it spends
+    alone = plan(effects, budget=100_000, costs=costs, policy=policy(0.0), references=False).totals.spend
+    assert alone < 5_000
+    assert explored[-1] == pytest.approx(explored[-3], rel=1e-9)
+    assert explored[-1] <= exploration * alone + 1.0
 
 
 def test_row_order_does_not_change_the_plan(costs, open_policy):

@@ -62,7 +62,8 @@ def thompson_allocation(problem: Problem, *, budget: float) -> Allocation:
     Parameters
     ----------
     problem : the planning LP (its policy gives the draws, seed and interval).
-    budget : the exploration budget in EUR (``exploration_share x`` the whole budget).
+    budget : the exploration budget in EUR
+        (:meth:`~uplift.allocation.planner.PreparedPlan.exploration_budget`).
 
     Returns
     -------

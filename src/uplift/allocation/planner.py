@@ -69,7 +69,7 @@ class PreparedPlan:
         """The plan at ``budget``; see :func:`plan`."""
         budget = _checked_budget(budget)
         problem, policy = self.problem, self.policy
-        explored = thompson_allocation(problem, budget=budget * policy.exploration_share)
+        explored = thompson_allocation(problem, budget=self.exploration_budget(budget))
         solution, conflicts = solve_elastic(
             problem, objective=problem.effect, budget=budget, base=explored, fundable=problem.effect >= 0
         )
@@ -105,6 +105,21 @@ class PreparedPlan:
             notes=tuple(_notes(problem, solution, total, budget) + floor_notes + self._gain_notes(gains)),
             gains=gains,
         )
+
+    def exploration_budget(self, budget: float) -> float:
+        """EUR the plan at ``budget`` explores with: ``policy.exploration_share`` of the budget, or of
+        what the plan without exploration spends when that is less.
+
+        Above the budget the cells can usefully take, a share of the whole budget would grow with it
+        while the exploitation's room does not: the draws would take the contacts the mean effects
+        fund and, past a point, the whole plan (more budget, fewer expected conversions). A share of
+        what is worth spending stays put there, so more budget never plans less.
+        """
+        share = self.policy.exploration_share
+        if share <= 0 or budget <= 0:
+            return 0.0
+        alone, _ = solve_without_exploration(self.problem, budget=budget, explain=False)
+        return share * min(budget, self.problem.spend(alone.allocation.y))
 
     def _selection_optimism(self, budget: float, explored: Allocation) -> np.ndarray:
         """Per floor, its optimism at ``budget`` (:func:`~uplift.allocation.floors.selection_optimism`):
@@ -234,7 +249,8 @@ def plan(
 ) -> PlanResult:
     """Split ``budget`` over segments x arms to maximise expected incremental conversions.
 
-    ``policy.exploration_share`` of the budget is spread by Thompson sampling
+    ``policy.exploration_share`` of the budget (of what the plan without exploration spends, when
+    that is less: :meth:`PreparedPlan.exploration_budget`) is spread by Thompson sampling
     (:func:`~uplift.allocation.explore.thompson_allocation`); the rest is the exploitation LP on the
     mean effects, with every rule applied to the sum of both. The LP (HiGHS) buys fractional
     contacts; the returned cells round them down (see :mod:`uplift.allocation.result`).
