@@ -621,6 +621,96 @@ def test_a_confident_floor_fills_its_reach_curves_in_order_once_rather_than_per_
         assert_reach_curves_filled_in_order(result.cells.merge(effects[["segment", "arm", "size"]]), costs)
 
 
+def test_a_reach_curve_charges_its_contacts_cheapest_first_and_its_tangent_never_overstates_a_rule():
+    # the hand world's meta curve for two segments (2,000 and 20,000 people): 40% at EUR 0.05, 30% at EUR 0.10
+    from uplift.allocation.effects import check_effects
+    from uplift.allocation.problem import Allocation, build_problem
+    from uplift.allocation.reach import curve_spend, tangent_system
+
+    world, costs = hand_world()
+    effects = pd.concat([world.assign(segment="A", size=2_000, gender="female"),
+                         world.assign(segment="B", size=20_000, gender="male")], ignore_index=True)
+    spend, price = curve_spend(build_problem(check_effects(effects, costs), costs, PlanningPolicy()),
+                               np.array([500.0, 9_000.0]))
+    assert spend == pytest.approx([25.0, 8_000 * 0.05 + 1_000 * 0.10])
+    assert price == pytest.approx([0.05, 0.10])
+    spend, price = curve_spend(build_problem(check_effects(effects, costs), costs, PlanningPolicy()),
+                               np.array([1_400.0, 0.0]))
+    assert spend == pytest.approx([800 * 0.05 + 600 * 0.10, 0.0]) and price == pytest.approx([0.10, 0.05])
+
+    # every kind of rule that reads spend: at the tangent's own plan the rules read what they read on
+    # the curve; at any other plan filled in order they leave it no more room than the curve does
+    policy = PlanningPolicy(min_spend={"meta": 60.0}, max_segment_share=0.7, fairness_floors=[
+        {"name": "women", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.45}])
+    problem = build_problem(check_effects(effects, costs), costs, policy)
+    m = problem.m
+
+    def in_order(contacts: np.ndarray) -> np.ndarray:
+        y = np.zeros(m)
+        for g, want in enumerate(contacts):
+            for t in np.flatnonzero(problem.tier_grp == g):
+                y[t] = min(want, problem.tier_cap[t])
+                want -= y[t]
+        return y
+
+    def columns(y: np.ndarray, tangent_price: np.ndarray | None = None) -> np.ndarray:
+        x = np.bincount(problem.tier_grp, weights=y, minlength=2)[problem.grp]
+        v = np.concatenate([x, y, [problem.tier_cost @ y, problem.effect @ x]])
+        return v if tangent_price is None else np.append(v, tangent_price[problem.tier_grp] @ y)
+
+    rng = np.random.default_rng(4)
+    before = np.array([100.0, 300.0])  # an exploration already bought, in order
+    base = Allocation(before[problem.grp], in_order(before))
+
+    def added(total: np.ndarray) -> np.ndarray:  # what a plan of ``total`` contacts adds to ``base``
+        return in_order(total) - base.y
+
+    for _ in range(20):
+        at = added(rng.uniform(before, [1_400, 14_000]))
+        a_ub, a_eq, shift = tangent_system(problem, problem.a_ub, problem.a_eq, base=base, added=at)
+        price = curve_spend(problem, np.bincount(problem.tier_grp, weights=base.y + at, minlength=2))[1]
+        assert np.abs(a_eq @ columns(at, price)).max() < 1e-9  # U is the tangent price of the contacts
+        assert a_ub @ columns(at, price) + shift == pytest.approx(problem.a_ub @ columns(at), abs=1e-9)
+        for _ in range(5):
+            other = added(rng.uniform(before, [1_400, 14_000]))
+            assert np.all(a_ub @ columns(other, price) + shift >= problem.a_ub @ columns(other) - 1e-9)
+
+
+def test_a_plan_whose_rules_reward_spend_buys_in_order_at_the_tangents_as_well_as_the_exact_re_solve(costs, monkeypatch):
+    # Rules that make spend itself worth buying (a segment cap as a share of all spend, a high spend
+    # floor for women, a flyer minimum) beyond the budget the cells can usefully take: the LP alone
+    # buys dear contacts before cheap ones to inflate the spend the rules count. On this small problem
+    # the plan is the better of the tangent rounds and the exact mixed-integer re-solve; on a large one
+    # (here: every problem counted as large) the tangent rounds alone, with no mixed-integer solve, and
+    # their plan is in order, meets every rule and is within 1% of the exact one.
+    from uplift.allocation import solve
+
+    effects = synthetic_effects(n_segments=16, seed=5)
+    policy = PlanningPolicy(max_segment_share=0.1, min_spend={"flyer": 50.0}, holdout_share=0.1, fairness_floors=[
+        {"name": "women", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.69}])
+    calls = {"milp": 0, "tangents": 0}
+    milp, at_tangents = solve.milp, solve._at_tangents
+    monkeypatch.setattr(solve, "milp", lambda *a, **k: calls.__setitem__("milp", calls["milp"] + 1) or milp(*a, **k))
+    monkeypatch.setattr(solve, "_at_tangents",
+                        lambda *a, **k: calls.__setitem__("tangents", calls["tangents"] + 1) or at_tangents(*a, **k))
+    exact = plan(effects, budget=6_000.0, costs=costs, policy=policy, references=False)
+    assert calls["tangents"] >= 1 and calls["milp"] >= 1
+    monkeypatch.setattr(solve, "_EXACT_COLUMNS", 0)
+    calls.update(milp=0, tangents=0)
+    alone = plan(effects, budget=6_000.0, costs=costs, policy=policy, references=False)
+    assert calls["tangents"] >= 1 and calls["milp"] == 0
+    for result in (exact, alone):
+        assert result.status == "optimal", result.conflicts
+        cells = result.cells.merge(effects[["segment", "arm", "size", "gender"]])
+        assert_reach_curves_filled_in_order(cells, costs)
+        check_hard_rules(result, effects, costs, policy, 6_000.0)
+        spend = cells["spend"].sum()
+        assert cells.loc[cells["gender"] == "female", "spend"].sum() >= 0.69 * spend - 1e-6
+        assert cells.loc[cells["channel"] == "flyer", "spend"].sum() >= 50.0 - 1e-6
+    assert alone.totals.expected_conversions >= 0.99 * exact.totals.expected_conversions
+    assert exact.totals.expected_conversions >= alone.totals.expected_conversions - 1e-6
+
+
 def test_a_confident_conversion_floor_holds_under_the_truth_although_the_plan_picks_its_best_looking_cells():
     # 40 segments over 45 and 40 younger ones, one arm, one EUR 0.05 tier reaching 70%. The estimates
     # scatter around the truth by their stated sd, about as much as the older segments' true effects

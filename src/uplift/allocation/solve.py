@@ -10,13 +10,17 @@ where it buys nothing: a contact at the dearest tier price costs ``TIE_BREAK`` (
 effect in the objective. The budget dual is corrected for it.
 
 A reach curve is filled in order: a group's dearer tier only once its cheaper one is full. A
-maximising LP does that by itself, except where the rules make money go out while contacts are
-unwelcome (a channel minimum against a conversion floor): there it would buy dear contacts without
-the cheap ones, which no reach curve sells. Such a solution is solved again as a mixed-integer
-programme (HiGHS through ``scipy.optimize.milp``) with a binary "tier open" per dearer tier of the
-groups concerned (:func:`_in_tier_order`), and the duals come from the LP with those choices fixed.
-A problem with ``tier_order=False`` skips that re-solve (the confident floors' effect draws and
-margin search, :mod:`uplift.allocation.planner`).
+maximising LP does that by itself, except where a rule rewards spend itself (a channel minimum
+against a conversion floor, a high spend floor or a segment cap, a share of all spend, beyond the
+budget the cells can usefully take): there it buys dear contacts without the cheap ones, which no
+reach curve sells. Such a solution is solved again with the spend those rules count taken on the
+curves' tangents (:mod:`uplift.allocation.reach`, :func:`_at_tangents`): a few LPs, each plan in
+order and within the rules, until the plan stops improving. On a problem small enough for it to be
+cheap, and wherever the tangents find no plan, a mixed-integer programme (HiGHS through
+``scipy.optimize.milp``) with a binary "tier open" per dearer tier of the groups concerned also
+runs (:func:`_mixed_integer_order`), and the better plan in order is kept; its duals come from the
+LP with its choices fixed. A problem with ``tier_order=False`` skips all of it (the confident
+floors' effect draws and margin search, :mod:`uplift.allocation.planner`).
 
 A problem made by :meth:`~uplift.allocation.problem.Problem.with_effect` starts each new reduced
 LP from the last basis of its parent's (same rows, other effects): a few iterations instead of a
@@ -47,6 +51,7 @@ from uplift.allocation.problem import (
     right_hand_sides,
     variable_bounds,
 )
+from uplift.allocation.reach import tangent_system
 from uplift.errors import UpliftError
 
 __all__ = [
@@ -191,14 +196,15 @@ def _run(c, a_ub, b_ub, a_eq, bounds):
     return res
 
 
-def _run_priced(problem: Problem, c, system: _System, b_ub, bounds, rank: np.ndarray):
+def _run_priced(problem: Problem, c, system: _System, b_ub, bounds, rank: np.ndarray, *, keep: bool = True):
     """Solve by column generation over the cells; the result is the optimum of the full LP.
 
     All messages on a channel in a segment share price and reach, so the optimum nearly always
     uses one message per group. The LP is first solved with only the best-``rank`` fundable cell
     per group, in the reduced form of :func:`_run_reduced` (tiers only); if no other cell prices
     out (its reduced cost from the duals is negative) that is the optimum. Otherwise the cells
-    that price out are opened and the full LP is solved again until none is left.
+    that price out are opened and the full LP is solved again until none is left. ``keep=False``
+    solves the reduced LP without keeping it in the problem's cache.
     """
     n = problem.n
     fundable = bounds[:n, 1] > 0
@@ -219,7 +225,7 @@ def _run_priced(problem: Problem, c, system: _System, b_ub, bounds, rank: np.nda
             dual = dual + a_ub_x @ res.ineqlin.marginals
         return fundable & ~active & (c[:n] - dual < -_PRICING_TOL)
 
-    res = _run_reduced(problem, c, system, b_ub, bounds, active)
+    res = _run_reduced(problem, c, system, b_ub, bounds, active, keep=keep)
     if res is not None and res.status == _INFEASIBLE:
         return res
     if res is not None:
@@ -242,7 +248,7 @@ def _run_priced(problem: Problem, c, system: _System, b_ub, bounds, rank: np.nda
     return _run(c, a_ub, b_ub, a_eq, bounds)
 
 
-def _run_reduced(problem: Problem, c, system: _System, b_ub, bounds, active: np.ndarray):
+def _run_reduced(problem: Problem, c, system: _System, b_ub, bounds, active: np.ndarray, *, keep: bool = True):
     """The LP with at most one open cell per group, its contacts substituted by the group's tiers.
 
     With one cell ``a`` open in group ``g``, ``x[a] = sum(y of g)``, so ``x = P y`` and the LP over
@@ -261,16 +267,19 @@ def _run_reduced(problem: Problem, c, system: _System, b_ub, bounds, active: np.
     has = tier_open >= 0
     bounds_red = bounds[n:].copy()
     bounds_red[:m, 1] = np.where(has, bounds_red[:m, 1], 0.0)
-    key = _structure_key(active, c, system)
-    with problem.solvers.lock:
-        cache = problem.solvers.reduced
-        reduced = cache.get(key)
-        if reduced is None:
-            reduced = _ReducedLP.build(problem, c, system.a_ub, system.a_eq, tier_open, has)
-            reduced.start_from(_sibling(problem.solvers.warm_from, reduced))
-            cache[key] = reduced
-            while len(cache) > _REDUCED_KEPT:  # e.g. a feasibility objective that changes with the budget
-                cache.pop(next(iter(cache)))
+    if keep:
+        key = _structure_key(active, c, system)
+        with problem.solvers.lock:
+            cache = problem.solvers.reduced
+            reduced = cache.get(key)
+            if reduced is None:
+                reduced = _ReducedLP.build(problem, c, system.a_ub, system.a_eq, tier_open, has)
+                reduced.start_from(_sibling(problem.solvers.warm_from, reduced))
+                cache[key] = reduced
+                while len(cache) > _REDUCED_KEPT:  # e.g. a feasibility objective that changes with the budget
+                    cache.pop(next(iter(cache)))
+    else:
+        reduced = _ReducedLP.build(problem, c, system.a_ub, system.a_eq, tier_open, has)
     res = reduced.solve(b_ub, bounds_red)
     if res.status == _INFEASIBLE and "conversion_floor" not in problem.row_kind:
         # every other rule reads only tier contacts, which the reduced LP leaves free: the full LP
@@ -532,12 +541,14 @@ def breaks_tier_order(problem: Problem, y: np.ndarray, *, added: np.ndarray | No
 
 
 def _in_tier_order(problem: Problem, c, system: _System, b_ub, bounds, base: Allocation, res):
-    """``res``, or when it fills a reach curve out of order, the optimum that fills it in order.
+    """``res``, or when it fills a reach curve out of order, the best plan found that fills them in order.
 
-    Binaries ``z_j`` for the dearer tiers ``j`` of the groups concerned: this solve's contacts
-    ``y_j <= (cap_j - base_j) z_j`` and ``y_{j-1} + base_{j-1} >= cap_{j-1} z_j``. The mixed-integer
-    optimum's choices are then fixed as bounds and the LP solved once more for the duals. Groups
-    the fixed LP leaves out of order join the binaries (at most :data:`_ORDER_ROUNDS` rounds).
+    First the tangent rounds (:func:`_at_tangents`): a few LPs, whatever the problem's size. Where
+    they find no plan, or the problem is small enough for an exact answer to be cheap (at most
+    :data:`_EXACT_BINARIES` binaries on at most :data:`_EXACT_COLUMNS` columns), the mixed-integer
+    re-solve runs too (:func:`_mixed_integer_order`) and the better in-order plan is kept. The
+    choice depends on the problem's size only, never on the clock, so a plan is the same on any
+    machine (up to HiGHS's own time limit, which only a re-solve far beyond those sizes meets).
     ``base`` (the exploration, an average of fills) is taken as it is: only what this solve adds
     is held to the order.
     """
@@ -547,6 +558,33 @@ def _in_tier_order(problem: Problem, c, system: _System, b_ub, bounds, base: All
     groups = breaks_tier_order(problem, base.y + res.x[n : n + m], added=res.x[n : n + m])
     if not groups.any():
         return res
+    tangent = _at_tangents(problem, c, system, b_ub, bounds, base, res)
+    binaries = int(np.count_nonzero(groups[problem.tier_grp] & (problem.tier_rank > 0)))
+    if tangent is not None and (binaries > _EXACT_BINARIES or len(c) > _EXACT_COLUMNS):
+        return tangent
+    exact = _mixed_integer_order(problem, c, system, b_ub, bounds, base, res, groups)
+    if tangent is None:
+        return exact
+    in_order = exact.status == _OPTIMAL and not breaks_tier_order(
+        problem, base.y + exact.x[n : n + m], added=exact.x[n : n + m]).any()
+    return exact if in_order and float(c @ exact.x) < float(c @ tangent.x) else tangent
+
+
+_EXACT_BINARIES = 64
+"""Most binaries for which the mixed-integer re-solve also runs after successful tangent rounds."""
+_EXACT_COLUMNS = 4_000
+"""Most LP columns for which it does (a 10,000-cell table has about 14,000)."""
+
+
+def _mixed_integer_order(problem: Problem, c, system: _System, b_ub, bounds, base: Allocation, res, groups):
+    """The mixed-integer re-solve that holds the out-of-order ``groups`` of ``res`` to the order.
+
+    Binaries ``z_j`` for the dearer tiers ``j`` of the groups concerned: this solve's contacts
+    ``y_j <= (cap_j - base_j) z_j`` and ``y_{j-1} + base_{j-1} >= cap_{j-1} z_j``. The mixed-integer
+    optimum's choices are then fixed as bounds and the LP solved once more for the duals. Groups
+    the fixed LP leaves out of order join the binaries (at most :data:`_ORDER_ROUNDS` rounds).
+    """
+    n, m = problem.n, problem.m
     first = res
     b = np.asarray(b_ub, dtype=float)
     cap, y0 = problem.tier_cap, base.y
@@ -584,8 +622,49 @@ def _in_tier_order(problem: Problem, c, system: _System, b_ub, bounds, base: All
         more = breaks_tier_order(problem, base.y + res.x[n : n + m], added=res.x[n : n + m]) & ~groups
         if not more.any():
             return res
-        groups |= more
+        groups = groups | more
     return res
+
+
+_TANGENT_ROUNDS = 8
+"""Most LPs solved at the reach curves' tangents (:func:`_at_tangents`)."""
+_TANGENT_TOL = 1e-6
+"""Relative gain in the objective below which the tangent rounds stop."""
+
+
+def _at_tangents(problem: Problem, c, system: _System, b_ub, bounds, base: Allocation, res):
+    """The LP solved again with the spend its rules reward taken on the reach curves' tangents at
+    the plan in hand (:func:`uplift.allocation.reach.tangent_system`), round after round until the
+    plan stops improving: a plan that fills every curve in order and meets the rules at the spend
+    the curves charge. None when a round is infeasible (the tangents can be stricter than the
+    curves, e.g. for a channel minimum only dear tiers can reach) or the plan still breaks the
+    order; the mixed-integer re-solve then takes over.
+
+    Each round is solved by column generation like the plan's own LP, without keeping its reduced
+    LP (every round's tangents differ).
+    """
+    n, m = problem.n, problem.m
+    rank = -c[:n]
+    free = np.array([[-np.inf, np.inf]])
+    found, value = None, np.inf  # the LP's own value is above every in-order plan's: not a round to beat
+    for _ in range(_TANGENT_ROUNDS):
+        a_ub, a_eq, shift = tangent_system(problem, system.a_ub, system.a_eq, base=base, added=res.x[n : n + m])
+        a_eq_x = a_eq[:, :n].T.tocsr()
+        at = _System(rows=system.rows, a_ub=a_ub, a_eq=a_eq, n_slack=system.n_slack, el_rows=system.el_rows,
+                     a_eq_x=a_eq_x, a_ub_x=a_ub[:, :n].T.tocsr() if a_ub.shape[0] else None,
+                     a_rest_x=a_eq_x[:, len(problem.grp_seg):], digest=b"")
+        new = _run_priced(problem, np.append(c, 0.0), at, np.asarray(b_ub, dtype=float) - shift,
+                          np.vstack([bounds, free]), rank, keep=False)
+        if new.status != _OPTIMAL:
+            return None
+        res = SimpleNamespace(status=_OPTIMAL, x=new.x[:-1], ineqlin=new.ineqlin,
+                              eqlin=SimpleNamespace(marginals=new.eqlin.marginals[:-1]), message=new.message)
+        found, gain, value = res, value - float(c @ res.x), float(c @ res.x)
+        if gain <= _TANGENT_TOL * max(abs(value), 1e-12):  # c is minimised: the gain is the fall
+            break
+    if found is None or breaks_tier_order(problem, base.y + found.x[n : n + m], added=found.x[n : n + m]).any():
+        return None
+    return found
 
 
 def _widened(a: sp.csr_matrix, k: int) -> sp.csr_matrix:
