@@ -139,12 +139,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for label, pol, refs in configurations:
         rows.append((label, _timed(lambda p=pol, r=refs: plan(effects, budget=args.budget, costs=costs, policy=p,
                                                               references=r), args.repeats)))
+    # above what the cells can usefully take under those rules, spend itself becomes worth buying and the
+    # LP buys dear contacts before cheap ones: the reach curves are put in order at their tangents
+    # (docs/planning.md, "The tangent rounds"; 95 s at EUR 90,000 with session 16's mixed-integer re-solve)
+    high = 1.5 * args.budget
+    for label, pol in ((f"the binding rules at EUR {high:,.0f} (reach curves put in order)", tight),
+                       (f"the binding rules with the 90% confidence at EUR {high:,.0f}", confident)):
+        rows.append((f"plan(), {label}", _timed(lambda p=pol: plan(effects, budget=high, costs=costs, policy=p),
+                                                 args.repeats)))
     # what the service pays for a new budget once the request's table, policy and costs are prepared
     prepared = prepare_plan(effects, costs=costs, policy=policy)
     rows.append(("prepared plan at a new budget (`prepare_plan(...)` kept), default policy, with references",
                  _at_new_budgets(prepared, np.linspace(0.5, 1.5, args.repeats + 1) * args.budget)))
-    # up to the bench's budget only: above it the tight segment cap makes the reach curves' mixed-integer
-    # re-solve run (seconds to minutes, docs/planning.md, limits)
     rows.append(("prepared plan at a new budget, the binding rules with the 90% confidence",
                  _at_new_budgets(prepare_plan(effects, costs=costs, policy=confident),
                                  np.linspace(0.5, 1.0, args.repeats + 1) * args.budget)))

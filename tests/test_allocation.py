@@ -676,13 +676,13 @@ def test_a_reach_curve_charges_its_contacts_cheapest_first_and_its_tangent_never
             assert np.all(a_ub @ columns(other, price) + shift >= problem.a_ub @ columns(other) - 1e-9)
 
 
-def test_a_plan_whose_rules_reward_spend_buys_in_order_at_the_tangents_as_well_as_the_exact_re_solve(costs, monkeypatch):
+def test_a_plan_whose_rules_reward_spend_buys_in_order_at_the_tangents_about_as_well_as_the_mixed_integer_re_solve(costs, monkeypatch):
     # Rules that make spend itself worth buying (a segment cap as a share of all spend, a high spend
     # floor for women, a flyer minimum) beyond the budget the cells can usefully take: the LP alone
     # buys dear contacts before cheap ones to inflate the spend the rules count. On this small problem
-    # the plan is the better of the tangent rounds and the exact mixed-integer re-solve; on a large one
+    # the plan is the better of the tangent rounds and the mixed-integer re-solve; on a large one
     # (here: every problem counted as large) the tangent rounds alone, with no mixed-integer solve, and
-    # their plan is in order, meets every rule and is within 1% of the exact one.
+    # their plan is in order, meets every rule and is within 1% of the other.
     from uplift.allocation import solve
 
     effects = synthetic_effects(n_segments=16, seed=5)
@@ -693,13 +693,13 @@ def test_a_plan_whose_rules_reward_spend_buys_in_order_at_the_tangents_as_well_a
     monkeypatch.setattr(solve, "milp", lambda *a, **k: calls.__setitem__("milp", calls["milp"] + 1) or milp(*a, **k))
     monkeypatch.setattr(solve, "_at_tangents",
                         lambda *a, **k: calls.__setitem__("tangents", calls["tangents"] + 1) or at_tangents(*a, **k))
-    exact = plan(effects, budget=6_000.0, costs=costs, policy=policy, references=False)
+    both = plan(effects, budget=6_000.0, costs=costs, policy=policy, references=False)
     assert calls["tangents"] >= 1 and calls["milp"] >= 1
-    monkeypatch.setattr(solve, "_EXACT_COLUMNS", 0)
+    monkeypatch.setattr(solve, "_MILP_COLUMNS", 0)
     calls.update(milp=0, tangents=0)
     alone = plan(effects, budget=6_000.0, costs=costs, policy=policy, references=False)
     assert calls["tangents"] >= 1 and calls["milp"] == 0
-    for result in (exact, alone):
+    for result in (both, alone):
         assert result.status == "optimal", result.conflicts
         cells = result.cells.merge(effects[["segment", "arm", "size", "gender"]])
         assert_reach_curves_filled_in_order(cells, costs)
@@ -707,8 +707,8 @@ def test_a_plan_whose_rules_reward_spend_buys_in_order_at_the_tangents_as_well_a
         spend = cells["spend"].sum()
         assert cells.loc[cells["gender"] == "female", "spend"].sum() >= 0.69 * spend - 1e-6
         assert cells.loc[cells["channel"] == "flyer", "spend"].sum() >= 50.0 - 1e-6
-    assert alone.totals.expected_conversions >= 0.99 * exact.totals.expected_conversions
-    assert exact.totals.expected_conversions >= alone.totals.expected_conversions - 1e-6
+    assert alone.totals.expected_conversions >= 0.99 * both.totals.expected_conversions
+    assert both.totals.expected_conversions >= alone.totals.expected_conversions - 1e-6
 
 
 def test_a_confident_conversion_floor_holds_under_the_truth_although_the_plan_picks_its_best_looking_cells():

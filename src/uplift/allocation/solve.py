@@ -544,9 +544,8 @@ def _in_tier_order(problem: Problem, c, system: _System, b_ub, bounds, base: All
     """``res``, or when it fills a reach curve out of order, the best plan found that fills them in order.
 
     First the tangent rounds (:func:`_at_tangents`): a few LPs, whatever the problem's size. Where
-    they find no plan, or the problem is small enough for an exact answer to be cheap (at most
-    :data:`_EXACT_BINARIES` binaries on at most :data:`_EXACT_COLUMNS` columns), the mixed-integer
-    re-solve runs too (:func:`_mixed_integer_order`) and the better in-order plan is kept. The
+    they find no plan, or the problem is small enough for the mixed-integer re-solve to be cheap (at
+    most :data:`_MILP_BINARIES` binaries on at most :data:`_MILP_COLUMNS` columns), that runs too (:func:`_mixed_integer_order`) and the better in-order plan is kept. The
     choice depends on the problem's size only, never on the clock, so a plan is the same on any
     machine (up to HiGHS's own time limit, which only a re-solve far beyond those sizes meets).
     ``base`` (the exploration, an average of fills) is taken as it is: only what this solve adds
@@ -560,19 +559,19 @@ def _in_tier_order(problem: Problem, c, system: _System, b_ub, bounds, base: All
         return res
     tangent = _at_tangents(problem, c, system, b_ub, bounds, base, res)
     binaries = int(np.count_nonzero(groups[problem.tier_grp] & (problem.tier_rank > 0)))
-    if tangent is not None and (binaries > _EXACT_BINARIES or len(c) > _EXACT_COLUMNS):
+    if tangent is not None and (binaries > _MILP_BINARIES or len(c) > _MILP_COLUMNS):
         return tangent
-    exact = _mixed_integer_order(problem, c, system, b_ub, bounds, base, res, groups)
+    mixed = _mixed_integer_order(problem, c, system, b_ub, bounds, base, res, groups)
     if tangent is None:
-        return exact
-    in_order = exact.status == _OPTIMAL and not breaks_tier_order(
-        problem, base.y + exact.x[n : n + m], added=exact.x[n : n + m]).any()
-    return exact if in_order and float(c @ exact.x) < float(c @ tangent.x) else tangent
+        return mixed
+    in_order = mixed.status == _OPTIMAL and not breaks_tier_order(
+        problem, base.y + mixed.x[n : n + m], added=mixed.x[n : n + m]).any()
+    return mixed if in_order and float(c @ mixed.x) < float(c @ tangent.x) else tangent
 
 
-_EXACT_BINARIES = 64
+_MILP_BINARIES = 64
 """Most binaries for which the mixed-integer re-solve also runs after successful tangent rounds."""
-_EXACT_COLUMNS = 4_000
+_MILP_COLUMNS = 4_000
 """Most LP columns for which it does (a 10,000-cell table has about 14,000)."""
 
 
