@@ -635,8 +635,8 @@ def _at_tangents(problem: Problem, c, system: _System, b_ub, bounds, base: Alloc
     """The LP solved again with the spend its rules reward taken on the reach curves' tangents at
     the plan in hand (:func:`uplift.allocation.reach.tangent_system`), round after round until the
     plan stops improving: a plan that fills every curve in order and meets the rules at the spend
-    the curves charge. None when a round is infeasible (the tangents can be stricter than the
-    curves, e.g. for a channel minimum only dear tiers can reach) or the plan still breaks the
+    the curves charge. None when the first round is infeasible (the tangents can be stricter than
+    the curves, e.g. for a channel minimum only dear tiers can reach) or the plan still breaks the
     order; the mixed-integer re-solve then takes over.
 
     Each round is solved by column generation like the plan's own LP, without keeping its reduced
@@ -654,8 +654,8 @@ def _at_tangents(problem: Problem, c, system: _System, b_ub, bounds, base: Alloc
                      a_rest_x=a_eq_x[:, len(problem.grp_seg):], digest=b"")
         new = _run_priced(problem, np.append(c, 0.0), at, np.asarray(b_ub, dtype=float) - shift,
                           np.vstack([bounds, free]), rank, keep=False)
-        if new.status != _OPTIMAL:
-            return None
+        if new.status != _OPTIMAL:  # the first round's tangents ask too much (a later one cannot: its
+            break                   # plan in hand meets them)
         res = SimpleNamespace(status=_OPTIMAL, x=new.x[:-1], ineqlin=new.ineqlin,
                               eqlin=SimpleNamespace(marginals=new.eqlin.marginals[:-1]), message=new.message)
         found, gain, value = res, value - float(c @ res.x), float(c @ res.x)
