@@ -69,10 +69,7 @@ class PreparedPlan:
         """The plan at ``budget``; see :func:`plan`."""
         budget = _checked_budget(budget)
         problem, policy = self.problem, self.policy
-        explored = thompson_allocation(problem, budget=self.exploration_budget(budget))
-        solution, conflicts = solve_elastic(
-            problem, objective=problem.effect, budget=budget, base=explored, fundable=problem.effect >= 0
-        )
+        explored, solution, conflicts = self._explored_and_exploited(budget)
         if conflicts and strict:
             raise InfeasiblePlanError("the planning policy cannot be met: " + "; ".join(conflicts), conflicts)
         floor_notes: list[str] = []
@@ -107,19 +104,38 @@ class PreparedPlan:
         )
 
     def exploration_budget(self, budget: float) -> float:
-        """EUR the plan at ``budget`` explores with: ``policy.exploration_share`` of the budget, or of
-        what the plan without exploration spends when that is less.
+        """EUR the plan at ``budget`` explores with: ``policy.exploration_share`` of the budget, or, when
+        the plan leaves part of the budget unspent, of what the plan without exploration spends if that
+        is less (:meth:`_explored_and_exploited`)."""
+        return self.problem.spend(self._explored_and_exploited(budget)[0].y)
 
-        Above the budget the cells can usefully take, a share of the whole budget would grow with it
-        while the exploitation's room does not: the draws would take the contacts the mean effects
-        fund and, past a point, the whole plan (more budget, fewer expected conversions). A share of
-        what is worth spending stays put there, so more budget never plans less.
+    def _explored_and_exploited(self, budget: float) -> tuple[Allocation, LPSolution, list[str]]:
+        """The exploration at ``budget`` and the exploitation LP's solution (relaxed, with its
+        conflicts, when the rules conflict) on top of it.
+
+        The exploration takes ``policy.exploration_share`` of the budget. Above the budget the cells
+        can usefully take, that share would grow with the budget while the exploitation's room does
+        not: the draws would take the contacts the mean effects fund and, past a point, the whole plan
+        (more budget, fewer expected conversions). So when the plan leaves money unspent, the share
+        is of what the plan without exploration spends at that budget instead, if that is less; it
+        stays put as the budget grows, and more budget never plans less. Where the budget binds, as
+        it nearly always does, this costs nothing; past it, one or two LPs more.
         """
-        share = self.policy.exploration_share
-        if share <= 0 or budget <= 0:
-            return 0.0
-        alone, _ = solve_without_exploration(self.problem, budget=budget, explain=False)
-        return share * min(budget, self.problem.spend(alone.allocation.y))
+        problem, share = self.problem, self.policy.exploration_share
+
+        def at(explore: float) -> tuple[Allocation, LPSolution, list[str]]:
+            explored = thompson_allocation(problem, budget=explore)
+            solution, conflicts = solve_elastic(problem, objective=problem.effect, budget=budget, base=explored,
+                                                fundable=problem.effect >= 0)
+            return explored, solution, conflicts
+
+        found = at(budget * share)
+        explored, solution, _ = found
+        if share <= 0 or budget - problem.spend((solution.allocation + explored).y) <= max(1.0, 1e-6 * budget):
+            return found
+        alone, _ = solve_without_exploration(problem, budget=budget, explain=False)
+        useful = problem.spend(alone.allocation.y)
+        return at(share * useful) if useful < budget else found
 
     def _selection_optimism(self, budget: float, explored: Allocation) -> np.ndarray:
         """Per floor, its optimism at ``budget`` (:func:`~uplift.allocation.floors.selection_optimism`):
@@ -249,8 +265,8 @@ def plan(
 ) -> PlanResult:
     """Split ``budget`` over segments x arms to maximise expected incremental conversions.
 
-    ``policy.exploration_share`` of the budget (of what the plan without exploration spends, when
-    that is less: :meth:`PreparedPlan.exploration_budget`) is spread by Thompson sampling
+    ``policy.exploration_share`` of the budget (when the plan leaves money unspent, of what the plan
+    without exploration spends, if less: :meth:`PreparedPlan.exploration_budget`) is spread by Thompson sampling
     (:func:`~uplift.allocation.explore.thompson_allocation`); the rest is the exploitation LP on the
     mean effects, with every rule applied to the sum of both. The LP (HiGHS) buys fractional
     contacts; the returned cells round them down (see :mod:`uplift.allocation.result`).
