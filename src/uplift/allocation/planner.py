@@ -6,6 +6,7 @@ Pure: no files, no clock, no global random state (exploration is seeded by the p
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -117,9 +118,9 @@ class PreparedPlan:
         can usefully take, that share would grow with the budget while the exploitation's room does
         not: the draws would take the contacts the mean effects fund and, past a point, the whole plan
         (more budget, fewer expected conversions). So when the plan leaves money unspent, the share
-        is of what the plan without exploration spends at that budget instead, if that is less; it
-        stays put as the budget grows, and more budget never plans less. Where the budget binds, as
-        it nearly always does, this costs nothing; past it, one or two LPs more.
+        is of what the plan without exploration spends (:attr:`useful_spend`) instead, if that is less
+        than the budget; it stays put as the budget grows, and more budget never plans less. Where the
+        budget binds, as it nearly always does, this costs nothing; past it, the plan is solved twice.
         """
         problem, share = self.problem, self.policy.exploration_share
 
@@ -133,9 +134,18 @@ class PreparedPlan:
         explored, solution, _ = found
         if share <= 0 or budget - problem.spend((solution.allocation + explored).y) <= max(1.0, 1e-6 * budget):
             return found
-        alone, _ = solve_without_exploration(problem, budget=budget, explain=False)
-        useful = problem.spend(alone.allocation.y)
-        return at(share * useful) if useful < budget else found
+        return at(share * self.useful_spend) if self.useful_spend < budget else found
+
+    @functools.cached_property
+    def useful_spend(self) -> float:
+        """EUR the plan without exploration spends when the budget does not bind: all its rules let it
+        buy at a positive expected effect (solved once, when a plan first leaves money unspent, at a
+        budget that buys every reach tier). Where a budget binds the plan without exploration, it is
+        at least that budget; where it does not, the plan spends this."""
+        problem = self.problem
+        ceiling = float(problem.tier_cost @ problem.tier_cap) + 1.0
+        alone, _ = solve_without_exploration(problem, budget=ceiling, explain=False)
+        return problem.spend(alone.allocation.y)
 
     def _selection_optimism(self, budget: float, explored: Allocation) -> np.ndarray:
         """Per floor, its optimism at ``budget`` (:func:`~uplift.allocation.floors.selection_optimism`):

@@ -157,7 +157,8 @@ class PlanningPolicy(Spec):
         arms are at most ``(1 - holdout_share) x size`` and the holdout is
         ``holdout_share / (1 - holdout_share) x contacts``.
     exploration_share : share of the budget spent by Thompson sampling over the effect uncertainty
-        (when the plan leaves money unspent, of what the plan without exploration spends, if less).
+        (when the plan leaves money unspent, of what the plan without exploration spends when the
+        budget does not bind, if less).
     exploration_draws : number of effect draws the exploration allocation averages over.
     floor_draws : number of effect draws on which a conversion floor with a ``confidence`` measures
         how optimistic the plan's own estimates of its slack are (:mod:`uplift.allocation.floors`).
