@@ -13,7 +13,7 @@ from uplift.vocabulary import HOLDOUT
 
 __all__ = [
     "ARM_LEVEL_LOAD", "ARM_SLOPE_LOAD", "EFFECTS", "EFFECT_COLUMNS", "FIT_LOAD_PREFIX", "PERSONA_LOAD_PREFIX",
-    "PER_ARM_LOADS", "SHARED_ERROR_COLUMNS", "check_effects", "floor_mask", "own_sd", "shared_error_columns",
+    "PER_ARM_LOADS", "PER_ARM_PREFIXES", "SHARED_ERROR_COLUMNS", "check_effects", "floor_mask", "own_sd", "shared_error_columns",
     "shared_factors",
 ]
 
@@ -39,7 +39,8 @@ FIT_LOAD_PREFIX = "fit_load__"
 """Optional ``fit_load__<k>`` columns: per contact, the cell's loading on the k-th error of its arm's
 additive fit across the cells (:func:`uplift.additive.additive_loadings`), one factor per arm."""
 
-_PER_ARM_PREFIXES: tuple[str, ...] = (PERSONA_LOAD_PREFIX, FIT_LOAD_PREFIX)
+PER_ARM_PREFIXES: tuple[str, ...] = (PERSONA_LOAD_PREFIX, FIT_LOAD_PREFIX)
+"""Prefixes of the loading columns that are one factor per arm (:func:`shared_factors`)."""
 
 EFFECTS = pa.DataFrameSchema(
     {
@@ -57,7 +58,7 @@ EFFECTS = pa.DataFrameSchema(
                            nullable=False, required=False) for name in (*SHARED_ERROR_COLUMNS, *PER_ARM_LOADS)},
         **{f"^{prefix}.+$": pa.Column(float, pa.Check(np.isfinite, element_wise=False, name="finite"),
                                       coerce=True, nullable=False, required=False, regex=True)
-           for prefix in _PER_ARM_PREFIXES},
+           for prefix in PER_ARM_PREFIXES},
     },
     unique=["segment", "arm"],
     strict=False,
@@ -92,7 +93,7 @@ EFFECT_COLUMNS: tuple[str, ...] = tuple(c for c in EFFECTS.columns if not c.star
 def shared_error_columns(frame: pd.DataFrame) -> list[str]:
     """The columns of ``frame`` that carry loadings on shared errors (see :data:`EFFECTS`)."""
     return [c for c in frame.columns
-            if c in SHARED_ERROR_COLUMNS or c in PER_ARM_LOADS or str(c).startswith(_PER_ARM_PREFIXES)]
+            if c in SHARED_ERROR_COLUMNS or c in PER_ARM_LOADS or str(c).startswith(PER_ARM_PREFIXES)]
 
 
 def shared_factors(frame: pd.DataFrame) -> np.ndarray:
@@ -108,7 +109,7 @@ def shared_factors(frame: pd.DataFrame) -> np.ndarray:
     """
     n = len(frame)
     parts = [frame[[c for c in SHARED_ERROR_COLUMNS if c in frame.columns]].to_numpy(dtype=float).reshape(n, -1)]
-    per_arm = [c for c in frame.columns if str(c).startswith(_PER_ARM_PREFIXES)]
+    per_arm = [c for c in frame.columns if str(c).startswith(PER_ARM_PREFIXES)]
     per_arm += [c for c in PER_ARM_LOADS if c in frame.columns]
     if per_arm:
         loads = frame[per_arm].to_numpy(dtype=float)

@@ -62,8 +62,8 @@ def thompson_allocation(problem: Problem, *, budget: float) -> Allocation:
     Parameters
     ----------
     problem : the planning LP (its policy gives the draws, seed and interval).
-    budget : the exploration budget in EUR
-        (:meth:`~uplift.allocation.planner.PreparedPlan.exploration_budget`).
+    budget : the exploration budget in EUR (``exploration_share`` of the budget, or of
+        :attr:`~uplift.allocation.planner.PreparedPlan.useful_spend` past it).
 
     Returns
     -------

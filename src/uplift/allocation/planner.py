@@ -104,12 +104,6 @@ class PreparedPlan:
             gains=gains,
         )
 
-    def exploration_budget(self, budget: float) -> float:
-        """EUR the plan at ``budget`` explores with: ``policy.exploration_share`` of the budget, or, when
-        the plan leaves part of the budget unspent, of what the plan without exploration spends if that
-        is less (:meth:`_explored_and_exploited`)."""
-        return self.problem.spend(self._explored_and_exploited(budget)[0].y)
-
     def _explored_and_exploited(self, budget: float) -> tuple[Allocation, LPSolution, list[str]]:
         """The exploration at ``budget`` and the exploitation LP's solution (relaxed, with its
         conflicts, when the rules conflict) on top of it.
@@ -276,7 +270,7 @@ def plan(
     """Split ``budget`` over segments x arms to maximise expected incremental conversions.
 
     ``policy.exploration_share`` of the budget (when the plan leaves money unspent, of what the plan
-    without exploration spends, if less: :meth:`PreparedPlan.exploration_budget`) is spread by Thompson sampling
+    without exploration spends, if less: :attr:`PreparedPlan.useful_spend`) is spread by Thompson sampling
     (:func:`~uplift.allocation.explore.thompson_allocation`); the rest is the exploitation LP on the
     mean effects, with every rule applied to the sum of both. The LP (HiGHS) buys fractional
     contacts; the returned cells round them down (see :mod:`uplift.allocation.result`).

@@ -520,17 +520,16 @@ def segment_effects(
     if smooth_over:
         if group_attributes is None or len(group_attributes) != n_groups:
             raise ValueError(f"group_attributes: expected one row per group ({n_groups}) to smooth over {smooth_over}")
-        group = out["group"].to_numpy()
+        lines = group_attributes.reset_index(drop=True).iloc[out["group"].to_numpy()]  # each line's group
         # the effects and their slope loadings through the same (linear) fit
         fitted = additive_effects(out[["effect", "calibration_slope_load"]].to_numpy(dtype=float).T,
-                                  out["arm"].to_numpy(), group_attributes.reset_index(drop=True).iloc[group],
-                                  smooth_over, rows)
+                                  out["arm"].to_numpy(), lines, smooth_over, rows)
         out = out.assign(effect=fitted[0], calibration_slope_load=fitted[1])
         # the lines the fit replaced (additive_effects' rule) now share their errors through it
         fitted_lines = np.isfinite(fitted).all(axis=0) & (rows > 0)
         own = out["own_sd"].to_numpy(dtype=float)
-        loads = additive_loadings(np.where(fitted_lines, own, np.nan), out["arm"].to_numpy(),
-                                  group_attributes.reset_index(drop=True).iloc[group], smooth_over, rows)
+        loads = additive_loadings(np.where(fitted_lines, own, np.nan), out["arm"].to_numpy(), lines,
+                                  smooth_over, rows)
         out = out.assign(own_sd=np.where(fitted_lines, 0.0, own),
                          **{f"{FIT_LOAD_PREFIX}{k}": loads[:, k] for k in range(loads.shape[1])})
     if message_channel_rank > 0:

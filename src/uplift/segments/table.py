@@ -12,7 +12,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from uplift.additive import PART_PREFIX, part_columns
-from uplift.allocation.effects import FIT_LOAD_PREFIX, PERSONA_LOAD_PREFIX, shared_error_columns
+from uplift.allocation.effects import PER_ARM_PREFIXES, shared_error_columns
 from uplift.features.library import age_band_of
 from uplift.segments.assign import PERSONA_NONE, SUPPRESSED, assign_personas, targetable_cells
 from uplift.segments.effects import segment_effects
@@ -137,7 +137,7 @@ def build_segment_table(
     msg_ch = [split_arm(a) for a in out["arm"]]
     out["message"] = [m for m, _ in msg_ch]
     out["channel"] = [c for _, c in msg_ch]
-    loads = [c for c in out.columns if str(c).startswith((PERSONA_LOAD_PREFIX, FIT_LOAD_PREFIX))]
+    loads = [c for c in out.columns if str(c).startswith(PER_ARM_PREFIXES)]
     # the persona segments' estimates do not rest on the persona mix, nor a kind not smoothed on a fit
     out[loads] = out[loads].fillna(0.0)
     for column in ("arm_level_load", "arm_level_load_common"):  # 0 for a kind that keeps the calibrated levels
