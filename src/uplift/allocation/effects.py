@@ -14,7 +14,7 @@ from uplift.vocabulary import HOLDOUT
 __all__ = [
     "ARM_LEVEL_LOAD", "ARM_SLOPE_LOAD", "EFFECTS", "EFFECT_COLUMNS", "FIT_LOAD_PREFIX", "PERSONA_LOAD_PREFIX",
     "PER_ARM_LOADS", "PER_ARM_PREFIXES", "SHARED_ERROR_COLUMNS", "check_effects", "floor_mask", "own_sd", "shared_error_columns",
-    "shared_factors",
+    "shared_factors", "total_variance",
 ]
 
 SHARED_ERROR_COLUMNS: tuple[str, ...] = ("calibration_load_1", "calibration_load_2", "arm_level_load_common")
@@ -129,6 +129,18 @@ def own_sd(effect_sd: np.ndarray, shared: np.ndarray) -> np.ndarray:
     effect_sd = np.asarray(effect_sd, dtype=float)
     shared_var = np.sum(shared**2, axis=1) if shared.size else np.zeros_like(effect_sd)
     return np.sqrt(np.maximum(effect_sd**2 - shared_var, 0.0))
+
+
+def total_variance(weights: np.ndarray, own: np.ndarray, shared: np.ndarray | None) -> float:
+    """Variance of ``sum_i weights_i x effect_i``: the cells' own errors (``own``, :func:`own_sd`,
+    independent across cells) plus the errors they share (``shared``, :func:`shared_factors`, may be None).
+
+    ``weights`` are a plan's contacts, a difference of two plans' contacts, or a floor's signed contacts.
+    """
+    variance = float(np.sum((own * weights) ** 2))
+    if shared is not None and shared.size:
+        variance += float(np.sum((weights @ shared) ** 2))
+    return variance
 
 
 def check_effects(effects: pd.DataFrame, costs: CostCatalogue, *, source: str = "effects") -> pd.DataFrame:

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import norm
 
+from uplift.allocation.effects import total_variance
 from uplift.allocation.problem import Problem
 
 __all__ = ["confident_floors", "floor_slack", "holding_probability", "margins_needed", "selection_optimism"]
@@ -44,16 +45,17 @@ def floor_slack(problem: Problem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     For a spend floor the figures are those of its conversion share as well; only conversion
     floors use them.
     """
-    k = len(problem.floors)
-    mean, sd = np.zeros(k), np.zeros(k)
-    for j, (floor, cells) in enumerate(zip(problem.floors, problem.floor_cells)):
-        a = np.where(cells, 1.0, 0.0) - floor.min_share
-        ax = a * x
-        mean[j] = float(ax @ problem.effect)
-        own = float(np.sum((ax * problem.own_sd) ** 2))
-        shared = ax @ problem.shared if problem.shared.shape[1] else np.zeros(0)
-        sd[j] = float(np.sqrt(own + shared @ shared))
+    signed = _signed_contacts(problem, x)
+    mean = np.array([float(ax @ problem.effect) for ax in signed])
+    sd = np.array([np.sqrt(total_variance(ax, problem.own_sd, problem.shared)) for ax in signed])
     return mean, sd
+
+
+def _signed_contacts(problem: Problem, x: np.ndarray) -> list[np.ndarray]:
+    """Per floor, the contacts ``x`` signed so that their conversions are the floor's slack
+    ``D = sum_i a_i x_i effect_i``: ``a_i = 1 - share`` in the floor's cells, ``-share`` elsewhere."""
+    return [(np.where(cells, 1.0, 0.0) - floor.min_share) * x
+            for floor, cells in zip(problem.floors, problem.floor_cells)]
 
 
 def selection_optimism(problem: Problem, drawn: Sequence[tuple[Problem, np.ndarray]]) -> np.ndarray:
@@ -67,7 +69,7 @@ def selection_optimism(problem: Problem, drawn: Sequence[tuple[Problem, np.ndarr
     """
     if not drawn:
         return np.zeros(len(problem.floors))
-    excess = [floor_slack(draw, x)[0] - floor_slack(problem, x)[0] for draw, x in drawn]
+    excess = [[float(ax @ (draw.effect - problem.effect)) for ax in _signed_contacts(problem, x)] for draw, x in drawn]
     return np.where(confident_floors(problem), np.maximum(np.mean(excess, axis=0), 0.0), 0.0)
 
 

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from uplift.allocation.effects import check_effects, floor_mask, own_sd, shared_factors
+from uplift.allocation.effects import (
+    check_effects,
+    floor_mask,
+    own_sd,
+    shared_factors,
+    total_variance,
+)
 from uplift.allocation.explore import interval_z
 from uplift.allocation.problem import Allocation, Problem
 from uplift.errors import DataError
@@ -335,7 +341,7 @@ def plan_gain(
     """
     diff = np.asarray(contacts, dtype=float) - np.asarray(reference_contacts, dtype=float)
     gain = float(diff @ np.asarray(effect, dtype=float))
-    sd = math.sqrt(_total_variance(diff, np.asarray(own, dtype=float), shared))
+    sd = math.sqrt(total_variance(diff, np.asarray(own, dtype=float), shared))
     half = interval_z(interval) * sd
     if sd > 0:
         better = 0.5 * math.erfc(-gain / (sd * math.sqrt(2.0)))  # the normal cdf at gain / sd
@@ -359,16 +365,8 @@ def cost_range(spend: float, lo: float, hi: float) -> tuple[float, float]:
 def _half_width(contacts: np.ndarray, own: np.ndarray, shared: np.ndarray | None, interval: float) -> float:
     """Half the ``interval`` of a total of ``contacts x effect``: the cells' own errors (independent)
     plus the errors they share (``shared``, per-contact loadings on independent factors, may be None)."""
-    return interval_z(interval) * math.sqrt(_total_variance(contacts, own, shared))
+    return interval_z(interval) * math.sqrt(total_variance(contacts, own, shared))
 
-
-def _total_variance(contacts: np.ndarray, own: np.ndarray, shared: np.ndarray | None) -> float:
-    """Variance of ``sum_i contacts_i x effect_i``: the cells' own errors (independent) plus the
-    errors they share (``shared``, per-contact loadings on independent factors, may be None)."""
-    variance = float(np.sum((own * contacts) ** 2))
-    if shared is not None and shared.size:
-        variance += float(np.sum((contacts @ shared) ** 2))
-    return variance
 
 
 def evaluate_plan(
