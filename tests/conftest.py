@@ -54,13 +54,18 @@ def region():
 
 
 @pytest.fixture(scope="session")
-def strong_world(region):
+def strong_region(region):
+    """2 messages x 1 channel, a 10x baseline (the region of :func:`strong_world`)."""
+    spec = region.subset(messages=["heavy_work_future", "fresh_start"], channels=["meta"])
+    return spec.updated(baseline=spec.baseline.model_copy(update={"registration": 0.018}))
+
+
+@pytest.fixture(scope="session")
+def strong_world(strong_region):
     """2 messages x 1 channel, a 10x baseline: strong, learnable heterogeneity in a few seconds."""
     from uplift.simulate import simulate
 
-    spec = region.subset(messages=["heavy_work_future", "fresh_start"], channels=["meta"])
-    spec = spec.updated(baseline=spec.baseline.model_copy(update={"registration": 0.018}))
-    return simulate(spec, people=40_000, waves=2, seed=11)
+    return simulate(strong_region, people=40_000, waves=2, seed=11)
 
 
 def feature_set_for(world, **update):
