@@ -61,6 +61,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--frontier-ratios", nargs="*", type=float,
                    help="noise ratios of the decisions' noise frontier (none = skip it)")
     p.add_argument("--frontier-repeats", type=int, help="noise draws per ratio of the noise frontier")
+    p.add_argument("--no-true-form", action="store_true",
+                   help="skip planning from the simulator's response model fitted to each world (minutes per world)")
     p.add_argument("--speed-rows", type=int, help="person-waves for the speed benchmark")
     p.add_argument("--speed-learners", nargs="+", choices=["pooled", "t_shared"], default=["pooled", "t_shared"],
                    help="our learners timed on all rows")
@@ -105,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     messages=tuple(args.messages) if args.messages else None,
                                     channels=tuple(args.channels) if args.channels else None, threads=args.threads,
                                     frontier_ratios=tuple(args.frontier_ratios),
-                                    frontier_repeats=args.frontier_repeats)
+                                    frontier_repeats=args.frontier_repeats, true_form=not args.no_true_form)
         results["decisions"] = run_decisions(settings, root=ROOT, progress=say)
         seconds["decisions"] = time.perf_counter() - start
     if "speed" in args.only:

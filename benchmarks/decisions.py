@@ -14,7 +14,9 @@ own estimates, and how much more history the 95% goal would need at that rate.
 Where the gap lives: the same world planned (no exploration) from tables that are half truth, half
 estimate (:func:`uplift.evaluation.with_arm_levels`): our estimates with the true arm levels, the
 truth with our arm levels, and the segments' persona mix with exact persona effects
-(:func:`uplift.segments.truth_persona_mix`).
+(:func:`uplift.segments.truth_persona_mix`). And from the simulator's own response model with its
+numbers fitted to the world's rows by maximum likelihood, given every row's true persona
+(:mod:`uplift.evaluation.trueform`): what estimates that knew everything but the numbers would plan.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class DecisionSettings:
     threads : LightGBM threads per fit (:func:`benchmarks.targeting.with_threads`).
     frontier_ratios : noise ratios (noise sd / the true effects' spread) of the noise frontier; empty = none.
     frontier_repeats : noise draws per ratio.
+    true_form : also plan from the fitted true form (:mod:`uplift.evaluation.trueform`; a few minutes
+        per world of 100,000 people).
     """
 
     people: int = 20_000
@@ -69,6 +73,7 @@ class DecisionSettings:
     threads: int = 1
     frontier_ratios: tuple[float, ...] = (0.3, 0.5, 0.8, 1.2)
     frontier_repeats: int = 1
+    true_form: bool = True
 
 
 @dataclass(frozen=True)
@@ -86,9 +91,10 @@ class DecisionResult:
     gap: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
 
 
-GAP_VARIANTS: tuple[str, ...] = ("true_arm_levels", "true_deviations", "exact_persona_effects")
-"""Half-true tables planned without exploration: our cell deviations with the truth's arm levels, the
-truth's deviations with our arm levels, and each segment's persona mix with exact persona effects."""
+GAP_VARIANTS: tuple[str, ...] = ("true_arm_levels", "true_deviations", "exact_persona_effects", "fitted_true_form")
+"""Tables planned without exploration: our cell deviations with the truth's arm levels, the truth's
+deviations with our arm levels, each segment's persona mix with exact persona effects, and the
+simulator's own response model fitted to the world's rows (when :attr:`DecisionSettings.true_form`)."""
 
 
 def full_reach_spend(segments: pd.DataFrame, costs: CostCatalogue) -> float:
@@ -116,7 +122,11 @@ def _one_world(seed: int, settings: DecisionSettings, root: Path, say: Callable[
     from uplift.modeling.truthcheck import true_outcome_probabilities
     from uplift.modeling.validation import validate_model
     from uplift.pipeline import load_feature_set, load_segment_spec
-    from uplift.segments import build_segment_table, truth_persona_mix, truth_segment_effects
+    from uplift.segments import (
+        build_segment_table,
+        truth_persona_mix,
+        truth_segment_effects,
+    )
     from uplift.simulate import simulate
     from uplift.specs import load_spec
     from uplift.specs.model import ModelSpec
@@ -152,8 +162,31 @@ def _one_world(seed: int, settings: DecisionSettings, root: Path, say: Callable[
     personas = segments[segments["kind"] == "persona"].merge(truth, on=["segment", "arm"])
     covered = (personas["true_effect"] >= personas["lo"]) & (personas["true_effect"] <= personas["hi"])
     persona_check = {"persona_cells": len(personas), "persona_coverage_80": float(covered.mean())}
-    exact_mix = true_effects_table(estimated, truth_persona_mix(rows, true_p, segment_spec), source="exact persona mix")
-    return estimated, true_effects_table(estimated, truth), persona_check, exact_mix
+    halves = {"exact_persona_effects": true_effects_table(estimated, truth_persona_mix(rows, true_p, segment_spec),
+                                                          source="exact persona mix")}
+    if settings.true_form and feature_set.outcome.event == "registration":
+        say(f"seed {seed}: fit the simulator's response model to {len(rows.frame):,} person-waves")
+        halves["fitted_true_form"] = true_effects_table(estimated, _fitted_true_form(region, world, rows, segment_spec),
+                                                        source="fitted true form")
+    return estimated, true_effects_table(estimated, truth), persona_check, halves
+
+
+def _fitted_true_form(region, world, rows, segment_spec) -> pd.DataFrame:
+    """Segment effects of the simulator's response model fitted to the rows (:mod:`uplift.evaluation.trueform`)."""
+    from uplift.evaluation.trueform import (
+        fit_true_form,
+        people_for_rows,
+        shown_before,
+        true_form,
+    )
+    from uplift.segments import truth_segment_effects
+
+    frame = rows.frame
+    form = true_form(region, people_for_rows(frame, world.truth, region), shown_before(frame, list(region.messages)))
+    fit = fit_true_form(form, frame["outcome"].to_numpy(dtype=float), frame["arm"].astype(str).to_numpy())
+    fitted = form.arm_probabilities(fit.theta, list(rows.arms))
+    fitted.index = frame.index
+    return truth_segment_effects(rows, fitted, segment_spec)
 
 
 def _policies(policy: PlanningPolicy) -> list[tuple[str, PlanningPolicy]]:
@@ -191,7 +224,7 @@ def run_decisions(
     shipped = load_spec(root / "serve" / "policy.yaml", PlanningPolicy)
     plans, floors, estimates, frontier, gap = [], [], [], [], []
     for seed in settings.seeds:
-        estimated, truth, persona_check, exact_mix = _one_world(seed, settings, root, say)
+        estimated, truth, persona_check, tables = _one_world(seed, settings, root, say)
         policy = scaled_policy(shipped, settings.people, set(estimated["channel"]))
         capacity = full_reach_spend(estimated, costs)
         budgets = [round(share * capacity, 2) for share in settings.budget_shares]
@@ -214,10 +247,10 @@ def run_decisions(
             shares = dict(zip(budgets, settings.budget_shares))
             plans.append(result.plans.assign(seed=seed, policy=label, budget_share=result.plans["budget"].map(shares)))
             floors.append(result.floors.assign(seed=seed, policy=label))
-        say(f"seed {seed}: where the gap lives ({len(GAP_VARIANTS)} half-true tables x {len(budgets)} budgets)")
         greedy = policies["no_exploration"]
-        halves = dict(zip(GAP_VARIANTS, (with_arm_levels(estimated, truth, source="truth"),
-                                         with_arm_levels(truth, estimated, source="estimates"), exact_mix)))
+        halves = {"true_arm_levels": with_arm_levels(estimated, truth, source="truth"),
+                  "true_deviations": with_arm_levels(truth, estimated, source="estimates"), **tables}
+        say(f"seed {seed}: where the gap lives ({len(halves)} tables x {len(budgets)} budgets)")
         for variant, table in halves.items():
             scored = compare_with_oracle(table, truth, budgets=budgets, costs=costs, policy=greedy).plans
             scored = scored[scored["plan"] == "recommended"]

@@ -252,16 +252,24 @@ def _gap_lines(result) -> list[str]:
     ours = result.plans[(result.plans["plan"] == "recommended") & (result.plans["policy"] == "no_exploration")]
     table = gap.pivot_table(index="seed", columns="variant", values="share_of_oracle", aggfunc="mean")
     table.insert(0, "ours", ours.groupby("seed")["share_of_oracle"].mean())
-    table = table.reset_index()[["seed", "ours", "true_arm_levels", "true_deviations", "exact_persona_effects"]]
+    columns = ["ours", "true_arm_levels", "true_deviations", "exact_persona_effects", "fitted_true_form"]
+    table = table.reset_index()[["seed", *[c for c in columns if c in table.columns]]]
+    if len(table) > 1:
+        table = pd.concat([table.astype({"seed": str}), table.drop(columns="seed").mean().to_frame().T.assign(seed="all")],
+                          ignore_index=True)
     pct = "{:.1%}".format
-    return ["", "Where the gap lives (plans without exploration, mean share of the oracle over the budgets): a cell's "
-                "effect is its arm's level (the mean over the arm's cells) plus its deviation from it. "
-                "`true_arm_levels`: our estimates with every arm's level replaced by the truth's (what is left "
-                "is the cost of our deviations); `true_deviations`: the truth with our arm levels (the cost of "
-                "our levels); `exact_persona_effects`: each cell's persona mix with the true persona effects "
-                "(how far the personas alone would carry the plans if their effects were known).", "",
-            markdown_table(table, {"ours": pct, "true_arm_levels": pct, "true_deviations": pct,
-                                   "exact_persona_effects": pct})]
+    lines = ["", "Where the gap lives (plans without exploration, mean share of the oracle over the budgets): a cell's "
+                 "effect is its arm's level (the mean over the arm's cells) plus its deviation from it. "
+                 "`true_arm_levels`: our estimates with every arm's level replaced by the truth's (what is left "
+                 "is the cost of our deviations); `true_deviations`: the truth with our arm levels (the cost of "
+                 "our levels); `exact_persona_effects`: each cell's persona mix with the true persona effects "
+                 "(how far the personas alone would carry the plans if their effects were known)."]
+    if "fitted_true_form" in table.columns:
+        lines[-1] += (" `fitted_true_form`: the simulator's own response model, every declared number fitted to "
+                      "the world's rows by maximum likelihood, given each row's true persona "
+                      "(`uplift.evaluation.trueform`): estimates that know everything about the world but its "
+                      "numbers, which no product estimator does; how far this much history can carry the plans.")
+    return [*lines, "", markdown_table(table, {c: pct for c in columns})]
 
 
 def _frontier_lines(result) -> list[str]:

@@ -114,6 +114,8 @@ def test_quick_mode_on_tiny_settings_writes_every_table(tmp_path):
     assert re.search(r"- seed 1: our estimates \(corr -?[\d.]+\) are as noisy as reference estimates", decisions)
     gap = table_rows(decisions[decisions.index("Where the gap lives"):], "seed")
     assert [r[0] for r in gap] == ["1"]
+    header = decisions[decisions.index("Where the gap lives"):].split("\n| seed |")[1].splitlines()[0]
+    assert "fitted_true_form" in header and len(gap[0]) == 6  # seed, ours and four tables
     assert all(0.0 <= float(c.rstrip("%")) <= 100.0 + 1e-6 for c in gap[0][1:])
 
     speed = section(text, "## 3. Speed")
