@@ -273,9 +273,9 @@ def test_the_true_form_at_the_regions_numbers_is_the_simulator(region):
     at[-1] = 0.7
 
     def loss(t: np.ndarray) -> float:
-        return form._evaluate(t, message, channel, outcome=y)[1]
+        return form.loss(t, message, channel, y)[0]
 
-    _, _, grad = form._evaluate(at, message, channel, outcome=y)
+    _, grad = form.loss(at, message, channel, y)
     step = 1e-6
     numeric = np.array([(loss(at + e) - loss(at - e)) / (2 * step) for e in np.eye(theta.size) * step])
     np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-4 * np.abs(grad).max())

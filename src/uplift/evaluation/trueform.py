@@ -107,6 +107,12 @@ class TrueForm:
         """Per row, the registration probability under its arm (``message`` -1: the holdout)."""
         return self._evaluate(theta, message, channel)[0]
 
+    def loss(self, theta: np.ndarray, message: np.ndarray, channel: np.ndarray,
+             outcome: np.ndarray) -> tuple[float, np.ndarray]:
+        """The rows' negative log-likelihood at ``theta`` given their 0/1 ``outcome``, and its gradient."""
+        _, value, grad = self._evaluate(theta, message, channel, outcome=np.asarray(outcome, dtype=float))
+        return value, grad
+
     def arm_probabilities(self, theta: np.ndarray, arms: list[str] | tuple[str, ...]) -> pd.DataFrame:
         """Per row, the probability under every arm in ``arms`` (``holdout`` or ``message@channel``)."""
         n = len(self.persona)
@@ -250,13 +256,9 @@ def fit_true_form(form: TrueForm, outcome: np.ndarray, arms: np.ndarray, *,
         holdout = message < 0
         starts = [form.start(float(y[holdout].mean()) if holdout.any() else float(y.mean())), form.truth_parameters()]
 
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        _, value, grad = form._evaluate(theta, message, channel, outcome=y)
-        return value, grad
-
     bounds = [(None, None)] * (form.size - 1) + [(0.01, 1.0)]
-    results = [minimize(loss, np.asarray(x0, dtype=float), jac=True, method="L-BFGS-B", bounds=bounds,
-                        options={"maxiter": max_iterations}) for x0 in starts]
+    results = [minimize(form.loss, np.asarray(x0, dtype=float), jac=True, method="L-BFGS-B", bounds=bounds,
+                        args=(message, channel, y), options={"maxiter": max_iterations}) for x0 in starts]
     best = min(results, key=lambda r: r.fun)
     return FittedForm(theta=best.x, converged=bool(best.success), iterations=int(best.nit),
                       log_likelihood=-float(best.fun), per_start=tuple(-float(r.fun) for r in results))
