@@ -368,7 +368,6 @@ def _half_width(contacts: np.ndarray, own: np.ndarray, shared: np.ndarray | None
     return interval_z(interval) * math.sqrt(total_variance(contacts, own, shared))
 
 
-
 def evaluate_plan(
     cells: pd.DataFrame,
     effects: pd.DataFrame,
