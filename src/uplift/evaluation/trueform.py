@@ -124,14 +124,14 @@ class TrueForm:
 
     def arm_codes(self, arms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Message and channel codes of arm labels (message -1 and channel 0 for the holdout)."""
-        labels = pd.Series(np.asarray(arms, dtype=object)).astype(str)
+        codes, labels = pd.factorize(pd.Series(np.asarray(arms, dtype=object)).astype(str))
         unknown = sorted(set(labels) - {HOLDOUT, *self.spec.arm_names(include_control=False)})
         if unknown:
             raise DataError(f"arm: {unknown[:3]} are not arms of region {self.spec.name!r}")
-        parts = [split_arm(a) if a != HOLDOUT else (None, None) for a in labels]
+        parts = [split_arm(a) if a != HOLDOUT else (None, None) for a in labels]  # once per distinct arm
         message = np.array([self.messages.index(m) if m is not None else -1 for m, _ in parts])
         channel = np.array([self.channels.index(c) if c is not None else 0 for _, c in parts])
-        return message, channel
+        return message[codes], channel[codes]
 
     def _evaluate(self, theta: np.ndarray, message: np.ndarray, channel: np.ndarray, *, outcome: np.ndarray | None = None):
         """Probabilities; with the rows' 0/1 ``outcome`` also the negative log-likelihood and its gradient."""
