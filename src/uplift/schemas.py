@@ -155,6 +155,8 @@ def _expected(schema: pa.DataFrameSchema, column: str, check: str) -> str:
 def validate(frame: pd.DataFrame, schema: pa.DataFrameSchema, *, source: str) -> pd.DataFrame:
     """Validate and coerce ``frame``; raise one :class:`SchemaError` naming every problem.
 
+    The message of a refused frame also lists the optional columns it lacks.
+
     Parameters
     ----------
     frame : DataFrame to check (not modified).
@@ -164,4 +166,7 @@ def validate(frame: pd.DataFrame, schema: pa.DataFrameSchema, *, source: str) ->
     try:
         return schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
-        raise SchemaError(_summarise(err, schema, source)) from None
+        # a refused file also names the optional columns it lacks: a misspelt one would otherwise go unnoticed
+        absent = [name for name, column in schema.columns.items() if not column.required and name not in frame.columns]
+        lines = [f"  column {name!r}: missing; optional (what reads it is left out)" for name in absent]
+        raise SchemaError("\n".join([_summarise(err, schema, source), *lines])) from None
