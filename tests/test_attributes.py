@@ -131,8 +131,9 @@ def test_a_world_with_only_age_gender_and_postcode_trains_segments_and_plans(poo
     report = validate_model(ModelSpec.model_validate(SMALL), table)
     segment_spec = load_segment_spec()
     folds, heldout = report.out_of_sample_folds()
-    with pytest.warns(MissingAttributesWarning, match="persona rules switched off"):
+    with pytest.warns(MissingAttributesWarning) as notes:
         segments = build_segment_table(*report.out_of_sample(), segment_spec, folds=folds, heldout_fold=heldout)
+    assert len(notes) == 1 and "persona rules switched off, the data have no education" in str(notes[0].message)
     assert set(segments["kind"]) == {"targetable"} and (segments["size"] >= segment_spec.min_size).all()
     assert np.isfinite(segments[["effect", "effect_sd", "lo", "hi"]].to_numpy()).all()
     costs = load_spec(ROOT / "serve" / "costs.yaml", CostCatalogue)
@@ -144,8 +145,10 @@ def test_a_world_with_only_age_gender_and_postcode_trains_segments_and_plans(poo
     pyfunc = UpliftPyfunc(report.model, shrinkage=report.shrinkage.lam)
     scorer = Scorer(model=pyfunc, feature_set=model_feature_set(load_feature_set("default"), pyfunc),
                     labeler=SegmentLabeler(segments, segment_spec))
-    summary = score_file(paths["audience"], tmp_path / "scores.csv", scorer=scorer, exposures=inputs.exposures,
-                         enrolments=inputs.enrolments, as_of=pd.Timestamp("2025-07-01", tz="UTC"), chunk_rows=5_000)
+    with pytest.warns(MissingAttributesWarning) as notes:  # said with the first of the three chunks only
+        summary = score_file(paths["audience"], tmp_path / "scores.csv", scorer=scorer, exposures=inputs.exposures,
+                             enrolments=inputs.enrolments, as_of=pd.Timestamp("2025-07-01", tz="UTC"), chunk_rows=5_000)
+    assert [str(n.message)[:29] for n in notes] == ["persona rules switched off, t"] and summary.chunks == 3
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert summary.rows_scored == len(inputs.audience) and summary.rows_rejected == 0
     assert (scores["persona"] == "none").all() and scores["segment"].isin(set(segments["segment"]) | {np.nan}).all()

@@ -59,6 +59,6 @@ class InfeasiblePlanError(UpliftError, ValueError):
 class MissingAttributesWarning(UserWarning):
     """Features or persona rules were switched off because the audience lacks attributes they need.
 
-    The message names what was switched off and the absent attributes; it is issued once per
-    distinct message (Python's default warning filter).
+    The message names what was switched off and the absent attributes; it is issued where the
+    selection is made (building a training table, a segment table, the first chunk of a scoring job).
     """

@@ -46,8 +46,8 @@ def missing_attributes(spec: FeatureSetSpec, columns: Iterable[str]) -> dict[str
 def features_for_audience(spec: FeatureSetSpec, columns: Iterable[str]) -> FeatureSetSpec:
     """``spec`` without the features whose attributes the audience (``columns``) lacks.
 
-    Says once (a :class:`~uplift.errors.MissingAttributesWarning`) which features were left out and
-    which attributes they miss.
+    Says (a :class:`~uplift.errors.MissingAttributesWarning`) which features were left out and which
+    attributes they miss.
 
     Raises
     ------
@@ -64,7 +64,7 @@ def features_for_audience(spec: FeatureSetSpec, columns: Iterable[str]) -> Featu
     warnings.warn(
         f"feature set {spec.name!r}: the audience has no {', '.join(absent)}; features left out: {', '.join(skipped)}",
         MissingAttributesWarning,
-        stacklevel=1,  # one location, so the default filter says it once per process
+        stacklevel=2,
     )
     return spec.model_copy(update={"features": kept})
 

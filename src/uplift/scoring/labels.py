@@ -33,6 +33,7 @@ class SegmentLabeler:
             if col not in segments.columns:
                 raise SchemaError(f"segment table: column {col!r} is missing")
         self.spec = spec
+        self._noted = False
         self.known = frozenset(segments.loc[segments["kind"] == "targetable", "segment"].astype(str))
 
     def segments(self, people: pd.DataFrame) -> np.ndarray:
@@ -62,7 +63,8 @@ class SegmentLabeler:
 
     def personas(self, people: pd.DataFrame) -> np.ndarray:
         """Persona name per row (``"none"`` when no rule matches; rules over absent attributes are off)."""
-        rules = rules_for_columns(self.spec.personas, people.columns)
+        rules = rules_for_columns(self.spec.personas, people.columns, note=not self._noted)
+        self._noted = True  # the note comes with the first chunk, not with every chunk
         if not rules:
             return np.full(len(people), PERSONA_NONE, dtype=object)
         return assign_personas(people, rules)

@@ -88,22 +88,24 @@ def rule_attributes(rule: PersonaRule) -> set[str]:
     return {"age" if f in ("age_min", "age_max") else f for f in used} & _RULE_COLUMNS
 
 
-def rules_for_columns(rules: tuple[PersonaRule, ...], columns: Iterable[str]) -> tuple[PersonaRule, ...]:
+def rules_for_columns(
+    rules: tuple[PersonaRule, ...], columns: Iterable[str], *, note: bool = True
+) -> tuple[PersonaRule, ...]:
     """The persona rules that only read attributes among ``columns``, in order.
 
-    Says once (a :class:`~uplift.errors.MissingAttributesWarning`) which rules were switched off
-    and which attributes they miss.
+    With ``note``, says (a :class:`~uplift.errors.MissingAttributesWarning`) which rules were switched
+    off and which attributes they miss; callers that repeat an earlier selection pass ``note=False``.
     """
     present = set(columns)
     absent = {r.name: sorted(rule_attributes(r) - present) for r in rules}
     off = {name: attrs for name, attrs in absent.items() if attrs}
-    if off:
+    if off and note:
         missing = sorted({a for attrs in off.values() for a in attrs})
         warnings.warn(
             f"persona rules switched off, the data have no {', '.join(missing)}: "
             + "; ".join(f"{name} (needs {', '.join(attrs)})" for name, attrs in off.items()),
             MissingAttributesWarning,
-            stacklevel=1,  # one location, so the default filter says it once per process
+            stacklevel=2,
         )
     return tuple(r for r in rules if r.name not in off)
 

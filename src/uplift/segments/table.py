@@ -40,11 +40,12 @@ def _people(frame: pd.DataFrame) -> pd.DataFrame:
 def segment_members(frame: pd.DataFrame, spec: SegmentSpec) -> pd.DataFrame:
     """Per row: its targetable segment label (with dimension values) and its persona segment label.
 
-    Persona rules over attributes ``frame`` lacks are switched off (:func:`~uplift.segments.assign.rules_for_columns`).
+    Persona rules over attributes ``frame`` lacks are switched off silently (:func:`build_segment_table`
+    says which, once).
     """
     people = _people(frame)
     cells = targetable_cells(people, spec.dimensions, spec.min_size)
-    rules = rules_for_columns(spec.personas, people.columns)
+    rules = rules_for_columns(spec.personas, people.columns, note=False)  # build_segment_table says it once
     persona = assign_personas(people, rules) if rules else np.full(len(people), PERSONA_NONE, dtype=object)
     persona_label = np.where(persona == PERSONA_NONE, SUPPRESSED, "persona=" + persona.astype(str))
     sizes = pd.Series(frame["person_id"].to_numpy()).groupby(persona_label).nunique()
