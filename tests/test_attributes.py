@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from apiserver import SMALL
 from conftest import ROOT
 from handmade import SPEC, audience, enrolments, exposures
-from uplift.errors import DataError, MissingAttributesWarning, SchemaError, SpecError
+from uplift.errors import DataError, MissingAttributesWarning, SchemaError
 from uplift.features import build_features, build_training_table
 from uplift.features.build import features_for_audience, missing_attributes
 from uplift.inputs import load_inputs
