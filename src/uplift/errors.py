@@ -9,6 +9,10 @@ also from the built-in exception it means, so callers can catch either::
     ├── DataError(UpliftError, ValueError)          data are valid per row but unusable together
     ├── ModelNotFoundError(UpliftError, LookupError) no registered model / alias to load
     └── InfeasiblePlanError(UpliftError, ValueError) planning constraints cannot all hold
+
+and one warning, issued where the product goes on with less than it was declared to use::
+
+    MissingAttributesWarning(UserWarning)           features or persona rules switched off: attributes absent
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ __all__ = [
     "DataError",
     "ModelNotFoundError",
     "InfeasiblePlanError",
+    "MissingAttributesWarning",
 ]
 
 
@@ -49,3 +54,11 @@ class InfeasiblePlanError(UpliftError, ValueError):
     def __init__(self, message: str, conflicts: list[str] | None = None) -> None:
         super().__init__(message)
         self.conflicts = list(conflicts or [])
+
+
+class MissingAttributesWarning(UserWarning):
+    """Features or persona rules were switched off because the audience lacks attributes they need.
+
+    The message names what was switched off and the absent attributes; it is issued where the
+    selection is made (building a training table, a segment table, the first chunk of a scoring job).
+    """

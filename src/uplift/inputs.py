@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from uplift.errors import SchemaError
-from uplift.schemas import AUDIENCE, ENROLMENTS, EXPOSURES, validate
+from uplift.schemas import ENROLMENTS, EXPOSURES, audience_schema, validate
+from uplift.specs.features import AttributeSpec
 from uplift.tableio import SUFFIXES, read_table
 from uplift.vocabulary import HOLDOUT, NO_MESSAGE, arm_name
 
@@ -54,12 +56,20 @@ def check_exposures(exposures: pd.DataFrame, *, source: str, control: str = HOLD
 
 
 def load_inputs(
-    audience: str | Path, exposures: str | Path, enrolments: str | Path, *, control: str = HOLDOUT
+    audience: str | Path,
+    exposures: str | Path,
+    enrolments: str | Path,
+    *,
+    control: str = HOLDOUT,
+    attributes: Mapping[str, AttributeSpec] | None = None,
 ) -> CampaignInputs:
-    """Read and validate the three files; the first broken file raises one :class:`SchemaError`."""
+    """Read and validate the three files; the first broken file raises one :class:`SchemaError`.
+
+    ``attributes`` are the programme's own audience attributes (checked when present).
+    """
     frames = {}
     for name, path, schema in (
-        ("audience", audience, AUDIENCE),
+        ("audience", audience, audience_schema(attributes)),
         ("exposures", exposures, EXPOSURES),
         ("enrolments", enrolments, ENROLMENTS),
     ):

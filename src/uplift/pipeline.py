@@ -43,7 +43,8 @@ def load_feature_set(name_or_path: str) -> FeatureSetSpec:
 def table_from_folder(folder: str | Path, feature_set: FeatureSetSpec) -> TrainingTable:
     """Validate the three inputs in ``folder`` and build the point-in-time training table."""
     paths = locate_inputs(folder)
-    inputs = load_inputs(paths["audience"], paths["exposures"], paths["enrolments"], control=feature_set.control_arm)
+    inputs = load_inputs(paths["audience"], paths["exposures"], paths["enrolments"], control=feature_set.control_arm,
+                         attributes=feature_set.attributes)
     return build_training_table(
         inputs.audience, inputs.exposures, inputs.enrolments, feature_set, source=str(Path(folder))
     )

@@ -7,10 +7,13 @@ expected and how many rows break it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 import pandera.pandas as pa
 
 from uplift.errors import SchemaError
+from uplift.specs.features import AttributeSpec
 from uplift.vocabulary import (
     EDUCATION,
     EMPLOYMENT,
@@ -36,24 +39,52 @@ def _str(**kw) -> pa.Column:
     return pa.Column(str, coerce=True, **kw)
 
 
-AUDIENCE = pa.DataFrameSchema(
-    {
-        "person_id": _str(unique=True, nullable=False),
-        "age": pa.Column(int, pa.Check.in_range(18, 67), coerce=True, nullable=False),
-        "gender": _str(checks=pa.Check.isin(GENDERS)),
-        "municipality": _str(checks=pa.Check.str_length(min_value=1)),
-        "neighbourhood": _str(checks=pa.Check.str_matches(r"^\d{4}$")),
-        "employment": _str(checks=pa.Check.isin(EMPLOYMENT)),
-        "sector": _str(checks=pa.Check.isin(SECTORS)),
-        "education": _str(checks=pa.Check.isin(EDUCATION)),
-        "income_band": _str(checks=pa.Check.isin(INCOME_BANDS)),
-        "migration_background": pa.Column(bool, coerce=True, nullable=False),
-        "has_children": pa.Column(bool, coerce=True, nullable=False),
-    },
-    strict=False,
-    name="audience",
-)
-"""One row per pseudonymous person; no names or contact data."""
+_REQUIRED_COLUMNS = {
+    "person_id": _str(unique=True, nullable=False),
+    "age": pa.Column(int, pa.Check.in_range(18, 67), coerce=True, nullable=False),
+    "gender": _str(checks=pa.Check.isin(GENDERS)),
+    "municipality": _str(checks=pa.Check.str_length(min_value=1)),
+    "neighbourhood": _str(checks=pa.Check.str_matches(r"^\d{4}$")),
+}
+_OPTIONAL_COLUMNS = {
+    "employment": _str(checks=pa.Check.isin(EMPLOYMENT), required=False),
+    "sector": _str(checks=pa.Check.isin(SECTORS), required=False),
+    "education": _str(checks=pa.Check.isin(EDUCATION), required=False),
+    "income_band": _str(checks=pa.Check.isin(INCOME_BANDS), required=False),
+    "migration_background": pa.Column(bool, coerce=True, nullable=False, required=False),
+    "has_children": pa.Column(bool, coerce=True, nullable=False, required=False),
+}
+
+
+def _declared_column(spec: AttributeSpec) -> pa.Column:
+    """The contract of an attribute a programme declared (checked when present, required if declared so)."""
+    if spec.kind == "categorical":
+        return _str(checks=pa.Check.isin(spec.levels), required=spec.required)
+    if spec.kind == "boolean":
+        return pa.Column(bool, coerce=True, nullable=False, required=spec.required)
+    checks = []
+    if spec.min is not None:
+        checks.append(pa.Check.ge(spec.min))
+    if spec.max is not None:
+        checks.append(pa.Check.le(spec.max))
+    return pa.Column(float, checks=checks, coerce=True, nullable=False, required=spec.required)
+
+
+def audience_schema(attributes: Mapping[str, AttributeSpec] | None = None) -> pa.DataFrameSchema:
+    """The audience contract: id, age, gender, municipality and neighbourhood are required; the other
+    standard attributes and the programme's own ``attributes`` are checked when present.
+
+    Parameters
+    ----------
+    attributes : attributes of the programme's own (``FeatureSetSpec.attributes``), by name.
+    """
+    columns = {**_REQUIRED_COLUMNS, **_OPTIONAL_COLUMNS}
+    columns.update({name: _declared_column(spec) for name, spec in (attributes or {}).items()})
+    return pa.DataFrameSchema(columns, strict=False, name="audience")
+
+
+AUDIENCE = audience_schema()
+"""One row per pseudonymous person; no names or contact data. Optional columns are checked when present."""
 
 EXPOSURES = pa.DataFrameSchema(
     {
@@ -84,11 +115,6 @@ ENROLMENTS = pa.DataFrameSchema(
 """One row per funnel event a person reached."""
 
 TRAINING_KEYS = ("person_id", "wave")
-
-
-def audience_schema() -> pa.DataFrameSchema:
-    """The audience contract (a function so callers can extend it without mutating it)."""
-    return AUDIENCE
 
 
 def _summarise(err: pa.errors.SchemaErrors, schema: pa.DataFrameSchema, source: str) -> str:
@@ -129,6 +155,8 @@ def _expected(schema: pa.DataFrameSchema, column: str, check: str) -> str:
 def validate(frame: pd.DataFrame, schema: pa.DataFrameSchema, *, source: str) -> pd.DataFrame:
     """Validate and coerce ``frame``; raise one :class:`SchemaError` naming every problem.
 
+    The message of a refused frame also lists the optional columns it lacks.
+
     Parameters
     ----------
     frame : DataFrame to check (not modified).
@@ -138,4 +166,7 @@ def validate(frame: pd.DataFrame, schema: pa.DataFrameSchema, *, source: str) ->
     try:
         return schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
-        raise SchemaError(_summarise(err, schema, source)) from None
+        # a refused file also names the optional columns it lacks: a misspelt one would otherwise go unnoticed
+        absent = [name for name, column in schema.columns.items() if not column.required and name not in frame.columns]
+        lines = [f"  column {name!r}: missing; optional (what reads it is left out)" for name in absent]
+        raise SchemaError("\n".join([_summarise(err, schema, source), *lines])) from None

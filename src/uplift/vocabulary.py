@@ -9,6 +9,8 @@ __all__ = [
     "SECTORS",
     "EDUCATION",
     "INCOME_BANDS",
+    "REQUIRED_ATTRIBUTES",
+    "OPTIONAL_ATTRIBUTES",
     "HOLDOUT",
     "NO_MESSAGE",
     "arm_name",
@@ -50,6 +52,19 @@ SECTORS: tuple[str, ...] = (
 )
 EDUCATION: tuple[str, ...] = ("no_diploma", "secondary", "vocational", "upper_vocational", "higher")
 INCOME_BANDS: tuple[str, ...] = ("minimum", "low", "middle", "high")
+
+REQUIRED_ATTRIBUTES: tuple[str, ...] = ("person_id", "age", "gender", "municipality", "neighbourhood")
+"""Audience columns every programme hands over: the pseudonymous id, age, gender and place."""
+OPTIONAL_ATTRIBUTES: tuple[str, ...] = (
+    "employment",
+    "sector",
+    "education",
+    "income_band",
+    "migration_background",
+    "has_children",
+)
+"""Standard audience columns a programme may hand over; features and persona rules that need an absent one are
+switched off."""
 
 HOLDOUT = "holdout"
 """Default name of the control arm: randomised to receive no message."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 from uplift.cli.app import app
-from uplift.errors import UpliftError
+from uplift.errors import MissingAttributesWarning, UpliftError
 
 # Sub-command modules register themselves on ``app`` when imported; add one line per module.
 _COMMANDS = (
@@ -26,8 +27,23 @@ for _name in _COMMANDS:
 __all__ = ["app", "main"]
 
 
+def _show_notes(show):
+    """Print the product's notes (features or persona rules switched off) as one plain line each."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, MissingAttributesWarning):
+            from uplift.cli.app import err_console
+
+            err_console.print(f"[bold yellow]note:[/] {message}", highlight=False)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
+
+
 def main() -> None:
     """Console-script entry point: known errors print one clear line and exit 2."""
+    warnings.showwarning = _show_notes(warnings.showwarning)
     try:
         app()
     except UpliftError as exc:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from uplift.cli.app import app, console
+from uplift.cli.simulate import REGION_HELP, load_region, write_region
 
 __all__ = ["run", "DEFAULT_MODELS"]
 
@@ -22,24 +23,25 @@ def run(
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
     out: Annotated[Path, typer.Option(help="Folder for the simulated inputs and the training table.")] = Path("data"),
     models: Annotated[list[str] | None, typer.Option("--model", help="Model spec names in models/ (repeatable).")] = None,
-    region: Annotated[Path | None, typer.Option(help="Region spec (default features/regions/haaglanden.yaml).")] = None,
+    region: Annotated[str | None, typer.Option(help=REGION_HELP)] = None,
+    family: Annotated[Path | None, typer.Option(help="Family of regions for random:SEED (default features/regions/family.yaml).")] = None,
 ) -> None:
     """Simulate a campaign world, build the point-in-time table, train and register the models, print a summary."""
     from uplift.cli.train import print_results
     from uplift.config import get_settings, tracking_uri
     from uplift.pipeline import load_feature_set, table_from_folder, train_and_log
     from uplift.simulate import simulate, write_world
-    from uplift.specs import load_spec, project_root
-    from uplift.specs.region import RegionSpec
+    from uplift.specs import project_root
     from uplift.tableio import read_table
 
     root = project_root()
     settings = get_settings()
     started = time.perf_counter()
-    spec = load_spec(region or root / "features" / "regions" / "haaglanden.yaml", RegionSpec)
+    spec = load_region(region, family)
     with console.status(f"simulating {people:,} people x {waves} waves"):
         world = simulate(spec, people=people, waves=waves, seed=seed)
         written = write_world(world, out / "sim")
+        write_region(spec, out / "sim" / "truth" / "region.yaml")
     console.print(f"[bold]1/3 simulate[/]: {len(world.exposures):,} person-waves, "
                   f"{int((world.enrolments['event'] == 'registration').sum()):,} registrations -> {out / 'sim'}")
 

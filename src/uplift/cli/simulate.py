@@ -6,16 +6,51 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.table import Table
 
 from uplift.cli.app import app, console, fail
+from uplift.errors import SpecError
 from uplift.simulate import FORMATS, CampaignWorld, arm_summary, funnel_counts, simulate, write_world
+from uplift.simulate.generate import RANDOM_PREFIX, generate_region
+from uplift.simulate.summary import persona_summary
 from uplift.specs import load_spec, project_root
+from uplift.specs.family import FamilySpec
 from uplift.specs.region import RegionSpec
+from uplift.tableio import atomic_path
 
-__all__ = ["simulate_command", "DEFAULT_REGION"]
+__all__ = ["simulate_command", "load_region", "write_region", "DEFAULT_REGION", "DEFAULT_FAMILY", "REGION_HELP"]
 
 DEFAULT_REGION = Path("features") / "regions" / "haaglanden.yaml"
+DEFAULT_FAMILY = Path("features") / "regions" / "family.yaml"
+REGION_HELP = ("Region spec (YAML), or random:SEED for a region drawn from the family (--family); "
+               "default features/regions/haaglanden.yaml.")
+
+
+def load_region(region: str | None, family: Path | None = None) -> RegionSpec:
+    """The region a command runs on: a region YAML, or ``random:SEED`` drawn from the family spec.
+
+    Raises
+    ------
+    SpecError
+        The file is not a valid spec, or SEED is not a non-negative integer.
+    """
+    if region is None:
+        return load_spec(project_root() / DEFAULT_REGION, RegionSpec)
+    if region.startswith(RANDOM_PREFIX):
+        text = region.removeprefix(RANDOM_PREFIX)
+        if not text.isdigit():
+            raise SpecError(f"--region {region!r}: expected random:SEED with SEED a whole number >= 0")
+        spec = load_spec(family if family is not None else project_root() / DEFAULT_FAMILY, FamilySpec)
+        return generate_region(spec, int(text))
+    return load_spec(Path(region), RegionSpec)
+
+
+def write_region(spec: RegionSpec, path: Path) -> Path:
+    """Write the region as YAML (atomically): a drawn region can be read back with ``--region PATH``."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
+    return path
 
 
 def _summary_tables(world: CampaignWorld, written: dict[str, Path]) -> list[Table]:
@@ -53,6 +88,17 @@ def _summary_tables(world: CampaignWorld, written: dict[str, Path]) -> list[Tabl
     return [files, funnel, per_arm]
 
 
+def _persona_table(spec: RegionSpec, world: CampaignWorld) -> Table:
+    given = ", ".join(spec.given_attributes) if spec.given_attributes else "none (age, gender and place only)"
+    table = Table(title=f"Personas of {spec.name} (truth; optional attributes handed over: {given})")
+    for column in ("persona", "share", "holdout /1,000", "best arm", "its true /1,000"):
+        table.add_column(column, justify="left" if column in ("persona", "best arm") else "right")
+    for row in persona_summary(world).itertuples():
+        table.add_row(str(row.Index), f"{row.share:.1%}", f"{1000 * row.holdout_rate:.2f}", row.best_arm,
+                      f"{1000 * row.best_rate:.2f}")
+    return table
+
+
 def _ratio_line(world: CampaignWorld) -> str:
     counts = funnel_counts(world)
     ratio = " : ".join(f"{counts[e]:,}" for e in ("registration", "advice_conversation", "application"))
@@ -62,8 +108,9 @@ def _ratio_line(world: CampaignWorld) -> str:
 @app.command("simulate")
 def simulate_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the world into.")],
-    region: Annotated[
-        Path | None, typer.Option("--region", help="Region spec (YAML); default features/regions/haaglanden.yaml.")
+    region: Annotated[str | None, typer.Option("--region", help=REGION_HELP)] = None,
+    family: Annotated[
+        Path | None, typer.Option("--family", help="Family of regions for random:SEED; default features/regions/family.yaml.")
     ] = None,
     people: Annotated[int, typer.Option("--people", min=1, help="Number of residents.")] = 200_000,
     waves: Annotated[
@@ -75,13 +122,15 @@ def simulate_command(
     """Simulate randomised outreach waves in a region and write the inputs plus the truth file."""
     if fmt not in FORMATS:
         fail(f"--format {fmt!r} is not supported; valid: {', '.join(FORMATS)}")
-    region_path = region if region is not None else project_root() / DEFAULT_REGION
-    spec = load_spec(region_path, RegionSpec)
+    spec = load_region(region, family)
     n_waves = waves if waves is not None else spec.waves.count
     with console.status(f"Simulating {people:,} people x {n_waves} waves in {spec.name} (seed {seed})..."):
         world = simulate(spec, people=people, waves=n_waves, seed=seed)
     with console.status(f"Writing {fmt} files to {out}..."):
         written = write_world(world, out, fmt=fmt)  # type: ignore[arg-type]
+        written_region = write_region(spec, Path(out) / "truth" / "region.yaml")
     for table in _summary_tables(world, written):
         console.print(table)
+    console.print(f"region {spec.name!r} written to {written_region}")
+    console.print(_persona_table(spec, world))
     console.print(_ratio_line(world))

@@ -2,7 +2,10 @@
 
 Each function takes an :class:`~uplift.features.context.AsOfContext` and returns a DataFrame
 aligned with ``ctx.keys`` (one column, or one per channel / message for the ``*_by_*``
-families). Only history strictly before the key's as-of time is visible to it.
+families). Only history strictly before the key's as-of time is visible to it. A feature names
+the audience attributes it reads (``needs``), so a feature set can leave out what an audience
+lacks; an attribute a programme declared itself (``FeatureSetSpec.attributes``) is a feature of
+its own name.
 """
 
 from __future__ import annotations
@@ -16,10 +19,20 @@ import pandas as pd
 
 from uplift.errors import SpecError
 from uplift.features.context import AsOfContext
+from uplift.specs.features import AttributeSpec, FeatureSetSpec
 from uplift.trainingtable import FeatureColumn
 from uplift.vocabulary import HOLDOUT, funnel_rank
 
-__all__ = ["FEATURES", "Feature", "feature", "compute", "columns_of", "AGE_BANDS", "age_band_of"]
+__all__ = [
+    "FEATURES",
+    "Feature",
+    "feature",
+    "compute",
+    "columns_of",
+    "resolve",
+    "AGE_BANDS",
+    "age_band_of",
+]
 
 Kind = Literal["numeric", "categorical"]
 
@@ -31,48 +44,80 @@ class Feature:
     fn: Callable[[AsOfContext], pd.DataFrame]
     doc: str
     family: Literal["channels", "messages"] | None = None
+    needs: tuple[str, ...] = ()
+    """The audience attributes the feature reads (none for history features)."""
 
 
 FEATURES: dict[str, Feature] = {}
 
 
-def feature(kind: Kind, *, family: Literal["channels", "messages"] | None = None):
-    """Register a feature function under its own name."""
+def _framed(name: str, fn: Callable[[AsOfContext], pd.DataFrame | pd.Series | np.ndarray]):
+    def wrapped(ctx: AsOfContext) -> pd.DataFrame:
+        out = fn(ctx)
+        if isinstance(out, pd.DataFrame):
+            return out.set_axis(ctx.keys.index, axis=0)
+        return pd.DataFrame({name: np.asarray(out)}, index=ctx.keys.index)
+
+    return wrapped
+
+
+def feature(kind: Kind, *, family: Literal["channels", "messages"] | None = None, needs: tuple[str, ...] = ()):
+    """Register a feature function under its own name; ``needs`` names the audience attributes it reads."""
 
     def register(fn: Callable[[AsOfContext], pd.DataFrame | pd.Series | np.ndarray]) -> Callable:
         name = fn.__name__
-
-        def wrapped(ctx: AsOfContext) -> pd.DataFrame:
-            out = fn(ctx)
-            if isinstance(out, pd.DataFrame):
-                return out.set_axis(ctx.keys.index, axis=0)
-            return pd.DataFrame({name: np.asarray(out)}, index=ctx.keys.index)
-
-        FEATURES[name] = Feature(name, kind, wrapped, (fn.__doc__ or "").strip().splitlines()[0], family)
+        doc = (fn.__doc__ or "").strip().splitlines()[0]
+        FEATURES[name] = Feature(name, kind, _framed(name, fn), doc, family, needs)
         return fn
 
     return register
 
 
-def columns_of(name: str, channels: tuple[str, ...], messages: tuple[str, ...]) -> list[FeatureColumn]:
-    """The output columns (and their kinds) of feature ``name`` for the given universes."""
-    f = _lookup(name)
-    if f.family is None:
-        return [FeatureColumn(f.name, f.kind)]
-    universe = channels if f.family == "channels" else messages
-    return [FeatureColumn(f"{f.name.removesuffix('_by_channel').removesuffix('_by_message')}__{u}", f.kind) for u in universe]
+def _declared(name: str, spec: AttributeSpec) -> Feature:
+    """The feature of an attribute the programme declared: the value itself (booleans as 0/1)."""
+
+    def fn(ctx: AsOfContext) -> np.ndarray:
+        values = ctx.people[name]
+        if spec.kind == "categorical":
+            return values.astype(str).to_numpy()
+        return values.to_numpy(float)
+
+    kind: Kind = "categorical" if spec.kind == "categorical" else "numeric"
+    doc = spec.description or f"The programme's own {spec.kind} attribute {name!r}."
+    return Feature(name, kind, _framed(name, fn), doc, None, (name,))
 
 
-def _lookup(name: str) -> Feature:
+def resolve(name: str, spec: FeatureSetSpec) -> Feature:
+    """Feature ``name`` of the feature set ``spec``: a library feature, or an attribute ``spec`` declares.
+
+    Raises
+    ------
+    SpecError
+        ``name`` is neither, or is both.
+    """
+    if name in spec.attributes:
+        if name in FEATURES:
+            raise SpecError(f"feature set {spec.name!r}: attribute {name!r} has the name of a library feature; rename it")
+        return _declared(name, spec.attributes[name])
     try:
         return FEATURES[name]
     except KeyError:
-        raise SpecError(f"unknown feature {name!r}; valid: {', '.join(sorted(FEATURES))}") from None
+        valid = sorted(FEATURES) + sorted(spec.attributes)
+        raise SpecError(f"unknown feature {name!r}; valid: {', '.join(valid)}") from None
+
+
+def columns_of(name: str, spec: FeatureSetSpec) -> list[FeatureColumn]:
+    """The output columns (and their kinds) of feature ``name`` for the universes of ``spec``."""
+    f = resolve(name, spec)
+    if f.family is None:
+        return [FeatureColumn(f.name, f.kind)]
+    universe = spec.channels if f.family == "channels" else spec.messages
+    return [FeatureColumn(f"{f.name.removesuffix('_by_channel').removesuffix('_by_message')}__{u}", f.kind) for u in universe]
 
 
 def compute(ctx: AsOfContext, names: tuple[str, ...]) -> pd.DataFrame:
     """Compute the named features for every key row of ``ctx``."""
-    parts = [_lookup(n).fn(ctx) for n in names]
+    parts = [resolve(n, ctx.spec).fn(ctx) for n in names]
     return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=ctx.keys.index)
 
 
@@ -95,7 +140,7 @@ def _attribute(column: str, kind: Kind, doc: str, transform: Callable[[pd.Series
 
     fn.__name__ = column
     fn.__doc__ = doc
-    feature(kind)(fn)
+    feature(kind, needs=(column,))(fn)
 
 
 _attribute("age", "numeric", "Age in years at the audience snapshot.")
@@ -110,7 +155,7 @@ _attribute("migration_background", "numeric", "1 if the person has a migration b
 _attribute("has_children", "numeric", "1 if the person has children at home.", lambda s: s.to_numpy(float))
 
 
-@feature("categorical")
+@feature("categorical", needs=("age",))
 def age_band(ctx: AsOfContext) -> np.ndarray:
     """Age band (18-24, 25-34, 35-44, 45-54, 55-67), as ad platforms target."""
     return age_band_of(ctx.people["age"])

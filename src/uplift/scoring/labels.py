@@ -7,7 +7,7 @@ import pandas as pd
 
 from uplift.errors import SchemaError
 from uplift.features.library import age_band_of
-from uplift.segments.assign import OTHER, PERSONA_NONE, SUPPRESSED, assign_personas
+from uplift.segments.assign import OTHER, PERSONA_NONE, SUPPRESSED, assign_personas, rules_for_columns
 from uplift.specs.segments import SegmentSpec
 
 __all__ = ["SegmentLabeler"]
@@ -33,6 +33,7 @@ class SegmentLabeler:
             if col not in segments.columns:
                 raise SchemaError(f"segment table: column {col!r} is missing")
         self.spec = spec
+        self._noted = False
         self.known = frozenset(segments.loc[segments["kind"] == "targetable", "segment"].astype(str))
 
     def segments(self, people: pd.DataFrame) -> np.ndarray:
@@ -61,7 +62,9 @@ class SegmentLabeler:
         return out
 
     def personas(self, people: pd.DataFrame) -> np.ndarray:
-        """Persona name per row (``"none"`` when no rule matches)."""
-        if not self.spec.personas:
+        """Persona name per row (``"none"`` when no rule matches; rules over absent attributes are off)."""
+        rules = rules_for_columns(self.spec.personas, people.columns, note=not self._noted)
+        self._noted = True  # the note comes with the first chunk, not with every chunk
+        if not rules:
             return np.full(len(people), PERSONA_NONE, dtype=object)
-        return assign_personas(people, self.spec.personas)
+        return assign_personas(people, rules)

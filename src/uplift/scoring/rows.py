@@ -78,6 +78,8 @@ def _booleans(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[int, str, s
     failures: list[tuple[int, str, str]] = []
     out = {}
     for name, column in AUDIENCE.columns.items():
+        if name not in frame.columns:  # an optional attribute the file does not have
+            continue
         col = frame[name]
         if str(column.dtype) != "bool" or pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
             continue
@@ -100,7 +102,7 @@ def _reason(check: str, value: object) -> str:
 def validate_rows(frame: pd.DataFrame, *, source: str, first_row: int, seen: SeenIds) -> RowCheck:
     """Check every row of an audience chunk against the AUDIENCE contract; never drop a row silently.
 
-    A missing required column is a file-level problem and raises. Per-row failures (missing or
+    A missing required column is a file-level problem and raises; an optional one may be absent. Per-row failures (missing or
     mistyped value, value out of range or vocabulary, a person id seen in an earlier row) make
     the row a reject. Accepted ids are added to ``seen``.
 
@@ -116,9 +118,9 @@ def validate_rows(frame: pd.DataFrame, *, source: str, first_row: int, seen: See
     SchemaError
         A required column is missing from the file.
     """
-    missing = [c for c in AUDIENCE.columns if c not in frame.columns]
+    missing = [name for name, c in AUDIENCE.columns.items() if c.required and name not in frame.columns]
     if missing:
-        raise SchemaError(f"{source}: missing column(s) {missing}; expected the audience contract's columns")
+        raise SchemaError(f"{source}: missing column(s) {missing}; expected the audience contract's required columns")
     frame = frame.reset_index(drop=True)
     prepared, failures = _booleans(frame)
     # a column whose type does not coerce is not value-checked in the same pass: re-check the rest

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from uplift.errors import SchemaError
 from uplift.features import build_features, feature_columns
+from uplift.features.library import columns_of
 from uplift.modeling.targeting import recommend
 from uplift.scoring.labels import SegmentLabeler
 from uplift.specs.features import FeatureSetSpec
@@ -23,7 +24,9 @@ UPLIFT_PREFIX = "uplift__"
 
 
 def model_feature_set(base: FeatureSetSpec, model: UpliftPyfunc) -> FeatureSetSpec:
-    """``base`` restricted to the model's messages and channels (the universes it was trained with).
+    """``base`` restricted to the model's messages and channels (the universes it was trained with) and to
+    the features whose columns the model reads (a model trained without an absent attribute scores
+    audiences without it).
 
     Raises
     ------
@@ -38,7 +41,9 @@ def model_feature_set(base: FeatureSetSpec, model: UpliftPyfunc) -> FeatureSetSp
     missing = [n for n in model.feature_names if n not in produced]
     if missing:
         raise SchemaError(f"feature set {base.name!r} does not produce the model's feature column(s) {missing}")
-    return spec
+    read = set(model.feature_names)
+    used = tuple(f for f in spec.features if any(c.name in read for c in columns_of(f, spec)))
+    return spec.model_copy(update={"features": used})
 
 
 @dataclass(frozen=True)

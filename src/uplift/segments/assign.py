@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 
-from uplift.errors import SchemaError
+from uplift.errors import MissingAttributesWarning, SchemaError
 from uplift.simulate.conditions import matches
 from uplift.specs.segments import PersonaRule
 
-__all__ = ["PERSONA_NONE", "OTHER", "SUPPRESSED", "targetable_cells", "assign_personas", "segment_label"]
+__all__ = [
+    "PERSONA_NONE",
+    "OTHER",
+    "SUPPRESSED",
+    "targetable_cells",
+    "assign_personas",
+    "segment_label",
+    "rule_attributes",
+    "rules_for_columns",
+]
 
 PERSONA_NONE = "none"
 OTHER = "other"
@@ -66,12 +78,45 @@ def targetable_cells(people: pd.DataFrame, dimensions: tuple[str, ...], min_size
     return cells
 
 
+_RULE_COLUMNS = {"age", "gender", "employment", "sector", "education", "income_band", "migration_background",
+                 "has_children"}
+
+
+def rule_attributes(rule: PersonaRule) -> set[str]:
+    """The audience attributes a persona rule reads."""
+    used = {f for f, v in rule.rule.model_dump().items() if v is not None}
+    return {"age" if f in ("age_min", "age_max") else f for f in used} & _RULE_COLUMNS
+
+
+def rules_for_columns(
+    rules: tuple[PersonaRule, ...], columns: Iterable[str], *, note: bool = True
+) -> tuple[PersonaRule, ...]:
+    """The persona rules that only read attributes among ``columns``, in order.
+
+    With ``note``, says (a :class:`~uplift.errors.MissingAttributesWarning`) which rules were switched
+    off and which attributes they miss; callers that repeat an earlier selection pass ``note=False``.
+    """
+    present = set(columns)
+    absent = {r.name: sorted(rule_attributes(r) - present) for r in rules}
+    off = {name: attrs for name, attrs in absent.items() if attrs}
+    if off and note:
+        missing = sorted({a for attrs in off.values() for a in attrs})
+        warnings.warn(
+            f"persona rules switched off, the data have no {', '.join(missing)}: "
+            + "; ".join(f"{name} (needs {', '.join(attrs)})" for name, attrs in off.items()),
+            MissingAttributesWarning,
+            stacklevel=2,
+        )
+    return tuple(r for r in rules if r.name not in off)
+
+
 def assign_personas(people: pd.DataFrame, rules: tuple[PersonaRule, ...]) -> np.ndarray:
-    """Persona of each row: the first rule that matches, ``"none"`` if no rule does."""
-    needed = {"age", "gender", "employment", "sector", "education", "income_band", "migration_background", "has_children"}
-    used = {f for r in rules for f, v in r.rule.model_dump().items() if v is not None}
-    used = {"age" if f in ("age_min", "age_max") else f for f in used}
-    missing = sorted((needed & used) - set(people.columns))
+    """Persona of each row: the first rule that matches, ``"none"`` if no rule does.
+
+    Every rule's attributes must be columns of ``people`` (:func:`rules_for_columns` keeps those that are).
+    """
+    used = {a for r in rules for a in rule_attributes(r)}
+    missing = sorted(used - set(people.columns))
     if missing:
         raise SchemaError(f"segments: persona rules use column(s) {missing} that the table does not have")
     frame = people.copy()

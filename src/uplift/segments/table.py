@@ -14,7 +14,7 @@ from scipy.stats import norm
 from uplift.additive import PART_PREFIX, part_columns
 from uplift.allocation.effects import PER_ARM_PREFIXES, shared_error_columns
 from uplift.features.library import age_band_of
-from uplift.segments.assign import PERSONA_NONE, SUPPRESSED, assign_personas, targetable_cells
+from uplift.segments.assign import PERSONA_NONE, SUPPRESSED, assign_personas, rules_for_columns, targetable_cells
 from uplift.segments.effects import segment_effects
 from uplift.segments.personamix import persona_mix, persona_signal
 from uplift.specs.segments import SegmentSpec
@@ -38,10 +38,15 @@ def _people(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def segment_members(frame: pd.DataFrame, spec: SegmentSpec) -> pd.DataFrame:
-    """Per row: its targetable segment label (with dimension values) and its persona segment label."""
+    """Per row: its targetable segment label (with dimension values) and its persona segment label.
+
+    Persona rules over attributes ``frame`` lacks are switched off silently (:func:`build_segment_table`
+    says which, once).
+    """
     people = _people(frame)
     cells = targetable_cells(people, spec.dimensions, spec.min_size)
-    persona = assign_personas(people, spec.personas) if spec.personas else np.full(len(people), PERSONA_NONE, dtype=object)
+    rules = rules_for_columns(spec.personas, people.columns, note=False)  # build_segment_table says it once
+    persona = assign_personas(people, rules) if rules else np.full(len(people), PERSONA_NONE, dtype=object)
     persona_label = np.where(persona == PERSONA_NONE, SUPPRESSED, "persona=" + persona.astype(str))
     sizes = pd.Series(frame["person_id"].to_numpy()).groupby(persona_label).nunique()
     small = pd.Series(persona_label).map(sizes).to_numpy() < spec.min_size
@@ -73,7 +78,8 @@ def build_segment_table(
         with ``smooth_over`` has ``fit_load__<k>`` columns, its cells' loadings on their arm's
         additive fit). ``effect_sd`` is the sd of a cell's whole error, its own part and the parts
         its loadings share with other cells (:data:`uplift.allocation.effects.EFFECTS`), and ``lo`` /
-        ``hi`` its central ``spec.interval``.
+        ``hi`` its central ``spec.interval``. Persona rules over attributes the table lacks are
+        switched off, with one note.
     folds, heldout_fold : per row, the cross-fitting fold whose model predicted it, and the fold no
         model saw (:meth:`uplift.modeling.validation.ValidationReport.out_of_sample_folds`); needed
         by a kind with ``leak_correction``, which is skipped without them.
@@ -81,6 +87,7 @@ def build_segment_table(
     if folds is not None and len(folds) != len(table.frame):
         raise ValueError(f"folds: expected one fold per row ({len(table.frame)}), got {len(folds)}")
     f = table.frame
+    spec = spec.model_copy(update={"personas": rules_for_columns(spec.personas, f.columns)})
     members = segment_members(f, spec)
     z = float(norm.ppf(0.5 + spec.interval / 2))
     propensity = table.propensity()

@@ -9,7 +9,7 @@ from uplift.simulate.campaign import P_PREFIX
 from uplift.simulate.world import CampaignWorld
 from uplift.vocabulary import FUNNEL_EVENTS
 
-__all__ = ["registered_in_window", "arm_summary", "funnel_counts"]
+__all__ = ["registered_in_window", "arm_summary", "funnel_counts", "persona_summary"]
 
 
 def registered_in_window(world: CampaignWorld) -> np.ndarray:
@@ -49,3 +49,27 @@ def funnel_counts(world: CampaignWorld) -> pd.Series:
     """Number of people reaching each funnel event, in funnel order."""
     counts = world.enrolments.groupby("event")["person_id"].nunique()
     return counts.reindex(list(FUNNEL_EVENTS), fill_value=0).astype(int)
+
+
+def persona_summary(world: CampaignWorld) -> pd.DataFrame:
+    """Per latent persona, from the truth of the first wave (before any wear-out): its share of the people
+    randomised, the mean true holdout rate, the arm with the highest mean true rate and that rate.
+
+    Returns
+    -------
+    DataFrame indexed by persona (largest share first): ``share``, ``holdout_rate``, ``best_arm``, ``best_rate``.
+    """
+    first = world.truth[world.truth["wave"] == world.truth["wave"].min()]
+    rates = first.groupby("persona", sort=True)[[f"{P_PREFIX}{a}" for a in world.arms]].mean()
+    rates.columns = list(world.arms)
+    treated = rates[list(world.treatment_arms)]
+    out = pd.DataFrame(
+        {
+            "share": first["persona"].value_counts(normalize=True).reindex(rates.index).to_numpy(),
+            "holdout_rate": rates[world.control].to_numpy(),
+            "best_arm": treated.idxmax(axis=1).to_numpy(),
+            "best_rate": treated.max(axis=1).to_numpy(),
+        },
+        index=rates.index,
+    )
+    return out.sort_values("share", ascending=False, kind="stable")

@@ -63,6 +63,9 @@ def simulate(spec: RegionSpec, *, people: int, waves: int, seed: int) -> Campaig
     of each wave and of the funnel are separate, so e.g. the population does not depend on
     the number of waves.
 
+    The audience carries the required columns and the optional ones the region gives
+    (``spec.given_attributes``); the simulation itself uses every attribute of every person.
+
     Parameters
     ----------
     spec : the region; re-validated here, so a ``model_copy(update=...)`` that broke it is caught.
@@ -93,7 +96,7 @@ def simulate(spec: RegionSpec, *, people: int, waves: int, seed: int) -> Campaig
         rng=wave_rng(seed, STREAM_FUNNEL),
     )
     return CampaignWorld(
-        audience=population.audience,
+        audience=population.audience[list(spec.audience_columns())],
         exposures=log.exposures,
         enrolments=enrolments,
         truth=log.truth,

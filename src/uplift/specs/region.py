@@ -16,6 +16,10 @@ attribution window of a wave is::
         * wear_out ** (times the person was shown the message in earlier waves)
 
 capped at ``max_probability``.
+
+Every person has every attribute in the simulation (the effects may depend on them); the audience
+file shows the required ones and only the optional ones listed in ``given_attributes``, as a
+programme that hands over only age, gender and postcode would.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from uplift.vocabulary import (
     HOLDOUT,
     INCOME_BANDS,
     NO_MESSAGE,
+    OPTIONAL_ATTRIBUTES,
+    REQUIRED_ATTRIBUTES,
     SECTORS,
 )
 
@@ -323,6 +329,19 @@ class RegionSpec(Spec):
     max_probability: float = Field(0.9, gt=0, le=1)
     funnel: dict[str, StageSpec]
     waves: WaveSpec
+    given_attributes: tuple[str, ...] = OPTIONAL_ATTRIBUTES
+    """The optional audience attributes the programme hands over (the audience file's other columns are
+    always there); ``[]`` gives an audience of id, age, gender, municipality and neighbourhood only."""
+
+    @field_validator("given_attributes")
+    @classmethod
+    def _optional_attributes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [a for a in v if a not in OPTIONAL_ATTRIBUTES]
+        if unknown:
+            raise ValueError(f"{unknown} are not optional audience attributes; valid: {', '.join(OPTIONAL_ATTRIBUTES)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"attributes listed more than once: {sorted({a for a in v if v.count(a) > 1})}")
+        return v
 
     # -- validation --------------------------------------------------------------------
     @model_validator(mode="after")
@@ -385,6 +404,10 @@ class RegionSpec(Spec):
                 yield f.when, f"channels.{c}.modifiers[{i}]"
 
     # -- derived -----------------------------------------------------------------------
+    def audience_columns(self) -> tuple[str, ...]:
+        """The columns of the simulated audience file: the required ones, then the given optional ones."""
+        return REQUIRED_ATTRIBUTES + tuple(a for a in OPTIONAL_ATTRIBUTES if a in self.given_attributes)
+
     def arm_names(self, *, include_control: bool = True) -> tuple[str, ...]:
         """Arms in canonical order: the control first, then every message x channel (message-major)."""
         treated = tuple(f"{m}@{c}" for m in self.messages for c in self.channels)
