@@ -216,3 +216,61 @@ def test_a_terminated_command_removes_its_temporary_file_on_the_way_out(tmp_path
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]
     assert target.read_text() == "x\nprevious\n"
+
+
+# --- a real scoring job, killed and terminated mid-write ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scoring_store(tmp_path_factory, strong_table, strong_world):
+    """A work folder with a small champion and the strong world's audience as a file to score."""
+    from apiserver import train_version
+
+    folder = tmp_path_factory.mktemp("scoring_store")
+    train_version(folder, strong_table)
+    write_table(strong_world.audience, folder / "audience.csv")
+    return folder
+
+
+def _score_job(folder: Path, out: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    env.update({"UPLIFT_WORKDIR": str(folder), "COLUMNS": "200"})
+    exe = Path(sys.executable).with_name("uplift")
+    return subprocess.Popen([str(exe), "score", "--audience", "audience.csv", "--out", out, "--chunk-rows", "200"],
+                            cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _temporaries(folder: Path, out: str) -> list[Path]:
+    """The temporary files of the scores and of the rejects beside them."""
+    return sorted(folder.glob(f".{Path(out).stem}.*.tmp"))
+
+
+def _once_writing(proc: subprocess.Popen, folder: Path, out: str, besides: list[Path] = ()) -> None:
+    """Wait until ``proc`` has a temporary file of its own (not one of ``besides``)."""
+    deadline = time.monotonic() + 300
+    while not set(_temporaries(folder, out)) - set(besides):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_scoring_job_killed_or_terminated_mid_write_leaves_nothing_the_next_job_keeps(scoring_store):
+    folder, out = scoring_store, "scores.parquet"
+    killed = _score_job(folder, out)
+    _once_writing(killed, folder, out)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    left = _temporaries(folder, out)
+    assert len(left) == 2 and not (folder / out).exists()  # scores and rejects: the killed job could not clean up
+
+    terminated = _score_job(folder, out)
+    _once_writing(terminated, folder, out, besides=left)
+    assert not any(p.exists() for p in left)  # the next job removed what the killed one left
+    terminated.send_signal(signal.SIGTERM)
+    assert terminated.wait(timeout=120) == 128 + signal.SIGTERM
+    assert _temporaries(folder, out) == [] and not (folder / out).exists()  # it cleaned up on the way out
+    assert not (folder / "scores.rejects.csv").exists()
+
+    done = _score_job(folder, out)
+    assert done.wait(timeout=600) == 0, done.stderr.read()
+    assert len(read_table(folder / out)) == 40_000 and _temporaries(folder, out) == []
