@@ -202,6 +202,37 @@ def test_a_conversion_floor_with_confidence_says_how_likely_it_holds(api):
     assert plans[0.9]["totals"]["expected_conversions"] <= plans[0.5]["totals"]["expected_conversions"]
 
 
+@pytest.mark.parametrize("kind", ["targetable", "persona"])
+def test_the_shipped_policy_plans_every_kind_of_segment(api, kind):
+    shipped = api.post("/plans", json={"budget": 3000, "kind": kind, "include_references": False})
+    assert shipped.status_code == 200, shipped.text
+    # the strong world has no flyer arms, so the shipped flyer minimum cannot be met; without it the plan is optimal
+    r = api.post("/plans", json={"budget": 3000, "kind": kind, "include_references": False,
+                                 "policy": {"min_spend": {}}})
+    assert r.status_code == 200 and r.json()["status"] == "optimal", r.text
+    for body in (shipped.json(), r.json()):
+        floors = {f["name"]: f for f in body["floors"]}
+        assert set(floors) == {"women", "over_45"}
+        notes = "\n".join(body["notes"])
+        if kind == "persona":
+            assert all(f["status"] == "not_applicable" and f["share"] is None for f in floors.values())
+            assert "fairness floor 'over_45' does not apply to a plan over persona segments" in notes
+    for name, floor in ((f["name"], f) for f in r.json()["floors"] if kind == "targetable"):
+        assert floor["status"] == "held" and floor["share"] >= floor["min_share"] - 1e-9
+        assert f"fairness floor '{name}' held: " in "\n".join(r.json()["notes"])
+
+
+@pytest.mark.parametrize("field", ["channels", "messages"])
+def test_an_empty_channel_or_message_list_says_what_to_name(api, field):
+    r = api.post("/plans", json={"budget": 1000, field: []})
+    assert r.status_code == 422
+    (detail,) = r.json()["detail"]
+    assert detail["loc"] == ["body", field]
+    valid = sorted({a.split("@")[0 if field == "messages" else 1] for a in api.get("/model").json()["arms"]})
+    assert detail["msg"] == (f"{field}: the list is empty; name at least one of {', '.join(valid)}, or leave "
+                             f"{field} out to plan over every {field[:-1]}")
+
+
 def test_conflicting_policy_is_infeasible_not_an_error(api):
     body = {"budget": 1000, "policy": {"min_spend.meta": 50_000}}
     r = api.post("/plans", json=body)

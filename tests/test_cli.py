@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,15 @@ def test_simulate_features_train_segments_plan(workdir):
     assert plan["spend"].sum() <= 5000 + 1e-6 and "Totals beside the reference plans" in out
     assert "€ / conv. (80%)" in out  # costs per conversion come with their interval
     assert "recommended adds (80%, paired)" in out and "P(more)" in out  # and the gain over each reference
+    # the shipped policy plans over either kind of segment and says how each fairness floor stands
+    for kind in ("targetable", "persona"):
+        out = " ".join(uplift("plan", "--budget", "5000", "--kind", kind, "--out", f"out/{kind}.csv", cwd=workdir).stdout.split())
+        assert f"{kind} segments" in out and (workdir / "out" / f"{kind}.csv").exists()
+        for floor in ("women", "over_45"):
+            if kind == "persona":
+                assert f"fairness floor '{floor}' does not apply to a plan over persona segments" in out, out
+            else:
+                assert re.search(rf"fairness floor '{floor}' (held|fell short): [0-9.]+% of spend", out), out
 
 
 def test_bad_input_file_names_file_column_and_rows_and_writes_nothing(workdir, tmp_path):

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.errors import DataError, SchemaError
-from uplift.tableio import read_parquet_metadata, write_table
+from uplift.tableio import read_parquet_metadata, read_table, write_table
 
 __all__ = ["FeatureColumn", "TrainingTable", "PROPENSITY_PREFIX"]
 
@@ -125,7 +125,7 @@ class TrainingTable:
             raise SchemaError(f"{path}: not a training table (no {_META_KEY!r} metadata); build it with `uplift features`")
         m = json.loads(meta)
         return cls(
-            frame=pd.read_parquet(path),
+            frame=read_table(path),
             features=tuple(FeatureColumn(n, k) for n, k in m["features"]),
             arms=tuple(m["arms"]),
             control=m["control"],

@@ -221,6 +221,7 @@ class PlanService:
             "totals": _totals(result.totals.as_dict(), policy.interval),
             "references": {name: _totals(t.as_dict(), policy.interval) for name, t in result.references.items()},
             "gains": {name: _gain(g.as_dict(), policy.interval) for name, g in result.gains.items()},
+            "floors": [{**f.as_dict(), "share": finite_or_none(f.share)} for f in result.floors],
             "cells_json": _cells_json(cells, funded, ready.labels),
         }
 
@@ -249,7 +250,8 @@ def _computed(bundle: ModelBundle, request: PlanRequest, body: dict) -> Computed
         {"id": uuid.uuid4().hex, "created_at": datetime.now().astimezone(), "model_name": bundle.name,
          "model_version": bundle.version, "request": request, **body, "cells": []}
     )
-    dumped = checked.model_dump_json(include={"status", "conflicts", "notes", "totals", "references", "gains", "cells"})
+    dumped = checked.model_dump_json(include={"status", "conflicts", "notes", "totals", "references", "gains", "floors",
+                                          "cells"})
     empty = '"cells":[]}'
     if not dumped.endswith(empty):  # pragma: no cover - guards the field order the splice relies on
         raise RuntimeError("PlanResponse must serialise 'cells' last")
@@ -270,6 +272,11 @@ def _restrict(table: pd.DataFrame, request: PlanRequest) -> pd.DataFrame:
         if wanted is None:
             continue
         valid = sorted(table[field].astype(str).unique())
+        if not wanted:
+            raise RequestFieldError(
+                f"{field}s: the list is empty; name at least one of {', '.join(valid)}, or leave {field}s out to plan "
+                f"over every {field}", ("body", f"{field}s"),
+            )
         unknown = sorted(set(wanted) - set(valid))
         if unknown:
             raise RequestFieldError(

@@ -204,6 +204,18 @@ class PlanGainOut(_Out):
     extra_spend: float = Field(description="EUR the plan spends beyond the reference (negative: less)")
 
 
+class FloorOut(_Out):
+    name: str
+    kind: Literal["spend_share", "conversion_share"]
+    min_share: float
+    status: Literal["held", "short", "not_applicable"] = Field(
+        description="held; short (a relaxed plan, see its conflicts); not_applicable: the floor does not bind plans "
+                    "over this kind of segment (its segment_kinds)")
+    share: float | None = Field(
+        description="the plan's share of spend or of expected conversions in the floor's segments (null when the "
+                    "floor does not apply or the plan spends or converts nothing)")
+
+
 class PlanCell(_Out):
     segment: str
     arm: str
@@ -234,6 +246,8 @@ class PlanResponse(_Out):
         default_factory=dict,
         description="per reference plan, what the plan adds over it; paired (both scored on the same estimates, "
                     "so their shared errors cancel), hence narrower than the two totals' intervals side by side")
+    floors: list[FloorOut] = Field(default_factory=list, description="per fairness floor of the policy: held, "
+                                                                    "short or not applicable, and the share reached")
     cells: list[PlanCell] = Field(description="funded cells (contacts > 0), largest spend first")
     request: PlanRequest
 

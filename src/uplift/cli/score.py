@@ -71,11 +71,14 @@ def score(
     from uplift.config import get_settings
     from uplift.pipeline import load_feature_set, load_segment_spec
     from uplift.scoring import Scorer, SegmentLabeler, count_rows, file_digest, model_feature_set, score_file
+    from uplift.scoring.chunks import column_names
     from uplift.tracking.jobs import load_model, log_scoring
 
     if strict and rejects is not None:
         fail("give --rejects or --strict, not both")
     when = parse_as_of(as_of)
+    column_names(audience)  # an unreadable file fails here, before the model is loaded
+    total = count_rows(audience)
     settings = get_settings()
     with console.status(f"loading model {settings.registered_model}@{model} and the history"):
         loaded = load_model(settings, model)
@@ -83,7 +86,6 @@ def score(
         feature_set = model_feature_set(load_feature_set(pyfunc.model.spec.feature_set), pyfunc)
         scorer = Scorer(model=pyfunc, feature_set=feature_set, labeler=SegmentLabeler(loaded.segments, load_segment_spec()))
         ex, en = load_history(exposures, enrolments, control=pyfunc.control)
-    total = count_rows(audience)
     with Progress(TextColumn("[bold]scoring[/]"), BarColumn(), MofNCompleteColumn(), _RowsPerSecond(),
                   TextColumn("{task.fields[rejected]} rejected"), TimeElapsedColumn(), console=console,
                   transient=False) as bar:
