@@ -142,7 +142,7 @@ def _method_lines(analysis: Analysis, est: pd.DataFrame) -> list[str]:
         named += f" and {len(exact) - _MAX_NAMED} more"
     return [
         f"Effects of {len(cuped)} of {_count(len(est), 'arm')} are adjusted for pre-wave {covariates} (CUPED); "
-        f"{named} use {exact_text}: {why}."
+        f"{named} {'uses' if len(exact) == 1 else 'use'} {exact_text}: {why}."
     ]
 
 
