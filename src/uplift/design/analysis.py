@@ -244,7 +244,8 @@ def _segment_table(
     parts = []
     for value in sorted(set(seg)):
         rows = seg == value
-        sub_order = [a for a in order if (people.arm[rows] == a).any()]
+        present = set(people.arm[rows])
+        sub_order = [a for a in order if a in present]
         parts.append(compare_arms(people.subset(rows), sub_order, control, inference.alpha).assign(segment=value))
     table = pd.concat(parts, ignore_index=True)
     table, family = _judge(table, control, inference, "segments", base_rate, by=table["segment"])

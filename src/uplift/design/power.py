@@ -43,8 +43,12 @@ def holdout_n_needed(base_rate: float, effect: float, ratio: float, *, alpha: fl
     alpha, power : float
         Two-sided significance level and desired power.
     """
-    p0, p1, k = base_rate, base_rate + effect, ratio
-    z_a, z_b = _z(alpha, power)
+    return _n_needed(base_rate, effect, ratio, *_z(alpha, power))
+
+
+def _n_needed(p0: float, effect: float, k: float, z_a: float, z_b: float) -> float:
+    """:func:`holdout_n_needed` with the two normal quantiles given."""
+    p1 = p0 + effect
     pbar = (p0 + k * p1) / (1.0 + k)
     root = z_a * np.sqrt(pbar * (1 - pbar) * (1 + 1 / k)) + z_b * np.sqrt(p0 * (1 - p0) + p1 * (1 - p1) / k)
     return float(root**2 / effect**2)
@@ -82,9 +86,10 @@ def _mde(base_rate: float, n_control: float, ratio: float, *, alpha: float, powe
     if n_control <= 0:
         return float("nan")
     top = (1.0 - base_rate) * (1.0 - 1e-9)
+    z_a, z_b = _z(alpha, power)
 
     def gap(effect: float) -> float:
-        return holdout_n_needed(base_rate, effect, ratio, alpha=alpha, power=power) - n_control
+        return _n_needed(base_rate, effect, ratio, z_a, z_b) - n_control
 
     if gap(top) > 0:
         return float("nan")
