@@ -21,6 +21,7 @@ __all__ = [
     "WaveDesign",
     "design_wave",
     "plan_weights",
+    "plan_effects",
     "channel_costs",
     "analysis_frame",
     "expected_shares",
@@ -77,6 +78,25 @@ def plan_weights(cells: pd.DataFrame, spec: ExperimentSpec, *, source: str = "pl
             "remove them from the spec's arms or declare arm_weights"
         )
     return weights
+
+
+def plan_effects(cells: pd.DataFrame, spec: ExperimentSpec, *, source: str = "plan") -> dict[str, float]:
+    """The effect the plan expects of each treatment arm of ``spec``: its expected conversions per contact.
+
+    Arms of the spec the plan gives no contacts are left out (no expectation is known for them).
+
+    Raises
+    ------
+    SchemaError
+        The plan has no ``arm``, ``contacts`` or ``expected_conversions`` column.
+    """
+    missing = [c for c in ("arm", "contacts", "expected_conversions") if c not in cells.columns]
+    if missing:
+        raise SchemaError(f"{source}: missing column(s) {missing}; expected the cells written by `uplift plan`")
+    arm = cells["arm"].astype(str)
+    contacts = pd.to_numeric(cells["contacts"], errors="coerce").fillna(0.0).groupby(arm).sum()
+    conversions = pd.to_numeric(cells["expected_conversions"], errors="coerce").fillna(0.0).groupby(arm).sum()
+    return {a: float(conversions[a] / contacts[a]) for a in spec.arms if contacts.get(a, 0.0) > 0}
 
 
 def design_wave(
@@ -253,11 +273,14 @@ def analyze_command(
     audience: Annotated[Path | None, typer.Option(help="Audience (for --segment-by on its columns).")] = None,
     segment_by: Annotated[str | None, typer.Option("--segment-by", help="Also report per value, e.g. age_band.")] = None,
     out: Annotated[Path | None, typer.Option(help="Per-arm results (.csv); default out/analysis_<name>.csv.")] = None,
+    plan: Annotated[Path | None, typer.Option(help="Plan cells (`uplift plan` output): the effect each arm is "
+                                              "expected to have, for the too-small-to-detect warnings "
+                                              "(default: the spec's minimum_detectable_effect).")] = None,
 ) -> None:
-    """Per arm (and segment) effect against the holdout, CUPED estimate, SRM check, plain summary."""
+    """Per arm (and segment) verdict against the holdout, adjusted for many arms; CUPED where it applies; SRM."""
     from uplift.cli.score import load_history
     from uplift.config import get_settings
-    from uplift.design import analyze, summary_text
+    from uplift.design import Inference, analyze, summary_text
     from uplift.schemas import AUDIENCE, validate
     from uplift.specs import load_spec
     from uplift.tableio import atomic_path, read_table, write_table
@@ -268,9 +291,10 @@ def analyze_command(
     people = validate(read_table(audience), AUDIENCE, source=str(audience)) if audience is not None else None
     frame, covariates = analysis_frame(exp, ex, en, audience=people, segment_by=segment_by)
     shares = expected_shares(exp, ex[ex["wave"] == exp.wave])
+    targets = plan_effects(read_table(plan), exp, source=str(plan)) if plan is not None else None
     result = analyze(frame, arm_col="arm", outcome_col=exp.outcome, control=exp.control,
                      segment_col="segment" if segment_by else None, covariates=covariates,
-                     expected_shares=shares.to_dict(), alpha=exp.alpha)
+                     expected_shares=shares.to_dict(), inference=Inference.from_spec(exp, targets))
     text = summary_text(result)
     out = out or Path("out") / f"analysis_{exp.name}.csv"
     write_table(result.arms, out)
@@ -280,10 +304,10 @@ def analyze_command(
     with atomic_path(summary_path) as tmp:
         tmp.write_text(text + "\n")
     run_id = log_analysis(get_settings(), spec_path=spec, spec_name=exp.name, wave=exp.wave, exposures=exposures,
-                          enrolments=enrolments, out=out, arms=result.arms, segments=result.segments,
-                          srm_p_value=result.srm.p_value if result.srm else None,
-                          srm_flagged=result.srm.flagged if result.srm else None, covariates=covariates, summary=text)
+                          enrolments=enrolments, out=out, analysis=result, plan=plan, summary=text)
     console.print(text, highlight=False)
-    console.print(f"\ncovariates (CUPED): {', '.join(covariates) or 'none (constant in this wave)'}; "
+    used = int((result.treatment["method"] == "cuped").sum())
+    console.print(f"\ncovariates (CUPED): {', '.join(covariates) or 'none (constant in this wave)'}, used for "
+                  f"{used} of {len(result.treatment)} arms; {exp.multiplicity} adjustment; "
                   f"wrote {out}" + (f", {beside(out, 'segments')}" if result.segments is not None else "")
                   + f", {summary_path}; MLflow run {run_id[:8]} in experiment 'uplift-experiments'")

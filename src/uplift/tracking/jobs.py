@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import pandas as pd
@@ -13,6 +14,9 @@ from mlflow import MlflowClient
 from uplift.config import Settings, tracking_uri
 from uplift.tracking.registry import load_segments, resolve_version
 from uplift.tracking.runs import configure, metric_key
+
+if TYPE_CHECKING:
+    from uplift.design.analysis import Analysis
 
 __all__ = [
     "SCORING_EXPERIMENT",
@@ -168,32 +172,46 @@ def log_analysis(
     exposures: Path,
     enrolments: Path,
     out: Path,
-    arms: pd.DataFrame,
-    segments: pd.DataFrame | None,
-    srm_p_value: float | None,
-    srm_flagged: bool | None,
-    covariates: tuple[str, ...],
+    analysis: Analysis,
+    plan: Path | None,
     summary: str,
 ) -> str:
-    """One run in experiment ``uplift-experiments`` for an analysis; returns its id."""
+    """One run in experiment ``uplift-experiments`` for an analysis; returns its id.
+
+    Params: the inputs, covariates, the multiplicity adjustment and each family's size. Metrics:
+    people, the SRM check, per family the number of arms better / worse / too small to detect
+    their target, and per arm the exact ``effect, ci_low, ci_high``, the verdict's ``estimate``,
+    ``estimate_ci_low, estimate_ci_high``, ``adjusted_p_value`` and ``detectable_effect``.
+    """
+    arms, segments, srm = analysis.arms, analysis.segments, analysis.srm
     experiment_id = _experiment(settings, EXPERIMENTS_EXPERIMENT)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"analyze {spec_name}") as run:
-        mlflow.log_params(
-            {
-                "job": "analyze",
-                "experiment": spec_name,
-                "wave": wave,
-                "exposures_path": str(exposures)[:500],
-                "enrolments_path": str(enrolments)[:500],
-                "covariates": ",".join(covariates),
-            }
-        )
+        params = {
+            "job": "analyze",
+            "experiment": spec_name,
+            "wave": wave,
+            "exposures_path": str(exposures)[:500],
+            "enrolments_path": str(enrolments)[:500],
+            "plan": str(plan)[:500] if plan is not None else "",
+            "covariates": ",".join(analysis.covariates),
+            "multiplicity": analysis.inference.multiplicity,
+            "alpha": analysis.inference.alpha,
+        }
+        params.update({f"family_size_{name}": family.size for name, family in analysis.families.items()})
+        mlflow.log_params(params)
         metrics: dict[str, float] = {"people": float(arms["n"].sum())}
-        if srm_p_value is not None:
-            metrics["srm_p_value"] = float(srm_p_value)
-            metrics["srm_flagged"] = float(bool(srm_flagged))
+        if srm is not None:
+            metrics["srm_p_value"] = float(srm.p_value)
+            metrics["srm_flagged"] = float(bool(srm.flagged))
+        for name, table in (("arms", arms), ("segments", segments)):
+            if table is None:
+                continue
+            metrics[f"{name}_better"] = float((table["verdict"] == "better").sum())
+            metrics[f"{name}_worse"] = float((table["verdict"] == "worse").sum())
+            metrics[f"{name}_too_small"] = float(table["too_small"].sum())
         for row in arms.itertuples():
-            for col in ("effect", "ci_low", "ci_high", "adjusted_effect"):
+            for col in ("effect", "ci_low", "ci_high", "estimate", "estimate_ci_low", "estimate_ci_high",
+                        "adjusted_p_value", "detectable_effect"):
                 value = getattr(row, col)
                 if pd.notna(value):
                     metrics[metric_key(col, str(row.arm))] = float(value)
