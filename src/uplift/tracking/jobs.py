@@ -130,8 +130,13 @@ def log_design(
     power: pd.DataFrame,
     balance: pd.DataFrame,
     plan: Path | None,
+    people: int | None = None,
 ) -> str:
-    """One run in experiment ``uplift-experiments`` for a design; returns its id."""
+    """One run in experiment ``uplift-experiments`` for a design; returns its id.
+
+    ``power`` and ``balance`` are logged as given: pass them as released
+    (:mod:`uplift.design.release`); ``people`` is the audience's released count (None: suppressed).
+    """
     experiment_id = _experiment(settings, EXPERIMENTS_EXPERIMENT)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"design {spec_name}") as run:
         mlflow.log_params(
@@ -146,10 +151,12 @@ def log_design(
                 "plan": str(plan)[:500] if plan is not None else "",
             }
         )
-        metrics = {"people": float(power["n_arm_available"].sum() + power["n_holdout_available"].iloc[0]),
-                   "n_total_needed_max": float(power["n_total_needed"].max()),
+        metrics = {"n_total_needed_max": float(power["n_total_needed"].max()),
                    "power_available_min": float(power["power_available"].min()),
                    "mde_available_max": float(power["mde_available"].max())}
+        metrics = {k: v for k, v in metrics.items() if v == v}  # a withheld figure is not logged
+        if people is not None:
+            metrics["people"] = float(people)
         metrics.update({metric_key("share", str(a)): float(s) for a, s in shares.items()})
         mlflow.log_metrics(metrics)
         mlflow.set_tags({"job": "design", "output_path": str(out)[:5000]})
@@ -174,8 +181,14 @@ def log_analysis(
     srm_flagged: bool | None,
     covariates: tuple[str, ...],
     summary: str,
+    people: int | None = None,
 ) -> str:
-    """One run in experiment ``uplift-experiments`` for an analysis; returns its id."""
+    """One run in experiment ``uplift-experiments`` for an analysis; returns its id.
+
+    ``arms``, ``segments`` and ``summary`` are logged as given: pass them as released
+    (:func:`uplift.design.release.released_analysis`); ``people`` is the wave's released count of
+    people (None: suppressed). Withheld figures are not logged as metrics.
+    """
     experiment_id = _experiment(settings, EXPERIMENTS_EXPERIMENT)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"analyze {spec_name}") as run:
         mlflow.log_params(
@@ -188,7 +201,7 @@ def log_analysis(
                 "covariates": ",".join(covariates),
             }
         )
-        metrics: dict[str, float] = {"people": float(arms["n"].sum())}
+        metrics: dict[str, float] = {} if people is None else {"people": float(people)}
         if srm_p_value is not None:
             metrics["srm_p_value"] = float(srm_p_value)
             metrics["srm_flagged"] = float(bool(srm_flagged))
