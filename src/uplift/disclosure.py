@@ -199,45 +199,50 @@ def _primary(state: _State, release: Release, threshold: int) -> None:
                        f"fewer than {threshold} people of the cell did not convert")
 
 
-def _margin_units(frame: pd.DataFrame, state: _State, margin: Margin, release: Release) -> pd.DataFrame:
-    """One row per cell of ``margin``: its column, first row, margin group, value, complement, hidden."""
+def _margin_units(frame: pd.DataFrame, state: _State, margin: Margin) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cells of ``margin``: per cell its column (index into ``margin.cells``), first row and group."""
     group = _codes(frame, margin.by)
-    parts = []
-    for column in margin.cells:
+    columns, rows = [], []
+    for k, column in enumerate(margin.cells):
         if column in state.together:  # one cell per value of the constant column within the group
             key = pd.Series(list(zip(group, state.together[column])))
-            rows = np.flatnonzero(~key.duplicated().to_numpy())
+            first = np.flatnonzero(~key.duplicated().to_numpy())
         else:
-            rows = np.arange(len(frame))
-        parts.append(pd.DataFrame({
-            "column": column, "row": rows, "group": group[rows], "value": state.values[column][rows],
-            "complement": state.complement(column, release)[rows], "hidden": state.hidden[column][rows],
-        }))
-    return pd.concat(parts, ignore_index=True)
+            first = np.arange(len(frame))
+        columns.append(np.full(len(first), k))
+        rows.append(first)
+    column, row = np.concatenate(columns), np.concatenate(rows)
+    return column, row, group[row]
 
 
 def _protect_margin(frame: pd.DataFrame, state: _State, margin: Margin, release: Release, threshold: int) -> bool:
     """Suppress the smallest released cells of each group of ``margin`` whose suppressed cells hold fewer
     than ``threshold`` (people, or converters or non-converters); True when anything changed."""
-    units = _margin_units(frame, state, margin, release)
+    column, row, group = _margin_units(frame, state, margin)
+    value, complement, hidden = (np.empty(len(row)), np.empty(len(row)), np.empty(len(row), dtype=bool))
+    for k, c in enumerate(margin.cells):
+        at = column == k
+        value[at], hidden[at] = state.values[c][row[at]], state.hidden[c][row[at]]
+        complement[at] = state.complement(c, release)[row[at]]
+    # an unknown count holds nobody for sure; a people cell has no complement to protect (+inf)
+    value = np.nan_to_num(value, nan=0.0)
+    complement = np.nan_to_num(complement, nan=0.0, posinf=np.inf)
     changed = False
     reason = f"hidden with a smaller cell of {margin.name}"
-    for _, cells in units.groupby("group", sort=False):
-        hidden = cells["hidden"].to_numpy().copy()
-        # an unknown count holds nobody for sure; a people cell has no complement to protect (+inf)
-        value = np.nan_to_num(cells["value"].to_numpy(dtype=float), nan=0.0, posinf=np.inf)
-        complement = np.nan_to_num(cells["complement"].to_numpy(dtype=float), nan=0.0, posinf=np.inf)
-        while hidden.any() and not hidden.all():
-            short_value = value[hidden].sum() < threshold
-            short_complement = complement[hidden].sum() < threshold
+    order = np.argsort(group, kind="stable")
+    for cells in np.split(order, np.flatnonzero(np.diff(group[order])) + 1):
+        shut = hidden[cells].copy()
+        while shut.any() and not shut.all():
+            short_value = value[cells][shut].sum() < threshold
+            short_complement = complement[cells][shut].sum() < threshold
             if not (short_value or short_complement):
                 break
-            measure = np.where(hidden, np.inf, value if short_value else complement)
+            measure = np.where(shut, np.inf, value[cells] if short_value else complement[cells])
             pick = int(np.argmin(measure))  # the smallest released cell (the first of equals)
-            hidden[pick] = True
-            row = np.zeros(len(frame), dtype=bool)
-            row[int(cells["row"].iloc[pick])] = True
-            state.hide(str(cells["column"].iloc[pick]), row, reason)
+            shut[pick] = True
+            target = np.zeros(len(frame), dtype=bool)
+            target[row[cells[pick]]] = True
+            state.hide(margin.cells[column[cells[pick]]], target, reason)
             changed = True
     return changed
 
