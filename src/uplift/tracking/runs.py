@@ -86,8 +86,9 @@ def _per_arm(prefix: str, frame: pd.DataFrame) -> dict[str, float]:
 
 
 def released_metrics(frame: pd.DataFrame, policy: DisclosurePolicy) -> pd.DataFrame:
-    """A per-arm metrics table (index: arm) as it may be logged: its ``n_*`` row counts rounded (suppressed
-    below the threshold) and every other number withheld where a count it rests on is suppressed."""
+    """A table of metrics (one row per arm or policy, the index its label) as it may be logged: its ``n_*``
+    row counts rounded (suppressed below the threshold) and every other number of a row withheld where a
+    count it rests on is suppressed. A table without ``n_*`` columns is returned as it is."""
     counts = tuple(c for c in frame.columns if str(c).startswith("n_"))
     if not counts:
         return frame
@@ -118,7 +119,7 @@ def log_training(
 
     ``segments`` is the planner's segment table and ``released_segments`` the released one
     (:mod:`uplift.segments.release`), made under ``disclosure`` (default: the default policy), which
-    the run records (:data:`DISCLOSURE_PARAMS`) and applies to its per-arm metrics tables too.
+    the run records (:data:`DISCLOSURE_PARAMS`) and applies to its tables of metrics too (:func:`released_metrics`).
     """
     disclosure = disclosure or DisclosurePolicy()
     spec = report.spec
@@ -152,8 +153,8 @@ def log_training(
         mlflow.log_text(spec_text, "spec/model.yaml")
         with tempfile.TemporaryDirectory() as tmp:
             tables = {
-                "cv_metrics": released_metrics(report.cv_metrics, disclosure),
-                "test_metrics": released_metrics(report.test_metrics, disclosure),
+                "cv_metrics": report.cv_metrics,
+                "test_metrics": report.test_metrics,
                 "policies": report.policies,
                 "shrinkage": report.shrinkage.table,
                 "mean_effects": report.model.mean_effects_.to_frame(),
@@ -161,7 +162,7 @@ def log_training(
             }
             for name, frame in tables.items():
                 path = Path(tmp) / f"{name}.csv"
-                frame.to_csv(path)
+                released_metrics(frame, disclosure).to_csv(path)
                 mlflow.log_artifact(str(path), "tables")
             for name, frame in ((SEGMENTS_FILE, segments), (RELEASED_FILE, released_segments)):
                 if frame is not None:

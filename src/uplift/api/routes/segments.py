@@ -60,7 +60,7 @@ def list_segments(
     """
     shown = safe_segments(bundle.segments, settings.min_segment_size)["segment"]
     table = _released(bundle, request)
-    keep = table["segment"].isin(shown).to_numpy()
+    keep = table["segment"].isin(shown).to_numpy(copy=True)
     for column, value in (("kind", kind), ("arm", arm), ("message", message), ("channel", channel)):
         if value is not None:
             keep &= (table[column].astype(str) == value).to_numpy()
