@@ -80,6 +80,21 @@ def test_an_effect_rests_on_the_control_row_too():
     assert "effect: rests on conversions of the arm 'holdout' row (fewer than 10 converters)" in _reasons(out, 1)
 
 
+def test_a_margin_hides_an_arm_before_the_control_every_effect_rests_on():
+    # the wave's conversions are known: b's 3 would be total minus the rest, so another cell goes too; the
+    # holdout's 20 is smaller than a's 160, but hiding it would withhold every effect
+    frame = pd.DataFrame({"arm": ["holdout", "a", "b"], "n": [2000, 4000, 300], "conversions": [20, 160, 3],
+                          "effect": [np.nan, 0.03, 0.0]})
+    release = Release(people=("n",), converters={"conversions": "n"},
+                      figures=(Figure(columns=("effect",), rests_on=("n", "conversions"),
+                                      rests_on_reference=("n", "conversions")),),
+                      margins=(Margin(name="the wave's converters", cells=("conversions",)),),
+                      reference=Reference(column="arm", value="holdout"), keep=("arm",))
+    out = disclose(frame, release, POLICY)
+    assert out["conversions"].tolist() == [20, pd.NA, pd.NA]
+    assert np.isnan(out["effect"]).all()  # a's effect rests on its hidden conversions, b's on its own
+
+
 def test_constant_cells_are_hidden_on_every_row_and_counted_once():
     # the holdout's 6 people repeat on each arm row of the segment: one cell of the margin, hidden everywhere
     frame = pd.DataFrame({"segment": "s", "arm": ["a", "b"], "treated": [30, 40], "control": [6, 6]})

@@ -12,8 +12,9 @@ rounding base ``b``), as statistical offices do:
    (a :class:`Margin`: a segment's people over its arms, an arm's people over the segments), the
    suppressed cells together hold at least ``T`` people (for converters: at least ``T`` converters
    and ``T`` non-converters), or none is suppressed. Otherwise subtracting the released cells from
-   the total would give a small cell back. The smallest released cell of a group that falls short
-   is suppressed too, over every margin, until nothing changes;
+   the total would give a small cell back. A released cell of a group that falls short is suppressed
+   too (the one whose hiding withholds the fewest rows' figures, the smallest of those), over every
+   margin, until nothing changes;
 3. a figure is withheld wherever a count it rests on is suppressed, in its own row or in its
    reference row (e.g. the control arm's row, which every effect is measured against): a rate times
    its count is a count of converters, and a released rate over a hidden count could give it back;
@@ -215,15 +216,36 @@ def _margin_units(frame: pd.DataFrame, state: _State, margin: Margin) -> tuple[n
     return column, row, group[row]
 
 
+def _reach(frame: pd.DataFrame, state: _State, release: Release, column: np.ndarray, row: np.ndarray,
+           margin: Margin) -> np.ndarray:
+    """Per cell of a margin, how many rows' figures hiding it withholds: the rows sharing a constant cell,
+    the rows resting on a reference row's cell, else its own row."""
+    reach = np.ones(len(row))
+    for k, c in enumerate(margin.cells):
+        at = column == k
+        if c in state.together:
+            sizes = np.bincount(state.together[c])
+            reach[at] = sizes[state.together[c][row[at]]]
+    if release.reference is not None:
+        ref = release.reference
+        group = _codes(frame, ref.by)
+        is_ref = (frame[ref.column].astype(str) == ref.value).to_numpy()
+        on_ref = is_ref[row]
+        reach[on_ref] = np.maximum(reach[on_ref], np.bincount(group)[group[row[on_ref]]])
+    return reach
+
+
 def _protect_margin(frame: pd.DataFrame, state: _State, margin: Margin, release: Release, threshold: int) -> bool:
-    """Suppress the smallest released cells of each group of ``margin`` whose suppressed cells hold fewer
-    than ``threshold`` (people, or converters or non-converters); True when anything changed."""
+    """Suppress released cells of each group of ``margin`` whose suppressed cells hold fewer than
+    ``threshold`` (people, or converters or non-converters), the cheapest first (:func:`_reach`, then the
+    smallest); True when anything changed."""
     column, row, group = _margin_units(frame, state, margin)
     value, complement, hidden = (np.empty(len(row)), np.empty(len(row)), np.empty(len(row), dtype=bool))
     for k, c in enumerate(margin.cells):
         at = column == k
         value[at], hidden[at] = state.values[c][row[at]], state.hidden[c][row[at]]
         complement[at] = state.complement(c, release)[row[at]]
+    reach = _reach(frame, state, release, column, row, margin)
     # an unknown count holds nobody for sure; a people cell has no complement to protect (+inf)
     value = np.nan_to_num(value, nan=0.0)
     complement = np.nan_to_num(complement, nan=0.0, posinf=np.inf)
@@ -238,7 +260,8 @@ def _protect_margin(frame: pd.DataFrame, state: _State, margin: Margin, release:
             if not (short_value or short_complement):
                 break
             measure = np.where(shut, np.inf, value[cells] if short_value else complement[cells])
-            pick = int(np.argmin(measure))  # the smallest released cell (the first of equals)
+            # the cell whose hiding withholds the fewest rows' figures, the smallest of those (the first of equals)
+            pick = int(np.lexsort((measure, np.where(shut, np.inf, reach[cells])))[0])
             shut[pick] = True
             target = np.zeros(len(frame), dtype=bool)
             target[row[cells[pick]]] = True
