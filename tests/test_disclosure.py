@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -151,7 +153,7 @@ def test_policy_file_defaults_grid_and_errors(tmp_path):
 def test_service_production_mode_only_raises_the_threshold(tmp_path, monkeypatch):
     from uplift.api.settings import ServiceSettings
 
-    for key in [k for k in __import__("os").environ if k.startswith("UPLIFT_SERVICE_")]:
+    for key in [k for k in os.environ if k.startswith("UPLIFT_SERVICE_")]:
         monkeypatch.delenv(key)
     lowered, raised = tmp_path / "low.yaml", tmp_path / "high.yaml"
     lowered.write_text("threshold: 5\n")
@@ -163,6 +165,22 @@ def test_service_production_mode_only_raises_the_threshold(tmp_path, monkeypatch
     assert ServiceSettings(mode="dev", disclosure=lowered, min_segment_size=5).disclosure_policy().threshold == 5
     with pytest.raises(SpecError, match="min_segment_size 15 is below the disclosure threshold 20"):
         ServiceSettings(mode="dev", disclosure=raised, min_segment_size=15).disclosure_policy()
+
+
+def test_the_app_refuses_a_lowered_threshold_in_production_and_warns_in_dev(tmp_path, monkeypatch, caplog):
+    from uplift.api.app import create_app
+    from uplift.api.settings import ServiceSettings
+
+    for key in [k for k in os.environ if k.startswith("UPLIFT_SERVICE_")]:
+        monkeypatch.delenv(key)
+    lowered = tmp_path / "low.yaml"
+    lowered.write_text("threshold: 5\n")
+    with pytest.raises(SpecError, match="production mode may only raise it"):
+        create_app(ServiceSettings(mode="production", tokens=("t" * 20,), disclosure=lowered))
+    with caplog.at_level("WARNING", logger="uplift.api"):
+        app = create_app(ServiceSettings(mode="dev", tokens=("t" * 20,), disclosure=lowered, min_segment_size=5))
+    assert app.state.disclosure.threshold == 5
+    assert any("DISCLOSURE THRESHOLD LOWERED to 5" in r.getMessage() for r in caplog.records)
 
 
 # -- properties over random segment tables --------------------------------------------------------
