@@ -275,3 +275,24 @@ def test_a_figure_is_released_only_over_released_counts(frame, policy):
         named = {entry.split(":")[0] for entry in str(out[WITHHELD].iloc[i]).split("; ") if entry}
         gone = {c for c in (*RELEASE.counts, "base_rate", "observed") if pd.isna(out[c].iloc[i]) and not pd.isna(frame[c].iloc[i])}
         assert named == gone
+
+
+def test_stratum_balance_withholds_tests_of_strata_with_a_small_arm():
+    from uplift.design.release import released_balance, released_power
+
+    # stratum big: 60 holdout, 140 arm; small: 4 holdout, 36 arm (its test would show the 4)
+    assignment = pd.DataFrame({"stratum": ["big"] * 200 + ["small"] * 40,
+                               "arm": ["holdout"] * 60 + ["a"] * 140 + ["holdout"] * 4 + ["a"] * 36})
+    balance = pd.DataFrame({"stratum": ["big", "small"], "n": [200, 40], "max_share_gap": [0.0, 0.05],
+                            "statistic": [0.0, 0.4], "p_value": [1.0, 0.5]})
+    out = released_balance(balance, assignment, POLICY)
+    assert list(out.columns) == ["stratum", "n", "max_share_gap", "statistic", "p_value", WITHHELD]
+    assert out["n"].tolist() == [200, 40] and out["p_value"].iloc[0] == 1.0 and np.isnan(out["p_value"].iloc[1])
+    assert "rests on smallest_arm (fewer than 10 people)" in out[WITHHELD].iloc[1]
+    power = pd.DataFrame({"arm": ["a"], "arm_share": [0.7], "holdout_share": [0.3], "base_rate": [0.01],
+                          "minimum_detectable_effect": [0.002], "n_arm_needed": [1234], "n_holdout_needed": [529],
+                          "n_total_needed": [1763], "n_arm_available": [168], "n_holdout_available": [72],
+                          "mde_available": [0.01], "power_available": [0.2], "sufficient": [False]})
+    shown = released_power(power, POLICY)
+    assert shown[["n_arm_available", "n_holdout_available"]].iloc[0].tolist() == [170, 70]
+    assert shown["n_arm_needed"].iloc[0] == 1234  # a requirement, not a count of anyone
