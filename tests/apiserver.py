@@ -29,8 +29,10 @@ SHARED_SETTINGS = {"min_segment_size": MIN_SIZE, "max_score_rows": MAX_ROWS, "ma
 _SHARED: dict = {}
 
 
-def train_version(workdir: Path, table, *, registered_model: str = "uplift", alias: str = "champion", **spec):
-    """Train and register one small model in ``workdir``'s SQLite MLflow store; returns the TrainedModel."""
+def train_version(workdir: Path, table, *, registered_model: str = "uplift", alias: str = "champion",
+                  disclosure=None, **spec):
+    """Train and register one small model in ``workdir``'s SQLite MLflow store; returns the TrainedModel.
+    ``disclosure``: the policy its released tables are made under (default ``serve/disclosure.yaml``)."""
     from uplift.config import Settings
     from uplift.pipeline import train_and_log
 
@@ -39,16 +41,22 @@ def train_version(workdir: Path, table, *, registered_model: str = "uplift", ali
     settings = Settings(workdir=workdir, experiment_name="api", registered_model=registered_model, alias=alias)
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        return train_and_log(path, table, settings=settings, data_source="strong world")
+        return train_and_log(path, table, settings=settings, data_source="strong world", disclosure=disclosure)
 
 
 def shared_store(tmp_path_factory, table) -> Path:
     """One store with ``uplift`` v1 (champion), trained once per test session."""
     if "store" not in _SHARED:
         folder = tmp_path_factory.mktemp("api_store")
-        train_version(folder, table)
+        _SHARED["trained"] = train_version(folder, table)
         _SHARED["store"] = folder
     return _SHARED["store"]
+
+
+def shared_internal_segments(tmp_path_factory, table):
+    """The full segment table behind :func:`shared_store`'s v1, with every raw count (never released)."""
+    shared_store(tmp_path_factory, table)
+    return _SHARED["trained"].segments
 
 
 def uplift_command() -> list[str]:

@@ -49,6 +49,12 @@ def test_simulate_features_train_segments_plan(workdir):
     out = uplift("segments", "--out", "out/segments.csv", cwd=workdir).stdout
     seg = pd.read_csv(workdir / "out" / "segments.csv")
     assert (seg["size"] >= 50).all() and "best arm per segment" in out
+    # as released: counts rounded to 5 and none below 10, no row counts or model internals, reasons given
+    assert not {"rows", "n_treated", "n_control", "model", "persona_mix", "converters_control"} & set(seg.columns)
+    for column in ("size", "people_treated", "people_control"):
+        assert (seg[column].dropna() % 5 == 0).all() and (seg[column].dropna() >= 10).all()
+    assert seg.loc[seg["base_rate"].isna(), "withheld"].str.contains("base_rate: rests on").all()
+    assert "no count below 10" in out
     out = uplift("plan", "--budget", "5000", "--set", "fairness_floors=[]", "--out", "out/plan.csv", cwd=workdir).stdout
     plan = pd.read_csv(workdir / "out" / "plan.csv")
     assert plan["spend"].sum() <= 5000 + 1e-6 and "Totals beside the reference plans" in out

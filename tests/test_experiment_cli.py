@@ -145,6 +145,27 @@ def test_plan_effects_are_expected_conversions_per_contact():
         plan_effects(cells.drop(columns="expected_conversions"), spec, source="plan.csv")
 
 
+def test_analyze_releases_no_small_cell(workdir):
+    spec = _spec(workdir, name="small-arm", arms=["fresh_start@meta", "free_voucher@flyer"],
+                 arm_weights={"fresh_start@meta": 1.0, "free_voucher@flyer": 1.0}, holdout_share=0.2)
+    ex, en = _wave({"holdout": 2000, "fresh_start@meta": 4000, "free_voucher@flyer": 300},
+                   {"holdout": 0.01, "fresh_start@meta": 0.04, "free_voucher@flyer": 0.01}, seed=1)
+    write_table(ex, workdir / "ex.parquet")
+    write_table(en, workdir / "en.parquet")
+    res = runner.invoke(app, ["experiment", "analyze", "--spec", str(spec), "--exposures", str(workdir / "ex.parquet"),
+                              "--enrolments", str(workdir / "en.parquet"), "--out", str(workdir / "an.csv")])
+    assert res.exit_code == 0, res.output
+    arms = read_table(workdir / "an.csv").set_index("arm")
+    # free_voucher's few conversions are suppressed, and so is the next smallest arm's (the wave's total is known)
+    assert arms[["conversions", "rate", "effect"]].loc[["free_voucher@flyer", "fresh_start@meta"]].isna().all().all()
+    assert arms.loc["holdout", "conversions"] >= 10 and arms.loc["holdout", "conversions"] % 5 == 0
+    assert (arms["n"] % 5 == 0).all() and "fewer than 10 converters" in arms.loc["free_voucher@flyer", "withheld"]
+    summary = (workdir / "an.summary.txt").read_text()
+    assert "Not shown: fresh_start@meta, free_voucher@flyer" in summary and "per 1,000 people reached" not in summary
+    run = mlflow.search_runs(experiment_names=["uplift-experiments"], output_format="list")[0]
+    assert not any(k.startswith("effect_") for k in run.data.metrics) and run.data.metrics["people"] % 5 == 0
+
+
 def test_analyze_flags_a_broken_split(workdir):
     spec = _spec(workdir, name="two-arms", arms=["fresh_start@meta", "free_voucher@flyer"],
                  arm_weights={"fresh_start@meta": 1.0, "free_voucher@flyer": 1.0}, holdout_share=0.2)

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     """Registry alias that marks the model in service."""
     experiment_name: str = "uplift"
     """MLflow experiment that runs are logged to."""
+    disclosure: Path | None = None
+    """Disclosure policy YAML (``UPLIFT_DISCLOSURE``); default ``<project root>/serve/disclosure.yaml``."""
 
 
 @lru_cache(maxsize=1)

@@ -20,8 +20,9 @@ from uplift.modeling.validation import ValidationReport, policy_recommendations,
 from uplift.specs import load_spec, project_root
 from uplift.specs.features import FeatureSetSpec
 from uplift.specs.model import ModelSpec
+from uplift.specs.disclosure import DisclosurePolicy, load_disclosure_policy
 from uplift.specs.segments import SegmentSpec
-from uplift.segments import build_segment_table, truth_segment_effects
+from uplift.segments import build_segment_table, planner_table, released_segments, truth_segment_effects
 from uplift.trainingtable import TrainingTable
 
 __all__ = ["load_feature_set", "table_from_folder", "TrainedModel", "train_and_log", "truth_report"]
@@ -56,7 +57,8 @@ def load_segment_spec(name_or_path: str = "segments") -> SegmentSpec:
 
 
 def segment_truth(report: ValidationReport, segments: pd.DataFrame, truth: pd.DataFrame, event: str, spec: SegmentSpec) -> pd.DataFrame:
-    """Segment table joined with the true segment effects (simulator only), for calibration checks."""
+    """Segment table joined with the true segment effects (simulator only), for calibration checks; pass the
+    planner's table (:func:`~uplift.segments.release.planner_table`) for a table that may be logged."""
     table, _ = report.out_of_sample()
     true_p = true_outcome_probabilities(table.frame[["person_id", "wave"]], truth, table.arms, event)
     return segments.merge(truth_segment_effects(table, true_p, spec), on=["segment", "arm"], how="left")
@@ -98,13 +100,20 @@ def train_and_log(
     truth: pd.DataFrame | None = None,
     outcome_event: str = "registration",
     segment_spec: SegmentSpec | None = None,
+    disclosure: DisclosurePolicy | None = None,
     progress: Progress | None = None,
 ) -> TrainedModel:
-    """Validate one model spec on ``table``, log it to MLflow, register it and apply the gate."""
+    """Validate one model spec on ``table``, log it to MLflow, register it and apply the gate.
+
+    The run keeps the planner's segment table and the released one, made under ``disclosure``
+    (default: the policy file named by ``settings.disclosure``, else ``serve/disclosure.yaml``); the
+    returned :attr:`TrainedModel.segments` is the full, internal table.
+    """
     from uplift.tracking.runs import configure, log_training
 
     spec = load_spec(spec_path, ModelSpec)
     segment_spec = segment_spec or load_segment_spec()
+    disclosure = disclosure or load_disclosure_policy(settings.disclosure)
     report = validate_model(spec, table, progress=progress)
     if progress:
         progress("segment effects")
@@ -122,7 +131,7 @@ def train_and_log(
             extra_metrics[f"true_regret_{name}"] = float(policies.loc[name, "regret"])
         extra_tables = {"truth_recovery": recovery, "truth_policies": policies}
         if segments is not None:
-            st = segment_truth(report, segments, truth, outcome_event, segment_spec)
+            st = segment_truth(report, planner_table(segments), truth, outcome_event, segment_spec)
             covered = (st["true_effect"] >= st["lo"]) & (st["true_effect"] <= st["hi"])
             extra_metrics["true_segment_interval_coverage"] = float(covered.mean())
             extra_metrics["true_segment_corr"] = float(st[["effect", "true_effect"]].corr().iloc[0, 1])
@@ -140,7 +149,9 @@ def train_and_log(
         alias=settings.alias,
         extra_metrics=extra_metrics,
         extra_tables=extra_tables,
-        segments=segments,
+        segments=planner_table(segments) if segments is not None else None,
+        released_segments=released_segments(segments, disclosure) if segments is not None else None,
+        disclosure=disclosure,
     )
     return TrainedModel(
         spec=spec,

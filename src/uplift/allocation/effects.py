@@ -55,7 +55,8 @@ EFFECTS = pa.DataFrameSchema(
                             nullable=False),
         "effect_sd": pa.Column(float, [pa.Check.ge(0), pa.Check(np.isfinite, element_wise=False, name="finite")],
                                coerce=True, nullable=False),
-        "base_rate": pa.Column(float, pa.Check.in_range(0, 1), coerce=True, nullable=False),
+        # not read by the planner; a released table withholds it where it rests on few people
+        "base_rate": pa.Column(float, pa.Check.in_range(0, 1), coerce=True, nullable=True, required=False),
         **{name: pa.Column(float, pa.Check(np.isfinite, element_wise=False, name="finite"), coerce=True,
                            nullable=False, required=False) for name in (*SHARED_ERROR_COLUMNS, *PER_ARM_LOADS)},
         **{f"^{prefix}.+$": pa.Column(float, pa.Check(np.isfinite, element_wise=False, name="finite"),

@@ -22,7 +22,8 @@ DESCRIPTION = """Uplift targeting for re-skilling outreach, over the MLflow mode
 
 Every endpoint but `/health` needs `Authorization: Bearer <token>`. Effects are incremental conversions
 per contact (probability points) against the holdout; no segment smaller than the service's minimum
-segment size is ever returned.
+segment size is ever returned, and no count of people or converters below the disclosure threshold, nor a
+rate or observed difference resting on one (`withheld` says which and why).
 """
 
 
@@ -49,7 +50,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     mlflow.set_registry_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     name, alias = settings.registered_model, settings.alias
-    load = registry_loader(client, name, alias, min_segment_size=settings.min_segment_size)
+    load = registry_loader(client, name, alias, min_segment_size=settings.min_segment_size,
+                           disclosure=app.state.disclosure)
     processes = settings.resolved_compute_processes()
     store = ModelStore(
         resolve=registry_resolver(client, name, alias),
@@ -108,7 +110,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     Raises
     ------
     SpecError
-        ``production`` mode without tokens.
+        ``production`` mode without tokens, or with a lowered disclosure threshold; a minimum segment
+        size below the disclosure threshold (:meth:`ServiceSettings.disclosure_policy`).
     """
     tokens = tuple(t.get_secret_value().encode() for t in settings.tokens)
     if settings.mode == "production" and not tokens:
@@ -117,6 +120,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         log.warning("!" * 72)
         log.warning("NO ACCESS TOKENS CONFIGURED: the API is OPEN to anyone who can reach %s:%s (dev mode)",
                     settings.host, settings.port)
+        log.warning("!" * 72)
+    disclosure = settings.disclosure_policy()
+    if disclosure.lowered:
+        log.warning("!" * 72)
+        log.warning("DISCLOSURE THRESHOLD LOWERED to %d people (dev mode): figures about smaller groups than a "
+                    "statistical office would publish leave this service", disclosure.threshold)
         log.warning("!" * 72)
     from uplift.api.routes import health, model, plans, scores, segments
 
@@ -129,6 +138,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.tokens = tokens
+    app.state.disclosure = disclosure
     protected = [Depends(require_token)]
     app.include_router(health.router)
     for module in (model, segments, plans, scores):

@@ -18,12 +18,13 @@ from typing import Any
 import pandas as pd
 
 from uplift.errors import ModelNotFoundError
+from uplift.specs.disclosure import DisclosurePolicy
 
 __all__ = ["ModelBundle", "ModelStore", "StoreStatus", "interval_level", "registry_loader", "registry_resolver", "safe_segments"]
 
 log = logging.getLogger("uplift.api")
 
-SEGMENT_REQUIRED = ("segment", "kind", "size", "arm", "message", "channel", "base_rate", "effect", "effect_sd", "lo", "hi")
+SEGMENT_REQUIRED = ("segment", "kind", "size", "arm", "message", "channel", "effect", "effect_sd", "lo", "hi")
 
 
 def safe_segments(segments: pd.DataFrame, min_size: int) -> pd.DataFrame:
@@ -57,11 +58,12 @@ class ModelBundle:
     control: str
     features: tuple[tuple[str, str], ...]  # (name, "numeric" | "categorical")
     metrics: dict[str, float]
-    segments: pd.DataFrame  # already restricted to segments of at least the minimum size
+    segments: pd.DataFrame  # the planner's table, already restricted to segments of at least the minimum size
     interval: float
     loaded_at: datetime
     by_kind: dict[str, pd.DataFrame] = field(default_factory=dict)
     compute: Any = None  # uplift.api.compute.ComputePool serving this version, or None: requests compute in their thread
+    released: pd.DataFrame | None = None  # the released segment table (uplift.segments.release), same segments
 
     def segments_of(self, kind: str) -> pd.DataFrame:
         """The segment rows of ``kind`` (empty frame if none)."""
@@ -88,12 +90,16 @@ def registry_resolver(client, name: str, alias: str) -> Callable[[], str]:
     return resolve
 
 
-def registry_loader(client, name: str, alias: str, *, min_segment_size: int) -> Callable[[str], ModelBundle]:
-    """A function loading version ``v`` of ``name`` into a :class:`ModelBundle` (raises if it is broken)."""
+def registry_loader(client, name: str, alias: str, *, min_segment_size: int,
+                    disclosure: DisclosurePolicy | None = None) -> Callable[[str], ModelBundle]:
+    """A function loading version ``v`` of ``name`` into a :class:`ModelBundle` (raises if it is broken);
+    its released segment table is the one ``disclosure`` (default: the default policy) allows."""
     import mlflow.pyfunc
 
     from uplift.tracking.pyfunc import UpliftPyfunc
-    from uplift.tracking.registry import load_segments, resolve_version
+    from uplift.tracking.registry import load_released_segments, load_segments, resolve_version
+
+    disclosure = disclosure or DisclosurePolicy()
 
     def load(version: str) -> ModelBundle:
         mv = resolve_version(client, name, version)
@@ -107,6 +113,7 @@ def registry_loader(client, name: str, alias: str, *, min_segment_size: int) -> 
             raise ModelNotFoundError(f"{name} v{mv.version}: segment table lacks column(s) {missing}")
         metrics = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
         safe = safe_segments(segments, min_segment_size)
+        released = load_released_segments(client, mv, disclosure, planner=segments)
         interval = interval_level(segments)
         return ModelBundle(
             name=name,
@@ -122,6 +129,7 @@ def registry_loader(client, name: str, alias: str, *, min_segment_size: int) -> 
             interval=interval,
             loaded_at=datetime.now(UTC),
             by_kind={str(k): g.reset_index(drop=True) for k, g in safe.groupby("kind", sort=False)},
+            released=released[released["segment"].isin(safe["segment"])].reset_index(drop=True),
         )
 
     return load

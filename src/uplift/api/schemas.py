@@ -99,28 +99,39 @@ class ModelInfo(_Out):
 
 
 class SegmentEffect(_Out):
-    """One segment x arm: the calibrated incremental conversions per contact, with its interval."""
+    """One segment x arm: the calibrated incremental conversions per contact, with its interval.
+
+    Counts of people are rounded to the disclosure policy's base and null below its threshold; the
+    base rate and the observed difference are null where they rest on fewer people, converters or
+    non-converters than the threshold (``withheld`` says which figures and why).
+    """
 
     segment: str
     kind: str
-    size: int = Field(description="people in the segment (never below the service's minimum)")
+    size: int = Field(description="people in the segment, rounded (never below the service's minimum)")
     arm: str
     message: str
     channel: str
-    base_rate: float = Field(description="conversion rate without contact (holdout)")
-    effect: float = Field(description="incremental conversions per contact (probability points)")
+    base_rate: float | None = Field(None, description="conversion rate without contact (the segment's holdout); "
+                                    "null where withheld")
+    effect: float = Field(description="incremental conversions per contact (probability points), a model estimate")
     effect_sd: float
     lo: float
     hi: float
     interval: float = Field(description="coverage of [lo, hi]")
-    observed: float | None = None
+    observed: float | None = Field(None, description="the randomised difference arm minus holdout in the segment; "
+                                   "null where withheld")
     observed_se: float | None = None
-    n_treated: int | None = None
-    n_control: int | None = None
+    people_treated: int | None = Field(None, description="people randomised to the arm in the segment, rounded; "
+                                       "null where suppressed")
+    people_control: int | None = Field(None, description="people of the segment's holdout, rounded; null where "
+                                       "suppressed")
     age_band: str | None = None
     gender: str | None = None
     municipality: str | None = None
     persona: str | None = None
+    withheld: list[str] = Field(default_factory=list, description="'column: reason' for each suppressed count "
+                                "and withheld figure of this row")
 
 
 class SegmentPage(_Out):

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from uplift.errors import SpecError
+from uplift.specs.disclosure import DisclosurePolicy
 
 __all__ = ["ServiceSettings", "config_path", "load_service_settings"]
 
@@ -71,6 +72,8 @@ class ServiceSettings(BaseSettings):
     """Cost catalogue YAML; default ``<project root>/serve/costs.yaml``."""
     policy: Path | None = None
     """Planning policy YAML; default ``<project root>/serve/policy.yaml``."""
+    disclosure: Path | None = None
+    """Disclosure policy YAML; default ``<project root>/serve/disclosure.yaml`` (:meth:`disclosure_policy`)."""
     min_segment_size: int = Field(default=50, ge=1)
     """No segment smaller than this ever leaves the service (re-checked on every response)."""
     max_score_rows: int = Field(default=10_000, ge=1, le=1_000_000)
@@ -143,6 +146,33 @@ class ServiceSettings(BaseSettings):
         from uplift.specs import project_root
 
         return self.policy or project_root() / "serve" / "policy.yaml"
+
+
+    def disclosure_policy(self) -> DisclosurePolicy:
+        """The disclosure policy the service releases under (reads the file).
+
+        Raises
+        ------
+        SpecError
+            The file is invalid; in ``production`` mode, its threshold is below the default
+            (production may only raise it); or ``min_segment_size`` is below the threshold (a plan
+            over a smaller segment would show its people).
+        """
+        from uplift.specs.disclosure import DEFAULT_THRESHOLD, default_disclosure_path, load_disclosure_policy
+
+        policy = load_disclosure_policy(self.disclosure)
+        where = self.disclosure or default_disclosure_path()
+        if self.mode == "production" and policy.lowered:
+            raise SpecError(
+                f"{where}: threshold {policy.threshold} is below the default {DEFAULT_THRESHOLD}; production mode "
+                "may only raise it (no figure may rest on fewer people)"
+            )
+        if self.min_segment_size < policy.threshold:
+            raise SpecError(
+                f"service settings: min_segment_size {self.min_segment_size} is below the disclosure threshold "
+                f"{policy.threshold} ({where}); raise min_segment_size to at least {policy.threshold}"
+            )
+        return policy
 
 
 def load_service_settings(**overrides: Any) -> ServiceSettings:

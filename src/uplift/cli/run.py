@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from uplift.cli.app import app, console
+from uplift.cli.app import app, console, disclosure_policy
 from uplift.cli.simulate import REGION_HELP, load_region, write_region
 
 __all__ = ["run", "DEFAULT_MODELS"]
@@ -53,12 +53,13 @@ def run(
                   f"outcome = {table.outcome} ({table.frame['outcome'].mean():.3%})")
 
     truth = read_table(written["truth"])
+    policy = disclosure_policy()
     results = []
     for name in models or DEFAULT_MODELS:
         with console.status(name) as status:
             results.append(
                 train_and_log(root / "models" / f"{name}.yaml", table, settings=settings, data_source=str(out / "sim"),
-                              truth=truth, outcome_event=feature_set.outcome.event,
+                              truth=truth, outcome_event=feature_set.outcome.event, disclosure=policy,
                               progress=lambda m, s=status, n=name: s.update(f"3/3 train {n}: {m}"))
             )
         console.print(f"[bold]3/3 train[/] {name}: done")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from uplift.cli.app import app, console, fail
+from uplift.cli.app import app, console, disclosure_policy, fail
 
 __all__ = ["train", "print_results"]
 
@@ -95,6 +95,7 @@ def train(
     from uplift.specs import project_root
     from uplift.tableio import read_table
 
+    policy = disclosure_policy()  # what the runs' released tables may show
     specs = specs or [project_root() / "models" / "pooled_lightgbm.yaml"]
     tbl, event, source = _load_table(data, table, experiment_csv, mapping, outcome, feature_set)
     truth_frame = read_table(truth) if truth is not None else None
@@ -103,6 +104,6 @@ def train(
         with console.status(f"{spec_path.stem}") as status:
             results.append(
                 train_and_log(spec_path, tbl, settings=get_settings(), data_source=source, truth=truth_frame,
-                              outcome_event=event, progress=lambda m, s=status, n=spec_path.stem: s.update(f"{n}: {m}"))
+                              outcome_event=event, disclosure=policy, progress=lambda m, s=status, n=spec_path.stem: s.update(f"{n}: {m}"))
             )
     print_results(results)

@@ -2,6 +2,7 @@
 
 from uplift.segments.assign import PERSONA_NONE, assign_personas, targetable_cells
 from uplift.segments.effects import segment_effects, fay_herriot
+from uplift.segments.release import planner_table, released_segments
 from uplift.segments.table import SEGMENT_COLUMNS, build_segment_table, truth_persona_mix, truth_segment_effects
 
 __all__ = [
@@ -10,6 +11,8 @@ __all__ = [
     "assign_personas",
     "build_segment_table",
     "fay_herriot",
+    "planner_table",
+    "released_segments",
     "segment_effects",
     "targetable_cells",
     "truth_persona_mix",

@@ -134,8 +134,13 @@ def log_design(
     power: pd.DataFrame,
     balance: pd.DataFrame,
     plan: Path | None,
+    people: int | None = None,
 ) -> str:
-    """One run in experiment ``uplift-experiments`` for a design; returns its id."""
+    """One run in experiment ``uplift-experiments`` for a design; returns its id.
+
+    ``power`` and ``balance`` are logged as given: pass them as released
+    (:mod:`uplift.design.release`); ``people`` is the audience's released count (None: suppressed).
+    """
     experiment_id = _experiment(settings, EXPERIMENTS_EXPERIMENT)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"design {spec_name}") as run:
         mlflow.log_params(
@@ -150,10 +155,12 @@ def log_design(
                 "plan": str(plan)[:500] if plan is not None else "",
             }
         )
-        metrics = {"people": float(power["n_arm_available"].sum() + power["n_holdout_available"].iloc[0]),
-                   "n_total_needed_max": float(power["n_total_needed"].max()),
+        metrics = {"n_total_needed_max": float(power["n_total_needed"].max()),
                    "power_available_min": float(power["power_available"].min()),
                    "mde_available_max": float(power["mde_available"].max())}
+        metrics = {k: v for k, v in metrics.items() if v == v}  # a withheld figure is not logged
+        if people is not None:
+            metrics["people"] = float(people)
         metrics.update({metric_key("share", str(a)): float(s) for a, s in shares.items()})
         mlflow.log_metrics(metrics)
         mlflow.set_tags({"job": "design", "output_path": str(out)[:5000]})
@@ -175,6 +182,7 @@ def log_analysis(
     analysis: Analysis,
     plan: Path | None,
     summary: str,
+    people: int | None = None,
 ) -> str:
     """One run in experiment ``uplift-experiments`` for an analysis; returns its id.
 
@@ -182,6 +190,10 @@ def log_analysis(
     people, the SRM check, per family the number of arms better / worse / too small to detect
     their target, and per arm the exact ``effect, ci_low, ci_high``, the verdict's ``estimate``,
     ``estimate_ci_low, estimate_ci_high``, ``adjusted_p_value`` and ``detectable_effect``.
+
+    ``analysis`` and ``summary`` are logged as given: pass them as released
+    (:func:`uplift.design.release.released_analysis`); ``people`` is the wave's released count of
+    people (None: suppressed). Withheld figures are not logged as metrics.
     """
     arms, segments, srm = analysis.arms, analysis.segments, analysis.srm
     experiment_id = _experiment(settings, EXPERIMENTS_EXPERIMENT)
@@ -199,7 +211,7 @@ def log_analysis(
         }
         params.update({f"family_size_{name}": family.size for name, family in analysis.families.items()})
         mlflow.log_params(params)
-        metrics: dict[str, float] = {"people": float(arms["n"].sum())}
+        metrics: dict[str, float] = {} if people is None else {"people": float(people)}
         if srm is not None:
             metrics["srm_p_value"] = float(srm.p_value)
             metrics["srm_flagged"] = float(bool(srm.flagged))
@@ -208,7 +220,7 @@ def log_analysis(
                 continue
             metrics[f"{name}_better"] = float((table["verdict"] == "better").sum())
             metrics[f"{name}_worse"] = float((table["verdict"] == "worse").sum())
-            metrics[f"{name}_too_small"] = float(table["too_small"].sum())
+            metrics[f"{name}_too_small"] = float((table["too_small"] == True).sum())  # noqa: E712 (withheld: null)
         for row in arms.itertuples():
             for col in ("effect", "ci_low", "ci_high", "estimate", "estimate_ci_low", "estimate_ci_high",
                         "adjusted_p_value", "detectable_effect"):

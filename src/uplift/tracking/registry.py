@@ -9,9 +9,11 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from uplift.errors import ModelNotFoundError
+from uplift.specs.disclosure import DisclosurePolicy
 from uplift.specs.model import PromotionSpec
 
-__all__ = ["Promotion", "promote_if_better", "champion_version", "resolve_version", "load_segments"]
+__all__ = ["Promotion", "promote_if_better", "champion_version", "resolve_version", "load_segments",
+           "load_released_segments", "release_policy"]
 
 
 @dataclass(frozen=True)
@@ -83,17 +85,58 @@ def resolve_version(client: MlflowClient, name: str, ref: str):
     return champion_version(client, name, ref)
 
 
-def load_segments(client: MlflowClient, version) -> pd.DataFrame:
-    """The segment table logged with a model version's training run."""
+def _artifact(client: MlflowClient, version, artifact: str) -> pd.DataFrame:
     import tempfile
-
-    from uplift.tracking.runs import SEGMENTS_ARTIFACT
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = client.download_artifacts(version.run_id, SEGMENTS_ARTIFACT, tmp)
+            path = client.download_artifacts(version.run_id, artifact, tmp)
         except (MlflowException, OSError) as exc:
             raise ModelNotFoundError(
-                f"model version {version.version} (run {version.run_id}) has no segment table ({SEGMENTS_ARTIFACT}): {exc}"
+                f"model version {version.version} (run {version.run_id}) has no {artifact}: {exc}"
             ) from None
         return pd.read_parquet(path)
+
+
+def load_segments(client: MlflowClient, version) -> pd.DataFrame:
+    """The planner's segment table logged with a model version's training run (a table logged with raw
+    figures of the cells' own people comes back without them: :func:`uplift.segments.release.planner_table`)."""
+    from uplift.segments.release import planner_table
+    from uplift.tracking.runs import SEGMENTS_ARTIFACT
+
+    return planner_table(_artifact(client, version, SEGMENTS_ARTIFACT))
+
+
+def release_policy(client: MlflowClient, version) -> DisclosurePolicy | None:
+    """The disclosure policy a version's released tables were made under (None: the run recorded none)."""
+    from uplift.tracking.runs import DISCLOSURE_PARAMS
+
+    params = client.get_run(version.run_id).data.params if version.run_id else {}
+    if not all(p in params for p in DISCLOSURE_PARAMS):
+        return None
+    threshold, base = (int(params[p]) for p in DISCLOSURE_PARAMS)
+    return DisclosurePolicy(threshold=threshold, rounding_base=base)
+
+
+def load_released_segments(client: MlflowClient, version, policy: DisclosurePolicy,
+                           planner: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The segment table a version may release under ``policy``.
+
+    The run's released table when it was made under a policy that satisfies ``policy`` (its counts
+    re-rounded to ``policy``'s base where that is coarser); otherwise the model estimates of the
+    planner's table (``planner``, else :func:`load_segments`) with every raw figure withheld, saying why.
+    """
+    from uplift.segments.release import rerounded, without_raw_figures
+    from uplift.tracking.runs import RELEASED_ARTIFACT
+
+    made = release_policy(client, version)
+    if made is not None and made.satisfies(policy):
+        released = _artifact(client, version, RELEASED_ARTIFACT)
+        return rerounded(released, policy) if policy.rounding_base > made.rounding_base else released
+    planner = planner if planner is not None else load_segments(client, version)
+    if made is None:
+        why = f"model version {version.version} was logged without a released segment table; retrain it to release them"
+    else:
+        why = (f"model version {version.version} released them for at least {made.threshold} people, "
+               f"fewer than the {policy.threshold} required now; retrain it to release them")
+    return without_raw_figures(planner, policy, why)

@@ -15,16 +15,38 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 import uplift
+from uplift.disclosure import Figure, Release, disclose
 from uplift.modeling.validation import ValidationReport
+from uplift.specs.disclosure import DisclosurePolicy
 from uplift.tracking.plots import decile_figure, qini_figure
 from uplift.tracking.pyfunc import UpliftPyfunc
 from uplift.tracking.registry import Promotion, promote_if_better
 
-__all__ = ["configure", "metric_key", "TrainingRecord", "log_training", "SEGMENTS_FILE", "SEGMENTS_ARTIFACT"]
+__all__ = [
+    "DISCLOSURE_PARAMS",
+    "RELEASED_ARTIFACT",
+    "RELEASED_FILE",
+    "SEGMENTS_ARTIFACT",
+    "SEGMENTS_FILE",
+    "TrainingRecord",
+    "configure",
+    "log_training",
+    "metric_key",
+    "released_metrics",
+]
 
 SEGMENTS_FILE = "segments.parquet"
 SEGMENTS_ARTIFACT = f"segments/{SEGMENTS_FILE}"
-"""Where a run keeps its segment table (the service and ``uplift plan`` read it from the champion's run)."""
+"""Where a run keeps the planner's segment table (the service and ``uplift plan`` plan from the champion's);
+it has no raw figures of the cells' own people (:func:`uplift.segments.release.planner_table`)."""
+
+RELEASED_FILE = "released.parquet"
+RELEASED_ARTIFACT = f"segments/{RELEASED_FILE}"
+"""Where a run keeps its released segment table (:func:`uplift.segments.release.released_segments`),
+made under the disclosure policy recorded in the run's :data:`DISCLOSURE_PARAMS`."""
+
+DISCLOSURE_PARAMS = ("disclosure_threshold", "disclosure_rounding_base")
+"""Run parameters: the disclosure policy the run's released tables were made under."""
 
 _PIP = ["causalml", "lightgbm", "scikit-learn", "pandas", "numpy", "mlflow", "pydantic", "pandera", "pyyaml"]
 
@@ -63,6 +85,21 @@ def _per_arm(prefix: str, frame: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def released_metrics(frame: pd.DataFrame, policy: DisclosurePolicy) -> pd.DataFrame:
+    """A table of metrics (one row per arm or policy, the index its label) as it may be logged: its ``n_*``
+    row counts rounded (suppressed below the threshold) and every other number of a row withheld where a
+    count it rests on is suppressed. A table without ``n_*`` columns is returned as it is."""
+    counts = tuple(c for c in frame.columns if str(c).startswith("n_"))
+    if not counts:
+        return frame
+    rows = frame.rename_axis(frame.index.name or "arm").reset_index()
+    label = str(rows.columns[0])
+    numeric = tuple(c for c in rows.columns if c not in counts and c != label and pd.api.types.is_numeric_dtype(rows[c]))
+    release = Release(people=counts, figures=(Figure(columns=numeric, rests_on=counts),) if numeric else (),
+                      keep=tuple(c for c in rows.columns if c not in counts and c not in numeric))
+    return disclose(rows, release, policy, source="metrics table").set_index(label)
+
+
 def log_training(
     report: ValidationReport,
     *,
@@ -75,8 +112,16 @@ def log_training(
     extra_metrics: dict[str, float] | None = None,
     extra_tables: dict[str, pd.DataFrame] | None = None,
     segments: pd.DataFrame | None = None,
+    released_segments: pd.DataFrame | None = None,
+    disclosure: DisclosurePolicy | None = None,
 ) -> TrainingRecord:
-    """One MLflow run for one validated model; registers it and applies the promotion gate."""
+    """One MLflow run for one validated model; registers it and applies the promotion gate.
+
+    ``segments`` is the planner's segment table and ``released_segments`` the released one
+    (:mod:`uplift.segments.release`), made under ``disclosure`` (default: the default policy), which
+    the run records (:data:`DISCLOSURE_PARAMS`) and applies to its tables of metrics too (:func:`released_metrics`).
+    """
+    disclosure = disclosure or DisclosurePolicy()
     spec = report.spec
     metrics = {**report.summary_metrics(), **(extra_metrics or {})}
     client = MlflowClient()
@@ -97,6 +142,8 @@ def log_training(
                 "seed": spec.seed,
                 "lightgbm": json.dumps(spec.lightgbm, sort_keys=True)[:500],
                 "data_source": data_source[:500],
+                "disclosure_threshold": disclosure.threshold,
+                "disclosure_rounding_base": disclosure.rounding_base,
             }
         )
         mlflow.set_tags({"training_table_digest": table_digest, "uplift_version": uplift.__version__})
@@ -115,12 +162,13 @@ def log_training(
             }
             for name, frame in tables.items():
                 path = Path(tmp) / f"{name}.csv"
-                frame.to_csv(path)
+                released_metrics(frame, disclosure).to_csv(path)
                 mlflow.log_artifact(str(path), "tables")
-            if segments is not None:
-                path = Path(tmp) / SEGMENTS_FILE
-                segments.to_parquet(path, index=False)
-                mlflow.log_artifact(str(path), "segments")
+            for name, frame in ((SEGMENTS_FILE, segments), (RELEASED_FILE, released_segments)):
+                if frame is not None:
+                    path = Path(tmp) / name
+                    frame.to_parquet(path, index=False)
+                    mlflow.log_artifact(str(path), "segments")
         for name, fig in (
             ("qini_cv.png", qini_figure(report.train, report.oof, f"{spec.name}: Qini curves (out-of-fold)")),
             ("qini_test.png", qini_figure(report.test, report.test_predictions, f"{spec.name}: Qini curves (test)")),
