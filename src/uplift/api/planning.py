@@ -21,6 +21,8 @@ import pydantic_core
 
 from uplift.api.handlers import RequestFieldError
 from uplift.api.modelstore import ModelBundle, safe_segments
+from uplift.api.planschema import PackedBody, pack_body
+from uplift.api.redact import echo
 from uplift.api.schemas import PlanCell, PlanRequest, PlanResponse
 from uplift.allocation.planner import PreparedPlan
 from uplift.errors import DataError, SpecError, UpliftError
@@ -73,7 +75,8 @@ class ComputedPlan:
 
     ``fragment`` is the JSON object of the body without its braces, so a response is the small
     per-request head (id, time, model, request) plus this text: no re-validation or re-encoding
-    of thousands of cells per request.
+    of thousands of cells per request. ``packed`` is the fragment as the plan store keeps it (hash and
+    compressed text), made once where the plan is computed (a compute process), not per request.
     """
 
     model_name: str
@@ -82,6 +85,7 @@ class ComputedPlan:
     spend: float
     expected_conversions: float
     fragment: str
+    packed: PackedBody
 
 
 
@@ -253,13 +257,15 @@ def _computed(bundle: ModelBundle, request: PlanRequest, body: dict) -> Computed
     empty = '"cells":[]}'
     if not dumped.endswith(empty):  # pragma: no cover - guards the field order the splice relies on
         raise RuntimeError("PlanResponse must serialise 'cells' last")
+    fragment = dumped[1 : -len(empty)] + '"cells":' + cells_json
     return ComputedPlan(
         model_name=bundle.name,
         model_version=bundle.version,
         status=checked.status,
         spend=checked.totals.spend,
         expected_conversions=checked.totals.expected_conversions,
-        fragment=dumped[1 : -len(empty)] + '"cells":' + cells_json,
+        fragment=fragment,
+        packed=pack_body(fragment),
     )
 
 
@@ -272,8 +278,9 @@ def _restrict(table: pd.DataFrame, request: PlanRequest) -> pd.DataFrame:
         valid = sorted(table[field].astype(str).unique())
         unknown = sorted(set(wanted) - set(valid))
         if unknown:
+            shown = ", ".join(echo(u) for u in unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
             raise RequestFieldError(
-                f"{field}s: {', '.join(map(repr, unknown))} not among the model's {field}s; valid: {', '.join(valid)}",
+                f"{field}s: {shown} not among the model's {field}s; valid: {', '.join(valid)}",
                 ("body", f"{field}s"),
             )
         keep &= table[field].astype(str).isin(wanted).to_numpy()
