@@ -43,6 +43,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         policy=load_spec(settings.policy_path(), PlanningPolicy),
         min_segment_size=settings.min_segment_size,
         cache_size=settings.plan_cache_size,
+        prepared_bytes=settings.prepared_plans_mb * 2**20,
     )
     uri = settings.resolved_tracking_uri()
     mlflow.set_tracking_uri(uri)

@@ -83,6 +83,9 @@ class ServiceSettings(BaseSettings):
     """Larger request bodies get 413 before they are parsed."""
     plan_cache_size: int = Field(default=256, ge=0)
     """Computed plans kept per (model version, request body); 0 turns the cache off."""
+    prepared_plans_mb: int = Field(default=256, ge=1)
+    """Memory (MB, of their arrays) for prepared plans, per process that computes plans; the least recently
+    used go first (at most 32 are kept)."""
     plan_retention: PlanRetention = PlanRetention()
     """Which stored plans are deleted: approved ones never, unapproved ones past an age or a count; in the
     environment e.g. ``UPLIFT_SERVICE_PLAN_RETENTION__UNAPPROVED_DAYS=7``."""
