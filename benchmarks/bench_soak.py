@@ -173,8 +173,12 @@ async def _soak(args: argparse.Namespace) -> None:
                 task.add_done_callback(tasks.discard)
             await asyncio.sleep(max(0.0, end - time.perf_counter()))
             done, window[:] = list(window), []
+            stored = {}
+            for approved in ("false", "true"):  # not counted: what the store holds under its retention rule
+                r = await client.get(f"/plans?approved={approved}&limit=1", headers=headers)
+                stored[approved] = r.json()["total"] if r.status_code == 200 else None
             line = {"minute": minute, "skipped": skipped[0], **_sample(args.server_pid, Path(args.plans_db)),
-                    "results": done}
+                    "unapproved": stored["false"], "approved": stored["true"], "results": done}
             skipped[0] = 0
             print(json.dumps(line), flush=True)
         await asyncio.gather(*tasks)
@@ -199,7 +203,7 @@ def minute_summary(line: dict) -> dict:
         "minute": line["minute"], "requests": len(line["results"]), "errors": errors, "skipped": line["skipped"],
         "routes": {r: {"n": len(v), "p50": statistics.median(v), "p99": _p(v, 0.99)} for r, v in per_route.items()},
         "server_mb": line["server_mb"], "workers_mb": workers, "total_mb": line["server_mb"] + sum(workers),
-        "plans_db_mb": line["plans_db_mb"],
+        "plans_db_mb": line["plans_db_mb"], "unapproved": line.get("unapproved"), "approved": line.get("approved"),
     }
 
 
@@ -212,13 +216,13 @@ def memory_growth(minutes: list[dict], last: int = 5) -> float | None:
 
 
 def _render(minutes: list[dict], header: str) -> str:
-    lines = [header, "", "| minute | requests | errors | skipped | server MB | compute processes MB | total MB | "
-             "plans.db MB |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [header, "", "| minute | requests | errors | skipped | server MB | child processes MB | total MB | "
+             "plans.db MB | plans stored: unapproved / approved |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in minutes:
         errors = sum(m["errors"].values())
         shown = " + ".join(f"{w:.0f}" for w in m["workers_mb"]) or "-"
         lines.append(f"| {m['minute']} | {m['requests']} | {errors} | {m['skipped']} | {m['server_mb']:.0f} | "
-                     f"{shown} | {m['total_mb']:.0f} | {m['plans_db_mb']:.1f} |")
+                     f"{shown} | {m['total_mb']:.0f} | {m['plans_db_mb']:.1f} | {m['unapproved']} / {m['approved']} |")
     routes = list(MIX)
     lines += ["", "p50 / p99 ms per route and minute:", "",
               "| route | " + " | ".join(str(m["minute"]) for m in minutes) + " |",
@@ -238,8 +242,11 @@ def _render(minutes: list[dict], header: str) -> str:
     growth = memory_growth(minutes)
     verdict = "n/a (fewer than 6 minutes)" if growth is None else (
         f"{100 * growth:+.1f}% ({'met' if growth < GOAL_GROWTH else 'missed'}: goal < {100 * GOAL_GROWTH:.0f}%)")
-    lines += ["", f"{total:,} requests, {errors} errors {kinds if kinds else ''}, "
-              f"{sum(m['skipped'] for m in minutes)} skipped; total RSS over the last 5 minutes: {verdict}."]
+    by_status = f" (by status: {kinds})" if kinds else ""
+    lines += ["", "Child processes: the compute processes and multiprocessing's resource tracker (the ~12 MB one); "
+              "plans.db with its write-ahead log.", "",
+              f"{total:,} requests, {errors} errors{by_status}, {sum(m['skipped'] for m in minutes)} skipped; "
+              f"total RSS over the last 5 minutes: {verdict}."]
     return "\n".join(lines)
 
 
@@ -268,8 +275,9 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
             m = minute_summary(json.loads(raw))
             minutes.append(m)
             print(f"  minute {m['minute']}: {m['requests']} requests, {sum(m['errors'].values())} errors, "
-                  f"{m['skipped']} skipped, RSS server {m['server_mb']:.0f} MB + compute "
-                  f"{sum(m['workers_mb']):.0f} MB, plans.db {m['plans_db_mb']:.1f} MB", flush=True)
+                  f"{m['skipped']} skipped, RSS server {m['server_mb']:.0f} MB + children "
+                  f"{sum(m['workers_mb']):.0f} MB, plans.db {m['plans_db_mb']:.1f} MB, plans stored "
+                  f"{m['unapproved']} unapproved / {m['approved']} approved", flush=True)
         generator.wait()
     finally:
         proc.terminate()
