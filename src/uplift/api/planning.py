@@ -35,7 +35,7 @@ log = logging.getLogger("uplift.api")
 
 _PREPARED_KEPT = 32
 """Prepared plans (checked table + LPs) kept per service at most, most recently used first; fewer when they
-hold more than the service's ``prepared_bytes`` (a prepared plan over 3,876 cells holds 30 MB of arrays)."""
+hold more than the service's ``prepared_bytes`` (a prepared plan over 3,876 cells holds 29 MB of arrays)."""
 PREPARED_BYTES = 256 * 2**20
 """Default memory for prepared plans per process that computes plans (``prepared_plans_mb`` setting)."""
 
