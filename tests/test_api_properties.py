@@ -14,9 +14,9 @@ from apiserver import AUTH, SHARED_SETTINGS, shared_server
 
 EXAMPLES_PER_OPERATION = 63
 """Per operation and mode (schema-valid and schema-invalid) in the default suite: 8 operations x 2 modes x 63 =
-1,008 requests (55 s measured on the shared 2-core machine at load average 13)."""
+1,008 requests (22 s and 55 s in two runs on the shared 2-core machine at load average 13-14)."""
 EXAMPLES_PER_OPERATION_SLOW = 250
-"""The same under ``-m slow`` (``make test-slow``): 4,000 requests."""
+"""The same under ``-m slow`` (``make test-slow``): 4,000 requests (114 s measured)."""
 OPERATIONS = {"GET /health", "GET /model", "GET /segments", "POST /plans", "GET /plans", "GET /plans/{plan_id}",
               "POST /plans/{plan_id}/approve", "POST /scores"}
 LEAKS = ("SELECT", "[SQL", "Traceback", "sqlite:", "/tmp/", "/work/")
