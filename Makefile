@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HILLSTROM ?= ../shared/data/hillstrom.csv
 BENCH_OUT ?= out/bench
 
-.PHONY: setup demo test test-slow hillstrom bench bench-quick clean
+.PHONY: setup demo test test-slow hillstrom bench bench-quick bench-soak clean
 
 $(BIN)/uplift: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,10 @@ bench-quick: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks --out $(BENCH_OUT) --hillstrom $(HILLSTROM)
+
+## The service under 10 minutes of mixed traffic with plan retention on: errors, latency and memory per minute
+bench-soak: setup
+	$(BIN)/python -m benchmarks.bench_soak --out $(BENCH_OUT)/soak.md
 
 clean:
 	rm -rf $(VENV) mlflow.db mlartifacts data out

@@ -154,7 +154,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(workdir: Path, workers: int, compute_processes: int | None = None) -> tuple[subprocess.Popen, str]:
+def _start_server(workdir: Path, workers: int, compute_processes: int | None = None,
+                  extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     import httpx
 
     port = _free_port()
@@ -165,6 +166,7 @@ def _start_server(workdir: Path, workers: int, compute_processes: int | None = N
                 "UPLIFT_SERVICE_PLANS_DB_URL": f"sqlite:///{workdir / f'plans-{port}.db'}"})  # one store per server
     if compute_processes is not None:
         env["UPLIFT_SERVICE_COMPUTE_PROCESSES"] = str(compute_processes)
+    env.update(extra_env or {})
     script = Path(sys.executable).parent / "uplift"
     command = [str(script)] if script.exists() else [sys.executable, "-c", "from uplift.cli import main; main()"]
     log_path = workdir / f"server-{port}.log"

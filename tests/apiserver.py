@@ -27,6 +27,7 @@ MIN_SIZE = 200  # above the smallest segments of the strong world, so the floor 
 MAX_ROWS = 500
 SHARED_SETTINGS = {"min_segment_size": MIN_SIZE, "max_score_rows": MAX_ROWS, "max_body_bytes": 1_000_000}
 _SHARED: dict = {}
+_LOGS: dict[str, Path] = {}  # base URL -> the server's log
 
 
 def train_version(workdir: Path, table, *, registered_model: str = "uplift", alias: str = "champion",
@@ -110,6 +111,7 @@ def running_server(store: Path, *, wait_for: tuple[int, ...] = (200,), pids: lis
     if pids is not None:
         pids.append(proc.pid)
     base = f"http://127.0.0.1:{port}"
+    _LOGS[base] = log
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -131,6 +133,11 @@ def running_server(store: Path, *, wait_for: tuple[int, ...] = (200,), pids: lis
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def server_log(base: str) -> Path:
+    """The log file of the server :func:`running_server` started at ``base``."""
+    return _LOGS[base]
 
 
 def descendants(pid: int) -> set[int]:

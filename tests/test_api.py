@@ -74,10 +74,12 @@ def _rows(strong_table, n: int, start: int = 0) -> list[dict]:
 
 
 # -- health, model, auth ----------------------------------------------------------------------
-def test_health_is_open_and_names_the_champion(api):
+def test_health_is_open_and_names_the_champion_to_a_caller_with_a_token(api):
     r = httpx.get(_url(api, "/health"))
-    assert r.status_code == 200
-    body = r.json()
+    assert r.status_code == 200 and r.json() == {"status": "ok"}  # without a token: the status only
+    wrong = httpx.get(_url(api, "/health"), headers={"Authorization": "Bearer " + "x" * 28})
+    assert wrong.status_code == 200 and wrong.json() == {"status": "ok"}
+    body = api.get("/health").json()
     assert body["status"] == "ok" and body["model_version"] == 1 and body["alias"] == "champion"
     assert datetime.fromisoformat(body["loaded_at"]) <= datetime.now(UTC)
 
@@ -104,7 +106,8 @@ def test_model_describes_arms_features_and_metrics(api, strong_table, pyfunc):
 
 def test_openapi_documents_examples_and_bearer_auth(api):
     spec = api.get("/openapi.json").json()
-    assert {"/health", "/model", "/segments", "/plans", "/plans/{plan_id}", "/scores"} <= set(spec["paths"])
+    assert {"/health", "/model", "/segments", "/plans", "/plans/{plan_id}", "/plans/{plan_id}/approve",
+            "/scores"} <= set(spec["paths"])
     assert spec["components"]["schemas"]["PlanRequest"]["examples"][0]["budget"] == 20000
     assert any(s.get("scheme") == "bearer" for s in spec["components"]["securitySchemes"].values())
 
@@ -434,7 +437,7 @@ def test_alias_swap_under_concurrent_requests(store, strong_table):
 
         until(lambda: all(seen))  # every thread has had an answer from version 1
         client.set_registered_model_alias("swapped", "champion", "2")
-        until(lambda: httpx.get(f"{base}/health").json()["model_version"] == 2)
+        until(lambda: httpx.get(f"{base}/health", headers=AUTH).json()["model_version"] == 2)
         marks = [len(s) for s in seen]
         until(lambda: all(len(s) > m and s[-1] == 2 for s, m in zip(seen, marks)))  # and then from version 2
         stop.set()
@@ -444,7 +447,7 @@ def test_alias_swap_under_concurrent_requests(store, strong_table):
         assert all(s and s[0] == 1 and s[-1] == 2 for s in seen)
         for s in seen:  # never back to the old version once the new one answered
             assert s == sorted(s)
-        health = httpx.get(f"{base}/health").json()
+        health = httpx.get(f"{base}/health", headers=AUTH).json()
         assert health["status"] == "ok" and health["model_version"] == 2
         model = httpx.get(f"{base}/model", headers=AUTH).json()
         assert model["version"] == 2 and model["run_id"] == second.run_id
@@ -455,8 +458,9 @@ def test_alias_swap_under_concurrent_requests(store, strong_table):
         deadline = time.monotonic() + 30
         while httpx.get(f"{base}/health").json()["status"] != "degraded" and time.monotonic() < deadline:
             time.sleep(0.1)
-        health = httpx.get(f"{base}/health").json()
+        health = httpx.get(f"{base}/health", headers=AUTH).json()
         assert health["status"] == "degraded" and f"version {broken.version}" in health["reason"]
+        assert str(store) not in health["reason"]  # no file paths leave the service
         assert health["model_version"] == 2
         assert httpx.get(f"{base}/model", headers=AUTH).json()["version"] == 2
         assert httpx.post(f"{base}/scores", json={"rows": rows}, headers=AUTH).status_code == 200
@@ -467,7 +471,9 @@ def test_no_model_at_start_is_503_not_500(store):
     with running_server(store, registered_model="never-registered", wait_for=(503,),
                         plans_db_url=f"sqlite:///{store / 'empty-plans.db'}") as base:
         health = httpx.get(f"{base}/health")
-        assert health.status_code == 503 and health.json()["status"] == "no model"
+        assert health.status_code == 503 and health.json() == {"status": "down"}
+        detailed = httpx.get(f"{base}/health", headers=AUTH)
+        assert detailed.status_code == 503 and detailed.json()["status"] == "down" and detailed.json()["reason"]
         for method, path, body in (("GET", "/model", None), ("GET", "/segments", None),
                                    ("POST", "/plans", {"budget": 100}), ("POST", "/scores", {"rows": [{"age": 1}]})):
             r = httpx.request(method, f"{base}{path}", json=body, headers=AUTH)
@@ -605,6 +611,11 @@ def test_token_comparison():
     assert token_matches("second-token-0123456789", tokens)
     assert not token_matches("second-token-012345678", tokens)
     assert not token_matches("", tokens)
+    from uplift.api.auth import matching_name
+
+    named = (("anna", b"first-token-0123456789"), ("bob", b"second-token-0123456789"))
+    assert matching_name("second-token-0123456789", named) == "bob"
+    assert matching_name("first-token-0123456789x", named) is None
 
 
 def test_plan_store_keeps_each_body_once_and_returns_plans_as_sent(tmp_path):
@@ -655,9 +666,9 @@ def test_plan_store_checkpoints_its_log_off_the_request_path(tmp_path):
     with store.engine.connect() as conn:
         busy, log_frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
         assert busy == 0 and copied == log_frames > 0  # everything in the log is in the database
-    assert store._checkpointer is not None and store._checkpointer.is_alive()
+    assert store._maintainer is not None and store._maintainer.is_alive()
     store.close()
-    assert not store._checkpointer.is_alive()
+    assert not store._maintainer.is_alive()
     assert not (tmp_path / "plans.db-wal").exists()
     fresh = sa.create_engine(f"sqlite:///{path}")
     with fresh.connect() as conn:
@@ -670,7 +681,9 @@ def test_exported_names_exist():
 
     for name in ("uplift.api", "uplift.api.app", "uplift.api.modelstore", "uplift.api.planstore",
                  "uplift.api.planning", "uplift.api.scoring", "uplift.api.schemas", "uplift.api.settings",
-                 "uplift.api.auth", "uplift.api.limits", "uplift.api.handlers", "uplift.api.deps"):
+                 "uplift.api.auth", "uplift.api.limits", "uplift.api.handlers", "uplift.api.deps",
+                 "uplift.api.redact", "uplift.api.tokens", "uplift.api.registryclient", "uplift.api.planschema",
+                 "uplift.api.retention"):
         module = importlib.import_module(name)
         missing = [n for n in module.__all__ if not hasattr(module, n)]
         assert missing == [], (name, missing)

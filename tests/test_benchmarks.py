@@ -201,3 +201,18 @@ def test_decision_summary_by_hand():
     assert list(got["intervals_covering"]) == [1, 2, 3] and list(got["plans"]) == [2, 2, 4]
     assert got.loc["1", "planned_over_true_min"] == pytest.approx(0.5)
     assert got.loc["1", "planned_over_true_max"] == pytest.approx(8 / 9)
+
+
+def test_soak_summaries_count_errors_per_minute_and_the_memory_growth():
+    from benchmarks.bench_soak import memory_growth, minute_summary
+
+    line = {"minute": 3, "skipped": 1, "server_mb": 100.0, "workers_mb": [50.0, 50.0], "plans_db_mb": 2.0,
+            "unapproved": 7, "approved": 1,
+            "results": [["GET /health", 0.001, 200], ["GET /health", 0.003, 200], ["GET /health", 0.002, 503],
+                        ["POST /scores (100 rows)", 0.010, -1]]}
+    m = minute_summary(line)
+    assert m["requests"] == 4 and m["errors"] == {"503": 1, "-1": 1} and m["total_mb"] == 200.0
+    assert m["routes"]["GET /health"] == {"n": 3, "p50": 2.0, "p99": 3.0}
+    minutes = [{"total_mb": mb} for mb in (100, 150, 200, 200, 201, 202, 204, 206, 208, 210)]
+    assert memory_growth(minutes) == pytest.approx((210 - 201) / 201)  # end of minute 5 to end of minute 10
+    assert memory_growth(minutes[:5]) is None

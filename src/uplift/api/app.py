@@ -30,11 +30,11 @@ rate or observed difference resting on one (`withheld` says which and why).
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     import mlflow
-    from mlflow import MlflowClient
 
     from uplift.api.modelstore import ModelStore, registry_loader, registry_resolver
     from uplift.api.planning import PlanService
     from uplift.api.planstore import PlanStore
+    from uplift.api.registryclient import lazy_mlflow_client
     from uplift.specs import load_spec
     from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
@@ -44,11 +44,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         policy=load_spec(settings.policy_path(), PlanningPolicy),
         min_segment_size=settings.min_segment_size,
         cache_size=settings.plan_cache_size,
+        prepared_bytes=settings.prepared_plans_mb * 2**20,
     )
     uri = settings.resolved_tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = lazy_mlflow_client(uri)  # an unreadable registry is reported by /health, not fatal
     name, alias = settings.registered_model, settings.alias
     load = registry_loader(client, name, alias, min_segment_size=settings.min_segment_size,
                            disclosure=app.state.disclosure)
@@ -59,7 +60,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         poll_seconds=settings.poll_seconds,
         retire=_close_pool,
     )
-    plans = PlanStore(settings.resolved_plans_url())
+    plans = PlanStore(settings.resolved_plans_url(), retention=settings.plan_retention)
     app.state.planner = planner
     app.state.plan_store = plans
     app.state.model_store = store
@@ -110,10 +111,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     Raises
     ------
     SpecError
-        ``production`` mode without tokens, or with a lowered disclosure threshold; a minimum segment
-        size below the disclosure threshold (:meth:`ServiceSettings.disclosure_policy`).
+        ``production`` mode without tokens (the settings also refuse weak ones there), or with a lowered
+        disclosure threshold; a minimum segment size below the disclosure threshold
+        (:meth:`ServiceSettings.disclosure_policy`).
     """
-    tokens = tuple(t.get_secret_value().encode() for t in settings.tokens)
+    tokens = settings.named_tokens()
     if settings.mode == "production" and not tokens:
         raise SpecError("service settings: mode 'production' needs at least one token (UPLIFT_SERVICE_TOKENS)")
     if not tokens:
@@ -121,6 +123,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         log.warning("NO ACCESS TOKENS CONFIGURED: the API is OPEN to anyone who can reach %s:%s (dev mode)",
                     settings.host, settings.port)
         log.warning("!" * 72)
+    for name, why in settings.weak_tokens().items():  # production refuses these (settings validation)
+        log.warning("token %r is too weak for production (%s); make one with `uplift token`", name, "; ".join(why))
     disclosure = settings.disclosure_policy()
     if disclosure.lowered:
         log.warning("!" * 72)

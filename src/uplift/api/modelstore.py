@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from uplift.api.redact import short_reason
 from uplift.errors import ModelNotFoundError
 from uplift.specs.disclosure import DisclosurePolicy
 
@@ -170,34 +171,41 @@ class ModelStore:
         return self._status
 
     def refresh(self) -> StoreStatus:
-        """Check the alias once and load a new version if it moved; never raises."""
+        """Check the alias once and load a new version if it moved; never raises.
+
+        The status' reason is short and safe to show (:func:`~uplift.api.redact.short_reason`: no SQL,
+        paths or ids); the log has the full error. A version that failed to load is not tried again
+        while the alias stays on it; once the alias points anywhere else (the version in service
+        included) the failure is forgotten, so moving the alias back to a repaired version retries it.
+        """
         with self._lock:
             now = datetime.now(UTC)
             current = self._bundle
             try:
                 target = self._resolve()
             except Exception as exc:  # registry unreachable or alias gone: keep what we have
-                reason = f"cannot resolve the model alias: {exc}"
-                log.warning(reason)
+                log.warning("cannot resolve the model alias: %s", exc)
+                reason = f"cannot resolve the model alias ({short_reason(exc)})"
                 self._status = StoreStatus("degraded" if current else "no model", reason, now)
                 return self._status
+            if self._failed is not None and self._failed[0] != target:
+                self._failed = None  # the alias moved away from the broken version
             if current is not None and str(current.version) == target:
                 self._status = StoreStatus("ok", None, now)
                 return self._status
-            if self._failed is not None and self._failed[0] == target:
+            if self._failed is not None:
                 self._status = StoreStatus("degraded" if current else "no model", self._failed[1], now)
                 return self._status
             try:
                 bundle = self._load(target)
             except Exception as exc:
                 served = f"; still serving v{current.version}" if current else ""
-                reason = f"version {target} behind the alias could not be loaded: {exc}{served}"
-                log.error(reason)
+                log.error("version %s behind the alias could not be loaded%s: %s", target, served, exc)
+                reason = f"version {target} behind the alias could not be loaded ({short_reason(exc)}){served}"
                 self._failed = (target, reason)
                 self._status = StoreStatus("degraded" if current else "no model", reason, now)
                 return self._status
             self._bundle = bundle  # the atomic swap: one reference assignment
-            self._failed = None
             self._status = StoreStatus("ok", None, now)
             log.info("serving %s v%s (run %s)", bundle.name, bundle.version, bundle.run_id)
             if current is not None and self._retire is not None:

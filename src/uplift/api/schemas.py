@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 
 __all__ = [
     "ErrorBody",
     "FeatureInfo",
     "Health",
+    "HealthStatus",
     "ModelInfo",
     "PlanCell",
     "PlanList",
@@ -42,12 +43,19 @@ class ErrorBody(_Out):
     detail: str | list[dict[str, Any]]
 
 
-class Health(_Out):
-    status: Literal["ok", "degraded", "no model"] = Field(
+class HealthStatus(_Out):
+    """What ``GET /health`` tells a caller without a token."""
+
+    status: Literal["ok", "degraded", "down"] = Field(
         description="ok; degraded = serving the last good model while the alias' version cannot be loaded "
-        "or the registry cannot be reached; no model = nothing to serve"
+        "or the registry cannot be reached; down = no model to serve (503)"
     )
-    reason: str | None = Field(None, description="why the status is not ok")
+
+
+class Health(HealthStatus):
+    """What ``GET /health`` tells a caller with a valid token: the status and its details."""
+
+    reason: str | None = Field(None, description="why the status is not ok (short; the service log has the details)")
     model_name: str
     alias: str
     model_version: int | None
@@ -154,27 +162,66 @@ class SegmentPage(_Out):
     )
 
 
+MAX_OVERRIDE_DEPTH = 16
+"""Levels of nested objects and arrays an override may have (the deepest spec path, e.g.
+``costs.channels.meta.tiers[0].share``, has 4)."""
+MAX_OVERRIDES = 100
+"""Keys per ``policy`` or ``costs`` object."""
+
+OverrideKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+NameText = Annotated[str, StringConstraints(max_length=200)]
+"""A channel or message name in a request."""
+
+
+def json_depth(value: Any) -> int:
+    """Levels of nested objects and arrays in a parsed JSON value (0 for a number or text); iterative,
+    so any depth is measured without recursion."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+        else:
+            deepest = max(deepest, level)
+            continue
+        deepest = max(deepest, level + 1)
+    return deepest
+
+
 class PlanRequest(_In):
     """A budget split over the model's segments x arms."""
 
     budget: float = Field(ge=0, le=1e9, description="EUR to spend at most")
     kind: Literal["targetable", "persona"] = Field("targetable", description="which segments to plan over")
-    policy: dict[str, Any] = Field(
-        default_factory=dict,
-        description="overrides of serve/policy.yaml; dotted keys reach into mappings, e.g. 'min_spend.flyer'",
+    policy: dict[OverrideKey, Any] = Field(
+        default_factory=dict, max_length=MAX_OVERRIDES,
+        description="overrides of serve/policy.yaml; dotted keys reach into mappings, e.g. 'min_spend.flyer'; "
+                    f"at most {MAX_OVERRIDE_DEPTH} levels of nesting",
     )
-    costs: dict[str, Any] = Field(
-        default_factory=dict,
-        description="overrides of serve/costs.yaml, e.g. {'channels.email': {'cost_per_contact': 0.03, 'tiers': [...]}}",
+    costs: dict[OverrideKey, Any] = Field(
+        default_factory=dict, max_length=MAX_OVERRIDES,
+        description="overrides of serve/costs.yaml, e.g. {'channels.email': {'cost_per_contact': 0.03, 'tiers': [...]}}; "
+                    f"at most {MAX_OVERRIDE_DEPTH} levels of nesting",
     )
-    channels: list[str] | None = Field(
+    channels: list[NameText] | None = Field(
         None, max_length=50, description="plan only over arms on these channels (default: every channel)"
     )
-    messages: list[str] | None = Field(
+    messages: list[NameText] | None = Field(
         None, max_length=200, description="plan only over arms with these messages (default: every message)"
     )
     strict: bool = Field(False, description="answer 409 instead of a relaxed plan when the rules conflict")
     include_references: bool = Field(True, description="also compute the 'even' and 'single_best_message' plans")
+
+    @field_validator("policy", "costs")
+    @classmethod
+    def _not_too_deep(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        depth = json_depth(overrides)
+        if depth > MAX_OVERRIDE_DEPTH:
+            raise ValueError(f"nested {depth} levels deep; at most {MAX_OVERRIDE_DEPTH}")
+        return overrides
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -248,6 +295,9 @@ class PlanResponse(_Out):
     created_at: datetime
     model_name: str
     model_version: int
+    approved_at: datetime | None = Field(None, description="when a planner approved the plan (null: not approved; "
+                                          "approved plans are kept, unapproved ones expire)")
+    approved_by: str | None = Field(None, description="the name of the token that approved it (never the token)")
     status: Literal["optimal", "infeasible"]
     conflicts: list[str]
     notes: list[str]
@@ -288,6 +338,8 @@ class PlanSummary(_Out):
     budget: float
     spend: float
     expected_conversions: float
+    approved_at: datetime | None = Field(None, description="when a planner approved the plan (null: not approved)")
+    approved_by: str | None = Field(None, description="the name of the token that approved it (never the token)")
 
 
 class PlanList(_Out):

@@ -18,6 +18,7 @@ _COMMANDS = (
     "uplift.cli.segments",
     "uplift.cli.plan",
     "uplift.cli.serve",
+    "uplift.cli.token",
     "uplift.cli.score",
     "uplift.cli.experiment",
 )
