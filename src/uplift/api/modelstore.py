@@ -17,9 +17,10 @@ from typing import Any
 
 import pandas as pd
 
-from uplift.errors import ModelNotFoundError
+from uplift.errors import ModelNotFoundError, SpecError
 
-__all__ = ["ModelBundle", "ModelStore", "StoreStatus", "interval_level", "registry_loader", "registry_resolver", "safe_segments"]
+__all__ = ["ModelBundle", "ModelStore", "StoreStatus", "check_served_model", "interval_level", "registry_loader",
+           "registry_resolver", "safe_segments"]
 
 log = logging.getLogger("uplift.api")
 
@@ -125,6 +126,25 @@ def registry_loader(client, name: str, alias: str, *, min_segment_size: int) -> 
         )
 
     return load
+
+
+def check_served_model(settings) -> None:
+    """Refuse to start over a model the service cannot serve: :class:`SpecError` naming model, version and what
+    is missing (an experiment model, no segment table, arms the cost catalogue cannot price). A model or alias
+    that is not there yet, or a registry that cannot be read, is no refusal: the store waits for it (503).
+    """
+    from mlflow import MlflowClient
+
+    from uplift.specs import load_spec
+    from uplift.specs.planning import CostCatalogue
+    from uplift.tracking.registry import unservable_reason
+
+    uri = settings.resolved_tracking_uri()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    reason = unservable_reason(client, settings.registered_model, settings.alias,
+                               load_spec(settings.costs_path(), CostCatalogue))
+    if reason is not None:
+        raise SpecError(f"registered_model {settings.registered_model!r}: {reason}")
 
 
 class ModelStore:

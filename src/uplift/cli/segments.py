@@ -15,15 +15,17 @@ __all__ = ["segments", "load_model_segments"]
 
 
 def load_model_segments(model: str) -> tuple[pd.DataFrame, str]:
-    """Segment table of ``model`` (an alias such as ``champion`` or a version number) and a label for it."""
+    """Segment table of ``model`` (an alias such as ``champion`` or a version number) of the campaign model in
+    the settings (``UPLIFT_REGISTERED_MODEL``), and a label for it; refuses a model without one, saying why."""
     from mlflow import MlflowClient
 
     from uplift.config import get_settings, tracking_uri
-    from uplift.tracking.registry import load_segments, resolve_version
+    from uplift.tracking.registry import campaign_version, load_segments
 
     settings = get_settings()
-    client = MlflowClient(tracking_uri(settings))
-    version = resolve_version(client, settings.registered_model, model)
+    uri = tracking_uri(settings)
+    client = MlflowClient(uri, registry_uri=uri)
+    version = campaign_version(client, settings.registered_model, model)
     return load_segments(client, version), f"{settings.registered_model} v{version.version}"
 
 
