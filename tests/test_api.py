@@ -376,7 +376,7 @@ def test_alias_swap_under_concurrent_requests(store, strong_table):
             mlflow.set_registry_uri(uri)
             mlflow.set_tracking_uri(uri)
             copied = client.copy_model_version(f"models:/{MODEL}/{second.version}", "swapped")
-        assert copied.version == "2" and copied.run_id == second.run_id
+        assert int(copied.version) == 2 and copied.run_id == second.run_id
         failures: list[str] = []
         seen: list[list[int]] = [[] for _ in range(3)]
         stop = threading.Event()

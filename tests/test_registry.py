@@ -216,7 +216,8 @@ def test_a_clearly_better_plan_is_promoted(costs):
     assert e.challenger.value == pytest.approx(good, abs=3 * e.challenger.se)
     assert e.champion.value == pytest.approx(bad, abs=3 * e.champion.se)
     assert e.gain.value == pytest.approx(good - bad, abs=3 * e.gain.se) and e.gain.se < 0.2 * (good - bad)
-    assert e.metric == "incremental conversions of the EUR 1,000 plan" and "100% of its contacts valued here" in e.notes[0]
+    assert e.metric == "incremental conversions of the EUR 1,000 plan" and e.notes[0].endswith("100% of its contacts valued here")
+    assert e.notes[0].startswith("the challenger's plan spends EUR ") and e.notes[1].startswith("the champion's plan")
 
 
 def test_plans_that_differ_only_where_the_arms_convert_alike_are_not_promoted(costs):
@@ -286,7 +287,7 @@ def registry(experiment_store):
 def test_an_experiment_model_has_its_own_name_and_champion(experiment_store, registry):
     _, _, first, second = experiment_store
     assert first.registered_model == second.registered_model == "uplift-synth-y"
-    assert first.promoted and first.reason.startswith("no champion yet; value of the targeting policy: ")
+    assert first.promoted and first.reason.startswith("no champion yet; value of the targeting policy on the ")
     assert registry.get_registered_model("uplift-synth-y").tags["uplift.use"] == "experiment"
     assert [m.name for m in registry.search_registered_models()] == ["uplift-synth-y"]  # no campaign model touched
 
@@ -386,7 +387,7 @@ def test_the_demo_then_an_experiment_file_leave_the_campaign_champion_and_its_pl
     spec = tmp_path / "small.yaml"
     spec.write_text(yaml.safe_dump(SMALL))
     out = _uplift("train", str(spec), "--experiment-csv", str(csv), "--mapping", str(mapping), "--outcome", outcome)
-    assert f"{name} v1 promoted: no champion yet; value of the targeting policy" in out
+    assert f"{name} v1 promoted: no champion yet; value of the targeting policy on the " in out
 
     # the campaign's champion, and so its plan, are untouched
     _uplift(*plan, "--out", "out/after.csv")

@@ -78,6 +78,8 @@ class Evidence:
     people: int
     same_data: bool
     confidence: float
+    rows_note: str = ""
+    """Which rows, e.g. ``on the same data, the 2,485 held-out rows (person hash seed 0, 0.3 held out)``."""
     notes: tuple[str, ...] = field(default=())
 
 
@@ -150,7 +152,7 @@ def policy_evidence(
     *,
     confidence: float,
     same_data: bool,
-    note: str = "",
+    rows_note: str = "",
 ) -> Evidence:
     """Targeting-policy value per 1,000 people of each model on ``rows``, and the paired gain.
 
@@ -171,7 +173,7 @@ def policy_evidence(
         metric="value of the targeting policy", unit=f"'{rows.outcome}' per 1,000 people",
         challenger=values["challenger"], champion=values.get("champion"), gain=gain,
         rows=len(f), people=int(f["person_id"].nunique()), same_data=same_data, confidence=confidence,
-        notes=(note,) if note else (),
+        rows_note=rows_note or f"on {len(f):,} rows",
     )
 
 
@@ -179,7 +181,12 @@ def policy_evidence(
 class _PlanTerms:
     terms: tuple[PolicyTerm, ...]
     planned: float
+    spend: float
     covered: float
+
+    def describe(self, who: str) -> str:
+        return (f"{who}'s plan spends EUR {self.spend:,.0f} and expected {self.planned:.1f} conversions; "
+                f"{self.covered:.0%} of its contacts valued here")
 
 
 def _plan_terms(label: str, segments: pd.DataFrame, rows: TrainingTable, *, spec: SegmentSpec, budget: float,
@@ -209,7 +216,7 @@ def _plan_terms(label: str, segments: pd.DataFrame, rows: TrainingTable, *, spec
     covered = float(funded.loc[valued, "contacts"].sum() / funded["contacts"].sum()) if len(funded) else 1.0
     return _PlanTerms(
         terms=(PolicyTerm(per_row, sign * people, weight), PolicyTerm(nobody, -sign * people, weight)),
-        planned=float(made.totals.expected_conversions), covered=covered,
+        planned=float(made.totals.expected_conversions), spend=float(made.totals.spend), covered=covered,
     )
 
 
@@ -224,7 +231,7 @@ def plan_evidence(
     policy: PlanningPolicy,
     confidence: float,
     same_data: bool,
-    note: str = "",
+    rows_note: str = "",
 ) -> Evidence:
     """Incremental conversions of each model's plan at ``budget``, valued on ``rows``, and the paired gain.
 
@@ -237,20 +244,19 @@ def plan_evidence(
     common = dict(spec=spec, budget=budget, costs=costs, policy=policy)
     mine = _plan_terms("the challenger", challenger, rows, sign=1.0, **common)
     values = {"challenger": ipw_contrast(y, arm, propensity, mine.terms, alpha=alpha)}
-    notes = [note] if note else []
-    notes.append(f"challenger's plan expected {mine.planned:.1f} conversions, {mine.covered:.0%} of its contacts valued here")
+    notes = [mine.describe("the challenger")]
     gain = None
     if champion is not None:
         theirs = _plan_terms("the champion", champion, rows, sign=-1.0, **common)
         flipped = tuple(PolicyTerm(t.shares, -t.coefficient, t.row_weight) for t in theirs.terms)
         values["champion"] = ipw_contrast(y, arm, propensity, flipped, alpha=alpha)
         gain = ipw_contrast(y, arm, propensity, mine.terms + theirs.terms, alpha=alpha)
-        notes.append(f"champion's plan expected {theirs.planned:.1f}, {theirs.covered:.0%} of its contacts valued here")
+        notes.append(theirs.describe("the champion"))
     return Evidence(
         metric=f"incremental conversions of the EUR {budget:,.0f} plan", unit="conversions",
         challenger=values["challenger"], champion=values.get("champion"), gain=gain,
         rows=len(f), people=int(f["person_id"].nunique()), same_data=same_data, confidence=confidence,
-        notes=tuple(notes),
+        rows_note=rows_note or f"on {len(f):,} rows", notes=tuple(notes),
     )
 
 
@@ -262,11 +268,10 @@ def decide(evidence: Evidence, *, margin: float, alias: str, champion: str | Non
     e = evidence
     level = f"{e.confidence:.0%}"
     if champion is None or e.gain is None or e.champion is None:
-        return Decision(True, f"no {alias} yet; {e.metric}: {figure(e.challenger)} {e.unit} on {e.rows:,} held-out rows", e)
+        return Decision(True, f"no {alias} yet; {e.metric} {e.rows_note}: {figure(e.challenger)} {e.unit}", e)
     bound = e.gain.lo  # value - z * se with z the one-sided quantile at this confidence
-    data = "same data" if e.same_data else "other data"
-    told = (f"{e.metric} on {e.rows:,} rows ({data}): challenger {figure(e.challenger)}, {alias} {champion} "
-            f"{figure(e.champion)} {e.unit}; gain {figure(e.gain)}, {level} lower bound {round(bound, 2) + 0.0:.2f}")
+    told = (f"{e.metric} {e.rows_note}: challenger {figure(e.challenger)}, {alias} {champion} {figure(e.champion)} "
+            f"{e.unit}; gain {figure(e.gain)}, {level} lower bound {round(bound, 2) + 0.0:.2f}")
     if bound > margin:
         return Decision(True, f"{told} > margin {margin:g}: promoted", e)
     return Decision(False, f"{told} is not above margin {margin:g}: {alias} stays at {champion}", e)

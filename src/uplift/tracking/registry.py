@@ -260,10 +260,14 @@ def _evidence(client, name, challenger: Challenger, current, promotion: Promotio
     mask, note = shared_heldout(challenger.heldout, challenger.split, split)
     rows = challenger.heldout.subset(np.flatnonzero(mask))
     same = current is None or (digest == challenger.digest and split == challenger.split)
-    if current is not None and digest != challenger.digest:
-        note = f"other data than the champion's (digest {digest[:12]}, this {challenger.digest[:12]}): {note}"
+    if current is None:
+        where = f"on {note}"
+    elif digest == challenger.digest:
+        where = f"on the same data, {note}"
+    else:
+        where = f"on other data than the champion's (digest {digest[:12]}, this {challenger.digest[:12]}), {note}"
     champion = _champion_material(client, name, current, challenger.use) if current is not None else None
-    common = dict(confidence=promotion.confidence, same_data=same, note=note)
+    common = dict(confidence=promotion.confidence, same_data=same, rows_note=where)
     if challenger.use.kind == "campaign":
         if planning is None or challenger.gate_segments is None:
             raise DataError("a campaign model is judged by its plan, and this one has no segment table of its "
@@ -322,6 +326,8 @@ def record_decision(client: MlflowClient, name: str, version: int, decision: Dec
     if e is not None:
         tags.update({"gate.metric": e.metric, "gate.unit": e.unit, "gate.challenger": figure(e.challenger),
                      "gate.rows": str(e.rows), "gate.confidence": f"{e.confidence:g}"})
+        if e.notes:
+            tags["gate.notes"] = "; ".join(e.notes)[:4900]
         if e.champion is not None and e.gain is not None:
             tags.update({"gate.champion": figure(e.champion), "gate.gain": figure(e.gain)})
     for key, value in tags.items():
