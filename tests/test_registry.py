@@ -19,7 +19,7 @@ from conftest import HILLSTROM, ROOT
 from uplift.errors import DataError, ModelNotFoundError, SpecError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 from uplift.specs.segments import SegmentSpec
-from uplift.tracking.evidence import Split, decide, plan_evidence, policy_evidence, shared_heldout
+from uplift.tracking.evidence import PlanningInputs, Split, decide, plan_evidence, policy_evidence, shared_heldout
 from uplift.tracking.uses import ModelUse, campaign_use, experiment_use
 from uplift.trainingtable import PROPENSITY_PREFIX, FeatureColumn, TrainingTable
 
@@ -191,7 +191,7 @@ def costs():
 
 
 def _plan_decision(rows, challenger, champion, costs):
-    evidence = plan_evidence(rows, challenger, champion, spec=SPEC, budget=1_000, costs=costs, policy=POLICY,
+    evidence = plan_evidence(rows, challenger, champion, planning=PlanningInputs(SPEC, costs, POLICY), budget=1_000,
                              confidence=0.95, same_data=True)
     return decide(evidence, margin=0.0, alias="champion", champion="v1")
 

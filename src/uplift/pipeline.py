@@ -93,7 +93,7 @@ class TrainedModel:
 def default_planning(segment_spec: SegmentSpec | None = None):
     """What a campaign model's gate plans with: the segment spec and ``serve/costs.yaml`` + ``serve/policy.yaml``."""
     from uplift.specs.planning import CostCatalogue, PlanningPolicy
-    from uplift.tracking.registry import PlanningInputs
+    from uplift.tracking.evidence import PlanningInputs
 
     root = project_root()
     return PlanningInputs(

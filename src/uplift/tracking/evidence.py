@@ -33,7 +33,8 @@ from uplift.specs.planning import CostCatalogue, PlanningPolicy
 from uplift.specs.segments import SegmentSpec
 from uplift.trainingtable import TrainingTable
 
-__all__ = ["Split", "Evidence", "Decision", "shared_heldout", "policy_evidence", "plan_evidence", "decide", "figure"]
+__all__ = ["Split", "Evidence", "Decision", "PlanningInputs", "PlanTerms", "shared_heldout", "plan_terms",
+           "policy_evidence", "plan_evidence", "decide", "figure"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,15 @@ class Split:
             return cls(int(tags["data.split_seed"]), float(tags["data.split_share"]))
         except (KeyError, ValueError):
             return None
+
+
+@dataclass(frozen=True)
+class PlanningInputs:
+    """What a campaign model's gate plans with: the segment spec, the costs and the planning policy."""
+
+    segments: SegmentSpec
+    costs: CostCatalogue
+    policy: PlanningPolicy
 
 
 @dataclass(frozen=True)
@@ -178,7 +188,11 @@ def policy_evidence(
 
 
 @dataclass(frozen=True)
-class _PlanTerms:
+class PlanTerms:
+    """A plan as terms of :func:`~uplift.modeling.policyvalue.ipw_contrast` over some rows (its conversions added
+    over contacting nobody, times ``sign``), with its spend, what it expected itself, and the share of its
+    contacts in segments these rows have."""
+
     terms: tuple[PolicyTerm, ...]
     planned: float
     spend: float
@@ -189,19 +203,23 @@ class _PlanTerms:
                 f"{self.covered:.0%} of its contacts valued here")
 
 
-def _plan_terms(label: str, segments: pd.DataFrame, rows: TrainingTable, *, spec: SegmentSpec, budget: float,
-                costs: CostCatalogue, policy: PlanningPolicy, sign: float) -> _PlanTerms:
-    """The plan of ``segments`` as a randomising policy over ``rows``: +/- (plan minus no contact) x its people."""
+def plan_terms(label: str, segments: pd.DataFrame, rows: TrainingTable, *, planning: PlanningInputs, budget: float,
+               sign: float) -> PlanTerms:
+    """The plan of ``segments`` at ``budget`` as a randomising policy over ``rows``: each row of a segment the table
+    knows gets each arm with the plan's contacts / the segment's size, the rest nothing (the control); rows are
+    weighted by segment size / segment rows here, so the value is over the plan's people. Rows of segments
+    the table does not know (suppressed) weigh 0."""
     from uplift.allocation import plan
     from uplift.scoring.labels import SegmentLabeler
 
     targetable = segments[segments["kind"] == "targetable"] if "kind" in segments.columns else segments
     if targetable.empty:
         raise DataError(f"{label}'s segment table has no targetable segments to plan over")
-    made = plan(targetable, budget=budget, costs=costs, policy=policy, references=False, source=f"{label}'s segments")
+    made = plan(targetable, budget=budget, costs=planning.costs, policy=planning.policy, references=False,
+                source=f"{label}'s segments")
     _check_arms(f"{label}'s plan", made.cells.loc[made.cells["contacts"] > 0, "arm"].unique(), rows)
     size = targetable.groupby("segment", sort=False)["size"].first().astype(float)
-    labels = pd.Series(SegmentLabeler(targetable, spec).segments(rows.frame), dtype=object)
+    labels = pd.Series(SegmentLabeler(targetable, planning.segments).segments(rows.frame), dtype=object)
     rows_in = labels.map(labels.value_counts())
     known = labels.isin(size.index).to_numpy()
     weight = np.where(known, labels.map(size).to_numpy(dtype=float) / rows_in.to_numpy(dtype=float), 0.0)
@@ -214,7 +232,7 @@ def _plan_terms(label: str, segments: pd.DataFrame, rows: TrainingTable, *, spec
     funded = made.cells.loc[made.cells["contacts"] > 0]
     valued = funded["segment"].isin(labels[known].unique())
     covered = float(funded.loc[valued, "contacts"].sum() / funded["contacts"].sum()) if len(funded) else 1.0
-    return _PlanTerms(
+    return PlanTerms(
         terms=(PolicyTerm(per_row, sign * people, weight), PolicyTerm(nobody, -sign * people, weight)),
         planned=float(made.totals.expected_conversions), spend=float(made.totals.spend), covered=covered,
     )
@@ -225,10 +243,8 @@ def plan_evidence(
     challenger: pd.DataFrame,
     champion: pd.DataFrame | None = None,
     *,
-    spec: SegmentSpec,
+    planning: PlanningInputs,
     budget: float,
-    costs: CostCatalogue,
-    policy: PlanningPolicy,
     confidence: float,
     same_data: bool,
     rows_note: str = "",
@@ -241,13 +257,12 @@ def plan_evidence(
     """
     f = rows.frame
     y, arm, propensity, alpha = f["outcome"].to_numpy(), f["arm"].to_numpy(), rows.propensity(), _alpha(confidence)
-    common = dict(spec=spec, budget=budget, costs=costs, policy=policy)
-    mine = _plan_terms("the challenger", challenger, rows, sign=1.0, **common)
+    mine = plan_terms("the challenger", challenger, rows, planning=planning, budget=budget, sign=1.0)
     values = {"challenger": ipw_contrast(y, arm, propensity, mine.terms, alpha=alpha)}
     notes = [mine.describe("the challenger")]
     gain = None
     if champion is not None:
-        theirs = _plan_terms("the champion", champion, rows, sign=-1.0, **common)
+        theirs = plan_terms("the champion", champion, rows, planning=planning, budget=budget, sign=-1.0)
         flipped = tuple(PolicyTerm(t.shares, -t.coefficient, t.row_weight) for t in theirs.terms)
         values["champion"] = ipw_contrast(y, arm, propensity, flipped, alpha=alpha)
         gain = ipw_contrast(y, arm, propensity, mine.terms + theirs.terms, alpha=alpha)

@@ -20,10 +20,18 @@ from mlflow.exceptions import MlflowException
 
 from uplift.errors import DataError, InfeasiblePlanError, ModelNotFoundError, SchemaError, SpecError
 from uplift.specs.model import PromotionSpec
-from uplift.specs.planning import CostCatalogue, PlanningPolicy
-from uplift.specs.segments import SegmentSpec
+from uplift.specs.planning import CostCatalogue
 from uplift.trainingtable import TrainingTable
-from uplift.tracking.evidence import Decision, Split, decide, figure, plan_evidence, policy_evidence, shared_heldout
+from uplift.tracking.evidence import (
+    Decision,
+    PlanningInputs,
+    Split,
+    decide,
+    figure,
+    plan_evidence,
+    policy_evidence,
+    shared_heldout,
+)
 from uplift.tracking.uses import ModelUse
 
 __all__ = [
@@ -223,15 +231,6 @@ class Challenger:
     gate_segments: pd.DataFrame | None = None
 
 
-@dataclass(frozen=True)
-class PlanningInputs:
-    """What a campaign model's gate plans with: the segment spec, the costs and the planning policy."""
-
-    segments: SegmentSpec
-    costs: CostCatalogue
-    policy: PlanningPolicy
-
-
 def _holder(client: MlflowClient, name: str, alias: str):
     try:
         return client.get_model_version_by_alias(name, alias)
@@ -272,8 +271,8 @@ def _evidence(client, name, challenger: Challenger, current, promotion: Promotio
         if planning is None or challenger.gate_segments is None:
             raise DataError("a campaign model is judged by its plan, and this one has no segment table of its "
                             "training rows (the table lacks the segment dimensions)")
-        return plan_evidence(rows, challenger.gate_segments, champion, spec=planning.segments,
-                             budget=promotion.plan_budget, costs=planning.costs, policy=planning.policy, **common)
+        return plan_evidence(rows, challenger.gate_segments, champion, planning=planning, budget=promotion.plan_budget,
+                             **common)
     return policy_evidence(rows, challenger.model, champion, **common)
 
 

@@ -16,14 +16,13 @@ from mlflow.models import infer_signature
 
 import uplift
 from uplift.modeling.validation import ValidationReport
-from uplift.tracking.evidence import Decision, Split
+from uplift.tracking.evidence import Decision, PlanningInputs, Split
 from uplift.tracking.plots import decile_figure, qini_figure
 from uplift.tracking.pyfunc import UpliftPyfunc
 from uplift.tracking.registry import (
     GATE_SEGMENTS_ARTIFACT,
     SEGMENTS_ARTIFACT,
     Challenger,
-    PlanningInputs,
     ensure_registered_model,
     judge,
     record_decision,
