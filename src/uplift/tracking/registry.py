@@ -39,7 +39,6 @@ __all__ = [
     "GATE_SEGMENTS_ARTIFACT",
     "DIGEST_TAG",
     "Challenger",
-    "PlanningInputs",
     "champion_version",
     "resolve_version",
     "load_segments",
@@ -59,8 +58,6 @@ SEGMENTS_ARTIFACT = "segments/segments.parquet"
 GATE_SEGMENTS_ARTIFACT = "gate/segments.parquet"
 """The segment table built from the run's training rows only: what the gate plans from (campaign models)."""
 DIGEST_TAG = "data.digest"
-_GATE_TAGS = ("gate.decision", "gate.by", "gate.reason", "gate.metric", "gate.unit", "gate.challenger",
-              "gate.champion", "gate.gain", "gate.rows", "gate.confidence", "gate.against", "gate.at")
 
 
 # -- finding models -----------------------------------------------------------------------------
@@ -116,21 +113,21 @@ def resolve_version(client: MlflowClient, name: str, ref: str):
     return champion_version(client, name, ref)
 
 
-def _artifact(client: MlflowClient, version, path: str, what: str) -> pd.DataFrame:
+def _artifact(client: MlflowClient, version, path: str, what: str, why: str = "") -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             local = client.download_artifacts(version.run_id, path, tmp)
         except (MlflowException, OSError, TypeError) as exc:
             raise ModelNotFoundError(
-                f"model {version.name} v{version.version} (run {version.run_id}) has no {what} ({path}): {exc}"
+                f"model {version.name} v{version.version} (run {version.run_id}) has no {what} ({path}){why}: {exc}"
             ) from None
         return pd.read_parquet(local)
 
 
 def load_segments(client: MlflowClient, version) -> pd.DataFrame:
     """The segment table logged with a model version's training run."""
-    return _artifact(client, version, SEGMENTS_ARTIFACT,
-                     "segment table, so it is not a campaign model plan, segments, score and the service can use")
+    return _artifact(client, version, SEGMENTS_ARTIFACT, "segment table",
+                     "; plan, segments, score and the service need one: they serve campaign models")
 
 
 def registered_use(client: MlflowClient, name: str) -> ModelUse | None:
@@ -158,7 +155,7 @@ def campaign_version(client: MlflowClient, name: str, ref: str):
     return resolve_version(client, name, ref)
 
 
-SEGMENT_COLUMNS_SERVED = ("segment", "kind", "size", "arm", "message", "channel", "base_rate", "effect", "effect_sd",
+_SERVED_COLUMNS = ("segment", "kind", "size", "arm", "message", "channel", "base_rate", "effect", "effect_sd",
                           "lo", "hi")
 
 
@@ -186,7 +183,7 @@ def unservable_reason(client: MlflowClient, name: str, alias: str, costs: CostCa
         segments = load_segments(client, mv)
     except ModelNotFoundError:
         return None
-    missing = [c for c in SEGMENT_COLUMNS_SERVED if c not in segments.columns]
+    missing = [c for c in _SERVED_COLUMNS if c not in segments.columns]
     if missing:
         return f"{name} v{mv.version} (behind @{alias}): its segment table lacks column(s) {missing}"
     if costs is not None:
@@ -212,8 +209,8 @@ def ensure_registered_model(client: MlflowClient, use: ModelUse) -> str:
         for key, value in use.tags().items():
             client.set_registered_model_tag(name, key, value)
     elif recorded != use:
-        raise SpecError(f"registered model {name!r} is an {recorded.describe()}, not an {use.describe()}; "
-                        "rename the mapping or its outcome")
+        raise SpecError(f"registered model {name!r} is for another use ({recorded.describe()}) than this "
+                        f"{use.describe()}; rename the mapping or its outcome")
     return name
 
 
