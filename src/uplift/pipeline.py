@@ -140,6 +140,7 @@ def train_and_log(
         extra_metrics=extra_metrics,
         extra_tables=extra_tables,
         segments=segments,
+        segment_spec=segment_spec,
     )
     return TrainedModel(
         spec=spec,

@@ -80,8 +80,10 @@ def score(
     with console.status(f"loading model {settings.registered_model}@{model} and the history"):
         loaded = load_model(settings, model)
         pyfunc = loaded.model
-        feature_set = model_feature_set(load_feature_set(pyfunc.model.spec.feature_set), pyfunc)
-        scorer = Scorer(model=pyfunc, feature_set=feature_set, labeler=SegmentLabeler(loaded.segments, load_segment_spec()))
+        scorer = pyfunc.scorer  # the feature set and segment labels logged with the model
+        if scorer is None:  # a model logged without them: the project's declarations
+            feature_set = model_feature_set(load_feature_set(pyfunc.model.spec.feature_set), pyfunc)
+            scorer = Scorer(model=pyfunc, feature_set=feature_set, labeler=SegmentLabeler(loaded.segments, load_segment_spec()))
         ex, en = load_history(exposures, enrolments, control=pyfunc.control)
     total = count_rows(audience)
     with Progress(TextColumn("[bold]scoring[/]"), BarColumn(), MofNCompleteColumn(), _RowsPerSecond(),

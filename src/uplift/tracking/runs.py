@@ -12,12 +12,12 @@ import matplotlib.pyplot as plt
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.models import infer_signature
 
 import uplift
 from uplift.modeling.validation import ValidationReport
 from uplift.tracking.plots import decile_figure, qini_figure
-from uplift.tracking.pyfunc import UpliftPyfunc
+from uplift.specs.segments import SegmentSpec
+from uplift.tracking.modellog import log_pyfunc
 from uplift.tracking.registry import Promotion, promote_if_better
 
 __all__ = ["configure", "metric_key", "TrainingRecord", "log_training", "SEGMENTS_FILE", "SEGMENTS_ARTIFACT"]
@@ -25,9 +25,6 @@ __all__ = ["configure", "metric_key", "TrainingRecord", "log_training", "SEGMENT
 SEGMENTS_FILE = "segments.parquet"
 SEGMENTS_ARTIFACT = f"segments/{SEGMENTS_FILE}"
 """Where a run keeps its segment table (the service and ``uplift plan`` read it from the champion's run)."""
-
-_PIP = ["causalml", "lightgbm", "scikit-learn", "pandas", "numpy", "mlflow", "pydantic", "pandera", "pyyaml"]
-
 
 def configure(tracking_uri: str, experiment: str, artifact_root: Path | None = None) -> str:
     """Point MLflow at ``tracking_uri`` and make sure ``experiment`` exists; returns its id."""
@@ -75,6 +72,7 @@ def log_training(
     extra_metrics: dict[str, float] | None = None,
     extra_tables: dict[str, pd.DataFrame] | None = None,
     segments: pd.DataFrame | None = None,
+    segment_spec: SegmentSpec | None = None,
 ) -> TrainingRecord:
     """One MLflow run for one validated model; registers it and applies the promotion gate."""
     spec = report.spec
@@ -129,15 +127,7 @@ def log_training(
             mlflow.log_figure(fig, f"plots/{name}")
             plt.close(fig)
 
-        sample = report.test.frame[report.train.feature_names].head(50)
-        pyfunc = UpliftPyfunc(report.model, report.shrinkage.lam)
-        signature = infer_signature(sample, pyfunc.effects(sample), params={"shrink": False})
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=pyfunc,
-            signature=signature,
-            pip_requirements=_PIP,
-        )
+        info = log_pyfunc(report, segments=segments, segment_spec=segment_spec)
         version = mlflow.register_model(info.model_uri, registered_model)
         promotion = promote_if_better(
             client,
