@@ -94,3 +94,21 @@ def test_a_fresh_environment_from_the_logged_model_alone_predicts_the_same(logge
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, rtol=1e-12)
     print(f"fresh environment built in {built:.1f} s ({'wheelhouse' if source else 'package index'}), "
           f"loaded and predicted in {time.perf_counter() - started - built:.1f} s")
+
+
+def test_constraints_pin_every_requirement_the_project_declares():
+    """constraints.txt (what the Makefile installs with) has an exact version for every requirement of pyproject.toml."""
+    from packaging.requirements import Requirement
+
+    from uplift.tracking.environment import declared_requirements
+
+    root = Path(__file__).resolve().parents[1]
+    pins = {}
+    for line in (root / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[canonical_name(name)] = version
+    for line in declared_requirements(str(root / "pyproject.toml"), ("dev", "spark")):
+        req = Requirement(line)
+        assert canonical_name(req.name) in pins, f"{req.name} is not pinned in constraints.txt (make constraints)"
+        assert req.specifier.contains(pins[canonical_name(req.name)]), f"{req.name}: {pins[canonical_name(req.name)]} breaks {req}"

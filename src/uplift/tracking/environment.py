@@ -18,7 +18,8 @@ from importlib.metadata import PackageNotFoundError, distribution
 
 from packaging.requirements import Requirement
 
-__all__ = ["PROJECT", "MODEL_RUNTIME", "pinned_requirements", "runtime_requirements", "canonical_name"]
+__all__ = ["PROJECT", "MODEL_RUNTIME", "pinned_requirements", "runtime_requirements", "declared_requirements",
+           "canonical_name"]
 
 PROJECT = "uplift"
 """The distribution name of this project (never pinned: a model carries its code, constraints install it editable)."""
@@ -39,11 +40,13 @@ def _wanted(req: Requirement, extras: tuple[str, ...]) -> bool:
     return any(req.marker.evaluate({"extra": e}) for e in (extras or ("",)))
 
 
-def pinned_requirements(root: str = PROJECT, extras: tuple[str, ...] = ()) -> list[str]:
+def pinned_requirements(root: str = PROJECT, extras: tuple[str, ...] = (), *, direct: list[str] | None = None) -> list[str]:
     """``name==version`` for every distribution ``root`` (with ``extras``) needs, sorted; ``root`` itself left out.
 
     Markers are evaluated for this interpreter and platform, so the pins describe this
-    machine's environment (a model is reloaded on the platform it was trained on).
+    machine's environment (a model is reloaded on the platform it was trained on). ``direct``
+    replaces ``root``'s own requirement lines (e.g. read from a ``pyproject.toml`` newer than
+    the installed metadata).
 
     Raises
     ------
@@ -53,6 +56,9 @@ def pinned_requirements(root: str = PROJECT, extras: tuple[str, ...] = ()) -> li
     found: dict[str, str] = {}
     expanded: set[tuple[str, tuple[str, ...]]] = set()
     stack = [(root, tuple(extras))]
+    if direct is not None:
+        expanded.add((canonical_name(root), tuple(extras)))
+        stack = [(r.name, tuple(sorted(r.extras))) for r in map(Requirement, direct) if _wanted(r, tuple(extras))]
     while stack:
         name, want = stack.pop()
         key = canonical_name(name)
@@ -81,18 +87,35 @@ def runtime_requirements(roots: tuple[str, ...] = MODEL_RUNTIME) -> list[str]:
     return sorted(pins.values(), key=lambda pin: canonical_name(pin.split("==")[0]))
 
 
+def declared_requirements(pyproject: str, extras: tuple[str, ...]) -> list[str]:
+    """The project's requirement lines from ``pyproject``: its dependencies and those of ``extras``."""
+    import tomllib
+
+    with open(pyproject, "rb") as handle:
+        project = tomllib.load(handle)["project"]
+    optional = project.get("optional-dependencies", {})
+    unknown = [e for e in extras if e not in optional]
+    if unknown:
+        raise SystemExit(f"{pyproject}: no extra(s) {unknown}; valid: {sorted(optional)}")
+    return [*project.get("dependencies", []), *(line for e in extras for line in optional[e])]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Print the installed version of everything the project needs.")
     parser.add_argument("--extras", default="", help="comma-separated extras of the project, e.g. dev,spark")
+    parser.add_argument("--pyproject", help="read the project's own requirements from this file, not the installed metadata")
     parser.add_argument("--model-runtime", action="store_true", help="what a logged model needs (MODEL_RUNTIME) instead")
     args = parser.parse_args(argv)
     if args.model_runtime:
         sys.stdout.write("\n".join(runtime_requirements()) + "\n")
         return
     extras = tuple(e for e in args.extras.split(",") if e)
-    header = (f"# Exact versions the project is tested with: python -m uplift.tracking.environment "
-              f"--extras {args.extras}\n# (Python {sys.version_info.major}.{sys.version_info.minor}, Linux x86_64)\n")
-    sys.stdout.write(header + "\n".join(pinned_requirements(PROJECT, extras)) + "\n")
+    direct = declared_requirements(args.pyproject, extras) if args.pyproject else None
+    pins = pinned_requirements(PROJECT, extras, direct=direct) + [f"pip=={distribution('pip').version}"]
+    header = (f"# Exact versions the project is tested with (Python {sys.version_info.major}.{sys.version_info.minor}, "
+              f"Linux x86_64). Made by `make constraints`:\n# python -m uplift.tracking.environment "
+              f"--pyproject pyproject.toml --extras {args.extras}\n")
+    sys.stdout.write(header + "\n".join(sorted(pins, key=lambda p: canonical_name(p.split("==")[0]))) + "\n")
 
 
 if __name__ == "__main__":
