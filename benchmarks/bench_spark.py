@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -110,8 +111,8 @@ def child(engine: str, store: Path, audience: Path, history: Path, out: Path) ->
                       "job_seconds": summary.seconds}))
 
 
-def prepare(folder: Path, people: int, seed: int):
-    """Train and log the pooled model on a simulated world; write its history. Returns the world."""
+def prepare(folder: Path, people: int, seed: int) -> pd.DataFrame:
+    """Train and log the pooled model on a simulated world; write its history and audience (returned)."""
     import yaml
 
     from uplift.config import Settings
@@ -133,7 +134,8 @@ def prepare(folder: Path, people: int, seed: int):
                   data_source="bench_spark")
     write_table(world.exposures, folder / "history" / "exposures.parquet")
     write_table(world.enrolments, folder / "history" / "enrolments.parquet")
-    return world
+    write_table(world.audience, folder / "world_audience.parquet")
+    return world.audience
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -143,6 +145,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--people", type=int, default=20_000, help="people in the simulated training world")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, help="write the results as JSON and Markdown here")
+    parser.add_argument("--work", type=Path, help="keep the trained model and history here and reuse them next time")
     parser.add_argument("--child", nargs=5, metavar=("ENGINE", "STORE", "AUDIENCE", "HISTORY", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -150,20 +153,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
         child(engine, *map(Path, paths))
         return []
 
+    from types import SimpleNamespace
+
     from benchmarks.bench_scoring import write_audience
 
     results = []
-    with tempfile.TemporaryDirectory(prefix="bench_spark_") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="bench_spark_") as scratch:
+        tmp = args.work or Path(scratch)
+        tmp.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        world = prepare(tmp, args.people, args.seed)
-        print(f"trained and logged the pooled model ({args.people:,} people x 2 waves) in {time.perf_counter() - t0:.0f} s",
-              flush=True)
+        if (tmp / "world_audience.parquet").exists():
+            world = SimpleNamespace(audience=pd.read_parquet(tmp / "world_audience.parquet"))
+        else:
+            world = SimpleNamespace(audience=prepare(tmp, args.people, args.seed))
+            print(f"trained and logged the pooled model ({args.people:,} people x 2 waves) in "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
         for rows in args.rows:
             audience = write_audience(world, tmp / f"audience_{rows}.parquet", rows, chunk=100_000, seed=rows % 1000)
             for engine in args.engines:
                 out = tmp / f"out_{engine}_{rows}"
-                out.mkdir()
+                out.mkdir(exist_ok=True)
                 cmd = [sys.executable, __file__, "--child", engine, str(tmp / "store"), str(audience),
                        str(tmp / "history"), str(out)]
                 measured, peak = run_measured(cmd)
@@ -174,9 +183,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 print(f"{result['engine']:>15}: {rows:>11,} rows in {measured['seconds']:7.0f} s = "
                       f"{result['rows_per_s']:8,.0f} rows/s (job alone {result['job_rows_per_s']:8,.0f} rows/s), "
                       f"peak RSS of the process tree {peak:7,.0f} MB", flush=True)
-                for path in out.glob("**/*"):
-                    if path.is_file():
-                        path.unlink()
+                shutil.rmtree(out)
             audience.unlink()
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

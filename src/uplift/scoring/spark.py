@@ -131,18 +131,23 @@ def _read_audience(spark, audience: Path):
 
 
 def _checked(raw, originals: list[str]):
-    """(accepted rows, reject keys): contract failures, then ids an earlier accepted row had."""
+    """(checked rows, accepted rows, reject keys): contract failures, then ids an earlier accepted row had.
+
+    The checked rows are kept (memory, then disk) so that the rejects and the scoring read them
+    instead of checking every row again; unpersist them when done.
+    """
+    from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    checked = raw.mapInPandas(_check_batches(originals), schema=_contract_schema())
+    checked = raw.mapInPandas(_check_batches(originals), schema=_contract_schema()).persist(StorageLevel.MEMORY_AND_DISK)
     first = Window.partitionBy("person_id").orderBy(_FILE, _ROW)
     valid = checked.where(F.col(_COLUMN).isNull()).withColumn("_n", F.row_number().over(first))
     repeats = valid.where(F.col("_n") > 1).select(_FILE, _ROW, F.lit("person_id").alias(_COLUMN),
                                                   F.lit(None).cast("string").alias(_REASON))
     bad = checked.where(F.col(_COLUMN).isNotNull()).select(_FILE, _ROW, _COLUMN, _REASON).unionByName(repeats)
     accepted = valid.where(F.col("_n") == 1).select(*AUDIENCE.columns)
-    return accepted, bad
+    return checked, accepted, bad
 
 
 def _reject_records(raw, bad, originals: list[str]):
@@ -279,8 +284,7 @@ def score_dataset(
     started = time.perf_counter()
     try:
         raw, originals = _read_audience(spark, audience)
-        accepted, bad = _checked(raw, originals)
-        bad = bad.persist()
+        checked, accepted, bad = _checked(raw, originals)
         n_bad, n_read = bad.count(), raw.count()
         if strict and n_bad:
             first = _reject_records(raw, bad, originals).limit(5).toPandas()
@@ -301,7 +305,7 @@ def score_dataset(
     except PythonException as exc:
         raise _unwrap(exc) from None
     finally:
-        if "bad" in locals():
-            bad.unpersist()
+        if "checked" in locals():
+            checked.unpersist()
     return ScoreSummary(audience=audience, out=out, rejects=rejects_path, rows_read=n_read, rows_scored=n_read - n_bad,
                         rows_rejected=n_bad, chunks=0, seconds=time.perf_counter() - started)
