@@ -9,13 +9,18 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
 
 from apiserver import free_port
+from conftest import feature_set_for
 from uplift.config import Settings
+from uplift.features import build_features
+from uplift.modeling.targeting import shrink
 from uplift.pipeline import train_and_log
+from uplift.scoring.history import nest_history
 
 SPEC = {
     "name": "pooled_small",
@@ -54,15 +59,21 @@ def test_run_has_metrics_plots_and_a_loadable_pyfunc(tmp_path, local_store, stro
     spec_text = mlflow.artifacts.load_text(f"runs:/{trained.run_id}/spec/model.yaml")
     assert "pooled_small" in spec_text
 
-    # the pyfunc round trip: raw features in, one labelled column per arm out, same numbers as in memory
+    # the pyfunc round trip: raw audience rows and history in, one labelled column per arm out, the same
+    # numbers as the training code's features give in memory
     assert trained.registered_model == "uplift-registration"  # a campaign model: named by its outcome event
     model = mlflow.pyfunc.load_model(f"models:/{trained.registered_model}@{local_store.alias}")
-    X = strong_table.frame[strong_table.feature_names].head(200)
-    out = model.predict(X)
-    assert list(out.columns) == list(strong_table.treatment_arms)
-    np.testing.assert_allclose(out.to_numpy(), trained.report.model.predict(X).to_numpy(), rtol=1e-12)
-    shrunk = model.predict(X, params={"shrink": True})
-    assert shrunk.shape == out.shape
+    w = strong_world
+    people = w.audience.head(200)
+    out = model.predict(nest_history(people, w.exposures, w.enrolments), params={"as_of": "2025-07-21"})
+    arms = [f"uplift__{a}" for a in strong_table.treatment_arms]
+    assert list(out.columns) == ["person_id", *arms, "best_arm", "best_uplift", "segment", "persona"]
+    keys = pd.DataFrame({"person_id": people["person_id"], "wave": 0, "as_of": pd.Timestamp("2025-07-21", tz="UTC")})
+    X = build_features(keys, people, w.exposures, w.enrolments, feature_set_for(w))[strong_table.feature_names]
+    report = trained.report
+    expected = shrink(report.model.predict(X), report.model.mean_effects_, report.shrinkage.lam)
+    np.testing.assert_allclose(out[arms].to_numpy(), expected.to_numpy(), rtol=1e-12)
+    assert (out["person_id"] == people["person_id"].to_numpy()).all()
     assert model.metadata.signature is not None
 
 
@@ -134,7 +145,7 @@ def mlflow_server(tmp_path):
     proc.wait(timeout=20)
 
 
-def test_training_against_a_real_mlflow_server(tmp_path, mlflow_server, monkeypatch, strong_table):
+def test_training_against_a_real_mlflow_server(tmp_path, mlflow_server, monkeypatch, strong_table, strong_world):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     settings = Settings(workdir=tmp_path, experiment_name="server-test")
     trained = train_and_log(_spec_file(tmp_path), strong_table, settings=settings, data_source="s")
@@ -142,6 +153,6 @@ def test_training_against_a_real_mlflow_server(tmp_path, mlflow_server, monkeypa
     assert client.get_run(trained.run_id).info.status == "FINISHED"
     assert int(client.get_model_version_by_alias("uplift-registration", "champion").version) == trained.version
     model = mlflow.pyfunc.load_model("models:/uplift-registration@champion")
-    out = model.predict(strong_table.frame[strong_table.feature_names].head(20))
-    assert list(out.columns) == list(strong_table.treatment_arms)
+    out = model.predict(strong_world.audience.head(20), params={"as_of": "2025-07-21"})
+    assert list(out["person_id"]) == list(strong_world.audience["person_id"].head(20))
     assert (tmp_path / "server-artifacts").exists()

@@ -182,6 +182,7 @@ def train_and_log(
         released_segments=released_segments(segments, disclosure) if segments is not None else None,
         disclosure=disclosure,
         gate_segments=planner_table(gate_segments) if gate_segments is not None else None,
+        segment_spec=segment_spec,
     )
     return TrainedModel(
         spec=spec,

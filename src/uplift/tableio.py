@@ -23,8 +23,8 @@ import pandas as pd
 
 from uplift.errors import SchemaError, UpliftError
 
-__all__ = ["read_table", "write_table", "atomic_path", "reading", "stale_temporaries", "read_parquet_metadata",
-           "CSV_ENCODING", "SUFFIXES"]
+__all__ = ["read_table", "write_table", "atomic_path", "atomic_directory", "reading", "stale_temporaries",
+           "read_parquet_metadata", "CSV_ENCODING", "SUFFIXES"]
 
 SUFFIXES = (".parquet", ".csv")
 
@@ -151,6 +151,39 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.close(fd)
 
 
+@contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder path beside ``path`` (not yet created); it replaces ``path`` only if the block succeeds.
+
+    An existing folder at ``path`` is renamed aside, the new one renamed in, then the old one
+    removed: readers see the old folder or the new one, never a half-written one (between the two
+    renames, for a moment, none). If the block raises, ``path`` is left as it was.
+    """
+    import shutil
+    import uuid
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise SchemaError(f"{path}: exists and is not a folder; expected a folder for partitioned Parquet")
+    token = uuid.uuid4().hex[:12]
+    tmp = path.parent / f".{path.name}.{token}.tmp"
+    old = path.parent / f".{path.name}.{token}.old"
+    try:
+        yield tmp
+        if path.exists():
+            os.rename(path, old)
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            if old.exists():
+                os.rename(old, path)  # put the previous output back
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def write_table(frame: pd.DataFrame, path: str | Path, *, metadata: dict[str, str] | None = None) -> Path:
     """Write ``frame`` to Parquet or CSV atomically (temporary file, then rename).
 
@@ -168,7 +201,8 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, metadata: dict[str, st
                 merged = dict(table.schema.metadata or {})
                 merged.update({k.encode(): v.encode() for k, v in metadata.items()})
                 table = table.replace_schema_metadata(merged)
-            pq.write_table(table, tmp)
+            # microseconds: what Spark and most Parquet readers take (this domain's times are to the second)
+            pq.write_table(table, tmp, coerce_timestamps="us", allow_truncated_timestamps=True)
         else:
             frame.to_csv(tmp, index=False)
     return path

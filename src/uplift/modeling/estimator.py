@@ -104,11 +104,12 @@ class MultiArmUplift:
         p = {a: pair_propensity(prop_fit, a, self.control) for a in self.treatment_arms}
         if isinstance(learner, (SharedControlTLearner, PooledArmLearner)):
             own = prop_fit.to_numpy(float)[np.arange(len(arm_fit)), prop_fit.columns.get_indexer(arm_fit)]
-            learner.fit(Xm, arm_fit, y_fit, sample_weight=1.0 / own)
+            learner.fit(X=Xm, treatment=arm_fit, y=y_fit, sample_weight=1.0 / own)
         elif self.spec.learner in ("x", "dr"):
             learner.fit(X=Xm, treatment=arm_fit, y=y_fit, p=p)
         else:
-            learner.fit(Xm, arm_fit, y_fit)
+            # keywords: causalml 1.0 turns the positional order into (X, y, treatment) (0.18 warns)
+            learner.fit(X=Xm, treatment=arm_fit, y=y_fit)
         self.learner_ = learner
         self.columns_ = self._learner_columns(learner)
         self.treatment_arms_ = self.treatment_arms
@@ -131,11 +132,11 @@ class MultiArmUplift:
         Xm = self._encode(X) if checked else self._matrix(X, source=source)
         if self.spec.learner == "x":
             p = {a: np.full(len(Xm), self.pair_propensity_[a]) for a in self.treatment_arms}
-            raw = self.learner_.predict(Xm, p=p, verbose=False)
+            raw = self.learner_.predict(X=Xm, p=p, verbose=False)
         elif self.spec.learner in ("t", "t_logistic", "dr"):
-            raw = self.learner_.predict(Xm, verbose=False)
+            raw = self.learner_.predict(X=Xm, verbose=False)
         else:
-            raw = self.learner_.predict(Xm)
+            raw = self.learner_.predict(X=Xm)
         raw = np.asarray(raw, dtype=float).reshape(len(Xm), -1)
         frame = pd.DataFrame(raw, columns=self.columns_, index=X.index)
         return frame[list(self.treatment_arms)]

@@ -127,9 +127,15 @@ def count_rows(path: str | Path) -> int:
 
 
 def file_digest(path: str | Path) -> str:
-    """SHA-256 of the file's bytes, hex (read in blocks)."""
+    """SHA-256 of the file's bytes, hex (read in blocks); of a folder (a Parquet dataset), over every file
+    in it by relative name, in name order: each name, then its bytes."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     h = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while block := handle.read(1 << 20):
-            h.update(block)
+    for file in files:
+        if path.is_dir():
+            h.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                h.update(block)
     return h.hexdigest()

@@ -12,7 +12,6 @@ import matplotlib.pyplot as plt
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.models import infer_signature
 
 import uplift
 from uplift.disclosure import Figure, Release, disclose
@@ -20,6 +19,8 @@ from uplift.modeling.validation import ValidationReport
 from uplift.specs.disclosure import DisclosurePolicy
 from uplift.tracking.evidence import Decision, PlanningInputs, Split
 from uplift.tracking.plots import decile_figure, qini_figure
+from uplift.specs.segments import SegmentSpec
+from uplift.tracking.modellog import bundle_pyfunc, log_pyfunc
 from uplift.tracking.pyfunc import UpliftPyfunc
 from uplift.tracking.registry import (
     GATE_SEGMENTS_ARTIFACT,
@@ -56,9 +57,6 @@ made under the disclosure policy recorded in the run's :data:`DISCLOSURE_PARAMS`
 
 DISCLOSURE_PARAMS = ("disclosure_threshold", "disclosure_rounding_base")
 """Run parameters: the disclosure policy the run's released tables were made under."""
-
-_PIP = ["causalml", "lightgbm", "scikit-learn", "pandas", "numpy", "mlflow", "pydantic", "pandera", "pyyaml"]
-
 
 def configure(tracking_uri: str, experiment: str, artifact_root: Path | None = None) -> str:
     """Point MLflow at ``tracking_uri`` and make sure ``experiment`` exists; returns its id."""
@@ -172,12 +170,11 @@ def _log_plots(report: ValidationReport) -> None:
         plt.close(fig)
 
 
-def _log_model(report: ValidationReport) -> tuple[UpliftPyfunc, str]:
-    sample = report.test.frame[report.train.feature_names].head(50)
-    pyfunc = UpliftPyfunc(report.model, report.shrinkage.lam)
-    signature = infer_signature(sample, pyfunc.effects(sample), params={"shrink": False})
-    info = mlflow.pyfunc.log_model(name="model", python_model=pyfunc, signature=signature, pip_requirements=_PIP)
-    return pyfunc, info.model_uri
+def _log_model(report: ValidationReport, segments: pd.DataFrame | None,
+               segment_spec: SegmentSpec | None) -> tuple[UpliftPyfunc, str]:
+    """The pyfunc (with the feature set and segment labels scoring needs) logged as ``model``, and its URI."""
+    pyfunc = bundle_pyfunc(report, segments=segments, segment_spec=segment_spec)
+    return pyfunc, log_pyfunc(report, pyfunc).model_uri
 
 
 def log_training(
@@ -196,10 +193,12 @@ def log_training(
     gate_segments: pd.DataFrame | None = None,
     released_segments: pd.DataFrame | None = None,
     disclosure: DisclosurePolicy | None = None,
+    segment_spec: SegmentSpec | None = None,
 ) -> TrainingRecord:
     """One MLflow run for one validated model; registers it under its use's name and applies the gate.
 
-    ``segments`` is the planner's segment table and ``released_segments`` the released one
+    ``segments`` is the planner's segment table (its segment labels go into the model, with
+    ``segment_spec``) and ``released_segments`` the released one
     (:mod:`uplift.segments.release`), made under ``disclosure`` (default: the default policy), which
     the run records (:data:`DISCLOSURE_PARAMS`) and applies to its tables of metrics too
     (:func:`released_metrics`). ``gate_segments``: the planner's segment table of the training rows only
@@ -221,7 +220,7 @@ def log_training(
             SEGMENTS_ARTIFACT: segments, RELEASED_ARTIFACT: released_segments, GATE_SEGMENTS_ARTIFACT: gate_segments,
         })
         _log_plots(report)
-        pyfunc, model_uri = _log_model(report)
+        pyfunc, model_uri = _log_model(report, segments, segment_spec)
 
         name = ensure_registered_model(client, use)
         version = int(mlflow.register_model(model_uri, name).version)
