@@ -1,0 +1,102 @@
+"""DuckDB against Polars (lazy, streaming) on the heart of the point-in-time table, each in its own process.
+
+The task both engines run on the same simulated inputs: join every exposure (the key) with the same person's
+exposures strictly before it, count them (all, contacts, per channel, per message), take the last contact's
+time and sum the earlier spend, join the audience's attributes, sort by wave and person and write Parquet.
+Peak memory is the child's ``VmHWM``; times are wall and CPU seconds around the task (imports excluded).
+
+    python -m benchmarks.bench_engines --data DIR [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parents[1]
+CHANNELS = ("meta", "linkedin", "flyer")
+MESSAGES = ("heavy_work_future", "care_with_children", "fresh_start", "ict_role_model", "free_voucher", "steady_income")
+
+
+def _duckdb(data: Path, out: Path) -> int:
+    import duckdb
+
+    con = duckdb.connect()
+    ex, au = data / "exposures.parquet", data / "audience.parquet"
+    con.execute(f"CREATE VIEW ex AS SELECT *, epoch_ns(assigned_at) AS t, file_row_number AS src "
+                f"FROM read_parquet('{ex}', file_row_number = true)")
+    counts = [f"count(*) FILTER (WHERE e.arm <> 'holdout' AND e.channel = '{c}') AS c_{c}" for c in CHANNELS]
+    counts += [f"count(*) FILTER (WHERE e.arm <> 'holdout' AND e.message = '{m}') AS m_{m}" for m in MESSAGES]
+    con.execute(f"""COPY (
+      WITH pe AS (SELECT k.src, count(*) AS waves, count(*) FILTER (WHERE e.arm <> 'holdout') AS contacts,
+                         {', '.join(counts)}, max(e.t) FILTER (WHERE e.arm <> 'holdout') AS last_t,
+                         list_sum(list(e.cost_eur ORDER BY e.src)) AS spend
+                  FROM ex AS k JOIN ex AS e ON e.person_id = k.person_id AND e.t < k.t GROUP BY k.src)
+      SELECT k.person_id, k.wave, k.arm, a.* EXCLUDE (person_id), pe.* EXCLUDE (src)
+      FROM ex AS k LEFT JOIN read_parquet('{au}') AS a ON a.person_id = k.person_id LEFT JOIN pe ON pe.src = k.src
+      ORDER BY k.wave, k.person_id) TO '{out}' (FORMAT parquet)""")
+    return con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+
+
+def _polars(data: Path, out: Path) -> int:
+    import polars as pl
+
+    ex = pl.scan_parquet(data / "exposures.parquet").with_row_index("src").with_columns(
+        pl.col("assigned_at").dt.epoch("ns").alias("t"))
+    keys = ex.select("src", "person_id", pl.col("t").alias("as_of"))
+    prior = keys.join(ex.select("person_id", "t", "arm", "message", "channel", "cost_eur", pl.col("src").alias("e_src")),
+                      on="person_id").filter(pl.col("t") < pl.col("as_of")).sort("src", "e_src")
+    contact = pl.col("arm") != "holdout"
+    aggs = [pl.len().alias("waves"), contact.sum().alias("contacts")]
+    aggs += [(contact & (pl.col("channel") == c)).sum().alias(f"c_{c}") for c in CHANNELS]
+    aggs += [(contact & (pl.col("message") == m)).sum().alias(f"m_{m}") for m in MESSAGES]
+    aggs += [pl.col("t").filter(contact).max().alias("last_t"), pl.col("cost_eur").sum().alias("spend")]
+    pe = prior.group_by("src").agg(aggs)
+    audience = pl.scan_parquet(data / "audience.parquet")
+    table = (ex.select("src", "person_id", "wave", "arm").join(audience, on="person_id", how="left")
+             .join(pe, on="src", how="left").sort("wave", "person_id").drop("src"))
+    table.sink_parquet(out)
+    return pl.scan_parquet(out).select(pl.len()).collect().item()
+
+
+def _child(engine: str, data: str, out: str) -> dict:
+    fn = {"duckdb": _duckdb, "polars": _polars}[engine]
+    wall, cpu = time.perf_counter(), time.process_time()
+    rows = fn(Path(data), Path(out))
+    result = {"engine": engine, "rows": rows, "seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            result["peak_rss_mb"] = int(line.split()[1]) / 1024.0
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_engines", description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, required=True, help="folder with audience.parquet and exposures.parquet")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(*args.child)))
+        return 0
+    print("| engine | rows | seconds | CPU seconds | peak RSS MB |\n|---|---:|---:|---:|---:|")
+    for _ in range(args.repeats):
+        for engine in ("duckdb", "polars"):  # side by side, alternating, so both see the same load
+            out = args.data / f".bench_engines_{engine}.parquet"
+            done = subprocess.run([sys.executable, "-m", "benchmarks.bench_engines", "--data", str(args.data),
+                                   "--child", engine, str(args.data), str(out)],
+                                  cwd=ROOT, capture_output=True, text=True, check=True)
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            out.unlink(missing_ok=True)
+            print(f"| {engine} | {r['rows']:,} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | {r['peak_rss_mb']:,.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
