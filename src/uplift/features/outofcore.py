@@ -27,7 +27,7 @@ from uplift.tableio import atomic_path
 from uplift.trainingtable import PROPENSITY_PREFIX, table_metadata
 from uplift.vocabulary import NO_MESSAGE, arm_name
 
-__all__ = ["EngineSettings", "TableSummary", "write_training_table", "training_table_sql"]
+__all__ = ["EngineSettings", "TableSummary", "write_training_table", "training_table_sql", "validate_inputs"]
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
 
@@ -184,6 +184,28 @@ def _design(con, arms: tuple[str, ...], source: Path) -> pd.DataFrame:
     design = design_table(rows, arms, source=str(source)).add_prefix(PROPENSITY_PREFIX)
     design.columns.name = None
     return design.rename_axis("wave").reset_index().astype({"wave": "int64"})
+
+
+def validate_inputs(
+    paths: Mapping[str, str | Path], spec: FeatureSetSpec, *, settings: EngineSettings = EngineSettings()
+) -> dict[str, int]:
+    """Every check :func:`write_training_table` makes before it computes a feature (contracts in batches, the
+    rules across rows and files in SQL), without writing anything; returns the rows of each input.
+
+    Raises as :func:`write_training_table` does.
+    """
+    parent = settings.temp_dir or Path(tempfile.gettempdir())
+    with tempfile.TemporaryDirectory(prefix=".uplift-inputs-", dir=parent) as tmp:
+        scanned = scan_inputs({n: Path(paths[n]) for n in INPUT_NAMES}, stage_dir=Path(tmp) / "checked",
+                              batch_rows=settings.batch_rows, attributes=spec.attributes)
+        con = _connect(settings, Path(tmp) / "spill")
+        try:
+            _views(con, scanned)
+            _check_together(con, scanned, spec, arms_of(spec))
+            _design(con, arms_of(spec), scanned["exposures"].source)
+        finally:
+            con.close()
+    return {name: s.rows for name, s in scanned.items()}
 
 
 def write_training_table(
