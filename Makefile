@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HILLSTROM ?= ../shared/data/hillstrom.csv
 BENCH_OUT ?= out/bench
 
-.PHONY: setup demo test test-slow hillstrom bench bench-quick clean
+.PHONY: setup demo test test-slow hillstrom bench bench-quick bench-scaling clean
 
 $(BIN)/uplift: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench-quick: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks --out $(BENCH_OUT) --hillstrom $(HILLSTROM)
+
+## How every step grows with the person-waves: 1, 3, 10 and 30 million (hours on 2 cores; SCALING_ROWS to choose)
+SCALING_ROWS ?= 1000000 3000000 10000000 30000000
+bench-scaling: setup
+	$(BIN)/python -m benchmarks.scaling --out $(BENCH_OUT)/scaling --rows $(SCALING_ROWS)
 
 clean:
 	rm -rf $(VENV) mlflow.db mlartifacts data out

@@ -5,7 +5,11 @@ exposures strictly before it, count them (all, contacts, per channel, per messag
 time and sum the earlier spend, join the audience's attributes, sort by wave and person and write Parquet.
 Peak memory is the child's ``VmHWM``; times are wall and CPU seconds around the task (imports excluded).
 
-    python -m benchmarks.bench_engines --data DIR [--repeats 2]
+``--tables`` compares the whole training-table step instead: the in-memory build (pandera on whole frames,
+then the pandas feature functions: ``load_inputs`` + ``build_training_table`` + ``save``) against the
+out-of-core one (``write_training_table``), on the same folder, alternating.
+
+    python -m benchmarks.bench_engines --data DIR [--repeats 2] [--tables]
 """
 
 from __future__ import annotations
@@ -65,8 +69,31 @@ def _polars(data: Path, out: Path) -> int:
     return pl.scan_parquet(out).select(pl.len()).collect().item()
 
 
+def _in_memory(data: Path, out: Path) -> int:
+    from uplift.features import build_training_table
+    from uplift.inputs import load_inputs, locate_inputs
+    from uplift.pipeline import load_feature_set
+
+    paths = locate_inputs(data)
+    inputs = load_inputs(paths["audience"], paths["exposures"], paths["enrolments"])
+    table = build_training_table(inputs.audience, inputs.exposures, inputs.enrolments, load_feature_set("default"))
+    table.save(out)
+    return len(table.frame)
+
+
+def _out_of_core(data: Path, out: Path) -> int:
+    from uplift.features.outofcore import write_training_table
+    from uplift.inputs import locate_inputs
+    from uplift.pipeline import load_feature_set
+
+    return write_training_table(locate_inputs(data), load_feature_set("default"), out).rows
+
+
+ENGINES = {"duckdb": _duckdb, "polars": _polars, "in-memory table": _in_memory, "out-of-core table": _out_of_core}
+
+
 def _child(engine: str, data: str, out: str) -> dict:
-    fn = {"duckdb": _duckdb, "polars": _polars}[engine]
+    fn = ENGINES[engine]
     wall, cpu = time.perf_counter(), time.process_time()
     rows = fn(Path(data), Path(out))
     result = {"engine": engine, "rows": rows, "seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu}
@@ -80,21 +107,25 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_engines", description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True, help="folder with audience.parquet and exposures.parquet")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--tables", action="store_true", help="the whole training-table step, in memory vs out of core")
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         print(json.dumps(_child(*args.child)))
         return 0
-    print("| engine | rows | seconds | CPU seconds | peak RSS MB |\n|---|---:|---:|---:|---:|")
+    print("| engine | rows | seconds | CPU seconds | peak RSS MB | load average |\n|---|---:|---:|---:|---:|---:|")
     for _ in range(args.repeats):
-        for engine in ("duckdb", "polars"):  # side by side, alternating, so both see the same load
-            out = args.data / f".bench_engines_{engine}.parquet"
+        pair = ("in-memory table", "out-of-core table") if args.tables else ("duckdb", "polars")
+        for engine in pair:  # side by side, alternating, so both see the same load
+            out = args.data / f".bench_engines_{engine.replace(' ', '_')}.parquet"
             done = subprocess.run([sys.executable, "-m", "benchmarks.bench_engines", "--data", str(args.data),
                                    "--child", engine, str(args.data), str(out)],
                                   cwd=ROOT, capture_output=True, text=True, check=True)
             r = json.loads(done.stdout.strip().splitlines()[-1])
             out.unlink(missing_ok=True)
-            print(f"| {engine} | {r['rows']:,} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | {r['peak_rss_mb']:,.0f} |")
+            load = Path("/proc/loadavg").read_text().split()[0]
+            print(f"| {engine} | {r['rows']:,} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | {r['peak_rss_mb']:,.0f} "
+                  f"| {load} |", flush=True)
     return 0
 
 
