@@ -201,3 +201,19 @@ def test_decision_summary_by_hand():
     assert list(got["intervals_covering"]) == [1, 2, 3] and list(got["plans"]) == [2, 2, 4]
     assert got.loc["1", "planned_over_true_min"] == pytest.approx(0.5)
     assert got.loc["1", "planned_over_true_max"] == pytest.approx(8 / 9)
+
+
+def test_scaling_exponents_and_extrapolation_by_hand(tmp_path):
+    from benchmarks.scaling import _extrapolated, fit_exponents, render
+
+    rows = np.array([1e6, 3e6, 10e6])
+    frame = pd.DataFrame({"step": "features", "rows": rows, "target": rows.astype(int), "seconds": 2e-6 * rows,
+                          "cpu_seconds": 1e-12 * rows**2, "peak_rss_mb": 100 * np.sqrt(rows / 1e6),
+                          "order": 2, "note": ""})
+    e = fit_exponents(frame).iloc[0]
+    assert e.time_exponent == pytest.approx(1.0) and e.cpu_exponent == pytest.approx(2.0)
+    assert e.memory_exponent_from_3M == pytest.approx(0.5)  # fitted on 3M and 10M only
+    ext = _extrapolated(frame, fit_exponents(frame), 30_000_000).iloc[0]
+    assert ext.seconds == pytest.approx(60.0) and ext.peak_rss_mb == pytest.approx(100 * np.sqrt(30))
+    text = render(frame, tmp_path, header="# t")
+    assert "**Extrapolated** to 30,000,000" in text and (tmp_path / "scaling.png").exists()

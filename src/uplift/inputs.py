@@ -119,7 +119,7 @@ _NATIVE = {"str": ("string", "large_string"), "int64": ("int64",), "float64": ("
 def _is_native(arrow_type, column: pa.Column) -> bool:
     """Whether a Parquet column of ``arrow_type`` already holds what the contract coerces to (coercion is the
     identity: every engine reads the same values)."""
-    import pyarrow as pyarrow
+    import pyarrow
 
     dtype = str(column.dtype)
     if dtype.startswith("datetime64[ns, UTC]"):
@@ -135,15 +135,18 @@ def _batches(path: Path, batch_rows: int):
         with reading(path):
             file = pq.ParquetFile(path)
             schema = file.schema_arrow
+
         def frames():
             with reading(path):
                 for batch in file.iter_batches(batch_size=batch_rows):
                     yield batch.to_pandas()
+
         return schema, frames()
 
     def csv_frames():
         with reading(path):
             yield from pd.read_csv(path, chunksize=batch_rows, low_memory=False, encoding=CSV_ENCODING)
+
     return None, csv_frames()
 
 
@@ -162,7 +165,7 @@ def scan_input(
     that batch. Where the file's column types differ from the contract's, the coerced batches are written to
     ``stage`` (Parquet) and that copy is what :attr:`ScannedInput.path` names.
     """
-    import pyarrow as pyarrow
+    import pyarrow
     import pyarrow.parquet as pq
 
     path = Path(path)

@@ -241,8 +241,7 @@ def write_training_table(
     out = Path(out)
     arms = arms_of(spec)
     for name in spec.features:  # before reading any data: a feature the engine cannot compute is a spec error
-        if resolve(name, spec).sql is None:
-            _sql_of(name, spec)
+        _sql_of(name, spec)
     parent = settings.temp_dir or out.parent
     parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".uplift-features-", dir=parent) as tmp:
