@@ -186,18 +186,47 @@ def fit_exponents(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _extrapolated(results: pd.DataFrame, exponents: pd.DataFrame, target: int) -> pd.DataFrame:
-    """Seconds and memory at ``target`` rows from the largest size run and the fitted exponents."""
+    """Seconds and memory at ``target`` rows from the largest size run and the fitted exponents (time grows by the
+    CPU exponent: on a shared machine the wall-time exponent mostly follows the load)."""
     rows = []
     for e in exponents.itertuples():
         g = results[results["step"] == e.step].sort_values("rows")
-        if (g["target"] == target).any() or np.isnan(e.time_exponent):
+        if (g["target"] == target).any() or np.isnan(e.cpu_exponent):
             continue
         last = g.iloc[-1]
         scale = target / last["rows"]
         mem_exp = e.memory_exponent_from_3M if not np.isnan(e.memory_exponent_from_3M) else 1.0
-        rows.append({"step": e.step, "from_rows": int(last["rows"]), "seconds": last["seconds"] * scale ** e.time_exponent,
+        rows.append({"step": e.step, "from_rows": int(last["rows"]), "seconds": last["seconds"] * scale ** e.cpu_exponent,
                      "peak_rss_mb": last["peak_rss_mb"] * scale ** mem_exp})
     return pd.DataFrame(rows)
+
+
+def crossover(results: pd.DataFrame, exponents: pd.DataFrame, *, seconds: float = 1800.0,
+              memory_mb: float = 24 * 1024.0) -> dict[str, float]:
+    """Person-waves at which one machine stops being enough, from each step's largest run and fitted exponents
+    (wall time grown by the CPU-time exponent):
+    where the steps together take ``seconds`` (wall) and where the largest step's peak memory reaches
+    ``memory_mb`` (memory exponent from 3M, or 1 where not fitted). NaN when not reached below 10**10."""
+    grid = np.logspace(6, 10, 400)
+    total = np.zeros_like(grid)
+    peak = np.zeros_like(grid)
+    for e in exponents.itertuples():
+        last = results[results["step"] == e.step].sort_values("rows").iloc[-1]
+        t_exp = e.cpu_exponent if not np.isnan(e.cpu_exponent) else 1.0
+        m_exp = e.memory_exponent_from_3M if not np.isnan(e.memory_exponent_from_3M) else 1.0
+        total += last["seconds"] * (grid / last["rows"]) ** t_exp
+        peak = np.maximum(peak, last["peak_rss_mb"] * (grid / last["rows"]) ** max(m_exp, 0.0))
+    over_time, over_memory = grid[total > seconds], grid[peak > memory_mb]
+    return {"time": float(over_time[0]) if len(over_time) else np.nan,
+            "memory": float(over_memory[0]) if len(over_memory) else np.nan}
+
+
+def _crossover(results: pd.DataFrame, exponents: pd.DataFrame) -> str:
+    c = crossover(results, exponents)
+    say = lambda v: "not below 10 billion" if np.isnan(v) else f"about {v / 1e6:,.0f} million"  # noqa: E731
+    return ("**Where one machine stops** (extrapolated from the fitted exponents, not measured there): the steps "
+            f"together pass 30 minutes at {say(c['time'])} person-waves; a step's peak memory passes 24 GB at "
+            f"{say(c['memory'])} person-waves.")
 
 
 def render(results: pd.DataFrame, out: Path, *, header: str) -> str:
@@ -236,11 +265,13 @@ def render(results: pd.DataFrame, out: Path, *, header: str) -> str:
                      f"| {e.sizes} |")
     ext = _extrapolated(results, exponents, 30_000_000)
     if len(ext):
-        lines += ["", "**Extrapolated** to 30,000,000 person-waves (not run: the largest size run, scaled by the "
-                  "fitted exponents; memory by 1.0 where fewer than two sizes from 3M were run):", "",
+        lines += ["", "**Extrapolated** to 30,000,000 person-waves (not run: the largest size run's wall time scaled by "
+                  "the CPU-time exponent, its memory by the memory exponent, 1.0 where fewer than two sizes from 3M "
+                  "were run):", "",
                   "| step | from person-waves | seconds | peak RSS MB |", "|---|---:|---:|---:|"]
         for r in ext.itertuples():
             lines.append(f"| {r.step} | {r.from_rows:,} | {r.seconds:,.0f} | {r.peak_rss_mb:,.0f} |")
+    lines += ["", _crossover(results, exponents)]
     totals = results.groupby("rows")["seconds"].sum()
     lines += ["", "End to end (sum of the steps run): " + ", ".join(f"{int(k):,}: {v / 60:.1f} min" for k, v in totals.items()),
               "", "![time and memory against rows](scaling.png)"]

@@ -214,6 +214,7 @@ def test_scaling_exponents_and_extrapolation_by_hand(tmp_path):
     assert e.time_exponent == pytest.approx(1.0) and e.cpu_exponent == pytest.approx(2.0)
     assert e.memory_exponent_from_3M == pytest.approx(0.5)  # fitted on 3M and 10M only
     ext = _extrapolated(frame, fit_exponents(frame), 30_000_000).iloc[0]
-    assert ext.seconds == pytest.approx(60.0) and ext.peak_rss_mb == pytest.approx(100 * np.sqrt(30))
+    # the wall time of the largest run (20 s at 10M) grown by the CPU exponent (2): 20 x 3**2
+    assert ext.seconds == pytest.approx(180.0) and ext.peak_rss_mb == pytest.approx(100 * np.sqrt(30))
     text = render(frame, tmp_path, header="# t")
     assert "**Extrapolated** to 30,000,000" in text and (tmp_path / "scaling.png").exists()
