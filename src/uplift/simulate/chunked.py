@@ -28,6 +28,7 @@ from uplift.simulate.summary import arm_summary, funnel_counts, persona_totals, 
 from uplift.simulate.world import CampaignWorld, check_sizes, simulate_chunk, write_world
 from uplift.specs.region import RegionSpec
 from uplift.tableio import atomic_path
+from uplift.vocabulary import HOLDOUT
 
 __all__ = ["WorldSummary", "write_world_in_chunks", "STREAM_PERSON_IDS", "CHUNK_PEOPLE"]
 
@@ -132,7 +133,7 @@ def write_world_in_chunks(
         paths = write_world(world, out, fmt)
         totals = _Totals(spec.arm_names())
         totals.add(world)
-        return _summary(totals, paths, {n: len(getattr(world, n)) for n in _TABLES}, 1, world)
+        return _summary(totals, paths, {n: len(getattr(world, n)) for n in _TABLES}, 1, spec)
     codes = person_id_codes(people, wave_rng(seed, STREAM_PERSON_IDS))
     targets = {name: out / f"{name}.parquet" for name in _TABLES[:3]} | {"truth": out / "truth" / "truth.parquet"}
     rows = dict.fromkeys(_TABLES, 0)
@@ -152,19 +153,19 @@ def write_world_in_chunks(
                     writers[name].write_table(table.cast(writers[name].schema))
                     rows[name] += table.num_rows
                 totals.add(world)
-                last = world
-                del world
+                del world  # the next chunk is drawn with this one's memory free
         finally:
             for writer in writers.values():
                 writer.close()
-    return _summary(totals, targets, rows, len(sizes), last)
+    return _summary(totals, targets, rows, len(sizes), spec)
 
 
 def _summary(totals: _Totals, paths: dict[str, Path], rows: dict[str, int], chunks: int,
-             world: CampaignWorld) -> WorldSummary:
+             spec: RegionSpec) -> WorldSummary:
+    arms = spec.arm_names()
     return WorldSummary(paths=dict(paths), rows=rows, funnel=totals.funnel, arms=totals.arms(),
-                        personas=persona_summary_from_totals(totals.persona_sums, world.arms, world.control),
-                        chunks=chunks, arm_names=world.arms, attribution_days=world.attribution_days)
+                        personas=persona_summary_from_totals(totals.persona_sums, arms, HOLDOUT),
+                        chunks=chunks, arm_names=arms, attribution_days=spec.attribution_days)
 
 
 class _AtomicFiles:
