@@ -10,7 +10,7 @@ BENCH_OUT ?= out/bench
 # Spark's Python workers run the venv's interpreter; Spark binds to the loopback address
 SPARK_ENV := PYSPARK_PYTHON=$(abspath $(BIN)/python) SPARK_LOCAL_IP=127.0.0.1
 
-.PHONY: setup setup-test constraints demo test test-slow hillstrom bench bench-quick bench-soak bench-spark clean
+.PHONY: setup setup-test constraints demo test test-slow hillstrom bench bench-quick bench-soak bench-spark bench-scaling clean
 
 $(BIN)/uplift: pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -69,6 +69,11 @@ bench-soak: setup
 ## Batch scoring, pandas vs Spark local[2] on the same 2 cores: rows/s and peak memory at 1M and 10M rows
 bench-spark: setup-test
 	$(SPARK_ENV) $(BIN)/python benchmarks/bench_spark.py --out $(BENCH_OUT)
+
+## How every step grows with the person-waves: 1, 3, 10 and 30 million (hours on 2 cores; SCALING_ROWS to choose)
+SCALING_ROWS ?= 1000000 3000000 10000000 30000000
+bench-scaling: setup
+	$(BIN)/python -m benchmarks.scaling --out $(BENCH_OUT)/scaling --rows $(SCALING_ROWS)
 
 clean:
 	rm -rf $(VENV) mlflow.db mlartifacts data out

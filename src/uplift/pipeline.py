@@ -6,14 +6,17 @@ environment (settings are passed in).
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
 from uplift.config import Settings, tracking_uri
 from uplift.features import build_training_table
+from uplift.features.library import resolve
+from uplift.features.outofcore import write_training_table
 from uplift.inputs import load_inputs, locate_inputs
 from uplift.modeling.truthcheck import effect_recovery, policy_truth, true_outcome_probabilities
 from uplift.modeling.validation import ValidationReport, policy_recommendations, validate_model
@@ -43,8 +46,18 @@ def load_feature_set(name_or_path: str) -> FeatureSetSpec:
 
 
 def table_from_folder(folder: str | Path, feature_set: FeatureSetSpec) -> TrainingTable:
-    """Validate the three inputs in ``folder`` and build the point-in-time training table."""
+    """Validate the three inputs in ``folder`` and build the point-in-time training table.
+
+    Built out of core (:func:`uplift.features.outofcore.write_training_table`, into a temporary file) when every
+    feature has an SQL definition, else in memory (:func:`uplift.features.build_training_table`); the two give
+    the same table.
+    """
     paths = locate_inputs(folder)
+    if all(resolve(name, feature_set).sql is not None for name in feature_set.features):
+        with tempfile.TemporaryDirectory(prefix=".uplift-table-") as tmp:
+            write_training_table(paths, feature_set, Path(tmp) / "training.parquet")
+            table = TrainingTable.load(Path(tmp) / "training.parquet")
+        return replace(table, source=str(Path(folder)))
     inputs = load_inputs(paths["audience"], paths["exposures"], paths["enrolments"], control=feature_set.control_arm,
                          attributes=feature_set.attributes)
     return build_training_table(

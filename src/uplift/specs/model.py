@@ -22,6 +22,11 @@ class CVSpec(Spec):
     folds: int = Field(5, ge=2, le=20)
     test_share: float = Field(0.2, gt=0, lt=0.9)
     seed: int = 0
+    jobs: int = Field(1, ge=1, le=64)
+    """Folds fitted at once, each in its own process (1: one after the other in this one). Results are the same."""
+    sample_rows: int | None = Field(None, ge=1000)
+    """Cross-validate on a sample of at most this many training rows, stratified by arm and outcome (the final
+    model is still fitted on every training row); None: on all of them."""
 
 
 class TargetingSpec(Spec):
