@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from uplift.api.tokens import new_token
 from uplift.disclosure import (
     WITHHELD,
     DisclosurePolicy,
@@ -24,6 +25,9 @@ from uplift.disclosure import (
 )
 from uplift.errors import SchemaError, SpecError
 from uplift.specs.disclosure import load_disclosure_policy
+
+# a production-strength token (the service refuses weak ones in production mode)
+STRONG_TOKEN = new_token()
 
 POLICY = DisclosurePolicy()  # threshold 10, base 5
 
@@ -158,7 +162,7 @@ def test_service_production_mode_only_raises_the_threshold(tmp_path, monkeypatch
     lowered, raised = tmp_path / "low.yaml", tmp_path / "high.yaml"
     lowered.write_text("threshold: 5\n")
     raised.write_text("threshold: 20\n")
-    token = ("t" * 20,)
+    token = (STRONG_TOKEN,)
     with pytest.raises(SpecError, match=r"low.yaml: threshold 5 is below the default 10; production mode may only raise it"):
         ServiceSettings(mode="production", tokens=token, disclosure=lowered).disclosure_policy()
     assert ServiceSettings(mode="production", tokens=token, disclosure=raised).disclosure_policy().threshold == 20
@@ -176,9 +180,9 @@ def test_the_app_refuses_a_lowered_threshold_in_production_and_warns_in_dev(tmp_
     lowered = tmp_path / "low.yaml"
     lowered.write_text("threshold: 5\n")
     with pytest.raises(SpecError, match="production mode may only raise it"):
-        create_app(ServiceSettings(mode="production", tokens=("t" * 20,), disclosure=lowered))
+        create_app(ServiceSettings(mode="production", tokens=(STRONG_TOKEN,), disclosure=lowered))
     with caplog.at_level("WARNING", logger="uplift.api"):
-        app = create_app(ServiceSettings(mode="dev", tokens=("t" * 20,), disclosure=lowered, min_segment_size=5))
+        app = create_app(ServiceSettings(mode="dev", tokens=(STRONG_TOKEN,), disclosure=lowered, min_segment_size=5))
     assert app.state.disclosure.threshold == 5
     assert any("DISCLOSURE THRESHOLD LOWERED to 5" in r.getMessage() for r in caplog.records)
 
