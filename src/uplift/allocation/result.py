@@ -18,13 +18,14 @@ import pandas as pd
 
 from uplift.allocation.effects import (
     check_effects,
-    floor_mask,
+    floor_weights,
     own_sd,
     shared_factors,
     total_variance,
 )
 from uplift.allocation.explore import interval_z
 from uplift.allocation.problem import Allocation, Problem
+from uplift.allocation.rules.coverage import coverage_cells
 from uplift.errors import DataError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
@@ -205,8 +206,10 @@ def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend
     Rounding each cell down to whole people removes less than one contact per cell, which can
     leave a floor a hair short (a cell outside the floor loses relatively less). Where a floor
     that held before rounding falls short after it, whole contacts are taken from funded cells
-    outside that floor (cells in no floor first, least conversions per EUR first) until it holds
-    again: spend and contacts only go down, so the budget, caps and holdout still hold.
+    that count less than the floor's share towards it (cells in no floor first, least conversions
+    per EUR first) until it holds again: spend and contacts only go down, so the budget, caps and
+    holdout still hold. (A coverage floor, a number of contacts, may end up short by less than one
+    contact per funded cell of its area.)
     """
     if not problem.floors:
         return contacts
@@ -215,28 +218,37 @@ def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend
     order = None  # sorted only once a floor falls short, which is rare
 
     def value(kind: str, c: np.ndarray) -> np.ndarray:
-        return price * c if kind == "spend_share" else problem.effect * c
+        if kind == "spend_share":
+            return price * c
+        return c if kind == "contact_share" else problem.effect * c
+
+    def per_contact(kind: str, c: int) -> float:
+        if kind == "spend_share":
+            return float(price[c])
+        return 1.0 if kind == "contact_share" else float(problem.effect[c])
 
     for _ in range(2 * len(problem.floors)):
         changed = False
-        for floor, mask in zip(problem.floors, problem.floor_cells):
+        for floor, mask, weight in zip(problem.floors, problem.floor_cells, problem.floor_weight):
             share = float(floor.min_share)
             before = value(floor.kind, x)
-            if before.sum() <= 0 or before[mask].sum() < share * before.sum() * (1 - 1e-9):
+            if before.sum() <= 0 or (before * weight)[mask].sum() < share * before.sum() * (1 - 1e-9):
                 continue  # the LP did not meet it either (a relaxed plan): nothing to keep
             after = value(floor.kind, contacts)
-            gap = share * after.sum() - after[mask].sum()  # > 0: short by this much
+            gap = share * after.sum() - (after * weight)[mask].sum()  # > 0: short by this much
             if gap <= 1e-12 * max(after.sum(), 1.0):
                 continue
-            need = gap / share  # the total must come down by this much from outside the floor
+            need = gap / share  # the total must come down by this much from cells outside the floor
             if order is None:
                 order = _trim_order(problem, price)
             for c in order:
                 if need <= 0:
                     break
-                if mask[c] or contacts[c] <= 0:
-                    continue
-                unit = price[c] if floor.kind == "spend_share" else problem.effect[c]
+                if weight[c] >= share or contacts[c] <= 0:
+                    continue  # taking from it would not bring the floor closer
+                unit = per_contact(floor.kind, c)
+                if weight[c] > 0:  # a cell that counts in part brings it closer by its shortfall only
+                    unit = unit * (share - weight[c]) / share
                 if unit <= 0:
                     continue
                 take = min(contacts[c], np.ceil(need / unit - 1e-9))
@@ -389,8 +401,9 @@ def evaluate_plan(
     -------
     dict
         ``spend``, ``contacts``, ``expected_conversions``, ``lo``, ``hi`` (interval from the
-        table's ``effect_sd`` and shared-error loadings, as a plan's own) and ``floors`` (floor name -> achieved share of spend or of
-        conversions under these effects; empty without ``policy``).
+        table's ``effect_sd`` and shared-error loadings, as a plan's own) and ``floors`` (floor name -> achieved
+        share of spend, contacts or conversions under these effects, each cell counted with the floor's weight;
+        for a coverage floor the worst area's contacts over its minimum; empty without ``policy``).
 
     Raises
     ------
@@ -422,11 +435,16 @@ def evaluate_plan(
     half = _half_width(contacts, own_sd(merged["effect_sd"].to_numpy(dtype=float), shared), shared, interval)
     floors: dict[str, float] = {}
     for floor in policy.fairness_floors if policy is not None else ():
-        mask = floor_mask(merged, floor, source=source, allow_empty=True)
-        if floor.kind == "spend_share":
-            floors[floor.name] = float(spend[mask].sum() / spend.sum()) if spend.sum() > 0 else float("nan")
-        else:
-            floors[floor.name] = float(conv[mask].sum() / conv.sum()) if conv.sum() != 0 else float("nan")
+        weight = floor_weights(merged, floor, source=source, allow_empty=True)
+        counted = {"spend_share": spend, "contact_share": contacts, "conversion_share": conv}[floor.kind]
+        total_counted = counted.sum()
+        floors[floor.name] = float((counted * weight).sum() / total_counted) if total_counted != 0 else float("nan")
+    for i, cover in enumerate(policy.coverage_floors if policy is not None else ()):
+        # the worst area's contacts as a share of the floor's minimum (1 or more: it holds everywhere)
+        areas = coverage_cells(merged, cover, key=f"policy coverage_floors[{i}] {cover.name!r}", source=source,
+                               require=False)
+        floors[cover.name] = (min(float(contacts[cells] @ weight) for _, cells, weight in areas) / cover.min_contacts
+                              if areas else float("nan"))
     total = float(conv.sum())
     return {
         "spend": float(spend.sum()),

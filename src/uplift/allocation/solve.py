@@ -52,6 +52,7 @@ from uplift.allocation.problem import (
     variable_bounds,
 )
 from uplift.allocation.reach import tangent_system
+from uplift.allocation.rules import FAMILY
 from uplift.errors import UpliftError
 
 __all__ = [
@@ -281,9 +282,9 @@ def _run_reduced(problem: Problem, c, system: _System, b_ub, bounds, active: np.
     else:
         reduced = _ReducedLP.build(problem, c, system.a_ub, system.a_eq, tier_open, has)
     res = reduced.solve(b_ub, bounds_red)
-    if res.status == _INFEASIBLE and "conversion_floor" not in problem.row_kind:
-        # every other rule reads only tier contacts, which the reduced LP leaves free: the full LP
-        # is infeasible too (with conversion floors the mix of messages matters, so solve it)
+    if res.status == _INFEASIBLE and not _reads_message_mix(problem):
+        # every other rule reads only a group's contacts, which the reduced LP leaves free: the full
+        # LP is infeasible too (with conversion floors the mix of messages matters, so solve it)
         return SimpleNamespace(status=_INFEASIBLE, message="infeasible")
     if res.status != _OPTIMAL:
         return None
@@ -306,6 +307,11 @@ def _run_reduced(problem: Problem, c, system: _System, b_ub, bounds, active: np.
         eqlin=SimpleNamespace(marginals=np.concatenate([balance, eq_rest])),
         message="optimal",
     )
+
+
+def _reads_message_mix(problem: Problem) -> bool:
+    """Whether a rule of the problem tells the messages of a (segment, channel) group apart."""
+    return any(FAMILY[kind].reads_message_mix for kind, _, _ in problem.row_blocks)
 
 
 def _sibling(warm_from, reduced: _ReducedLP) -> _ReducedLP | None:
