@@ -70,9 +70,9 @@ class Allocation:
 class SolverCache:
     """LP solvers kept with a problem between solves (see :mod:`uplift.allocation.solve`), the
     budget-independent part of its exploration draws (:mod:`uplift.allocation.explore`) and of its
-    even reference plan (:mod:`uplift.allocation.references`), and whether its rules conflicted at
-    the last solve (:mod:`uplift.allocation.infeasibility`); the problem itself stays immutable,
-    the cache only saves work."""
+    even reference plan (:mod:`uplift.allocation.references`), whether its rules conflicted at
+    the last solve (:mod:`uplift.allocation.infeasibility`) and the cache its rules' prices are
+    solved on (:meth:`for_pricing`); the problem itself stays immutable, the cache only saves work."""
 
     def __init__(self, warm_from: SolverCache | None = None) -> None:
         self.lock = threading.Lock()
@@ -84,6 +84,19 @@ class SolverCache:
         self.draws: tuple | None = None
         self.even: object | None = None
         self.infeasible = False
+        self._pricing: SolverCache | None = None
+
+    def for_pricing(self) -> SolverCache:
+        """The cache the plans without one rule are solved on (:mod:`uplift.allocation.prices`): it
+        shares this one's matrices, keeps HiGHS instances of its own (their bases start from this
+        cache's and then from one another's) and leaves this cache's bases and conflict flag alone,
+        so a plan made after its prices is the plan made without them."""
+        with self.lock:
+            if self._pricing is None:
+                child = SolverCache(warm_from=self)
+                child.systems = self.systems
+                self._pricing = child
+            return self._pricing
 
 
 @dataclass(frozen=True)

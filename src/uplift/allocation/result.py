@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,9 @@ from uplift.allocation.problem import Allocation, Problem
 from uplift.allocation.rules.coverage import coverage_cells
 from uplift.errors import DataError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
+
+if TYPE_CHECKING:  # prices import this module
+    from uplift.allocation.prices import RulePrice
 
 __all__ = [
     "CELL_COLUMNS",
@@ -141,6 +145,8 @@ class PlanResult:
         is the best relaxed plan).
     conflicts : one plain-language message per violated rule (empty when optimal).
     notes : other things a planner should know (budget left unspent and what binds).
+    rules : the price of every declared rule (:class:`~uplift.allocation.prices.RulePrice`): whether it
+        binds, its dual value and, for a binding rule, what holding it costs in expected conversions.
     """
 
     cells: pd.DataFrame
@@ -150,6 +156,7 @@ class PlanResult:
     conflicts: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     gains: Mapping[str, PlanGain] = field(default_factory=dict)
+    rules: tuple[RulePrice, ...] = ()
 
 
 def plan_cells(problem: Problem, *, total: Allocation, explored: Allocation | None = None) -> pd.DataFrame:

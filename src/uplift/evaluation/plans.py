@@ -6,7 +6,7 @@ effect of each (segment, arm) cell is known (:func:`uplift.segments.truth_segmen
 zero uncertainty, the same budget, costs and policy. Any plan's contacts are re-scored under the
 true effects (:func:`uplift.allocation.evaluate_plan`): its true incremental conversions divided
 by the oracle's is its **share of the oracle**. Fairness floors are re-checked under the truth:
-spend-share floors do not depend on effects, conversion-share floors do.
+spend-share and contact-share floors do not depend on effects, conversion-share floors do.
 """
 
 from __future__ import annotations
@@ -202,8 +202,8 @@ def compare_with_oracle(
     truth = prepare_plan(true_effects, costs=costs, policy=policy, source="true effects")
     plan_rows, floor_rows = [], []
     for budget in budgets:
-        recommended = product.plan(budget=budget)
-        oracle = truth.plan(budget=budget, references=False)
+        recommended = product.plan(budget=budget, prices=False)
+        oracle = truth.plan(budget=budget, references=False, prices=False)
         refs = product.reference_plans(budget)
         nan = float("nan")
         candidates = {  # cells, status, and what the plan showed: conversions and their interval

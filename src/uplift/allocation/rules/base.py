@@ -23,12 +23,21 @@ if TYPE_CHECKING:  # the problem imports the families; the families only read it
     from uplift.allocation.problem import Allocation, Problem
     from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
-__all__ = ["BaseFigures", "DeclaredRule", "Rows", "RuleFamily", "Situation", "eur", "others"]
+__all__ = ["BaseFigures", "DeclaredRule", "Rows", "RuleFamily", "Situation", "eur", "others", "percent"]
 
 
 def eur(value: float) -> str:
     """``EUR 1,234`` (rounded to the euro)."""
     return f"EUR {value:,.0f}"
+
+
+def percent(share: float) -> str:
+    """A share as a percentage, with as many decimals as it needs (``40%``, ``0.4%``, ``12.5%``)."""
+    for digits in range(4):
+        text = f"{100 * share:.{digits}f}"
+        if abs(float(text) - 100 * share) < 1e-9:
+            return f"{text}%"
+    return f"{100 * share:.3g}%"
 
 
 class Rows:

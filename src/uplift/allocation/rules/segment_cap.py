@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from uplift.allocation.rules.base import BaseFigures, DeclaredRule, RuleFamily, Rows, Situation, eur, others
+from uplift.allocation.rules.base import BaseFigures, DeclaredRule, RuleFamily, Rows, Situation, eur, others, percent
 
 if TYPE_CHECKING:
     from uplift.allocation.problem import Problem
@@ -68,4 +68,4 @@ class SegmentShare(RuleFamily):
         # h_s = spend_s - cap x T: a percentage point more cap moves every row by -T / 100
         return [DeclaredRule(name="max_segment_share", kind=self.kind, rows=rows,
                              per_unit=np.full(len(rows), -0.01 * totals.spend_total),
-                             unit="percentage point more max_segment_share", size=100.0 * cap, stated=f"{cap:.0%}")]
+                             unit="percentage point more max_segment_share", size=100.0 * cap, stated=percent(cap))]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from uplift.allocation.effects import floor_weights
-from uplift.allocation.rules.base import BaseFigures, DeclaredRule, RuleFamily, Rows, Situation, eur, others
+from uplift.allocation.rules.base import BaseFigures, DeclaredRule, RuleFamily, Rows, Situation, eur, others, percent
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,7 +57,7 @@ class _ShareFloor(RuleFamily):
 
     def _stated(self, floor: FairnessFloor) -> str:
         who = f" in group {floor.group!r}" if floor.group is not None else ""
-        return f"{floor.min_share:.0%} of {self.counts}{who}"
+        return f"{percent(floor.min_share)} of {self.counts}{who}"
 
     def declared(self, problem: Problem, totals: BaseFigures) -> list[DeclaredRule]:
         rows = np.flatnonzero(problem.row_kind == self.kind)
