@@ -167,6 +167,7 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
                                      "max_share": pct, "plans": "d", "intervals_covering": "d",
                                      "planned_over_true_min": ".2f", "planned_over_true_max": ".2f"})]
     out += _gain_lines(plans)
+    out += _floor_price_lines(plans)
     if "decisions" in figures:
         out += ["", f"![Share of the oracle by budget]({figures['decisions']})"]
     fl = result.floors
@@ -218,6 +219,43 @@ def decision_summary(plans: pd.DataFrame) -> pd.DataFrame:
             rows.append({"policy": policy, "seed": str(seed), **summarise(one)})
         rows.append({"policy": policy, "seed": "all", **summarise(mine)})
     return pd.DataFrame(rows)
+
+
+def _floor_price_lines(plans: pd.DataFrame) -> list[str]:
+    """What each shipped floor costs in truth: the shipped policy against the same without the floor."""
+    variants = [p for p in plans["policy"].unique() if str(p).startswith("without_")]
+    if not variants or "shipped" not in set(plans["policy"]):
+        return []
+    keys = ["seed", "budget"]
+
+    def rows_of(policy: str, plan: str) -> pd.DataFrame:
+        return plans[(plans["policy"] == policy) & (plans["plan"] == plan)].set_index(keys)
+
+    rec_with, oracle_with = rows_of("shipped", "recommended"), rows_of("shipped", "oracle")
+    rows = []
+    for variant in variants:
+        rec_without, oracle_without = rows_of(variant, "recommended"), rows_of(variant, "oracle")
+        best = oracle_without["true_conversions"].reindex(rec_with.index)
+        rows.append({
+            "floor": str(variant).removeprefix("without_"),
+            "with: share of its oracle": rec_with["share_of_oracle"].mean(),
+            "without: share of its oracle": rec_without["share_of_oracle"].mean(),
+            "with: share of the oracle without it": (rec_with["true_conversions"] / best).mean(),
+            "true cost, oracle (conv.)": (oracle_without["true_conversions"]
+                                         - oracle_with["true_conversions"].reindex(oracle_without.index)).mean(),
+            "true cost, recommended (conv.)": (rec_without["true_conversions"]
+                                              - rec_with["true_conversions"].reindex(rec_without.index)).mean(),
+            "plans": len(rec_with),
+        })
+    pct = "{:.1%}".format
+    return ["", "Each shipped floor's price in truth: the shipped policy against the same policy without that floor "
+                "(`with: share of the oracle without it`: the recommended plan's true conversions over those of the "
+                "oracle plan that need not hold the floor; the costs are mean true conversions given up, over seeds "
+                "and budgets):", "",
+            markdown_table(pd.DataFrame(rows), {"with: share of its oracle": pct, "without: share of its oracle": pct,
+                                                "with: share of the oracle without it": pct,
+                                                "true cost, oracle (conv.)": ".1f",
+                                                "true cost, recommended (conv.)": ".1f", "plans": "d"})]
 
 
 def _gain_lines(plans: pd.DataFrame) -> list[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from uplift.config import Settings, tracking_uri
+from uplift.errors import SpecError
 from uplift.features import build_training_table
 from uplift.inputs import load_inputs, locate_inputs
 from uplift.modeling.truthcheck import effect_recovery, policy_truth, true_outcome_probabilities
@@ -22,9 +23,11 @@ from uplift.specs.features import FeatureSetSpec
 from uplift.specs.model import ModelSpec
 from uplift.specs.segments import SegmentSpec
 from uplift.segments import build_segment_table, truth_segment_effects
+from uplift.segments.composition import PriorityGroups, with_composition
 from uplift.trainingtable import TrainingTable
 
-__all__ = ["load_feature_set", "table_from_folder", "TrainedModel", "train_and_log", "truth_report"]
+__all__ = ["load_feature_set", "load_priority_groups", "table_from_folder", "TrainedModel", "train_and_log",
+           "truth_report"]
 
 Progress = Callable[[str], None]
 
@@ -52,6 +55,31 @@ def table_from_folder(folder: str | Path, feature_set: FeatureSetSpec) -> Traini
 def load_segment_spec(name_or_path: str = "segments") -> SegmentSpec:
     """The segment spec by name (``features/<name>.yaml``) or by path."""
     return load_spec(_declaration(name_or_path), SegmentSpec)
+
+
+def load_priority_groups(path: str | Path | None = None) -> PriorityGroups | None:
+    """The priority groups of ``serve/groups.yaml`` (or ``path``), with the neighbourhoods' deprivation
+    scores their rules need (``deprivation_from``, a region declaration relative to the project root);
+    None when no path is given and the project has no ``serve/groups.yaml``."""
+    from uplift.specs.groups import GroupSpec
+    from uplift.specs.region import RegionSpec
+
+    default = project_root() / "serve" / "groups.yaml"
+    if path is None and not default.exists():
+        return None
+    path = Path(path) if path is not None else default
+    spec = load_spec(path, GroupSpec)
+    deprivation = None
+    if spec.deprivation_from is not None:
+        region_path = Path(spec.deprivation_from)
+        region_path = region_path if region_path.is_absolute() else project_root() / region_path
+        try:
+            region = load_spec(region_path, RegionSpec)
+        except SpecError as exc:
+            raise SpecError(f"{path}: deprivation_from: expected a region declaration with its neighbourhoods' "
+                            f"deprivation; {exc}") from None
+        deprivation = {n.postcode: n.deprivation for m in region.municipalities for n in m.neighbourhoods}
+    return PriorityGroups(spec=spec, deprivation=deprivation, source=str(path))
 
 
 def segment_truth(report: ValidationReport, segments: pd.DataFrame, truth: pd.DataFrame, event: str, spec: SegmentSpec) -> pd.DataFrame:
@@ -97,9 +125,14 @@ def train_and_log(
     truth: pd.DataFrame | None = None,
     outcome_event: str = "registration",
     segment_spec: SegmentSpec | None = None,
+    groups: PriorityGroups | None = None,
     progress: Progress | None = None,
 ) -> TrainedModel:
-    """Validate one model spec on ``table``, log it to MLflow, register it and apply the gate."""
+    """Validate one model spec on ``table``, log it to MLflow, register it and apply the gate.
+
+    The segment table gets each segment's share of every priority group (``groups``, default
+    ``serve/groups.yaml`` when the project has one; :func:`uplift.segments.composition.with_composition`).
+    """
     from uplift.tracking.runs import configure, log_training
 
     spec = load_spec(spec_path, ModelSpec)
@@ -110,7 +143,11 @@ def train_and_log(
     segments = None
     if set(segment_spec.dimensions) <= _columns(table):
         folds, heldout = report.out_of_sample_folds()
-        segments = build_segment_table(*report.out_of_sample(), segment_spec, folds=folds, heldout_fold=heldout)
+        rows, predictions = report.out_of_sample()
+        segments = build_segment_table(rows, predictions, segment_spec, folds=folds, heldout_fold=heldout)
+        groups = groups if groups is not None else load_priority_groups()
+        if groups is not None:
+            segments = with_composition(segments, rows.frame, segment_spec, groups)
     extra_metrics: dict[str, float] = {}
     extra_tables: dict[str, pd.DataFrame] = {}
     recovery = policies = None

@@ -410,7 +410,9 @@ def evaluate_plan(
         ``spend``, ``contacts``, ``expected_conversions``, ``lo``, ``hi`` (interval from the
         table's ``effect_sd`` and shared-error loadings, as a plan's own) and ``floors`` (floor name -> achieved
         share of spend, contacts or conversions under these effects, each cell counted with the floor's weight;
-        for a coverage floor the worst area's contacts over its minimum; empty without ``policy``).
+        for a coverage floor the worst area's contacts over its minimum; empty without ``policy``) and
+        ``rounding`` (coverage floor name -> how far below 1 rounding contacts down to whole people may
+        leave its worst area: its funded cells' weights over the minimum).
 
     Raises
     ------
@@ -446,12 +448,17 @@ def evaluate_plan(
         counted = {"spend_share": spend, "contact_share": contacts, "conversion_share": conv}[floor.kind]
         total_counted = counted.sum()
         floors[floor.name] = float((counted * weight).sum() / total_counted) if total_counted != 0 else float("nan")
+    allowance: dict[str, float] = {}
     for i, cover in enumerate(policy.coverage_floors if policy is not None else ()):
-        # the worst area's contacts as a share of the floor's minimum (1 or more: it holds everywhere)
+        # the worst area's contacts as a share of the floor's minimum (1 or more: it holds everywhere), and
+        # how far below 1 the rounding of contacts down to whole people may leave it (less than one contact
+        # per funded cell of the area)
         areas = coverage_cells(merged, cover, key=f"policy coverage_floors[{i}] {cover.name!r}", source=source,
                                require=False)
-        floors[cover.name] = (min(float(contacts[cells] @ weight) for _, cells, weight in areas) / cover.min_contacts
-                              if areas else float("nan"))
+        got = [(float(contacts[cells] @ weight), float(weight[contacts[cells] > 0].sum())) for _, cells, weight in areas]
+        worst = min(got, default=(float("nan"), 0.0))
+        floors[cover.name] = worst[0] / cover.min_contacts
+        allowance[cover.name] = worst[1] / cover.min_contacts
     total = float(conv.sum())
     return {
         "spend": float(spend.sum()),
@@ -460,4 +467,5 @@ def evaluate_plan(
         "lo": total - half,
         "hi": total + half,
         "floors": floors,
+        "rounding": allowance,
     }

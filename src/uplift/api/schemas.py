@@ -18,6 +18,7 @@ __all__ = [
     "PlanResponse",
     "PlanSummary",
     "PlanTotalsOut",
+    "RulePriceOut",
     "RowScore",
     "ScoreRequest",
     "ScoreResponse",
@@ -164,6 +165,9 @@ class PlanRequest(_In):
     )
     strict: bool = Field(False, description="answer 409 instead of a relaxed plan when the rules conflict")
     include_references: bool = Field(True, description="also compute the 'even' and 'single_best_message' plans")
+    include_prices: bool = Field(
+        True, description="price every rule: whether it binds, its dual value and, for a binding rule, what the plan "
+                          "without it would buy (one re-solve per binding rule)")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -204,6 +208,25 @@ class PlanGainOut(_Out):
     extra_spend: float = Field(description="EUR the plan spends beyond the reference (negative: less)")
 
 
+class RulePriceOut(_Out):
+    """One declared rule at the plan: whether it binds and what holding it costs in expected conversions."""
+
+    rule: str = Field(description="e.g. \"fairness floor 'migration_reach'\", \"min_spend 'flyer'\", 'the budget'")
+    kind: str = Field(description="the rule's family: budget, channel_max, channel_min, segment_share, spend_floor, "
+                                  "contact_floor, conversion_floor, coverage")
+    stated: str = Field(description="the rule as declared, e.g. '30% of contacts in group \\'migration_background\\''")
+    status: Literal["binds", "slack", "violated"]
+    dual: float = Field(description="expected conversions one more `unit` of the rule buys (negative: costs)")
+    unit: str = Field(description="e.g. 'percentage point more min_share', 'EUR 1,000 more max_spend'")
+    cost: float | None = Field(description="expected conversions the plan without the rule buys beyond this plan "
+                                           "(0 when slack; null for the budget and for a rule that gives way)")
+    lo: float | None
+    hi: float | None
+    cost_share: float | None = Field(description="cost as a share of the plan without the rule")
+    interval: float = Field(description="coverage of [lo, hi]; paired: both plans scored on the same estimates")
+    text: str = Field(description="the price in one sentence")
+
+
 class PlanCell(_Out):
     segment: str
     arm: str
@@ -234,6 +257,8 @@ class PlanResponse(_Out):
         default_factory=dict,
         description="per reference plan, what the plan adds over it; paired (both scored on the same estimates, "
                     "so their shared errors cancel), hence narrower than the two totals' intervals side by side")
+    rules: list[RulePriceOut] = Field(
+        default_factory=list, description="the price of every declared rule (empty when include_prices is false)")
     cells: list[PlanCell] = Field(description="funded cells (contacts > 0), largest spend first")
     request: PlanRequest
 
