@@ -84,6 +84,9 @@ class SolverCache:
         self.draws: tuple | None = None
         self.even: object | None = None
         self.infeasible = False
+        self.restart = False
+        """Start every solve of a kept reduced LP from ``warm_from``'s basis (the plans without one
+        rule each start from the plan's, :meth:`for_pricing`)."""
         self._pricing: SolverCache | None = None
 
     def for_pricing(self) -> SolverCache:
@@ -95,6 +98,7 @@ class SolverCache:
             if self._pricing is None:
                 child = SolverCache(warm_from=self)
                 child.systems = self.systems
+                child.restart = True
                 self._pricing = child
             return self._pricing
 

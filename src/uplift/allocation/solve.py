@@ -275,10 +275,12 @@ def _run_reduced(problem: Problem, c, system: _System, b_ub, bounds, active: np.
             reduced = cache.get(key)
             if reduced is None:
                 reduced = _ReducedLP.build(problem, c, system.a_ub, system.a_eq, tier_open, has)
-                reduced.start_from(_sibling(problem.solvers.warm_from, reduced))
+                reduced.start_from(_sibling(problem.solvers.warm_from, reduced, key))
                 cache[key] = reduced
                 while len(cache) > _REDUCED_KEPT:  # e.g. a feasibility objective that changes with the budget
                     cache.pop(next(iter(cache)))
+            elif problem.solvers.restart:  # a plan without one rule: from the plan's basis, not the last such plan's
+                reduced.start_from(_sibling(problem.solvers.warm_from, reduced, key))
     else:
         reduced = _ReducedLP.build(problem, c, system.a_ub, system.a_eq, tier_open, has)
     res = reduced.solve(b_ub, bounds_red)
@@ -314,12 +316,16 @@ def _reads_message_mix(problem: Problem) -> bool:
     return any(FAMILY[kind].reads_message_mix for kind, _, _ in problem.row_blocks)
 
 
-def _sibling(warm_from, reduced: _ReducedLP) -> _ReducedLP | None:
-    """The most recently built reduced LP in ``warm_from`` (a solver cache or None) with the
-    dimensions of ``reduced``: the same rows with other effects, whose basis is a warm start."""
+def _sibling(warm_from, reduced: _ReducedLP, key: bytes | None = None) -> _ReducedLP | None:
+    """The reduced LP of ``warm_from`` (a solver cache or None) under the same ``key``, else its most
+    recently built one with the dimensions of ``reduced`` (the same rows with other effects): whose
+    basis is a warm start."""
     if warm_from is None:
         return None
     with warm_from.lock:
+        same = warm_from.reduced.get(key) if key is not None else None
+        if same is not None:
+            return same
         candidates = list(warm_from.reduced.values())
     for other in reversed(candidates):
         if other.shape == reduced.shape:

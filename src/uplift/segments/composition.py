@@ -24,6 +24,7 @@ from uplift.allocation.effects import GROUP_PREFIX, group_columns
 from uplift.errors import DataError, SpecError
 from uplift.features.library import age_band_of
 from uplift.segments.assign import SUPPRESSED
+from uplift.segments.table import segment_members
 from uplift.specs.groups import RULE_COLUMNS, GroupRule, GroupSpec
 from uplift.specs.segments import SegmentSpec
 
@@ -145,8 +146,6 @@ def with_composition(segments: pd.DataFrame, rows: pd.DataFrame, spec: SegmentSp
     DataError
         A segment of the table has no people in ``rows`` (the table was built from other rows).
     """
-    from uplift.segments.table import segment_members
-
     members = segment_members(rows, spec)
     shares = segment_composition(rows, {"targetable": members["segment"].to_numpy(),
                                         "persona": members["persona_segment"].to_numpy()}, groups)

@@ -125,7 +125,8 @@ def coverage_cells(
     ------
     DataError
         The area column is missing or varies within a segment, the floor's group has no composition
-        column, or (with ``require``) a listed area or channel has no rows the floor counts.
+        column, or (with ``require``) the floor counts no area (e.g. persona segments, whose area is
+        ``any``), or a listed area or channel has no rows the floor counts.
     """
     areas = _areas(frame, cover, key=key, source=source)
     weight = (np.ones(len(frame)) if cover.group is None else
@@ -133,6 +134,9 @@ def coverage_cells(
     counted = _on_channels(frame, cover, key=key, source=source, require=require) & (weight > 0)
     values = frame[cover.area].astype(str).to_numpy()
     wanted = cover.areas if cover.areas is not None else sorted(set(values[counted]) - NO_AREA)
+    if not wanted and require:
+        raise DataError(f"{key}: no area of column {cover.area!r} in {source} has people the floor counts; expected "
+                        f"areas such as municipalities (values present: {', '.join(map(repr, sorted(set(values))[:8]))})")
     missing = sorted(set(wanted) - set(values[counted]))
     if missing and require:
         raise DataError(
