@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from uplift.errors import SpecError
-from uplift.pipeline import load_priority_groups
+from uplift.pipeline import load_priority_groups, load_segment_spec
 from uplift.segments.composition import (
     PriorityGroups,
     group_members,
@@ -127,7 +127,7 @@ def test_the_shipped_groups_load_with_every_neighbourhoods_deprivation():
 
 def test_composition_of_a_simulated_world_matches_the_audience(strong_table):
     rows = strong_table.frame
-    spec = load_spec_segments()
+    spec = load_segment_spec()
     groups = load_priority_groups()
     members = segment_members(rows, spec)
     shares = segment_composition(rows, {"targetable": members["segment"].to_numpy(),
@@ -143,9 +143,3 @@ def test_composition_of_a_simulated_world_matches_the_audience(strong_table):
     size = people.groupby("segment").size()
     weighted = float((shares.loc[size.index, "group__migration_background"] * size).sum() / size.sum())
     assert weighted == pytest.approx(expected, abs=1e-12)
-
-
-def load_spec_segments() -> SegmentSpec:
-    from uplift.pipeline import load_segment_spec
-
-    return load_segment_spec()

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from uplift.allocation import plan, prepare_plan
-from uplift.errors import DataError, SpecError
+from uplift.errors import DataError, SchemaError, SpecError
 from uplift.specs import load_spec
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
@@ -196,6 +196,25 @@ def test_channel_limits_are_priced_by_hand():
     assert "each EUR 1,000 more max_spend would buy 150.00 expected conversions" in price.text
 
 
+def test_a_contact_floor_beyond_what_the_segments_hold_is_explained():
+    # no segment is 80% in the group; alone the floor keeps the plan empty (a share rule holds at zero),
+    # with a EUR 50 minimum the 500 contacts it forces are best all in S2: 70%, short by 0.1 x 500 = 50
+    result = plan(two_segments(), budget=100.0, costs=costs_for(meta=0.1),
+                  policy=policy(fairness_floors=[floor("contact_share", 0.8)], min_spend={"meta": 50.0}))
+    assert result.status == "infeasible"
+    assert ("fairness floor 'migration_reach' needs 80% of contacts but gets 70% (short by 50 contacts); it "
+            "conflicts with min_spend 'meta' (EUR 50)") in result.conflicts, result.conflicts
+    cells = result.cells.set_index("segment")["contacts"]
+    assert cells["S1"] == 0 and cells["S2"] == 500  # the relaxed plan comes as close as it can
+
+
+def test_a_coverage_floor_on_persona_segments_counts_no_area_and_says_so():
+    personas = two_segments(municipality=("any", "any"))
+    cover = {"name": "towns", "area": "municipality", "min_contacts": 10}
+    with pytest.raises(DataError, match=r"coverage_floors\[0\] 'towns': no area of column 'municipality'"):
+        plan(personas, budget=100.0, costs=costs_for(meta=0.1), policy=policy(coverage_floors=[cover]))
+
+
 def test_a_group_floor_works_on_persona_segments_where_a_where_floor_selects_nothing():
     personas = two_segments().assign(gender="any", group__women=[0.2, 0.9])
     women_by_column = {"name": "women", "where": {"gender": "female"}, "kind": "contact_share", "min_share": 0.4}
@@ -350,7 +369,5 @@ def test_a_coverage_floor_over_a_missing_area_column_or_area_names_the_key():
 
 
 def test_a_composition_share_outside_0_and_1_breaks_the_effects_contract():
-    from uplift.errors import SchemaError
-
     with pytest.raises(SchemaError, match="group__migration_background"):
         plan(two_segments(group=(0.1, 1.7)), budget=100.0, costs=costs_for(meta=0.1), policy=policy())
