@@ -123,10 +123,11 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
            f"{s.folds} folds; targetable segments (age band x gender x municipality, anonymity floor applied); "
            f"budgets = {', '.join(f'{b:.0%}' for b in s.budget_shares)} of the cost of reaching every reachable "
            "person of every segment once on every channel. Policy: `serve/policy.yaml` with its channel minimums "
-           "and maximums scaled to the simulated population (they are written for 100,000 people); "
-           "`no_exploration` is the same policy without the 10% Thompson exploration; `conversion_floors` is "
-           "that with the fairness floors as shares of expected conversions instead of spend (held in expectation), "
-           "`conversion_floors_90` the same floors held with 90% confidence under the effects' uncertainty. "
+           "and maximums and its coverage floors scaled to the simulated population (they are written for 100,000 "
+           "people); `no_exploration` is the same policy without the 10% Thompson exploration; `conversion_floors` "
+           "is that with the spend floors as shares of expected conversions instead (held in expectation), "
+           "`conversion_floors_90` the same floors held with 90% confidence under the effects' uncertainty; "
+           "`without_<floor>` is the shipped policy without that floor. "
            "The oracle plans with the same policy on the true effects (where the floors hold exactly).", ""]
     wide = plans.pivot_table(index=["policy", "seed", "budget_share", "budget"], columns="plan",
                              values="share_of_oracle").reset_index()
@@ -175,8 +176,10 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
     summary = fl.groupby(["policy", "plan", "floor", "kind", "min_share"], sort=False).agg(
         min_true_share=("true_share", "min"), max_shortfall=("shortfall", "max"),
         held=("holds", "sum"), cases=("holds", "size")).reset_index()
-    out += ["", "Fairness floors re-checked under the truth (over seeds and budgets; a spend floor does not depend on "
-                "the effects, a conversion floor does; `held` counts shares >= the floor - 1e-6):", "",
+    out += ["", "Fairness floors re-checked under the truth (over seeds and budgets, infeasible budgets included, where "
+                "the plan relaxes the rules; a spend or contact floor does not depend on the effects, a conversion floor "
+                "does; `held` counts shares >= the floor - 1e-6; a coverage floor's share is its worst area's contacts "
+                "over its minimum, held within the rounding of contacts to whole people):", "",
             markdown_table(summary, {"min_share": ".0%", "min_true_share": ".2%", "max_shortfall": ".4%"})]
     est = result.estimates
     out += ["", "How good the segment estimates were (targetable cells, truth = mean true effect over the cell's "

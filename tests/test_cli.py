@@ -48,11 +48,18 @@ def test_simulate_features_train_segments_plan(workdir):
     out = uplift("segments", "--out", "out/segments.csv", cwd=workdir).stdout
     seg = pd.read_csv(workdir / "out" / "segments.csv")
     assert (seg["size"] >= 50).all() and "best arm per segment" in out
+    # each segment's share of the priority groups, shown only where it rests on 50 people or more on each side
+    share = seg["group__migration_background"]
+    assert share.notna().any()
+    shown = share.notna()
+    assert ((share[shown] * seg["size"][shown]).round() >= 50).all()
+    assert (((1 - share[shown]) * seg["size"][shown]).round() >= 50).all()
     out = uplift("plan", "--budget", "5000", "--set", "fairness_floors=[]", "--out", "out/plan.csv", cwd=workdir).stdout
     plan = pd.read_csv(workdir / "out" / "plan.csv")
     assert plan["spend"].sum() <= 5000 + 1e-6 and "Totals beside the reference plans" in out
     assert "€ / conv. (80%)" in out  # costs per conversion come with their interval
     assert "recommended adds (80%, paired)" in out and "P(more)" in out  # and the gain over each reference
+    assert "The rules and their price" in out and "coverage floor 'poorer_neighbourhoods'" in out
 
 
 def test_bad_input_file_names_file_column_and_rows_and_writes_nothing(workdir, tmp_path):
