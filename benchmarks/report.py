@@ -173,13 +173,19 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
         out += ["", f"![Share of the oracle by budget]({figures['decisions']})"]
     fl = result.floors
     fl = fl[fl["plan"].isin(["recommended", "oracle"])]
+    status = plans.set_index(["policy", "seed", "budget", "plan"])["status"]
+    fl = fl.assign(feasible=status.reindex(pd.MultiIndex.from_frame(fl[["policy", "seed", "budget", "plan"]]))
+                   .to_numpy() == "optimal")
+    fl = fl.assign(held_feasible=fl["holds"] & fl["feasible"])
     summary = fl.groupby(["policy", "plan", "floor", "kind", "min_share"], sort=False).agg(
         min_true_share=("true_share", "min"), max_shortfall=("shortfall", "max"),
-        held=("holds", "sum"), cases=("holds", "size")).reset_index()
-    out += ["", "Fairness floors re-checked under the truth (over seeds and budgets, infeasible budgets included, where "
-                "the plan relaxes the rules; a spend or contact floor does not depend on the effects, a conversion floor "
-                "does; `held` counts shares >= the floor - 1e-6; a coverage floor's share is its worst area's contacts "
-                "over its minimum, held within the rounding of contacts to whole people):", "",
+        held=("holds", "sum"), cases=("holds", "size"), held_feasible=("held_feasible", "sum"),
+        feasible=("feasible", "sum")).reset_index()
+    out += ["", "Fairness floors re-checked under the truth (over seeds and budgets; a spend or contact floor does not "
+                "depend on the effects, a conversion floor does; `held` counts shares >= the floor - 1e-6, out of "
+                "`cases`; `held_feasible` the same out of the `feasible` plans, status `optimal`, where the rules could "
+                "all hold (an infeasible plan relaxes them); a coverage floor's share is its worst area's contacts over "
+                "its minimum, held within the rounding of contacts to whole people):", "",
             markdown_table(summary, {"min_share": ".0%", "min_true_share": ".2%", "max_shortfall": ".4%"})]
     est = result.estimates
     out += ["", "How good the segment estimates were (targetable cells, truth = mean true effect over the cell's "
