@@ -37,6 +37,9 @@ RULE_STATUSES: tuple[str, ...] = ("binds", "slack", "violated")
 
 _BINDS = 1e-6
 """A rule binds when loosening it by its size is worth more than this share of the plan's conversions."""
+_VIOLATED = 1e-6
+"""A row gives way when its slack in the relaxed plan exceeds this (EUR, conversions or contacts; the relaxed
+plan's other rows may use up to 1e-9, :func:`uplift.allocation.infeasibility.solve_elastic`)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ class RulePrice:
             return f"{self.rule} ({self.stated}) gives way: the rules conflict (see the conflicts)"
         if math.isnan(self.cost):
             return f"{self.rule} ({self.stated}) binds: {margin}"
-        figures = (f"{self.cost:,.1f} expected conversions [{self.lo:,.1f}, {self.hi:,.1f}] ({self.cost_share:.0%}, "
+        share = f"{self.cost_share:.0%}" if abs(self.cost_share) >= 0.01 else f"{self.cost_share:.1%}"
+        figures = (f"{self.cost:,.1f} expected conversions [{self.lo:,.1f}, {self.hi:,.1f}] ({share}, "
                    f"{self.interval:.0%} interval)")
         return f"holding {self.rule} at {self.stated} costs {figures}; {margin}"
 
@@ -113,7 +117,7 @@ def rule_prices(
     total = solution.allocation + explored
     totals = BaseFigures.of(problem, total, budget)
     value = float(problem.effect @ total.x)
-    violated = solution.slack > 0
+    violated = solution.slack > _VIOLATED
     interval = problem.policy.interval
     out = []
     for family in FAMILIES:
