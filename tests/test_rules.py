@@ -166,6 +166,24 @@ def test_a_coverage_floor_gives_every_area_its_contacts_and_its_price_is_hand_co
     assert price.hi - price.cost == pytest.approx(paired_half_width(400, -400), rel=1e-6)
 
 
+@pytest.mark.parametrize(("kind", "share", "budget"), [("conversion_share", 0.55, 40.0), ("spend_share", 0.7, 40.37)])
+def test_keeping_a_share_floor_through_the_rounding_takes_no_contact_a_covered_area_needs(kind, share, budget):
+    # F holds the floor; Gouda's A (nearly no effect) is kept at 100 contacts by a coverage floor. Rounding down
+    # leaves the floor a hair short, and the cheapest contacts to give up, A's, are the ones the area needs
+    # (without the guard A lost all 100 under the conversion floor, 1 under the spend floor): B gives them up
+    effects = pd.DataFrame({
+        "segment": ["F", "B", "A"], "size": [1000, 1000, 1000], "arm": ["m@meta"] * 3, "message": ["m"] * 3,
+        "channel": ["meta"] * 3, "effect": [0.01, 0.02, 0.00001], "effect_sd": [0.001] * 3, "base_rate": [0.01] * 3,
+        "municipality": ["Delft", "Leiden", "Gouda"], "priority": ["yes", "no", "no"]})
+    pol = policy(fairness_floors=[{"name": "f", "where": {"priority": "yes"}, "kind": kind, "min_share": share}],
+                 coverage_floors=[{"name": "gouda", "area": "municipality", "areas": ["Gouda"], "min_contacts": 100}])
+    result = plan(effects, budget=budget, costs=costs_for(meta=0.1), policy=pol, prices=False)
+    cells = result.cells.set_index("segment")
+    assert result.status == "optimal" and cells.loc["A", "contacts"] == 100
+    counted = cells["expected_conversions"] if kind == "conversion_share" else cells["spend"]
+    assert counted["F"] >= share * counted.sum() * (1 - 1e-9)
+
+
 def test_a_coverage_floor_beyond_reach_names_the_area_and_how_far_it_falls_short():
     effects = two_segments(group=(0.4, 0.5), municipality=("Delft", "Leiden"))
     cover = {"name": "every_municipality", "area": "municipality", "group": "migration_background",

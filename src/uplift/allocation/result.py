@@ -215,13 +215,14 @@ def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend
     that held before rounding falls short after it, whole contacts are taken from funded cells
     that count less than the floor's share towards it (cells in no floor first, least conversions
     per EUR first) until it holds again: spend and contacts only go down, so the budget, caps and
-    holdout still hold. (A coverage floor, a number of contacts, may end up short by less than one
-    contact per funded cell of its area.)
+    holdout still hold. No cell gives up contacts a coverage floor's area needs (:class:`_CoverageRoom`);
+    the rounding itself may leave an area short by less than one contact per funded cell.
     """
     if not problem.floors:
         return contacts
     price = np.divide(lp_spend, x, out=np.zeros_like(x), where=x > 0)
     contacts = contacts.copy()
+    room = _CoverageRoom(problem, x, contacts)
     order = None  # sorted only once a floor falls short, which is rare
 
     def value(kind: str, c: np.ndarray) -> np.ndarray:
@@ -258,13 +259,43 @@ def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend
                     unit = unit * (share - weight[c]) / share
                 if unit <= 0:
                     continue
-                take = min(contacts[c], np.ceil(need / unit - 1e-9))
+                take = min(contacts[c], np.ceil(need / unit - 1e-9), room.allowed(c))
+                if take <= 0:
+                    continue
                 contacts[c] -= take
+                room.take(c, take)
                 need -= take * unit
                 changed = True
         if not changed:
             break
     return contacts
+
+
+class _CoverageRoom:
+    """How many whole contacts each cell may give up without taking an area of a coverage floor the LP met
+    below its minimum (an area the rounding left short may give up nothing more)."""
+
+    def __init__(self, problem: Problem, x: np.ndarray, contacts: np.ndarray) -> None:
+        targets = problem.rule_data.get("coverage")
+        floors = problem.policy.coverage_floors
+        self.of_cell: dict[int, list[tuple[int, float]]] = {}
+        self.slack: list[float] = []
+        for t, (i, cells, weight) in enumerate(zip(targets.floor, targets.cells, targets.weight) if targets else ()):
+            need = floors[i].min_contacts
+            met = float(x[cells] @ weight) >= need * (1 - 1e-9)
+            self.slack.append(float(contacts[cells] @ weight) - need if met else np.inf)
+            for c, w in zip(cells, weight):
+                self.of_cell.setdefault(int(c), []).append((t, float(w)))
+
+    def allowed(self, c: int) -> float:
+        """Whole contacts cell ``c`` may give up (inf outside every covered area)."""
+        return min((max(np.floor(self.slack[t] / w + 1e-9), 0.0) for t, w in self.of_cell.get(int(c), ())),
+                   default=np.inf)
+
+    def take(self, c: int, n: float) -> None:
+        """Cell ``c`` gave up ``n`` contacts."""
+        for t, w in self.of_cell.get(int(c), ()):
+            self.slack[t] -= n * w
 
 
 def _trim_order(problem: Problem, price: np.ndarray) -> np.ndarray:
