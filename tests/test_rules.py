@@ -184,6 +184,43 @@ def test_keeping_a_share_floor_through_the_rounding_takes_no_contact_a_covered_a
     assert counted["F"] >= share * counted.sum() * (1 - 1e-9)
 
 
+def overlapping_floors_world(seed: int, n: int = 24) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    segments = pd.DataFrame({"segment": [f"s{i}" for i in range(n)], "size": rng.integers(100, 900, n),
+                             "gender": rng.choice(["female", "male"], n),
+                             "age_band": rng.choice(["25-34", "45-54", "18-24", "55-67"], n),
+                             "group__g": rng.uniform(0.2, 0.7, n).round(3)})
+    parts = []
+    for channel in ("meta", "flyer"):
+        part = segments.assign(message="m", channel=channel, arm=f"m@{channel}")
+        part["effect"] = rng.normal(0.01, 0.006, n)
+        part["effect_sd"] = 0.001
+        part["base_rate"] = 0.01
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.mark.parametrize(("seed", "budget"), [(11, 80.0), (56, 35.0)])
+def test_keeping_one_floor_through_the_rounding_does_not_take_another_down(seed, budget):
+    # women 40% and 45-54 30% of spend, and a group floor every cell counts towards: keeping the women's floor
+    # took contacts from men of 45-54, keeping theirs from young women, each round more (the women's share
+    # ended at 0% and the plan spent EUR 4 of 80, seed 11); now cells no other floor needs give them up first
+    costs = CostCatalogue.model_validate({"channels": {
+        "meta": {"cost_per_contact": 0.03, "tiers": [{"share": 0.4, "multiplier": 1.0}, {"share": 0.3, "multiplier": 1.8}]},
+        "flyer": {"cost_per_contact": 0.07, "tiers": [{"share": 0.55, "multiplier": 1.0}]}}})
+    floors = [{"name": "women", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.4},
+              {"name": "old", "where": {"age_band": "45-54"}, "kind": "spend_share", "min_share": 0.3},
+              {"name": "g", "group": "g", "kind": "contact_share", "min_share": 0.1}]
+    effects = overlapping_floors_world(seed)
+    result = plan(effects, budget=budget, costs=costs, policy=PlanningPolicy(holdout_share=0.1, exploration_share=0.0,
+                                                                            fairness_floors=floors), prices=False)
+    cells = result.cells.merge(effects[["segment", "arm", "gender", "age_band"]], on=["segment", "arm"])
+    spend = cells["spend"].sum()
+    assert result.status == "optimal" and spend >= 0.98 * budget
+    assert cells.loc[cells["gender"] == "female", "spend"].sum() >= 0.4 * spend * (1 - 1e-9)
+    assert cells.loc[cells["age_band"] == "45-54", "spend"].sum() >= 0.3 * spend * (1 - 1e-9)
+
+
 def test_a_coverage_floor_beyond_reach_names_the_area_and_how_far_it_falls_short():
     effects = two_segments(group=(0.4, 0.5), municipality=("Delft", "Leiden"))
     cover = {"name": "every_municipality", "area": "municipality", "group": "migration_background",

@@ -214,7 +214,7 @@ def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend
     leave a floor a hair short (a cell outside the floor loses relatively less). Where a floor
     that held before rounding falls short after it, whole contacts are taken from funded cells
     that count less than the floor's share towards it (cells in no floor first, least conversions
-    per EUR first) until it holds again: spend and contacts only go down, so the budget, caps and
+    per EUR first; cells whose contacts another floor needs only when no other will do) until it holds again: spend and contacts only go down, so the budget, caps and
     holdout still hold. No cell gives up contacts a coverage floor's area needs (:class:`_CoverageRoom`);
     the rounding itself may leave an area short by less than one contact per funded cell.
     """
@@ -235,9 +235,10 @@ def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend
             return float(price[c])
         return 1.0 if kind == "contact_share" else float(problem.effect[c])
 
+    slack = _FloorSlack(problem, price, contacts)
     for _ in range(2 * len(problem.floors)):
         changed = False
-        for floor, mask, weight in zip(problem.floors, problem.floor_cells, problem.floor_weight):
+        for k, (floor, mask, weight) in enumerate(zip(problem.floors, problem.floor_cells, problem.floor_weight)):
             share = float(floor.min_share)
             before = value(floor.kind, x)
             if before.sum() <= 0 or (before * weight)[mask].sum() < share * before.sum() * (1 - 1e-9):
@@ -249,26 +250,54 @@ def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend
             need = gap / share  # the total must come down by this much from cells outside the floor
             if order is None:
                 order = _trim_order(problem, price)
-            for c in order:
-                if need <= 0:
-                    break
-                if weight[c] >= share or contacts[c] <= 0:
-                    continue  # taking from it would not bring the floor closer
-                unit = per_contact(floor.kind, c)
-                if weight[c] > 0:  # a cell that counts in part brings it closer by its shortfall only
-                    unit = unit * (share - weight[c]) / share
-                if unit <= 0:
-                    continue
-                take = min(contacts[c], np.ceil(need / unit - 1e-9), room.allowed(c))
-                if take <= 0:
-                    continue
-                contacts[c] -= take
-                room.take(c, take)
-                need -= take * unit
-                changed = True
+            # first from cells whose contacts no other floor needs (else two floors trim each other in turn)
+            for spare_others in (True, False):
+                for c in order:
+                    if need <= 0:
+                        break
+                    if weight[c] >= share or contacts[c] <= 0:
+                        continue  # taking from it would not bring the floor closer
+                    unit = per_contact(floor.kind, c)
+                    if weight[c] > 0:  # a cell that counts in part brings it closer by its shortfall only
+                        unit = unit * (share - weight[c]) / share
+                    if unit <= 0:
+                        continue
+                    take = min(contacts[c], np.ceil(need / unit - 1e-9), room.allowed(c),
+                               slack.room(c, k) if spare_others else np.inf)
+                    if take <= 0:
+                        continue
+                    contacts[c] -= take
+                    room.take(c, take)
+                    slack.take(c, take)
+                    need -= take * unit
+                    changed = True
         if not changed:
             break
     return contacts
+
+
+class _FloorSlack:
+    """Each fairness floor's slack at the rounded contacts (its counted spend, contacts or conversions less its
+    share of all of them), kept up to date as contacts are taken."""
+
+    def __init__(self, problem: Problem, price: np.ndarray, contacts: np.ndarray) -> None:
+        kinds = [f.kind for f in problem.floors]
+        self.unit = np.array([price if k == "spend_share" else (np.ones_like(price) if k == "contact_share"
+                                                                  else problem.effect) for k in kinds])
+        self.share = np.array([f.min_share for f in problem.floors])
+        self.lift = problem.floor_weight - self.share[:, None]  # per floor and cell: what a unit adds to its slack
+        self.slack = (self.unit * self.lift) @ contacts
+
+    def room(self, c: int, own: int) -> float:
+        """Whole contacts cell ``c`` may give up without taking a floor other than ``own`` that holds below it."""
+        loss = self.unit[:, c] * self.lift[:, c]
+        held = (loss > 0) & (self.slack >= 0)
+        held[own] = False
+        return float(np.min(np.floor(self.slack[held] / loss[held] + 1e-9), initial=np.inf))
+
+    def take(self, c: int, n: float) -> None:
+        """Cell ``c`` gave up ``n`` contacts."""
+        self.slack -= n * self.unit[:, c] * self.lift[:, c]
 
 
 class _CoverageRoom:
