@@ -223,7 +223,7 @@ class PlanService:
         prepared = ready.plan
         with _planner_errors():
             result = prepared.plan(budget=request.budget, strict=request.strict,
-                                   references=request.include_references)
+                                   references=request.include_references, prices=request.include_prices)
         cells = result.cells  # one row per row of the problem's table, in its order
         funded = np.flatnonzero((cells["contacts"].to_numpy() > 0) & ready.shown)
         funded = funded[np.argsort(-cells["spend"].to_numpy()[funded], kind="stable")]  # largest spend first
@@ -235,6 +235,7 @@ class PlanService:
             "references": {name: _totals(t.as_dict(), policy.interval) for name, t in result.references.items()},
             "gains": {name: _gain(g.as_dict(), policy.interval) for name, g in result.gains.items()},
             "floors": [{**f.as_dict(), "share": finite_or_none(f.share)} for f in result.floors],
+            "rules": [_rule(r.as_dict()) for r in result.rules],
             "cells_json": _cells_json(cells, funded, ready.labels),
         }
 
@@ -264,7 +265,7 @@ def _computed(bundle: ModelBundle, request: PlanRequest, body: dict) -> Computed
          "model_version": bundle.version, "request": request, **body, "cells": []}
     )
     dumped = checked.model_dump_json(include={"status", "conflicts", "notes", "totals", "references", "gains", "floors",
-                                          "cells"})
+                                              "rules", "cells"})
     empty = '"cells":[]}'
     if not dumped.endswith(empty):  # pragma: no cover - guards the field order the splice relies on
         raise RuntimeError("PlanResponse must serialise 'cells' last")
@@ -318,6 +319,16 @@ def _gain(figures: dict[str, float], interval: float) -> dict:
     conversions = {k: float(rounded_figures(figures[k], "expected_conversions")) for k in ("extra_conversions", "lo", "hi")}
     return {**conversions, "interval": float(interval), "probability_better": round(float(figures["probability_better"]), 4),
             "extra_spend": float(rounded_figures(figures["extra_spend"], "spend"))}
+
+
+def _rule(figures: dict) -> dict:
+    """A rule's price as sent: conversion figures rounded like the totals, non-finite as null."""
+    out = dict(figures)
+    for k in ("dual", "cost", "lo", "hi"):
+        out[k] = finite_or_none(rounded_figures(figures[k], "expected_conversions"))
+    out["dual"] = out["dual"] if out["dual"] is not None else 0.0
+    out["cost_share"] = finite_or_none(round(float(figures["cost_share"]), 4))
+    return out
 
 
 def _label_arrays(cells: pd.DataFrame) -> dict[str, np.ndarray]:

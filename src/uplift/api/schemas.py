@@ -19,6 +19,7 @@ __all__ = [
     "PlanResponse",
     "PlanSummary",
     "PlanTotalsOut",
+    "RulePriceOut",
     "RowScore",
     "ScoreRequest",
     "ScoreResponse",
@@ -214,6 +215,9 @@ class PlanRequest(_In):
     )
     strict: bool = Field(False, description="answer 409 instead of a relaxed plan when the rules conflict")
     include_references: bool = Field(True, description="also compute the 'even' and 'single_best_message' plans")
+    include_prices: bool = Field(
+        True, description="price every rule: whether it binds, its dual value and, for a binding rule, what the plan "
+                          "without it would buy (one re-solve per binding rule)")
 
     @field_validator("policy", "costs")
     @classmethod
@@ -264,14 +268,33 @@ class PlanGainOut(_Out):
 
 class FloorOut(_Out):
     name: str
-    kind: Literal["spend_share", "conversion_share"]
+    kind: Literal["spend_share", "contact_share", "conversion_share"]
     min_share: float
     status: Literal["held", "short", "not_applicable"] = Field(
         description="held; short (a relaxed plan, see its conflicts); not_applicable: the floor does not bind plans "
                     "over this kind of segment (its segment_kinds)")
     share: float | None = Field(
-        description="the plan's share of spend or of expected conversions in the floor's segments (null when the "
+        description="the plan's share of spend, contacts or expected conversions the floor counts (null when the "
                     "floor does not apply or the plan spends or converts nothing)")
+
+
+class RulePriceOut(_Out):
+    """One declared rule at the plan: whether it binds and what holding it costs in expected conversions."""
+
+    rule: str = Field(description="e.g. \"fairness floor 'migration_reach'\", \"min_spend 'flyer'\", 'the budget'")
+    kind: str = Field(description="the rule's family: budget, channel_max, channel_min, segment_share, spend_floor, "
+                                  "contact_floor, conversion_floor, coverage")
+    stated: str = Field(description="the rule as declared, e.g. '30% of contacts in group \\'migration_background\\''")
+    status: Literal["binds", "slack", "violated"]
+    dual: float = Field(description="expected conversions one more `unit` of the rule buys (negative: costs)")
+    unit: str = Field(description="e.g. 'percentage point more min_share', 'EUR 1,000 more max_spend'")
+    cost: float | None = Field(description="expected conversions the plan without the rule buys beyond this plan "
+                                           "(0 when slack; null for the budget and for a rule that gives way)")
+    lo: float | None
+    hi: float | None
+    cost_share: float | None = Field(description="cost as a share of the plan without the rule")
+    interval: float = Field(description="coverage of [lo, hi]; paired: both plans scored on the same estimates")
+    text: str = Field(description="the price in one sentence")
 
 
 class PlanCell(_Out):
@@ -309,6 +332,8 @@ class PlanResponse(_Out):
                     "so their shared errors cancel), hence narrower than the two totals' intervals side by side")
     floors: list[FloorOut] = Field(default_factory=list, description="per fairness floor of the policy: held, "
                                                                     "short or not applicable, and the share reached")
+    rules: list[RulePriceOut] = Field(
+        default_factory=list, description="the price of every declared rule (empty when include_prices is false)")
     cells: list[PlanCell] = Field(description="funded cells (contacts > 0), largest spend first")
     request: PlanRequest
 
