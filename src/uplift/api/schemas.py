@@ -14,6 +14,7 @@ __all__ = [
     "HealthStatus",
     "ModelInfo",
     "PlanCell",
+    "PlanLabelsIn",
     "PlanList",
     "PlanRequest",
     "PlanResponse",
@@ -298,6 +299,13 @@ class PlanResponse(_Out):
     approved_at: datetime | None = Field(None, description="when a planner approved the plan (null: not approved; "
                                           "approved plans are kept, unapproved ones expire)")
     approved_by: str | None = Field(None, description="the name of the token that approved it (never the token)")
+    created_by: str | None = Field(None, description="the name of the token that made the plan (never the token)")
+    name: str | None = Field(None, description="a planner's name for the plan")
+    note: str | None = Field(None, description="a planner's note on the plan")
+    supersedes: str | None = Field(None, description="id of the plan this one replaces (an approved plan is never "
+                                                     "edited: a new plan supersedes it)")
+    superseded_by: str | None = Field(None, description="id of the plan that replaces this one: the newest approved "
+                                                        "such plan, else the newest draft")
     status: Literal["optimal", "infeasible"]
     conflicts: list[str]
     notes: list[str]
@@ -340,6 +348,30 @@ class PlanSummary(_Out):
     expected_conversions: float
     approved_at: datetime | None = Field(None, description="when a planner approved the plan (null: not approved)")
     approved_by: str | None = Field(None, description="the name of the token that approved it (never the token)")
+    created_by: str | None = Field(None, description="the name of the token that made the plan (never the token)")
+    name: str | None = Field(None, description="a planner's name for the plan")
+    note: str | None = Field(None, description="a planner's note on the plan")
+    supersedes: str | None = Field(None, description="id of the plan this one replaces (an approved plan is never "
+                                                     "edited: a new plan supersedes it)")
+    superseded_by: str | None = Field(None, description="id of the plan that replaces this one: the newest approved "
+                                                        "such plan, else the newest draft")
+
+
+PlanName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+PlanNote = Annotated[str, StringConstraints(max_length=4000)]
+
+
+class PlanLabelsIn(_In):
+    """A planner's labels on an unapproved stored plan (each field only when given)."""
+
+    name: PlanName | None = None
+    note: PlanNote | None = None
+    supersedes: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        None, description="id of the stored plan this one replaces")
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Wave 5, flyers first", "note": "agreed with the programme team"}]}
+    )
 
 
 class PlanList(_Out):
