@@ -16,6 +16,7 @@ __all__ = [
     "PlanCell",
     "PlanLabelsIn",
     "PlanList",
+    "PlanPartOut",
     "PlanRequest",
     "PlanResponse",
     "PlanSummary",
@@ -275,6 +276,18 @@ class FloorOut(_Out):
                     "floor does not apply or the plan spends or converts nothing)")
 
 
+class PlanPartOut(_Out):
+    """A plan's figures on one channel, message or priority group, with the interval of that part."""
+
+    dimension: Literal["channel", "message", "group"]
+    name: str
+    spend: float
+    contacts: int = Field(description="for a priority group: the expected contacts with its people")
+    expected_conversions: float
+    lo: float
+    hi: float
+
+
 class PlanCell(_Out):
     segment: str
     arm: str
@@ -317,6 +330,10 @@ class PlanResponse(_Out):
                     "so their shared errors cancel), hence narrower than the two totals' intervals side by side")
     floors: list[FloorOut] = Field(default_factory=list, description="per fairness floor of the policy: held, "
                                                                     "short or not applicable, and the share reached")
+    breakdown: list[PlanPartOut] = Field(
+        default_factory=list, description="the plan per channel, per message and per priority group (each cell "
+        "counted with its group's share of its people), each part's conversions with its own interval (cells' own "
+        "and shared errors, as the totals')")
     cells: list[PlanCell] = Field(description="funded cells (contacts > 0), largest spend first")
     request: PlanRequest
 
