@@ -23,6 +23,7 @@ from uplift.tracking.pyfunc import UpliftPyfunc
 from uplift.tracking.registry import Promotion, promote_if_better
 
 __all__ = [
+    "DATA_UNTIL_TAG",
     "DISCLOSURE_PARAMS",
     "RELEASED_ARTIFACT",
     "RELEASED_FILE",
@@ -30,6 +31,7 @@ __all__ = [
     "SEGMENTS_FILE",
     "TrainingRecord",
     "configure",
+    "data_until_tag",
     "log_training",
     "metric_key",
     "released_metrics",
@@ -100,6 +102,18 @@ def released_metrics(frame: pd.DataFrame, policy: DisclosurePolicy) -> pd.DataFr
     return disclose(rows, release, policy, source="metrics table").set_index(label)
 
 
+DATA_UNTIL_TAG = "data_until"
+"""Run tag: the last assignment time in the training data (ISO 8601), when the rows carry one."""
+
+
+def data_until_tag(*frames: pd.DataFrame) -> dict[str, str]:
+    """``{DATA_UNTIL_TAG: last assigned_at}`` over ``frames`` (training and held-out rows), or nothing when
+    the rows have no assignment time (e.g. an experiment CSV without dates)."""
+    times = [pd.to_datetime(f["assigned_at"], utc=True).max() for f in frames if "assigned_at" in f.columns and len(f)]
+    times = [t for t in times if not pd.isna(t)]
+    return {DATA_UNTIL_TAG: max(times).isoformat()} if times else {}
+
+
 def log_training(
     report: ValidationReport,
     *,
@@ -146,7 +160,8 @@ def log_training(
                 "disclosure_rounding_base": disclosure.rounding_base,
             }
         )
-        mlflow.set_tags({"training_table_digest": table_digest, "uplift_version": uplift.__version__})
+        mlflow.set_tags({"training_table_digest": table_digest, "uplift_version": uplift.__version__,
+                         **data_until_tag(report.train.frame, report.test.frame)})
         mlflow.log_metrics(metrics)
         mlflow.log_metrics(_per_arm("cv", report.cv_metrics))
         mlflow.log_metrics(_per_arm("test", report.test_metrics))
