@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 HILLSTROM ?= ../shared/data/hillstrom.csv
 BENCH_OUT ?= out/bench
 
-.PHONY: setup demo test test-slow hillstrom bench bench-quick bench-soak clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: setup browser demo test test-slow hillstrom bench bench-quick bench-soak bench-page clean
 
 $(BIN)/uplift: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,15 +17,23 @@ $(BIN)/uplift: pyproject.toml
 
 setup: $(BIN)/uplift
 
+## Debian's chromium for the page's browser tests (Playwright drives it; no browser is downloaded)
+$(CHROMIUM):
+	@if [ "$$(id -u)" != 0 ]; then echo "the page's browser tests need Debian's chromium: run 'sudo apt-get install chromium'" >&2; exit 1; fi
+	DEBIAN_FRONTEND=noninteractive apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium < /dev/null
+
+browser: $(CHROMIUM)
+
 ## The main job end to end on the embedded defaults: simulated region, local MLflow in ./mlflow.db
 demo: setup
 	$(BIN)/uplift run
 
 ## The test suite (what CI runs)
-test: setup
+test: setup browser
 	$(BIN)/pytest -q
 
-test-slow: setup
+test-slow: setup browser
 	$(BIN)/pytest -q -m slow
 
 ## Every learner on the Hillstrom e-mail experiment, beside the two-model logistic baseline
@@ -42,6 +52,10 @@ bench: setup
 ## The service under 10 minutes of mixed traffic with plan retention on: errors, latency and memory per minute
 bench-soak: setup
 	$(BIN)/python -m benchmarks.bench_soak --out $(BENCH_OUT)/soak.md
+
+## Server time of the planner's page against the JSON API for the same plans (the demo-sized world)
+bench-page: setup
+	$(BIN)/python -m benchmarks.bench_page --out $(BENCH_OUT)/page.md
 
 clean:
 	rm -rf $(VENV) mlflow.db mlartifacts data out

@@ -177,6 +177,12 @@ def test_a_planner_walks_the_whole_flow(page, base):
     assert axe == {name: [] for name in axe}, axe
 
 
+def test_serve_prints_the_pages_address(base):
+    from apiserver import server_log
+
+    assert f"The planner's page: open {base}/ui/ in a browser and sign in" in server_log(base).read_text()
+
+
 def test_a_wrong_token_gets_the_form_again_with_a_plain_message(browser_context, base):
     tab = browser_context.new_page()
     tab.goto(f"{base}/ui/sign-in")
