@@ -36,7 +36,8 @@ test: setup browser
 test-slow: setup browser
 	$(BIN)/pytest -q -m slow
 
-## Every learner on the Hillstrom e-mail experiment, beside the two-model logistic baseline
+## Every learner on the Hillstrom e-mail experiment, beside the two-model logistic baseline; they register as
+## uplift-hillstrom-visit (its own champion: the campaign model uplift-registration is never touched)
 hillstrom: setup
 	$(BIN)/uplift train models/pooled_lightgbm.yaml models/t_shared_lightgbm.yaml models/t_lightgbm.yaml \
 	  models/x_lightgbm.yaml models/dr_lightgbm.yaml models/uplift_forest.yaml models/t_logistic.yaml \

@@ -138,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=40_000)
     parser.add_argument("--plans", type=int, default=30, help="new plans per scenario")
     parser.add_argument("--compute-processes", type=int, default=None)
+    parser.add_argument("--registered-model", default=None, help="the model to serve (default: the service's)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="uplift-bench-page-") as scratch:
@@ -149,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             cells = f"the store in {workdir}"
         extra = {"UPLIFT_SERVICE_PLANS_DB_URL": f"sqlite:///{Path(scratch) / 'plans.db'}"}
+        if args.registered_model:
+            extra["UPLIFT_SERVICE_REGISTERED_MODEL"] = args.registered_model
         proc, base = _start_server(workdir, 1, args.compute_processes, extra_env=extra)
         try:
             import httpx

@@ -273,14 +273,15 @@ def _scores_profile(workdir: Path, rows: list[dict], repeats: int) -> list[tuple
 
     from uplift.api.modelstore import registry_loader
     from uplift.api.schemas import ScoreRequest
+    from uplift.config import DEFAULT_CAMPAIGN_MODEL
     from uplift.api.scoring import rows_to_frame, score_rows
 
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(uri)
-    version = client.get_model_version_by_alias("uplift", "champion").version
-    bundle = registry_loader(client, "uplift", "champion", min_segment_size=50)(str(version))
+    version = client.get_model_version_by_alias(DEFAULT_CAMPAIGN_MODEL, "champion").version
+    bundle = registry_loader(client, DEFAULT_CAMPAIGN_MODEL, "champion", min_segment_size=50)(str(version))
     raw = json.dumps({"rows": rows}).encode()
     request = ScoreRequest.model_validate_json(raw)
     frame = rows_to_frame(request.rows, bundle.features)

@@ -30,23 +30,27 @@ _SHARED: dict = {}
 _LOGS: dict[str, Path] = {}  # base URL -> the server's log
 
 
-def train_version(workdir: Path, table, *, registered_model: str = "uplift", alias: str = "champion",
-                  disclosure=None, **spec):
-    """Train and register one small model in ``workdir``'s SQLite MLflow store; returns the TrainedModel.
-    ``disclosure``: the policy its released tables are made under (default ``serve/disclosure.yaml``)."""
+MODEL = "uplift-registration"
+"""The campaign model the strong world's trainings register as (outcome registration)."""
+
+
+def train_version(workdir: Path, table, *, alias: str = "champion", disclosure=None, **spec):
+    """Train and register one small campaign model (``MODEL``) in ``workdir``'s SQLite MLflow store, the gate moving
+    ``alias``; returns the TrainedModel. ``disclosure``: the policy its released tables are made under (default
+    ``serve/disclosure.yaml``)."""
     from uplift.config import Settings
     from uplift.pipeline import train_and_log
 
     path = workdir / f"{spec.get('name', SMALL['name'])}.yaml"
     path.write_text(yaml.safe_dump({**SMALL, **spec}))
-    settings = Settings(workdir=workdir, experiment_name="api", registered_model=registered_model, alias=alias)
+    settings = Settings(workdir=workdir, experiment_name="api", alias=alias)
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         return train_and_log(path, table, settings=settings, data_source="strong world", disclosure=disclosure)
 
 
 def shared_store(tmp_path_factory, table) -> Path:
-    """One store with ``uplift`` v1 (champion), trained once per test session."""
+    """One store with ``uplift-registration`` v1 (champion), trained once per test session."""
     if "store" not in _SHARED:
         folder = tmp_path_factory.mktemp("api_store")
         _SHARED["trained"] = train_version(folder, table)

@@ -21,6 +21,7 @@ from apiserver import (
     AUTH,
     MAX_ROWS,
     MIN_SIZE,
+    MODEL,
     SHARED_SETTINGS,
     TOKENS,
     descendants,
@@ -51,7 +52,7 @@ def raw_segments(store):
     from uplift.tracking.registry import load_segments
 
     client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
-    return load_segments(client, client.get_model_version_by_alias("uplift", "champion"))
+    return load_segments(client, client.get_model_version_by_alias(MODEL, "champion"))
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def pyfunc(store):
     with pytest.MonkeyPatch.context():
         mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
         mlflow.set_registry_uri(f"sqlite:///{store / 'mlflow.db'}")
-        return mlflow.pyfunc.load_model("models:/uplift@champion").unwrap_python_model()
+        return mlflow.pyfunc.load_model(f"models:/{MODEL}@champion").unwrap_python_model()
 
 
 def _url(api: httpx.Client, path: str) -> str:
@@ -389,7 +390,8 @@ def test_row_limit_and_body_limit(api, strong_table):
 
 # -- the model moves under load ----------------------------------------------------------------
 def test_alias_swap_under_concurrent_requests(store, strong_table):
-    """Copy v1 to 'swapped', serve it, train v2 into it, move the alias while threads keep calling."""
+    """Copy v1 to 'swapped', serve it, train v2 (its gate on another alias) and copy it there, move the alias while
+    threads keep calling."""
     uri = f"sqlite:///{store / 'mlflow.db'}"
     client = MlflowClient(uri, registry_uri=uri)
     with pytest.MonkeyPatch.context():
@@ -397,14 +399,18 @@ def test_alias_swap_under_concurrent_requests(store, strong_table):
 
         mlflow.set_registry_uri(uri)
         mlflow.set_tracking_uri(uri)
-        first = client.copy_model_version("models:/uplift/1", "swapped")
+        first = client.copy_model_version(f"models:/{MODEL}/1", "swapped")
     client.set_registered_model_alias("swapped", "champion", first.version)
     rows = _rows(strong_table, 50)
     with running_server(store, registered_model="swapped", plans_db_url=f"sqlite:///{store / 'swap-plans.db'}") as base:
-        second = train_version(store, strong_table, registered_model="swapped", alias="staging",
+        second = train_version(store, strong_table, alias="staging",
                                name="pooled_v2", lightgbm={**{"n_estimators": 20, "learning_rate": 0.15,
                                                               "num_leaves": 5, "min_child_samples": 100, "n_jobs": 1}})
-        assert second.version == 2
+        with pytest.MonkeyPatch.context():
+            mlflow.set_registry_uri(uri)
+            mlflow.set_tracking_uri(uri)
+            copied = client.copy_model_version(f"models:/{MODEL}/{second.version}", "swapped")
+        assert int(copied.version) == 2 and copied.run_id == second.run_id
         failures: list[str] = []
         seen: list[list[int]] = [[] for _ in range(3)]
         stop = threading.Event()

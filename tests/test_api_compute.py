@@ -11,7 +11,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from apiserver import MAX_ROWS, MIN_SIZE, ROOT, shared_store
+from apiserver import MAX_ROWS, MIN_SIZE, MODEL, ROOT, shared_store
 
 
 def _never():
@@ -29,8 +29,8 @@ def bundle(tmp_path_factory, strong_table):
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
         client = MlflowClient(uri)
-        version = client.get_model_version_by_alias("uplift", "champion").version
-        return registry_loader(client, "uplift", "champion", min_segment_size=MIN_SIZE)(str(version))
+        version = client.get_model_version_by_alias(MODEL, "champion").version
+        return registry_loader(client, MODEL, "champion", min_segment_size=MIN_SIZE)(str(version))
 
 
 @pytest.fixture(scope="module")

@@ -86,7 +86,7 @@ def test_repaired_version_is_loaded_when_the_alias_returns_to_it(store, tmp_path
     with pytest.MonkeyPatch.context():
         mlflow.set_registry_uri(uri)
         mlflow.set_tracking_uri(uri)
-        good = client.copy_model_version("models:/uplift/1", "repairable")
+        good = client.copy_model_version("models:/uplift-registration/1", "repairable")
         client.set_registered_model_alias("repairable", "champion", good.version)
         source = tmp_path / "repairable-model"  # nothing there yet: the version is broken
         broken = client.create_model_version("repairable", source=str(source), run_id=good.run_id)
@@ -102,7 +102,7 @@ def test_repaired_version_is_loaded_when_the_alias_returns_to_it(store, tmp_path
             _no_leak(health()["reason"], str(source))
             client.set_registered_model_alias("repairable", "champion", good.version)  # back to the good one
             assert _until(lambda: health()["status"] == "ok")
-            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/uplift/1", dst_path=str(source))  # repaired
+            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/uplift-registration/1", dst_path=str(source))  # repaired
             client.set_registered_model_alias("repairable", "champion", broken.version)  # and the alias returns
             assert _until(lambda: health()["model_version"] == int(broken.version))
             assert health()["status"] == "ok"

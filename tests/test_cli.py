@@ -22,9 +22,11 @@ SMALL_SPEC = {
 }
 
 
-def uplift(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    env.update({"UPLIFT_PROJECT_ROOT": str(ROOT), "UPLIFT_WORKDIR": str(cwd), "COLUMNS": "200"})
+def uplift(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    extra = env or {}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI") and not k.startswith("UPLIFT_")}
+    env.update({"UPLIFT_PROJECT_ROOT": str(ROOT), "UPLIFT_WORKDIR": str(cwd), "COLUMNS": "200", **extra})
     exe = Path(sys.executable).with_name("uplift")
     proc = subprocess.run([str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
@@ -45,7 +47,8 @@ def test_simulate_features_train_segments_plan(workdir):
     spec = workdir / "small.yaml"
     spec.write_text(yaml.safe_dump(SMALL_SPEC))
     out = uplift("train", str(spec), "--table", "data/training.parquet", "--truth", "data/sim/truth/truth.parquet", cwd=workdir).stdout
-    assert "Qini coefficient per arm" in out and "becomes champion" in out and "regret per 1,000" in out
+    assert "Qini coefficient per arm" in out and "uplift-registration v1 promoted: no champion yet" in out
+    assert "regret per 1,000" in out
     out = uplift("segments", "--out", "out/segments.csv", cwd=workdir).stdout
     seg = pd.read_csv(workdir / "out" / "segments.csv")
     assert (seg["size"] >= 50).all() and "best arm per segment" in out
@@ -108,3 +111,4 @@ def test_hillstrom_per_arm_qini_beside_the_logistic_baseline(tmp_path):
                  "--outcome", "visit", cwd=tmp_path).stdout
     assert "mens_e_mail" in out and "womens_e_mail" in out and "pooled_h" in out and "logistic_h" in out
     assert "best_single_arm" in out
+

@@ -193,7 +193,7 @@ def test_the_attack_finds_small_counts_where_nothing_protects_them(service):
 def test_the_runs_artifacts_release_no_small_counts(service):
     _, internal, _, policy, store = service
     client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
-    version = client.get_model_version_by_alias("uplift", "champion")
+    version = client.get_model_version_by_alias("uplift-registration", "champion")
     params = client.get_run(version.run_id).data.params
     assert int(params["disclosure_threshold"]) == policy.threshold
     with tempfile.TemporaryDirectory() as tmp:

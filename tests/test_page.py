@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from apiserver import TOKENS
+from apiserver import MODEL, TOKENS
 from browser import close, eur_value, launch, page_server, screenshot, serious_violations, sign_in
 
 pytestmark = pytest.mark.timeout(600)
@@ -258,9 +258,9 @@ def test_a_model_swap_while_the_form_is_open(page, server):
     page.get_by_label("Budget (EUR)", exact=True).fill("2000")
     uri = f"sqlite:///{store / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    v1 = client.get_model_version_by_alias("uplift", "champion")
-    v2 = client.create_model_version("uplift", v1.source, run_id=v1.run_id)
-    client.set_registered_model_alias("uplift", "champion", v2.version)
+    v1 = client.get_model_version_by_alias(MODEL, "champion")
+    v2 = client.create_model_version(MODEL, v1.source, run_id=v1.run_id)
+    client.set_registered_model_alias(MODEL, "champion", v2.version)
     headers = {"Authorization": f"Bearer {TOKENS[0]}"}
     deadline = time.monotonic() + 120
     while httpx.get(f"{base}/health", headers=headers).json().get("model_version") != int(v2.version):

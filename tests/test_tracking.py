@@ -55,7 +55,8 @@ def test_run_has_metrics_plots_and_a_loadable_pyfunc(tmp_path, local_store, stro
     assert "pooled_small" in spec_text
 
     # the pyfunc round trip: raw features in, one labelled column per arm out, same numbers as in memory
-    model = mlflow.pyfunc.load_model(f"models:/{local_store.registered_model}@{local_store.alias}")
+    assert trained.registered_model == "uplift-registration"  # a campaign model: named by its outcome event
+    model = mlflow.pyfunc.load_model(f"models:/{trained.registered_model}@{local_store.alias}")
     X = strong_table.frame[strong_table.feature_names].head(200)
     out = model.predict(X)
     assert list(out.columns) == list(strong_table.treatment_arms)
@@ -65,20 +66,42 @@ def test_run_has_metrics_plots_and_a_loadable_pyfunc(tmp_path, local_store, stro
     assert model.metadata.signature is not None
 
 
-def test_champion_moves_only_when_the_gate_is_passed(tmp_path, local_store, strong_table):
+def test_champion_moves_only_past_the_gate_and_by_hand(tmp_path, local_store, strong_table):
+    from uplift.errors import SpecError
+    from uplift.tracking.registry import promote_by_hand
+
     first = train_and_log(_spec_file(tmp_path), strong_table, settings=local_store, data_source="s")
-    assert first.promoted and "becomes champion" in first.reason
-    # same data and spec, but the gate demands a large improvement: the alias stays
-    strict = _spec_file(tmp_path, name="strict", promotion={"metric": "test_mean_qini", "min_improvement": 1.0})
-    second = train_and_log(strict, strong_table, settings=local_store, data_source="s")
-    assert not second.promoted and "stays at v1" in second.reason
+    assert first.promoted and first.reason.startswith("no champion yet; incremental conversions of the EUR")
+    # the same spec on the same data: the same plan, a gain of exactly 0, whose lower bound is not above the margin
+    second = train_and_log(_spec_file(tmp_path, name="again"), strong_table, settings=local_store, data_source="s")
+    assert not second.promoted
+    assert "plan on the same data, the " in second.reason and "gain 0.00 [0.00, 0.00], 95% lower bound 0.00" in second.reason
+    assert second.reason.endswith("is not above margin 0: champion stays at v1")
     client = MlflowClient()
-    assert int(client.get_model_version_by_alias(local_store.registered_model, "champion").version) == first.version
+    name = first.registered_model
+    assert int(client.get_model_version_by_alias(name, "champion").version) == first.version
     assert client.get_run(second.run_id).data.tags["promotion_reason"] == second.reason
-    # a gate on a metric that lower-is-better and is better now: moves
-    lower = _spec_file(tmp_path, name="lower", promotion={"metric": "true_regret_targeted", "greater_is_better": False})
-    with pytest.raises(LookupError, match="was not measured"):
-        train_and_log(lower, strong_table, settings=local_store, data_source="s")
+    tags = client.get_model_version(name, str(second.version)).tags
+    assert tags["gate.decision"] == "not promoted" and tags["gate.by"] == "gate" and tags["gate.against"] == "v1"
+    assert tags["gate.challenger"] == tags["gate.champion"] and tags["gate.gain"] == "0.00 [0.00, 0.00]"
+    assert tags["data.digest"] == strong_table.digest() and tags["data.split_seed"] == "0"
+    assert client.get_model_version(name, str(second.version)).description == second.reason
+
+    # by hand: the alias moves and the version says it was manual, and why
+    assert promote_by_hand(client, name, "2", alias="champion", reason="  rolled forward for the March wave ") == 1
+    assert int(client.get_model_version_by_alias(name, "champion").version) == 2
+    tags = client.get_model_version(name, "2").tags
+    assert tags["gate.decision"] == "manual" and tags["gate.reason"] == "rolled forward for the March wave"
+    with pytest.raises(SpecError, match="--reason"):
+        promote_by_hand(client, name, "1", alias="champion", reason=" ")
+
+
+def test_the_old_promotion_fields_are_refused_with_what_replaced_them(tmp_path, local_store, strong_table):
+    from uplift.errors import SpecError
+
+    old = _spec_file(tmp_path, name="old", promotion={"metric": "test_mean_qini", "min_improvement": 0.0})
+    with pytest.raises(SpecError, match="promotion: Value error, metric, min_improvement: the gate no longer compares"):
+        train_and_log(old, strong_table, settings=local_store, data_source="s")
 
 
 @pytest.fixture()
@@ -117,8 +140,8 @@ def test_training_against_a_real_mlflow_server(tmp_path, mlflow_server, monkeypa
     trained = train_and_log(_spec_file(tmp_path), strong_table, settings=settings, data_source="s")
     client = MlflowClient(mlflow_server)
     assert client.get_run(trained.run_id).info.status == "FINISHED"
-    assert int(client.get_model_version_by_alias("uplift", "champion").version) == trained.version
-    model = mlflow.pyfunc.load_model("models:/uplift@champion")
+    assert int(client.get_model_version_by_alias("uplift-registration", "champion").version) == trained.version
+    model = mlflow.pyfunc.load_model("models:/uplift-registration@champion")
     out = model.predict(strong_table.frame[strong_table.feature_names].head(20))
     assert list(out.columns) == list(strong_table.treatment_arms)
     assert (tmp_path / "server-artifacts").exists()

@@ -24,8 +24,9 @@ from uplift.specs.disclosure import DisclosurePolicy, load_disclosure_policy
 from uplift.specs.segments import SegmentSpec
 from uplift.segments import build_segment_table, planner_table, released_segments, truth_segment_effects
 from uplift.trainingtable import TrainingTable
+from uplift.tracking.uses import ModelUse, campaign_use
 
-__all__ = ["load_feature_set", "table_from_folder", "TrainedModel", "train_and_log", "truth_report"]
+__all__ = ["load_feature_set", "table_from_folder", "TrainedModel", "train_and_log", "truth_report", "default_planning"]
 
 Progress = Callable[[str], None]
 
@@ -83,12 +84,36 @@ class TrainedModel:
     spec: ModelSpec
     report: ValidationReport
     run_id: str
+    registered_model: str
     version: int
     promoted: bool
     reason: str
     segments: pd.DataFrame
     truth_recovery: pd.DataFrame | None
     truth_policies: pd.DataFrame | None
+
+
+def default_planning(segment_spec: SegmentSpec | None = None):
+    """What a campaign model's gate plans with: the segment spec and ``serve/costs.yaml`` + ``serve/policy.yaml``."""
+    from uplift.specs.planning import CostCatalogue, PlanningPolicy
+    from uplift.tracking.evidence import PlanningInputs
+
+    root = project_root()
+    return PlanningInputs(
+        segments=segment_spec or load_segment_spec(),
+        costs=load_spec(root / "serve" / "costs.yaml", CostCatalogue),
+        policy=load_spec(root / "serve" / "policy.yaml", PlanningPolicy),
+    )
+
+
+def _segment_tables(report: ValidationReport, table: TrainingTable, spec: SegmentSpec):
+    """The served segment table (every row out of sample) and the gate's (training rows only); None without the dimensions."""
+    if not set(spec.dimensions) <= _columns(table):
+        return None, None
+    folds, heldout = report.out_of_sample_folds()
+    served = build_segment_table(*report.out_of_sample(), spec, folds=folds, heldout_fold=heldout)
+    gate = build_segment_table(report.train, report.oof, spec, folds=report.folds, heldout_fold=None)
+    return served, gate
 
 
 def train_and_log(
@@ -99,12 +124,15 @@ def train_and_log(
     data_source: str,
     truth: pd.DataFrame | None = None,
     outcome_event: str = "registration",
+    use: ModelUse | None = None,
     segment_spec: SegmentSpec | None = None,
     disclosure: DisclosurePolicy | None = None,
     progress: Progress | None = None,
 ) -> TrainedModel:
-    """Validate one model spec on ``table``, log it to MLflow, register it and apply the gate.
+    """Validate one model spec on ``table``, log it to MLflow, register it under its use's name, apply the gate.
 
+    ``use`` says what the model is for and so its registered name (default: the campaign model of
+    ``outcome_event``, ``uplift-<event>``); ``settings`` gives the store, the experiment and the alias.
     The run keeps the planner's segment table and the released one, made under ``disclosure``
     (default: the policy file named by ``settings.disclosure``, else ``serve/disclosure.yaml``); the
     returned :attr:`TrainedModel.segments` is the full, internal table.
@@ -112,15 +140,13 @@ def train_and_log(
     from uplift.tracking.runs import configure, log_training
 
     spec = load_spec(spec_path, ModelSpec)
+    use = use or campaign_use(outcome_event)
     segment_spec = segment_spec or load_segment_spec()
     disclosure = disclosure or load_disclosure_policy(settings.disclosure)
     report = validate_model(spec, table, progress=progress)
     if progress:
         progress("segment effects")
-    segments = None
-    if set(segment_spec.dimensions) <= _columns(table):
-        folds, heldout = report.out_of_sample_folds()
-        segments = build_segment_table(*report.out_of_sample(), segment_spec, folds=folds, heldout_fold=heldout)
+    segments, gate_segments = _segment_tables(report, table, segment_spec) if use.kind == "campaign" else (None, None)
     extra_metrics: dict[str, float] = {}
     extra_tables: dict[str, pd.DataFrame] = {}
     recovery = policies = None
@@ -136,6 +162,8 @@ def train_and_log(
             extra_metrics["true_segment_interval_coverage"] = float(covered.mean())
             extra_metrics["true_segment_corr"] = float(st[["effect", "true_effect"]].corr().iloc[0, 1])
             extra_tables["truth_segments"] = st
+    if progress:
+        progress("register and judge against the champion")
     uri = tracking_uri(settings)
     artifacts = settings.workdir / "mlartifacts" if uri.startswith("sqlite:") else None
     experiment_id = configure(uri, settings.experiment_name, artifacts)
@@ -145,21 +173,24 @@ def train_and_log(
         spec_text=Path(spec_path).read_text(),
         table_digest=table.digest(),
         data_source=data_source,
-        registered_model=settings.registered_model,
+        use=use,
         alias=settings.alias,
+        planning=default_planning(segment_spec) if gate_segments is not None else None,
         extra_metrics=extra_metrics,
         extra_tables=extra_tables,
         segments=planner_table(segments) if segments is not None else None,
         released_segments=released_segments(segments, disclosure) if segments is not None else None,
         disclosure=disclosure,
+        gate_segments=planner_table(gate_segments) if gate_segments is not None else None,
     )
     return TrainedModel(
         spec=spec,
         report=report,
         run_id=record.run_id,
-        version=record.promotion.version,
-        promoted=record.promotion.promoted,
-        reason=record.promotion.reason,
+        registered_model=record.registered_model,
+        version=record.version,
+        promoted=record.decision.promoted,
+        reason=record.decision.reason,
         segments=segments,
         truth_recovery=recovery,
         truth_policies=policies,

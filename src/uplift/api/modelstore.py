@@ -18,15 +18,16 @@ from typing import Any
 import pandas as pd
 
 from uplift.api.redact import short_reason
-from uplift.errors import ModelNotFoundError
+from uplift.errors import ModelNotFoundError, SpecError
 from uplift.specs.disclosure import DisclosurePolicy
+from uplift.tracking.registry import SERVED_COLUMNS
 
-__all__ = ["ModelBundle", "ModelStore", "Provenance", "StoreStatus", "interval_level", "provenance", "registry_loader",
-           "registry_resolver", "safe_segments"]
+__all__ = ["ModelBundle", "ModelStore", "Provenance", "StoreStatus", "check_served_model", "interval_level",
+           "provenance", "registry_loader", "registry_resolver", "safe_segments"]
 
 log = logging.getLogger("uplift.api")
 
-SEGMENT_REQUIRED = ("segment", "kind", "size", "arm", "message", "channel", "effect", "effect_sd", "lo", "hi")
+SEGMENT_REQUIRED = SERVED_COLUMNS
 
 
 def safe_segments(segments: pd.DataFrame, min_size: int) -> pd.DataFrame:
@@ -203,6 +204,30 @@ def registry_loader(client, name: str, alias: str, *, min_segment_size: int,
         )
 
     return load
+
+
+def check_served_model(settings) -> None:
+    """Refuse to start over a model the service cannot serve: :class:`SpecError` naming model, version and what
+    is missing (an experiment model, no segment table, arms the cost catalogue cannot price). A model or alias
+    that is not there yet, or a registry that cannot be read, is no refusal: the store waits for it (503).
+    """
+    from mlflow import MlflowClient
+
+    from uplift.specs import load_spec
+    from uplift.specs.planning import CostCatalogue
+    from uplift.tracking.registry import unservable_reason
+
+    costs = load_spec(settings.costs_path(), CostCatalogue)
+    uri = settings.resolved_tracking_uri()
+    try:
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        reason = unservable_reason(client, settings.registered_model, settings.alias, costs)
+    except Exception as exc:  # noqa: BLE001 - a registry that cannot be read (corrupt database, driver error)
+        log.error("cannot check %s@%s at start (%s); the service starts and waits for it",
+                  settings.registered_model, settings.alias, short_reason(exc))
+        return
+    if reason is not None:
+        raise SpecError(f"registered_model {settings.registered_model!r}: {reason}")
 
 
 class ModelStore:

@@ -72,7 +72,7 @@ class Health(HealthStatus):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"status": "ok", "reason": None, "model_name": "uplift", "alias": "champion", "model_version": 3,
+                {"status": "ok", "reason": None, "model_name": "uplift-registration", "alias": "champion", "model_version": 3,
                  "run_id": "8f2c0d3c1a7b4e1f9d2e6a5b4c3d2e1f", "loaded_at": "2025-03-01T09:00:00Z",
                  "checked_at": "2025-03-01T09:05:00Z", "compute_processes": 2}
             ]
@@ -99,7 +99,7 @@ class ModelInfo(_Out):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"name": "uplift", "version": 3, "alias": "champion", "run_id": "8f2c0d3c1a7b4e1f9d2e6a5b4c3d2e1f",
+                {"name": "uplift-registration", "version": 3, "alias": "champion", "run_id": "8f2c0d3c1a7b4e1f9d2e6a5b4c3d2e1f",
                  "arms": [ARM_EXAMPLE, "heavy_work_future@meta"], "control": "holdout",
                  "features": [{"name": "age", "kind": "numeric"}, {"name": "gender", "kind": "categorical"}],
                  "metrics": {"test_mean_qini": 0.0021}, "loaded_at": "2025-03-01T09:00:00Z"}

@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from uplift.api.retention import PlanRetention
 from uplift.api.tokens import MIN_BITS_PER_CHAR, MIN_CHARS, REPEAT_RUN, split_entry, token_weaknesses
+from uplift.config import DEFAULT_CAMPAIGN_MODEL
 from uplift.errors import SpecError
 from uplift.specs.disclosure import DisclosurePolicy
 
@@ -67,7 +68,8 @@ class ServiceSettings(BaseSettings):
     """Folder of local state: ``mlflow.db`` (unless ``tracking_uri``) and ``plans.db`` (unless ``plans_db_url``)."""
     tracking_uri: str | None = None
     """MLflow tracking/registry URI; default ``MLFLOW_TRACKING_URI`` or ``sqlite:///<workdir>/mlflow.db``."""
-    registered_model: str = Field(default="uplift", min_length=1)
+    registered_model: str = Field(default=DEFAULT_CAMPAIGN_MODEL, min_length=1)
+    """The campaign model to serve (``uplift-<outcome event>``); refused at start-up if it is another kind."""
     alias: str = Field(default="champion", min_length=1)
     poll_seconds: float = Field(default=30.0, gt=0, le=86_400)
     """How often the background thread checks where the alias points."""

@@ -15,6 +15,7 @@ _COMMANDS = (
     "uplift.cli.features",
     "uplift.cli.train",
     "uplift.cli.run",
+    "uplift.cli.models",
     "uplift.cli.segments",
     "uplift.cli.plan",
     "uplift.cli.serve",

@@ -15,18 +15,21 @@ __all__ = ["segments", "load_model_segments", "load_released_model_segments"]
 
 
 def _version(model: str):
+    """The MLflow client, version ``model`` (an alias such as ``champion`` or a version number) of the campaign
+    model in the settings (``UPLIFT_REGISTERED_MODEL``) and its name; refuses a model that is not one, saying why."""
     from mlflow import MlflowClient
 
     from uplift.config import get_settings, tracking_uri
-    from uplift.tracking.registry import resolve_version
+    from uplift.tracking.registry import campaign_version
 
     settings = get_settings()
-    client = MlflowClient(tracking_uri(settings))
-    return client, resolve_version(client, settings.registered_model, model), settings.registered_model
+    uri = tracking_uri(settings)
+    client = MlflowClient(uri, registry_uri=uri)
+    return client, campaign_version(client, settings.registered_model, model), settings.registered_model
 
 
 def load_model_segments(model: str) -> tuple[pd.DataFrame, str]:
-    """The planner's segment table of ``model`` (an alias such as ``champion`` or a version number) and a label."""
+    """The planner's segment table of ``model`` (see :func:`_version`) and a label."""
     from uplift.tracking.registry import load_segments
 
     client, version, name = _version(model)

@@ -36,6 +36,7 @@ def serve(
     import uvicorn
 
     from uplift.api import create_app, load_service_settings
+    from uplift.api.modelstore import check_served_model
     from uplift.errors import UpliftError
 
     if config is not None:
@@ -45,6 +46,7 @@ def serve(
         settings = load_service_settings(**overrides)
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         application = create_app(settings)
+        check_served_model(settings)
     except UpliftError as exc:
         fail(f"refusing to start: {exc}")
     console.print(page_address(settings.host, settings.port, open_mode=not settings.named_tokens()), markup=False,

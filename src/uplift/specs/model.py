@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from uplift.specs import Spec
 
@@ -34,11 +34,31 @@ class TargetingSpec(Spec):
 
 
 class PromotionSpec(Spec):
-    """The champion gate: promote when ``metric`` beats the champion's by at least ``min_improvement``."""
+    """The champion gate: a challenger takes the alias only when it beats the champion on the same held-out
+    people by a paired comparison whose one-sided lower bound at ``confidence`` is above the margin
+    (:mod:`uplift.tracking.evidence`). Campaign models are judged by their plan's incremental conversions
+    at ``plan_budget``, experiment models by their targeting policy's value per 1,000 people."""
 
-    metric: str = "test_mean_qini"
-    greater_is_better: bool = True
-    min_improvement: float = 0.0
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    """Level of the one-sided lower bound on the gain."""
+    margin_conversions: float = Field(0.0, ge=0.0)
+    """Campaign models: the gain in the plan's incremental conversions must exceed this (lower bound)."""
+    margin_per_1000: float = Field(0.0, ge=0.0)
+    """Experiment models: the gain in conversions per 1,000 people must exceed this (lower bound)."""
+    plan_budget: float = Field(2_000.0, gt=0.0)
+    """Campaign models: EUR of the plan both models are judged by (``serve/`` costs and planning policy)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_fields(cls, data: Any) -> Any:
+        old = sorted({"metric", "greater_is_better", "min_improvement"} & set(data)) if isinstance(data, dict) else []
+        if old:
+            raise ValueError(
+                f"{', '.join(old)}: the gate no longer compares a tracked metric between runs; it compares the two "
+                "models on the same held-out people (fields: confidence, margin_conversions, margin_per_1000, "
+                "plan_budget; see docs/metrics.md, 'The champion gate')"
+            )
+        return data
 
 
 class ForestSpec(Spec):

@@ -12,7 +12,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from uplift.config import Settings, tracking_uri
-from uplift.tracking.registry import load_segments, resolve_version
+from uplift.tracking.registry import campaign_version, load_segments
 from uplift.tracking.runs import configure, metric_key
 
 if TYPE_CHECKING:
@@ -50,18 +50,19 @@ def _experiment(settings: Settings, name: str) -> str:
 
 
 def load_model(settings: Settings, ref: str = "champion") -> LoadedModel:
-    """The model behind ``<registered_model>@ref`` (or version ``ref``) with its segment table.
+    """The campaign model behind ``<registered_model>@ref`` (or version ``ref``) with its segment table.
 
     Raises
     ------
     ModelNotFoundError
-        No such alias or version, or its run has no segment table.
+        No such model (the message says what the store has), alias or version, an experiment model,
+        or its run has no segment table.
     """
     uri = tracking_uri(settings)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient()
-    version = resolve_version(client, settings.registered_model, ref)
+    version = campaign_version(client, settings.registered_model, ref)
     segments = load_segments(client, version)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.registered_model}/{version.version}").unwrap_python_model()
     return LoadedModel(settings.registered_model, str(version.version), version.run_id, pyfunc, segments)
