@@ -256,7 +256,11 @@ def test_a_model_swap_while_the_form_is_open(page, server):
     base, store = server
     page.goto(f"{base}/ui/plan")
     page.get_by_label("Budget (EUR)", exact=True).fill("2000")
+    import mlflow
+
     uri = f"sqlite:///{store / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)  # a version's source is a logged model, found through the global store (reset
+    mlflow.set_registry_uri(uri)  # after the test by conftest's _isolated_mlflow)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     v1 = client.get_model_version_by_alias(MODEL, "champion")
     v2 = client.create_model_version(MODEL, v1.source, run_id=v1.run_id)

@@ -23,9 +23,9 @@ from uplift.errors import SpecError
 
 __all__ = ["BudgetCurve", "CurvePoint", "budget_curve", "curve_budgets"]
 
-CURVE_POINTS = 25
+CURVE_POINTS = 20
 """Budgets on a curve by default (besides the planner's own budget)."""
-PAST_SATURATION = 1.5
+PAST_SATURATION = 1.4
 """How far past the spend at which money stops buying conversions the curve runs."""
 
 
