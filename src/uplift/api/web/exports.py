@@ -22,8 +22,8 @@ _FORMULA = re.compile(r"^[=+\-@\t\r]")
 
 
 def _text(value) -> object:
-    """A cell's text as written to a spreadsheet: a leading ``=``, ``+``, ``-`` or ``@`` is quoted so no
-    segment name is ever run as a formula."""
+    """A CSV field: a text with a leading ``=``, ``+``, ``-`` or ``@`` is quoted with ``'`` so no spreadsheet
+    program opening the file runs a segment name or note as a formula."""
     if isinstance(value, str) and _FORMULA.match(value):
         return "'" + value
     return value
@@ -50,7 +50,7 @@ def _summary_rows(plan: Mapping) -> list[list]:
     totals = plan["totals"]
     interval = f"{totals['interval']:.0%} interval"
     rows: list[list] = [
-        ["plan", plan.get("name") or plan["id"]], ["id", plan["id"]], ["note", _text(plan.get("note") or "")],
+        ["plan", plan.get("name") or plan["id"]], ["id", plan["id"]], ["note", plan.get("note") or ""],
         ["model", f"{plan['model_name']} v{plan['model_version']}"], ["made", plan["created_at"]],
         ["made by", plan.get("created_by") or ""],
         ["approved", f"{plan['approved_at']} by {plan['approved_by']}" if plan.get("approved_at") else "not approved"],
@@ -64,10 +64,25 @@ def _summary_rows(plan: Mapping) -> list[list]:
                      t["cost_per_conversion"]])
     rows.append([])
     for conflict in plan.get("conflicts", []):
-        rows.append(["conflict", _text(conflict)])
+        rows.append(["conflict", conflict])
     for rule in plan.get("rules", []):
-        rows.append(["rule", _text(rule.get("text", ""))])
+        rows.append(["rule", rule.get("text", "")])
     return rows
+
+
+def _row(sheet, values: list) -> list:
+    """A worksheet row whose texts are written as text cells: never read as a formula, whatever they start with."""
+    from openpyxl.cell import WriteOnlyCell
+
+    out = []
+    for value in values:
+        if isinstance(value, str):
+            cell = WriteOnlyCell(sheet, value=None)
+            cell._value, cell.data_type = value, "s"  # set as text: openpyxl makes a text starting with '=' a formula
+            out.append(cell)
+        else:
+            out.append(value)
+    return out
 
 
 def plan_xlsx(plan: Mapping) -> bytes:
@@ -78,7 +93,7 @@ def plan_xlsx(plan: Mapping) -> bytes:
     book = Workbook(write_only=True)
     summary = book.create_sheet("Summary")
     for row in _summary_rows(plan):
-        summary.append(row)
+        summary.append(_row(summary, row))
     by_channel: dict[str, list] = {}
     for cell in plan["cells"]:
         by_channel.setdefault(cell["channel"], []).append(cell)
@@ -86,7 +101,7 @@ def plan_xlsx(plan: Mapping) -> bytes:
         sheet = book.create_sheet(re.sub(r"[\[\]:*?/\\]", "_", channel)[:31])
         sheet.append([header for key, header in CELL_FIELDS if key != "channel"])
         for cell in cells:
-            sheet.append([_text(cell.get(key)) for key, _ in CELL_FIELDS if key != "channel"])
+            sheet.append(_row(sheet, [cell.get(key) for key, _ in CELL_FIELDS if key != "channel"]))
         sheet.append(["total", "", sum(c["contacts"] for c in cells), sum(c["holdout_people"] for c in cells),
                       round(sum(c["spend"] for c in cells), 2), round(sum(c["expected_conversions"] for c in cells), 4)])
     out = io.BytesIO()

@@ -225,7 +225,7 @@ def read_plan_form(form, *, policy: PlanningPolicy, channels: Sequence[str], mes
         problems.append("Messages: choose at least one message")
     overrides: dict[str, Any] = {}
     for key, typed in (("min_spend", state.min_spend), ("max_spend", state.max_spend)):
-        limits = {}
+        limits = {k: v for k, v in getattr(policy, key).items() if k not in channels}  # channels the model lacks
         for channel in channels:
             value = problems.number(typed.get(channel, ""), f"{key.replace('_', ' ').capitalize()} on {channel} (EUR)",
                                     low=0, high=1e9, blank=-1.0)
