@@ -73,9 +73,11 @@ def sign_in(page, base: str, token: str = TOKENS[0]) -> None:
 
 
 def screenshot(page, name: str) -> Path:
+    """The whole page as ``out/screenshots/<name>.png`` and its first screen as ``<name>-screen.png``."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-screen.png"))
     return path
 
 
