@@ -148,3 +148,27 @@ def test_sessions_end_at_sign_out_and_expiry(tmp_path):
         assert secret not in str(conn.execute(sa.text("select * from web_sessions")).all())
     store.close(secret)
     assert store.find(secret) is None
+
+
+def test_the_plan_page_shows_every_rules_price_and_escapes_what_planners_typed():
+    """The plan answer's ``rules`` (the price of every declared rule) as the planner's rule units send them."""
+    from uplift.api.routes.pages import plan_context
+    from uplift.api.web.render import render
+    from uplift.api.web.sessions import Session
+
+    rules = [{"rule": "fairness floor 'women'", "kind": "spend_floor", "stated": "70% of spend", "status": "binds",
+              "dual": -0.42, "unit": "percentage point more min_share", "cost": 12.3456, "lo": 4.1, "hi": 20.5,
+              "cost_share": 0.05, "interval": 0.8, "text": "holding fairness floor 'women' at 70% of spend costs 12.3"},
+             {"rule": "the budget", "kind": "budget", "stated": "EUR 100", "status": "binds", "dual": 0.02,
+              "unit": "EUR more", "cost": None, "lo": None, "hi": None, "cost_share": None, "interval": 0.8,
+              "text": "the budget binds"}]
+    plan = {**PLAN, "note": "<script>alert(1)</script>", "rules": rules, "gains": {}, "notes": [], "floors": [],
+            "breakdown": [], "supersedes": None, "superseded_by": None}
+    plan["totals"] = {**plan["totals"], "contacts": 3, "cost_per_conversion_lo": 30.5, "cost_per_conversion_hi": 61.0}
+    html = render("plan.html", session=Session("anna", "d", "csrf-token", datetime.now(UTC)),
+                  **plan_context(plan, {}, current_version=2))
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    row = html[html.index("fairness floor &#39;women&#39;"):]
+    assert "70% of spend" in row and "binds" in row and "12.3" in row and "[4.1, 20.5]" in row
+    assert "The model in service is now v2" in html  # the plan was made with v1
+    assert 'value="csrf-token"' in html and "<title>=HYPERLINK(&#34;x&#34;) · uplift</title>" in html

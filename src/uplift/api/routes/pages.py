@@ -28,7 +28,7 @@ from uplift.api.web.render import PAGE_HEADERS, ROOT, page, render
 from uplift.api.web.sessions import COOKIE, SIGN_IN_COOKIE, Session
 from uplift.errors import UpliftError
 
-__all__ = ["router"]
+__all__ = ["plan_context", "router"]
 
 router = APIRouter(prefix=ROOT, include_in_schema=False)
 Signed = Annotated[Session, Depends(current_session)]
@@ -315,25 +315,34 @@ def plans(request: Request, session: Signed) -> Response:
                 page=page_no, pages=max(1, math.ceil(total / per)))
 
 
+def plan_context(plan: dict, params, *, current_version: int | None, notice: str | None = None) -> dict:
+    """What ``plan.html`` shows of a stored plan (its answer as the API gives it) under the query ``params``
+    (cells filter, sort and page)."""
+    query = views.CellQuery.of(params)
+    rows, matched, pages = views.cells_page(plan["cells"], query)
+    return dict(
+        active="plans", title=plan.get("name") or f"Plan {plan['id'][:8]}", plan=plan, status=views.plan_status(plan),
+        reference_rows=_references(plan), query=query, rows=rows, matched=matched, pages=pages,
+        page=min(query.page, pages), cell_columns=_CELL_COLUMNS, model_notice=notice,
+        cell_messages=sorted({c["message"] for c in plan["cells"]}),
+        cell_channels=sorted({c["channel"] for c in plan["cells"]}), current_version=current_version,
+        sort_link=lambda key: urlencode(query.link(sort=key, page=1,
+                                                   order="asc" if key == query.sort and query.descending else "desc")),
+        page_link=lambda n: urlencode(query.link(page=n)),
+    )
+
+
 @router.get("/plans/{plan_id}")
 def plan_page(request: Request, session: Signed, plan_id: str) -> Response:
     plan = _load(request, plan_id)
     if plan is None:
         return _not_found(session, plan_id)
-    query = views.CellQuery.of(request.query_params)
-    rows, matched, pages = views.cells_page(plan["cells"], query)
     bundle = _bundle(request)
     swapped = request.query_params.get("swapped", "")
     notice = (f"The model changed while the form was open (v{swapped[:6]} then); this plan is made with "
               f"v{plan['model_version']}." if swapped.isdigit() and int(swapped) != plan["model_version"] else None)
-    return page("plan.html", session=session, active="plans", title=plan.get("name") or f"Plan {plan_id[:8]}",
-                plan=plan, status=views.plan_status(plan), reference_rows=_references(plan), query=query, rows=rows,
-                matched=matched, pages=pages, page=min(query.page, pages), cell_columns=_CELL_COLUMNS,
-                cell_messages=sorted({c["message"] for c in plan["cells"]}),
-                cell_channels=sorted({c["channel"] for c in plan["cells"]}), model_notice=notice,
-                current_version=bundle.version if bundle is not None else None,
-                sort_link=lambda key: urlencode(query.link(sort=key, page=1, order="asc" if key == query.sort and query.descending else "desc")),
-                page_link=lambda n: urlencode(query.link(page=n)))
+    return page("plan.html", session=session, **plan_context(
+        plan, request.query_params, current_version=bundle.version if bundle is not None else None, notice=notice))
 
 
 @router.get("/plans/{plan_id}/parts.svg")
