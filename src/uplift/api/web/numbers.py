@@ -34,7 +34,8 @@ def conversions(x, signed: bool = False) -> str:
 
 def interval(lo, hi, kind: str = "conversions") -> str:
     """``[lo, hi]`` in the kind's format (``conversions``, ``signed``, ``eur``, ``effect``)."""
-    fmt = {"conversions": conversions, "signed": lambda v: conversions(v, signed=True), "eur": eur,
+    fmt = {"conversions": conversions, "signed": lambda v: conversions(v, signed=True),
+           "eur": lambda v: eur(v, cents=True),
            "effect": lambda v: effect(v, unit=False)}[kind]
     if kind == "eur":  # a cost per conversion: the high end is inf when the plan may buy nothing
         return f"[{fmt(lo)}, {fmt(hi)}]"
