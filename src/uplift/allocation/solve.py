@@ -42,6 +42,15 @@ try:  # HiGHS's own bindings: warm-started re-solves; scipy's copy of HiGHS solv
     import highspy
 except ImportError:  # pragma: no cover - highspy is a dependency; the fallback keeps the planner working
     highspy = None
+else:
+
+    class _SilentHighs(highspy.Highs):
+        """A HiGHS instance that writes nothing: its output is off before ``Highs()`` enables its callbacks,
+        where HiGHS otherwise prints its version and licence banner on stdout."""
+
+        def enableCallbacks(self) -> None:  # noqa: N802 - highspy's name
+            self.setOptionValue("output_flag", False)
+            super().enableCallbacks()
 
 from uplift.allocation.problem import (
     ELASTIC_KINDS,
@@ -378,8 +387,7 @@ class _ReducedLP:
             lp.a_matrix_.start_ = matrix.indptr
             lp.a_matrix_.index_ = matrix.indices
             lp.a_matrix_.value_ = matrix.data
-            highs = highspy.Highs()
-            highs.setOptionValue("output_flag", False)
+            highs = _SilentHighs()
             highs.setOptionValue("solver", "simplex")
             highs.passModel(lp)
             self.highs = highs

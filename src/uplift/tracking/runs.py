@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 import uplift
 from uplift.disclosure import Figure, Release, disclose
 from uplift.modeling.validation import ValidationReport
+from uplift.quiet import registry_notes_dropped
 from uplift.specs.disclosure import DisclosurePolicy
 from uplift.tracking.evidence import Decision, PlanningInputs, Split
 from uplift.tracking.plots import decile_figure, qini_figure
@@ -223,7 +224,8 @@ def log_training(
         pyfunc, model_uri = _log_model(report, segments, segment_spec)
 
         name = ensure_registered_model(client, use)
-        version = int(mlflow.register_model(model_uri, name).version)
+        with registry_notes_dropped():  # the product reports the version and the alias decision itself
+            version = int(mlflow.register_model(model_uri, name).version)
         split = Split(spec.cv.seed, spec.cv.test_share)
         record_version(client, name, version, digest=table_digest, split=split, spec_name=spec.name)
         challenger = Challenger(version=version, use=use, split=split, digest=table_digest, heldout=report.test,
