@@ -7,7 +7,7 @@ should act on is said once, in the product's words, where the product decides (e
 :class:`uplift.errors.ThinDataWarning` for cross-validation strata smaller than the folds).
 
 The HiGHS banner is not a Python message: the planner switches the solver's output off before HiGHS writes it
-(:mod:`uplift.allocation.lpsystem`).
+(:mod:`uplift.allocation.reducedlp`).
 """
 
 from __future__ import annotations
