@@ -10,7 +10,7 @@ BENCH_OUT ?= out/bench
 # Spark's Python workers run the venv's interpreter; Spark binds to the loopback address
 SPARK_ENV := PYSPARK_PYTHON=$(abspath $(BIN)/python) SPARK_LOCAL_IP=127.0.0.1
 
-.PHONY: setup setup-test constraints demo test test-slow hillstrom bench bench-quick bench-soak bench-spark bench-scaling clean
+.PHONY: setup setup-test constraints demo lint test test-slow hillstrom bench bench-quick bench-soak bench-spark bench-scaling clean
 
 $(BIN)/uplift: pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -40,6 +40,10 @@ constraints:
 ## The main job end to end on the embedded defaults: simulated region, local MLflow in ./mlflow.db
 demo: setup
 	$(BIN)/uplift run
+
+## ruff (pyproject.toml: pyflakes, isort, bugbear, pycodestyle at 120 columns) over the code, tests and benchmarks
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
 
 ## The test suite (what CI runs)
 test: setup-test

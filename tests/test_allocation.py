@@ -690,7 +690,8 @@ def test_a_plan_whose_rules_reward_spend_buys_in_order_at_the_tangents_about_as_
         {"name": "women", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.69}])
     calls = {"milp": 0, "tangents": 0}
     milp, at_tangents = tierorder.milp, tierorder._at_tangents
-    monkeypatch.setattr(tierorder, "milp", lambda *a, **k: calls.__setitem__("milp", calls["milp"] + 1) or milp(*a, **k))
+    monkeypatch.setattr(tierorder, "milp",
+                        lambda *a, **k: calls.__setitem__("milp", calls["milp"] + 1) or milp(*a, **k))
     monkeypatch.setattr(tierorder, "_at_tangents",
                         lambda *a, **k: calls.__setitem__("tangents", calls["tangents"] + 1) or at_tangents(*a, **k))
     both = plan(effects, budget=6_000.0, costs=costs, policy=policy, references=False)
@@ -1238,7 +1239,7 @@ def test_plans_are_the_same_without_highspy(costs, monkeypatch):
     warm = [plan(effects, budget=b, costs=costs, policy=policy) for b in (300.0, 1_200.0)]
     monkeypatch.setattr(reducedlp, "highspy", None)  # scipy's linprog solves the reduced LP instead
     cold = [plan(effects, budget=b, costs=costs, policy=policy) for b in (300.0, 1_200.0)]
-    for a, b in zip(warm, cold):
+    for a, b in zip(warm, cold, strict=True):
         assert a.totals.expected_conversions == pytest.approx(b.totals.expected_conversions, rel=1e-6)
         assert a.totals.spend == pytest.approx(b.totals.spend, rel=1e-6)
 

@@ -5,7 +5,6 @@ outside the repository (``../shared``, ``/work/...``, an absolute path)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -62,7 +61,7 @@ def problems(page: str) -> list[str]:
             found.append(f"{target}: outside the repository")
         elif not resolved.exists():
             found.append(f"{target}: no such file in the repository")
-        elif anchor and resolved.suffix == ".md" and anchor not in heading_anchors(resolved.read_text(encoding="utf-8")):
+        elif anchor and resolved.suffix == ".md" and anchor not in heading_anchors(resolved.read_text("utf-8")):
             found.append(f"{target}: no heading #{anchor} in {resolved.relative_to(ROOT).as_posix()}")
     blank = lambda match: "\n" * match.group(0).count("\n")  # noqa: E731 - keeps the line numbers
     without_links = REFERENCE_LINK.sub(blank, INLINE_LINK.sub(blank, text))

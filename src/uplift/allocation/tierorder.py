@@ -52,9 +52,10 @@ def _in_tier_order(problem: Problem, c, system: _System, b_ub, bounds, base: All
 
     First the tangent rounds (:func:`_at_tangents`): a few LPs, whatever the problem's size. Where
     they find no plan, or the problem is small enough for the mixed-integer re-solve to be cheap (at
-    most :data:`_MILP_BINARIES` binaries on at most :data:`_MILP_COLUMNS` columns), that runs too (:func:`_mixed_integer_order`) and the better in-order plan is kept. The
-    choice depends on the problem's size only, never on the clock, so a plan is the same on any
-    machine (up to HiGHS's own time limit, which only a re-solve far beyond those sizes meets).
+    most :data:`_MILP_BINARIES` binaries on at most :data:`_MILP_COLUMNS` columns), that runs too
+    (:func:`_mixed_integer_order`) and the better in-order plan is kept. The choice depends on the
+    problem's size only, never on the clock, so a plan is the same on any machine (up to HiGHS's own
+    time limit, which only a re-solve far beyond those sizes meets).
     ``base`` (the exploration, an average of fills) is taken as it is: only what this solve adds
     is held to the order.
     """
@@ -106,8 +107,8 @@ def _mixed_integer_order(problem: Problem, c, system: _System, b_ub, bounds, bas
                                    (np.concatenate([rows, rows]), np.concatenate([n + later - 1, len(c) + rows]))),
                                   shape=(k, len(c) + k))
         constraints = [LinearConstraint(_widened(system.a_eq, k), 0.0, 0.0),
-                       LinearConstraint(sp.vstack([_widened(system.a_ub, k), open_rows, full_rows], format="csr"), -np.inf,
-                                        np.concatenate([b, np.zeros(k), y0[later - 1]]))]
+                       LinearConstraint(sp.vstack([_widened(system.a_ub, k), open_rows, full_rows], format="csr"),
+                                        -np.inf, np.concatenate([b, np.zeros(k), y0[later - 1]]))]
         lower = np.concatenate([bounds[:, 0], np.zeros(k)])
         upper = np.concatenate([bounds[:, 1], np.ones(k)])
         found = milp(np.concatenate([c, np.zeros(k)]), constraints=constraints, bounds=Bounds(lower, upper),

@@ -164,7 +164,8 @@ def _warn_thin_strata(strata: np.ndarray, folds: int, shown: int = 3) -> None:
     thin = np.flatnonzero(counts < folds)
     if len(thin):
         thinnest = thin[np.argsort(counts[thin], kind="stable")][:shown]
-        listed = "; ".join("arm {!r} outcome {}: {} row(s)".format(*names[i].split("|", 1), counts[i]) for i in thinnest)
+        listed = "; ".join("arm {!r} outcome {}: {} row(s)".format(*names[i].split("|", 1), counts[i])
+                           for i in thinnest)
         more = f" and {len(thin) - shown} more" if len(thin) > shown else ""
         warnings.warn(ThinDataWarning(
             f"cross-validation: {len(thin)} arm x outcome group(s) have fewer rows than the {folds} folds "
