@@ -123,7 +123,7 @@ class MultiArmUplift:
             arm_fit, y_fit, prop_fit = arm, y, propensity
         learner = kind.build(self.spec, self.control)
         p = {a: pair_propensity(prop_fit, a, self.control) for a in self.treatment_arms}
-        kind.fit(learner, Xm, arm_fit, y_fit, propensity=prop_fit, pair=p)
+        kind.fit(learner, Xm, arm_fit, y_fit, propensity=prop_fit, pair=p, seed=self.spec.seed)
         self.learner_ = learner
         self.columns_ = kind.output_names(learner)
         self.treatment_arms_ = self.treatment_arms

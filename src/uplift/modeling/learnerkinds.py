@@ -57,9 +57,10 @@ class LearnerKind:
         return None
 
     def fit(self, learner: Any, X: np.ndarray, treatment: np.ndarray, y: np.ndarray, *,
-            propensity: pd.DataFrame, pair: dict[str, np.ndarray]) -> None:
-        """Fit ``learner`` on the matrix ``X``; ``propensity`` holds every arm's design probability per row and
-        ``pair`` each treatment arm's P(arm | arm or control) per row."""
+            propensity: pd.DataFrame, pair: dict[str, np.ndarray], seed: int) -> None:
+        """Fit ``learner`` on the matrix ``X``; ``propensity`` holds every arm's design probability per row,
+        ``pair`` each treatment arm's P(arm | arm or control) per row, ``seed`` the spec's seed (for what the
+        learner draws at fit time rather than at build time)."""
         # keywords: causalml 1.0 turns the positional order into (X, y, treatment) (0.18 warns)
         learner.fit(X=X, treatment=treatment, y=y)
 
@@ -110,7 +111,7 @@ class _CausalmlX(LearnerKind):
         return BaseXClassifier(outcome_learner=LGBMClassifier(**params), effect_learner=LGBMRegressor(**params),
                                control_name=control)
 
-    def fit(self, learner, X, treatment, y, *, propensity, pair) -> None:
+    def fit(self, learner, X, treatment, y, *, propensity, pair, seed) -> None:
         learner.fit(X=X, treatment=treatment, y=y, p=pair)
 
     def predict(self, learner, X, *, pair_means) -> np.ndarray:
@@ -120,7 +121,8 @@ class _CausalmlX(LearnerKind):
 
 @dataclass(frozen=True)
 class _CausalmlDR(LearnerKind):
-    """causalml's doubly robust learner on LightGBM regressors (``dr``), with the design's propensities."""
+    """causalml's doubly robust learner on LightGBM regressors (``dr``), with the design's propensities; its
+    cross-fitting folds are drawn with the spec's seed (causalml draws them afresh on every fit without one)."""
 
     def build(self, spec: ModelSpec, control: str) -> Any:
         from causalml.inference.meta import BaseDRLearner
@@ -128,8 +130,8 @@ class _CausalmlDR(LearnerKind):
 
         return BaseDRLearner(learner=LGBMRegressor(**lgbm_params(spec)), control_name=control)
 
-    def fit(self, learner, X, treatment, y, *, propensity, pair) -> None:
-        learner.fit(X=X, treatment=treatment, y=y, p=pair)
+    def fit(self, learner, X, treatment, y, *, propensity, pair, seed) -> None:
+        learner.fit(X=X, treatment=treatment, y=y, p=pair, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,7 @@ class _OwnLightGBM(LearnerKind):
 
         return self.learner_class(partial(LGBMClassifier, **lgbm_params(spec)), control)
 
-    def fit(self, learner, X, treatment, y, *, propensity, pair) -> None:
+    def fit(self, learner, X, treatment, y, *, propensity, pair, seed) -> None:
         own = propensity.to_numpy(float)[np.arange(len(treatment)), propensity.columns.get_indexer(treatment)]
         learner.fit(X=X, treatment=treatment, y=y, sample_weight=1.0 / own)
 
