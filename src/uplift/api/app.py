@@ -14,6 +14,7 @@ from uplift.api.handlers import install_handlers
 from uplift.api.limits import BodySizeLimit
 from uplift.api.settings import ServiceSettings
 from uplift.errors import SpecError
+from uplift.quiet import install as install_quiet_output
 
 __all__ = ["app_from_environment", "create_app", "with_compute_pool"]
 
@@ -120,6 +121,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         disclosure threshold; a minimum segment size below the disclosure threshold
         (:meth:`ServiceSettings.disclosure_policy`).
     """
+    install_quiet_output()  # each uvicorn worker process builds its app here
     tokens = settings.named_tokens()
     if settings.mode == "production" and not tokens:
         raise SpecError("service settings: mode 'production' needs at least one token (UPLIFT_SERVICE_TOKENS)")
