@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -270,17 +271,15 @@ def test_a_failed_write_leaves_the_previous_handoff_whole(world, tmp_path, monke
     folder = write_handoff(handoff, tmp_path / "handoff")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     calls = {"n": 0}
-    import uplift.handoff.write as writer
+    real = Path.write_bytes
 
-    real = writer.as_text
-
-    def failing(frame):
+    def failing(path, data):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 3:  # the third file of the new folder
             raise OSError("disk full")
-        return real(frame)
+        return real(path, data)
 
-    monkeypatch.setattr(writer, "as_text", failing)
+    monkeypatch.setattr(Path, "write_bytes", failing)
     with pytest.raises(OSError, match="disk full"):
         write_handoff(handoff, folder)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
@@ -339,3 +338,19 @@ def test_the_shipped_declarations_load():
     assert spec.landing_url.startswith("https://") and (ROOT / spec.region).exists()
     with pytest.raises(ValueError, match="without query string"):
         HandoffSpec(landing_url="https://www.example.org/x?utm_source=meta")
+
+
+def test_as_run_spreads_a_line_over_the_cells_it_cannot_tell_apart(costs):
+    from uplift.handoff import as_run
+
+    women, men = "age_band=25-34|gender=female|municipality=Delft", "age_band=25-34|gender=male|municipality=Delft"
+    cells = pd.DataFrame({
+        "segment": [women, men] * 3, "message": "m", "channel": ["flyer"] * 2 + ["meta"] * 2 + ["linkedin"] * 2,
+        "contacts": [300, 0, 100, 0, 40, 20], "spend": [21.0, 0.0, 3.0, 0.0, 4.2, 2.1],
+    })
+    cells["arm"] = cells["message"] + "@" + cells["channel"]
+    run = as_run(cells, {women: 600, men: 400}, costs=costs, municipalities=("Delft",))
+    # the flyer reaches Delft's 25-34 women and men in proportion to their people (60:40); so does LinkedIn
+    assert run["contacts"].tolist() == pytest.approx([180, 120, 100, 0, 36, 24])
+    assert run["spend"].tolist() == pytest.approx([12.6, 8.4, 3.0, 0.0, 3.78, 2.52])
+    assert run["contacts"].sum() == cells["contacts"].sum() and run["spend"].sum() == pytest.approx(cells["spend"].sum())

@@ -94,7 +94,8 @@ def attribute_command(
     attributed = attribute(frame, pd.concat(keys, ignore_index=True), source=str(enrolments))
     write_table(attributed, out)
     policy = disclosure_policy()
-    t = Table(title="Registrations by attribution (counts rounded to 5; '<T' below the disclosure threshold)")
+    t = Table(title=f"Registrations by attribution (counts rounded to {policy.rounding_base}; '<{policy.threshold}': "
+                    "below the disclosure threshold)")
     for col in ("status", "reason", "registrations"):
         t.add_column(col, justify="right" if col == "registrations" else "left")
     for r in attribution_counts(attributed).itertuples():

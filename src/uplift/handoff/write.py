@@ -10,7 +10,7 @@ import pandas as pd
 from uplift.handoff.sheets import HOLDOUT_FILE, KEY_FILE, MANIFEST_FILE, Handoff
 from uplift.tableio import atomic_directory
 
-__all__ = ["FORMULA_STARTS", "as_text", "write_handoff"]
+__all__ = ["FORMULA_STARTS", "as_text", "handoff_archive", "handoff_files", "write_handoff"]
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """A text cell starting with one of these is a formula (or becomes one) in Excel and its kin."""
@@ -27,13 +27,32 @@ def as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def handoff_files(handoff: Handoff) -> dict[str, bytes]:
+    """Every file of ``handoff`` by name, as written: CSV (text cells safe, :func:`as_text`) and the manifest."""
+    files = {name: as_text(frame).to_csv(index=False).encode()
+             for name, frame in {**handoff.sheets, HOLDOUT_FILE: handoff.holdout, KEY_FILE: handoff.key}.items()}
+    files[MANIFEST_FILE] = (json.dumps(handoff.manifest, indent=2, ensure_ascii=False) + "\n").encode()
+    return files
+
+
+def handoff_archive(handoff: Handoff) -> bytes:
+    """The files of ``handoff`` as one zip archive (what the service sends)."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in handoff_files(handoff).items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
 def write_handoff(handoff: Handoff, folder: str | Path) -> Path:
     """Write ``handoff`` into ``folder`` (replaced as a whole, atomically: readers see the old folder or the
     complete new one, never part of it). Returns the folder."""
     folder = Path(folder)
     with atomic_directory(folder) as tmp:
         tmp.mkdir(parents=True)
-        for name, frame in {**handoff.sheets, HOLDOUT_FILE: handoff.holdout, KEY_FILE: handoff.key}.items():
-            as_text(frame).to_csv(tmp / name, index=False)
-        (tmp / MANIFEST_FILE).write_text(json.dumps(handoff.manifest, indent=2, ensure_ascii=False) + "\n")
+        for name, content in handoff_files(handoff).items():
+            (tmp / name).write_bytes(content)
     return folder
