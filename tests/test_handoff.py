@@ -354,3 +354,22 @@ def test_as_run_spreads_a_line_over_the_cells_it_cannot_tell_apart(costs):
     assert run["contacts"].tolist() == pytest.approx([180, 120, 100, 0, 36, 24])
     assert run["spend"].tolist() == pytest.approx([12.6, 8.4, 3.0, 0.0, 3.78, 2.52])
     assert run["contacts"].sum() == cells["contacts"].sum() and run["spend"].sum() == pytest.approx(cells["spend"].sum())
+
+
+def test_names_outside_the_scheme_are_slugged_and_still_come_back(world, costs):
+    from uplift.handoff.utm import utm_value
+
+    assert utm_value("free_voucher") == "free_voucher" and utm_value("Free Voucher!") == "free-voucher"
+    _, cells, areas, _, policy = world
+    renamed = cells.assign(message=cells["message"].map({"recognition": "Recognition", "role_model": "Role Model"}))
+    h = handoff_tables(renamed, costs=costs, policy=policy, spec=SPEC, areas=areas, wave=3, start=START,
+                       min_size=MIN_SIZE)
+    assert set(h.key["utm_content"]) == {"recognition", "role-model"}
+    enrolments, truth = visits_from_sheets(h.sheets, rate=0.05, start=START, seed=2)
+    out = attribute(enrolments, h.key)
+    assert (out["status"] == "attributed").all() and set(out["message"]) == {"Recognition", "Role Model"}
+    assert set(out["arm"].str.split("@").str[0]) == {"Recognition", "Role Model"}  # the plan's own names
+    clash = cells.assign(message=cells["message"].map({"recognition": "Role Model", "role_model": "role-model"}))
+    with pytest.raises(DataError, match="give the same UTM value 'role-model'"):
+        handoff_tables(clash, costs=costs, policy=policy, spec=SPEC, areas=areas, wave=3, start=START,
+                       min_size=MIN_SIZE)

@@ -83,13 +83,14 @@ def attribute_command(
     from uplift.disclosure import release_count
     from uplift.handoff import KEY_FILE, attribute, attribution_counts
     from uplift.schemas import ENROLMENTS, validate
-    from uplift.tableio import read_table, write_table
+    from uplift.tableio import CSV_ENCODING, read_table, reading, write_table
 
     keys = []
     for folder in handoff:
         if not (folder / KEY_FILE).exists():
             fail(f"{folder}: no {KEY_FILE}; expected a folder written by `uplift plan ... --handoff`")
-        keys.append(read_table(folder / KEY_FILE))
+        with reading(folder / KEY_FILE):  # as text: a code or message that looks like a number stays as written
+            keys.append(pd.read_csv(folder / KEY_FILE, dtype=str, keep_default_na=False, encoding=CSV_ENCODING))
     frame = validate(read_table(enrolments), ENROLMENTS, source=str(enrolments))
     attributed = attribute(frame, pd.concat(keys, ignore_index=True), source=str(enrolments))
     write_table(attributed, out)

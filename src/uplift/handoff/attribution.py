@@ -20,7 +20,7 @@ import pandas as pd
 
 from uplift.errors import SchemaError
 from uplift.handoff.utm import UTM_KEYS, Utm, campaign, parse_utm, parse_utm_url
-from uplift.vocabulary import FUNNEL_EVENTS
+from uplift.vocabulary import FUNNEL_EVENTS, split_arm
 
 __all__ = ["ATTRIBUTION_COLUMNS", "STATUSES", "attribute", "attribution_counts", "cell_counts"]
 
@@ -75,7 +75,8 @@ def _status(parsed: Utm | str, lines: dict[tuple, dict]) -> tuple:
     found = lines.get((parsed.source, parsed.medium, campaign(parsed.wave), parsed.content, parsed.term))
     if found is None:
         return ("unknown", _unknown_reason(parsed, lines), *blank)
-    return ("attributed", "", parsed.source, parsed.wave, parsed.content, found["arm"], parsed.term, found["file"])
+    message, channel = split_arm(found["arm"])  # the plan's names (the UTM values may be their slugs)
+    return ("attributed", "", channel, parsed.wave, message, found["arm"], parsed.term, found["file"])
 
 
 def _unknown_reason(parsed: Utm, lines: dict[tuple, dict]) -> str:

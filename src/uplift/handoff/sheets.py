@@ -20,7 +20,7 @@ import pandas as pd
 from uplift.errors import DataError
 from uplift.handoff.lines import apportion, plan_lines
 from uplift.handoff.targeting import ALL
-from uplift.handoff.utm import MEDIUM, UTM_KEYS, Utm, campaign, link
+from uplift.handoff.utm import MEDIUM, UTM_KEYS, Utm, campaign, link, utm_value
 from uplift.specs.handoff import HandoffSpec
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
@@ -64,6 +64,7 @@ def handoff_tables(cells: pd.DataFrame, *, costs: CostCatalogue, policy: Plannin
     if wave < 1:
         raise DataError(f"wave: expected a wave number of 1 or more, got {wave}")
     lines = plan_lines(cells, costs=costs, areas=areas, min_size=min_size, segments=segments)
+    _check_values(lines)
     total_cents = int(round(float(cells.loc[cells["contacts"] > 0, "spend"].sum()) * 100))
     lines = lines.assign(cents=_cents(lines, total_cents))
     end = start + dt.timedelta(days=spec.days - 1)
@@ -79,6 +80,16 @@ def handoff_tables(cells: pd.DataFrame, *, costs: CostCatalogue, policy: Plannin
     return Handoff(sheets=sheets, holdout=holdout, key=key, manifest=manifest)
 
 
+def _check_values(lines: pd.DataFrame) -> None:
+    """Two channels, or two messages, whose names give the same UTM value could not be told apart coming back."""
+    for column in ("channel", "message"):
+        names = pd.Series(lines[column].unique())
+        clash = names[names.map(utm_value).duplicated(keep=False)]
+        if len(clash):
+            raise DataError(f"{column}s {', '.join(map(repr, sorted(clash)))} give the same UTM value "
+                            f"{utm_value(clash.iloc[0])!r}; rename one so that their links differ")
+
+
 def _cents(lines: pd.DataFrame, total_cents: int) -> np.ndarray:
     """Spend per line in whole cents: the total over the channels, then each channel's over its lines."""
     out = np.zeros(len(lines), dtype=np.int64)
@@ -92,7 +103,8 @@ def _cents(lines: pd.DataFrame, total_cents: int) -> np.ndarray:
 
 
 def _utm(row, wave: int) -> Utm:
-    return Utm(source=row.channel, medium=MEDIUM[row.kind], wave=wave, content=row.message, term=row.line)
+    return Utm(source=utm_value(row.channel), medium=MEDIUM[row.kind], wave=wave, content=utm_value(row.message),
+               term=row.line)
 
 
 def _below_minimum(row, costs: CostCatalogue) -> str:
@@ -206,8 +218,8 @@ def _seed(seed: int, *parts: str) -> int:
 def _key(lines: pd.DataFrame, costs: CostCatalogue, wave: int) -> pd.DataFrame:
     """Every link's UTM parameters with the line and the plan cells behind it: what attribution reads."""
     return pd.DataFrame({
-        "utm_source": lines["channel"].to_numpy(), "utm_medium": lines["kind"].map(MEDIUM).to_numpy(),
-        "utm_campaign": campaign(wave), "utm_content": lines["message"].to_numpy(),
+        "utm_source": lines["channel"].map(utm_value).to_numpy(), "utm_medium": lines["kind"].map(MEDIUM).to_numpy(),
+        "utm_campaign": campaign(wave), "utm_content": lines["message"].map(utm_value).to_numpy(),
         "utm_term": lines["line"].to_numpy(), "arm": lines["arm"].to_numpy(), "wave": int(wave),
         "file": [sheet_name(c, k) for c, k in zip(lines["channel"], lines["kind"])],
         "postcodes": [_join(p) for p in lines["postcodes"]], "segments": [_join(s) for s in lines["segments"]],

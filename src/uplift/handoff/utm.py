@@ -20,7 +20,7 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-__all__ = ["UTM_KEYS", "MEDIUM", "Utm", "campaign", "code", "link", "parse_utm", "parse_utm_url"]
+__all__ = ["UTM_KEYS", "MEDIUM", "Utm", "campaign", "code", "link", "parse_utm", "parse_utm_url", "utm_value"]
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 
@@ -65,6 +65,12 @@ def code(*parts: str) -> str:
         return text
     digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:8]
     return f"{text[:_CODE_LENGTH - 9].rstrip('_.-')}-{digest}"
+
+
+def utm_value(name: str) -> str:
+    """A channel's or message's name as a UTM value: itself when the scheme writes it as it is (lower-case letters,
+    digits, ``_ . -``), else its slug (:func:`code`)."""
+    return name if _TOKEN.match(name) else code(name)
 
 
 def _slug(text: str) -> str:
