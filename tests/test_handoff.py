@@ -11,16 +11,30 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
 from uplift.allocation import plan
 from uplift.errors import DataError, SpecError
 from uplift.features.library import age_band_of
 from uplift.handoff import (
-    KEY_FILE, MANIFEST_FILE, Utm, apportion, areas_from_audience, as_text, attribute, attribution_counts, cell_counts,
-    cell_targeting, handoff_tables, link, parse_utm, parse_utm_url, print_units, write_handoff,
+    KEY_FILE,
+    MANIFEST_FILE,
+    Utm,
+    apportion,
+    areas_from_audience,
+    as_text,
+    attribute,
+    attribution_counts,
+    cell_counts,
+    cell_targeting,
+    handoff_tables,
+    link,
+    parse_utm,
+    parse_utm_url,
+    print_units,
+    write_handoff,
 )
 from uplift.segments.assign import targetable_cells
 from uplift.simulate.visits import visits_from_sheets
@@ -115,7 +129,7 @@ def test_a_neighbourhood_below_the_anonymity_floor_is_merged_never_shown(world):
 
 
 def test_no_file_carries_a_count_of_people_of_an_area_or_a_cell(world, tmp_path):
-    _, _, areas, handoff, _ = world
+    handoff = world[3]
     write_handoff(handoff, tmp_path / "h")
     columns = {c for f in (tmp_path / "h").glob("*.csv") for c in pd.read_csv(f).columns}
     assert not columns & {"size", "people", "residents", "audience", "audience_size"}
@@ -365,7 +379,7 @@ def test_names_outside_the_scheme_are_slugged_and_still_come_back(world, costs):
     h = handoff_tables(renamed, costs=costs, policy=policy, spec=SPEC, areas=areas, wave=3, start=START,
                        min_size=MIN_SIZE)
     assert set(h.key["utm_content"]) == {"recognition", "role-model"}
-    enrolments, truth = visits_from_sheets(h.sheets, rate=0.05, start=START, seed=2)
+    enrolments, _ = visits_from_sheets(h.sheets, rate=0.05, start=START, seed=2)
     out = attribute(enrolments, h.key)
     assert (out["status"] == "attributed").all() and set(out["message"]) == {"Recognition", "Role Model"}
     assert set(out["arm"].str.split("@").str[0]) == {"Recognition", "Role Model"}  # the plan's own names

@@ -19,7 +19,12 @@ __all__ = ["attribute_command", "write_plan_handoff"]
 def write_plan_handoff(cells: pd.DataFrame, *, folder: Path, costs, policy, wave: int | None, start: str | None,
                        audience: Path | None) -> dict:
     """Write the hand-off of a plan's ``cells`` into ``folder`` and return its manifest."""
-    from uplift.handoff import areas_from_audience, areas_from_region, handoff_tables, write_handoff
+    from uplift.handoff import (
+        areas_from_audience,
+        areas_from_region,
+        handoff_tables,
+        write_handoff,
+    )
     from uplift.specs import load_spec, project_root
     from uplift.specs.handoff import HandoffSpec
     from uplift.specs.region import RegionSpec

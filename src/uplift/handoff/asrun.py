@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
 import pandas as pd
 
-from uplift.handoff.targeting import ALL, cell_targeting
+from uplift.handoff.targeting import cell_targeting, line_key
 from uplift.specs.planning import CostCatalogue
 
 __all__ = ["as_run"]
@@ -35,7 +34,7 @@ def as_run(cells: pd.DataFrame, sizes: Mapping[str, float], *, costs: CostCatalo
         targeting = costs.channel(str(channel)).targeting
         if targeting is None:
             continue
-        keys = [_key(targets[str(s)], targeting) for s in out["segment"].to_numpy()[idx]]
+        keys = [line_key(targets[str(s)], targeting) for s in out["segment"].to_numpy()[idx]]
         for members in pd.Series(range(len(idx))).groupby(pd.Series(keys).astype(str)).indices.values():
             rows = idx[members]
             weight = size[rows] / size[rows].sum()
@@ -43,8 +42,3 @@ def as_run(cells: pd.DataFrame, sizes: Mapping[str, float], *, costs: CostCatalo
     out["contacts"], out["spend"] = contacts, spend
     return out
 
-
-def _key(target, targeting: tuple[str, ...]) -> tuple:
-    places = "municipality" in targeting or "neighbourhood" in targeting
-    return (target.age_band if "age_band" in targeting else ALL, target.gender if "gender" in targeting else ALL,
-            target.municipalities if places else ())

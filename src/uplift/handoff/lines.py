@@ -15,7 +15,7 @@ import pandas as pd
 
 from uplift.errors import DataError, SpecError
 from uplift.handoff.areas import print_units
-from uplift.handoff.targeting import ALL, CellTargeting, cell_targeting
+from uplift.handoff.targeting import ALL, CellTargeting, cell_targeting, line_key
 from uplift.handoff.utm import code
 from uplift.specs.planning import CostCatalogue
 
@@ -85,8 +85,7 @@ def _group(rows: pd.DataFrame, targets: dict[str, CellTargeting], targeting: tup
     keys, dropped = [], []
     for segment in rows["segment"].astype(str):
         t = targets[segment]
-        keys.append((t.age_band if "age_band" in targeting else ALL, t.gender if "gender" in targeting else ALL,
-                     t.municipalities if places else ()))
+        keys.append(line_key(t, targeting))
         dropped.append(tuple(d for d, v in (("age_band", t.age_band), ("gender", t.gender))
                              if d not in targeting and v != ALL) + (() if places else ("municipality",)))
     frame = pd.DataFrame({

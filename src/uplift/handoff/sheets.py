@@ -24,7 +24,7 @@ from uplift.handoff.utm import MEDIUM, UTM_KEYS, Utm, campaign, link, utm_value
 from uplift.specs.handoff import HandoffSpec
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
-__all__ = ["Handoff", "HOLDOUT_FILE", "KEY_FILE", "MANIFEST_FILE", "handoff_tables", "sheet_name"]
+__all__ = ["HOLDOUT_FILE", "KEY_FILE", "MANIFEST_FILE", "Handoff", "handoff_tables", "sheet_name"]
 
 HOLDOUT_FILE = "holdout.csv"
 KEY_FILE = "utm_key.csv"
@@ -232,7 +232,7 @@ def _manifest(lines: pd.DataFrame, sheets: dict[str, pd.DataFrame], cells: pd.Da
     funded = cells[cells["contacts"] > 0]
     files = []
     for (channel, kind), rows in lines.groupby(["channel", "kind"], sort=True):
-        files.append({"file": sheet_name(channel, kind), "channel": channel, "kind": kind, "lines": int(len(rows)),
+        files.append({"file": sheet_name(channel, kind), "channel": channel, "kind": kind, "lines": len(rows),
                       "spend_eur": _eur(int(rows["cents"].sum())), "planned_contacts": int(rows["contacts"].sum()),
                       "planned_holdout_people": int(rows["holdout_people"].sum())})
     plan = {"spend_eur": _eur(total_cents), "contacts": int(funded["contacts"].sum()),
@@ -245,7 +245,7 @@ def _manifest(lines: pd.DataFrame, sheets: dict[str, pd.DataFrame], cells: pd.Da
         "landing_url": spec.landing_url, "holdout_share": policy.holdout_share,
         "utm_scheme": {"utm_source": "channel", "utm_medium": "paid_social | print | email (the channel's hand-off)",
                        "utm_campaign": "wave-<n>", "utm_content": "message", "utm_term": "the line's cell code"},
-        "files": [*files, {"file": HOLDOUT_FILE, "lines": int(len(lines))}, {"file": KEY_FILE, "lines": int(len(lines))}],
+        "files": [*files, {"file": HOLDOUT_FILE, "lines": len(lines)}, {"file": KEY_FILE, "lines": len(lines)}],
         "plan": plan, "files_total": sums, "adds_up": sums["spend_eur"] == plan["spend_eur"]
         and sums["contacts"] == plan["contacts"] and sums["holdout_people"] == plan["holdout_people"],
         "below_minimum": [f"{r.channel} {r.message} {r.line}: {r.below_minimum}" for r in lines.itertuples()

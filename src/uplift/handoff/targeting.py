@@ -17,7 +17,7 @@ import pandas as pd
 from uplift.errors import DataError
 from uplift.segments.assign import OTHER
 
-__all__ = ["CellTargeting", "cell_targeting", "parse_segment"]
+__all__ = ["CellTargeting", "cell_targeting", "line_key", "parse_segment"]
 
 ALL = "all"
 """A dimension the line does not select on (every age, gender or place of the region)."""
@@ -83,3 +83,12 @@ def _targeting(dims: dict[str, str], own: dict[tuple[str, str], set[str]],
     taken = own.get((age, gender), set())
     rest = tuple(m for m in municipalities if m not in taken)
     return CellTargeting(ALL if age == OTHER else age, gender, rest or municipalities)
+
+
+def line_key(target: CellTargeting, targeting: tuple[str, ...]) -> tuple[str, str, tuple[str, ...]]:
+    """What a channel that selects on ``targeting`` sees of a cell: its age band and gender where the channel
+    selects on them (else ``"all"``), its municipalities where it selects a place (else none). Cells with the
+    same key are one line."""
+    places = "municipality" in targeting or "neighbourhood" in targeting
+    return (target.age_band if "age_band" in targeting else ALL, target.gender if "gender" in targeting else ALL,
+            target.municipalities if places else ())

@@ -15,12 +15,13 @@ a repeated parameter, a wave that is not ``wave-<n>``) is reported with its reas
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-__all__ = ["UTM_KEYS", "MEDIUM", "Utm", "campaign", "code", "link", "parse_utm", "parse_utm_url", "utm_value"]
+__all__ = ["MEDIUM", "UTM_KEYS", "Utm", "campaign", "code", "link", "parse_utm", "parse_utm_url", "utm_value"]
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 
@@ -127,7 +128,7 @@ def parse_utm_url(url: object) -> Utm | str:
 
 def _text(value: object) -> str | None:
     """A value as text; None, NaN and the empty string are absent."""
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     text = str(value)
     return text if text != "" else None
