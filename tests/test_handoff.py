@@ -387,3 +387,23 @@ def test_names_outside_the_scheme_are_slugged_and_still_come_back(world, costs):
     with pytest.raises(DataError, match="give the same UTM value 'role-model'"):
         handoff_tables(clash, costs=costs, policy=policy, spec=SPEC, areas=areas, wave=3, start=START,
                        min_size=MIN_SIZE)
+
+
+def test_the_people_of_a_line_are_its_cells_people(world, costs):
+    from uplift.handoff import line_people, plan_lines
+
+    people, cells, areas, _, _ = world
+    lines = plan_lines(cells, costs=costs, areas=areas, min_size=MIN_SIZE)
+    members = line_people(lines, people)
+    labelled = people.assign(segment=targetable_cells(people.assign(age_band=age_band_of(people["age"])),
+                                                      ("age_band", "gender", "municipality"), MIN_SIZE)["segment"])
+    for line in lines[lines["channel"] == "meta"].itertuples():  # one ad set per cell: exactly its people
+        expected = set(labelled.loc[labelled["segment"].isin(line.segments), "person_id"])
+        got = set(members.loc[(members["line"] == line.line) & (members["message"] == line.message), "person_id"])
+        assert got == expected, line.line
+    runs = lines[lines["channel"] == "flyer"]
+    for line in runs.itertuples():  # a print run: everyone in its postcodes, of every age and gender
+        got = members.loc[(members["channel"] == "flyer") & (members["line"] == line.line) &
+                          (members["message"] == line.message), "person_id"]
+        assert set(got) == set(people.loc[people["neighbourhood"].isin(line.postcodes), "person_id"])
+        assert len(got) >= MIN_SIZE

@@ -57,21 +57,20 @@ def write_plan_handoff(cells: pd.DataFrame, *, folder: Path, costs, policy, wave
 def show_manifest(manifest: dict, folder: Path) -> None:
     """The hand-off's files with their totals beside the plan's."""
     t = Table(title=f"Hand-off for {manifest['utm_campaign']} ({manifest['start_date']} - {manifest['end_date']})")
-    for col in ("file", "lines", "spend", "planned contacts", "planned holdout"):
+    for col in ("file", "lines", "spend", "planned contacts", "planned holdout", "below the channel's minimum"):
         t.add_column(col, justify="left" if col == "file" else "right")
     for f in manifest["files"]:
         if "spend_eur" in f:
             t.add_row(f["file"], f"{f['lines']:,}", f"€{f['spend_eur']:,.2f}", f"{f['planned_contacts']:,}",
-                      f"{f['planned_holdout_people']:,}")
+                      f"{f['planned_holdout_people']:,}", f"{f['below_minimum']:,}")
     plan = manifest["plan"]
-    t.add_row("plan", "", f"€{plan['spend_eur']:,.2f}", f"{plan['contacts']:,}", f"{plan['holdout_people']:,}")
+    t.add_row("plan", "", f"€{plan['spend_eur']:,.2f}", f"{plan['contacts']:,}", f"{plan['holdout_people']:,}", "")
     console.print(t)
     if not manifest["adds_up"]:  # pragma: no cover - handoff_tables splits by largest remainder
         fail("the hand-off's totals do not add up to the plan's")
-    for line in manifest["below_minimum"][:10]:
-        console.print(f"[yellow]below the channel's minimum:[/] {line}")
-    if len(manifest["below_minimum"]) > 10:
-        console.print(f"[yellow]...[/] and {len(manifest['below_minimum']) - 10} more lines (manifest.json)")
+    if manifest["below_minimum"]:
+        console.print(f"[yellow]note:[/] {len(manifest['below_minimum']):,} line(s) below their channel's minimum spend "
+                      "or print run are handed over as planned and flagged (below_minimum; manifest.json lists them)")
     for line in manifest["not_targeted"]:
         console.print(f"[dim]note:[/] {line}: the channel cannot select on it, its lines reach beyond their cells")
     console.print(f"wrote {folder}")

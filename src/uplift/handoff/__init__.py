@@ -4,7 +4,7 @@
 print runs per neighbourhood, mailings), the holdout per line, the UTM key and a manifest whose totals add
 up to the plan; ``write_handoff`` writes them atomically. ``attribute`` reads the UTM parameters of
 registrations back into arms and cells. ``plan_lines`` and ``cell_targeting`` are the cell -> audience
-mapping other steps (the next wave's design) reuse; ``as_run`` spreads each line's contacts over the cells it
+mapping other steps (the next wave's design) reuse, with ``line_people`` (the audience's people per line); ``as_run`` spreads each line's contacts over the cells it
 reaches, to score a plan as its channels run it. See docs/handoff.md.
 """
 
@@ -23,6 +23,7 @@ from uplift.handoff.attribution import (
     cell_counts,
 )
 from uplift.handoff.lines import LINE_COLUMNS, apportion, plan_lines
+from uplift.handoff.members import line_people
 from uplift.handoff.sheets import (
     HOLDOUT_FILE,
     KEY_FILE,
@@ -69,6 +70,7 @@ __all__ = [
     "handoff_archive",
     "handoff_files",
     "handoff_tables",
+    "line_people",
     "link",
     "parse_segment",
     "parse_utm",

@@ -234,7 +234,8 @@ def _manifest(lines: pd.DataFrame, sheets: dict[str, pd.DataFrame], cells: pd.Da
     for (channel, kind), rows in lines.groupby(["channel", "kind"], sort=True):
         files.append({"file": sheet_name(channel, kind), "channel": channel, "kind": kind, "lines": len(rows),
                       "spend_eur": _eur(int(rows["cents"].sum())), "planned_contacts": int(rows["contacts"].sum()),
-                      "planned_holdout_people": int(rows["holdout_people"].sum())})
+                      "planned_holdout_people": int(rows["holdout_people"].sum()),
+                      "below_minimum": int((rows["below_minimum"] != "").sum())})
     plan = {"spend_eur": _eur(total_cents), "contacts": int(funded["contacts"].sum()),
             "holdout_people": int(funded["holdout_people"].sum()),
             "spend_by_channel_eur": {c: round(float(s), 2) for c, s in funded.groupby("channel")["spend"].sum().items()}}
