@@ -76,7 +76,7 @@ class ChannelCost(Spec):
         default=None,
         description="the dimensions the channel can select people by (at least one); a hand-off needs them")
     handoff: HandoffKind | None = Field(default=None, description="how the channel's lines are handed over")
-    min_line_spend: float = Field(default=0.0, ge=0, description="EUR an ad set or mailing needs at least")
+    min_line_spend: float = Field(default=0.0, ge=0, description="EUR an ad set or mailing needs at least over the wave")
     min_print_run: int = Field(default=0, ge=0, description="copies a print run needs at least")
     people_per_copy: float = Field(default=1.0, gt=0, description="contacts one printed copy reaches (a household)")
 
