@@ -149,6 +149,7 @@ def total_variance(weights: np.ndarray, own: np.ndarray, shared: np.ndarray | No
 
     ``weights`` are a plan's contacts, a difference of two plans' contacts, or a floor's signed contacts.
     """
+    weights = np.asarray(weights, dtype=float)  # whole contacts (int64) @ floats is numpy's slow loop, not BLAS
     variance = float(np.sum((own * weights) ** 2))
     if shared is not None and shared.size:
         variance += float(np.sum((weights @ shared) ** 2))
