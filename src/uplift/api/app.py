@@ -138,7 +138,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         log.warning("DISCLOSURE THRESHOLD LOWERED to %d people (dev mode): figures about smaller groups than a "
                     "statistical office would publish leave this service", disclosure.threshold)
         log.warning("!" * 72)
-    from uplift.api.routes import health, model, pages, plans, scores, segments
+    from uplift.api.routes import handoff, health, model, pages, plans, scores, segments
     from uplift.api.web.pagehandlers import install_page_handlers
 
     app = FastAPI(
@@ -153,7 +153,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.disclosure = disclosure
     protected = [Depends(require_token)]
     app.include_router(health.router)
-    for module in (model, segments, plans, scores):
+    for module in (model, segments, plans, handoff, scores):
         app.include_router(module.router, dependencies=protected,
                            responses={401: {"description": "missing or invalid bearer token"}})
     app.include_router(pages.router)

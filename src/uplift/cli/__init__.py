@@ -19,6 +19,7 @@ _COMMANDS = (
     "uplift.cli.models",
     "uplift.cli.segments",
     "uplift.cli.plan",
+    "uplift.cli.handoff",
     "uplift.cli.serve",
     "uplift.cli.token",
     "uplift.cli.score",
