@@ -381,6 +381,10 @@ def test_the_demo_then_an_experiment_file_leave_the_campaign_champion_and_its_pl
     out = _uplift("run", "--people", "6000", "--waves", "2", "--seed", "3", "--model", "pooled_lightgbm")
     assert "uplift-registration v1 promoted: no champion yet" in out and "uplift-registration@champion = version 1" in out
     assert out.endswith("then open http://127.0.0.1:8000/ui/ and sign in with that token.")  # the demo ends there
+    # ... with what a planner needs: the best segments per message, a plan beside the references, its hand-off
+    assert "the best segments of each message" in out and "Totals beside the reference plans" in out
+    assert "Qini coefficient per arm" not in out  # the modelling tables only with --details
+    assert (tmp_path / "out" / "plan.csv").exists() and (tmp_path / "out" / "handoff" / "manifest.json").exists()
     plan = ("plan", "--budget", "5000", "--set", "fairness_floors=[]")
     _uplift(*plan, "--out", "out/before.csv")
 

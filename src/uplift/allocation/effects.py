@@ -68,8 +68,8 @@ EFFECTS = pa.DataFrameSchema(
         **{f"^{prefix}.+$": pa.Column(float, pa.Check(np.isfinite, element_wise=False, name="finite"),
                                       coerce=True, nullable=False, required=False, regex=True)
            for prefix in PER_ARM_PREFIXES},
-        f"^{GROUP_PREFIX}.+$": pa.Column(float, pa.Check.in_range(0, 1), coerce=True, nullable=False,
-                                         required=False, regex=True),
+        f"^{GROUP_PREFIX}.+$": pa.Column(float, pa.Check.in_range(0, 1), coerce=True, nullable=True,
+                                         required=False, regex=True),  # all empty: a group the data cannot count
     },
     unique=["segment", "arm"],
     strict=False,
@@ -279,10 +279,14 @@ def _kind_hint(frame: pd.DataFrame, floor: FairnessFloor) -> str:
 
 
 def counts_group(frame: pd.DataFrame, group: str | None) -> bool:
-    """Whether ``frame`` counts priority ``group`` (has its ``group__`` column; True for no group). A
-    segment table leaves out a group whose rule reads an attribute the data lack
-    (:func:`uplift.segments.composition.counted_groups`): rules over it do not apply to its plans."""
-    return group is None or GROUP_PREFIX + group in frame.columns
+    """Whether ``frame`` counts priority ``group`` (True for no group). A segment table marks a group whose
+    rule reads an attribute the data lack with an empty ``group__`` column
+    (:func:`uplift.segments.composition.with_composition`): rules over it do not apply to its plans. A
+    group without any column is not known to the table at all, and the rules over it fail
+    (:func:`group_weights`)."""
+    if group is None or GROUP_PREFIX + group not in frame.columns:
+        return True
+    return bool(frame[GROUP_PREFIX + group].notna().any())
 
 
 def group_columns(frame: pd.DataFrame) -> dict[str, str]:
@@ -323,6 +327,10 @@ def group_weights(
         )
     column = columns[group]
     values = frame[column].to_numpy(dtype=float)
+    if np.isnan(values).any():
+        raise DataError(f"{key} counts priority group {group!r}, but {source} column {column!r} is empty in "
+                        f"{int(np.isnan(values).sum())} row(s); expected a share in every row (or none at all, for "
+                        "a group the data cannot count)")
     if (frame.assign(_v=values).groupby("segment")["_v"].nunique() > 1).any():
         raise DataError(f"{source}: column {column!r} varies within a segment; expected one share per segment")
     if not (values > 0).any() and not allow_empty:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from uplift.cli.app import app, console, disclosure_policy
+from uplift.cli.plannerview import print_planner_view
 from uplift.cli.simulate import REGION_HELP, load_region, write_region
 
 __all__ = ["run", "DEFAULT_MODELS"]
@@ -25,8 +26,13 @@ def run(
     models: Annotated[list[str] | None, typer.Option("--model", help="Model spec names in models/ (repeatable).")] = None,
     region: Annotated[str | None, typer.Option(help=REGION_HELP)] = None,
     family: Annotated[Path | None, typer.Option(help="Family of regions for random:SEED (default features/regions/family.yaml).")] = None,
+    budget: Annotated[float, typer.Option(help="EUR the closing plan splits over the next wave.")] = 2_000.0,
+    plan_out: Annotated[Path, typer.Option(help="Folder for the closing plan (plan.csv) and its hand-off.")] = Path("out"),
+    details: Annotated[bool, typer.Option(help="Also print the modelling tables (Qini per arm, policy values, "
+                                                "regret against the simulator's truth).")] = False,
 ) -> None:
-    """Simulate a campaign world, build the point-in-time table, train and register the campaign models, print a summary."""
+    """Simulate a campaign world, build the point-in-time table, train and register the campaign models, then show
+    the champion, the best segments of every message and a plan for the next wave with its hand-off."""
     from uplift.cli.train import print_results
     from uplift.config import get_settings, tracking_uri
     from uplift.pipeline import load_feature_set, load_priority_groups, table_from_folder, train_and_log
@@ -64,20 +70,15 @@ def run(
                               progress=lambda m, s=status, n=name: s.update(f"3/3 train {n}: {m}"))
             )
         console.print(f"[bold]3/3 train[/] {name}: done")
-    print_results(results)
-
-    from mlflow import MlflowClient
-
-    from uplift.tracking.registry import champion_version
-
-    name = results[0].registered_model
-    champion = champion_version(MlflowClient(tracking_uri(settings)), name, settings.alias)
-    console.print(
-        f"\n[bold]{name}@{settings.alias}[/] = version {champion.version} "
-        f"(run {champion.run_id[:8]}); tracking: {tracking_uri(settings)}; "
-        f"took {time.perf_counter() - started:.0f} s. See it with: mlflow ui --backend-store-uri {tracking_uri(settings)}"
-        f" or `uplift models`"
-    )
-    console.print("Plan with it in a browser: TOKEN=$(uplift token) && echo \"$TOKEN\" && "
-                  "UPLIFT_SERVICE_TOKENS=\"anna:$TOKEN\" uplift serve, then open http://127.0.0.1:8000/ui/ and sign in "
-                  "with that token.", markup=False, highlight=False)
+    if details:
+        print_results(results)
+    else:
+        for r in results:
+            mark = "promoted" if r.promoted else "not promoted"
+            console.print(f"{r.spec.name}: {r.registered_model} v{r.version} {mark}: {r.reason}", highlight=False,
+                          markup=False)
+    console.print(f"took {time.perf_counter() - started:.0f} s; the runs, plots and models: mlflow ui "
+                  f"--backend-store-uri {tracking_uri(settings)} (or `uplift models`; `--details` prints the "
+                  "modelling tables here)", highlight=False)
+    print_planner_view(name=results[0].registered_model, alias=settings.alias, budget=budget, wave=waves + 1,
+                       out=plan_out, audience=Path(written["audience"]))

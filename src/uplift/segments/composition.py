@@ -172,7 +172,8 @@ def segment_composition(rows: pd.DataFrame, labels: Mapping[str, np.ndarray], gr
 
 def with_composition(segments: pd.DataFrame, rows: pd.DataFrame, spec: SegmentSpec, groups: PriorityGroups) -> pd.DataFrame:
     """``segments`` (:func:`uplift.segments.build_segment_table` on ``rows``) with a ``group__<name>``
-    column per group (a new frame, rows in the same order).
+    column per group (a new frame, rows in the same order); empty (NaN) for a group the rows cannot count
+    (:func:`counted_groups`), so that floors over it do not apply.
 
     Raises
     ------
@@ -182,15 +183,18 @@ def with_composition(segments: pd.DataFrame, rows: pd.DataFrame, spec: SegmentSp
     DataError
         A segment of the table has no people in ``rows`` (the table was built from other rows).
     """
-    groups = counted_groups(groups, rows)
+    counted = counted_groups(groups, rows)
     members = segment_members(rows, spec)
     shares = segment_composition(rows, {"targetable": members["segment"].to_numpy(),
-                                        "persona": members["persona_segment"].to_numpy()}, groups)
+                                        "persona": members["persona_segment"].to_numpy()}, counted)
     out = segments.drop(columns=list(group_columns(segments).values())).merge(shares, on="segment", how="left")
     missing = out.loc[out[shares.columns[1:]].isna().any(axis=1), "segment"].unique() if len(shares.columns) > 1 else []
     if len(missing):
         raise DataError(f"segment table: segment(s) {', '.join(map(repr, missing[:3]))} have no people in the rows "
                         "their composition is counted from; expected the rows the table was built from")
+    for group in groups.spec.groups:  # declared but not counted: an empty column says so to the planner
+        if GROUP_PREFIX + group.name not in out.columns:
+            out[GROUP_PREFIX + group.name] = np.nan
     return out
 
 
