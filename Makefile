@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HILLSTROM ?= ../shared/data/hillstrom.csv
 BENCH_OUT ?= out/bench
 
-.PHONY: setup demo test test-slow hillstrom bench bench-quick clean
+.PHONY: setup demo test test-slow hillstrom bench bench-quick bench-family clean
 
 $(BIN)/uplift: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,10 @@ bench-quick: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks --out $(BENCH_OUT) --hillstrom $(HILLSTROM)
+
+## The decision benchmark on the family of worlds: 20 generated regions + Haaglanden at 100,000 people (hours)
+bench-family: setup
+	$(BIN)/python -m benchmarks.family --out $(BENCH_OUT)-family --worlds 20 --cache out/worlds
 
 clean:
 	rm -rf $(VENV) mlflow.db mlartifacts data out

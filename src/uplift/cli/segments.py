@@ -55,3 +55,26 @@ def segments(
     console.print(t)
     console.print(f"{table['segment'].nunique()} segments x {table['arm'].nunique()} arms"
                   + (f"; wrote {out}" if out is not None else ""))
+    _print_stages(table)
+
+
+def _print_stages(table: pd.DataFrame) -> None:
+    """The stages each kind's estimator kept on its data, with the held-out evidence (when it chose)."""
+    from uplift.segments import stage_table
+
+    for kind, record in (table.attrs.get("stages") or {}).items():
+        stages = stage_table(table, kind=kind)
+        if stages.empty:
+            continue
+        t = Table(title=f"{kind} effects: stages kept ({record['by']}); held-out gain of each, "
+                        "(per 1,000 contacts)^2 per row, ± its standard error")
+        for col in ("stage", "kept", "gain", "t"):
+            t.add_column(col, justify="left" if col in ("stage", "kept") else "right")
+        for r in stages.itertuples():
+            gain = "-" if pd.isna(r.gain) else f"{r.gain:+.3f} ± {r.gain_se:.3f}"
+            t.add_row(r.stage, "yes" if r.kept else "no", gain, "-" if pd.isna(r.t) else f"{r.t:+.1f}")
+        console.print(t)
+        slope = record.get("slope")
+        if slope is not None and pd.notna(slope):
+            console.print(f"held-out slope of the {kind} cells' deviations: {slope:.2f} ± {record['slope_se']:.2f} "
+                          "(1: the truth follows the estimates' deviations as far as they say)")

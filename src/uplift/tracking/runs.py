@@ -10,6 +10,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
@@ -61,6 +62,27 @@ def _per_arm(prefix: str, frame: pd.DataFrame) -> dict[str, float]:
             if col in row and pd.notna(row[col]):
                 out[metric_key(prefix, col) + "." + metric_key(str(arm))] = float(row[col])
     return out
+
+
+def _log_stage_choice(segments: pd.DataFrame, tmp: Path) -> None:
+    """Per segment kind whose estimator chose its stages: the stages kept and how (params), each stage's
+    held-out gain and the held-out slope of the deviations (metrics), and the evidence table
+    (``segments/stages_<kind>.csv``)."""
+    from uplift.segments import stage_table
+
+    for kind, record in (segments.attrs.get("stages") or {}).items():
+        mlflow.log_params({f"segments.{kind}.stages_kept": ",".join(record["kept"]) or "none",
+                           f"segments.{kind}.stages_by": record["by"]})
+        table = stage_table(segments, kind=kind)
+        metrics = {f"segments.{kind}.stage_gain.{r.stage}": float(r.gain) for r in table.itertuples()
+                   if pd.notna(r.gain)}
+        if record.get("slope") is not None and np.isfinite(record["slope"]):
+            metrics[f"segments.{kind}.heldout_slope"] = float(record["slope"])
+        if metrics:
+            mlflow.log_metrics(metrics)
+        path = tmp / f"stages_{kind}.csv"
+        table.to_csv(path, index=False)
+        mlflow.log_artifact(str(path), "segments")
 
 
 def log_training(
@@ -119,8 +141,9 @@ def log_training(
                 mlflow.log_artifact(str(path), "tables")
             if segments is not None:
                 path = Path(tmp) / SEGMENTS_FILE
-                segments.to_parquet(path, index=False)
+                segments.to_parquet(path, index=False)  # the stage choice travels in its attrs
                 mlflow.log_artifact(str(path), "segments")
+                _log_stage_choice(segments, Path(tmp))
         for name, fig in (
             ("qini_cv.png", qini_figure(report.train, report.oof, f"{spec.name}: Qini curves (out-of-fold)")),
             ("qini_test.png", qini_figure(report.test, report.test_predictions, f"{spec.name}: Qini curves (test)")),
