@@ -12,7 +12,8 @@ simulator's truth (:func:`uplift.evaluation.compare_with_oracle`):
 - planned / true: what the plan expected against what it buys, and whether its interval covered it;
 - the stages the segment estimator kept on that world's data (:mod:`uplift.segments.stages`);
 - optionally (``--true-form``, minutes per world) the share of plans from the simulator's own response
-  model fitted to the rows (:mod:`uplift.evaluation.trueform`): the best case.
+  model fitted to the rows (:mod:`uplift.evaluation.trueform`): the best case; and (``--declared``) the
+  share of plans from the targetable stages as the spec declares them, none dropped.
 
 Over the worlds: the mean, the 10th percentile and the worst of each share. ``--cache DIR`` keeps each
 world's rows, out-of-sample predictions and truth (:class:`benchmarks.worlds.WorldData`), so a second
@@ -76,6 +77,7 @@ class FamilySettings:
     folds: int = 5
     threads: int = 1
     true_form: bool = False
+    declared: bool = False
     cache: Path | None = None
     messages: tuple[str, ...] | None = None
     channels: tuple[str, ...] | None = None
@@ -118,12 +120,14 @@ def _policies(root: Path, people: int, channels: set[str]):
 
 
 def score_world(world: WorldData, segment_spec, *, root: Path, people: int, budget_shares: Sequence[float],
-                true_form: bool = False) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+                true_form: bool = False, declared: bool = False) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """Build the world's segment table, plan at every budget and score the plans under its truth.
 
-    Returns the plans (columns of :data:`uplift.evaluation.PLAN_SCORE_COLUMNS` plus ``policy`` and
-    ``budget_share``), a per-world summary (estimates against the truth) and the stage choice
-    (:func:`uplift.segments.stage_table` of the targetable kind).
+    Returns the plans (columns of :data:`uplift.evaluation.PLAN_SCORE_COLUMNS` plus ``source``,
+    ``policy`` and ``budget_share``), a per-world summary (estimates against the truth) and the stage
+    choice (:func:`uplift.segments.stage_table` of the targetable kind). ``source`` is ``estimates``
+    (the segment table), ``fitted_true_form`` (with ``true_form``) or ``declared`` (with ``declared``:
+    the targetable stages as the spec declares them, none dropped; planned without exploration).
     """
     from uplift.evaluation import compare_with_oracle, true_effects_table
     from uplift.segments import build_segment_table, stage_table, truth_segment_effects
@@ -139,11 +143,19 @@ def score_world(world: WorldData, segment_spec, *, root: Path, people: int, budg
     plans = []
     tables = {"estimates": (estimated, tuple(policies))}
     if true_form:
-        from benchmarks.decisions import _fitted_true_form
+        from benchmarks.decisions import fitted_true_form
 
-        fitted = _fitted_true_form(world.region, _WorldTruth(world), world.rows, segment_spec)
+        fitted = fitted_true_form(world, segment_spec)
         tables["fitted_true_form"] = (true_effects_table(estimated, fitted, source="fitted true form"),
                                       ("no_exploration",))
+    if declared:
+        method = segment_spec.effect_method("targetable").model_copy(update={"select_stages": False})
+        as_declared = build_segment_table(world.rows, world.predictions,
+                                          segment_spec.model_copy(update={"effects": {**segment_spec.effects,
+                                                                                      "targetable": method}}),
+                                          folds=world.folds, heldout_fold=world.heldout)
+        tables["declared"] = (as_declared[as_declared["kind"] == "targetable"].reset_index(drop=True),
+                              ("no_exploration",))
     for source, (table, names) in tables.items():
         for name in names:
             scored = compare_with_oracle(table, truth, budgets=budgets, costs=costs, policy=policies[name]).plans
@@ -172,19 +184,6 @@ def _within_arm_spread(estimated: pd.DataFrame, truth: pd.DataFrame) -> dict[str
     return {"within_arm_spread_ratio": float(np.nanmean(ratios)), "within_arm_corr": float(np.nanmean(corrs))}
 
 
-@dataclass(frozen=True)
-class _WorldTruth:
-    """The parts of a simulated world :func:`benchmarks.decisions._fitted_true_form` reads."""
-
-    data: WorldData
-
-    @property
-    def truth(self) -> pd.DataFrame:
-        frame = self.data.rows.frame
-        return pd.DataFrame({"person_id": frame["person_id"].astype(str), "wave": frame["wave"],
-                             "persona": self.data.truth_persona})
-
-
 def world_figures(plans: pd.DataFrame) -> dict[str, float]:
     """One world's shares of the oracle (means over the budgets), planned / true and intervals covering."""
     est = plans[plans["source"] == "estimates"]
@@ -201,13 +200,15 @@ def world_figures(plans: pd.DataFrame) -> dict[str, float]:
     greedy = est[est["policy"] == "no_exploration"]
     for ref in ("single_best_message", "even"):
         out[ref] = float(greedy.loc[greedy["plan"] == ref, "share_of_oracle"].mean())
-    form = plans[(plans["source"] == "fitted_true_form") & (plans["plan"] == "recommended")]
-    out["fitted_true_form"] = float(form["share_of_oracle"].mean()) if len(form) else float("nan")
+    for source in ("fitted_true_form", "declared"):
+        other = plans[(plans["source"] == source) & (plans["plan"] == "recommended")]
+        out[source] = float(other["share_of_oracle"].mean()) if len(other) else float("nan")
     return out
 
 
 def family_summary(worlds: pd.DataFrame, columns: Sequence[str] = ("shipped", "no_exploration", "single_best_message",
-                                                                   "even", "fitted_true_form")) -> pd.DataFrame:
+                                                                   "even", "fitted_true_form", "declared"),
+                   ) -> pd.DataFrame:
     """Per kind of world (and all together): the mean, 10th percentile and worst of each share, and the
     mean planned / true and intervals covering."""
     rows = []
@@ -240,7 +241,8 @@ def run_family(settings: FamilySettings, *, root: Path = ROOT, segment_spec=None
         world = load_world(world_spec, settings, root=root, say=say)
         say(f"{world_spec.name}: segment table, plans at {len(settings.budget_shares)} budgets")
         scored, summary, chosen = score_world(world, spec, root=root, people=settings.people,
-                                              budget_shares=settings.budget_shares, true_form=settings.true_form)
+                                              budget_shares=settings.budget_shares, true_form=settings.true_form,
+                                              declared=settings.declared)
         plans.append(scored.assign(world=world_spec.name, kind=world_spec.kind))
         stages.append(chosen.assign(world=world_spec.name))
         rows.append({"world": world_spec.name, "kind": world_spec.kind, **world_figures(scored), **summary})
@@ -261,7 +263,7 @@ def render_family(result: FamilyResult, command: str) -> str:
     worlds["shipped covered"] = [f"{c} / {n}" for c, n in zip(worlds["shipped_covered"], worlds["shipped_plans"])]
     worlds["stages kept"] = worlds["world"].map(
         result.stages[result.stages["kept"]].groupby("world")["stage"].agg(lambda s: ", ".join(s)))
-    columns = ["world", "kind", "shipped", "no_exploration", "single_best_message", "even", "fitted_true_form",
+    columns = ["world", "kind", "shipped", "no_exploration", "single_best_message", "even", "fitted_true_form", "declared",
                "shipped_planned_over_true", "shipped covered", "corr", "within_arm_corr", "within_arm_spread_ratio",
                "stages kept"]
     kept = result.stages.groupby("stage")["kept"].agg(["sum", "count"]).reset_index()
@@ -277,7 +279,7 @@ def render_family(result: FamilyResult, command: str) -> str:
         "Per world:", "",
         markdown_table(worlds[[c for c in columns if c in worlds.columns]],
                        {"shipped": pct, "no_exploration": pct, "single_best_message": pct, "even": pct,
-                        "fitted_true_form": pct, "shipped_planned_over_true": ratio, "corr": ratio,
+                        "fitted_true_form": pct, "declared": pct, "shipped_planned_over_true": ratio, "corr": ratio,
                         "within_arm_corr": ratio, "within_arm_spread_ratio": ratio}), "",
         "Stages kept by the worlds' own held-out evidence (worlds keeping it / worlds):", "",
         markdown_table(kept.rename(columns={"sum": "kept", "count": "worlds"})), "",
@@ -296,6 +298,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds of the pooled model")
     p.add_argument("--threads", type=int, default=1, help="LightGBM threads per fit")
     p.add_argument("--true-form", action="store_true", help="also plan from the fitted true form (minutes per world)")
+    p.add_argument("--declared", action="store_true",
+                   help="also plan from the targetable stages as declared, none dropped (no exploration)")
     p.add_argument("--cache", type=Path, help="folder keeping each world's rows, predictions and truth")
     p.add_argument("--messages", nargs="+", help="simulate only these messages (tiny runs)")
     p.add_argument("--channels", nargs="+", help="simulate only these channels (tiny runs)")
@@ -307,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = FamilySettings(
         worlds=family_worlds(args.worlds, args.first_seed, args.haaglanden_seeds), people=args.people,
         waves=args.waves, budget_shares=tuple(args.budget_shares), folds=args.folds, threads=args.threads,
-        true_form=args.true_form, cache=args.cache,
+        true_form=args.true_form, declared=args.declared, cache=args.cache,
         messages=tuple(args.messages) if args.messages else None,
         channels=tuple(args.channels) if args.channels else None)
 
