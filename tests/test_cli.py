@@ -48,6 +48,7 @@ def test_simulate_features_train_segments_plan(workdir):
     out = uplift("segments", "--out", "out/segments.csv", cwd=workdir).stdout
     seg = pd.read_csv(workdir / "out" / "segments.csv")
     assert (seg["size"] >= 50).all() and "best arm per segment" in out
+    assert "targetable effects: stages kept (held-out rows)" in out and "held-out slope" in out
     out = uplift("plan", "--budget", "5000", "--set", "fairness_floors=[]", "--out", "out/plan.csv", cwd=workdir).stdout
     plan = pd.read_csv(workdir / "out" / "plan.csv")
     assert plan["spend"].sum() <= 5000 + 1e-6 and "Totals beside the reference plans" in out
