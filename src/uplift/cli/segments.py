@@ -66,8 +66,9 @@ def _print_stages(table: pd.DataFrame) -> None:
         stages = stage_table(table, kind=kind)
         if stages.empty:
             continue
-        t = Table(title=f"{kind} effects: stages kept ({record['by']}); held-out gain of each, "
-                        "(per 1,000 contacts)^2 per row, ± its standard error")
+        console.print(f"{kind} effects: stages kept ({record['by']}); held-out gain of each stage, "
+                      "(per 1,000 contacts)^2 per row, ± its standard error")
+        t = Table()
         for col in ("stage", "kept", "gain", "t"):
             t.add_column(col, justify="left" if col in ("stage", "kept") else "right")
         for r in stages.itertuples():

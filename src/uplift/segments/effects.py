@@ -75,7 +75,7 @@ from uplift.armtable import low_rank_effects
 if TYPE_CHECKING:
     from uplift.segments.personamix import PersonaMix
 
-__all__ = ["arm_slope_effects", "arm_spreads", "calibration_loadings", "level_shift", "scaled_deviations", "with_arm_spreads", "observed_effects", "segment_effects", "fay_herriot",
+__all__ = ["arm_slope_effects", "arm_spreads", "calibration_loadings", "level_shift", "with_arm_spreads", "observed_effects", "segment_effects", "fay_herriot",
            "leak_covariance", "slope_loadings"]
 
 _RATE_PSEUDO_ROWS = 200.0
@@ -522,7 +522,6 @@ def segment_effects(
     arm_spread: bool = False,
     observed_parts: bool = False,
     additive_fit: bool = True,
-    deviation_scale: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Long frame (group, arm) with observed, model and calibrated effects (``effect``, ``own_sd``).
 
@@ -573,12 +572,7 @@ def segment_effects(
     gets its parts' prediction added (:mod:`uplift.segments.parts`); their errors become more
     ``fit_load__<k>`` factors.
 
-    ``deviation_scale`` (one factor per arm, in ``predictions``' column order): last, each arm's
-    deviations from its row-weighted mean are multiplied by its factor
-    (:func:`uplift.segments.stages.heldout_slope` measures how far the held-out differences move with
-    them); the loadings are kept.
-
-    ``message_channel_rank`` ``r > 0``: every group's messages x channels table of effects is
+    ``message_channel_rank`` ``r > 0``: last, every group's messages x channels table of effects is
     projected on rank ``r`` (:func:`uplift.armtable.low_rank_effects`); ``own_sd`` and the
     loadings are kept, so the intervals stay those of the estimates before the projection
     (conservative).
@@ -643,10 +637,6 @@ def segment_effects(
     if message_channel_rank > 0:
         out = out.assign(effect=low_rank_effects(out["group"].to_numpy(), out["arm"].to_numpy(),
                                                  out["effect"].to_numpy(dtype=float), rank=message_channel_rank))
-    if deviation_scale is not None:
-        index = pd.Index(predictions.columns).get_indexer(out["arm"])
-        out = out.assign(effect=scaled_deviations(out["effect"].to_numpy(dtype=float), rows, index,
-                                                  np.asarray(deviation_scale, dtype=float)))
     return out
 
 
@@ -661,14 +651,6 @@ def _with_observed_parts(out: pd.DataFrame, group_attributes: pd.DataFrame,
                                    out["observed_se"].to_numpy(dtype=float), out["arm"].to_numpy(), lines, terms)
     first = sum(1 for c in out.columns if str(c).startswith(FIT_LOAD_PREFIX))
     return out.assign(effect=effect, **{f"{FIT_LOAD_PREFIX}{first + k}": loads[:, k] for k in range(loads.shape[1])})
-
-
-def scaled_deviations(effect: np.ndarray, rows: np.ndarray, index: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Each arm's effects with their deviations from the arm's row-weighted mean multiplied by the arm's
-    ``scale`` (``index``: each line's arm in ``scale``'s order); the arms' means are kept."""
-    finite = np.isfinite(effect)
-    mean = _arm_means(effect, rows, index, len(scale), finite)[index]
-    return np.where(finite, mean + scale[index] * (effect - mean), effect)
 
 
 def _with_observed_arm_levels(out: pd.DataFrame, rows: np.ndarray, *, y, arm, propensity,

@@ -5,7 +5,8 @@ in stages, each resting on an assumption about the world: the persona mix blende
 observed effects are calibrated against (the personas cut the people along what drives the effects),
 each arm's own calibration slope, the arms' levels from their randomised differences, the additive
 fit over the segment dimensions (how a message's effect differs by place is the same for every age
-band and gender) and the rank-1 projection of each segment's messages x channels table (a message's
+band and gender), the observed parts of each arm's residuals (:mod:`uplift.segments.parts`, when the
+spec allows it) and the rank-1 projection of each segment's messages x channels table (a message's
 appeal times a channel's strength). A world where an assumption fails pays for the stage. Whether
 this dataset bears each out is measured on the dataset itself, with what a real user has: the rows
 and their randomisation.
@@ -21,7 +22,9 @@ made them never saw fold ``k``, while the models that predicted the other folds 
 its noise into the estimates (favouring the stages that lean on the model). The combination with the
 lowest loss summed over the folds is kept (:func:`select_stages`); per stage, the evidence is the
 loss of the kept combination with that one stage switched the other way, with the standard error of
-the difference over the (fold, segment) clusters.
+the difference over the (fold, segment) clusters. The same folds give a diagnostic of the kept
+combination: how far the held-out differences move with its deviations within the arms
+(:func:`heldout_slope`).
 """
 
 from __future__ import annotations
@@ -52,10 +55,6 @@ __all__ = ["STAGES", "StageChoice", "candidate_stages", "declared_choice", "sele
 
 STAGES: tuple[str, ...] = ("persona_mix", "arm_slopes", "arm_levels", "additive", "observed_parts", "rank_one")
 """The stages of the targetable estimator that a dataset may keep or drop, in the order they run."""
-
-SCALE_BOUNDS = (0.0, 2.0)
-"""A deviation scale below 0 would turn an arm's ranking of its segments around; above 2 it would
-stretch what the held-out rows can hardly have measured."""
 
 LOSS_SCALE = 1e6
 """Losses are reported per unit of weight in (incremental conversions per 1,000 contacts)^2."""
@@ -107,16 +106,6 @@ class StageChoice:
     combinations: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
     slope: float = float("nan")
     slope_se: float = float("nan")
-    arm_slopes: dict[str, float] = field(default_factory=dict)
-
-    def deviation_scale(self, mode: str, arms: tuple[str, ...]) -> np.ndarray | None:
-        """Per arm (in ``arms``' order), the factor its deviations are multiplied by: the held-out slope
-        (``mode`` ``pooled``) or the arm's own (``per_arm``), within :data:`SCALE_BOUNDS`; None for
-        ``off`` or when no slope was measured."""
-        if mode == "off" or not np.isfinite(self.slope):
-            return None
-        own = [self.arm_slopes.get(a, self.slope) if mode == "per_arm" else self.slope for a in arms]
-        return np.clip(np.array(own, dtype=float), *SCALE_BOUNDS)
 
     def apply(self, method: EffectMethod) -> EffectMethod:
         """``method`` with the dropped stages switched off."""
@@ -125,8 +114,7 @@ class StageChoice:
     def record(self) -> dict:
         """JSON-friendly: what a segment table carries in ``attrs["stages"][kind]``."""
         return {"by": self.by, "candidates": list(self.candidates), "kept": list(self.kept),
-                "stages": self.stages.to_dict(orient="records"), "slope": self.slope, "slope_se": self.slope_se,
-                "arm_slopes": dict(self.arm_slopes)}
+                "stages": self.stages.to_dict(orient="records"), "slope": self.slope, "slope_se": self.slope_se}
 
 
 def declared_choice(method: EffectMethod, *, personas: bool, reason: str = "spec") -> StageChoice:
@@ -275,20 +263,17 @@ def _fold(k, groups, n_groups, *, y, arm, propensity, predictions, control, pers
                  effects=staged_effects(lines, candidates, method))
 
 
-def heldout_slope(folds: list[_Fold], combination: tuple[str, ...], n_arms: int) -> tuple[float, float, np.ndarray]:
-    """How far the held-out differences move with the estimates' deviations within the arms.
+def heldout_slope(folds: list[_Fold], combination: tuple[str, ...]) -> tuple[float, float]:
+    """How far the held-out differences move with the estimates' deviations within the arms: a diagnostic.
 
-    Per fold and arm, the estimates and the fold's observed differences are centred on their weighted
-    means; the pooled weighted least-squares slope of the one on the other, its standard error
-    (clustered by fold and segment), and per arm the posterior mean of the arm's own slope (the arms'
-    slopes spread around a common mean as far as they can be told apart,
-    :func:`uplift.segments.effects._slope_posterior`; the pooled slope for every arm when fewer than
-    three arms have a slope). 1 means the estimates' deviations are as large as the truth's on average
-    where they point; below 1 they over-state them (the cells a plan picks promise more than they buy).
+    Per fold and arm, the estimates of ``combination`` and the fold's observed differences are centred
+    on their weighted means; returns the pooled weighted least-squares slope of the one on the other
+    and its standard error, clustered by fold and segment. 1: where the estimates' deviations point,
+    the truth follows as far as they say; below 1 they over-state them (the cells a plan picks then
+    promise more than they buy), above 1 they under-state them. The fold's estimates rest on fewer rows
+    than the table's, so the slope runs a little low.
     """
-    from uplift.segments.effects import _slope_posterior
-
-    xs, ys, ws, arms, clusters = [], [], [], [], []
+    xs, ys, ws, clusters = [], [], [], []
     for f, fold in enumerate(folds):
         e = fold.effects[combination]
         ok = np.isfinite(e) & np.isfinite(fold.o) & (fold.weight > 0)
@@ -298,27 +283,18 @@ def heldout_slope(folds: list[_Fold], combination: tuple[str, ...], n_arms: int)
             xs.append(e[m] - np.average(e[m], weights=w))
             ys.append(fold.o[m] - np.average(fold.o[m], weights=w))
             ws.append(w)
-            arms.append(np.full(int(m.sum()), a))
-            clusters.append(f * (fold.group.max() + 1) + fold.group[m])
-    x, yv, w, arm, cluster = (np.concatenate(v) for v in (xs, ys, ws, arms, clusters))
+            clusters.append(f * (int(fold.group.max()) + 1) + fold.group[m])
+    if not xs:
+        return float("nan"), float("nan")
+    x, yv, w, cluster = (np.concatenate(v) for v in (xs, ys, ws, clusters))
+    sxx = float(np.sum(w * x**2))
+    if sxx <= 0:
+        return float("nan"), float("nan")
+    b = float(np.sum(w * x * yv)) / sxx
+    score = np.bincount(cluster, weights=w * x * (yv - b * x))
+    return b, float(np.sqrt(np.sum(score**2))) / sxx
 
-    def fit(m: np.ndarray) -> tuple[float, float]:
-        sxx = float(np.sum(w[m] * x[m] ** 2))
-        if sxx <= 0:
-            return float("nan"), float("nan")
-        b = float(np.sum(w[m] * x[m] * yv[m])) / sxx
-        score = np.bincount(cluster[m], weights=w[m] * x[m] * (yv[m] - b * x[m]))
-        return b, float(np.sqrt(np.sum(score**2))) / sxx
 
-    pooled, pooled_se = fit(np.ones(len(x), dtype=bool))
-    per_arm = np.full(n_arms, pooled)
-    fits = [(a, *fit(arm == a)) for a in range(n_arms) if np.any(arm == a)]
-    fits = [(a, b, se) for a, b, se in fits if np.isfinite(b) and se > 0]
-    if len(fits) >= 3:
-        mean, _ = _slope_posterior(np.array([b for _, b, _ in fits]), np.array([se**2 for _, _, se in fits]))
-        for (a, _, _), m in zip(fits, mean):
-            per_arm[a] = m
-    return pooled, pooled_se, per_arm
 def select_stages(
     groups: np.ndarray,
     n_groups: int,
@@ -371,8 +347,7 @@ def select_stages(
                      "t": gain / se if se > 0 else float("nan")})
     combinations = pd.DataFrame([{"stages": ", ".join(c) or "(none)", "loss": loss[c],
                                   "difference": difference(c)[0], "se": difference(c)[1]} for c in combos])
-    slope, slope_se, per_arm = heldout_slope(per_fold, best, predictions.shape[1])
+    slope, slope_se = heldout_slope(per_fold, best)
     return StageChoice(candidates=candidates, kept=best, by="held-out rows", stages=pd.DataFrame(rows),
                        combinations=combinations.sort_values("loss", kind="stable").reset_index(drop=True),
-                       slope=slope, slope_se=slope_se,
-                       arm_slopes=dict(zip(map(str, predictions.columns), map(float, per_arm))))
+                       slope=slope, slope_se=slope_se)

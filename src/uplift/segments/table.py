@@ -134,8 +134,6 @@ def build_segment_table(
             arm_spread=method.arm_spread,
             observed_parts=method.observed_parts,
             additive_fit=method.additive_fit,
-            deviation_scale=(None if choices[kind] is None else
-                             choices[kind].deviation_scale(method.deviation_calibration, tuple(predictions.columns))),
         )
         size = pd.Series(f["person_id"].to_numpy()[shown]).groupby(groups).nunique().reindex(range(len(names))).to_numpy()
         rows = np.bincount(groups, minlength=len(names))

@@ -94,13 +94,6 @@ class EffectMethod(Spec):
     randomised cell differences best (:mod:`uplift.segments.stages`). Needs the cross-fitting folds;
     without them the stages run as declared. Only for the targetable kind."""
 
-    deviation_calibration: Literal["off", "pooled", "per_arm"] = "off"
-    """With ``select_stages``: how far each arm's deviations from its level move with the held-out
-    differences (:func:`uplift.segments.stages.heldout_slope`), and the deviations rescaled by it, so
-    that where the estimates point the truth follows as far as they say: ``pooled`` one slope over the
-    arms, ``per_arm`` each arm's own, shrunk towards the pooled one by how far the arms' slopes can be
-    told apart; ``off`` keeps the deviations as the stages leave them."""
-
     @field_validator("smooth_over")
     @classmethod
     def _terms(cls, v: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
