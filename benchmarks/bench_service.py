@@ -154,7 +154,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(workdir: Path, workers: int, compute_processes: int | None = None) -> tuple[subprocess.Popen, str]:
+def _start_server(workdir: Path, workers: int, compute_processes: int | None = None,
+                  extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     import httpx
 
     port = _free_port()
@@ -165,6 +166,7 @@ def _start_server(workdir: Path, workers: int, compute_processes: int | None = N
                 "UPLIFT_SERVICE_PLANS_DB_URL": f"sqlite:///{workdir / f'plans-{port}.db'}"})  # one store per server
     if compute_processes is not None:
         env["UPLIFT_SERVICE_COMPUTE_PROCESSES"] = str(compute_processes)
+    env.update(extra_env or {})
     script = Path(sys.executable).parent / "uplift"
     command = [str(script)] if script.exists() else [sys.executable, "-c", "from uplift.cli import main; main()"]
     log_path = workdir / f"server-{port}.log"
@@ -271,14 +273,15 @@ def _scores_profile(workdir: Path, rows: list[dict], repeats: int) -> list[tuple
 
     from uplift.api.modelstore import registry_loader
     from uplift.api.schemas import ScoreRequest
+    from uplift.config import DEFAULT_CAMPAIGN_MODEL
     from uplift.api.scoring import rows_to_frame, score_rows
 
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(uri)
-    version = client.get_model_version_by_alias("uplift", "champion").version
-    bundle = registry_loader(client, "uplift", "champion", min_segment_size=50)(str(version))
+    version = client.get_model_version_by_alias(DEFAULT_CAMPAIGN_MODEL, "champion").version
+    bundle = registry_loader(client, DEFAULT_CAMPAIGN_MODEL, "champion", min_segment_size=50)(str(version))
     raw = json.dumps({"rows": rows}).encode()
     request = ScoreRequest.model_validate_json(raw)
     frame = rows_to_frame(request.rows, bundle.features)

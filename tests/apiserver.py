@@ -27,28 +27,41 @@ MIN_SIZE = 200  # above the smallest segments of the strong world, so the floor 
 MAX_ROWS = 500
 SHARED_SETTINGS = {"min_segment_size": MIN_SIZE, "max_score_rows": MAX_ROWS, "max_body_bytes": 1_000_000}
 _SHARED: dict = {}
+_LOGS: dict[str, Path] = {}  # base URL -> the server's log
 
 
-def train_version(workdir: Path, table, *, registered_model: str = "uplift", alias: str = "champion", **spec):
-    """Train and register one small model in ``workdir``'s SQLite MLflow store; returns the TrainedModel."""
+MODEL = "uplift-registration"
+"""The campaign model the strong world's trainings register as (outcome registration)."""
+
+
+def train_version(workdir: Path, table, *, alias: str = "champion", disclosure=None, **spec):
+    """Train and register one small campaign model (``MODEL``) in ``workdir``'s SQLite MLflow store, the gate moving
+    ``alias``; returns the TrainedModel. ``disclosure``: the policy its released tables are made under (default
+    ``serve/disclosure.yaml``)."""
     from uplift.config import Settings
     from uplift.pipeline import train_and_log
 
     path = workdir / f"{spec.get('name', SMALL['name'])}.yaml"
     path.write_text(yaml.safe_dump({**SMALL, **spec}))
-    settings = Settings(workdir=workdir, experiment_name="api", registered_model=registered_model, alias=alias)
+    settings = Settings(workdir=workdir, experiment_name="api", alias=alias)
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        return train_and_log(path, table, settings=settings, data_source="strong world")
+        return train_and_log(path, table, settings=settings, data_source="strong world", disclosure=disclosure)
 
 
 def shared_store(tmp_path_factory, table) -> Path:
-    """One store with ``uplift`` v1 (champion), trained once per test session."""
+    """One store with ``uplift-registration`` v1 (champion), trained once per test session."""
     if "store" not in _SHARED:
         folder = tmp_path_factory.mktemp("api_store")
-        train_version(folder, table)
+        _SHARED["trained"] = train_version(folder, table)
         _SHARED["store"] = folder
     return _SHARED["store"]
+
+
+def shared_internal_segments(tmp_path_factory, table):
+    """The full segment table behind :func:`shared_store`'s v1, with every raw count (never released)."""
+    shared_store(tmp_path_factory, table)
+    return _SHARED["trained"].segments
 
 
 def uplift_command() -> list[str]:
@@ -102,6 +115,7 @@ def running_server(store: Path, *, wait_for: tuple[int, ...] = (200,), pids: lis
     if pids is not None:
         pids.append(proc.pid)
     base = f"http://127.0.0.1:{port}"
+    _LOGS[base] = log
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -123,6 +137,11 @@ def running_server(store: Path, *, wait_for: tuple[int, ...] = (200,), pids: lis
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def server_log(base: str) -> Path:
+    """The log file of the server :func:`running_server` started at ``base``."""
+    return _LOGS[base]
 
 
 def descendants(pid: int) -> set[int]:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from uplift.allocation import CELL_COLUMNS, evaluate_plan, plan, prepare_plan, reference_plans
 from uplift.errors import DataError, InfeasiblePlanError, SchemaError, SpecError
 from uplift.specs import load_spec
-from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
+from uplift.specs.planning import SEGMENT_KINDS, CostCatalogue, PlanningPolicy, apply_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVE = ROOT / "serve"
@@ -1051,6 +1051,85 @@ def test_floor_selecting_nothing_is_a_data_error(costs):
     )
     with pytest.raises(DataError, match="column 'persona', which is missing"):
         plan(synthetic_effects(), budget=100.0, costs=costs, policy=policy)
+
+
+def kind_table(kind: str, *, seed: int = 0) -> pd.DataFrame:
+    """Effects shaped as the product's segment table of ``kind``: targetable cells carry gender and age band
+    (persona "any"); persona segments carry their persona (gender and age band "any")."""
+    effects = synthetic_effects(n_segments=8, channels=("meta", "flyer", "email"), seed=seed).assign(kind=kind)
+    if kind == "targetable":
+        return effects.assign(persona="any")
+    personas = effects["segment"].str.replace("seg0", "persona=p", regex=False)
+    return effects.assign(segment=personas, persona=personas.str.removeprefix("persona="), gender="any", age_band="any")
+
+
+@pytest.mark.parametrize("kind", SEGMENT_KINDS)
+def test_the_shipped_policy_plans_every_kind_of_segment(costs, kind):
+    policy = load_spec(SERVE / "policy.yaml", PlanningPolicy)
+    effects = kind_table(kind)
+    result = plan(effects, budget=1_000.0, costs=costs, policy=policy)
+    assert result.status == "optimal", result.conflicts
+    checks = {f.name: f for f in result.floors}
+    assert set(checks) == {"women", "over_45"}
+    if kind == "targetable":
+        shares = evaluate_plan(result.cells, effects, policy=policy)["floors"]
+        for floor in policy.fairness_floors:
+            check = checks[floor.name]
+            assert check.status == "held" and check.share == pytest.approx(shares[floor.name], abs=1e-12)
+            assert check.share >= floor.min_share - 1e-9
+            assert f"fairness floor {floor.name!r} held: {check.share:.1%} of spend (asked: at least" in "\n".join(result.notes)
+    else:
+        assert {f.status for f in result.floors} == {"not_applicable"}
+        assert all(math.isnan(f.share) for f in result.floors)
+        assert "fairness floor 'women' does not apply to a plan over persona segments" in "\n".join(result.notes)
+        assert evaluate_plan(result.cells, effects, policy=policy)["floors"] == {}
+        # the plan is the one without those floors
+        free = plan(effects, budget=1_000.0, costs=costs, policy=policy.model_copy(update={"fairness_floors": ()}))
+        pd.testing.assert_frame_equal(result.cells, free.cells)
+
+
+def test_a_floor_binds_the_kinds_of_segment_it_names(costs):
+    floor = {"name": "p1_p2", "where": {"persona": ["p1", "p2"]}, "kind": "spend_share", "min_share": 0.6,
+             "segment_kinds": ["persona"]}
+    policy = PlanningPolicy(holdout_share=0.1, fairness_floors=[floor])
+    on_personas = plan(kind_table("persona"), budget=1_000.0, costs=costs, policy=policy)
+    (check,) = on_personas.floors
+    assert (check.status, check.kind) == ("held", "spend_share") and check.share >= 0.6 - 1e-9
+    on_cells = plan(kind_table("targetable"), budget=1_000.0, costs=costs, policy=policy)
+    assert [f.status for f in on_cells.floors] == ["not_applicable"]
+    # a table that does not say which kind its segments are is bound by every floor
+    with pytest.raises(DataError, match="fairness floor 'p1_p2'.*selects no segment"):
+        plan(kind_table("targetable").drop(columns="kind"), budget=1_000.0, costs=costs, policy=policy)
+
+
+def test_a_floor_on_a_column_the_kind_does_not_split_by_says_how_to_declare_it(costs):
+    policy = PlanningPolicy(fairness_floors=[{"name": "women", "where": {"gender": "female"}, "kind": "spend_share",
+                                              "min_share": 0.4}])
+    with pytest.raises(DataError, match=r"fairness floor 'women'.*selects no segment.*the persona segments do not "
+                                        r"split by 'gender' \(every one is 'any'\).*segment_kinds: \[targetable\]"):
+        plan(kind_table("persona"), budget=1_000.0, costs=costs, policy=policy)
+
+
+@pytest.mark.parametrize("kinds", [["everyone"], []])
+def test_segment_kinds_are_checked(kinds):
+    floor = {"name": "w", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.4, "segment_kinds": kinds}
+    with pytest.raises(SpecError, match="segment_kinds"):
+        apply_overrides(PlanningPolicy(), {"fairness_floors": [floor]})
+
+
+def test_a_relaxed_plan_says_which_floor_fell_short(costs):
+    effects = synthetic_effects(n_segments=10, seed=13)
+    effects.loc[effects["segment"] == "seg03", "size"] = 200
+    policy = PlanningPolicy(
+        min_spend={"meta": 300.0},
+        fairness_floors=[{"name": "seg03", "where": {"segment": "seg03"}, "kind": "spend_share", "min_share": 0.3}],
+    )
+    result = plan(effects, budget=2_000.0, costs=costs, policy=policy)
+    (check,) = result.floors
+    assert result.status == "infeasible" and check.status == "short"
+    assert check.share == pytest.approx(evaluate_plan(result.cells, effects, policy=policy)["floors"]["seg03"])
+    assert check.share < 0.3
+    assert f"fairness floor 'seg03' fell short: {check.share:.1%} of spend (asked: at least 30%)" in result.notes
 
 
 def test_evaluate_plan_needs_every_funded_cell(costs, open_policy):

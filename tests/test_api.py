@@ -21,6 +21,7 @@ from apiserver import (
     AUTH,
     MAX_ROWS,
     MIN_SIZE,
+    MODEL,
     SHARED_SETTINGS,
     TOKENS,
     descendants,
@@ -51,7 +52,7 @@ def raw_segments(store):
     from uplift.tracking.registry import load_segments
 
     client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
-    return load_segments(client, client.get_model_version_by_alias("uplift", "champion"))
+    return load_segments(client, client.get_model_version_by_alias(MODEL, "champion"))
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def pyfunc(store):
     with pytest.MonkeyPatch.context():
         mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
         mlflow.set_registry_uri(f"sqlite:///{store / 'mlflow.db'}")
-        return mlflow.pyfunc.load_model("models:/uplift@champion").unwrap_python_model()
+        return mlflow.pyfunc.load_model(f"models:/{MODEL}@champion").unwrap_python_model()
 
 
 def _url(api: httpx.Client, path: str) -> str:
@@ -74,10 +75,12 @@ def _rows(strong_table, n: int, start: int = 0) -> list[dict]:
 
 
 # -- health, model, auth ----------------------------------------------------------------------
-def test_health_is_open_and_names_the_champion(api):
+def test_health_is_open_and_names_the_champion_to_a_caller_with_a_token(api):
     r = httpx.get(_url(api, "/health"))
-    assert r.status_code == 200
-    body = r.json()
+    assert r.status_code == 200 and r.json() == {"status": "ok"}  # without a token: the status only
+    wrong = httpx.get(_url(api, "/health"), headers={"Authorization": "Bearer " + "x" * 28})
+    assert wrong.status_code == 200 and wrong.json() == {"status": "ok"}
+    body = api.get("/health").json()
     assert body["status"] == "ok" and body["model_version"] == 1 and body["alias"] == "champion"
     assert datetime.fromisoformat(body["loaded_at"]) <= datetime.now(UTC)
 
@@ -104,7 +107,8 @@ def test_model_describes_arms_features_and_metrics(api, strong_table, pyfunc):
 
 def test_openapi_documents_examples_and_bearer_auth(api):
     spec = api.get("/openapi.json").json()
-    assert {"/health", "/model", "/segments", "/plans", "/plans/{plan_id}", "/scores"} <= set(spec["paths"])
+    assert {"/health", "/model", "/segments", "/plans", "/plans/{plan_id}", "/plans/{plan_id}/approve",
+            "/scores"} <= set(spec["paths"])
     assert spec["components"]["schemas"]["PlanRequest"]["examples"][0]["budget"] == 20000
     assert any(s.get("scheme") == "bearer" for s in spec["components"]["securitySchemes"].values())
 
@@ -200,6 +204,37 @@ def test_a_conversion_floor_with_confidence_says_how_likely_it_holds(api):
     note = [n for n in plans[0.9]["notes"] if "probability" in n]
     assert len(note) == 1 and "conversion floor 'women' (60%)" in note[0] and "(asked: 90%)" in note[0]
     assert plans[0.9]["totals"]["expected_conversions"] <= plans[0.5]["totals"]["expected_conversions"]
+
+
+@pytest.mark.parametrize("kind", ["targetable", "persona"])
+def test_the_shipped_policy_plans_every_kind_of_segment(api, kind):
+    shipped = api.post("/plans", json={"budget": 3000, "kind": kind, "include_references": False})
+    assert shipped.status_code == 200, shipped.text
+    # the strong world has no flyer arms, so the shipped flyer minimum cannot be met; without it the plan is optimal
+    r = api.post("/plans", json={"budget": 3000, "kind": kind, "include_references": False,
+                                 "policy": {"min_spend": {}}})
+    assert r.status_code == 200 and r.json()["status"] == "optimal", r.text
+    for body in (shipped.json(), r.json()):
+        floors = {f["name"]: f for f in body["floors"]}
+        assert set(floors) == {"women", "over_45"}
+        notes = "\n".join(body["notes"])
+        if kind == "persona":
+            assert all(f["status"] == "not_applicable" and f["share"] is None for f in floors.values())
+            assert "fairness floor 'over_45' does not apply to a plan over persona segments" in notes
+    for name, floor in ((f["name"], f) for f in r.json()["floors"] if kind == "targetable"):
+        assert floor["status"] == "held" and floor["share"] >= floor["min_share"] - 1e-9
+        assert f"fairness floor '{name}' held: " in "\n".join(r.json()["notes"])
+
+
+@pytest.mark.parametrize("field", ["channels", "messages"])
+def test_an_empty_channel_or_message_list_says_what_to_name(api, field):
+    r = api.post("/plans", json={"budget": 1000, field: []})
+    assert r.status_code == 422
+    (detail,) = r.json()["detail"]
+    assert detail["loc"] == ["body", field]
+    valid = sorted({a.split("@")[0 if field == "messages" else 1] for a in api.get("/model").json()["arms"]})
+    assert detail["msg"] == (f"{field}: the list is empty; name at least one of {', '.join(valid)}, or leave "
+                             f"{field} out to plan over every {field[:-1]}")
 
 
 def test_conflicting_policy_is_infeasible_not_an_error(api):
@@ -355,7 +390,8 @@ def test_row_limit_and_body_limit(api, strong_table):
 
 # -- the model moves under load ----------------------------------------------------------------
 def test_alias_swap_under_concurrent_requests(store, strong_table):
-    """Copy v1 to 'swapped', serve it, train v2 into it, move the alias while threads keep calling."""
+    """Copy v1 to 'swapped', serve it, train v2 (its gate on another alias) and copy it there, move the alias while
+    threads keep calling."""
     uri = f"sqlite:///{store / 'mlflow.db'}"
     client = MlflowClient(uri, registry_uri=uri)
     with pytest.MonkeyPatch.context():
@@ -363,14 +399,18 @@ def test_alias_swap_under_concurrent_requests(store, strong_table):
 
         mlflow.set_registry_uri(uri)
         mlflow.set_tracking_uri(uri)
-        first = client.copy_model_version("models:/uplift/1", "swapped")
+        first = client.copy_model_version(f"models:/{MODEL}/1", "swapped")
     client.set_registered_model_alias("swapped", "champion", first.version)
     rows = _rows(strong_table, 50)
     with running_server(store, registered_model="swapped", plans_db_url=f"sqlite:///{store / 'swap-plans.db'}") as base:
-        second = train_version(store, strong_table, registered_model="swapped", alias="staging",
+        second = train_version(store, strong_table, alias="staging",
                                name="pooled_v2", lightgbm={**{"n_estimators": 20, "learning_rate": 0.15,
                                                               "num_leaves": 5, "min_child_samples": 100, "n_jobs": 1}})
-        assert second.version == 2
+        with pytest.MonkeyPatch.context():
+            mlflow.set_registry_uri(uri)
+            mlflow.set_tracking_uri(uri)
+            copied = client.copy_model_version(f"models:/{MODEL}/{second.version}", "swapped")
+        assert int(copied.version) == 2 and copied.run_id == second.run_id
         failures: list[str] = []
         seen: list[list[int]] = [[] for _ in range(3)]
         stop = threading.Event()
@@ -403,7 +443,7 @@ def test_alias_swap_under_concurrent_requests(store, strong_table):
 
         until(lambda: all(seen))  # every thread has had an answer from version 1
         client.set_registered_model_alias("swapped", "champion", "2")
-        until(lambda: httpx.get(f"{base}/health").json()["model_version"] == 2)
+        until(lambda: httpx.get(f"{base}/health", headers=AUTH).json()["model_version"] == 2)
         marks = [len(s) for s in seen]
         until(lambda: all(len(s) > m and s[-1] == 2 for s, m in zip(seen, marks)))  # and then from version 2
         stop.set()
@@ -413,7 +453,7 @@ def test_alias_swap_under_concurrent_requests(store, strong_table):
         assert all(s and s[0] == 1 and s[-1] == 2 for s in seen)
         for s in seen:  # never back to the old version once the new one answered
             assert s == sorted(s)
-        health = httpx.get(f"{base}/health").json()
+        health = httpx.get(f"{base}/health", headers=AUTH).json()
         assert health["status"] == "ok" and health["model_version"] == 2
         model = httpx.get(f"{base}/model", headers=AUTH).json()
         assert model["version"] == 2 and model["run_id"] == second.run_id
@@ -424,8 +464,9 @@ def test_alias_swap_under_concurrent_requests(store, strong_table):
         deadline = time.monotonic() + 30
         while httpx.get(f"{base}/health").json()["status"] != "degraded" and time.monotonic() < deadline:
             time.sleep(0.1)
-        health = httpx.get(f"{base}/health").json()
+        health = httpx.get(f"{base}/health", headers=AUTH).json()
         assert health["status"] == "degraded" and f"version {broken.version}" in health["reason"]
+        assert str(store) not in health["reason"]  # no file paths leave the service
         assert health["model_version"] == 2
         assert httpx.get(f"{base}/model", headers=AUTH).json()["version"] == 2
         assert httpx.post(f"{base}/scores", json={"rows": rows}, headers=AUTH).status_code == 200
@@ -436,7 +477,9 @@ def test_no_model_at_start_is_503_not_500(store):
     with running_server(store, registered_model="never-registered", wait_for=(503,),
                         plans_db_url=f"sqlite:///{store / 'empty-plans.db'}") as base:
         health = httpx.get(f"{base}/health")
-        assert health.status_code == 503 and health.json()["status"] == "no model"
+        assert health.status_code == 503 and health.json() == {"status": "down"}
+        detailed = httpx.get(f"{base}/health", headers=AUTH)
+        assert detailed.status_code == 503 and detailed.json()["status"] == "down" and detailed.json()["reason"]
         for method, path, body in (("GET", "/model", None), ("GET", "/segments", None),
                                    ("POST", "/plans", {"budget": 100}), ("POST", "/scores", {"rows": [{"age": 1}]})):
             r = httpx.request(method, f"{base}{path}", json=body, headers=AUTH)
@@ -574,6 +617,11 @@ def test_token_comparison():
     assert token_matches("second-token-0123456789", tokens)
     assert not token_matches("second-token-012345678", tokens)
     assert not token_matches("", tokens)
+    from uplift.api.auth import matching_name
+
+    named = (("anna", b"first-token-0123456789"), ("bob", b"second-token-0123456789"))
+    assert matching_name("second-token-0123456789", named) == "bob"
+    assert matching_name("first-token-0123456789x", named) is None
 
 
 def test_plan_store_keeps_each_body_once_and_returns_plans_as_sent(tmp_path):
@@ -624,9 +672,9 @@ def test_plan_store_checkpoints_its_log_off_the_request_path(tmp_path):
     with store.engine.connect() as conn:
         busy, log_frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
         assert busy == 0 and copied == log_frames > 0  # everything in the log is in the database
-    assert store._checkpointer is not None and store._checkpointer.is_alive()
+    assert store._maintainer is not None and store._maintainer.is_alive()
     store.close()
-    assert not store._checkpointer.is_alive()
+    assert not store._maintainer.is_alive()
     assert not (tmp_path / "plans.db-wal").exists()
     fresh = sa.create_engine(f"sqlite:///{path}")
     with fresh.connect() as conn:
@@ -639,7 +687,9 @@ def test_exported_names_exist():
 
     for name in ("uplift.api", "uplift.api.app", "uplift.api.modelstore", "uplift.api.planstore",
                  "uplift.api.planning", "uplift.api.scoring", "uplift.api.schemas", "uplift.api.settings",
-                 "uplift.api.auth", "uplift.api.limits", "uplift.api.handlers", "uplift.api.deps"):
+                 "uplift.api.auth", "uplift.api.limits", "uplift.api.handlers", "uplift.api.deps",
+                 "uplift.api.redact", "uplift.api.tokens", "uplift.api.registryclient", "uplift.api.planschema",
+                 "uplift.api.retention"):
         module = importlib.import_module(name)
         missing = [n for n in module.__all__ if not hasattr(module, n)]
         assert missing == [], (name, missing)

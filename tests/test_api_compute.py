@@ -11,7 +11,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from apiserver import MAX_ROWS, MIN_SIZE, ROOT, shared_store
+from apiserver import MAX_ROWS, MIN_SIZE, MODEL, ROOT, shared_store
 
 
 def _never():
@@ -29,8 +29,8 @@ def bundle(tmp_path_factory, strong_table):
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
         client = MlflowClient(uri)
-        version = client.get_model_version_by_alias("uplift", "champion").version
-        return registry_loader(client, "uplift", "champion", min_segment_size=MIN_SIZE)(str(version))
+        version = client.get_model_version_by_alias(MODEL, "champion").version
+        return registry_loader(client, MODEL, "champion", min_segment_size=MIN_SIZE)(str(version))
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +166,51 @@ def test_compute_processes_setting(monkeypatch):
     monkeypatch.setenv("UPLIFT_SERVICE_COMPUTE_PROCESSES", "-1")
     with pytest.raises(SpecError, match="compute_processes"):
         load_service_settings()
+
+
+def test_prepared_plans_are_kept_within_their_memory_budget(bundle):
+    """Each new policy prepares a plan; the service keeps the most recent ones while their arrays fit
+    its budget (always the newest), and answers the same from a kept one as from a fresh one."""
+    from uplift.api.planning import PlanService
+    from uplift.api.schemas import PlanRequest
+    from uplift.specs import load_spec
+    from uplift.specs.planning import CostCatalogue, PlanningPolicy
+
+    def service(budget_bytes: int) -> PlanService:
+        return PlanService(costs=load_spec(ROOT / "serve" / "costs.yaml", CostCatalogue),
+                           policy=load_spec(ROOT / "serve" / "policy.yaml", PlanningPolicy),
+                           min_segment_size=MIN_SIZE, cache_size=0, prepared_bytes=budget_bytes)
+
+    requests = [PlanRequest(budget=900, policy={"holdout_share": 0.1 + 0.01 * k}, include_references=False)
+                for k in range(4)]
+    roomy = service(2**40)
+    answers = [roomy.compute(bundle, r).fragment for r in requests]
+    sizes = [r.nbytes for r in roomy._prepared.values()]
+    assert len(sizes) == 4 and min(sizes) > 0
+    tight = service(int(2.5 * max(sizes)))
+    for r in requests:
+        tight.compute(bundle, r)
+    assert len(tight._prepared) == 2  # the two most recent fit, three do not
+    assert tight.compute(bundle, requests[-1]).fragment == answers[-1]  # from the kept prepared plan
+    one = service(1)
+    for r in requests:
+        one.compute(bundle, r)
+    assert len(one._prepared) == 1
+
+
+def test_array_bytes_counts_each_array_once():
+    import numpy as np
+    import pandas as pd
+
+    from uplift.api.footprint import array_bytes
+
+    a = np.zeros(1000)  # 8,000 bytes
+
+    class Holder:
+        def __init__(self):
+            self.a, self.same, self.nested = a, a, {"b": [np.zeros(10, dtype=np.int32)], "s": "text"}
+
+    assert array_bytes(Holder()) == 8_000 + 40
+    frame = pd.DataFrame({"x": np.zeros(100)})
+    assert array_bytes((frame, frame)) == int(frame.memory_usage(deep=True).sum())
+    assert array_bytes("no arrays") == 0

@@ -224,3 +224,35 @@ def test_the_family_benchmark_on_tiny_worlds_writes_its_tables(tmp_path):
     assert sorted(p.name for p in cache.iterdir()) == ["family-3-3-2500x2-f2", "haaglanden-1-2500x2-f2"]
     assert family_main(argv) == 0
     np.testing.assert_allclose(pd.read_csv(out / "worlds.csv")["no_exploration"], worlds["no_exploration"])
+
+
+def test_soak_summaries_count_errors_per_minute_and_the_memory_growth():
+    from benchmarks.bench_soak import memory_growth, minute_summary
+
+    line = {"minute": 3, "skipped": 1, "server_mb": 100.0, "workers_mb": [50.0, 50.0], "plans_db_mb": 2.0,
+            "unapproved": 7, "approved": 1,
+            "results": [["GET /health", 0.001, 200], ["GET /health", 0.003, 200], ["GET /health", 0.002, 503],
+                        ["POST /scores (100 rows)", 0.010, -1]]}
+    m = minute_summary(line)
+    assert m["requests"] == 4 and m["errors"] == {"503": 1, "-1": 1} and m["total_mb"] == 200.0
+    assert m["routes"]["GET /health"] == {"n": 3, "p50": 2.0, "p99": 3.0}
+    minutes = [{"total_mb": mb} for mb in (100, 150, 200, 200, 201, 202, 204, 206, 208, 210)]
+    assert memory_growth(minutes) == pytest.approx((210 - 201) / 201)  # end of minute 5 to end of minute 10
+    assert memory_growth(minutes[:5]) is None
+
+
+def test_scaling_exponents_and_extrapolation_by_hand(tmp_path):
+    from benchmarks.scaling import _extrapolated, fit_exponents, render
+
+    rows = np.array([1e6, 3e6, 10e6])
+    frame = pd.DataFrame({"step": "features", "rows": rows, "target": rows.astype(int), "seconds": 2e-6 * rows,
+                          "cpu_seconds": 1e-12 * rows**2, "peak_rss_mb": 100 * np.sqrt(rows / 1e6),
+                          "order": 2, "note": ""})
+    e = fit_exponents(frame).iloc[0]
+    assert e.time_exponent == pytest.approx(1.0) and e.cpu_exponent == pytest.approx(2.0)
+    assert e.memory_exponent_from_3M == pytest.approx(0.5)  # fitted on 3M and 10M only
+    ext = _extrapolated(frame, fit_exponents(frame), 30_000_000).iloc[0]
+    # the wall time of the largest run (20 s at 10M) grown by the CPU exponent (2): 20 x 3**2
+    assert ext.seconds == pytest.approx(180.0) and ext.peak_rss_mb == pytest.approx(100 * np.sqrt(30))
+    text = render(frame, tmp_path, header="# t")
+    assert "**Extrapolated** to 30,000,000" in text and (tmp_path / "scaling.png").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +22,11 @@ SMALL_SPEC = {
 }
 
 
-def uplift(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    env.update({"UPLIFT_PROJECT_ROOT": str(ROOT), "UPLIFT_WORKDIR": str(cwd), "COLUMNS": "200"})
+def uplift(*args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    extra = env or {}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI") and not k.startswith("UPLIFT_")}
+    env.update({"UPLIFT_PROJECT_ROOT": str(ROOT), "UPLIFT_WORKDIR": str(cwd), "COLUMNS": "200", **extra})
     exe = Path(sys.executable).with_name("uplift")
     proc = subprocess.run([str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
@@ -44,16 +47,32 @@ def test_simulate_features_train_segments_plan(workdir):
     spec = workdir / "small.yaml"
     spec.write_text(yaml.safe_dump(SMALL_SPEC))
     out = uplift("train", str(spec), "--table", "data/training.parquet", "--truth", "data/sim/truth/truth.parquet", cwd=workdir).stdout
-    assert "Qini coefficient per arm" in out and "becomes champion" in out and "regret per 1,000" in out
+    assert "Qini coefficient per arm" in out and "uplift-registration v1 promoted: no champion yet" in out
+    assert "regret per 1,000" in out
     out = uplift("segments", "--out", "out/segments.csv", cwd=workdir).stdout
     seg = pd.read_csv(workdir / "out" / "segments.csv")
     assert (seg["size"] >= 50).all() and "best arm per segment" in out
+    # as released: counts rounded to 5 and none below 10, no row counts or model internals, reasons given
+    assert not {"rows", "n_treated", "n_control", "model", "persona_mix", "converters_control"} & set(seg.columns)
+    for column in ("size", "people_treated", "people_control"):
+        assert (seg[column].dropna() % 5 == 0).all() and (seg[column].dropna() >= 10).all()
+    assert seg.loc[seg["base_rate"].isna(), "withheld"].str.contains("base_rate: rests on").all()
+    assert "no count below 10" in out
     assert "targetable effects: stages kept (held-out rows)" in out and "held-out slope" in out
     out = uplift("plan", "--budget", "5000", "--set", "fairness_floors=[]", "--out", "out/plan.csv", cwd=workdir).stdout
     plan = pd.read_csv(workdir / "out" / "plan.csv")
     assert plan["spend"].sum() <= 5000 + 1e-6 and "Totals beside the reference plans" in out
     assert "€ / conv. (80%)" in out  # costs per conversion come with their interval
     assert "recommended adds (80%, paired)" in out and "P(more)" in out  # and the gain over each reference
+    # the shipped policy plans over either kind of segment and says how each fairness floor stands
+    for kind in ("targetable", "persona"):
+        out = " ".join(uplift("plan", "--budget", "5000", "--kind", kind, "--out", f"out/{kind}.csv", cwd=workdir).stdout.split())
+        assert f"{kind} segments" in out and (workdir / "out" / f"{kind}.csv").exists()
+        for floor in ("women", "over_45"):
+            if kind == "persona":
+                assert f"fairness floor '{floor}' does not apply to a plan over persona segments" in out, out
+            else:
+                assert re.search(rf"fairness floor '{floor}' (held|fell short): [0-9.]+% of spend", out), out
 
 
 def test_bad_input_file_names_file_column_and_rows_and_writes_nothing(workdir, tmp_path):
@@ -93,3 +112,4 @@ def test_hillstrom_per_arm_qini_beside_the_logistic_baseline(tmp_path):
                  "--outcome", "visit", cwd=tmp_path).stdout
     assert "mens_e_mail" in out and "womens_e_mail" in out and "pooled_h" in out and "logistic_h" in out
     assert "best_single_arm" in out
+

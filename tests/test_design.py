@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from scipy import stats
 
 import uplift.design as design
 from uplift.design import (
@@ -81,6 +82,7 @@ def make_audience(n: int, seed: int = 0, start: int = 0) -> pd.DataFrame:
         ({"alpha": 0.0}, "alpha"),
         ({"wave": 0}, "wave"),
         ({"holdout": 0.1}, "holdout"),
+        ({"multiplicity": "bonferroni"}, "multiplicity"),
     ],
 )
 def test_spec_errors_name_the_field(tmp_path, changes, field):
@@ -95,14 +97,14 @@ def test_valid_spec_loads_with_defaults(tmp_path):
     path.write_text(yaml.safe_dump(BASE))
     spec = load_spec(path, ExperimentSpec)
     assert spec.control == "holdout"
-    assert (spec.alpha, spec.power) == (0.05, 0.8)
+    assert (spec.alpha, spec.power, spec.multiplicity) == (0.05, 0.8, "holm")
     assert spec.start == dt.date(2025, 7, 21)
     assert spec.all_arms == ("holdout", *ARMS)
 
 
 def test_example_wave5_spec_loads_and_uses_region_arms():
     spec = load_spec(ROOT / "experiments" / "wave5.yaml", ExperimentSpec)
-    assert spec.wave == 5 and spec.control == "holdout"
+    assert spec.wave == 5 and spec.control == "holdout" and spec.multiplicity == "bh"
     region_file = ROOT / "features" / "regions" / "haaglanden.yaml"
     if not region_file.exists():
         pytest.skip("features/regions/haaglanden.yaml not present")
@@ -299,14 +301,14 @@ def simulate_wave(seed: int, n: int, effects: dict[str, float], *, base: float =
 
 def test_confidence_intervals_cover_the_true_effect():
     effects = {"fresh_start@meta": 0.02, "free_voucher@flyer": 0.0}
-    hits = {"plain": 0, "adjusted": 0}
+    hits = {"plain": 0, "cuped": 0}
     runs = 150
     for seed in range(runs):
         frame, _ = simulate_wave(seed, 4_000, effects)
         arms = analyze(frame, covariates=["prior"]).treatment.set_index("arm")
         for arm, truth in effects.items():
             hits["plain"] += arms.loc[arm, "ci_low"] <= truth <= arms.loc[arm, "ci_high"]
-            hits["adjusted"] += arms.loc[arm, "adjusted_ci_low"] <= truth <= arms.loc[arm, "adjusted_ci_high"]
+            hits["cuped"] += arms.loc[arm, "cuped_ci_low"] <= truth <= arms.loc[arm, "cuped_ci_high"]
     for kind, hit in hits.items():
         coverage = hit / (2 * runs)
         assert 0.91 <= coverage <= 0.985, (kind, coverage)
@@ -318,36 +320,39 @@ def test_known_effect_is_found_and_a_null_arm_is_not():
     arms = result.arms.set_index("arm")
     assert list(result.arms["arm"]) == ["holdout", "fresh_start@meta", "free_voucher@flyer"]
     win = arms.loc["fresh_start@meta"]
-    assert win["ci_low"] > 0 and win["p_value"] < 1e-6
+    assert win["ci_low"] > 0 and win["p_value"] < 1e-6 and win["verdict"] == "better"
     assert win["ci_low"] <= 0.03 <= win["ci_high"]
     assert win["relative_lift"] == pytest.approx(win["effect"] / arms.loc["holdout", "rate"])
     assert arms.loc["free_voucher@flyer", "ci_low"] < 0 < arms.loc["free_voucher@flyer", "ci_high"]
+    assert arms.loc["free_voucher@flyer", "verdict"] == "unclear"
     assert np.isnan(arms.loc["holdout", "effect"])
     assert arms["n"].sum() == 60_000
     assert result.srm is not None and not result.srm.flagged
-    assert result.arms["adjusted_effect"].isna().all()  # no covariates, no adjustment
+    assert result.arms["cuped_effect"].isna().all()  # no covariates, no adjustment
+    assert result.treatment["method"].eq("exact").all() and result.treatment["method_note"].eq("no covariates").all()
 
 
-def test_plain_interval_is_newcombe_and_p_value_is_the_pooled_z_test():
+def test_plain_interval_adds_the_exact_intervals_in_squares_and_p_value_is_never_below_fisher():
+    # the interval was Newcombe's with Wilson limits and the p-value the pooled z-test; both can claim more than an
+    # exact test allows at small counts, so the limits are now Clopper-Pearson and the p-value is at least Fisher's
     frame = pd.DataFrame(
         {"arm": ["holdout"] * 200 + ["a@meta"] * 100, "outcome": [1] * 10 + [0] * 190 + [1] * 12 + [0] * 88}
     )
     row = analyze(frame).treatment.iloc[0]
-    z = 1.959963984540054
-    # Wilson bounds: holdout 10/200, arm 12/100; Newcombe: effect -/+ sqrt of the squared inner gaps
-    def wilson(x, n):
-        p = x / n
-        centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
-        half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-        return centre - half, centre + half
 
-    (l1, u1), (l0, u0) = wilson(12, 100), wilson(10, 200)
+    def exact(x, n, a=0.05):  # Clopper-Pearson from the beta quantiles, as in Clopper & Pearson (1934)
+        return stats.beta.ppf(a / 2, x, n - x + 1), stats.beta.ppf(1 - a / 2, x + 1, n - x)
+
+    (l1, u1), (l0, u0) = exact(12, 100), exact(10, 200)
     assert row["effect"] == pytest.approx(0.07)
+    assert (row["rate_ci_low"], row["rate_ci_high"]) == pytest.approx((l1, u1))
     assert row["ci_low"] == pytest.approx(0.07 - math.sqrt((0.12 - l1) ** 2 + (u0 - 0.05) ** 2))
     assert row["ci_high"] == pytest.approx(0.07 + math.sqrt((u1 - 0.12) ** 2 + (0.05 - l0) ** 2))
-    pbar = 22 / 300
-    z_obs = 0.07 / math.sqrt(pbar * (1 - pbar) * (1 / 100 + 1 / 200))
-    assert row["p_value"] == pytest.approx(2 * (1 - 0.5 * (1 + math.erf(z_obs / math.sqrt(2)))))
+    fisher = stats.fisher_exact([[12, 88], [10, 190]]).pvalue
+    assert row["p_value"] >= fisher and row["p_value"] < 0.05 and row["ci_low"] > 0  # the test and the interval agree
+    # at the level of its p-value the interval just reaches 0 (the p-value is the interval's, larger than Fisher's)
+    (a1, _), (_, b0) = exact(12, 100, row["p_value"]), exact(10, 200, row["p_value"])
+    assert 0.07 - math.sqrt((0.12 - a1) ** 2 + (b0 - 0.05) ** 2) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_cuped_reduces_the_standard_error_without_moving_the_estimate():
@@ -356,8 +361,8 @@ def test_cuped_reduces_the_standard_error_without_moving_the_estimate():
     for seed in range(60):
         frame, _ = simulate_wave(100 + seed, 6_000, effects)
         row = analyze(frame, covariates=["prior"]).treatment.iloc[0]
-        assert row["adjusted_se"] < row["se"]
-        gaps.append(row["adjusted_effect"] - row["effect"])
+        assert row["cuped_se"] < row["se"] and row["method"] == "cuped" and row["estimate"] == row["cuped_effect"]
+        gaps.append(row["cuped_effect"] - row["effect"])
         reductions.append(row["variance_reduction"])
     # prior explains Var(0.5 * prior) / Var(y) = 0.04 / 0.108 ~ 0.37 of the variance
     assert 0.3 < np.mean(reductions) < 0.45
@@ -370,7 +375,8 @@ def test_uninformative_covariate_changes_almost_nothing():
     noise = np.random.default_rng(9).normal(size=len(frame))
     row = analyze(frame.assign(noise=noise), covariates=["noise"]).treatment.iloc[0]
     assert abs(row["variance_reduction"]) < 0.01
-    assert row["adjusted_effect"] == pytest.approx(row["effect"], abs=2e-3)
+    assert row["cuped_effect"] == pytest.approx(row["effect"], abs=2e-3)
+    assert (row["method"] == "cuped") == (row["variance_reduction"] > 0)
 
 
 def test_segments_show_where_the_effect_is():
@@ -461,7 +467,9 @@ def test_summary_cautions_when_intervals_are_wide():
 def test_exported_names():
     assert set(design.__all__) == {
         "AGE_BANDS", "ASSIGNMENT_COLUMNS", "EFFECT_COLUMNS", "EXPOSURE_COLUMNS", "SRM_THRESHOLD", "Analysis",
-        "SampleRatioCheck", "age_band", "analyze", "assign", "design_shares", "hash_uniform", "holdout_n_needed", "power_at",
-        "power_table", "srm_check", "stratum_balance", "stratum_keys", "summary_text", "to_exposures",
+        "FamilyAdjustment", "Inference", "SampleRatioCheck", "adjust_family", "age_band", "analyze", "assign",
+        "clopper_pearson", "design_shares", "detectable_effect", "difference_interval", "difference_p_value",
+        "hash_uniform", "holdout_n_needed", "power_at", "power_table", "srm_check", "stratum_balance", "stratum_keys",
+        "summary_text", "to_exposures",
     }
     assert all(hasattr(design, name) for name in design.__all__)

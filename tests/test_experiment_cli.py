@@ -11,7 +11,7 @@ from conftest import ROOT
 from typer.testing import CliRunner
 
 from uplift.cli import app
-from uplift.cli.experiment import analysis_frame
+from uplift.cli.experiment import analysis_frame, plan_effects
 from uplift.errors import DataError, SchemaError
 from uplift.schemas import EXPOSURES, validate
 from uplift.specs.experiment import ExperimentSpec
@@ -106,19 +106,64 @@ def test_analyze_reports_the_winning_arm_and_logs_it(workdir):
                    {"holdout": 0.01, "fresh_start@meta": 0.04, "free_voucher@flyer": 0.01})
     write_table(ex, workdir / "ex.parquet")
     write_table(en, workdir / "en.parquet")
+    plan = write_table(pd.DataFrame({"segment": ["s1", "s2", "s1"], "arm": ["fresh_start@meta", "free_voucher@flyer",
+                                                                            "free_voucher@flyer"],
+                                     "contacts": [1000, 2000, 2000], "expected_conversions": [30.0, 4.0, 8.0]}),
+                       workdir / "plan.csv")
     res = runner.invoke(app, ["experiment", "analyze", "--spec", str(spec), "--exposures", str(workdir / "ex.parquet"),
                               "--enrolments", str(workdir / "en.parquet"), "--segment-by", "channel",
-                              "--out", str(workdir / "an.csv")])
+                              "--out", str(workdir / "an.csv"), "--plan", str(plan)])
     assert res.exit_code == 0, res.output
     arms = read_table(workdir / "an.csv").set_index("arm")
-    assert arms.loc["fresh_start@meta", "ci_low"] > 0.015
+    assert arms.loc["fresh_start@meta", "ci_low"] > 0.015 and arms.loc["fresh_start@meta", "verdict"] == "better"
     assert abs(arms.loc["free_voucher@flyer", "effect"]) < 0.008  # no true effect
+    assert arms.loc["free_voucher@flyer", "target_effect"] == pytest.approx(0.003)  # the plan's 12 per 4,000 contacts
+    assert arms.loc["free_voucher@flyer", "too_small"] and not arms.loc["fresh_start@meta", "too_small"]
+    assert (arms["family"].iloc[1:] == "arms").all() and (arms["family_size"].iloc[1:] == 2).all()
     summary = (workdir / "an.summary.txt").read_text()
     assert "fresh_start@meta" in summary.split("Beat the holdout")[1].splitlines()[1]
-    assert (workdir / "an.segments.csv").exists()
+    assert "2 arms compared with the holdout, judged together (Benjamini-Hochberg" in summary  # wave5.yaml: bh
+    assert "free_voucher@flyer: 4,000 people can detect" in summary and "the plan expects 3." in summary
+    segments = read_table(workdir / "an.segments.csv")
+    assert {"channel", "family", "verdict"} <= set(segments.columns)  # each channel holds one arm: nothing to compare
+    assert "By segment: no segment has both the holdout and an arm" in summary
     run = mlflow.search_runs(experiment_names=["uplift-experiments"], output_format="list")[0]
     assert run.data.params["job"] == "analyze" and run.data.metrics["srm_flagged"] == 0.0
+    assert run.data.params["multiplicity"] == "bh" and run.data.params["family_size_arms"] == "2"
+    assert run.data.params["plan"] == str(plan)
+    assert run.data.metrics["arms_better"] == 1.0 and run.data.metrics["arms_too_small"] == 1.0
     assert run.data.metrics["effect_fresh_start.meta"] == pytest.approx(arms.loc["fresh_start@meta", "effect"])
+    assert run.data.metrics["estimate_fresh_start.meta"] == pytest.approx(arms.loc["fresh_start@meta", "estimate"])
+
+
+def test_plan_effects_are_expected_conversions_per_contact():
+    spec = ExperimentSpec.model_validate(yaml.safe_load((ROOT / "experiments" / "wave5.yaml").read_text()))
+    cells = pd.DataFrame({"arm": ["fresh_start@meta", "fresh_start@meta", "free_voucher@flyer"],
+                          "contacts": [1000, 3000, 0], "expected_conversions": [5.0, 11.0, 0.0]})
+    assert plan_effects(cells, spec) == {"fresh_start@meta": pytest.approx(0.004)}  # no contacts: no expectation
+    with pytest.raises(SchemaError, match=r"plan\.csv: missing column\(s\) \['expected_conversions'\]"):
+        plan_effects(cells.drop(columns="expected_conversions"), spec, source="plan.csv")
+
+
+def test_analyze_releases_no_small_cell(workdir):
+    spec = _spec(workdir, name="small-arm", arms=["fresh_start@meta", "free_voucher@flyer"],
+                 arm_weights={"fresh_start@meta": 1.0, "free_voucher@flyer": 1.0}, holdout_share=0.2)
+    ex, en = _wave({"holdout": 2000, "fresh_start@meta": 4000, "free_voucher@flyer": 300},
+                   {"holdout": 0.01, "fresh_start@meta": 0.04, "free_voucher@flyer": 0.01}, seed=1)
+    write_table(ex, workdir / "ex.parquet")
+    write_table(en, workdir / "en.parquet")
+    res = runner.invoke(app, ["experiment", "analyze", "--spec", str(spec), "--exposures", str(workdir / "ex.parquet"),
+                              "--enrolments", str(workdir / "en.parquet"), "--out", str(workdir / "an.csv")])
+    assert res.exit_code == 0, res.output
+    arms = read_table(workdir / "an.csv").set_index("arm")
+    # free_voucher's few conversions are suppressed, and so is the next smallest arm's (the wave's total is known)
+    assert arms[["conversions", "rate", "effect"]].loc[["free_voucher@flyer", "fresh_start@meta"]].isna().all().all()
+    assert arms.loc["holdout", "conversions"] >= 10 and arms.loc["holdout", "conversions"] % 5 == 0
+    assert (arms["n"] % 5 == 0).all() and "fewer than 10 converters" in arms.loc["free_voucher@flyer", "withheld"]
+    summary = (workdir / "an.summary.txt").read_text()
+    assert "Not shown: fresh_start@meta, free_voucher@flyer" in summary and "per 1,000 people reached" not in summary
+    run = mlflow.search_runs(experiment_names=["uplift-experiments"], output_format="list")[0]
+    assert not any(k.startswith("effect_") for k in run.data.metrics) and run.data.metrics["people"] % 5 == 0
 
 
 def test_analyze_flags_a_broken_split(workdir):

@@ -54,6 +54,23 @@ def test_uplift_forest_runs_and_labels_arms(split):
     assert list(pred.columns) == list(test.treatment_arms) and np.isfinite(pred.to_numpy()).all()
 
 
+@pytest.mark.parametrize("learner", ["t", "x", "dr", "t_logistic", "uplift_forest"])
+def test_causalml_learners_get_keyword_arguments(learner, split):
+    """causalml 0.18 warns on positional ``treatment``/``y`` (1.0 reorders them to ``(X, y, treatment)``):
+    fit and predict must pass them by keyword so the flip cannot swap them silently."""
+    import warnings
+
+    train, test = split
+    small = train.subset(np.arange(4000))
+    spec = ModelSpec(name=learner, learner=learner, lightgbm={"n_estimators": 5, "num_leaves": 4},
+                     forest={"n_estimators": 2, "max_depth": 3, "min_samples_leaf": 200, "max_rows": None})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        MultiArmUplift.from_table(spec, small).fit_table(small).predict(test.frame[test.feature_names].head(50))
+    positional = [str(w.message) for w in caught if "by position is deprecated" in str(w.message)]
+    assert positional == []
+
+
 def test_predict_is_row_order_invariant_and_pure(split):
     train, test = split
     est = MultiArmUplift.from_table(ModelSpec(name="p", learner="pooled", lightgbm=LGBM), train).fit_table(train)

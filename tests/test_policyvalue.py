@@ -11,8 +11,10 @@ import pytest
 import uplift.modeling.policyvalue as policyvalue_module
 from uplift.errors import DataError, SchemaError
 from uplift.modeling.policyvalue import (
+    PolicyTerm,
     PolicyValue,
     compare_policies,
+    ipw_contrast,
     ipw_difference,
     ipw_value,
     single_arm_policies,
@@ -44,7 +46,8 @@ POLICY = np.array(["a", "a", "a", "b"])
 
 def test_exports():
     assert sorted(policyvalue_module.__all__) == sorted(
-        ["PolicyValue", "ipw_value", "ipw_difference", "compare_policies", "single_arm_policies"]
+        ["PolicyValue", "PolicyTerm", "ipw_value", "ipw_difference", "ipw_contrast", "compare_policies",
+         "single_arm_policies"]
     )
 
 
@@ -236,3 +239,80 @@ def test_own_arm_with_zero_propensity_and_no_match_are_errors():
         ipw_value(Y, ARM, broken, POLICY)
     with pytest.raises(DataError, match="no row's assigned arm matches"):
         ipw_value(Y, ARM, PROPENSITY, ["b", "b", "a", "a"])
+
+
+# ---------------------------------------------------------------------------------------------
+# ipw_contrast: randomising policies (a plan's share of each segment per arm) and sums of values
+
+def _one_hot(labels: np.ndarray, arms=("a", "b")) -> pd.DataFrame:
+    return pd.DataFrame({a: (labels == a).astype(float) for a in arms})
+
+
+def test_contrast_of_one_hot_policies_is_the_paired_difference():
+    everyone_b = np.full(4, "b", dtype=object)
+    got = ipw_contrast(Y, ARM, PROPENSITY, [PolicyTerm(_one_hot(POLICY), 1.0), PolicyTerm(_one_hot(everyone_b), -1.0)])
+    want = ipw_difference(Y, ARM, PROPENSITY, POLICY, everyone_b)
+    assert got.value == pytest.approx(want.value, abs=1e-15) and got.se == pytest.approx(want.se, abs=1e-15)
+    assert got.value == pytest.approx(-20 / 117, abs=1e-12)
+
+
+def test_hand_case_coin_flip_policy():
+    # a coin flip between a and b on every row: w = 0.5 / P(T) = (1, 0.625, 1, 0.625), sum 3.25, sum w y = 2
+    #   V = 8/13; phi = w (y - V) * 4 / 3.25 = (80, -80, 80, -80) / 169; se^2 = 4 * 80^2 / 169^2 / 12
+    coin = pd.DataFrame({"a": np.full(4, 0.5), "b": np.full(4, 0.5)})
+    result = ipw_contrast(Y, ARM, PROPENSITY, [PolicyTerm(coin)])
+    assert result.value == pytest.approx(8 / 13, abs=1e-12)
+    assert result.se == pytest.approx(160 / 169 / math.sqrt(12), abs=1e-12)
+    assert result.n_matched == 4
+    # a row weight of 2 on every row is the same population: same value
+    assert ipw_contrast(Y, ARM, PROPENSITY, [PolicyTerm(coin, 1.0, np.full(4, 2.0))]).value == pytest.approx(8 / 13)
+
+
+def test_contrast_checks_shares_and_weights():
+    with pytest.raises(SchemaError, match="sum to at most 1"):
+        ipw_contrast(Y, ARM, PROPENSITY, [PolicyTerm(pd.DataFrame({"a": np.full(4, 0.8), "b": np.full(4, 0.8)}))])
+    with pytest.raises(DataError, match="not propensity columns"):
+        ipw_contrast(Y, ARM, PROPENSITY, [PolicyTerm(pd.DataFrame({"c": np.ones(4)}))])
+    with pytest.raises(SchemaError, match="row_weight"):
+        ipw_contrast(Y, ARM, PROPENSITY, [PolicyTerm(_one_hot(POLICY), 1.0, -np.ones(4))])
+    with pytest.raises(DataError, match="terms is empty"):
+        ipw_contrast(Y, ARM, PROPENSITY, [])
+
+
+# Two plans over the strata x of the design above: the share of each stratum contacted with each arm (the
+# rest is not contacted, i.e. gets the holdout's rate). Incremental conversions per person:
+#   plan A: x0 a 0.6, b 0.2 -> 0.6*0.05 + 0.2*0.01 = 0.032; x1 b 0.9 -> 0.09; x2 a 0.5 -> 0.025
+#           0.5*0.032 + 0.3*0.09 + 0.2*0.025 = 0.048
+#   plan B: everyone b at 0.5 -> x0 0.005, x1 0.05, x2 -0.015 -> 0.0025 + 0.015 - 0.003 = 0.0145
+PLAN_A = np.array([[0.0, 0.6, 0.2], [0.0, 0.0, 0.9], [0.0, 0.5, 0.0]])  # rows x, columns ARMS (holdout filled below)
+PLAN_B = np.array([[0.0, 0.0, 0.5]] * 3)
+TRUE_A, TRUE_B = 0.048, 0.0145
+
+
+def _plan_terms(shares: np.ndarray, x: np.ndarray, sign: float) -> list[PolicyTerm]:
+    rows = shares[x].copy()
+    rows[:, 0] = 1.0 - rows[:, 1:].sum(axis=1)
+    nobody = pd.DataFrame({"holdout": np.ones(len(x))})
+    return [PolicyTerm(pd.DataFrame(rows, columns=ARMS), sign), PolicyTerm(nobody, -sign)]
+
+
+def test_plan_truth_table_matches_the_stated_values():
+    gain = lambda plan: float(P_X @ (plan[:, 1:] * (RATE[:, 1:] - RATE[:, :1])).sum(axis=1))  # noqa: E731
+    assert gain(PLAN_A) == pytest.approx(TRUE_A) and gain(PLAN_B) == pytest.approx(TRUE_B)
+
+
+def test_plan_values_and_their_paired_gain_cover_the_truth_about_95_percent_of_the_time():
+    covered_a = covered_gain = paired_narrower = 0
+    seeds = 200
+    for seed in range(seeds):
+        y, arm, propensity, x = _simulate(np.random.default_rng(1000 + seed), 2000)
+        a = ipw_contrast(y, arm, propensity, _plan_terms(PLAN_A, x, 1.0))
+        b = ipw_contrast(y, arm, propensity, _plan_terms(PLAN_B, x, 1.0))
+        gain = ipw_contrast(y, arm, propensity, _plan_terms(PLAN_A, x, 1.0) + _plan_terms(PLAN_B, x, -1.0))
+        assert gain.value == pytest.approx(a.value - b.value, abs=1e-12)
+        covered_a += a.lo <= TRUE_A <= a.hi
+        covered_gain += gain.lo <= TRUE_A - TRUE_B <= gain.hi
+        paired_narrower += gain.se < math.hypot(a.se, b.se)
+    assert 0.90 <= covered_a / seeds <= 0.99
+    assert 0.90 <= covered_gain / seeds <= 0.99
+    assert paired_narrower >= 0.9 * seeds

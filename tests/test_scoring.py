@@ -91,6 +91,28 @@ def test_rejects_name_file_row_column_and_reason_and_keep_the_values(tmp_path, s
     assert scores["person_id"].is_unique
 
 
+def test_a_byte_order_mark_with_a_bad_row_gives_the_usual_rejects(tmp_path, scorer, strong_world, dirty_audience):
+    src = tmp_path / "audience.csv"
+    src.write_bytes(("\ufeff" + dirty_audience.head(800).to_csv(index=False)).encode("utf-8"))
+    summary = _score(src, tmp_path / "scores.csv", scorer, strong_world, 300)
+    assert (summary.rows_scored, summary.rows_rejected) == (797, 3)
+    rejects = pd.read_csv(summary.rejects, dtype=str, encoding="utf-8")  # no byte-order mark in what we write
+    assert list(rejects.columns) == ["file", "row", "column", "reason", *dirty_audience.columns]
+    assert rejects["row"].astype(int).tolist() == [5, 100, 701]
+    assert rejects["person_id"].tolist() == dirty_audience.loc[[4, 99, 700], "person_id"].tolist()
+    assert set(pd.read_csv(tmp_path / "scores.csv", dtype=str)["person_id"]) == \
+        set(dirty_audience.head(800)["person_id"]) - set(rejects["person_id"])
+
+
+def test_a_truncated_audience_fails_with_its_name_and_writes_nothing(tmp_path, scorer, strong_world):
+    whole = write_table(strong_world.audience.head(3000), tmp_path / "whole.parquet").read_bytes()
+    src = tmp_path / "audience.parquet"
+    src.write_bytes(whole[: len(whole) - 100])
+    with pytest.raises(SchemaError, match=r"audience\.parquet: cannot be read as Parquet"):
+        _score(src, tmp_path / "scores.parquet", scorer, strong_world, 1000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audience.parquet", "whole.parquet"]
+
+
 def test_strict_fails_on_an_invalid_row_and_writes_nothing(tmp_path, scorer, strong_world, dirty_audience):
     src = write_table(dirty_audience, tmp_path / "audience.parquet")
     out = tmp_path / "scores.parquet"

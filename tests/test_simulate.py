@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -23,7 +24,7 @@ from uplift.simulate import (
 )
 from uplift.specs import load_spec
 from uplift.specs.region import LATER_EVENTS, RegionSpec
-from uplift.tableio import read_table
+from uplift.tableio import read_table, write_table
 from uplift.vocabulary import FUNNEL_EVENTS, arm_name
 
 REGION = Path(__file__).resolve().parents[1] / "features" / "regions" / "haaglanden.yaml"
@@ -434,3 +435,45 @@ def test_cli_writes_the_world_and_prints_a_summary(tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path / "x"), "--format", "xls"])
     assert bad.exit_code == 2
     assert not (tmp_path / "x").exists()
+
+
+# -- worlds written in chunks of people ----------------------------------------------------------------------------
+def test_a_world_of_one_chunk_is_the_world_simulated_whole(region, tmp_path):
+    from uplift.simulate.chunked import write_world_in_chunks
+
+    whole = simulate(region, people=1_500, waves=3, seed=5)
+    summary = write_world_in_chunks(region, tmp_path, people=1_500, waves=3, seed=5, chunk_people=1_500)
+    for name in ("audience", "exposures", "enrolments", "truth"):
+        written = write_table(getattr(whole, name), tmp_path / "whole" / f"{name}.parquet")  # the files as written whole
+        pd.testing.assert_frame_equal(pd.read_parquet(summary.paths[name]), pd.read_parquet(written), check_exact=True)
+    assert summary.chunks == 1 and summary.rows["exposures"] == len(whole.exposures)
+
+
+def test_a_world_in_chunks_is_seeded_valid_and_adds_up(region, tmp_path):
+    from uplift.inputs import load_inputs
+    from uplift.simulate.chunked import write_world_in_chunks
+    from uplift.simulate.summary import funnel_counts
+
+    first = write_world_in_chunks(region, tmp_path / "a", people=2_000, waves=3, seed=5, chunk_people=600)
+    again = write_world_in_chunks(region, tmp_path / "b", people=2_000, waves=3, seed=5, chunk_people=600)
+    assert first.chunks == 4 and all(first.paths[n].read_bytes() == again.paths[n].read_bytes() for n in first.paths)
+    assert pq.ParquetFile(first.paths["exposures"]).metadata.num_row_groups == 4
+    inputs = load_inputs(first.paths["audience"], first.paths["exposures"], first.paths["enrolments"])  # contracts
+    assert inputs.audience["person_id"].is_unique and len(inputs.audience) == 2_000
+    ex = inputs.exposures
+    assert first.rows["exposures"] == len(ex) == len(pd.read_parquet(first.paths["truth"]))
+    reached = ex["arm"].value_counts().reindex(list(first.arms.index), fill_value=0)
+    assert (first.arms["reached"] == reached).all()
+    world = CampaignWorld(audience=inputs.audience, exposures=ex, enrolments=inputs.enrolments,
+                          truth=pd.read_parquet(first.paths["truth"]), arms=first.arm_names)
+    assert (funnel_counts(world) == first.funnel).all()
+    assert not (first.paths["audience"].read_bytes() == write_world_in_chunks(
+        region, tmp_path / "c", people=2_000, waves=3, seed=5, chunk_people=1_000).paths["audience"].read_bytes())
+
+
+def test_csv_is_for_worlds_of_one_chunk(region, tmp_path):
+    from uplift.simulate.chunked import write_world_in_chunks
+
+    with pytest.raises(SpecError, match="more than 500 people .* is written as Parquet"):
+        write_world_in_chunks(region, tmp_path, people=1_000, waves=2, seed=1, chunk_people=500, fmt="csv")
+    assert not list(tmp_path.iterdir())

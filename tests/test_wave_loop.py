@@ -82,7 +82,9 @@ def test_a_designed_wave_feeds_the_next_training_without_hand_edits(workdir, reg
     assert (rows["prior_waves"] > 0).mean() > 0.9  # history features see waves 1-2
 
     second = train_and_log(model_spec, table, settings=settings, data_source=str(data))
-    assert second.version == 2
+    assert second.version == 2 and second.registered_model == "uplift-registration"
+    # more data than the champion's: judged on the people both splits hold out, and the reason says so
+    assert "other data than the champion's" in second.reason
     assert 3 in set(second.report.train.frame["wave"])
 
     # the analysis finds the designed arms in the designed proportions, and covers the true effects
@@ -108,7 +110,7 @@ def test_a_designed_wave_feeds_the_next_training_without_hand_edits(workdir, reg
     assert res.exit_code == 0, res.output
     scores = read_table(out)
     assert len(scores) == PEOPLE and scores["person_id"].is_unique
-    champion = mlflow.MlflowClient().get_model_version_by_alias("uplift", "champion").version
+    champion = mlflow.MlflowClient().get_model_version_by_alias(second.registered_model, "champion").version
     runs = mlflow.search_runs(experiment_names=["uplift-scoring"], output_format="list")
     assert len(runs) == 1
     params, metrics = runs[0].data.params, runs[0].data.metrics

@@ -11,7 +11,10 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings", "tracking_uri"]
+__all__ = ["Settings", "get_settings", "tracking_uri", "DEFAULT_CAMPAIGN_MODEL"]
+
+DEFAULT_CAMPAIGN_MODEL = "uplift-registration"
+"""The campaign model of the default feature set (outcome ``registration``), served unless settings say otherwise."""
 
 
 class Settings(BaseSettings):
@@ -21,12 +24,15 @@ class Settings(BaseSettings):
 
     workdir: Path = Path(".")
     """Folder where local state lives (MLflow database and artifacts) by default."""
-    registered_model: str = "uplift"
-    """Name of the model in the MLflow registry."""
+    registered_model: str = DEFAULT_CAMPAIGN_MODEL
+    """The campaign model that ``uplift plan``, ``segments`` and ``score`` serve. Training does not read it:
+    a model registers under the name of its use (``uplift-<outcome event>``, ``uplift-<mapping>-<outcome>``)."""
     alias: str = "champion"
-    """Registry alias that marks the model in service."""
+    """Registry alias that marks the model in service (and that the training gate moves)."""
     experiment_name: str = "uplift"
     """MLflow experiment that runs are logged to."""
+    disclosure: Path | None = None
+    """Disclosure policy YAML (``UPLIFT_DISCLOSURE``); default ``<project root>/serve/disclosure.yaml``."""
 
 
 @lru_cache(maxsize=1)

@@ -6,25 +6,30 @@ environment (settings are passed in).
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
 from uplift.config import Settings, tracking_uri
 from uplift.features import build_training_table
+from uplift.features.library import resolve
+from uplift.features.outofcore import write_training_table
 from uplift.inputs import load_inputs, locate_inputs
 from uplift.modeling.truthcheck import effect_recovery, policy_truth, true_outcome_probabilities
 from uplift.modeling.validation import ValidationReport, policy_recommendations, validate_model
 from uplift.specs import load_spec, project_root
 from uplift.specs.features import FeatureSetSpec
 from uplift.specs.model import ModelSpec
+from uplift.specs.disclosure import DisclosurePolicy, load_disclosure_policy
 from uplift.specs.segments import SegmentSpec
-from uplift.segments import build_segment_table, truth_segment_effects
+from uplift.segments import build_segment_table, planner_table, released_segments, truth_segment_effects
 from uplift.trainingtable import TrainingTable
+from uplift.tracking.uses import ModelUse, campaign_use
 
-__all__ = ["load_feature_set", "table_from_folder", "TrainedModel", "train_and_log", "truth_report"]
+__all__ = ["load_feature_set", "table_from_folder", "TrainedModel", "train_and_log", "truth_report", "default_planning"]
 
 Progress = Callable[[str], None]
 
@@ -41,8 +46,18 @@ def load_feature_set(name_or_path: str) -> FeatureSetSpec:
 
 
 def table_from_folder(folder: str | Path, feature_set: FeatureSetSpec) -> TrainingTable:
-    """Validate the three inputs in ``folder`` and build the point-in-time training table."""
+    """Validate the three inputs in ``folder`` and build the point-in-time training table.
+
+    Built out of core (:func:`uplift.features.outofcore.write_training_table`, into a temporary file) when every
+    feature has an SQL definition, else in memory (:func:`uplift.features.build_training_table`); the two give
+    the same table.
+    """
     paths = locate_inputs(folder)
+    if all(resolve(name, feature_set).sql is not None for name in feature_set.features):
+        with tempfile.TemporaryDirectory(prefix=".uplift-table-") as tmp:
+            write_training_table(paths, feature_set, Path(tmp) / "training.parquet")
+            table = TrainingTable.load(Path(tmp) / "training.parquet")
+        return replace(table, source=str(Path(folder)))
     inputs = load_inputs(paths["audience"], paths["exposures"], paths["enrolments"], control=feature_set.control_arm,
                          attributes=feature_set.attributes)
     return build_training_table(
@@ -56,7 +71,8 @@ def load_segment_spec(name_or_path: str = "segments") -> SegmentSpec:
 
 
 def segment_truth(report: ValidationReport, segments: pd.DataFrame, truth: pd.DataFrame, event: str, spec: SegmentSpec) -> pd.DataFrame:
-    """Segment table joined with the true segment effects (simulator only), for calibration checks."""
+    """Segment table joined with the true segment effects (simulator only), for calibration checks; pass the
+    planner's table (:func:`~uplift.segments.release.planner_table`) for a table that may be logged."""
     table, _ = report.out_of_sample()
     true_p = true_outcome_probabilities(table.frame[["person_id", "wave"]], truth, table.arms, event)
     return segments.merge(truth_segment_effects(table, true_p, spec), on=["segment", "arm"], how="left")
@@ -81,12 +97,36 @@ class TrainedModel:
     spec: ModelSpec
     report: ValidationReport
     run_id: str
+    registered_model: str
     version: int
     promoted: bool
     reason: str
     segments: pd.DataFrame
     truth_recovery: pd.DataFrame | None
     truth_policies: pd.DataFrame | None
+
+
+def default_planning(segment_spec: SegmentSpec | None = None):
+    """What a campaign model's gate plans with: the segment spec and ``serve/costs.yaml`` + ``serve/policy.yaml``."""
+    from uplift.specs.planning import CostCatalogue, PlanningPolicy
+    from uplift.tracking.evidence import PlanningInputs
+
+    root = project_root()
+    return PlanningInputs(
+        segments=segment_spec or load_segment_spec(),
+        costs=load_spec(root / "serve" / "costs.yaml", CostCatalogue),
+        policy=load_spec(root / "serve" / "policy.yaml", PlanningPolicy),
+    )
+
+
+def _segment_tables(report: ValidationReport, table: TrainingTable, spec: SegmentSpec):
+    """The served segment table (every row out of sample) and the gate's (training rows only); None without the dimensions."""
+    if not set(spec.dimensions) <= _columns(table):
+        return None, None
+    folds, heldout = report.out_of_sample_folds()
+    served = build_segment_table(*report.out_of_sample(), spec, folds=folds, heldout_fold=heldout)
+    gate = build_segment_table(report.train, report.oof, spec, folds=report.folds, heldout_fold=None)
+    return served, gate
 
 
 def train_and_log(
@@ -97,21 +137,29 @@ def train_and_log(
     data_source: str,
     truth: pd.DataFrame | None = None,
     outcome_event: str = "registration",
+    use: ModelUse | None = None,
     segment_spec: SegmentSpec | None = None,
+    disclosure: DisclosurePolicy | None = None,
     progress: Progress | None = None,
 ) -> TrainedModel:
-    """Validate one model spec on ``table``, log it to MLflow, register it and apply the gate."""
+    """Validate one model spec on ``table``, log it to MLflow, register it under its use's name, apply the gate.
+
+    ``use`` says what the model is for and so its registered name (default: the campaign model of
+    ``outcome_event``, ``uplift-<event>``); ``settings`` gives the store, the experiment and the alias.
+    The run keeps the planner's segment table and the released one, made under ``disclosure``
+    (default: the policy file named by ``settings.disclosure``, else ``serve/disclosure.yaml``); the
+    returned :attr:`TrainedModel.segments` is the full, internal table.
+    """
     from uplift.tracking.runs import configure, log_training
 
     spec = load_spec(spec_path, ModelSpec)
+    use = use or campaign_use(outcome_event)
     segment_spec = segment_spec or load_segment_spec()
+    disclosure = disclosure or load_disclosure_policy(settings.disclosure)
     report = validate_model(spec, table, progress=progress)
     if progress:
         progress("segment effects")
-    segments = None
-    if set(segment_spec.dimensions) <= _columns(table):
-        folds, heldout = report.out_of_sample_folds()
-        segments = build_segment_table(*report.out_of_sample(), segment_spec, folds=folds, heldout_fold=heldout)
+    segments, gate_segments = _segment_tables(report, table, segment_spec) if use.kind == "campaign" else (None, None)
     extra_metrics: dict[str, float] = {}
     extra_tables: dict[str, pd.DataFrame] = {}
     recovery = policies = None
@@ -122,11 +170,13 @@ def train_and_log(
             extra_metrics[f"true_regret_{name}"] = float(policies.loc[name, "regret"])
         extra_tables = {"truth_recovery": recovery, "truth_policies": policies}
         if segments is not None:
-            st = segment_truth(report, segments, truth, outcome_event, segment_spec)
+            st = segment_truth(report, planner_table(segments), truth, outcome_event, segment_spec)
             covered = (st["true_effect"] >= st["lo"]) & (st["true_effect"] <= st["hi"])
             extra_metrics["true_segment_interval_coverage"] = float(covered.mean())
             extra_metrics["true_segment_corr"] = float(st[["effect", "true_effect"]].corr().iloc[0, 1])
             extra_tables["truth_segments"] = st
+    if progress:
+        progress("register and judge against the champion")
     uri = tracking_uri(settings)
     artifacts = settings.workdir / "mlartifacts" if uri.startswith("sqlite:") else None
     experiment_id = configure(uri, settings.experiment_name, artifacts)
@@ -136,19 +186,25 @@ def train_and_log(
         spec_text=Path(spec_path).read_text(),
         table_digest=table.digest(),
         data_source=data_source,
-        registered_model=settings.registered_model,
+        use=use,
         alias=settings.alias,
+        planning=default_planning(segment_spec) if gate_segments is not None else None,
         extra_metrics=extra_metrics,
         extra_tables=extra_tables,
-        segments=segments,
+        segments=planner_table(segments) if segments is not None else None,
+        released_segments=released_segments(segments, disclosure) if segments is not None else None,
+        disclosure=disclosure,
+        gate_segments=planner_table(gate_segments) if gate_segments is not None else None,
+        segment_spec=segment_spec,
     )
     return TrainedModel(
         spec=spec,
         report=report,
         run_id=record.run_id,
-        version=record.promotion.version,
-        promoted=record.promotion.promoted,
-        reason=record.promotion.reason,
+        registered_model=record.registered_model,
+        version=record.version,
+        promoted=record.decision.promoted,
+        reason=record.decision.reason,
         segments=segments,
         truth_recovery=recovery,
         truth_policies=policies,

@@ -28,12 +28,19 @@ import numpy as np
 import pandas as pd
 
 from uplift.errors import DataError, SchemaError
-from uplift.tableio import read_parquet_metadata, write_table
+from uplift.tableio import read_parquet_metadata, read_table, write_table
 
-__all__ = ["FeatureColumn", "TrainingTable", "PROPENSITY_PREFIX"]
+__all__ = ["FeatureColumn", "TrainingTable", "PROPENSITY_PREFIX", "table_metadata", "file_digest"]
 
 PROPENSITY_PREFIX = "propensity__"
 _META_KEY = "uplift.training_table"
+
+
+def table_metadata(features: tuple[FeatureColumn, ...], arms: tuple[str, ...], control: str, outcome: str) -> dict[str, str]:
+    """The Parquet key-value metadata that makes a file a training table (:meth:`TrainingTable.load` reads it)."""
+    structure = {"features": [[f.name, f.kind] for f in features], "arms": list(arms), "control": control,
+                 "outcome": outcome}
+    return {_META_KEY: json.dumps(structure)}
 
 
 @dataclass(frozen=True)
@@ -105,16 +112,12 @@ class TrainingTable:
         return h.hexdigest()
 
     def _meta(self) -> dict:
-        return {
-            "features": [[f.name, f.kind] for f in self.features],
-            "arms": list(self.arms),
-            "control": self.control,
-            "outcome": self.outcome,
-        }
+        return json.loads(table_metadata(self.features, self.arms, self.control, self.outcome)[_META_KEY])
 
     def save(self, path: str | Path) -> Path:
         """Write as Parquet (atomically) with the structure in the file's metadata."""
-        return write_table(self.frame, path, metadata={_META_KEY: json.dumps(self._meta())})
+        return write_table(self.frame, path, metadata=table_metadata(self.features, self.arms, self.control,
+                                                                     self.outcome))
 
     @classmethod
     def load(cls, path: str | Path) -> TrainingTable:
@@ -125,7 +128,7 @@ class TrainingTable:
             raise SchemaError(f"{path}: not a training table (no {_META_KEY!r} metadata); build it with `uplift features`")
         m = json.loads(meta)
         return cls(
-            frame=pd.read_parquet(path),
+            frame=read_table(path),
             features=tuple(FeatureColumn(n, k) for n, k in m["features"]),
             arms=tuple(m["arms"]),
             control=m["control"],
@@ -143,3 +146,19 @@ class TrainingTable:
             outcome=self.outcome,
             source=self.source,
         )
+
+
+def file_digest(path: str | Path, *, batch_rows: int = 1_000_000) -> str:
+    """:meth:`TrainingTable.digest` of the table saved at ``path``, read in batches (memory bounded by
+    ``batch_rows``): equal to ``TrainingTable.load(path).digest()``, since each row's hash is its own."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    meta = read_parquet_metadata(path).get(_META_KEY)
+    if meta is None:
+        raise SchemaError(f"{path}: not a training table (no {_META_KEY!r} metadata); build it with `uplift features`")
+    h = hashlib.sha256()
+    h.update(json.dumps(json.loads(meta), sort_keys=True).encode())
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+        h.update(pd.util.hash_pandas_object(batch.to_pandas(), index=False).to_numpy().tobytes())
+    return h.hexdigest()

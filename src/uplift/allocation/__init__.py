@@ -12,6 +12,7 @@ from uplift.allocation.planner import PreparedPlan, plan, prepare_plan, referenc
 from uplift.allocation.references import REFERENCE_PLANS
 from uplift.allocation.result import (
     CELL_COLUMNS,
+    FloorCheck,
     PlanGain,
     PlanResult,
     PlanTotals,
@@ -22,6 +23,7 @@ from uplift.allocation.result import (
 __all__ = [
     "CELL_COLUMNS",
     "EFFECTS",
+    "FloorCheck",
     "REFERENCE_PLANS",
     "PlanGain",
     "PlanResult",

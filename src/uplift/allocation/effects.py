@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
@@ -13,8 +15,8 @@ from uplift.vocabulary import HOLDOUT
 
 __all__ = [
     "ARM_LEVEL_LOAD", "ARM_SLOPE_LOAD", "EFFECTS", "EFFECT_COLUMNS", "FIT_LOAD_PREFIX", "PERSONA_LOAD_PREFIX",
-    "PER_ARM_LOADS", "PER_ARM_PREFIXES", "SHARED_ERROR_COLUMNS", "check_effects", "floor_mask", "own_sd", "shared_error_columns",
-    "shared_factors", "total_variance",
+    "PER_ARM_LOADS", "PER_ARM_PREFIXES", "SHARED_ERROR_COLUMNS", "applicable_floors", "check_effects", "floor_mask",
+    "own_sd", "segment_kind", "shared_error_columns", "shared_factors", "total_variance",
 ]
 
 SHARED_ERROR_COLUMNS: tuple[str, ...] = ("calibration_load_1", "calibration_load_2", "arm_level_load_common")
@@ -53,7 +55,8 @@ EFFECTS = pa.DataFrameSchema(
                             nullable=False),
         "effect_sd": pa.Column(float, [pa.Check.ge(0), pa.Check(np.isfinite, element_wise=False, name="finite")],
                                coerce=True, nullable=False),
-        "base_rate": pa.Column(float, pa.Check.in_range(0, 1), coerce=True, nullable=False),
+        # not read by the planner; a released table withholds it where it rests on few people
+        "base_rate": pa.Column(float, pa.Check.in_range(0, 1), coerce=True, nullable=True, required=False),
         **{name: pa.Column(float, pa.Check(np.isfinite, element_wise=False, name="finite"), coerce=True,
                            nullable=False, required=False) for name in (*SHARED_ERROR_COLUMNS, *PER_ARM_LOADS)},
         **{f"^{prefix}.+$": pa.Column(float, pa.Check(np.isfinite, element_wise=False, name="finite"),
@@ -231,6 +234,35 @@ def floor_mask(
         present = {c: sorted(frame[c].astype(str).unique())[:8] for c in floor.where}
         raise DataError(
             f"{source}: fairness floor {floor.name!r} (where {floor.where}) selects no segment; "
-            f"values present: {present}"
+            f"values present: {present}{_kind_hint(frame, floor)}"
         )
     return mask
+
+
+def segment_kind(frame: pd.DataFrame) -> str | None:
+    """The kind of segment every row of ``frame`` is (its ``kind`` column), or None when it has no such
+    column or mixes kinds."""
+    if "kind" not in frame.columns:
+        return None
+    kinds = frame["kind"].astype(str).unique()
+    return str(kinds[0]) if len(kinds) == 1 else None
+
+
+def applicable_floors(
+    floors: Sequence[FairnessFloor], frame: pd.DataFrame
+) -> tuple[list[FairnessFloor], list[FairnessFloor]]:
+    """``floors`` split into those that bind a plan over ``frame``'s kind of segment and those that do
+    not apply to it (:meth:`~uplift.specs.planning.FairnessFloor.applies_to`)."""
+    kind = segment_kind(frame)
+    return [f for f in floors if f.applies_to(kind)], [f for f in floors if not f.applies_to(kind)]
+
+
+def _kind_hint(frame: pd.DataFrame, floor: FairnessFloor) -> str:
+    """For a floor on a column every segment of the table has as ``any``: which kinds it can bind."""
+    blank = [c for c in floor.where if c != "segment" and (frame[c].astype(str) == "any").all()]
+    if not blank:
+        return ""
+    kind = segment_kind(frame)
+    segments = f"{kind} segments" if kind else "these segments"
+    return (f"; the {segments} do not split by {', '.join(map(repr, blank))} (every one is 'any'): name the kinds "
+            f"of segment the floor binds, e.g. segment_kinds: [targetable]")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from uplift.allocation.effects import check_effects
+from uplift.allocation.effects import check_effects, segment_kind
 from uplift.allocation.explore import effect_draws, thompson_allocation
 from uplift.allocation.floors import confident_floors, holding_probability, margins_needed, selection_optimism
 from uplift.allocation.infeasibility import solve_elastic
@@ -29,6 +29,7 @@ from uplift.allocation.result import (
     PlanTotals,
     cell_figures,
     cells_table,
+    floor_checks,
     plan_cells,
     plan_gain,
     plan_totals,
@@ -94,15 +95,24 @@ class PreparedPlan:
             shared=problem.shared,
         )
         reference_totals, gains = self._references(budget, figures, totals.spend) if references else ({}, {})
+        cells = cells_table(problem, figures)
+        floors = floor_checks(problem, cells, self.segment_kind)
         return PlanResult(
-            cells=cells_table(problem, figures),
+            cells=cells,
             totals=totals,
             references=reference_totals,
             status="infeasible" if conflicts else "optimal",
             conflicts=tuple(conflicts),
-            notes=tuple(_notes(problem, solution, total, budget) + floor_notes + self._gain_notes(gains)),
+            notes=tuple(_notes(problem, solution, total, budget) + [f.note(self.segment_kind) for f in floors]
+                        + floor_notes + self._gain_notes(gains)),
             gains=gains,
+            floors=floors,
         )
+
+    @functools.cached_property
+    def segment_kind(self) -> str | None:
+        """The kind of segment the table is over (None: it does not say, or mixes kinds)."""
+        return segment_kind(self.frame)
 
     def _explored_and_exploited(self, budget: float) -> tuple[Allocation, LPSolution, list[str]]:
         """The exploration at ``budget`` and the exploitation LP's solution (relaxed, with its

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from uplift.allocation.effects import floor_mask, own_sd, shared_factors
+from uplift.allocation.effects import applicable_floors, floor_mask, own_sd, shared_factors
 from uplift.errors import SpecError
 from uplift.specs.planning import CostCatalogue, FairnessFloor, PlanningPolicy
 
@@ -220,7 +220,8 @@ def build_problem(
     costs, policy : the declarations.
     source : name of the table in error messages.
     require_floor_segments : if False a fairness floor that selects no segment is dropped instead
-        of raising (used for reference plans on part of the table).
+        of raising (used for reference plans on part of the table). A floor that does not apply to
+        the table's kind of segment (:func:`~uplift.allocation.effects.applicable_floors`) is left out.
 
     Raises
     ------
@@ -267,7 +268,7 @@ def build_problem(
     contact_cap = (1.0 - policy.holdout_share) * seg_size
 
     floors, masks = [], []
-    for floor in policy.fairness_floors:
+    for floor in applicable_floors(policy.fairness_floors, frame)[0]:
         mask = floor_mask(frame, floor, source=source, allow_empty=not require_floor_segments)
         if mask.any():
             floors.append(floor)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.allocation.effects import (
+    applicable_floors,
     check_effects,
     floor_mask,
     own_sd,
@@ -30,12 +31,14 @@ from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
 __all__ = [
     "CELL_COLUMNS",
+    "FloorCheck",
     "PlanGain",
     "PlanTotals",
     "PlanResult",
     "cell_figures",
     "cells_table",
     "cost_range",
+    "floor_checks",
     "plan_cells",
     "plan_gain",
     "plan_totals",
@@ -127,6 +130,63 @@ class PlanGain:
 
 
 @dataclass(frozen=True)
+class FloorCheck:
+    """How a plan stands against one fairness floor of its policy.
+
+    Attributes
+    ----------
+    name, kind, min_share : the floor's (``kind``: ``spend_share`` or ``conversion_share``).
+    status : ``"held"``; ``"short"`` (a relaxed plan, see its conflicts); or ``"not_applicable"``:
+        the floor does not bind plans over this kind of segment (its ``segment_kinds``).
+    share : the plan's share of spend or of expected conversions in the floor's segments (NaN when
+        the floor does not apply or the plan spends or converts nothing).
+    """
+
+    name: str
+    kind: str
+    min_share: float
+    status: str
+    share: float = float("nan")
+
+    def as_dict(self) -> dict[str, object]:
+        """The check as a plain mapping (for JSON and tables)."""
+        return dict(self.__dict__)
+
+    def note(self, plan_kind: str | None) -> str:
+        """The check in one line for the plan's notes (``plan_kind``: the kind of segment the plan is over)."""
+        head = f"fairness floor {self.name!r}"
+        if self.status == "not_applicable":
+            return (f"{head} does not apply to a plan over {plan_kind} segments (its segment_kinds); "
+                    f"this plan is not bound by it")
+        of = "spend" if self.kind == "spend_share" else "expected conversions"
+        got = f"{self.share:.1%} of {of}" if math.isfinite(self.share) else f"the plan has no {of}"
+        return f"{head} {'held' if self.status == 'held' else 'fell short'}: {got} (asked: at least {self.min_share:.0%})"
+
+
+def floor_checks(problem: Problem, cells: pd.DataFrame, kind: str | None) -> tuple[FloorCheck, ...]:
+    """The plan ``cells`` (rows aligned with ``problem``'s) against every fairness floor of the problem's
+    policy, in its order: a floor that does not apply to ``kind``, the table's kind of segment
+    (:func:`~uplift.allocation.effects.segment_kind`), is ``not_applicable``; the others are measured
+    on the cells the problem's floor selects."""
+    spend = cells["spend"].to_numpy(dtype=float)
+    conv = cells["expected_conversions"].to_numpy(dtype=float)
+    masks = {floor.name: mask for floor, mask in zip(problem.floors, problem.floor_cells)}
+    checks = []
+    for floor in problem.policy.fairness_floors:
+        if not floor.applies_to(kind):
+            checks.append(FloorCheck(floor.name, floor.kind, float(floor.min_share), "not_applicable"))
+            continue
+        if floor.name not in masks:  # selects nothing in part of a table (a reference plan's problem)
+            continue
+        value = spend if floor.kind == "spend_share" else conv
+        total, inside = float(value.sum()), float(value[masks[floor.name]].sum())
+        share = inside / total if total > 0 else float("nan")
+        held = inside >= floor.min_share * total - 1e-9 * max(abs(total), 1.0)
+        checks.append(FloorCheck(floor.name, floor.kind, float(floor.min_share), "held" if held else "short", share))
+    return tuple(checks)
+
+
+@dataclass(frozen=True)
 class PlanResult:
     """The budget split and how it was reached.
 
@@ -139,7 +199,9 @@ class PlanResult:
     status : ``"optimal"``, or ``"infeasible"`` when the policy's rules conflict (then ``cells``
         is the best relaxed plan).
     conflicts : one plain-language message per violated rule (empty when optimal).
-    notes : other things a planner should know (budget left unspent and what binds).
+    notes : other things a planner should know (budget left unspent and what binds, each fairness
+        floor held, fell short or did not apply).
+    floors : per fairness floor of the policy, how the plan stands against it (:class:`FloorCheck`).
     """
 
     cells: pd.DataFrame
@@ -149,6 +211,7 @@ class PlanResult:
     conflicts: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     gains: Mapping[str, PlanGain] = field(default_factory=dict)
+    floors: tuple[FloorCheck, ...] = ()
 
 
 def plan_cells(problem: Problem, *, total: Allocation, explored: Allocation | None = None) -> pd.DataFrame:
@@ -390,7 +453,8 @@ def evaluate_plan(
     dict
         ``spend``, ``contacts``, ``expected_conversions``, ``lo``, ``hi`` (interval from the
         table's ``effect_sd`` and shared-error loadings, as a plan's own) and ``floors`` (floor name -> achieved share of spend or of
-        conversions under these effects; empty without ``policy``).
+        conversions under these effects; empty without ``policy``; only the floors that apply to the
+        table's kind of segment).
 
     Raises
     ------
@@ -421,7 +485,7 @@ def evaluate_plan(
     shared = shared_factors(merged)
     half = _half_width(contacts, own_sd(merged["effect_sd"].to_numpy(dtype=float), shared), shared, interval)
     floors: dict[str, float] = {}
-    for floor in policy.fairness_floors if policy is not None else ():
+    for floor in applicable_floors(policy.fairness_floors, merged)[0] if policy is not None else ():
         mask = floor_mask(merged, floor, source=source, allow_empty=True)
         if floor.kind == "spend_share":
             floors[floor.name] = float(spend[mask].sum() / spend.sum()) if spend.sum() > 0 else float("nan")

@@ -22,18 +22,19 @@ DESCRIPTION = """Uplift targeting for re-skilling outreach, over the MLflow mode
 
 Every endpoint but `/health` needs `Authorization: Bearer <token>`. Effects are incremental conversions
 per contact (probability points) against the holdout; no segment smaller than the service's minimum
-segment size is ever returned.
+segment size is ever returned, and no count of people or converters below the disclosure threshold, nor a
+rate or observed difference resting on one (`withheld` says which and why).
 """
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     import mlflow
-    from mlflow import MlflowClient
 
     from uplift.api.modelstore import ModelStore, registry_loader, registry_resolver
     from uplift.api.planning import PlanService
     from uplift.api.planstore import PlanStore
+    from uplift.api.registryclient import lazy_mlflow_client
     from uplift.specs import load_spec
     from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
@@ -43,13 +44,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         policy=load_spec(settings.policy_path(), PlanningPolicy),
         min_segment_size=settings.min_segment_size,
         cache_size=settings.plan_cache_size,
+        prepared_bytes=settings.prepared_plans_mb * 2**20,
     )
     uri = settings.resolved_tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = lazy_mlflow_client(uri)  # an unreadable registry is reported by /health, not fatal
     name, alias = settings.registered_model, settings.alias
-    load = registry_loader(client, name, alias, min_segment_size=settings.min_segment_size)
+    load = registry_loader(client, name, alias, min_segment_size=settings.min_segment_size,
+                           disclosure=app.state.disclosure)
     processes = settings.resolved_compute_processes()
     store = ModelStore(
         resolve=registry_resolver(client, name, alias),
@@ -57,7 +60,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         poll_seconds=settings.poll_seconds,
         retire=_close_pool,
     )
-    plans = PlanStore(settings.resolved_plans_url())
+    plans = PlanStore(settings.resolved_plans_url(), retention=settings.plan_retention)
     app.state.planner = planner
     app.state.plan_store = plans
     app.state.model_store = store
@@ -108,15 +111,25 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     Raises
     ------
     SpecError
-        ``production`` mode without tokens.
+        ``production`` mode without tokens (the settings also refuse weak ones there), or with a lowered
+        disclosure threshold; a minimum segment size below the disclosure threshold
+        (:meth:`ServiceSettings.disclosure_policy`).
     """
-    tokens = tuple(t.get_secret_value().encode() for t in settings.tokens)
+    tokens = settings.named_tokens()
     if settings.mode == "production" and not tokens:
         raise SpecError("service settings: mode 'production' needs at least one token (UPLIFT_SERVICE_TOKENS)")
     if not tokens:
         log.warning("!" * 72)
         log.warning("NO ACCESS TOKENS CONFIGURED: the API is OPEN to anyone who can reach %s:%s (dev mode)",
                     settings.host, settings.port)
+        log.warning("!" * 72)
+    for name, why in settings.weak_tokens().items():  # production refuses these (settings validation)
+        log.warning("token %r is too weak for production (%s); make one with `uplift token`", name, "; ".join(why))
+    disclosure = settings.disclosure_policy()
+    if disclosure.lowered:
+        log.warning("!" * 72)
+        log.warning("DISCLOSURE THRESHOLD LOWERED to %d people (dev mode): figures about smaller groups than a "
+                    "statistical office would publish leave this service", disclosure.threshold)
         log.warning("!" * 72)
     from uplift.api.routes import health, model, plans, scores, segments
 
@@ -129,6 +142,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.tokens = tokens
+    app.state.disclosure = disclosure
     protected = [Depends(require_token)]
     app.include_router(health.router)
     for module in (model, segments, plans, scores):

@@ -58,12 +58,13 @@ def _die_with_parent() -> None:
 
 def _init(payload: bytes) -> None:
     _die_with_parent()
-    bundle, costs, policy, min_segment_size = pickle.loads(payload)
+    bundle, costs, policy, min_segment_size, prepared_bytes = pickle.loads(payload)
     from threadpoolctl import threadpool_limits
 
     from uplift.api.planning import PlanService
 
-    planner = PlanService(costs=costs, policy=policy, min_segment_size=min_segment_size, cache_size=0)
+    planner = PlanService(costs=costs, policy=policy, min_segment_size=min_segment_size, cache_size=0,
+                          prepared_bytes=prepared_bytes)
     threadpool_limits(1)  # LightGBM's OpenMP: one thread per process
     _STATE.update(bundle=bundle, planner=planner)
     try:  # build the model's lazily kept structures (e.g. the pooled booster's compiled forest) now
@@ -118,7 +119,7 @@ class ComputePool:
         self.label = f"{bundle.name} v{bundle.version}"
         # the planner's defaults, not its caches: results are cached once, in the server process
         self._payload = pickle.dumps((dataclasses.replace(bundle, compute=None), planner.costs, planner.policy,
-                                      planner.min_segment_size))
+                                      planner.min_segment_size, planner.prepared_bytes))
         self._lock = threading.Lock()
         self._closed = False
         self._executor = self._new_executor()

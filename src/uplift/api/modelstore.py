@@ -17,13 +17,17 @@ from typing import Any
 
 import pandas as pd
 
-from uplift.errors import ModelNotFoundError
+from uplift.api.redact import short_reason
+from uplift.errors import ModelNotFoundError, SpecError
+from uplift.specs.disclosure import DisclosurePolicy
+from uplift.tracking.registry import SERVED_COLUMNS
 
-__all__ = ["ModelBundle", "ModelStore", "StoreStatus", "interval_level", "registry_loader", "registry_resolver", "safe_segments"]
+__all__ = ["ModelBundle", "ModelStore", "StoreStatus", "check_served_model", "interval_level", "registry_loader",
+           "registry_resolver", "safe_segments"]
 
 log = logging.getLogger("uplift.api")
 
-SEGMENT_REQUIRED = ("segment", "kind", "size", "arm", "message", "channel", "base_rate", "effect", "effect_sd", "lo", "hi")
+SEGMENT_REQUIRED = SERVED_COLUMNS
 
 
 def safe_segments(segments: pd.DataFrame, min_size: int) -> pd.DataFrame:
@@ -57,11 +61,12 @@ class ModelBundle:
     control: str
     features: tuple[tuple[str, str], ...]  # (name, "numeric" | "categorical")
     metrics: dict[str, float]
-    segments: pd.DataFrame  # already restricted to segments of at least the minimum size
+    segments: pd.DataFrame  # the planner's table, already restricted to segments of at least the minimum size
     interval: float
     loaded_at: datetime
     by_kind: dict[str, pd.DataFrame] = field(default_factory=dict)
     compute: Any = None  # uplift.api.compute.ComputePool serving this version, or None: requests compute in their thread
+    released: pd.DataFrame | None = None  # the released segment table (uplift.segments.release), same segments
 
     def segments_of(self, kind: str) -> pd.DataFrame:
         """The segment rows of ``kind`` (empty frame if none)."""
@@ -88,12 +93,16 @@ def registry_resolver(client, name: str, alias: str) -> Callable[[], str]:
     return resolve
 
 
-def registry_loader(client, name: str, alias: str, *, min_segment_size: int) -> Callable[[str], ModelBundle]:
-    """A function loading version ``v`` of ``name`` into a :class:`ModelBundle` (raises if it is broken)."""
+def registry_loader(client, name: str, alias: str, *, min_segment_size: int,
+                    disclosure: DisclosurePolicy | None = None) -> Callable[[str], ModelBundle]:
+    """A function loading version ``v`` of ``name`` into a :class:`ModelBundle` (raises if it is broken);
+    its released segment table is the one ``disclosure`` (default: the default policy) allows."""
     import mlflow.pyfunc
 
     from uplift.tracking.pyfunc import UpliftPyfunc
-    from uplift.tracking.registry import load_segments, resolve_version
+    from uplift.tracking.registry import load_released_segments, load_segments, resolve_version
+
+    disclosure = disclosure or DisclosurePolicy()
 
     def load(version: str) -> ModelBundle:
         mv = resolve_version(client, name, version)
@@ -107,6 +116,7 @@ def registry_loader(client, name: str, alias: str, *, min_segment_size: int) -> 
             raise ModelNotFoundError(f"{name} v{mv.version}: segment table lacks column(s) {missing}")
         metrics = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
         safe = safe_segments(segments, min_segment_size)
+        released = load_released_segments(client, mv, disclosure, planner=segments)
         interval = interval_level(segments)
         return ModelBundle(
             name=name,
@@ -122,9 +132,34 @@ def registry_loader(client, name: str, alias: str, *, min_segment_size: int) -> 
             interval=interval,
             loaded_at=datetime.now(UTC),
             by_kind={str(k): g.reset_index(drop=True) for k, g in safe.groupby("kind", sort=False)},
+            released=released[released["segment"].isin(safe["segment"])].reset_index(drop=True),
         )
 
     return load
+
+
+def check_served_model(settings) -> None:
+    """Refuse to start over a model the service cannot serve: :class:`SpecError` naming model, version and what
+    is missing (an experiment model, no segment table, arms the cost catalogue cannot price). A model or alias
+    that is not there yet, or a registry that cannot be read, is no refusal: the store waits for it (503).
+    """
+    from mlflow import MlflowClient
+
+    from uplift.specs import load_spec
+    from uplift.specs.planning import CostCatalogue
+    from uplift.tracking.registry import unservable_reason
+
+    costs = load_spec(settings.costs_path(), CostCatalogue)
+    uri = settings.resolved_tracking_uri()
+    try:
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        reason = unservable_reason(client, settings.registered_model, settings.alias, costs)
+    except Exception as exc:  # noqa: BLE001 - a registry that cannot be read (corrupt database, driver error)
+        log.error("cannot check %s@%s at start (%s); the service starts and waits for it",
+                  settings.registered_model, settings.alias, short_reason(exc))
+        return
+    if reason is not None:
+        raise SpecError(f"registered_model {settings.registered_model!r}: {reason}")
 
 
 class ModelStore:
@@ -162,34 +197,41 @@ class ModelStore:
         return self._status
 
     def refresh(self) -> StoreStatus:
-        """Check the alias once and load a new version if it moved; never raises."""
+        """Check the alias once and load a new version if it moved; never raises.
+
+        The status' reason is short and safe to show (:func:`~uplift.api.redact.short_reason`: no SQL,
+        paths or ids); the log has the full error. A version that failed to load is not tried again
+        while the alias stays on it; once the alias points anywhere else (the version in service
+        included) the failure is forgotten, so moving the alias back to a repaired version retries it.
+        """
         with self._lock:
             now = datetime.now(UTC)
             current = self._bundle
             try:
                 target = self._resolve()
             except Exception as exc:  # registry unreachable or alias gone: keep what we have
-                reason = f"cannot resolve the model alias: {exc}"
-                log.warning(reason)
+                log.warning("cannot resolve the model alias: %s", exc)
+                reason = f"cannot resolve the model alias ({short_reason(exc)})"
                 self._status = StoreStatus("degraded" if current else "no model", reason, now)
                 return self._status
+            if self._failed is not None and self._failed[0] != target:
+                self._failed = None  # the alias moved away from the broken version
             if current is not None and str(current.version) == target:
                 self._status = StoreStatus("ok", None, now)
                 return self._status
-            if self._failed is not None and self._failed[0] == target:
+            if self._failed is not None:
                 self._status = StoreStatus("degraded" if current else "no model", self._failed[1], now)
                 return self._status
             try:
                 bundle = self._load(target)
             except Exception as exc:
                 served = f"; still serving v{current.version}" if current else ""
-                reason = f"version {target} behind the alias could not be loaded: {exc}{served}"
-                log.error(reason)
+                log.error("version %s behind the alias could not be loaded%s: %s", target, served, exc)
+                reason = f"version {target} behind the alias could not be loaded ({short_reason(exc)}){served}"
                 self._failed = (target, reason)
                 self._status = StoreStatus("degraded" if current else "no model", reason, now)
                 return self._status
             self._bundle = bundle  # the atomic swap: one reference assignment
-            self._failed = None
             self._status = StoreStatus("ok", None, now)
             log.info("serving %s v%s (run %s)", bundle.name, bundle.version, bundle.run_id)
             if current is not None and self._retire is not None:

@@ -19,19 +19,25 @@ import numpy as np
 import pandas as pd
 import pydantic_core
 
+from uplift.api.footprint import array_bytes
 from uplift.api.handlers import RequestFieldError
 from uplift.api.modelstore import ModelBundle, safe_segments
+from uplift.api.planschema import PackedBody, pack_body
+from uplift.api.redact import echo
 from uplift.api.schemas import PlanCell, PlanRequest, PlanResponse
 from uplift.allocation.planner import PreparedPlan
 from uplift.errors import DataError, SpecError, UpliftError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
 
-__all__ = ["CONVERSION_DECIMALS", "ComputedPlan", "PlanService", "finite_or_none", "request_key", "rounded_figures"]
+__all__ = ["CONVERSION_DECIMALS", "PREPARED_BYTES", "ComputedPlan", "PlanService", "finite_or_none", "request_key", "rounded_figures"]
 
 log = logging.getLogger("uplift.api")
 
 _PREPARED_KEPT = 32
-"""Prepared plans (checked table + LPs) kept per service, most recently used first."""
+"""Prepared plans (checked table + LPs) kept per service at most, most recently used first; fewer when they
+hold more than the service's ``prepared_bytes`` (a prepared plan over 3,876 cells holds 29 MB of arrays)."""
+PREPARED_BYTES = 256 * 2**20
+"""Default memory for prepared plans per process that computes plans (``prepared_plans_mb`` setting)."""
 
 _CELL_LABELS = ("segment", "arm", "message", "channel")
 _CELL_FLOATS = ("spend", "expected_conversions", "lo", "hi", "cost_per_conversion", "marginal_cost", "exploration")
@@ -73,7 +79,8 @@ class ComputedPlan:
 
     ``fragment`` is the JSON object of the body without its braces, so a response is the small
     per-request head (id, time, model, request) plus this text: no re-validation or re-encoding
-    of thousands of cells per request.
+    of thousands of cells per request. ``packed`` is the fragment as the plan store keeps it (hash and
+    compressed text), made once where the plan is computed (a compute process), not per request.
     """
 
     model_name: str
@@ -82,6 +89,7 @@ class ComputedPlan:
     spend: float
     expected_conversions: float
     fragment: str
+    packed: PackedBody
 
 
 
@@ -110,6 +118,7 @@ class _Ready:
     plan: PreparedPlan
     labels: dict[str, np.ndarray]
     shown: np.ndarray
+    nbytes: int = 0  # what its arrays hold (uplift.api.footprint.array_bytes)
 
 
 class PlanService:
@@ -120,13 +129,17 @@ class PlanService:
     costs, policy : the defaults (``serve/costs.yaml``, ``serve/policy.yaml``) requests override.
     min_segment_size : segments below it are never planned over nor returned.
     cache_size : plans kept per (model version, request); 0 = no cache.
+    prepared_bytes : memory the prepared plans kept here may hold (their arrays; the most recently used
+        one is always kept).
     """
 
-    def __init__(self, *, costs: CostCatalogue, policy: PlanningPolicy, min_segment_size: int, cache_size: int) -> None:
+    def __init__(self, *, costs: CostCatalogue, policy: PlanningPolicy, min_segment_size: int, cache_size: int,
+                 prepared_bytes: int = PREPARED_BYTES) -> None:
         self.costs = costs
         self.policy = policy
         self.min_segment_size = int(min_segment_size)
         self.cache_size = int(cache_size)
+        self.prepared_bytes = int(prepared_bytes)
         self._cache: OrderedDict[str, ComputedPlan] = OrderedDict()
         self._prepared: OrderedDict[str, _Ready] = OrderedDict()
         self._lock = threading.Lock()
@@ -193,15 +206,15 @@ class PlanService:
         with _planner_errors():
             prepared = prepare_plan(table, costs=costs, policy=policy, source=source)
         cells = prepared.problem.frame  # a plan's cells are these rows, in this order
-        ready = _Ready(
-            plan=prepared,
-            labels=_label_arrays(cells),
-            shown=cells["size"].to_numpy() >= self.min_segment_size,
-        )
+        labels = _label_arrays(cells)
+        ready = _Ready(plan=prepared, labels=labels, shown=cells["size"].to_numpy() >= self.min_segment_size,
+                       nbytes=array_bytes((prepared, labels)))
         with self._lock:
             self._prepared[key] = ready
-            while len(self._prepared) > _PREPARED_KEPT:
-                self._prepared.popitem(last=False)
+            held = sum(r.nbytes for r in self._prepared.values())
+            while len(self._prepared) > 1 and (len(self._prepared) > _PREPARED_KEPT or held > self.prepared_bytes):
+                _, dropped = self._prepared.popitem(last=False)
+                held -= dropped.nbytes
         return ready
 
     def _compute(self, bundle: ModelBundle, request: PlanRequest) -> dict:
@@ -221,6 +234,7 @@ class PlanService:
             "totals": _totals(result.totals.as_dict(), policy.interval),
             "references": {name: _totals(t.as_dict(), policy.interval) for name, t in result.references.items()},
             "gains": {name: _gain(g.as_dict(), policy.interval) for name, g in result.gains.items()},
+            "floors": [{**f.as_dict(), "share": finite_or_none(f.share)} for f in result.floors],
             "cells_json": _cells_json(cells, funded, ready.labels),
         }
 
@@ -249,17 +263,20 @@ def _computed(bundle: ModelBundle, request: PlanRequest, body: dict) -> Computed
         {"id": uuid.uuid4().hex, "created_at": datetime.now().astimezone(), "model_name": bundle.name,
          "model_version": bundle.version, "request": request, **body, "cells": []}
     )
-    dumped = checked.model_dump_json(include={"status", "conflicts", "notes", "totals", "references", "gains", "cells"})
+    dumped = checked.model_dump_json(include={"status", "conflicts", "notes", "totals", "references", "gains", "floors",
+                                          "cells"})
     empty = '"cells":[]}'
     if not dumped.endswith(empty):  # pragma: no cover - guards the field order the splice relies on
         raise RuntimeError("PlanResponse must serialise 'cells' last")
+    fragment = dumped[1 : -len(empty)] + '"cells":' + cells_json
     return ComputedPlan(
         model_name=bundle.name,
         model_version=bundle.version,
         status=checked.status,
         spend=checked.totals.spend,
         expected_conversions=checked.totals.expected_conversions,
-        fragment=dumped[1 : -len(empty)] + '"cells":' + cells_json,
+        fragment=fragment,
+        packed=pack_body(fragment),
     )
 
 
@@ -270,10 +287,16 @@ def _restrict(table: pd.DataFrame, request: PlanRequest) -> pd.DataFrame:
         if wanted is None:
             continue
         valid = sorted(table[field].astype(str).unique())
+        if not wanted:
+            raise RequestFieldError(
+                f"{field}s: the list is empty; name at least one of {', '.join(valid)}, or leave {field}s out to plan "
+                f"over every {field}", ("body", f"{field}s"),
+            )
         unknown = sorted(set(wanted) - set(valid))
         if unknown:
+            shown = ", ".join(echo(u) for u in unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
             raise RequestFieldError(
-                f"{field}s: {', '.join(map(repr, unknown))} not among the model's {field}s; valid: {', '.join(valid)}",
+                f"{field}s: {shown} not among the model's {field}s; valid: {', '.join(valid)}",
                 ("body", f"{field}s"),
             )
         keep &= table[field].astype(str).isin(wanted).to_numpy()

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 
 __all__ = [
     "ErrorBody",
     "FeatureInfo",
     "Health",
+    "HealthStatus",
     "ModelInfo",
     "PlanCell",
     "PlanList",
@@ -42,12 +43,19 @@ class ErrorBody(_Out):
     detail: str | list[dict[str, Any]]
 
 
-class Health(_Out):
-    status: Literal["ok", "degraded", "no model"] = Field(
+class HealthStatus(_Out):
+    """What ``GET /health`` tells a caller without a token."""
+
+    status: Literal["ok", "degraded", "down"] = Field(
         description="ok; degraded = serving the last good model while the alias' version cannot be loaded "
-        "or the registry cannot be reached; no model = nothing to serve"
+        "or the registry cannot be reached; down = no model to serve (503)"
     )
-    reason: str | None = Field(None, description="why the status is not ok")
+
+
+class Health(HealthStatus):
+    """What ``GET /health`` tells a caller with a valid token: the status and its details."""
+
+    reason: str | None = Field(None, description="why the status is not ok (short; the service log has the details)")
     model_name: str
     alias: str
     model_version: int | None
@@ -62,7 +70,7 @@ class Health(_Out):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"status": "ok", "reason": None, "model_name": "uplift", "alias": "champion", "model_version": 3,
+                {"status": "ok", "reason": None, "model_name": "uplift-registration", "alias": "champion", "model_version": 3,
                  "run_id": "8f2c0d3c1a7b4e1f9d2e6a5b4c3d2e1f", "loaded_at": "2025-03-01T09:00:00Z",
                  "checked_at": "2025-03-01T09:05:00Z", "compute_processes": 2}
             ]
@@ -89,7 +97,7 @@ class ModelInfo(_Out):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"name": "uplift", "version": 3, "alias": "champion", "run_id": "8f2c0d3c1a7b4e1f9d2e6a5b4c3d2e1f",
+                {"name": "uplift-registration", "version": 3, "alias": "champion", "run_id": "8f2c0d3c1a7b4e1f9d2e6a5b4c3d2e1f",
                  "arms": [ARM_EXAMPLE, "heavy_work_future@meta"], "control": "holdout",
                  "features": [{"name": "age", "kind": "numeric"}, {"name": "gender", "kind": "categorical"}],
                  "metrics": {"test_mean_qini": 0.0021}, "loaded_at": "2025-03-01T09:00:00Z"}
@@ -99,28 +107,39 @@ class ModelInfo(_Out):
 
 
 class SegmentEffect(_Out):
-    """One segment x arm: the calibrated incremental conversions per contact, with its interval."""
+    """One segment x arm: the calibrated incremental conversions per contact, with its interval.
+
+    Counts of people are rounded to the disclosure policy's base and null below its threshold; the
+    base rate and the observed difference are null where they rest on fewer people, converters or
+    non-converters than the threshold (``withheld`` says which figures and why).
+    """
 
     segment: str
     kind: str
-    size: int = Field(description="people in the segment (never below the service's minimum)")
+    size: int = Field(description="people in the segment, rounded (never below the service's minimum)")
     arm: str
     message: str
     channel: str
-    base_rate: float = Field(description="conversion rate without contact (holdout)")
-    effect: float = Field(description="incremental conversions per contact (probability points)")
+    base_rate: float | None = Field(None, description="conversion rate without contact (the segment's holdout); "
+                                    "null where withheld")
+    effect: float = Field(description="incremental conversions per contact (probability points), a model estimate")
     effect_sd: float
     lo: float
     hi: float
     interval: float = Field(description="coverage of [lo, hi]")
-    observed: float | None = None
+    observed: float | None = Field(None, description="the randomised difference arm minus holdout in the segment; "
+                                   "null where withheld")
     observed_se: float | None = None
-    n_treated: int | None = None
-    n_control: int | None = None
+    people_treated: int | None = Field(None, description="people randomised to the arm in the segment, rounded; "
+                                       "null where suppressed")
+    people_control: int | None = Field(None, description="people of the segment's holdout, rounded; null where "
+                                       "suppressed")
     age_band: str | None = None
     gender: str | None = None
     municipality: str | None = None
     persona: str | None = None
+    withheld: list[str] = Field(default_factory=list, description="'column: reason' for each suppressed count "
+                                "and withheld figure of this row")
 
 
 class SegmentPage(_Out):
@@ -143,27 +162,66 @@ class SegmentPage(_Out):
     )
 
 
+MAX_OVERRIDE_DEPTH = 16
+"""Levels of nested objects and arrays an override may have (the deepest spec path, e.g.
+``costs.channels.meta.tiers[0].share``, has 4)."""
+MAX_OVERRIDES = 100
+"""Keys per ``policy`` or ``costs`` object."""
+
+OverrideKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+NameText = Annotated[str, StringConstraints(max_length=200)]
+"""A channel or message name in a request."""
+
+
+def json_depth(value: Any) -> int:
+    """Levels of nested objects and arrays in a parsed JSON value (0 for a number or text); iterative,
+    so any depth is measured without recursion."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+        else:
+            deepest = max(deepest, level)
+            continue
+        deepest = max(deepest, level + 1)
+    return deepest
+
+
 class PlanRequest(_In):
     """A budget split over the model's segments x arms."""
 
     budget: float = Field(ge=0, le=1e9, description="EUR to spend at most")
     kind: Literal["targetable", "persona"] = Field("targetable", description="which segments to plan over")
-    policy: dict[str, Any] = Field(
-        default_factory=dict,
-        description="overrides of serve/policy.yaml; dotted keys reach into mappings, e.g. 'min_spend.flyer'",
+    policy: dict[OverrideKey, Any] = Field(
+        default_factory=dict, max_length=MAX_OVERRIDES,
+        description="overrides of serve/policy.yaml; dotted keys reach into mappings, e.g. 'min_spend.flyer'; "
+                    f"at most {MAX_OVERRIDE_DEPTH} levels of nesting",
     )
-    costs: dict[str, Any] = Field(
-        default_factory=dict,
-        description="overrides of serve/costs.yaml, e.g. {'channels.email': {'cost_per_contact': 0.03, 'tiers': [...]}}",
+    costs: dict[OverrideKey, Any] = Field(
+        default_factory=dict, max_length=MAX_OVERRIDES,
+        description="overrides of serve/costs.yaml, e.g. {'channels.email': {'cost_per_contact': 0.03, 'tiers': [...]}}; "
+                    f"at most {MAX_OVERRIDE_DEPTH} levels of nesting",
     )
-    channels: list[str] | None = Field(
+    channels: list[NameText] | None = Field(
         None, max_length=50, description="plan only over arms on these channels (default: every channel)"
     )
-    messages: list[str] | None = Field(
+    messages: list[NameText] | None = Field(
         None, max_length=200, description="plan only over arms with these messages (default: every message)"
     )
     strict: bool = Field(False, description="answer 409 instead of a relaxed plan when the rules conflict")
     include_references: bool = Field(True, description="also compute the 'even' and 'single_best_message' plans")
+
+    @field_validator("policy", "costs")
+    @classmethod
+    def _not_too_deep(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        depth = json_depth(overrides)
+        if depth > MAX_OVERRIDE_DEPTH:
+            raise ValueError(f"nested {depth} levels deep; at most {MAX_OVERRIDE_DEPTH}")
+        return overrides
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -204,6 +262,18 @@ class PlanGainOut(_Out):
     extra_spend: float = Field(description="EUR the plan spends beyond the reference (negative: less)")
 
 
+class FloorOut(_Out):
+    name: str
+    kind: Literal["spend_share", "conversion_share"]
+    min_share: float
+    status: Literal["held", "short", "not_applicable"] = Field(
+        description="held; short (a relaxed plan, see its conflicts); not_applicable: the floor does not bind plans "
+                    "over this kind of segment (its segment_kinds)")
+    share: float | None = Field(
+        description="the plan's share of spend or of expected conversions in the floor's segments (null when the "
+                    "floor does not apply or the plan spends or converts nothing)")
+
+
 class PlanCell(_Out):
     segment: str
     arm: str
@@ -225,6 +295,9 @@ class PlanResponse(_Out):
     created_at: datetime
     model_name: str
     model_version: int
+    approved_at: datetime | None = Field(None, description="when a planner approved the plan (null: not approved; "
+                                          "approved plans are kept, unapproved ones expire)")
+    approved_by: str | None = Field(None, description="the name of the token that approved it (never the token)")
     status: Literal["optimal", "infeasible"]
     conflicts: list[str]
     notes: list[str]
@@ -234,6 +307,8 @@ class PlanResponse(_Out):
         default_factory=dict,
         description="per reference plan, what the plan adds over it; paired (both scored on the same estimates, "
                     "so their shared errors cancel), hence narrower than the two totals' intervals side by side")
+    floors: list[FloorOut] = Field(default_factory=list, description="per fairness floor of the policy: held, "
+                                                                    "short or not applicable, and the share reached")
     cells: list[PlanCell] = Field(description="funded cells (contacts > 0), largest spend first")
     request: PlanRequest
 
@@ -263,6 +338,8 @@ class PlanSummary(_Out):
     budget: float
     spend: float
     expected_conversions: float
+    approved_at: datetime | None = Field(None, description="when a planner approved the plan (null: not approved)")
+    approved_by: str | None = Field(None, description="the name of the token that approved it (never the token)")
 
 
 class PlanList(_Out):

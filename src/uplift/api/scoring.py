@@ -10,6 +10,7 @@ import pandas as pd
 
 from uplift.api.handlers import RequestFieldError
 from uplift.api.modelstore import ModelBundle
+from uplift.api.redact import echo
 from uplift.modeling.targeting import recommend, shrink
 
 __all__ = ["UPLIFT_DECIMALS", "rows_to_frame", "score_rows"]
@@ -89,12 +90,12 @@ def _raise_first_bad(name: str, values: list, *, numeric: bool) -> None:
                     finite = False
             if not finite:
                 raise RequestFieldError(
-                    f"row {i}, column {name!r}: expected a finite number or null, got {v!r}",
+                    f"row {i}, column {name!r}: expected a finite number or null, got {echo(v)}",
                     ("body", "rows", i, name), "float_type",
                 )
         elif type(v) is not str:
             raise RequestFieldError(
-                f"row {i}, column {name!r}: expected text or null, got {v!r}",
+                f"row {i}, column {name!r}: expected text or null, got {echo(v)}",
                 ("body", "rows", i, name), "string_type",
             )
     raise AssertionError(f"column {name!r}: no bad value found")  # unreachable: the caller saw one

@@ -20,7 +20,11 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from uplift.api.retention import PlanRetention
+from uplift.api.tokens import MIN_BITS_PER_CHAR, MIN_CHARS, REPEAT_RUN, split_entry, token_weaknesses
+from uplift.config import DEFAULT_CAMPAIGN_MODEL
 from uplift.errors import SpecError
+from uplift.specs.disclosure import DisclosurePolicy
 
 __all__ = ["ServiceSettings", "config_path", "load_service_settings"]
 
@@ -44,10 +48,12 @@ def config_path() -> Path | None:
 class ServiceSettings(BaseSettings):
     """Everything the service needs to start; invalid values fail at start-up, never per request."""
 
-    model_config = SettingsConfigDict(env_prefix="UPLIFT_SERVICE_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="UPLIFT_SERVICE_", env_nested_delimiter="__", frozen=True,
+                                      extra="forbid")
 
     mode: Literal["dev", "production"] = "dev"
-    """``production`` refuses to start without tokens; ``dev`` without tokens is open (with a loud warning)."""
+    """``production`` refuses to start without tokens or with a weak one; ``dev`` without tokens is open
+    (with a loud warning)."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=32)
@@ -56,12 +62,14 @@ class ServiceSettings(BaseSettings):
     """Processes that run scores and new plans (``uplift.api.compute``), per uvicorn worker; default
     one per core; 0 runs them in the request's thread."""
     tokens: Annotated[tuple[SecretStr, ...], NoDecode] = ()
-    """Accepted bearer tokens; in the environment a comma-separated list."""
+    """Accepted bearer tokens, each ``token`` or ``name:token`` (the name is recorded, never the token); in
+    the environment a comma-separated list. Production tokens must be strong (:mod:`uplift.api.tokens`)."""
     workdir: Path = Path(".")
     """Folder of local state: ``mlflow.db`` (unless ``tracking_uri``) and ``plans.db`` (unless ``plans_db_url``)."""
     tracking_uri: str | None = None
     """MLflow tracking/registry URI; default ``MLFLOW_TRACKING_URI`` or ``sqlite:///<workdir>/mlflow.db``."""
-    registered_model: str = Field(default="uplift", min_length=1)
+    registered_model: str = Field(default=DEFAULT_CAMPAIGN_MODEL, min_length=1)
+    """The campaign model to serve (``uplift-<outcome event>``); refused at start-up if it is another kind."""
     alias: str = Field(default="champion", min_length=1)
     poll_seconds: float = Field(default=30.0, gt=0, le=86_400)
     """How often the background thread checks where the alias points."""
@@ -71,6 +79,8 @@ class ServiceSettings(BaseSettings):
     """Cost catalogue YAML; default ``<project root>/serve/costs.yaml``."""
     policy: Path | None = None
     """Planning policy YAML; default ``<project root>/serve/policy.yaml``."""
+    disclosure: Path | None = None
+    """Disclosure policy YAML; default ``<project root>/serve/disclosure.yaml`` (:meth:`disclosure_policy`)."""
     min_segment_size: int = Field(default=50, ge=1)
     """No segment smaller than this ever leaves the service (re-checked on every response)."""
     max_score_rows: int = Field(default=10_000, ge=1, le=1_000_000)
@@ -78,6 +88,12 @@ class ServiceSettings(BaseSettings):
     """Larger request bodies get 413 before they are parsed."""
     plan_cache_size: int = Field(default=256, ge=0)
     """Computed plans kept per (model version, request body); 0 turns the cache off."""
+    prepared_plans_mb: int = Field(default=256, ge=1)
+    """Memory (MB, of their arrays) for prepared plans, per process that computes plans; the least recently
+    used go first (at most 32 are kept)."""
+    plan_retention: PlanRetention = PlanRetention()
+    """Which stored plans are deleted: approved ones never, unapproved ones past an age or a count; in the
+    environment e.g. ``UPLIFT_SERVICE_PLAN_RETENTION__UNAPPROVED_DAYS=7``."""
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
     @field_validator("tokens", mode="before")
@@ -89,20 +105,55 @@ class ServiceSettings(BaseSettings):
 
     @field_validator("tokens")
     @classmethod
-    def _no_blank_tokens(cls, tokens: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
-        short = [i for i, t in enumerate(tokens) if len(t.get_secret_value().strip()) < 16]
+    def _valid_tokens(cls, tokens: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        named = []
+        for i, entry in enumerate(tokens):
+            try:
+                named.append(split_entry(entry.get_secret_value()))
+            except ValueError as exc:
+                raise ValueError(f"tokens[{i}]: {exc}") from None
+        short = [f"{name!r} (tokens[{i}])" for i, (name, token) in enumerate(named) if len(token.strip()) < 16]
         if short:
-            raise ValueError(f"tokens at position(s) {short} are shorter than 16 characters; use long random tokens")
+            raise ValueError(f"{', '.join(short)} shorter than 16 characters; make tokens with `uplift token`")
+        names = [name for name, _ in named]
+        if len(set(names)) < len(names):
+            raise ValueError(f"two tokens share a name ({sorted({n for n in names if names.count(n) > 1})})")
+        if len({token for _, token in named}) < len(named):
+            raise ValueError("the same token is configured twice")
         return tokens
 
     @model_validator(mode="after")
-    def _production_needs_tokens(self) -> ServiceSettings:
-        if self.mode == "production" and not self.tokens:
+    def _production_needs_strong_tokens(self) -> ServiceSettings:
+        if self.mode != "production":
+            return self
+        if not self.tokens:
             raise ValueError(
                 "mode is 'production' but no tokens are configured; set UPLIFT_SERVICE_TOKENS "
-                "(comma-separated) or 'tokens' in the settings file"
+                "(comma-separated) or 'tokens' in the settings file; make one with `uplift token`"
+            )
+        weak = self.weak_tokens()
+        if weak:
+            problems = "; ".join(f"token {name!r}: {', '.join(why)}" for name, why in weak.items())
+            raise ValueError(
+                f"mode is 'production' and {problems}. Production tokens need at least {MIN_CHARS} characters, "
+                f"{MIN_BITS_PER_CHAR:g} bits of entropy per character and no run of {REPEAT_RUN} characters "
+                "repeated; make one with `uplift token`"
             )
         return self
+
+    def named_tokens(self) -> tuple[tuple[str, bytes], ...]:
+        """``(name, token bytes)`` of every configured token (:func:`uplift.api.tokens.split_entry`)."""
+        return tuple((name, token.encode()) for name, token in
+                     (split_entry(t.get_secret_value()) for t in self.tokens))
+
+    def weak_tokens(self) -> dict[str, list[str]]:
+        """Per token name, why the token is too weak for production (only weak ones)."""
+        found = {}
+        for name, token in self.named_tokens():
+            why = token_weaknesses(token.decode())
+            if why:
+                found[name] = why
+        return found
 
     @classmethod
     def settings_customise_sources(
@@ -143,6 +194,33 @@ class ServiceSettings(BaseSettings):
         from uplift.specs import project_root
 
         return self.policy or project_root() / "serve" / "policy.yaml"
+
+
+    def disclosure_policy(self) -> DisclosurePolicy:
+        """The disclosure policy the service releases under (reads the file).
+
+        Raises
+        ------
+        SpecError
+            The file is invalid; in ``production`` mode, its threshold is below the default
+            (production may only raise it); or ``min_segment_size`` is below the threshold (a plan
+            over a smaller segment would show its people).
+        """
+        from uplift.specs.disclosure import DEFAULT_THRESHOLD, default_disclosure_path, load_disclosure_policy
+
+        policy = load_disclosure_policy(self.disclosure)
+        where = self.disclosure or default_disclosure_path()
+        if self.mode == "production" and policy.lowered:
+            raise SpecError(
+                f"{where}: threshold {policy.threshold} is below the default {DEFAULT_THRESHOLD}; production mode "
+                "may only raise it (no figure may rest on fewer people)"
+            )
+        if self.min_segment_size < policy.threshold:
+            raise SpecError(
+                f"service settings: min_segment_size {self.min_segment_size} is below the disclosure threshold "
+                f"{policy.threshold} ({where}); raise min_segment_size to at least {policy.threshold}"
+            )
+        return policy
 
 
 def load_service_settings(**overrides: Any) -> ServiceSettings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 
@@ -14,9 +15,11 @@ _COMMANDS = (
     "uplift.cli.features",
     "uplift.cli.train",
     "uplift.cli.run",
+    "uplift.cli.models",
     "uplift.cli.segments",
     "uplift.cli.plan",
     "uplift.cli.serve",
+    "uplift.cli.token",
     "uplift.cli.score",
     "uplift.cli.experiment",
 )
@@ -41,8 +44,16 @@ def _show_notes(show):
     return showwarning
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends a command as Ctrl-C does, through its ``finally`` blocks: an unfinished output's
+    temporary file is removed (:func:`uplift.tableio.atomic_path`) and nothing is half written."""
+    sys.exit(128 + signum)
+
+
 def main() -> None:
-    """Console-script entry point: known errors print one clear line and exit 2."""
+    """Console-script entry point: known errors print one clear line and exit 2; SIGTERM exits 143
+    after cleaning up."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     warnings.showwarning = _show_notes(warnings.showwarning)
     try:
         app()

@@ -11,7 +11,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from uplift.cli.app import app, console
+from uplift.cli.app import app, console, disclosure_policy
 from uplift.errors import DataError, SchemaError
 from uplift.specs.experiment import ExperimentSpec
 from uplift.specs.planning import CostCatalogue
@@ -21,11 +21,13 @@ __all__ = [
     "WaveDesign",
     "design_wave",
     "plan_weights",
+    "plan_effects",
     "channel_costs",
     "analysis_frame",
     "expected_shares",
     "COVARIATES",
     "beside",
+    "released_summary",
 ]
 
 experiment_app = typer.Typer(help="Design a randomised wave and analyse it afterwards.", no_args_is_help=True)
@@ -79,6 +81,25 @@ def plan_weights(cells: pd.DataFrame, spec: ExperimentSpec, *, source: str = "pl
     return weights
 
 
+def plan_effects(cells: pd.DataFrame, spec: ExperimentSpec, *, source: str = "plan") -> dict[str, float]:
+    """The effect the plan expects of each treatment arm of ``spec``: its expected conversions per contact.
+
+    Arms of the spec the plan gives no contacts are left out (no expectation is known for them).
+
+    Raises
+    ------
+    SchemaError
+        The plan has no ``arm``, ``contacts`` or ``expected_conversions`` column.
+    """
+    missing = [c for c in ("arm", "contacts", "expected_conversions") if c not in cells.columns]
+    if missing:
+        raise SchemaError(f"{source}: missing column(s) {missing}; expected the cells written by `uplift plan`")
+    arm = cells["arm"].astype(str)
+    contacts = pd.to_numeric(cells["contacts"], errors="coerce").fillna(0.0).groupby(arm).sum()
+    conversions = pd.to_numeric(cells["expected_conversions"], errors="coerce").fillna(0.0).groupby(arm).sum()
+    return {a: float(conversions[a] / contacts[a]) for a in spec.arms if contacts.get(a, 0.0) > 0}
+
+
 def design_wave(
     spec: ExperimentSpec,
     audience: pd.DataFrame,
@@ -130,6 +151,8 @@ def design_command(
     from uplift.scoring import file_digest
     from uplift.specs import load_spec, project_root
     from uplift.tableio import read_table, write_table
+    from uplift.design.release import released_balance, released_power
+    from uplift.disclosure import release_count
     from uplift.tracking.jobs import log_design
 
     exp = load_spec(spec, ExperimentSpec)
@@ -141,28 +164,38 @@ def design_command(
             raise DataError(f"{spec}: arm_weights are declared; --plan is only used with arm_weights: from_plan")
         weights = plan_weights(read_table(plan), exp, source=str(plan))
     result = design_wave(exp, people, costs=catalogue, base_rate=base_rate, weights=weights)
-    write_table(result.exposures, out)
-    write_table(result.power, beside(out, "power"))
-    write_table(result.balance, beside(out, "balance"))
+    policy = disclosure_policy()
+    power = released_power(result.power, policy)
+    balance = released_balance(result.balance, result.assignment, policy)
+    write_table(result.exposures, out)  # the hand-off: one row per person and the arm to reach them with
+    write_table(power, beside(out, "power"))
+    write_table(balance, beside(out, "balance"))
     run_id = log_design(get_settings(), spec_path=spec, spec_name=exp.name, wave=exp.wave, salt=exp.salt,
                         audience=audience, digest=file_digest(audience), out=out, base_rate=base_rate,
-                        shares=result.shares, power=result.power, balance=result.balance, plan=plan)
+                        shares=result.shares, power=power, balance=balance, plan=plan,
+                        people=release_count(len(result.assignment), policy))
 
     t = Table(title=f"{exp.name}: power per arm at a holdout rate of {1000 * base_rate:.2f} per 1,000 "
                     f"(declared effect {1000 * exp.minimum_detectable_effect:.2f} per 1,000)")
     for col in ("arm", "share", "people", "needed", "detectable /1,000", "power", "ok"):
         t.add_column(col, justify="left" if col == "arm" else "right")
-    for r in result.power.itertuples():
-        t.add_row(r.arm, f"{r.arm_share:.1%}", f"{r.n_arm_available:,}", f"{r.n_arm_needed:,}",
+    for r in power.itertuples():
+        t.add_row(r.arm, f"{r.arm_share:.1%}", _count(r.n_arm_available), f"{r.n_arm_needed:,}",
                   f"{1000 * r.mde_available:.2f}" if r.mde_available == r.mde_available else "-",
-                  f"{r.power_available:.2f}", "yes" if r.sufficient else "[red]no[/]")
+                  "-" if pd.isna(r.power_available) else f"{r.power_available:.2f}", "yes" if r.sufficient else "[red]no[/]")
     console.print(t)
     counts = result.assignment["arm"].value_counts()
-    console.print(f"{len(result.assignment):,} people: {counts.get(exp.control, 0):,} in {exp.control!r}, "
-                  f"{len(result.assignment) - counts.get(exp.control, 0):,} over {len(exp.arms)} arms; "
-                  f"spend EUR {result.exposures['cost_eur'].sum():,.0f}")
-    worst = result.balance["p_value"].min() if len(result.balance) else float("nan")
-    console.print(f"{len(result.balance)} strata; smallest balance p-value {worst:.3g} (reported, not forced)")
+    holdout = int(counts.get(exp.control, 0))
+    console.print(f"{_count(release_count(len(result.assignment), policy))} people: "
+                  f"{_count(release_count(holdout, policy))} in {exp.control!r}, "
+                  f"{_count(release_count(len(result.assignment) - holdout, policy))} over {len(exp.arms)} arms; "
+                  f"spend EUR {result.exposures['cost_eur'].sum():,.0f} (people rounded to {policy.rounding_base}, "
+                  f"none below {policy.threshold})")
+    worst = balance["p_value"].min() if len(balance) else float("nan")
+    hidden = int(balance["p_value"].isna().sum())
+    console.print(f"{len(balance)} strata; smallest balance p-value {worst:.3g} (reported, not forced)"
+                  + (f"; {hidden} strata with an arm of fewer than {policy.threshold} people not tested in the "
+                     "written table" if hidden else ""))
     console.print(f"wrote {out}, {beside(out, 'power')}, {beside(out, 'balance')}; MLflow run {run_id[:8]} "
                   "in experiment 'uplift-experiments'")
 
@@ -245,6 +278,37 @@ def _segment_values(rows: pd.DataFrame, audience: pd.DataFrame | None, column: s
     raise SchemaError(f"--segment-by {column!r}: not a column of the audience or the exposures{hint}")
 
 
+def _count(n) -> str:
+    """A released count for a table: '-' where suppressed."""
+    return "-" if n is None or pd.isna(n) else f"{int(n):,}"
+
+
+def released_summary(analysis, policy) -> str:
+    """The plain-language summary of a released analysis (:func:`uplift.design.release.released_analysis`):
+    arms whose effects are withheld are named, not described; nothing but that when the control's figures
+    are withheld (every effect rests on them)."""
+    import dataclasses
+
+    from uplift.design import summary_text
+
+    arms = analysis.arms
+    control = arms[arms["arm"] == analysis.control]
+    reason = (f"rest on fewer than {policy.threshold} people, converters or people who did not convert, "
+              "or would give such a figure back")
+    if control.empty or control["n"].isna().any() or control["rate"].isna().any():
+        return (f"Outcome {analysis.outcome!r}: the {analysis.control}'s figures {reason}; every effect is measured "
+                "against them, so none is shown.")
+    shown = (arms["arm"] == analysis.control) | arms["estimate"].notna()
+    segments = analysis.segments
+    if segments is not None:
+        segments = segments[(segments["arm"] == analysis.control) | segments["estimate"].notna()]
+    text = summary_text(dataclasses.replace(analysis, arms=arms[shown].reset_index(drop=True), segments=segments))
+    withheld = arms.loc[~shown, "arm"].tolist()
+    if withheld:
+        text += f"\nNot shown: {', '.join(withheld)}: their figures {reason}."
+    return text
+
+
 @experiment_app.command("analyze")
 def analyze_command(
     spec: Annotated[Path, typer.Option(help="Experiment spec (experiments/*.yaml).")],
@@ -253,11 +317,16 @@ def analyze_command(
     audience: Annotated[Path | None, typer.Option(help="Audience (for --segment-by on its columns).")] = None,
     segment_by: Annotated[str | None, typer.Option("--segment-by", help="Also report per value, e.g. age_band.")] = None,
     out: Annotated[Path | None, typer.Option(help="Per-arm results (.csv); default out/analysis_<name>.csv.")] = None,
+    plan: Annotated[Path | None, typer.Option(help="Plan cells (`uplift plan` output): the effect each arm is "
+                                              "expected to have, for the too-small-to-detect warnings "
+                                              "(default: the spec's minimum_detectable_effect).")] = None,
 ) -> None:
-    """Per arm (and segment) effect against the holdout, CUPED estimate, SRM check, plain summary."""
+    """Per arm (and segment) verdict against the holdout, adjusted for many arms; CUPED where it applies; SRM."""
     from uplift.cli.score import load_history
     from uplift.config import get_settings
-    from uplift.design import analyze, summary_text
+    from uplift.design import Inference, analyze
+    from uplift.design.release import released_analysis
+    from uplift.disclosure import release_count
     from uplift.schemas import AUDIENCE, validate
     from uplift.specs import load_spec
     from uplift.tableio import atomic_path, read_table, write_table
@@ -268,10 +337,13 @@ def analyze_command(
     people = validate(read_table(audience), AUDIENCE, source=str(audience)) if audience is not None else None
     frame, covariates = analysis_frame(exp, ex, en, audience=people, segment_by=segment_by)
     shares = expected_shares(exp, ex[ex["wave"] == exp.wave])
+    targets = plan_effects(read_table(plan), exp, source=str(plan)) if plan is not None else None
     result = analyze(frame, arm_col="arm", outcome_col=exp.outcome, control=exp.control,
                      segment_col="segment" if segment_by else None, covariates=covariates,
-                     expected_shares=shares.to_dict(), alpha=exp.alpha)
-    text = summary_text(result)
+                     expected_shares=shares.to_dict(), inference=Inference.from_spec(exp, targets))
+    policy = disclosure_policy()
+    result = released_analysis(result, policy)
+    text = released_summary(result, policy)
     out = out or Path("out") / f"analysis_{exp.name}.csv"
     write_table(result.arms, out)
     if result.segments is not None:
@@ -280,10 +352,11 @@ def analyze_command(
     with atomic_path(summary_path) as tmp:
         tmp.write_text(text + "\n")
     run_id = log_analysis(get_settings(), spec_path=spec, spec_name=exp.name, wave=exp.wave, exposures=exposures,
-                          enrolments=enrolments, out=out, arms=result.arms, segments=result.segments,
-                          srm_p_value=result.srm.p_value if result.srm else None,
-                          srm_flagged=result.srm.flagged if result.srm else None, covariates=covariates, summary=text)
+                          enrolments=enrolments, out=out, analysis=result, plan=plan, summary=text,
+                          people=release_count(len(frame), policy))
     console.print(text, highlight=False)
-    console.print(f"\ncovariates (CUPED): {', '.join(covariates) or 'none (constant in this wave)'}; "
+    used = int((result.treatment["method"] == "cuped").sum())
+    console.print(f"\ncovariates (CUPED): {', '.join(covariates) or 'none (constant in this wave)'}, used for "
+                  f"{used} of {len(result.treatment)} arms; {exp.multiplicity} adjustment; "
                   f"wrote {out}" + (f", {beside(out, 'segments')}" if result.segments is not None else "")
                   + f", {summary_path}; MLflow run {run_id[:8]} in experiment 'uplift-experiments'")

@@ -19,10 +19,24 @@ def features(
     feature_set: Annotated[str, typer.Option("--feature-set", help="Name in features/ or a YAML path.")] = "default",
     out: Annotated[Path, typer.Option(help="Where to write the training table (.parquet).")] = Path("data/training.parquet"),
     list_features: Annotated[bool, typer.Option("--list", help="List the feature library and exit.")] = False,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option("--memory-limit", help="Memory the engine (DuckDB) may use before it spills to disk (default 2GB)."),
+    ] = None,
+    batch_rows: Annotated[
+        int | None,
+        typer.Option("--batch-rows", min=1, help="Rows per batch of the input checks and per row group (default 1,000,000)."),
+    ] = None,
 ) -> None:
-    """Build one row per randomised (person, wave): features as of assignment, arm, outcome, propensities."""
+    """Build one row per randomised (person, wave): features as of assignment, arm, outcome, propensities.
+
+    The table is built out of core (DuckDB) and written in row groups, so it may be larger than memory.
+    """
     from uplift.features import FEATURES
-    from uplift.pipeline import load_feature_set, table_from_folder
+    from uplift.features.outofcore import EngineSettings, write_training_table
+    from uplift.inputs import locate_inputs
+    from uplift.pipeline import load_feature_set
+    from uplift.trainingtable import file_digest
 
     if list_features:
         t = Table("feature", "kind", "what it is")
@@ -32,13 +46,13 @@ def features(
         return
     spec = load_feature_set(feature_set)
     with console.status("building the training table"):
-        table = table_from_folder(data, spec)
-    table.save(out)
-    f = table.frame
+        chosen = {"memory_limit": memory_limit, "batch_rows": batch_rows}
+        settings = EngineSettings(**{k: v for k, v in chosen.items() if v is not None})
+        written = write_training_table(locate_inputs(data), spec, out, settings=settings)
     summary = Table("rows", "people", "waves", "arms", "features", "outcome", "outcome rate")
     summary.add_row(
-        f"{len(f):,}", f"{f['person_id'].nunique():,}", str(f["wave"].nunique()), str(len(table.arms)),
-        str(len(table.features)), table.outcome, f"{f['outcome'].mean():.4%}",
+        f"{written.rows:,}", f"{written.people:,}", str(written.waves), str(1 + len(spec.messages) * len(spec.channels)),
+        str(len(written.features)), spec.outcome.describe(), f"{written.outcome_rate:.4%}",
     )
     console.print(summary)
-    console.print(f"wrote {out} (digest {table.digest()[:12]})")
+    console.print(f"wrote {out} (digest {file_digest(out, batch_rows=settings.batch_rows)[:12]})")

@@ -10,7 +10,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from uplift.cli.app import app, console, fail
+from uplift.cli.app import app, console, disclosure_policy, fail
 
 __all__ = ["plan_command", "parse_overrides"]
 
@@ -67,6 +67,12 @@ def plan_command(
     else:
         table, label = load_model_segments(model)
     table = table[table["kind"] == kind] if "kind" in table.columns else table
+    threshold = disclosure_policy().threshold
+    small = table["size"].to_numpy() < threshold if "size" in table.columns else None
+    if small is not None and small.any():  # a plan over a smaller segment would show how many people it has
+        console.print(f"[dim]note:[/] {table.loc[small, 'segment'].nunique()} segment(s) of fewer than {threshold} "
+                      "people (the disclosure threshold) left out")
+        table = table[~small]
     if table.empty:
         fail(f"no {kind} segments in {label}")
     result = plan(table, budget=budget, costs=catalogue, policy=rules, strict=strict, source=label)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from uplift.cli.app import app, console
+from uplift.cli.app import app, console, disclosure_policy
 from uplift.cli.simulate import REGION_HELP, load_region, write_region
 
 __all__ = ["run", "DEFAULT_MODELS"]
@@ -26,7 +26,7 @@ def run(
     region: Annotated[str | None, typer.Option(help=REGION_HELP)] = None,
     family: Annotated[Path | None, typer.Option(help="Family of regions for random:SEED (default features/regions/family.yaml).")] = None,
 ) -> None:
-    """Simulate a campaign world, build the point-in-time table, train and register the models, print a summary."""
+    """Simulate a campaign world, build the point-in-time table, train and register the campaign models, print a summary."""
     from uplift.cli.train import print_results
     from uplift.config import get_settings, tracking_uri
     from uplift.pipeline import load_feature_set, table_from_folder, train_and_log
@@ -53,12 +53,13 @@ def run(
                   f"outcome = {table.outcome} ({table.frame['outcome'].mean():.3%})")
 
     truth = read_table(written["truth"])
+    policy = disclosure_policy()
     results = []
     for name in models or DEFAULT_MODELS:
         with console.status(name) as status:
             results.append(
                 train_and_log(root / "models" / f"{name}.yaml", table, settings=settings, data_source=str(out / "sim"),
-                              truth=truth, outcome_event=feature_set.outcome.event,
+                              truth=truth, outcome_event=feature_set.outcome.event, disclosure=policy,
                               progress=lambda m, s=status, n=name: s.update(f"3/3 train {n}: {m}"))
             )
         console.print(f"[bold]3/3 train[/] {name}: done")
@@ -68,9 +69,11 @@ def run(
 
     from uplift.tracking.registry import champion_version
 
-    champion = champion_version(MlflowClient(tracking_uri(settings)), settings.registered_model, settings.alias)
+    name = results[0].registered_model
+    champion = champion_version(MlflowClient(tracking_uri(settings)), name, settings.alias)
     console.print(
-        f"\n[bold]{settings.registered_model}@{settings.alias}[/] = version {champion.version} "
+        f"\n[bold]{name}@{settings.alias}[/] = version {champion.version} "
         f"(run {champion.run_id[:8]}); tracking: {tracking_uri(settings)}; "
         f"took {time.perf_counter() - started:.0f} s. See it with: mlflow ui --backend-store-uri {tracking_uri(settings)}"
+        f" or `uplift models`"
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+from enum import Enum
+
 import pandas as pd
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
@@ -12,7 +14,12 @@ from rich.text import Text
 
 from uplift.cli.app import app, console, fail
 
-__all__ = ["score", "parse_as_of", "load_history"]
+__all__ = ["score", "parse_as_of", "load_history", "Engine"]
+
+
+class Engine(str, Enum):
+    pandas = "pandas"
+    spark = "spark"
 
 
 class _RowsPerSecond(ProgressColumn):
@@ -66,24 +73,35 @@ def score(
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1, help="Rows per chunk.")] = 100_000,
     rejects: Annotated[Path | None, typer.Option(help="Where invalid rows go (default: <out>.rejects.csv).")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on the first invalid row; write nothing.")] = False,
+    engine: Annotated[Engine, typer.Option(help="pandas: chunks in this process; spark: a Parquet file or folder "
+                                                "on local Spark, scores partitioned by best_arm into folder --out.")] = Engine.pandas,
+    spark_cores: Annotated[int, typer.Option("--spark-cores", min=1, help="Cores of the local Spark (local[N]).")] = 2,
 ) -> None:
     """Per person: uplift of every arm, the best arm, its uplift, segment and persona."""
     from uplift.config import get_settings
     from uplift.pipeline import load_feature_set, load_segment_spec
-    from uplift.scoring import Scorer, SegmentLabeler, count_rows, file_digest, model_feature_set, score_file
-    from uplift.tracking.jobs import load_model, log_scoring
+    from uplift.scoring import Scorer, SegmentLabeler, count_rows, model_feature_set, score_file
+    from uplift.scoring.chunks import column_names
+    from uplift.tracking.jobs import load_model
 
     if strict and rejects is not None:
         fail("give --rejects or --strict, not both")
     when = parse_as_of(as_of)
+    column_names(audience)  # an unreadable file fails here, before the model is loaded
+    total = count_rows(audience)
     settings = get_settings()
+    if engine is Engine.spark:
+        _score_on_spark(audience, out, exposures=exposures, enrolments=enrolments, when=when, model=model,
+                        rejects=rejects, strict=strict, cores=spark_cores)
+        return
     with console.status(f"loading model {settings.registered_model}@{model} and the history"):
         loaded = load_model(settings, model)
         pyfunc = loaded.model
-        feature_set = model_feature_set(load_feature_set(pyfunc.model.spec.feature_set), pyfunc)
-        scorer = Scorer(model=pyfunc, feature_set=feature_set, labeler=SegmentLabeler(loaded.segments, load_segment_spec()))
+        scorer = pyfunc.scorer  # the feature set and segment labels logged with the model
+        if scorer is None:  # a model logged without them: the project's declarations
+            feature_set = model_feature_set(load_feature_set(pyfunc.model.spec.feature_set), pyfunc)
+            scorer = Scorer(model=pyfunc, feature_set=feature_set, labeler=SegmentLabeler(loaded.segments, load_segment_spec()))
         ex, en = load_history(exposures, enrolments, control=pyfunc.control)
-    total = count_rows(audience)
     with Progress(TextColumn("[bold]scoring[/]"), BarColumn(), MofNCompleteColumn(), _RowsPerSecond(),
                   TextColumn("{task.fields[rejected]} rejected"), TimeElapsedColumn(), console=console,
                   transient=False) as bar:
@@ -91,6 +109,13 @@ def score(
         summary = score_file(audience, out, scorer=scorer, exposures=ex, enrolments=en, as_of=when,
                              chunk_rows=chunk_rows, rejects=rejects, strict=strict,
                              progress=lambda n, r: bar.update(task, completed=n, rejected=r))
+    _report(settings, loaded, summary, audience=audience, out=out, when=when, chunk_rows=chunk_rows)
+
+
+def _report(settings, loaded, summary, *, audience: Path, out: Path, when: pd.Timestamp, chunk_rows: int) -> None:
+    from uplift.scoring import file_digest
+    from uplift.tracking.jobs import log_scoring
+
     digest = file_digest(audience)
     run_id = log_scoring(settings, model=loaded, audience=audience, digest=digest, out=out, rejects=summary.rejects,
                          as_of=when, rows_scored=summary.rows_scored, rows_rejected=summary.rows_rejected,
@@ -104,3 +129,26 @@ def score(
     elif summary.rejects is not None:
         console.print(f"0 rows rejected ({summary.rejects} is empty)")
     console.print(f"MLflow run {run_id[:8]} in experiment 'uplift-scoring' (input sha256 {digest[:12]})")
+
+
+def _score_on_spark(audience: Path, out: Path, *, exposures: Path | None, enrolments: Path | None, when: pd.Timestamp,
+                    model: str, rejects: Path | None, strict: bool, cores: int) -> None:
+    from uplift.config import get_settings
+    from uplift.scoring.spark import score_dataset, spark_session
+    from uplift.tracking.jobs import load_model
+
+    for path, name in ((audience, "--audience"), (exposures, "--exposures"), (enrolments, "--enrolments")):
+        if path is not None and path.is_file() and path.suffix.lower() != ".parquet":
+            fail(f"{name} {path}: --engine spark reads Parquet (a .parquet file or a folder of them)")
+    settings = get_settings()
+    with console.status(f"loading model {settings.registered_model}@{model} and starting Spark local[{cores}]"):
+        loaded = load_model(settings, model)
+        spark = spark_session(cores)
+    try:
+        with console.status(f"scoring {audience} on Spark local[{cores}]"):
+            summary = score_dataset(spark, audience, out, model_uri=f"models:/{loaded.name}/{loaded.version}",
+                                    arms=loaded.model.arms, as_of=when, exposures=exposures, enrolments=enrolments,
+                                    control=loaded.model.control, rejects=rejects, strict=strict)
+    finally:
+        spark.stop()
+    _report(settings, loaded, summary, audience=audience, out=out, when=when, chunk_rows=0)

@@ -1,4 +1,4 @@
-"""``uplift segments``: the champion's segment table (size, base rate, per-arm effect with interval)."""
+"""``uplift segments``: the champion's segment table as released (size, base rate, per-arm effect with interval)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,43 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from uplift.cli.app import app, console
+from uplift.cli.app import app, console, disclosure_policy
 
-__all__ = ["segments", "load_model_segments"]
+__all__ = ["segments", "load_model_segments", "load_released_model_segments"]
 
 
-def load_model_segments(model: str) -> tuple[pd.DataFrame, str]:
-    """Segment table of ``model`` (an alias such as ``champion`` or a version number) and a label for it."""
+def _version(model: str):
+    """The MLflow client, version ``model`` (an alias such as ``champion`` or a version number) of the campaign
+    model in the settings (``UPLIFT_REGISTERED_MODEL``) and its name; refuses a model that is not one, saying why."""
     from mlflow import MlflowClient
 
     from uplift.config import get_settings, tracking_uri
-    from uplift.tracking.registry import load_segments, resolve_version
+    from uplift.tracking.registry import campaign_version
 
     settings = get_settings()
-    client = MlflowClient(tracking_uri(settings))
-    version = resolve_version(client, settings.registered_model, model)
-    return load_segments(client, version), f"{settings.registered_model} v{version.version}"
+    uri = tracking_uri(settings)
+    client = MlflowClient(uri, registry_uri=uri)
+    return client, campaign_version(client, settings.registered_model, model), settings.registered_model
+
+
+def load_model_segments(model: str) -> tuple[pd.DataFrame, str]:
+    """The planner's segment table of ``model`` (see :func:`_version`) and a label."""
+    from uplift.tracking.registry import load_segments
+
+    client, version, name = _version(model)
+    return load_segments(client, version), f"{name} v{version.version}"
+
+
+def load_released_model_segments(model: str, policy) -> tuple[pd.DataFrame, str]:
+    """The segment table of ``model`` as ``policy`` releases it (:mod:`uplift.segments.release`) and a label."""
+    from uplift.tracking.registry import load_released_segments
+
+    client, version, name = _version(model)
+    return load_released_segments(client, version, policy), f"{name} v{version.version}"
+
+
+def _rate(value) -> str:
+    return "withheld" if pd.isna(value) else f"{1000 * value:.2f}"
 
 
 @app.command()
@@ -35,10 +56,12 @@ def segments(
     top: Annotated[int, typer.Option(help="Rows to print (the full table is written).")] = 25,
     out: Annotated[Path | None, typer.Option(help="Write the table (.parquet or .csv).")] = Path("out/segments.csv"),
 ) -> None:
-    """Print and write per segment x arm: size, holdout base rate, calibrated effect with interval."""
+    """Print and write per segment x arm: size, holdout base rate, calibrated effect with interval, as released
+    under the disclosure policy (serve/disclosure.yaml)."""
     from uplift.tableio import write_table
 
-    table, label = load_model_segments(model)
+    policy = disclosure_policy()
+    table, label = load_released_model_segments(model, policy)
     if kind:
         table = table[table["kind"] == kind]
     if arm:
@@ -50,11 +73,13 @@ def segments(
     for col in ("segment", "kind", "people", "base /1,000", "best arm", "effect /1,000", "interval"):
         t.add_column(col, justify="left" if col in ("segment", "kind", "best arm") else "right")
     for r in best.itertuples():
-        t.add_row(r.segment, r.kind, f"{r.size:,}", f"{1000 * r.base_rate:.2f}", r.arm, f"{1000 * r.effect:+.2f}",
+        t.add_row(r.segment, r.kind, f"{r.size:,}", _rate(r.base_rate), r.arm, f"{1000 * r.effect:+.2f}",
                   f"[{1000 * r.lo:+.2f}, {1000 * r.hi:+.2f}]")
     console.print(t)
-    console.print(f"{table['segment'].nunique()} segments x {table['arm'].nunique()} arms"
-                  + (f"; wrote {out}" if out is not None else ""))
+    withheld = int((table["withheld"] != "").sum())
+    console.print(f"{table['segment'].nunique()} segments x {table['arm'].nunique()} arms; people rounded to "
+                  f"{policy.rounding_base}, no count below {policy.threshold}; {withheld} rows withhold raw figures "
+                  "(column 'withheld')" + (f"; wrote {out}" if out is not None else ""))
     _print_stages(table)
 
 

@@ -25,6 +25,7 @@ def serve(
     import uvicorn
 
     from uplift.api import create_app, load_service_settings
+    from uplift.api.modelstore import check_served_model
     from uplift.errors import UpliftError
 
     if config is not None:
@@ -34,6 +35,7 @@ def serve(
         settings = load_service_settings(**overrides)
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         application = create_app(settings)
+        check_served_model(settings)
     except UpliftError as exc:
         fail(f"refusing to start: {exc}")
     common = {"host": settings.host, "port": settings.port, "log_level": settings.log_level,

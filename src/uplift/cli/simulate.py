@@ -11,9 +11,9 @@ from rich.table import Table
 
 from uplift.cli.app import app, console, fail
 from uplift.errors import SpecError
-from uplift.simulate import FORMATS, CampaignWorld, arm_summary, funnel_counts, simulate, write_world
+from uplift.simulate import FORMATS
+from uplift.simulate.chunked import CHUNK_PEOPLE, WorldSummary, write_world_in_chunks
 from uplift.simulate.generate import RANDOM_PREFIX, generate_region
-from uplift.simulate.summary import persona_summary
 from uplift.specs import load_spec, project_root
 from uplift.specs.family import FamilySpec
 from uplift.specs.region import RegionSpec
@@ -53,31 +53,29 @@ def write_region(spec: RegionSpec, path: Path) -> Path:
     return path
 
 
-def _summary_tables(world: CampaignWorld, written: dict[str, Path]) -> list[Table]:
+def _summary_tables(world: WorldSummary) -> list[Table]:
     files = Table(title="Files written")
     files.add_column("table")
     files.add_column("rows", justify="right")
     files.add_column("path")
-    for name, path in written.items():
-        files.add_row(name, f"{len(getattr(world, name)):,}", str(path))
+    for name, path in world.paths.items():
+        files.add_row(name, f"{world.rows[name]:,}", str(path))
 
-    counts = funnel_counts(world)
-    randomised = len(world.exposures)
+    randomised = world.rows["exposures"]
     funnel = Table(title=f"Funnel ({randomised:,} person-waves randomised)")
     funnel.add_column("event", no_wrap=True)
     funnel.add_column("people", justify="right")
     funnel.add_column("per 1,000 person-waves", justify="right")
-    for event, count in counts.items():
+    for event, count in world.funnel.items():
         funnel.add_row(event, f"{count:,}", f"{1000 * count / randomised:.2f}" if randomised else "-")
 
-    arms = arm_summary(world)
     per_arm = Table(title=f"Per arm (registration within {world.attribution_days} days)")
     per_arm.add_column("arm", no_wrap=True)
     per_arm.add_column("reached", justify="right")
     per_arm.add_column("regs", justify="right")
     per_arm.add_column("per 1,000", justify="right")
     per_arm.add_column("true /1,000", justify="right")
-    for row in arms.itertuples():
+    for row in world.arms.itertuples():
         per_arm.add_row(
             str(row.Index),
             f"{row.reached:,}",
@@ -88,20 +86,19 @@ def _summary_tables(world: CampaignWorld, written: dict[str, Path]) -> list[Tabl
     return [files, funnel, per_arm]
 
 
-def _persona_table(spec: RegionSpec, world: CampaignWorld) -> Table:
+def _persona_table(spec: RegionSpec, world: WorldSummary) -> Table:
     given = ", ".join(spec.given_attributes) if spec.given_attributes else "none (age, gender and place only)"
     table = Table(title=f"Personas of {spec.name} (truth; optional attributes handed over: {given})")
     for column in ("persona", "share", "holdout /1,000", "best arm", "its true /1,000"):
         table.add_column(column, justify="left" if column in ("persona", "best arm") else "right")
-    for row in persona_summary(world).itertuples():
+    for row in world.personas.itertuples():
         table.add_row(str(row.Index), f"{row.share:.1%}", f"{1000 * row.holdout_rate:.2f}", row.best_arm,
                       f"{1000 * row.best_rate:.2f}")
     return table
 
 
-def _ratio_line(world: CampaignWorld) -> str:
-    counts = funnel_counts(world)
-    ratio = " : ".join(f"{counts[e]:,}" for e in ("registration", "advice_conversation", "application"))
+def _ratio_line(world: WorldSummary) -> str:
+    ratio = " : ".join(f"{world.funnel[e]:,}" for e in ("registration", "advice_conversation", "application"))
     return f"registration : conversation : application = {ratio}"
 
 
@@ -118,18 +115,23 @@ def simulate_command(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (same seed, same files).")] = 7,
     fmt: Annotated[str, typer.Option("--format", help="File format of the three inputs: parquet or csv.")] = "parquet",
+    chunk_people: Annotated[
+        int, typer.Option("--chunk-people", min=1, help="People simulated and written at a time: a larger world is "
+                          "written in chunks (Parquet row groups) on random streams of its own per chunk.")
+    ] = CHUNK_PEOPLE,
 ) -> None:
     """Simulate randomised outreach waves in a region and write the inputs plus the truth file."""
     if fmt not in FORMATS:
         fail(f"--format {fmt!r} is not supported; valid: {', '.join(FORMATS)}")
     spec = load_region(region, family)
     n_waves = waves if waves is not None else spec.waves.count
-    with console.status(f"Simulating {people:,} people x {n_waves} waves in {spec.name} (seed {seed})..."):
-        world = simulate(spec, people=people, waves=n_waves, seed=seed)
-    with console.status(f"Writing {fmt} files to {out}..."):
-        written = write_world(world, out, fmt=fmt)  # type: ignore[arg-type]
+    chunks = -(-people // chunk_people)
+    what = f" in {chunks} chunks" if chunks > 1 else ""
+    with console.status(f"Simulating {people:,} people x {n_waves} waves in {spec.name} (seed {seed}){what}..."):
+        world = write_world_in_chunks(spec, out, people=people, waves=n_waves, seed=seed, chunk_people=chunk_people,
+                                      fmt=fmt)  # type: ignore[arg-type]
         written_region = write_region(spec, Path(out) / "truth" / "region.yaml")
-    for table in _summary_tables(world, written):
+    for table in _summary_tables(world):
         console.print(table)
     console.print(f"region {spec.name!r} written to {written_region}")
     console.print(_persona_table(spec, world))

@@ -8,16 +8,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from uplift.cli.app import app, console, fail
+from uplift.cli.app import app, console, disclosure_policy, fail
 
 __all__ = ["train", "print_results"]
 
 
 def _load_table(data: Path | None, table: Path | None, experiment_csv: Path | None, mapping: Path | None,
                 outcome: str | None, feature_set: str):
+    """The training table, what the models are for, the outcome event (truth checks) and a label of the source."""
     from uplift.adapters import ColumnMapping, load_experiment_csv
     from uplift.pipeline import load_feature_set, table_from_folder
     from uplift.specs import load_spec
+    from uplift.tracking.uses import campaign_use, experiment_use
     from uplift.trainingtable import TrainingTable
 
     chosen = [x for x in (data, table, experiment_csv) if x is not None]
@@ -26,13 +28,19 @@ def _load_table(data: Path | None, table: Path | None, experiment_csv: Path | No
     if experiment_csv is not None:
         if mapping is None:
             fail("--experiment-csv needs --mapping (e.g. features/datasets/hillstrom.yaml)")
-        return load_experiment_csv(experiment_csv, load_spec(mapping, ColumnMapping), outcome=outcome), "registration", str(experiment_csv)
-    if table is not None:
-        return TrainingTable.load(table), load_feature_set(feature_set).outcome.event, str(table)
+        columns = load_spec(mapping, ColumnMapping)
+        tbl = load_experiment_csv(experiment_csv, columns, outcome=outcome)
+        return tbl, experiment_use(columns.name, tbl.outcome), tbl.outcome, str(experiment_csv)
     spec = load_feature_set(feature_set)
+    if table is not None:
+        tbl = TrainingTable.load(table)
+        if tbl.outcome != spec.outcome.describe():
+            fail(f"{table}: built for the outcome {tbl.outcome!r}, but feature set {spec.name!r} declares "
+                 f"{spec.outcome.describe()!r}; give the feature set it was built with (--feature-set)")
+        return tbl, campaign_use(spec.outcome.event), spec.outcome.event, str(table)
     folder = data or Path("data/sim")
     with console.status(f"building the training table from {folder}"):
-        return table_from_folder(folder, spec), spec.outcome.event, str(folder)
+        return table_from_folder(folder, spec), campaign_use(spec.outcome.event), spec.outcome.event, str(folder)
 
 
 def print_results(results) -> None:
@@ -75,7 +83,8 @@ def print_results(results) -> None:
 
     for r in results:
         mark = "[green]promoted[/]" if r.promoted else "[yellow]not promoted[/]"
-        console.print(f"{r.spec.name}: run {r.run_id[:8]}, version {r.version} {mark}: {r.reason}")
+        console.print(f"{r.spec.name}: run {r.run_id[:8]}, {r.registered_model} v{r.version} {mark}: {r.reason}",
+                      highlight=False)
 
 
 @app.command()
@@ -89,20 +98,26 @@ def train(
     feature_set: Annotated[str, typer.Option("--feature-set")] = "default",
     truth: Annotated[Path | None, typer.Option(help="Simulator truth file: adds evaluation-only metrics.")] = None,
 ) -> None:
-    """Cross-validate each spec, log runs to MLflow, register the models, move the alias if one is better."""
+    """Cross-validate each spec, log runs to MLflow, register the models, move the alias past the gate.
+
+    Campaign data (--data, --table) register as ``uplift-<outcome event>``, an experiment file as
+    ``uplift-<mapping>-<outcome>``: each use has its own champion.
+    """
     from uplift.config import get_settings
     from uplift.pipeline import train_and_log
     from uplift.specs import project_root
     from uplift.tableio import read_table
 
+    policy = disclosure_policy()  # what the runs' released tables may show
     specs = specs or [project_root() / "models" / "pooled_lightgbm.yaml"]
-    tbl, event, source = _load_table(data, table, experiment_csv, mapping, outcome, feature_set)
+    tbl, use, event, source = _load_table(data, table, experiment_csv, mapping, outcome, feature_set)
     truth_frame = read_table(truth) if truth is not None else None
     results = []
     for spec_path in specs:
         with console.status(f"{spec_path.stem}") as status:
             results.append(
                 train_and_log(spec_path, tbl, settings=get_settings(), data_source=source, truth=truth_frame,
-                              outcome_event=event, progress=lambda m, s=status, n=spec_path.stem: s.update(f"{n}: {m}"))
+                              outcome_event=event, use=use, disclosure=policy,
+                              progress=lambda m, s=status, n=spec_path.stem: s.update(f"{n}: {m}"))
             )
     print_results(results)

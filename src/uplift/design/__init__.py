@@ -1,11 +1,11 @@
-"""Experiment design and analysis: randomised assignment, power, per-arm effects, SRM, summaries.
+"""Experiment design and analysis: assignment, power, per-arm effects, verdicts over many arms, SRM, summaries.
 
 Pure functions over DataFrames and an :class:`~uplift.specs.experiment.ExperimentSpec`; no I/O.
 """
 
 from __future__ import annotations
 
-from uplift.design.analysis import EFFECT_COLUMNS, Analysis, analyze
+from uplift.design.analysis import EFFECT_COLUMNS, Analysis, Inference, analyze
 from uplift.design.assignment import (
     ASSIGNMENT_COLUMNS,
     EXPOSURE_COLUMNS,
@@ -14,7 +14,9 @@ from uplift.design.assignment import (
     stratum_balance,
     to_exposures,
 )
-from uplift.design.power import holdout_n_needed, power_at, power_table
+from uplift.design.multiplicity import FamilyAdjustment, adjust_family
+from uplift.design.power import detectable_effect, holdout_n_needed, power_at, power_table
+from uplift.design.rates import clopper_pearson, difference_interval, difference_p_value
 from uplift.design.shares import design_shares
 from uplift.design.srm import SRM_THRESHOLD, SampleRatioCheck, srm_check
 from uplift.design.strata import AGE_BANDS, age_band, stratum_keys
@@ -27,11 +29,18 @@ __all__ = [
     "EXPOSURE_COLUMNS",
     "SRM_THRESHOLD",
     "Analysis",
+    "FamilyAdjustment",
+    "Inference",
     "SampleRatioCheck",
+    "adjust_family",
     "age_band",
     "analyze",
     "assign",
+    "clopper_pearson",
     "design_shares",
+    "detectable_effect",
+    "difference_interval",
+    "difference_p_value",
     "hash_uniform",
     "holdout_n_needed",
     "power_at",

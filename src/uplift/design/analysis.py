@@ -1,4 +1,4 @@
-"""Analysis of a randomised wave: per-arm effects against the control, CUPED-adjusted effects, SRM check."""
+"""Analysis of a randomised wave: per-arm effects against the control, verdicts adjusted for many arms, SRM check."""
 
 from __future__ import annotations
 
@@ -7,33 +7,75 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from uplift.design.comparisons import COMPARISON_COLUMNS, Outcomes, compare_arms
+from uplift.design.cuped import cuped_terms, cuped_theta
+from uplift.design.multiplicity import FamilyAdjustment
+from uplift.design.power import detectable_effect
 from uplift.design.srm import SampleRatioCheck, srm_check
+from uplift.design.verdicts import VERDICT_COLUMNS, decide
 from uplift.errors import DataError, SchemaError
+from uplift.specs.experiment import MULTIPLICITY, ExperimentSpec, Multiplicity
 from uplift.vocabulary import HOLDOUT
 
-__all__ = ["Analysis", "EFFECT_COLUMNS", "analyze"]
+__all__ = ["Analysis", "EFFECT_COLUMNS", "Inference", "analyze"]
 
-EFFECT_COLUMNS = (
-    "arm",
-    "n",
-    "conversions",
-    "rate",
-    "effect",
-    "se",
-    "ci_low",
-    "ci_high",
-    "relative_lift",
-    "p_value",
-    "adjusted_effect",
-    "adjusted_se",
-    "adjusted_ci_low",
-    "adjusted_ci_high",
-    "adjusted_p_value",
-    "variance_reduction",
-)
+EFFECT_COLUMNS = (*COMPARISON_COLUMNS, *VERDICT_COLUMNS, "detectable_effect", "target_effect", "too_small")
 """Columns of :attr:`Analysis.arms` (``segments`` has ``segment`` first)."""
+
+
+@dataclass(frozen=True)
+class Inference:
+    """How the comparisons are judged: level, adjustment for testing many, and the power a cell should have.
+
+    Attributes
+    ----------
+    alpha : float
+        Two-sided level of each family (0.05).
+    multiplicity : {"holm", "bh", "none"}
+        Adjustment of each family (:func:`~uplift.design.multiplicity.adjust_family`).
+    power : float
+        Power at which each cell's detectable effect is computed (0.8).
+    target_effect : float or mapping of arm to float, optional
+        The effect each arm is expected to have (the plan's expectation) or worth detecting (the
+        spec's ``minimum_detectable_effect``); cells whose detectable effect exceeds it are too
+        small. None: no target, no such check.
+
+    Raises
+    ------
+    DataError
+        ``alpha`` or ``power`` outside (0, 1), or an unknown ``multiplicity``.
+    """
+
+    alpha: float = 0.05
+    multiplicity: Multiplicity = "holm"
+    power: float = 0.8
+    target_effect: float | Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "power"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise DataError(f"{name} must lie strictly between 0 and 1, got {value}")
+        if self.multiplicity not in MULTIPLICITY:
+            raise DataError(
+                f"{self.multiplicity!r} is not a valid multiplicity adjustment; valid: {', '.join(MULTIPLICITY)}"
+            )
+
+    @classmethod
+    def from_spec(cls, spec: ExperimentSpec, target_effect: float | Mapping[str, float] | None = None) -> Inference:
+        """The spec's ``alpha``, ``multiplicity`` and ``power``; the target is ``target_effect`` if given
+        (e.g. the plan's expected effect per arm), else the spec's ``minimum_detectable_effect``."""
+        target = spec.minimum_detectable_effect if target_effect is None else target_effect
+        return cls(alpha=spec.alpha, multiplicity=spec.multiplicity, power=spec.power, target_effect=target)
+
+    def target_for(self, arms: Sequence[str]) -> np.ndarray:
+        """The target effect of each arm (NaN where none is known)."""
+        if self.target_effect is None:
+            return np.full(len(arms), np.nan)
+        if isinstance(self.target_effect, Mapping):
+            return np.array([float(self.target_effect.get(a, np.nan)) for a in arms], dtype=float)
+        return np.full(len(arms), float(self.target_effect))
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,26 +85,41 @@ class Analysis:
     Attributes
     ----------
     arms : pandas.DataFrame
-        One row per arm, the control first, columns :data:`EFFECT_COLUMNS`. Effects are
-        differences of proportions arm minus control; the control row has NaN effects.
-        ``se`` is the unpooled (Wald) standard error, ``ci_low``/``ci_high`` the Newcombe hybrid
-        score interval (good at low rates), ``p_value`` that of the pooled two-proportion z-test.
-        ``adjusted_*`` are the CUPED estimate (NaN without covariates) with a Wald interval, and
-        ``variance_reduction`` is ``1 - adjusted_se**2 / se**2``.
+        One row per arm, the control first, columns :data:`EFFECT_COLUMNS`. Per arm: ``n``,
+        ``conversions``, ``rate`` and its exact (Clopper-Pearson) interval ``rate_ci_low/high``.
+        Against the control (NaN on the control row), at level ``1 - alpha`` for this comparison
+        alone: ``effect`` (difference of rates), ``se`` (unpooled Wald), ``ci_low/ci_high``
+        (square-and-add of the exact intervals, :func:`~uplift.design.rates.difference_interval`),
+        ``relative_lift`` (effect / control rate), ``p_value``
+        (:func:`~uplift.design.rates.difference_p_value`: never below Fisher's exact test).
+        ``cuped_*`` and ``variance_reduction`` (``1 - cuped_se**2 / se**2``) where CUPED is
+        defined (:mod:`uplift.design.cuped`), else NaN. ``method`` is ``cuped`` where it is defined
+        and narrows the interval, else ``exact``, with ``method_note`` saying why.
+        The verdict, for the family of all arms against the control: ``estimate`` (of ``method``)
+        with ``estimate_ci_low/high`` at ``interval_level``, ``adjusted_p_value``, ``verdict``
+        (``better``, ``worse`` or ``unclear``), ``family`` and ``family_size``
+        (:func:`~uplift.design.verdicts.decide`). ``detectable_effect``: the smallest rise this
+        arm's and the control's people detect at ``inference.power`` (at the family's first-step
+        level ``alpha / family_size`` unless ``multiplicity`` is ``none``, and the control's rate);
+        ``target_effect``: what the arm is expected to do (NaN if unknown); ``too_small``: a target is
+        known and the cell cannot detect it (``detectable_effect`` above ``|target_effect|`` or none).
     segments : pandas.DataFrame or None
-        The same per ``segment`` x arm (the control of the same segment as reference), or None.
+        The same per ``segment`` x arm, each against the control of the same segment; all segment
+        comparisons are one family.
     srm : SampleRatioCheck or None
         Sample-ratio-mismatch check against the design shares, or None if none were given.
     control : str
         Name of the control arm.
     outcome : str
         Name of the outcome column analysed.
-    alpha : float
-        Two-sided level; intervals have coverage ``1 - alpha``.
+    inference : Inference
+        Level, adjustment, power and targets used.
     covariates : tuple of str
-        The pre-wave covariates used for CUPED.
+        The pre-wave covariates offered to CUPED.
     theta : pandas.Series
         CUPED coefficient per covariate (pooled least squares over all rows).
+    families : dict of str to FamilyAdjustment
+        ``"arms"`` and, with segments, ``"segments"``: size, level and adjusted p-values of each family.
     """
 
     arms: pd.DataFrame = field(repr=False)
@@ -70,9 +127,15 @@ class Analysis:
     srm: SampleRatioCheck | None
     control: str
     outcome: str
-    alpha: float
+    inference: Inference
     covariates: tuple[str, ...]
     theta: pd.Series = field(repr=False)
+    families: dict[str, FamilyAdjustment] = field(repr=False)
+
+    @property
+    def alpha(self) -> float:
+        """Two-sided level of each family."""
+        return self.inference.alpha
 
     @property
     def treatment(self) -> pd.DataFrame:
@@ -89,9 +152,9 @@ def analyze(
     segment_col: str | None = None,
     covariates: Sequence[str] = (),
     expected_shares: Mapping[str, float] | None = None,
-    alpha: float = 0.05,
+    inference: Inference | None = None,
 ) -> Analysis:
-    """Effect of every arm against the control in a randomised wave.
+    """Effect of every arm against the control in a randomised wave, judged honestly at any count.
 
     Parameters
     ----------
@@ -105,14 +168,15 @@ def analyze(
     segment_col : str, optional
         Also report effects per value of this column.
     covariates : sequence of str
-        Numeric columns measured before the wave, for the CUPED adjustment: the outcome is
-        regressed on them over all rows (``theta``), ``y - (x - mean(x)) @ theta`` replaces ``y``.
-        Because arms are randomised, the adjusted effect has the same expectation as the plain one
-        and a smaller variance the more the covariates predict the outcome.
+        Numeric columns measured before the wave, for CUPED: the outcome is regressed on them over
+        all rows (``theta``) and ``y - (x - mean(x)) @ theta`` replaces ``y`` in the comparisons
+        where that is defined and narrows the interval (:mod:`uplift.design.cuped`). Because arms
+        are randomised, the adjusted effect has the same expectation as the plain one.
     expected_shares : mapping of arm to share, optional
         Design shares (e.g. :func:`~uplift.design.shares.design_shares`), for the SRM check.
-    alpha : float
-        Two-sided level of the intervals and tests.
+    inference : Inference, optional
+        Level, multiplicity adjustment, power and target effects (default ``Inference()``: 5%,
+        Holm, 80%, no target).
 
     Returns
     -------
@@ -123,11 +187,10 @@ def analyze(
     SchemaError
         A named column is missing.
     DataError
-        The outcome is not 0/1, a value is missing, a covariate is not numeric, the control has no
-        rows, or ``alpha`` is outside (0, 1).
+        The outcome is not 0/1, a value is missing, a covariate is not numeric, or the control has
+        no rows.
     """
-    if not 0.0 < alpha < 1.0:
-        raise DataError(f"alpha must lie strictly between 0 and 1, got {alpha}")
+    inference = inference or Inference()
     covariates = tuple(covariates)
     needed = [arm_col, outcome_col, *([segment_col] if segment_col else []), *covariates]
     missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
@@ -140,21 +203,19 @@ def analyze(
     if not (arm == control).any():
         raise DataError(f"column {arm_col!r}: no rows of the control arm {control!r}; arms are {sorted(set(arm))}")
     x = _numeric(frame, covariates)
-    theta = _theta(x, y)
-    y_adj = y - (x - x.mean(axis=0)) @ theta if covariates else None
+    theta = cuped_theta(x, y)
+    people = Outcomes(arm, y, cuped_terms(x, theta) if covariates else None)
 
     order = _arm_order(arm, control, expected_shares)
-    arms_table = _compare(arm, y, y_adj, order, control, alpha)
+    base_rate = float(y[arm == control].mean())
+    arms_table = compare_arms(people, order, control, inference.alpha)
+    arms_table, arms_family = _judge(arms_table, control, inference, "arms", base_rate)
+    arms_table = arms_table[list(EFFECT_COLUMNS)]
+    families = {"arms": arms_family}
     segments = None
     if segment_col:
         seg = _labels(frame[segment_col], segment_col)
-        parts = []
-        for value in sorted(set(seg)):
-            rows = seg == value
-            sub_order = [a for a in order if (arm[rows] == a).any()]
-            table = _compare(arm[rows], y[rows], None if y_adj is None else y_adj[rows], sub_order, control, alpha)
-            parts.append(table.assign(segment=value))
-        segments = pd.concat(parts, ignore_index=True)[["segment", *EFFECT_COLUMNS]]
+        segments, families["segments"] = _segment_table(seg, people, order, control, inference, base_rate)
     srm = None
     if expected_shares is not None:
         srm = srm_check(pd.Series(arm).value_counts(), expected_shares)
@@ -164,10 +225,59 @@ def analyze(
         srm=srm,
         control=control,
         outcome=outcome_col,
-        alpha=alpha,
+        inference=inference,
         covariates=covariates,
         theta=pd.Series(theta, index=list(covariates), dtype=float, name="theta"),
+        families=families,
     )
+
+
+def _segment_table(
+    seg: np.ndarray,
+    people: Outcomes,
+    order: list[str],
+    control: str,
+    inference: Inference,
+    base_rate: float,
+) -> tuple[pd.DataFrame, FamilyAdjustment]:
+    """Every segment's arms against the same segment's control, judged as one family."""
+    parts = []
+    for value in sorted(set(seg)):
+        rows = seg == value
+        present = set(people.arm[rows])
+        sub_order = [a for a in order if a in present]
+        parts.append(compare_arms(people.subset(rows), sub_order, control, inference.alpha).assign(segment=value))
+    table = pd.concat(parts, ignore_index=True)
+    table, family = _judge(table, control, inference, "segments", base_rate, by=table["segment"])
+    return table[["segment", *EFFECT_COLUMNS]], family
+
+
+def _judge(
+    table: pd.DataFrame,
+    control: str,
+    inference: Inference,
+    family: str,
+    base_rate: float,
+    by: pd.Series | None = None,
+) -> tuple[pd.DataFrame, FamilyAdjustment]:
+    """Verdicts of one family, then each row's detectable and target effect (``by``: the control's group)."""
+    key = by if by is not None else pd.Series(0, index=table.index)
+    is_control = (table["arm"] == control).to_numpy()
+    controls = table[is_control].assign(key=key[is_control].to_numpy()).set_index("key")
+    n0 = key.map(controls["n"]).to_numpy(dtype=float)
+    x0 = key.map(controls["conversions"]).to_numpy(dtype=float)
+    judged, adjustment = decide(table, n0, x0, multiplicity=inference.multiplicity, alpha=inference.alpha,
+                                family=family)
+    level = inference.alpha if inference.multiplicity == "none" else inference.alpha / max(adjustment.size, 1)
+    member = judged["family"].to_numpy() == family
+    detectable = np.full(len(judged), np.nan)
+    for i in np.flatnonzero(member):
+        detectable[i] = detectable_effect(base_rate, n0[i], float(judged["n"].iat[i]), alpha=level,
+                                          power=inference.power)
+    target = np.where(member, inference.target_for(judged["arm"].tolist()), np.nan)
+    with np.errstate(invalid="ignore"):
+        too_small = (np.abs(target) > 0) & ~(detectable <= np.abs(target))
+    return judged.assign(detectable_effect=detectable, target_effect=target, too_small=too_small), adjustment
 
 
 # -- input checks ---------------------------------------------------------------------------
@@ -200,92 +310,8 @@ def _numeric(frame: pd.DataFrame, covariates: tuple[str, ...]) -> np.ndarray:
     return x
 
 
-def _theta(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    if x.shape[1] == 0:
-        return np.empty(0)
-    xc = x - x.mean(axis=0)
-    theta, *_ = np.linalg.lstsq(xc, y - y.mean(), rcond=None)
-    return theta
-
-
 def _arm_order(arm: np.ndarray, control: str, expected: Mapping[str, float] | None) -> list[str]:
     present = set(arm)
     declared = [a for a in (expected or {}) if a in present and a != control]
     rest = sorted(present - set(declared) - {control})
     return [control, *declared, *rest]
-
-
-# -- statistics -----------------------------------------------------------------------------
-def _wilson(p: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
-    denom = 1.0 + z**2 / n
-    centre = (p + z**2 / (2 * n)) / denom
-    half = z / denom * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-    return centre - half, centre + half
-
-
-def _compare(
-    arm: np.ndarray,
-    y: np.ndarray,
-    y_adj: np.ndarray | None,
-    order: list[str],
-    control: str,
-    alpha: float,
-) -> pd.DataFrame:
-    """Per-arm counts and effects against ``control`` (NaN effects if the control has no rows)."""
-    z = float(stats.norm.ppf(1 - alpha / 2))
-    groups = pd.DataFrame({"arm": arm, "y": y, "y_adj": y if y_adj is None else y_adj}).groupby("arm", sort=False)
-    agg = groups.agg(n=("y", "size"), conversions=("y", "sum"), adj_mean=("y_adj", "mean"))
-    agg["adj_var"] = groups["y_adj"].var(ddof=0)
-    agg = agg.reindex(order)
-    n = agg["n"].to_numpy(dtype=float)
-    x = agg["conversions"].to_numpy(dtype=float)
-    rate = x / n
-    if control in agg.index and agg.loc[control, "n"] > 0:
-        n0, x0 = float(agg.loc[control, "n"]), float(agg.loc[control, "conversions"])
-        m0, v0 = float(agg.loc[control, "adj_mean"]), float(agg.loc[control, "adj_var"])
-    else:
-        n0 = x0 = m0 = v0 = np.nan
-    r0 = x0 / n0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        effect = rate - r0
-        se = np.sqrt(rate * (1 - rate) / n + r0 * (1 - r0) / n0)
-        l1, u1 = _wilson(rate, n, z)
-        l0, u0 = _wilson(np.array(r0), np.array(n0), z)
-        ci_low = effect - np.sqrt((rate - l1) ** 2 + (u0 - r0) ** 2)
-        ci_high = effect + np.sqrt((u1 - rate) ** 2 + (r0 - l0) ** 2)
-        pooled = (x + x0) / (n + n0)
-        se0 = np.sqrt(pooled * (1 - pooled) * (1 / n + 1 / n0))
-        p_value = np.where(se0 > 0, 2 * stats.norm.sf(np.abs(effect) / se0), 1.0)
-        relative = np.where(r0 > 0, effect / r0, np.nan)
-        if y_adj is None:
-            adj_effect = adj_se = adj_low = adj_high = adj_p = reduction = np.full(len(order), np.nan)
-        else:
-            adj_effect = agg["adj_mean"].to_numpy(dtype=float) - m0
-            adj_se = np.sqrt(agg["adj_var"].to_numpy(dtype=float) / n + v0 / n0)
-            adj_low, adj_high = adj_effect - z * adj_se, adj_effect + z * adj_se
-            adj_p = np.where(adj_se > 0, 2 * stats.norm.sf(np.abs(adj_effect) / adj_se), 1.0)
-            reduction = np.where(se > 0, 1 - adj_se**2 / se**2, np.nan)
-    table = pd.DataFrame(
-        {
-            "arm": order,
-            "n": n.astype(np.int64),
-            "conversions": x.astype(np.int64),
-            "rate": rate,
-            "effect": effect,
-            "se": se,
-            "ci_low": ci_low,
-            "ci_high": ci_high,
-            "relative_lift": relative,
-            "p_value": p_value,
-            "adjusted_effect": adj_effect,
-            "adjusted_se": adj_se,
-            "adjusted_ci_low": adj_low,
-            "adjusted_ci_high": adj_high,
-            "adjusted_p_value": adj_p,
-            "variance_reduction": reduction,
-        }
-    )
-    effect_cols = list(EFFECT_COLUMNS[4:])
-    table.loc[table["arm"] == control, effect_cols] = np.nan
-    table["arm"] = table["arm"].astype("str")
-    return table

@@ -12,7 +12,7 @@ from uplift.design.shares import design_shares
 from uplift.errors import DataError
 from uplift.specs.experiment import ExperimentSpec
 
-__all__ = ["holdout_n_needed", "power_at", "power_table"]
+__all__ = ["detectable_effect", "holdout_n_needed", "power_at", "power_table"]
 
 
 def _z(alpha: float, power: float) -> tuple[float, float]:
@@ -43,8 +43,12 @@ def holdout_n_needed(base_rate: float, effect: float, ratio: float, *, alpha: fl
     alpha, power : float
         Two-sided significance level and desired power.
     """
-    p0, p1, k = base_rate, base_rate + effect, ratio
-    z_a, z_b = _z(alpha, power)
+    return _n_needed(base_rate, effect, ratio, *_z(alpha, power))
+
+
+def _n_needed(p0: float, effect: float, k: float, z_a: float, z_b: float) -> float:
+    """:func:`holdout_n_needed` with the two normal quantiles given."""
+    p1 = p0 + effect
     pbar = (p0 + k * p1) / (1.0 + k)
     root = z_a * np.sqrt(pbar * (1 - pbar) * (1 + 1 / k)) + z_b * np.sqrt(p0 * (1 - p0) + p1 * (1 - p1) / k)
     return float(root**2 / effect**2)
@@ -82,13 +86,31 @@ def _mde(base_rate: float, n_control: float, ratio: float, *, alpha: float, powe
     if n_control <= 0:
         return float("nan")
     top = (1.0 - base_rate) * (1.0 - 1e-9)
+    z_a, z_b = _z(alpha, power)
 
     def gap(effect: float) -> float:
-        return holdout_n_needed(base_rate, effect, ratio, alpha=alpha, power=power) - n_control
+        return _n_needed(base_rate, effect, ratio, z_a, z_b) - n_control
 
     if gap(top) > 0:
         return float("nan")
     return float(optimize.brentq(gap, 1e-12, top, xtol=1e-12, rtol=1e-10))
+
+
+def detectable_effect(base_rate: float, n_control: float, n_arm: float, *, alpha: float, power: float) -> float:
+    """Smallest rise in the rate that ``n_arm`` people against ``n_control`` detect with probability ``power``.
+
+    The inverse of :func:`holdout_n_needed` in the effect, for the two-sided two-proportion z-test
+    at level ``alpha`` with ratio ``n_arm / n_control``.
+
+    Returns
+    -------
+    float
+        The effect (absolute rate difference), or NaN when no rise up to a rate of 1 is detectable,
+        a group is empty, or ``base_rate`` is outside [0, 1).
+    """
+    if not (0.0 <= base_rate < 1.0) or not (n_control > 0 and n_arm > 0):
+        return float("nan")
+    return _mde(base_rate, n_control, n_arm / n_control, alpha=alpha, power=power)
 
 
 def power_table(

@@ -139,6 +139,8 @@ def score_plan(
     scored = evaluate_plan(cells, true_effects, costs=costs, policy=policy, source="true effects")
     rows = []
     for floor in policy.fairness_floors:
+        if floor.name not in scored["floors"]:
+            continue  # does not apply to this kind of segment
         share = scored["floors"][floor.name]
         rows.append({
             "floor": floor.name,

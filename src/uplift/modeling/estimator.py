@@ -7,11 +7,19 @@ import pandas as pd
 
 from uplift.errors import DataError
 from uplift.modeling.learners import PooledArmLearner, SharedControlTLearner, encoding_for, make_learner
-from uplift.modeling.preprocess import check_feature_frame, encode_ordinal, make_preprocessor, ordinal_categories
+from uplift.modeling.preprocess import (
+    check_feature_frame,
+    distinct_rows,
+    encode_ordinal,
+    make_preprocessor,
+    ordinal_categories,
+)
 from uplift.specs.model import ModelSpec
 from uplift.trainingtable import FeatureColumn, TrainingTable
 
 __all__ = ["MultiArmUplift", "arm_mean_effects", "pair_propensity"]
+
+_FLOAT32_LEARNERS = ("pooled", "t_shared")
 
 
 def pair_propensity(propensity: pd.DataFrame, arm: str, control: str) -> np.ndarray:
@@ -70,18 +78,18 @@ class MultiArmUplift:
     def _matrix(self, X: pd.DataFrame, *, source: str) -> np.ndarray:
         return self._encode(check_feature_frame(X, self.features, source=source))
 
-    def _encode(self, frame: pd.DataFrame) -> np.ndarray:
-        """The learner's matrix for an already checked feature frame."""
+    def _encode(self, frame: pd.DataFrame, dtype: type = np.float64) -> np.ndarray:
+        """The learner's matrix for an already checked feature frame (``dtype`` for the ordinal encoding)."""
         if encoding_for(self.spec) == "ordinal":
             columns = self.__dict__.get("_ordinal_columns")
             if columns is None:
                 columns = self.__dict__["_ordinal_columns"] = ordinal_categories(self.preprocessor_)
-            m = encode_ordinal(columns, frame)
+            m = encode_ordinal(columns, frame, dtype=dtype)
         else:
             m = self.preprocessor_.transform(frame)
         if self.spec.learner == "uplift_forest":
             m = np.nan_to_num(m, nan=-1.0)
-        return np.ascontiguousarray(m, dtype=np.float64)
+        return np.ascontiguousarray(m, dtype=m.dtype if encoding_for(self.spec) == "ordinal" else np.float64)
 
     def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, propensity: pd.DataFrame) -> MultiArmUplift:
         arm = np.asarray(arm, dtype=object)
@@ -91,9 +99,14 @@ class MultiArmUplift:
         if empty:
             raise DataError(f"arm(s) {empty} have no training rows; every arm needs rows to be estimated")
         frame = check_feature_frame(X, self.features, source="training features")
-        self.preprocessor_ = make_preprocessor(self.features, encoding_for(self.spec)).fit(frame)
+        encoding = encoding_for(self.spec)
+        # the ordinal encoder learns each column's sorted distinct values: fitted on those alone, as on every row
+        fit_on = distinct_rows(frame, self.features) if encoding == "ordinal" else frame
+        self.preprocessor_ = make_preprocessor(self.features, encoding).fit(fit_on)
         self.__dict__.pop("_ordinal_columns", None)  # the fast encoder reads the new categories
-        Xm = self._encode(frame)
+        # our LightGBM learners are fitted on float32 (half the memory; LightGBM bins without converting)
+        Xm = self._encode(frame, np.float32 if self.spec.learner in _FLOAT32_LEARNERS else np.float64)
+        del frame
         rng = np.random.default_rng(self.spec.seed)
         if self.spec.learner == "uplift_forest" and self.spec.forest.max_rows and len(y) > self.spec.forest.max_rows:
             keep = np.sort(rng.choice(len(y), self.spec.forest.max_rows, replace=False))
@@ -104,11 +117,12 @@ class MultiArmUplift:
         p = {a: pair_propensity(prop_fit, a, self.control) for a in self.treatment_arms}
         if isinstance(learner, (SharedControlTLearner, PooledArmLearner)):
             own = prop_fit.to_numpy(float)[np.arange(len(arm_fit)), prop_fit.columns.get_indexer(arm_fit)]
-            learner.fit(Xm, arm_fit, y_fit, sample_weight=1.0 / own)
+            learner.fit(X=Xm, treatment=arm_fit, y=y_fit, sample_weight=1.0 / own)
         elif self.spec.learner in ("x", "dr"):
             learner.fit(X=Xm, treatment=arm_fit, y=y_fit, p=p)
         else:
-            learner.fit(Xm, arm_fit, y_fit)
+            # keywords: causalml 1.0 turns the positional order into (X, y, treatment) (0.18 warns)
+            learner.fit(X=Xm, treatment=arm_fit, y=y_fit)
         self.learner_ = learner
         self.columns_ = self._learner_columns(learner)
         self.treatment_arms_ = self.treatment_arms
@@ -131,11 +145,11 @@ class MultiArmUplift:
         Xm = self._encode(X) if checked else self._matrix(X, source=source)
         if self.spec.learner == "x":
             p = {a: np.full(len(Xm), self.pair_propensity_[a]) for a in self.treatment_arms}
-            raw = self.learner_.predict(Xm, p=p, verbose=False)
+            raw = self.learner_.predict(X=Xm, p=p, verbose=False)
         elif self.spec.learner in ("t", "t_logistic", "dr"):
-            raw = self.learner_.predict(Xm, verbose=False)
+            raw = self.learner_.predict(X=Xm, verbose=False)
         else:
-            raw = self.learner_.predict(Xm)
+            raw = self.learner_.predict(X=Xm)
         raw = np.asarray(raw, dtype=float).reshape(len(Xm), -1)
         frame = pd.DataFrame(raw, columns=self.columns_, index=X.index)
         return frame[list(self.treatment_arms)]

@@ -95,7 +95,10 @@ class PooledArmLearner:
         self.arm_features_ = np.array(rows)
         self.n_features_ = X.shape[1]
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        Xa = np.hstack([X, self._arm_columns(treatment)])
+        # one matrix in X's dtype (float32 from the estimator): the features, then the arm's; LightGBM reads it as is
+        Xa = np.empty((len(X), self.n_features_ + self.arm_features_.shape[1]), dtype=X.dtype)
+        Xa[:, : self.n_features_] = X
+        Xa[:, self.n_features_ :] = self._arm_columns(treatment)
         cat = [self.n_features_, self.n_features_ + 1]
         self.model_ = self.make_model().fit(Xa, y, sample_weight=w / w.mean(), categorical_feature=cat)
         return self

@@ -5,7 +5,10 @@ if everyone got the recommended arm) is estimated from the rows whose assigned a
 match the recommendation, weighted by ``1 / P(assigned arm)``, self-normalised (Hajek). The
 standard error comes from the linearisation (influence function) of that ratio; differences of
 two policies on the same rows use the paired influence function, so "targeting beats the single
-best arm" gets an honest interval. Definitions in ``docs/metrics.md``.
+best arm" gets an honest interval. A policy that gives arms with probabilities (a budget plan's
+share of each segment contacted with each arm) is valued the same way (:func:`ipw_contrast`), and so
+is any weighted sum of such values on the same rows, e.g. the conversions one plan adds over
+another. Definitions in ``docs/metrics.md``.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from uplift.modeling.metrics import _as_binary, _as_labels
 
 __all__ = [
     "PolicyValue",
+    "PolicyTerm",
     "ipw_value",
     "ipw_difference",
+    "ipw_contrast",
     "compare_policies",
     "single_arm_policies",
 ]
@@ -200,6 +205,97 @@ def ipw_difference(
     value_a, phi_a = _hajek(y_, np.where(match_a, 1.0 / own, 0.0), "recommended_a")
     value_b, phi_b = _hajek(y_, np.where(match_b, 1.0 / own, 0.0), "recommended_b")
     return _from_influence(value_a - value_b, phi_a - phi_b, int((match_a | match_b).sum()), alpha)
+
+
+@dataclass(frozen=True)
+class PolicyTerm:
+    """One policy's value in a weighted sum of values on the same rows (:func:`ipw_contrast`).
+
+    Attributes
+    ----------
+    shares : pandas.DataFrame of shape (n, n_arms)
+        Per row, the probability that the policy gives each arm (columns named by arm, a subset of the
+        propensity columns; missing arms get 0). A deterministic policy has one 1 per row.
+    coefficient : float
+        The term's factor in the sum (e.g. ``+N`` and ``-N`` for "N people under policy a rather than b").
+    row_weight : array of shape (n,), optional
+        Non-negative weight of each row in the population the value is about (default 1: the rows as
+        they are), e.g. segment size / segment rows to value a plan over its segments' people.
+    """
+
+    shares: pd.DataFrame
+    coefficient: float = 1.0
+    row_weight: np.ndarray | None = None
+
+
+def _term_weights(term: PolicyTerm, code: np.ndarray, own: np.ndarray, columns: pd.Index, name: str) -> np.ndarray:
+    shares = term.shares
+    if not isinstance(shares, pd.DataFrame) or len(shares) != code.size:
+        raise DataError(f"{name}.shares must be a DataFrame with one row per row of y ({code.size})")
+    unknown = [c for c in shares.columns if c not in columns]
+    if unknown:
+        raise DataError(f"{name}.shares has arm(s) {unknown} that are not propensity columns; valid: {list(columns)}")
+    p = shares.reindex(columns=columns, fill_value=0.0).to_numpy(dtype=float)
+    if not np.isfinite(p).all() or (p < 0).any() or (p > 1 + 1e-9).any() or (p.sum(axis=1) > 1 + 1e-6).any():
+        raise SchemaError(f"{name}.shares must hold probabilities in [0, 1] that sum to at most 1 per row")
+    weight = p[np.arange(code.size), code] / own
+    if term.row_weight is not None:
+        r = np.asarray(term.row_weight, dtype=float)
+        if r.shape != (code.size,) or not np.isfinite(r).all() or (r < 0).any():
+            raise SchemaError(f"{name}.row_weight must be {code.size} finite non-negative numbers")
+        weight = weight * r
+    return weight
+
+
+def ipw_contrast(
+    y: ArrayLike,
+    arm: ArrayLike,
+    propensity: pd.DataFrame,
+    terms: Sequence[PolicyTerm],
+    *,
+    alpha: float = 0.05,
+) -> PolicyValue:
+    """``sum_k c_k V_k`` on the same rows: Hajek values of (randomising) policies, paired.
+
+    Each term's value is ``V_k = sum_i w^k_i y_i / sum_i w^k_i`` with
+    ``w^k_i = r^k_i * s^k_i(T_i) / P(T_i | x_i)``, where ``s^k_i(a)`` is the probability that policy
+    ``k`` gives row ``i`` arm ``a`` and ``r^k_i`` the row's weight. The influence function of the sum is
+    ``phi_i = sum_k c_k w^k_i (y_i - V_k) / mean(w^k)`` and ``se^2 = sum_i phi_i^2 / (n (n - 1))``, so
+    terms on the same rows are paired exactly as in :func:`ipw_difference` (which is the case
+    ``c = (1, -1)`` with one-hot shares).
+
+    Parameters
+    ----------
+    y, arm, propensity, alpha
+        As :func:`ipw_value`.
+    terms : sequence of PolicyTerm
+        The policies and their coefficients.
+
+    Returns
+    -------
+    PolicyValue
+        ``n_matched`` counts rows with a positive weight in some term.
+
+    Raises
+    ------
+    SchemaError
+        Shares outside [0, 1] or summing past 1 on a row, negative row weights, or as :func:`ipw_value`.
+    DataError
+        No terms, a share column that is not an arm, a term whose rows all have weight 0, or as
+        :func:`ipw_value`.
+    """
+    if not terms:
+        raise DataError("terms is empty; give at least one policy")
+    y_, code, own, columns = _design(y, arm, propensity)
+    total, influence = 0.0, np.zeros(y_.size)
+    matched = np.zeros(y_.size, dtype=bool)
+    for k, term in enumerate(terms):
+        weight = _term_weights(term, code, own, columns, f"terms[{k}]")
+        value, phi = _hajek(y_, weight, f"terms[{k}]")
+        total += float(term.coefficient) * value
+        influence += float(term.coefficient) * phi
+        matched |= weight > 0
+    return _from_influence(total, influence, int(matched.sum()), alpha)
 
 
 def compare_policies(

@@ -12,7 +12,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from uplift.errors import SchemaError
 from uplift.trainingtable import FeatureColumn
 
-__all__ = ["make_preprocessor", "check_feature_frame", "ordinal_categories", "encode_ordinal"]
+__all__ = ["make_preprocessor", "check_feature_frame", "ordinal_categories", "encode_ordinal", "distinct_rows"]
 
 
 def make_preprocessor(features: tuple[FeatureColumn, ...], encoding: str) -> ColumnTransformer:
@@ -63,6 +63,8 @@ def check_feature_frame(frame: pd.DataFrame, features: tuple[FeatureColumn, ...]
                     f"(e.g. {col[bad].iloc[0]!r})"
                 )
             out[f.name] = values.astype(float)
+        elif isinstance(col.dtype, pd.StringDtype):  # text already: kept as it is (no Python object per value)
+            out[f.name] = col
         else:
             values = col.to_numpy(dtype=object)
             missing = pd.isna(values)
@@ -86,20 +88,37 @@ def ordinal_categories(preprocessor: ColumnTransformer) -> list[tuple[str, dict[
     return out
 
 
-def encode_ordinal(columns: list[tuple[str, dict[str, float] | None]], frame: pd.DataFrame) -> np.ndarray:
+def distinct_rows(frame: pd.DataFrame, features: tuple[FeatureColumn, ...]) -> pd.DataFrame:
+    """A small frame on which the ordinal preprocessor fits as on ``frame``: each categorical column's distinct
+    values (missing once, if any; repeated to a common length), numeric columns zero. The encoder's categories
+    are the sorted distinct values either way, so fitting on millions of rows costs one pass per column."""
+    values = {f.name: pd.unique(frame[f.name]) for f in features if f.kind == "categorical"}
+    n = max([len(v) for v in values.values()] + [1])
+    out = {}
+    for f in features:
+        if f.kind == "categorical":
+            v = values[f.name]
+            out[f.name] = pd.Series(np.resize(np.asarray(v, dtype=object), n), dtype=object)
+        else:
+            out[f.name] = np.zeros(n)
+    return pd.DataFrame(out)
+
+
+def encode_ordinal(columns: list[tuple[str, dict[str, float] | None]], frame: pd.DataFrame,
+                   dtype: type = np.float64) -> np.ndarray:
     """What the fitted ordinal preprocessor returns for a checked frame, without sklearn's per-call checks.
 
     ``columns`` is :func:`ordinal_categories` of the preprocessor. Categories become their position
     in the fitted encoder's (sorted) categories; unseen and missing values become NaN; numeric
     columns pass through. Equal to ``preprocessor.transform`` (tested), several times faster on
-    request-sized frames.
+    request-sized frames. ``dtype=np.float32`` writes the matrix LightGBM is fitted on (half the memory).
     """
-    out = np.empty((len(frame), len(columns)), dtype=np.float64)
+    out = np.empty((len(frame), len(columns)), dtype=dtype)
     for j, (column, known) in enumerate(columns):
         if known is None:
             out[:, j] = frame[column].to_numpy(dtype=np.float64)
         else:  # look up each distinct value once (pandas' hash table), not every row's
-            codes, uniques = pd.factorize(frame[column].to_numpy(dtype=object), use_na_sentinel=True)
+            codes, uniques = pd.factorize(frame[column], use_na_sentinel=True)
             lookup = np.array([known.get(v, np.nan) if isinstance(v, str) else np.nan for v in uniques.tolist()]
                               + [np.nan], dtype=np.float64)
             out[:, j] = lookup[codes]  # code -1 (missing) takes the trailing NaN

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedKFold
 
 from uplift.modeling.estimator import MultiArmUplift
@@ -25,7 +26,8 @@ from uplift.modeling.targeting import ShrinkageChoice, best_single_arm, choose_s
 from uplift.specs.model import ModelSpec
 from uplift.trainingtable import TrainingTable
 
-__all__ = ["ValidationReport", "validate_model", "heldout_mask", "fold_ids", "policy_recommendations"]
+__all__ = ["ValidationReport", "validate_model", "heldout_mask", "fold_ids", "policy_recommendations", "CVSample",
+           "cv_sample", "fit_fold"]
 
 Progress = Callable[[str], None]
 
@@ -47,6 +49,9 @@ class ValidationReport:
     policies: pd.DataFrame
     folds: np.ndarray = field(repr=False)
     """The cross-fitting fold of every training row (0..K-1)."""
+    cv_sample: CVSample | None = None
+    """The stratified sample the folds were drawn from when the training rows outnumber ``cv.sample_rows``
+    (``train`` is then that sample; the final model saw every training row)."""
 
     def out_of_sample(self) -> tuple[TrainingTable, pd.DataFrame]:
         """Every row with a prediction from a model that never saw it: cross-fitted on the training
@@ -87,7 +92,46 @@ class ValidationReport:
         if "targeted" in pol.index:
             out["targeting_gain_vs_best_arm"] = float(pol.loc["targeted", "diff"])
             out["targeting_gain_vs_best_arm_lo"] = float(pol.loc["targeted", "diff_lo"])
+        out["cv_rows"] = float(len(self.train.frame))
+        out["refit_rows"] = float(self.cv_sample.of if self.cv_sample else len(self.train.frame))
+        out["cv_sample_share"] = float(self.cv_sample.share if self.cv_sample else 1.0)
         return out
+
+
+@dataclass(frozen=True)
+class CVSample:
+    """A stratified sample of the training rows for cross-validation: ``rows`` (positions, sorted) out of ``of``,
+    drawn per stratum (arm x outcome) in proportion, with seed ``seed``."""
+
+    rows: np.ndarray = field(repr=False)
+    of: int
+    seed: int
+
+    @property
+    def share(self) -> float:
+        return len(self.rows) / self.of
+
+
+def cv_sample(arm: np.ndarray, y: np.ndarray, size: int, seed: int) -> CVSample:
+    """``size`` rows stratified by arm x outcome, positions sorted.
+
+    Each stratum keeps its share: ``floor(share x size)`` rows, and the rows left over go to the strata with the
+    largest remainders (largest-remainder rounding, so a stratum never gets more than one row beyond its exact
+    share); within a stratum the rows are a seeded random choice.
+    """
+    n = len(arm)
+    codes, _ = pd.factorize(pd.Series(arm).astype(str) + "|" + pd.Series(np.asarray(y)).astype(str))
+    counts = np.bincount(codes)
+    exact = counts * (size / n)
+    take = np.floor(exact).astype(np.int64)
+    short = size - int(take.sum())
+    take[np.argsort(-(exact - take), kind="stable")[:short]] += 1
+    perm = np.random.default_rng(seed).permutation(n)
+    order = perm[np.argsort(codes[perm], kind="stable")]  # rows grouped by stratum, in random order within each
+    grouped = codes[order]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(n) - starts[grouped]
+    return CVSample(rows=np.sort(order[rank < take[grouped]]), of=n, seed=seed)
 
 
 def heldout_mask(person_id: pd.Series, share: float, seed: int) -> np.ndarray:
@@ -126,31 +170,61 @@ def policy_recommendations(
     return policies
 
 
+def fit_fold(spec: ModelSpec, table: TrainingTable, folds: np.ndarray, k: int) -> tuple[np.ndarray, pd.DataFrame]:
+    """Fit on every fold but ``k`` and predict fold ``k``: its predictions (rows of fold ``k`` in order, one
+    column per treatment arm) and its per-arm metrics."""
+    fit_rows, val_rows = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+    model = MultiArmUplift.from_table(spec, table).fit_table(table.subset(fit_rows))
+    pred = model.predict(table.frame.iloc[val_rows][table.feature_names])
+    return pred.to_numpy(), _metrics(table.subset(val_rows), pred.reset_index(drop=True)).assign(fold=k)
+
+
+def _cross_fit(spec: ModelSpec, train: TrainingTable, folds: np.ndarray, say: Progress) -> list:
+    """Every fold's :func:`fit_fold`, in ``spec.cv.jobs`` processes (the same results as one after the other:
+    each fit is seeded and single-threaded as the spec says)."""
+    ks = range(spec.cv.folds)
+    if spec.cv.jobs == 1:
+        out = []
+        for k in ks:
+            say(f"fold {k + 1}/{spec.cv.folds}")
+            out.append(fit_fold(spec, train, folds, k))
+        return out
+    say(f"{spec.cv.folds} folds in {spec.cv.jobs} processes")
+    return Parallel(n_jobs=spec.cv.jobs, backend="loky")(delayed(fit_fold)(spec, train, folds, k) for k in ks)
+
+
 def validate_model(spec: ModelSpec, table: TrainingTable, *, progress: Progress | None = None) -> ValidationReport:
-    """Cross-validate, choose the targeting policy, refit, and evaluate on the held-out test set."""
+    """Cross-validate, choose the targeting policy, refit, and evaluate on the held-out test set.
+
+    With ``spec.cv.sample_rows`` below the number of training rows, the folds are drawn from a sample stratified
+    by arm and outcome (:func:`cv_sample`, recorded in the report and its metrics), and the final model is
+    fitted on every training row.
+    """
     say = progress or (lambda _msg: None)
     is_test = heldout_mask(table.frame["person_id"], spec.cv.test_share, spec.cv.seed)
-    train, test = table.subset(np.flatnonzero(~is_test)), table.subset(np.flatnonzero(is_test))
+    full, test = table.subset(np.flatnonzero(~is_test)), table.subset(np.flatnonzero(is_test))
+    sample = None
+    if spec.cv.sample_rows is not None and spec.cv.sample_rows < len(full.frame):
+        sample = cv_sample(full.frame["arm"].to_numpy(), full.frame["outcome"].to_numpy(), spec.cv.sample_rows,
+                           spec.cv.seed)
+        say(f"cross-validating on a stratified sample of {len(sample.rows):,} of {sample.of:,} training rows")
+    train = full.subset(sample.rows) if sample is not None else full
     f = train.frame
     y, arm = f["outcome"].to_numpy(), f["arm"].to_numpy()
     folds = fold_ids(arm, y, spec.cv.folds, spec.cv.seed)
 
     oof = pd.DataFrame(np.nan, index=f.index, columns=list(table.treatment_arms))
     fold_rows = []
-    for k in range(spec.cv.folds):
-        say(f"fold {k + 1}/{spec.cv.folds}")
-        fit_rows, val_rows = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
-        model = MultiArmUplift.from_table(spec, train).fit_table(train.subset(fit_rows))
-        pred = model.predict(f.iloc[val_rows][train.feature_names])
-        oof.iloc[val_rows] = pred.to_numpy()
-        fold_rows.append(_metrics(train.subset(val_rows), pred.reset_index(drop=True)).assign(fold=k))
+    for k, (pred, metrics) in enumerate(_cross_fit(spec, train, folds, say)):
+        oof.iloc[np.flatnonzero(folds == k)] = pred
+        fold_rows.append(metrics)
     cv_fold = pd.concat(fold_rows).rename_axis("arm").reset_index()
     cv_metrics = _metrics(train, oof)
     spread = cv_fold.groupby("arm")[["qini", "auuc"]].std(ddof=1).add_suffix("_fold_std")
     cv_metrics = cv_metrics.join(spread)
 
     say("refit on all training rows")
-    model = MultiArmUplift.from_table(spec, train).fit_table(train)
+    model = MultiArmUplift.from_table(spec, full).fit_table(full)
     choice = choose_shrinkage(
         oof,
         model.mean_effects_,
@@ -186,4 +260,5 @@ def validate_model(spec: ModelSpec, table: TrainingTable, *, progress: Progress 
         shrinkage=choice,
         policies=policies,
         folds=folds,
+        cv_sample=sample,
     )

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from uplift.errors import SchemaError
+from uplift.tableio import CSV_ENCODING, reading
 
 __all__ = ["Chunk", "iter_chunks", "count_rows", "file_digest", "column_names"]
 
@@ -36,35 +37,43 @@ def _suffix(path: Path) -> str:
 
 
 def column_names(path: str | Path) -> list[str]:
-    """The column names of a Parquet or CSV file (without reading its rows)."""
+    """The column names of a Parquet or CSV file (without reading its rows; a CSV's byte-order mark is not a name)."""
     path = Path(path)
-    if _suffix(path) == ".parquet":
-        import pyarrow.parquet as pq
+    with reading(path):
+        if _suffix(path) == ".parquet":
+            import pyarrow.parquet as pq
 
-        return list(pq.read_schema(path).names)
-    with path.open(newline="") as handle:
-        header = next(csv.reader(handle), None)
-    if not header:
+            names = list(pq.read_schema(path).names)
+        else:
+            with path.open(newline="", encoding=CSV_ENCODING) as handle:
+                names = next(csv.reader(handle), None)
+    if not names:
         raise SchemaError(f"{path}: empty CSV file; expected a header row")
-    return header
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise SchemaError(f"{path}: column name(s) {repeated} appear more than once; expected each column once")
+    return names
 
 
 def _batches(path: Path, chunk_rows: int) -> Iterator[pa.RecordBatch]:
-    if _suffix(path) == ".parquet":
-        import pyarrow.parquet as pq
-
-        yield from pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
-        return
-    import pyarrow.csv as pcsv
-
-    # every column as text: the contract coerces and reports per row what does not parse
     names = column_names(path)
-    reader = pcsv.open_csv(
-        path,
-        read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
-        convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True),
-    )
-    yield from reader
+    with reading(path):
+        if _suffix(path) == ".parquet":
+            import pyarrow.parquet as pq
+
+            yield from pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+            return
+        import pyarrow.csv as pcsv
+
+        # every column as text: the contract coerces and reports per row what does not parse; a UTF-8
+        # byte-order mark is skipped by the reader (and by column_names), so the names agree
+        reader = pcsv.open_csv(
+            path,
+            read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
+            convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                strings_can_be_null=True),
+        )
+        yield from reader
 
 
 def iter_chunks(path: str | Path, chunk_rows: int) -> Iterator[Chunk]:
@@ -105,7 +114,8 @@ def count_rows(path: str | Path) -> int:
     if _suffix(path) == ".parquet":
         import pyarrow.parquet as pq
 
-        return int(pq.ParquetFile(path).metadata.num_rows)
+        with reading(path):
+            return int(pq.ParquetFile(path).metadata.num_rows)
     lines = 0
     last = b"\n"
     with path.open("rb") as handle:
@@ -117,9 +127,15 @@ def count_rows(path: str | Path) -> int:
 
 
 def file_digest(path: str | Path) -> str:
-    """SHA-256 of the file's bytes, hex (read in blocks)."""
+    """SHA-256 of the file's bytes, hex (read in blocks); of a folder (a Parquet dataset), over every file
+    in it by relative name, in name order: each name, then its bytes."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     h = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while block := handle.read(1 << 20):
-            h.update(block)
+    for file in files:
+        if path.is_dir():
+            h.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                h.update(block)
     return h.hexdigest()

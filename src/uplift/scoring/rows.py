@@ -11,7 +11,8 @@ import pandera.pandas as pa
 from uplift.errors import SchemaError
 from uplift.schemas import AUDIENCE
 
-__all__ = ["REJECT_COLUMNS", "RowCheck", "SeenIds", "validate_rows", "reject_message"]
+__all__ = ["REJECT_COLUMNS", "RowCheck", "SeenIds", "validate_rows", "check_contract", "reject_records", "repeated_id",
+           "as_text", "reject_message"]
 
 REJECT_COLUMNS = ("file", "row", "column", "reason")
 """Leading columns of a rejects file; the row's original values (as text) follow under their own names."""
@@ -118,17 +119,54 @@ def validate_rows(frame: pd.DataFrame, *, source: str, first_row: int, seen: See
     SchemaError
         A required column is missing from the file.
     """
+    frame = frame.reset_index(drop=True)
+    valid, failures = check_contract(frame, source=source, first_row=first_row)
+    ids = valid["person_id"]
+    h = SeenIds.hashes(ids)
+    dup = ids.duplicated(keep="first").to_numpy() | seen.contains(h)
+    failures += [(int(idx), "person_id", repeated_id(frame.at[idx, "person_id"])) for idx in valid.index[dup]]
+    seen.add(h[~dup])
+    valid = valid.loc[~dup].reset_index(drop=True)
+    rows = np.arange(len(frame), dtype=np.int64) + first_row
+    return RowCheck(valid=valid, rejects=reject_records(frame, failures, source=source, rows=rows))
+
+
+def repeated_id(value: object) -> str:
+    """The reason of a row whose person id an earlier accepted row already had."""
+    return f"{value!r} repeats an earlier row's person_id"
+
+
+def check_contract(frame: pd.DataFrame, *, source: str, first_row: int = 1) -> tuple[pd.DataFrame, list[tuple[int, str, str]]]:
+    """The rows of ``frame`` that satisfy the audience contract (coerced, index kept) and each failure.
+
+    Person ids are not checked for repeats here (:func:`validate_rows` does it across chunks).
+
+    Parameters
+    ----------
+    frame : rows with a positional index (0..n-1; not modified).
+    source : the file name used in a frame-level error.
+    first_row : 1-based number of the first row, for a frame-level error.
+
+    Returns
+    -------
+    valid : the passing rows, coerced to the contract's types, with their positions as index.
+    failures : ``(position, column, reason)`` per failing value.
+
+    Raises
+    ------
+    SchemaError
+        A required column is missing, or a failure cannot be pinned to rows.
+    """
     missing = [name for name, c in AUDIENCE.columns.items() if c.required and name not in frame.columns]
     if missing:
         raise SchemaError(f"{source}: missing column(s) {missing}; expected the audience contract's required columns")
-    frame = frame.reset_index(drop=True)
     prepared, failures = _booleans(frame)
     # a column whose type does not coerce is not value-checked in the same pass: re-check the rest
     bad: set[int] = {f[0] for f in failures}
     while True:
         try:
             valid = _ROW_SCHEMA.validate(prepared.drop(index=sorted(bad)), lazy=True)
-            break
+            return valid, failures
         except pa.errors.SchemaErrors as err:
             cases = err.failure_cases
             cases = cases[cases["index"].notna()]
@@ -141,34 +179,42 @@ def validate_rows(frame: pd.DataFrame, *, source: str, first_row: int, seen: See
                                   f"contract: {err.failure_cases.head(3).to_dict('records')}") from None
             failures += found
             bad |= new
-    ids = valid["person_id"]
-    h = SeenIds.hashes(ids)
-    dup = ids.duplicated(keep="first").to_numpy() | seen.contains(h)
-    for idx in valid.index[dup]:
-        failures.append((int(idx), "person_id", f"{frame.at[idx, 'person_id']!r} repeats an earlier row's person_id"))
-    seen.add(h[~dup])
-    valid = valid.loc[~dup].reset_index(drop=True)
-    return RowCheck(valid=valid, rejects=_rejects(frame, failures, source=source, first_row=first_row))
 
 
-def _rejects(frame: pd.DataFrame, failures: list[tuple[int, str, str]], *, source: str, first_row: int) -> pd.DataFrame:
+def reject_records(frame: pd.DataFrame, failures: list[tuple[int, str, str]], *, source: str | np.ndarray,
+                   rows: np.ndarray) -> pd.DataFrame:
+    """One reject per failing row of ``frame``: file, row number, columns and reasons, then its values as text.
+
+    Parameters
+    ----------
+    frame : the rows as read (positional index; not modified).
+    failures : ``(position, column, reason)``; a row that fails several columns gets them ``"; "``-joined.
+    source : the file name, or one per row of ``frame``.
+    rows : the 1-based row number in its file of each row of ``frame``.
+    """
     originals = [str(c) for c in frame.columns]
     if not failures:
         return pd.DataFrame({c: pd.Series(dtype="str") for c in (*REJECT_COLUMNS, *originals)}).astype({"row": "int64"})
     f = pd.DataFrame(failures, columns=["index", "column", "reason"]).drop_duplicates(["index", "column"])
     grouped = f.groupby("index", sort=True).agg({"column": "; ".join, "reason": "; ".join})
-    rows = frame.loc[grouped.index]
+    at = grouped.index.to_numpy()
+    rows_ = frame.loc[grouped.index]
     out = pd.DataFrame(
         {
-            "file": source,
-            "row": (grouped.index.to_numpy() + first_row).astype(np.int64),
+            "file": source if isinstance(source, str) else np.asarray(source, dtype=object)[at],
+            "row": np.asarray(rows, dtype=np.int64)[at],
             "column": grouped["column"].to_numpy(),
             "reason": grouped["reason"].to_numpy(),
         }
     )
-    text = rows.astype(object).where(rows.notna(), None).astype(str).where(rows.notna(), None).reset_index(drop=True)
+    text = as_text(rows_).reset_index(drop=True)
     text.columns = originals
     return pd.concat([out, text], axis=1)
+
+
+def as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every value as the text a rejects file shows (missing stays missing)."""
+    return frame.astype(object).where(frame.notna(), None).astype(str).where(frame.notna(), None)
 
 
 def reject_message(rejects: pd.DataFrame, *, limit: int = 5) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,16 +15,18 @@ from uplift.features.library import columns_of
 from uplift.modeling.targeting import recommend
 from uplift.scoring.labels import SegmentLabeler
 from uplift.specs.features import FeatureSetSpec
-from uplift.tracking.pyfunc import UpliftPyfunc
 from uplift.vocabulary import split_arm
 
-__all__ = ["UPLIFT_PREFIX", "Scorer", "score_chunk", "model_feature_set"]
+if TYPE_CHECKING:
+    from uplift.tracking.pyfunc import UpliftPyfunc
+
+__all__ = ["UPLIFT_PREFIX", "Scorer", "score_chunk", "score_features", "model_feature_set", "effect_columns"]
 
 UPLIFT_PREFIX = "uplift__"
 """Output column prefix: ``uplift__<arm>`` = shrunk estimated uplift of the arm (probability points)."""
 
 
-def model_feature_set(base: FeatureSetSpec, model: UpliftPyfunc) -> FeatureSetSpec:
+def model_feature_set(base: FeatureSetSpec, model: "UpliftPyfunc") -> FeatureSetSpec:
     """``base`` restricted to the model's messages and channels (the universes it was trained with) and to
     the features whose columns the model reads (a model trained without an absent attribute scores
     audiences without it).
@@ -50,7 +53,7 @@ def model_feature_set(base: FeatureSetSpec, model: UpliftPyfunc) -> FeatureSetSp
 class Scorer:
     """Everything needed to score a chunk: the model, its feature set and the segment labeler."""
 
-    model: UpliftPyfunc
+    model: "UpliftPyfunc"
     feature_set: FeatureSetSpec
     labeler: SegmentLabeler
 
@@ -97,17 +100,23 @@ def score_chunk(
     model = scorer.model
     keys = pd.DataFrame({"person_id": audience["person_id"].to_numpy(), "wave": 0, "as_of": as_of})
     features = build_features(keys, audience, exposures, enrolments, scorer.feature_set)[model.feature_names]
-    effects = model.effects(features, shrunk=True)
-    best = recommend(effects, model.control)
+    out = {"person_id": audience["person_id"].to_numpy()}
+    out.update(effect_columns(model.effects(features, shrunk=True), model.control))
+    out.update(segment=scorer.labeler.segments(audience), persona=scorer.labeler.personas(audience))
+    return pd.DataFrame(out)[scorer.columns]
+
+
+def effect_columns(effects: pd.DataFrame, control: str) -> dict[str, np.ndarray]:
+    """``uplift__<arm>`` per arm, ``best_arm`` (the control when no arm helps) and ``best_uplift`` (0 for the control)."""
+    best = recommend(effects, control)
     values = effects.to_numpy(float)
     col = pd.Index(effects.columns).get_indexer(best)
     best_uplift = np.where(col >= 0, values[np.arange(len(values)), np.maximum(col, 0)], 0.0)
-    out = {"person_id": audience["person_id"].to_numpy()}
-    out.update({UPLIFT_PREFIX + a: values[:, i] for i, a in enumerate(effects.columns)})
-    out.update(
-        best_arm=best,
-        best_uplift=best_uplift,
-        segment=scorer.labeler.segments(audience),
-        persona=scorer.labeler.personas(audience),
-    )
-    return pd.DataFrame(out)[scorer.columns]
+    out = {UPLIFT_PREFIX + a: values[:, i] for i, a in enumerate(effects.columns)}
+    out.update(best_arm=best, best_uplift=best_uplift)
+    return out
+
+
+def score_features(rows: pd.DataFrame, *, model: "UpliftPyfunc") -> pd.DataFrame:
+    """Shrunk uplift per arm, best arm and its uplift for rows that carry the model's feature columns."""
+    return pd.DataFrame(effect_columns(model.effects(rows, shrunk=True), model.control), index=rows.index)

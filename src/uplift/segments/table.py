@@ -20,6 +20,7 @@ from uplift.segments.assign import PERSONA_NONE, SUPPRESSED, assign_personas, ru
 from uplift.segments.effects import segment_effects
 from uplift.segments.personamix import PersonaMix, persona_mix, persona_signal
 from uplift.segments.stages import StageChoice, declared_choice, select_stages
+from uplift.segments.tallies import TALLY_COLUMNS, cell_tallies
 from uplift.specs.segments import EffectMethod, SegmentSpec
 from uplift.trainingtable import TrainingTable
 from uplift.vocabulary import split_arm
@@ -30,6 +31,7 @@ SEGMENT_COLUMNS = (
     "segment", "kind", "size", "rows", "arm", "message", "channel", "base_rate",
     "effect", "effect_sd", "lo", "hi", "observed", "observed_se", "model", "persona_mix", "n_treated", "n_control",
     "calibration_load_1", "calibration_load_2", "calibration_slope_load", "arm_level_load", "arm_level_load_common",
+    *TALLY_COLUMNS,
 )
 
 
@@ -68,6 +70,10 @@ def build_segment_table(
     heldout_fold: int | None = None,
 ) -> pd.DataFrame:
     """Per segment (targetable cells and personas) and treatment arm: size, base rate, calibrated effect.
+
+    The table is internal: it keeps each cell's raw figures (``base_rate``, ``observed``, row counts)
+    and the people behind them (:data:`~uplift.segments.tallies.TALLY_COLUMNS`) for the disclosure
+    rules; :mod:`uplift.segments.release` makes the planner's table and the released one from it.
 
     Parameters
     ----------
@@ -142,6 +148,11 @@ def build_segment_table(
         eff["size"] = size[eff["group"].to_numpy()]
         eff["rows"] = rows[eff["group"].to_numpy()]
         eff = eff.merge(attrs, on="segment", how="left")
+        # the people behind each cell's raw figures, for the disclosure rules (uplift.segments.release)
+        eff = eff.merge(cell_tallies(groups, len(names), person_id=f["person_id"].to_numpy()[shown],
+                                     arm=f["arm"].to_numpy()[shown], y=f["outcome"].to_numpy()[shown],
+                                     arms=tuple(predictions.columns), control=table.control),
+                        on=["group", "arm"], how="left")
         if method.smooth_over and method.additive_fit:  # the parts the effects were fitted on, for the planner's draws
             eff = pd.concat([eff, part_columns(eff, method.smooth_over)], axis=1)
         parts.append(eff.drop(columns=["group"]))

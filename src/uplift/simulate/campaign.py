@@ -42,9 +42,11 @@ _SECONDS_PER_DAY = 86_400
 STREAM_POPULATION, STREAM_WAVE, STREAM_FUNNEL = 1, 2, 3
 
 
-def wave_rng(seed: int, stream: int, wave: int = 0) -> np.random.Generator:
-    """The random generator of one stream (population, wave, funnel) of a simulation."""
-    return np.random.default_rng(np.random.SeedSequence([seed, stream, wave]))
+def wave_rng(seed: int, stream: int, wave: int = 0, chunk: int | None = None) -> np.random.Generator:
+    """The random generator of one stream (population, wave, funnel) of a simulation; a world simulated in
+    chunks of people (:mod:`uplift.simulate.chunked`) has one per chunk as well."""
+    entropy = [seed, stream, wave] + ([] if chunk is None else [chunk])
+    return np.random.default_rng(np.random.SeedSequence(entropy))
 
 
 def to_utc(ns: np.ndarray) -> pd.Series:
@@ -80,13 +82,16 @@ def _registration_delay_seconds(n: int, spec: RegionSpec, rng: np.random.Generat
     return np.clip(np.floor(days * _SECONDS_PER_DAY), 1, window * _SECONDS_PER_DAY - 1).astype(np.int64)
 
 
-def run_campaign(spec: RegionSpec, population: Population, *, waves: int, seed: int) -> CampaignLog:
+def run_campaign(
+    spec: RegionSpec, population: Population, *, waves: int, seed: int, chunk: int | None = None
+) -> CampaignLog:
     """Randomise the eligible people wave by wave and draw registrations from their true probabilities.
 
     A person who registered in an earlier wave is not randomised again; everyone else is
     reached with probability ``spec.waves.reach`` and then assigned an arm with the wave's
     probabilities (:meth:`RegionSpec.wave_probabilities`). Wear-out counts the earlier waves
-    in which the person was shown each message.
+    in which the person was shown each message. ``chunk`` names the chunk of people of a world simulated in
+    chunks (its own random streams); None for a world simulated whole.
     """
     arms = spec.arm_names()
     n_messages, n_channels = len(spec.messages), len(spec.channels)
@@ -115,7 +120,7 @@ def run_campaign(spec: RegionSpec, population: Population, *, waves: int, seed: 
     filled = 0
     parts: list[dict[str, np.ndarray]] = []
     for wave in range(1, waves + 1):
-        rng = wave_rng(seed, STREAM_WAVE, wave)
+        rng = wave_rng(seed, STREAM_WAVE, wave, chunk)
         idx = np.flatnonzero(~registered)
         if spec.waves.reach < 1.0:
             idx = idx[rng.random(len(idx)) < spec.waves.reach]

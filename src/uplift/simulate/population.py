@@ -10,7 +10,7 @@ import pandas as pd
 from uplift.specs.region import RegionSpec
 from uplift.vocabulary import EDUCATION, EMPLOYMENT, GENDERS, INCOME_BANDS, SECTORS
 
-__all__ = ["Population", "draw_population", "AUDIENCE_COLUMNS"]
+__all__ = ["Population", "draw_population", "person_id_codes", "person_id_labels", "AUDIENCE_COLUMNS"]
 
 AUDIENCE_COLUMNS = (
     "person_id",
@@ -68,14 +68,25 @@ def _level_matrix(spec: RegionSpec, attribute: str, levels: tuple[str, ...]) -> 
     return matrix / matrix.sum(axis=1, keepdims=True)
 
 
+def person_id_codes(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` unique numbers below 10**10 in random order, the codes of :func:`person_id_labels`."""
+    return rng.choice(_ID_SPACE, size=n, replace=False)
+
+
+def person_id_labels(codes: np.ndarray) -> np.ndarray:
+    """Pseudonymous ids ``p`` + 10 digits, one per code."""
+    # an object array converts to pandas' str dtype far more cheaply than a fixed-width unicode array
+    return np.strings.add("p", np.strings.zfill(np.asarray(codes).astype(str), 10)).astype(object)
+
+
 def _person_ids(n: int, rng: np.random.Generator) -> np.ndarray:
     """Unique pseudonymous ids ``p`` + 10 digits, in random order."""
-    codes = rng.choice(_ID_SPACE, size=n, replace=False)
-    # an object array converts to pandas' str dtype far more cheaply than a fixed-width unicode array
-    return np.strings.add("p", np.strings.zfill(codes.astype(str), 10)).astype(object)
+    return person_id_labels(person_id_codes(n, rng))
 
 
-def draw_population(spec: RegionSpec, *, people: int, rng: np.random.Generator) -> Population:
+def draw_population(
+    spec: RegionSpec, *, people: int, rng: np.random.Generator, person_ids: np.ndarray | None = None
+) -> Population:
     """Draw ``people`` residents of the region described by ``spec``.
 
     Neighbourhoods are drawn in proportion to their residents, the persona from the declared
@@ -87,6 +98,8 @@ def draw_population(spec: RegionSpec, *, people: int, rng: np.random.Generator) 
     spec : the region.
     people : number of residents to draw (>= 1).
     rng : the random generator (consumed).
+    person_ids : the ids to give the residents (a chunk of a larger world); None draws them from ``rng``, last,
+        so the other attributes do not depend on it.
 
     Returns
     -------
@@ -135,7 +148,7 @@ def draw_population(spec: RegionSpec, *, people: int, rng: np.random.Generator) 
 
     audience = pd.DataFrame(
         {
-            "person_id": pd.Series(_person_ids(people, rng), dtype="str"),
+            "person_id": pd.Series(_person_ids(people, rng) if person_ids is None else person_ids, dtype="str"),
             "age": age,
             "gender": labels(GENDERS, drawn["gender"]),
             "municipality": labels([m for m, _ in hoods], hood),

@@ -9,7 +9,8 @@ from uplift.simulate.campaign import P_PREFIX
 from uplift.simulate.world import CampaignWorld
 from uplift.vocabulary import FUNNEL_EVENTS
 
-__all__ = ["registered_in_window", "arm_summary", "funnel_counts", "persona_summary"]
+__all__ = ["registered_in_window", "arm_summary", "funnel_counts", "persona_summary", "persona_totals",
+           "persona_summary_from_totals"]
 
 
 def registered_in_window(world: CampaignWorld) -> np.ndarray:
@@ -51,6 +52,32 @@ def funnel_counts(world: CampaignWorld) -> pd.Series:
     return counts.reindex(list(FUNNEL_EVENTS), fill_value=0).astype(int)
 
 
+def persona_totals(world: CampaignWorld) -> pd.DataFrame:
+    """Per latent persona, over the truth rows of the first wave: their number (``rows``) and the sum of every
+    ``p__<arm>``; totals of several worlds (chunks of one) add up."""
+    first = world.truth[world.truth["wave"] == world.truth["wave"].min()]
+    columns = [f"{P_PREFIX}{a}" for a in world.arms]
+    sums = first.groupby("persona", sort=True)[columns].sum()
+    return sums.assign(rows=first.groupby("persona", sort=True).size().astype(float))
+
+
+def persona_summary_from_totals(totals: pd.DataFrame, arms: tuple[str, ...], control: str) -> pd.DataFrame:
+    """:func:`persona_summary` from :func:`persona_totals` (of one world, or added up over chunks)."""
+    rates = totals[[f"{P_PREFIX}{a}" for a in arms]].div(totals["rows"], axis=0)
+    rates.columns = list(arms)
+    treated = rates[[a for a in arms if a != control]]
+    out = pd.DataFrame(
+        {
+            "share": (totals["rows"] / totals["rows"].sum()).to_numpy(),
+            "holdout_rate": rates[control].to_numpy(),
+            "best_arm": treated.idxmax(axis=1).to_numpy(),
+            "best_rate": treated.max(axis=1).to_numpy(),
+        },
+        index=rates.index,
+    )
+    return out.sort_values("share", ascending=False, kind="stable")
+
+
 def persona_summary(world: CampaignWorld) -> pd.DataFrame:
     """Per latent persona, from the truth of the first wave (before any wear-out): its share of the people
     randomised, the mean true holdout rate, the arm with the highest mean true rate and that rate.
@@ -59,17 +86,4 @@ def persona_summary(world: CampaignWorld) -> pd.DataFrame:
     -------
     DataFrame indexed by persona (largest share first): ``share``, ``holdout_rate``, ``best_arm``, ``best_rate``.
     """
-    first = world.truth[world.truth["wave"] == world.truth["wave"].min()]
-    rates = first.groupby("persona", sort=True)[[f"{P_PREFIX}{a}" for a in world.arms]].mean()
-    rates.columns = list(world.arms)
-    treated = rates[list(world.treatment_arms)]
-    out = pd.DataFrame(
-        {
-            "share": first["persona"].value_counts(normalize=True).reindex(rates.index).to_numpy(),
-            "holdout_rate": rates[world.control].to_numpy(),
-            "best_arm": treated.idxmax(axis=1).to_numpy(),
-            "best_rate": treated.max(axis=1).to_numpy(),
-        },
-        index=rates.index,
-    )
-    return out.sort_values("share", ascending=False, kind="stable")
+    return persona_summary_from_totals(persona_totals(world), world.arms, world.control)

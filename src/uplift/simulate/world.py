@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from uplift.errors import DataError, SchemaError, SpecError
@@ -23,7 +24,7 @@ from uplift.simulate.population import draw_population
 from uplift.tableio import write_table
 from uplift.vocabulary import FUNNEL_EVENTS, HOLDOUT
 
-__all__ = ["CampaignWorld", "simulate", "write_world", "true_effects", "FORMATS"]
+__all__ = ["CampaignWorld", "simulate", "simulate_chunk", "check_sizes", "write_world", "true_effects", "FORMATS"]
 
 FORMATS = ("parquet", "csv")
 
@@ -82,18 +83,34 @@ def simulate(spec: RegionSpec, *, people: int, waves: int, seed: int) -> Campaig
     SpecError
         If the spec is invalid or ``people``, ``waves`` or ``seed`` are out of range.
     """
-    for name, value, low in (("people", people, 1), ("waves", waves, 1), ("seed", seed, 0)):
+    check_sizes(people=people, waves=waves, seed=seed)
+    return simulate_chunk(spec.updated(), people=people, waves=waves, seed=seed)
+
+
+def check_sizes(**sizes: int) -> None:
+    """``people`` and ``waves`` must be integers >= 1, ``seed`` >= 0 (the others >= 1)."""
+    for name, value in sizes.items():
+        low = 0 if name == "seed" else 1
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise SpecError(f"simulate: {name} must be an integer >= {low}, got {value!r}")
-    spec = spec.updated()
-    population = draw_population(spec, people=people, rng=wave_rng(seed, STREAM_POPULATION))
-    log = run_campaign(spec, population, waves=waves, seed=seed)
+
+
+def simulate_chunk(
+    spec: RegionSpec, *, people: int, waves: int, seed: int, chunk: int | None = None,
+    person_ids: np.ndarray | None = None,
+) -> CampaignWorld:
+    """The world of ``people`` residents on the random streams of ``chunk`` (None: of a world simulated whole,
+    as :func:`simulate`); ``person_ids`` as :func:`~uplift.simulate.population.draw_population` takes them.
+    ``spec`` must be validated already."""
+    population = draw_population(spec, people=people, rng=wave_rng(seed, STREAM_POPULATION, 0, chunk),
+                                 person_ids=person_ids)
+    log = run_campaign(spec, population, waves=waves, seed=seed, chunk=chunk)
     enrolments = draw_funnel(
         spec,
         person_ids=population.audience["person_id"].to_numpy(dtype=object)[log.registered],
         persona=population.persona[log.registered],
         registered_at=log.registered_at,
-        rng=wave_rng(seed, STREAM_FUNNEL),
+        rng=wave_rng(seed, STREAM_FUNNEL, 0, chunk),
     )
     return CampaignWorld(
         audience=population.audience[list(spec.audience_columns())],

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
 from uplift.specs import Spec
 from uplift.vocabulary import FUNNEL_EVENTS, HOLDOUT, split_arm
 
-__all__ = ["ExperimentSpec", "FROM_PLAN"]
+__all__ = ["ExperimentSpec", "FROM_PLAN", "MULTIPLICITY", "Multiplicity"]
 
 FROM_PLAN = "from_plan"
 """Value of ``arm_weights`` meaning: the weights are the plan's contacts per arm, passed in at call time."""
+
+Multiplicity = Literal["none", "holm", "bh"]
+MULTIPLICITY: tuple[str, ...] = get_args(Multiplicity)
+"""How a family of comparisons is adjusted for being tested together: ``none`` (each at ``alpha``),
+``holm`` (family-wise error at most ``alpha``, Holm 1979), ``bh`` (false discovery rate at most
+``alpha``, Benjamini & Hochberg 1995)."""
 
 
 class ExperimentSpec(Spec):
@@ -48,6 +54,11 @@ class ExperimentSpec(Spec):
         Smallest absolute difference in conversion rate worth detecting (0.002 = 2 per 1,000).
     alpha, power : float
         Two-sided significance level and desired power of each arm-vs-control test.
+    multiplicity : {"holm", "bh", "none"}
+        How the analysis adjusts the arms compared with the control (one family) and the segment x
+        arm comparisons (another family) for being tested together: ``holm`` (default) keeps the
+        chance of any false "better"/"worse" at most ``alpha``; ``bh`` keeps the expected share of
+        false ones among those called at most ``alpha``; ``none`` tests each at ``alpha``.
     start, end : datetime.date
         First and last day of the wave (``end`` on or after ``start``).
     """
@@ -65,6 +76,7 @@ class ExperimentSpec(Spec):
     minimum_detectable_effect: float
     alpha: float = 0.05
     power: float = 0.8
+    multiplicity: Multiplicity = "holm"
     start: dt.date
     end: dt.date
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from uplift.specs import Spec
 
@@ -22,6 +22,11 @@ class CVSpec(Spec):
     folds: int = Field(5, ge=2, le=20)
     test_share: float = Field(0.2, gt=0, lt=0.9)
     seed: int = 0
+    jobs: int = Field(1, ge=1, le=64)
+    """Folds fitted at once, each in its own process (1: one after the other in this one). Results are the same."""
+    sample_rows: int | None = Field(None, ge=1000)
+    """Cross-validate on a sample of at most this many training rows, stratified by arm and outcome (the final
+    model is still fitted on every training row); None: on all of them."""
 
 
 class TargetingSpec(Spec):
@@ -34,11 +39,31 @@ class TargetingSpec(Spec):
 
 
 class PromotionSpec(Spec):
-    """The champion gate: promote when ``metric`` beats the champion's by at least ``min_improvement``."""
+    """The champion gate: a challenger takes the alias only when it beats the champion on the same held-out
+    people by a paired comparison whose one-sided lower bound at ``confidence`` is above the margin
+    (:mod:`uplift.tracking.evidence`). Campaign models are judged by their plan's incremental conversions
+    at ``plan_budget``, experiment models by their targeting policy's value per 1,000 people."""
 
-    metric: str = "test_mean_qini"
-    greater_is_better: bool = True
-    min_improvement: float = 0.0
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    """Level of the one-sided lower bound on the gain."""
+    margin_conversions: float = Field(0.0, ge=0.0)
+    """Campaign models: the gain in the plan's incremental conversions must exceed this (lower bound)."""
+    margin_per_1000: float = Field(0.0, ge=0.0)
+    """Experiment models: the gain in conversions per 1,000 people must exceed this (lower bound)."""
+    plan_budget: float = Field(2_000.0, gt=0.0)
+    """Campaign models: EUR of the plan both models are judged by (``serve/`` costs and planning policy)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_fields(cls, data: Any) -> Any:
+        old = sorted({"metric", "greater_is_better", "min_improvement"} & set(data)) if isinstance(data, dict) else []
+        if old:
+            raise ValueError(
+                f"{', '.join(old)}: the gate no longer compares a tracked metric between runs; it compares the two "
+                "models on the same held-out people (fields: confidence, margin_conversions, margin_per_1000, "
+                "plan_budget; see docs/metrics.md, 'The champion gate')"
+            )
+        return data
 
 
 class ForestSpec(Spec):

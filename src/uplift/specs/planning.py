@@ -21,12 +21,17 @@ __all__ = [
     "CostCatalogue",
     "FairnessFloor",
     "PlanningPolicy",
+    "SEGMENT_KINDS",
     "apply_overrides",
 ]
 
 S = TypeVar("S", bound=Spec)
 
 FloorValue = str | int | float | bool
+
+SegmentKind = Literal["targetable", "persona"]
+SEGMENT_KINDS: tuple[str, ...] = ("targetable", "persona")
+"""The kinds of segment a plan is made over (the segment table's ``kind`` column)."""
 
 
 class ReachTier(Spec):
@@ -121,6 +126,12 @@ class FairnessFloor(Spec):
     uncertainty (their standard deviations and shared errors), that the share is at least
     ``min_share``: 0.5 asks for it in expectation, 0.9 keeps a margin of 1.28 standard deviations
     of the floor's conversions above it.
+
+    ``segment_kinds`` names the kinds of segment whose plans the floor binds (default: every
+    kind). A floor on columns only one kind's segments carry says so: ``where: {gender: female}``
+    selects targetable cells, while every persona segment mixes genders (its ``gender`` is
+    ``any``), so that floor declares ``segment_kinds: [targetable]`` and a plan over personas
+    reports it as not applicable.
     """
 
     name: str = Field(min_length=1)
@@ -128,6 +139,7 @@ class FairnessFloor(Spec):
     kind: Literal["spend_share", "conversion_share"]
     min_share: float = Field(ge=0, le=1)
     confidence: float = Field(default=0.5, ge=0.5, lt=1)
+    segment_kinds: tuple[SegmentKind, ...] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _confidence_for_conversions(self) -> FairnessFloor:
@@ -137,6 +149,11 @@ class FairnessFloor(Spec):
                 f"effects are); floor {self.name!r} is a spend_share floor with confidence {self.confidence}"
             )
         return self
+
+    def applies_to(self, segment_kind: str | None) -> bool:
+        """Whether the floor binds a plan over segments of ``segment_kind`` (None: a table that does not
+        say which kind its segments are, bound by every floor)."""
+        return self.segment_kinds is None or segment_kind is None or segment_kind in self.segment_kinds
 
     def values(self, column: str) -> list[str]:
         """The accepted values of ``column``, as text."""

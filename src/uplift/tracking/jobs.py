@@ -5,14 +5,18 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
 from uplift.config import Settings, tracking_uri
-from uplift.tracking.registry import load_segments, resolve_version
+from uplift.tracking.registry import campaign_version, load_segments
 from uplift.tracking.runs import configure, metric_key
+
+if TYPE_CHECKING:
+    from uplift.design.analysis import Analysis
 
 __all__ = [
     "SCORING_EXPERIMENT",
@@ -46,18 +50,19 @@ def _experiment(settings: Settings, name: str) -> str:
 
 
 def load_model(settings: Settings, ref: str = "champion") -> LoadedModel:
-    """The model behind ``<registered_model>@ref`` (or version ``ref``) with its segment table.
+    """The campaign model behind ``<registered_model>@ref`` (or version ``ref``) with its segment table.
 
     Raises
     ------
     ModelNotFoundError
-        No such alias or version, or its run has no segment table.
+        No such model (the message says what the store has), alias or version, an experiment model,
+        or its run has no segment table.
     """
     uri = tracking_uri(settings)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient()
-    version = resolve_version(client, settings.registered_model, ref)
+    version = campaign_version(client, settings.registered_model, ref)
     segments = load_segments(client, version)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.registered_model}/{version.version}").unwrap_python_model()
     return LoadedModel(settings.registered_model, str(version.version), version.run_id, pyfunc, segments)
@@ -130,8 +135,13 @@ def log_design(
     power: pd.DataFrame,
     balance: pd.DataFrame,
     plan: Path | None,
+    people: int | None = None,
 ) -> str:
-    """One run in experiment ``uplift-experiments`` for a design; returns its id."""
+    """One run in experiment ``uplift-experiments`` for a design; returns its id.
+
+    ``power`` and ``balance`` are logged as given: pass them as released
+    (:mod:`uplift.design.release`); ``people`` is the audience's released count (None: suppressed).
+    """
     experiment_id = _experiment(settings, EXPERIMENTS_EXPERIMENT)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"design {spec_name}") as run:
         mlflow.log_params(
@@ -146,10 +156,12 @@ def log_design(
                 "plan": str(plan)[:500] if plan is not None else "",
             }
         )
-        metrics = {"people": float(power["n_arm_available"].sum() + power["n_holdout_available"].iloc[0]),
-                   "n_total_needed_max": float(power["n_total_needed"].max()),
+        metrics = {"n_total_needed_max": float(power["n_total_needed"].max()),
                    "power_available_min": float(power["power_available"].min()),
                    "mde_available_max": float(power["mde_available"].max())}
+        metrics = {k: v for k, v in metrics.items() if v == v}  # a withheld figure is not logged
+        if people is not None:
+            metrics["people"] = float(people)
         metrics.update({metric_key("share", str(a)): float(s) for a, s in shares.items()})
         mlflow.log_metrics(metrics)
         mlflow.set_tags({"job": "design", "output_path": str(out)[:5000]})
@@ -168,32 +180,51 @@ def log_analysis(
     exposures: Path,
     enrolments: Path,
     out: Path,
-    arms: pd.DataFrame,
-    segments: pd.DataFrame | None,
-    srm_p_value: float | None,
-    srm_flagged: bool | None,
-    covariates: tuple[str, ...],
+    analysis: Analysis,
+    plan: Path | None,
     summary: str,
+    people: int | None = None,
 ) -> str:
-    """One run in experiment ``uplift-experiments`` for an analysis; returns its id."""
+    """One run in experiment ``uplift-experiments`` for an analysis; returns its id.
+
+    Params: the inputs, covariates, the multiplicity adjustment and each family's size. Metrics:
+    people, the SRM check, per family the number of arms better / worse / too small to detect
+    their target, and per arm the exact ``effect, ci_low, ci_high``, the verdict's ``estimate``,
+    ``estimate_ci_low, estimate_ci_high``, ``adjusted_p_value`` and ``detectable_effect``.
+
+    ``analysis`` and ``summary`` are logged as given: pass them as released
+    (:func:`uplift.design.release.released_analysis`); ``people`` is the wave's released count of
+    people (None: suppressed). Withheld figures are not logged as metrics.
+    """
+    arms, segments, srm = analysis.arms, analysis.segments, analysis.srm
     experiment_id = _experiment(settings, EXPERIMENTS_EXPERIMENT)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"analyze {spec_name}") as run:
-        mlflow.log_params(
-            {
-                "job": "analyze",
-                "experiment": spec_name,
-                "wave": wave,
-                "exposures_path": str(exposures)[:500],
-                "enrolments_path": str(enrolments)[:500],
-                "covariates": ",".join(covariates),
-            }
-        )
-        metrics: dict[str, float] = {"people": float(arms["n"].sum())}
-        if srm_p_value is not None:
-            metrics["srm_p_value"] = float(srm_p_value)
-            metrics["srm_flagged"] = float(bool(srm_flagged))
+        params = {
+            "job": "analyze",
+            "experiment": spec_name,
+            "wave": wave,
+            "exposures_path": str(exposures)[:500],
+            "enrolments_path": str(enrolments)[:500],
+            "plan": str(plan)[:500] if plan is not None else "",
+            "covariates": ",".join(analysis.covariates),
+            "multiplicity": analysis.inference.multiplicity,
+            "alpha": analysis.inference.alpha,
+        }
+        params.update({f"family_size_{name}": family.size for name, family in analysis.families.items()})
+        mlflow.log_params(params)
+        metrics: dict[str, float] = {} if people is None else {"people": float(people)}
+        if srm is not None:
+            metrics["srm_p_value"] = float(srm.p_value)
+            metrics["srm_flagged"] = float(bool(srm.flagged))
+        for name, table in (("arms", arms), ("segments", segments)):
+            if table is None:
+                continue
+            metrics[f"{name}_better"] = float((table["verdict"] == "better").sum())
+            metrics[f"{name}_worse"] = float((table["verdict"] == "worse").sum())
+            metrics[f"{name}_too_small"] = float((table["too_small"] == True).sum())  # noqa: E712 (withheld: null)
         for row in arms.itertuples():
-            for col in ("effect", "ci_low", "ci_high", "adjusted_effect"):
+            for col in ("effect", "ci_low", "ci_high", "estimate", "estimate_ci_low", "estimate_ci_high",
+                        "adjusted_p_value", "detectable_effect"):
                 value = getattr(row, col)
                 if pd.notna(value):
                     metrics[metric_key(col, str(row.arm))] = float(value)

@@ -13,22 +13,51 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.models import infer_signature
 
 import uplift
+from uplift.disclosure import Figure, Release, disclose
 from uplift.modeling.validation import ValidationReport
+from uplift.specs.disclosure import DisclosurePolicy
+from uplift.tracking.evidence import Decision, PlanningInputs, Split
 from uplift.tracking.plots import decile_figure, qini_figure
+from uplift.specs.segments import SegmentSpec
+from uplift.tracking.modellog import bundle_pyfunc, log_pyfunc
 from uplift.tracking.pyfunc import UpliftPyfunc
-from uplift.tracking.registry import Promotion, promote_if_better
+from uplift.tracking.registry import (
+    GATE_SEGMENTS_ARTIFACT,
+    SEGMENTS_ARTIFACT,
+    Challenger,
+    ensure_registered_model,
+    judge,
+    record_decision,
+    record_version,
+)
+from uplift.tracking.uses import ModelUse
 
-__all__ = ["configure", "metric_key", "TrainingRecord", "log_training", "SEGMENTS_FILE", "SEGMENTS_ARTIFACT"]
+__all__ = [
+    "DISCLOSURE_PARAMS",
+    "RELEASED_ARTIFACT",
+    "RELEASED_FILE",
+    "SEGMENTS_ARTIFACT",
+    "SEGMENTS_FILE",
+    "TrainingRecord",
+    "configure",
+    "log_training",
+    "metric_key",
+    "released_metrics",
+]
 
-SEGMENTS_FILE = "segments.parquet"
-SEGMENTS_ARTIFACT = f"segments/{SEGMENTS_FILE}"
-"""Where a run keeps its segment table (the service and ``uplift plan`` read it from the champion's run)."""
+SEGMENTS_FILE = SEGMENTS_ARTIFACT.rsplit("/", 1)[-1]
+"""The planner's segment table (the service and ``uplift plan`` plan from the champion's) has no raw
+figures of the cells' own people (:func:`uplift.segments.release.planner_table`)."""
 
-_PIP = ["causalml", "lightgbm", "scikit-learn", "pandas", "numpy", "mlflow", "pydantic", "pandera", "pyyaml"]
+RELEASED_FILE = "released.parquet"
+RELEASED_ARTIFACT = f"segments/{RELEASED_FILE}"
+"""Where a run keeps its released segment table (:func:`uplift.segments.release.released_segments`),
+made under the disclosure policy recorded in the run's :data:`DISCLOSURE_PARAMS`."""
 
+DISCLOSURE_PARAMS = ("disclosure_threshold", "disclosure_rounding_base")
+"""Run parameters: the disclosure policy the run's released tables were made under."""
 
 def configure(tracking_uri: str, experiment: str, artifact_root: Path | None = None) -> str:
     """Point MLflow at ``tracking_uri`` and make sure ``experiment`` exists; returns its id."""
@@ -51,7 +80,9 @@ def metric_key(*parts: str) -> str:
 class TrainingRecord:
     run_id: str
     model_uri: str
-    promotion: Promotion
+    registered_model: str
+    version: int
+    decision: Decision
     metrics: dict[str, float]
 
 
@@ -64,7 +95,90 @@ def _per_arm(prefix: str, frame: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def _log_stage_choice(segments: pd.DataFrame, tmp: Path) -> None:
+def released_metrics(frame: pd.DataFrame, policy: DisclosurePolicy) -> pd.DataFrame:
+    """A table of metrics (one row per arm or policy, the index its label) as it may be logged: its ``n_*``
+    row counts rounded (suppressed below the threshold) and every other number of a row withheld where a
+    count it rests on is suppressed. A table without ``n_*`` columns is returned as it is."""
+    counts = tuple(c for c in frame.columns if str(c).startswith("n_"))
+    if not counts:
+        return frame
+    rows = frame.rename_axis(frame.index.name or "arm").reset_index()
+    label = str(rows.columns[0])
+    numeric = tuple(c for c in rows.columns if c not in counts and c != label and pd.api.types.is_numeric_dtype(rows[c]))
+    release = Release(people=counts, figures=(Figure(columns=numeric, rests_on=counts),) if numeric else (),
+                      keep=tuple(c for c in rows.columns if c not in counts and c not in numeric))
+    return disclose(rows, release, policy, source="metrics table").set_index(label)
+
+
+def _log_params(report: ValidationReport, data_source: str, disclosure: DisclosurePolicy) -> None:
+    spec = report.spec
+    mlflow.log_params(
+        {
+            "model_name": spec.name,
+            "learner": spec.learner,
+            "feature_set": spec.feature_set,
+            "outcome": report.train.outcome,
+            "arms": ",".join(report.train.treatment_arms),
+            "control": report.train.control,
+            "n_train_rows": len(report.train.frame),
+            "n_test_rows": len(report.test.frame),
+            "n_features": len(report.train.features),
+            "cv_folds": spec.cv.folds,
+            "test_share": spec.cv.test_share,
+            "split_seed": spec.cv.seed,
+            "seed": spec.seed,
+            "lightgbm": json.dumps(spec.lightgbm, sort_keys=True)[:500],
+            "data_source": data_source[:500],
+            "disclosure_threshold": disclosure.threshold,
+            "disclosure_rounding_base": disclosure.rounding_base,
+        }
+    )
+
+
+def _log_tables(report: ValidationReport, extra: dict[str, pd.DataFrame], disclosure: DisclosurePolicy,
+                segment_tables: dict[str, pd.DataFrame | None]) -> None:
+    """The metrics tables as they may be released, and the segment tables by artifact path."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tables = {
+            "cv_metrics": report.cv_metrics,
+            "test_metrics": report.test_metrics,
+            "policies": report.policies,
+            "shrinkage": report.shrinkage.table,
+            "mean_effects": report.model.mean_effects_.to_frame(),
+            **extra,
+        }
+        for name, frame in tables.items():
+            path = Path(tmp) / f"{name}.csv"
+            released_metrics(frame, disclosure).to_csv(path)
+            mlflow.log_artifact(str(path), "tables")
+        for artifact, frame in segment_tables.items():
+            if frame is not None:
+                folder, file = artifact.rsplit("/", 1)
+                path = Path(tmp) / folder / file
+                path.parent.mkdir(exist_ok=True, parents=True)
+                frame.to_parquet(path, index=False)
+                mlflow.log_artifact(str(path), folder)
+
+
+def _log_plots(report: ValidationReport) -> None:
+    name = report.spec.name
+    for file, fig in (
+        ("qini_cv.png", qini_figure(report.train, report.oof, f"{name}: Qini curves (out-of-fold)")),
+        ("qini_test.png", qini_figure(report.test, report.test_predictions, f"{name}: Qini curves (test)")),
+        ("uplift_by_decile_test.png", decile_figure(report.test, report.test_predictions, f"{name}: uplift by decile (test)")),
+    ):
+        mlflow.log_figure(fig, f"plots/{file}")
+        plt.close(fig)
+
+
+def _log_model(report: ValidationReport, segments: pd.DataFrame | None,
+               segment_spec: SegmentSpec | None) -> tuple[UpliftPyfunc, str]:
+    """The pyfunc (with the feature set and segment labels scoring needs) logged as ``model``, and its URI."""
+    pyfunc = bundle_pyfunc(report, segments=segments, segment_spec=segment_spec)
+    return pyfunc, log_pyfunc(report, pyfunc).model_uri
+
+
+def _log_stage_choice(segments: pd.DataFrame) -> None:
     """Per segment kind whose estimator chose its stages: the stages kept and how (params), each stage's
     held-out gain and the held-out slope of the deviations (metrics), and the evidence table
     (``segments/stages_<kind>.csv``)."""
@@ -80,9 +194,10 @@ def _log_stage_choice(segments: pd.DataFrame, tmp: Path) -> None:
             metrics[f"segments.{kind}.heldout_slope"] = float(record["slope"])
         if metrics:
             mlflow.log_metrics(metrics)
-        path = tmp / f"stages_{kind}.csv"
-        table.to_csv(path, index=False)
-        mlflow.log_artifact(str(path), "segments")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"stages_{kind}.csv"
+            table.to_csv(path, index=False)
+            mlflow.log_artifact(str(path), "segments")
 
 
 def log_training(
@@ -92,91 +207,63 @@ def log_training(
     spec_text: str,
     table_digest: str,
     data_source: str,
-    registered_model: str,
+    use: ModelUse,
     alias: str,
+    planning: PlanningInputs | None = None,
     extra_metrics: dict[str, float] | None = None,
     extra_tables: dict[str, pd.DataFrame] | None = None,
     segments: pd.DataFrame | None = None,
+    gate_segments: pd.DataFrame | None = None,
+    released_segments: pd.DataFrame | None = None,
+    disclosure: DisclosurePolicy | None = None,
+    segment_spec: SegmentSpec | None = None,
 ) -> TrainingRecord:
-    """One MLflow run for one validated model; registers it and applies the promotion gate."""
+    """One MLflow run for one validated model; registers it under its use's name and applies the gate.
+
+    ``segments`` is the planner's segment table (its segment labels go into the model, with
+    ``segment_spec``) and ``released_segments`` the released one
+    (:mod:`uplift.segments.release`), made under ``disclosure`` (default: the default policy), which
+    the run records (:data:`DISCLOSURE_PARAMS`) and applies to its tables of metrics too
+    (:func:`released_metrics`). ``gate_segments``: the planner's segment table of the training rows only
+    (campaign models), logged for this and later gates; ``planning``: what the gate plans with
+    (campaign models).
+    """
+    disclosure = disclosure or DisclosurePolicy()
     spec = report.spec
     metrics = {**report.summary_metrics(), **(extra_metrics or {})}
     client = MlflowClient()
     with mlflow.start_run(experiment_id=experiment_id, run_name=spec.name) as run:
-        mlflow.log_params(
-            {
-                "model_name": spec.name,
-                "learner": spec.learner,
-                "feature_set": spec.feature_set,
-                "outcome": report.train.outcome,
-                "arms": ",".join(report.train.treatment_arms),
-                "control": report.train.control,
-                "n_train_rows": len(report.train.frame),
-                "n_test_rows": len(report.test.frame),
-                "n_features": len(report.train.features),
-                "cv_folds": spec.cv.folds,
-                "test_share": spec.cv.test_share,
-                "seed": spec.seed,
-                "lightgbm": json.dumps(spec.lightgbm, sort_keys=True)[:500],
-                "data_source": data_source[:500],
-            }
-        )
+        _log_params(report, data_source, disclosure)
         mlflow.set_tags({"training_table_digest": table_digest, "uplift_version": uplift.__version__})
         mlflow.log_metrics(metrics)
         mlflow.log_metrics(_per_arm("cv", report.cv_metrics))
         mlflow.log_metrics(_per_arm("test", report.test_metrics))
         mlflow.log_text(spec_text, "spec/model.yaml")
-        with tempfile.TemporaryDirectory() as tmp:
-            tables = {
-                "cv_metrics": report.cv_metrics,
-                "test_metrics": report.test_metrics,
-                "policies": report.policies,
-                "shrinkage": report.shrinkage.table,
-                "mean_effects": report.model.mean_effects_.to_frame(),
-                **(extra_tables or {}),
-            }
-            for name, frame in tables.items():
-                path = Path(tmp) / f"{name}.csv"
-                frame.to_csv(path)
-                mlflow.log_artifact(str(path), "tables")
-            if segments is not None:
-                path = Path(tmp) / SEGMENTS_FILE
-                segments.to_parquet(path, index=False)  # the stage choice travels in its attrs
-                mlflow.log_artifact(str(path), "segments")
-                _log_stage_choice(segments, Path(tmp))
-        for name, fig in (
-            ("qini_cv.png", qini_figure(report.train, report.oof, f"{spec.name}: Qini curves (out-of-fold)")),
-            ("qini_test.png", qini_figure(report.test, report.test_predictions, f"{spec.name}: Qini curves (test)")),
-            ("uplift_by_decile_test.png", decile_figure(report.test, report.test_predictions, f"{spec.name}: uplift by decile (test)")),
-        ):
-            mlflow.log_figure(fig, f"plots/{name}")
-            plt.close(fig)
+        _log_tables(report, extra_tables or {}, disclosure, {
+            SEGMENTS_ARTIFACT: segments, RELEASED_ARTIFACT: released_segments, GATE_SEGMENTS_ARTIFACT: gate_segments,
+        })
+        if segments is not None:
+            _log_stage_choice(segments)
+        _log_plots(report)
+        pyfunc, model_uri = _log_model(report, segments, segment_spec)
 
-        sample = report.test.frame[report.train.feature_names].head(50)
-        pyfunc = UpliftPyfunc(report.model, report.shrinkage.lam)
-        signature = infer_signature(sample, pyfunc.effects(sample), params={"shrink": False})
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=pyfunc,
-            signature=signature,
-            pip_requirements=_PIP,
-        )
-        version = mlflow.register_model(info.model_uri, registered_model)
-        promotion = promote_if_better(
-            client,
-            name=registered_model,
-            version=int(version.version),
-            alias=alias,
-            metrics=metrics,
-            gate=spec.promotion,
-        )
+        name = ensure_registered_model(client, use)
+        version = int(mlflow.register_model(model_uri, name).version)
+        split = Split(spec.cv.seed, spec.cv.test_share)
+        record_version(client, name, version, digest=table_digest, split=split, spec_name=spec.name)
+        challenger = Challenger(version=version, use=use, split=split, digest=table_digest, heldout=report.test,
+                                model=pyfunc, gate_segments=gate_segments)
+        decision, against = judge(client, name=name, alias=alias, challenger=challenger, promotion=spec.promotion,
+                                  planning=planning)
+        if decision.promoted:
+            client.set_registered_model_alias(name, alias, str(version))
+        record_decision(client, name, version, decision, against=against)
         mlflow.set_tags(
             {
-                "registered_model": registered_model,
-                "model_version": str(version.version),
-                "promoted": str(promotion.promoted).lower(),
-                "promotion_reason": promotion.reason,
+                "registered_model": name,
+                "model_version": str(version),
+                "promoted": str(decision.promoted).lower(),
+                "promotion_reason": decision.reason[:4900],
             }
         )
-        client.set_model_version_tag(registered_model, str(version.version), "promotion", promotion.reason)
-    return TrainingRecord(run.info.run_id, f"models:/{registered_model}/{version.version}", promotion, metrics)
+    return TrainingRecord(run.info.run_id, f"models:/{name}/{version}", name, version, decision, metrics)

@@ -1,25 +1,38 @@
-"""``GET /health``: is a model in service, which version, since when; open without a token."""
+"""``GET /health``: is a model in service; open without a token, the details only with one."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from uplift.api.auth import caller_or_none
 from uplift.api.deps import Config, Store
-from uplift.api.schemas import Health
+from uplift.api.schemas import Health, HealthStatus
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", response_model=Health, responses={503: {"model": Health, "description": "no model to serve"}})
-def health(store: Store, settings: Config):
-    """Status of the model in service: ``ok``, ``degraded`` (serving the last good version) or ``no model`` (503)."""
+@router.get(
+    "/health",
+    response_model=Health | HealthStatus,
+    responses={200: {"description": "with a valid token the details (`Health`), else the status only"},
+               503: {"model": Health | HealthStatus, "description": "down: no model to serve"}},
+)
+def health(store: Store, settings: Config, caller: Annotated[str | None, Depends(caller_or_none)]) -> JSONResponse:
+    """``ok``, ``degraded`` (serving the last good version) or ``down`` (503: no model). Without a valid
+    token only the status; with one also why, which version and run, since when, and the compute processes."""
     bundle = store.bundle
     status = store.status
+    shown = "down" if bundle is None else "degraded" if status.status != "ok" else "ok"
+    code = 503 if bundle is None else 200
+    if caller is None:
+        return JSONResponse(HealthStatus(status=shown).model_dump(mode="json"), status_code=code)
     body = Health(
-        status="no model" if bundle is None else status.status if status.status != "no model" else "degraded",
+        status=shown,
         reason=status.reason,
         model_name=settings.registered_model,
         alias=settings.alias,
@@ -29,6 +42,4 @@ def health(store: Store, settings: Config):
         checked_at=status.checked_at,
         compute_processes=bundle.compute.processes if bundle is not None and bundle.compute is not None else 0,
     )
-    if bundle is None:
-        return JSONResponse(body.model_dump(mode="json"), status_code=503)
-    return body
+    return JSONResponse(body.model_dump(mode="json"), status_code=code)

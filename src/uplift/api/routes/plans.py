@@ -1,4 +1,5 @@
-"""``POST /plans``, ``GET /plans``, ``GET /plans/{id}``: budget splits, each stored with inputs, model version, time."""
+"""``POST /plans``, ``GET /plans``, ``GET /plans/{id}``, ``POST /plans/{id}/approve``: budget splits, each stored
+with inputs, model version, time and approval."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import Response
 
+from uplift.api.auth import Caller
 from uplift.api.deps import Bundle, Planner, Plans
 from uplift.api.planstore import PlanRecord, now
+from uplift.api.redact import echo
 from uplift.api.schemas import ErrorBody, PlanList, PlanRequest, PlanResponse, PlanSummary
 
 __all__ = ["router"]
@@ -47,8 +50,17 @@ def create_plan(request: PlanRequest, bundle: Bundle, planner: Planner, store: P
         request_json=request_json,
         body_json=computed.fragment,
     )
-    store.add(record)
+    store.add(record, computed.packed)
     return Response(record.response_json, media_type="application/json")
+
+
+PlanId = Annotated[str, Path(max_length=64)]
+
+
+def _summary(r: PlanRecord) -> PlanSummary:
+    return PlanSummary(id=r.id, created_at=r.created_at, model_name=r.model_name, model_version=r.model_version,
+                       status=r.status, budget=r.budget, spend=r.spend, expected_conversions=r.expected_conversions,
+                       approved_at=r.approved_at, approved_by=r.approved_by)
 
 
 @router.get("/plans", response_model=PlanList)
@@ -56,29 +68,27 @@ def list_plans(
     store: Plans,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    approved: Annotated[bool | None, Query(description="true: approved plans only; false: unapproved only")] = None,
 ) -> PlanList:
-    """Stored plans, newest first."""
-    records, total = store.list(limit=limit, offset=offset)
-    items = [
-        PlanSummary(
-            id=r.id,
-            created_at=r.created_at,
-            model_name=r.model_name,
-            model_version=r.model_version,
-            status=r.status,
-            budget=r.budget,
-            spend=r.spend,
-            expected_conversions=r.expected_conversions,
-        )
-        for r in records
-    ]
-    return PlanList(total=total, limit=limit, offset=offset, items=items)
+    """Stored plans, newest first (unapproved plans expire under the service's retention rule)."""
+    records, total = store.list(limit=limit, offset=offset, approved=approved)
+    return PlanList(total=total, limit=limit, offset=offset, items=[_summary(r) for r in records])
 
 
 @router.get("/plans/{plan_id}", response_model=PlanResponse, responses={404: {"model": ErrorBody}})
-def get_plan(store: Plans, plan_id: Annotated[str, Path(max_length=64)]) -> Response:
-    """A stored plan exactly as it was returned, with the request that made it."""
+def get_plan(store: Plans, plan_id: PlanId) -> Response:
+    """A stored plan exactly as it was returned, with the request that made it and its approval."""
     record = store.get(plan_id)
     if record is None:
-        raise HTTPException(404, f"no plan with id {plan_id!r}")
+        raise HTTPException(404, f"no plan with id {echo(plan_id)}")
     return Response(record.response_json, media_type="application/json")
+
+
+@router.post("/plans/{plan_id}/approve", response_model=PlanSummary, responses={404: {"model": ErrorBody}})
+def approve_plan(store: Plans, plan_id: PlanId, caller: Caller) -> PlanSummary:
+    """Approve a stored plan in the name of the caller's token (its name, never the token). Approved plans
+    are kept whatever the retention rule; approving an approved plan changes nothing and returns it."""
+    record = store.approve(plan_id, by=caller, at=now())
+    if record is None:
+        raise HTTPException(404, f"no plan with id {echo(plan_id)} (never stored, or expired unapproved)")
+    return _summary(record)

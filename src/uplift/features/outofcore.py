@@ -1,0 +1,267 @@
+"""The point-in-time training table built out of core: DuckDB streams the three inputs into a Parquet file.
+
+The same table as :func:`uplift.features.build_training_table`, row for row and dtype for dtype, from the SQL
+definition that stands beside every feature function (:class:`uplift.features.library.SqlDef`). The inputs are
+checked against their pandera contracts batch by batch (:func:`uplift.inputs.scan_inputs`), uniqueness and
+the cross-file rules in SQL; DuckDB joins each key with the same person's earlier history under a memory
+limit (spilling to a temporary folder beyond it), and the result is written in row groups, atomically, so
+memory stays bounded however many person-waves there are.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from uplift.errors import DataError, SchemaError, SpecError
+from uplift.features.build import arms_of, feature_columns, features_for_audience
+from uplift.features.library import SqlDef, literal, quoted, resolve
+from uplift.features.propensity import design_table
+from uplift.inputs import INPUT_NAMES, ScannedInput, arm_mismatch, scan_inputs
+from uplift.specs.features import FeatureSetSpec
+from uplift.tableio import atomic_path
+from uplift.trainingtable import PROPENSITY_PREFIX, table_metadata
+from uplift.vocabulary import NO_MESSAGE, arm_name
+
+__all__ = ["EngineSettings", "TableSummary", "write_training_table", "training_table_sql", "validate_inputs"]
+
+_NS_PER_DAY = 86_400 * 1_000_000_000
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How the out-of-core build runs.
+
+    Attributes
+    ----------
+    batch_rows : rows per batch, both for the contract checks of the inputs and for the row groups written.
+    memory_limit : DuckDB's memory limit (beyond it, joins, aggregates and the sort spill to ``temp_dir``).
+    threads : DuckDB's worker threads (None: one per core).
+    temp_dir : where validated copies of inputs and DuckDB's spill files go (None: beside the output).
+    """
+
+    batch_rows: int = 1_000_000
+    memory_limit: str = "2GB"
+    threads: int | None = None
+    temp_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    """What was written: ``rows``, distinct ``people`` and ``waves``, the ``outcome_rate``, the feature columns."""
+
+    path: Path
+    rows: int
+    people: int
+    waves: int
+    outcome_rate: float
+    features: tuple[str, ...]
+
+
+def _sql_of(name: str, spec: FeatureSetSpec) -> SqlDef:
+    sql = resolve(name, spec).sql
+    if sql is None:
+        raise SpecError(f"feature {name!r} has no SQL definition, so the out-of-core engine cannot compute it; "
+                        "build the table in memory (uplift.features.build_training_table)")
+    return sql
+
+
+def training_table_sql(spec: FeatureSetSpec, arms: tuple[str, ...]) -> str:
+    """The query of the training table over the views ``a`` (audience), ``ex`` (exposures, ``t`` in ns and
+    ``src`` the file position), ``ev`` (events, ``t`` in ns) and ``design`` (wave and one
+    ``propensity__<arm>`` per arm), ordered as the in-memory build orders it (wave, then person)."""
+    aggregates: dict[str, list[str]] = {"prior_exposures": [], "prior_events": []}
+    final = []
+    for name in spec.features:
+        sql = _sql_of(name, spec)
+        for column, expr in sql.columns(spec).items():
+            if sql.source == "person":
+                final.append(f"{expr} AS {quoted(column)}")
+                continue
+            aggregates[sql.source].append(f"{expr} AS {quoted(column)}")
+            value = f"{_ALIASES[sql.source]}.{quoted(column)}"
+            final.append(f"{value if sql.fill is None else f'coalesce({value}, {sql.fill})'} AS {quoted(column)}")
+    window = spec.outcome.attribution_days * _NS_PER_DAY
+    # key rows are named by their position in the exposures file (src): integers hash and join faster than text
+    ctes = ["keys AS (SELECT src, person_id, t AS as_of FROM ex)",
+            f"""po AS (
+  SELECT DISTINCT k.src FROM keys AS k JOIN ev AS v ON v.person_id = k.person_id
+  WHERE v.event = {literal(spec.outcome.event)} AND v.t >= k.as_of AND v.t < k.as_of + {window}
+)"""]
+    joins = ["LEFT JOIN a ON a.person_id = k.person_id", "LEFT JOIN po ON po.src = k.src"]
+    for source, history, alias in (("prior_exposures", "ex", "e"), ("prior_events", "ev", "v")):
+        if aggregates[source]:
+            cte = _ALIASES[source]
+            ctes.append(f"""{cte} AS (
+  SELECT k.src, {', '.join(aggregates[source])}
+  FROM keys AS k JOIN {history} AS {alias} ON {alias}.person_id = k.person_id AND {alias}.t < k.as_of
+  GROUP BY k.src
+)""")
+            joins.append(f"LEFT JOIN {cte} ON {cte}.src = k.src")
+    propensities = [f"d.{quoted(PROPENSITY_PREFIX + arm)}" for arm in arms]
+    return f"""WITH {', '.join(ctes)}
+SELECT k.person_id, k.wave, k.assigned_at, k.arm, k.cost_eur,
+       CAST(po.src IS NOT NULL AS BIGINT) AS outcome,
+       {', '.join(propensities)},
+       {', '.join(final)}
+FROM ex AS k
+{chr(10).join(joins)}
+JOIN design AS d ON d.wave = k.wave
+ORDER BY k.wave, k.person_id"""
+
+
+_ALIASES = {"prior_exposures": "pe", "prior_events": "pv"}
+
+
+def _connect(settings: EngineSettings, spill: Path):
+    import duckdb
+
+    config = {"memory_limit": settings.memory_limit, "temp_directory": str(spill)}
+    if settings.threads is not None:
+        config["threads"] = settings.threads
+    con = duckdb.connect(config=config)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _views(con, scanned: Mapping[str, ScannedInput]) -> None:
+    """The three inputs as the views the query reads: ``a``, ``ex`` and ``ev``, times as ns since the epoch."""
+    def parquet(name: str, rows: bool = False) -> str:
+        numbered = ", file_row_number = true" if rows else ""
+        return f"read_parquet({literal(str(scanned[name].path))}{numbered})"
+
+    con.execute(f"CREATE VIEW a AS SELECT * FROM {parquet('audience')}")
+    con.execute(f"""CREATE VIEW ex AS SELECT person_id, wave, arm, message, channel, assigned_at,
+        epoch_ns(assigned_at) AS t, assignment_probability, cost_eur, file_row_number AS src
+        FROM {parquet('exposures', rows=True)}""")
+    con.execute(f"CREATE VIEW ev AS SELECT person_id, event, epoch_ns(occurred_at) AS t FROM {parquet('enrolments')}")
+
+
+def _duplicates(con, view: str, keys: list[str], source: Path, contract: str) -> None:
+    """The whole-file uniqueness the batches could not check, reported as the contract check would."""
+    cols = ", ".join(keys)
+    found = con.execute(f"""SELECT count(*), list({'(' + cols + ')' if len(keys) > 1 else cols}) FROM (
+        SELECT {cols} FROM {view} GROUP BY {cols} HAVING count(*) > 1 ORDER BY {cols})""").fetchone()
+    if found[0]:
+        what = f"column {keys[0]!r}: expected unique values" if len(keys) == 1 else f"column '<frame>': expected unique {keys}"
+        examples = ", ".join(repr(v) for v in found[1][:3])
+        raise SchemaError(f"{source}: does not match the {contract} contract\n  {what}; {found[0]} value(s) occur more "
+                          f"than once (e.g. {examples})")
+
+
+def _check_together(con, scanned: Mapping[str, ScannedInput], spec: FeatureSetSpec, arms: tuple[str, ...]) -> None:
+    """The rules across rows and files, with the messages of the in-memory build."""
+    present = [r[0] for r in con.execute("SELECT DISTINCT arm FROM ex ORDER BY arm").fetchall()]
+    unknown = sorted(set(present) - set(arms))
+    if unknown:
+        raise DataError(
+            f"exposures: column 'arm' has {unknown} which the feature set {spec.name!r} does not declare "
+            f"(its messages x channels plus {spec.control_arm!r})"
+        )
+    bad = con.execute(f"""SELECT count(*), arg_min(arm, src), arg_min(message, src), arg_min(channel, src) FROM ex
+        WHERE arm <> CASE WHEN message = {literal(NO_MESSAGE)} AND channel = {literal(NO_MESSAGE)}
+                          THEN {literal(spec.control_arm)} ELSE message || {literal(arm_name('', ''))} || channel END""").fetchone()
+    if bad[0]:
+        raise SchemaError(arm_mismatch(str(scanned["exposures"].source), spec.control_arm, *bad))
+    _duplicates(con, "a", ["person_id"], scanned["audience"].source, "audience")
+    _duplicates(con, "ex", ["person_id", "wave"], scanned["exposures"].source, "exposures")
+    count, examples = con.execute("""SELECT count(*), list(person_id) FILTER (WHERE r <= 3) FROM (
+        SELECT person_id, row_number() OVER (ORDER BY person_id) AS r
+        FROM (SELECT DISTINCT person_id FROM ex) AS p ANTI JOIN a USING (person_id))""").fetchone()
+    if count:
+        raise DataError(f"{count} person id(s) have history but no audience row (e.g. {sorted(examples)})")
+
+
+def _design(con, arms: tuple[str, ...], source: Path) -> pd.DataFrame:
+    """The wave x arm design (:func:`uplift.features.propensity.design_table`) from the per-pair extremes."""
+    pairs = con.execute("""SELECT wave, arm, min(assignment_probability) AS lo, max(assignment_probability) AS hi
+        FROM ex GROUP BY wave, arm""").df()
+    rows = pd.concat([pairs[["wave", "arm", end]].rename(columns={end: "assignment_probability"}) for end in ("lo", "hi")])
+    design = design_table(rows, arms, source=str(source)).add_prefix(PROPENSITY_PREFIX)
+    design.columns.name = None
+    return design.rename_axis("wave").reset_index().astype({"wave": "int64"})
+
+
+def validate_inputs(
+    paths: Mapping[str, str | Path], spec: FeatureSetSpec, *, settings: EngineSettings = EngineSettings()
+) -> dict[str, int]:
+    """Every check :func:`write_training_table` makes before it computes a feature (contracts in batches, the
+    rules across rows and files in SQL), without writing anything; returns the rows of each input.
+
+    Raises as :func:`write_training_table` does.
+    """
+    parent = settings.temp_dir or Path(tempfile.gettempdir())
+    with tempfile.TemporaryDirectory(prefix=".uplift-inputs-", dir=parent) as tmp:
+        scanned = scan_inputs({n: Path(paths[n]) for n in INPUT_NAMES}, stage_dir=Path(tmp) / "checked",
+                              batch_rows=settings.batch_rows, attributes=spec.attributes)
+        con = _connect(settings, Path(tmp) / "spill")
+        try:
+            _views(con, scanned)
+            _check_together(con, scanned, spec, arms_of(spec))
+            _design(con, arms_of(spec), scanned["exposures"].source)
+        finally:
+            con.close()
+    return {name: s.rows for name, s in scanned.items()}
+
+
+def write_training_table(
+    paths: Mapping[str, str | Path],
+    spec: FeatureSetSpec,
+    out: str | Path,
+    *,
+    settings: EngineSettings = EngineSettings(),
+) -> TableSummary:
+    """Check the three inputs and write the training table to ``out`` (Parquet, atomically), out of core.
+
+    The file equals ``build_training_table(...).save(out)`` of the same inputs row for row and dtype for dtype
+    (read back with :meth:`uplift.trainingtable.TrainingTable.load`); features whose attributes the audience
+    lacks are left out, with the same note.
+
+    Parameters
+    ----------
+    paths : ``audience``, ``exposures`` and ``enrolments`` files (Parquet or CSV).
+    spec : the feature set; every feature needs an SQL definition.
+    out : the ``.parquet`` file to write.
+    settings : batch size, memory limit, threads, temporary folder.
+
+    Raises
+    ------
+    SchemaError
+        An input breaks its contract (the first batch that does, or a repeated id).
+    DataError
+        Unknown arms, exposures of people without an audience row, a design that is not one probability per
+        wave and arm summing to 1.
+    SpecError
+        A feature has no SQL definition.
+    """
+    out = Path(out)
+    arms = arms_of(spec)
+    for name in spec.features:  # before reading any data: a feature the engine cannot compute is a spec error
+        _sql_of(name, spec)
+    parent = settings.temp_dir or out.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".uplift-features-", dir=parent) as tmp:
+        scanned = scan_inputs({n: Path(paths[n]) for n in INPUT_NAMES}, stage_dir=Path(tmp) / "checked",
+                              batch_rows=settings.batch_rows, attributes=spec.attributes)
+        con = _connect(settings, Path(tmp) / "spill")
+        try:
+            _views(con, scanned)
+            _check_together(con, scanned, spec, arms)
+            spec = features_for_audience(spec, scanned["audience"].columns)
+            con.register("design", _design(con, arms, scanned["exposures"].source))
+            metadata = table_metadata(feature_columns(spec), arms, spec.control_arm, spec.outcome.describe())
+            kv = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in metadata.items())
+            with atomic_path(out) as tmp_out:
+                con.execute(f"""COPY ({training_table_sql(spec, arms)}) TO {literal(str(tmp_out))}
+                    (FORMAT parquet, ROW_GROUP_SIZE {settings.batch_rows}, KV_METADATA {{{kv}}})""")
+                rows, outcomes = con.execute(
+                    f"SELECT count(*), coalesce(sum(outcome), 0) FROM read_parquet({literal(str(tmp_out))})").fetchone()
+            people, waves = con.execute("SELECT count(DISTINCT person_id), count(DISTINCT wave) FROM ex").fetchone()
+        finally:
+            con.close()
+    return TableSummary(path=out, rows=rows, people=people, waves=waves, outcome_rate=outcomes / rows if rows else 0.0,
+                        features=tuple(c.name for c in feature_columns(spec)))

@@ -1,0 +1,146 @@
+"""The out-of-core training table (DuckDB) equals the in-memory one row for row, whatever the batches."""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, feature_set_for
+from handmade import SPEC, audience, enrolments, exposures
+from uplift.errors import DataError, MissingAttributesWarning, SchemaError, SpecError
+from uplift.features import build_training_table
+from uplift.features.library import FEATURES, Feature
+from uplift.features.outofcore import EngineSettings, write_training_table
+from uplift.inputs import load_inputs
+from uplift.pipeline import load_feature_set
+from uplift.tableio import write_table
+from uplift.trainingtable import TrainingTable, file_digest
+
+
+def _files(folder, aud, ex, en, suffix=".parquet"):
+    return {name: write_table(frame, folder / f"{name}{suffix}")
+            for name, frame in (("audience", aud), ("exposures", ex), ("enrolments", en))}
+
+
+def _reference(files, spec) -> TrainingTable:
+    """The in-memory build of the same files: contracts on whole frames, then the pandas definitions."""
+    inputs = load_inputs(files["audience"], files["exposures"], files["enrolments"], attributes=spec.attributes)
+    return build_training_table(inputs.audience, inputs.exposures, inputs.enrolments, spec)
+
+
+def _same(tmp_path, aud, ex, en, spec, settings=EngineSettings()):
+    """Build both ways; return the out-of-core table after checking it equals the in-memory one exactly."""
+    files = _files(tmp_path, aud, ex, en)
+    reference = _reference(files, spec)
+    out = tmp_path / "table.parquet"
+    summary = write_training_table(files, spec, out, settings=settings)
+    built = TrainingTable.load(out)
+    pd.testing.assert_frame_equal(built.frame, reference.frame, check_exact=True)  # every column, dtype and row
+    assert built.features == reference.features and built.arms == reference.arms and built.outcome == reference.outcome
+    assert file_digest(out, batch_rows=len(built.frame) // 3 + 1) == built.digest() == reference.digest()
+    assert summary.rows == len(reference.frame) and summary.people == reference.frame["person_id"].nunique()
+    return built
+
+
+@pytest.fixture(scope="module")
+def demo_world():
+    """The demo region (haaglanden, seed 7) at a test's size."""
+    from uplift.simulate import simulate
+    from uplift.specs import load_spec
+    from uplift.specs.region import RegionSpec
+
+    region = load_spec(ROOT / "features" / "regions" / "haaglanden.yaml", RegionSpec)
+    return simulate(region, people=4_000, waves=4, seed=7)
+
+
+def test_equals_the_in_memory_table_on_the_demo_world(tmp_path, demo_world):
+    w = demo_world
+    table = _same(tmp_path, w.audience, w.exposures, w.enrolments, load_feature_set("default"))
+    assert len(table.frame) == len(w.exposures) and table.frame["prior_contacts"].max() >= 2
+
+
+def test_equals_the_in_memory_table_with_funnel_history(tmp_path):
+    """The hand-made world has events before later waves (the simulator's registrants leave the waves)."""
+    table = _same(tmp_path, audience(), exposures(), enrolments(), SPEC)
+    assert table.frame["funnel_stage"].max() == 2 and table.frame["days_since_last_event"].notna().any()
+
+
+def test_equals_with_attributes_left_out_and_declared_ones(tmp_path):
+    spec = load_feature_set("own_attributes")
+    aud = audience().drop(columns=["sector", "education"]).assign(
+        language=["dutch", "arabic", "other"], benefit_status=[True, False, True], months_unemployed=[0, 14.5, 3])
+    with pytest.warns(MissingAttributesWarning, match="features left out: sector, education"):
+        table = _same(tmp_path, aud, exposures(), enrolments(), spec.model_copy(update={
+            "channels": SPEC.channels, "messages": SPEC.messages}))
+    assert {"language", "benefit_status", "months_unemployed"} <= set(table.feature_names)
+
+
+def test_many_small_batches_equal_one_batch(tmp_path, region):
+    """A tiny world (150 people, 2 messages on 1 channel, 3 waves) in batches of 5, 13 and all rows."""
+    from uplift.simulate import simulate
+
+    w = simulate(region.subset(messages=["fresh_start", "free_voucher"], channels=["meta"]), people=150, waves=3, seed=7)
+    digests = set()
+    for i, settings in enumerate([EngineSettings(batch_rows=1_000_000),
+                                  EngineSettings(batch_rows=5, threads=1, memory_limit="64MB"),
+                                  EngineSettings(batch_rows=13, threads=2)]):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        _same(folder, w.audience, w.exposures, w.enrolments, feature_set_for(w), settings)
+        digests.add(file_digest(folder / "table.parquet"))
+    assert len(digests) == 1
+
+
+def test_csv_inputs_are_coerced_as_the_contract_coerces(tmp_path):
+    """CSV (and Parquet of other types) is checked and coerced batch by batch into a copy the engine reads."""
+    files = _files(tmp_path, audience(), exposures(), enrolments(), ".csv")
+    reference = _reference(files, SPEC)
+    out = tmp_path / "table.parquet"
+    write_training_table(files, SPEC, out, settings=EngineSettings(batch_rows=2))
+    pd.testing.assert_frame_equal(TrainingTable.load(out).frame, reference.frame, check_exact=True)
+
+
+def test_contract_breaks_name_the_file_and_the_rows_and_write_nothing(tmp_path):
+    out = tmp_path / "table.parquet"
+    aud = audience()
+    aud.loc[2, "age"] = 71
+    with pytest.raises(SchemaError, match=r"(?s)audience.parquet \(rows 3-3\): does not match.*'age': expected in_range"):
+        write_training_table(_files(tmp_path, aud, exposures(), enrolments()), SPEC, out,
+                             settings=EngineSettings(batch_rows=1))
+    ex = exposures()
+    ex.loc[4, "arm"] = "b@flyer"  # message a, channel flyer
+    with pytest.raises(SchemaError, match=r"(?s)column 'arm': expected 'message@channel'.*1 row\(s\) break it \(e.g. arm='b@flyer'"):
+        write_training_table(_files(tmp_path, audience(), ex, enrolments()), SPEC, out)
+    assert not out.exists() and not list(tmp_path.glob(".table.parquet.*")) and not list(tmp_path.glob(".uplift-*"))
+
+
+def test_rules_over_whole_files(tmp_path):
+    out = tmp_path / "table.parquet"
+    twice = pd.concat([audience(), audience().iloc[[1]]], ignore_index=True)
+    with pytest.raises(SchemaError, match=r"column 'person_id': expected unique values; 1 value\(s\) occur more than once \(e.g. 'p2'\)"):
+        write_training_table(_files(tmp_path, twice, exposures(), enrolments()), SPEC, out,
+                             settings=EngineSettings(batch_rows=2))
+    again = pd.concat([exposures(), exposures().iloc[[0]]], ignore_index=True)
+    with pytest.raises(SchemaError, match=r"expected unique \['person_id', 'wave'\]"):
+        write_training_table(_files(tmp_path, audience(), again, enrolments()), SPEC, out)
+    with pytest.raises(DataError, match=r"1 person id\(s\) have history but no audience row \(e.g. \['p3'\]\)"):
+        write_training_table(_files(tmp_path, audience().iloc[:2], exposures(), enrolments()), SPEC, out)
+    ex = exposures()
+    ex.loc[0, ["arm", "message"]] = ["c@meta", "c"]
+    with pytest.raises(DataError, match=r"\['c@meta'\] which the feature set 'handmade' does not declare"):
+        write_training_table(_files(tmp_path, audience(), ex, enrolments()), SPEC, out)
+    assert not out.exists()
+
+
+def test_a_feature_without_sql_is_a_spec_error(tmp_path, monkeypatch):
+    plain = FEATURES["prior_waves"]
+    monkeypatch.setitem(FEATURES, "prior_waves", Feature(plain.name, plain.kind, plain.fn, plain.doc))
+    with pytest.raises(SpecError, match="feature 'prior_waves' has no SQL definition"):
+        write_training_table(_files(tmp_path, audience(), exposures(), enrolments()), SPEC, tmp_path / "t.parquet")
+
+
+def test_every_library_feature_has_its_sql():
+    with warnings.catch_warnings():
+        assert [name for name, f in FEATURES.items() if f.sql is None] == []
