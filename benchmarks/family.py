@@ -39,7 +39,7 @@ from benchmarks.report import markdown_table
 from benchmarks.worlds import WorldData, capture_world, world_region
 
 __all__ = ["FamilySettings", "FamilyResult", "WorldSpec", "family_summary", "family_worlds", "main",
-           "run_family", "score_world"]
+           "missing_form_attributes", "promise_by_share", "run_family", "score_world"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,9 +60,12 @@ class WorldSpec:
         return "haaglanden" if self.region == "haaglanden" else "family"
 
 
-def family_worlds(count: int, first_seed: int, haaglanden_seeds: Sequence[int] = (1, 2)) -> tuple[WorldSpec, ...]:
-    """``count`` generated worlds (region seed = world seed, from ``first_seed`` on) and Haaglanden's."""
-    return (tuple(WorldSpec(f"random:{s}", s) for s in range(first_seed, first_seed + count))
+def family_worlds(count: int, first_seed: int, haaglanden_seeds: Sequence[int] = (1, 2),
+                  seeds: Sequence[int] | None = None) -> tuple[WorldSpec, ...]:
+    """``count`` generated worlds (region seed = world seed, from ``first_seed`` on; or the given ``seeds``)
+    and Haaglanden's."""
+    generated = tuple(seeds) if seeds else tuple(range(first_seed, first_seed + count))
+    return (tuple(WorldSpec(f"random:{s}", s) for s in generated)
             + tuple(WorldSpec("haaglanden", s) for s in haaglanden_seeds))
 
 
@@ -142,7 +145,7 @@ def score_world(world: WorldData, segment_spec, *, root: Path, people: int, budg
     shares = dict(zip(budgets, budget_shares))
     plans = []
     tables = {"estimates": (estimated, tuple(policies))}
-    if true_form:
+    if true_form and not missing_form_attributes(world):
         from benchmarks.decisions import fitted_true_form
 
         fitted = fitted_true_form(world, segment_spec)
@@ -164,8 +167,72 @@ def score_world(world: WorldData, segment_spec, *, root: Path, people: int, budg
     covered = (true >= estimated["lo"].to_numpy(float)) & (true <= estimated["hi"].to_numpy(float))
     summary = {"cells": len(estimated), "segments": int(estimated["segment"].nunique()),
                "corr": float(np.corrcoef(est, true)[0, 1]) if est.std() > 0 and true.std() > 0 else float("nan"),
-               "cell_coverage_80": float(covered.mean()), **_within_arm_spread(estimated, truth)}
+               "cell_coverage_80": float(covered.mean()), **_within_arm_spread(estimated, truth),
+               **_promise_ratio(segments)}
     return pd.concat(plans, ignore_index=True), summary, stage_table(segments, kind="targetable")
+
+
+def missing_form_attributes(world: WorldData) -> tuple[str, ...]:
+    """The audience attributes the region's response model reads that the world's rows lack (a world
+    handing over fewer attributes): its true form cannot be fitted to the rows, so it has no best case."""
+    from uplift.simulate.conditions import _BOOL_FIELDS, _LIST_FIELDS
+
+    region = world.region
+    conditions = ([m.when for m in region.baseline.modifiers]
+                  + [a.when for m in region.messages.values() for a in m.adjustments]
+                  + [f.when for c in region.channels.values() for f in c.modifiers])
+    used = {name for when in conditions for name in (*_LIST_FIELDS, *_BOOL_FIELDS)
+            if name != "persona" and getattr(when, name) is not None}
+    return tuple(sorted(used - set(world.rows.frame.columns)))
+
+
+def _promise_ratio(segments: pd.DataFrame) -> dict[str, float]:
+    """The held-out ratio the targetable table's promise is calibrated by (:mod:`uplift.segments.promise`)."""
+    record = ((segments.attrs.get("stages") or {}).get("targetable") or {}).get("promise")
+    if not record:
+        return {}
+    out = {"promise_ratio": record["ratio"], "promise_ratio_se": record["ratio_se"]}
+    for alt in ((segments.attrs.get("stages") or {}).get("targetable") or {}).get("promise_by_share") or ():
+        out[f"promise_ratio@{alt['top_share']:g}"] = alt["ratio"]
+        out[f"promise_ratio_se@{alt['top_share']:g}"] = alt["ratio_se"]
+    return out
+
+
+def promise_by_share(plans: pd.DataFrame, worlds: pd.DataFrame, interval: float = 0.8) -> pd.DataFrame:
+    """Per share of the best-looking cells the promise could be calibrated at (the worlds'
+    ``promise_ratio@<share>``) and per kind of world: the recommended plans' mean planned / true and the
+    share of their intervals covering the truth, had the promise been calibrated at that share (the
+    estimates' own half-width recovered from the calibration the plan was shown with)."""
+    from scipy.stats import norm
+
+    from uplift.segments.promise import PromiseCalibration, promise_of
+
+    z = float(norm.ppf(0.5 + interval / 2))
+    rec = plans[(plans["source"] == "estimates") & (plans["plan"] == "recommended")]
+    info = worlds.set_index("world")
+    shares = sorted(float(c.split("@")[1]) for c in worlds.columns if c.startswith("promise_ratio@"))
+    rows = []
+    for r in rec.itertuples():
+        w = info.loc[r.world]
+        ratio, se, estimated = max(w["promise_ratio"], 0.0), w["promise_ratio_se"], r.estimated_conversions
+        shown = (r.planned_hi - r.planned_lo) / 2
+        own = np.sqrt(max(shown**2 - (z * se * estimated) ** 2, 0.0)) / ratio if ratio > 0 else float("nan")
+        for q in shares:
+            line = PromiseCalibration(w[f"promise_ratio@{q:g}"], w[f"promise_ratio_se@{q:g}"], q, 0)
+            centre, lo, hi = promise_of(line, planned=estimated, half_width=own, interval=interval)
+            rows.append({"share": q, "world": r.world, "kind": w["kind"], "data": w.get("data", ""),
+                         "ratio": centre / r.true_conversions, "covered": lo <= r.true_conversions <= hi})
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    out = []
+    for label, col in (("all", None), ("kind", "kind"), ("data", "data")):
+        groups = [("all", frame)] if col is None else list(frame.groupby(col))
+        for name, g in groups:
+            agg = g.groupby("share").agg(planned_over_true=("ratio", "mean"), covered=("covered", "mean"),
+                                         plans=("covered", "size")).reset_index()
+            out.append(agg.assign(worlds=name))
+    return pd.concat(out, ignore_index=True)[["worlds", "share", "planned_over_true", "covered", "plans"]]
 
 
 def _within_arm_spread(estimated: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
@@ -194,6 +261,7 @@ def world_figures(plans: pd.DataFrame) -> dict[str, float]:
         out[key] = float(rec["share_of_oracle"].mean())
         ratio = rec["planned_conversions"] / rec["true_conversions"]
         out[f"{key}_planned_over_true"] = float(ratio.mean())
+        out[f"{key}_estimated_over_true"] = float((rec["estimated_conversions"] / rec["true_conversions"]).mean())
         out[f"{key}_covered"] = int(((rec["true_conversions"] >= rec["planned_lo"])
                                      & (rec["true_conversions"] <= rec["planned_hi"])).sum())
         out[f"{key}_plans"] = len(rec)
@@ -209,10 +277,14 @@ def world_figures(plans: pd.DataFrame) -> dict[str, float]:
 def family_summary(worlds: pd.DataFrame, columns: Sequence[str] = ("shipped", "no_exploration", "single_best_message",
                                                                    "even", "fitted_true_form", "declared"),
                    ) -> pd.DataFrame:
-    """Per kind of world (and all together): the mean, 10th percentile and worst of each share, and the
+    """Per kind of world (generated or Haaglanden; handing over all the audience attributes the response
+    model reads or fewer; and all together): the mean, 10th percentile and worst of each share, and the
     mean planned / true and intervals covering."""
     rows = []
-    for kind, group in [("all", worlds), *worlds.groupby("kind")]:
+    groups = [("all", worlds), *worlds.groupby("kind")]
+    if "data" in worlds:
+        groups += list(worlds.groupby("data"))
+    for kind, group in groups:
         row = {"worlds": kind, "n": len(group)}
         for c in columns:
             values = group[c].dropna()
@@ -223,6 +295,8 @@ def family_summary(worlds: pd.DataFrame, columns: Sequence[str] = ("shipped", "n
             row[f"{c} worst"] = float(values.min())
         for key in ("shipped", "no_exploration"):
             row[f"{key} planned/true"] = float(group[f"{key}_planned_over_true"].mean())
+            if f"{key}_estimated_over_true" in group:
+                row[f"{key} estimated/true"] = float(group[f"{key}_estimated_over_true"].mean())
             row[f"{key} covered"] = f"{int(group[f'{key}_covered'].sum())} / {int(group[f'{key}_plans'].sum())}"
         rows.append(row)
     return pd.DataFrame(rows)
@@ -245,7 +319,8 @@ def run_family(settings: FamilySettings, *, root: Path = ROOT, segment_spec=None
                                               declared=settings.declared)
         plans.append(scored.assign(world=world_spec.name, kind=world_spec.kind))
         stages.append(chosen.assign(world=world_spec.name))
-        rows.append({"world": world_spec.name, "kind": world_spec.kind, **world_figures(scored), **summary})
+        data = "fewer attributes" if missing_form_attributes(world) else "all attributes"
+        rows.append({"world": world_spec.name, "kind": world_spec.kind, "data": data, **world_figures(scored), **summary})
         say(f"{world_spec.name}: shipped {rows[-1]['shipped']:.1%}, no exploration {rows[-1]['no_exploration']:.1%}, "
             f"single best message {rows[-1]['single_best_message']:.1%}")
     return FamilyResult(settings=settings, plans=pd.concat(plans, ignore_index=True), worlds=pd.DataFrame(rows),
@@ -263,8 +338,9 @@ def render_family(result: FamilyResult, command: str) -> str:
     worlds["shipped covered"] = [f"{c} / {n}" for c, n in zip(worlds["shipped_covered"], worlds["shipped_plans"])]
     worlds["stages kept"] = worlds["world"].map(
         result.stages[result.stages["kept"]].groupby("world")["stage"].agg(lambda s: ", ".join(s)))
-    columns = ["world", "kind", "shipped", "no_exploration", "single_best_message", "even", "fitted_true_form", "declared",
-               "shipped_planned_over_true", "shipped covered", "corr", "within_arm_corr", "within_arm_spread_ratio",
+    columns = ["world", "kind", "data", "shipped", "no_exploration", "single_best_message", "even", "fitted_true_form", "declared",
+               "shipped_planned_over_true", "shipped_estimated_over_true", "shipped covered", "promise_ratio", "corr",
+               "within_arm_corr", "within_arm_spread_ratio",
                "stages kept"]
     kept = result.stages.groupby("stage")["kept"].agg(["sum", "count"]).reset_index()
     return "\n".join([
@@ -275,12 +351,18 @@ def render_family(result: FamilyResult, command: str) -> str:
         f"{result.seconds:.0f} s.", "",
         "Shares of the oracle (means over the budgets), over the worlds:", "",
         markdown_table(summary, {**{c: pct for c in shares},
-                                 "shipped planned/true": ratio, "no_exploration planned/true": ratio}), "",
+                                 "shipped planned/true": ratio, "no_exploration planned/true": ratio,
+                                 "shipped estimated/true": ratio, "no_exploration estimated/true": ratio}), "",
         "Per world:", "",
         markdown_table(worlds[[c for c in columns if c in worlds.columns]],
                        {"shipped": pct, "no_exploration": pct, "single_best_message": pct, "even": pct,
-                        "fitted_true_form": pct, "declared": pct, "shipped_planned_over_true": ratio, "corr": ratio,
+                        "fitted_true_form": pct, "declared": pct, "shipped_planned_over_true": ratio,
+                        "shipped_estimated_over_true": ratio, "promise_ratio": ratio, "corr": ratio,
                         "within_arm_corr": ratio, "within_arm_spread_ratio": ratio}), "",
+        "The promise calibrated at other shares of the best-looking cells (`promise_top_share`; recommended "
+        "plans, both policies):", "",
+        markdown_table(promise_by_share(result.plans, result.worlds),
+                       {"planned_over_true": ratio, "covered": pct, "share": lambda v: f"{v:g}"}), "",
         "Stages kept by the worlds' own held-out evidence (worlds keeping it / worlds):", "",
         markdown_table(kept.rename(columns={"sum": "kept", "count": "worlds"})), "",
     ])
@@ -291,6 +373,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="folder for report.md and the per-world tables")
     p.add_argument("--worlds", type=int, default=20, help="generated worlds")
     p.add_argument("--first-seed", type=int, default=1001, help="region and world seed of the first generated world")
+    p.add_argument("--seeds", nargs="+", type=int, help="the generated worlds' seeds (instead of --worlds/--first-seed)")
     p.add_argument("--haaglanden-seeds", nargs="*", type=int, default=[1, 2], help="Haaglanden worlds (seeds)")
     p.add_argument("--people", type=int, default=100_000)
     p.add_argument("--waves", type=int, default=4)
@@ -309,7 +392,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = FamilySettings(
-        worlds=family_worlds(args.worlds, args.first_seed, args.haaglanden_seeds), people=args.people,
+        worlds=family_worlds(args.worlds, args.first_seed, args.haaglanden_seeds, args.seeds), people=args.people,
         waves=args.waves, budget_shares=tuple(args.budget_shares), folds=args.folds, threads=args.threads,
         true_form=args.true_form, declared=args.declared, cache=args.cache,
         messages=tuple(args.messages) if args.messages else None,
@@ -324,6 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result.worlds.to_csv(args.out / "worlds.csv", index=False)
     result.plans.to_csv(args.out / "plans.csv", index=False)
     result.stages.to_csv(args.out / "stages.csv", index=False)
+    promise_by_share(result.plans, result.worlds).to_csv(args.out / "promise.csv", index=False)
     (args.out / "report.md").write_text(render_family(result, command))
     say(f"wrote {args.out / 'report.md'}")
     return 0

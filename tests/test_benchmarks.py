@@ -207,7 +207,7 @@ def test_the_family_benchmark_on_tiny_worlds_writes_its_tables(tmp_path):
     from benchmarks.family import main as family_main
 
     out, cache = tmp_path / "family", tmp_path / "cache"
-    argv = ["--out", str(out), "--worlds", "1", "--first-seed", "3", "--haaglanden-seeds", "1", "--people", "2500",
+    argv = ["--out", str(out), "--seeds", "3", "--haaglanden-seeds", "1", "--people", "2500",
             "--waves", "2", "--folds", "2", "--budget-shares", "0.1", "--declared", "--cache", str(cache),
             "--messages", "heavy_work_future", "fresh_start", "--channels", "meta", "flyer"]
     assert family_main(argv) == 0
@@ -216,6 +216,9 @@ def test_the_family_benchmark_on_tiny_worlds_writes_its_tables(tmp_path):
     for column in ("shipped", "no_exploration", "single_best_message", "even", "declared"):
         assert worlds[column].between(-1.0, 2.0).all(), column  # shares of the oracle (a tiny world's can stray)
     assert worlds["fitted_true_form"].isna().all()  # not asked for
+    # the promise: calibrated on the held-out folds (planned) and the sum of the estimates (estimated)
+    assert (worlds["shipped_planned_over_true"].notna() & worlds["shipped_estimated_over_true"].notna()).all()
+    assert worlds["promise_ratio"].notna().all()
     stages = pd.read_csv(out / "stages.csv")
     assert set(stages["world"]) == {"family-3-3", "haaglanden-1"} and (stages["by"] == "held-out rows").all()
     text = (out / "report.md").read_text()

@@ -64,6 +64,8 @@ def test_run_has_metrics_plots_and_a_loadable_pyfunc(tmp_path, local_store, stro
     kept = trained.segments.attrs["stages"]["targetable"]["kept"]
     assert params["segments.targetable.stages_kept"] == (",".join(kept) or "none")
     assert "segments.targetable.heldout_slope" in m
+    promise = trained.segments.attrs["stages"]["targetable"]["promise"]  # what plans' promises are calibrated by
+    assert m["segments.targetable.promise_ratio"] == pytest.approx(promise["ratio"])
     segment_files = {a.path for a in client.list_artifacts(trained.run_id, "segments")}
     assert {"segments/segments.parquet", "segments/stages_targetable.csv"} <= segment_files
     from uplift.tracking.registry import load_segments

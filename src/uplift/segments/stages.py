@@ -48,13 +48,18 @@ from uplift.segments.effects import (
 )
 from uplift.segments.parts import observed_parts
 from uplift.segments.personamix import PersonaMix, persona_mix
+from uplift.segments.promise import PromiseCalibration, heldout_calibration
 from uplift.specs.segments import EffectMethod
 
-__all__ = ["STAGES", "StageChoice", "candidate_stages", "declared_choice", "select_stages", "stage_table",
-           "staged_effects"]
+__all__ = ["PROMISE_SHARES", "STAGES", "StageChoice", "candidate_stages", "declared_choice", "promise_calibration",
+           "select_stages", "stage_table", "staged_effects"]
 
 STAGES: tuple[str, ...] = ("persona_mix", "arm_slopes", "arm_levels", "additive", "observed_parts", "rank_one")
 """The stages of the targetable estimator that a dataset may keep or drop, in the order they run."""
+
+PROMISE_SHARES: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0)
+"""The shares of the best-looking cells the promise's calibration is also measured at (the table's record
+keeps them beside the one it uses, ``promise_by_share``)."""
 
 LOSS_SCALE = 1e6
 """Losses are reported per unit of weight in (incremental conversions per 1,000 contacts)^2."""
@@ -106,6 +111,9 @@ class StageChoice:
     combinations: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
     slope: float = float("nan")
     slope_se: float = float("nan")
+    promise: PromiseCalibration | None = None
+    promise_by_share: tuple[PromiseCalibration, ...] = ()
+    """The same calibration at each of :data:`PROMISE_SHARES` (evidence for choosing ``promise_top_share``)."""
 
     def apply(self, method: EffectMethod) -> EffectMethod:
         """``method`` with the dropped stages switched off."""
@@ -114,7 +122,9 @@ class StageChoice:
     def record(self) -> dict:
         """JSON-friendly: what a segment table carries in ``attrs["stages"][kind]``."""
         return {"by": self.by, "candidates": list(self.candidates), "kept": list(self.kept),
-                "stages": self.stages.to_dict(orient="records"), "slope": self.slope, "slope_se": self.slope_se}
+                "stages": self.stages.to_dict(orient="records"), "slope": self.slope, "slope_se": self.slope_se,
+                "promise": None if self.promise is None else self.promise.record(),
+                "promise_by_share": [p.record() for p in self.promise_by_share]}
 
 
 def declared_choice(method: EffectMethod, *, personas: bool, reason: str = "spec") -> StageChoice:
@@ -295,6 +305,15 @@ def heldout_slope(folds: list[_Fold], combination: tuple[str, ...]) -> tuple[flo
     return b, float(np.sqrt(np.sum(score**2))) / sxx
 
 
+def promise_calibration(folds: list[_Fold], combination: tuple[str, ...], top_share: float) -> PromiseCalibration:
+    """What the best-looking cells of ``combination``'s estimates bought per conversion promised on the
+    held-out folds (:func:`uplift.segments.promise.heldout_calibration`)."""
+    width = max(int(f.group.max()) + 1 for f in folds) if folds else 1
+    return heldout_calibration([f.effects[combination] for f in folds], [f.o for f in folds],
+                               [f.weight for f in folds], [k * width + f.group for k, f in enumerate(folds)],
+                               top_share=top_share)
+
+
 def select_stages(
     groups: np.ndarray,
     n_groups: int,
@@ -350,4 +369,7 @@ def select_stages(
     slope, slope_se = heldout_slope(per_fold, best)
     return StageChoice(candidates=candidates, kept=best, by="held-out rows", stages=pd.DataFrame(rows),
                        combinations=combinations.sort_values("loss", kind="stable").reset_index(drop=True),
-                       slope=slope, slope_se=slope_se)
+                       slope=slope, slope_se=slope_se,
+                       promise=(promise_calibration(per_fold, best, method.promise_top_share)
+                                if method.promise_top_share > 0 else None),
+                       promise_by_share=tuple(promise_calibration(per_fold, best, q) for q in PROMISE_SHARES))

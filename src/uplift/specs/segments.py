@@ -93,6 +93,11 @@ class EffectMethod(Spec):
     combination of stages whose estimates from the other folds predict each cross-fitting fold's
     randomised cell differences best (:mod:`uplift.segments.stages`). Needs the cross-fitting folds;
     without them the stages run as declared. Only for the targetable kind."""
+    promise_top_share: float = Field(0.25, ge=0.0, le=1.0)
+    """With ``select_stages``: a plan's expected conversions and interval are calibrated on the same
+    held-out folds, by what the best-looking cells making up this share of each fold's rows bought per
+    conversion their estimates promised (:mod:`uplift.segments.promise`). 0 switches it off: a plan
+    promises the sum of its cells' estimates."""
 
     @field_validator("smooth_over")
     @classmethod

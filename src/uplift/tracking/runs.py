@@ -180,7 +180,8 @@ def _log_model(report: ValidationReport, segments: pd.DataFrame | None,
 
 def _log_stage_choice(segments: pd.DataFrame) -> None:
     """Per segment kind whose estimator chose its stages: the stages kept and how (params), each stage's
-    held-out gain and the held-out slope of the deviations (metrics), and the evidence table
+    held-out gain, the held-out slope of the deviations and the ratio plans' promises are calibrated by
+    (metrics), and the evidence table
     (``segments/stages_<kind>.csv``)."""
     from uplift.segments import stage_table
 
@@ -192,6 +193,10 @@ def _log_stage_choice(segments: pd.DataFrame) -> None:
                    if pd.notna(r.gain)}
         if record.get("slope") is not None and np.isfinite(record["slope"]):
             metrics[f"segments.{kind}.heldout_slope"] = float(record["slope"])
+        promise = record.get("promise") or {}
+        for key in ("ratio", "ratio_se"):
+            if promise.get(key) is not None and np.isfinite(promise[key]):
+                metrics[f"segments.{kind}.promise_{key}"] = float(promise[key])
         if metrics:
             mlflow.log_metrics(metrics)
         with tempfile.TemporaryDirectory() as tmp:
