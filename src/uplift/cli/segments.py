@@ -105,7 +105,10 @@ def _print_stages(table: pd.DataFrame) -> None:
             console.print(f"held-out slope of the {kind} cells' deviations: {slope:.2f} ± {record['slope_se']:.2f} "
                           "(1: the truth follows the estimates' deviations as far as they say)")
         promise = record.get("promise")
-        if promise and pd.notna(promise.get("ratio")):
+        if promise and pd.notna(promise.get("ratio")) and pd.notna(promise.get("ratio_se")):
             console.print(f"plans promise {promise['ratio']:.2f} ± {promise['ratio_se']:.2f} x their estimated "
                           f"conversions: what the best-looking {promise['top_share']:.0%} of the {kind} cells bought "
                           "on the held-out rows per conversion they promised")
+        elif promise:
+            console.print(f"plans promise their estimated conversions: the best-looking {promise['top_share']:.0%} "
+                          f"of the {kind} cells promised none on the held-out rows, so the promise is not calibrated")
