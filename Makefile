@@ -12,7 +12,7 @@ SPARK_ENV := PYSPARK_PYTHON=$(abspath $(BIN)/python) SPARK_LOCAL_IP=127.0.0.1
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup setup-test browser constraints demo lint test test-slow hillstrom bench bench-quick bench-soak bench-spark bench-scaling bench-page clean
+.PHONY: setup setup-test browser constraints demo lint test test-slow hillstrom bench bench-quick bench-family bench-soak bench-spark bench-scaling bench-page clean
 
 $(BIN)/uplift: pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -75,6 +75,12 @@ bench-quick: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks --out $(BENCH_OUT) --hillstrom $(HILLSTROM)
+
+## The decision benchmark on the family of worlds: 20 generated regions + Haaglanden at 100,000 people
+## (simulating and validating a world takes 8-25 minutes on 2 shared cores; from the cache the benchmark takes minutes)
+FAMILY_SEEDS ?= 101 102 103 104 105 106 107 108 109 110 1001 1002 1003 1004 1005 1011 1012 1013 1014 1015
+bench-family: setup
+	$(BIN)/python -m benchmarks.family --out $(BENCH_OUT)-family --seeds $(FAMILY_SEEDS) --declared --cache out/cache
 
 ## The service under 10 minutes of mixed traffic with plan retention on: errors, latency and memory per minute
 bench-soak: setup

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.targeting import with_threads
 from uplift.evaluation import (
     compare_with_oracle,
     equivalent_noise_ratio,
@@ -38,7 +37,8 @@ from uplift.evaluation import (
 )
 from uplift.specs.planning import CostCatalogue, FairnessFloor, PlanningPolicy
 
-__all__ = ["GAP_VARIANTS", "DecisionSettings", "DecisionResult", "run_decisions", "scaled_policy", "full_reach_spend"]
+__all__ = ["GAP_VARIANTS", "DecisionSettings", "DecisionResult", "fitted_true_form", "run_decisions", "scaled_policy",
+           "full_reach_spend"]
 
 REFERENCE_PEOPLE = 100_000
 """The population the shipped policy's channel minimums and maximums are written for (``uplift run``'s default)."""
@@ -121,78 +121,47 @@ def scaled_policy(policy: PlanningPolicy, people: int, channels: set[str]) -> Pl
 
 
 def _one_world(seed: int, settings: DecisionSettings, root: Path, say: Callable[[str], None]):
-    from uplift.features import build_training_table
-    from uplift.modeling.truthcheck import true_outcome_probabilities
-    from uplift.modeling.validation import validate_model
-    from uplift.pipeline import load_feature_set, load_priority_groups, load_segment_spec
-    from uplift.segments import (
-        build_segment_table,
-        truth_persona_mix,
-        truth_segment_effects,
-    )
-    from uplift.segments.composition import with_composition
-    from uplift.simulate import simulate
-    from uplift.specs import load_spec
-    from uplift.specs.model import ModelSpec
-    from uplift.specs.region import RegionSpec
-    from uplift.vocabulary import split_arm
+    from benchmarks.worlds import capture_world, segment_table, world_region
+    from uplift.pipeline import load_feature_set, load_segment_spec
+    from uplift.segments import truth_persona_mix, truth_segment_effects
 
-    region = load_spec(root / "features" / "regions" / "haaglanden.yaml", RegionSpec)
-    if settings.messages or settings.channels:
-        region = region.subset(messages=list(settings.messages or region.messages),
-                               channels=list(settings.channels or region.channels))
-    say(f"seed {seed}: simulate {settings.people:,} people x {settings.waves} waves")
-    world = simulate(region, people=settings.people, waves=settings.waves, seed=seed)
-    arms = [a for a in world.arms if a != world.control]
-    feature_set = load_feature_set(str(root / "features" / "default.yaml"))
-    feature_set = feature_set.model_copy(update={
-        "messages": tuple(dict.fromkeys(split_arm(a)[0] for a in arms)),
-        "channels": tuple(dict.fromkeys(split_arm(a)[1] for a in arms)),
-    })
-    table = build_training_table(world.audience, world.exposures, world.enrolments, feature_set, source=f"seed {seed}")
-    spec = load_spec(root / "models" / "pooled_lightgbm.yaml", ModelSpec)
-    spec = spec.model_copy(update={"cv": spec.cv.model_copy(update={"folds": settings.folds})})
-    spec = with_threads(spec, settings.threads)
-    say(f"seed {seed}: validate the pooled model on {len(table.frame):,} person-waves")
-    report = validate_model(spec, table)
+    region = world_region(root, "haaglanden")
+    world = capture_world(region, name=f"seed {seed}", people=settings.people, waves=settings.waves, seed=seed,
+                          root=root, folds=settings.folds, threads=settings.threads, messages=settings.messages,
+                          channels=settings.channels, say=say)
     segment_spec = load_segment_spec(str(root / "features" / "segments.yaml"))
-    rows, predictions = report.out_of_sample()
-    folds, heldout = report.out_of_sample_folds()
-    segments = build_segment_table(rows, predictions, segment_spec, folds=folds, heldout_fold=heldout)
-    groups = load_priority_groups(root / "serve" / "groups.yaml")
-    segments = with_composition(segments, rows.frame, segment_spec, groups)  # each segment's priority groups
+    rows, true_p = world.rows, world.true_p
+    segments = segment_table(world, segment_spec)  # with each segment's priority groups
     estimated = segments[segments["kind"] == "targetable"].reset_index(drop=True)
-    true_p = true_outcome_probabilities(rows.frame[["person_id", "wave"]], world.truth, rows.arms,
-                                        feature_set.outcome.event)
     truth = truth_segment_effects(rows, true_p, segment_spec)
     personas = segments[segments["kind"] == "persona"].merge(truth, on=["segment", "arm"])
     covered = (personas["true_effect"] >= personas["lo"]) & (personas["true_effect"] <= personas["hi"])
     persona_check = {"persona_cells": len(personas), "persona_coverage_80": float(covered.mean())}
     halves = {"exact_persona_effects": true_effects_table(estimated, truth_persona_mix(rows, true_p, segment_spec),
                                                           source="exact persona mix")}
-    if settings.true_form and feature_set.outcome.event == "registration":
+    event = load_feature_set(str(root / "features" / "default.yaml")).outcome.event
+    if settings.true_form and event == "registration":  # the true form models registration only
         say(f"seed {seed}: fit the simulator's response model to {len(rows.frame):,} person-waves")
-        halves["fitted_true_form"] = true_effects_table(estimated, _fitted_true_form(region, world, rows, segment_spec),
+        halves["fitted_true_form"] = true_effects_table(estimated, fitted_true_form(world, segment_spec),
                                                         source="fitted true form")
     return estimated, true_effects_table(estimated, truth), persona_check, halves
 
 
-def _fitted_true_form(region, world, rows, segment_spec) -> pd.DataFrame:
-    """Segment effects of the simulator's response model fitted to the rows (:mod:`uplift.evaluation.trueform`)."""
-    from uplift.evaluation.trueform import (
-        fit_true_form,
-        people_for_rows,
-        shown_before,
-        true_form,
-    )
+def fitted_true_form(world, segment_spec) -> pd.DataFrame:
+    """Segment effects (``segment_spec``'s segments) of the simulator's response model fitted to a captured
+    world's rows (:class:`benchmarks.worlds.WorldData`; :mod:`uplift.evaluation.trueform`), given every
+    row's true persona."""
+    from uplift.evaluation.trueform import fit_true_form, people_for_rows, shown_before, true_form
     from uplift.segments import truth_segment_effects
 
-    frame = rows.frame
-    form = true_form(region, people_for_rows(frame, world.truth, region), shown_before(frame, list(region.messages)))
+    region, frame = world.region, world.rows.frame
+    truth = pd.DataFrame({"person_id": frame["person_id"].astype(str), "wave": frame["wave"],
+                          "persona": world.truth_persona})
+    form = true_form(region, people_for_rows(frame, truth, region), shown_before(frame, list(region.messages)))
     fit = fit_true_form(form, frame["outcome"].to_numpy(dtype=float), frame["arm"].astype(str).to_numpy())
-    fitted = form.arm_probabilities(fit.theta, list(rows.arms))
+    fitted = form.arm_probabilities(fit.theta, list(world.rows.arms))
     fitted.index = frame.index
-    return truth_segment_effects(rows, fitted, segment_spec)
+    return truth_segment_effects(world.rows, fitted, segment_spec)
 
 
 def _policies(policy: PlanningPolicy) -> list[tuple[str, PlanningPolicy]]:

@@ -143,8 +143,10 @@ def test_a_world_with_only_age_gender_and_postcode_trains_segments_and_plans(poo
 
     with pytest.warns(MissingAttributesWarning, match="priority groups not counted, the data have no migration_background, "
                       "neighbourhood deprivation: migration_background, poorer_neighbourhoods") as notes:
-        segments = with_composition(segments, report.out_of_sample()[0].frame, segment_spec, load_priority_groups())
+        counted = with_composition(segments, report.out_of_sample()[0].frame, segment_spec, load_priority_groups())
     assert len(notes) == 1
+    assert counted.attrs == segments.attrs and "stages" in counted.attrs  # the stage choice travels with the table
+    segments = counted
     assert segments[["group__migration_background", "group__poorer_neighbourhoods"]].isna().all().all()
     assert segments["group__women"].between(0, 1).all()
     costs = load_spec(ROOT / "serve" / "costs.yaml", CostCatalogue)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -206,6 +207,38 @@ def test_decision_summary_by_hand():
     assert list(got["intervals_covering"]) == [1, 2, 3] and list(got["plans"]) == [2, 2, 4]
     assert got.loc["1", "planned_over_true_min"] == pytest.approx(0.5)
     assert got.loc["1", "planned_over_true_max"] == pytest.approx(8 / 9)
+
+
+def test_the_family_benchmark_on_tiny_worlds_writes_its_tables(tmp_path):
+    from benchmarks.family import main as family_main
+
+    out, cache = tmp_path / "family", tmp_path / "cache"
+    argv = ["--out", str(out), "--seeds", "3", "--haaglanden-seeds", "1", "--people", "2500",
+            "--waves", "2", "--folds", "2", "--budget-shares", "0.1", "--declared", "--cache", str(cache),
+            "--messages", "heavy_work_future", "fresh_start", "--channels", "meta", "flyer"]
+    assert family_main(argv) == 0
+    worlds = pd.read_csv(out / "worlds.csv")
+    assert list(worlds["world"]) == ["family-3-3", "haaglanden-1"] and list(worlds["kind"]) == ["family", "haaglanden"]
+    for column in ("shipped", "no_exploration", "single_best_message", "even", "declared"):
+        assert worlds[column].between(-1.0, 2.0).all(), column  # shares of the oracle (a tiny world's can stray)
+    assert worlds["fitted_true_form"].isna().all()  # not asked for
+    # the promise: calibrated on the held-out folds (planned) and the sum of the estimates (estimated)
+    assert (worlds["shipped_planned_over_true"].notna() & worlds["shipped_estimated_over_true"].notna()).all()
+    assert worlds["promise_ratio"].notna().all()
+    stages = pd.read_csv(out / "stages.csv")
+    assert set(stages["world"]) == {"family-3-3", "haaglanden-1"} and (stages["by"] == "held-out rows").all()
+    text = (out / "report.md").read_text()
+    assert "| all | 2 |" in text and "| family | 1 |" in text and "| haaglanden | 1 |" in text
+    # the README's headline figures come from the run's own record
+    headline = json.loads((out / "headline-family.json").read_text())
+    assert headline["command"].startswith("python -m benchmarks.family --out ")
+    figures = {row["figure"]: row["value"] for row in headline["rows"]}
+    shipped = figures["plan's share of the oracle, shipped policy: mean / 10th percentile / worst world"]
+    assert shipped.split(" / ")[0] == f"{100 * worlds['shipped'].mean():.1f}%"
+    # the worlds are kept: a second run reads them instead of refitting the model
+    assert sorted(p.name for p in cache.iterdir()) == ["family-3-3-2500x2-f2", "haaglanden-1-2500x2-f2"]
+    assert family_main(argv) == 0
+    np.testing.assert_allclose(pd.read_csv(out / "worlds.csv")["no_exploration"], worlds["no_exploration"])
 
 
 def test_soak_summaries_count_errors_per_minute_and_the_memory_growth():

@@ -64,6 +64,8 @@ def test_simulate_features_train_segments_plan(workdir):
     shown = share.notna()
     assert ((share[shown] * seg["size"][shown]).round() >= 50).all()
     assert (((1 - share[shown]) * seg["size"][shown]).round() >= 50).all()
+    assert "targetable effects: stages kept (held-out rows)" in out and "held-out slope" in out
+    assert "plans promise" in " ".join(out.split())  # calibrated on the held-out rows, or saying why not
     out = uplift("plan", "--budget", "5000", "--set", "fairness_floors=[]", "--out", "out/plan.csv", cwd=workdir).stdout
     plan = pd.read_csv(workdir / "out" / "plan.csv")
     assert plan["spend"].sum() <= 5000 + 1e-6 and "Totals beside the reference plans" in out

@@ -375,11 +375,13 @@ def test_a_kind_with_leak_correction_uses_the_cross_fitting_folds(validated, mon
     table, preds = validated.out_of_sample()
     folds, heldout = validated.out_of_sample_folds()
     assert len(folds) == len(table.frame) and heldout == 3 and set(np.unique(folds)) == {0, 1, 2, 3}
-    plain = SegmentSpec(dimensions=("age_band", "gender"), min_size=50)
+    unselected = SegmentSpec().effect_method("targetable").model_copy(update={"select_stages": False})
+    plain = SegmentSpec(dimensions=("age_band", "gender"), min_size=50, effects={"targetable": unselected})
     corrected = SegmentSpec.model_validate(
         {**plain.model_dump(), "effects": {"targetable": {"variance": "segment_rate", "leak_correction": True}}}
     )
-    base = build_segment_table(table, preds, plain, folds=folds, heldout_fold=heldout)  # no kind asks for it
+    # no kind asks for the correction (nor chooses its stages on the folds)
+    base = build_segment_table(table, preds, plain, folds=folds, heldout_fold=heldout)
     assert base.equals(build_segment_table(table, preds, plain))
     calls = []
     real = table_module.segment_effects
@@ -825,3 +827,33 @@ def test_table_rank_is_the_largest_rank_of_the_complete_tables():
     assert table_rank(groups, arms, np.array([1.0, 2.0, 2.0, 4.0, 1.0, 0.0, 0.0, 1.0])) == 2
     assert table_rank(groups, arms, np.array([1.0, 2.0, 2.0, 4.0, 1.0, 0.0, 0.0, np.nan])) == 1  # incomplete: ignored
     assert table_rank(groups[:3], np.array(["a@x", "b@x", "c@x"]), np.ones(3)) == 0  # one channel: no table
+
+
+def test_the_segment_table_records_the_stages_its_data_kept(validated):
+    from uplift.segments import stage_table
+    from uplift.specs.segments import EffectMethod
+
+    table, preds = validated.out_of_sample()
+    folds, heldout = validated.out_of_sample_folds()
+    method = EffectMethod(arm_slopes=True, observed_arm_levels=True, arm_spread=True, select_stages=True)
+    spec = SegmentSpec(dimensions=("age_band", "gender", "municipality"), min_size=50, effects={"targetable": method})
+    chosen = build_segment_table(table, preds, spec, folds=folds, heldout_fold=heldout)
+    record = chosen.attrs["stages"]["targetable"]
+    assert record["by"] == "held-out rows" and record["candidates"] == ["arm_slopes", "arm_levels"]
+    assert set(record["kept"]) <= set(record["candidates"]) and np.isfinite(record["slope"])
+    stages = stage_table(chosen)
+    assert list(stages["stage"]) == ["arm_slopes", "arm_levels"] and stages["gain_se"].ge(0).all()
+    assert (stages["gain"] > 0).eq(stages["kept"]).all()  # kept where it earns, dropped where it does not
+    # two arms cannot tell the arms' slopes apart: the stage changes nothing, earns nothing, and is dropped
+    assert stages.set_index("stage").loc["arm_slopes", "gain"] == 0 and "arm_slopes" not in record["kept"]
+    # the table is the one the kept stages, declared, give
+    declared = method.model_copy(update={"select_stages": False, "arm_slopes": "arm_slopes" in record["kept"],
+                                         "observed_arm_levels": "arm_levels" in record["kept"]})
+    fixed = build_segment_table(table, preds, spec.model_copy(update={"effects": {"targetable": declared}}),
+                                folds=folds, heldout_fold=heldout)
+    np.testing.assert_allclose(chosen["effect"], fixed["effect"])
+    assert fixed.attrs["stages"]["targetable"]["by"] == "spec"
+    # without the folds there is nothing to judge on: the stages run as declared, and the table says so
+    unjudged = build_segment_table(table, preds, spec)
+    assert unjudged.attrs["stages"]["targetable"] == {**unjudged.attrs["stages"]["targetable"], "by": "spec",
+                                                      "kept": ["arm_slopes", "arm_levels"]}

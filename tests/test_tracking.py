@@ -58,6 +58,20 @@ def test_run_has_metrics_plots_and_a_loadable_pyfunc(tmp_path, local_store, stro
     assert {"plots/qini_cv.png", "plots/qini_test.png", "plots/uplift_by_decile_test.png"} <= artifacts
     spec_text = mlflow.artifacts.load_text(f"runs:/{trained.run_id}/spec/model.yaml")
     assert "pooled_small" in spec_text
+    # the stages the segment estimator kept on this data, and their held-out evidence
+    params = run.data.params
+    assert params["segments.targetable.stages_by"] == "held-out rows"
+    kept = trained.segments.attrs["stages"]["targetable"]["kept"]
+    assert params["segments.targetable.stages_kept"] == (",".join(kept) or "none")
+    assert "segments.targetable.heldout_slope" in m
+    promise = trained.segments.attrs["stages"]["targetable"]["promise"]  # what plans' promises are calibrated by
+    assert m["segments.targetable.promise_ratio"] == pytest.approx(promise["ratio"])
+    segment_files = {a.path for a in client.list_artifacts(trained.run_id, "segments")}
+    assert {"segments/segments.parquet", "segments/stages_targetable.csv"} <= segment_files
+    from uplift.tracking.registry import load_segments
+
+    logged = load_segments(client, client.get_model_version(local_store.registered_model, trained.version))
+    assert logged.attrs["stages"]["targetable"]["kept"] == kept  # the table carries its choice
 
     # the pyfunc round trip: raw audience rows and history in, one labelled column per arm out, the same
     # numbers as the training code's features give in memory

@@ -28,6 +28,7 @@ from uplift.allocation.result import (
     PlanGain,
     PlanResult,
     PlanTotals,
+    calibrated_totals,
     cell_figures,
     cells_table,
     floor_checks,
@@ -37,6 +38,7 @@ from uplift.allocation.result import (
 )
 from uplift.allocation.solve import LPSolution, breaks_tier_order, solve_value
 from uplift.errors import InfeasiblePlanError, SpecError
+from uplift.segments.promise import PromiseCalibration
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
 __all__ = ["PreparedPlan", "prepare_plan", "plan", "reference_plans"]
@@ -60,6 +62,10 @@ class PreparedPlan:
     best_message_rows: np.ndarray = dataclasses.field(repr=False)
     """The rows of :attr:`problem` that :attr:`best_message_problem`'s rows are, in its order."""
     floor_draws: tuple[Problem, ...] = dataclasses.field(default=(), repr=False)
+    promise: PromiseCalibration | None = None
+    """The held-out calibration of what the table's estimates buy (:mod:`uplift.segments.promise`), when the
+    table carries one for its kind of segment (``attrs["stages"][kind]["promise"]``): a plan's expected
+    conversions and interval, and the reference plans', are calibrated by it."""
     """When the policy has a conversion floor with a confidence: :attr:`problem` with its effects
     drawn from their uncertainty, ``policy.floor_draws`` times (:func:`_drawn_problems`)."""
 
@@ -98,6 +104,14 @@ class PreparedPlan:
             shared=problem.shared,
         )
         reference_totals, gains = self._references(budget, figures, totals.spend) if references else ({}, {})
+        promise_notes = []
+        if self.promise is not None:
+            totals = calibrated_totals(totals, self.promise, policy.interval)
+            reference_totals = {k: calibrated_totals(t, self.promise, policy.interval) for k, t in reference_totals.items()}
+            promise_notes = [f"expected conversions calibrated on the data's held-out rows: the estimates' "
+                             f"{totals.estimated_conversions:.1f} x {max(self.promise.ratio, 0.0):.2f} "
+                             f"(± {self.promise.ratio_se:.2f}), what the best-looking "
+                             f"{self.promise.top_share:.0%} of the cells bought per conversion they promised"]
         cells = cells_table(problem, figures)
         floors = floor_checks(problem, cells, self.segment_kind)
         rules = rule_prices(solved, solution, explored=explored, budget=budget) if prices else ()
@@ -108,7 +122,7 @@ class PreparedPlan:
             status="infeasible" if conflicts else "optimal",
             conflicts=tuple(conflicts),
             notes=tuple(_notes(problem, solution, total, budget) + [f.note(self.segment_kind) for f in floors]
-                        + floor_notes + self._gain_notes(gains)),
+                        + floor_notes + self._gain_notes(gains) + promise_notes),
             gains=gains,
             floors=floors,
             rules=rules,
@@ -258,7 +272,19 @@ def _without_floor_draws(
         best_message_problem=best,
         source=source,
         best_message_rows=rows,
+        promise=table_promise(effects),
     )
+
+
+def table_promise(effects: pd.DataFrame) -> PromiseCalibration | None:
+    """The held-out calibration of the promise an effects table carries for its kind of segment
+    (``attrs["stages"][kind]["promise"]``, :func:`uplift.segments.build_segment_table`), when usable."""
+    kind = segment_kind(effects)
+    record = ((effects.attrs.get("stages") or {}).get(kind) or {}).get("promise") if kind else None
+    if not record:
+        return None
+    calibration = PromiseCalibration.from_record(record)
+    return calibration if calibration.usable else None
 
 
 def _drawn_problems(problem: Problem) -> tuple[Problem, ...]:

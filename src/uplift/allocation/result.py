@@ -9,6 +9,8 @@ their contacts.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ __all__ = [
     "PlanGain",
     "PlanTotals",
     "PlanResult",
+    "calibrated_totals",
     "cell_figures",
     "cells_table",
     "cost_range",
@@ -86,6 +89,10 @@ class PlanTotals:
     marginal_cost : EUR of the next incremental conversion, ``1 / dual`` of the budget row
         (inf when more budget buys nothing; NaN for plans not made by the LP).
     exploration_spend : EUR spent by Thompson exploration.
+    estimated_conversions : the sum of the cells' estimated conversions. Equal to
+        ``expected_conversions`` unless the effects table carries a held-out calibration of what its
+        estimates buy (:mod:`uplift.segments.promise`), which then sets ``expected_conversions``,
+        ``lo`` and ``hi`` (:func:`calibrated_totals`).
     """
 
     budget: float
@@ -100,6 +107,7 @@ class PlanTotals:
     exploration_spend: float
     cost_per_conversion_lo: float = float("nan")
     cost_per_conversion_hi: float = float("nan")
+    estimated_conversions: float = float("nan")
 
     def as_dict(self) -> dict[str, float]:
         """The figures as a plain mapping (for JSON and tables)."""
@@ -473,7 +481,22 @@ def plan_totals(
         exploration_spend=float(np.sum(cells["exploration"])) if "exploration" in cells else 0.0,
         cost_per_conversion_lo=cheap,
         cost_per_conversion_hi=dear,
+        estimated_conversions=conv,
     )
+
+
+def calibrated_totals(totals: PlanTotals, calibration, interval: float) -> PlanTotals:
+    """``totals`` with its expected conversions and interval calibrated on held-out rows
+    (:func:`uplift.segments.promise.promise_of`: the estimated conversions times the held-out ratio, the
+    half-width scaled by it with the ratio's own uncertainty added); the costs per conversion follow."""
+    from uplift.segments.promise import promise_of
+
+    half = (totals.hi - totals.lo) / 2
+    conv, lo, hi = promise_of(calibration, planned=totals.estimated_conversions, half_width=half, interval=interval)
+    cheap, dear = cost_range(totals.spend, lo, hi)
+    return dataclasses.replace(totals, expected_conversions=conv, lo=lo, hi=hi,
+                               cost_per_conversion=totals.spend / conv if conv > 0 else float("nan"),
+                               cost_per_conversion_lo=cheap, cost_per_conversion_hi=dear)
 
 
 def plan_gain(

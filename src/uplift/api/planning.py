@@ -46,7 +46,7 @@ _CELL_FLOATS = ("spend", "expected_conversions", "lo", "hi", "cost_per_conversio
 _EUR_FIELDS = frozenset({"budget", "spend", "cost_per_conversion", "cost_per_conversion_lo", "cost_per_conversion_hi",
                          "marginal_cost", "exploration", "exploration_spend"})
 """Amounts in EUR: sent to the cent."""
-_CONVERSION_FIELDS = frozenset({"expected_conversions", "lo", "hi"})
+_CONVERSION_FIELDS = frozenset({"expected_conversions", "lo", "hi", "estimated_conversions"})
 """Incremental conversions and their interval: sent to ``CONVERSION_DECIMALS`` places."""
 CONVERSION_DECIMALS = 4
 """A ten-thousandth of a conversion: far below the estimates' own uncertainty, and a sum over a plan's cells

@@ -256,6 +256,9 @@ class PlanTotalsOut(_Out):
         description="EUR per incremental conversion if the plan buys `hi` conversions (null without conversions)")
     cost_per_conversion_hi: float | None = Field(
         description="EUR per incremental conversion if it buys `lo` (null when `lo` <= 0: no finite cost, or without conversions)")
+    estimated_conversions: float | None = Field(
+        None, description="the sum of the cells' estimated conversions; `expected_conversions` is it calibrated on the "
+                          "data's held-out rows when the segment table carries that calibration (docs/planning.md)")
 
 
 class PlanGainOut(_Out):

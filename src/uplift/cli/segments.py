@@ -82,3 +82,35 @@ def segments(
     console.print(f"{table['segment'].nunique()} segments x {table['arm'].nunique()} arms; people rounded to "
                   f"{policy.rounding_base}, no count below {policy.threshold}; {withheld} rows withhold raw figures "
                   "(column 'withheld')" + (f"; wrote {out}" if out is not None else ""))
+    _print_stages(table)
+
+
+def _print_stages(table: pd.DataFrame) -> None:
+    """The stages each kind's estimator kept on its data, with the held-out evidence (when it chose)."""
+    from uplift.segments import stage_table
+
+    for kind, record in (table.attrs.get("stages") or {}).items():
+        stages = stage_table(table, kind=kind)
+        if stages.empty:
+            continue
+        console.print(f"{kind} effects: stages kept ({record['by']}); held-out gain of each stage, "
+                      "(per 1,000 contacts)^2 per row, ± its standard error")
+        t = Table()
+        for col in ("stage", "kept", "gain", "t"):
+            t.add_column(col, justify="left" if col in ("stage", "kept") else "right")
+        for r in stages.itertuples():
+            gain = "-" if pd.isna(r.gain) else f"{r.gain:+.3f} ± {r.gain_se:.3f}"
+            t.add_row(r.stage, "yes" if r.kept else "no", gain, "-" if pd.isna(r.t) else f"{r.t:+.1f}")
+        console.print(t)
+        slope = record.get("slope")
+        if slope is not None and pd.notna(slope):
+            console.print(f"held-out slope of the {kind} cells' deviations: {slope:.2f} ± {record['slope_se']:.2f} "
+                          "(1: the truth follows the estimates' deviations as far as they say)")
+        promise = record.get("promise")
+        if promise and pd.notna(promise.get("ratio")) and pd.notna(promise.get("ratio_se")):
+            console.print(f"plans promise {promise['ratio']:.2f} ± {promise['ratio_se']:.2f} x their estimated "
+                          f"conversions: what the best-looking {promise['top_share']:.0%} of the {kind} cells bought "
+                          "on the held-out rows per conversion they promised")
+        elif promise:
+            console.print(f"plans promise their estimated conversions: the best-looking {promise['top_share']:.0%} "
+                          f"of the {kind} cells promised none on the held-out rows, so the promise is not calibrated")

@@ -34,12 +34,13 @@ __all__ = [
 
 PLAN_SCORE_COLUMNS: tuple[str, ...] = (
     "budget", "plan", "status", "spend", "contacts", "planned_conversions", "planned_lo", "planned_hi",
-    "true_conversions", "share_of_oracle", "planned_gain", "gain_lo", "gain_hi", "probability_better",
+    "estimated_conversions", "true_conversions", "share_of_oracle", "planned_gain", "gain_lo", "gain_hi", "probability_better",
 )
 """Columns of :attr:`PlanComparison.plans`: one row per (budget, plan). ``planned_conversions`` is what
 the plan expected under the effects it was made from, ``planned_lo`` / ``planned_hi`` the interval it
-showed (the policy's level; NaN for the reference plans, which show none); ``true_conversions`` what it
-buys in truth. On a reference plan's row, ``planned_gain`` / ``gain_lo`` / ``gain_hi`` /
+showed (the policy's level; NaN for the reference plans, which show none); ``estimated_conversions`` the
+sum of its cells' estimates (the same as ``planned_conversions`` unless the effects carry a held-out
+calibration of their promise, :mod:`uplift.segments.promise`); ``true_conversions`` what it buys in truth. On a reference plan's row, ``planned_gain`` / ``gain_lo`` / ``gain_hi`` /
 ``probability_better`` are what the recommended plan said it adds over that reference
 (:attr:`uplift.allocation.PlanResult.gains`; NaN on the other rows): the truth's gain is the two rows'
 ``true_conversions`` apart."""
@@ -113,6 +114,7 @@ def true_effects_table(estimated: pd.DataFrame, truth: pd.DataFrame, *, source: 
     if not np.isfinite(effect).all():
         raise SchemaError(f"{source}: column 'true_effect' must be finite")
     out = estimated.copy()
+    out.attrs = {}  # the estimates' stage choice and calibrated promise are not the truth's
     out["effect"] = effect
     out["effect_sd"] = 0.0
     for column in shared_error_columns(out):  # the truth has no estimation error
@@ -218,11 +220,14 @@ def compare_with_oracle(
         nan = float("nan")
         candidates = {  # cells, status, and what the plan showed: conversions and their interval
             "recommended": (recommended.cells, recommended.status,
-                            (recommended.totals.expected_conversions, recommended.totals.lo, recommended.totals.hi)),
-            **{name: (cells, "reference", (float((cells["expected_conversions"]).sum()), nan, nan))
+                            (recommended.totals.expected_conversions, recommended.totals.lo, recommended.totals.hi,
+                             recommended.totals.estimated_conversions)),
+            **{name: (cells, "reference", (float((cells["expected_conversions"]).sum()), nan, nan,
+                                           float((cells["expected_conversions"]).sum())))
                for name, cells in refs.items()},
             "oracle": (oracle.cells, oracle.status,
-                       (oracle.totals.expected_conversions, oracle.totals.lo, oracle.totals.hi)),
+                       (oracle.totals.expected_conversions, oracle.totals.lo, oracle.totals.hi,
+                        oracle.totals.estimated_conversions)),
         }
         scored = {}
         for name, (cells, status, planned) in candidates.items():
@@ -230,7 +235,7 @@ def compare_with_oracle(
             scored[name] = (totals, status, planned)
             floor_rows.append(floors.assign(budget=float(budget), plan=name))
         best = scored["oracle"][0]["true_conversions"]
-        for name, (totals, status, (planned, lo, hi)) in scored.items():
+        for name, (totals, status, (planned, lo, hi, estimated)) in scored.items():
             gain = recommended.gains.get(name)
             plan_rows.append({
                 "budget": float(budget),
@@ -241,6 +246,7 @@ def compare_with_oracle(
                 "planned_conversions": float(planned),
                 "planned_lo": float(lo),
                 "planned_hi": float(hi),
+                "estimated_conversions": float(estimated),
                 "true_conversions": totals["true_conversions"],
                 "share_of_oracle": totals["true_conversions"] / best if best > 0 else float("nan"),
                 "planned_gain": gain.extra_conversions if gain else nan,

@@ -63,8 +63,9 @@ def arm_levels(
     known exactly). Arms without rows keep a nan level (and loadings 0). With fewer than three arms
     observed the between-arm variance is not estimated and each arm keeps its own observation.
     """
-    own = propensity.to_numpy(float)[np.arange(len(arm)), propensity.columns.get_indexer(arm)]
-    codes = pd.Index([control, *arms]).get_indexer(arm)  # 0 = the holdout; rows of other arms left out
+    found, names = pd.factorize(np.asarray(arm, dtype=object))  # once: comparing strings row by row is slow
+    own = propensity.to_numpy(float)[np.arange(len(found)), propensity.columns.get_indexer(names)[found]]
+    codes = pd.Index([control, *arms]).get_indexer(names)[found]  # 0 = the holdout; rows of other arms left out
     kept = codes >= 0
     with np.errstate(invalid="ignore", divide="ignore"):  # an arm without rows: nan
         means, variances, _ = _hajek(codes[kept], y[kept], 1.0 / own[kept], len(arms) + 1)

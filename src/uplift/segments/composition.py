@@ -195,6 +195,7 @@ def with_composition(segments: pd.DataFrame, rows: pd.DataFrame, spec: SegmentSp
     for group in groups.spec.groups:  # declared but not counted: an empty column says so to the planner
         if GROUP_PREFIX + group.name not in out.columns:
             out[GROUP_PREFIX + group.name] = np.nan
+    out.attrs = dict(segments.attrs)  # the stage choice and the promise's calibration travel with the table
     return out
 
 

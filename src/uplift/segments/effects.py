@@ -75,7 +75,7 @@ from uplift.armtable import low_rank_effects
 if TYPE_CHECKING:
     from uplift.segments.personamix import PersonaMix
 
-__all__ = ["arm_slope_effects", "calibration_loadings", "observed_effects", "segment_effects", "fay_herriot",
+__all__ = ["arm_slope_effects", "arm_spreads", "calibration_loadings", "level_shift", "with_arm_spreads", "observed_effects", "segment_effects", "fay_herriot",
            "leak_covariance", "slope_loadings"]
 
 _RATE_PSEUDO_ROWS = 200.0
@@ -120,8 +120,11 @@ def observed_effects(
     or ``"segment_rate"`` (binomial at the segment's own rate over all its rows, shrunk towards
     the pooled rate); see the module docstring.
     """
-    own = propensity.to_numpy(float)[np.arange(len(arm)), propensity.columns.get_indexer(arm)]
+    codes, names = pd.factorize(np.asarray(arm, dtype=object))  # once: comparing strings row by row is slow
+    column = propensity.columns.get_indexer(names)
+    own = propensity.to_numpy(float)[np.arange(len(codes)), column[codes]]
     w = 1.0 / own
+    code_of = {name: k for k, name in enumerate(names)}
     if variance not in ("floored", "segment_rate"):
         raise ValueError(f"variance: expected 'floored' or 'segment_rate', got {variance!r}")
     rate = None
@@ -130,13 +133,13 @@ def observed_effects(
         events = np.bincount(groups, weights=y, minlength=n_groups)
         rows = np.bincount(groups, minlength=n_groups)
         rate = (events + _RATE_PSEUDO_ROWS * pooled) / (rows + _RATE_PSEUDO_ROWS)
-    c = arm == control
+    c = codes == code_of.get(control, -1)
     base, base_var, n_c = _hajek(groups[c], y[c], w[c], n_groups)
     if rate is not None:
         base_var = _segment_rate_variance(groups[c], w[c], rate, n_groups)
     out = {}
     for a in arms:
-        m = arm == a
+        m = codes == code_of.get(a, -1)
         mean, var, n_t = _hajek(groups[m], y[m], w[m], n_groups)
         if rate is not None:
             var = _segment_rate_variance(groups[m], w[m], rate, n_groups)
@@ -152,14 +155,36 @@ def _combinable(observed: np.ndarray, se: np.ndarray, model: np.ndarray) -> np.n
     return np.isfinite(observed) & np.isfinite(se) & (se > 0) & np.isfinite(model)
 
 
-def _own_weight(observed: np.ndarray, se: np.ndarray, model: np.ndarray, A: float) -> np.ndarray:
+def _per_line(A: float | np.ndarray, n: int) -> np.ndarray:
+    """``A`` as one value per line: a scalar (one spread for every line) or already per line."""
+    return np.broadcast_to(np.asarray(A, dtype=float), (n,))
+
+
+def _own_weight(observed: np.ndarray, se: np.ndarray, model: np.ndarray, A: float | np.ndarray) -> np.ndarray:
     """Per segment, the weight ``gamma = A / (A + se^2)`` its effect puts on its own observation
-    (0 where it has none to combine, or where ``A`` could not be estimated)."""
+    (0 where it has none to combine, or where ``A`` could not be estimated); ``A`` one value or one per line."""
     gamma = np.zeros(len(model))
-    ok = _combinable(observed, se, model)
-    if np.isfinite(A):
-        gamma[ok] = A / (A + se[ok] ** 2)
+    ok = _combinable(observed, se, model) & np.isfinite(_per_line(A, len(model)))
+    gamma[ok] = _per_line(A, len(model))[ok] / (_per_line(A, len(model))[ok] + se[ok] ** 2)
     return gamma
+
+
+def _leak_per_line(leak: float, v: np.ndarray) -> np.ndarray:
+    """The leak covariance spread over the lines in proportion to their noise variance ``v``."""
+    return max(float(leak), 0.0) * v / float(np.mean(v))
+
+
+def _combine(observed: np.ndarray, se: np.ndarray, prior: np.ndarray, model: np.ndarray, A: float | np.ndarray,
+             beta: float, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each line's effect ``gamma * observed + (1 - gamma) * prior`` and its own sd (``c``: the leak per
+    combinable line, :func:`_leak_per_line`); lines without an observation keep the prior, sd ``sqrt(A)``."""
+    ok = _combinable(observed, se, model)
+    gamma = _own_weight(observed, se, model, A)
+    effect = prior.copy()
+    effect[ok] = gamma[ok] * observed[ok] + (1 - gamma[ok]) * prior[ok]
+    sd = np.sqrt(_per_line(A, len(model))).copy()
+    sd[ok] = np.sqrt(gamma[ok] * se[ok] ** 2 + 2 * gamma[ok] * (1 - gamma[ok]) * beta * c)
+    return effect, sd
 
 
 def fay_herriot(
@@ -187,7 +212,7 @@ def fay_herriot(
     if ok.sum() < 3:
         return model.copy(), np.full(len(model), np.nan), (0.0, 1.0), float("nan")
     v, o, m = se[ok] ** 2, observed[ok], model[ok]
-    c = max(float(leak), 0.0) * v / float(np.mean(v))  # per segment, proportional to its noise
+    c = _leak_per_line(leak, v)  # per segment, proportional to its noise
     A = 0.0
     alpha, beta = 0.0, 1.0
     for _ in range(5 if leak <= 0 else 10):
@@ -205,13 +230,68 @@ def fay_herriot(
         A = float(max(np.mean(resid**2 - v + 2 * beta * c), 0.0))
     # keep A away from 0 so that no segment's interval collapses onto the model alone
     A = max(A, 0.05 * float(np.median(v)))
-    prior = alpha + beta * model
-    gamma = _own_weight(observed, se, model, A)
-    effect = prior.copy()
-    effect[ok] = gamma[ok] * observed[ok] + (1 - gamma[ok]) * prior[ok]
-    sd = np.full(len(model), np.sqrt(A))
-    sd[ok] = np.sqrt(gamma[ok] * v + 2 * gamma[ok] * (1 - gamma[ok]) * beta * c)
+    effect, sd = _combine(observed, se, alpha + beta * model, model, A, beta, c)
     return effect, sd, (float(alpha), float(beta)), A
+
+
+def arm_spreads(observed: np.ndarray, se: np.ndarray, prior: np.ndarray, model: np.ndarray, arm: np.ndarray,
+                A: float, *, beta: float = 1.0, leak: float = 0.0) -> np.ndarray:
+    """Per line, the spread of its arm's true effects around the calibrated prior, from the arm's own cells.
+
+    The pooled calibration (:func:`fay_herriot`) estimates one ``A`` for every arm: how far the truth
+    strays from the prior. An arm whose segments truly differ more than the prior says strays further,
+    and with the pooled ``A`` its cells would be shrunk onto the prior as hard as the others'. Per arm
+    ``a`` the moment estimate is ``A_a = mean_i (r_i^2 - se_i^2 + 2 beta c_i)`` over its combinable
+    cells (``r = observed - prior``, ``c`` the leak per line), with sampling variance
+    ``s_a^2 = var_i(r_i^2 - se_i^2 + 2 beta c_i) / n_a`` (empirical: rare outcomes make ``r^2``
+    heavier-tailed than a normal's). The arms' ``A_a`` are shrunk towards the pooled ``A`` by how much
+    they truly differ beyond that noise (``tau^2 = max(var(A_a) - mean(s_a^2), 0)``, weight
+    ``tau^2 / (tau^2 + s_a^2)``), and floored as the pooled one is (5% of the median ``se^2``). Where the
+    arms' spreads cannot be told apart every arm keeps about ``A``; an arm whose cells clearly stray
+    further keeps its own. Lines of arms with fewer than three combinable cells get ``A``.
+    """
+    arm = np.asarray(arm)
+    n = len(model)
+    out = np.full(n, float(A))
+    ok = _combinable(observed, se, model)
+    if ok.sum() < 3 or not np.isfinite(A):
+        return out
+    v = se**2
+    c = np.zeros(n)
+    c[ok] = _leak_per_line(leak, v[ok])
+    excess = (observed - prior) ** 2 - v + 2 * beta * c
+    names, est, noise = [], [], []
+    for a in pd.unique(arm):
+        cells = ok & (arm == a)
+        if cells.sum() < 3:
+            continue
+        names.append(a)
+        est.append(float(np.mean(excess[cells])))
+        noise.append(float(np.var(excess[cells], ddof=1)) / int(cells.sum()))
+    if len(names) < 3:
+        return out
+    est, noise = np.array(est), np.array(noise)
+    tau2 = max(float(np.var(est, ddof=1) - np.mean(noise)), 0.0)
+    floor = 0.05 * float(np.median(v[ok]))
+    shrunk = np.maximum(A + np.where(tau2 > 0, tau2 / (tau2 + noise), 0.0) * (est - A), floor)
+    for a, value in zip(names, shrunk):
+        out[arm == a] = value
+    return out
+
+
+def with_arm_spreads(observed: np.ndarray, se: np.ndarray, covariate: np.ndarray, arm: np.ndarray, A: float, *,
+                     alpha: float, beta: float, leak: float, effect: np.ndarray,
+                     sd: np.ndarray) -> tuple[np.ndarray | float, np.ndarray, np.ndarray]:
+    """The combination of :func:`fay_herriot` redone with each arm's own spread (:func:`arm_spreads`):
+    the spread per line, the effects and their own sds. Unchanged where the calibration could not be
+    fitted (``A`` not finite)."""
+    if not np.isfinite(A):
+        return A, effect, sd
+    prior = alpha + beta * covariate
+    per_line = arm_spreads(observed, se, prior, covariate, arm, A, beta=beta, leak=leak)
+    ok = _combinable(observed, se, covariate)
+    effect, sd = _combine(observed, se, prior, covariate, per_line, beta, _leak_per_line(leak, se[ok] ** 2))
+    return per_line, effect, sd
 
 
 def calibration_loadings(observed: np.ndarray, se: np.ndarray, model: np.ndarray, A: float) -> np.ndarray:
@@ -226,12 +306,13 @@ def calibration_loadings(observed: np.ndarray, se: np.ndarray, model: np.ndarray
     """
     n = len(model)
     ok = _combinable(observed, se, model)
-    if ok.sum() < 3 or not np.isfinite(A):
+    A = _per_line(A, n)
+    if ok.sum() < 3 or not np.isfinite(A[ok]).all():
         return np.zeros((n, 2))
     v = se[ok] ** 2
     X = np.column_stack([np.ones(int(ok.sum())), model[ok]])
     try:
-        L = np.linalg.cholesky(np.linalg.inv(X.T @ (X / (v + A)[:, None])))
+        L = np.linalg.cholesky(np.linalg.inv(X.T @ (X / (v + A[ok])[:, None])))
     except np.linalg.LinAlgError:  # all model values equal: the slope is not identified
         return np.zeros((n, 2))
     gamma = _own_weight(observed, se, model, A)
@@ -251,7 +332,8 @@ def _arm_slope_terms(observed: np.ndarray, se: np.ndarray, covariate: np.ndarray
     no spread in the covariate are not identified and stay out of the posterior.
     """
     arm = np.asarray(arm)
-    if not np.isfinite(A):
+    A = _per_line(A, len(covariate))
+    if not np.isfinite(A).all():
         return None
     ok = _combinable(observed, se, covariate)
     fits = []  # (cells, centre, slope, slope variance)
@@ -260,7 +342,7 @@ def _arm_slope_terms(observed: np.ndarray, se: np.ndarray, covariate: np.ndarray
         fit = cells & ok
         if fit.sum() < 3:
             continue
-        w = 1.0 / (se[fit] ** 2 + A)
+        w = 1.0 / (se[fit] ** 2 + A[fit])
         centre = float(np.average(covariate[fit], weights=w))
         dev = covariate[fit] - centre
         sxx = float(np.sum(w * dev**2))
@@ -437,6 +519,9 @@ def segment_effects(
     message_channel_rank: int = 0,
     smooth_over: tuple[tuple[str, ...], ...] = (),
     group_attributes: pd.DataFrame | None = None,
+    arm_spread: bool = False,
+    observed_parts: bool = False,
+    additive_fit: bool = True,
 ) -> pd.DataFrame:
     """Long frame (group, arm) with observed, model and calibrated effects (``effect``, ``own_sd``).
 
@@ -457,6 +542,10 @@ def segment_effects(
     of that persona, ``(1 - gamma) * beta * w * share * se`` (:func:`uplift.allocation.effects.shared_factors`
     expands them per arm; with ``arm_slopes`` the line's own slope instead of ``beta``).
 
+    ``arm_spread``: each arm's cells lean on their own observations as far as the arm's own cells say
+    its truth strays from the calibrated prior (:func:`arm_spreads`), instead of the spread ``A``
+    pooled over the arms.
+
     ``arm_slopes``: each arm's deviations from its centre are then put on the arm's own calibration
     slope, shrunk towards the slope within all arms (:func:`arm_slope_effects`); column
     ``calibration_slope`` is the slope each line's deviations carry (the pooled ``beta`` without).
@@ -474,6 +563,14 @@ def segment_effects(
     (:func:`uplift.additive.additive_loadings`) and the fitted lines' ``own_sd`` becomes 0; the other
     loadings are kept. That the truth is additive on the terms is the spec's assumption; what it
     cannot hold is not in the intervals.
+
+    ``additive_fit`` False: the effects are not replaced by their fit (``smooth_over`` then only names
+    the parts of ``observed_parts``).
+
+    ``observed_parts`` (with ``smooth_over``): then each arm's observed differences around the effects
+    are read on the same parts as a random-effects model with the arm's own variances, and each cell
+    gets its parts' prediction added (:mod:`uplift.segments.parts`); their errors become more
+    ``fit_load__<k>`` factors.
 
     ``message_channel_rank`` ``r > 0``: last, every group's messages x channels table of effects is
     projected on rank ``r`` (:func:`uplift.armtable.low_rank_effects`); ``own_sd`` and the
@@ -502,6 +599,9 @@ def segment_effects(
     # one calibration over all arms: the bias and the spread of the truth around the model are
     # properties of the learner, and pooling the arms' segments estimates them far less noisily
     effect, sd, (alpha, beta), A = fay_herriot(observed, se, covariate, leak=leak)
+    if arm_spread:
+        A, effect, sd = with_arm_spreads(observed, se, covariate, out["arm"].to_numpy(), A, alpha=alpha, beta=beta,
+                                         leak=leak, effect=effect, sd=sd)
     load = calibration_loadings(observed, se, covariate, A)
     terms = _arm_slope_terms(observed, se, covariate, out["arm"].to_numpy(), A)  # the arms' slopes, fitted once
     slope = np.full(len(out), beta)
@@ -517,9 +617,9 @@ def segment_effects(
     if observed_arm_levels:
         out = _with_observed_arm_levels(out, rows, y=y, arm=arm, propensity=propensity,
                                         control=control, arms=tuple(predictions.columns))
-    if smooth_over:
-        if group_attributes is None or len(group_attributes) != n_groups:
-            raise ValueError(f"group_attributes: expected one row per group ({n_groups}) to smooth over {smooth_over}")
+    if smooth_over and group_attributes is None or smooth_over and len(group_attributes) != n_groups:
+        raise ValueError(f"group_attributes: expected one row per group ({n_groups}) to smooth over {smooth_over}")
+    if smooth_over and additive_fit:
         lines = group_attributes.reset_index(drop=True).iloc[out["group"].to_numpy()]  # each line's group
         # the effects and their slope loadings through the same (linear) fit
         fitted = additive_effects(out[["effect", "calibration_slope_load"]].to_numpy(dtype=float).T,
@@ -532,10 +632,25 @@ def segment_effects(
                                   smooth_over, rows)
         out = out.assign(own_sd=np.where(fitted_lines, 0.0, own),
                          **{f"{FIT_LOAD_PREFIX}{k}": loads[:, k] for k in range(loads.shape[1])})
+    if observed_parts and smooth_over:
+        out = _with_observed_parts(out, group_attributes, smooth_over)
     if message_channel_rank > 0:
         out = out.assign(effect=low_rank_effects(out["group"].to_numpy(), out["arm"].to_numpy(),
                                                  out["effect"].to_numpy(dtype=float), rank=message_channel_rank))
     return out
+
+
+def _with_observed_parts(out: pd.DataFrame, group_attributes: pd.DataFrame,
+                         terms: tuple[tuple[str, ...], ...]) -> pd.DataFrame:
+    """The effects with each arm's predicted parts of its residuals added
+    (:func:`uplift.segments.parts.observed_parts`), and the parts' errors as more ``fit_load__<k>`` factors."""
+    from uplift.segments.parts import observed_parts
+
+    lines = group_attributes.reset_index(drop=True).iloc[out["group"].to_numpy()]
+    effect, loads = observed_parts(out["effect"].to_numpy(dtype=float), out["observed"].to_numpy(dtype=float),
+                                   out["observed_se"].to_numpy(dtype=float), out["arm"].to_numpy(), lines, terms)
+    first = sum(1 for c in out.columns if str(c).startswith(FIT_LOAD_PREFIX))
+    return out.assign(effect=effect, **{f"{FIT_LOAD_PREFIX}{first + k}": loads[:, k] for k in range(loads.shape[1])})
 
 
 def _with_observed_arm_levels(out: pd.DataFrame, rows: np.ndarray, *, y, arm, propensity,
@@ -548,17 +663,29 @@ def _with_observed_arm_levels(out: pd.DataFrame, rows: np.ndarray, *, y, arm, pr
     index = pd.Index(arms).get_indexer(out["arm"])
     effect = out["effect"].to_numpy(dtype=float)
     slope = out["calibration_slope_load"].to_numpy(dtype=float)
-    ok = np.isfinite(effect) & (rows > 0)
-    total = np.bincount(index[ok], weights=rows[ok], minlength=len(arms))
-
-    def arm_mean(values: np.ndarray) -> np.ndarray:  # per arm, the row-weighted mean over its fitted lines
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.bincount(index[ok], weights=(rows * values)[ok], minlength=len(arms)) / total
-
-    shift = levels.level - arm_mean(effect)
-    shift = np.where(np.isfinite(shift), shift, 0.0)  # an arm without rows or level keeps its effects
+    shifted = level_shift(effect, rows, index, levels.level)
     # the level is the data's now, whatever the slope: only the deviations from it carry the slope's error
-    slope_mean = arm_mean(slope)
-    slope = slope - np.where(np.isfinite(slope_mean), slope_mean, 0.0)[index]
-    return out.assign(effect=effect + shift[index], arm_level_load=levels.own_sd[index],
+    slope = slope - _arm_means(slope, rows, index, len(arms), np.isfinite(effect))[index]
+    return out.assign(effect=shifted, arm_level_load=levels.own_sd[index],
                       arm_level_load_common=levels.common_sd, calibration_slope_load=slope)
+
+
+def _arm_means(values: np.ndarray, rows: np.ndarray, index: np.ndarray, n_arms: int, finite: np.ndarray) -> np.ndarray:
+    """Per arm, the row-weighted mean of ``values`` over its ``finite`` lines with rows (0 where none)."""
+    ok = finite & (rows > 0)
+    total = np.bincount(index[ok], weights=rows[ok], minlength=n_arms)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(index[ok], weights=(rows * values)[ok], minlength=n_arms) / total
+    return np.where(np.isfinite(mean), mean, 0.0)
+
+
+def level_shift(effect: np.ndarray, rows: np.ndarray, index: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """``effect`` with each arm's lines shifted so that their row-weighted mean is the arm's ``level``
+    (``index``: each line's arm in ``level``'s order); an arm without rows or level keeps its effects."""
+    ok = np.isfinite(effect) & (rows > 0)
+    total = np.bincount(index[ok], weights=rows[ok], minlength=len(level))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(index[ok], weights=(rows * effect)[ok], minlength=len(level)) / total
+    shift = level - mean
+    shift = np.where(np.isfinite(shift), shift, 0.0)
+    return effect + shift[index]

@@ -115,12 +115,18 @@ def released_segments(segments: pd.DataFrame, policy: DisclosurePolicy) -> pd.Da
     Returns
     -------
     DataFrame, columns :data:`RELEASED_COLUMNS`, the segment attributes and ``withheld``; no segment
-    below the threshold.
+    below the threshold. It keeps the table's ``attrs`` (the stages the estimator kept and their
+    held-out evidence: losses over whole folds, no figure of a cell's own people).
     """
     segments = released_shares(segments, policy)
     attributes = attribute_columns(segments)
     out = disclose(segments, segment_release(attributes), policy, source="segment table")
-    return out[[*RELEASED_COLUMNS, *attributes, WITHHELD]].reset_index(drop=True)
+    return _with_attrs(out[[*RELEASED_COLUMNS, *attributes, WITHHELD]].reset_index(drop=True), segments)
+
+
+def _with_attrs(out: pd.DataFrame, source: pd.DataFrame) -> pd.DataFrame:
+    out.attrs = dict(source.attrs)
+    return out
 
 
 def released_shares(segments: pd.DataFrame, policy: DisclosurePolicy) -> pd.DataFrame:
@@ -147,7 +153,7 @@ def without_raw_figures(planner: pd.DataFrame, policy: DisclosurePolicy, why: st
     for column in ("people_treated", "people_control"):
         out[column] = pd.array([pd.NA] * len(out), dtype="Int64")
     out[WITHHELD] = f"{', '.join((*RAW_FIGURES, 'people_treated', 'people_control'))}: {why}"
-    return out[[*RELEASED_COLUMNS, *attributes, WITHHELD]].reset_index(drop=True)
+    return _with_attrs(out[[*RELEASED_COLUMNS, *attributes, WITHHELD]].reset_index(drop=True), planner)
 
 
 def rerounded(released: pd.DataFrame, policy: DisclosurePolicy) -> pd.DataFrame:
@@ -156,4 +162,4 @@ def rerounded(released: pd.DataFrame, policy: DisclosurePolicy) -> pd.DataFrame:
     for column in RELEASED_COUNTS:
         values = round_counts(out[column].astype("Float64").to_numpy(dtype=float, na_value=np.nan), policy.rounding_base)
         out[column] = pd.array(values, dtype="Float64").astype("Int64")
-    return out
+    return _with_attrs(out, released)

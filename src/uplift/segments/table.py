@@ -7,6 +7,8 @@ never appear.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
@@ -16,9 +18,10 @@ from uplift.allocation.effects import PER_ARM_PREFIXES, shared_error_columns
 from uplift.features.library import age_band_of
 from uplift.segments.assign import PERSONA_NONE, SUPPRESSED, assign_personas, rules_for_columns, targetable_cells
 from uplift.segments.effects import segment_effects
-from uplift.segments.personamix import persona_mix, persona_signal
+from uplift.segments.personamix import PersonaMix, persona_mix, persona_signal
+from uplift.segments.stages import StageChoice, declared_choice, select_stages
 from uplift.segments.tallies import TALLY_COLUMNS, cell_tallies
-from uplift.specs.segments import SegmentSpec
+from uplift.specs.segments import EffectMethod, SegmentSpec
 from uplift.trainingtable import TrainingTable
 from uplift.vocabulary import split_arm
 
@@ -77,9 +80,13 @@ def build_segment_table(
     table : the rows the predictions belong to (same order).
     predictions : out-of-sample predicted uplift, one column per treatment arm.
     spec : dimensions, persona rules, anonymity floor, interval level and, per kind, how effects
-        are estimated (``spec.effects``; a targetable ``persona_weight`` blends the persona mix of
-        :mod:`uplift.segments.personamix` into the calibration when its split-half signal reaches
-        ``persona_min_signal``: columns ``persona_mix`` (empty when not used) and one
+        are estimated (``spec.effects``; with ``select_stages`` and the folds, the targetable kind keeps
+        the stages its held-out rows support, :func:`uplift.segments.stages.select_stages`, and the
+        result's ``attrs["stages"]`` records the choice and its evidence per kind,
+        :func:`uplift.segments.stages.stage_table`; a targetable ``persona_weight`` blends the persona
+        mix of :mod:`uplift.segments.personamix` into the calibration when kept, or without selection
+        when its split-half signal reaches ``persona_min_signal``: columns ``persona_mix`` (empty when
+        not used) and one
         ``persona_load__<persona>`` per persona, the cells' loadings on those shared errors; a kind
         with ``smooth_over`` has ``fit_load__<k>`` columns, its cells' loadings on their arm's
         additive fit). ``effect_sd`` is the sd of a cell's whole error, its own part and the parts
@@ -88,7 +95,8 @@ def build_segment_table(
         switched off, with one note.
     folds, heldout_fold : per row, the cross-fitting fold whose model predicted it, and the fold no
         model saw (:meth:`uplift.modeling.validation.ValidationReport.out_of_sample_folds`); needed
-        by a kind with ``leak_correction``, which is skipped without them.
+        by a kind with ``leak_correction`` (skipped without them) and by the selection of stages (the
+        stages then run as declared).
     """
     if folds is not None and len(folds) != len(table.frame):
         raise ValueError(f"folds: expected one fold per row ({len(table.frame)}), got {len(folds)}")
@@ -97,7 +105,7 @@ def build_segment_table(
     members = segment_members(f, spec)
     z = float(norm.ppf(0.5 + spec.interval / 2))
     propensity = table.propensity()
-    parts = []
+    parts, choices = [], {}
     for kind, labels in (("targetable", members["segment"].to_numpy()), ("persona", members["persona_segment"].to_numpy())):
         shown = labels != SUPPRESSED
         if not shown.any():
@@ -106,17 +114,11 @@ def build_segment_table(
         names = np.asarray(names, dtype=object)
         method = spec.effect_method(kind)
         use_folds = method.leak_correction and folds is not None
-        mix = None
-        if kind == "targetable" and method.persona_weight > 0 and spec.personas:
-            all_groups = np.full(len(labels), -1)
-            all_groups[shown] = groups
-            randomised = dict(y=f["outcome"].to_numpy(float), arm=f["arm"].to_numpy(), propensity=propensity,
-                              control=table.control, arms=tuple(predictions.columns))
-            persona = members["persona"].to_numpy()
-            signal = persona_signal(all_groups, len(names), persona, f["person_id"].to_numpy(), **randomised)
-            if signal >= method.persona_min_signal:  # else the model alone: the personas add only their noise
-                mix = persona_mix(all_groups, len(names), persona, **randomised)
         attrs = _attributes(kind, names, members, labels, spec)  # one row per group, in the groups' order
+        all_groups = np.full(len(labels), -1)  # every row: its group, -1 outside the kind's shown segments
+        all_groups[shown] = groups
+        mix, method, choices[kind] = _persona_mix_and_stages(
+            kind, method, table, predictions, members, _KindGroups(all_groups, len(names), attrs), spec, folds)
         eff = segment_effects(
             groups,
             len(names),
@@ -135,6 +137,9 @@ def build_segment_table(
             message_channel_rank=method.message_channel_rank,
             smooth_over=method.smooth_over,
             group_attributes=attrs,
+            arm_spread=method.arm_spread,
+            observed_parts=method.observed_parts,
+            additive_fit=method.additive_fit,
         )
         size = pd.Series(f["person_id"].to_numpy()[shown]).groupby(groups).nunique().reindex(range(len(names))).to_numpy()
         rows = np.bincount(groups, minlength=len(names))
@@ -148,7 +153,7 @@ def build_segment_table(
                                      arm=f["arm"].to_numpy()[shown], y=f["outcome"].to_numpy()[shown],
                                      arms=tuple(predictions.columns), control=table.control),
                         on=["group", "arm"], how="left")
-        if method.smooth_over:  # the parts the effects were fitted on, for the planner's draws
+        if method.smooth_over and method.additive_fit:  # the parts the effects were fitted on, for the planner's draws
             eff = pd.concat([eff, part_columns(eff, method.smooth_over)], axis=1)
         parts.append(eff.drop(columns=["group"]))
     out = pd.concat(parts, ignore_index=True)
@@ -169,7 +174,52 @@ def build_segment_table(
     out[part_cols] = out[part_cols].fillna("")  # a kind not smoothed has no parts
     attr_cols = [c for c in (*spec.dimensions, "persona") if c in out.columns]
     columns = list(SEGMENT_COLUMNS) + loads + attr_cols + part_cols
-    return out[columns].sort_values(["kind", "segment", "arm"], kind="stable").reset_index(drop=True)
+    out = out[columns].sort_values(["kind", "segment", "arm"], kind="stable").reset_index(drop=True)
+    out.attrs["stages"] = {kind: choice.record() for kind, choice in choices.items() if choice is not None}
+    return out
+
+
+@dataclass(frozen=True)
+class _KindGroups:
+    """A segment kind's groups: per row of the table its group (-1 outside the kind's shown segments),
+    how many, and one row of attributes per group."""
+
+    of_row: np.ndarray
+    count: int
+    attributes: pd.DataFrame
+
+
+def _persona_mix_and_stages(kind: str, method: EffectMethod, table: TrainingTable, predictions: pd.DataFrame,
+                            members: pd.DataFrame, groups: _KindGroups, spec: SegmentSpec, folds: np.ndarray | None,
+                            ) -> tuple[PersonaMix | None, EffectMethod, StageChoice | None]:
+    """The kind's persona mix (None when not used), its method with the stages the data keep, and that
+    choice (None for a kind without stages to choose).
+
+    With ``select_stages`` and the folds, the stages are chosen on the held-out rows
+    (:func:`uplift.segments.stages.select_stages`); else the persona mix is used when its split-half
+    signal reaches ``persona_min_signal`` and the other stages run as declared.
+    """
+    if kind != "targetable":
+        return None, method, None
+    f = table.frame
+    personas = method.persona_weight > 0 and bool(spec.personas)
+    randomised = dict(y=f["outcome"].to_numpy(float), arm=f["arm"].to_numpy(), propensity=table.propensity(),
+                      control=table.control)
+    persona = members["persona"].to_numpy()
+    arms = tuple(predictions.columns)
+    if method.select_stages and folds is not None:
+        choice = select_stages(groups.of_row, groups.count, folds=np.asarray(folds), method=method,
+                               predictions=predictions, persona=persona if personas else None,
+                               attributes=groups.attributes, **randomised)
+    else:
+        use_mix = personas and persona_signal(groups.of_row, groups.count, persona, f["person_id"].to_numpy(),
+                                              arms=arms, **randomised) >= method.persona_min_signal
+        # without the signal the model alone: personas unrelated to the effects add only their noise
+        choice = declared_choice(method if use_mix else method.model_copy(update={"persona_weight": 0.0}),
+                                 personas=personas)
+    mix = (persona_mix(groups.of_row, groups.count, persona, arms=arms, **randomised)
+           if "persona_mix" in choice.kept else None)
+    return mix, choice.apply(method), choice
 
 
 def _attributes(kind: str, names: np.ndarray, members: pd.DataFrame, labels: np.ndarray, spec: SegmentSpec) -> pd.DataFrame:

@@ -73,6 +73,32 @@ class EffectMethod(Spec):
     level is kept), before the rank-1 projection (:func:`uplift.additive.additive_effects`).
     Only for the targetable kind, over its dimensions. Empty keeps the cells as estimated."""
 
+    additive_fit: bool = True
+    """With ``smooth_over``: each arm's effects are replaced by their fit on the terms. False keeps the
+    effects as the stages before leave them; the terms then only name the parts of ``observed_parts``."""
+    observed_parts: bool = False
+    """With ``smooth_over``: after the additive fit, each arm's observed differences around the effects
+    are read on the same parts as a random-effects model with the arm's own variances (maximum
+    likelihood), and each cell gets its parts' prediction added (:mod:`uplift.segments.parts`): what the
+    arm's data say about how its effect differs by the segment dimensions that the estimates before it
+    miss. False: the cells' own observations count only through the calibration's weight."""
+    arm_spread: bool = False
+    """How far each arm's cells lean on their own observations is estimated from the arm's own cells
+    (their spread around the calibrated prior, shrunk towards the spread pooled over the arms by how
+    much the arms' spreads truly differ; :func:`uplift.segments.effects.arm_spreads`), so an arm whose
+    segments truly differ keeps its spread. False: one spread for every arm."""
+    select_stages: bool = False
+    """Keep each stage switched on above (the persona mix, the arms' own slopes, the arm levels, the
+    additive fit, the rank-1 projection) only when the dataset's own held-out rows support it: the
+    combination of stages whose estimates from the other folds predict each cross-fitting fold's
+    randomised cell differences best (:mod:`uplift.segments.stages`). Needs the cross-fitting folds;
+    without them the stages run as declared. Only for the targetable kind."""
+    promise_top_share: float = Field(0.25, ge=0.0, le=1.0)
+    """With ``select_stages``: a plan's expected conversions and interval are calibrated on the same
+    held-out folds, by what the best-looking cells making up this share of each fold's rows bought per
+    conversion their estimates promised (:mod:`uplift.segments.promise`). 0 switches it off: a plan
+    promises the sum of its cells' estimates."""
+
     @field_validator("smooth_over")
     @classmethod
     def _terms(cls, v: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
@@ -82,7 +108,8 @@ class EffectMethod(Spec):
 
 
 _DEFAULT_EFFECTS = {
-    "targetable": EffectMethod(persona_weight=0.5, arm_slopes=True, observed_arm_levels=True, message_channel_rank=1),
+    "targetable": EffectMethod(persona_weight=0.5, arm_slopes=True, observed_arm_levels=True, message_channel_rank=1,
+                               arm_spread=True, select_stages=True),
     "persona": EffectMethod(variance="segment_rate", leak_correction=True),
 }
 """What the decision benchmark supports (docs/benchmarks.md): personas are large segments whose
@@ -132,6 +159,12 @@ class SegmentSpec(Spec):
                 "effects.persona.persona_weight: expected 0 (a persona segment's persona mix is its own observed "
                 f"effect), got {method.persona_weight}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _stages_selected_for_targetable_only(self) -> SegmentSpec:
+        if self.effect_method("persona").select_stages:
+            raise ValueError("effects.persona.select_stages: expected false (the persona kind has no stages to select)")
         return self
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
@@ -194,6 +195,33 @@ def _log_model(report: ValidationReport, segments: pd.DataFrame | None,
     return pyfunc, log_pyfunc(report, pyfunc).model_uri
 
 
+def _log_stage_choice(segments: pd.DataFrame) -> None:
+    """Per segment kind whose estimator chose its stages: the stages kept and how (params), each stage's
+    held-out gain, the held-out slope of the deviations and the ratio plans' promises are calibrated by
+    (metrics), and the evidence table
+    (``segments/stages_<kind>.csv``)."""
+    from uplift.segments import stage_table
+
+    for kind, record in (segments.attrs.get("stages") or {}).items():
+        mlflow.log_params({f"segments.{kind}.stages_kept": ",".join(record["kept"]) or "none",
+                           f"segments.{kind}.stages_by": record["by"]})
+        table = stage_table(segments, kind=kind)
+        metrics = {f"segments.{kind}.stage_gain.{r.stage}": float(r.gain) for r in table.itertuples()
+                   if pd.notna(r.gain)}
+        if record.get("slope") is not None and np.isfinite(record["slope"]):
+            metrics[f"segments.{kind}.heldout_slope"] = float(record["slope"])
+        promise = record.get("promise") or {}
+        for key in ("ratio", "ratio_se"):
+            if promise.get(key) is not None and np.isfinite(promise[key]):
+                metrics[f"segments.{kind}.promise_{key}"] = float(promise[key])
+        if metrics:
+            mlflow.log_metrics(metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"stages_{kind}.csv"
+            table.to_csv(path, index=False)
+            mlflow.log_artifact(str(path), "segments")
+
+
 def log_training(
     report: ValidationReport,
     *,
@@ -237,6 +265,8 @@ def log_training(
         _log_tables(report, extra_tables or {}, disclosure, {
             SEGMENTS_ARTIFACT: segments, RELEASED_ARTIFACT: released_segments, GATE_SEGMENTS_ARTIFACT: gate_segments,
         })
+        if segments is not None:
+            _log_stage_choice(segments)
         _log_plots(report)
         pyfunc, model_uri = _log_model(report, segments, segment_spec)
 
