@@ -47,7 +47,7 @@ POLICY = np.array(["a", "a", "a", "b"])
 def test_exports():
     assert sorted(policyvalue_module.__all__) == sorted(
         ["PolicyValue", "PolicyTerm", "ipw_value", "ipw_difference", "ipw_contrast", "compare_policies",
-         "single_arm_policies"]
+         "single_arm_policies", "cluster_codes", "influence_se"]
     )
 
 
