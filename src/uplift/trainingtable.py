@@ -14,6 +14,12 @@ by an adapter (:mod:`uplift.adapters`). Columns of :attr:`TrainingTable.frame`:
     the probability that this row was assigned to ``<arm>`` (known from the design).
 feature columns
     as listed in :attr:`TrainingTable.features`.
+``cluster`` (str, optional)
+    the unit of randomisation when people were randomised in groups (household, school): folds, the
+    held-out split and every interval keep a cluster's rows together.
+
+An experiment's table may carry the :class:`~uplift.economics.Economics` of its mapping (value of a
+conversion, contact costs): the targeting rule then maximises net value.
 """
 
 from __future__ import annotations
@@ -27,12 +33,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from uplift.economics import Economics
 from uplift.errors import DataError, SchemaError
 from uplift.tableio import read_parquet_metadata, read_table, write_table
 
-__all__ = ["FeatureColumn", "TrainingTable", "PROPENSITY_PREFIX", "table_metadata", "file_digest"]
+__all__ = ["FeatureColumn", "TrainingTable", "PROPENSITY_PREFIX", "CLUSTER_COLUMN", "table_metadata", "file_digest"]
 
 PROPENSITY_PREFIX = "propensity__"
+CLUSTER_COLUMN = "cluster"
 _META_KEY = "uplift.training_table"
 
 
@@ -61,6 +69,8 @@ class TrainingTable:
     control: str
     outcome: str
     source: str = ""
+    economics: Economics | None = None
+    """Value of a conversion and contact costs (an experiment mapping's); None: conversions alone."""
 
     def __post_init__(self) -> None:
         self.check()
@@ -74,6 +84,11 @@ class TrainingTable:
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    @property
+    def clusters(self) -> np.ndarray | None:
+        """The cluster of every row (the ``cluster`` column), or None when people were randomised one by one."""
+        return self.frame[CLUSTER_COLUMN].astype(str).to_numpy() if CLUSTER_COLUMN in self.frame.columns else None
 
     def propensity(self) -> pd.DataFrame:
         """Assignment probabilities, one column per arm (control included)."""
@@ -145,6 +160,7 @@ class TrainingTable:
             control=self.control,
             outcome=self.outcome,
             source=self.source,
+            economics=self.economics,
         )
 
 
