@@ -18,7 +18,7 @@ import pandas as pd
 
 from uplift.errors import SchemaError
 
-__all__ = ["Economics", "CostSource"]
+__all__ = ["Economics", "CostSource", "campaign_economics"]
 
 CostSource = float | str
 """A contact cost: a fixed amount, or the name of the column that holds it per person."""
@@ -106,3 +106,26 @@ class Economics:
     def from_dict(cls, data: Mapping) -> Economics:
         return cls(value=float(data["value"]), costs=dict(data.get("costs", {})),
                    budget_per_person=data.get("budget_per_person"))
+
+
+def campaign_economics(catalogue, value: float, arms: tuple[str, ...], control: str) -> Economics:
+    """A campaign's economics: every ``message@channel`` arm costs its channel's base cost per contact
+    (:attr:`uplift.specs.planning.ChannelCost.unit_cost`), the control nothing; a conversion is worth ``value``.
+
+    Raises
+    ------
+    SchemaError
+        An arm's channel is not in the catalogue.
+    """
+    from uplift.vocabulary import split_arm
+
+    costs: dict[str, CostSource] = {control: 0.0}
+    for arm in arms:
+        if arm == control:
+            continue
+        channel = split_arm(arm)[1]
+        if channel not in catalogue.channels:
+            raise SchemaError(f"cost catalogue: arm {arm!r} is sent on channel {channel!r}, which has no price; "
+                              f"priced channels: {sorted(catalogue.channels)}")
+        costs[arm] = catalogue.channels[channel].unit_cost
+    return Economics(value=value, costs=costs)
