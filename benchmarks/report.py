@@ -55,7 +55,8 @@ def _pm(mean: float, sd: float, scale: float = 1000.0, digits: int = 2) -> str:
 
 
 def _ci(value: float, lo: float, hi: float, scale: float = 100.0, digits: int = 2) -> str:
-    return f"{value * scale:.{digits}f} [{lo * scale:.{digits}f}, {hi * scale:.{digits}f}]"
+    a, b, c = (round(x * scale, digits) + 0.0 for x in (value, lo, hi))  # + 0.0: a rounded -0 shows as 0
+    return f"{a:.{digits}f} [{b:.{digits}f}, {c:.{digits}f}]"
 
 
 def _targeting_section(result, figures: dict[str, str]) -> list[str]:
@@ -129,7 +130,8 @@ def _net_lines(result, outcome: str) -> list[str]:
                f"(`all:{result.info[outcome]['control']}`: no one). `{reference} - policy` is paired on the same rows."]
     for cost, part in net.groupby("cost", sort=False):
         rows = [{"policy": p.policy, "net value / 1,000 [95% CI]": _ci(p.value, p.lo, p.hi, 1000.0, 1),
-                 "spend / person": f"{p.spend:.3f}", f"{reference} - policy": _ci(-p.diff, -p.diff_hi, -p.diff_lo, 1000.0, 1),
+                 "spend / person": f"{p.spend:.3f}",
+                 f"{reference} - policy": _ci(-p.diff, -p.diff_hi, -p.diff_lo, 1000.0, 1),
                  "mean λ": "" if pd.isna(p.lam) else f"{p.lam:.2f}"}
                 for p in part.itertuples(index=False)]
         fixed = part[part["policy"].str.startswith("all:")]
