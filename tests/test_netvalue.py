@@ -276,3 +276,30 @@ def test_clustered_intervals_are_wider_when_households_share_their_outcome():
     plain = ipw_value(y, arm, propensity, policy)
     clustered = ipw_value(y, arm, propensity, policy, cluster=hh)
     assert clustered.value == plain.value and clustered.se > 1.7 * plain.se  # ~ sqrt(4) for perfect correlation
+
+
+# -- a continuous outcome ---------------------------------------------------------------------------------------
+
+def test_a_continuous_outcome_is_valued_per_unit_with_a_learner_that_regresses_it(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 2400
+    x, arm = rng.integers(0, 2, n), rng.choice(["Ctl", "A"], n)
+    # arm A adds 3 units of spend for x = 1 and 0.2 for x = 0; a unit is worth 1, a contact costs 1
+    spend = rng.normal(2, 1, n) + np.where(arm == "A", np.where(x == 1, 3.0, 0.2), 0.0)
+    path = tmp_path / "spend.csv"
+    pd.DataFrame({"arm": arm, "spend": spend, "x": x, "z": rng.normal(size=n)}).to_csv(path, index=False)
+    mapping = _mapping(outcomes=("spend",), outcome_kind="continuous", design_shares=None,
+                       economics={"value": 1.0, "costs": {"A": 1.0}})
+    table = load_experiment_csv(path, mapping)
+    np.testing.assert_allclose(table.frame["outcome"], spend)
+    dr = ModelSpec(name="dr", learner="dr", lightgbm={"n_estimators": 20, "num_leaves": 7},
+                   cv={"folds": 3, "seed": 0, "test_share": 0.3})
+    report = validate_model(dr, table)
+    net = report.net_policies
+    gain = net.loc["targeted", "value"] - net.loc["all:ctl", "value"]
+    assert gain == pytest.approx(0.5 * (3.0 - 1.0), abs=0.25)  # half the people, 2 units net each
+    assert net.loc["targeted", "diff_lo"] > 0 and net.loc["targeted", "spend"] == pytest.approx(0.5, abs=0.05)
+    with pytest.raises(DataError, match="learner 't_logistic' models 0/1 outcomes; a continuous outcome needs"):
+        validate_model(SPEC, table)
+    with pytest.raises(ValueError, match="a continuous outcome is kept as it is"):
+        _mapping(outcomes=("spend",), outcome_kind="continuous", threshold=0.0)

@@ -117,3 +117,30 @@ def test_bad_mapping_through_the_cli_names_the_file_and_key(workdir, tmp_path):
     assert isinstance(result.exception, SchemaError)  # main() prints it and exits 2
     message = str(result.exception)
     assert "bad.yaml" in message and "key 'economics.costs'" in message and "['Q']" in message
+
+
+def test_a_campaign_model_targets_by_net_value_when_the_policy_declares_a_value(tmp_path, monkeypatch, strong_table):
+    import shutil
+
+    from conftest import ROOT
+    from uplift.pipeline import with_campaign_economics
+    from uplift.specs.model import ModelSpec
+    from uplift.tracking.uses import campaign_use
+
+    table = strong_table.subset(np.arange(8000))
+    use = campaign_use("registration")
+    monkeypatch.setenv("UPLIFT_PROJECT_ROOT", str(tmp_path))
+    shutil.copytree(ROOT / "serve", tmp_path / "serve")
+    (tmp_path / "features").mkdir()
+    shutil.copy(ROOT / "features" / "segments.yaml", tmp_path / "features" / "segments.yaml")
+    assert with_campaign_economics(table, use) is table  # the shipped policy declares no value: conversions alone
+    policy = tmp_path / "serve" / "policy.yaml"
+    policy.write_text(policy.read_text() + "\nvalue_per_conversion: 5.0\n")
+    priced = with_campaign_economics(table, use)
+    assert priced.economics.value == 5.0 and priced.economics.costs["heavy_work_future@meta"] == pytest.approx(0.03)
+    spec = ModelSpec(name="small", learner="t_shared", lightgbm={"n_estimators": 20, "num_leaves": 7},
+                     cv={"folds": 3, "seed": 0})
+    report = validate_model(spec, priced)
+    assert report.rule is not None and "targeted" in report.net_policies.index
+    pyfunc = bundle_pyfunc(report, segments=None, segment_spec=None)
+    assert pyfunc.rule_economics == priced.economics and pyfunc.cost_columns == []

@@ -9,7 +9,8 @@ by an adapter (:mod:`uplift.adapters`). Columns of :attr:`TrainingTable.frame`:
 ``arm`` (str)
     the arm the row was randomised to; one of :attr:`TrainingTable.arms`.
 ``outcome`` (int 0/1)
-    the declared outcome within the attribution window.
+    the declared outcome within the attribution window; a finite number for a table with
+    ``outcome_kind = "continuous"`` (an experiment's spend or sales).
 ``propensity__<arm>`` (float, one per arm, control included)
     the probability that this row was assigned to ``<arm>`` (known from the design).
 feature columns
@@ -71,6 +72,8 @@ class TrainingTable:
     source: str = ""
     economics: Economics | None = None
     """Value of a conversion and contact costs (an experiment mapping's); None: conversions alone."""
+    outcome_kind: Literal["binary", "continuous"] = "binary"
+    """``continuous``: the outcome is an amount (spend), modelled by learners that regress it."""
 
     def __post_init__(self) -> None:
         self.check()
@@ -108,9 +111,15 @@ class TrainingTable:
         unknown = set(self.frame["arm"].unique()) - set(self.arms)
         if unknown:
             raise DataError(f"{where}: column 'arm' has values {sorted(unknown)} not among arms {list(self.arms)}")
-        bad_y = ~self.frame["outcome"].isin([0, 1])
+        if self.outcome_kind == "continuous":
+            y = pd.to_numeric(self.frame["outcome"], errors="coerce").to_numpy(float)
+            bad_y = ~np.isfinite(y)
+            expected = "finite numbers"
+        else:
+            bad_y = ~self.frame["outcome"].isin([0, 1]).to_numpy()
+            expected = "0/1"
         if bad_y.any():
-            raise SchemaError(f"{where}: column 'outcome': expected 0/1; {int(bad_y.sum())} row(s) break it")
+            raise SchemaError(f"{where}: column 'outcome': expected {expected}; {int(bad_y.sum())} row(s) break it")
         prop = self.propensity().to_numpy(dtype=float)
         if not np.all((prop >= 0) & (prop <= 1)) or not np.allclose(prop.sum(axis=1), 1.0, atol=1e-6):
             raise SchemaError(f"{where}: propensity columns must lie in [0, 1] and sum to 1 per row")
@@ -161,6 +170,7 @@ class TrainingTable:
             outcome=self.outcome,
             source=self.source,
             economics=self.economics,
+            outcome_kind=self.outcome_kind,
         )
 
 

@@ -76,6 +76,9 @@ class ColumnMapping(Spec):
     """The outcome label that counts as a conversion (e.g. "Yes"); every other label counts 0."""
     threshold: float | None = Field(default=None, allow_inf_nan=False)
     """Outcome values above this count as a conversion (e.g. 0 for "spent something")."""
+    outcome_kind: Literal["binary", "continuous"] = "binary"
+    """``continuous``: the outcome is an amount (spend, sales), kept as it is; ``economics.value`` is then the value
+    of one unit and the model spec needs a learner that regresses it (``dr``)."""
     cluster: str | None = None
     """Column with the unit of randomisation (household, school, postcode) when people were randomised in groups."""
     economics: MappingEconomics | None = None
@@ -84,6 +87,9 @@ class ColumnMapping(Spec):
     def _one_outcome_rule(self) -> ColumnMapping:
         if self.positive is not None and self.threshold is not None:
             raise ValueError("give positive (a label) or threshold (a number), not both")
+        if self.outcome_kind == "continuous" and (self.positive is not None or self.threshold is not None):
+            raise ValueError("a continuous outcome is kept as it is: drop positive / threshold, or use them with "
+                             "outcome_kind: binary")
         return self
 
 
@@ -92,7 +98,8 @@ def _where(path: Path, mapping: ColumnMapping, source: str | None) -> str:
 
 
 def _binary_outcome(raw: pd.Series, mapping: ColumnMapping, outcome: str, where: str) -> np.ndarray:
-    """The outcome as 0/1: by the mapping's positive label or threshold, or as given."""
+    """The outcome as 0/1 (by the mapping's positive label or threshold, or as given), or the amount as it is for a
+    continuous outcome."""
     if mapping.positive is not None:
         text = raw.astype(str).str.strip()
         if not (text == mapping.positive).any():
@@ -101,6 +108,12 @@ def _binary_outcome(raw: pd.Series, mapping: ColumnMapping, outcome: str, where:
                               f"{outcome!r}; expected one of its labels {seen}")
         return (text == mapping.positive).to_numpy(np.int64)
     y = pd.to_numeric(raw, errors="coerce")
+    if mapping.outcome_kind == "continuous":
+        bad = ~np.isfinite(y.to_numpy(float))
+        if bad.any():
+            raise SchemaError(f"{where}: column {outcome!r}: expected finite numbers (key 'outcome_kind' is "
+                              f"continuous); {int(bad.sum())} row(s) break it (e.g. {raw[bad].iloc[0]!r})")
+        return y.to_numpy(float)
     if mapping.threshold is not None:
         if y.isna().any():
             raise SchemaError(f"{where}: column {outcome!r}: expected numbers to compare with key 'threshold' "
@@ -189,4 +202,4 @@ def load_experiment_csv(path: str | Path, mapping: ColumnMapping, *, outcome: st
     if economics is not None:
         economics.cost_matrix(frame, arms, source=where)  # every per-person cost is a number >= 0
     return TrainingTable(frame=frame, features=features, arms=arms, control=control, outcome=outcome,
-                         source=str(path), economics=economics)
+                         source=str(path), economics=economics, outcome_kind=mapping.outcome_kind)

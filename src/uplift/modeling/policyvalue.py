@@ -22,7 +22,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from uplift.errors import DataError, SchemaError
-from uplift.modeling.metrics import _as_binary, _as_labels
+from uplift.modeling.metrics import _as_labels, _as_outcome
 
 __all__ = [
     "PolicyValue",
@@ -72,7 +72,7 @@ def _z(alpha: float) -> float:
 
 def _design(y: ArrayLike, arm: ArrayLike, propensity: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.Index]:
     """Validated outcome, assigned-arm codes, own-arm propensity and the arm columns."""
-    y_ = _as_binary(y, "y")
+    y_ = _as_outcome(y, "y")
     arm_ = _as_labels(arm, "arm")
     if not isinstance(propensity, pd.DataFrame) or propensity.shape[1] == 0:
         raise SchemaError("propensity must be a pandas DataFrame with one column per arm")

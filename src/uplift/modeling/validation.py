@@ -36,7 +36,7 @@ from uplift.modeling.targeting import ShrinkageChoice, best_single_arm, choose_s
 from uplift.specs.model import ModelSpec
 from uplift.trainingtable import TrainingTable
 
-__all__ = ["ValidationReport", "validate_model", "heldout_mask", "split_keys", "fold_ids", "policy_recommendations",
+__all__ = ["ValidationReport", "validate_model", "heldout_mask", "split_keys", "fold_ids", "outcome_strata", "policy_recommendations",
            "net_policy_recommendations", "CVSample", "cv_sample", "fit_fold"]
 
 Progress = Callable[[str], None]
@@ -78,6 +78,7 @@ class ValidationReport:
         table = TrainingTable(
             frame=frame, features=self.train.features, arms=self.train.arms, control=self.train.control,
             outcome=self.train.outcome, source=self.train.source, economics=self.train.economics,
+            outcome_kind=self.train.outcome_kind,
         )
         preds = pd.concat([self.oof, self.test_predictions], ignore_index=True)
         return table, preds
@@ -148,6 +149,14 @@ class CVSample:
         return len(self.rows) / self.of
 
 
+def outcome_strata(y: np.ndarray) -> np.ndarray:
+    """The outcome as a stratum label: itself when 0/1, else whether it is above 0 (spent something or not)."""
+    y = np.asarray(y)
+    if np.isin(y, (0, 1)).all():
+        return y.astype(np.int64).astype(str)
+    return np.where(y.astype(float) > 0, "positive", "zero_or_less")
+
+
 def cv_sample(arm: np.ndarray, y: np.ndarray, size: int, seed: int) -> CVSample:
     """``size`` rows stratified by arm x outcome, positions sorted.
 
@@ -156,7 +165,7 @@ def cv_sample(arm: np.ndarray, y: np.ndarray, size: int, seed: int) -> CVSample:
     share); within a stratum the rows are a seeded random choice.
     """
     n = len(arm)
-    codes, _ = pd.factorize(pd.Series(arm).astype(str) + "|" + pd.Series(np.asarray(y)).astype(str))
+    codes, _ = pd.factorize(pd.Series(arm).astype(str) + "|" + pd.Series(outcome_strata(y)))
     counts = np.bincount(codes)
     exact = counts * (size / n)
     take = np.floor(exact).astype(np.int64)
@@ -193,7 +202,7 @@ def fold_ids(arm: np.ndarray, y: np.ndarray, folds: int, seed: int, *, groups: n
     DataError
         Fewer groups than folds.
     """
-    strata = pd.Series(arm).astype(str).to_numpy() + "|" + np.asarray(y).astype(str)
+    strata = pd.Series(arm).astype(str).to_numpy() + "|" + outcome_strata(y)
     out = np.empty(len(arm), dtype=np.int64)
     if groups is None:
         splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(arm)), strata)
