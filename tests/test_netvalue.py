@@ -303,3 +303,12 @@ def test_a_continuous_outcome_is_valued_per_unit_with_a_learner_that_regresses_i
         validate_model(SPEC, table)
     with pytest.raises(ValueError, match="a continuous outcome is kept as it is"):
         _mapping(outcomes=("spend",), outcome_kind="continuous", threshold=0.0)
+
+
+def test_a_budget_caps_the_rules_spend_by_raising_the_price_of_a_euro(experiment_csv):
+    economics = {"value": 10.0, "costs": {"A": 1.0, "B": 1.0}, "budget_per_person": 0.25}
+    report = validate_model(SPEC, load_experiment_csv(experiment_csv, _mapping(economics=economics)))
+    assert report.rule.price > 1.0  # the unbudgeted rule would treat half the people
+    assert report.rule.table.loc[report.rule.lam, "spend"] <= 0.25 + 1e-9  # on the rows the price was set on
+    assert report.net_policies.loc["targeted", "spend"] == pytest.approx(0.25, abs=0.05)  # held out
+    assert report.summary_metrics()["net_rule_price"] == report.rule.price
