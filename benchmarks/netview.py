@@ -93,7 +93,7 @@ def net_comparison(table: TrainingTable, recs: dict[str, dict[float, dict[str, t
                 policies[f"{learner}:{kind}"], lams[f"{learner}:{kind}"] = rec, lam
         policies.update({f"all:{a}": v for a, v in single_arm_policies(list(table.arms), len(f)).items()})
         compared = compare_net_policies(y, arm, prop, policies, reference, costs=econ.cost_matrix(f, table.arms),
-                                        value=econ.value)
+                                        value=econ.value, cluster=table.clusters)
         compared = compared.rename_axis("policy").reset_index()
         compared["lam"] = compared["policy"].map(lams)
         rows.append(compared[["policy", "value", "lo", "hi", "diff", "diff_lo", "diff_hi", "spend", "lam"]]

@@ -3,7 +3,8 @@
 Any CSV with a :class:`uplift.adapters.ColumnMapping` (treatment column, control label, outcomes,
 feature columns) works; Hillstrom is the default. For every repeat (a seed) the rows are split
 into K folds stratified by arm and outcome (:func:`uplift.modeling.validation.fold_ids`); every
-learner is fitted on K-1 folds and predicts the held-out fold. Per fold and arm: Qini and AUUC
+learner is fitted on K-1 folds and predicts the held-out fold (a mapping's cluster column keeps each cluster in
+one fold, and the intervals are cluster-robust). Per fold and arm: Qini and AUUC
 (:mod:`uplift.modeling.metrics`, pairwise-IPW weighted). Per repeat, on the out-of-fold
 predictions of all rows: the IPW value (:mod:`uplift.modeling.policyvalue`) of the raw argmax
 policy and of the shrunk targeting (factor chosen, for each fold, on the out-of-fold rows of the
@@ -174,14 +175,14 @@ def evaluate_learners(
 
     say = progress or (lambda _m: None)
     f = table.frame
-    y, arm, prop = f["outcome"].to_numpy(), f["arm"].to_numpy(), table.propensity()
+    y, arm, prop, cluster = f["outcome"].to_numpy(), f["arm"].to_numpy(), table.propensity(), table.clusters
     singles = {f"all:{a}": v for a, v in single_arm_policies(list(table.arms), len(f)).items()}
     first = next(iter(singles))
-    single = compare_policies(y, arm, prop, singles, baseline=first)
+    single = compare_policies(y, arm, prop, singles, baseline=first, cluster=cluster)
     best = str(single["value"].idxmax())
     metric_rows, policy_rows, net_rows, seconds = [], [], [], {name: 0.0 for name in specs}
     for r in range(repeats):
-        fold = fold_ids(arm, y, folds, seed=r)
+        fold = fold_ids(arm, y, folds, seed=r, groups=cluster)
         net_recs = {}
         for name, spec in specs.items():
             say(f"repeat {r + 1}/{repeats}: {name}")
@@ -200,7 +201,7 @@ def evaluate_learners(
             seconds[name] += time.perf_counter() - start
             targeted, lam = _crossfitted_targeting(oof, means, fold, table, spec)
             policies = {"targeted": targeted, "argmax": recommend(oof, table.control), **singles}
-            compared = compare_policies(y, arm, prop, policies, baseline=best).loc[["targeted", "argmax"]]
+            compared = compare_policies(y, arm, prop, policies, baseline=best, cluster=cluster).loc[["targeted", "argmax"]]
             compared = compared.rename_axis("policy").reset_index()
             compared["lam"] = [lam, 1.0]
             policy_rows.append(compared.assign(repeat=r, learner=name))
@@ -208,7 +209,7 @@ def evaluate_learners(
                 net_recs[name] = net_recommendations(oof, means, fold, table, spec, net)
         if net is not None:
             net_rows.append(net_comparison(table, net_recs, net).assign(repeat=r))
-    single = compare_policies(y, arm, prop, singles, baseline=best)
+    single = compare_policies(y, arm, prop, singles, baseline=best, cluster=cluster)
     return (
         pd.concat(metric_rows, ignore_index=True),
         pd.concat(policy_rows, ignore_index=True),

@@ -86,7 +86,7 @@ def test_the_cli_trains_logs_and_gates_by_net_value(workdir, tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({"name": "tl", "learner": "t_logistic", "cv": {"folds": 3, "seed": 0}}))
     out = _uplift("train", str(spec), "--experiment-csv", str(csv), "--mapping", str(mapping))
-    assert "Held-out net value per person" in out and "a conversion worth 10" in out
+    assert "Held-out net value per person" in out and "a 'y' worth 10" in out
     assert "uplift-hand-y v1 promoted: no champion yet; net value of the targeting rule" in out
     out = _uplift("train", str(spec), "--experiment-csv", str(csv), "--mapping", str(mapping))
     assert "gain 0.00 [0.00, 0.00]" in out and "champion stays at v1" in out  # the same model: no gain

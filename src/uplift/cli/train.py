@@ -93,7 +93,8 @@ def print_results(results) -> None:
 def _print_net(results) -> None:
     """Held-out net value per person of every policy (95% CI), its gain over the best single arm, the spend."""
     econ = results[0].report.train.economics
-    t = Table(title=f"Held-out net value per person (IPW, 95% CI; a conversion worth {econ.value:g}, net of "
+    outcome = results[0].report.train.outcome
+    t = Table(title=f"Held-out net value per person (IPW, 95% CI; a '{outcome}' worth {econ.value:g}, net of "
                     f"contact costs), gain over the best single arm, spend per person")
     t.add_column("policy")
     for r in results:
