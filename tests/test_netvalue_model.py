@@ -10,7 +10,7 @@ import yaml
 
 from test_netvalue import SPEC, _experiment, _mapping
 from uplift.adapters import load_experiment_csv
-from uplift.economics import Economics, campaign_economics
+from uplift.economics import campaign_economics
 from uplift.errors import SchemaError
 from uplift.modeling.validation import validate_model
 from uplift.scoring import NET_PREFIX, UPLIFT_PREFIX, score_features

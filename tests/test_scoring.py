@@ -205,7 +205,6 @@ def test_seen_ids_remember_every_run_after_merges():
 
 def test_a_campaign_model_with_costs_scores_net_values_and_the_net_rules_arm(tmp_path, scorer, strong_world):
     from dataclasses import replace as swap
-
     from types import SimpleNamespace
 
     from uplift.api.scoring import score_rows
