@@ -78,11 +78,11 @@ def test_the_cli_trains_logs_and_gates_by_net_value(workdir, tmp_path):
     from test_registry import _uplift
 
     csv = tmp_path / "hand.csv"
-    _experiment(3000, seed=3).to_csv(csv, index=False)
+    _experiment(3000, seed=3).assign(b_cost=1.0).to_csv(csv, index=False)
     mapping = tmp_path / "hand.yaml"
     mapping.write_text(yaml.safe_dump({"name": "hand", "treatment": "arm", "control": "Ctl", "outcomes": ["y"],
                                        "features": {"x": "numeric", "z": "numeric"},
-                                       "economics": {"value": 10, "costs": {"A": 1, "B": 1}}}))
+                                       "economics": {"value": 10, "costs": {"A": 1, "B": "b_cost"}}}))
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({"name": "tl", "learner": "t_logistic", "cv": {"folds": 3, "seed": 0}}))
     out = _uplift("train", str(spec), "--experiment-csv", str(csv), "--mapping", str(mapping))
@@ -94,8 +94,9 @@ def test_the_cli_trains_logs_and_gates_by_net_value(workdir, tmp_path):
     import mlflow
 
     model = mlflow.pyfunc.load_model("models:/uplift-hand-y/1")
-    scored = model.predict(pd.DataFrame({"x": [1.0, 0.0], "z": [0.0, 0.0]}))
-    assert list(scored["best_arm"]) == ["a", "ctl"]
+    scored = model.predict(pd.DataFrame({"x": [1.0, 0.0, 0.0], "z": [0.0, 0.0, 0.0], "b_cost": [1.0, 1.0, 0.0]}))
+    assert list(scored["best_arm"]) == ["a", "ctl", "b"]  # B pays for whoever it costs nothing
+    assert scored.loc[2, "best_net"] == pytest.approx(10 * scored.loc[2, UPLIFT_PREFIX + "b"])
     assert {NET_PREFIX + "a", NET_PREFIX + "b", "best_net"} <= set(scored.columns)
     run = mlflow.get_run(mlflow.search_runs(search_all_experiments=True).iloc[-1]["run_id"])
     assert run.data.params["economics.value"] == "10.0"
