@@ -133,13 +133,16 @@ def _segment_tables(report: ValidationReport, table: TrainingTable, spec: Segmen
 def with_campaign_economics(table: TrainingTable, use: ModelUse) -> TrainingTable:
     """A campaign table with the economics of ``serve/`` when ``serve/policy.yaml`` declares a value per
     conversion (the contact costs of ``serve/costs.yaml``); other tables as they are."""
+    from uplift.specs.planning import CostCatalogue, PlanningPolicy
+
     if use.kind != "campaign" or table.economics is not None:
         return table
-    planning = default_planning()
-    value = planning.policy.value_per_conversion
+    serve = project_root() / "serve"
+    value = load_spec(serve / "policy.yaml", PlanningPolicy).value_per_conversion
     if value is None:
         return table
-    return replace(table, economics=campaign_economics(planning.costs, value, table.arms, table.control))
+    costs = load_spec(serve / "costs.yaml", CostCatalogue)
+    return replace(table, economics=campaign_economics(costs, value, table.arms, table.control))
 
 
 def train_and_log(
