@@ -132,8 +132,6 @@ def test_a_campaign_model_targets_by_net_value_when_the_policy_declares_a_value(
     use = campaign_use("registration")
     monkeypatch.setenv("UPLIFT_PROJECT_ROOT", str(tmp_path))
     shutil.copytree(ROOT / "serve", tmp_path / "serve")
-    (tmp_path / "features").mkdir()
-    shutil.copy(ROOT / "features" / "segments.yaml", tmp_path / "features" / "segments.yaml")
     assert with_campaign_economics(table, use) is table  # the shipped policy declares no value: conversions alone
     policy = tmp_path / "serve" / "policy.yaml"
     policy.write_text(policy.read_text() + "\nvalue_per_conversion: 5.0\n")
