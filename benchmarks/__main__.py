@@ -22,6 +22,7 @@ from benchmarks.netview import NetLevels
 from benchmarks.report import render_report, write_figures
 from benchmarks.speed import SpeedSettings, run_speed
 from benchmarks.targeting import LEARNER_NOTES, TargetingSettings, run_targeting
+from uplift.tableio import write_table
 
 __all__ = ["main", "parse_args", "SECTIONS"]
 
@@ -117,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     frontier_repeats=args.frontier_repeats, true_form=not args.no_true_form)
         results["decisions"] = run_decisions(settings, root=ROOT, progress=say)
         seconds["decisions"] = time.perf_counter() - start
+        for name in ("plans", "floors"):  # the scored plans and floors, for analyses beyond the report
+            write_table(getattr(results["decisions"], name), out / f"decisions_{name}.csv")
     if "speed" in args.only:
         start = time.perf_counter()
         planning = ("--repeats", "3") + (("--segments", str(args.planning_segments)) if args.planning_segments else ())

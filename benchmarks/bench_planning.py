@@ -3,7 +3,8 @@
 Run ``.venv/bin/python benchmarks/bench_planning.py [--segments 556 --messages 6 --repeats 5]``;
 prints a Markdown table of median / min wall times (one process, one thread) and the ratio to one
 bare ``scipy.optimize.linprog(method="highs-ds")`` call on the full exploitation LP of the same
-table (all cell columns, no column generation), so the planner's overhead is visible.
+table (all cell columns, no column generation), so the planner's overhead is visible. ``plan()``
+prices every rule (:mod:`uplift.allocation.prices`) unless a row says otherwise.
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ __all__ = ["synthetic_effects", "main"]
 ROOT = Path(__file__).resolve().parents[1]
 CHANNELS = ("meta", "flyer", "email")
 AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-67")
+MUNICIPALITIES = ("Den Haag", "Delft", "Zoetermeer", "Rijswijk", "Westland")
 
 
 def synthetic_effects(n_segments: int, n_messages: int, *, seed: int = 0) -> pd.DataFrame:
-    """``n_segments x n_messages x 3`` cells; effects ~ N(0.003, 0.003) per contact, some negative."""
+    """``n_segments x n_messages x 3`` cells; effects ~ N(0.003, 0.003) per contact, some negative; each
+    segment has a municipality and a share of people with a migration background (uniform 0.1-0.8) and
+    in poorer neighbourhoods (0 in half the segments, else uniform 0-0.6), for the shipped policy's floors."""
     rng = np.random.default_rng(seed)
     segments = pd.DataFrame(
         {
@@ -44,6 +48,12 @@ def synthetic_effects(n_segments: int, n_messages: int, *, seed: int = 0) -> pd.
             "age_band": rng.choice(AGE_BANDS, n_segments),
         }
     )
+    # drawn after the columns above, from a stream of their own: the effects stay those of the table without them
+    extra = np.random.default_rng([seed, 1])
+    segments["municipality"] = extra.choice(MUNICIPALITIES, n_segments)
+    segments["group__migration_background"] = extra.uniform(0.1, 0.8, n_segments)
+    segments["group__poorer_neighbourhoods"] = np.where(extra.random(n_segments) < 0.5, 0.0,
+                                                        extra.uniform(0.0, 0.6, n_segments))
     parts = []
     for m in range(n_messages):
         for channel in CHANNELS:
@@ -69,6 +79,12 @@ def _at_new_budgets(prepared, budgets: np.ndarray) -> list[float]:
     """Times of ``prepared.plan`` at each of ``budgets`` after the first (the warm-up), as :func:`_timed`."""
     remaining = iter(budgets)
     return _timed(lambda: prepared.plan(budget=float(next(remaining))), len(budgets) - 1)
+
+
+def _at_new_budgets_unpriced(prepared, budgets: np.ndarray) -> list[float]:
+    """As :func:`_at_new_budgets`, without pricing the rules."""
+    remaining = iter(budgets)
+    return _timed(lambda: prepared.plan(budget=float(next(remaining)), prices=False), len(budgets) - 1)
 
 
 def _bare_linprog(effects: pd.DataFrame, costs: CostCatalogue, policy: PlanningPolicy, budget: float) -> Callable:
@@ -120,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = plan(effects, budget=args.budget, costs=costs, policy=policy).status
     tight_status = plan(effects, budget=args.budget, costs=costs, policy=tight).status
     rows = [("bare linprog, full exploitation LP (reference)", bare)]
+    for label, pol, refs in (("`plan(..., prices=False)`, default policy: no rule priced", policy, True),):
+        rows.append((label, _timed(lambda p=pol, r=refs: plan(effects, budget=args.budget, costs=costs, policy=p,
+                                                              references=r, prices=False), args.repeats)))
     configurations = [
         ("plan(), no exploration, no reference plans", greedy, False),
         ("plan(), no exploration, with reference plans", greedy, True),
@@ -141,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                               references=r), args.repeats)))
     # above what the cells can usefully take under those rules, spend itself becomes worth buying and the
     # LP buys dear contacts before cheap ones: the reach curves are put in order at their tangents
-    # (docs/planning.md, "The tangent rounds"; 95 s at EUR 90,000 with session 16's mixed-integer re-solve)
+    # (docs/planning.md, "The tangent rounds")
     high = 1.5 * args.budget
     for label, pol in ((f"the binding rules at EUR {high:,.0f} (reach curves put in order)", tight),
                        (f"the binding rules with the 90% confidence at EUR {high:,.0f}", confident)):
@@ -151,6 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     prepared = prepare_plan(effects, costs=costs, policy=policy)
     rows.append(("prepared plan at a new budget (`prepare_plan(...)` kept), default policy, with references",
                  _at_new_budgets(prepared, np.linspace(0.5, 1.5, args.repeats + 1) * args.budget)))
+    rows.append(("prepared plan at a new budget, the binding rules, every rule priced (re-solves without each "
+                 "binding one)", _at_new_budgets(prepare_plan(effects, costs=costs, policy=tight),
+                                                 np.linspace(0.5, 1.0, args.repeats + 1) * args.budget)))
+    rows.append(("prepared plan at a new budget, the binding rules, no rule priced",
+                 _at_new_budgets_unpriced(prepare_plan(effects, costs=costs, policy=tight),
+                                          np.linspace(0.5, 1.0, args.repeats + 1) * args.budget)))
     rows.append(("prepared plan at a new budget, the binding rules with the 90% confidence",
                  _at_new_budgets(prepare_plan(effects, costs=costs, policy=confident),
                                  np.linspace(0.5, 1.0, args.repeats + 1) * args.budget)))

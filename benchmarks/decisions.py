@@ -108,12 +108,15 @@ def full_reach_spend(segments: pd.DataFrame, costs: CostCatalogue) -> float:
 
 
 def scaled_policy(policy: PlanningPolicy, people: int, channels: set[str]) -> PlanningPolicy:
-    """The shipped policy with its channel minimums and maximums scaled to ``people`` residents
-    (they are written for :data:`REFERENCE_PEOPLE`) and limited to the channels present."""
+    """The shipped policy with its channel minimums and maximums and its coverage floors' contacts
+    scaled to ``people`` residents (they are written for :data:`REFERENCE_PEOPLE`) and limited to the
+    channels present."""
     factor = people / REFERENCE_PEOPLE
     return policy.model_copy(update={
         "min_spend": {k: v * factor for k, v in policy.min_spend.items() if k in channels},
         "max_spend": {k: v * factor for k, v in policy.max_spend.items() if k in channels},
+        "coverage_floors": tuple(c.model_copy(update={"min_contacts": c.min_contacts * factor})
+                                 for c in policy.coverage_floors),
     })
 
 
@@ -121,12 +124,13 @@ def _one_world(seed: int, settings: DecisionSettings, root: Path, say: Callable[
     from uplift.features import build_training_table
     from uplift.modeling.truthcheck import true_outcome_probabilities
     from uplift.modeling.validation import validate_model
-    from uplift.pipeline import load_feature_set, load_segment_spec
+    from uplift.pipeline import load_feature_set, load_priority_groups, load_segment_spec
     from uplift.segments import (
         build_segment_table,
         truth_persona_mix,
         truth_segment_effects,
     )
+    from uplift.segments.composition import with_composition
     from uplift.simulate import simulate
     from uplift.specs import load_spec
     from uplift.specs.model import ModelSpec
@@ -155,6 +159,8 @@ def _one_world(seed: int, settings: DecisionSettings, root: Path, say: Callable[
     rows, predictions = report.out_of_sample()
     folds, heldout = report.out_of_sample_folds()
     segments = build_segment_table(rows, predictions, segment_spec, folds=folds, heldout_fold=heldout)
+    groups = load_priority_groups(root / "serve" / "groups.yaml")
+    segments = with_composition(segments, rows.frame, segment_spec, groups)  # each segment's priority groups
     estimated = segments[segments["kind"] == "targetable"].reset_index(drop=True)
     true_p = true_outcome_probabilities(rows.frame[["person_id", "wave"]], world.truth, rows.arms,
                                         feature_set.outcome.event)
@@ -190,20 +196,26 @@ def _fitted_true_form(region, world, rows, segment_spec) -> pd.DataFrame:
 
 
 def _policies(policy: PlanningPolicy) -> list[tuple[str, PlanningPolicy]]:
-    """The policies scored: the shipped one, without exploration, and with its spend floors as
+    """The policies scored: the shipped one, without exploration, with its spend floors as
     conversion floors, in expectation and with 90% confidence (what a conversion floor achieves
-    under the truth is only measurable here)."""
+    under the truth is only measurable here), and the shipped one without each of its floors in turn
+    (``without_<floor>``: what holding the floor costs in truth)."""
     greedy = policy.model_copy(update={"exploration_share": 0.0})
 
     def as_conversions(confidence: float) -> tuple[FairnessFloor, ...]:
         return tuple(f.model_copy(update={"kind": "conversion_share", "confidence": confidence})
-                     for f in policy.fairness_floors)
+                     if f.kind == "spend_share" else f for f in policy.fairness_floors)
 
+    without = [(f"without_{f.name}", policy.model_copy(update={
+                   "fairness_floors": tuple(g for g in policy.fairness_floors if g.name != f.name),
+                   "coverage_floors": tuple(g for g in policy.coverage_floors if g.name != f.name)}))
+               for f in (*policy.fairness_floors, *policy.coverage_floors)]
     return [
         ("shipped", policy),
         ("no_exploration", greedy),
         ("conversion_floors", greedy.model_copy(update={"fairness_floors": as_conversions(0.5)})),
         ("conversion_floors_90", greedy.model_copy(update={"fairness_floors": as_conversions(0.9)})),
+        *without,
     ]
 
 
@@ -212,10 +224,11 @@ def run_decisions(
 ) -> DecisionResult:
     """Run the benchmark; see the module docstring.
 
-    Four policies are scored: the shipped ``serve/policy.yaml`` (10% Thompson exploration), the
-    same without exploration, and that with every fairness floor as a share of expected conversions
-    instead of spend, held in expectation and with 90% confidence. Channel minimums and maximums are
-    scaled to the simulated population.
+    The policies scored (:func:`_policies`): the shipped ``serve/policy.yaml`` (10% Thompson
+    exploration), the same without exploration, and that with every spend floor as a share of
+    expected conversions instead, held in expectation and with 90% confidence; and the shipped policy
+    without each of its floors in turn. Channel minimums and maximums and coverage floors are scaled
+    to the simulated population.
     """
     from uplift.specs import load_spec
 

@@ -155,10 +155,11 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
            f"{s.folds} folds; targetable segments (age band x gender x municipality, anonymity floor applied); "
            f"budgets = {', '.join(f'{b:.0%}' for b in s.budget_shares)} of the cost of reaching every reachable "
            "person of every segment once on every channel. Policy: `serve/policy.yaml` with its channel minimums "
-           "and maximums scaled to the simulated population (they are written for 100,000 people); "
-           "`no_exploration` is the same policy without the 10% Thompson exploration; `conversion_floors` is "
-           "that with the fairness floors as shares of expected conversions instead of spend (held in expectation), "
-           "`conversion_floors_90` the same floors held with 90% confidence under the effects' uncertainty. "
+           "and maximums and its coverage floors scaled to the simulated population (they are written for 100,000 "
+           "people); `no_exploration` is the same policy without the 10% Thompson exploration; `conversion_floors` "
+           "is that with the spend floors as shares of expected conversions instead (held in expectation), "
+           "`conversion_floors_90` the same floors held with 90% confidence under the effects' uncertainty; "
+           "`without_<floor>` is the shipped policy without that floor. "
            "The oracle plans with the same policy on the true effects (where the floors hold exactly).", ""]
     wide = plans.pivot_table(index=["policy", "seed", "budget_share", "budget"], columns="plan",
                              values="share_of_oracle").reset_index()
@@ -199,15 +200,24 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
                                      "max_share": pct, "plans": "d", "intervals_covering": "d",
                                      "planned_over_true_min": ".2f", "planned_over_true_max": ".2f"})]
     out += _gain_lines(plans)
+    out += _floor_price_lines(plans)
     if "decisions" in figures:
         out += ["", f"![Share of the oracle by budget]({figures['decisions']})"]
     fl = result.floors
     fl = fl[fl["plan"].isin(["recommended", "oracle"])]
+    status = plans.set_index(["policy", "seed", "budget", "plan"])["status"]
+    fl = fl.assign(feasible=status.reindex(pd.MultiIndex.from_frame(fl[["policy", "seed", "budget", "plan"]]))
+                   .to_numpy() == "optimal")
+    fl = fl.assign(held_feasible=fl["holds"] & fl["feasible"])
     summary = fl.groupby(["policy", "plan", "floor", "kind", "min_share"], sort=False).agg(
         min_true_share=("true_share", "min"), max_shortfall=("shortfall", "max"),
-        held=("holds", "sum"), cases=("holds", "size")).reset_index()
-    out += ["", "Fairness floors re-checked under the truth (over seeds and budgets; a spend floor does not depend on "
-                "the effects, a conversion floor does; `held` counts shares >= the floor - 1e-6):", "",
+        held=("holds", "sum"), cases=("holds", "size"), held_feasible=("held_feasible", "sum"),
+        feasible=("feasible", "sum")).reset_index()
+    out += ["", "Fairness floors re-checked under the truth (over seeds and budgets; a spend or contact floor does not "
+                "depend on the effects, a conversion floor does; `held` counts shares >= the floor - 1e-6, out of "
+                "`cases`; `held_feasible` the same out of the `feasible` plans, status `optimal`, where the rules could "
+                "all hold (an infeasible plan relaxes them); a coverage floor's share is its worst area's contacts over "
+                "its minimum, held within the rounding of contacts to whole people):", "",
             markdown_table(summary, {"min_share": ".0%", "min_true_share": ".2%", "max_shortfall": ".4%"})]
     est = result.estimates
     out += ["", "How good the segment estimates were (targetable cells, truth = mean true effect over the cell's "
@@ -250,6 +260,43 @@ def decision_summary(plans: pd.DataFrame) -> pd.DataFrame:
             rows.append({"policy": policy, "seed": str(seed), **summarise(one)})
         rows.append({"policy": policy, "seed": "all", **summarise(mine)})
     return pd.DataFrame(rows)
+
+
+def _floor_price_lines(plans: pd.DataFrame) -> list[str]:
+    """What each shipped floor costs in truth: the shipped policy against the same without the floor."""
+    variants = [p for p in plans["policy"].unique() if str(p).startswith("without_")]
+    if not variants or "shipped" not in set(plans["policy"]):
+        return []
+    keys = ["seed", "budget"]
+
+    def rows_of(policy: str, plan: str) -> pd.DataFrame:
+        return plans[(plans["policy"] == policy) & (plans["plan"] == plan)].set_index(keys)
+
+    rec_with, oracle_with = rows_of("shipped", "recommended"), rows_of("shipped", "oracle")
+    rows = []
+    for variant in variants:
+        rec_without, oracle_without = rows_of(variant, "recommended"), rows_of(variant, "oracle")
+        best = oracle_without["true_conversions"].reindex(rec_with.index)
+        rows.append({
+            "floor": str(variant).removeprefix("without_"),
+            "with: share of its oracle": rec_with["share_of_oracle"].mean(),
+            "without: share of its oracle": rec_without["share_of_oracle"].mean(),
+            "with: share of the oracle without it": (rec_with["true_conversions"] / best).mean(),
+            "true cost, oracle (conv.)": (oracle_without["true_conversions"]
+                                         - oracle_with["true_conversions"].reindex(oracle_without.index)).mean(),
+            "true cost, recommended (conv.)": (rec_without["true_conversions"]
+                                              - rec_with["true_conversions"].reindex(rec_without.index)).mean(),
+            "plans": len(rec_with),
+        })
+    pct = "{:.1%}".format
+    return ["", "Each shipped floor's price in truth: the shipped policy against the same policy without that floor "
+                "(`with: share of the oracle without it`: the recommended plan's true conversions over those of the "
+                "oracle plan that need not hold the floor; the costs are mean true conversions given up, over seeds "
+                "and budgets):", "",
+            markdown_table(pd.DataFrame(rows), {"with: share of its oracle": pct, "without: share of its oracle": pct,
+                                                "with: share of the oracle without it": pct,
+                                                "true cost, oracle (conv.)": ".1f",
+                                                "true cost, recommended (conv.)": ".1f", "plans": "d"})]
 
 
 def _gain_lines(plans: pd.DataFrame) -> list[str]:

@@ -1057,10 +1057,15 @@ def kind_table(kind: str, *, seed: int = 0) -> pd.DataFrame:
     """Effects shaped as the product's segment table of ``kind``: targetable cells carry gender and age band
     (persona "any"); persona segments carry their persona (gender and age band "any")."""
     effects = synthetic_effects(n_segments=8, channels=("meta", "flyer", "email"), seed=seed).assign(kind=kind)
+    # each segment's share of the shipped priority groups (serve/groups.yaml), one value per segment
+    number = effects["segment"].str.extract(r"(\d+)$", expand=False).astype(int)
+    effects = effects.assign(group__migration_background=0.2 + 0.1 * (number % 5),
+                             group__poorer_neighbourhoods=0.1 * (number % 4))
     if kind == "targetable":
-        return effects.assign(persona="any")
+        return effects.assign(persona="any", municipality=np.where(number % 2 == 0, "Delft", "Zoetermeer"))
     personas = effects["segment"].str.replace("seg0", "persona=p", regex=False)
-    return effects.assign(segment=personas, persona=personas.str.removeprefix("persona="), gender="any", age_band="any")
+    return effects.assign(segment=personas, persona=personas.str.removeprefix("persona="), gender="any", age_band="any",
+                          municipality="any")
 
 
 @pytest.mark.parametrize("kind", SEGMENT_KINDS)
@@ -1070,21 +1075,26 @@ def test_the_shipped_policy_plans_every_kind_of_segment(costs, kind):
     result = plan(effects, budget=1_000.0, costs=costs, policy=policy)
     assert result.status == "optimal", result.conflicts
     checks = {f.name: f for f in result.floors}
-    assert set(checks) == {"women", "over_45"}
+    assert set(checks) == {"women", "over_45", "migration_background_reach"}
+    shares = evaluate_plan(result.cells, effects, policy=policy)["floors"]
+    bound = [f for f in policy.fairness_floors if f.applies_to(kind)]
+    for floor in bound:  # the group floor binds either kind: every segment counts with its share of the group
+        check = checks[floor.name]
+        assert check.status == "held" and check.share == pytest.approx(shares[floor.name], abs=1e-12)
+        assert check.share >= floor.min_share - 1e-9
+        of = "spend" if floor.kind == "spend_share" else "contacts"
+        assert f"fairness floor {floor.name!r} held: {check.share:.1%} of {of} (asked: at least" in "\n".join(result.notes)
     if kind == "targetable":
-        shares = evaluate_plan(result.cells, effects, policy=policy)["floors"]
-        for floor in policy.fairness_floors:
-            check = checks[floor.name]
-            assert check.status == "held" and check.share == pytest.approx(shares[floor.name], abs=1e-12)
-            assert check.share >= floor.min_share - 1e-9
-            assert f"fairness floor {floor.name!r} held: {check.share:.1%} of spend (asked: at least" in "\n".join(result.notes)
+        assert len(bound) == 3 and shares["poorer_neighbourhoods"] >= 1 - 1e-9
     else:
-        assert {f.status for f in result.floors} == {"not_applicable"}
-        assert all(math.isnan(f.share) for f in result.floors)
+        assert [f.name for f in bound] == ["migration_background_reach"]
+        assert {checks[n].status for n in ("women", "over_45")} == {"not_applicable"}
+        assert math.isnan(checks["women"].share)
         assert "fairness floor 'women' does not apply to a plan over persona segments" in "\n".join(result.notes)
-        assert evaluate_plan(result.cells, effects, policy=policy)["floors"] == {}
-        # the plan is the one without those floors
-        free = plan(effects, budget=1_000.0, costs=costs, policy=policy.model_copy(update={"fairness_floors": ()}))
+        assert set(shares) == {"migration_background_reach"}  # nor does the coverage floor (no area)
+        # the plan is the one without the rules that do not apply
+        free = plan(effects, budget=1_000.0, costs=costs,
+                    policy=policy.model_copy(update={"fairness_floors": tuple(bound), "coverage_floors": ()}))
         pd.testing.assert_frame_equal(result.cells, free.cells)
 
 

@@ -173,6 +173,26 @@ def test_plan_is_returned_stored_and_listed(api, raw_segments):
     assert api.get("/plans/does-not-exist").status_code == 404
 
 
+def test_a_plan_prices_its_rules_and_the_stored_plan_keeps_them(api):
+    floor = {"name": "migration_reach", "group": "migration_background", "kind": "contact_share", "min_share": 0.55}
+    body = {"budget": 2000, "include_references": False,
+            "policy": {"min_spend": {}, "exploration_share": 0.0, "coverage_floors": [], "fairness_floors": [floor]}}
+    r = api.post("/plans", json=body)
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    rules = {x["rule"]: x for x in plan["rules"]}
+    assert set(rules) == {"the budget", "max_segment_share", "fairness floor 'migration_reach'"}
+    price = rules["fairness floor 'migration_reach'"]
+    assert (price["status"], price["kind"]) == ("binds", "contact_floor")
+    assert price["dual"] < 0 and price["lo"] <= price["cost"] <= price["hi"] and price["cost"] > 0
+    assert price["text"].startswith("holding fairness floor 'migration_reach' at 55% of contacts in group")
+    budget = rules["the budget"]  # never solved again: no cost when it binds
+    assert (budget["cost"] is None) == (budget["status"] == "binds") and budget["dual"] >= 0
+    assert api.get(f"/plans/{plan['id']}").json()["rules"] == plan["rules"]  # the stored plan keeps them
+    unpriced = api.post("/plans", json={**body, "include_prices": False}).json()
+    assert unpriced["rules"] == [] and unpriced["cells"] == plan["cells"]
+
+
 def test_more_budget_never_plans_fewer_conversions(api):
     values = []
     for budget in (500, 2000, 8000):
@@ -216,10 +236,12 @@ def test_the_shipped_policy_plans_every_kind_of_segment(api, kind):
     assert r.status_code == 200 and r.json()["status"] == "optimal", r.text
     for body in (shipped.json(), r.json()):
         floors = {f["name"]: f for f in body["floors"]}
-        assert set(floors) == {"women", "over_45"}
+        assert set(floors) == {"women", "over_45", "migration_background_reach"}
         notes = "\n".join(body["notes"])
-        if kind == "persona":
-            assert all(f["status"] == "not_applicable" and f["share"] is None for f in floors.values())
+        if kind == "persona":  # the group floor counts every segment with its share of the group
+            assert all(floors[n]["status"] == "not_applicable" and floors[n]["share"] is None
+                       for n in ("women", "over_45"))
+            assert floors["migration_background_reach"]["status"] != "not_applicable"
             assert "fairness floor 'over_45' does not apply to a plan over persona segments" in notes
     for name, floor in ((f["name"], f) for f in r.json()["floors"] if kind == "targetable"):
         assert floor["status"] == "held" and floor["share"] >= floor["min_share"] - 1e-9

@@ -88,7 +88,10 @@ def test_quick_mode_on_tiny_settings_writes_every_table(tmp_path):
 
     decisions = section(text, "## 2. Decisions")
     shares = table_rows(decisions, "policy")
-    assert {r[0] for r in shares} == {"conversion_floors", "conversion_floors_90", "no_exploration", "shipped"}
+    floors_shipped = ("women", "over_45", "migration_background_reach", "poorer_neighbourhoods")
+    policies = {"conversion_floors", "conversion_floors_90", "no_exploration", "shipped",
+                *(f"without_{f}" for f in floors_shipped)}
+    assert {r[0] for r in shares} == policies
     for row in shares:
         # recommended, even, single best message: shares of the oracle. Not bounded by [0, 100%]: on this
         # tiny world a plan can fund cells whose true effect is slightly negative, and a plan that breaks a
@@ -98,16 +101,16 @@ def test_quick_mode_on_tiny_settings_writes_every_table(tmp_path):
         assert row[4] in {"optimal", "infeasible"}
     assert "goal >= 95%" in decisions
     summary = table_rows(decisions[decisions.index("Per seed and over all seeds"):], "policy")
-    assert {(r[0], r[1]) for r in summary} == {(p, s) for p in ("conversion_floors", "conversion_floors_90",
-                                                                "no_exploration", "shipped") for s in ("1", "all")}
+    assert {(r[0], r[1]) for r in summary} == {(p, s) for p in policies for s in ("1", "all")}
     assert all(r[2] == "1" and 0 <= int(r[6]) <= 1 for r in summary)  # one seed, one budget
     gains = table_rows(decisions[decisions.index("What the recommended plan said it adds"):], "policy")
-    assert {(r[0], r[1]) for r in gains} == {(p, ref) for p in ("conversion_floors", "conversion_floors_90",
-                                                                "no_exploration", "shipped")
-                                             for ref in ("even", "single_best_message")}
+    assert {(r[0], r[1]) for r in gains} == {(p, ref) for p in policies for ref in ("even", "single_best_message")}
     assert all(0 <= int(r[k]) <= int(r[2]) for r in gains for k in (3, 4, 5))  # counts out of the plans
+    prices = table_rows(decisions[decisions.index("Each shipped floor's price in truth"):], "floor")
+    assert [r[0] for r in prices] == list(floors_shipped)
+    assert all(r[-1] == "1" for r in prices)  # one seed, one budget
     floors = [r for r in table_rows(decisions[decisions.index("Fairness floors"):], "policy")]
-    assert {(r[1], r[2]) for r in floors} == {(p, f) for p in ("recommended", "oracle") for f in ("women", "over_45")}
+    assert {(r[1], r[2]) for r in floors} == {(p, f) for p in ("recommended", "oracle") for f in floors_shipped}
     frontier = table_rows(decisions[decisions.index("Noise frontier"):], "noise_ratio")
     assert [r[0] for r in frontier] == ["0.30", "0.60", "1.20"]  # the quick mode's ratios
     assert all(0.0 <= float(c.rstrip("%")) <= 100.0 + 1e-6 for r in frontier for c in r[2:5])
@@ -146,11 +149,13 @@ def test_full_reach_spend_matches_a_hand_calculation():
     assert full_reach_spend(cells, costs) == pytest.approx(1_500 * per_person)
 
 
-def test_scaled_policy_scales_channel_limits_and_drops_absent_channels():
-    policy = PlanningPolicy(min_spend={"flyer": 500.0}, max_spend={"linkedin": 3_000.0, "meta": 1_000.0})
+def test_scaled_policy_scales_channel_limits_and_coverage_and_drops_absent_channels():
+    policy = PlanningPolicy(min_spend={"flyer": 500.0}, max_spend={"linkedin": 3_000.0, "meta": 1_000.0},
+                            coverage_floors=[{"name": "c", "area": "municipality", "min_contacts": 300}])
     scaled = scaled_policy(policy, 20_000, {"flyer", "meta"})
     assert scaled.min_spend == {"flyer": 100.0}
     assert scaled.max_spend == {"meta": 200.0}
+    assert scaled.coverage_floors[0].min_contacts == 60.0
     assert policy.min_spend == {"flyer": 500.0}
 
 

@@ -58,6 +58,12 @@ def test_simulate_features_train_segments_plan(workdir):
         assert (seg[column].dropna() % 5 == 0).all() and (seg[column].dropna() >= 10).all()
     assert seg.loc[seg["base_rate"].isna(), "withheld"].str.contains("base_rate: rests on").all()
     assert "no count below 10" in out
+    # each segment's share of the priority groups, shown only where it rests on 50 people or more on each side
+    share = seg["group__migration_background"]
+    assert share.notna().any()
+    shown = share.notna()
+    assert ((share[shown] * seg["size"][shown]).round() >= 50).all()
+    assert (((1 - share[shown]) * seg["size"][shown]).round() >= 50).all()
     out = uplift("plan", "--budget", "5000", "--set", "fairness_floors=[]", "--out", "out/plan.csv", cwd=workdir).stdout
     plan = pd.read_csv(workdir / "out" / "plan.csv")
     assert plan["spend"].sum() <= 5000 + 1e-6 and "Totals beside the reference plans" in out
@@ -72,6 +78,8 @@ def test_simulate_features_train_segments_plan(workdir):
                 assert f"fairness floor '{floor}' does not apply to a plan over persona segments" in out, out
             else:
                 assert re.search(rf"fairness floor '{floor}' (held|fell short): [0-9.]+% of spend", out), out
+        if kind == "targetable":
+            assert "The rules and their price" in out and "coverage floor 'poorer_neighbourhoods'" in out
 
 
 def test_bad_input_file_names_file_column_and_rows_and_writes_nothing(workdir, tmp_path):

@@ -8,7 +8,8 @@ also from the built-in exception it means, so callers can catch either::
     ├── SpecError(UpliftError, ValueError)          a YAML declaration is invalid
     ├── DataError(UpliftError, ValueError)          data are valid per row but unusable together
     ├── ModelNotFoundError(UpliftError, LookupError) no registered model / alias to load
-    └── InfeasiblePlanError(UpliftError, ValueError) planning constraints cannot all hold
+    ├── InfeasiblePlanError(UpliftError, ValueError) planning constraints cannot all hold
+    └── PlanLockedError(UpliftError)                 an approved plan cannot be changed, only superseded
 
 and one warning, issued where the product goes on with less than it was declared to use::
 
@@ -24,6 +25,7 @@ __all__ = [
     "DataError",
     "ModelNotFoundError",
     "InfeasiblePlanError",
+    "PlanLockedError",
     "MissingAttributesWarning",
 ]
 
@@ -54,6 +56,10 @@ class InfeasiblePlanError(UpliftError, ValueError):
     def __init__(self, message: str, conflicts: list[str] | None = None) -> None:
         super().__init__(message)
         self.conflicts = list(conflicts or [])
+
+
+class PlanLockedError(UpliftError):
+    """A stored plan cannot be changed: it is approved (a new plan supersedes it instead)."""
 
 
 class MissingAttributesWarning(UserWarning):

@@ -15,6 +15,7 @@ import pandas as pd
 
 from uplift.config import Settings, tracking_uri
 from uplift.economics import campaign_economics
+from uplift.errors import SpecError
 from uplift.features import build_training_table
 from uplift.features.library import resolve
 from uplift.features.outofcore import write_training_table
@@ -27,10 +28,12 @@ from uplift.specs.model import ModelSpec
 from uplift.specs.disclosure import DisclosurePolicy, load_disclosure_policy
 from uplift.specs.segments import SegmentSpec
 from uplift.segments import build_segment_table, planner_table, released_segments, truth_segment_effects
+from uplift.segments.composition import PriorityGroups, with_composition
 from uplift.trainingtable import TrainingTable
 from uplift.tracking.uses import ModelUse, campaign_use
 
-__all__ = ["load_feature_set", "table_from_folder", "TrainedModel", "train_and_log", "truth_report", "default_planning"]
+__all__ = ["load_feature_set", "load_priority_groups", "table_from_folder", "TrainedModel", "train_and_log",
+           "truth_report", "default_planning"]
 
 Progress = Callable[[str], None]
 
@@ -69,6 +72,31 @@ def table_from_folder(folder: str | Path, feature_set: FeatureSetSpec) -> Traini
 def load_segment_spec(name_or_path: str = "segments") -> SegmentSpec:
     """The segment spec by name (``features/<name>.yaml``) or by path."""
     return load_spec(_declaration(name_or_path), SegmentSpec)
+
+
+def load_priority_groups(path: str | Path | None = None) -> PriorityGroups | None:
+    """The priority groups of ``serve/groups.yaml`` (or ``path``), with the neighbourhoods' deprivation
+    scores their rules need (``deprivation_from``, a region declaration relative to the project root);
+    None when no path is given and the project has no ``serve/groups.yaml``."""
+    from uplift.specs.groups import GroupSpec
+    from uplift.specs.region import RegionSpec
+
+    default = project_root() / "serve" / "groups.yaml"
+    if path is None and not default.exists():
+        return None
+    path = Path(path) if path is not None else default
+    spec = load_spec(path, GroupSpec)
+    deprivation = None
+    if spec.deprivation_from is not None:
+        region_path = Path(spec.deprivation_from)
+        region_path = region_path if region_path.is_absolute() else project_root() / region_path
+        try:
+            region = load_spec(region_path, RegionSpec)
+        except SpecError as exc:
+            raise SpecError(f"{path}: deprivation_from: expected a region declaration with its neighbourhoods' "
+                            f"deprivation; {exc}") from None
+        deprivation = {n.postcode: n.deprivation for m in region.municipalities for n in m.neighbourhoods}
+    return PriorityGroups(spec=spec, deprivation=deprivation, source=str(path))
 
 
 def segment_truth(report: ValidationReport, segments: pd.DataFrame, truth: pd.DataFrame, event: str, spec: SegmentSpec) -> pd.DataFrame:
@@ -120,13 +148,21 @@ def default_planning(segment_spec: SegmentSpec | None = None):
     )
 
 
-def _segment_tables(report: ValidationReport, table: TrainingTable, spec: SegmentSpec):
-    """The served segment table (every row out of sample) and the gate's (training rows only); None without the dimensions."""
+def _segment_tables(report: ValidationReport, table: TrainingTable, spec: SegmentSpec,
+                    groups: PriorityGroups | None = None):
+    """The served segment table (every row out of sample) and the gate's (training rows only), each with
+    its segments' composition of the priority groups (``groups``, default ``serve/groups.yaml``); None
+    without the dimensions."""
     if not set(spec.dimensions) <= _columns(table):
         return None, None
     folds, heldout = report.out_of_sample_folds()
-    served = build_segment_table(*report.out_of_sample(), spec, folds=folds, heldout_fold=heldout)
+    rows, predictions = report.out_of_sample()
+    served = build_segment_table(rows, predictions, spec, folds=folds, heldout_fold=heldout)
     gate = build_segment_table(report.train, report.oof, spec, folds=report.folds, heldout_fold=None)
+    groups = groups if groups is not None else load_priority_groups()
+    if groups is not None:
+        served = with_composition(served, rows.frame, spec, groups)
+        gate = with_composition(gate, report.train.frame, spec, groups)
     return served, gate
 
 
@@ -156,6 +192,7 @@ def train_and_log(
     use: ModelUse | None = None,
     segment_spec: SegmentSpec | None = None,
     disclosure: DisclosurePolicy | None = None,
+    groups: PriorityGroups | None = None,
     progress: Progress | None = None,
 ) -> TrainedModel:
     """Validate one model spec on ``table``, log it to MLflow, register it under its use's name, apply the gate.
@@ -164,7 +201,9 @@ def train_and_log(
     ``outcome_event``, ``uplift-<event>``); ``settings`` gives the store, the experiment and the alias.
     The run keeps the planner's segment table and the released one, made under ``disclosure``
     (default: the policy file named by ``settings.disclosure``, else ``serve/disclosure.yaml``); the
-    returned :attr:`TrainedModel.segments` is the full, internal table.
+    returned :attr:`TrainedModel.segments` is the full, internal table. The segment tables get each
+    segment's share of every priority group (``groups``, default ``serve/groups.yaml`` when the project
+    has one; :func:`uplift.segments.composition.with_composition`).
     """
     from uplift.tracking.runs import configure, log_training
 
@@ -176,7 +215,8 @@ def train_and_log(
     report = validate_model(spec, table, progress=progress)
     if progress:
         progress("segment effects")
-    segments, gate_segments = _segment_tables(report, table, segment_spec) if use.kind == "campaign" else (None, None)
+    segments, gate_segments = (_segment_tables(report, table, segment_spec, groups) if use.kind == "campaign"
+                               else (None, None))
     extra_metrics: dict[str, float] = {}
     extra_tables: dict[str, pd.DataFrame] = {}
     recovery = policies = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from uplift.allocation.effects import EFFECTS, check_effects
 from uplift.allocation.planner import PreparedPlan, plan, prepare_plan, reference_plans
+from uplift.allocation.prices import RulePrice
 from uplift.allocation.references import REFERENCE_PLANS
 from uplift.allocation.result import (
     CELL_COLUMNS,
@@ -29,6 +30,7 @@ __all__ = [
     "PlanResult",
     "PlanTotals",
     "PreparedPlan",
+    "RulePrice",
     "check_effects",
     "cost_range",
     "evaluate_plan",

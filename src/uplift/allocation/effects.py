@@ -14,9 +14,10 @@ from uplift.specs.planning import CostCatalogue, FairnessFloor
 from uplift.vocabulary import HOLDOUT
 
 __all__ = [
-    "ARM_LEVEL_LOAD", "ARM_SLOPE_LOAD", "EFFECTS", "EFFECT_COLUMNS", "FIT_LOAD_PREFIX", "PERSONA_LOAD_PREFIX",
-    "PER_ARM_LOADS", "PER_ARM_PREFIXES", "SHARED_ERROR_COLUMNS", "applicable_floors", "check_effects", "floor_mask",
-    "own_sd", "segment_kind", "shared_error_columns", "shared_factors", "total_variance",
+    "ARM_LEVEL_LOAD", "ARM_SLOPE_LOAD", "EFFECTS", "EFFECT_COLUMNS", "FIT_LOAD_PREFIX", "GROUP_PREFIX",
+    "PERSONA_LOAD_PREFIX", "PER_ARM_LOADS", "PER_ARM_PREFIXES", "SHARED_ERROR_COLUMNS", "applicable_floors",
+    "check_effects", "floor_mask", "floor_weights", "group_columns", "group_weights", "own_sd", "segment_kind",
+    "shared_error_columns", "shared_factors", "total_variance",
 ]
 
 SHARED_ERROR_COLUMNS: tuple[str, ...] = ("calibration_load_1", "calibration_load_2", "arm_level_load_common")
@@ -42,6 +43,11 @@ FIT_LOAD_PREFIX = "fit_load__"
 additive fit across the cells (:func:`uplift.additive.additive_loadings`), one factor per arm."""
 
 PER_ARM_PREFIXES: tuple[str, ...] = (PERSONA_LOAD_PREFIX, FIT_LOAD_PREFIX)
+
+GROUP_PREFIX = "group__"
+"""Optional ``group__<group>`` columns: the share of the segment's people in that priority group
+(``serve/groups.yaml``, :mod:`uplift.segments.composition`), between 0 and 1, the same on every row
+of a segment; fairness and coverage floors over a ``group`` count each segment with it."""
 """Prefixes of the loading columns that are one factor per arm (:func:`shared_factors`)."""
 
 EFFECTS = pa.DataFrameSchema(
@@ -62,6 +68,8 @@ EFFECTS = pa.DataFrameSchema(
         **{f"^{prefix}.+$": pa.Column(float, pa.Check(np.isfinite, element_wise=False, name="finite"),
                                       coerce=True, nullable=False, required=False, regex=True)
            for prefix in PER_ARM_PREFIXES},
+        f"^{GROUP_PREFIX}.+$": pa.Column(float, pa.Check.in_range(0, 1), coerce=True, nullable=False,
+                                         required=False, regex=True),
     },
     unique=["segment", "arm"],
     strict=False,
@@ -83,7 +91,8 @@ per arm, and ``arm_level_load_common``: on the error all arms' levels share
 (:mod:`uplift.segments.armlevels`); ``calibration_slope_load``: on the error of its arm's own
 calibration slope, one factor per arm (:func:`uplift.segments.effects.slope_loadings`);
 ``fit_load__<k>``: on the errors of its arm's additive fit across the cells, one factor per arm and
-``k`` (:func:`uplift.additive.additive_loadings`). A plan's
+``k`` (:func:`uplift.additive.additive_loadings`). Optional ``group__<group>``: the share of the
+segment's people in a priority group (:data:`GROUP_PREFIX`). A plan's
 interval adds them up over the cells (:func:`shared_factors`; absent = 0). Optional
 ``part__<dims>`` columns name the additive parts the effects were fitted on
 (:mod:`uplift.additive`); the Thompson draws are fitted on them too. Extra
@@ -140,6 +149,7 @@ def total_variance(weights: np.ndarray, own: np.ndarray, shared: np.ndarray | No
 
     ``weights`` are a plan's contacts, a difference of two plans' contacts, or a floor's signed contacts.
     """
+    weights = np.asarray(weights, dtype=float)  # whole contacts (int64) @ floats is numpy's slow loop, not BLAS
     variance = float(np.sum((own * weights) ** 2))
     if shared is not None and shared.size:
         variance += float(np.sum((weights @ shared) ** 2))
@@ -266,3 +276,48 @@ def _kind_hint(frame: pd.DataFrame, floor: FairnessFloor) -> str:
     segments = f"{kind} segments" if kind else "these segments"
     return (f"; the {segments} do not split by {', '.join(map(repr, blank))} (every one is 'any'): name the kinds "
             f"of segment the floor binds, e.g. segment_kinds: [targetable]")
+
+
+def group_columns(frame: pd.DataFrame) -> dict[str, str]:
+    """The priority groups whose composition ``frame`` carries: group name -> its ``group__`` column."""
+    return {str(c)[len(GROUP_PREFIX):]: str(c) for c in frame.columns if str(c).startswith(GROUP_PREFIX)}
+
+
+def floor_weights(
+    frame: pd.DataFrame, floor: FairnessFloor, *, source: str = "effects", allow_empty: bool = False,
+    key: str = "fairness floor",
+) -> np.ndarray:
+    """Per row of ``frame``, how much of its contacts, spend and conversions the ``floor`` counts: 1 or 0
+    for a ``where`` floor (:func:`floor_mask`), the group's share of the segment's people for a
+    ``group`` floor (its ``group__`` column).
+
+    Raises
+    ------
+    DataError
+        The group's column is missing, varies within a segment, or (unless ``allow_empty``) is 0
+        everywhere; ``key`` names the floor in the message (e.g. ``"serve/policy.yaml
+        fairness_floors[2]"``).
+    """
+    if floor.group is None:
+        return floor_mask(frame, floor, source=source, allow_empty=allow_empty).astype(float)
+    return group_weights(frame, floor.group, source=source, allow_empty=allow_empty, key=f"{key} {floor.name!r}")
+
+
+def group_weights(
+    frame: pd.DataFrame, group: str, *, source: str = "effects", allow_empty: bool = False, key: str = "a rule"
+) -> np.ndarray:
+    """Per row of ``frame``, the share of its segment's people in priority ``group``; see :func:`floor_weights`."""
+    columns = group_columns(frame)
+    if group not in columns:
+        have = ", ".join(sorted(columns)) or "none"
+        raise DataError(
+            f"{key} counts priority group {group!r}, but {source} has no column {GROUP_PREFIX + group!r}; expected "
+            f"a group of serve/groups.yaml counted into the segment table when it was built (groups it has: {have})"
+        )
+    column = columns[group]
+    values = frame[column].to_numpy(dtype=float)
+    if (frame.assign(_v=values).groupby("segment")["_v"].nunique() > 1).any():
+        raise DataError(f"{source}: column {column!r} varies within a segment; expected one share per segment")
+    if not (values > 0).any() and not allow_empty:
+        raise DataError(f"{key} counts priority group {group!r}, which has no people in any segment of {source}")
+    return values

@@ -1,7 +1,8 @@
 """Conversion floors kept with a confidence: the margin each needs above its share.
 
-A conversion-share floor asks ``sum_{c in F} e_c x_c >= s * sum_c e_c x_c`` for the estimated effects
-``e``. Under the true effects ``t`` its slack ``D = sum_c a_c t_c x_c`` (``a_c = 1[c in F] - s``) is
+A conversion-share floor asks ``sum_c w_c e_c x_c >= s * sum_c e_c x_c`` for the estimated effects
+``e`` (``w_c`` the floor's weight of cell ``c``: 1 in its segments, or the share of the segment's people
+in its priority group). Under the true effects ``t`` its slack ``D = sum_c a_c t_c x_c`` (``a_c = w_c - s``) is
 uncertain: its variance is ``sum_c (a_c x_c own_c)^2 + ||sum_c a_c x_c load_c||^2``, the cells' own
 errors (:attr:`~uplift.allocation.problem.Problem.own_sd`) plus the errors they share
 (:func:`~uplift.allocation.effects.shared_factors`). Holding with
@@ -53,9 +54,9 @@ def floor_slack(problem: Problem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 def _signed_contacts(problem: Problem, x: np.ndarray) -> list[np.ndarray]:
     """Per floor, the contacts ``x`` signed so that their conversions are the floor's slack
-    ``D = sum_i a_i x_i effect_i``: ``a_i = 1 - share`` in the floor's cells, ``-share`` elsewhere."""
-    return [(np.where(cells, 1.0, 0.0) - floor.min_share) * x
-            for floor, cells in zip(problem.floors, problem.floor_cells)]
+    ``D = sum_i a_i x_i effect_i``: ``a_i = w_i - share``, ``w_i`` the floor's weight of cell ``i``
+    (1 in the floor's cells and 0 elsewhere, or the share of the cell's people in its priority group)."""
+    return [(weight - floor.min_share) * x for floor, weight in zip(problem.floors, problem.floor_weight)]
 
 
 def selection_optimism(problem: Problem, drawn: Sequence[tuple[Problem, np.ndarray]]) -> np.ndarray:

@@ -17,6 +17,7 @@ from uplift.allocation.effects import check_effects, segment_kind
 from uplift.allocation.explore import effect_draws, thompson_allocation
 from uplift.allocation.floors import confident_floors, holding_probability, margins_needed, selection_optimism
 from uplift.allocation.infeasibility import solve_elastic
+from uplift.allocation.prices import rule_prices
 from uplift.allocation.problem import Allocation, Problem, build_problem
 from uplift.allocation.references import (
     even_allocation,
@@ -67,7 +68,7 @@ class PreparedPlan:
         """The policy the LPs were built for."""
         return self.problem.policy
 
-    def plan(self, *, budget: float, strict: bool = False, references: bool = True) -> PlanResult:
+    def plan(self, *, budget: float, strict: bool = False, references: bool = True, prices: bool = True) -> PlanResult:
         """The plan at ``budget``; see :func:`plan`."""
         budget = _checked_budget(budget)
         problem, policy = self.problem, self.policy
@@ -76,10 +77,12 @@ class PreparedPlan:
             raise InfeasiblePlanError("the planning policy cannot be met: " + "; ".join(conflicts), conflicts)
         floor_notes: list[str] = []
         confident = confident_floors(problem)
+        solved = problem  # the LP the solution solves (with the confident floors' margins)
         if confident.any() and not conflicts:
             optimism = self._selection_optimism(budget, explored)
-            solution, floor_notes = _with_floor_margins(problem, solution, budget=budget, explored=explored,
-                                                        optimism=optimism)
+            solution, floor_notes, margin = _with_floor_margins(problem, solution, budget=budget, explored=explored,
+                                                                optimism=optimism)
+            solved = dataclasses.replace(problem, floor_margin=margin) if margin is not None else problem
         elif confident.any():
             floor_notes = [f"conversion floor {f.name!r} is kept in expectation only, without its "
                            f"{f.confidence:.0%} confidence margin: the policy's rules conflict at this budget"
@@ -97,6 +100,7 @@ class PreparedPlan:
         reference_totals, gains = self._references(budget, figures, totals.spend) if references else ({}, {})
         cells = cells_table(problem, figures)
         floors = floor_checks(problem, cells, self.segment_kind)
+        rules = rule_prices(solved, solution, explored=explored, budget=budget) if prices else ()
         return PlanResult(
             cells=cells,
             totals=totals,
@@ -107,6 +111,7 @@ class PreparedPlan:
                         + floor_notes + self._gain_notes(gains)),
             gains=gains,
             floors=floors,
+            rules=rules,
         )
 
     @functools.cached_property
@@ -161,7 +166,7 @@ class PreparedPlan:
                                                 fundable=draw.effect >= 0)
             if conflicts:
                 continue
-            solution, _ = _with_floor_margins(draw, solution, budget=budget, explored=explored)
+            solution, _, _ = _with_floor_margins(draw, solution, budget=budget, explored=explored)
             drawn.append((draw, (solution.allocation + explored).x))
         return selection_optimism(self.problem, drawn)
 
@@ -222,7 +227,8 @@ class PreparedPlan:
 
 
 def prepare_plan(
-    effects: pd.DataFrame, *, costs: CostCatalogue, policy: PlanningPolicy, source: str = "effects"
+    effects: pd.DataFrame, *, costs: CostCatalogue, policy: PlanningPolicy, source: str = "effects",
+    policy_source: str = "policy",
 ) -> PreparedPlan:
     """Check ``effects`` and build the planning LPs for ``costs`` and ``policy`` (see :class:`PreparedPlan`).
 
@@ -232,20 +238,23 @@ def prepare_plan(
         The effects table breaks its contract or a floor cannot be applied to it.
     SpecError
         The policy names an unknown channel.
+
+    ``source`` and ``policy_source`` name the table and the policy in error messages.
     """
-    prepared = _without_floor_draws(effects, costs=costs, policy=policy, source=source)
+    prepared = _without_floor_draws(effects, costs=costs, policy=policy, source=source, policy_source=policy_source)
     return dataclasses.replace(prepared, floor_draws=_drawn_problems(prepared.problem))
 
 
 def _without_floor_draws(
-    effects: pd.DataFrame, *, costs: CostCatalogue, policy: PlanningPolicy, source: str
+    effects: pd.DataFrame, *, costs: CostCatalogue, policy: PlanningPolicy, source: str, policy_source: str = "policy"
 ) -> PreparedPlan:
     """:func:`prepare_plan` without the floors' effect draws, for callers that only need the LPs."""
     frame = check_effects(effects, costs, source=source)
+    problem = build_problem(frame, costs, policy, source=source, policy_source=policy_source)
     best, rows = single_best_message_problem(frame, costs, policy, source=source)
     return PreparedPlan(
         frame=frame,
-        problem=build_problem(frame, costs, policy, source=source),
+        problem=problem,
         best_message_problem=best,
         source=source,
         best_message_rows=rows,
@@ -275,7 +284,9 @@ def plan(
     policy: PlanningPolicy,
     strict: bool = False,
     references: bool = True,
+    prices: bool = True,
     source: str = "effects",
+    policy_source: str = "policy",
 ) -> PlanResult:
     """Split ``budget`` over segments x arms to maximise expected incremental conversions.
 
@@ -296,7 +307,9 @@ def plan(
     strict : raise :class:`InfeasiblePlanError` instead of returning a relaxed plan when the
         policy's rules conflict.
     references : also compute the "even" and "single_best_message" reference plans.
-    source : name of the effects table in error messages.
+    prices : also price every rule (:mod:`uplift.allocation.prices`: binds or not, its dual value,
+        and for a binding rule what the plan without it would buy, a re-solve per binding rule).
+    source, policy_source : names of the effects table and of the policy in error messages.
 
     Returns
     -------
@@ -313,8 +326,8 @@ def plan(
         Only with ``strict=True``, when the rules conflict.
     """
     budget = _checked_budget(budget)  # before the table is checked and the LPs are built
-    prepared = prepare_plan(effects, costs=costs, policy=policy, source=source)
-    return prepared.plan(budget=budget, strict=strict, references=references)
+    prepared = prepare_plan(effects, costs=costs, policy=policy, source=source, policy_source=policy_source)
+    return prepared.plan(budget=budget, strict=strict, references=references, prices=prices)
 
 
 def reference_plans(
@@ -347,7 +360,7 @@ _MARGIN_TOL = 0.01
 def _with_floor_margins(
     problem: Problem, solution: LPSolution, *, budget: float, explored: Allocation,
     optimism: np.ndarray | None = None,
-) -> tuple[LPSolution, list[str]]:
+) -> tuple[LPSolution, list[str], np.ndarray | None]:
     """Re-solve with margins on the confident conversion floors until the plan clears them.
 
     Each round raises every margin to ``z_q sd(D)`` plus the floor's ``optimism`` (none by default)
@@ -355,8 +368,8 @@ def _with_floor_margins(
     step towards it is halved, so the plan ends with as much margin as the rules allow. The search
     solves LPs only; when its plan fills a reach curve out of order, the margin found is solved once
     more with the curves in order (:mod:`uplift.allocation.solve`), halved if they leave no room for
-    all of it. Returns the plan and, per confident floor, a note with the probability that it holds
-    at that plan.
+    all of it. Returns the plan, per confident floor a note with the probability that it holds
+    at that plan, and the margins the plan was solved with (None: none).
     """
     optimism = np.zeros(len(problem.floors)) if optimism is None else optimism
 
@@ -364,7 +377,7 @@ def _with_floor_margins(
         return solve_value(dataclasses.replace(problem, floor_margin=margin, tier_order=tier_order),
                            objective=problem.effect, budget=budget, base=explored, fundable=problem.effect >= 0)
 
-    margin, found = np.zeros(len(problem.floors)), solution
+    margin, found, used = np.zeros(len(problem.floors)), solution, None
     for _ in range(_MARGIN_ROUNDS):
         need = margins_needed(problem, (found.allocation + explored).x, optimism)
         if np.all(need <= margin * (1 + _MARGIN_TOL) + 1e-9):
@@ -387,7 +400,7 @@ def _with_floor_margins(
                     break
                 margin = margin / 2
         if found.optimal:
-            solution = found
+            solution, used = found, margin
     probability = holding_probability(problem, (solution.allocation + explored).x, optimism)
     notes = [
         f"conversion floor {floor.name!r} ({floor.min_share:.0%}) holds with probability {p:.0%} under the "
@@ -397,7 +410,7 @@ def _with_floor_margins(
         for floor, p, o, asked in zip(problem.floors, probability, optimism, confident_floors(problem))
         if asked
     ]
-    return solution, notes
+    return solution, notes, used
 
 
 def _marginal_cost(solution: LPSolution) -> float:

@@ -8,7 +8,8 @@ Variables, in this order (``nv = n + m + 2``):
 - ``T``: spend (EUR, ``sum(tier cost x y)``) and ``C``: expected conversions (``sum(effect x x)``).
 
 Tier caps are bounds on ``y``; "never fund a negative effect" is an upper bound of 0 on ``x``.
-Every other rule is a row of ``A_ub`` with a *kind* (see :data:`ROW_KINDS`). The right-hand sides
+Every other rule is a row of ``A_ub`` with a *kind* (see :data:`ROW_KINDS`), added by its family
+(:mod:`uplift.allocation.rules`: one small unit per kind of rule). The right-hand sides
 depend on the budget and on an allocation already made (the exploration part), so that the rules
 hold for the sum of both (:func:`right_hand_sides`).
 """
@@ -24,13 +25,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from uplift.allocation.effects import applicable_floors, floor_mask, own_sd, shared_factors
-from uplift.errors import SpecError
+from uplift.allocation.effects import own_sd, shared_factors
+from uplift.allocation.rules import FAMILIES, FAMILY, BaseFigures, Rows, fairness_floors
 from uplift.specs.planning import CostCatalogue, FairnessFloor, PlanningPolicy
 
 __all__ = [
     "ROW_KINDS",
     "ELASTIC_KINDS",
+    "DROPPED",
     "Allocation",
     "Problem",
     "build_problem",
@@ -38,19 +40,15 @@ __all__ = [
     "variable_bounds",
 ]
 
-ROW_KINDS: tuple[str, ...] = (
-    "budget",
-    "segment_contacts",
-    "channel_max",
-    "channel_min",
-    "segment_share",
-    "spend_floor",
-    "conversion_floor",
-)
-"""Kinds of inequality rows, in the order they are stacked."""
+ROW_KINDS: tuple[str, ...] = tuple(family.kind for family in FAMILIES)
+"""Kinds of inequality rows, in the order they are stacked (one per rule family, :mod:`uplift.allocation.rules`)."""
 
-ELASTIC_KINDS: frozenset[str] = frozenset({"channel_min", "segment_share", "spend_floor", "conversion_floor"})
+ELASTIC_KINDS: frozenset[str] = frozenset(family.kind for family in FAMILIES if family.elastic)
 """Rows that get a slack variable when the policy is infeasible (the budget-independent rules)."""
+
+DROPPED = 1e30
+"""Right-hand side of a row the plan is solved without (:attr:`Problem.dropped`): HiGHS reads any
+bound from 1e20 up as infinite, and scipy's ``linprog`` refuses ``inf``."""
 
 
 @dataclass(frozen=True)
@@ -72,9 +70,9 @@ class Allocation:
 class SolverCache:
     """LP solvers kept with a problem between solves (see :mod:`uplift.allocation.solve`), the
     budget-independent part of its exploration draws (:mod:`uplift.allocation.explore`) and of its
-    even reference plan (:mod:`uplift.allocation.references`), and whether its rules conflicted at
-    the last solve (:mod:`uplift.allocation.infeasibility`); the problem itself stays immutable,
-    the cache only saves work."""
+    even reference plan (:mod:`uplift.allocation.references`), whether its rules conflicted at
+    the last solve (:mod:`uplift.allocation.infeasibility`) and the cache its rules' prices are
+    solved on (:meth:`for_pricing`); the problem itself stays immutable, the cache only saves work."""
 
     def __init__(self, warm_from: SolverCache | None = None) -> None:
         self.lock = threading.Lock()
@@ -86,6 +84,23 @@ class SolverCache:
         self.draws: tuple | None = None
         self.even: object | None = None
         self.infeasible = False
+        self.restart = False
+        """Start every solve of a kept reduced LP from ``warm_from``'s basis (the plans without one
+        rule each start from the plan's, :meth:`for_pricing`)."""
+        self._pricing: SolverCache | None = None
+
+    def for_pricing(self) -> SolverCache:
+        """The cache the plans without one rule are solved on (:mod:`uplift.allocation.prices`): it
+        shares this one's matrices, keeps HiGHS instances of its own (their bases start from this
+        cache's and then from one another's) and leaves this cache's bases and conflict flag alone,
+        so a plan made after its prices is the plan made without them."""
+        with self.lock:
+            if self._pricing is None:
+                child = SolverCache(warm_from=self)
+                child.systems = self.systems
+                child.restart = True
+                self._pricing = child
+            return self._pricing
 
 
 @dataclass(frozen=True)
@@ -115,12 +130,20 @@ class Problem:
     tier_cost: np.ndarray
     tier_cap: np.ndarray
     floors: tuple[FairnessFloor, ...]
-    floor_cells: np.ndarray
+    floor_weight: np.ndarray
+    """``(floors, n)``: how much of each cell's contacts, spend and conversions each fairness floor
+    counts (1 or 0 for a floor over segment columns, the group's share of the segment's people for a
+    floor over a priority group)."""
     a_eq: sp.csr_matrix
     a_ub: sp.csr_matrix
     row_kind: np.ndarray
     row_label: tuple[str, ...]
     row_ref: np.ndarray
+    rule_data: dict = field(default_factory=dict, compare=False, repr=False)
+    """Per row kind, what its family prepared beyond the structure (e.g. the coverage floors' areas)."""
+    dropped: np.ndarray | None = None
+    """Rows the plan is solved without (their right-hand side :data:`DROPPED`), to price them
+    (:mod:`uplift.allocation.prices`); None: none."""
     floor_margin: np.ndarray | None = None
     """Per fairness floor, expected conversions a conversion floor must clear above its share
     (its confidence margin, :mod:`uplift.allocation.floors`); None: no margins."""
@@ -167,12 +190,23 @@ class Problem:
         return tuple(blocks)
 
     @cached_property
+    def floor_cells(self) -> np.ndarray:
+        """``(floors, n)`` mask: the cells each fairness floor counts (a weight above 0)."""
+        return self.floor_weight > 0
+
+    @cached_property
+    def floor_group_weight(self) -> np.ndarray:
+        """``(floors, groups)``: each fairness floor's weight of each (segment, channel) group (its
+        segment's weight; 0 outside the floor)."""
+        weights = np.zeros((len(self.floors), len(self.grp_seg)))
+        for k, (cells, weight) in enumerate(zip(self.floor_cells, self.floor_weight)):
+            weights[k, self.grp[cells]] = weight[cells]
+        return weights
+
+    @cached_property
     def floor_groups(self) -> np.ndarray:
         """``(floors, groups)`` mask: the groups with a cell in each fairness floor."""
-        groups = np.zeros((len(self.floors), len(self.grp_seg)), dtype=bool)
-        for k, cells in enumerate(self.floor_cells):
-            groups[k, self.grp[cells]] = True
-        return groups
+        return self.floor_group_weight > 0
 
     def with_effect(self, effect: np.ndarray) -> Problem:
         """The same problem with other effects per contact (e.g. a draw from their uncertainty).
@@ -187,7 +221,9 @@ class Problem:
             raise ValueError(f"effect: expected {self.n} values, one per cell, got shape {effect.shape}")
         a_eq = _with_cell_coefficients(self.a_eq, np.arange(self.a_eq.shape[0]) == self.a_eq.shape[0] - 1,
                                        effect, self.n)
-        a_ub = _with_cell_coefficients(self.a_ub, self.row_kind == "conversion_floor", effect, self.n)
+        effect_rows = self.rows({family.kind for family in FAMILIES if family.effect_rows})
+        a_ub = _with_cell_coefficients(self.a_ub, effect_rows, effect, self.n,
+                                       weight=lambda rows, cells: self.floor_weight[self.row_ref[rows], cells])
         return dataclasses.replace(self, frame=self.frame.assign(effect=effect), effect=effect, a_eq=a_eq,
                                    a_ub=a_ub, solvers=SolverCache(warm_from=self.solvers))
 
@@ -211,32 +247,51 @@ def build_problem(
     *,
     source: str = "effects",
     require_floor_segments: bool = True,
+    policy_source: str = "policy",
 ) -> Problem:
     """Build the LP for a validated effects ``frame`` (see :func:`~uplift.allocation.effects.check_effects`).
+
+    The structure (cells, groups, tiers, the conversions and spend rows) is built here; every rule
+    family (:data:`uplift.allocation.rules.FAMILIES`) then adds its own rows.
 
     Parameters
     ----------
     frame : checked effects table (index 0..n-1).
     costs, policy : the declarations.
     source : name of the table in error messages.
-    require_floor_segments : if False a fairness floor that selects no segment is dropped instead
-        of raising (used for reference plans on part of the table). A floor that does not apply to
-        the table's kind of segment (:func:`~uplift.allocation.effects.applicable_floors`) is left out.
+    require_floor_segments : if False a floor that selects no segment (or area) is dropped instead
+        of raising (used for reference plans on part of the table). A fairness floor that does not
+        apply to the table's kind of segment (:func:`~uplift.allocation.effects.applicable_floors`)
+        is left out.
+    policy_source : name of the policy in error messages (e.g. its file).
 
     Raises
     ------
     SpecError
         The policy names a channel the cost catalogue does not have.
     DataError
-        A fairness floor selects on a missing column or selects nothing.
+        A floor selects on a missing column, counts a group the table has no composition of, or
+        selects nothing.
     """
-    for rule in ("min_spend", "max_spend"):
-        unknown = sorted(set(getattr(policy, rule)) - set(costs.channels))
-        if unknown:
-            raise SpecError(
-                f"policy {rule}: channel(s) {', '.join(map(repr, unknown))} not in the cost catalogue; "
-                f"valid: {', '.join(sorted(costs.channels))}"
-            )
+    for family in FAMILIES:
+        family.check(costs, policy, policy_source=policy_source)
+    structure = _structure(frame, costs, policy)
+    floors, weights = fairness_floors(frame, policy, source=source, policy_source=policy_source,
+                                      require=require_floor_segments)
+    problem = dataclasses.replace(structure, floors=floors, floor_weight=weights)
+    data = {family.kind: family.prepare(problem, source=source, policy_source=policy_source,
+                                        require=require_floor_segments) for family in FAMILIES}
+    problem = dataclasses.replace(problem, rule_data=data)
+    rows = Rows(problem.nv)
+    for family in FAMILIES:
+        family.add_rows(problem, rows)
+    a_ub, kinds, labels, refs = rows.build()
+    return dataclasses.replace(problem, a_ub=a_ub, row_kind=kinds, row_label=labels, row_ref=refs)
+
+
+def _structure(frame: pd.DataFrame, costs: CostCatalogue, policy: PlanningPolicy) -> Problem:
+    """The problem without its rules: cells, segments, (segment, channel) groups and their reach
+    tiers, and the equalities (group balance, spend ``T``, conversions ``C``)."""
     n = len(frame)
     effect = frame["effect"].to_numpy(dtype=float)
     seg, segments = pd.factorize(frame["segment"], sort=False)
@@ -247,37 +302,63 @@ def build_problem(
     grp, grp_keys = pd.factorize(seg * len(channels) + chan_of_cell, sort=False)
     grp_keys = np.asarray(grp_keys)
     grp_seg, grp_channel = grp_keys // len(channels), grp_keys % len(channels)
+    tier_grp, tier_rank, tier_cost, tier_cap = _tiers(costs, channels, grp_channel, grp_seg, seg_size)
+    shared = shared_factors(frame)
+    return Problem(
+        frame=frame,
+        policy=policy,
+        effect=effect,
+        effect_sd=frame["effect_sd"].to_numpy(dtype=float),
+        own_sd=own_sd(frame["effect_sd"].to_numpy(dtype=float), shared),
+        shared=shared,
+        seg=seg,
+        segments=np.asarray(segments, dtype=object),
+        seg_size=seg_size,
+        contact_cap=(1.0 - policy.holdout_share) * seg_size,
+        grp=grp,
+        grp_seg=grp_seg,
+        grp_channel=grp_channel,
+        channels=channels,
+        tier_grp=tier_grp,
+        tier_rank=tier_rank,
+        tier_cost=tier_cost,
+        tier_cap=tier_cap,
+        floors=(),
+        floor_weight=np.zeros((0, n)),
+        a_eq=_equalities(effect, grp, tier_grp, tier_cost, len(grp_keys)),
+        a_ub=sp.csr_matrix((0, n + len(tier_cost) + 2)),
+        row_kind=np.zeros(0, dtype=str),
+        row_label=(),
+        row_ref=np.zeros(0, dtype=int),
+    )
 
-    # group tiers: every group gets its channel's tiers
+
+def _tiers(costs: CostCatalogue, channels: tuple[str, ...], grp_channel: np.ndarray, grp_seg: np.ndarray,
+           seg_size: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every group gets its channel's reach tiers: per tier its group, rank in the group, price and capacity."""
     shares = [np.array([t.share for t in costs.channel(ch).tiers]) for ch in channels]
     prices = [
         np.array([t.multiplier for t in costs.channel(ch).tiers]) * costs.channel(ch).unit_cost for ch in channels
     ]
     n_tiers = np.array([len(s) for s in shares])
     per_group = n_tiers[grp_channel]
-    tier_grp = np.repeat(np.arange(len(grp_keys)), per_group)
+    tier_grp = np.repeat(np.arange(len(grp_channel)), per_group)
     starts = np.cumsum(per_group) - per_group
     tier_rank = np.arange(len(tier_grp)) - np.repeat(starts, per_group)
     flat_share = np.concatenate(shares)
     flat_price = np.concatenate(prices)
     offset = np.concatenate([[0], np.cumsum(n_tiers)[:-1]])
     tier_index = offset[grp_channel[tier_grp]] + tier_rank
-    tier_cost = flat_price[tier_index]
-    tier_cap = flat_share[tier_index] * seg_size[grp_seg[tier_grp]]
-    m = len(tier_cost)
-    contact_cap = (1.0 - policy.holdout_share) * seg_size
+    return tier_grp, tier_rank, flat_price[tier_index], flat_share[tier_index] * seg_size[grp_seg[tier_grp]]
 
-    floors, masks = [], []
-    for floor in applicable_floors(policy.fairness_floors, frame)[0]:
-        mask = floor_mask(frame, floor, source=source, allow_empty=not require_floor_segments)
-        if mask.any():
-            floors.append(floor)
-            masks.append(mask)
-    floor_cells = np.array(masks, dtype=bool).reshape(len(masks), n)
 
+def _equalities(effect: np.ndarray, grp: np.ndarray, tier_grp: np.ndarray, tier_cost: np.ndarray,
+                n_grp: int) -> sp.csr_matrix:
+    """``A_eq``: per group, its cells' contacts equal its tiers' contacts; ``T`` the tiers' spend; ``C``
+    the cells' expected conversions."""
+    n, m = len(effect), len(tier_cost)
     ix, iy, it, ic = np.arange(n), n + np.arange(m), n + m, n + m + 1
-    n_grp = len(grp_keys)
-    a_eq = sp.vstack(
+    return sp.vstack(
         [
             sp.hstack(
                 [
@@ -298,147 +379,37 @@ def build_problem(
         format="csr",
     )
 
-    builder = _Rows(n + m + 2)
-    builder.add("budget", "budget", -1, [it], [1.0])
-    builder.add_block("segment_contacts", [f"segment {s!r}: contacts" for s in segments], np.arange(len(segments)),
-                      seg, ix, np.ones(n))
-    tier_channel = grp_channel[tier_grp]
-    for k, ch in enumerate(channels):
-        if ch in policy.max_spend and (tier_channel == k).any():
-            cols = iy[tier_channel == k]
-            builder.add("channel_max", f"max_spend {ch!r}", k, cols, tier_cost[tier_channel == k])
-    for k, ch in enumerate(channels):
-        if policy.min_spend.get(ch, 0.0) > 0:
-            cols = iy[tier_channel == k]
-            builder.add("channel_min", f"min_spend {ch!r}", k, cols, -tier_cost[tier_channel == k])
-    if policy.max_segment_share < 1.0:
-        tier_seg = grp_seg[tier_grp]
-        rows = np.concatenate([tier_seg, np.arange(len(segments))])
-        cols = np.concatenate([iy, np.full(len(segments), it)])
-        vals = np.concatenate([tier_cost, np.full(len(segments), -policy.max_segment_share)])
-        builder.add_block("segment_share", [f"max_segment_share in segment {s!r}" for s in segments],
-                          np.arange(len(segments)), rows, cols, vals)
-    for k, (floor, mask) in enumerate(zip(floors, masks)):
-        if floor.kind == "spend_share":
-            in_floor = np.zeros(n_grp, dtype=bool)
-            in_floor[grp[mask]] = True
-            sel = in_floor[tier_grp]
-            builder.add("spend_floor", f"fairness floor {floor.name!r}", k,
-                        np.concatenate([iy[sel], [it]]), np.concatenate([-tier_cost[sel], [floor.min_share]]))
-        else:
-            builder.add("conversion_floor", f"fairness floor {floor.name!r}", k,
-                        np.concatenate([ix[mask], [ic]]), np.concatenate([-effect[mask], [floor.min_share]]))
-    a_ub, kinds, labels, refs = builder.build()
-    shared = shared_factors(frame)
-    return Problem(
-        frame=frame,
-        policy=policy,
-        effect=effect,
-        effect_sd=frame["effect_sd"].to_numpy(dtype=float),
-        own_sd=own_sd(frame["effect_sd"].to_numpy(dtype=float), shared),
-        shared=shared,
-        seg=seg,
-        segments=np.asarray(segments, dtype=object),
-        seg_size=seg_size,
-        contact_cap=contact_cap,
-        grp=grp,
-        grp_seg=grp_seg,
-        grp_channel=grp_channel,
-        channels=channels,
-        tier_grp=tier_grp,
-        tier_rank=tier_rank,
-        tier_cost=tier_cost,
-        tier_cap=tier_cap,
-        floors=tuple(floors),
-        floor_cells=floor_cells,
-        a_eq=a_eq,
-        a_ub=a_ub,
-        row_kind=kinds,
-        row_label=labels,
-        row_ref=refs,
-    )
 
-
-def _with_cell_coefficients(matrix: sp.csr_matrix, rows: np.ndarray, effect: np.ndarray, n: int) -> sp.csr_matrix:
-    """``matrix`` with the cells' coefficients (columns below ``n``) of ``rows`` set to ``-effect``,
-    as :func:`build_problem` writes them in the conversions row and the conversion-floor rows (it
-    stores every such coefficient, zeros included, so the sparsity pattern stays)."""
+def _with_cell_coefficients(matrix: sp.csr_matrix, rows: np.ndarray, effect: np.ndarray, n: int,
+                            weight=None) -> sp.csr_matrix:
+    """``matrix`` with the cells' coefficients (columns below ``n``) of ``rows`` set to ``-effect``
+    (times ``weight(rows, cells)`` if given), as :func:`build_problem` writes them in the conversions
+    row and the conversion-floor rows (it stores every such coefficient, zeros included, so the
+    sparsity pattern stays)."""
     data = matrix.data.copy()
     row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
     at = rows[row_of] & (matrix.indices < n)
-    data[at] = -effect[matrix.indices[at]]
+    cells = matrix.indices[at]
+    coefficient = effect[cells] if weight is None else effect[cells] * weight(row_of[at], cells)
+    data[at] = -coefficient
     return sp.csr_matrix((data, matrix.indices, matrix.indptr), shape=matrix.shape)
-
-
-class _Rows:
-    """Collects sparse inequality rows with their kind, label and reference index."""
-
-    def __init__(self, nv: int) -> None:
-        self.nv = nv
-        self.r: list[np.ndarray] = []
-        self.c: list[np.ndarray] = []
-        self.v: list[np.ndarray] = []
-        self.kinds: list[str] = []
-        self.labels: list[str] = []
-        self.refs: list[int] = []
-
-    def add(self, kind: str, label: str, ref: int, cols, vals) -> None:
-        self.add_block(kind, [label], np.array([ref]), np.zeros(len(cols), dtype=int), cols, vals)
-
-    def add_block(self, kind: str, labels: list[str], refs: np.ndarray, rows, cols, vals) -> None:
-        base = len(self.kinds)
-        self.r.append(np.asarray(rows, dtype=int) + base)
-        self.c.append(np.asarray(cols, dtype=int))
-        self.v.append(np.asarray(vals, dtype=float))
-        self.kinds.extend([kind] * len(labels))
-        self.labels.extend(labels)
-        self.refs.extend(int(r) for r in refs)
-
-    def build(self) -> tuple[sp.csr_matrix, np.ndarray, tuple[str, ...], np.ndarray]:
-        matrix = sp.csr_matrix(
-            (np.concatenate(self.v), (np.concatenate(self.r), np.concatenate(self.c))),
-            shape=(len(self.kinds), self.nv),
-        )
-        return matrix, np.array(self.kinds), tuple(self.labels), np.array(self.refs, dtype=int)
 
 
 def right_hand_sides(problem: Problem, *, budget: float, base: Allocation) -> np.ndarray:
     """``b_ub`` for the extra allocation on top of ``base`` so that every rule holds for the sum.
 
-    The budget row gets ``budget - spend(base)``; minimums, maxima, caps and floors are shifted by
-    what ``base`` already spends, contacts and converts; a conversion floor also by its margin
-    (``problem.floor_margin``).
+    Each family computes its rows' (:meth:`~uplift.allocation.rules.RuleFamily.rhs`): the budget row
+    gets ``budget - spend(base)``; minimums, maxima, caps and floors are shifted by what ``base``
+    already spends, contacts and converts; a conversion floor also by its margin
+    (``problem.floor_margin``). Rows the problem is solved without (``problem.dropped``) get
+    :data:`DROPPED`.
     """
-    policy = problem.policy
-    spend_grp = problem.group_spend(base.y)
-    spend_total = float(spend_grp.sum())
-    spend_seg = np.bincount(problem.grp_seg, weights=spend_grp, minlength=len(problem.segments))
-    spend_ch = np.bincount(problem.grp_channel, weights=spend_grp, minlength=len(problem.channels))
-    contacts_seg = np.bincount(problem.seg, weights=base.x, minlength=len(problem.segments))
-    conv = problem.effect * base.x
+    figures = BaseFigures.of(problem, base, budget)
     b = np.zeros(len(problem.row_kind))
     for kind, rows, ref in problem.row_blocks:
-        if kind == "budget":
-            b[rows] = budget - spend_total
-        elif kind == "segment_contacts":
-            b[rows] = problem.contact_cap[ref] - contacts_seg[ref]
-        elif kind == "channel_max":
-            b[rows] = [policy.max_spend[problem.channels[k]] - spend_ch[k] for k in ref]
-        elif kind == "channel_min":
-            b[rows] = [-(policy.min_spend[problem.channels[k]] - spend_ch[k]) for k in ref]
-        elif kind == "segment_share":
-            b[rows] = policy.max_segment_share * spend_total - spend_seg[ref]
-        elif kind == "spend_floor":
-            b[rows] = [
-                float(spend_grp[problem.floor_groups[k]].sum()) - problem.floors[k].min_share * spend_total
-                for k in ref
-            ]
-        else:
-            margin = problem.floor_margin if problem.floor_margin is not None else np.zeros(len(problem.floors))
-            b[rows] = [
-                conv[problem.floor_cells[k]].sum() - problem.floors[k].min_share * conv.sum() - margin[k]
-                for k in ref
-            ]
+        b[rows] = FAMILY[kind].rhs(problem, ref, figures)
+    if problem.dropped is not None:
+        b[problem.dropped] = DROPPED
     return b
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,15 +20,20 @@ import pandas as pd
 from uplift.allocation.effects import (
     applicable_floors,
     check_effects,
-    floor_mask,
+    floor_weights,
     own_sd,
+    segment_kind,
     shared_factors,
     total_variance,
 )
 from uplift.allocation.explore import interval_z
 from uplift.allocation.problem import Allocation, Problem
+from uplift.allocation.rules.coverage import coverage_cells
 from uplift.errors import DataError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
+
+if TYPE_CHECKING:  # prices import this module
+    from uplift.allocation.prices import RulePrice
 
 __all__ = [
     "CELL_COLUMNS",
@@ -135,10 +141,10 @@ class FloorCheck:
 
     Attributes
     ----------
-    name, kind, min_share : the floor's (``kind``: ``spend_share`` or ``conversion_share``).
+    name, kind, min_share : the floor's (``kind``: ``spend_share``, ``contact_share`` or ``conversion_share``).
     status : ``"held"``; ``"short"`` (a relaxed plan, see its conflicts); or ``"not_applicable"``:
         the floor does not bind plans over this kind of segment (its ``segment_kinds``).
-    share : the plan's share of spend or of expected conversions in the floor's segments (NaN when
+    share : the plan's share of spend, contacts or expected conversions the floor counts (NaN when
         the floor does not apply or the plan spends or converts nothing).
     """
 
@@ -158,7 +164,7 @@ class FloorCheck:
         if self.status == "not_applicable":
             return (f"{head} does not apply to a plan over {plan_kind} segments (its segment_kinds); "
                     f"this plan is not bound by it")
-        of = "spend" if self.kind == "spend_share" else "expected conversions"
+        of = {"spend_share": "spend", "contact_share": "contacts"}.get(self.kind, "expected conversions")
         got = f"{self.share:.1%} of {of}" if math.isfinite(self.share) else f"the plan has no {of}"
         return f"{head} {'held' if self.status == 'held' else 'fell short'}: {got} (asked: at least {self.min_share:.0%})"
 
@@ -167,19 +173,22 @@ def floor_checks(problem: Problem, cells: pd.DataFrame, kind: str | None) -> tup
     """The plan ``cells`` (rows aligned with ``problem``'s) against every fairness floor of the problem's
     policy, in its order: a floor that does not apply to ``kind``, the table's kind of segment
     (:func:`~uplift.allocation.effects.segment_kind`), is ``not_applicable``; the others are measured
-    on the cells the problem's floor selects."""
-    spend = cells["spend"].to_numpy(dtype=float)
-    conv = cells["expected_conversions"].to_numpy(dtype=float)
-    masks = {floor.name: mask for floor, mask in zip(problem.floors, problem.floor_cells)}
+    on the cells the problem's floor counts, each with the floor's weight (``problem.floor_weight``)."""
+    counted = {
+        "spend_share": cells["spend"].to_numpy(dtype=float),
+        "contact_share": cells["contacts"].to_numpy(dtype=float),
+        "conversion_share": cells["expected_conversions"].to_numpy(dtype=float),
+    }
+    weights = {floor.name: weight for floor, weight in zip(problem.floors, problem.floor_weight)}
     checks = []
     for floor in problem.policy.fairness_floors:
         if not floor.applies_to(kind):
             checks.append(FloorCheck(floor.name, floor.kind, float(floor.min_share), "not_applicable"))
             continue
-        if floor.name not in masks:  # selects nothing in part of a table (a reference plan's problem)
+        if floor.name not in weights:  # counts nobody in part of a table (a reference plan's problem)
             continue
-        value = spend if floor.kind == "spend_share" else conv
-        total, inside = float(value.sum()), float(value[masks[floor.name]].sum())
+        value = counted[floor.kind]
+        total, inside = float(value.sum()), float(value @ weights[floor.name])
         share = inside / total if total > 0 else float("nan")
         held = inside >= floor.min_share * total - 1e-9 * max(abs(total), 1.0)
         checks.append(FloorCheck(floor.name, floor.kind, float(floor.min_share), "held" if held else "short", share))
@@ -202,6 +211,8 @@ class PlanResult:
     notes : other things a planner should know (budget left unspent and what binds, each fairness
         floor held, fell short or did not apply).
     floors : per fairness floor of the policy, how the plan stands against it (:class:`FloorCheck`).
+    rules : the price of every declared rule (:class:`~uplift.allocation.prices.RulePrice`): whether it
+        binds, its dual value and, for a binding rule, what holding it costs in expected conversions.
     """
 
     cells: pd.DataFrame
@@ -212,6 +223,7 @@ class PlanResult:
     notes: tuple[str, ...] = field(default_factory=tuple)
     gains: Mapping[str, PlanGain] = field(default_factory=dict)
     floors: tuple[FloorCheck, ...] = ()
+    rules: tuple[RulePrice, ...] = ()
 
 
 def plan_cells(problem: Problem, *, total: Allocation, explored: Allocation | None = None) -> pd.DataFrame:
@@ -268,47 +280,118 @@ def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend
     Rounding each cell down to whole people removes less than one contact per cell, which can
     leave a floor a hair short (a cell outside the floor loses relatively less). Where a floor
     that held before rounding falls short after it, whole contacts are taken from funded cells
-    outside that floor (cells in no floor first, least conversions per EUR first) until it holds
-    again: spend and contacts only go down, so the budget, caps and holdout still hold.
+    that count less than the floor's share towards it (cells in no floor first, least conversions
+    per EUR first; cells whose contacts another floor needs only when no other will do) until it holds again: spend and contacts only go down, so the budget, caps and
+    holdout still hold. No cell gives up contacts a coverage floor's area needs (:class:`_CoverageRoom`);
+    the rounding itself may leave an area short by less than one contact per funded cell.
     """
     if not problem.floors:
         return contacts
     price = np.divide(lp_spend, x, out=np.zeros_like(x), where=x > 0)
     contacts = contacts.copy()
+    room = _CoverageRoom(problem, x, contacts)
     order = None  # sorted only once a floor falls short, which is rare
 
     def value(kind: str, c: np.ndarray) -> np.ndarray:
-        return price * c if kind == "spend_share" else problem.effect * c
+        if kind == "spend_share":
+            return price * c
+        return c if kind == "contact_share" else problem.effect * c
 
+    def per_contact(kind: str, c: int) -> float:
+        if kind == "spend_share":
+            return float(price[c])
+        return 1.0 if kind == "contact_share" else float(problem.effect[c])
+
+    slack = _FloorSlack(problem, price, contacts)
     for _ in range(2 * len(problem.floors)):
         changed = False
-        for floor, mask in zip(problem.floors, problem.floor_cells):
+        for k, (floor, mask, weight) in enumerate(zip(problem.floors, problem.floor_cells, problem.floor_weight)):
             share = float(floor.min_share)
             before = value(floor.kind, x)
-            if before.sum() <= 0 or before[mask].sum() < share * before.sum() * (1 - 1e-9):
+            if before.sum() <= 0 or (before * weight)[mask].sum() < share * before.sum() * (1 - 1e-9):
                 continue  # the LP did not meet it either (a relaxed plan): nothing to keep
             after = value(floor.kind, contacts)
-            gap = share * after.sum() - after[mask].sum()  # > 0: short by this much
+            gap = share * after.sum() - (after * weight)[mask].sum()  # > 0: short by this much
             if gap <= 1e-12 * max(after.sum(), 1.0):
                 continue
-            need = gap / share  # the total must come down by this much from outside the floor
+            need = gap / share  # the total must come down by this much from cells outside the floor
             if order is None:
                 order = _trim_order(problem, price)
-            for c in order:
-                if need <= 0:
-                    break
-                if mask[c] or contacts[c] <= 0:
-                    continue
-                unit = price[c] if floor.kind == "spend_share" else problem.effect[c]
-                if unit <= 0:
-                    continue
-                take = min(contacts[c], np.ceil(need / unit - 1e-9))
-                contacts[c] -= take
-                need -= take * unit
-                changed = True
+            # first from cells whose contacts no other floor needs (else two floors trim each other in turn)
+            for spare_others in (True, False):
+                for c in order:
+                    if need <= 0:
+                        break
+                    if weight[c] >= share or contacts[c] <= 0:
+                        continue  # taking from it would not bring the floor closer
+                    unit = per_contact(floor.kind, c)
+                    if weight[c] > 0:  # a cell that counts in part brings it closer by its shortfall only
+                        unit = unit * (share - weight[c]) / share
+                    if unit <= 0:
+                        continue
+                    take = min(contacts[c], np.ceil(need / unit - 1e-9), room.allowed(c),
+                               slack.room(c, k) if spare_others else np.inf)
+                    if take <= 0:
+                        continue
+                    contacts[c] -= take
+                    room.take(c, take)
+                    slack.take(c, take)
+                    need -= take * unit
+                    changed = True
         if not changed:
             break
     return contacts
+
+
+class _FloorSlack:
+    """Each fairness floor's slack at the rounded contacts (its counted spend, contacts or conversions less its
+    share of all of them), kept up to date as contacts are taken."""
+
+    def __init__(self, problem: Problem, price: np.ndarray, contacts: np.ndarray) -> None:
+        kinds = [f.kind for f in problem.floors]
+        self.unit = np.array([price if k == "spend_share" else (np.ones_like(price) if k == "contact_share"
+                                                                  else problem.effect) for k in kinds])
+        self.share = np.array([f.min_share for f in problem.floors])
+        self.lift = problem.floor_weight - self.share[:, None]  # per floor and cell: what a unit adds to its slack
+        self.slack = (self.unit * self.lift) @ contacts
+
+    def room(self, c: int, own: int) -> float:
+        """Whole contacts cell ``c`` may give up without taking a floor other than ``own`` that holds below it."""
+        loss = self.unit[:, c] * self.lift[:, c]
+        held = (loss > 0) & (self.slack >= 0)
+        held[own] = False
+        return float(np.min(np.floor(self.slack[held] / loss[held] + 1e-9), initial=np.inf))
+
+    def take(self, c: int, n: float) -> None:
+        """Cell ``c`` gave up ``n`` contacts."""
+        self.slack -= n * self.unit[:, c] * self.lift[:, c]
+
+
+class _CoverageRoom:
+    """How many whole contacts each cell may give up without taking an area of a coverage floor the LP met
+    below its minimum (an area the rounding left short may give up nothing more)."""
+
+    def __init__(self, problem: Problem, x: np.ndarray, contacts: np.ndarray) -> None:
+        targets = problem.rule_data.get("coverage")
+        floors = problem.policy.coverage_floors
+        self.of_cell: dict[int, list[tuple[int, float]]] = {}
+        self.slack: list[float] = []
+        for t, (i, cells, weight) in enumerate(zip(targets.floor, targets.cells, targets.weight) if targets else ()):
+            need = floors[i].min_contacts
+            met = float(x[cells] @ weight) >= need * (1 - 1e-9)
+            self.slack.append(float(contacts[cells] @ weight) - need if met else np.inf)
+            for c, w in zip(cells, weight):
+                self.of_cell.setdefault(int(c), []).append((t, float(w)))
+
+    def allowed(self, c: int) -> float:
+        """Whole contacts cell ``c`` may give up (inf outside every covered area)."""
+        return min((max(np.floor(self.slack[t] / w + 1e-9), 0.0) for t, w in self.of_cell.get(int(c), ())),
+                   default=np.inf)
+
+    def take(self, c: int, n: float) -> None:
+        """Cell ``c`` gave up ``n`` contacts."""
+        for t, w in self.of_cell.get(int(c), ()):
+            self.slack[t] -= n * w
 
 
 def _trim_order(problem: Problem, price: np.ndarray) -> np.ndarray:
@@ -452,9 +535,12 @@ def evaluate_plan(
     -------
     dict
         ``spend``, ``contacts``, ``expected_conversions``, ``lo``, ``hi`` (interval from the
-        table's ``effect_sd`` and shared-error loadings, as a plan's own) and ``floors`` (floor name -> achieved share of spend or of
-        conversions under these effects; empty without ``policy``; only the floors that apply to the
-        table's kind of segment).
+        table's ``effect_sd`` and shared-error loadings, as a plan's own) and ``floors`` (floor name -> achieved
+        share of spend, contacts or conversions under these effects, each cell counted with the floor's weight;
+        for a coverage floor the worst area's contacts over its minimum; empty without ``policy``; only the
+        fairness floors that apply to the table's kind of segment) and ``rounding`` (coverage floor name ->
+        how far below 1 rounding contacts down to whole people may leave its worst area: its funded cells'
+        weights over the minimum).
 
     Raises
     ------
@@ -486,11 +572,23 @@ def evaluate_plan(
     half = _half_width(contacts, own_sd(merged["effect_sd"].to_numpy(dtype=float), shared), shared, interval)
     floors: dict[str, float] = {}
     for floor in applicable_floors(policy.fairness_floors, merged)[0] if policy is not None else ():
-        mask = floor_mask(merged, floor, source=source, allow_empty=True)
-        if floor.kind == "spend_share":
-            floors[floor.name] = float(spend[mask].sum() / spend.sum()) if spend.sum() > 0 else float("nan")
-        else:
-            floors[floor.name] = float(conv[mask].sum() / conv.sum()) if conv.sum() != 0 else float("nan")
+        weight = floor_weights(merged, floor, source=source, allow_empty=True)
+        counted = {"spend_share": spend, "contact_share": contacts, "conversion_share": conv}[floor.kind]
+        total_counted = counted.sum()
+        floors[floor.name] = float((counted * weight).sum() / total_counted) if total_counted != 0 else float("nan")
+    allowance: dict[str, float] = {}
+    for i, cover in enumerate(policy.coverage_floors if policy is not None else ()):
+        if not cover.applies_to(segment_kind(merged)):
+            continue
+        # the worst area's contacts as a share of the floor's minimum (1 or more: it holds everywhere), and
+        # how far below 1 the rounding of contacts down to whole people may leave it (less than one contact
+        # per funded cell of the area)
+        areas = coverage_cells(merged, cover, key=f"policy coverage_floors[{i}] {cover.name!r}", source=source,
+                               require=False)
+        got = [(float(contacts[cells] @ weight), float(weight[contacts[cells] > 0].sum())) for _, cells, weight in areas]
+        worst = min(got, default=(float("nan"), 0.0))
+        floors[cover.name] = worst[0] / cover.min_contacts
+        allowance[cover.name] = worst[1] / cover.min_contacts
     total = float(conv.sum())
     return {
         "spend": float(spend.sum()),
@@ -499,4 +597,5 @@ def evaluate_plan(
         "lo": total - half,
         "hi": total + half,
         "floors": floors,
+        "rounding": allowance,
     }

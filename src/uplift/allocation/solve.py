@@ -52,6 +52,7 @@ from uplift.allocation.problem import (
     variable_bounds,
 )
 from uplift.allocation.reach import tangent_system
+from uplift.allocation.rules import FAMILY
 from uplift.errors import UpliftError
 
 __all__ = [
@@ -274,16 +275,18 @@ def _run_reduced(problem: Problem, c, system: _System, b_ub, bounds, active: np.
             reduced = cache.get(key)
             if reduced is None:
                 reduced = _ReducedLP.build(problem, c, system.a_ub, system.a_eq, tier_open, has)
-                reduced.start_from(_sibling(problem.solvers.warm_from, reduced))
+                reduced.start_from(_sibling(problem.solvers.warm_from, reduced, key))
                 cache[key] = reduced
                 while len(cache) > _REDUCED_KEPT:  # e.g. a feasibility objective that changes with the budget
                     cache.pop(next(iter(cache)))
+            elif problem.solvers.restart:  # a plan without one rule: from the plan's basis, not the last such plan's
+                reduced.start_from(_sibling(problem.solvers.warm_from, reduced, key))
     else:
         reduced = _ReducedLP.build(problem, c, system.a_ub, system.a_eq, tier_open, has)
     res = reduced.solve(b_ub, bounds_red)
-    if res.status == _INFEASIBLE and "conversion_floor" not in problem.row_kind:
-        # every other rule reads only tier contacts, which the reduced LP leaves free: the full LP
-        # is infeasible too (with conversion floors the mix of messages matters, so solve it)
+    if res.status == _INFEASIBLE and not _reads_message_mix(problem):
+        # every other rule reads only a group's contacts, which the reduced LP leaves free: the full
+        # LP is infeasible too (with conversion floors the mix of messages matters, so solve it)
         return SimpleNamespace(status=_INFEASIBLE, message="infeasible")
     if res.status != _OPTIMAL:
         return None
@@ -308,12 +311,21 @@ def _run_reduced(problem: Problem, c, system: _System, b_ub, bounds, active: np.
     )
 
 
-def _sibling(warm_from, reduced: _ReducedLP) -> _ReducedLP | None:
-    """The most recently built reduced LP in ``warm_from`` (a solver cache or None) with the
-    dimensions of ``reduced``: the same rows with other effects, whose basis is a warm start."""
+def _reads_message_mix(problem: Problem) -> bool:
+    """Whether a rule of the problem tells the messages of a (segment, channel) group apart."""
+    return any(FAMILY[kind].reads_message_mix for kind, _, _ in problem.row_blocks)
+
+
+def _sibling(warm_from, reduced: _ReducedLP, key: bytes | None = None) -> _ReducedLP | None:
+    """The reduced LP of ``warm_from`` (a solver cache or None) under the same ``key``, else its most
+    recently built one with the dimensions of ``reduced`` (the same rows with other effects): whose
+    basis is a warm start."""
     if warm_from is None:
         return None
     with warm_from.lock:
+        same = warm_from.reduced.get(key) if key is not None else None
+        if same is not None:
+            return same
         candidates = list(warm_from.reduced.values())
     for other in reversed(candidates):
         if other.shape == reduced.shape:

@@ -1,4 +1,4 @@
-"""CPU-bound request work (scores, new plans) in worker processes, so requests in flight use every core.
+"""CPU-bound request work (scores, new plans, budget curves) in worker processes, so requests in flight use every core.
 
 One Python process runs one request's Python code at a time (the GIL): with two requests in
 flight the second waits for the first, however many cores there are. Several uvicorn workers do
@@ -96,7 +96,11 @@ def _plan_task(request) -> Any:
     return _STATE["planner"].compute(_STATE["bundle"], request)
 
 
-TASKS: dict[str, Callable[..., Any]] = {"score": _score_task, "plan": _plan_task}
+def _curve_task(request, points: int) -> dict:
+    return _STATE["planner"].compute_curve(_STATE["bundle"], request, points)
+
+
+TASKS: dict[str, Callable[..., Any]] = {"score": _score_task, "plan": _plan_task, "curve": _curve_task}
 
 
 # -- in the server process --------------------------------------------------------------------

@@ -14,11 +14,14 @@ __all__ = [
     "HealthStatus",
     "ModelInfo",
     "PlanCell",
+    "PlanLabelsIn",
     "PlanList",
+    "PlanPartOut",
     "PlanRequest",
     "PlanResponse",
     "PlanSummary",
     "PlanTotalsOut",
+    "RulePriceOut",
     "RowScore",
     "ScoreRequest",
     "ScoreResponse",
@@ -214,6 +217,9 @@ class PlanRequest(_In):
     )
     strict: bool = Field(False, description="answer 409 instead of a relaxed plan when the rules conflict")
     include_references: bool = Field(True, description="also compute the 'even' and 'single_best_message' plans")
+    include_prices: bool = Field(
+        True, description="price every rule: whether it binds, its dual value and, for a binding rule, what the plan "
+                          "without it would buy (one re-solve per binding rule)")
 
     @field_validator("policy", "costs")
     @classmethod
@@ -264,14 +270,43 @@ class PlanGainOut(_Out):
 
 class FloorOut(_Out):
     name: str
-    kind: Literal["spend_share", "conversion_share"]
+    kind: Literal["spend_share", "contact_share", "conversion_share"]
     min_share: float
     status: Literal["held", "short", "not_applicable"] = Field(
         description="held; short (a relaxed plan, see its conflicts); not_applicable: the floor does not bind plans "
                     "over this kind of segment (its segment_kinds)")
     share: float | None = Field(
-        description="the plan's share of spend or of expected conversions in the floor's segments (null when the "
+        description="the plan's share of spend, contacts or expected conversions the floor counts (null when the "
                     "floor does not apply or the plan spends or converts nothing)")
+
+
+class RulePriceOut(_Out):
+    """One declared rule at the plan: whether it binds and what holding it costs in expected conversions."""
+
+    rule: str = Field(description="e.g. \"fairness floor 'migration_reach'\", \"min_spend 'flyer'\", 'the budget'")
+    kind: str = Field(description="the rule's family: budget, channel_max, channel_min, segment_share, spend_floor, "
+                                  "contact_floor, conversion_floor, coverage")
+    stated: str = Field(description="the rule as declared, e.g. '30% of contacts in group \\'migration_background\\''")
+    status: Literal["binds", "slack", "violated"]
+    dual: float = Field(description="expected conversions one more `unit` of the rule buys (negative: costs)")
+    unit: str = Field(description="e.g. 'percentage point more min_share', 'EUR 1,000 more max_spend'")
+    cost: float | None = Field(description="expected conversions the plan without the rule buys beyond this plan "
+                                           "(0 when slack; null for the budget and for a rule that gives way)")
+    lo: float | None
+    hi: float | None
+    cost_share: float | None = Field(description="cost as a share of the plan without the rule")
+    interval: float = Field(description="coverage of [lo, hi]; paired: both plans scored on the same estimates")
+    text: str = Field(description="the price in one sentence")
+class PlanPartOut(_Out):
+    """A plan's figures on one channel, message or priority group, with the interval of that part."""
+
+    dimension: Literal["channel", "message", "group"]
+    name: str
+    spend: float
+    contacts: int = Field(description="for a priority group: the expected contacts with its people")
+    expected_conversions: float
+    lo: float
+    hi: float
 
 
 class PlanCell(_Out):
@@ -298,6 +333,13 @@ class PlanResponse(_Out):
     approved_at: datetime | None = Field(None, description="when a planner approved the plan (null: not approved; "
                                           "approved plans are kept, unapproved ones expire)")
     approved_by: str | None = Field(None, description="the name of the token that approved it (never the token)")
+    created_by: str | None = Field(None, description="the name of the token that made the plan (never the token)")
+    name: str | None = Field(None, description="a planner's name for the plan")
+    note: str | None = Field(None, description="a planner's note on the plan")
+    supersedes: str | None = Field(None, description="id of the plan this one replaces (an approved plan is never "
+                                                     "edited: a new plan supersedes it)")
+    superseded_by: str | None = Field(None, description="id of the plan that replaces this one: the newest approved "
+                                                        "such plan, else the newest draft")
     status: Literal["optimal", "infeasible"]
     conflicts: list[str]
     notes: list[str]
@@ -309,6 +351,12 @@ class PlanResponse(_Out):
                     "so their shared errors cancel), hence narrower than the two totals' intervals side by side")
     floors: list[FloorOut] = Field(default_factory=list, description="per fairness floor of the policy: held, "
                                                                     "short or not applicable, and the share reached")
+    rules: list[RulePriceOut] = Field(
+        default_factory=list, description="the price of every declared rule (empty when include_prices is false)")
+    breakdown: list[PlanPartOut] = Field(
+        default_factory=list, description="the plan per channel, per message and per priority group (each cell "
+        "counted with its group's share of its people), each part's conversions with its own interval (cells' own "
+        "and shared errors, as the totals')")
     cells: list[PlanCell] = Field(description="funded cells (contacts > 0), largest spend first")
     request: PlanRequest
 
@@ -340,6 +388,30 @@ class PlanSummary(_Out):
     expected_conversions: float
     approved_at: datetime | None = Field(None, description="when a planner approved the plan (null: not approved)")
     approved_by: str | None = Field(None, description="the name of the token that approved it (never the token)")
+    created_by: str | None = Field(None, description="the name of the token that made the plan (never the token)")
+    name: str | None = Field(None, description="a planner's name for the plan")
+    note: str | None = Field(None, description="a planner's note on the plan")
+    supersedes: str | None = Field(None, description="id of the plan this one replaces (an approved plan is never "
+                                                     "edited: a new plan supersedes it)")
+    superseded_by: str | None = Field(None, description="id of the plan that replaces this one: the newest approved "
+                                                        "such plan, else the newest draft")
+
+
+PlanName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+PlanNote = Annotated[str, StringConstraints(max_length=4000)]
+
+
+class PlanLabelsIn(_In):
+    """A planner's labels on an unapproved stored plan (each field only when given)."""
+
+    name: PlanName | None = None
+    note: PlanNote | None = None
+    supersedes: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        None, description="id of the stored plan this one replaces")
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Wave 5, flyers first", "note": "agreed with the programme team"}]}
+    )
 
 
 class PlanList(_Out):

@@ -38,6 +38,18 @@ def _eur_range(x: float, lo: float, hi: float) -> str:
     return f"{_eur(x)} [{_eur(lo)}, {_eur(hi)}]"
 
 
+def _rules_table(prices, level: str) -> Table:
+    """The price of every rule: whether it binds, its dual value and what holding it costs."""
+    t = Table(title="The rules and their price (expected conversions)")
+    for col in ("rule", "as declared", "status", "per unit", "unit", f"cost ({level}, paired)"):
+        t.add_column(col, justify="left" if col in ("rule", "as declared", "status", "unit") else "right")
+    for p in prices:
+        cost = ("-" if math.isnan(p.cost) else
+                f"{p.cost:,.1f} [{p.lo:,.1f}, {p.hi:,.1f}] ({p.cost_share:.0%})" if p.status == "binds" else "0")
+        t.add_row(p.rule, p.stated, p.status, f"{p.dual:+,.2f}", p.unit, cost)
+    return t
+
+
 @app.command("plan")
 def plan_command(
     budget: Annotated[float, typer.Option(help="Budget in EUR for the next wave.")],
@@ -48,6 +60,7 @@ def plan_command(
     policy: Annotated[Path | None, typer.Option(help="Planning policy (default serve/policy.yaml).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Policy override key=value (repeatable).")] = None,
     strict: Annotated[bool, typer.Option(help="Fail instead of returning a relaxed plan when rules conflict.")] = False,
+    prices: Annotated[bool, typer.Option(help="Price every rule: binds or not, and what holding it costs.")] = True,
     top: Annotated[int, typer.Option(help="Cells to print (all are written).")] = 20,
     out: Annotated[Path, typer.Option(help="Where to write the plan's cells (.csv or .parquet).")] = Path("out/plan.csv"),
 ) -> None:
@@ -60,7 +73,8 @@ def plan_command(
 
     root = project_root()
     catalogue = load_spec(costs or root / "serve" / "costs.yaml", CostCatalogue)
-    rules = load_spec(policy or root / "serve" / "policy.yaml", PlanningPolicy)
+    policy_path = policy or root / "serve" / "policy.yaml"
+    rules = load_spec(policy_path, PlanningPolicy)
     rules = apply_overrides(rules, parse_overrides(set_), source="--set")
     if segments is not None:
         table, label = read_table(segments), str(segments)
@@ -75,7 +89,8 @@ def plan_command(
         table = table[~small]
     if table.empty:
         fail(f"no {kind} segments in {label}")
-    result = plan(table, budget=budget, costs=catalogue, policy=rules, strict=strict, source=label)
+    result = plan(table, budget=budget, costs=catalogue, policy=rules, strict=strict, prices=prices, source=label,
+                  policy_source=str(policy_path))
     write_table(result.cells, out)
 
     funded = result.cells[result.cells["contacts"] > 0].sort_values("spend", ascending=False)
@@ -102,6 +117,8 @@ def plan_command(
                   "" if gain is None else f"{gain.extra_conversions:+.1f} [{gain.lo:+.1f}, {gain.hi:+.1f}], "
                                           f"P(more) {gain.probability_better:.0%}")
     console.print(s)
+    if result.rules:
+        console.print(_rules_table(result.rules, level))
     if result.status != "optimal":
         console.print(f"[bold red]status: {result.status}[/]: the rules conflict; the plan above is the closest relaxation")
     for c in result.conflicts:

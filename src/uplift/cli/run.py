@@ -77,3 +77,6 @@ def run(
         f"took {time.perf_counter() - started:.0f} s. See it with: mlflow ui --backend-store-uri {tracking_uri(settings)}"
         f" or `uplift models`"
     )
+    console.print("Plan with it in a browser: TOKEN=$(uplift token) && echo \"$TOKEN\" && "
+                  "UPLIFT_SERVICE_TOKENS=\"anna:$TOKEN\" uplift serve, then open http://127.0.0.1:8000/ui/ and sign in "
+                  "with that token.", markup=False, highlight=False)

@@ -58,6 +58,8 @@ def segments(
 ) -> None:
     """Print and write per segment x arm: size, holdout base rate, calibrated effect with interval, as released
     under the disclosure policy (serve/disclosure.yaml)."""
+    from uplift.pipeline import load_segment_spec
+    from uplift.segments.composition import released_composition
     from uplift.tableio import write_table
 
     policy = disclosure_policy()
@@ -66,8 +68,8 @@ def segments(
         table = table[table["kind"] == kind]
     if arm:
         table = table[table["arm"].isin(arm)]
-    if out is not None:
-        write_table(table, out)
+    if out is not None:  # a priority group's share resting on fewer people than the anonymity floor is blanked
+        write_table(released_composition(table, load_segment_spec().min_size), out)
     best = table.sort_values("effect", ascending=False).groupby("segment", sort=False).head(1).head(top)
     t = Table(title=f"{label}: best arm per segment (incremental registrations per 1,000 contacts, 80% interval)")
     for col in ("segment", "kind", "people", "base /1,000", "best arm", "effect /1,000", "interval"):

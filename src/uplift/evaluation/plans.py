@@ -6,7 +6,7 @@ effect of each (segment, arm) cell is known (:func:`uplift.segments.truth_segmen
 zero uncertainty, the same budget, costs and policy. Any plan's contacts are re-scored under the
 true effects (:func:`uplift.allocation.evaluate_plan`): its true incremental conversions divided
 by the oracle's is its **share of the oracle**. Fairness floors are re-checked under the truth:
-spend-share floors do not depend on effects, conversion-share floors do.
+spend-share and contact-share floors do not depend on effects, conversion-share floors do.
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ buys in truth. On a reference plan's row, ``planned_gain`` / ``gain_lo`` / ``gai
 
 FLOOR_COLUMNS: tuple[str, ...] = ("budget", "plan", "floor", "kind", "min_share", "true_share", "shortfall", "holds")
 """Columns of :attr:`PlanComparison.floors`: each fairness floor's share achieved under the truth;
-``shortfall`` = ``max(0, min_share - true_share)``, ``holds`` = shortfall of at most 1e-6."""
+``shortfall`` = ``max(0, min_share - true_share)``, ``holds`` = shortfall of at most 1e-6. A coverage
+floor (kind ``coverage``) has ``min_share`` 1 and ``true_share`` its worst area's contacts over its
+minimum; it holds when that is at least 1 less what rounding contacts down to whole people may take
+(less than one contact per funded cell of the area)."""
 
 _FLOOR_TOLERANCE = 1e-6
 """Absolute slack on a share when checking that a floor holds (the cells round contacts down)."""
@@ -138,17 +141,22 @@ def score_plan(
     """
     scored = evaluate_plan(cells, true_effects, costs=costs, policy=policy, source="true effects")
     rows = []
-    for floor in policy.fairness_floors:
-        if floor.name not in scored["floors"]:
-            continue  # does not apply to this kind of segment
-        share = scored["floors"][floor.name]
+    # a coverage floor's "share" is its worst area's contacts over the floor's minimum: it holds at 1;
+    # a fairness floor that does not apply to this kind of segment is not scored
+    floors = [(f.name, f.kind, float(f.min_share)) for f in policy.fairness_floors]
+    floors += [(c.name, "coverage", 1.0) for c in policy.coverage_floors]
+    for name, kind, min_share in floors:
+        if name not in scored["floors"]:
+            continue
+        share = scored["floors"][name]
         rows.append({
-            "floor": floor.name,
-            "kind": floor.kind,
-            "min_share": float(floor.min_share),
+            "floor": name,
+            "kind": kind,
+            "min_share": min_share,
             "true_share": share,
-            "shortfall": max(0.0, float(floor.min_share) - share) if np.isfinite(share) else float("nan"),
-            "holds": bool(np.isfinite(share) and share >= floor.min_share - _FLOOR_TOLERANCE),
+            "shortfall": max(0.0, min_share - share) if np.isfinite(share) else float("nan"),
+            "holds": bool(np.isfinite(share) and share >= min_share - _FLOOR_TOLERANCE
+                          - scored["rounding"].get(name, 0.0)),
         })
     totals = {
         "spend": float(scored["spend"]),
@@ -204,8 +212,8 @@ def compare_with_oracle(
     truth = prepare_plan(true_effects, costs=costs, policy=policy, source="true effects")
     plan_rows, floor_rows = [], []
     for budget in budgets:
-        recommended = product.plan(budget=budget)
-        oracle = truth.plan(budget=budget, references=False)
+        recommended = product.plan(budget=budget, prices=False)
+        oracle = truth.plan(budget=budget, references=False, prices=False)
         refs = product.reference_plans(budget)
         nan = float("nan")
         candidates = {  # cells, status, and what the plan showed: conversions and their interval

@@ -18,7 +18,8 @@ segment table, and the service and ``uplift plan`` plan from it (the segment ``s
 there: the planner reaches people, and no segment is below the floor). The released table
 (:func:`released_segments`, what ``GET /segments`` and ``uplift segments`` show) adds the raw
 figures under the disclosure policy (:mod:`uplift.disclosure`): ``size``, ``people_treated`` and
-``people_control`` suppressed below the threshold or rounded; ``base_rate`` withheld unless the
+``people_control`` suppressed below the threshold or rounded; each priority group's share blanked
+where it rests on fewer than the threshold's people in the group or outside it, else to a whole percent; ``base_rate`` withheld unless the
 segment's holdout has at least the threshold of people, of converters and of people who did not
 convert, ``observed`` and ``observed_se`` unless the arm's cell has too; suppressed cells protected
 over the segment's arms and over each arm's segments of a kind.
@@ -30,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from uplift.additive import PART_PREFIX
-from uplift.allocation.effects import PER_ARM_PREFIXES
+from uplift.allocation.effects import PER_ARM_PREFIXES, group_columns
 from uplift.disclosure import WITHHELD, Figure, Margin, Release, disclose, round_counts
+from uplift.segments.composition import released_composition
 from uplift.segments.table import SEGMENT_COLUMNS
 from uplift.segments.tallies import TALLY_COLUMNS
 from uplift.specs.disclosure import DisclosurePolicy
@@ -43,6 +45,7 @@ __all__ = [
     "attribute_columns",
     "planner_table",
     "released_segments",
+    "released_shares",
     "rerounded",
     "segment_release",
     "without_raw_figures",
@@ -114,14 +117,26 @@ def released_segments(segments: pd.DataFrame, policy: DisclosurePolicy) -> pd.Da
     DataFrame, columns :data:`RELEASED_COLUMNS`, the segment attributes and ``withheld``; no segment
     below the threshold.
     """
+    segments = released_shares(segments, policy)
     attributes = attribute_columns(segments)
     out = disclose(segments, segment_release(attributes), policy, source="segment table")
     return out[[*RELEASED_COLUMNS, *attributes, WITHHELD]].reset_index(drop=True)
 
 
+def released_shares(segments: pd.DataFrame, policy: DisclosurePolicy) -> pd.DataFrame:
+    """``segments`` with each priority group's share (``group__<name>``) as it may be released: blank
+    where it rests on fewer than the threshold's people in the group or outside it (counted on the exact
+    ``size``), else rounded to a whole percent, so that a share times a size is no exact count."""
+    out = released_composition(segments, policy.threshold)
+    for column in group_columns(out).values():
+        out[column] = out[column].round(2)
+    return out
+
+
 def without_raw_figures(planner: pd.DataFrame, policy: DisclosurePolicy, why: str) -> pd.DataFrame:
     """A released table from the planner's table alone: the model estimates of the segments of at least
     the threshold, sizes rounded, every raw figure withheld for reason ``why``."""
+    planner = released_shares(planner, policy)
     attributes = attribute_columns(planner)
     size = planner["size"].to_numpy(dtype=float)
     out = planner.loc[size >= policy.threshold, ["segment", "kind", "size", "arm", "message", "channel",

@@ -19,6 +19,7 @@ __all__ = [
     "ReachTier",
     "ChannelCost",
     "CostCatalogue",
+    "CoverageFloor",
     "FairnessFloor",
     "PlanningPolicy",
     "SEGMENT_KINDS",
@@ -116,14 +117,24 @@ class CostCatalogue(Spec):
 
 
 class FairnessFloor(Spec):
-    """A guaranteed minimum share of spend or of expected conversions for selected segments.
+    """A guaranteed minimum share of spend, of contacts or of expected conversions for a priority group.
 
-    ``where`` maps segment attribute columns of the effects table to a value or a list of
-    values; a segment is selected when every column matches (values are compared as text).
+    The group is given either by ``where`` or by ``group``:
 
-    A spend share holds whatever the true effects are. A conversion share only holds under the
-    estimates; ``confidence`` (conversion shares only) is the probability, under the effects'
-    uncertainty (their standard deviations and shared errors), that the share is at least
+    - ``where`` maps segment attribute columns of the effects table to a value or a list of
+      values; a segment is selected when every column matches (values are compared as text), and
+      counts whole.
+    - ``group`` names a priority group of ``serve/groups.yaml`` (:mod:`uplift.specs.groups`); every
+      segment counts with the group's share of its people (its composition, the effects table's
+      ``group__<name>`` column), so a floor can hold a group no channel targets directly (people
+      with a migration background) and a floor over gender or age works on persona segments too.
+
+    ``kind``: ``spend_share`` (the group's share of the plan's spend), ``contact_share`` (of its
+    contacts: reach) or ``conversion_share`` (of its expected incremental conversions).
+
+    A spend or contact share holds whatever the true effects are. A conversion share only holds
+    under the estimates; ``confidence`` (conversion shares only) is the probability, under the
+    effects' uncertainty (their standard deviations and shared errors), that the share is at least
     ``min_share``: 0.5 asks for it in expectation, 0.9 keeps a margin of 1.28 standard deviations
     of the floor's conversions above it.
 
@@ -135,31 +146,73 @@ class FairnessFloor(Spec):
     """
 
     name: str = Field(min_length=1)
-    where: dict[str, FloorValue | list[FloorValue]] = Field(min_length=1)
-    kind: Literal["spend_share", "conversion_share"]
-    min_share: float = Field(ge=0, le=1)
+    where: dict[str, FloorValue | list[FloorValue]] | None = Field(default=None, min_length=1)
+    group: str | None = Field(default=None, min_length=1)
+    kind: Literal["spend_share", "contact_share", "conversion_share"]
+    min_share: float = Field(ge=0, le=1, description="the floor as a share between 0 and 1 (0.3 = 30%)")
     confidence: float = Field(default=0.5, ge=0.5, lt=1)
     segment_kinds: tuple[SegmentKind, ...] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
-    def _confidence_for_conversions(self) -> FairnessFloor:
-        if self.kind == "spend_share" and self.confidence != 0.5:
+    def _one_selection(self) -> FairnessFloor:
+        if (self.where is None) == (self.group is None):
             raise ValueError(
-                f"confidence: applies to conversion_share floors only (a spend share holds whatever the "
-                f"effects are); floor {self.name!r} is a spend_share floor with confidence {self.confidence}"
+                f"floor {self.name!r}: give either 'where' (segment columns and their values) or 'group' (a priority "
+                "group of serve/groups.yaml), not both and not neither"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _confidence_for_conversions(self) -> FairnessFloor:
+        if self.kind != "conversion_share" and self.confidence != 0.5:
+            raise ValueError(
+                f"confidence: applies to conversion_share floors only (a {self.kind} holds whatever the "
+                f"effects are); floor {self.name!r} is a {self.kind} floor with confidence {self.confidence}"
             )
         return self
 
     def applies_to(self, segment_kind: str | None) -> bool:
         """Whether the floor binds a plan over segments of ``segment_kind`` (None: a table that does not
         say which kind its segments are, bound by every floor)."""
-        return self.segment_kinds is None or segment_kind is None or segment_kind in self.segment_kinds
+        return _binds(self.segment_kinds, segment_kind)
 
     def values(self, column: str) -> list[str]:
         """The accepted values of ``column``, as text."""
-        value = self.where[column]
+        value = (self.where or {})[column]
         items = value if isinstance(value, list) else [value]
         return [str(v) for v in items]
+
+
+class CoverageFloor(Spec):
+    """Every area gets at least ``min_contacts`` contacts: "every municipality with poorer
+    neighbourhoods gets at least 500 contacts with their residents".
+
+    ``area`` is a segment column naming the area (``municipality``; ``neighbourhood`` on a segment
+    table with neighbourhood cells). ``areas`` lists which areas (default: every area of the table
+    where the counted people live, without the merged ``other`` cells). ``group`` counts only the
+    expected contacts with people of that priority group (each segment's contacts times the group's
+    share of its people); ``channels`` only contacts on those channels (e.g. flyers). ``segment_kinds``
+    as for :class:`FairnessFloor`: persona segments have no area (theirs is ``any``), so a floor over
+    municipalities declares ``segment_kinds: [targetable]``.
+    """
+
+    name: str = Field(min_length=1)
+    area: str = Field(min_length=1)
+    min_contacts: float = Field(gt=0, description="contacts every area gets at least")
+    areas: tuple[str, ...] | None = Field(default=None, min_length=1)
+    group: str | None = Field(default=None, min_length=1)
+    channels: tuple[str, ...] | None = Field(default=None, min_length=1)
+    segment_kinds: tuple[SegmentKind, ...] | None = Field(default=None, min_length=1)
+
+    def applies_to(self, segment_kind: str | None) -> bool:
+        """Whether the floor binds a plan over segments of ``segment_kind`` (as :meth:`FairnessFloor.applies_to`)."""
+        return _binds(self.segment_kinds, segment_kind)
+
+
+def _binds(segment_kinds: tuple[str, ...] | None, segment_kind: str | None) -> bool:
+    """A rule declared for ``segment_kinds`` (None: every kind) binds a plan over ``segment_kind`` (None: a
+    table that does not say which kind its segments are, bound by every rule)."""
+    return segment_kinds is None or segment_kind is None or segment_kind in segment_kinds
 
 
 class PlanningPolicy(Spec):
@@ -169,7 +222,8 @@ class PlanningPolicy(Spec):
     ----------
     min_spend, max_spend : EUR per channel (channels not named have no minimum / no maximum).
     max_segment_share : largest share of the total spend one segment may take.
-    fairness_floors : minimum spend or conversion shares for selected segments.
+    fairness_floors : minimum shares of spend, contacts or expected conversions for priority groups.
+    coverage_floors : minimum contacts in every area.
     holdout_share : share of every funded segment kept as holdout; contacts in a segment over all
         arms are at most ``(1 - holdout_share) x size`` and the holdout is
         ``holdout_share / (1 - holdout_share) x contacts``.
@@ -190,6 +244,7 @@ class PlanningPolicy(Spec):
     max_spend: dict[str, float] = Field(default_factory=dict)
     max_segment_share: float = Field(default=1.0, gt=0, le=1)
     fairness_floors: tuple[FairnessFloor, ...] = ()
+    coverage_floors: tuple[CoverageFloor, ...] = ()
     holdout_share: float = Field(default=0.1, ge=0, lt=1)
     exploration_share: float = Field(default=0.0, ge=0, lt=1)
     exploration_draws: int = Field(default=8, ge=1, le=200)
@@ -218,10 +273,10 @@ class PlanningPolicy(Spec):
                 "min_spend exceeds max_spend for "
                 + ", ".join(f"{ch!r} (min EUR {lo:,.0f} > max EUR {hi:,.0f})" for ch, (lo, hi) in clash.items())
             )
-        names = [f.name for f in self.fairness_floors]
+        names = [f.name for f in (*self.fairness_floors, *self.coverage_floors)]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"fairness floor names must be unique; repeated: {', '.join(duplicates)}")
+            raise ValueError(f"floor names must be unique (fairness and coverage floors); repeated: {', '.join(duplicates)}")
         return self
 
 

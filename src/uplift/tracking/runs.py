@@ -34,6 +34,7 @@ from uplift.tracking.registry import (
 from uplift.tracking.uses import ModelUse
 
 __all__ = [
+    "DATA_UNTIL_TAG",
     "DISCLOSURE_PARAMS",
     "RELEASED_ARTIFACT",
     "RELEASED_FILE",
@@ -41,6 +42,7 @@ __all__ = [
     "SEGMENTS_FILE",
     "TrainingRecord",
     "configure",
+    "data_until_tag",
     "log_training",
     "metric_key",
     "released_metrics",
@@ -107,6 +109,18 @@ def released_metrics(frame: pd.DataFrame, policy: DisclosurePolicy) -> pd.DataFr
     release = Release(people=counts, figures=(Figure(columns=numeric, rests_on=counts),) if numeric else (),
                       keep=tuple(c for c in rows.columns if c not in counts and c not in numeric))
     return disclose(rows, release, policy, source="metrics table").set_index(label)
+
+
+DATA_UNTIL_TAG = "data_until"
+"""Run tag: the last assignment time in the training data (ISO 8601), when the rows carry one."""
+
+
+def data_until_tag(*frames: pd.DataFrame) -> dict[str, str]:
+    """``{DATA_UNTIL_TAG: last assigned_at}`` over ``frames`` (training and held-out rows), or nothing when
+    the rows have no assignment time (e.g. an experiment CSV without dates)."""
+    times = [pd.to_datetime(f["assigned_at"], utc=True).max() for f in frames if "assigned_at" in f.columns and len(f)]
+    times = [t for t in times if not pd.isna(t)]
+    return {DATA_UNTIL_TAG: max(times).isoformat()} if times else {}
 
 
 def _log_params(report: ValidationReport, data_source: str, disclosure: DisclosurePolicy) -> None:
@@ -239,7 +253,8 @@ def log_training(
     client = MlflowClient()
     with mlflow.start_run(experiment_id=experiment_id, run_name=spec.name) as run:
         _log_params(report, data_source, disclosure)
-        mlflow.set_tags({"training_table_digest": table_digest, "uplift_version": uplift.__version__})
+        mlflow.set_tags({"training_table_digest": table_digest, "uplift_version": uplift.__version__,
+                         **data_until_tag(report.train.frame, report.test.frame)})
         mlflow.log_metrics(metrics)
         mlflow.log_metrics(_per_arm("cv", report.cv_metrics))
         mlflow.log_metrics(_per_arm("test", report.test_metrics))
