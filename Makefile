@@ -12,7 +12,7 @@ SPARK_ENV := PYSPARK_PYTHON=$(abspath $(BIN)/python) SPARK_LOCAL_IP=127.0.0.1
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup setup-test browser constraints demo test test-slow hillstrom bench bench-quick bench-soak bench-spark bench-scaling bench-page clean
+.PHONY: setup setup-test browser constraints demo lint test test-slow hillstrom bench bench-quick bench-soak bench-spark bench-scaling bench-page clean
 
 $(BIN)/uplift: pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -50,6 +50,10 @@ browser: $(CHROMIUM)
 ## The main job end to end on the embedded defaults: simulated region, local MLflow in ./mlflow.db
 demo: setup
 	$(BIN)/uplift run
+
+## ruff (pyproject.toml: pyflakes, isort, bugbear, pycodestyle at 120 columns) over the code, tests and benchmarks
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
 
 ## The test suite (what CI runs)
 test: setup-test browser

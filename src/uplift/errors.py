@@ -11,9 +11,10 @@ also from the built-in exception it means, so callers can catch either::
     ├── InfeasiblePlanError(UpliftError, ValueError) planning constraints cannot all hold
     └── PlanLockedError(UpliftError)                 an approved plan cannot be changed, only superseded
 
-and one warning, issued where the product goes on with less than it was declared to use::
+and two warnings, issued where the product goes on with less than it was declared to use::
 
     MissingAttributesWarning(UserWarning)           features or persona rules switched off: attributes absent
+    ThinDataWarning(UserWarning)                    too few rows for part of what was asked (e.g. a CV stratum)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "InfeasiblePlanError",
     "PlanLockedError",
     "MissingAttributesWarning",
+    "ThinDataWarning",
 ]
 
 
@@ -67,4 +69,12 @@ class MissingAttributesWarning(UserWarning):
 
     The message names what was switched off and the absent attributes; it is issued where the
     selection is made (building a training table, a segment table, the first chunk of a scoring job).
+    """
+
+
+class ThinDataWarning(UserWarning):
+    """The data have too few rows for part of what was asked; the work goes on and its figures are less certain.
+
+    The message names the group that is thin, how many rows it has and what it would need (e.g. an arm x outcome
+    stratum with fewer rows than cross-validation folds).
     """

@@ -14,6 +14,7 @@ from uplift.api.handlers import install_handlers
 from uplift.api.limits import BodySizeLimit
 from uplift.api.settings import ServiceSettings
 from uplift.errors import SpecError
+from uplift.quiet import install as install_quiet_output
 
 __all__ = ["app_from_environment", "create_app", "with_compute_pool"]
 
@@ -120,6 +121,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         disclosure threshold; a minimum segment size below the disclosure threshold
         (:meth:`ServiceSettings.disclosure_policy`).
     """
+    install_quiet_output()  # each uvicorn worker process builds its app here
     tokens = settings.named_tokens()
     if settings.mode == "production" and not tokens:
         raise SpecError("service settings: mode 'production' needs at least one token (UPLIFT_SERVICE_TOKENS)")
@@ -136,7 +138,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         log.warning("DISCLOSURE THRESHOLD LOWERED to %d people (dev mode): figures about smaller groups than a "
                     "statistical office would publish leave this service", disclosure.threshold)
         log.warning("!" * 72)
-    from uplift.api.routes import health, model, pages, plans, scores, segments
+    from uplift.api.routes import handoff, health, model, pages, plans, scores, segments
     from uplift.api.web.pagehandlers import install_page_handlers
 
     app = FastAPI(
@@ -151,7 +153,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.disclosure = disclosure
     protected = [Depends(require_token)]
     app.include_router(health.router)
-    for module in (model, segments, plans, scores):
+    for module in (model, segments, plans, handoff, scores):
         app.include_router(module.router, dependencies=protected,
                            responses={401: {"description": "missing or invalid bearer token"}})
     app.include_router(pages.router)

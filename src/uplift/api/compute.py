@@ -58,6 +58,9 @@ def _die_with_parent() -> None:
 
 def _init(payload: bytes) -> None:
     _die_with_parent()
+    from uplift.quiet import install
+
+    install()  # before the payload imports the model's libraries
     bundle, costs, policy, min_segment_size, prepared_bytes = pickle.loads(payload)
     from threadpoolctl import threadpool_limits
 

@@ -169,6 +169,10 @@ class PlanService:
         """The plan's body computed here (no result cache; prepared plans are kept)."""
         return _computed(bundle, request, self._compute(bundle, request))
 
+    def rules_for(self, request: PlanRequest) -> tuple[CostCatalogue, PlanningPolicy]:
+        """The cost catalogue and policy ``request`` plans under (the service's with its overrides)."""
+        return self._overrides(request)
+
     def _overrides(self, request: PlanRequest) -> tuple[CostCatalogue, PlanningPolicy]:
         _check_finite(request.policy, ("body", "policy"))
         _check_finite(request.costs, ("body", "costs"))

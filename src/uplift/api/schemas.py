@@ -278,6 +278,8 @@ class FloorOut(_Out):
     share: float | None = Field(
         description="the plan's share of spend, contacts or expected conversions the floor counts (null when the "
                     "floor does not apply or the plan spends or converts nothing)")
+    reason: str = Field("", description="why a floor does not apply, when not its segment_kinds (e.g. a priority "
+                                        "group the data cannot count)")
 
 
 class RulePriceOut(_Out):

@@ -18,6 +18,7 @@ interval is cluster-robust.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,13 +27,14 @@ import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from uplift.errors import DataError
+from uplift.errors import DataError, ThinDataWarning
 from uplift.modeling.costcurve import CostCurve, cost_curve
 from uplift.modeling.estimator import MultiArmUplift
 from uplift.modeling.metrics import arm_metrics, pairwise_ipw_weights
 from uplift.modeling.netvalue import NetRule, best_net_arm, choose_net_rule, compare_net_policies, recommend_net
 from uplift.modeling.policyvalue import compare_policies, single_arm_policies
 from uplift.modeling.targeting import ShrinkageChoice, best_single_arm, choose_shrinkage, recommend, shrink
+from uplift.quiet import quietly
 from uplift.specs.model import ModelSpec
 from uplift.trainingtable import TrainingTable
 
@@ -197,12 +199,16 @@ def heldout_mask(person_id: pd.Series, share: float, seed: int) -> np.ndarray:
 def fold_ids(arm: np.ndarray, y: np.ndarray, folds: int, seed: int, *, groups: np.ndarray | None = None) -> np.ndarray:
     """Fold number per row, stratified by arm x outcome; with ``groups`` (clusters) a group's rows share a fold.
 
+    An arm x outcome stratum with fewer rows than folds (a rare outcome in a small arm) is named in a
+    :class:`~uplift.errors.ThinDataWarning`: some folds have none of it.
+
     Raises
     ------
     DataError
         Fewer groups than folds.
     """
     strata = pd.Series(arm).astype(str).to_numpy() + "|" + outcome_strata(y)
+    _warn_thin_strata(strata, folds)
     out = np.empty(len(arm), dtype=np.int64)
     if groups is None:
         splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(arm)), strata)
@@ -212,9 +218,25 @@ def fold_ids(arm: np.ndarray, y: np.ndarray, folds: int, seed: int, *, groups: n
             raise DataError(f"{n_groups} cluster(s) among the training rows; {folds} folds need at least {folds}")
         splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         splits = splitter.split(np.zeros(len(arm)), strata, groups)
-    for k, (_, val) in enumerate(splits):
-        out[val] = k
+    with warnings.catch_warnings():  # scikit-learn's words for it; _warn_thin_strata has said it in ours
+        warnings.filterwarnings("ignore", message="The least populated class in y has only", category=UserWarning)
+        for k, (_, val) in enumerate(splits):
+            out[val] = k
     return out
+
+
+def _warn_thin_strata(strata: np.ndarray, folds: int, shown: int = 3) -> None:
+    names, counts = np.unique(strata, return_counts=True)
+    thin = np.flatnonzero(counts < folds)
+    if len(thin):
+        thinnest = thin[np.argsort(counts[thin], kind="stable")][:shown]
+        listed = "; ".join("arm {!r} outcome {}: {} row(s)".format(*names[i].split("|", 1), counts[i])
+                           for i in thinnest)
+        more = f" and {len(thin) - shown} more" if len(thin) > shown else ""
+        warnings.warn(ThinDataWarning(
+            f"cross-validation: {len(thin)} arm x outcome group(s) have fewer rows than the {folds} folds "
+            f"({listed}{more}): some folds have none of them, so their per-arm metrics are less certain"
+        ), stacklevel=3)
 
 
 def _metrics(table: TrainingTable, scores: pd.DataFrame) -> pd.DataFrame:
@@ -273,7 +295,8 @@ def _cross_fit(spec: ModelSpec, train: TrainingTable, folds: np.ndarray, say: Pr
             out.append(fit_fold(spec, train, folds, k))
         return out
     say(f"{spec.cv.folds} folds in {spec.cv.jobs} processes")
-    return Parallel(n_jobs=spec.cv.jobs, backend="loky")(delayed(fit_fold)(spec, train, folds, k) for k in ks)
+    fit = quietly(fit_fold)  # the worker processes drop the same third-party notices as this one
+    return Parallel(n_jobs=spec.cv.jobs, backend="loky")(delayed(fit)(spec, train, folds, k) for k in ks)
 
 
 @dataclass(frozen=True)

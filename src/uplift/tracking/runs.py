@@ -16,11 +16,12 @@ from mlflow import MlflowClient
 import uplift
 from uplift.disclosure import Figure, Release, disclose
 from uplift.modeling.validation import ValidationReport
+from uplift.quiet import registry_notes_dropped
 from uplift.specs.disclosure import DisclosurePolicy
-from uplift.tracking.evidence import Decision, PlanningInputs, Split
-from uplift.tracking.plots import cost_curve_figure, decile_figure, qini_figure
 from uplift.specs.segments import SegmentSpec
+from uplift.tracking.evidence import Decision, PlanningInputs, Split
 from uplift.tracking.modellog import bundle_pyfunc, log_pyfunc
+from uplift.tracking.plots import cost_curve_figure, decile_figure, qini_figure
 from uplift.tracking.pyfunc import UpliftPyfunc
 from uplift.tracking.registry import (
     GATE_SEGMENTS_ARTIFACT,
@@ -105,7 +106,8 @@ def released_metrics(frame: pd.DataFrame, policy: DisclosurePolicy) -> pd.DataFr
         return frame
     rows = frame.rename_axis(frame.index.name or "arm").reset_index()
     label = str(rows.columns[0])
-    numeric = tuple(c for c in rows.columns if c not in counts and c != label and pd.api.types.is_numeric_dtype(rows[c]))
+    numeric = tuple(c for c in rows.columns
+                    if c not in counts and c != label and pd.api.types.is_numeric_dtype(rows[c]))
     release = Release(people=counts, figures=(Figure(columns=numeric, rests_on=counts),) if numeric else (),
                       keep=tuple(c for c in rows.columns if c not in counts and c not in numeric))
     return disclose(rows, release, policy, source="metrics table").set_index(label)
@@ -202,7 +204,8 @@ def _log_plots(report: ValidationReport) -> None:
     figures = [
         ("qini_cv.png", qini_figure(report.train, report.oof, f"{name}: Qini curves (out-of-fold)")),
         ("qini_test.png", qini_figure(report.test, report.test_predictions, f"{name}: Qini curves (test)")),
-        ("uplift_by_decile_test.png", decile_figure(report.test, report.test_predictions, f"{name}: uplift by decile (test)")),
+        ("uplift_by_decile_test.png",
+         decile_figure(report.test, report.test_predictions, f"{name}: uplift by decile (test)")),
     ]
     if report.cost_curve is not None:
         figures.append(("cost_curve_test.png", cost_curve_figure(report.cost_curve, f"{name}: net value as the "
@@ -266,7 +269,8 @@ def log_training(
         pyfunc, model_uri = _log_model(report, segments, segment_spec)
 
         name = ensure_registered_model(client, use)
-        version = int(mlflow.register_model(model_uri, name).version)
+        with registry_notes_dropped():  # the product reports the version and the alias decision itself
+            version = int(mlflow.register_model(model_uri, name).version)
         split = Split(spec.cv.seed, spec.cv.test_share)
         record_version(client, name, version, digest=table_digest, split=split, spec_name=spec.name)
         challenger = Challenger(version=version, use=use, split=split, digest=table_digest, heldout=report.test,
