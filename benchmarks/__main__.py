@@ -105,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = TargetingSettings(csv=args.hillstrom, mapping=args.mapping, outcomes=tuple(args.outcomes),
                                          repeats=args.repeats, folds=args.folds, learners=tuple(args.learners),
                                          rows=args.rows, threads=args.threads,
-                                         net=NetLevels(args.net_value, tuple(args.net_costs)) if args.net_costs else None)
+                                         net=NetLevels(args.net_value, tuple(args.net_costs))
+                                         if args.net_costs else None)
             results["targeting"] = run_targeting(settings, root=ROOT, progress=say)
             seconds["targeting"] = time.perf_counter() - start
     if "decisions" in args.only:

@@ -201,7 +201,8 @@ def evaluate_learners(
             seconds[name] += time.perf_counter() - start
             targeted, lam = _crossfitted_targeting(oof, means, fold, table, spec)
             policies = {"targeted": targeted, "argmax": recommend(oof, table.control), **singles}
-            compared = compare_policies(y, arm, prop, policies, baseline=best, cluster=cluster).loc[["targeted", "argmax"]]
+            compared = compare_policies(y, arm, prop, policies, baseline=best,
+                                        cluster=cluster).loc[["targeted", "argmax"]]
             compared = compared.rename_axis("policy").reset_index()
             compared["lam"] = [lam, 1.0]
             policy_rows.append(compared.assign(repeat=r, learner=name))
@@ -238,7 +239,8 @@ def run_targeting(settings: TargetingSettings, *, root: Path, progress: Callable
             table, specs, repeats=settings.repeats, folds=settings.folds, progress=say, net=settings.net)
         if net is not None:
             numeric = ["value", "lo", "hi", "diff", "diff_lo", "diff_hi", "spend", "lam"]
-            nets.append(net.groupby(["cost", "policy"], sort=False)[numeric].mean().reset_index().assign(outcome=outcome))
+            net_means = net.groupby(["cost", "policy"], sort=False)[numeric].mean()
+            nets.append(net_means.reset_index().assign(outcome=outcome))
         summary = fold_m.groupby(["learner", "arm"], sort=False).agg(
             qini_mean=("qini", "mean"), qini_sd=("qini", "std"), auuc_mean=("auuc", "mean"),
             auuc_sd=("auuc", "std"), folds=("qini", "size")).reset_index()

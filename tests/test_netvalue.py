@@ -207,7 +207,8 @@ def test_a_negative_value_or_cost_in_a_mapping_file_names_the_file_and_key(tmp_p
     path = tmp_path / "bad.yaml"
     path.write_text("name: bad\ntreatment: arm\ncontrol: Ctl\noutcomes: [y]\nfeatures: {x: numeric}\n"
                     "economics: {value: -3, costs: {A: 1}}\n")
-    with pytest.raises(SpecError, match=r"bad\.yaml: invalid ColumnMapping: economics\.value: Input should be greater than 0"):
+    with pytest.raises(SpecError,
+                       match=r"bad\.yaml: invalid ColumnMapping: economics\.value: Input should be greater than 0"):
         load_spec(path, ColumnMapping)
     path.write_text("name: bad\ntreatment: arm\ncontrol: Ctl\noutcomes: [y]\nfeatures: {x: numeric}\n"
                     "economics: {value: 3, costs: {A: -1}}\n")

@@ -241,6 +241,6 @@ def test_a_campaign_model_with_costs_scores_net_values_and_the_net_rules_arm(tmp
     assert answer["economics"]["value"] == 2.0
     best, net = priced.decide(feats)
     assert [r["best_arm"] for r in answer["rows"]] == list(best)
-    for row, (_, n) in zip(answer["rows"], net.iterrows()):
+    for row, (_, n) in zip(answer["rows"], net.iterrows(), strict=True):
         assert row["net_value"] == pytest.approx(n.to_dict(), abs=1e-7)
         assert row["best_net_value"] == pytest.approx(n.get(row["best_arm"], 0.0), abs=1e-7)

@@ -46,7 +46,8 @@ class Economics:
             raise SchemaError(f"economics: value must be a finite number > 0, got {self.value!r}")
         for arm, cost in self.costs.items():
             if not isinstance(cost, str) and (not np.isfinite(cost) or cost < 0):
-                raise SchemaError(f"economics: cost of arm {arm!r} must be a number >= 0 or a column name, got {cost!r}")
+                raise SchemaError(f"economics: cost of arm {arm!r} must be a number >= 0 or a column name, "
+                                  f"got {cost!r}")
         if self.budget_per_person is not None and not self.budget_per_person > 0:
             raise SchemaError(f"economics: budget_per_person must be > 0, got {self.budget_per_person!r}")
 

@@ -117,7 +117,8 @@ def _binary_outcome(raw: pd.Series, mapping: ColumnMapping, outcome: str, where:
     if mapping.threshold is not None:
         if y.isna().any():
             raise SchemaError(f"{where}: column {outcome!r}: expected numbers to compare with key 'threshold' "
-                              f"{mapping.threshold:g}; {int(y.isna().sum())} row(s) are not (e.g. {raw[y.isna()].iloc[0]!r})")
+                              f"{mapping.threshold:g}; {int(y.isna().sum())} row(s) are not "
+                              f"(e.g. {raw[y.isna()].iloc[0]!r})")
         above = (y > mapping.threshold).to_numpy()
         if above.all() or not above.any():
             raise SchemaError(f"{where}: key 'threshold' {mapping.threshold:g}: expected some values of column "
@@ -167,7 +168,8 @@ def load_experiment_csv(path: str | Path, mapping: ColumnMapping, *, outcome: st
     where = _where(path, mapping, mapping_source)
     outcome = outcome or mapping.outcomes[0]
     if outcome not in mapping.outcomes:
-        raise SchemaError(f"{where}: outcome {outcome!r} is not declared in key 'outcomes'; valid: {list(mapping.outcomes)}")
+        raise SchemaError(f"{where}: outcome {outcome!r} is not declared in key 'outcomes'; "
+                          f"valid: {list(mapping.outcomes)}")
     raw = read_table(path)
     missing = [c for c in _wanted_columns(mapping, outcome) if c not in raw.columns]
     if missing:

@@ -454,7 +454,8 @@ class RowScore(_Out):
     best_uplift: float = Field(description="uplift of best_arm (0 for the control)")
     net_value: dict[str, float] | None = Field(
         None, description="a model with costs: per treatment arm, value x shrunk uplift - incremental contact cost")
-    best_net_value: float | None = Field(None, description="a model with costs: net value of best_arm (0 for the control)")
+    best_net_value: float | None = Field(
+        None, description="a model with costs: net value of best_arm (0 for the control)")
 
 
 class ScoreResponse(_Out):

@@ -134,6 +134,6 @@ def _add_net(answer: dict, net: pd.DataFrame, best_idx: np.ndarray) -> None:
     arms = answer["arms"]
     values = np.round(net[arms].to_numpy(float), UPLIFT_DECIMALS)
     best_net = np.where(best_idx >= 0, values[np.arange(len(values)), np.maximum(best_idx, 0)], 0.0)
-    for row, v, b in zip(answer["rows"], values.tolist(), best_net.tolist()):
-        row["net_value"] = dict(zip(arms, v))
+    for row, v, b in zip(answer["rows"], values.tolist(), best_net.tolist(), strict=True):
+        row["net_value"] = dict(zip(arms, v, strict=True))
         row["best_net_value"] = b

@@ -107,7 +107,8 @@ def _print_net(results) -> None:
                          f"(spend {row['spend']:.3f})")
         t.add_row(name.replace("all:", "everyone: ").replace(f"everyone: {results[0].report.train.control}",
                                                              "no one"), *cells)
-    t.add_row("shrinkage λ / price of a euro", *[f"{r.report.rule.lam:.2f} / {r.report.rule.price:.3g}" for r in results])
+    t.add_row("shrinkage λ / price of a euro",
+              *[f"{r.report.rule.lam:.2f} / {r.report.rule.price:.3g}" for r in results])
     for r in results:
         if r.report.cost_curve is not None:
             t.add_row(f"{r.spec.name}: next euro stops paying at", f"{r.report.cost_curve.break_even_spend:.3f} "

@@ -105,7 +105,7 @@ def solution_path(gains: pd.DataFrame, costs: pd.DataFrame) -> SolutionPath:
     if not parts:
         empty = np.array([], dtype=float)
         return SolutionPath(np.array([], dtype=int), np.array([], dtype=int), empty, empty, empty, n)
-    person, arm, cost, gain, slope = (np.concatenate(x) for x in zip(*parts))
+    person, arm, cost, gain, slope = (np.concatenate(x) for x in zip(*parts, strict=True))
     order = np.argsort(-slope, kind="stable")  # within a person the slopes fall step by step
     return SolutionPath(person[order], arm[order], cost[order], gain[order], slope[order], n)
 
@@ -167,7 +167,7 @@ def cost_curve(
     none = np.full(path.n, control, dtype=object)
     free = full_costs * 0.0
     rows = []
-    for budget, m in zip(budgets, taken):
+    for budget, m in zip(budgets, taken, strict=True):
         policy = path.allocation(int(m), arms, control)
         gain = net_difference(y, arm, propensity, policy, none, costs=free, value=value, alpha=alpha, cluster=cluster)
         net = net_difference(y, arm, propensity, policy, none, costs=full_costs, value=value, alpha=alpha,

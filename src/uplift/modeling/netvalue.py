@@ -57,7 +57,8 @@ def net_effects(effects: pd.DataFrame, costs: pd.DataFrame, value: float, *, pri
     and treatment arm, :meth:`~uplift.economics.Economics.incremental_costs`)."""
     c = costs.reindex(columns=effects.columns).to_numpy(float)
     if np.isnan(c).any():
-        raise DataError(f"costs lack arm(s) of the effects; costs: {list(costs.columns)}, effects: {list(effects.columns)}")
+        raise DataError(f"costs lack arm(s) of the effects; costs: {list(costs.columns)}, "
+                        f"effects: {list(effects.columns)}")
     return pd.DataFrame(effects.to_numpy(float) - (price * c) / value, columns=effects.columns, index=effects.index)
 
 

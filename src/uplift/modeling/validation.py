@@ -38,7 +38,8 @@ from uplift.quiet import quietly
 from uplift.specs.model import ModelSpec
 from uplift.trainingtable import TrainingTable
 
-__all__ = ["ValidationReport", "validate_model", "heldout_mask", "split_keys", "fold_ids", "outcome_strata", "policy_recommendations",
+__all__ = ["ValidationReport", "validate_model", "heldout_mask", "split_keys", "fold_ids", "outcome_strata",
+           "policy_recommendations",
            "net_policy_recommendations", "CVSample", "cv_sample", "fit_fold"]
 
 Progress = Callable[[str], None]

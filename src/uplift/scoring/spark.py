@@ -300,7 +300,8 @@ def score_dataset(
                                                (enrolments, ENROLMENTS, ENROLMENT_FIELDS, ENROLMENTS_COLUMN)):
             if path is not None:
                 rows = rows.join(_history(spark, Path(path), contract, fields, column, control), "person_id", "left")
-        udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=_result_type(tuple(arms), net=net), env_manager="local",
+        udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=_result_type(tuple(arms), net=net),
+                                      env_manager="local",
                                       params={"as_of": as_of.isoformat()})
         scored = rows.select(udf(F.struct(*rows.columns)).alias("s")).select("s.*")
         with atomic_directory(out) as tmp:
