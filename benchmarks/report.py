@@ -55,7 +55,8 @@ def _pm(mean: float, sd: float, scale: float = 1000.0, digits: int = 2) -> str:
 
 
 def _ci(value: float, lo: float, hi: float, scale: float = 100.0, digits: int = 2) -> str:
-    return f"{value * scale:.{digits}f} [{lo * scale:.{digits}f}, {hi * scale:.{digits}f}]"
+    a, b, c = (round(x * scale, digits) + 0.0 for x in (value, lo, hi))  # + 0.0: a rounded -0 shows as 0
+    return f"{a:.{digits}f} [{b:.{digits}f}, {c:.{digits}f}]"
 
 
 def _targeting_section(result, figures: dict[str, str]) -> list[str]:
@@ -112,6 +113,37 @@ def _targeting_section(result, figures: dict[str, str]) -> list[str]:
                     f"λ of the targeted policy is chosen for each fold on the other folds' out-of-fold rows; means "
                     f"over repeats, 95% CI; `{best}` is the best single arm in hindsight, which favours it):", "",
                 markdown_table(pd.DataFrame(rows))]
+        if result.net is not None:
+            out += _net_lines(result, outcome)
+    return out
+
+
+def _net_lines(result, outcome: str) -> list[str]:
+    """Per cost level: net value per 1,000 people of every rule, and the reference rule minus each (paired)."""
+    s, net = result.settings, result.net[result.net["outcome"] == outcome]
+    reference = f"{s.learners[0]}:targeted"
+    out = ["", f"**Net value** (a conversion worth {s.net.value:g}, each contact with a treatment arm costing the "
+               f"amount below, no contact free). Per cost: IPW net value per 1,000 people on the out-of-fold rows "
+               f"(means over repeats, 95% CI); `<learner>:targeted` is our net-value rule on that learner's "
+               f"estimates (λ chosen per fold on the other folds by net value), `<learner>:argmax` the arm of "
+               f"largest estimated net value (none when none pays), `all:<arm>` everyone gets the arm "
+               f"(`all:{result.info[outcome]['control']}`: no one). `{reference} - policy` is paired on the same rows."]
+    for cost, part in net.groupby("cost", sort=False):
+        rows = [{"policy": p.policy, "net value / 1,000 [95% CI]": _ci(p.value, p.lo, p.hi, 1000.0, 1),
+                 "spend / person": f"{p.spend:.3f}",
+                 f"{reference} - policy": _ci(-p.diff, -p.diff_hi, -p.diff_lo, 1000.0, 1),
+                 "mean λ": "" if pd.isna(p.lam) else f"{p.lam:.2f}"}
+                for p in part.itertuples(index=False)]
+        fixed = part[part["policy"].str.startswith("all:")]
+        peers = part[part["policy"].str.endswith(":argmax") & ~part["policy"].str.startswith(f"{s.learners[0]}:")]
+        ours = part.set_index("policy").loc[reference, "value"]
+        best_fixed = fixed.loc[fixed["value"].idxmax()]
+        verdict = (f"{reference} {'>=' if ours >= best_fixed['value'] else '<'} the best fixed rule "
+                   f"`{best_fixed['policy']}` ({1000 * (ours - best_fixed['value']):+.1f} per 1,000)")
+        if len(peers):
+            beaten = int((peers["value"] < ours).sum())
+            verdict += f"; above {beaten} of {len(peers)} peers' argmax"
+        out += ["", f"Cost per contact {cost:g}: {verdict}.", "", markdown_table(pd.DataFrame(rows))]
     return out
 
 

@@ -3,11 +3,13 @@
 Any CSV with a :class:`uplift.adapters.ColumnMapping` (treatment column, control label, outcomes,
 feature columns) works; Hillstrom is the default. For every repeat (a seed) the rows are split
 into K folds stratified by arm and outcome (:func:`uplift.modeling.validation.fold_ids`); every
-learner is fitted on K-1 folds and predicts the held-out fold. Per fold and arm: Qini and AUUC
+learner is fitted on K-1 folds and predicts the held-out fold (a mapping's cluster column keeps each cluster in
+one fold, and the intervals are cluster-robust). Per fold and arm: Qini and AUUC
 (:mod:`uplift.modeling.metrics`, pairwise-IPW weighted). Per repeat, on the out-of-fold
 predictions of all rows: the IPW value (:mod:`uplift.modeling.policyvalue`) of the raw argmax
 policy and of the shrunk targeting (factor chosen, for each fold, on the out-of-fold rows of the
-other folds), beside every single-arm policy.
+other folds), beside every single-arm policy. With :class:`~benchmarks.netview.NetLevels` (a value per
+conversion and contact costs) the same predictions are also judged by net value (:mod:`benchmarks.netview`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.netview import NetLevels, net_comparison, net_recommendations
 from uplift.adapters import ColumnMapping, load_experiment_csv
 from uplift.errors import SpecError
 from uplift.modeling.estimator import MultiArmUplift, arm_mean_effects
@@ -67,6 +70,8 @@ class TargetingSettings:
     learners: tuple[str, ...] = tuple(LEARNER_NOTES)
     rows: int | None = None
     threads: int = 1
+    net: NetLevels | None = None
+    """Value per conversion and contact costs of the net-value view (None: no net view)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,8 @@ class TargetingResult:
     single_arm : outcome, policy, value, lo, hi: the "everyone gets one arm" policies.
     seconds : outcome, learner, seconds (fit + predict over all folds and repeats).
     info : rows, arms, control, best single arm per outcome.
+    net : outcome, cost, policy, value, lo, hi, diff, diff_lo, diff_hi, spend, lam
+        (:func:`benchmarks.netview.net_comparison`), means over repeats; None without a net view.
     """
 
     settings: TargetingSettings
@@ -89,6 +96,7 @@ class TargetingResult:
     single_arm: pd.DataFrame = field(repr=False)
     seconds: pd.DataFrame = field(repr=False)
     info: dict[str, object] = field(default_factory=dict)
+    net: pd.DataFrame | None = field(default=None, repr=False)
 
 
 def with_threads(spec: ModelSpec, threads: int) -> ModelSpec:
@@ -150,7 +158,8 @@ def evaluate_learners(
     repeats: int,
     folds: int,
     progress: Callable[[str], None] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+    net: NetLevels | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, str, pd.DataFrame | None]:
     """Repeated K-fold evaluation of every learner on ``table`` (same folds for all).
 
     Returns
@@ -160,19 +169,21 @@ def evaluate_learners(
     single_arm : policy, value, lo, hi (one evaluation; these policies do not depend on a model).
     seconds : learner, seconds.
     best : the best single arm (highest IPW value of "everyone gets it" on all rows).
+    net : repeat and the columns of :func:`benchmarks.netview.net_comparison`; None without ``net``.
     """
     import time
 
     say = progress or (lambda _m: None)
     f = table.frame
-    y, arm, prop = f["outcome"].to_numpy(), f["arm"].to_numpy(), table.propensity()
+    y, arm, prop, cluster = f["outcome"].to_numpy(), f["arm"].to_numpy(), table.propensity(), table.clusters
     singles = {f"all:{a}": v for a, v in single_arm_policies(list(table.arms), len(f)).items()}
     first = next(iter(singles))
-    single = compare_policies(y, arm, prop, singles, baseline=first)
+    single = compare_policies(y, arm, prop, singles, baseline=first, cluster=cluster)
     best = str(single["value"].idxmax())
-    metric_rows, policy_rows, seconds = [], [], {name: 0.0 for name in specs}
+    metric_rows, policy_rows, net_rows, seconds = [], [], [], {name: 0.0 for name in specs}
     for r in range(repeats):
-        fold = fold_ids(arm, y, folds, seed=r)
+        fold = fold_ids(arm, y, folds, seed=r, groups=cluster)
+        net_recs = {}
         for name, spec in specs.items():
             say(f"repeat {r + 1}/{repeats}: {name}")
             oof = pd.DataFrame(np.nan, index=f.index, columns=list(table.treatment_arms))
@@ -190,17 +201,23 @@ def evaluate_learners(
             seconds[name] += time.perf_counter() - start
             targeted, lam = _crossfitted_targeting(oof, means, fold, table, spec)
             policies = {"targeted": targeted, "argmax": recommend(oof, table.control), **singles}
-            compared = compare_policies(y, arm, prop, policies, baseline=best).loc[["targeted", "argmax"]]
+            compared = compare_policies(y, arm, prop, policies, baseline=best,
+                                        cluster=cluster).loc[["targeted", "argmax"]]
             compared = compared.rename_axis("policy").reset_index()
             compared["lam"] = [lam, 1.0]
             policy_rows.append(compared.assign(repeat=r, learner=name))
-    single = compare_policies(y, arm, prop, singles, baseline=best)
+            if net is not None:
+                net_recs[name] = net_recommendations(oof, means, fold, table, spec, net)
+        if net is not None:
+            net_rows.append(net_comparison(table, net_recs, net).assign(repeat=r))
+    single = compare_policies(y, arm, prop, singles, baseline=best, cluster=cluster)
     return (
         pd.concat(metric_rows, ignore_index=True),
         pd.concat(policy_rows, ignore_index=True),
         single.rename_axis("policy").reset_index()[["policy", "value", "lo", "hi", "diff", "diff_lo", "diff_hi"]],
         pd.DataFrame({"learner": list(seconds), "seconds": list(seconds.values())}),
         best,
+        pd.concat(net_rows, ignore_index=True) if net_rows else None,
     )
 
 
@@ -211,15 +228,19 @@ def run_targeting(settings: TargetingSettings, *, root: Path, progress: Callable
     unknown = sorted(set(settings.learners) - set(specs))
     if unknown:
         raise SpecError(f"learners {unknown} are not valid; valid: {list(LEARNER_NOTES)}")
-    arms, policies, singles, seconds, info = [], [], [], [], {}
+    arms, policies, singles, seconds, nets, info = [], [], [], [], [], {}
     for outcome in settings.outcomes:
         table = load_experiment_csv(settings.csv, mapping, outcome=outcome)
         if settings.rows is not None and settings.rows < len(table.frame):
             keep = np.sort(np.random.default_rng(0).choice(len(table.frame), settings.rows, replace=False))
             table = table.subset(keep)
         say = (lambda m, o=outcome: progress(f"{o}: {m}")) if progress else None
-        fold_m, pol, single, secs, best = evaluate_learners(
-            table, specs, repeats=settings.repeats, folds=settings.folds, progress=say)
+        fold_m, pol, single, secs, best, net = evaluate_learners(
+            table, specs, repeats=settings.repeats, folds=settings.folds, progress=say, net=settings.net)
+        if net is not None:
+            numeric = ["value", "lo", "hi", "diff", "diff_lo", "diff_hi", "spend", "lam"]
+            net_means = net.groupby(["cost", "policy"], sort=False)[numeric].mean()
+            nets.append(net_means.reset_index().assign(outcome=outcome))
         summary = fold_m.groupby(["learner", "arm"], sort=False).agg(
             qini_mean=("qini", "mean"), qini_sd=("qini", "std"), auuc_mean=("auuc", "mean"),
             auuc_sd=("auuc", "std"), folds=("qini", "size")).reset_index()
@@ -240,4 +261,5 @@ def run_targeting(settings: TargetingSettings, *, root: Path, progress: Callable
         single_arm=pd.concat(singles, ignore_index=True),
         seconds=pd.concat(seconds, ignore_index=True),
         info=info,
+        net=pd.concat(nets, ignore_index=True) if nets else None,
     )

@@ -271,3 +271,25 @@ def test_scaling_exponents_and_extrapolation_by_hand(tmp_path):
     assert ext.seconds == pytest.approx(180.0) and ext.peak_rss_mb == pytest.approx(100 * np.sqrt(30))
     text = render(frame, tmp_path, header="# t")
     assert "**Extrapolated** to 30,000,000" in text and (tmp_path / "scaling.png").exists()
+
+
+def test_the_net_value_view_compares_every_rule_on_the_same_rows(tmp_path):
+    from benchmarks.netview import NetLevels
+    from benchmarks.report import _net_lines
+    from benchmarks.targeting import TargetingSettings, run_targeting
+
+    csv, mapping = write_experiment(tmp_path)  # arm a gains 25 pp for the young (about a third), b nothing
+    settings = TargetingSettings(csv=csv, mapping=mapping, outcomes=("bought",), repeats=1, folds=2,
+                                 learners=("logistic_baseline",), net=NetLevels(1.0, (0.0, 0.05, 0.5)))
+    result = run_targeting(settings, root=ROOT)
+    net = result.net.set_index(["cost", "policy"])
+    ours = "logistic_baseline:targeted"
+    assert set(net.index.get_level_values("policy")) == {ours, "logistic_baseline:argmax", "all:ctrl", "all:a", "all:b"}
+    assert net.loc[(0.5, ours), "spend"] == 0.0  # a cost above every effect: no one is treated
+    assert net.loc[(0.5, ours), "value"] == pytest.approx(net.loc[(0.5, "all:ctrl"), "value"])
+    assert net.loc[(0.05, ours), "value"] > net.loc[(0.05, "all:a"), "value"]  # treating everyone with a pays less
+    assert net.loc[(0.05, ours), "diff"] == 0.0 and net.loc[(0.0, "all:b"), "spend"] == 0.0
+    assert net.loc[(0.05, "all:a"), "spend"] == pytest.approx(0.05)
+    text = "\n".join(_net_lines(result, "bought"))
+    assert "Cost per contact 0.05: logistic_baseline:targeted >= the best fixed rule" in text
+    assert len(table_rows(text[text.index("Cost per contact 0.5"):], "policy")) == 5

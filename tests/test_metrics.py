@@ -345,9 +345,11 @@ def test_lengths_must_agree():
         auuc(Y, T, S, weights=np.ones(5))
 
 
-def test_outcome_and_treatment_must_be_binary():
-    with pytest.raises(SchemaError, match="y must contain only 0 and 1"):
-        qini_coefficient([1, 2, 0, 1, 0, 0], T, S)
+def test_treatment_must_be_binary_and_the_outcome_finite():
+    with pytest.raises(SchemaError, match="y must be finite"):
+        qini_coefficient([1, np.nan, 0, 1, 0, 0], T, S)
+    # an amount (a continuous outcome) scales the curve: the Qini of 2.5 y is 2.5 times the Qini of y
+    assert qini_coefficient(2.5 * np.asarray(Y, float), T, S) == pytest.approx(2.5 * qini_coefficient(Y, T, S))
     with pytest.raises(SchemaError, match="treated must contain only 0 and 1"):
         qini_curve(Y, ["a", "b", "a", "b", "a", "b"], S)
 

@@ -47,7 +47,7 @@ POLICY = np.array(["a", "a", "a", "b"])
 def test_exports():
     assert sorted(policyvalue_module.__all__) == sorted(
         ["PolicyValue", "PolicyTerm", "ipw_value", "ipw_difference", "ipw_contrast", "compare_policies",
-         "single_arm_policies"]
+         "single_arm_policies", "cluster_codes", "influence_se"]
     )
 
 
@@ -225,8 +225,10 @@ def test_lengths_and_values_are_checked():
         ipw_value(Y, ARM, PROPENSITY, POLICY[:3])
     with pytest.raises(DataError, match="same length"):
         ipw_value(Y[:3], ARM, PROPENSITY, POLICY)
-    with pytest.raises(SchemaError, match="y must contain only 0 and 1"):
-        ipw_value([1, 0, 3, 0], ARM, PROPENSITY, POLICY)
+    with pytest.raises(SchemaError, match="y must be finite"):
+        ipw_value([1, 0, np.inf, 0], ARM, PROPENSITY, POLICY)
+    amounts = ipw_value([2.0, 0.0, 2.0, 0.0], ARM, PROPENSITY, POLICY)  # an amount: twice the 0/1 hand case
+    assert amounts.value == pytest.approx(8 / 9) and amounts.se == pytest.approx(40 * math.sqrt(2) / 81)
     with pytest.raises(SchemaError, match="probabilities in"):
         ipw_value(Y, ARM, PROPENSITY * 2, POLICY)
     with pytest.raises(SchemaError, match="alpha must be"):

@@ -201,3 +201,46 @@ def test_seen_ids_remember_every_run_after_merges():
     assert len(seen) == 5000
     assert seen.contains(SeenIds.hashes(ids)).all()
     assert not seen.contains(SeenIds.hashes(pd.Series(["q1", "q2"]))).any()
+
+
+def test_a_campaign_model_with_costs_scores_net_values_and_the_net_rules_arm(tmp_path, scorer, strong_world):
+    from dataclasses import replace as swap
+    from types import SimpleNamespace
+
+    from uplift.api.scoring import score_rows
+    from uplift.economics import campaign_economics
+    from uplift.scoring import NET_PREFIX
+    from uplift.specs.planning import CostCatalogue
+
+    model = scorer.model
+    catalogue = load_spec(ROOT / "serve" / "costs.yaml", CostCatalogue)
+    econ = campaign_economics(catalogue, 2.0, (model.control, *model.arms), model.control)  # a cheap conversion
+    priced = UpliftPyfunc(model.model, shrinkage=0.5, economics=econ)
+    net_scorer = swap(scorer, model=priced)
+    src = write_table(strong_world.audience.head(300), tmp_path / "audience.parquet")
+    _score(src, tmp_path / "scores.parquet", net_scorer, strong_world, 100)
+    out = pd.read_parquet(tmp_path / "scores.parquet")
+    assert list(out.columns) == net_scorer.columns
+    assert net_scorer.columns[-5:] == ["best_arm", "best_uplift", "best_net", "segment", "persona"]
+    uplift = out[[UPLIFT_PREFIX + a for a in model.arms]].to_numpy()
+    cost = np.array([econ.costs[a] for a in model.arms])
+    np.testing.assert_allclose(out[[NET_PREFIX + a for a in model.arms]].to_numpy(), 2.0 * uplift - cost)
+    blind = _score(src, tmp_path / "blind.parquet", scorer, strong_world, 100)
+    assert blind.rows_scored == 300
+    blind_out = pd.read_parquet(tmp_path / "blind.parquet")
+    treated = out["best_arm"] != model.control
+    assert (out.loc[treated, "best_net"] > 0).all() and (out.loc[~treated, "best_net"] == 0).all()
+    assert treated.sum() < (blind_out["best_arm"] != model.control).sum()  # costs leave some people untreated
+
+    # the service's answer (POST /scores): the same rule on feature rows
+    bundle = SimpleNamespace(name="uplift-registration", model=priced, version=1, control=model.control)
+    keys = pd.DataFrame({"person_id": strong_world.audience["person_id"].head(50), "wave": 3, "as_of": AS_OF})
+    feats = build_features(keys, strong_world.audience.head(50), strong_world.exposures, strong_world.enrolments,
+                           scorer.feature_set)[model.feature_names]
+    answer = score_rows(bundle, feats, shrunk=True)
+    assert answer["economics"]["value"] == 2.0
+    best, net = priced.decide(feats)
+    assert [r["best_arm"] for r in answer["rows"]] == list(best)
+    for row, (_, n) in zip(answer["rows"], net.iterrows(), strict=True):
+        assert row["net_value"] == pytest.approx(n.to_dict(), abs=1e-7)
+        assert row["best_net_value"] == pytest.approx(n.get(row["best_arm"], 0.0), abs=1e-7)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from uplift.config import Settings, tracking_uri
+from uplift.economics import campaign_economics
 from uplift.errors import SpecError
 from uplift.features import build_training_table
 from uplift.features.library import resolve
@@ -173,6 +174,21 @@ def _segment_tables(report: ValidationReport, table: TrainingTable, spec: Segmen
     return served, gate
 
 
+def with_campaign_economics(table: TrainingTable, use: ModelUse) -> TrainingTable:
+    """A campaign table with the economics of ``serve/`` when ``serve/policy.yaml`` declares a value per
+    conversion (the contact costs of ``serve/costs.yaml``); other tables as they are."""
+    from uplift.specs.planning import CostCatalogue, PlanningPolicy
+
+    if use.kind != "campaign" or table.economics is not None:
+        return table
+    serve = project_root() / "serve"
+    value = load_spec(serve / "policy.yaml", PlanningPolicy).value_per_conversion
+    if value is None:
+        return table
+    costs = load_spec(serve / "costs.yaml", CostCatalogue)
+    return replace(table, economics=campaign_economics(costs, value, table.arms, table.control))
+
+
 def train_and_log(
     spec_path: Path,
     table: TrainingTable,
@@ -202,6 +218,7 @@ def train_and_log(
     spec = load_spec(spec_path, ModelSpec)
     use = use or campaign_use(outcome_event)
     segment_spec = segment_spec or load_segment_spec()
+    table = with_campaign_economics(table, use)
     disclosure = disclosure or load_disclosure_policy(settings.disclosure)
     report = validate_model(spec, table, progress=progress)
     if progress:

@@ -9,11 +9,18 @@ by an adapter (:mod:`uplift.adapters`). Columns of :attr:`TrainingTable.frame`:
 ``arm`` (str)
     the arm the row was randomised to; one of :attr:`TrainingTable.arms`.
 ``outcome`` (int 0/1)
-    the declared outcome within the attribution window.
+    the declared outcome within the attribution window; a finite number for a table with
+    ``outcome_kind = "continuous"`` (an experiment's spend or sales).
 ``propensity__<arm>`` (float, one per arm, control included)
     the probability that this row was assigned to ``<arm>`` (known from the design).
 feature columns
     as listed in :attr:`TrainingTable.features`.
+``cluster`` (str, optional)
+    the unit of randomisation when people were randomised in groups (household, school): folds, the
+    held-out split and every interval keep a cluster's rows together.
+
+An experiment's table may carry the :class:`~uplift.economics.Economics` of its mapping (value of a
+conversion, contact costs): the targeting rule then maximises net value.
 """
 
 from __future__ import annotations
@@ -27,12 +34,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from uplift.economics import Economics
 from uplift.errors import DataError, SchemaError
 from uplift.tableio import read_parquet_metadata, read_table, write_table
 
-__all__ = ["FeatureColumn", "TrainingTable", "PROPENSITY_PREFIX", "table_metadata", "file_digest"]
+__all__ = ["FeatureColumn", "TrainingTable", "PROPENSITY_PREFIX", "CLUSTER_COLUMN", "table_metadata", "file_digest"]
 
 PROPENSITY_PREFIX = "propensity__"
+CLUSTER_COLUMN = "cluster"
 _META_KEY = "uplift.training_table"
 
 
@@ -61,6 +70,10 @@ class TrainingTable:
     control: str
     outcome: str
     source: str = ""
+    economics: Economics | None = None
+    """Value of a conversion and contact costs (an experiment mapping's); None: conversions alone."""
+    outcome_kind: Literal["binary", "continuous"] = "binary"
+    """``continuous``: the outcome is an amount (spend), modelled by learners that regress it."""
 
     def __post_init__(self) -> None:
         self.check()
@@ -74,6 +87,11 @@ class TrainingTable:
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    @property
+    def clusters(self) -> np.ndarray | None:
+        """The cluster of every row (the ``cluster`` column), or None when people were randomised one by one."""
+        return self.frame[CLUSTER_COLUMN].astype(str).to_numpy() if CLUSTER_COLUMN in self.frame.columns else None
 
     def propensity(self) -> pd.DataFrame:
         """Assignment probabilities, one column per arm (control included)."""
@@ -93,9 +111,15 @@ class TrainingTable:
         unknown = set(self.frame["arm"].unique()) - set(self.arms)
         if unknown:
             raise DataError(f"{where}: column 'arm' has values {sorted(unknown)} not among arms {list(self.arms)}")
-        bad_y = ~self.frame["outcome"].isin([0, 1])
+        if self.outcome_kind == "continuous":
+            y = pd.to_numeric(self.frame["outcome"], errors="coerce").to_numpy(float)
+            bad_y = ~np.isfinite(y)
+            expected = "finite numbers"
+        else:
+            bad_y = ~self.frame["outcome"].isin([0, 1]).to_numpy()
+            expected = "0/1"
         if bad_y.any():
-            raise SchemaError(f"{where}: column 'outcome': expected 0/1; {int(bad_y.sum())} row(s) break it")
+            raise SchemaError(f"{where}: column 'outcome': expected {expected}; {int(bad_y.sum())} row(s) break it")
         prop = self.propensity().to_numpy(dtype=float)
         if not np.all((prop >= 0) & (prop <= 1)) or not np.allclose(prop.sum(axis=1), 1.0, atol=1e-6):
             raise SchemaError(f"{where}: propensity columns must lie in [0, 1] and sum to 1 per row")
@@ -145,6 +169,8 @@ class TrainingTable:
             control=self.control,
             outcome=self.outcome,
             source=self.source,
+            economics=self.economics,
+            outcome_kind=self.outcome_kind,
         )
 
 

@@ -452,8 +452,13 @@ class ScoreRequest(_In):
 class RowScore(_Out):
     index: int
     uplift: dict[str, float] = Field(description="per treatment arm, incremental conversion probability")
-    best_arm: str = Field(description="the validated targeting rule's arm; the control when no arm helps")
+    best_arm: str = Field(description="the validated targeting rule's arm; the control when no arm helps (with "
+                                      "costs: when no arm pays)")
     best_uplift: float = Field(description="uplift of best_arm (0 for the control)")
+    net_value: dict[str, float] | None = Field(
+        None, description="a model with costs: per treatment arm, value x shrunk uplift - incremental contact cost")
+    best_net_value: float | None = Field(
+        None, description="a model with costs: net value of best_arm (0 for the control)")
 
 
 class ScoreResponse(_Out):
@@ -461,4 +466,7 @@ class ScoreResponse(_Out):
     arms: list[str]
     control: str
     shrunk: bool
+    economics: dict | None = Field(
+        None, description="a model with costs: the value of a conversion, the contact cost per arm and the budget "
+                          "its rule was chosen with")
     rows: list[RowScore]

@@ -11,7 +11,7 @@ import pandas as pd
 from uplift.api.handlers import RequestFieldError
 from uplift.api.modelstore import ModelBundle
 from uplift.api.redact import echo
-from uplift.modeling.targeting import recommend, shrink
+from uplift.modeling.targeting import shrink
 
 __all__ = ["UPLIFT_DECIMALS", "rows_to_frame", "score_rows"]
 
@@ -103,11 +103,12 @@ def _raise_first_bad(name: str, values: list, *, numeric: bool) -> None:
 
 def score_rows(bundle: ModelBundle, frame: pd.DataFrame, *, shrunk: bool) -> dict:
     """Per row: uplift per arm (shrunk or raw, to :data:`UPLIFT_DECIMALS` places), the targeting rule's
-    best arm (chosen on the unrounded estimates) and its uplift."""
+    best arm (chosen on the unrounded estimates) and its uplift; for a model with costs also the net value
+    of every arm and of the best arm (the net-value rule's choice)."""
     model = bundle.model
     raw = model.effects(frame, shrunk=False, checked=True)  # rows_to_frame checked and typed every value
     shrunk_effects = shrink(raw, model.model.mean_effects_, model.shrinkage)
-    best = recommend(shrunk_effects, model.control)
+    best, net = model.decide(frame, shrunk_effects=shrunk_effects, source="rows")
     shown = shrunk_effects if shrunk else raw
     arms = [str(a) for a in shown.columns]
     values = shown.to_numpy(float)
@@ -121,4 +122,18 @@ def score_rows(bundle: ModelBundle, frame: pd.DataFrame, *, shrunk: bool) -> dic
         {"index": i, "uplift": dict(zip(arms, v)), "best_arm": str(b), "best_uplift": bv}
         for i, (v, b, bv) in enumerate(zip(values.tolist(), best.tolist(), best_value.tolist()))
     ]
-    return {"model_version": bundle.version, "arms": arms, "control": bundle.control, "shrunk": shrunk, "rows": rows}
+    answer = {"model_version": bundle.version, "arms": arms, "control": bundle.control, "shrunk": shrunk, "rows": rows}
+    if net is not None:
+        _add_net(answer, net, best_idx)
+        answer["economics"] = model.rule_economics.to_dict()
+    return answer
+
+
+def _add_net(answer: dict, net: pd.DataFrame, best_idx: np.ndarray) -> None:
+    """Each row's net value per arm and of its best arm (rounded as the uplifts, in the value's unit)."""
+    arms = answer["arms"]
+    values = np.round(net[arms].to_numpy(float), UPLIFT_DECIMALS)
+    best_net = np.where(best_idx >= 0, values[np.arange(len(values)), np.maximum(best_idx, 0)], 0.0)
+    for row, v, b in zip(answer["rows"], values.tolist(), best_net.tolist(), strict=True):
+        row["net_value"] = dict(zip(arms, v, strict=True))
+        row["best_net_value"] = b

@@ -148,7 +148,8 @@ def _score_on_spark(audience: Path, out: Path, *, exposures: Path | None, enrolm
         with console.status(f"scoring {audience} on Spark local[{cores}]"):
             summary = score_dataset(spark, audience, out, model_uri=f"models:/{loaded.name}/{loaded.version}",
                                     arms=loaded.model.arms, as_of=when, exposures=exposures, enrolments=enrolments,
-                                    control=loaded.model.control, rejects=rejects, strict=strict)
+                                    control=loaded.model.control, rejects=rejects, strict=strict,
+                                    net=loaded.model.rule_economics is not None)
     finally:
         spark.stop()
     _report(settings, loaded, summary, audience=audience, out=out, when=when, chunk_rows=0)

@@ -29,7 +29,7 @@ def _load_table(data: Path | None, table: Path | None, experiment_csv: Path | No
         if mapping is None:
             fail("--experiment-csv needs --mapping (e.g. features/datasets/hillstrom.yaml)")
         columns = load_spec(mapping, ColumnMapping)
-        tbl = load_experiment_csv(experiment_csv, columns, outcome=outcome)
+        tbl = load_experiment_csv(experiment_csv, columns, outcome=outcome, mapping_source=str(mapping))
         return tbl, experiment_use(columns.name, tbl.outcome), tbl.outcome, str(experiment_csv)
     spec = load_feature_set(feature_set)
     if table is not None:
@@ -71,6 +71,9 @@ def print_results(results) -> None:
     p.add_row("shrinkage λ", *[f"{r.report.shrinkage.lam:.2f}" for r in results])
     console.print(p)
 
+    if results[0].report.net_policies is not None:
+        _print_net(results)
+
     if results[0].truth_policies is not None:
         q = Table(title="Against the simulator's truth (test rows)")
         q.add_column("")
@@ -85,6 +88,32 @@ def print_results(results) -> None:
         mark = "[green]promoted[/]" if r.promoted else "[yellow]not promoted[/]"
         console.print(f"{r.spec.name}: run {r.run_id[:8]}, {r.registered_model} v{r.version} {mark}: {r.reason}",
                       highlight=False)
+
+
+def _print_net(results) -> None:
+    """Held-out net value per person of every policy (95% CI), its gain over the best single arm, the spend."""
+    econ = results[0].report.train.economics
+    outcome = results[0].report.train.outcome
+    t = Table(title=f"Held-out net value per person (IPW, 95% CI; a '{outcome}' worth {econ.value:g}, net of "
+                    f"contact costs), gain over the best single arm, spend per person")
+    t.add_column("policy")
+    for r in results:
+        t.add_column(r.spec.name, justify="right")
+    for name in results[0].report.net_policies.index:
+        cells = []
+        for r in results:
+            row = r.report.net_policies.loc[name]
+            cells.append(f"{row['value']:.4f} [{row['lo']:.4f}, {row['hi']:.4f}] {row['diff']:+.4f} "
+                         f"(spend {row['spend']:.3f})")
+        t.add_row(name.replace("all:", "everyone: ").replace(f"everyone: {results[0].report.train.control}",
+                                                             "no one"), *cells)
+    t.add_row("shrinkage λ / price of a euro",
+              *[f"{r.report.rule.lam:.2f} / {r.report.rule.price:.3g}" for r in results])
+    for r in results:
+        if r.report.cost_curve is not None:
+            t.add_row(f"{r.spec.name}: next euro stops paying at", f"{r.report.cost_curve.break_even_spend:.3f} "
+                      f"per person (best on test: {r.report.cost_curve.best_spend:.3f})", *[""] * (len(results) - 1))
+    console.print(t)
 
 
 @app.command()

@@ -17,7 +17,11 @@ from uplift.modeling.preprocess import (
 from uplift.specs.model import ModelSpec
 from uplift.trainingtable import FeatureColumn, TrainingTable
 
-__all__ = ["MultiArmUplift", "arm_mean_effects", "pair_propensity"]
+__all__ = ["MultiArmUplift", "arm_mean_effects", "pair_propensity", "CONTINUOUS_LEARNERS"]
+
+CONTINUOUS_LEARNERS = ("dr",)
+"""Learners that regress the outcome (causalml's DR learner with LightGBM regressors), so that can model an
+amount (spend, sales); the others model 0/1 outcomes."""
 
 
 def pair_propensity(propensity: pd.DataFrame, arm: str, control: str) -> np.ndarray:
@@ -101,7 +105,7 @@ class MultiArmUplift:
 
     def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, propensity: pd.DataFrame) -> MultiArmUplift:
         arm = np.asarray(arm, dtype=object)
-        y = np.asarray(y, dtype=np.int64)
+        y = self._outcome(y)
         counts = pd.Series(arm).value_counts()
         empty = [a for a in self.arms if counts.get(a, 0) == 0]
         if empty:
@@ -132,6 +136,16 @@ class MultiArmUplift:
             {a: float(np.mean(p[a][np.isin(arm_fit, [a, self.control])])) for a in self.treatment_arms}
         )
         return self
+
+    def _outcome(self, y: np.ndarray) -> np.ndarray:
+        """0/1 outcomes as integers; an amount (spend) as floats, for the learners that regress it."""
+        y = np.asarray(y, dtype=float)
+        if np.isin(y, (0.0, 1.0)).all():
+            return y.astype(np.int64)
+        if self.spec.learner not in CONTINUOUS_LEARNERS:
+            raise DataError(f"learner {self.spec.learner!r} models 0/1 outcomes; a continuous outcome needs one of "
+                            f"{list(CONTINUOUS_LEARNERS)}")
+        return y
 
     def predict(self, X: pd.DataFrame, *, source: str = "features", checked: bool = False) -> pd.DataFrame:
         """Estimated uplift per row and treatment arm (probability points), columns labelled by arm.

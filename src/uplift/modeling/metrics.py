@@ -91,6 +91,11 @@ def _as_binary(values: ArrayLike, name: str) -> np.ndarray:
     return numeric
 
 
+def _as_outcome(values: ArrayLike, name: str = "y") -> np.ndarray:
+    """The outcome as floats: 0/1 conversions, or an amount (spend) of a continuous outcome; any finite number."""
+    return _as_finite(values, name)
+
+
 def _as_finite(values: ArrayLike, name: str) -> np.ndarray:
     array = _as_1d(values, name)
     try:
@@ -130,7 +135,7 @@ def _check_k(k: float, name: str = "k") -> float:
 def _curve_inputs(
     y: ArrayLike, treated: ArrayLike, score: ArrayLike, weights: ArrayLike | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    y_ = _as_binary(y, "y")
+    y_ = _as_outcome(y, "y")
     t_ = _as_binary(treated, "treated")
     s_ = _as_finite(score, "score")
     if not (y_.size == t_.size == s_.size):
@@ -448,7 +453,7 @@ def arm_metrics(
         Lengths differ, ``control`` is a score column or has no rows, an arm has no rows, or
         ``weights`` lacks an arm's column.
     """
-    y_ = _as_binary(y, "y")
+    y_ = _as_outcome(y, "y")
     arm_ = _as_labels(arm, "arm")
     if not isinstance(scores, pd.DataFrame) or scores.shape[1] == 0:
         raise SchemaError("scores must be a pandas DataFrame with one column per treatment arm")

@@ -22,7 +22,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from uplift.errors import DataError, SchemaError
-from uplift.modeling.metrics import _as_binary, _as_labels
+from uplift.modeling.metrics import _as_labels, _as_outcome
 
 __all__ = [
     "PolicyValue",
@@ -32,6 +32,8 @@ __all__ = [
     "ipw_contrast",
     "compare_policies",
     "single_arm_policies",
+    "cluster_codes",
+    "influence_se",
 ]
 
 
@@ -70,7 +72,7 @@ def _z(alpha: float) -> float:
 
 def _design(y: ArrayLike, arm: ArrayLike, propensity: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.Index]:
     """Validated outcome, assigned-arm codes, own-arm propensity and the arm columns."""
-    y_ = _as_binary(y, "y")
+    y_ = _as_outcome(y, "y")
     arm_ = _as_labels(arm, "arm")
     if not isinstance(propensity, pd.DataFrame) or propensity.shape[1] == 0:
         raise SchemaError("propensity must be a pandas DataFrame with one column per arm")
@@ -121,9 +123,35 @@ def _hajek(y: np.ndarray, weight: np.ndarray, name: str) -> tuple[float, np.ndar
     return value, influence
 
 
-def _from_influence(value: float, influence: np.ndarray, n_matched: int, alpha: float) -> PolicyValue:
+def cluster_codes(cluster: ArrayLike | None, n: int) -> np.ndarray | None:
+    """Integer codes of the cluster labels (None: every row its own cluster); checked against ``n`` rows."""
+    if cluster is None:
+        return None
+    labels = np.asarray(cluster)
+    if labels.shape != (n,):
+        raise DataError(f"cluster has {labels.size} labels but there are {n} rows")
+    codes, _ = pd.factorize(pd.Series(labels).astype(str))
+    return codes
+
+
+def influence_se(influence: np.ndarray, cluster: np.ndarray | None = None) -> float:
+    """Standard error of a mean-type estimate from its per-row influence function.
+
+    Rows independent: ``se^2 = sum_i phi_i^2 / (n (n - 1))``. Clustered (``cluster``: integer codes):
+    the influence is summed within each cluster, ``se^2 = G / (G - 1) * sum_g (sum_{i in g} phi_i)^2 / n^2``
+    (the cluster-robust sandwich; with one row per cluster it is the formula above).
+    """
     n = influence.size
-    se = float(np.sqrt(np.dot(influence, influence) / (n * (n - 1)))) if n > 1 else float("nan")
+    if cluster is None:
+        return float(np.sqrt(np.dot(influence, influence) / (n * (n - 1)))) if n > 1 else float("nan")
+    sums = np.bincount(cluster, weights=influence)
+    g = int((np.bincount(cluster) > 0).sum())
+    return float(np.sqrt(g / (g - 1) * np.dot(sums, sums)) / n) if g > 1 else float("nan")
+
+
+def _from_influence(value: float, influence: np.ndarray, n_matched: int, alpha: float,
+                    cluster: np.ndarray | None = None) -> PolicyValue:
+    se = influence_se(influence, cluster)
     half = _z(alpha) * se
     return PolicyValue(value=value, se=se, lo=value - half, hi=value + half, n_matched=n_matched)
 
@@ -135,6 +163,7 @@ def ipw_value(
     recommended: ArrayLike,
     *,
     alpha: float = 0.05,
+    cluster: ArrayLike | None = None,
 ) -> PolicyValue:
     """Self-normalised (Hajek) IPW value of a deterministic policy, with an influence-function CI.
 
@@ -153,6 +182,9 @@ def ipw_value(
         The policy: the recommended arm per row.
     alpha : float, default 0.05
         One minus the confidence level.
+    cluster : array-like of shape (n,), optional
+        The unit of randomisation of each row (household, school): the standard error is then
+        cluster-robust (:func:`influence_se`).
 
     Returns
     -------
@@ -169,7 +201,7 @@ def ipw_value(
     y_, code, own, columns = _design(y, arm, propensity)
     matched = code == _policy_codes(recommended, columns, y_.size, "recommended")
     value, influence = _hajek(y_, np.where(matched, 1.0 / own, 0.0), "recommended")
-    return _from_influence(value, influence, int(matched.sum()), alpha)
+    return _from_influence(value, influence, int(matched.sum()), alpha, cluster_codes(cluster, y_.size))
 
 
 def ipw_difference(
@@ -179,6 +211,8 @@ def ipw_difference(
     recommended_a: ArrayLike,
     recommended_b: ArrayLike,
     alpha: float = 0.05,
+    *,
+    cluster: ArrayLike | None = None,
 ) -> PolicyValue:
     """``V(a) - V(b)`` on the same rows, with the paired influence-function standard error.
 
@@ -189,7 +223,7 @@ def ipw_difference(
 
     Parameters
     ----------
-    y, arm, propensity, alpha
+    y, arm, propensity, alpha, cluster
         As :func:`ipw_value`.
     recommended_a, recommended_b : array-like of shape (n,)
         The two policies.
@@ -204,7 +238,8 @@ def ipw_difference(
     match_b = code == _policy_codes(recommended_b, columns, y_.size, "recommended_b")
     value_a, phi_a = _hajek(y_, np.where(match_a, 1.0 / own, 0.0), "recommended_a")
     value_b, phi_b = _hajek(y_, np.where(match_b, 1.0 / own, 0.0), "recommended_b")
-    return _from_influence(value_a - value_b, phi_a - phi_b, int((match_a | match_b).sum()), alpha)
+    return _from_influence(value_a - value_b, phi_a - phi_b, int((match_a | match_b).sum()), alpha,
+                           cluster_codes(cluster, y_.size))
 
 
 @dataclass(frozen=True)
@@ -254,6 +289,7 @@ def ipw_contrast(
     terms: Sequence[PolicyTerm],
     *,
     alpha: float = 0.05,
+    cluster: ArrayLike | None = None,
 ) -> PolicyValue:
     """``sum_k c_k V_k`` on the same rows: Hajek values of (randomising) policies, paired.
 
@@ -266,7 +302,7 @@ def ipw_contrast(
 
     Parameters
     ----------
-    y, arm, propensity, alpha
+    y, arm, propensity, alpha, cluster
         As :func:`ipw_value`.
     terms : sequence of PolicyTerm
         The policies and their coefficients.
@@ -295,7 +331,7 @@ def ipw_contrast(
         total += float(term.coefficient) * value
         influence += float(term.coefficient) * phi
         matched |= weight > 0
-    return _from_influence(total, influence, int(matched.sum()), alpha)
+    return _from_influence(total, influence, int(matched.sum()), alpha, cluster_codes(cluster, y_.size))
 
 
 def compare_policies(
@@ -306,12 +342,13 @@ def compare_policies(
     baseline: str,
     *,
     alpha: float = 0.05,
+    cluster: ArrayLike | None = None,
 ) -> pd.DataFrame:
     """Value of every policy and its difference to a baseline policy, each with a CI.
 
     Parameters
     ----------
-    y, arm, propensity, alpha
+    y, arm, propensity, alpha, cluster
         As :func:`ipw_value`.
     policies : mapping of str to array-like of shape (n,)
         Named policies (recommended arm per row), e.g. a model's targeting and
@@ -339,8 +376,8 @@ def compare_policies(
     base = _as_labels(policies[baseline], f"policies[{baseline!r}]")
     rows = []
     for name, recommended in policies.items():
-        own = ipw_value(y, arm, propensity, recommended, alpha=alpha)
-        diff = ipw_difference(y, arm, propensity, recommended, base, alpha=alpha)
+        own = ipw_value(y, arm, propensity, recommended, alpha=alpha, cluster=cluster)
+        diff = ipw_difference(y, arm, propensity, recommended, base, alpha=alpha, cluster=cluster)
         labels = _as_labels(recommended, f"policies[{name!r}]")
         rows.append(
             {

@@ -7,6 +7,13 @@
    of the targeting policy is chosen.
 3. The model is refitted on all training rows; on the test set it is scored per arm and its
    targeting policy is compared, by IPW value, with every single-arm policy.
+
+When the table carries :class:`~uplift.economics.Economics` (what a conversion is worth, what a contact
+costs), the targeting rule is the net-value rule of :mod:`uplift.modeling.netvalue`, chosen on the
+out-of-fold rows by IPW net value, and the held-out comparison adds each policy's net value and the
+multi-arm cost curve (:mod:`uplift.modeling.costcurve`). When the table has a ``cluster`` column
+(people randomised in groups), the held-out split and the folds keep every cluster whole and every
+interval is cluster-robust.
 """
 
 from __future__ import annotations
@@ -18,19 +25,22 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from uplift.errors import ThinDataWarning
+from uplift.errors import DataError, ThinDataWarning
+from uplift.modeling.costcurve import CostCurve, cost_curve
 from uplift.modeling.estimator import MultiArmUplift
 from uplift.modeling.metrics import arm_metrics, pairwise_ipw_weights
+from uplift.modeling.netvalue import NetRule, best_net_arm, choose_net_rule, compare_net_policies, recommend_net
 from uplift.modeling.policyvalue import compare_policies, single_arm_policies
 from uplift.modeling.targeting import ShrinkageChoice, best_single_arm, choose_shrinkage, recommend, shrink
 from uplift.quiet import quietly
 from uplift.specs.model import ModelSpec
 from uplift.trainingtable import TrainingTable
 
-__all__ = ["ValidationReport", "validate_model", "heldout_mask", "fold_ids", "policy_recommendations", "CVSample",
-           "cv_sample", "fit_fold"]
+__all__ = ["ValidationReport", "validate_model", "heldout_mask", "split_keys", "fold_ids", "outcome_strata",
+           "policy_recommendations",
+           "net_policy_recommendations", "CVSample", "cv_sample", "fit_fold"]
 
 Progress = Callable[[str], None]
 
@@ -55,6 +65,14 @@ class ValidationReport:
     cv_sample: CVSample | None = None
     """The stratified sample the folds were drawn from when the training rows outnumber ``cv.sample_rows``
     (``train`` is then that sample; the final model saw every training row)."""
+    rule: NetRule | None = None
+    """The net-value rule (shrinkage and budget price) when the table declares economics; ``shrinkage`` then
+    holds its factor and out-of-fold table."""
+    net_policies: pd.DataFrame | None = None
+    """Held-out net value per person of every policy (:func:`~uplift.modeling.netvalue.compare_net_policies`),
+    with economics."""
+    cost_curve: CostCurve | None = None
+    """The held-out multi-arm cost curve of the targeted estimates, when every arm has a positive cost."""
 
     def out_of_sample(self) -> tuple[TrainingTable, pd.DataFrame]:
         """Every row with a prediction from a model that never saw it: cross-fitted on the training
@@ -62,7 +80,8 @@ class ValidationReport:
         frame = pd.concat([self.train.frame, self.test.frame], ignore_index=True)
         table = TrainingTable(
             frame=frame, features=self.train.features, arms=self.train.arms, control=self.train.control,
-            outcome=self.train.outcome, source=self.train.source,
+            outcome=self.train.outcome, source=self.train.source, economics=self.train.economics,
+            outcome_kind=self.train.outcome_kind,
         )
         preds = pd.concat([self.oof, self.test_predictions], ignore_index=True)
         return table, preds
@@ -95,9 +114,27 @@ class ValidationReport:
         if "targeted" in pol.index:
             out["targeting_gain_vs_best_arm"] = float(pol.loc["targeted", "diff"])
             out["targeting_gain_vs_best_arm_lo"] = float(pol.loc["targeted", "diff_lo"])
+        out.update(self._net_metrics())
         out["cv_rows"] = float(len(self.train.frame))
         out["refit_rows"] = float(self.cv_sample.of if self.cv_sample else len(self.train.frame))
         out["cv_sample_share"] = float(self.cv_sample.share if self.cv_sample else 1.0)
+        return out
+
+
+    def _net_metrics(self) -> dict[str, float]:
+        """Net value per person of each policy and the targeted rule's gain over the best single arm."""
+        net = self.net_policies
+        if net is None or self.rule is None:
+            return {}
+        out = {f"net_value_{name.replace(':', '_').replace('@', '.')}": float(net.loc[name, "value"])
+               for name in net.index}
+        out["net_gain_vs_best_arm"] = float(net.loc["targeted", "diff"])
+        out["net_gain_vs_best_arm_lo"] = float(net.loc["targeted", "diff_lo"])
+        out["net_rule_price"] = float(self.rule.price)
+        out["net_spend_targeted"] = float(net.loc["targeted", "spend"])
+        if self.cost_curve is not None:
+            out["cost_curve_break_even_spend"] = self.cost_curve.break_even_spend
+            out["cost_curve_best_spend"] = self.cost_curve.best_spend
         return out
 
 
@@ -115,6 +152,14 @@ class CVSample:
         return len(self.rows) / self.of
 
 
+def outcome_strata(y: np.ndarray) -> np.ndarray:
+    """The outcome as a stratum label: itself when 0/1, else whether it is above 0 (spent something or not)."""
+    y = np.asarray(y)
+    if np.isin(y, (0, 1)).all():
+        return y.astype(np.int64).astype(str)
+    return np.where(y.astype(float) > 0, "positive", "zero_or_less")
+
+
 def cv_sample(arm: np.ndarray, y: np.ndarray, size: int, seed: int) -> CVSample:
     """``size`` rows stratified by arm x outcome, positions sorted.
 
@@ -123,7 +168,7 @@ def cv_sample(arm: np.ndarray, y: np.ndarray, size: int, seed: int) -> CVSample:
     share); within a stratum the rows are a seeded random choice.
     """
     n = len(arm)
-    codes, _ = pd.factorize(pd.Series(arm).astype(str) + "|" + pd.Series(np.asarray(y)).astype(str))
+    codes, _ = pd.factorize(pd.Series(arm).astype(str) + "|" + pd.Series(outcome_strata(y)))
     counts = np.bincount(codes)
     exact = counts * (size / n)
     take = np.floor(exact).astype(np.int64)
@@ -137,24 +182,46 @@ def cv_sample(arm: np.ndarray, y: np.ndarray, size: int, seed: int) -> CVSample:
     return CVSample(rows=np.sort(order[rank < take[grouped]]), of=n, seed=seed)
 
 
+def split_keys(frame: pd.DataFrame) -> pd.Series:
+    """What the held-out split hashes: the ``cluster`` column when people were randomised in groups, else
+    ``person_id``."""
+    from uplift.trainingtable import CLUSTER_COLUMN
+
+    return frame[CLUSTER_COLUMN] if CLUSTER_COLUMN in frame.columns else frame["person_id"]
+
+
 def heldout_mask(person_id: pd.Series, share: float, seed: int) -> np.ndarray:
-    """True for rows whose person falls in the test share (a seeded hash of the id: stable, by person)."""
+    """True for rows whose person (or cluster: pass :func:`split_keys`) falls in the test share (a seeded hash of
+    the id: stable, by person)."""
     h = pd.util.hash_pandas_object(person_id.astype(str) + f"#{seed}", index=False).to_numpy()
     return (h / np.float64(2**64)) < share
 
 
-def fold_ids(arm: np.ndarray, y: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Fold number per row, stratified by arm x outcome.
+def fold_ids(arm: np.ndarray, y: np.ndarray, folds: int, seed: int, *, groups: np.ndarray | None = None) -> np.ndarray:
+    """Fold number per row, stratified by arm x outcome; with ``groups`` (clusters) a group's rows share a fold.
 
     An arm x outcome stratum with fewer rows than folds (a rare outcome in a small arm) is named in a
-    :class:`~uplift.errors.ThinDataWarning`: some folds have none of it."""
-    strata = pd.Series(arm).astype(str).to_numpy() + "|" + np.asarray(y).astype(str)
+    :class:`~uplift.errors.ThinDataWarning`: some folds have none of it.
+
+    Raises
+    ------
+    DataError
+        Fewer groups than folds.
+    """
+    strata = pd.Series(arm).astype(str).to_numpy() + "|" + outcome_strata(y)
     _warn_thin_strata(strata, folds)
     out = np.empty(len(arm), dtype=np.int64)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    if groups is None:
+        splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(arm)), strata)
+    else:
+        n_groups = pd.Series(groups).nunique()
+        if n_groups < folds:
+            raise DataError(f"{n_groups} cluster(s) among the training rows; {folds} folds need at least {folds}")
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        splits = splitter.split(np.zeros(len(arm)), strata, groups)
     with warnings.catch_warnings():  # scikit-learn's words for it; _warn_thin_strata has said it in ours
         warnings.filterwarnings("ignore", message="The least populated class in y has only", category=UserWarning)
-        for k, (_, val) in enumerate(splitter.split(np.zeros(len(arm)), strata)):
+        for k, (_, val) in enumerate(splits):
             out[val] = k
     return out
 
@@ -193,6 +260,22 @@ def policy_recommendations(
     return policies
 
 
+def net_policy_recommendations(effects: pd.DataFrame, model: MultiArmUplift, rule: NetRule, arms: tuple[str, ...],
+                               costs: pd.DataFrame, value: float) -> dict[str, np.ndarray]:
+    """The policies compared by net value: targeted (the net rule), argmax (unshrunk estimates, net of costs),
+    best single arm (by average net value, no one when none pays), every arm for everyone (``all:<control>``:
+    treat no one). ``costs``: incremental cost per row and treatment arm."""
+    n, control = len(effects), model.control
+    policies = {
+        "targeted": rule.recommend(effects, model.mean_effects_, costs, value=value, control=control),
+        "argmax": recommend_net(effects, costs, value=value, control=control),
+        "best_single_arm": np.full(n, best_net_arm(model.mean_effects_, costs, value=value, control=control),
+                                   dtype=object),
+    }
+    policies.update({f"all:{a}": v for a, v in single_arm_policies(list(arms), n).items()})
+    return policies
+
+
 def fit_fold(spec: ModelSpec, table: TrainingTable, folds: np.ndarray, k: int) -> tuple[np.ndarray, pd.DataFrame]:
     """Fit on every fold but ``k`` and predict fold ``k``: its predictions (rows of fold ``k`` in order, one
     column per treatment arm) and its per-arm metrics."""
@@ -217,6 +300,62 @@ def _cross_fit(spec: ModelSpec, train: TrainingTable, folds: np.ndarray, say: Pr
     return Parallel(n_jobs=spec.cv.jobs, backend="loky")(delayed(fit)(spec, train, folds, k) for k in ks)
 
 
+@dataclass(frozen=True)
+class _Rule:
+    """The chosen targeting rule: its shrinkage choice and, with economics, the net-value rule."""
+
+    shrinkage: ShrinkageChoice
+    net: NetRule | None
+
+
+def _choose_rule(spec: ModelSpec, train: TrainingTable, oof: pd.DataFrame, model: MultiArmUplift) -> _Rule:
+    """The shrinkage factor by out-of-fold IPW value: of conversions, or of net value when economics are declared."""
+    f = train.frame
+    common = dict(y=f["outcome"].to_numpy(), arm=f["arm"].to_numpy(), propensity=train.propensity(),
+                  control=train.control, grid=spec.targeting.shrinkage_grid, one_se_rule=spec.targeting.one_se_rule)
+    econ = train.economics
+    if econ is None:
+        return _Rule(choose_shrinkage(oof, model.mean_effects_, **common), None)
+    net = choose_net_rule(oof, model.mean_effects_, costs=econ.cost_matrix(f, train.arms, source=train.source),
+                          economics=econ, cluster=train.clusters, **common)
+    return _Rule(ShrinkageChoice(lam=net.lam, table=net.table), net)
+
+
+@dataclass(frozen=True)
+class _Heldout:
+    """What the held-out rows say about the model and its rule."""
+
+    predictions: pd.DataFrame
+    metrics: pd.DataFrame
+    policies: pd.DataFrame
+    net_policies: pd.DataFrame | None
+    cost_curve: CostCurve | None
+
+
+def _evaluate_heldout(model: MultiArmUplift, test: TrainingTable, rule: _Rule) -> _Heldout:
+    """Score the held-out rows; value every policy in conversions (and in net value with economics)."""
+    tf = test.frame
+    pred = model.predict(tf[test.feature_names])
+    y, arm, propensity, cluster = tf["outcome"].to_numpy(), tf["arm"].to_numpy(), test.propensity(), test.clusters
+    econ = test.economics
+    if econ is None or rule.net is None:
+        recs = policy_recommendations(pred, model, rule.shrinkage.lam, test.arms)
+        policies = compare_policies(y, arm, propensity, recs, baseline="best_single_arm", cluster=cluster)
+        return _Heldout(pred, _metrics(test, pred), policies, None, None)
+    full = econ.cost_matrix(tf, test.arms, source=test.source)
+    inc = full[list(test.treatment_arms)].sub(full[test.control], axis=0)
+    recs = net_policy_recommendations(pred, model, rule.net, test.arms, inc, econ.value)
+    policies = compare_policies(y, arm, propensity, recs, baseline="best_single_arm", cluster=cluster)
+    net = compare_net_policies(y, arm, propensity, recs, "best_single_arm", costs=full, value=econ.value,
+                               cluster=cluster)
+    curve = None
+    if (inc.to_numpy(float) > 0).all():
+        gains = econ.value * shrink(pred, model.mean_effects_, rule.net.lam)
+        curve = cost_curve(gains, inc, y=y, arm=arm, propensity=propensity, full_costs=full, value=econ.value,
+                           control=test.control, cluster=cluster)
+    return _Heldout(pred, _metrics(test, pred), policies, net, curve)
+
+
 def validate_model(spec: ModelSpec, table: TrainingTable, *, progress: Progress | None = None) -> ValidationReport:
     """Cross-validate, choose the targeting policy, refit, and evaluate on the held-out test set.
 
@@ -225,7 +364,7 @@ def validate_model(spec: ModelSpec, table: TrainingTable, *, progress: Progress 
     fitted on every training row.
     """
     say = progress or (lambda _msg: None)
-    is_test = heldout_mask(table.frame["person_id"], spec.cv.test_share, spec.cv.seed)
+    is_test = heldout_mask(split_keys(table.frame), spec.cv.test_share, spec.cv.seed)
     full, test = table.subset(np.flatnonzero(~is_test)), table.subset(np.flatnonzero(is_test))
     sample = None
     if spec.cv.sample_rows is not None and spec.cv.sample_rows < len(full.frame):
@@ -235,7 +374,7 @@ def validate_model(spec: ModelSpec, table: TrainingTable, *, progress: Progress 
     train = full.subset(sample.rows) if sample is not None else full
     f = train.frame
     y, arm = f["outcome"].to_numpy(), f["arm"].to_numpy()
-    folds = fold_ids(arm, y, spec.cv.folds, spec.cv.seed)
+    folds = fold_ids(arm, y, spec.cv.folds, spec.cv.seed, groups=train.clusters)
 
     oof = pd.DataFrame(np.nan, index=f.index, columns=list(table.treatment_arms))
     fold_rows = []
@@ -249,40 +388,24 @@ def validate_model(spec: ModelSpec, table: TrainingTable, *, progress: Progress 
 
     say("refit on all training rows")
     model = MultiArmUplift.from_table(spec, full).fit_table(full)
-    choice = choose_shrinkage(
-        oof,
-        model.mean_effects_,
-        y=y,
-        arm=arm,
-        propensity=train.propensity(),
-        control=train.control,
-        grid=spec.targeting.shrinkage_grid,
-        one_se_rule=spec.targeting.one_se_rule,
-    )
-
+    rule = _choose_rule(spec, train, oof, model)
     say("evaluate on the held-out test set")
-    tf = test.frame
-    test_pred = model.predict(tf[test.feature_names])
-    test_metrics = _metrics(test, test_pred)
-    policies = compare_policies(
-        tf["outcome"].to_numpy(),
-        tf["arm"].to_numpy(),
-        test.propensity(),
-        policy_recommendations(test_pred, model, choice.lam, table.arms),
-        baseline="best_single_arm",
-    )
+    held = _evaluate_heldout(model, test, rule)
     return ValidationReport(
         spec=spec,
         model=model,
         train=train,
         test=test,
         oof=oof,
-        test_predictions=test_pred,
+        test_predictions=held.predictions,
         cv_metrics=cv_metrics,
         cv_fold_metrics=cv_fold,
-        test_metrics=test_metrics,
-        shrinkage=choice,
-        policies=policies,
+        test_metrics=held.metrics,
+        shrinkage=rule.shrinkage,
+        policies=held.policies,
         folds=folds,
         cv_sample=sample,
+        rule=rule.net,
+        net_policies=held.net_policies,
+        cost_curve=held.cost_curve,
     )

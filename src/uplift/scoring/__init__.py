@@ -4,7 +4,16 @@ from uplift.scoring.chunks import Chunk, count_rows, file_digest, iter_chunks
 from uplift.scoring.job import ScoreSummary, default_rejects_path, score_file
 from uplift.scoring.labels import SegmentLabeler
 from uplift.scoring.rows import REJECT_COLUMNS, RowCheck, SeenIds, validate_rows
-from uplift.scoring.score import UPLIFT_PREFIX, Scorer, effect_columns, model_feature_set, score_chunk, score_features
+from uplift.scoring.score import (
+    NET_PREFIX,
+    UPLIFT_PREFIX,
+    Scorer,
+    effect_columns,
+    model_feature_set,
+    score_chunk,
+    score_columns,
+    score_features,
+)
 from uplift.scoring.writer import ChunkWriter
 
 __all__ = [
@@ -16,6 +25,7 @@ __all__ = [
     "Scorer",
     "SeenIds",
     "SegmentLabeler",
+    "NET_PREFIX",
     "UPLIFT_PREFIX",
     "count_rows",
     "default_rejects_path",
@@ -24,6 +34,7 @@ __all__ = [
     "iter_chunks",
     "model_feature_set",
     "score_chunk",
+    "score_columns",
     "score_features",
     "score_file",
     "validate_rows",

@@ -20,10 +20,21 @@ from uplift.vocabulary import split_arm
 if TYPE_CHECKING:
     from uplift.tracking.pyfunc import UpliftPyfunc
 
-__all__ = ["UPLIFT_PREFIX", "Scorer", "score_chunk", "score_features", "model_feature_set", "effect_columns"]
+__all__ = ["UPLIFT_PREFIX", "NET_PREFIX", "Scorer", "score_chunk", "score_features", "model_feature_set",
+           "effect_columns", "score_columns"]
 
 UPLIFT_PREFIX = "uplift__"
 """Output column prefix: ``uplift__<arm>`` = shrunk estimated uplift of the arm (probability points)."""
+NET_PREFIX = "net__"
+"""Output column prefix of a model with economics: ``net__<arm>`` = value x shrunk uplift - incremental cost."""
+
+
+def score_columns(model: "UpliftPyfunc") -> list[str]:
+    """The per-person output columns of ``model``: uplift per arm, net value per arm (with economics), the rule's
+    arm, its uplift and (with economics) its net value."""
+    net = model.rule_economics is not None
+    return [*(UPLIFT_PREFIX + a for a in model.arms), *((NET_PREFIX + a for a in model.arms) if net else ()),
+            "best_arm", "best_uplift", *(("best_net",) if net else ())]
 
 
 def model_feature_set(base: FeatureSetSpec, model: "UpliftPyfunc") -> FeatureSetSpec:
@@ -60,15 +71,12 @@ class Scorer:
     @property
     def columns(self) -> list[str]:
         """Output columns in order."""
-        return ["person_id", *(UPLIFT_PREFIX + a for a in self.model.arms), "best_arm", "best_uplift", "segment", "persona"]
+        return ["person_id", *score_columns(self.model), "segment", "persona"]
 
     def arrow_schema(self) -> pa.Schema:
         """The output's Arrow schema (every chunk is written with it)."""
-        fields = [pa.field("person_id", pa.string())]
-        fields += [pa.field(UPLIFT_PREFIX + a, pa.float64()) for a in self.model.arms]
-        fields += [pa.field("best_arm", pa.string()), pa.field("best_uplift", pa.float64()),
-                   pa.field("segment", pa.string()), pa.field("persona", pa.string())]
-        return pa.schema(fields)
+        return pa.schema([pa.field(c, pa.string() if c in ("person_id", "best_arm", "segment", "persona")
+                                   else pa.float64()) for c in self.columns])
 
 
 def score_chunk(
@@ -101,22 +109,40 @@ def score_chunk(
     keys = pd.DataFrame({"person_id": audience["person_id"].to_numpy(), "wave": 0, "as_of": as_of})
     features = build_features(keys, audience, exposures, enrolments, scorer.feature_set)[model.feature_names]
     out = {"person_id": audience["person_id"].to_numpy()}
-    out.update(effect_columns(model.effects(features, shrunk=True), model.control))
+    effects = model.effects(features, shrunk=True)
+    inputs = features.join(audience[model.cost_columns].set_axis(features.index)) if model.cost_columns else features
+    best, net = model.decide(inputs, shrunk_effects=effects)
+    out.update(effect_columns(effects, model.control, best=best, net=net))
     out.update(segment=scorer.labeler.segments(audience), persona=scorer.labeler.personas(audience))
     return pd.DataFrame(out)[scorer.columns]
 
 
-def effect_columns(effects: pd.DataFrame, control: str) -> dict[str, np.ndarray]:
-    """``uplift__<arm>`` per arm, ``best_arm`` (the control when no arm helps) and ``best_uplift`` (0 for the control)."""
-    best = recommend(effects, control)
+def _at(values: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """Per row the value in column ``col`` (0 where ``col`` is -1: the control)."""
+    return np.where(col >= 0, values[np.arange(len(values)), np.maximum(col, 0)], 0.0)
+
+
+def effect_columns(effects: pd.DataFrame, control: str, *, best: np.ndarray | None = None,
+                   net: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
+    """``uplift__<arm>`` per arm, ``best_arm`` (default: the arm of largest positive uplift, the control when none
+    helps) and ``best_uplift`` (0 for the control); with ``net`` (net value per arm) also ``net__<arm>`` and
+    ``best_net`` (0 for the control)."""
+    best = recommend(effects, control) if best is None else best
     values = effects.to_numpy(float)
     col = pd.Index(effects.columns).get_indexer(best)
-    best_uplift = np.where(col >= 0, values[np.arange(len(values)), np.maximum(col, 0)], 0.0)
     out = {UPLIFT_PREFIX + a: values[:, i] for i, a in enumerate(effects.columns)}
-    out.update(best_arm=best, best_uplift=best_uplift)
+    if net is not None:
+        net_values = net[list(effects.columns)].to_numpy(float)
+        out.update({NET_PREFIX + a: net_values[:, i] for i, a in enumerate(effects.columns)})
+    out.update(best_arm=best, best_uplift=_at(values, col))
+    if net is not None:
+        out["best_net"] = _at(net_values, col)
     return out
 
 
 def score_features(rows: pd.DataFrame, *, model: "UpliftPyfunc") -> pd.DataFrame:
-    """Shrunk uplift per arm, best arm and its uplift for rows that carry the model's feature columns."""
-    return pd.DataFrame(effect_columns(model.effects(rows, shrunk=True), model.control), index=rows.index)
+    """Shrunk uplift per arm, the rule's arm and its uplift (with economics: net value per arm and of the arm) for
+    rows that carry the model's feature columns (and cost columns)."""
+    effects = model.effects(rows[model.feature_names] if model.cost_columns else rows, shrunk=True)
+    best, net = model.decide(rows, shrunk_effects=effects)
+    return pd.DataFrame(effect_columns(effects, model.control, best=best, net=net), index=rows.index)

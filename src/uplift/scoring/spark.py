@@ -220,15 +220,18 @@ def _history(spark, path: Path, contract, fields: dict[str, str], column: str, c
     return frame.groupBy("person_id").agg(as_json.alias(column))
 
 
-def _result_type(arms: tuple[str, ...]):
+def _result_type(arms: tuple[str, ...], *, net: bool = False):
+    """The scores' Spark schema: the pandas path's columns (with ``net``: a model with economics, its net columns)."""
     from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
-    from uplift.scoring.score import UPLIFT_PREFIX
+    from uplift.scoring.score import NET_PREFIX, UPLIFT_PREFIX
 
     return StructType([StructField("person_id", StringType())]
                       + [StructField(UPLIFT_PREFIX + a, DoubleType()) for a in arms]
-                      + [StructField("best_arm", StringType()), StructField("best_uplift", DoubleType()),
-                         StructField("segment", StringType()), StructField("persona", StringType())])
+                      + ([StructField(NET_PREFIX + a, DoubleType()) for a in arms] if net else [])
+                      + [StructField("best_arm", StringType()), StructField("best_uplift", DoubleType())]
+                      + ([StructField("best_net", DoubleType())] if net else [])
+                      + [StructField("segment", StringType()), StructField("persona", StringType())])
 
 
 def _unwrap(exc: Exception) -> Exception:
@@ -253,6 +256,7 @@ def score_dataset(
     control: str = "holdout",
     rejects: str | Path | None = None,
     strict: bool = False,
+    net: bool = False,
 ) -> ScoreSummary:
     """Score a Parquet audience (file or folder) on Spark; write ``out`` as Parquet partitioned by ``best_arm``.
 
@@ -268,6 +272,7 @@ def score_dataset(
     control : the control arm's name (exposure rows of the control carry message and channel ``none``).
     rejects : where invalid rows go (``.csv`` or ``.parquet``; default ``<out>.rejects.csv`` beside ``out``).
     strict : fail on any invalid row instead, writing nothing.
+    net : the model carries economics (its output adds ``net__<arm>`` and ``best_net``).
 
     Raises
     ------
@@ -295,7 +300,8 @@ def score_dataset(
                                                (enrolments, ENROLMENTS, ENROLMENT_FIELDS, ENROLMENTS_COLUMN)):
             if path is not None:
                 rows = rows.join(_history(spark, Path(path), contract, fields, column, control), "person_id", "left")
-        udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=_result_type(tuple(arms)), env_manager="local",
+        udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=_result_type(tuple(arms), net=net),
+                                      env_manager="local",
                                       params={"as_of": as_of.isoformat()})
         scored = rows.select(udf(F.struct(*rows.columns)).alias("s")).select("s.*")
         with atomic_directory(out) as tmp:

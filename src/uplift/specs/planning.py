@@ -276,6 +276,9 @@ class PlanningPolicy(Spec):
         how optimistic the plan's own estimates of its slack are (:mod:`uplift.allocation.floors`).
     interval : coverage of the reported intervals (normal, independent cells).
     seed : seed of the exploration draws and of the floors' draws.
+    value_per_conversion : EUR one conversion is worth; when given, a campaign model's targeting rule and its
+        scores weigh each arm's uplift at this value against the arm's contact cost (the channel's base cost
+        per contact in ``serve/costs.yaml``): net-value targeting (:mod:`uplift.modeling.netvalue`).
     """
 
     min_spend: dict[str, float] = Field(default_factory=dict)
@@ -289,6 +292,7 @@ class PlanningPolicy(Spec):
     floor_draws: int = Field(default=16, ge=1, le=200)
     interval: float = Field(default=0.8, gt=0, lt=1)
     seed: int = 0
+    value_per_conversion: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @field_validator("min_spend", "max_spend")
     @classmethod

@@ -14,7 +14,10 @@ other data of the same use they are the champion's held-out people as this table
 built on the model's training rows only, valued on the held-out rows as a randomising policy (each
 segment's people contacted with each arm in the plan's proportions), in incremental conversions.
 For an experiment model, the value of its targeting policy (shrunk estimates, the arm with the
-largest positive effect) per 1,000 people. Either way the gain is the paired difference of the two
+largest positive effect) per 1,000 people; when the challenger was trained with economics (a value
+per conversion and contact costs), the net value of each model's rule per 1,000 people at the
+challenger's value and costs. With a ``cluster`` column the split is by cluster and the intervals
+cluster-robust. Either way the gain is the paired difference of the two
 figures on the same rows (:func:`uplift.modeling.policyvalue.ipw_contrast`), and the challenger is
 promoted only when the gain's one-sided lower bound at ``promotion.confidence`` is above the margin.
 """
@@ -27,8 +30,9 @@ import numpy as np
 import pandas as pd
 
 from uplift.errors import DataError
+from uplift.modeling.netvalue import net_difference, net_value
 from uplift.modeling.policyvalue import PolicyTerm, PolicyValue, ipw_contrast
-from uplift.modeling.validation import heldout_mask
+from uplift.modeling.validation import heldout_mask, split_keys
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 from uplift.specs.segments import SegmentSpec
 from uplift.trainingtable import TrainingTable
@@ -120,7 +124,7 @@ def shared_heldout(table: TrainingTable, challenger: Split, champion: Split | No
     DataError
         No row is held out by both splits.
     """
-    ids = table.frame["person_id"]
+    ids = split_keys(table.frame)
     mask = challenger.heldout(ids)
     if champion is None or champion == challenger:
         note = f"the {int(mask.sum()):,} held-out rows ({challenger.describe()})"
@@ -152,7 +156,11 @@ def _recommendations(label: str, model, rows: TrainingTable) -> np.ndarray:
     if model.control != rows.control:
         raise DataError(f"{label} has control arm {model.control!r}, these rows {rows.control!r}")
     _check_arms(label, model.arms, rows)
-    return np.asarray(model.recommend(rows.frame[model.feature_names]), dtype=object)
+    inputs = model.feature_names + list(getattr(model, "cost_columns", []))
+    missing = [c for c in inputs if c not in rows.frame.columns]
+    if missing:
+        raise DataError(f"{label} needs cost column(s) {missing} that this table does not have")
+    return np.asarray(model.recommend(rows.frame[inputs]), dtype=object)
 
 
 def policy_evidence(
@@ -171,16 +179,50 @@ def policy_evidence(
     """
     f = rows.frame
     y, arm, propensity, alpha = f["outcome"].to_numpy(), f["arm"].to_numpy(), rows.propensity(), _alpha(confidence)
+    economics = getattr(challenger, "rule_economics", None)
+    if economics is not None:
+        return _net_evidence(rows, challenger, champion, economics=economics, confidence=confidence,
+                             same_data=same_data, rows_note=rows_note)
+    cluster = rows.clusters
     terms = {"challenger": _one_hot(_recommendations("the challenger", challenger, rows), rows.arms)}
     if champion is not None:
         terms["champion"] = _one_hot(_recommendations("the champion", champion, rows), rows.arms)
-    values = {k: ipw_contrast(y, arm, propensity, [PolicyTerm(s, 1000.0)], alpha=alpha) for k, s in terms.items()}
+    values = {k: ipw_contrast(y, arm, propensity, [PolicyTerm(s, 1000.0)], alpha=alpha, cluster=cluster)
+              for k, s in terms.items()}
     gain = None
     if champion is not None:
         gain = ipw_contrast(y, arm, propensity, [PolicyTerm(terms["challenger"], 1000.0),
-                                                 PolicyTerm(terms["champion"], -1000.0)], alpha=alpha)
+                                                 PolicyTerm(terms["champion"], -1000.0)], alpha=alpha, cluster=cluster)
     return Evidence(
         metric="value of the targeting policy", unit=f"'{rows.outcome}' per 1,000 people",
+        challenger=values["challenger"], champion=values.get("champion"), gain=gain,
+        rows=len(f), people=int(f["person_id"].nunique()), same_data=same_data, confidence=confidence,
+        rows_note=rows_note or f"on {len(f):,} rows",
+    )
+
+
+def _per_1000(v: PolicyValue) -> PolicyValue:
+    return PolicyValue(value=1000 * v.value, se=1000 * v.se, lo=1000 * v.lo, hi=1000 * v.hi, n_matched=v.n_matched)
+
+
+def _net_evidence(rows: TrainingTable, challenger, champion, *, economics, confidence: float, same_data: bool,
+                  rows_note: str) -> Evidence:
+    """Net value per 1,000 people of each model's rule on ``rows`` at ``economics`` (the challenger's), and the
+    paired gain."""
+    f = rows.frame
+    y, arm, propensity, alpha = f["outcome"].to_numpy(), f["arm"].to_numpy(), rows.propensity(), _alpha(confidence)
+    costs = economics.cost_matrix(f, rows.arms, source=rows.source or "the gate's rows")
+    common = dict(costs=costs, value=economics.value, alpha=alpha, cluster=rows.clusters)
+    mine = _recommendations("the challenger", challenger, rows)
+    values = {"challenger": _per_1000(net_value(y, arm, propensity, mine, **common))}
+    gain = None
+    if champion is not None:
+        theirs = _recommendations("the champion", champion, rows)
+        values["champion"] = _per_1000(net_value(y, arm, propensity, theirs, **common))
+        gain = _per_1000(net_difference(y, arm, propensity, mine, theirs, **common))
+    return Evidence(
+        metric="net value of the targeting rule", unit=f"value per 1,000 people (a '{rows.outcome}' worth "
+        f"{economics.value:g}, the challenger's contact costs)",
         challenger=values["challenger"], champion=values.get("champion"), gain=gain,
         rows=len(f), people=int(f["person_id"].nunique()), same_data=same_data, confidence=confidence,
         rows_note=rows_note or f"on {len(f):,} rows",

@@ -25,7 +25,7 @@ from uplift.modeling.validation import ValidationReport
 from uplift.schemas import AUDIENCE
 from uplift.scoring.history import ENROLMENTS_COLUMN, EXPOSURES_COLUMN, empty_history, nest_history
 from uplift.scoring.labels import SegmentLabeler
-from uplift.scoring.score import UPLIFT_PREFIX, model_feature_set
+from uplift.scoring.score import model_feature_set, score_columns
 from uplift.specs.segments import SegmentSpec
 from uplift.tracking.environment import MODEL_RUNTIME, runtime_requirements
 from uplift.tracking.pyfunc import AS_OF_PARAM, UpliftPyfunc
@@ -48,7 +48,8 @@ def bundle_pyfunc(
     """The pyfunc with what scoring needs: the model's feature set (when it makes the model's columns) and labels."""
     from uplift.pipeline import load_feature_set, load_segment_spec
 
-    pyfunc = UpliftPyfunc(report.model, report.shrinkage.lam)
+    rule = {"economics": report.train.economics, "price": report.rule.price if report.rule else 1.0}
+    pyfunc = UpliftPyfunc(report.model, report.shrinkage.lam, **rule)
     if segments is None:  # an experiment model (a table read from an experiment CSV: its columns are the features)
         return pyfunc
     try:
@@ -56,7 +57,7 @@ def bundle_pyfunc(
     except (SchemaError, SpecError):
         return pyfunc
     labeler = SegmentLabeler(segments, segment_spec or load_segment_spec())
-    return UpliftPyfunc(report.model, report.shrinkage.lam, feature_set=feature_set, labeler=labeler)
+    return UpliftPyfunc(report.model, report.shrinkage.lam, feature_set=feature_set, labeler=labeler, **rule)
 
 
 def model_requirements(pyfunc: UpliftPyfunc) -> list[str]:
@@ -67,11 +68,11 @@ def model_requirements(pyfunc: UpliftPyfunc) -> list[str]:
 
 def model_signature(pyfunc: UpliftPyfunc) -> ModelSignature:
     """What the model takes and returns; ``as_of`` as a parameter."""
-    out = [ColSpec("double", UPLIFT_PREFIX + a) for a in pyfunc.arms]
-    out += [ColSpec("string", "best_arm"), ColSpec("double", "best_uplift")]
+    out = [ColSpec("string" if c == "best_arm" else "double", c) for c in score_columns(pyfunc)]
     params = None
     if pyfunc.scorer is None:
         inputs = [ColSpec("double" if f.kind == "numeric" else "string", f.name) for f in pyfunc.model.features]
+        inputs += [ColSpec("double", c) for c in pyfunc.cost_columns]
     else:
         inputs = [ColSpec(_AUDIENCE_TYPES.get(name, "string"), name, required=column.required)
                   for name, column in AUDIENCE.columns.items()]  # optional attributes may be absent
@@ -94,7 +95,8 @@ def input_example(
     frame = report.test.frame
     if pyfunc.scorer is None:
         numeric = {f.name: "float64" for f in pyfunc.model.features if f.kind == "numeric"}
-        return frame[pyfunc.feature_names].head(_EXAMPLE_PEOPLE).astype(numeric)
+        numeric.update({c: "float64" for c in pyfunc.cost_columns})
+        return frame[pyfunc.feature_names + pyfunc.cost_columns].head(_EXAMPLE_PEOPLE).astype(numeric)
     required = [name for name, column in AUDIENCE.columns.items() if column.required]
     if not all(c in frame.columns for c in required):
         return None

@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 from uplift.modeling.metrics import decile_uplift, pairwise_ipw_weights, qini_curve  # noqa: E402
 from uplift.trainingtable import TrainingTable  # noqa: E402
 
-__all__ = ["qini_figure", "decile_figure"]
+__all__ = ["qini_figure", "decile_figure", "cost_curve_figure"]
 
 
 def _grid(n: int):
@@ -70,5 +70,23 @@ def decile_figure(table: TrainingTable, scores: pd.DataFrame, title: str):
         ax.set_ylabel("uplift, points", fontsize=8)
         ax.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def cost_curve_figure(curve, title: str):
+    """Gain and net value per person against the spend per person (:class:`~uplift.modeling.costcurve.CostCurve`),
+    each with its interval, and the spend where the next euro stops paying."""
+    t = curve.table
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for column, label in (("gain", "value gained"), ("net", "net value (gain - spend)")):
+        ax.plot(t["spend"], t[column], lw=1.4, label=label)
+        ax.fill_between(t["spend"], t[f"{column}_lo"], t[f"{column}_hi"], alpha=0.2)
+    ax.axvline(curve.break_even_spend, color="k", ls="--", lw=0.8, label="next euro stops paying (estimated)")
+    ax.axhline(0.0, color="grey", lw=0.5)
+    ax.set_xlabel("spend per person", fontsize=9)
+    ax.set_ylabel("per person, over contacting no one", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -11,6 +11,11 @@ load it. A row that breaks the audience contract raises :class:`~uplift.errors.S
 A model trained on a table whose columns are the features themselves (an experiment CSV) takes
 those columns and returns ``uplift__<arm>``, ``best_arm`` and ``best_uplift``.
 
+A model trained with :class:`~uplift.economics.Economics` (a value per conversion and contact costs)
+carries them and its net-value rule: its output adds ``net__<arm>`` (value x shrunk uplift minus the
+arm's incremental cost) and ``best_net``, and ``best_arm`` is the net-value rule's arm (the control:
+no one, when no arm pays). Costs read from a column per person are then input columns too.
+
 The service and the batch job call :meth:`UpliftPyfunc.effects` on feature columns directly.
 """
 
@@ -20,8 +25,10 @@ import numpy as np
 import pandas as pd
 import mlflow.pyfunc
 
+from uplift.economics import Economics
 from uplift.errors import SchemaError
 from uplift.modeling.estimator import MultiArmUplift
+from uplift.modeling.netvalue import net_effects, recommend_net
 from uplift.modeling.targeting import recommend, shrink
 from uplift.scoring.labels import SegmentLabeler
 from uplift.specs.features import FeatureSetSpec
@@ -53,14 +60,50 @@ class UpliftPyfunc(mlflow.pyfunc.PythonModel):
     feature_set : how features are made from audience rows and history (restricted to the model's
         arms); None for a model whose input columns are its features.
     labeler : the segments and personas of the model's segment table; None without one.
+    economics : the value of a conversion and the contact costs the rule was chosen with; None: conversions alone.
+    price : the net-value rule's price of a euro (above 1 when a budget binds).
     """
 
     def __init__(self, model: MultiArmUplift, shrinkage: float, *, feature_set: FeatureSetSpec | None = None,
-                 labeler: SegmentLabeler | None = None) -> None:
+                 labeler: SegmentLabeler | None = None, economics: Economics | None = None,
+                 price: float = 1.0) -> None:
         self.model = model
         self.shrinkage = float(shrinkage)
         self.feature_set = feature_set
         self.labeler = labeler
+        self.economics = economics
+        self.price = float(price)
+
+    @property
+    def rule_economics(self) -> Economics | None:
+        """The economics of the rule (None for a model logged without them)."""
+        return self.__dict__.get("economics")
+
+    @property
+    def cost_columns(self) -> list[str]:
+        """Input columns with per-person costs that are not features."""
+        econ = self.rule_economics
+        return [c for c in (econ.columns if econ else ()) if c not in self.feature_names]
+
+    def incremental_costs(self, frame: pd.DataFrame, *, source: str = "model input") -> pd.DataFrame:
+        """Each row's cost of every treatment arm over the control's (:meth:`Economics.incremental_costs`)."""
+        econ = self.rule_economics
+        if econ is None:
+            raise SchemaError(f"{source}: this model was trained without costs")
+        return econ.incremental_costs(frame, self.arms, self.control, source=source).set_axis(frame.index)
+
+    def decide(self, frame: pd.DataFrame, *, shrunk_effects: pd.DataFrame | None = None,
+               source: str = "model input") -> tuple[np.ndarray, pd.DataFrame | None]:
+        """The rule's arm per row and, with economics, each arm's net value (value x shrunk uplift - incremental
+        cost); ``frame`` holds the features (and cost columns)."""
+        effects = shrunk_effects if shrunk_effects is not None else self.effects(frame[self.feature_names], shrunk=True)
+        econ = self.rule_economics
+        if econ is None:
+            return recommend(effects, self.control), None
+        costs = self.incremental_costs(frame, source=source)
+        price = float(self.__dict__.get("price", 1.0))
+        best = recommend_net(effects, costs, value=econ.value, control=self.control, price=price)
+        return best, econ.value * net_effects(effects, costs, econ.value)
 
     @property
     def arms(self) -> tuple[str, ...]:
@@ -90,8 +133,9 @@ class UpliftPyfunc(mlflow.pyfunc.PythonModel):
         return shrink(out, self.model.mean_effects_, self.shrinkage) if shrunk else out
 
     def recommend(self, features: pd.DataFrame) -> np.ndarray:
-        """Best arm per row under the validated targeting policy (the control if no arm helps)."""
-        return recommend(self.effects(features, shrunk=True), self.control)
+        """Best arm per row under the validated targeting rule (the control if no arm helps, or, with economics,
+        none pays); ``features`` holds the cost columns too for costs read per person."""
+        return self.decide(features)[0]
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         from uplift.scoring.score import score_chunk, score_features

@@ -22,7 +22,7 @@ from uplift.specs.disclosure import DisclosurePolicy
 from uplift.specs.segments import SegmentSpec
 from uplift.tracking.evidence import Decision, PlanningInputs, Split
 from uplift.tracking.modellog import bundle_pyfunc, log_pyfunc
-from uplift.tracking.plots import decile_figure, qini_figure
+from uplift.tracking.plots import cost_curve_figure, decile_figure, qini_figure
 from uplift.tracking.pyfunc import UpliftPyfunc
 from uplift.tracking.registry import (
     GATE_SEGMENTS_ARTIFACT,
@@ -147,8 +147,18 @@ def _log_params(report: ValidationReport, data_source: str, disclosure: Disclosu
             "data_source": data_source[:500],
             "disclosure_threshold": disclosure.threshold,
             "disclosure_rounding_base": disclosure.rounding_base,
+            **_economics_params(report),
         }
     )
+
+
+def _economics_params(report: ValidationReport) -> dict[str, str | float]:
+    """The value of a conversion, the contact costs and the budget the rule was chosen with (none: no params)."""
+    econ = report.train.economics
+    if econ is None:
+        return {}
+    return {"economics.value": econ.value, "economics.costs": json.dumps(dict(econ.costs), sort_keys=True)[:500],
+            "economics.budget_per_person": "none" if econ.budget_per_person is None else econ.budget_per_person}
 
 
 def _log_tables(report: ValidationReport, extra: dict[str, pd.DataFrame], disclosure: DisclosurePolicy,
@@ -161,6 +171,7 @@ def _log_tables(report: ValidationReport, extra: dict[str, pd.DataFrame], disclo
             "policies": report.policies,
             "shrinkage": report.shrinkage.table,
             "mean_effects": report.model.mean_effects_.to_frame(),
+            **_net_tables(report),
             **extra,
         }
         for name, frame in tables.items():
@@ -176,14 +187,31 @@ def _log_tables(report: ValidationReport, extra: dict[str, pd.DataFrame], disclo
                 mlflow.log_artifact(str(path), folder)
 
 
+def _net_tables(report: ValidationReport) -> dict[str, pd.DataFrame]:
+    """With economics: the held-out net value of every policy, the out-of-fold net value per shrinkage factor and
+    the held-out cost curve."""
+    out = {}
+    if report.net_policies is not None:
+        out["net_policies"] = report.net_policies
+    if report.rule is not None:
+        out["net_rule"] = report.rule.table
+    if report.cost_curve is not None:
+        out["cost_curve"] = report.cost_curve.table.set_index("budget")
+    return out
+
+
 def _log_plots(report: ValidationReport) -> None:
     name = report.spec.name
-    for file, fig in (
+    figures = [
         ("qini_cv.png", qini_figure(report.train, report.oof, f"{name}: Qini curves (out-of-fold)")),
         ("qini_test.png", qini_figure(report.test, report.test_predictions, f"{name}: Qini curves (test)")),
         ("uplift_by_decile_test.png",
          decile_figure(report.test, report.test_predictions, f"{name}: uplift by decile (test)")),
-    ):
+    ]
+    if report.cost_curve is not None:
+        figures.append(("cost_curve_test.png", cost_curve_figure(report.cost_curve, f"{name}: net value as the "
+                                                                                    f"budget grows (test)")))
+    for file, fig in figures:
         mlflow.log_figure(fig, f"plots/{file}")
         plt.close(fig)
 
