@@ -426,3 +426,18 @@ def test_a_coverage_floor_over_a_missing_area_column_or_area_names_the_key():
 def test_a_composition_share_outside_0_and_1_breaks_the_effects_contract():
     with pytest.raises(SchemaError, match="group__migration_background"):
         plan(two_segments(group=(0.1, 1.7)), budget=100.0, costs=costs_for(meta=0.1), policy=policy())
+
+
+def test_a_coverage_floor_over_a_group_nobody_belongs_to_has_nothing_to_hold():
+    """A region without poorer neighbourhoods: no area needs covering, so the plan is the one without the floor;
+    a share floor over such a group still fails, since no plan can give it a share."""
+    effects = two_segments(group=(0.0, 0.0), municipality=("Delft", "Gouda"))
+    cover = {"name": "migrants_everywhere", "area": "municipality", "group": "migration_background",
+             "min_contacts": 50}
+    result = plan(effects, budget=100.0, costs=costs_for(meta=0.1), policy=policy(coverage_floors=[cover]))
+    free = plan(effects, budget=100.0, costs=costs_for(meta=0.1), policy=policy())
+    assert result.status == "optimal"
+    pd.testing.assert_frame_equal(result.cells, free.cells)
+    assert not any(r.kind == "coverage" for r in result.rules)
+    with pytest.raises(DataError, match="which has no people in any segment"):
+        plan(effects, budget=100.0, costs=costs_for(meta=0.1), policy=policy(fairness_floors=[floor("contact_share")]))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from uplift.allocation.effects import counts_group, group_weights, segment_kind
+from uplift.allocation.effects import GROUP_PREFIX, counts_group, group_weights, segment_kind
 from uplift.allocation.rules.base import BaseFigures, DeclaredRule, RuleFamily, Rows, Situation, others
 from uplift.errors import DataError
 
@@ -51,7 +51,7 @@ class Coverage(RuleFamily):
         floor_of, area_of, cells_of, weight_of = [], [], [], []
         kind = segment_kind(problem.frame)
         for i, cover in enumerate(problem.policy.coverage_floors):
-            if not cover.applies_to(kind) or not counts_group(problem.frame, cover.group):
+            if not cover.applies_to(kind) or not counts_group(problem.frame, cover.group) or _nobody(problem.frame, cover):
                 continue
             key = f"{policy_source} coverage_floors[{i}] {cover.name!r}"
             for area, cells, weight in coverage_cells(problem.frame, cover, key=key, source=source, require=require):
@@ -117,6 +117,13 @@ class Coverage(RuleFamily):
                 unit=f"100 more contacts in every {cover.area}", size=cover.min_contacts / 100.0,
                 stated=f"{cover.min_contacts:,.0f} contacts{who}{on} in each of {len(own)} {cover.area} area(s)"))
         return out
+
+
+def _nobody(frame: pd.DataFrame, cover: CoverageFloor) -> bool:
+    """Whether ``cover``'s priority group has no people in any segment of ``frame`` (a region without poorer
+    neighbourhoods): then no area needs covering, and the floor has nothing to hold."""
+    column = f"{GROUP_PREFIX}{cover.group}"
+    return cover.group is not None and column in frame.columns and not (frame[column].to_numpy(dtype=float) > 0).any()
 
 
 def coverage_cells(
