@@ -11,8 +11,6 @@ import pytest
 from conftest import ROOT
 
 DOCS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))
-README_KNOWN_BAD = ("README.md names ../shared/data/hillstrom.csv, outside the repository; the README is being "
-                    "rewritten (strict: this fails once it passes, so the mark goes with the fix)")
 
 INLINE_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 REFERENCE_LINK = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$", re.MULTILINE)
@@ -71,8 +69,7 @@ def problems(page: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("page", [*DOCS, pytest.param("README.md", marks=pytest.mark.xfail(
-    reason=README_KNOWN_BAD, strict=True))])
+@pytest.mark.parametrize("page", [*DOCS, "README.md"])
 def test_every_link_resolves_inside_the_repository(page):
     assert problems(page) == []
 
