@@ -72,15 +72,18 @@ def collect(folders: Iterable[Path]) -> list[dict]:
 
 
 def render(records: Sequence[dict], order: Sequence[str] = ()) -> str:
-    """The Markdown table of ``records`` (benchmarks in ``order`` first), one row per figure."""
+    """The Markdown of ``records`` (benchmarks in ``order`` first): a table of figure and value, then per
+    benchmark what it was measured on, the command, the commit and the date (numbered like the rows)."""
     rank = {name: i for i, name in enumerate(order)}
     records = sorted(records, key=lambda r: (rank.get(r["benchmark"], len(rank)), r["benchmark"]))
-    lines = ["| figure | value | measured on | command | commit, date |", "|---|---|---|---|---|"]
-    for body in records:
+    lines = ["| figure | value | source |", "|---|---|---:|"]
+    sources = []
+    for number, body in enumerate(records, start=1):
         for row in body["rows"]:
-            lines.append(f"| {row['figure']} | {row['value']} | {row['on']} | `{body['command']}` | "
-                         f"{body['commit']}, {body['date']} |")
-    return "\n".join(lines)
+            lines.append(f"| {row['figure']} | {row['value']} | {number} |")
+        on = "; ".join(dict.fromkeys(row["on"] for row in body["rows"]))
+        sources.append(f"{number}. {on}: `{body['command']}` (commit {body['commit']}, {body['date']})")
+    return "\n".join(lines + [""] + sources)
 
 
 def update_readme(readme: Path, table: str) -> bool:

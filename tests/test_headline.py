@@ -25,7 +25,9 @@ def test_records_become_the_readme_block_and_nothing_else_changes(tmp_path):
     assert [r["benchmark"] for r in records] == ["benchmarks.family", "benchmarks.loop"]
     table = render(records, order=["benchmarks.loop"])
     lines = table.splitlines()
-    assert len(lines) == 2 + 3 and "cumulative share by wave 6 | 91.0%" in lines[2] and "84.1%" in lines[4]
+    assert lines[2] == "| cumulative share by wave 6 | 91.0% | 1 |" and lines[4] == "| share of the oracle, mean | 84.1% | 2 |"
+    assert lines[6].startswith("1. 5 seeds: `python -m benchmarks.loop` (commit ")
+    assert lines[7].startswith("2. 21 worlds: `python -m benchmarks.family --worlds 20` (commit ")
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\nbefore\n{START}\nold table\n{END}\nafter\n")
     assert update_readme(readme, table) and not update_readme(readme, table)
