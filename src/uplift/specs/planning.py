@@ -53,8 +53,12 @@ class ChannelCost(Spec):
     Give either ``cost_per_contact`` (EUR per person reached) or ``cost_per_mille`` (EUR per
     thousand impressions) together with ``impressions_per_contact`` (the frequency needed to
     count a person as reached); :attr:`unit_cost` normalises both to EUR per contact.
+    ``delivered_per`` says how the channel is bought: ``person`` (an ad platform selects the people of a
+    segment) or ``area`` (flyers, door-to-door: delivered per 4-digit postcode, so a wave's design names the
+    postcodes its people are reached through).
     """
 
+    delivered_per: Literal["person", "area"] = "person"
     cost_per_contact: float | None = Field(default=None, gt=0)
     cost_per_mille: float | None = Field(default=None, gt=0)
     impressions_per_contact: float | None = Field(default=None, gt=0)
