@@ -20,7 +20,8 @@ __all__ = [
     "experiment_app",
     "WaveDesign",
     "design_wave",
-    "plan_weights",
+    "read_plan",
+    "PlanFile",
     "plan_effects",
     "channel_costs",
     "analysis_frame",
@@ -55,30 +56,6 @@ def channel_costs(spec: ExperimentSpec, costs: CostCatalogue) -> dict[str, float
 
     channels = dict.fromkeys(split_arm(a)[1] for a in spec.arms)
     return {c: costs.channel(c).unit_cost for c in channels}
-
-
-def plan_weights(cells: pd.DataFrame, spec: ExperimentSpec, *, source: str = "plan") -> dict[str, float]:
-    """The plan's contacts per treatment arm of ``spec`` (for ``arm_weights: from_plan``).
-
-    Raises
-    ------
-    SchemaError
-        The plan has no ``arm`` or ``contacts`` column.
-    DataError
-        An arm of the spec gets no contacts in the plan (drop it from the spec's arms, or declare weights).
-    """
-    missing = [c for c in ("arm", "contacts") if c not in cells.columns]
-    if missing:
-        raise SchemaError(f"{source}: missing column(s) {missing}; expected the cells written by `uplift plan`")
-    contacts = pd.to_numeric(cells["contacts"], errors="coerce").fillna(0.0).groupby(cells["arm"].astype(str)).sum()
-    weights = {a: float(contacts.get(a, 0.0)) for a in spec.arms}
-    empty = [a for a, w in weights.items() if not w > 0]
-    if empty:
-        raise DataError(
-            f"{source}: the plan gives no contacts to arm(s) {empty} of experiment {spec.name!r}; "
-            "remove them from the spec's arms or declare arm_weights"
-        )
-    return weights
 
 
 def plan_effects(cells: pd.DataFrame, spec: ExperimentSpec, *, source: str = "plan") -> dict[str, float]:
@@ -136,16 +113,57 @@ def beside(path: Path, tag: str, suffix: str = ".csv") -> Path:
     return path.with_name(f"{path.stem}.{tag}{suffix}")
 
 
+@dataclass(frozen=True)
+class PlanFile:
+    """A plan read from a file: its cells, and the model version that made it when the file says so."""
+
+    cells: pd.DataFrame
+    model: str = ""
+
+
+def read_plan(path: Path) -> PlanFile:
+    """The cells of a plan written by ``uplift plan`` (.csv or .parquet), or of a stored plan as the service
+    returns it (``GET /plans/{id}`` saved as .json: its ``cells``, ``model_name`` and ``model_version``).
+
+    Raises
+    ------
+    SchemaError
+        The JSON is not a plan (no ``cells`` list).
+    """
+    import json
+
+    from uplift.tableio import read_table
+
+    if path.suffix.lower() != ".json":
+        return PlanFile(read_table(path))
+    try:
+        body = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as exc:
+        raise SchemaError(f"{path}: not a readable JSON plan ({exc})") from None
+    if not isinstance(body, dict) or not isinstance(body.get("cells"), list):
+        raise SchemaError(f"{path}: field 'cells' is missing or not a list; expected a stored plan (GET /plans/{{id}})")
+    model = f"{body.get('model_name', '')}/{body.get('model_version', '')}" if "model_version" in body else ""
+    return PlanFile(pd.DataFrame(body["cells"]), model)
+
+
 @experiment_app.command("design")
 def design_command(
     spec: Annotated[Path, typer.Option(help="Experiment spec (experiments/*.yaml).")],
     audience: Annotated[Path, typer.Option(help="Audience to randomise (.parquet or .csv).")],
     out: Annotated[Path, typer.Option(help="Assignment file: exposures rows (.parquet or .csv).")],
-    plan: Annotated[Path | None, typer.Option(help="Plan cells (`uplift plan` output) for arm_weights: from_plan.")] = None,
+    plan: Annotated[Path | None, typer.Option(help="A plan (`uplift plan` cells, or a stored plan saved as .json): "
+                                              "the wave is designed from its cells.")] = None,
+    enrolments: Annotated[Path | None, typer.Option(help="Funnel events: people who registered before the wave "
+                                                    "are left out of a design from a plan.")] = None,
+    keep_registered: Annotated[bool, typer.Option(help="Keep people who already registered.")] = False,
+    segments: Annotated[Path | None, typer.Option(help="Segment spec the plan was made with "
+                                                  "(default features/segments.yaml).")] = None,
     costs: Annotated[Path | None, typer.Option(help="Cost catalogue (default serve/costs.yaml).")] = None,
     base_rate: Annotated[float, typer.Option("--base-rate", help="Expected holdout conversion rate, for power.")] = 0.002,
 ) -> None:
-    """Deterministic salted-hash assignment, power table, stratum balance; written and logged to MLflow."""
+    """Deterministic salted-hash assignment, power table, stratum balance; written and logged to MLflow.
+
+    With --plan: each planned segment is randomised on its own to the plan's contacts per arm and its holdout."""
     from uplift.config import get_settings
     from uplift.schemas import AUDIENCE, validate
     from uplift.scoring import file_digest
@@ -158,12 +176,13 @@ def design_command(
     exp = load_spec(spec, ExperimentSpec)
     catalogue = load_spec(costs or project_root() / "serve" / "costs.yaml", CostCatalogue)
     people = validate(read_table(audience), AUDIENCE, source=str(audience))
-    weights = None
     if plan is not None:
-        if not exp.weights_from_plan:
-            raise DataError(f"{spec}: arm_weights are declared; --plan is only used with arm_weights: from_plan")
-        weights = plan_weights(read_table(plan), exp, source=str(plan))
-    result = design_wave(exp, people, costs=catalogue, base_rate=base_rate, weights=weights)
+        _design_from_plan(exp, spec, people, audience, plan, catalogue, out, enrolments=enrolments,
+                          keep_registered=keep_registered, segments=segments)
+        return
+    if exp.weights_from_plan:
+        raise DataError(f"{spec}: arm_weights: from_plan needs --plan (the plan the wave is designed from)")
+    result = design_wave(exp, people, costs=catalogue, base_rate=base_rate)
     policy = disclosure_policy()
     power = released_power(result.power, policy)
     balance = released_balance(result.balance, result.assignment, policy)
@@ -172,7 +191,7 @@ def design_command(
     write_table(balance, beside(out, "balance"))
     run_id = log_design(get_settings(), spec_path=spec, spec_name=exp.name, wave=exp.wave, salt=exp.salt,
                         audience=audience, digest=file_digest(audience), out=out, base_rate=base_rate,
-                        shares=result.shares, power=power, balance=balance, plan=plan,
+                        shares=result.shares, power=power, balance=balance, plan=None,
                         people=release_count(len(result.assignment), policy))
 
     t = Table(title=f"{exp.name}: power per arm at a holdout rate of {1000 * base_rate:.2f} per 1,000 "
@@ -200,16 +219,74 @@ def design_command(
                   "in experiment 'uplift-experiments'")
 
 
+def _design_from_plan(exp: ExperimentSpec, spec_path: Path, people: pd.DataFrame, audience: Path, plan: Path,
+                      catalogue: CostCatalogue, out: Path, *, enrolments: Path | None, keep_registered: bool,
+                      segments: Path | None) -> None:
+    """``uplift experiment design --plan``: write the wave's exposures, the plan check and the postcodes."""
+    from uplift.config import get_settings
+    from uplift.design.fromplan import design_from_plan, registered_people
+    from uplift.disclosure import release_count
+    from uplift.pipeline import load_segment_spec
+    from uplift.schemas import ENROLMENTS, validate
+    from uplift.scoring import file_digest
+    from uplift.tableio import read_table, write_table
+    from uplift.tracking.jobs import log_plan_design
+
+    registered = None
+    if not keep_registered:
+        if enrolments is None:
+            raise DataError("--plan: pass --enrolments (people who already registered are left out) "
+                            "or --keep-registered")
+        events = validate(read_table(enrolments), ENROLMENTS, source=str(enrolments))
+        registered = registered_people(events, exp.start)
+    design = design_from_plan(read_plan(plan).cells, people, arms=tuple(exp.arms), control=exp.control,
+                              segment_spec=load_segment_spec(str(segments) if segments else "segments"),
+                              costs=catalogue, wave=exp.wave, salt=exp.salt, start=exp.start,
+                              registered=registered, source=str(plan))
+    ex, check = design.exposures, design.check
+    areas = (ex.loc[ex["area"] != "", ["design_cell", "arm", "area"]].drop_duplicates()
+             .rename(columns={"design_cell": "segment", "area": "postcode"}).sort_values(["segment", "arm", "postcode"]))
+    write_table(ex, out)
+    write_table(check, beside(out, "plan_check"))
+    write_table(areas, beside(out, "postcodes"))
+    policy = disclosure_policy()
+    drawn, treated = len(ex), int((ex["arm"] != exp.control).sum())
+    figures = {"people": release_count(drawn, policy), "contacts": release_count(treated, policy),
+               "spend_eur": float(check["spend"].sum()), "planned_spend_eur": float(check["planned_spend"].sum()),
+               "contacts_short_of_plan": float(-check.loc[check["rounding"] < 0, "rounding"].sum()),
+               "excluded_registered": release_count(design.excluded_registered, policy),
+               "exploration_contacts": float(check["exploration_contacts"].sum())}
+    run_id = log_plan_design(get_settings(), spec_path=spec_path, spec_name=exp.name, wave=exp.wave, salt=exp.salt,
+                             audience=audience, digest=file_digest(audience), out=out, plan=plan, check=check,
+                             figures={k: (float("nan") if v is None else v) for k, v in figures.items()})
+    short = check[check["rounding"] != 0]
+    console.print(f"{exp.name}: {_count(figures['people'])} people in {check['segment'].nunique()} planned segments, "
+                  f"{_count(figures['contacts'])} contacted on {int((check['arm'] != exp.control).sum())} cells, "
+                  f"{_count(release_count(drawn - treated, policy))} held out inside their cells; spend EUR "
+                  f"{figures['spend_eur']:,.2f} of the plan's EUR {figures['planned_spend_eur']:,.2f}; "
+                  f"{int(figures['exploration_contacts']):,} contacts are exploration")
+    console.print(f"{len(short)} of {len(check)} cells differ from the plan (segments with fewer eligible people "
+                  f"than planned, scaled down): {int(figures['contacts_short_of_plan']):,} contacts fewer in all"
+                  if len(short) else "every cell has the plan's contacts and spend exactly")
+    console.print("already registered and left out: " + ("none (--keep-registered)" if registered is None else
+                  f"{_count(figures['excluded_registered'])} people (rounded to {policy.rounding_base}, none below "
+                  f"{policy.threshold})"))
+    console.print(f"wrote {out}, {beside(out, 'plan_check')}, {beside(out, 'postcodes')}; MLflow run {run_id[:8]} "
+                  "in experiment 'uplift-experiments'")
+
+
 # -- analysis -----------------------------------------------------------------------------
 def expected_shares(spec: ExperimentSpec, wave_rows: pd.DataFrame) -> pd.Series:
-    """Design shares for the SRM check: declared weights, or for ``from_plan`` those recorded in the exposures."""
+    """Design shares for the SRM check: the spec's declared weights; for a wave designed from a plan (or with
+    ``from_plan`` weights) those recorded in the exposures, each design cell's weighted by its rows."""
     from uplift.design import design_shares
-    from uplift.features.propensity import design_table
+    from uplift.features.propensity import DESIGN_CELL, design_keys, design_table
 
-    if not spec.weights_from_plan:
+    if not spec.weights_from_plan and DESIGN_CELL not in wave_rows.columns:
         return design_shares(spec)
     table = design_table(wave_rows, spec.all_arms, source=f"exposures of wave {spec.wave}")
-    return table.iloc[0].rename("share")
+    sizes = pd.Series(1.0, index=design_keys(wave_rows)).groupby(level=[0, 1]).sum().reindex(table.index)
+    return (table.mul(sizes.to_numpy(), axis=0).sum() / sizes.sum()).rename("share")
 
 
 def analysis_frame(

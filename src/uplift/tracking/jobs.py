@@ -171,6 +171,37 @@ def log_design(
     return run.info.run_id
 
 
+def log_plan_design(
+    settings: Settings,
+    *,
+    spec_path: Path,
+    spec_name: str,
+    wave: int,
+    salt: str,
+    audience: Path,
+    digest: str,
+    out: Path,
+    plan: Path,
+    check: pd.DataFrame,
+    figures: dict[str, float],
+) -> str:
+    """One run in experiment ``uplift-experiments`` for a wave designed from a plan; returns its id.
+
+    ``check`` (planned against designed contacts and spend per cell) is logged as a table; ``figures`` are
+    released totals (people, spend, rounding), logged as metrics.
+    """
+    experiment_id = _experiment(settings, EXPERIMENTS_EXPERIMENT)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"design {spec_name} from plan") as run:
+        mlflow.log_params({"job": "design", "experiment": spec_name, "wave": wave, "salt": salt,
+                           "audience_path": str(audience)[:500], "audience_sha256": digest,
+                           "plan": str(plan)[:500], "design": "from_plan"})
+        mlflow.log_metrics({k: float(v) for k, v in figures.items() if v == v})
+        mlflow.set_tags({"job": "design", "output_path": str(out)[:5000]})
+        mlflow.log_text(Path(spec_path).read_text(), "spec/experiment.yaml")
+        _log_frames({"plan_check.csv": check}, "tables")
+    return run.info.run_id
+
+
 def log_analysis(
     settings: Settings,
     *,
