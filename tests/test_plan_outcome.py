@@ -104,3 +104,69 @@ def test_zero_conversion_cells_get_an_honest_interval_and_are_never_released():
     assert np.isnan(total["realised"]) and total["promised"] == pytest.approx(4.4)
     assert "withheld" in released.sentence()
     assert np.isnan(result.calibration.slope)  # two cells cannot be calibrated
+
+
+def test_the_cli_round_trip_writes_the_promise_against_the_wave_and_the_next_training_reads_it(
+        workdir, strong_region, strong_world):
+    import mlflow
+    import yaml
+    from conftest import feature_set_for
+    from typer.testing import CliRunner
+
+    from uplift.cli import app
+    from uplift.features import build_training_table
+    from uplift.pipeline import table_from_folder
+    from uplift.simulate import write_world
+    from uplift.tableio import read_table, write_table
+    from uplift.trainingtable import PROPENSITY_PREFIX
+
+    world, runner = strong_world, CliRunner()
+    arms = [a for a in world.arms if a != world.control]
+    data = workdir / "data"
+    write_world(world, data)
+    start = strong_region.waves.start + dt.timedelta(days=2 * strong_region.waves.gap_days)
+    spec = workdir / "wave3.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "strong-wave3", "wave": 3, "arms": arms, "holdout_share": 0.2, "arm_weights": "from_plan",
+        "salt": "strong-wave3", "outcome": "registration", "attribution_days": 28,
+        "minimum_detectable_effect": 0.01, "start": start.isoformat(),
+        "end": (start + dt.timedelta(days=27)).isoformat()}))
+    plan = _plan(world.audience, arms, segments=30)
+    plan = plan.assign(expected_conversions=0.01 * plan["contacts"], lo=0.0, hi=0.02 * plan["contacts"])
+    write_table(plan, workdir / "plan.csv")
+    res = runner.invoke(app, ["experiment", "design", "--spec", str(spec), "--audience", str(data / "audience.parquet"),
+                              "--plan", str(workdir / "plan.csv"), "--enrolments", str(data / "enrolments.parquet"),
+                              "--out", str(workdir / "wave3.parquet")])
+    assert res.exit_code == 0, res.output
+    designed = read_table(workdir / "wave3.parquet")
+    wave = run_assigned_wave(strong_region, people=40_000, seed=11, assignment=designed, history=world.exposures,
+                             enrolments=world.enrolments)
+    write_table(pd.concat([world.exposures, designed], ignore_index=True), data / "exposures.parquet")
+    write_table(pd.concat([world.enrolments, wave.enrolments], ignore_index=True), data / "enrolments.parquet")
+    out = workdir / "analysis.csv"
+    res = runner.invoke(app, ["experiment", "analyze", "--spec", str(spec), "--exposures", str(data / "exposures.parquet"),
+                              "--enrolments", str(data / "enrolments.parquet"), "--audience",
+                              str(data / "audience.parquet"), "--plan", str(workdir / "plan.csv"), "--plan-model",
+                              "uplift-registration/4", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "the plan promised" in res.output and "per message" in res.output and "calibration over the cells" in res.output
+    cells = read_table(workdir / "analysis.plan_cells.csv")
+    assert len(cells) == 60 and not {"n_arm", "conversions_arm"} & set(cells.columns)
+    assert set(read_table(workdir / "analysis.plan_groups.csv")["group"]) >= {"women", "age_50_plus"}
+    assert (workdir / "analysis.calibration.png").stat().st_size > 1000
+    run = mlflow.search_runs(experiment_names=["uplift-experiments"], output_format="list")[0]
+    assert run.data.params["plan_model"] == "uplift-registration/4" and "plan_promised" in run.data.metrics
+    # the next training reads the wave like any other: each person's propensities are those of their cell
+    features = feature_set_for(world)
+    table = table_from_folder(data, features)  # out of core
+    rows = table.frame[table.frame["wave"] == 3].set_index("person_id")
+    truth = designed.set_index("person_id")
+    for arm in ("holdout", *arms):
+        own = truth["arm"] == arm
+        got = rows.loc[truth.index[own], f"{PROPENSITY_PREFIX}{arm}"].to_numpy()
+        np.testing.assert_allclose(got, truth.loc[own, "assignment_probability"].to_numpy())
+    np.testing.assert_allclose(rows.filter(like=PROPENSITY_PREFIX).sum(axis=1), 1.0)
+    in_memory = build_training_table(read_table(data / "audience.parquet"), read_table(data / "exposures.parquet"),
+                                     read_table(data / "enrolments.parquet"), features)
+    mem = in_memory.frame[in_memory.frame["wave"] == 3].set_index("person_id").filter(like=PROPENSITY_PREFIX)
+    pd.testing.assert_frame_equal(mem.sort_index(), rows.filter(like=PROPENSITY_PREFIX).sort_index(), check_dtype=False)

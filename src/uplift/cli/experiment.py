@@ -276,6 +276,72 @@ def _design_from_plan(exp: ExperimentSpec, spec_path: Path, people: pd.DataFrame
 
 
 # -- analysis -----------------------------------------------------------------------------
+def _group_membership(frame: pd.DataFrame, people: pd.DataFrame | None, path: Path | None) -> dict[str, np.ndarray]:
+    """Each priority group's members among the wave's rows (none without an audience or declared groups)."""
+    from uplift.pipeline import load_priority_groups
+    from uplift.segments.composition import group_members
+
+    declared = load_priority_groups(path)
+    if people is None or declared is None:
+        return {}
+    rows = people.set_index(people["person_id"].astype(str)).reindex(frame["person_id"].astype(str)).reset_index(drop=True)
+    members = group_members(rows, declared)
+    return {name: members[name].to_numpy(dtype=bool) for name in members.columns}
+
+
+def _promised_section(frame: pd.DataFrame, plan_file: PlanFile, exp: ExperimentSpec, plan: Path, out: Path,
+                      run_id: str, *, model: str, people: pd.DataFrame | None, groups_path: Path | None) -> None:
+    """What the plan promised per cell, message and priority group against what the wave delivered: written
+    beside ``out`` (released), printed, and added to the analysis run ``run_id`` with the plan's model."""
+    from uplift.design.promised import promised_and_delivered
+    from uplift.design.release import released_outcome
+    from uplift.tableio import atomic_path, write_table
+    from uplift.tracking.jobs import log_plan_outcome
+    from uplift.tracking.plots import calibration_figure
+
+    outcome = promised_and_delivered(frame, plan_file.cells, outcome_col=exp.outcome, control=exp.control,
+                                     groups=_group_membership(frame, people, groups_path), level=1 - exp.alpha,
+                                     source=str(plan))
+    released = released_outcome(outcome, disclosure_policy())
+    for name in ("cells", "messages", "groups", "total"):
+        write_table(getattr(released, name), beside(out, f"plan_{name}"))
+    figure = calibration_figure(released.cells, released.calibration, f"{exp.name}: calibration over the planned cells")
+    with atomic_path(beside(out, "calibration", ".png")) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)
+    log_plan_outcome(run_id, outcome=released, model=model, plan=plan)
+    _print_promised(released, model)
+
+
+def _fig(v: float, lo: float, hi: float) -> str:
+    return "withheld" if pd.isna(v) else f"{v:,.1f} [{lo:,.1f}, {hi:,.1f}]"
+
+
+def _print_promised(released, model: str) -> None:
+    level = f"{released.level:.0%}"
+    for name, key in (("message", "messages"), ("group", "groups")):
+        table = getattr(released, key)
+        if table.empty:
+            continue
+        t = Table(title=f"Promised against delivered, per {name} (incremental conversions)")
+        for col in (name, "promised (plan's interval)", f"delivered ({level})"):
+            t.add_column(col, justify="left" if col == name else "right")
+        for r in table.itertuples():
+            t.add_row(str(getattr(r, name)), _fig(r.promised, r.promised_lo, r.promised_hi),
+                      _fig(r.realised, r.realised_lo, r.realised_hi))
+        console.print(t)
+    cells = released.cells
+    shown = int(cells["realised"].notna().sum())
+    cal = released.calibration
+    console.print(f"{shown} of {len(cells)} planned cells have their delivered figures shown (the others rest on "
+                  "too few people or converters)")
+    console.print("calibration over the cells: " + ("too few cells or no spread in the promises" if pd.isna(cal.slope)
+                  else f"slope {cal.slope:.2f} [{cal.slope_lo:.2f}, {cal.slope_hi:.2f}], intercept "
+                       f"{1000 * cal.intercept:+.2f} [{1000 * cal.intercept_lo:+.2f}, {1000 * cal.intercept_hi:+.2f}] "
+                       f"per 1,000 contacts ({cal.level:.0%}; {cal.cells} cells; slope 1 and intercept 0: on target)"))
+    console.print(f"In total, {released.sentence()}; plan made by model {model or 'unknown'}.", highlight=False)
+
+
+
 def expected_shares(spec: ExperimentSpec, wave_rows: pd.DataFrame) -> pd.Series:
     """Design shares for the SRM check: the spec's declared weights; for a wave designed from a plan (or with
     ``from_plan`` weights) those recorded in the exposures, each design cell's weighted by its rows."""
@@ -306,7 +372,8 @@ def analysis_frame(
 
     Returns
     -------
-    (frame, covariates) : the frame (columns ``person_id, arm``, the outcome named ``spec.outcome``, covariates, ``segment`` when asked)
+    (frame, covariates) : the frame (columns ``person_id, arm``, the outcome named ``spec.outcome``, covariates,
+        ``design_cell`` for a wave designed from a plan, ``segment`` when asked)
         and the covariate names kept.
 
     Raises
@@ -318,6 +385,7 @@ def analysis_frame(
     """
     from uplift.features import build_features
     from uplift.features.outcome import label_outcome
+    from uplift.features.propensity import DESIGN_CELL, design_cells
     from uplift.specs.features import FeatureSetSpec, OutcomeSpec
 
     rows = exposures[exposures["wave"] == spec.wave].reset_index(drop=True)
@@ -337,6 +405,8 @@ def analysis_frame(
         [rows[["person_id", "arm"]], pd.DataFrame({spec.outcome: label_outcome(keys, enrolments, outcome)}), x[list(kept)]],
         axis=1,
     )
+    if DESIGN_CELL in rows.columns:  # a wave designed from a plan: each person's planned segment
+        frame[DESIGN_CELL] = design_cells(rows)
     if segment_by:
         frame["segment"] = _segment_values(rows, audience, segment_by)
     return frame, kept
@@ -394,9 +464,14 @@ def analyze_command(
     audience: Annotated[Path | None, typer.Option(help="Audience (for --segment-by on its columns).")] = None,
     segment_by: Annotated[str | None, typer.Option("--segment-by", help="Also report per value, e.g. age_band.")] = None,
     out: Annotated[Path | None, typer.Option(help="Per-arm results (.csv); default out/analysis_<name>.csv.")] = None,
-    plan: Annotated[Path | None, typer.Option(help="Plan cells (`uplift plan` output): the effect each arm is "
-                                              "expected to have, for the too-small-to-detect warnings "
-                                              "(default: the spec's minimum_detectable_effect).")] = None,
+    plan: Annotated[Path | None, typer.Option(help="Plan cells (`uplift plan` output, or a stored plan as .json): the "
+                                              "effect each arm is expected to have, for the too-small-to-detect "
+                                              "warnings (default: the spec's minimum_detectable_effect); for a wave "
+                                              "designed from it, what it promised per cell against what happened.")] = None,
+    plan_model: Annotated[str | None, typer.Option(help="The model version that made the plan (a .json plan "
+                                                   "names its own).")] = None,
+    groups: Annotated[Path | None, typer.Option(help="Priority groups (default serve/groups.yaml), per group "
+                                                "with --plan and --audience.")] = None,
 ) -> None:
     """Per arm (and segment) verdict against the holdout, adjusted for many arms; CUPED where it applies; SRM."""
     from uplift.cli.score import load_history
@@ -414,7 +489,8 @@ def analyze_command(
     people = validate(read_table(audience), AUDIENCE, source=str(audience)) if audience is not None else None
     frame, covariates = analysis_frame(exp, ex, en, audience=people, segment_by=segment_by)
     shares = expected_shares(exp, ex[ex["wave"] == exp.wave])
-    targets = plan_effects(read_table(plan), exp, source=str(plan)) if plan is not None else None
+    plan_file = read_plan(plan) if plan is not None else None
+    targets = plan_effects(plan_file.cells, exp, source=str(plan)) if plan_file is not None else None
     result = analyze(frame, arm_col="arm", outcome_col=exp.outcome, control=exp.control,
                      segment_col="segment" if segment_by else None, covariates=covariates,
                      expected_shares=shares.to_dict(), inference=Inference.from_spec(exp, targets))
@@ -432,6 +508,9 @@ def analyze_command(
                           enrolments=enrolments, out=out, analysis=result, plan=plan, summary=text,
                           people=release_count(len(frame), policy))
     console.print(text, highlight=False)
+    if plan_file is not None and "design_cell" in frame.columns:
+        _promised_section(frame, plan_file, exp, plan, out, run_id, model=plan_model or plan_file.model,
+                          people=people, groups_path=groups)
     used = int((result.treatment["method"] == "cuped").sum())
     console.print(f"\ncovariates (CUPED): {', '.join(covariates) or 'none (constant in this wave)'}, used for "
                   f"{used} of {len(result.treatment)} arms; {exp.multiplicity} adjustment; "

@@ -248,7 +248,7 @@ def _calibration(cells: pd.DataFrame, level: float) -> Calibration:
     sd = _sd(cells, z) / n
     ok = np.isfinite(x) & np.isfinite(y) & (sd > 0)
     nan = Calibration(*(float("nan"),) * 6, cells=int(ok.sum()), level=level)
-    if ok.sum() < _MIN_CELLS or np.ptp(x[ok]) <= 0:
+    if ok.sum() < _MIN_CELLS or np.ptp(x[ok]) <= 1e-9 * max(float(np.abs(x[ok]).max()), 1e-12):
         return nan
     fit = sm.WLS(y[ok], sm.add_constant(x[ok]), weights=1.0 / sd[ok] ** 2).fit()
     ci = fit.conf_int(alpha=1 - level)
