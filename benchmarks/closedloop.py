@@ -5,7 +5,8 @@ programmes side by side, each with the same budget every wave and its own histor
 
 - ``product``: wave 1 the even split; every later wave the product from all earlier waves of its own history:
   build the training table, validate the pooled model (``models/pooled_lightgbm.yaml``) as ``uplift train``
-  does, the targetable segment table with each segment's priority groups, a plan with the shipped policy
+  does, the targetable segment table with each segment's priority groups and its people in the wave's audience
+  (the table counts the people of the training rows, only those earlier waves drew), a plan with the shipped policy
   (``serve/policy.yaml``, Thompson exploration included), the wave designed from the plan
   (:func:`uplift.design.fromplan.design_from_plan`), its outcomes drawn by the simulator
   (:func:`uplift.simulate.assigned.run_assigned_wave`), what the plan promised against what happened
@@ -219,6 +220,17 @@ def _product_table(world: _World, prog: _Programme, clock: _Clock) -> tuple[pd.D
     return segments[segments["kind"] == "targetable"].reset_index(drop=True), f"{len(table.frame)} rows"
 
 
+def _sized_for(table: pd.DataFrame, eligible: pd.DataFrame, segment_spec) -> pd.DataFrame:
+    """The segment table with each segment's ``size`` the people of the wave's audience in it (the table counts the
+    training rows' people, who are only those an earlier wave drew); segments with nobody left are dropped."""
+    from uplift.design.cellpeople import planned_segments
+
+    labels = planned_segments(eligible, table["segment"].unique(), segment_spec)
+    size = pd.Series(labels[labels != ""]).value_counts()
+    out = table.assign(size=table["segment"].map(size).fillna(0).astype(np.int64).to_numpy())
+    return out[out["size"] > 0].reset_index(drop=True)
+
+
 def _arm_estimates(prog: _Programme, arms: tuple[str, ...]) -> dict[str, float]:
     """Each arm's randomised difference from its cells' holdouts over the programme's waves so far (pooled:
     each cell's contacts times its difference, over all contacts)."""
@@ -270,6 +282,7 @@ def _plan_for(strategy: str, world: _World, prog: _Programme, wave: int, eligibl
         return clock("plan", reference_plans, table, budget=world.budget, costs=world.costs,
                      policy=world.policy)["single_best_message"], "waves 1-2"
     table, made_from = _product_table(world, prog, clock)
+    table = _sized_for(table, eligible, world.segment_spec)
     policy = world.policy if strategy == "product" else world.policy.model_copy(update={"exploration_share": 0.0})
     result = clock("plan", plan, table, budget=world.budget, costs=world.costs, policy=policy, references=False,
                    prices=False)
