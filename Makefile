@@ -10,7 +10,7 @@ BENCH_OUT ?= out/bench
 # Spark's Python workers run the venv's interpreter; Spark binds to the loopback address
 SPARK_ENV := PYSPARK_PYTHON=$(abspath $(BIN)/python) SPARK_LOCAL_IP=127.0.0.1
 
-.PHONY: setup setup-test constraints demo test test-slow hillstrom bench bench-quick bench-soak bench-spark bench-scaling clean
+.PHONY: setup setup-test constraints demo test test-slow hillstrom bench bench-quick bench-soak bench-spark bench-scaling bench-loop clean
 
 $(BIN)/uplift: pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -74,6 +74,15 @@ bench-spark: setup-test
 SCALING_ROWS ?= 1000000 3000000 10000000 30000000
 bench-scaling: setup
 	$(BIN)/python -m benchmarks.scaling --out $(BENCH_OUT)/scaling --rows $(SCALING_ROWS)
+
+## The closed loop: programmes of LOOP_WAVES waves, each planned, designed and analysed by the product from the
+## earlier ones, against the oracle, the even split and test-then-best (hours: LOOP_SEEDS and LOOP_PEOPLE to choose)
+LOOP_PEOPLE ?= 100000
+LOOP_WAVES ?= 6
+LOOP_SEEDS ?= 1 2 3 4 5
+bench-loop: setup
+	$(BIN)/python -m benchmarks.closedloop --out $(BENCH_OUT)/loop --people $(LOOP_PEOPLE) --waves $(LOOP_WAVES) \
+	  --seeds $(LOOP_SEEDS)
 
 clean:
 	rm -rf $(VENV) mlflow.db mlartifacts data out
