@@ -98,19 +98,19 @@ def test_the_design_is_read_back_as_each_cells_propensities():
 
 
 def test_the_holdout_is_drawn_at_random_inside_each_cell():
-    """Over many salts each person of A is in the holdout about 15 / 100 of the time, whoever they are."""
+    """Over many salts each person of A is in the holdout 15 / 100 of the time, whoever they are."""
     audience = _audience()
     held = pd.Series(0.0, index=audience["person_id"])
-    salts = 400
+    salts = 150
     for k in range(salts):
         ex = design_from_plan(_plan(), audience, arms=ARMS, segment_spec=SEGMENTS, costs=COSTS, wave=3,
                               salt=f"s{k}", start=START).exposures
         held[ex.loc[(ex["arm"] == "holdout") & (ex[DESIGN_CELL] == A), "person_id"]] += 1
     rate = held.iloc[:100] / salts
-    assert rate.mean() == pytest.approx(0.15, abs=0.005)
-    # binomial(400, 0.15): sd 0.018; no person far off, and the first and last fifty alike
-    assert rate.between(0.05, 0.26).all()
-    assert abs(rate.iloc[:50].mean() - rate.iloc[50:].mean()) < 0.02
+    assert rate.mean() == pytest.approx(0.15, abs=0.01)
+    # binomial(150, 0.15): sd 0.029; no person far off (4 sd), and the first and last fifty alike (4 sd)
+    assert rate.between(0.03, 0.27).all()
+    assert abs(rate.iloc[:50].mean() - rate.iloc[50:].mean()) < 0.025
 
 
 def test_the_same_salt_gives_the_same_design_and_another_salt_another():
@@ -164,3 +164,20 @@ def test_a_repeated_cell_and_a_negative_count_are_refused():
         _design(plan=plan)
     with pytest.raises(SchemaError, match=r"column 'contacts': expected values >= 0"):
         _design(plan=_plan().assign(contacts=[30, 20, 0, -1]))
+
+
+def test_a_stored_plan_is_read_from_its_json_with_the_model_that_made_it(tmp_path):
+    import json
+
+    from uplift.cli.experiment import read_plan
+
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"id": "p1", "model_name": "uplift-registration", "model_version": 3,
+                                "cells": _plan().to_dict(orient="records")}))
+    stored = read_plan(path)
+    assert stored.model == "uplift-registration/3"
+    pd.testing.assert_frame_equal(stored.cells[_plan().columns], _plan())
+    assert len(_design(plan=stored.cells).exposures) == 145
+    (tmp_path / "bad.json").write_text(json.dumps({"id": "p1"}))
+    with pytest.raises(SchemaError, match=r"bad\.json: field 'cells' is missing or not a list"):
+        read_plan(tmp_path / "bad.json")
