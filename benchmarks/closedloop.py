@@ -38,7 +38,7 @@ import pandas as pd
 from benchmarks.decisions import full_reach_spend, scaled_policy
 from benchmarks.targeting import with_threads
 
-__all__ = ["STRATEGIES", "LoopSettings", "LoopResult", "run_closed_loop", "loop_report"]
+__all__ = ["STRATEGIES", "LoopSettings", "LoopResult", "combined", "run_closed_loop", "loop_report", "shares_of_oracle"]
 
 STRATEGIES = ("product", "product_no_exploration", "oracle", "even", "test_then_best")
 """The programmes of a seed (see the module docstring)."""
@@ -441,8 +441,24 @@ def loop_report(result: LoopResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def combined(folders: list[Path], settings: LoopSettings) -> LoopResult:
+    """The results of several runs (their ``loop_*.csv``), e.g. seeds run in separate processes, as one."""
+    from uplift.tableio import read_table
+
+    def read(name: str) -> pd.DataFrame:
+        parts = [read_table(f / name) for f in folders if (f / name).exists()]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+    waves = read("loop_waves.csv")
+    waves = waves[["seed", "strategy", "wave", "true_incremental", "spend", "contacts", "people",
+                   "exploration_contacts", "planned_from", "seconds"]]
+    seeds = tuple(sorted(int(x) for x in waves["seed"].unique()))
+    return LoopResult(settings=settings.__class__(**{**settings.__dict__, "seeds": seeds}), waves=waves,
+                      calibration=read("loop_calibration.csv"), timings=read("loop_timings.csv"))
+
+
 def main(argv=None) -> None:
-    """``python -m benchmarks.closedloop --out DIR [--people N --waves W --seeds ...]``."""
+    """``python -m benchmarks.closedloop --out DIR [--people N --waves W --seeds ...] [--combine DIR ...]``."""
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.closedloop", description=__doc__.splitlines()[0])
@@ -456,6 +472,7 @@ def main(argv=None) -> None:
     p.add_argument("--messages", nargs="+")
     p.add_argument("--channels", nargs="+")
     p.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
+    p.add_argument("--combine", type=Path, nargs="+", help="only write the report of these runs' results together")
     a = p.parse_args(argv)
     settings = LoopSettings(people=a.people, waves=a.waves, seeds=tuple(a.seeds), budget_share=a.budget_share,
                             folds=a.folds, threads=a.threads, strategies=tuple(a.strategies),
@@ -466,12 +483,15 @@ def main(argv=None) -> None:
     root = Path(__file__).resolve().parents[1]
     a.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    result = run_closed_loop(settings, root=root, progress=lambda m: print(m, flush=True))
+    if a.combine:
+        result = combined(a.combine, settings)
+    else:
+        result = run_closed_loop(settings, root=root, progress=lambda m: print(m, flush=True))
     write_table(shares_of_oracle(result.waves), a.out / "loop_waves.csv")
     write_table(result.calibration, a.out / "loop_calibration.csv")
     write_table(result.timings, a.out / "loop_timings.csv")
     with atomic_path(a.out / "loop.md") as tmp:
-        tmp.write_text(loop_report(result) + f"\nWall time {time.perf_counter() - t0:,.0f} s.\n")
+        tmp.write_text(loop_report(result) + ("" if a.combine else f"\nWall time {time.perf_counter() - t0:,.0f} s.\n"))
     print((a.out / "loop.md").read_text())
 
 
