@@ -294,10 +294,15 @@ def _run_wave(world: _World, prog: _Programme, wave: int, cells: pd.DataFrame, c
     from uplift.design.fromplan import design_from_plan
     from uplift.simulate.assigned import run_assigned_wave
 
-    registered = _registered(prog.enrolments)
-    design = clock("design", design_from_plan, cells, world.audience, arms=world.arms,
-                   segment_spec=world.segment_spec, costs=world.costs, wave=wave, salt=f"loop-{world.seed}-{wave}",
-                   start=_start(world, wave), registered=registered, source=f"{prog.name} wave {wave}")
+    from uplift.specs.experiment import ExperimentSpec
+
+    start = _start(world, wave)
+    spec = ExperimentSpec(name=f"{prog.name}-{wave}", wave=wave, arms=list(world.arms), holdout_share=0.1,
+                          arm_weights="from_plan", salt=f"loop-{world.seed}-{wave}", outcome="registration",
+                          attribution_days=28, minimum_detectable_effect=0.01, start=start,
+                          end=start + dt.timedelta(days=27))
+    design = clock("design", design_from_plan, cells, world.audience, spec, segment_spec=world.segment_spec,
+                   costs=world.costs, registered=_registered(prog.enrolments), source=f"{prog.name} wave {wave}")
     outcome = clock("simulate", run_assigned_wave, world.region, people=len(world.audience), seed=world.seed,
                     assignment=design.exposures, history=prog.exposures, enrolments=prog.enrolments)
     prog.exposures = pd.concat([prog.exposures, design.exposures], ignore_index=True)

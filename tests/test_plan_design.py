@@ -13,6 +13,7 @@ from uplift.design.fromplan import cell_counts, design_from_plan, registered_peo
 from uplift.errors import DataError, SchemaError
 from uplift.features.propensity import DESIGN_CELL, design_keys, design_table, row_propensities
 from uplift.specs import load_spec
+from uplift.specs.experiment import ExperimentSpec
 from uplift.specs.planning import CostCatalogue
 from uplift.specs.segments import SegmentSpec
 
@@ -23,6 +24,12 @@ A = "age_band=25-34|gender=female|municipality=Delft"
 B = "age_band=35-44|gender=male|municipality=other"
 META, FLYER = 0.03, 0.07  # EUR per contact, first tier (serve/costs.yaml)
 START = dt.date(2026, 3, 2)
+
+
+def _spec(salt: str = "w3") -> ExperimentSpec:
+    return ExperimentSpec(name="w3", wave=3, arms=list(ARMS), holdout_share=0.1, arm_weights="from_plan", salt=salt,
+                          outcome="registration", attribution_days=28, minimum_detectable_effect=0.01, start=START,
+                          end=START + dt.timedelta(days=27))
 
 
 def _audience() -> pd.DataFrame:
@@ -50,7 +57,7 @@ def _plan() -> pd.DataFrame:
 
 def _design(plan=None, audience=None, **kw):
     return design_from_plan(_plan() if plan is None else plan, _audience() if audience is None else audience,
-                            arms=ARMS, segment_spec=SEGMENTS, costs=COSTS, wave=3, salt="w3", start=START, **kw)
+                            _spec(), segment_spec=SEGMENTS, costs=COSTS, **kw)
 
 
 def test_every_cells_counts_and_probabilities_are_those_worked_out_by_hand():
@@ -103,8 +110,7 @@ def test_the_holdout_is_drawn_at_random_inside_each_cell():
     held = pd.Series(0.0, index=audience["person_id"])
     salts = 150
     for k in range(salts):
-        ex = design_from_plan(_plan(), audience, arms=ARMS, segment_spec=SEGMENTS, costs=COSTS, wave=3,
-                              salt=f"s{k}", start=START).exposures
+        ex = design_from_plan(_plan(), audience, _spec(f"s{k}"), segment_spec=SEGMENTS, costs=COSTS).exposures
         held[ex.loc[(ex["arm"] == "holdout") & (ex[DESIGN_CELL] == A), "person_id"]] += 1
     rate = held.iloc[:100] / salts
     assert rate.mean() == pytest.approx(0.15, abs=0.01)
@@ -116,8 +122,7 @@ def test_the_holdout_is_drawn_at_random_inside_each_cell():
 def test_the_same_salt_gives_the_same_design_and_another_salt_another():
     one, two = _design().exposures, _design().exposures
     pd.testing.assert_frame_equal(one, two)
-    other = design_from_plan(_plan(), _audience(), arms=ARMS, segment_spec=SEGMENTS, costs=COSTS, wave=3,
-                             salt="other", start=START).exposures
+    other = design_from_plan(_plan(), _audience(), _spec("other"), segment_spec=SEGMENTS, costs=COSTS).exposures
     assert not one.set_index("person_id")["arm"].equals(other.set_index("person_id")["arm"].reindex(one["person_id"]))
 
 

@@ -18,6 +18,7 @@ from uplift.segments.assign import targetable_cells
 from uplift.simulate.assigned import run_assigned_wave
 from uplift.specs import load_spec
 from uplift.specs.disclosure import DisclosurePolicy
+from uplift.specs.experiment import ExperimentSpec
 from uplift.specs.planning import CostCatalogue
 
 COSTS = load_spec(ROOT / "serve" / "costs.yaml", CostCatalogue)
@@ -44,8 +45,10 @@ def test_a_round_trip_recovers_the_simulators_cell_effects_within_their_interval
     arms = [a for a in world.arms if a != world.control]
     plan = _plan(world.audience, arms, segments=40)
     start = strong_region.waves.start + dt.timedelta(days=2 * strong_region.waves.gap_days)
-    design = design_from_plan(plan, world.audience, arms=tuple(arms), segment_spec=load_segment_spec(), costs=COSTS,
-                              wave=3, salt="round-trip", start=start,
+    spec = ExperimentSpec(name="round-trip", wave=3, arms=arms, holdout_share=0.1, arm_weights="from_plan",
+                          salt="round-trip", outcome="registration", attribution_days=28,
+                          minimum_detectable_effect=0.01, start=start, end=start + dt.timedelta(days=27))
+    design = design_from_plan(plan, world.audience, spec, segment_spec=load_segment_spec(), costs=COSTS,
                               registered=registered_people(world.enrolments, start))
     ex = design.exposures
     wave = run_assigned_wave(strong_region, people=40_000, seed=11, assignment=ex, history=world.exposures,

@@ -239,10 +239,9 @@ def _design_from_plan(exp: ExperimentSpec, spec_path: Path, people: pd.DataFrame
                             "or --keep-registered")
         events = validate(read_table(enrolments), ENROLMENTS, source=str(enrolments))
         registered = registered_people(events, exp.start)
-    design = design_from_plan(read_plan(plan).cells, people, arms=tuple(exp.arms), control=exp.control,
+    design = design_from_plan(read_plan(plan).cells, people, exp,
                               segment_spec=load_segment_spec(str(segments) if segments else "segments"),
-                              costs=catalogue, wave=exp.wave, salt=exp.salt, start=exp.start,
-                              registered=registered, source=str(plan))
+                              costs=catalogue, registered=registered, source=str(plan))
     ex, check = design.exposures, design.check
     areas = (ex.loc[ex["area"] != "", ["design_cell", "arm", "area"]].drop_duplicates()
              .rename(columns={"design_cell": "segment", "area": "postcode"}).sort_values(["segment", "arm", "postcode"]))

@@ -29,6 +29,7 @@ from uplift.design.cellpeople import delivery_areas, planned_segments
 from uplift.errors import DataError, SchemaError
 from uplift.features.propensity import DESIGN_CELL
 from uplift.schemas import EXPOSURES, validate
+from uplift.specs.experiment import ExperimentSpec
 from uplift.specs.planning import CostCatalogue
 from uplift.specs.segments import SegmentSpec
 from uplift.vocabulary import HOLDOUT, NO_MESSAGE, split_arm
@@ -179,15 +180,11 @@ def _prices(plan: pd.DataFrame, costs: CostCatalogue, source: str) -> pd.Series:
 def design_from_plan(
     cells: pd.DataFrame,
     audience: pd.DataFrame,
+    spec: ExperimentSpec,
     *,
-    arms: tuple[str, ...],
     segment_spec: SegmentSpec,
     costs: CostCatalogue,
-    wave: int,
-    salt: str,
-    start: dt.date,
     registered: set[str] | None = None,
-    control: str = HOLDOUT,
     source: str = "plan",
 ) -> PlanDesign:
     """The wave's assignment from a plan's cells (see the module's docstring).
@@ -197,14 +194,14 @@ def design_from_plan(
     cells : the plan's cells (:data:`PLAN_COLUMNS`). Not modified.
     audience : validated audience rows (``person_id``, the segment dimensions, ``neighbourhood`` for channels
         delivered per area). Not modified.
-    arms : the experiment's treatment arms (a plan arm outside them is refused).
+    spec : the experiment: its ``wave``, ``salt``, ``start`` (``assigned_at`` is its midnight UTC), ``control``
+        and ``arms`` (a plan arm outside them is refused); its shares are the plan's to decide.
     segment_spec : the segment spec the plan's segments were built with.
     costs : the cost catalogue (the plan's price per contact is checked against it).
-    wave, salt, start : the wave number, the hash salt, the first day (``assigned_at`` is its midnight UTC).
     registered : ids to leave out (people who already registered); None keeps everyone.
-    control : the holdout arm's name.
     source : the plan's name in messages.
     """
+    arms, control, wave, start = tuple(spec.arms), spec.control, spec.wave, spec.start
     plan = checked_plan(cells, arms, source=source)
     prices = _prices(plan, costs, source)
     people = audience
@@ -217,7 +214,7 @@ def design_from_plan(
     people, segment = people.loc[in_plan], segment[in_plan]
     unplanned = int((~in_plan).sum())
     counts = cell_counts(plan, pd.Series(segment).value_counts(), control)
-    u = hash_uniform(people["person_id"], salt)
+    u = hash_uniform(people["person_id"], spec.salt)
     order = np.lexsort((people["person_id"].astype(str).to_numpy(), u, segment))
     ranked = pd.DataFrame({"row": order, "segment": segment[order]})
     ranked["rank"] = ranked.groupby("segment", sort=False).cumcount().to_numpy()
