@@ -10,7 +10,7 @@ from benchmarks.closedloop import STRATEGIES, LoopSettings, loop_report, run_clo
 
 @pytest.fixture(scope="module")
 def tiny_loop():
-    settings = LoopSettings(people=6000, waves=3, seeds=(1,), messages=("heavy_work_future", "fresh_start"),
+    settings = LoopSettings(people=6000, waves=3, seeds=(1,), folds=2, messages=("heavy_work_future", "fresh_start"),
                             channels=("meta", "flyer"))
     return run_closed_loop(settings, root=ROOT)
 
