@@ -293,7 +293,6 @@ def _run_wave(world: _World, prog: _Programme, wave: int, cells: pd.DataFrame, c
     """Design the wave from ``cells``, draw its outcomes, append; returns (design, assigned wave)."""
     from uplift.design.fromplan import design_from_plan
     from uplift.simulate.assigned import run_assigned_wave
-
     from uplift.specs.experiment import ExperimentSpec
 
     start = _start(world, wave)

@@ -127,7 +127,6 @@ def test_the_same_salt_gives_the_same_design_and_another_salt_another():
 
 
 def test_registered_people_are_left_out_and_counted():
-    audience = _audience()
     enrolments = pd.DataFrame({"person_id": ["p000", "p001", "p002"], "event": ["registration", "registration", "application"],
                                "occurred_at": pd.to_datetime(["2026-01-10", "2026-04-01", "2026-01-11"], utc=True)})
     registered = registered_people(enrolments, START)
