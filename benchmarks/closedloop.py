@@ -202,8 +202,22 @@ def _true_probabilities(world: _World, prog: _Programme, people: pd.DataFrame, w
     return truth.filter(like="p__").rename(columns=lambda c: c[3:])
 
 
-def _product_table(world: _World, prog: _Programme, clock: _Clock) -> tuple[pd.DataFrame, str]:
-    """The product's targetable segment table from the programme's history (train, segments, groups)."""
+def _history_key(prog: _Programme) -> tuple:
+    """What identifies a programme's history (two programmes with the same one plan the same from it)."""
+    digest = pd.util.hash_pandas_object(prog.exposures[["person_id", "wave", "arm"]], index=False).sum()
+    return len(prog.exposures), int(digest), len(prog.enrolments)
+
+
+def _product_table(world: _World, prog: _Programme, clock: _Clock, cache: dict) -> tuple[pd.DataFrame, str]:
+    """The product's targetable segment table from the programme's history (train, segments, groups); a history
+    another programme already trained on (``cache``) is not trained on again."""
+    key = ("table", _history_key(prog))
+    if key not in cache:
+        cache[key] = _trained_table(world, prog, clock)
+    return cache[key]
+
+
+def _trained_table(world: _World, prog: _Programme, clock: _Clock) -> tuple[pd.DataFrame, str]:
     from uplift.features import build_training_table
     from uplift.modeling.validation import validate_model
     from uplift.segments import build_segment_table
@@ -259,12 +273,18 @@ def _converted(exposures: pd.DataFrame, enrolments: pd.DataFrame, days: int = 28
     return ((when >= at) & (when < at + pd.Timedelta(days=days))).to_numpy(dtype=int)
 
 
+def _plans_evenly(strategy: str, wave: int) -> bool:
+    """Whether ``strategy`` plans ``wave`` as the even split."""
+    if strategy == "oracle":
+        return False
+    return wave == 1 or strategy == "even" or (strategy == "test_then_best" and wave <= 2)
+
+
 def _plan_for(strategy: str, world: _World, prog: _Programme, wave: int, eligible: pd.DataFrame,
-              clock: _Clock) -> tuple[pd.DataFrame, str]:
+              clock: _Clock, cache: dict) -> tuple[pd.DataFrame, str]:
     """The wave's plan cells under ``strategy`` (and what it was made from)."""
     from uplift.allocation import plan, reference_plans
 
-    even_wave = wave == 1 or (strategy == "test_then_best" and wave <= 2) or strategy == "even"
     if strategy == "oracle":
         true_p = clock("truth", _true_probabilities, world, prog, eligible, wave)
         table = _audience_table(eligible, true_p, world.arms, world.segment_spec, world.groups)
@@ -272,7 +292,7 @@ def _plan_for(strategy: str, world: _World, prog: _Programme, wave: int, eligibl
         result = clock("plan", plan, table, budget=world.budget, costs=world.costs, policy=greedy, references=False,
                        prices=False)
         return result.cells, "truth"
-    if even_wave:
+    if _plans_evenly(strategy, wave):
         table = _audience_table(eligible, None, world.arms, world.segment_spec, world.groups)
         return clock("plan", reference_plans, table, budget=world.budget, costs=world.costs,
                      policy=world.policy)["even"], "even"
@@ -281,7 +301,7 @@ def _plan_for(strategy: str, world: _World, prog: _Programme, wave: int, eligibl
         table["effect"] = table["arm"].map(_arm_estimates(prog, world.arms)).to_numpy(float)
         return clock("plan", reference_plans, table, budget=world.budget, costs=world.costs,
                      policy=world.policy)["single_best_message"], "waves 1-2"
-    table, made_from = _product_table(world, prog, clock)
+    table, made_from = _product_table(world, prog, clock, cache)
     table = _sized_for(table, eligible, world.segment_spec)
     policy = world.policy if strategy == "product" else world.policy.model_copy(update={"exploration_share": 0.0})
     result = clock("plan", plan, table, budget=world.budget, costs=world.costs, policy=policy, references=False,
@@ -347,12 +367,18 @@ def _one_seed(seed: int, settings: LoopSettings, root: Path, say: Callable[[str]
                              "occurred_at": pd.Series(dtype="datetime64[ns, UTC]")})
     strategies = tuple(dict.fromkeys(("oracle", *settings.strategies)))
     progs = {s: _Programme(s, empty_ex, empty_en) for s in strategies}
-    waves, calibration = [], []
+    waves, calibration, cache = [], [], {}
     for wave in range(1, settings.waves + 1):
         for name, prog in progs.items():
             t0 = time.perf_counter()
+            even = _plans_evenly(name, wave)
+            key = ("even wave", wave, _history_key(prog))
+            if even and key in cache:  # the same even plan on the same history: the same wave
+                row, prog.exposures, prog.enrolments = cache[key]
+                waves.append({**row, "strategy": name})
+                continue
             eligible = world.audience[~world.audience["person_id"].astype(str).isin(_registered(prog.enrolments))]
-            cells, made_from = _plan_for(name, world, prog, wave, eligible, clock)
+            cells, made_from = _plan_for(name, world, prog, wave, eligible, clock, cache)
             design, outcome = _run_wave(world, prog, wave, cells, clock)
             true = _true_incremental(design, outcome)
             ex = design.exposures
@@ -360,6 +386,8 @@ def _one_seed(seed: int, settings: LoopSettings, root: Path, say: Callable[[str]
                           "spend": float(ex["cost_eur"].sum()), "contacts": int((ex["arm"] != "holdout").sum()),
                           "people": len(ex), "exploration_contacts": int(ex["exploration"].sum()),
                           "planned_from": made_from, "seconds": time.perf_counter() - t0})
+            if even:
+                cache[key] = (waves[-1], prog.exposures, prog.enrolments)
             if name.startswith("product") and made_from not in ("even",):
                 calibration.append({"seed": seed, "strategy": name, "wave": wave,
                                     **clock("analyse", _calibration_row, world, design, outcome, cells, wave)})
@@ -487,15 +515,25 @@ def main(argv=None) -> None:
     root = Path(__file__).resolve().parents[1]
     a.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    def write(result: LoopResult) -> None:
+        write_table(shares_of_oracle(result.waves), a.out / "loop_waves.csv")
+        write_table(result.calibration, a.out / "loop_calibration.csv")
+        write_table(result.timings, a.out / "loop_timings.csv")
+        with atomic_path(a.out / "loop.md") as tmp:
+            tmp.write_text(loop_report(result) + ("" if a.combine else
+                                                  f"\nWall time {time.perf_counter() - t0:,.0f} s.\n"))
+
     if a.combine:
-        result = combined(a.combine, settings)
+        write(combined(a.combine, settings))
     else:
-        result = run_closed_loop(settings, root=root, progress=lambda m: print(m, flush=True))
-    write_table(shares_of_oracle(result.waves), a.out / "loop_waves.csv")
-    write_table(result.calibration, a.out / "loop_calibration.csv")
-    write_table(result.timings, a.out / "loop_timings.csv")
-    with atomic_path(a.out / "loop.md") as tmp:
-        tmp.write_text(loop_report(result) + ("" if a.combine else f"\nWall time {time.perf_counter() - t0:,.0f} s.\n"))
+        done = []
+        for seed in settings.seeds:  # every seed's results are written as soon as it is done
+            one = LoopSettings(**{**settings.__dict__, "seeds": (seed,)})
+            done.append(run_closed_loop(one, root=root, progress=lambda m: print(m, flush=True)))
+            write(LoopResult(settings=settings.__class__(**{**settings.__dict__, "seeds": tuple(settings.seeds[:len(done)])}),
+                             waves=pd.concat([r.waves for r in done], ignore_index=True),
+                             calibration=pd.concat([r.calibration for r in done], ignore_index=True),
+                             timings=pd.concat([r.timings for r in done], ignore_index=True)))
     print((a.out / "loop.md").read_text())
 
 
