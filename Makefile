@@ -10,7 +10,9 @@ BENCH_OUT ?= out/bench
 # Spark's Python workers run the venv's interpreter; Spark binds to the loopback address
 SPARK_ENV := PYSPARK_PYTHON=$(abspath $(BIN)/python) SPARK_LOCAL_IP=127.0.0.1
 
-.PHONY: setup setup-test constraints demo test test-slow hillstrom bench bench-quick bench-soak bench-spark bench-scaling bench-loop clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: setup setup-test browser constraints demo lint test test-slow hillstrom bench bench-quick bench-soak bench-spark bench-scaling bench-page bench-loop clean
 
 $(BIN)/uplift: pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -37,15 +39,27 @@ constraints:
 	$(BIN)/python -m uplift.tracking.environment --pyproject pyproject.toml --extras dev,spark > $(CONSTRAINTS).tmp
 	mv $(CONSTRAINTS).tmp $(CONSTRAINTS)
 
+## Debian's chromium for the page's browser tests (Playwright drives it; no browser is downloaded)
+$(CHROMIUM):
+	@if [ "$$(id -u)" != 0 ]; then echo "the page's browser tests need Debian's chromium: run 'sudo apt-get install chromium'" >&2; exit 1; fi
+	DEBIAN_FRONTEND=noninteractive apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium < /dev/null
+
+browser: $(CHROMIUM)
+
 ## The main job end to end on the embedded defaults: simulated region, local MLflow in ./mlflow.db
 demo: setup
 	$(BIN)/uplift run
 
+## ruff (pyproject.toml: pyflakes, isort, bugbear, pycodestyle at 120 columns) over the code, tests and benchmarks
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
 ## The test suite (what CI runs)
-test: setup-test
+test: setup-test browser
 	$(SPARK_ENV) $(BIN)/pytest -q
 
-test-slow: setup-test
+test-slow: setup-test browser
 	$(SPARK_ENV) $(BIN)/pytest -q -m slow
 
 ## Every learner on the Hillstrom e-mail experiment, beside the two-model logistic baseline; they register as
@@ -74,6 +88,9 @@ bench-spark: setup-test
 SCALING_ROWS ?= 1000000 3000000 10000000 30000000
 bench-scaling: setup
 	$(BIN)/python -m benchmarks.scaling --out $(BENCH_OUT)/scaling --rows $(SCALING_ROWS)
+## Server time of the planner's page against the JSON API for the same plans (the demo-sized world)
+bench-page: setup
+	$(BIN)/python -m benchmarks.bench_page --out $(BENCH_OUT)/page.md
 
 ## The closed loop: programmes of LOOP_WAVES waves, each planned, designed and analysed by the product from the
 ## earlier ones, against the oracle, the even split and test-then-best (hours: LOOP_SEEDS and LOOP_PEOPLE to choose)

@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                               references=r), args.repeats)))
     # above what the cells can usefully take under those rules, spend itself becomes worth buying and the
     # LP buys dear contacts before cheap ones: the reach curves are put in order at their tangents
-    # (docs/planning.md, "The tangent rounds"; 95 s at EUR 90,000 with session 16's mixed-integer re-solve)
+    # (docs/planning.md, "The tangent rounds")
     high = 1.5 * args.budget
     for label, pol in ((f"the binding rules at EUR {high:,.0f} (reach curves put in order)", tight),
                        (f"the binding rules with the 90% confidence at EUR {high:,.0f}", confident)):

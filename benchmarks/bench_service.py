@@ -48,7 +48,7 @@ TOKEN = "bench-token-0123456789abcdef"
 BENCH_CV = {"folds": 2, "test_share": 0.25, "seed": 0}
 """The shipped pooled spec (``models/pooled_lightgbm.yaml``) is served; it is validated with 2 folds here to save time."""
 PLAN_CHANNELS = ["meta", "flyer"]  # 6 messages x 2 channels = 12 arms
-PLAN_BUDGET = 1_500.0  # EUR; the report states what the plan spends (quick mode, session 18: EUR 1,139, past the useful spend)
+PLAN_BUDGET = 1_500.0  # EUR; the report states what the plan spends (in quick mode less: the budget is past the useful spend)
 GOALS_MS = {"plans": 50.0, "scores": 100.0}
 
 

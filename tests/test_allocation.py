@@ -603,14 +603,14 @@ def test_a_confident_floor_fills_its_reach_curves_in_order_once_rather_than_per_
     # The world of the test above, where the LP alone buys B's dear contacts first. The plan's 16
     # effect draws and its margin search are LPs; only the plan's own solves are mixed-integer
     # (before: 89 and 126 mixed-integer solves for these two plans, seconds each on 10,000 cells).
-    from uplift.allocation import solve
+    from uplift.allocation import tierorder
 
     world, costs = hand_world()
     effects = pd.concat([world.assign(segment="A", size=2_000), world.assign(segment="B", size=20_000)],
                         ignore_index=True).assign(effect=0.01, effect_sd=0.005)
     calls = []
-    milp = solve.milp
-    monkeypatch.setattr(solve, "milp", lambda *args, **kwargs: calls.append(1) or milp(*args, **kwargs))
+    milp = tierorder.milp
+    monkeypatch.setattr(tierorder, "milp", lambda *args, **kwargs: calls.append(1) or milp(*args, **kwargs))
     for min_meta in (130.0, 160.0):
         calls.clear()
         policy = PlanningPolicy(min_spend={"meta": min_meta}, fairness_floors=[
@@ -683,19 +683,20 @@ def test_a_plan_whose_rules_reward_spend_buys_in_order_at_the_tangents_about_as_
     # the plan is the better of the tangent rounds and the mixed-integer re-solve; on a large one
     # (here: every problem counted as large) the tangent rounds alone, with no mixed-integer solve, and
     # their plan is in order, meets every rule and is within 1% of the other.
-    from uplift.allocation import solve
+    from uplift.allocation import tierorder
 
     effects = synthetic_effects(n_segments=16, seed=5)
     policy = PlanningPolicy(max_segment_share=0.1, min_spend={"flyer": 50.0}, holdout_share=0.1, fairness_floors=[
         {"name": "women", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.69}])
     calls = {"milp": 0, "tangents": 0}
-    milp, at_tangents = solve.milp, solve._at_tangents
-    monkeypatch.setattr(solve, "milp", lambda *a, **k: calls.__setitem__("milp", calls["milp"] + 1) or milp(*a, **k))
-    monkeypatch.setattr(solve, "_at_tangents",
+    milp, at_tangents = tierorder.milp, tierorder._at_tangents
+    monkeypatch.setattr(tierorder, "milp",
+                        lambda *a, **k: calls.__setitem__("milp", calls["milp"] + 1) or milp(*a, **k))
+    monkeypatch.setattr(tierorder, "_at_tangents",
                         lambda *a, **k: calls.__setitem__("tangents", calls["tangents"] + 1) or at_tangents(*a, **k))
     both = plan(effects, budget=6_000.0, costs=costs, policy=policy, references=False)
     assert calls["tangents"] >= 1 and calls["milp"] >= 1
-    monkeypatch.setattr(solve, "_MILP_COLUMNS", 0)
+    monkeypatch.setattr(tierorder, "_MILP_COLUMNS", 0)
     calls.update(milp=0, tangents=0)
     alone = plan(effects, budget=6_000.0, costs=costs, policy=policy, references=False)
     assert calls["tangents"] >= 1 and calls["milp"] == 0
@@ -1228,7 +1229,7 @@ def test_vectorised_exploration_fill_equals_the_tier_by_tier_fill(costs, seed):
 
 
 def test_plans_are_the_same_without_highspy(costs, monkeypatch):
-    import uplift.allocation.solve as solve
+    import uplift.allocation.reducedlp as reducedlp
 
     effects = synthetic_effects(n_segments=10, seed=12)
     policy = PlanningPolicy(
@@ -1236,9 +1237,9 @@ def test_plans_are_the_same_without_highspy(costs, monkeypatch):
         fairness_floors=[{"name": "women", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.5}],
     )
     warm = [plan(effects, budget=b, costs=costs, policy=policy) for b in (300.0, 1_200.0)]
-    monkeypatch.setattr(solve, "highspy", None)  # scipy's linprog solves the reduced LP instead
+    monkeypatch.setattr(reducedlp, "highspy", None)  # scipy's linprog solves the reduced LP instead
     cold = [plan(effects, budget=b, costs=costs, policy=policy) for b in (300.0, 1_200.0)]
-    for a, b in zip(warm, cold):
+    for a, b in zip(warm, cold, strict=True):
         assert a.totals.expected_conversions == pytest.approx(b.totals.expected_conversions, rel=1e-6)
         assert a.totals.spend == pytest.approx(b.totals.spend, rel=1e-6)
 

@@ -173,6 +173,27 @@ def test_plan_is_returned_stored_and_listed(api, raw_segments):
     assert api.get("/plans/does-not-exist").status_code == 404
 
 
+def test_a_stored_plan_hands_off_as_one_archive_that_adds_up_to_it(api):
+    import io
+    import zipfile
+
+    plan = api.post("/plans", json={"budget": 3000, "policy": {"exploration_share": 0.0}}).json()
+    r = api.post(f"/plans/{plan['id']}/handoff", json={"wave": 2, "start": "2026-03-02"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/zip" and "wave-2.zip" in r.headers["content-disposition"]
+    files = zipfile.ZipFile(io.BytesIO(r.content))
+    manifest = json.loads(files.read("manifest.json"))
+    cells = pd.DataFrame(plan["cells"])
+    assert manifest["adds_up"] and manifest["plan"]["spend_eur"] == round(cells["spend"].sum(), 2)
+    assert manifest["plan"]["contacts"] == cells["contacts"].sum()
+    assert {"holdout.csv", "utm_key.csv", "manifest.json"} < set(files.namelist())
+    sheets = [n for n in files.namelist() if n.endswith(("_ad_sets.csv", "_print_runs.csv", "_mailings.csv"))]
+    assert sheets and all(b"utm_campaign=wave-2" in files.read(n) for n in sheets)
+    assert api.post("/plans/nope/handoff", json={"wave": 2, "start": "2026-03-02"}).status_code == 404
+    bad = api.post(f"/plans/{plan['id']}/handoff", json={"wave": 0, "start": "2026-03-02"})
+    assert bad.status_code == 422 and "wave" in bad.text
+
+
 def test_a_plan_prices_its_rules_and_the_stored_plan_keeps_them(api):
     floor = {"name": "migration_reach", "group": "migration_background", "kind": "contact_share", "min_share": 0.55}
     body = {"budget": 2000, "include_references": False,

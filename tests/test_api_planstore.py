@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -57,6 +58,33 @@ def test_approval_is_recorded_once_with_the_token_name(plans):
     got = json.loads(plans.get("p001").response_json)
     assert got["approved_by"] == "anna" and got["approved_at"] == "2025-03-02T09:00:00Z"
     assert json.loads(plans.get("p002").response_json)["approved_at"] is None
+
+
+def test_labels_name_note_and_supersede_until_approval_locks_them(plans):
+    from uplift.api.planstore import PlanLabels
+    from uplift.errors import DataError, PlanLockedError
+
+    plans.add(_record(0))
+    plans.add(dataclasses.replace(_record(1), labels=PlanLabels(created_by="anna")))
+    named = plans.label("p000", name="Wave 5", note="<script>alert(1)</script>")
+    assert (named.labels.name, named.labels.note) == ("Wave 5", "<script>alert(1)</script>")
+    assert plans.label("p000", note="flyers first").labels.name == "Wave 5"  # a field not given stays
+    plans.approve("p000", by="anna", at=T0)
+    with pytest.raises(PlanLockedError, match="approved"):
+        plans.label("p000", name="renamed")
+    assert plans.get("p000").labels.name == "Wave 5"
+    with pytest.raises(DataError, match="supersedes"):
+        plans.label("p001", supersedes="nope")
+    with pytest.raises(DataError, match="supersedes"):
+        plans.label("p001", supersedes="p001")
+    plans.label("p001", supersedes="p000")
+    got = json.loads(plans.get("p000").response_json)
+    assert got["superseded_by"] == "p001" and got["name"] == "Wave 5" and got["note"] == "flyers first"
+    newer = json.loads(plans.get("p001").response_json)
+    assert newer["created_by"] == "anna" and newer["supersedes"] == "p000" and newer["superseded_by"] is None
+    assert plans.label("nope", name="x") is None
+    listed = {r.id: r.labels for r in plans.list(limit=10, offset=0)[0]}
+    assert listed["p000"].superseded_by == "p001" and listed["p001"].created_by == "anna"
 
 
 # -- retention ------------------------------------------------------------------------------------------
@@ -223,6 +251,24 @@ def test_approve_a_plan_over_http_in_the_token_name(api):
     assert plan["id"] in [p["id"] for p in api.get("/plans", params={"approved": True, "limit": 100}).json()["items"]]
     assert api.post("/plans/no-such-plan/approve").status_code == 404
     assert httpx.post(f"{api.base_url}/plans/{plan['id']}/approve").status_code == 401
+
+
+def test_name_note_and_supersede_over_http_until_approved(api):
+    from uplift.api.tokens import split_entry
+
+    first = api.post("/plans", json={"budget": 1500, "include_references": False}).json()
+    assert first["created_by"] == split_entry(TOKENS[0])[0] and TOKENS[0] not in json.dumps(first)
+    named = api.patch(f"/plans/{first['id']}", json={"name": "Wave 5", "note": "flyers first"})
+    assert named.status_code == 200 and named.json()["name"] == "Wave 5"
+    api.post(f"/plans/{first['id']}/approve")
+    locked = api.patch(f"/plans/{first['id']}", json={"note": "changed"})
+    assert locked.status_code == 409 and "supersede" in locked.json()["detail"]
+    second = api.post("/plans", json={"budget": 1600, "include_references": False}).json()
+    assert api.patch(f"/plans/{second['id']}", json={"supersedes": "nope"}).status_code == 422
+    assert api.patch(f"/plans/{second['id']}", json={"supersedes": first["id"]}).status_code == 200
+    assert api.get(f"/plans/{first['id']}").json()["superseded_by"] == second["id"]
+    assert api.patch("/plans/no-such-plan", json={"name": "x"}).status_code == 404
+    assert api.patch(f"/plans/{second['id']}", json={"name": ""}).status_code == 422
 
 
 def test_several_processes_may_open_a_new_store_at_once(tmp_path):

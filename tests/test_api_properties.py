@@ -13,8 +13,9 @@ from hypothesis.errors import Unsatisfiable
 from apiserver import AUTH, SHARED_SETTINGS, shared_server
 
 EXAMPLES_PER_OPERATION = 63
-"""Per operation and mode (schema-valid and schema-invalid) in the default suite: 8 operations x 2 modes x 63 =
-1,008 requests (22 s and 55 s in two runs on the shared 2-core machine at load average 13-14)."""
+"""Per operation and mode (schema-valid and schema-invalid) in the default suite: 9 operations x 2 modes x 63 =
+1,134 requests (27 s in one run on the shared 2-core machine at load average 11; 8 operations, 1,008 requests, took
+22 s and 55 s in two runs at load average 13-14)."""
 EXAMPLES_PER_OPERATION_SLOW = 250
 """The same under ``-m slow`` (``make test-slow``): 4,000 requests (114 s measured)."""
 OPERATIONS = {"GET /health", "GET /model", "GET /segments", "POST /plans", "GET /plans", "GET /plans/{plan_id}",

@@ -136,10 +136,26 @@ def test_a_world_with_only_age_gender_and_postcode_trains_segments_and_plans(poo
     assert len(notes) == 1 and "persona rules switched off, the data have no education" in str(notes[0].message)
     assert set(segments["kind"]) == {"targetable"} and (segments["size"] >= segment_spec.min_size).all()
     assert np.isfinite(segments[["effect", "effect_sd", "lo", "hi"]].to_numpy()).all()
+    # the priority groups the data can count: migration background is not in the data, and the generated
+    # region's neighbourhoods have no deprivation scores in serve/groups.yaml's deprivation_from
+    from uplift.pipeline import load_priority_groups
+    from uplift.segments.composition import with_composition
+
+    with pytest.warns(MissingAttributesWarning, match="priority groups not counted, the data have no migration_background, "
+                      "neighbourhood deprivation: migration_background, poorer_neighbourhoods") as notes:
+        segments = with_composition(segments, report.out_of_sample()[0].frame, segment_spec, load_priority_groups())
+    assert len(notes) == 1
+    assert not {"group__migration_background", "group__poorer_neighbourhoods"} & set(segments)
+    assert segments["group__women"].between(0, 1).all()
     costs = load_spec(ROOT / "serve" / "costs.yaml", CostCatalogue)
-    policy = load_spec(ROOT / "serve" / "policy.yaml", PlanningPolicy)  # its priority groups: women, over 45
+    policy = load_spec(ROOT / "serve" / "policy.yaml", PlanningPolicy)
     result = plan(segments, budget=2_000.0, costs=costs, policy=policy)
     assert result.status == "optimal" and not result.conflicts
+    checks = {f.name: f for f in result.floors}
+    assert checks["women"].status == "held"
+    reach = checks["migration_background_reach"]
+    assert reach.status == "not_applicable" and "do not count priority group 'migration_background'" in reach.reason
+    assert "fairness floor 'migration_background_reach' does not apply to this plan" in "\n".join(result.notes)
     assert 0 < result.cells["spend"].sum() <= 2_000.0 + 1e-6
     # and the model scores an audience file with the same three attributes
     pyfunc = UpliftPyfunc(report.model, shrinkage=report.shrinkage.lam)

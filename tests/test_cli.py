@@ -82,6 +82,35 @@ def test_simulate_features_train_segments_plan(workdir):
             assert "The rules and their price" in out and "coverage floor 'poorer_neighbourhoods'" in out
 
 
+def test_plan_handoff_and_attribution(workdir):
+    """`uplift plan --handoff` writes one file per channel that adds up to the plan; `uplift attribute` reads the
+    links' registrations back (runs after the test above, which registers the champion)."""
+    import json
+
+    from uplift.simulate.visits import visits_from_sheets
+
+    proc = uplift("plan", "--budget", "3000", "--out", "out/plan_h.csv", "--handoff", "out/handoff", cwd=workdir,
+                  check=False)
+    assert proc.returncode == 2 and "--handoff needs --wave" in proc.stderr
+    out = uplift("plan", "--budget", "3000", "--out", "out/plan_h.csv", "--handoff", "out/handoff", "--wave", "3",
+                 "--start", "2026-03-02", "--audience", "data/sim/audience.parquet", cwd=workdir).stdout
+    folder = workdir / "out" / "handoff"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    plan = pd.read_csv(workdir / "out" / "plan_h.csv")
+    assert manifest["adds_up"] and round(manifest["plan"]["spend_eur"] * 100) == round(plan["spend"].sum() * 100)
+    assert "Hand-off for wave-3" in out and "wrote out/handoff" in out
+    sheets = {f.name: pd.read_csv(f) for f in folder.glob("*.csv") if f.name not in ("utm_key.csv", "holdout.csv")}
+    assert {f"{c}_{k}.csv" for c, k in (("meta", "ad_sets"), ("flyer", "print_runs"))} <= set(sheets)
+    enrolments, truth = visits_from_sheets(sheets, rate=0.02, start=pd.Timestamp("2026-03-02").date(), seed=1)
+    broken = enrolments.head(3).assign(visit_url=enrolments["visit_url"].head(3).str.replace("utm_source=", "utm_source=X"))
+    pd.concat([enrolments, broken]).to_csv(workdir / "visits.csv", index=False)
+    out = " ".join(uplift("attribute", "--enrolments", "visits.csv", "--handoff", "out/handoff",
+                          "--out", "out/attributions.csv", cwd=workdir).stdout.split())
+    got = pd.read_csv(workdir / "out" / "attributions.csv")
+    assert (got["status"] == "attributed").sum() == len(truth) and (got["status"] == "malformed").sum() == 3
+    assert "utm_source is not what the scheme writes" in out and "<10" in out  # 3 malformed: below the threshold
+
+
 def test_bad_input_file_names_file_column_and_rows_and_writes_nothing(workdir, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()

@@ -49,7 +49,8 @@ def test_learner_recovers_true_effects(learner, split, truth_p):
 
 def test_uplift_forest_runs_and_labels_arms(split):
     train, test = split
-    spec = ModelSpec(name="f", learner="uplift_forest", forest={"n_estimators": 5, "max_depth": 4, "min_samples_leaf": 300, "max_rows": 20_000})
+    spec = ModelSpec(name="f", learner="uplift_forest",
+                     forest={"n_estimators": 5, "max_depth": 4, "min_samples_leaf": 300, "max_rows": 20_000})
     pred = MultiArmUplift.from_table(spec, train).fit_table(train).predict(test.frame[test.feature_names])
     assert list(pred.columns) == list(test.treatment_arms) and np.isfinite(pred.to_numpy()).all()
 
@@ -124,12 +125,13 @@ def _randomised(n, heterogeneous, seed):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=n)
     arm = rng.choice(np.array(["c", "a", "b"], dtype=object), n)
-    p = 0.10 + np.where(arm == "a", np.where(x > 0, 0.10, -0.06) if heterogeneous else 0.02, 0.0) + np.where(arm == "b", 0.01, 0.0)
+    effect_a = np.where(x > 0, 0.10, -0.06) if heterogeneous else 0.02
+    p = 0.10 + np.where(arm == "a", effect_a, 0.0) + np.where(arm == "b", 0.01, 0.0)
     y = (rng.random(n) < p).astype(int)
     prop = pd.DataFrame({"c": np.full(n, 1 / 3), "a": np.full(n, 1 / 3), "b": np.full(n, 1 / 3)})
     # a noisy but informative model estimate
     noise = rng.normal(scale=0.05, size=(n, 2))
-    est = pd.DataFrame({"a": (np.where(x > 0, 0.10, -0.06) if heterogeneous else 0.02) + noise[:, 0], "b": 0.01 + noise[:, 1]})
+    est = pd.DataFrame({"a": effect_a + noise[:, 0], "b": 0.01 + noise[:, 1]})
     return y, arm, prop, est
 
 
@@ -195,10 +197,25 @@ def test_service_rows_are_typed_as_the_model_check_types_them(split):
     nums = [f.name for f in est.features if f.kind == "numeric"]
     raw.loc[raw.index[:10], cats[0]] = None  # JSON null
     raw.loc[raw.index[10:20], nums[0]] = None
-    rows = [{k: (None if v is None or (isinstance(v, float) and np.isnan(v)) else v) for k, v in r.items()} for r in raw.to_dict("records")]
-    rows = [{k: (int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in r.items()} for r in rows]  # JSON ints
+    rows = [{k: (None if v is None or (isinstance(v, float) and np.isnan(v)) else v) for k, v in r.items()}
+            for r in raw.to_dict("records")]
+    rows = [{k: (int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in r.items()}
+            for r in rows]  # JSON ints
     kinds = tuple((f.name, f.kind) for f in est.features)
     served = rows_to_frame(rows, kinds)
     checked = check_feature_frame(raw, est.features, source="test").reset_index(drop=True)
     pd.testing.assert_frame_equal(served, checked)
     pd.testing.assert_frame_equal(est.predict(served, checked=True), est.predict(raw).reset_index(drop=True))
+
+
+def test_every_learner_kind_a_spec_may_name_has_one_adapter():
+    from uplift.modeling.learnerkinds import LEARNER_KINDS, learner_kind
+    from uplift.specs.model import LEARNERS
+    from uplift.tracking.modellog import CAUSALML_LEARNERS
+
+    assert tuple(LEARNER_KINDS) == LEARNERS
+    assert all(kind.name == name for name, kind in LEARNER_KINDS.items())
+    assert set(CAUSALML_LEARNERS) == {"t", "x", "dr", "t_logistic", "uplift_forest"}
+    assert {n for n, k in LEARNER_KINDS.items() if k.encoding == "onehot"} == {"t_logistic"}
+    assert {n for n, k in LEARNER_KINDS.items() if k.matrix_dtype is np.float32} == {"pooled", "t_shared"}
+    assert learner_kind(ModelSpec(name="p", learner="pooled")) is LEARNER_KINDS["pooled"]

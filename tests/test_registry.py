@@ -380,6 +380,7 @@ def test_the_demo_then_an_experiment_file_leave_the_campaign_champion_and_its_pl
     tmp_path = workdir
     out = _uplift("run", "--people", "6000", "--waves", "2", "--seed", "3", "--model", "pooled_lightgbm")
     assert "uplift-registration v1 promoted: no champion yet" in out and "uplift-registration@champion = version 1" in out
+    assert out.endswith("then open http://127.0.0.1:8000/ui/ and sign in with that token.")  # the demo ends there
     plan = ("plan", "--budget", "5000", "--set", "fairness_floors=[]")
     _uplift(*plan, "--out", "out/before.csv")
 

@@ -10,7 +10,7 @@ becomes its arm's weighted least-squares fit on one-hot indicators of each term'
 over the cells, its level, is kept exactly.
 
 On the simulator the true effects are additive in (age band x gender) + municipality to R^2 0.99,
-and the smoothed estimates plan 2-3 points of the oracle closer (docs/benchmarks.md, session 11). It
+and the smoothed estimates plan closer to the oracle (docs/decisions.md). It
 is an assumption about the world, declared per segment kind in the segment spec
 (``smooth_over``): a message whose effect differs by place for one age band only breaks it. Pure
 numpy and pandas; no I/O.

@@ -8,11 +8,13 @@ also from the built-in exception it means, so callers can catch either::
     ├── SpecError(UpliftError, ValueError)          a YAML declaration is invalid
     ├── DataError(UpliftError, ValueError)          data are valid per row but unusable together
     ├── ModelNotFoundError(UpliftError, LookupError) no registered model / alias to load
-    └── InfeasiblePlanError(UpliftError, ValueError) planning constraints cannot all hold
+    ├── InfeasiblePlanError(UpliftError, ValueError) planning constraints cannot all hold
+    └── PlanLockedError(UpliftError)                 an approved plan cannot be changed, only superseded
 
-and one warning, issued where the product goes on with less than it was declared to use::
+and two warnings, issued where the product goes on with less than it was declared to use::
 
     MissingAttributesWarning(UserWarning)           features or persona rules switched off: attributes absent
+    ThinDataWarning(UserWarning)                    too few rows for part of what was asked (e.g. a CV stratum)
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ __all__ = [
     "DataError",
     "ModelNotFoundError",
     "InfeasiblePlanError",
+    "PlanLockedError",
     "MissingAttributesWarning",
+    "ThinDataWarning",
 ]
 
 
@@ -56,9 +60,21 @@ class InfeasiblePlanError(UpliftError, ValueError):
         self.conflicts = list(conflicts or [])
 
 
+class PlanLockedError(UpliftError):
+    """A stored plan cannot be changed: it is approved (a new plan supersedes it instead)."""
+
+
 class MissingAttributesWarning(UserWarning):
     """Features or persona rules were switched off because the audience lacks attributes they need.
 
     The message names what was switched off and the absent attributes; it is issued where the
     selection is made (building a training table, a segment table, the first chunk of a scoring job).
+    """
+
+
+class ThinDataWarning(UserWarning):
+    """The data have too few rows for part of what was asked; the work goes on and its figures are less certain.
+
+    The message names the group that is thin, how many rows it has and what it would need (e.g. an arm x outcome
+    stratum with fewer rows than cross-validation folds).
     """

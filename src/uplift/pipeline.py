@@ -25,6 +25,7 @@ from uplift.specs import load_spec, project_root
 from uplift.specs.features import FeatureSetSpec
 from uplift.specs.model import ModelSpec
 from uplift.specs.disclosure import DisclosurePolicy, load_disclosure_policy
+from uplift.specs.region import RegionSpec
 from uplift.specs.segments import SegmentSpec
 from uplift.segments import build_segment_table, planner_table, released_segments, truth_segment_effects
 from uplift.segments.composition import PriorityGroups, with_composition
@@ -73,12 +74,12 @@ def load_segment_spec(name_or_path: str = "segments") -> SegmentSpec:
     return load_spec(_declaration(name_or_path), SegmentSpec)
 
 
-def load_priority_groups(path: str | Path | None = None) -> PriorityGroups | None:
+def load_priority_groups(path: str | Path | None = None, *, region: RegionSpec | None = None) -> PriorityGroups | None:
     """The priority groups of ``serve/groups.yaml`` (or ``path``), with the neighbourhoods' deprivation
-    scores their rules need (``deprivation_from``, a region declaration relative to the project root);
-    None when no path is given and the project has no ``serve/groups.yaml``."""
+    scores their rules need: ``region``'s (the region the data come from, e.g. a simulated one) or else
+    the groups file's ``deprivation_from`` (a region declaration relative to the project root); None when
+    no path is given and the project has no ``serve/groups.yaml``."""
     from uplift.specs.groups import GroupSpec
-    from uplift.specs.region import RegionSpec
 
     default = project_root() / "serve" / "groups.yaml"
     if path is None and not default.exists():
@@ -86,7 +87,9 @@ def load_priority_groups(path: str | Path | None = None) -> PriorityGroups | Non
     path = Path(path) if path is not None else default
     spec = load_spec(path, GroupSpec)
     deprivation = None
-    if spec.deprivation_from is not None:
+    if region is not None:
+        deprivation = _deprivation_of(region)
+    elif spec.deprivation_from is not None:
         region_path = Path(spec.deprivation_from)
         region_path = region_path if region_path.is_absolute() else project_root() / region_path
         try:
@@ -94,8 +97,13 @@ def load_priority_groups(path: str | Path | None = None) -> PriorityGroups | Non
         except SpecError as exc:
             raise SpecError(f"{path}: deprivation_from: expected a region declaration with its neighbourhoods' "
                             f"deprivation; {exc}") from None
-        deprivation = {n.postcode: n.deprivation for m in region.municipalities for n in m.neighbourhoods}
+        deprivation = _deprivation_of(region)
     return PriorityGroups(spec=spec, deprivation=deprivation, source=str(path))
+
+
+def _deprivation_of(region: RegionSpec) -> dict[str, float]:
+    """Each neighbourhood (postcode) of ``region`` -> its deprivation score."""
+    return {n.postcode: n.deprivation for m in region.municipalities for n in m.neighbourhoods}
 
 
 def segment_truth(report: ValidationReport, segments: pd.DataFrame, truth: pd.DataFrame, event: str, spec: SegmentSpec) -> pd.DataFrame:

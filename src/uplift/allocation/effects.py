@@ -16,7 +16,7 @@ from uplift.vocabulary import HOLDOUT
 __all__ = [
     "ARM_LEVEL_LOAD", "ARM_SLOPE_LOAD", "EFFECTS", "EFFECT_COLUMNS", "FIT_LOAD_PREFIX", "GROUP_PREFIX",
     "PERSONA_LOAD_PREFIX", "PER_ARM_LOADS", "PER_ARM_PREFIXES", "SHARED_ERROR_COLUMNS", "applicable_floors",
-    "check_effects", "floor_mask", "floor_weights", "group_columns", "group_weights", "own_sd", "segment_kind",
+    "check_effects", "counts_group", "floor_mask", "floor_weights", "group_columns", "group_weights", "own_sd", "segment_kind",
     "shared_error_columns", "shared_factors", "total_variance",
 ]
 
@@ -149,6 +149,7 @@ def total_variance(weights: np.ndarray, own: np.ndarray, shared: np.ndarray | No
 
     ``weights`` are a plan's contacts, a difference of two plans' contacts, or a floor's signed contacts.
     """
+    weights = np.asarray(weights, dtype=float)  # whole contacts (int64) @ floats is numpy's slow loop, not BLAS
     variance = float(np.sum((own * weights) ** 2))
     if shared is not None and shared.size:
         variance += float(np.sum((weights @ shared) ** 2))
@@ -275,6 +276,13 @@ def _kind_hint(frame: pd.DataFrame, floor: FairnessFloor) -> str:
     segments = f"{kind} segments" if kind else "these segments"
     return (f"; the {segments} do not split by {', '.join(map(repr, blank))} (every one is 'any'): name the kinds "
             f"of segment the floor binds, e.g. segment_kinds: [targetable]")
+
+
+def counts_group(frame: pd.DataFrame, group: str | None) -> bool:
+    """Whether ``frame`` counts priority ``group`` (has its ``group__`` column; True for no group). A
+    segment table leaves out a group whose rule reads an attribute the data lack
+    (:func:`uplift.segments.composition.counted_groups`): rules over it do not apply to its plans."""
+    return group is None or GROUP_PREFIX + group in frame.columns
 
 
 def group_columns(frame: pd.DataFrame) -> dict[str, str]:

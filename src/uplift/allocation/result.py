@@ -20,6 +20,7 @@ import pandas as pd
 from uplift.allocation.effects import (
     applicable_floors,
     check_effects,
+    counts_group,
     floor_weights,
     own_sd,
     segment_kind,
@@ -143,7 +144,8 @@ class FloorCheck:
     ----------
     name, kind, min_share : the floor's (``kind``: ``spend_share``, ``contact_share`` or ``conversion_share``).
     status : ``"held"``; ``"short"`` (a relaxed plan, see its conflicts); or ``"not_applicable"``:
-        the floor does not bind plans over this kind of segment (its ``segment_kinds``).
+        the floor does not bind plans over this kind of segment (its ``segment_kinds``), or counts a
+        priority group the segment table does not count (``reason`` says which).
     share : the plan's share of spend, contacts or expected conversions the floor counts (NaN when
         the floor does not apply or the plan spends or converts nothing).
     """
@@ -153,6 +155,7 @@ class FloorCheck:
     min_share: float
     status: str
     share: float = float("nan")
+    reason: str = ""
 
     def as_dict(self) -> dict[str, object]:
         """The check as a plain mapping (for JSON and tables)."""
@@ -162,8 +165,8 @@ class FloorCheck:
         """The check in one line for the plan's notes (``plan_kind``: the kind of segment the plan is over)."""
         head = f"fairness floor {self.name!r}"
         if self.status == "not_applicable":
-            return (f"{head} does not apply to a plan over {plan_kind} segments (its segment_kinds); "
-                    f"this plan is not bound by it")
+            why = self.reason or f"a plan over {plan_kind} segments (its segment_kinds)"
+            return f"{head} does not apply to {why}; this plan is not bound by it"
         of = {"spend_share": "spend", "contact_share": "contacts"}.get(self.kind, "expected conversions")
         got = f"{self.share:.1%} of {of}" if math.isfinite(self.share) else f"the plan has no {of}"
         return f"{head} {'held' if self.status == 'held' else 'fell short'}: {got} (asked: at least {self.min_share:.0%})"
@@ -184,6 +187,11 @@ def floor_checks(problem: Problem, cells: pd.DataFrame, kind: str | None) -> tup
     for floor in problem.policy.fairness_floors:
         if not floor.applies_to(kind):
             checks.append(FloorCheck(floor.name, floor.kind, float(floor.min_share), "not_applicable"))
+            continue
+        if not counts_group(problem.frame, floor.group):
+            checks.append(FloorCheck(floor.name, floor.kind, float(floor.min_share), "not_applicable",
+                                     reason=f"this plan: its segments do not count priority group {floor.group!r} "
+                                            "(the data lack attributes its rule reads)"))
             continue
         if floor.name not in weights:  # counts nobody in part of a table (a reference plan's problem)
             continue
@@ -572,13 +580,15 @@ def evaluate_plan(
     half = _half_width(contacts, own_sd(merged["effect_sd"].to_numpy(dtype=float), shared), shared, interval)
     floors: dict[str, float] = {}
     for floor in applicable_floors(policy.fairness_floors, merged)[0] if policy is not None else ():
+        if not counts_group(merged, floor.group):
+            continue
         weight = floor_weights(merged, floor, source=source, allow_empty=True)
         counted = {"spend_share": spend, "contact_share": contacts, "conversion_share": conv}[floor.kind]
         total_counted = counted.sum()
         floors[floor.name] = float((counted * weight).sum() / total_counted) if total_counted != 0 else float("nan")
     allowance: dict[str, float] = {}
     for i, cover in enumerate(policy.coverage_floors if policy is not None else ()):
-        if not cover.applies_to(segment_kind(merged)):
+        if not cover.applies_to(segment_kind(merged)) or not counts_group(merged, cover.group):
             continue
         # the worst area's contacts as a share of the floor's minimum (1 or more: it holds everywhere), and
         # how far below 1 the rounding of contacts down to whole people may leave it (less than one contact

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,6 +14,7 @@ from uplift.api.handlers import install_handlers
 from uplift.api.limits import BodySizeLimit
 from uplift.api.settings import ServiceSettings
 from uplift.errors import SpecError
+from uplift.quiet import install as install_quiet_output
 
 __all__ = ["app_from_environment", "create_app", "with_compute_pool"]
 
@@ -35,6 +37,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     from uplift.api.planning import PlanService
     from uplift.api.planstore import PlanStore
     from uplift.api.registryclient import lazy_mlflow_client
+    from uplift.api.web import charts
+    from uplift.api.web.sessions import SessionStore
     from uplift.specs import load_spec
     from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
@@ -63,6 +67,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     plans = PlanStore(settings.resolved_plans_url(), retention=settings.plan_retention)
     app.state.planner = planner
     app.state.plan_store = plans
+    app.state.web_sessions = SessionStore(plans.engine)
+    threading.Thread(target=charts.warm_up, name="uplift-charts-warm-up", daemon=True).start()
     app.state.model_store = store
     store.start()
     status = store.status
@@ -115,6 +121,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         disclosure threshold; a minimum segment size below the disclosure threshold
         (:meth:`ServiceSettings.disclosure_policy`).
     """
+    install_quiet_output()  # each uvicorn worker process builds its app here
     tokens = settings.named_tokens()
     if settings.mode == "production" and not tokens:
         raise SpecError("service settings: mode 'production' needs at least one token (UPLIFT_SERVICE_TOKENS)")
@@ -131,7 +138,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         log.warning("DISCLOSURE THRESHOLD LOWERED to %d people (dev mode): figures about smaller groups than a "
                     "statistical office would publish leave this service", disclosure.threshold)
         log.warning("!" * 72)
-    from uplift.api.routes import health, model, plans, scores, segments
+    from uplift.api.routes import handoff, health, model, pages, plans, scores, segments
+    from uplift.api.web.pagehandlers import install_page_handlers
 
     app = FastAPI(
         title="uplift",
@@ -145,10 +153,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.disclosure = disclosure
     protected = [Depends(require_token)]
     app.include_router(health.router)
-    for module in (model, segments, plans, scores):
+    for module in (model, segments, plans, handoff, scores):
         app.include_router(module.router, dependencies=protected,
                            responses={401: {"description": "missing or invalid bearer token"}})
+    app.include_router(pages.router)
     install_handlers(app)
+    install_page_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

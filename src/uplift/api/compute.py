@@ -1,4 +1,4 @@
-"""CPU-bound request work (scores, new plans) in worker processes, so requests in flight use every core.
+"""CPU-bound request work (scores, new plans, budget curves) in worker processes, so requests in flight use every core.
 
 One Python process runs one request's Python code at a time (the GIL): with two requests in
 flight the second waits for the first, however many cores there are. Several uvicorn workers do
@@ -58,6 +58,9 @@ def _die_with_parent() -> None:
 
 def _init(payload: bytes) -> None:
     _die_with_parent()
+    from uplift.quiet import install
+
+    install()  # before the payload imports the model's libraries
     bundle, costs, policy, min_segment_size, prepared_bytes = pickle.loads(payload)
     from threadpoolctl import threadpool_limits
 
@@ -96,7 +99,11 @@ def _plan_task(request) -> Any:
     return _STATE["planner"].compute(_STATE["bundle"], request)
 
 
-TASKS: dict[str, Callable[..., Any]] = {"score": _score_task, "plan": _plan_task}
+def _curve_task(request, points: int) -> dict:
+    return _STATE["planner"].compute_curve(_STATE["bundle"], request, points)
+
+
+TASKS: dict[str, Callable[..., Any]] = {"score": _score_task, "plan": _plan_task, "curve": _curve_task}
 
 
 # -- in the server process --------------------------------------------------------------------

@@ -15,7 +15,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from uplift.api.redact import ECHO_CHARS, safe_message
-from uplift.errors import DataError, InfeasiblePlanError, ModelNotFoundError, SchemaError, SpecError, UpliftError
+from uplift.errors import (
+    DataError,
+    InfeasiblePlanError,
+    ModelNotFoundError,
+    PlanLockedError,
+    SchemaError,
+    SpecError,
+    UpliftError,
+)
 
 __all__ = ["MAX_ERRORS", "RequestFieldError", "install_handlers", "safe_loc", "status_for", "validation_details"]
 
@@ -39,7 +47,7 @@ class RequestFieldError(SchemaError):
 
 def status_for(exc: UpliftError) -> int:
     """HTTP status of a project error."""
-    if isinstance(exc, InfeasiblePlanError):
+    if isinstance(exc, (InfeasiblePlanError, PlanLockedError)):
         return 409
     if isinstance(exc, ModelNotFoundError):
         return 404

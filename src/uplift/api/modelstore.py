@@ -22,8 +22,8 @@ from uplift.errors import ModelNotFoundError, SpecError
 from uplift.specs.disclosure import DisclosurePolicy
 from uplift.tracking.registry import SERVED_COLUMNS
 
-__all__ = ["ModelBundle", "ModelStore", "StoreStatus", "check_served_model", "interval_level", "registry_loader",
-           "registry_resolver", "safe_segments"]
+__all__ = ["ModelBundle", "ModelStore", "Provenance", "StoreStatus", "check_served_model", "interval_level",
+           "provenance", "registry_loader", "registry_resolver", "safe_segments"]
 
 log = logging.getLogger("uplift.api")
 
@@ -49,6 +49,71 @@ def interval_level(segments: pd.DataFrame) -> float:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """Where a model version comes from, for the people who use it: what it learned from, up to when, and
+    when and why it was promoted (None where the registry does not say)."""
+
+    registered_at: datetime | None = None
+    promoted_at: datetime | None = None
+    promoted_by: str | None = None  # "gate" (the evidence gate at registration) or "hand" (uplift promote)
+    promotion_reason: str | None = None
+    learner: str | None = None
+    spec: str | None = None
+    outcome: str | None = None
+    data_source: str | None = None
+    data_until: datetime | None = None
+    training_rows: int | None = None
+    heldout_rows: int | None = None
+    data_digest: str | None = None
+
+
+def _millis(value) -> datetime | None:
+    return datetime.fromtimestamp(int(value) / 1000, UTC) if value else None
+
+
+def _iso_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _count(value: str | None) -> int | None:
+    return int(value) if value is not None and str(value).isdigit() else None
+
+
+def provenance(version, run) -> Provenance:
+    """The :class:`Provenance` of an MLflow ``ModelVersion`` and its training ``Run`` (None: no run).
+
+    The promotion is read from the version's tags: ``gate.reason`` / ``gate.at`` / ``gate.by`` where the
+    registry records them, else ``promotion`` (the reason recorded when the version was registered and
+    judged, so its time is the registration's).
+    """
+    tags = dict(getattr(version, "tags", None) or {})
+    params = dict(run.data.params) if run is not None else {}
+    run_tags = dict(run.data.tags) if run is not None else {}
+    registered = _millis(getattr(version, "creation_timestamp", None))
+    reason = tags.get("gate.reason") or tags.get("promotion") or (getattr(version, "description", None) or None)
+    return Provenance(
+        registered_at=registered,
+        promoted_at=_iso_time(tags.get("gate.at")) or (registered if reason else None),
+        promoted_by=tags.get("gate.by") or ("gate" if reason else None),
+        promotion_reason=reason,
+        learner=params.get("learner"),
+        spec=params.get("model_name"),
+        outcome=params.get("outcome"),
+        data_source=params.get("data_source"),
+        data_until=_iso_time(run_tags.get("data_until")),
+        training_rows=_count(params.get("n_train_rows")),
+        heldout_rows=_count(params.get("n_test_rows")),
+        data_digest=run_tags.get("training_table_digest") or tags.get("data.digest"),
+    )
+
+
+@dataclass(frozen=True)
 class ModelBundle:
     """Everything a request needs about one model version; never changed after it is built."""
 
@@ -67,6 +132,7 @@ class ModelBundle:
     by_kind: dict[str, pd.DataFrame] = field(default_factory=dict)
     compute: Any = None  # uplift.api.compute.ComputePool serving this version, or None: requests compute in their thread
     released: pd.DataFrame | None = None  # the released segment table (uplift.segments.release), same segments
+    provenance: Provenance = field(default_factory=Provenance)
 
     def segments_of(self, kind: str) -> pd.DataFrame:
         """The segment rows of ``kind`` (empty frame if none)."""
@@ -114,7 +180,8 @@ def registry_loader(client, name: str, alias: str, *, min_segment_size: int,
         missing = [c for c in SEGMENT_REQUIRED if c not in segments.columns]
         if missing:
             raise ModelNotFoundError(f"{name} v{mv.version}: segment table lacks column(s) {missing}")
-        metrics = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
+        run = client.get_run(mv.run_id) if mv.run_id else None
+        metrics = dict(run.data.metrics) if run is not None else {}
         safe = safe_segments(segments, min_segment_size)
         released = load_released_segments(client, mv, disclosure, planner=segments)
         interval = interval_level(segments)
@@ -133,6 +200,7 @@ def registry_loader(client, name: str, alias: str, *, min_segment_size: int,
             loaded_at=datetime.now(UTC),
             by_kind={str(k): g.reset_index(drop=True) for k, g in safe.groupby("kind", sort=False)},
             released=released[released["segment"].isin(safe["segment"])].reset_index(drop=True),
+            provenance=provenance(mv, run),
         )
 
     return load

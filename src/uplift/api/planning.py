@@ -25,6 +25,8 @@ from uplift.api.modelstore import ModelBundle, safe_segments
 from uplift.api.planschema import PackedBody, pack_body
 from uplift.api.redact import echo
 from uplift.api.schemas import PlanCell, PlanRequest, PlanResponse
+from uplift.allocation.breakdown import plan_breakdown
+from uplift.allocation.curve import CURVE_POINTS, budget_curve, curve_budgets
 from uplift.allocation.planner import PreparedPlan
 from uplift.errors import DataError, SpecError, UpliftError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
@@ -167,6 +169,10 @@ class PlanService:
         """The plan's body computed here (no result cache; prepared plans are kept)."""
         return _computed(bundle, request, self._compute(bundle, request))
 
+    def rules_for(self, request: PlanRequest) -> tuple[CostCatalogue, PlanningPolicy]:
+        """The cost catalogue and policy ``request`` plans under (the service's with its overrides)."""
+        return self._overrides(request)
+
     def _overrides(self, request: PlanRequest) -> tuple[CostCatalogue, PlanningPolicy]:
         _check_finite(request.policy, ("body", "policy"))
         _check_finite(request.costs, ("body", "costs"))
@@ -236,7 +242,32 @@ class PlanService:
             "gains": {name: _gain(g.as_dict(), policy.interval) for name, g in result.gains.items()},
             "floors": [{**f.as_dict(), "share": finite_or_none(f.share)} for f in result.floors],
             "rules": [_rule(r.as_dict()) for r in result.rules],
+            "breakdown": [_part(p.as_dict()) for p in plan_breakdown(prepared.problem, cells)],
             "cells_json": _cells_json(cells, funded, ready.labels),
+        }
+
+    def curve(self, bundle: ModelBundle, request: PlanRequest, *, points: int = CURVE_POINTS) -> dict:
+        """What the next euro buys under ``request``'s rules (:func:`~uplift.allocation.curve.budget_curve`):
+        ``points`` budgets from 0 to well past the useful spend, ``request.budget`` among them; in a compute
+        worker when the bundle has a pool. Not cached: the prepared plan is."""
+        if bundle.compute is None:
+            return self.compute_curve(bundle, request, points)
+        return bundle.compute.run("curve", request, points, local=lambda: self.compute_curve(bundle, request, points))
+
+    def compute_curve(self, bundle: ModelBundle, request: PlanRequest, points: int = CURVE_POINTS) -> dict:
+        """:meth:`curve` computed here: ``points`` (budget, spend, expected conversions, lo, hi, marginal cost,
+        feasible), ``saturation``, ``budget`` and ``interval``; figures rounded as a plan's."""
+        costs, policy = self._overrides(request)
+        prepared = self._prepare(bundle, request, costs, policy).plan
+        with _planner_errors():
+            budgets = curve_budgets(useful_spend=prepared.useful_spend, budget=request.budget, points=points)
+            found = budget_curve(prepared, budgets)
+        return {
+            "budget": float(request.budget),
+            "saturation": float(rounded_figures(found.saturation, "spend")),
+            "interval": found.interval,
+            "points": [{k: (v if isinstance(v, bool) else finite_or_none(rounded_figures(v, k)))
+                        for k, v in p.as_dict().items()} for p in found.points],
         }
 
 
@@ -265,7 +296,7 @@ def _computed(bundle: ModelBundle, request: PlanRequest, body: dict) -> Computed
          "model_version": bundle.version, "request": request, **body, "cells": []}
     )
     dumped = checked.model_dump_json(include={"status", "conflicts", "notes", "totals", "references", "gains", "floors",
-                                              "rules", "cells"})
+                                              "rules", "breakdown", "cells"})
     empty = '"cells":[]}'
     if not dumped.endswith(empty):  # pragma: no cover - guards the field order the splice relies on
         raise RuntimeError("PlanResponse must serialise 'cells' last")
@@ -329,6 +360,11 @@ def _rule(figures: dict) -> dict:
     out["dual"] = out["dual"] if out["dual"] is not None else 0.0
     out["cost_share"] = finite_or_none(round(float(figures["cost_share"]), 4))
     return out
+def _part(figures: dict) -> dict:
+    """A part of a plan as sent: EUR to the cent, contacts whole, conversions like the totals."""
+    return {"dimension": figures["dimension"], "name": figures["name"],
+            "spend": float(rounded_figures(figures["spend"], "spend")), "contacts": int(round(figures["contacts"])),
+            **{k: float(rounded_figures(figures[k], "expected_conversions")) for k in ("expected_conversions", "lo", "hi")}}
 
 
 def _label_arrays(cells: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -1,12 +1,13 @@
 """The plan store's tables, how a plan's body is packed into them, and the upgrade of older stores.
 
 ``plans``: one row per answered request (id, time, model, solver status, figures, the request JSON,
-the body's hash, and the approval: when and by which token name). ``plan_bodies``: each distinct
+the body's hash, the approval: when and by which token name, and the planner's labels: the name of
+the token that made it, a name, a note and the approved plan it supersedes). ``plan_bodies``: each distinct
 body once, zlib-compressed (``body_z``); ``body`` holds the plain JSON of bodies stored before
 compression, and is emptied as the store compacts them (:meth:`~uplift.api.planstore.PlanStore.compact`).
 
-:func:`upgrade` adds what a store made by an older version lacks (approval columns, ``body_z``, the
-index on ``plans.body_hash``), with ``ALTER TABLE ... ADD COLUMN`` only, so no plan is rewritten or lost.
+:func:`upgrade` adds what a store made by an older version lacks (approval and label columns, ``body_z``,
+the indexes on ``plans.body_hash`` and ``plans.supersedes``), with ``ALTER TABLE ... ADD COLUMN`` only, so no plan is rewritten or lost.
 """
 
 from __future__ import annotations
@@ -43,7 +44,12 @@ PLANS = sa.Table(
     sa.Column("body_hash", sa.String(64), sa.ForeignKey("plan_bodies.hash"), nullable=False),
     sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("approved_by", sa.String(100), nullable=True),
+    sa.Column("created_by", sa.String(100), nullable=True),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("supersedes", sa.String(32), nullable=True),
     sa.Index("ix_plans_body_hash", "body_hash"),
+    sa.Index("ix_plans_supersedes", "supersedes"),
 )
 
 BODIES = sa.Table(

@@ -28,8 +28,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from uplift.api.planschema import BODIES, PLANS, PackedBody, create_tables, pack_body, unpack_body
 from uplift.api.retention import PlanRetention
+from uplift.errors import DataError, PlanLockedError
 
-__all__ = ["Expired", "PlanRecord", "PlanStore", "assemble_response", "now"]
+__all__ = ["Expired", "PlanLabels", "PlanRecord", "PlanStore", "assemble_response", "now"]
 
 log = logging.getLogger("uplift.api")
 
@@ -49,13 +50,29 @@ def _iso(t: datetime | None) -> str | None:
 
 def assemble_response(
     *, plan_id: str, created_at: datetime, model_name: str, model_version: int, request_json: str, body_json: str,
-    approved_at: datetime | None = None, approved_by: str | None = None,
+    approved_at: datetime | None = None, approved_by: str | None = None, labels: PlanLabels | None = None,
 ) -> str:
-    """A plan's response JSON: its head (id, time, model, approval, request) and its body (``body_json``, no braces)."""
+    """A plan's response JSON: its head (id, time, model, approval, labels, request) and its body
+    (``body_json``, no braces)."""
+    labels = labels or PlanLabels()
     head = json.dumps({"id": plan_id, "created_at": _iso(created_at), "model_name": model_name,
-                       "model_version": model_version, "approved_at": _iso(approved_at), "approved_by": approved_by},
+                       "model_version": model_version, "approved_at": _iso(approved_at), "approved_by": approved_by,
+                       "created_by": labels.created_by, "name": labels.name, "note": labels.note,
+                       "supersedes": labels.supersedes, "superseded_by": labels.superseded_by},
                       separators=(",", ":"))
     return f'{head[:-1]},"request":{request_json},{body_json}}}'
+
+
+@dataclass(frozen=True)
+class PlanLabels:
+    """What planners add to a stored plan: who made it (a token's name), its name and note, the approved
+    plan it supersedes, and the newest plan that supersedes it (``superseded_by``, read from the others)."""
+
+    created_by: str | None = None
+    name: str | None = None
+    note: str | None = None
+    supersedes: str | None = None
+    superseded_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,13 +92,15 @@ class PlanRecord:
     body_json: str
     approved_at: datetime | None = None
     approved_by: str | None = None
+    labels: PlanLabels = PlanLabels()
 
     @property
     def response_json(self) -> str:
-        """The response as it was returned, with the plan's approval."""
+        """The response as it was returned, with the plan's approval and labels."""
         return assemble_response(plan_id=self.id, created_at=self.created_at, model_name=self.model_name,
                                  model_version=self.model_version, request_json=self.request_json,
-                                 body_json=self.body_json, approved_at=self.approved_at, approved_by=self.approved_by)
+                                 body_json=self.body_json, approved_at=self.approved_at, approved_by=self.approved_by,
+                                 labels=self.labels)
 
 
 @dataclass(frozen=True)
@@ -107,11 +126,13 @@ def _utc(t: datetime | None) -> datetime | None:
 
 
 def _summary(row, *, request_json: str = "", body_json: str = "") -> PlanRecord:
+    labels = PlanLabels(created_by=row.created_by, name=row.name, note=row.note, supersedes=row.supersedes,
+                        superseded_by=row.superseded_by)
     return PlanRecord(
         id=row.id, created_at=_utc(row.created_at), model_name=row.model_name, model_version=int(row.model_version),
         status=row.status, budget=float(row.budget), spend=float(row.spend),
         expected_conversions=float(row.expected_conversions), request_json=request_json, body_json=body_json,
-        approved_at=_utc(row.approved_at), approved_by=row.approved_by,
+        approved_at=_utc(row.approved_at), approved_by=row.approved_by, labels=labels,
     )
 
 
@@ -119,7 +140,12 @@ def _record(row) -> PlanRecord:
     return _summary(row, request_json=row.request, body_json=unpack_body(row.body, row.body_z))
 
 
-_SUMMARY_COLUMNS = [c for c in PLANS.c if c.name not in ("request", "body_hash")]
+_NEWER = PLANS.alias("newer")
+_SUPERSEDED_BY = (sa.select(_NEWER.c.id).where(_NEWER.c.supersedes == PLANS.c.id)
+                  .order_by(_NEWER.c.approved_at.is_(None), _NEWER.c.created_at.desc()).limit(1)
+                  .scalar_subquery().label("superseded_by"))
+"""The plan that supersedes a plan: the newest approved one, else the newest draft."""
+_SUMMARY_COLUMNS = [*(c for c in PLANS.c if c.name not in ("request", "body_hash")), _SUPERSEDED_BY]
 
 
 class PlanStore:
@@ -196,11 +222,14 @@ class PlanStore:
         body between the two (with PostgreSQL the foreign key refuses it and the add is retried once).
         """
         body = body if body is not None else pack_body(record.body_json)
+        labels = record.labels
         row = {"id": record.id, "created_at": record.created_at, "model_name": record.model_name,
                "model_version": record.model_version, "status": record.status, "budget": record.budget,
                "spend": record.spend, "expected_conversions": record.expected_conversions,
                "request": record.request_json, "body_hash": body.digest,
-               "approved_at": record.approved_at, "approved_by": record.approved_by}
+               "approved_at": record.approved_at, "approved_by": record.approved_by,
+               "created_by": labels.created_by, "name": labels.name, "note": labels.note,
+               "supersedes": labels.supersedes}
         for attempt in (1, 2):
             try:
                 with self.engine.begin() as conn:
@@ -214,7 +243,8 @@ class PlanStore:
     def get(self, plan_id: str) -> PlanRecord | None:
         """The plan with ``plan_id``, or None."""
         with self.engine.connect() as conn:
-            query = sa.select(PLANS, BODIES.c.body, BODIES.c.body_z).join(BODIES, PLANS.c.body_hash == BODIES.c.hash)
+            query = (sa.select(PLANS, _SUPERSEDED_BY, BODIES.c.body, BODIES.c.body_z)
+                     .join(BODIES, PLANS.c.body_hash == BODIES.c.hash))
             row = conn.execute(query.where(PLANS.c.id == plan_id)).first()
         return _record(row) if row is not None else None
 
@@ -238,6 +268,37 @@ class PlanStore:
                          .values(approved_at=at, approved_by=by))
             row = conn.execute(sa.select(*_SUMMARY_COLUMNS).where(PLANS.c.id == plan_id)).first()
         return _summary(row) if row is not None else None
+
+    def label(self, plan_id: str, *, name: str | None = None, note: str | None = None,
+              supersedes: str | None = None) -> PlanRecord | None:
+        """Set the name, note or superseded plan (each only when given) of an unapproved plan; the plan's
+        summary, or None if there is no such plan.
+
+        Raises
+        ------
+        PlanLockedError
+            The plan is approved: approved plans are not edited, a new plan supersedes them.
+        DataError
+            ``supersedes`` names no stored plan, or the plan itself.
+        """
+        values = {k: v for k, v in (("name", name), ("note", note), ("supersedes", supersedes)) if v is not None}
+        with self.engine.begin() as conn:
+            found = conn.execute(sa.select(PLANS.c.approved_at).where(PLANS.c.id == plan_id)).first()
+            if found is None:
+                return None
+            if found.approved_at is not None:
+                raise PlanLockedError(f"plan {plan_id} is approved: it cannot be edited; make a new plan that "
+                                      "supersedes it")
+            if supersedes is not None and (supersedes == plan_id or conn.execute(
+                    sa.select(PLANS.c.id).where(PLANS.c.id == supersedes)).first() is None):
+                raise DataError(f"supersedes: no other stored plan with id {supersedes[:40]!r}")
+            if values:  # the approval is checked again in the statement: a plan approved meanwhile stays as it is
+                done = conn.execute(PLANS.update().where(PLANS.c.id == plan_id, PLANS.c.approved_at.is_(None))
+                                    .values(**values)).rowcount
+                if not done:
+                    raise PlanLockedError(f"plan {plan_id} was approved meanwhile: it cannot be edited")
+            row = conn.execute(sa.select(*_SUMMARY_COLUMNS).where(PLANS.c.id == plan_id)).first()
+        return _summary(row)
 
     def expire(self, rule: PlanRetention, at: datetime) -> Expired:
         """Apply ``rule`` as of ``at``: delete unapproved plans past its age or count, then the bodies

@@ -14,7 +14,9 @@ __all__ = [
     "HealthStatus",
     "ModelInfo",
     "PlanCell",
+    "PlanLabelsIn",
     "PlanList",
+    "PlanPartOut",
     "PlanRequest",
     "PlanResponse",
     "PlanSummary",
@@ -276,6 +278,8 @@ class FloorOut(_Out):
     share: float | None = Field(
         description="the plan's share of spend, contacts or expected conversions the floor counts (null when the "
                     "floor does not apply or the plan spends or converts nothing)")
+    reason: str = Field("", description="why a floor does not apply, when not its segment_kinds (e.g. a priority "
+                                        "group the data cannot count)")
 
 
 class RulePriceOut(_Out):
@@ -295,6 +299,16 @@ class RulePriceOut(_Out):
     cost_share: float | None = Field(description="cost as a share of the plan without the rule")
     interval: float = Field(description="coverage of [lo, hi]; paired: both plans scored on the same estimates")
     text: str = Field(description="the price in one sentence")
+class PlanPartOut(_Out):
+    """A plan's figures on one channel, message or priority group, with the interval of that part."""
+
+    dimension: Literal["channel", "message", "group"]
+    name: str
+    spend: float
+    contacts: int = Field(description="for a priority group: the expected contacts with its people")
+    expected_conversions: float
+    lo: float
+    hi: float
 
 
 class PlanCell(_Out):
@@ -321,6 +335,13 @@ class PlanResponse(_Out):
     approved_at: datetime | None = Field(None, description="when a planner approved the plan (null: not approved; "
                                           "approved plans are kept, unapproved ones expire)")
     approved_by: str | None = Field(None, description="the name of the token that approved it (never the token)")
+    created_by: str | None = Field(None, description="the name of the token that made the plan (never the token)")
+    name: str | None = Field(None, description="a planner's name for the plan")
+    note: str | None = Field(None, description="a planner's note on the plan")
+    supersedes: str | None = Field(None, description="id of the plan this one replaces (an approved plan is never "
+                                                     "edited: a new plan supersedes it)")
+    superseded_by: str | None = Field(None, description="id of the plan that replaces this one: the newest approved "
+                                                        "such plan, else the newest draft")
     status: Literal["optimal", "infeasible"]
     conflicts: list[str]
     notes: list[str]
@@ -334,6 +355,10 @@ class PlanResponse(_Out):
                                                                     "short or not applicable, and the share reached")
     rules: list[RulePriceOut] = Field(
         default_factory=list, description="the price of every declared rule (empty when include_prices is false)")
+    breakdown: list[PlanPartOut] = Field(
+        default_factory=list, description="the plan per channel, per message and per priority group (each cell "
+        "counted with its group's share of its people), each part's conversions with its own interval (cells' own "
+        "and shared errors, as the totals')")
     cells: list[PlanCell] = Field(description="funded cells (contacts > 0), largest spend first")
     request: PlanRequest
 
@@ -365,6 +390,30 @@ class PlanSummary(_Out):
     expected_conversions: float
     approved_at: datetime | None = Field(None, description="when a planner approved the plan (null: not approved)")
     approved_by: str | None = Field(None, description="the name of the token that approved it (never the token)")
+    created_by: str | None = Field(None, description="the name of the token that made the plan (never the token)")
+    name: str | None = Field(None, description="a planner's name for the plan")
+    note: str | None = Field(None, description="a planner's note on the plan")
+    supersedes: str | None = Field(None, description="id of the plan this one replaces (an approved plan is never "
+                                                     "edited: a new plan supersedes it)")
+    superseded_by: str | None = Field(None, description="id of the plan that replaces this one: the newest approved "
+                                                        "such plan, else the newest draft")
+
+
+PlanName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+PlanNote = Annotated[str, StringConstraints(max_length=4000)]
+
+
+class PlanLabelsIn(_In):
+    """A planner's labels on an unapproved stored plan (each field only when given)."""
+
+    name: PlanName | None = None
+    note: PlanNote | None = None
+    supersedes: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        None, description="id of the stored plan this one replaces")
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Wave 5, flyers first", "note": "agreed with the programme team"}]}
+    )
 
 
 class PlanList(_Out):

@@ -7,7 +7,8 @@ import sys
 import warnings
 
 from uplift.cli.app import app
-from uplift.errors import MissingAttributesWarning, UpliftError
+from uplift.errors import MissingAttributesWarning, ThinDataWarning, UpliftError
+from uplift.quiet import install as install_quiet_output
 
 # Sub-command modules register themselves on ``app`` when imported; add one line per module.
 _COMMANDS = (
@@ -18,6 +19,7 @@ _COMMANDS = (
     "uplift.cli.models",
     "uplift.cli.segments",
     "uplift.cli.plan",
+    "uplift.cli.handoff",
     "uplift.cli.serve",
     "uplift.cli.token",
     "uplift.cli.score",
@@ -30,11 +32,20 @@ for _name in _COMMANDS:
 __all__ = ["app", "main"]
 
 
+_NOTES = (MissingAttributesWarning, ThinDataWarning)
+"""The product's own warnings: printed as one plain ``note:`` line each, once per command."""
+
+
 def _show_notes(show):
-    """Print the product's notes (features or persona rules switched off) as one plain line each."""
+    """Print the product's notes (features or persona rules switched off, thin data) as one plain line each,
+    each text once; other warnings go to ``show``."""
+    shown: set[str] = set()
 
     def showwarning(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, MissingAttributesWarning):
+        if issubclass(category, _NOTES):
+            if str(message) in shown:
+                return
+            shown.add(str(message))
             from uplift.cli.app import err_console
 
             err_console.print(f"[bold yellow]note:[/] {message}", highlight=False)
@@ -54,6 +65,7 @@ def main() -> None:
     """Console-script entry point: known errors print one clear line and exit 2; SIGTERM exits 143
     after cleaning up."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    install_quiet_output()  # before any command imports MLflow, causalml or the solver
     warnings.showwarning = _show_notes(warnings.showwarning)
     try:
         app()

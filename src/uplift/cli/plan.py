@@ -63,6 +63,11 @@ def plan_command(
     prices: Annotated[bool, typer.Option(help="Price every rule: binds or not, and what holding it costs.")] = True,
     top: Annotated[int, typer.Option(help="Cells to print (all are written).")] = 20,
     out: Annotated[Path, typer.Option(help="Where to write the plan's cells (.csv or .parquet).")] = Path("out/plan.csv"),
+    handoff: Annotated[Path | None, typer.Option(help="Also write the hand-off, one file per channel, into this folder.")] = None,
+    wave: Annotated[int | None, typer.Option(help="The wave the hand-off is for (utm_campaign=wave-<n>).")] = None,
+    start: Annotated[str | None, typer.Option(help="First day of the wave, YYYY-MM-DD (default: today).")] = None,
+    audience: Annotated[Path | None, typer.Option(help="The audience file whose neighbourhoods place the flyers "
+                                                       "(default: the region declaration's residents).")] = None,
 ) -> None:
     """Recommend contacts and spend per segment x message x channel under costs, caps and fairness floors."""
     from uplift.allocation import cost_range, plan
@@ -89,9 +94,17 @@ def plan_command(
         table = table[~small]
     if table.empty:
         fail(f"no {kind} segments in {label}")
+    if handoff is not None and wave is None:
+        fail("--handoff needs --wave, the wave the plan is for (utm_campaign=wave-<n>)")
     result = plan(table, budget=budget, costs=catalogue, policy=rules, strict=strict, prices=prices, source=label,
                   policy_source=str(policy_path))
     write_table(result.cells, out)
+    manifest = None
+    if handoff is not None:
+        from uplift.cli.handoff import write_plan_handoff
+
+        manifest = write_plan_handoff(result.cells, folder=handoff, costs=catalogue, policy=rules, wave=wave,
+                                      start=start, audience=audience)
 
     funded = result.cells[result.cells["contacts"] > 0].sort_values("spend", ascending=False)
     t = Table(title=f"Budget split for {_eur(budget)} ({label}, {kind} segments): top {min(top, len(funded))} of {len(funded)} funded cells")
@@ -126,3 +139,7 @@ def plan_command(
     for n in result.notes:
         console.print(f"[dim]note:[/] {n}")
     console.print(f"wrote {out}")
+    if manifest is not None:
+        from uplift.cli.handoff import show_manifest
+
+        show_manifest(manifest, handoff)

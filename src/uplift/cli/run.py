@@ -29,7 +29,7 @@ def run(
     """Simulate a campaign world, build the point-in-time table, train and register the campaign models, print a summary."""
     from uplift.cli.train import print_results
     from uplift.config import get_settings, tracking_uri
-    from uplift.pipeline import load_feature_set, table_from_folder, train_and_log
+    from uplift.pipeline import load_feature_set, load_priority_groups, table_from_folder, train_and_log
     from uplift.simulate import simulate, write_world
     from uplift.specs import project_root
     from uplift.tableio import read_table
@@ -54,12 +54,13 @@ def run(
 
     truth = read_table(written["truth"])
     policy = disclosure_policy()
+    groups = load_priority_groups(region=spec)  # the simulated region's neighbourhoods and their deprivation
     results = []
     for name in models or DEFAULT_MODELS:
         with console.status(name) as status:
             results.append(
                 train_and_log(root / "models" / f"{name}.yaml", table, settings=settings, data_source=str(out / "sim"),
-                              truth=truth, outcome_event=feature_set.outcome.event, disclosure=policy,
+                              truth=truth, outcome_event=feature_set.outcome.event, disclosure=policy, groups=groups,
                               progress=lambda m, s=status, n=name: s.update(f"3/3 train {n}: {m}"))
             )
         console.print(f"[bold]3/3 train[/] {name}: done")
@@ -77,3 +78,6 @@ def run(
         f"took {time.perf_counter() - started:.0f} s. See it with: mlflow ui --backend-store-uri {tracking_uri(settings)}"
         f" or `uplift models`"
     )
+    console.print("Plan with it in a browser: TOKEN=$(uplift token) && echo \"$TOKEN\" && "
+                  "UPLIFT_SERVICE_TOKENS=\"anna:$TOKEN\" uplift serve, then open http://127.0.0.1:8000/ui/ and sign in "
+                  "with that token.", markup=False, highlight=False)

@@ -29,6 +29,6 @@ def token(
         f"A new token named {shown_name!r}. Give it to the service in its environment, comma-separated with the "
         "others:\n  UPLIFT_SERVICE_TOKENS='<token>,<another>' uplift serve\n(or under `tokens:` in the settings "
         "file, which should then not be world-readable). Clients send it as 'Authorization: Bearer <token>' "
-        "without the 'NAME:' prefix.",
+        "without the 'NAME:' prefix; planners sign in to the page (/ui/) with it, also without the prefix.",
         highlight=False,
     )

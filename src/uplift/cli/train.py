@@ -97,6 +97,9 @@ def train(
     outcome: Annotated[str | None, typer.Option(help="Outcome column for --experiment-csv (default: the mapping's first).")] = None,
     feature_set: Annotated[str, typer.Option("--feature-set")] = "default",
     truth: Annotated[Path | None, typer.Option(help="Simulator truth file: adds evaluation-only metrics.")] = None,
+    groups_region: Annotated[Path | None, typer.Option(
+        "--groups-region", help="Region declaration whose neighbourhoods' deprivation the priority groups read "
+        "(default: serve/groups.yaml's deprivation_from; a simulated folder has its own in truth/region.yaml).")] = None,
 ) -> None:
     """Cross-validate each spec, log runs to MLflow, register the models, move the alias past the gate.
 
@@ -104,20 +107,22 @@ def train(
     ``uplift-<mapping>-<outcome>``: each use has its own champion.
     """
     from uplift.config import get_settings
-    from uplift.pipeline import train_and_log
-    from uplift.specs import project_root
+    from uplift.pipeline import load_priority_groups, train_and_log
+    from uplift.specs import load_spec, project_root
+    from uplift.specs.region import RegionSpec
     from uplift.tableio import read_table
 
     policy = disclosure_policy()  # what the runs' released tables may show
     specs = specs or [project_root() / "models" / "pooled_lightgbm.yaml"]
     tbl, use, event, source = _load_table(data, table, experiment_csv, mapping, outcome, feature_set)
     truth_frame = read_table(truth) if truth is not None else None
+    groups = load_priority_groups(region=load_spec(groups_region, RegionSpec)) if groups_region is not None else None
     results = []
     for spec_path in specs:
         with console.status(f"{spec_path.stem}") as status:
             results.append(
                 train_and_log(spec_path, tbl, settings=get_settings(), data_source=source, truth=truth_frame,
-                              outcome_event=event, use=use, disclosure=policy,
+                              outcome_event=event, use=use, disclosure=policy, groups=groups,
                               progress=lambda m, s=status, n=spec_path.stem: s.update(f"{n}: {m}"))
             )
     print_results(results)

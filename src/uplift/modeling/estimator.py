@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.errors import DataError
-from uplift.modeling.learners import PooledArmLearner, SharedControlTLearner, encoding_for, make_learner
+from uplift.modeling.learnerkinds import LearnerKind, learner_kind
 from uplift.modeling.preprocess import (
     check_feature_frame,
     distinct_rows,
@@ -19,8 +19,6 @@ from uplift.trainingtable import FeatureColumn, TrainingTable
 
 __all__ = ["MultiArmUplift", "arm_mean_effects", "pair_propensity"]
 
-_FLOAT32_LEARNERS = ("pooled", "t_shared")
-
 
 def pair_propensity(propensity: pd.DataFrame, arm: str, control: str) -> np.ndarray:
     """P(T = arm | T in {arm, control}, x) for every row, from the design probabilities."""
@@ -31,7 +29,9 @@ def pair_propensity(propensity: pd.DataFrame, arm: str, control: str) -> np.ndar
     return np.nan_to_num(out, nan=0.5)
 
 
-def arm_mean_effects(y: np.ndarray, arm: np.ndarray, propensity: pd.DataFrame, control: str, arms: tuple[str, ...]) -> pd.Series:
+def arm_mean_effects(
+    y: np.ndarray, arm: np.ndarray, propensity: pd.DataFrame, control: str, arms: tuple[str, ...]
+) -> pd.Series:
     """Average effect of each arm against the control (Hajek IPW difference in means)."""
     y = np.asarray(y, dtype=float)
     arm = np.asarray(arm)
@@ -65,7 +65,9 @@ class MultiArmUplift:
     pair_propensity_ : Series, mean P(arm | arm or control) in training (used by the X-learner at predict time).
     """
 
-    def __init__(self, spec: ModelSpec, features: tuple[FeatureColumn, ...], arms: tuple[str, ...], control: str) -> None:
+    def __init__(
+        self, spec: ModelSpec, features: tuple[FeatureColumn, ...], arms: tuple[str, ...], control: str
+    ) -> None:
         self.spec = spec
         self.features = tuple(features)
         self.arms = tuple(arms)
@@ -75,21 +77,27 @@ class MultiArmUplift:
     def treatment_arms(self) -> tuple[str, ...]:
         return tuple(a for a in self.arms if a != self.control)
 
+    @property
+    def kind(self) -> LearnerKind:
+        """The adapter of the spec's learner kind (:mod:`uplift.modeling.learnerkinds`)."""
+        return learner_kind(self.spec)
+
     def _matrix(self, X: pd.DataFrame, *, source: str) -> np.ndarray:
         return self._encode(check_feature_frame(X, self.features, source=source))
 
     def _encode(self, frame: pd.DataFrame, dtype: type = np.float64) -> np.ndarray:
         """The learner's matrix for an already checked feature frame (``dtype`` for the ordinal encoding)."""
-        if encoding_for(self.spec) == "ordinal":
+        kind = self.kind
+        if kind.encoding == "ordinal":
             columns = self.__dict__.get("_ordinal_columns")
             if columns is None:
                 columns = self.__dict__["_ordinal_columns"] = ordinal_categories(self.preprocessor_)
             m = encode_ordinal(columns, frame, dtype=dtype)
         else:
             m = self.preprocessor_.transform(frame)
-        if self.spec.learner == "uplift_forest":
-            m = np.nan_to_num(m, nan=-1.0)
-        return np.ascontiguousarray(m, dtype=m.dtype if encoding_for(self.spec) == "ordinal" else np.float64)
+        if kind.missing_as is not None:
+            m = np.nan_to_num(m, nan=kind.missing_as)
+        return np.ascontiguousarray(m, dtype=m.dtype if kind.encoding == "ordinal" else np.float64)
 
     def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, propensity: pd.DataFrame) -> MultiArmUplift:
         arm = np.asarray(arm, dtype=object)
@@ -99,41 +107,31 @@ class MultiArmUplift:
         if empty:
             raise DataError(f"arm(s) {empty} have no training rows; every arm needs rows to be estimated")
         frame = check_feature_frame(X, self.features, source="training features")
-        encoding = encoding_for(self.spec)
+        kind = self.kind
+        encoding = kind.encoding
         # the ordinal encoder learns each column's sorted distinct values: fitted on those alone, as on every row
         fit_on = distinct_rows(frame, self.features) if encoding == "ordinal" else frame
         self.preprocessor_ = make_preprocessor(self.features, encoding).fit(fit_on)
         self.__dict__.pop("_ordinal_columns", None)  # the fast encoder reads the new categories
-        # our LightGBM learners are fitted on float32 (half the memory; LightGBM bins without converting)
-        Xm = self._encode(frame, np.float32 if self.spec.learner in _FLOAT32_LEARNERS else np.float64)
+        # e.g. our LightGBM learners are fitted on float32 (half the memory; LightGBM bins without converting)
+        Xm = self._encode(frame, kind.matrix_dtype)
         del frame
-        rng = np.random.default_rng(self.spec.seed)
-        if self.spec.learner == "uplift_forest" and self.spec.forest.max_rows and len(y) > self.spec.forest.max_rows:
-            keep = np.sort(rng.choice(len(y), self.spec.forest.max_rows, replace=False))
+        keep = kind.fit_rows(self.spec, len(y), np.random.default_rng(self.spec.seed))
+        if keep is not None:
             Xm, arm_fit, y_fit, prop_fit = Xm[keep], arm[keep], y[keep], propensity.iloc[keep]
         else:
             arm_fit, y_fit, prop_fit = arm, y, propensity
-        learner = make_learner(self.spec, self.control)
+        learner = kind.build(self.spec, self.control)
         p = {a: pair_propensity(prop_fit, a, self.control) for a in self.treatment_arms}
-        if isinstance(learner, (SharedControlTLearner, PooledArmLearner)):
-            own = prop_fit.to_numpy(float)[np.arange(len(arm_fit)), prop_fit.columns.get_indexer(arm_fit)]
-            learner.fit(X=Xm, treatment=arm_fit, y=y_fit, sample_weight=1.0 / own)
-        elif self.spec.learner in ("x", "dr"):
-            learner.fit(X=Xm, treatment=arm_fit, y=y_fit, p=p)
-        else:
-            # keywords: causalml 1.0 turns the positional order into (X, y, treatment) (0.18 warns)
-            learner.fit(X=Xm, treatment=arm_fit, y=y_fit)
+        kind.fit(learner, Xm, arm_fit, y_fit, propensity=prop_fit, pair=p, seed=self.spec.seed)
         self.learner_ = learner
-        self.columns_ = self._learner_columns(learner)
+        self.columns_ = kind.output_names(learner)
         self.treatment_arms_ = self.treatment_arms
         self.mean_effects_ = arm_mean_effects(y, arm, propensity[list(self.arms)], self.control, self.treatment_arms)
-        self.pair_propensity_ = pd.Series({a: float(np.mean(p[a][np.isin(arm_fit, [a, self.control])])) for a in self.treatment_arms})
+        self.pair_propensity_ = pd.Series(
+            {a: float(np.mean(p[a][np.isin(arm_fit, [a, self.control])])) for a in self.treatment_arms}
+        )
         return self
-
-    def _learner_columns(self, learner) -> list[str]:
-        if self.spec.learner == "uplift_forest":
-            return [str(c) for c in learner.classes_[1:]]
-        return [str(g) for g in learner.t_groups]
 
     def predict(self, X: pd.DataFrame, *, source: str = "features", checked: bool = False) -> pd.DataFrame:
         """Estimated uplift per row and treatment arm (probability points), columns labelled by arm.
@@ -143,13 +141,7 @@ class MultiArmUplift:
         for callers that validated the values themselves, such as the service's ``POST /scores``.
         """
         Xm = self._encode(X) if checked else self._matrix(X, source=source)
-        if self.spec.learner == "x":
-            p = {a: np.full(len(Xm), self.pair_propensity_[a]) for a in self.treatment_arms}
-            raw = self.learner_.predict(X=Xm, p=p, verbose=False)
-        elif self.spec.learner in ("t", "t_logistic", "dr"):
-            raw = self.learner_.predict(X=Xm, verbose=False)
-        else:
-            raw = self.learner_.predict(X=Xm)
+        raw = self.kind.predict(self.learner_, Xm, pair_means=self.pair_propensity_[list(self.treatment_arms)])
         raw = np.asarray(raw, dtype=float).reshape(len(Xm), -1)
         frame = pd.DataFrame(raw, columns=self.columns_, index=X.index)
         return frame[list(self.treatment_arms)]

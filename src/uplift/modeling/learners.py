@@ -1,32 +1,26 @@
-"""Learner factory: a model spec becomes a causalml learner (or our shared-control T-learner)."""
+"""Our own multi-arm learners on LightGBM (the shared-control T-learner and the pooled learner), and the
+entry points that build any learner a spec declares (through its kind's adapter,
+:mod:`uplift.modeling.learnerkinds`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
 import numpy as np
 import pandas as pd
-from lightgbm import LGBMClassifier, LGBMRegressor
-from sklearn.linear_model import LogisticRegression
+from lightgbm import LGBMClassifier
 
 from uplift.modeling.armtrees import ArmForest, compile_forest
 from uplift.specs.model import ModelSpec
 
-__all__ = ["make_learner", "SharedControlTLearner", "encoding_for"]
-
-# one thread: on a shared 2-core machine an OpenMP pool of 2 that has to wait for a busy core was measured 12x
-# slower than 1 thread (benchmarks/targeting.py); specs may set n_jobs in their lightgbm block
-_LGBM_DEFAULTS = {"verbose": -1, "n_jobs": 1, "deterministic": True, "force_col_wise": True}
+__all__ = ["make_learner", "PooledArmLearner", "SharedControlTLearner", "encoding_for"]
 
 
 def encoding_for(spec: ModelSpec) -> str:
     """How features are encoded for this learner: one-hot for the logistic baseline, ordinal otherwise."""
-    return "onehot" if spec.learner == "t_logistic" else "ordinal"
+    from uplift.modeling.learnerkinds import learner_kind
 
-
-def _lgbm_params(spec: ModelSpec) -> dict:
-    return {**_LGBM_DEFAULTS, "random_state": spec.seed, **spec.lightgbm}
+    return learner_kind(spec).encoding
 
 
 class SharedControlTLearner:
@@ -129,7 +123,8 @@ class PooledArmLearner:
         return {a: p[i] for i, a in enumerate(self.arms_)}
 
     def _plain_logistic(self) -> bool:
-        return getattr(self.model_, "objective_", None) == "binary" and self.model_.get_params().get("sigmoid", 1.0) == 1.0
+        binary = getattr(self.model_, "objective_", None) == "binary"
+        return binary and self.model_.get_params().get("sigmoid", 1.0) == 1.0
 
     @staticmethod
     def _stacked(X: np.ndarray, arm_values: np.ndarray) -> np.ndarray:
@@ -148,37 +143,7 @@ class PooledArmLearner:
 
 
 def make_learner(spec: ModelSpec, control: str):
-    """Instantiate the (unfitted) learner that ``spec`` declares."""
-    from causalml.inference.meta import BaseDRLearner, BaseTClassifier, BaseXClassifier
-    from causalml.inference.tree import UpliftRandomForestClassifier
+    """Instantiate the (unfitted) learner that ``spec`` declares (its kind's adapter builds it)."""
+    from uplift.modeling.learnerkinds import learner_kind
 
-    params = _lgbm_params(spec)
-    if spec.learner == "t":
-        return BaseTClassifier(learner=LGBMClassifier(**params), control_name=control)
-    if spec.learner == "t_shared":
-        return SharedControlTLearner(partial(LGBMClassifier, **params), control)
-    if spec.learner == "pooled":
-        return PooledArmLearner(partial(LGBMClassifier, **params), control)
-    if spec.learner == "x":
-        return BaseXClassifier(
-            outcome_learner=LGBMClassifier(**params), effect_learner=LGBMRegressor(**params), control_name=control
-        )
-    if spec.learner == "dr":
-        return BaseDRLearner(learner=LGBMRegressor(**params), control_name=control)
-    if spec.learner == "t_logistic":
-        return BaseTClassifier(
-            learner=LogisticRegression(C=spec.logistic_c, max_iter=2000), control_name=control
-        )
-    if spec.learner == "uplift_forest":
-        f = spec.forest
-        return UpliftRandomForestClassifier(
-            control_name=control,
-            n_estimators=f.n_estimators,
-            max_depth=f.max_depth,
-            min_samples_leaf=f.min_samples_leaf,
-            min_samples_treatment=f.min_samples_treatment,
-            evaluationFunction=f.evaluation_function,
-            random_state=spec.seed,
-            n_jobs=2,
-        )
-    raise ValueError(f"learner {spec.learner!r} is not valid")  # unreachable: the spec validates it
+    return learner_kind(spec).build(spec, control)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,10 +20,12 @@ import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedKFold
 
+from uplift.errors import ThinDataWarning
 from uplift.modeling.estimator import MultiArmUplift
 from uplift.modeling.metrics import arm_metrics, pairwise_ipw_weights
 from uplift.modeling.policyvalue import compare_policies, single_arm_policies
 from uplift.modeling.targeting import ShrinkageChoice, best_single_arm, choose_shrinkage, recommend, shrink
+from uplift.quiet import quietly
 from uplift.specs.model import ModelSpec
 from uplift.trainingtable import TrainingTable
 
@@ -141,13 +144,33 @@ def heldout_mask(person_id: pd.Series, share: float, seed: int) -> np.ndarray:
 
 
 def fold_ids(arm: np.ndarray, y: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Fold number per row, stratified by arm x outcome."""
+    """Fold number per row, stratified by arm x outcome.
+
+    An arm x outcome stratum with fewer rows than folds (a rare outcome in a small arm) is named in a
+    :class:`~uplift.errors.ThinDataWarning`: some folds have none of it."""
     strata = pd.Series(arm).astype(str).to_numpy() + "|" + np.asarray(y).astype(str)
+    _warn_thin_strata(strata, folds)
     out = np.empty(len(arm), dtype=np.int64)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for k, (_, val) in enumerate(splitter.split(np.zeros(len(arm)), strata)):
-        out[val] = k
+    with warnings.catch_warnings():  # scikit-learn's words for it; _warn_thin_strata has said it in ours
+        warnings.filterwarnings("ignore", message="The least populated class in y has only", category=UserWarning)
+        for k, (_, val) in enumerate(splitter.split(np.zeros(len(arm)), strata)):
+            out[val] = k
     return out
+
+
+def _warn_thin_strata(strata: np.ndarray, folds: int, shown: int = 3) -> None:
+    names, counts = np.unique(strata, return_counts=True)
+    thin = np.flatnonzero(counts < folds)
+    if len(thin):
+        thinnest = thin[np.argsort(counts[thin], kind="stable")][:shown]
+        listed = "; ".join("arm {!r} outcome {}: {} row(s)".format(*names[i].split("|", 1), counts[i])
+                           for i in thinnest)
+        more = f" and {len(thin) - shown} more" if len(thin) > shown else ""
+        warnings.warn(ThinDataWarning(
+            f"cross-validation: {len(thin)} arm x outcome group(s) have fewer rows than the {folds} folds "
+            f"({listed}{more}): some folds have none of them, so their per-arm metrics are less certain"
+        ), stacklevel=3)
 
 
 def _metrics(table: TrainingTable, scores: pd.DataFrame) -> pd.DataFrame:
@@ -190,7 +213,8 @@ def _cross_fit(spec: ModelSpec, train: TrainingTable, folds: np.ndarray, say: Pr
             out.append(fit_fold(spec, train, folds, k))
         return out
     say(f"{spec.cv.folds} folds in {spec.cv.jobs} processes")
-    return Parallel(n_jobs=spec.cv.jobs, backend="loky")(delayed(fit_fold)(spec, train, folds, k) for k in ks)
+    fit = quietly(fit_fold)  # the worker processes drop the same third-party notices as this one
+    return Parallel(n_jobs=spec.cv.jobs, backend="loky")(delayed(fit)(spec, train, folds, k) for k in ks)
 
 
 def validate_model(spec: ModelSpec, table: TrainingTable, *, progress: Progress | None = None) -> ValidationReport:

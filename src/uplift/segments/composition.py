@@ -14,21 +14,24 @@ people in the group, or outside it, are used by the planner but never released
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from uplift.allocation.effects import GROUP_PREFIX, group_columns
-from uplift.errors import DataError, SpecError
+from uplift.errors import DataError, MissingAttributesWarning, SpecError
 from uplift.features.library import age_band_of
 from uplift.segments.assign import SUPPRESSED
 from uplift.segments.table import segment_members
 from uplift.specs.groups import RULE_COLUMNS, GroupRule, GroupSpec
 from uplift.specs.segments import SegmentSpec
 
-__all__ = ["PriorityGroups", "group_members", "released_composition", "segment_composition", "with_composition"]
+__all__ = ["PriorityGroups", "absent_attributes", "counted_groups", "group_members", "released_composition",
+           "segment_composition", "with_composition"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,38 @@ def group_members(people: pd.DataFrame, groups: PriorityGroups) -> pd.DataFrame:
         key = f"{groups.source}: groups[{i}] {group.name!r} rule"
         out[group.name] = _matches(group.rule, people, groups.deprivation, key=key)
     return pd.DataFrame(out, index=people.index)
+
+
+def absent_attributes(groups: PriorityGroups, rows: pd.DataFrame) -> dict[str, list[str]]:
+    """The groups whose rule reads what ``rows`` lack: group -> the missing audience attributes (or
+    ``neighbourhood deprivation`` when no neighbourhood of the rows has a declared deprivation score)."""
+    have = set(rows.columns)
+    scored = (groups.deprivation is not None and "neighbourhood" in have
+              and rows["neighbourhood"].astype(str).isin(set(groups.deprivation)).any())
+    out = {}
+    for group in groups.spec.groups:
+        needed = {RULE_COLUMNS[name] for name in group.rule.keys()}
+        missing = sorted(c for c in needed if c not in have and not (c == "age_band" and "age" in have))
+        if group.rule.uses_deprivation and "neighbourhood" in have and not scored:
+            missing.append("neighbourhood deprivation")
+        if missing:
+            out[group.name] = missing
+    return out
+
+
+def counted_groups(groups: PriorityGroups, rows: pd.DataFrame) -> PriorityGroups:
+    """``groups`` without those whose rule reads what ``rows`` lack (:func:`absent_attributes`), saying
+    once (a :class:`~uplift.errors.MissingAttributesWarning`) which were switched off and for lack of
+    what: a floor over such a group does not apply to the plans (docs/planning.md)."""
+    absent = absent_attributes(groups, rows)
+    if not absent:
+        return groups
+    attributes = sorted({a for names in absent.values() for a in names})
+    warnings.warn(MissingAttributesWarning(
+        f"priority groups not counted, the data have no {', '.join(attributes)}: {', '.join(absent)} (floors over "
+        "them do not apply to the plans)"), stacklevel=2)
+    kept = tuple(g for g in groups.spec.groups if g.name not in absent)
+    return dataclasses.replace(groups, spec=groups.spec.model_copy(update={"groups": kept}))
 
 
 def _matches(rule: GroupRule, people: pd.DataFrame, deprivation: Mapping[str, float] | None, *, key: str) -> np.ndarray:
@@ -142,10 +177,12 @@ def with_composition(segments: pd.DataFrame, rows: pd.DataFrame, spec: SegmentSp
     Raises
     ------
     SpecError
-        A group's rule cannot be applied to the rows (:func:`group_members`).
+        A group's rule cannot be applied to the rows (:func:`group_members`); a group whose rule reads
+        an attribute the rows lack is left out instead, with one note (:func:`counted_groups`).
     DataError
         A segment of the table has no people in ``rows`` (the table was built from other rows).
     """
+    groups = counted_groups(groups, rows)
     members = segment_members(rows, spec)
     shares = segment_composition(rows, {"targetable": members["segment"].to_numpy(),
                                         "persona": members["persona_segment"].to_numpy()}, groups)

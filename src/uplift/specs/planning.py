@@ -23,6 +23,8 @@ __all__ = [
     "FairnessFloor",
     "PlanningPolicy",
     "SEGMENT_KINDS",
+    "TARGETING_DIMENSIONS",
+    "HANDOFF_KINDS",
     "apply_overrides",
 ]
 
@@ -33,6 +35,16 @@ FloorValue = str | int | float | bool
 SegmentKind = Literal["targetable", "persona"]
 SEGMENT_KINDS: tuple[str, ...] = ("targetable", "persona")
 """The kinds of segment a plan is made over (the segment table's ``kind`` column)."""
+
+
+TargetingDimension = Literal["age_band", "gender", "municipality", "neighbourhood"]
+TARGETING_DIMENSIONS: tuple[str, ...] = ("age_band", "gender", "municipality", "neighbourhood")
+"""What a channel can select people by: an age band, a gender, a municipality, a neighbourhood (4-digit postcode)."""
+
+HandoffKind = Literal["ad_sets", "print_run", "mailing"]
+HANDOFF_KINDS: tuple[str, ...] = ("ad_sets", "print_run", "mailing")
+"""How a channel's lines are handed to whoever runs it: ad sets on a platform (an audience definition and a
+budget), print runs per neighbourhood (door to door), or mailings to a list selection (:mod:`uplift.handoff`)."""
 
 
 class ReachTier(Spec):
@@ -53,17 +65,42 @@ class ChannelCost(Spec):
     Give either ``cost_per_contact`` (EUR per person reached) or ``cost_per_mille`` (EUR per
     thousand impressions) together with ``impressions_per_contact`` (the frequency needed to
     count a person as reached); :attr:`unit_cost` normalises both to EUR per contact.
-    ``delivered_per`` says how the channel is bought: ``person`` (an ad platform selects the people of a
-    segment) or ``area`` (flyers, door-to-door: delivered per 4-digit postcode, so a wave's design names the
-    postcodes its people are reached through).
     """
 
-    delivered_per: Literal["person", "area"] = "person"
     cost_per_contact: float | None = Field(default=None, gt=0)
     cost_per_mille: float | None = Field(default=None, gt=0)
     impressions_per_contact: float | None = Field(default=None, gt=0)
     tiers: tuple[ReachTier, ...] = Field(min_length=1)
     note: str = ""
+    targeting: tuple[TargetingDimension, ...] | None = Field(
+        default=None,
+        description="the dimensions the channel can select people by (at least one); a hand-off needs them")
+    handoff: HandoffKind | None = Field(default=None, description="how the channel's lines are handed over")
+    min_line_spend: float = Field(default=0.0, ge=0, description="EUR an ad set or mailing needs at least over the wave")
+    min_print_run: int = Field(default=0, ge=0, description="copies a print run needs at least")
+    people_per_copy: float = Field(default=1.0, gt=0, description="contacts one printed copy reaches (a household)")
+
+    @field_validator("targeting")
+    @classmethod
+    def _targets_something(cls, targeting: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if targeting is not None and not targeting:
+            raise ValueError(f"a channel that targets nothing cannot be handed over; expected at least one of "
+                             f"{', '.join(TARGETING_DIMENSIONS)}")
+        if targeting is not None and len(set(targeting)) < len(targeting):
+            raise ValueError(f"expected each dimension once, got {list(targeting)}")
+        return targeting
+
+    @model_validator(mode="after")
+    def _handoff_fits_targeting(self) -> ChannelCost:
+        if self.handoff is not None and self.targeting is None:
+            raise ValueError(f"handoff: {self.handoff} needs 'targeting', the dimensions the channel can select "
+                             f"people by (some of {', '.join(TARGETING_DIMENSIONS)})")
+        if self.handoff == "print_run" and "neighbourhood" not in (self.targeting or ()):
+            raise ValueError("handoff: print_run is door to door per neighbourhood; expected 'neighbourhood' among "
+                             f"targeting, got {list(self.targeting or ())}")
+        if self.min_print_run and self.handoff != "print_run":
+            raise ValueError(f"min_print_run applies to handoff: print_run only; this channel's handoff is {self.handoff}")
+        return self
 
     @model_validator(mode="after")
     def _one_price(self) -> ChannelCost:

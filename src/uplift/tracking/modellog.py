@@ -20,11 +20,12 @@ from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
 import uplift
 from uplift.errors import SchemaError, SpecError
+from uplift.modeling.learnerkinds import LEARNER_KINDS, learner_kind
 from uplift.modeling.validation import ValidationReport
+from uplift.schemas import AUDIENCE
 from uplift.scoring.history import ENROLMENTS_COLUMN, EXPOSURES_COLUMN, empty_history, nest_history
 from uplift.scoring.labels import SegmentLabeler
 from uplift.scoring.score import UPLIFT_PREFIX, model_feature_set
-from uplift.schemas import AUDIENCE
 from uplift.specs.segments import SegmentSpec
 from uplift.tracking.environment import MODEL_RUNTIME, runtime_requirements
 from uplift.tracking.pyfunc import AS_OF_PARAM, UpliftPyfunc
@@ -34,18 +35,16 @@ from uplift.vocabulary import split_arm
 __all__ = ["CAUSALML_LEARNERS", "bundle_pyfunc", "model_requirements", "model_signature",
            "input_example", "log_pyfunc"]
 
-MODEL_RUNTIME = ("mlflow-skinny", "lightgbm", "numba", "numpy", "pandas", "pyarrow", "scikit-learn", "scipy",
-                 "pandera", "pydantic", "pyyaml")
-"""The distributions the logged model imports to load and predict (their own requirements follow them)."""
-
-CAUSALML_LEARNERS = ("t", "x", "dr", "t_logistic", "uplift_forest")
+CAUSALML_LEARNERS = tuple(name for name, kind in LEARNER_KINDS.items() if kind.causalml)
 """Learners whose fitted state holds causalml objects (the model then needs causalml to unpickle)."""
 
 _AUDIENCE_TYPES = {"person_id": "string", "age": "long", "migration_background": "boolean", "has_children": "boolean"}
 _EXAMPLE_PEOPLE = 5
 
 
-def bundle_pyfunc(report: ValidationReport, *, segments: pd.DataFrame | None, segment_spec: SegmentSpec | None) -> UpliftPyfunc:
+def bundle_pyfunc(
+    report: ValidationReport, *, segments: pd.DataFrame | None, segment_spec: SegmentSpec | None
+) -> UpliftPyfunc:
     """The pyfunc with what scoring needs: the model's feature set (when it makes the model's columns) and labels."""
     from uplift.pipeline import load_feature_set, load_segment_spec
 
@@ -62,7 +61,7 @@ def bundle_pyfunc(report: ValidationReport, *, segments: pd.DataFrame | None, se
 
 def model_requirements(pyfunc: UpliftPyfunc) -> list[str]:
     """Pinned pip requirements of the logged model (the installed versions of everything it needs)."""
-    extra = ("causalml",) if pyfunc.model.spec.learner in CAUSALML_LEARNERS else ()
+    extra = ("causalml",) if learner_kind(pyfunc.model.spec).causalml else ()
     return runtime_requirements(MODEL_RUNTIME + extra)
 
 
@@ -76,13 +75,16 @@ def model_signature(pyfunc: UpliftPyfunc) -> ModelSignature:
     else:
         inputs = [ColSpec(_AUDIENCE_TYPES.get(name, "string"), name, required=column.required)
                   for name, column in AUDIENCE.columns.items()]  # optional attributes may be absent
-        inputs += [ColSpec("string", EXPOSURES_COLUMN, required=False), ColSpec("string", ENROLMENTS_COLUMN, required=False)]
+        inputs += [ColSpec("string", EXPOSURES_COLUMN, required=False),
+                   ColSpec("string", ENROLMENTS_COLUMN, required=False)]
         out = [ColSpec("string", "person_id"), *out, ColSpec("string", "segment"), ColSpec("string", "persona")]
         params = ParamSchema([ParamSpec(AS_OF_PARAM, "string", "")])
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(out), params=params)
 
 
-def input_example(report: ValidationReport, pyfunc: UpliftPyfunc) -> tuple[pd.DataFrame, dict[str, str]] | pd.DataFrame | None:
+def input_example(
+    report: ValidationReport, pyfunc: UpliftPyfunc
+) -> tuple[pd.DataFrame, dict[str, str]] | pd.DataFrame | None:
     """A few held-out people as the model takes them: audience columns and their exposures of earlier waves.
 
     The audience attributes are the table's attribute features and a person's exposures are the
@@ -105,10 +107,12 @@ def input_example(report: ValidationReport, pyfunc: UpliftPyfunc) -> tuple[pd.Da
     earlier = frame[frame["person_id"].isin(people["person_id"]) & (frame["wave"] < people["wave"].max())]
     parts = [split_arm(a) for a in earlier["arm"]]
     exposures = pd.DataFrame({
-        "person_id": earlier["person_id"].to_numpy(), "wave": earlier["wave"].to_numpy(), "arm": earlier["arm"].to_numpy(),
+        "person_id": earlier["person_id"].to_numpy(), "wave": earlier["wave"].to_numpy(),
+        "arm": earlier["arm"].to_numpy(),
         "message": [m for m, _ in parts], "channel": [c for _, c in parts],
         "assigned_at": earlier["assigned_at"].to_numpy(),
-        "assignment_probability": [earlier.at[i, PROPENSITY_PREFIX + a] for i, a in zip(earlier.index, earlier["arm"])],
+        "assignment_probability": [earlier.at[i, PROPENSITY_PREFIX + a]
+                                   for i, a in zip(earlier.index, earlier["arm"], strict=True)],
         "cost_eur": earlier["cost_eur"].to_numpy(),
     })
     example = nest_history(audience, exposures, empty_history()[1])
@@ -124,7 +128,8 @@ def _code_copy(folder: Path) -> Path:
 
 
 def log_pyfunc(report: ValidationReport, pyfunc: UpliftPyfunc):
-    """Log ``pyfunc`` (:func:`bundle_pyfunc` of ``report``) to the active run as ``model``; returns MLflow's ``ModelInfo``."""
+    """Log ``pyfunc`` (:func:`bundle_pyfunc` of ``report``) to the active run as ``model``; returns MLflow's
+    ``ModelInfo``."""
     with tempfile.TemporaryDirectory() as tmp:
         return mlflow.pyfunc.log_model(
             name="model",

@@ -16,11 +16,12 @@ from mlflow import MlflowClient
 import uplift
 from uplift.disclosure import Figure, Release, disclose
 from uplift.modeling.validation import ValidationReport
+from uplift.quiet import registry_notes_dropped
 from uplift.specs.disclosure import DisclosurePolicy
-from uplift.tracking.evidence import Decision, PlanningInputs, Split
-from uplift.tracking.plots import decile_figure, qini_figure
 from uplift.specs.segments import SegmentSpec
+from uplift.tracking.evidence import Decision, PlanningInputs, Split
 from uplift.tracking.modellog import bundle_pyfunc, log_pyfunc
+from uplift.tracking.plots import decile_figure, qini_figure
 from uplift.tracking.pyfunc import UpliftPyfunc
 from uplift.tracking.registry import (
     GATE_SEGMENTS_ARTIFACT,
@@ -34,6 +35,7 @@ from uplift.tracking.registry import (
 from uplift.tracking.uses import ModelUse
 
 __all__ = [
+    "DATA_UNTIL_TAG",
     "DISCLOSURE_PARAMS",
     "RELEASED_ARTIFACT",
     "RELEASED_FILE",
@@ -41,6 +43,7 @@ __all__ = [
     "SEGMENTS_FILE",
     "TrainingRecord",
     "configure",
+    "data_until_tag",
     "log_training",
     "metric_key",
     "released_metrics",
@@ -103,10 +106,23 @@ def released_metrics(frame: pd.DataFrame, policy: DisclosurePolicy) -> pd.DataFr
         return frame
     rows = frame.rename_axis(frame.index.name or "arm").reset_index()
     label = str(rows.columns[0])
-    numeric = tuple(c for c in rows.columns if c not in counts and c != label and pd.api.types.is_numeric_dtype(rows[c]))
+    numeric = tuple(c for c in rows.columns
+                    if c not in counts and c != label and pd.api.types.is_numeric_dtype(rows[c]))
     release = Release(people=counts, figures=(Figure(columns=numeric, rests_on=counts),) if numeric else (),
                       keep=tuple(c for c in rows.columns if c not in counts and c not in numeric))
     return disclose(rows, release, policy, source="metrics table").set_index(label)
+
+
+DATA_UNTIL_TAG = "data_until"
+"""Run tag: the last assignment time in the training data (ISO 8601), when the rows carry one."""
+
+
+def data_until_tag(*frames: pd.DataFrame) -> dict[str, str]:
+    """``{DATA_UNTIL_TAG: last assigned_at}`` over ``frames`` (training and held-out rows), or nothing when
+    the rows have no assignment time (e.g. an experiment CSV without dates)."""
+    times = [pd.to_datetime(f["assigned_at"], utc=True).max() for f in frames if "assigned_at" in f.columns and len(f)]
+    times = [t for t in times if not pd.isna(t)]
+    return {DATA_UNTIL_TAG: max(times).isoformat()} if times else {}
 
 
 def _log_params(report: ValidationReport, data_source: str, disclosure: DisclosurePolicy) -> None:
@@ -164,7 +180,8 @@ def _log_plots(report: ValidationReport) -> None:
     for file, fig in (
         ("qini_cv.png", qini_figure(report.train, report.oof, f"{name}: Qini curves (out-of-fold)")),
         ("qini_test.png", qini_figure(report.test, report.test_predictions, f"{name}: Qini curves (test)")),
-        ("uplift_by_decile_test.png", decile_figure(report.test, report.test_predictions, f"{name}: uplift by decile (test)")),
+        ("uplift_by_decile_test.png",
+         decile_figure(report.test, report.test_predictions, f"{name}: uplift by decile (test)")),
     ):
         mlflow.log_figure(fig, f"plots/{file}")
         plt.close(fig)
@@ -211,7 +228,8 @@ def log_training(
     client = MlflowClient()
     with mlflow.start_run(experiment_id=experiment_id, run_name=spec.name) as run:
         _log_params(report, data_source, disclosure)
-        mlflow.set_tags({"training_table_digest": table_digest, "uplift_version": uplift.__version__})
+        mlflow.set_tags({"training_table_digest": table_digest, "uplift_version": uplift.__version__,
+                         **data_until_tag(report.train.frame, report.test.frame)})
         mlflow.log_metrics(metrics)
         mlflow.log_metrics(_per_arm("cv", report.cv_metrics))
         mlflow.log_metrics(_per_arm("test", report.test_metrics))
@@ -223,7 +241,8 @@ def log_training(
         pyfunc, model_uri = _log_model(report, segments, segment_spec)
 
         name = ensure_registered_model(client, use)
-        version = int(mlflow.register_model(model_uri, name).version)
+        with registry_notes_dropped():  # the product reports the version and the alias decision itself
+            version = int(mlflow.register_model(model_uri, name).version)
         split = Split(spec.cv.seed, spec.cv.test_share)
         record_version(client, name, version, digest=table_digest, split=split, spec_name=spec.name)
         challenger = Challenger(version=version, use=use, split=split, digest=table_digest, heldout=report.test,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from uplift.allocation.effects import group_weights, segment_kind
+from uplift.allocation.effects import counts_group, group_weights, segment_kind
 from uplift.allocation.rules.base import BaseFigures, DeclaredRule, RuleFamily, Rows, Situation, others
 from uplift.errors import DataError
 
@@ -51,7 +51,7 @@ class Coverage(RuleFamily):
         floor_of, area_of, cells_of, weight_of = [], [], [], []
         kind = segment_kind(problem.frame)
         for i, cover in enumerate(problem.policy.coverage_floors):
-            if not cover.applies_to(kind):
+            if not cover.applies_to(kind) or not counts_group(problem.frame, cover.group):
                 continue
             key = f"{policy_source} coverage_floors[{i}] {cover.name!r}"
             for area, cells, weight in coverage_cells(problem.frame, cover, key=key, source=source, require=require):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from uplift.allocation.effects import floor_weights, segment_kind
+from uplift.allocation.effects import counts_group, floor_weights, segment_kind
 from uplift.allocation.rules.base import BaseFigures, DeclaredRule, RuleFamily, Rows, Situation, eur, others, percent
 
 if TYPE_CHECKING:
@@ -35,12 +35,13 @@ def fairness_floors(
     """The policy's fairness floors that count someone in ``frame`` and their weights, ``(floors, n)``.
 
     With ``require`` False a floor that counts nobody is left out instead of raising. A floor that does
-    not apply to the table's kind of segment (its ``segment_kinds``) is left out.
+    not apply to the table's kind of segment (its ``segment_kinds``), or counts a priority group the table
+    does not count (its data lack the group's attributes), is left out.
     """
     floors, weights = [], []
     kind = segment_kind(frame)
     for i, floor in enumerate(policy.fairness_floors):
-        if not floor.applies_to(kind):
+        if not floor.applies_to(kind) or not counts_group(frame, floor.group):
             continue
         w = floor_weights(frame, floor, source=source, allow_empty=not require,
                           key=f"{policy_source} fairness_floors[{i}]")

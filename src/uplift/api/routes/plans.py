@@ -1,8 +1,9 @@
-"""``POST /plans``, ``GET /plans``, ``GET /plans/{id}``, ``POST /plans/{id}/approve``: budget splits, each stored
-with inputs, model version, time and approval."""
+"""``POST /plans``, ``GET /plans``, ``GET /plans/{id}``, ``PATCH /plans/{id}``, ``POST /plans/{id}/approve``:
+budget splits, each stored with inputs, model version, time, who made it, its name and note, and approval."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Annotated
 
@@ -11,11 +12,13 @@ from fastapi.responses import Response
 
 from uplift.api.auth import Caller
 from uplift.api.deps import Bundle, Planner, Plans
-from uplift.api.planstore import PlanRecord, now
+from uplift.api.modelstore import ModelBundle
+from uplift.api.planning import PlanService
+from uplift.api.planstore import PlanLabels, PlanRecord, PlanStore, now
 from uplift.api.redact import echo
-from uplift.api.schemas import ErrorBody, PlanList, PlanRequest, PlanResponse, PlanSummary
+from uplift.api.schemas import ErrorBody, PlanLabelsIn, PlanList, PlanRequest, PlanResponse, PlanSummary
 
-__all__ = ["router"]
+__all__ = ["router", "store_plan"]
 
 router = APIRouter(tags=["plans"])
 
@@ -29,12 +32,20 @@ router = APIRouter(tags=["plans"])
         503: {"model": ErrorBody, "description": "no model"},
     },
 )
-def create_plan(request: PlanRequest, bundle: Bundle, planner: Planner, store: Plans) -> Response:
+def create_plan(request: PlanRequest, bundle: Bundle, planner: Planner, store: Plans, caller: Caller) -> Response:
     """Split ``budget`` over the model's segments x arms; conflicting rules give status ``infeasible``.
 
     The plan is stored with the request, the model version and the time; the same request on the
     same model version is answered from a cache (with a new id and time, stored again).
     """
+    record = store_plan(bundle, planner, store, request, labels=PlanLabels(created_by=caller))
+    return Response(record.response_json, media_type="application/json")
+
+
+def store_plan(bundle: ModelBundle, planner: PlanService, store: PlanStore, request: PlanRequest, *,
+               labels: PlanLabels) -> PlanRecord:
+    """Plan ``request`` on ``bundle`` and store it with ``labels``: what ``POST /plans`` and the planner's
+    page do."""
     computed = planner.plan(bundle, request)
     plan_id, created_at = uuid.uuid4().hex, now()
     request_json = request.model_dump_json()
@@ -49,9 +60,10 @@ def create_plan(request: PlanRequest, bundle: Bundle, planner: Planner, store: P
         expected_conversions=computed.expected_conversions,
         request_json=request_json,
         body_json=computed.fragment,
+        labels=labels,
     )
     store.add(record, computed.packed)
-    return Response(record.response_json, media_type="application/json")
+    return record
 
 
 PlanId = Annotated[str, Path(max_length=64)]
@@ -60,7 +72,7 @@ PlanId = Annotated[str, Path(max_length=64)]
 def _summary(r: PlanRecord) -> PlanSummary:
     return PlanSummary(id=r.id, created_at=r.created_at, model_name=r.model_name, model_version=r.model_version,
                        status=r.status, budget=r.budget, spend=r.spend, expected_conversions=r.expected_conversions,
-                       approved_at=r.approved_at, approved_by=r.approved_by)
+                       approved_at=r.approved_at, approved_by=r.approved_by, **dataclasses.asdict(r.labels))
 
 
 @router.get("/plans", response_model=PlanList)
@@ -89,6 +101,21 @@ def approve_plan(store: Plans, plan_id: PlanId, caller: Caller) -> PlanSummary:
     """Approve a stored plan in the name of the caller's token (its name, never the token). Approved plans
     are kept whatever the retention rule; approving an approved plan changes nothing and returns it."""
     record = store.approve(plan_id, by=caller, at=now())
+    if record is None:
+        raise HTTPException(404, f"no plan with id {echo(plan_id)} (never stored, or expired unapproved)")
+    return _summary(record)
+
+
+@router.patch(
+    "/plans/{plan_id}",
+    response_model=PlanSummary,
+    responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody, "description": "the plan is approved"},
+               422: {"model": ErrorBody, "description": "invalid labels, or `supersedes` names no other stored plan"}},
+)
+def label_plan(store: Plans, plan_id: PlanId, labels: PlanLabelsIn) -> PlanSummary:
+    """Name a stored plan, note on it, or say which plan it supersedes; 409 once it is approved (approved plans
+    are not edited: a new plan supersedes them)."""
+    record = store.label(plan_id, name=labels.name, note=labels.note, supersedes=labels.supersedes)
     if record is None:
         raise HTTPException(404, f"no plan with id {echo(plan_id)} (never stored, or expired unapproved)")
     return _summary(record)
