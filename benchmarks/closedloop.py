@@ -456,7 +456,8 @@ def loop_report(result: LoopResult) -> str:
     if not result.calibration.empty:
         cal = result.calibration
         lines += ["", "The product's plans against their waves (95% intervals; calibration over the planned cells):",
-                  "", "| programme | seed | wave | promised | delivered (randomised) | true | slope | intercept /1,000 |",
+                  "", "| programme | seed | wave | promised | delivered (randomised) | true | slope "
+                      "| intercept /1,000 |",
                   "|---|---|---|---|---|---|---|---|"]
         for r in cal.itertuples():
             lines.append(f"| {r.strategy} | {r.seed} | {r.wave} | {r.promised:,.0f} [{r.promised_lo:,.0f}, "
@@ -530,7 +531,8 @@ def main(argv=None) -> None:
         for seed in settings.seeds:  # every seed's results are written as soon as it is done
             one = LoopSettings(**{**settings.__dict__, "seeds": (seed,)})
             done.append(run_closed_loop(one, root=root, progress=lambda m: print(m, flush=True)))
-            write(LoopResult(settings=settings.__class__(**{**settings.__dict__, "seeds": tuple(settings.seeds[:len(done)])}),
+            so_far = LoopSettings(**{**settings.__dict__, "seeds": tuple(settings.seeds[:len(done)])})
+            write(LoopResult(settings=so_far,
                              waves=pd.concat([r.waves for r in done], ignore_index=True),
                              calibration=pd.concat([r.calibration for r in done], ignore_index=True),
                              timings=pd.concat([r.timings for r in done], ignore_index=True)))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT
 
 from benchmarks.closedloop import STRATEGIES, LoopSettings, loop_report, run_closed_loop, shares_of_oracle
+from conftest import ROOT
 
 
 @pytest.fixture(scope="module")

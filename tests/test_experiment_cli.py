@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT
 from typer.testing import CliRunner
 
+from conftest import ROOT
 from uplift.cli import app
 from uplift.cli.experiment import analysis_frame, plan_effects
 from uplift.errors import DataError, SchemaError
@@ -55,9 +55,9 @@ def test_design_writes_valid_exposures_power_and_balance_and_is_deterministic(wo
 
 def _two_segment_plan(audience: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """A plan over the two largest targetable segments of ``audience``: 40 and 30 contacts, 10 held out in each."""
+    from uplift.features.library import age_band_of
     from uplift.pipeline import load_segment_spec
     from uplift.segments.assign import targetable_cells
-    from uplift.features.library import age_band_of
 
     spec = load_segment_spec()
     people = audience.assign(age_band=age_band_of(audience["age"]))

@@ -7,8 +7,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
 
+from conftest import ROOT
 from uplift.design.fromplan import cell_counts, design_from_plan, registered_people
 from uplift.errors import DataError, SchemaError
 from uplift.features.propensity import DESIGN_CELL, design_keys, design_table, row_propensities
@@ -83,7 +83,8 @@ def test_every_cells_counts_and_probabilities_are_those_worked_out_by_hand():
     # a third of A's a@meta contacts are exploration, nobody else's
     assert int(ex["exploration"].sum()) == 10 and set(ex.loc[ex["exploration"], "arm"]) == {"a@meta"}
     # flyers are delivered per postcode: the design names it; the other channels name none
-    assert set(ex.loc[ex["channel"] == "flyer", "area"]) == {"2611"} and set(ex.loc[ex["channel"] != "flyer", "area"]) == {""}
+    assert set(ex.loc[ex["channel"] == "flyer", "area"]) == {"2611"}
+    assert set(ex.loc[ex["channel"] != "flyer", "area"]) == {""}
     # the check reports the rounding in B and none in A
     check = design.check.set_index(["segment", "arm"])
     assert check.loc[(B, "a@meta"), "rounding"] == -8 and check.loc[(B, "holdout"), "rounding"] == -2
@@ -127,7 +128,8 @@ def test_the_same_salt_gives_the_same_design_and_another_salt_another():
 
 
 def test_registered_people_are_left_out_and_counted():
-    enrolments = pd.DataFrame({"person_id": ["p000", "p001", "p002"], "event": ["registration", "registration", "application"],
+    enrolments = pd.DataFrame({"person_id": ["p000", "p001", "p002"],
+                               "event": ["registration", "registration", "application"],
                                "occurred_at": pd.to_datetime(["2026-01-10", "2026-04-01", "2026-01-11"], utc=True)})
     registered = registered_people(enrolments, START)
     assert registered == {"p000"}  # p001 registers after the wave starts; p002's event is not a registration
@@ -152,7 +154,7 @@ def test_a_plan_with_missing_columns_names_the_file_and_columns():
 
 def test_a_plan_for_another_models_arms_is_refused():
     plan = _plan().assign(arm=["a@meta", "c@linkedin", "b@meta", "a@meta"])
-    with pytest.raises(DataError, match=r"plan\.csv: column 'arm' has \['c@linkedin'\], which the experiment does not have"):
+    with pytest.raises(DataError, match=r"plan\.csv: column 'arm' has \['c@linkedin'\], which the experiment does not"):
         _design(plan=plan, source="plan.csv")
 
 

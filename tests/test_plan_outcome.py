@@ -7,8 +7,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
 
+from conftest import ROOT
 from uplift.design.fromplan import design_from_plan, registered_people
 from uplift.design.promised import promised_and_delivered
 from uplift.design.release import released_outcome
@@ -62,11 +62,12 @@ def test_a_round_trip_recovers_the_simulators_cell_effects_within_their_interval
     frame = frame.assign(true_lift=true_lift)
     by_cell = frame[frame["arm"] != "holdout"].groupby(["design_cell", "arm"])["true_lift"].sum()
     # promise the truth, so the calibration should find slope 1 and intercept 0
-    plan = plan.assign(expected_conversions=by_cell.reindex(pd.MultiIndex.from_frame(plan[["segment", "arm"]])).to_numpy())
+    promised = by_cell.reindex(pd.MultiIndex.from_frame(plan[["segment", "arm"]])).to_numpy()
+    plan = plan.assign(expected_conversions=promised)
     plan = plan.assign(lo=plan["expected_conversions"] - 1, hi=plan["expected_conversions"] + 1)
     result = promised_and_delivered(frame, plan, outcome_col="registration", level=0.95,
-                                    groups={"women": world.audience.set_index("person_id").loc[frame["person_id"], "gender"]
-                                            .eq("female").to_numpy()})
+                                    groups={"women": world.audience.set_index("person_id")
+                                            .loc[frame["person_id"], "gender"].eq("female").to_numpy()})
     cells = result.cells
     assert len(cells) == 80
     true = by_cell.reindex(pd.MultiIndex.from_frame(cells[["segment", "arm"]])).to_numpy()
@@ -113,9 +114,9 @@ def test_the_cli_round_trip_writes_the_promise_against_the_wave_and_the_next_tra
         workdir, strong_region, strong_world):
     import mlflow
     import yaml
-    from conftest import feature_set_for
     from typer.testing import CliRunner
 
+    from conftest import feature_set_for
     from uplift.cli import app
     from uplift.features import build_training_table
     from uplift.pipeline import table_from_folder
@@ -147,12 +148,14 @@ def test_the_cli_round_trip_writes_the_promise_against_the_wave_and_the_next_tra
     write_table(pd.concat([world.exposures, designed], ignore_index=True), data / "exposures.parquet")
     write_table(pd.concat([world.enrolments, wave.enrolments], ignore_index=True), data / "enrolments.parquet")
     out = workdir / "analysis.csv"
-    res = runner.invoke(app, ["experiment", "analyze", "--spec", str(spec), "--exposures", str(data / "exposures.parquet"),
+    res = runner.invoke(app, ["experiment", "analyze", "--spec", str(spec), "--exposures",
+                              str(data / "exposures.parquet"),
                               "--enrolments", str(data / "enrolments.parquet"), "--audience",
                               str(data / "audience.parquet"), "--plan", str(workdir / "plan.csv"), "--plan-model",
                               "uplift-registration/4", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "the plan promised" in res.output and "per message" in res.output and "calibration over the cells" in res.output
+    assert "the plan promised" in res.output and "per message" in res.output
+    assert "calibration over the cells" in res.output
     cells = read_table(workdir / "analysis.plan_cells.csv")
     assert len(cells) == 60 and not {"n_arm", "conversions_arm"} & set(cells.columns)
     assert set(read_table(workdir / "analysis.plan_groups.csv")["group"]) >= {"women", "age_50_plus"}

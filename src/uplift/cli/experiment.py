@@ -165,12 +165,12 @@ def design_command(
 
     With --plan: each planned segment is randomised on its own to the plan's contacts per arm and its holdout."""
     from uplift.config import get_settings
+    from uplift.design.release import released_balance, released_power
+    from uplift.disclosure import release_count
     from uplift.schemas import AUDIENCE, validate
     from uplift.scoring import file_digest
     from uplift.specs import load_spec, project_root
     from uplift.tableio import read_table, write_table
-    from uplift.design.release import released_balance, released_power
-    from uplift.disclosure import release_count
     from uplift.tracking.jobs import log_design
 
     exp = load_spec(spec, ExperimentSpec)
@@ -244,7 +244,8 @@ def _design_from_plan(exp: ExperimentSpec, spec_path: Path, people: pd.DataFrame
                               costs=catalogue, registered=registered, source=str(plan))
     ex, check = design.exposures, design.check
     areas = (ex.loc[ex["area"] != "", ["design_cell", "arm", "area"]].drop_duplicates()
-             .rename(columns={"design_cell": "segment", "area": "postcode"}).sort_values(["segment", "arm", "postcode"]))
+             .rename(columns={"design_cell": "segment", "area": "postcode"})
+             .sort_values(["segment", "arm", "postcode"]))
     write_table(ex, out)
     write_table(check, beside(out, "plan_check"))
     write_table(areas, beside(out, "postcodes"))
@@ -283,7 +284,8 @@ def _group_membership(frame: pd.DataFrame, people: pd.DataFrame | None, path: Pa
     declared = load_priority_groups(path)
     if people is None or declared is None:
         return {}
-    rows = people.set_index(people["person_id"].astype(str)).reindex(frame["person_id"].astype(str)).reset_index(drop=True)
+    rows = (people.set_index(people["person_id"].astype(str)).reindex(frame["person_id"].astype(str))
+            .reset_index(drop=True))
     members = group_members(rows, declared)
     return {name: members[name].to_numpy(dtype=bool) for name in members.columns}
 
@@ -466,7 +468,8 @@ def analyze_command(
     plan: Annotated[Path | None, typer.Option(help="Plan cells (`uplift plan` output, or a stored plan as .json): the "
                                               "effect each arm is expected to have, for the too-small-to-detect "
                                               "warnings (default: the spec's minimum_detectable_effect); for a wave "
-                                              "designed from it, what it promised per cell against what happened.")] = None,
+                                              "designed from it, what it promised per cell against what "
+                                              "happened.")] = None,
     plan_model: Annotated[str | None, typer.Option(help="The model version that made the plan (a .json plan "
                                                    "names its own).")] = None,
     groups: Annotated[Path | None, typer.Option(help="Priority groups (default serve/groups.yaml), per group "

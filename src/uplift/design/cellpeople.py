@@ -6,7 +6,8 @@ A plan's cells are targetable segments (``age_band=25-34|gender=female|municipal
 them (:class:`uplift.scoring.labels.SegmentLabeler`, as scoring labels people); a person in no planned segment
 is not part of the wave. A channel that can select people by their neighbourhood only (its ``targeting`` in the
 cost catalogue: flyers, delivered per 4-digit postcode) reaches the people of a cell through their postcode, which
-the design records so the hand-off can name the postcodes of each cell. Keep this mapping here, on its own, so the hand-off can change it.
+the design records so the hand-off can name the postcodes of each cell. Keep this mapping here, on its own, so
+the hand-off can change it.
 """
 
 from __future__ import annotations

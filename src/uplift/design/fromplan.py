@@ -144,11 +144,11 @@ def cell_counts(plan: pd.DataFrame, eligible: pd.Series, control: str = HOLDOUT)
     for segment, part in plan.groupby("segment", sort=False):
         holdout = int(part["holdout_people"].sum())
         arms = [(control, holdout)] if holdout > 0 else []
-        arms += [(a, int(c)) for a, c in zip(part["arm"], part["contacts"]) if c > 0]
+        arms += [(a, int(c)) for a, c in zip(part["arm"], part["contacts"], strict=True) if c > 0]
         planned = np.array([c for _, c in arms], dtype=np.int64)
         available = int(eligible.get(segment, 0))
         n = planned if planned.sum() <= available else _scaled(planned, available)
-        rows += [(segment, a, int(p), int(k)) for (a, _), p, k in zip(arms, planned, n)]
+        rows += [(segment, a, int(p), int(k)) for (a, _), p, k in zip(arms, planned, n, strict=True)]
     return pd.DataFrame(rows, columns=["segment", "arm", "planned", "n"])
 
 
@@ -166,7 +166,7 @@ def _prices(plan: pd.DataFrame, costs: CostCatalogue, source: str) -> pd.Series:
     (between the channel's unit cost times its cheapest and its dearest reach tier)."""
     funded = plan[plan["contacts"] > 0]
     price = funded["spend"] / funded["contacts"]
-    for arm, p, seg in zip(funded["arm"], price, funded["segment"]):
+    for arm, p, seg in zip(funded["arm"], price, funded["segment"], strict=True):
         channel = costs.channel(split_arm(arm)[1])
         low = channel.unit_cost * channel.tiers[0].multiplier
         high = channel.unit_cost * channel.tiers[-1].multiplier
@@ -225,7 +225,7 @@ def design_from_plan(
     parts = [(NO_MESSAGE, NO_MESSAGE) if a == control else split_arm(a) for a in arm]
     channel = np.array([c for _, c in parts], dtype=object)
     seg = ranked.loc[drawn, "segment"].to_numpy(dtype=object)
-    cost = np.array([0.0 if a == control else prices[(s, a)] for s, a in zip(seg, arm)], dtype=float)
+    cost = np.array([0.0 if a == control else prices[(s, a)] for s, a in zip(seg, arm, strict=True)], dtype=float)
     exposures = pd.DataFrame({
         "person_id": picked["person_id"].astype(str).to_numpy(), "wave": np.full(len(arm), wave, dtype=np.int64),
         "arm": arm, "message": [m for m, _ in parts], "channel": channel,
@@ -247,7 +247,7 @@ def _deal(ranked: pd.DataFrame, counts: pd.DataFrame, plan: pd.DataFrame) -> tup
     prob_of = np.zeros(n)
     explore_of = np.zeros(n, dtype=bool)
     share = (plan["exploration"] / plan["spend"].where(plan["spend"] > 0)).fillna(0.0).clip(0, 1)
-    explore_share = dict(zip(zip(plan["segment"], plan["arm"]), share))
+    explore_share = dict(zip(zip(plan["segment"], plan["arm"], strict=True), share, strict=True))
     starts = ranked.groupby("segment", sort=False)["rank"].idxmin()  # the first position of each segment
     for segment, part in counts.groupby("segment", sort=False):
         drawn = int(part["n"].sum())
@@ -255,7 +255,7 @@ def _deal(ranked: pd.DataFrame, counts: pd.DataFrame, plan: pd.DataFrame) -> tup
             continue
         first = int(starts[segment])
         edge = first
-        for arm, k in zip(part["arm"], part["n"]):
+        for arm, k in zip(part["arm"], part["n"], strict=True):
             arm_of[edge:edge + k] = arm
             prob_of[edge:edge + k] = k / drawn
             explore_of[edge:edge + int(round(k * explore_share.get((segment, arm), 0.0)))] = True
@@ -273,7 +273,8 @@ def _check(plan: pd.DataFrame, counts: pd.DataFrame, exposures: pd.DataFrame, co
     planned_spend = plan.set_index(["segment", "arm"])["spend"].reindex(key).fillna(0.0)
     table = pd.DataFrame({
         "segment": counts["segment"].to_numpy(), "arm": counts["arm"].to_numpy(),
-        "planned_contacts": counts["planned"].to_numpy(), "contacts": got["contacts"].fillna(0).astype(np.int64).to_numpy(),
+        "planned_contacts": counts["planned"].to_numpy(),
+        "contacts": got["contacts"].fillna(0).astype(np.int64).to_numpy(),
     })
     table["rounding"] = table["contacts"] - table["planned_contacts"]
     table["planned_spend"] = np.where(table["arm"] == control, 0.0, planned_spend.to_numpy())

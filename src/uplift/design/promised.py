@@ -134,8 +134,8 @@ def promised_and_delivered(
     if (frame[DESIGN_CELL].fillna("") == "").all():
         raise DataError("the wave's exposures have no design cells: it was not designed from a plan "
                         "(`uplift experiment design --plan`)")
-    rows = pd.DataFrame({"segment": frame[DESIGN_CELL].astype(str).to_numpy(), "arm": frame["arm"].astype(str).to_numpy(),
-                         "y": frame[outcome_col].to_numpy(dtype=float)})
+    rows = pd.DataFrame({"segment": frame[DESIGN_CELL].astype(str).to_numpy(),
+                         "arm": frame["arm"].astype(str).to_numpy(), "y": frame[outcome_col].to_numpy(dtype=float)})
     z = float(norm.ppf(0.5 + level / 2))
     cells = _cells(rows, plan, control, level, source)
     if cells.empty:
