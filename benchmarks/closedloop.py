@@ -421,6 +421,33 @@ def shares_of_oracle(waves: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _ceiling_lines(waves: pd.DataFrame) -> list[str]:
+    """What an even first wave leaves reachable: wave 1 of the even split plus the oracle's later waves, over the
+    oracle's whole programme (programmes' histories differ, so this is a guide, not a bound)."""
+    oracle = waves[waves["strategy"] == "oracle"].pivot(index="seed", columns="wave", values="true_incremental")
+    first = waves[(waves["strategy"] == "even") & (waves["wave"] == 1)].set_index("seed")["true_incremental"]
+    if oracle.empty or first.empty:
+        return []
+    ceiling = (first + oracle.drop(columns=1).sum(axis=1)) / oracle.sum(axis=1)
+    return ["", f"With the even split as wave 1 (no history yet), a programme that matched the oracle in every later "
+                f"wave would reach {ceiling.min():.1%} to {ceiling.max():.1%} of the oracle's cumulative registrations "
+                "(per seed)."]
+
+
+def _promise_lines(cal: pd.DataFrame) -> list[str]:
+    """How far the product's plans' promises were from the truth, wave by wave."""
+    product = cal[cal["strategy"] == "product"]
+    if product.empty:
+        return []
+    by_wave = product.groupby("wave")[["promised", "true"]].sum()
+    inside = ((product["true"] >= product["promised_lo"]) & (product["true"] <= product["promised_hi"]))
+    covered = ((product["true"] >= product["realised_lo"]) & (product["true"] <= product["realised_hi"]))
+    return ["", "The product's promise over the true incremental registrations, per wave (summed over seeds): "
+                + ", ".join(f"wave {w} {r.promised / r.true:.2f}" for w, r in by_wave.iterrows())
+                + f"; the truth inside the plan's interval in {int(inside.sum())} of {len(product)} waves, inside the "
+                  f"randomised estimate's 95% interval in {int(covered.sum())} of {len(product)}."]
+
+
 def loop_report(result: LoopResult) -> str:
     """The closed-loop section of the report (markdown)."""
     s = result.settings
@@ -453,8 +480,10 @@ def loop_report(result: LoopResult) -> str:
                       f"reaches 90% of the oracle by wave {s.waves}: "
                       f"{'met' if (product >= 0.9).all() else 'not met'} (min {product.min():.1%}, "
                       f"mean {product.mean():.1%})."]
+    lines += _ceiling_lines(result.waves)
     if not result.calibration.empty:
         cal = result.calibration
+        lines += _promise_lines(cal)
         lines += ["", "The product's plans against their waves (95% intervals; calibration over the planned cells):",
                   "", "| programme | seed | wave | promised | delivered (randomised) | true | slope "
                       "| intercept /1,000 |",
