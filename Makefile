@@ -12,7 +12,7 @@ SPARK_ENV := PYSPARK_PYTHON=$(abspath $(BIN)/python) SPARK_LOCAL_IP=127.0.0.1
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup setup-test browser constraints demo lint test test-slow hillstrom bench bench-quick bench-family bench-soak bench-spark bench-scaling bench-page clean
+.PHONY: setup setup-test browser constraints demo lint test test-slow hillstrom bench bench-quick bench-family bench-soak bench-spark bench-scaling bench-page bench-loop clean
 
 $(BIN)/uplift: pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -97,6 +97,15 @@ bench-scaling: setup
 ## Server time of the planner's page against the JSON API for the same plans (the demo-sized world)
 bench-page: setup
 	$(BIN)/python -m benchmarks.bench_page --out $(BENCH_OUT)/page.md
+
+## The closed loop: programmes of LOOP_WAVES waves, each planned, designed and analysed by the product from the
+## earlier ones, against the oracle, the even split and test-then-best (hours: LOOP_SEEDS and LOOP_PEOPLE to choose)
+LOOP_PEOPLE ?= 100000
+LOOP_WAVES ?= 6
+LOOP_SEEDS ?= 1 2 3 4 5
+bench-loop: setup
+	$(BIN)/python -m benchmarks.closedloop --out $(BENCH_OUT)/loop --people $(LOOP_PEOPLE) --waves $(LOOP_WAVES) \
+	  --seeds $(LOOP_SEEDS)
 
 clean:
 	rm -rf $(VENV) mlflow.db mlartifacts data out

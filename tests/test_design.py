@@ -470,6 +470,7 @@ def test_exported_names():
         "FamilyAdjustment", "Inference", "SampleRatioCheck", "adjust_family", "age_band", "analyze", "assign",
         "clopper_pearson", "design_shares", "detectable_effect", "difference_interval", "difference_p_value",
         "hash_uniform", "holdout_n_needed", "power_at", "power_table", "srm_check", "stratum_balance", "stratum_keys",
-        "summary_text", "to_exposures",
+        "summary_text", "to_exposures", "Calibration", "PlanDesign", "PlanOutcome", "design_from_plan",
+        "promised_and_delivered", "registered_people",
     }
     assert all(hasattr(design, name) for name in design.__all__)

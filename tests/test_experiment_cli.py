@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT
 from typer.testing import CliRunner
 
+from conftest import ROOT
 from uplift.cli import app
 from uplift.cli.experiment import analysis_frame, plan_effects
 from uplift.errors import DataError, SchemaError
@@ -53,26 +53,59 @@ def test_design_writes_valid_exposures_power_and_balance_and_is_deterministic(wo
     assert runs[0].data.params["salt"] == "haaglanden-wave5-2025-07-21"
 
 
-def test_design_from_plan_splits_by_the_plans_contacts(workdir, audience_file):
-    spec = _spec(workdir, name="from-plan", arm_weights="from_plan",
-                 arms=["fresh_start@meta", "free_voucher@flyer"])
-    plan = write_table(pd.DataFrame({"segment": ["s1", "s2", "s1"], "arm": ["fresh_start@meta", "free_voucher@flyer",
-                                                                            "free_voucher@flyer"],
-                                     "contacts": [1000, 2000, 1000]}), workdir / "plan.csv")
-    res = runner.invoke(app, ["experiment", "design", "--spec", str(spec), "--audience", str(audience_file),
-                              "--out", str(workdir / "fp.csv"), "--plan", str(plan)])
-    assert res.exit_code == 0, res.output
-    probs = read_table(workdir / "fp.csv").groupby("arm")["assignment_probability"].first()
-    assert probs.to_dict() == pytest.approx({"holdout": 0.2, "fresh_start@meta": 0.2, "free_voucher@flyer": 0.6})
+def _two_segment_plan(audience: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """A plan over the two largest targetable segments of ``audience``: 40 and 30 contacts, 10 held out in each."""
+    from uplift.features.library import age_band_of
+    from uplift.pipeline import load_segment_spec
+    from uplift.segments.assign import targetable_cells
+
+    spec = load_segment_spec()
+    people = audience.assign(age_band=age_band_of(audience["age"]))
+    labels = targetable_cells(people, spec.dimensions, spec.min_size)["segment"]
+    top = [s for s in labels.value_counts().index if s][:2]
+    plan = pd.DataFrame({"segment": [top[0], top[0], top[1]],
+                         "arm": ["fresh_start@meta", "free_voucher@flyer", "fresh_start@meta"],
+                         "contacts": [40, 30, 30], "holdout_people": [5, 5, 10],
+                         "spend": [40 * 0.03, 30 * 0.07, 30 * 0.03], "expected_conversions": [0.4, 0.2, 0.3],
+                         "lo": [0.1, 0.0, 0.1], "hi": [0.7, 0.4, 0.5], "exploration": [0.0, 0.7, 0.0]})
+    return plan, top
 
 
-def test_design_refuses_a_plan_that_leaves_an_arm_out(workdir, audience_file):
+def test_design_from_plan_gives_each_cell_its_contacts_and_holdout(workdir, audience_file, strong_world):
     spec = _spec(workdir, name="from-plan", arm_weights="from_plan", arms=["fresh_start@meta", "free_voucher@flyer"])
-    plan = write_table(pd.DataFrame({"arm": ["fresh_start@meta"], "contacts": [10]}), workdir / "plan.csv")
+    plan, top = _two_segment_plan(read_table(audience_file))
+    plan_path = write_table(plan, workdir / "plan.csv")
+    enrolments = write_table(strong_world.enrolments, workdir / "enrolments.parquet")
     res = runner.invoke(app, ["experiment", "design", "--spec", str(spec), "--audience", str(audience_file),
-                              "--out", str(workdir / "x.csv"), "--plan", str(plan)])
-    assert isinstance(res.exception, DataError)
-    assert "no contacts to arm(s) ['free_voucher@flyer']" in str(res.exception)
+                              "--out", str(workdir / "fp.parquet"), "--plan", str(plan_path),
+                              "--enrolments", str(enrolments)])
+    assert res.exit_code == 0, res.output
+    ex = read_table(workdir / "fp.parquet")
+    validate(ex, EXPOSURES, source="design")
+    counts = ex.groupby(["design_cell", "arm"]).size().to_dict()
+    assert counts == {(top[0], "holdout"): 10, (top[0], "fresh_start@meta"): 40, (top[0], "free_voucher@flyer"): 30,
+                      (top[1], "holdout"): 10, (top[1], "fresh_start@meta"): 30}
+    assert ex.loc[ex["design_cell"] == top[1], "assignment_probability"].round(6).unique().tolist() == [0.25, 0.75]
+    assert ex["exploration"].sum() == 10  # a third of the flyer cell's spend
+    check = read_table(workdir / "fp.plan_check.csv")
+    assert (check["rounding"] == 0).all() and check["spend"].sum() == pytest.approx(1.2 + 2.1 + 0.9)
+    postcodes = read_table(workdir / "fp.postcodes.csv")
+    assert set(postcodes["arm"]) == {"free_voucher@flyer"} and postcodes["postcode"].astype(str).str.len().eq(4).all()
+    registered = set(strong_world.enrolments.loc[strong_world.enrolments["event"] == "registration", "person_id"])
+    assert not set(ex["person_id"]) & registered
+    assert "already registered and left out" in res.output and "every cell has the plan's contacts" in res.output
+    runs = mlflow.search_runs(experiment_names=["uplift-experiments"], output_format="list")
+    assert runs[0].data.params["design"] == "from_plan" and runs[0].data.metrics["spend_eur"] == pytest.approx(4.2)
+
+
+def test_design_refuses_a_plan_without_the_plans_columns(workdir, audience_file):
+    spec = _spec(workdir, name="from-plan", arm_weights="from_plan", arms=["fresh_start@meta", "free_voucher@flyer"])
+    plan = write_table(pd.DataFrame({"segment": ["s"], "arm": ["fresh_start@meta"], "contacts": [10]}),
+                       workdir / "plan.csv")
+    res = runner.invoke(app, ["experiment", "design", "--spec", str(spec), "--audience", str(audience_file),
+                              "--out", str(workdir / "x.csv"), "--plan", str(plan), "--keep-registered"])
+    assert isinstance(res.exception, SchemaError)
+    assert f"{plan}: missing column(s) ['holdout_people', 'spend'" in str(res.exception)
     assert not (workdir / "x.csv").exists()
 
 

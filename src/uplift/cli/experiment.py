@@ -20,7 +20,8 @@ __all__ = [
     "experiment_app",
     "WaveDesign",
     "design_wave",
-    "plan_weights",
+    "read_plan",
+    "PlanFile",
     "plan_effects",
     "channel_costs",
     "analysis_frame",
@@ -55,30 +56,6 @@ def channel_costs(spec: ExperimentSpec, costs: CostCatalogue) -> dict[str, float
 
     channels = dict.fromkeys(split_arm(a)[1] for a in spec.arms)
     return {c: costs.channel(c).unit_cost for c in channels}
-
-
-def plan_weights(cells: pd.DataFrame, spec: ExperimentSpec, *, source: str = "plan") -> dict[str, float]:
-    """The plan's contacts per treatment arm of ``spec`` (for ``arm_weights: from_plan``).
-
-    Raises
-    ------
-    SchemaError
-        The plan has no ``arm`` or ``contacts`` column.
-    DataError
-        An arm of the spec gets no contacts in the plan (drop it from the spec's arms, or declare weights).
-    """
-    missing = [c for c in ("arm", "contacts") if c not in cells.columns]
-    if missing:
-        raise SchemaError(f"{source}: missing column(s) {missing}; expected the cells written by `uplift plan`")
-    contacts = pd.to_numeric(cells["contacts"], errors="coerce").fillna(0.0).groupby(cells["arm"].astype(str)).sum()
-    weights = {a: float(contacts.get(a, 0.0)) for a in spec.arms}
-    empty = [a for a, w in weights.items() if not w > 0]
-    if empty:
-        raise DataError(
-            f"{source}: the plan gives no contacts to arm(s) {empty} of experiment {spec.name!r}; "
-            "remove them from the spec's arms or declare arm_weights"
-        )
-    return weights
 
 
 def plan_effects(cells: pd.DataFrame, spec: ExperimentSpec, *, source: str = "plan") -> dict[str, float]:
@@ -136,34 +113,76 @@ def beside(path: Path, tag: str, suffix: str = ".csv") -> Path:
     return path.with_name(f"{path.stem}.{tag}{suffix}")
 
 
+@dataclass(frozen=True)
+class PlanFile:
+    """A plan read from a file: its cells, and the model version that made it when the file says so."""
+
+    cells: pd.DataFrame
+    model: str = ""
+
+
+def read_plan(path: Path) -> PlanFile:
+    """The cells of a plan written by ``uplift plan`` (.csv or .parquet), or of a stored plan as the service
+    returns it (``GET /plans/{id}`` saved as .json: its ``cells``, ``model_name`` and ``model_version``).
+
+    Raises
+    ------
+    SchemaError
+        The JSON is not a plan (no ``cells`` list).
+    """
+    import json
+
+    from uplift.tableio import read_table
+
+    if path.suffix.lower() != ".json":
+        return PlanFile(read_table(path))
+    try:
+        body = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as exc:
+        raise SchemaError(f"{path}: not a readable JSON plan ({exc})") from None
+    if not isinstance(body, dict) or not isinstance(body.get("cells"), list):
+        raise SchemaError(f"{path}: field 'cells' is missing or not a list; expected a stored plan (GET /plans/{{id}})")
+    model = f"{body.get('model_name', '')}/{body.get('model_version', '')}" if "model_version" in body else ""
+    return PlanFile(pd.DataFrame(body["cells"]), model)
+
+
 @experiment_app.command("design")
 def design_command(
     spec: Annotated[Path, typer.Option(help="Experiment spec (experiments/*.yaml).")],
     audience: Annotated[Path, typer.Option(help="Audience to randomise (.parquet or .csv).")],
     out: Annotated[Path, typer.Option(help="Assignment file: exposures rows (.parquet or .csv).")],
-    plan: Annotated[Path | None, typer.Option(help="Plan cells (`uplift plan` output) for arm_weights: from_plan.")] = None,
+    plan: Annotated[Path | None, typer.Option(help="A plan (`uplift plan` cells, or a stored plan saved as .json): "
+                                              "the wave is designed from its cells.")] = None,
+    enrolments: Annotated[Path | None, typer.Option(help="Funnel events: people who registered before the wave "
+                                                    "are left out of a design from a plan.")] = None,
+    keep_registered: Annotated[bool, typer.Option(help="Keep people who already registered.")] = False,
+    segments: Annotated[Path | None, typer.Option(help="Segment spec the plan was made with "
+                                                  "(default features/segments.yaml).")] = None,
     costs: Annotated[Path | None, typer.Option(help="Cost catalogue (default serve/costs.yaml).")] = None,
     base_rate: Annotated[float, typer.Option("--base-rate", help="Expected holdout conversion rate, for power.")] = 0.002,
 ) -> None:
-    """Deterministic salted-hash assignment, power table, stratum balance; written and logged to MLflow."""
+    """Deterministic salted-hash assignment, power table, stratum balance; written and logged to MLflow.
+
+    With --plan: each planned segment is randomised on its own to the plan's contacts per arm and its holdout."""
     from uplift.config import get_settings
+    from uplift.design.release import released_balance, released_power
+    from uplift.disclosure import release_count
     from uplift.schemas import AUDIENCE, validate
     from uplift.scoring import file_digest
     from uplift.specs import load_spec, project_root
     from uplift.tableio import read_table, write_table
-    from uplift.design.release import released_balance, released_power
-    from uplift.disclosure import release_count
     from uplift.tracking.jobs import log_design
 
     exp = load_spec(spec, ExperimentSpec)
     catalogue = load_spec(costs or project_root() / "serve" / "costs.yaml", CostCatalogue)
     people = validate(read_table(audience), AUDIENCE, source=str(audience))
-    weights = None
     if plan is not None:
-        if not exp.weights_from_plan:
-            raise DataError(f"{spec}: arm_weights are declared; --plan is only used with arm_weights: from_plan")
-        weights = plan_weights(read_table(plan), exp, source=str(plan))
-    result = design_wave(exp, people, costs=catalogue, base_rate=base_rate, weights=weights)
+        _design_from_plan(exp, spec, people, audience, plan, catalogue, out, enrolments=enrolments,
+                          keep_registered=keep_registered, segments=segments)
+        return
+    if exp.weights_from_plan:
+        raise DataError(f"{spec}: arm_weights: from_plan needs --plan (the plan the wave is designed from)")
+    result = design_wave(exp, people, costs=catalogue, base_rate=base_rate)
     policy = disclosure_policy()
     power = released_power(result.power, policy)
     balance = released_balance(result.balance, result.assignment, policy)
@@ -172,7 +191,7 @@ def design_command(
     write_table(balance, beside(out, "balance"))
     run_id = log_design(get_settings(), spec_path=spec, spec_name=exp.name, wave=exp.wave, salt=exp.salt,
                         audience=audience, digest=file_digest(audience), out=out, base_rate=base_rate,
-                        shares=result.shares, power=power, balance=balance, plan=plan,
+                        shares=result.shares, power=power, balance=balance, plan=None,
                         people=release_count(len(result.assignment), policy))
 
     t = Table(title=f"{exp.name}: power per arm at a holdout rate of {1000 * base_rate:.2f} per 1,000 "
@@ -200,16 +219,141 @@ def design_command(
                   "in experiment 'uplift-experiments'")
 
 
-# -- analysis -----------------------------------------------------------------------------
-def expected_shares(spec: ExperimentSpec, wave_rows: pd.DataFrame) -> pd.Series:
-    """Design shares for the SRM check: declared weights, or for ``from_plan`` those recorded in the exposures."""
-    from uplift.design import design_shares
-    from uplift.features.propensity import design_table
+def _design_from_plan(exp: ExperimentSpec, spec_path: Path, people: pd.DataFrame, audience: Path, plan: Path,
+                      catalogue: CostCatalogue, out: Path, *, enrolments: Path | None, keep_registered: bool,
+                      segments: Path | None) -> None:
+    """``uplift experiment design --plan``: write the wave's exposures, the plan check and the postcodes."""
+    from uplift.config import get_settings
+    from uplift.design.fromplan import design_from_plan, registered_people
+    from uplift.disclosure import release_count
+    from uplift.pipeline import load_segment_spec
+    from uplift.schemas import ENROLMENTS, validate
+    from uplift.scoring import file_digest
+    from uplift.tableio import read_table, write_table
+    from uplift.tracking.jobs import log_plan_design
 
-    if not spec.weights_from_plan:
+    registered = None
+    if not keep_registered:
+        if enrolments is None:
+            raise DataError("--plan: pass --enrolments (people who already registered are left out) "
+                            "or --keep-registered")
+        events = validate(read_table(enrolments), ENROLMENTS, source=str(enrolments))
+        registered = registered_people(events, exp.start)
+    design = design_from_plan(read_plan(plan).cells, people, exp,
+                              segment_spec=load_segment_spec(str(segments) if segments else "segments"),
+                              costs=catalogue, registered=registered, source=str(plan))
+    ex, check = design.exposures, design.check
+    areas = (ex.loc[ex["area"] != "", ["design_cell", "arm", "area"]].drop_duplicates()
+             .rename(columns={"design_cell": "segment", "area": "postcode"})
+             .sort_values(["segment", "arm", "postcode"]))
+    write_table(ex, out)
+    write_table(check, beside(out, "plan_check"))
+    write_table(areas, beside(out, "postcodes"))
+    policy = disclosure_policy()
+    drawn, treated = len(ex), int((ex["arm"] != exp.control).sum())
+    figures = {"people": release_count(drawn, policy), "contacts": release_count(treated, policy),
+               "spend_eur": float(check["spend"].sum()), "planned_spend_eur": float(check["planned_spend"].sum()),
+               "contacts_short_of_plan": float(-check.loc[check["rounding"] < 0, "rounding"].sum()),
+               "excluded_registered": release_count(design.excluded_registered, policy),
+               "exploration_contacts": float(check["exploration_contacts"].sum())}
+    run_id = log_plan_design(get_settings(), spec_path=spec_path, spec_name=exp.name, wave=exp.wave, salt=exp.salt,
+                             audience=audience, digest=file_digest(audience), out=out, plan=plan, check=check,
+                             figures={k: (float("nan") if v is None else v) for k, v in figures.items()})
+    short = check[check["rounding"] != 0]
+    console.print(f"{exp.name}: {_count(figures['people'])} people in {check['segment'].nunique()} planned segments, "
+                  f"{_count(figures['contacts'])} contacted on {int((check['arm'] != exp.control).sum())} cells, "
+                  f"{_count(release_count(drawn - treated, policy))} held out inside their cells; spend EUR "
+                  f"{figures['spend_eur']:,.2f} of the plan's EUR {figures['planned_spend_eur']:,.2f}; "
+                  f"{int(figures['exploration_contacts']):,} contacts are exploration")
+    console.print(f"{len(short)} of {len(check)} cells differ from the plan (segments with fewer eligible people "
+                  f"than planned, scaled down): {int(figures['contacts_short_of_plan']):,} contacts fewer in all"
+                  if len(short) else "every cell has the plan's contacts and spend exactly")
+    console.print("already registered and left out: " + ("none (--keep-registered)" if registered is None else
+                  f"{_count(figures['excluded_registered'])} people (rounded to {policy.rounding_base}, none below "
+                  f"{policy.threshold})"))
+    console.print(f"wrote {out}, {beside(out, 'plan_check')}, {beside(out, 'postcodes')}; MLflow run {run_id[:8]} "
+                  "in experiment 'uplift-experiments'")
+
+
+# -- analysis -----------------------------------------------------------------------------
+def _group_membership(frame: pd.DataFrame, people: pd.DataFrame | None, path: Path | None) -> dict[str, np.ndarray]:
+    """Each priority group's members among the wave's rows (none without an audience or declared groups)."""
+    from uplift.pipeline import load_priority_groups
+    from uplift.segments.composition import group_members
+
+    declared = load_priority_groups(path)
+    if people is None or declared is None:
+        return {}
+    rows = (people.set_index(people["person_id"].astype(str)).reindex(frame["person_id"].astype(str))
+            .reset_index(drop=True))
+    members = group_members(rows, declared)
+    return {name: members[name].to_numpy(dtype=bool) for name in members.columns}
+
+
+def _promised_section(frame: pd.DataFrame, plan_file: PlanFile, exp: ExperimentSpec, plan: Path, out: Path,
+                      run_id: str, *, model: str, people: pd.DataFrame | None, groups_path: Path | None) -> None:
+    """What the plan promised per cell, message and priority group against what the wave delivered: written
+    beside ``out`` (released), printed, and added to the analysis run ``run_id`` with the plan's model."""
+    from uplift.design.promised import promised_and_delivered
+    from uplift.design.release import released_outcome
+    from uplift.tableio import atomic_path, write_table
+    from uplift.tracking.jobs import log_plan_outcome
+    from uplift.tracking.plots import calibration_figure
+
+    outcome = promised_and_delivered(frame, plan_file.cells, outcome_col=exp.outcome, control=exp.control,
+                                     groups=_group_membership(frame, people, groups_path), level=1 - exp.alpha,
+                                     source=str(plan))
+    released = released_outcome(outcome, disclosure_policy())
+    for name in ("cells", "messages", "groups", "total"):
+        write_table(getattr(released, name), beside(out, f"plan_{name}"))
+    figure = calibration_figure(released.cells, released.calibration, f"{exp.name}: calibration over the planned cells")
+    with atomic_path(beside(out, "calibration", ".png")) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)
+    log_plan_outcome(run_id, outcome=released, model=model, plan=plan)
+    _print_promised(released, model)
+
+
+def _fig(v: float, lo: float, hi: float) -> str:
+    return "withheld" if pd.isna(v) else f"{v:,.1f} [{lo:,.1f}, {hi:,.1f}]"
+
+
+def _print_promised(released, model: str) -> None:
+    level = f"{released.level:.0%}"
+    for name, key in (("message", "messages"), ("group", "groups")):
+        table = getattr(released, key)
+        if table.empty:
+            continue
+        t = Table(title=f"Promised against delivered, per {name} (incremental conversions)")
+        for col in (name, "promised (plan's interval)", f"delivered ({level})"):
+            t.add_column(col, justify="left" if col == name else "right")
+        for r in table.itertuples():
+            t.add_row(str(getattr(r, name)), _fig(r.promised, r.promised_lo, r.promised_hi),
+                      _fig(r.realised, r.realised_lo, r.realised_hi))
+        console.print(t)
+    cells = released.cells
+    shown = int(cells["realised"].notna().sum())
+    cal = released.calibration
+    console.print(f"{shown} of {len(cells)} planned cells have their delivered figures shown (the others rest on "
+                  "too few people or converters)")
+    console.print("calibration over the cells: " + ("too few cells or no spread in the promises" if pd.isna(cal.slope)
+                  else f"slope {cal.slope:.2f} [{cal.slope_lo:.2f}, {cal.slope_hi:.2f}], intercept "
+                       f"{1000 * cal.intercept:+.2f} [{1000 * cal.intercept_lo:+.2f}, {1000 * cal.intercept_hi:+.2f}] "
+                       f"per 1,000 contacts ({cal.level:.0%}; {cal.cells} cells; slope 1 and intercept 0: on target)"))
+    console.print(f"In total, {released.sentence()}; plan made by model {model or 'unknown'}.", highlight=False)
+
+
+
+def expected_shares(spec: ExperimentSpec, wave_rows: pd.DataFrame) -> pd.Series:
+    """Design shares for the SRM check: the spec's declared weights; for a wave designed from a plan (or with
+    ``from_plan`` weights) those recorded in the exposures, each design cell's weighted by its rows."""
+    from uplift.design import design_shares
+    from uplift.features.propensity import DESIGN_CELL, design_keys, design_table
+
+    if not spec.weights_from_plan and DESIGN_CELL not in wave_rows.columns:
         return design_shares(spec)
     table = design_table(wave_rows, spec.all_arms, source=f"exposures of wave {spec.wave}")
-    return table.iloc[0].rename("share")
+    sizes = pd.Series(1.0, index=design_keys(wave_rows)).groupby(level=[0, 1]).sum().reindex(table.index)
+    return (table.mul(sizes.to_numpy(), axis=0).sum() / sizes.sum()).rename("share")
 
 
 def analysis_frame(
@@ -229,7 +373,8 @@ def analysis_frame(
 
     Returns
     -------
-    (frame, covariates) : the frame (columns ``person_id, arm``, the outcome named ``spec.outcome``, covariates, ``segment`` when asked)
+    (frame, covariates) : the frame (columns ``person_id, arm``, the outcome named ``spec.outcome``, covariates,
+        ``design_cell`` for a wave designed from a plan, ``segment`` when asked)
         and the covariate names kept.
 
     Raises
@@ -241,6 +386,7 @@ def analysis_frame(
     """
     from uplift.features import build_features
     from uplift.features.outcome import label_outcome
+    from uplift.features.propensity import DESIGN_CELL, design_cells
     from uplift.specs.features import FeatureSetSpec, OutcomeSpec
 
     rows = exposures[exposures["wave"] == spec.wave].reset_index(drop=True)
@@ -260,6 +406,8 @@ def analysis_frame(
         [rows[["person_id", "arm"]], pd.DataFrame({spec.outcome: label_outcome(keys, enrolments, outcome)}), x[list(kept)]],
         axis=1,
     )
+    if DESIGN_CELL in rows.columns:  # a wave designed from a plan: each person's planned segment
+        frame[DESIGN_CELL] = design_cells(rows)
     if segment_by:
         frame["segment"] = _segment_values(rows, audience, segment_by)
     return frame, kept
@@ -317,9 +465,15 @@ def analyze_command(
     audience: Annotated[Path | None, typer.Option(help="Audience (for --segment-by on its columns).")] = None,
     segment_by: Annotated[str | None, typer.Option("--segment-by", help="Also report per value, e.g. age_band.")] = None,
     out: Annotated[Path | None, typer.Option(help="Per-arm results (.csv); default out/analysis_<name>.csv.")] = None,
-    plan: Annotated[Path | None, typer.Option(help="Plan cells (`uplift plan` output): the effect each arm is "
-                                              "expected to have, for the too-small-to-detect warnings "
-                                              "(default: the spec's minimum_detectable_effect).")] = None,
+    plan: Annotated[Path | None, typer.Option(help="Plan cells (`uplift plan` output, or a stored plan as .json): the "
+                                              "effect each arm is expected to have, for the too-small-to-detect "
+                                              "warnings (default: the spec's minimum_detectable_effect); for a wave "
+                                              "designed from it, what it promised per cell against what "
+                                              "happened.")] = None,
+    plan_model: Annotated[str | None, typer.Option(help="The model version that made the plan (a .json plan "
+                                                   "names its own).")] = None,
+    groups: Annotated[Path | None, typer.Option(help="Priority groups (default serve/groups.yaml), per group "
+                                                "with --plan and --audience.")] = None,
 ) -> None:
     """Per arm (and segment) verdict against the holdout, adjusted for many arms; CUPED where it applies; SRM."""
     from uplift.cli.score import load_history
@@ -337,7 +491,8 @@ def analyze_command(
     people = validate(read_table(audience), AUDIENCE, source=str(audience)) if audience is not None else None
     frame, covariates = analysis_frame(exp, ex, en, audience=people, segment_by=segment_by)
     shares = expected_shares(exp, ex[ex["wave"] == exp.wave])
-    targets = plan_effects(read_table(plan), exp, source=str(plan)) if plan is not None else None
+    plan_file = read_plan(plan) if plan is not None else None
+    targets = plan_effects(plan_file.cells, exp, source=str(plan)) if plan_file is not None else None
     result = analyze(frame, arm_col="arm", outcome_col=exp.outcome, control=exp.control,
                      segment_col="segment" if segment_by else None, covariates=covariates,
                      expected_shares=shares.to_dict(), inference=Inference.from_spec(exp, targets))
@@ -355,6 +510,9 @@ def analyze_command(
                           enrolments=enrolments, out=out, analysis=result, plan=plan, summary=text,
                           people=release_count(len(frame), policy))
     console.print(text, highlight=False)
+    if plan_file is not None and "design_cell" in frame.columns:
+        _promised_section(frame, plan_file, exp, plan, out, run_id, model=plan_model or plan_file.model,
+                          people=people, groups_path=groups)
     used = int((result.treatment["method"] == "cuped").sum())
     console.print(f"\ncovariates (CUPED): {', '.join(covariates) or 'none (constant in this wave)'}, used for "
                   f"{used} of {len(result.treatment)} arms; {exp.multiplicity} adjustment; "

@@ -1,4 +1,5 @@
-"""Experiment design and analysis: assignment, power, per-arm effects, verdicts over many arms, SRM, summaries.
+"""Experiment design and analysis: assignment (also from a plan), power, per-arm effects, verdicts over many arms,
+SRM, summaries, and what a plan promised against what its wave delivered.
 
 Pure functions over DataFrames and an :class:`~uplift.specs.experiment.ExperimentSpec`; no I/O.
 """
@@ -14,8 +15,10 @@ from uplift.design.assignment import (
     stratum_balance,
     to_exposures,
 )
+from uplift.design.fromplan import PlanDesign, design_from_plan, registered_people
 from uplift.design.multiplicity import FamilyAdjustment, adjust_family
 from uplift.design.power import detectable_effect, holdout_n_needed, power_at, power_table
+from uplift.design.promised import Calibration, PlanOutcome, promised_and_delivered
 from uplift.design.rates import clopper_pearson, difference_interval, difference_p_value
 from uplift.design.shares import design_shares
 from uplift.design.srm import SRM_THRESHOLD, SampleRatioCheck, srm_check
@@ -29,14 +32,18 @@ __all__ = [
     "EXPOSURE_COLUMNS",
     "SRM_THRESHOLD",
     "Analysis",
+    "Calibration",
     "FamilyAdjustment",
     "Inference",
+    "PlanDesign",
+    "PlanOutcome",
     "SampleRatioCheck",
     "adjust_family",
     "age_band",
     "analyze",
     "assign",
     "clopper_pearson",
+    "design_from_plan",
     "design_shares",
     "detectable_effect",
     "difference_interval",
@@ -45,6 +52,8 @@ __all__ = [
     "holdout_n_needed",
     "power_at",
     "power_table",
+    "promised_and_delivered",
+    "registered_people",
     "srm_check",
     "stratum_balance",
     "stratum_keys",

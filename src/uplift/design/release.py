@@ -25,6 +25,8 @@ __all__ = [
     "BALANCE_RELEASE",
     "POWER_RELEASE",
     "analysis_release",
+    "outcome_release",
+    "released_outcome",
     "released_analysis",
     "released_balance",
     "released_power",
@@ -102,3 +104,35 @@ def released_balance(balance: pd.DataFrame, assignment: pd.DataFrame, policy: Di
     smallest = pd.crosstab(assignment["stratum"], assignment["arm"]).min(axis=1)
     frame = balance.assign(smallest_arm=balance["stratum"].map(smallest).to_numpy())
     return disclose(frame, BALANCE_RELEASE, policy, source="stratum balance").reset_index(drop=True)
+
+
+_OUTCOME_COUNTS = ("n_arm", "conversions_arm", "n_holdout", "conversions_holdout")
+
+
+def outcome_release(*, cells: bool) -> Release:
+    """The declaration of a promised-against-delivered table (:class:`~uplift.design.promised.PlanOutcome`):
+    the counts stay internal; the realised figures are withheld where a count they rest on (the contacted
+    people, their converters and non-converters, and the same of the holdout) is below the threshold. The
+    promises are the plan's model estimates and are released as they are."""
+    return Release(
+        people=("n_arm", "n_holdout"),
+        converters={"conversions_arm": "n_arm", "conversions_holdout": "n_holdout"},
+        constant_within={"n_holdout": ("segment",), "conversions_holdout": ("segment",)} if cells else {},
+        figures=(Figure(columns=("realised", "realised_lo", "realised_hi"), rests_on=_OUTCOME_COUNTS),),
+        keep=("segment", "arm", "message", "channel", "group", "wave", "contacts", "promised", "promised_lo",
+              "promised_hi"),
+        internal=_OUTCOME_COUNTS,
+    )
+
+
+def released_outcome(outcome, policy: DisclosurePolicy):
+    """``outcome`` (:class:`~uplift.design.promised.PlanOutcome`) with every table as it may be released."""
+    def out(frame: pd.DataFrame, cells: bool, name: str) -> pd.DataFrame:
+        if frame.empty:
+            return frame.drop(columns=list(_OUTCOME_COUNTS), errors="ignore")
+        return disclose(frame, outcome_release(cells=cells), policy, source=name).reset_index(drop=True)
+
+    return dataclasses.replace(outcome, cells=out(outcome.cells, True, "plan cells"),
+                               messages=out(outcome.messages, False, "plan messages"),
+                               groups=out(outcome.groups, False, "plan priority groups"),
+                               total=out(outcome.total, False, "plan total"))

@@ -12,7 +12,7 @@ from uplift.errors import DataError, MissingAttributesWarning, SchemaError
 from uplift.features.context import build_context
 from uplift.features.library import columns_of, compute, resolve
 from uplift.features.outcome import label_outcome
-from uplift.features.propensity import design_table, row_propensities
+from uplift.features.propensity import design_keys, design_table, row_propensities
 from uplift.specs.features import FeatureSetSpec
 from uplift.trainingtable import PROPENSITY_PREFIX, FeatureColumn, TrainingTable
 from uplift.vocabulary import arm_name
@@ -128,7 +128,7 @@ def build_training_table(
     ex = exposures.sort_values(["wave", "person_id"], kind="stable").reset_index(drop=True)
     keys = pd.DataFrame({"person_id": ex["person_id"], "wave": ex["wave"], "as_of": ex["assigned_at"]})
     features = build_features(keys, audience, exposures, enrolments, spec)
-    propensity = row_propensities(ex["wave"].to_numpy(), design_table(ex, arms))
+    propensity = row_propensities(design_keys(ex), design_table(ex, arms))
     frame = pd.concat(
         [
             ex[["person_id", "wave", "assigned_at", "arm", "cost_eur"]],

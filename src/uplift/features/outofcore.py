@@ -20,7 +20,7 @@ import pandas as pd
 from uplift.errors import DataError, SchemaError, SpecError
 from uplift.features.build import arms_of, feature_columns, features_for_audience
 from uplift.features.library import SqlDef, literal, quoted, resolve
-from uplift.features.propensity import design_table
+from uplift.features.propensity import DESIGN_CELL, design_table
 from uplift.inputs import INPUT_NAMES, ScannedInput, arm_mismatch, scan_inputs
 from uplift.specs.features import FeatureSetSpec
 from uplift.tableio import atomic_path
@@ -72,7 +72,7 @@ def _sql_of(name: str, spec: FeatureSetSpec) -> SqlDef:
 
 def training_table_sql(spec: FeatureSetSpec, arms: tuple[str, ...]) -> str:
     """The query of the training table over the views ``a`` (audience), ``ex`` (exposures, ``t`` in ns and
-    ``src`` the file position), ``ev`` (events, ``t`` in ns) and ``design`` (wave and one
+    ``src`` the file position), ``ev`` (events, ``t`` in ns) and ``design`` (wave, design cell and one
     ``propensity__<arm>`` per arm), ordered as the in-memory build orders it (wave, then person)."""
     aggregates: dict[str, list[str]] = {"prior_exposures": [], "prior_events": []}
     final = []
@@ -110,7 +110,7 @@ SELECT k.person_id, k.wave, k.assigned_at, k.arm, k.cost_eur,
        {', '.join(final)}
 FROM ex AS k
 {chr(10).join(joins)}
-JOIN design AS d ON d.wave = k.wave
+JOIN design AS d ON d.wave = k.wave AND d.design_cell = k.design_cell
 ORDER BY k.wave, k.person_id"""
 
 
@@ -135,8 +135,11 @@ def _views(con, scanned: Mapping[str, ScannedInput]) -> None:
         return f"read_parquet({literal(str(scanned[name].path))}{numbered})"
 
     con.execute(f"CREATE VIEW a AS SELECT * FROM {parquet('audience')}")
+    cell = (f"coalesce(CAST({DESIGN_CELL} AS VARCHAR), '')" if DESIGN_CELL in scanned["exposures"].columns
+            else "''")
     con.execute(f"""CREATE VIEW ex AS SELECT person_id, wave, arm, message, channel, assigned_at,
-        epoch_ns(assigned_at) AS t, assignment_probability, cost_eur, file_row_number AS src
+        epoch_ns(assigned_at) AS t, assignment_probability, cost_eur, {cell} AS {DESIGN_CELL},
+        file_row_number AS src
         FROM {parquet('exposures', rows=True)}""")
     con.execute(f"CREATE VIEW ev AS SELECT person_id, event, epoch_ns(occurred_at) AS t FROM {parquet('enrolments')}")
 
@@ -177,13 +180,15 @@ def _check_together(con, scanned: Mapping[str, ScannedInput], spec: FeatureSetSp
 
 
 def _design(con, arms: tuple[str, ...], source: Path) -> pd.DataFrame:
-    """The wave x arm design (:func:`uplift.features.propensity.design_table`) from the per-pair extremes."""
-    pairs = con.execute("""SELECT wave, arm, min(assignment_probability) AS lo, max(assignment_probability) AS hi
-        FROM ex GROUP BY wave, arm""").df()
-    rows = pd.concat([pairs[["wave", "arm", end]].rename(columns={end: "assignment_probability"}) for end in ("lo", "hi")])
+    """The (wave, design cell) x arm design (:func:`uplift.features.propensity.design_table`) from the
+    per-pair extremes."""
+    pairs = con.execute(f"""SELECT wave, {DESIGN_CELL}, arm, min(assignment_probability) AS lo,
+        max(assignment_probability) AS hi FROM ex GROUP BY wave, {DESIGN_CELL}, arm""").df()
+    rows = pd.concat([pairs[["wave", DESIGN_CELL, "arm", end]].rename(columns={end: "assignment_probability"})
+                      for end in ("lo", "hi")])
     design = design_table(rows, arms, source=str(source)).add_prefix(PROPENSITY_PREFIX)
     design.columns.name = None
-    return design.rename_axis("wave").reset_index().astype({"wave": "int64"})
+    return design.reset_index().astype({"wave": "int64", DESIGN_CELL: "str"})
 
 
 def validate_inputs(

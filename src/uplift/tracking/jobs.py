@@ -26,6 +26,8 @@ __all__ = [
     "log_scoring",
     "log_design",
     "log_analysis",
+    "log_plan_design",
+    "log_plan_outcome",
 ]
 
 SCORING_EXPERIMENT = "uplift-scoring"
@@ -171,6 +173,37 @@ def log_design(
     return run.info.run_id
 
 
+def log_plan_design(
+    settings: Settings,
+    *,
+    spec_path: Path,
+    spec_name: str,
+    wave: int,
+    salt: str,
+    audience: Path,
+    digest: str,
+    out: Path,
+    plan: Path,
+    check: pd.DataFrame,
+    figures: dict[str, float],
+) -> str:
+    """One run in experiment ``uplift-experiments`` for a wave designed from a plan; returns its id.
+
+    ``check`` (planned against designed contacts and spend per cell) is logged as a table; ``figures`` are
+    released totals (people, spend, rounding), logged as metrics.
+    """
+    experiment_id = _experiment(settings, EXPERIMENTS_EXPERIMENT)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"design {spec_name} from plan") as run:
+        mlflow.log_params({"job": "design", "experiment": spec_name, "wave": wave, "salt": salt,
+                           "audience_path": str(audience)[:500], "audience_sha256": digest,
+                           "plan": str(plan)[:500], "design": "from_plan"})
+        mlflow.log_metrics({k: float(v) for k, v in figures.items() if v == v})
+        mlflow.set_tags({"job": "design", "output_path": str(out)[:5000]})
+        mlflow.log_text(Path(spec_path).read_text(), "spec/experiment.yaml")
+        _log_frames({"plan_check.csv": check}, "tables")
+    return run.info.run_id
+
+
 def log_analysis(
     settings: Settings,
     *,
@@ -237,3 +270,26 @@ def log_analysis(
             frames["segments.csv"] = segments
         _log_frames(frames, "tables")
     return run.info.run_id
+
+
+def log_plan_outcome(run_id: str, *, outcome, model: str, plan: Path) -> None:
+    """Add the plan's promises against the wave (released: :func:`uplift.design.release.released_outcome`) to the
+    analysis run ``run_id``: the model version that made the plan, the totals and the calibration as metrics,
+    every table, and the calibration plot."""
+    from uplift.tracking.plots import calibration_figure
+
+    cal = outcome.calibration
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_params({"plan_model": model or "unknown", "plan_cells": len(outcome.cells)})
+        total = outcome.total.iloc[0]
+        metrics = {f"plan_{k}": float(total[k]) for k in ("promised", "promised_lo", "promised_hi", "realised",
+                                                          "realised_lo", "realised_hi")}
+        metrics.update({f"calibration_{k}": float(v) for k, v in cal.as_dict().items() if k not in ("level",)})
+        mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})
+        _log_frames({"plan_cells.csv": outcome.cells, "plan_messages.csv": outcome.messages,
+                     "plan_groups.csv": outcome.groups, "plan_total.csv": outcome.total}, "plan")
+        fig = calibration_figure(outcome.cells, cal, f"calibration over the planned cells ({model or 'model unknown'})")
+        mlflow.log_figure(fig, "plan/calibration.png")
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)

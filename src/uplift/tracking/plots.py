@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 from uplift.modeling.metrics import decile_uplift, pairwise_ipw_weights, qini_curve  # noqa: E402
 from uplift.trainingtable import TrainingTable  # noqa: E402
 
-__all__ = ["qini_figure", "decile_figure", "cost_curve_figure"]
+__all__ = ["qini_figure", "decile_figure", "cost_curve_figure", "calibration_figure"]
 
 
 def _grid(n: int):
@@ -86,6 +86,35 @@ def cost_curve_figure(curve, title: str):
     ax.axhline(0.0, color="grey", lw=0.5)
     ax.set_xlabel("spend per person", fontsize=9)
     ax.set_ylabel("per person, over contacting no one", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def calibration_figure(cells: pd.DataFrame, calibration, title: str):
+    """Realised against promised incremental conversions per 1,000 contacts, one point per planned cell with
+    its realised interval; the fitted calibration line and the line of a perfect model.
+
+    ``cells`` as released (:func:`uplift.design.release.released_outcome`): cells whose realised figures are
+    withheld are not drawn."""
+    shown = cells.dropna(subset=["realised"])
+    per = 1000.0 / shown["contacts"].to_numpy(float)
+    x = shown["promised"].to_numpy(float) * per
+    y = shown["realised"].to_numpy(float) * per
+    err = np.vstack([y - shown["realised_lo"].to_numpy(float) * per, shown["realised_hi"].to_numpy(float) * per - y])
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    ax.errorbar(x, y, yerr=err, fmt="o", ms=3, lw=0.6, alpha=0.7, label=f"cells ({len(shown)} shown)")
+    lo, hi = (float(np.nanmin(x)), float(np.nanmax(x))) if len(x) else (0.0, 1.0)
+    grid = np.linspace(min(lo, 0.0), max(hi, 1e-9), 50)
+    ax.plot(grid, grid, "k--", lw=0.8, label="perfect (slope 1)")
+    if np.isfinite(calibration.slope):
+        ax.plot(grid, calibration.intercept * 1000 + calibration.slope * grid, color="tab:red", lw=1.2,
+                label=f"fit: slope {calibration.slope:.2f} [{calibration.slope_lo:.2f}, {calibration.slope_hi:.2f}]")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("promised, per 1,000 contacts", fontsize=8)
+    ax.set_ylabel("realised, per 1,000 contacts", fontsize=8)
+    ax.tick_params(labelsize=7)
     ax.legend(fontsize=7)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
