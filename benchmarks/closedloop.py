@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.decisions import full_reach_spend, scaled_policy
+from benchmarks.headline import HeadlineRow, record
 from benchmarks.targeting import with_threads
 
 __all__ = ["STRATEGIES", "LoopSettings", "LoopResult", "combined", "run_closed_loop", "loop_report", "shares_of_oracle"]
@@ -554,7 +555,9 @@ def main(argv=None) -> None:
                                                   f"\nWall time {time.perf_counter() - t0:,.0f} s.\n"))
 
     if a.combine:
-        write(combined(a.combine, settings))
+        result = combined(a.combine, settings)
+        write(result)
+        record(a.out, "benchmarks.closedloop", headline_rows(result), argv=argv)
     else:
         done = []
         for seed in settings.seeds:  # every seed's results are written as soon as it is done
@@ -565,7 +568,31 @@ def main(argv=None) -> None:
                              waves=pd.concat([r.waves for r in done], ignore_index=True),
                              calibration=pd.concat([r.calibration for r in done], ignore_index=True),
                              timings=pd.concat([r.timings for r in done], ignore_index=True)))
+        record(a.out, "benchmarks.closedloop", headline_rows(LoopResult(
+            settings=settings, waves=pd.concat([r.waves for r in done], ignore_index=True),
+            calibration=pd.concat([r.calibration for r in done], ignore_index=True),
+            timings=pd.concat([r.timings for r in done], ignore_index=True))), argv=argv)
     print((a.out / "loop.md").read_text())
+
+
+def headline_rows(result: LoopResult) -> list[HeadlineRow]:
+    """The README's figures of the closed loop (:mod:`benchmarks.headline`): each programme's cumulative share of
+    the oracle at the last wave, mean and range over the seeds."""
+    shares = shares_of_oracle(result.waves)
+    last = shares[shares["wave"] == shares["wave"].max()]
+    s = result.settings
+    on = (f"closed loop, {s.people:,} people x {s.waves} waves, seeds {', '.join(map(str, s.seeds))}, "
+          f"{s.budget_share:.0%} of the full-reach spend per wave")
+    names = {"product": "the product (retrain, plan, design from the plan, analyse, every wave)",
+             "product_no_exploration": "the product without exploration", "test_then_best":
+             "test evenly for two waves, then the best message", "even": "the even split every wave"}
+    rows = []
+    for strategy, label in names.items():
+        got = last.loc[last["strategy"] == strategy, "cumulative_share"]
+        if len(got):
+            rows.append(HeadlineRow(f"cumulative registrations by wave {s.waves} as a share of the oracle's: {label}",
+                                    f"{got.mean():.1%} ({got.min():.1%}-{got.max():.1%})", on))
+    return rows
 
 
 if __name__ == "__main__":
