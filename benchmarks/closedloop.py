@@ -380,6 +380,12 @@ def _one_seed(seed: int, settings: LoopSettings, root: Path, say: Callable[[str]
                 continue
             eligible = world.audience[~world.audience["person_id"].astype(str).isin(_registered(prog.enrolments))]
             cells, made_from = _plan_for(name, world, prog, wave, eligible, clock, cache)
+            if not (cells["contacts"] > 0).any():  # the plan funds no cell: the wave contacts nobody
+                waves.append({"seed": seed, "strategy": name, "wave": wave, "true_incremental": 0.0, "spend": 0.0,
+                              "contacts": 0, "people": 0, "exploration_contacts": 0,
+                              "planned_from": made_from, "seconds": time.perf_counter() - t0})
+                say(f"seed {seed} wave {wave} {name}: the plan funds no cell; nobody contacted")
+                continue
             design, outcome = _run_wave(world, prog, wave, cells, clock)
             true = _true_incremental(design, outcome)
             ex = design.exposures

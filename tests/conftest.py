@@ -11,6 +11,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # tests/handmade.py
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # benchmarks/ is a top-level folder of the repository, not part of the package
+    sys.path.insert(1, str(ROOT))
 _PRISTINE_MLFLOW_ENV = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
 HILLSTROM = Path(os.environ.get("UPLIFT_HILLSTROM_CSV", ROOT.parent / "shared" / "data" / "hillstrom.csv"))
 
