@@ -109,14 +109,14 @@ def _with_dimensions(spec: SegmentSpec, dimensions: tuple[str, ...]) -> SegmentS
 
 def _prepare(workdir: Path, *, people: int, waves: int, seed: int, dimensions: list[str]) -> dict:
 
+    import yaml
+
     from uplift.config import Settings
-    from uplift.pipeline import load_feature_set, load_segment_spec, train_and_log
     from uplift.features import build_training_table
+    from uplift.pipeline import load_feature_set, load_segment_spec, train_and_log
     from uplift.simulate import simulate
     from uplift.specs import load_spec
     from uplift.specs.region import RegionSpec
-
-    import yaml
 
     started = time.perf_counter()
     region = load_spec(ROOT / "features" / "regions" / "haaglanden.yaml", RegionSpec)
@@ -267,14 +267,13 @@ def _planner_profile(segments, repeats: int) -> tuple[str, list[tuple[str, float
 def _scores_profile(workdir: Path, rows: list[dict], repeats: int) -> list[tuple[str, float]]:
     """Median in-process seconds of the steps of one 1,000-row score request."""
     import mlflow
-    from mlflow import MlflowClient
-
     import pydantic_core
+    from mlflow import MlflowClient
 
     from uplift.api.modelstore import registry_loader
     from uplift.api.schemas import ScoreRequest
-    from uplift.config import DEFAULT_CAMPAIGN_MODEL
     from uplift.api.scoring import rows_to_frame, score_rows
+    from uplift.config import DEFAULT_CAMPAIGN_MODEL
 
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.decisions import full_reach_spend, scaled_policy
-from benchmarks.report import markdown_table
 from benchmarks.headline import HeadlineRow, record
+from benchmarks.report import markdown_table
 from benchmarks.worlds import WorldData, capture_world, segment_table, world_region
 
 __all__ = ["FamilySettings", "FamilyResult", "WorldSpec", "family_summary", "family_worlds", "main",

@@ -17,8 +17,8 @@ from uplift.features import build_features, build_training_table
 from uplift.features.build import features_for_audience, missing_attributes
 from uplift.inputs import load_inputs
 from uplift.pipeline import load_feature_set, load_segment_spec
-from uplift.scoring import Scorer, SegmentLabeler, model_feature_set, score_file
 from uplift.schemas import AUDIENCE, audience_schema, validate
+from uplift.scoring import Scorer, SegmentLabeler, model_feature_set, score_file
 from uplift.segments import build_segment_table
 from uplift.segments.assign import assign_personas, rules_for_columns
 from uplift.simulate import simulate, write_world

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import ROOT
 from uplift.allocation import plan
 from uplift.errors import DataError, SpecError
 from uplift.features.library import age_band_of

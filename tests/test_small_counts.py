@@ -17,7 +17,6 @@ from statsmodels.stats.proportion import proportion_confint
 from uplift.design import Inference, analyze, clopper_pearson, difference_interval, difference_p_value, summary_text
 from uplift.specs.experiment import MULTIPLICITY
 
-
 SMALL = 10
 """A comparison is small when a group has fewer conversions (or non-conversions) than this."""
 

@@ -8,9 +8,9 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, feature_set_for
 from typer.testing import CliRunner
 
+from conftest import ROOT, feature_set_for
 from uplift.cli import app
 from uplift.cli.experiment import analysis_frame, design_wave
 from uplift.config import Settings

@@ -10,7 +10,6 @@ their contacts.
 from __future__ import annotations
 
 import dataclasses
-
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field

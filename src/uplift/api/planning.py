@@ -19,15 +19,15 @@ import numpy as np
 import pandas as pd
 import pydantic_core
 
+from uplift.allocation.breakdown import plan_breakdown
+from uplift.allocation.curve import CURVE_POINTS, budget_curve, curve_budgets
+from uplift.allocation.planner import PreparedPlan
 from uplift.api.footprint import array_bytes
 from uplift.api.handlers import RequestFieldError
 from uplift.api.modelstore import ModelBundle, safe_segments
 from uplift.api.planschema import PackedBody, pack_body
 from uplift.api.redact import echo
 from uplift.api.schemas import PlanCell, PlanRequest, PlanResponse
-from uplift.allocation.breakdown import plan_breakdown
-from uplift.allocation.curve import CURVE_POINTS, budget_curve, curve_budgets
-from uplift.allocation.planner import PreparedPlan
 from uplift.errors import DataError, SpecError, UpliftError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
-
-from enum import Enum
 
 import pandas as pd
 import typer

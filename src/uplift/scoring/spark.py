@@ -192,9 +192,8 @@ def _history_check(contract, path: str, control: str):
 
 def _history(spark, path: Path, contract, fields: dict[str, str], column: str, control: str):
     """The history file checked against its contract, grouped per person into the JSON column the model takes."""
-    from pyspark.sql import functions as F
-
     from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
 
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")

@@ -24,7 +24,7 @@ import pandas as pd
 from uplift.errors import SpecError
 from uplift.simulate.campaign import wave_rng
 from uplift.simulate.population import person_id_codes, person_id_labels
-from uplift.simulate.summary import arm_summary, funnel_counts, persona_totals, persona_summary_from_totals
+from uplift.simulate.summary import arm_summary, funnel_counts, persona_summary_from_totals, persona_totals
 from uplift.simulate.world import CampaignWorld, check_sizes, simulate_chunk, write_world
 from uplift.specs.region import RegionSpec
 from uplift.tableio import atomic_path

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from uplift.errors import DataError, SchemaError, SpecError
-from uplift.specs.region import LATER_EVENTS, RegionSpec
 from uplift.simulate.campaign import (
     P_PREFIX,
     Q_PREFIX,
@@ -21,6 +20,7 @@ from uplift.simulate.campaign import (
 )
 from uplift.simulate.funnel import draw_funnel
 from uplift.simulate.population import draw_population
+from uplift.specs.region import LATER_EVENTS, RegionSpec
 from uplift.tableio import write_table
 from uplift.vocabulary import FUNNEL_EVENTS, HOLDOUT
 

@@ -21,9 +21,9 @@ The service and the batch job call :meth:`UpliftPyfunc.effects` on feature colum
 
 from __future__ import annotations
 
+import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-import mlflow.pyfunc
 
 from uplift.economics import Economics
 from uplift.errors import SchemaError

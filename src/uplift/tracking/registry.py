@@ -22,7 +22,6 @@ from uplift.errors import DataError, InfeasiblePlanError, ModelNotFoundError, Sc
 from uplift.specs.disclosure import DisclosurePolicy
 from uplift.specs.model import PromotionSpec
 from uplift.specs.planning import CostCatalogue
-from uplift.trainingtable import TrainingTable
 from uplift.tracking.evidence import (
     Decision,
     PlanningInputs,
@@ -34,6 +33,7 @@ from uplift.tracking.evidence import (
     shared_heldout,
 )
 from uplift.tracking.uses import ModelUse
+from uplift.trainingtable import TrainingTable
 
 __all__ = [
     "SEGMENTS_ARTIFACT",

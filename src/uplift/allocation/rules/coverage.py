@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from uplift.allocation.effects import GROUP_PREFIX, counts_group, group_weights, segment_kind
-from uplift.allocation.rules.base import BaseFigures, DeclaredRule, RuleFamily, Rows, Situation, others
+from uplift.allocation.rules.base import BaseFigures, DeclaredRule, Rows, RuleFamily, Situation, others
 from uplift.errors import DataError
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from uplift.allocation.rules.base import BaseFigures, DeclaredRule, RuleFamily, Rows, Situation, eur, others, percent
+from uplift.allocation.rules.base import BaseFigures, DeclaredRule, Rows, RuleFamily, Situation, eur, others, percent
 
 if TYPE_CHECKING:
     from uplift.allocation.problem import Problem

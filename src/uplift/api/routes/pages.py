@@ -149,8 +149,8 @@ async def effects_chart(request: Request, session: Signed, version: int) -> Resp
 @router.get("/segments")
 def segments(request: Request, session: Signed, kind: str = "", message: str = "", channel: str = "",
              group: str = "", q: str = "") -> Response:
-    from uplift.api.routes.segments import _released
     from uplift.api.modelstore import safe_segments
+    from uplift.api.routes.segments import _released
 
     bundle = _bundle(request)
     if bundle is None:
