@@ -142,7 +142,7 @@ def score_world(world: WorldData, segment_spec, *, root: Path, people: int, budg
     costs, policies = _policies(root, people, set(estimated["channel"]))
     capacity = full_reach_spend(estimated, costs)
     budgets = [round(share * capacity, 2) for share in budget_shares]
-    shares = dict(zip(budgets, budget_shares))
+    shares = dict(zip(budgets, budget_shares, strict=True))
     plans = []
     tables = {"estimates": (estimated, tuple(policies))}
     if true_form and not missing_form_attributes(world):
@@ -333,7 +333,7 @@ def render_family(result: FamilyResult, command: str) -> str:
     summary = family_summary(result.worlds)
     shares = [c for c in summary.columns if c.endswith((" mean", " p10", " worst"))]
     worlds = result.worlds.copy()
-    worlds["shipped covered"] = [f"{c} / {n}" for c, n in zip(worlds["shipped_covered"], worlds["shipped_plans"])]
+    worlds["shipped covered"] = [f"{c} / {n}" for c, n in zip(worlds["shipped_covered"], worlds["shipped_plans"], strict=True)]
     worlds["stages kept"] = worlds["world"].map(
         result.stages[result.stages["kept"]].groupby("world")["stage"].agg(lambda s: ", ".join(s)))
     columns = ["world", "kind", "data", "shipped", "no_exploration", "single_best_message", "even", "fitted_true_form", "declared",

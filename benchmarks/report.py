@@ -44,7 +44,7 @@ def markdown_table(frame: pd.DataFrame, formats: Mapping[str, str | Callable[[ob
 
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     align = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(frame[c]) else "---" for c in frame.columns) + "|"
-    body = ["| " + " | ".join(cell(c, v) for c, v in zip(frame.columns, row)) + " |"
+    body = ["| " + " | ".join(cell(c, v) for c, v in zip(frame.columns, row, strict=True)) + " |"
             for row in frame.itertuples(index=False, name=None)]
     return "\n".join([header, align, *body])
 
@@ -71,8 +71,8 @@ def _targeting_section(result, figures: dict[str, str]) -> list[str]:
     out += [f"| {name} | {LEARNER_NOTES[name]} |" for name in s.learners]
     for outcome, info in result.info.items():
         arms = result.arms[result.arms["outcome"] == outcome]
-        wide = arms.assign(qini=[_pm(m, v) for m, v in zip(arms["qini_mean"], arms["qini_sd"])],
-                           auuc=[_pm(m, v) for m, v in zip(arms["auuc_mean"], arms["auuc_sd"])])
+        wide = arms.assign(qini=[_pm(m, v) for m, v in zip(arms["qini_mean"], arms["qini_sd"], strict=True)],
+                           auuc=[_pm(m, v) for m, v in zip(arms["auuc_mean"], arms["auuc_sd"], strict=True)])
         table = wide.pivot(index="learner", columns="arm", values=["qini", "auuc"])
         table.columns = [f"{metric} {arm}" for metric, arm in table.columns]
         table = table.reindex([n for n in s.learners if n in table.index]).reset_index()
@@ -166,12 +166,12 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
     conv = plans[plans["plan"] == "oracle"].set_index(["policy", "seed", "budget"])["true_conversions"]
     recommended = plans[plans["plan"] == "recommended"].set_index(["policy", "seed", "budget"])
     planned = {k: f"{r.planned_conversions:.1f} [{r.planned_lo:.1f}, {r.planned_hi:.1f}]"
-               for k, r in zip(recommended.index, recommended.itertuples())}
+               for k, r in zip(recommended.index, recommended.itertuples(), strict=True)}
     truth_rec, status = recommended["true_conversions"], recommended["status"]
-    keys = list(zip(wide["policy"], wide["seed"], wide["budget"]))
+    keys = list(zip(wide["policy"], wide["seed"], wide["budget"], strict=True))
     table = pd.DataFrame({
         "policy": wide["policy"], "seed": wide["seed"],
-        "budget": [f"€{b:,.0f} ({share:.0%})" for b, share in zip(wide["budget"], wide["budget_share"])],
+        "budget": [f"€{b:,.0f} ({share:.0%})" for b, share in zip(wide["budget"], wide["budget_share"], strict=True)],
         "recommended": wide["recommended"], "status": [status[k] for k in keys],
         "even": wide["even"], "single best message": wide["single_best_message"],
         "recommended: planned conv. [interval]": [planned[k] for k in keys],
@@ -474,7 +474,7 @@ def write_figures(out: Path, *, targeting=None, decisions=None, speed=None) -> d
     if speed is not None:
         steps = speed.steps
         fig, ax = plt.subplots(figsize=(7, 4))
-        labels = [f"{s}: {w[:40]}" for s, w in zip(steps["step"], steps["what"])]
+        labels = [f"{s}: {w[:40]}" for s, w in zip(steps["step"], steps["what"], strict=True)]
         ax.barh(labels, steps["seconds_all_rows"])
         ax.set_xlabel(f"seconds for {speed.settings.rows:,} person-waves (forest scaled linearly)")
         ax.invert_yaxis()

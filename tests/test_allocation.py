@@ -344,7 +344,7 @@ def test_more_budget_never_lowers_planned_value(costs, exploration):
         explored.append(result.totals.exploration_spend)
     rounding = effects["effect"].clip(lower=0).sum()  # at most one contact lost per cell
     assert values[0] == 0
-    assert all(b >= a - rounding for a, b in zip(values, values[1:]))
+    assert all(b >= a - rounding for a, b in zip(values, values[1:], strict=False))
     assert values[-1] > values[1] + 10 * rounding
     # past the useful spend the exploration stays at its share of what the plan without it spends
     alone = plan(effects, budget=100_000, costs=costs, policy=policy(0.0), references=False).totals.spend
@@ -1331,10 +1331,10 @@ def test_rank_one_estimates_get_rank_one_thompson_draws(costs):
         sampled, problem = drawn(table)
         expected = low_rank_effects(seg, arm, sampled) if projected else sampled
         usable = (expected > 0) & ~(problem.effect + 1.2815515655446004 * problem.effect_sd < 0)
-        for draw, values, ok in zip(problem.solvers.draws, expected, usable):
+        for draw, values, ok in zip(problem.solvers.draws, expected, usable, strict=True):
             funded = draw.best_cell[draw.funded]  # each group's best drawn message: from these values
             assert ok[funded].all()
-            for g, cell in zip(np.flatnonzero(draw.funded), funded):
+            for g, cell in zip(np.flatnonzero(draw.funded), funded, strict=True):
                 peers = np.flatnonzero(problem.grp == g)
                 assert values[cell] == values[peers][ok[peers]].max()
 
@@ -1360,10 +1360,10 @@ def test_thompson_draws_are_fitted_on_the_parts_the_estimates_were_fitted_on(cos
     assert np.abs(expected - sampled).max() > 1e-4
     thompson_allocation(problem, budget=300.0)
     usable = (expected > 0) & ~(problem.effect + 1.2815515655446004 * problem.effect_sd < 0)
-    for draw, values, ok in zip(problem.solvers.draws, expected, usable):
+    for draw, values, ok in zip(problem.solvers.draws, expected, usable, strict=True):
         funded = draw.best_cell[draw.funded]
         assert ok[funded].all()
-        for g, cell in zip(np.flatnonzero(draw.funded), funded):
+        for g, cell in zip(np.flatnonzero(draw.funded), funded, strict=True):
             peers = np.flatnonzero(problem.grp == g)
             assert values[cell] == values[peers][ok[peers]].max()
     # a line without a part value (a kind not smoothed; missing after a CSV round trip) keeps its draw

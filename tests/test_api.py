@@ -489,7 +489,7 @@ def test_alias_swap_under_concurrent_requests(store, strong_table):
         client.set_registered_model_alias("swapped", "champion", "2")
         until(lambda: httpx.get(f"{base}/health", headers=AUTH).json()["model_version"] == 2)
         marks = [len(s) for s in seen]
-        until(lambda: all(len(s) > m and s[-1] == 2 for s, m in zip(seen, marks)))  # and then from version 2
+        until(lambda: all(len(s) > m and s[-1] == 2 for s, m in zip(seen, marks, strict=True)))  # and then from version 2
         stop.set()
         for t in threads:
             t.join()

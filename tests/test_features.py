@@ -91,7 +91,7 @@ def test_inputs_are_not_mutated():
     aud, ex, en = audience(), exposures(), enrolments()
     before = (aud.copy(), ex.copy(), en.copy())
     build_training_table(aud, ex, en, SPEC)
-    for a, b in zip((aud, ex, en), before):
+    for a, b in zip((aud, ex, en), before, strict=True):
         pd.testing.assert_frame_equal(a, b)
 
 

@@ -202,7 +202,7 @@ def _true_conversions(table: pd.DataFrame, costs) -> float:
 
     cells = plan(table, budget=1_000, costs=costs, policy=POLICY, references=False).cells
     gender = cells["segment"].str.extract(r"gender=(\w+)")[0]
-    return float(sum(c * _true_effect(g, a) for c, g, a in zip(cells["contacts"], gender, cells["arm"])))
+    return float(sum(c * _true_effect(g, a) for c, g, a in zip(cells["contacts"], gender, cells["arm"], strict=True)))
 
 
 def test_a_clearly_better_plan_is_promoted(costs):

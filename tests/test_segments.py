@@ -712,8 +712,8 @@ def test_additive_effects_recover_an_additive_table_and_keep_each_arms_level():
     cells = pd.MultiIndex.from_product([["18-24", "25-34", "35-44"], ["female", "male"], ["Delft", "Den Haag", "Westland", "other"]],
                                        names=["age_band", "gender", "municipality"]).to_frame(index=False)
     u, v = np.array([1.0, -2.0, 1.0]), np.array([1.0, -1.0, 3.0, -3.0])  # both sum to 0
-    age = cells["age_band"].map(dict(zip(["18-24", "25-34", "35-44"], range(3)))).to_numpy()
-    place = cells["municipality"].map(dict(zip(["Delft", "Den Haag", "Westland", "other"], range(4)))).to_numpy()
+    age = cells["age_band"].map(dict(zip(["18-24", "25-34", "35-44"], range(3), strict=True))).to_numpy()
+    place = cells["municipality"].map(dict(zip(["Delft", "Den Haag", "Westland", "other"], range(4), strict=True))).to_numpy()
     rng = np.random.default_rng(3)
     ag_part = rng.normal(0.002, 0.001, (3, 2))
     place_part = rng.normal(0.0, 0.0005, 4)

@@ -74,7 +74,7 @@ def check_table(table: pd.DataFrame, control: str, alpha: float) -> int:
     checked = 0
     key = table["segment"] if "segment" in table else pd.Series("", index=table.index)
     controls = table[table["arm"] == control].assign(key=key).set_index("key")
-    for (_, row), k in zip(table.iterrows(), key):
+    for (_, row), k in zip(table.iterrows(), key, strict=True):
         x1, n1 = int(row["conversions"]), int(row["n"])
         assert (row["rate_ci_low"], row["rate_ci_high"]) == pytest.approx(
             proportion_confint(x1, n1, alpha, method="beta"), abs=1e-12)

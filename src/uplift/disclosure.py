@@ -206,7 +206,7 @@ def _margin_units(frame: pd.DataFrame, state: _State, margin: Margin) -> tuple[n
     columns, rows = [], []
     for k, column in enumerate(margin.cells):
         if column in state.together:  # one cell per value of the constant column within the group
-            key = pd.Series(list(zip(group, state.together[column])))
+            key = pd.Series(list(zip(group, state.together[column], strict=True)))
             first = np.flatnonzero(~key.duplicated().to_numpy())
         else:
             first = np.arange(len(frame))

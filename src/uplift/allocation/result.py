@@ -189,7 +189,7 @@ def floor_checks(problem: Problem, cells: pd.DataFrame, kind: str | None) -> tup
         "contact_share": cells["contacts"].to_numpy(dtype=float),
         "conversion_share": cells["expected_conversions"].to_numpy(dtype=float),
     }
-    weights = {floor.name: weight for floor, weight in zip(problem.floors, problem.floor_weight)}
+    weights = {floor.name: weight for floor, weight in zip(problem.floors, problem.floor_weight, strict=True)}
     checks = []
     for floor in problem.policy.fairness_floors:
         if not floor.applies_to(kind):
@@ -320,7 +320,7 @@ def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend
     slack = _FloorSlack(problem, price, contacts)
     for _ in range(2 * len(problem.floors)):
         changed = False
-        for k, (floor, mask, weight) in enumerate(zip(problem.floors, problem.floor_cells, problem.floor_weight)):
+        for k, (floor, mask, weight) in enumerate(zip(problem.floors, problem.floor_cells, problem.floor_weight, strict=True)):
             share = float(floor.min_share)
             before = value(floor.kind, x)
             if before.sum() <= 0 or (before * weight)[mask].sum() < share * before.sum() * (1 - 1e-9):
@@ -391,11 +391,11 @@ class _CoverageRoom:
         floors = problem.policy.coverage_floors
         self.of_cell: dict[int, list[tuple[int, float]]] = {}
         self.slack: list[float] = []
-        for t, (i, cells, weight) in enumerate(zip(targets.floor, targets.cells, targets.weight) if targets else ()):
+        for t, (i, cells, weight) in enumerate(zip(targets.floor, targets.cells, targets.weight, strict=True) if targets else ()):
             need = floors[i].min_contacts
             met = float(x[cells] @ weight) >= need * (1 - 1e-9)
             self.slack.append(float(contacts[cells] @ weight) - need if met else np.inf)
-            for c, w in zip(cells, weight):
+            for c, w in zip(cells, weight, strict=True):
                 self.of_cell.setdefault(int(c), []).append((t, float(w)))
 
     def allowed(self, c: int) -> float:

@@ -389,4 +389,4 @@ def _cells_json(cells: pd.DataFrame, rows: np.ndarray, labels: dict[str, np.ndar
         else:
             columns.append(cells[col].to_numpy(dtype=np.int64)[rows].tolist())
     names = list(PlanCell.model_fields)
-    return pydantic_core.to_json([dict(zip(names, row)) for row in zip(*columns)], inf_nan_mode="null").decode()
+    return pydantic_core.to_json([dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)], inf_nan_mode="null").decode()

@@ -111,7 +111,7 @@ def _municipality_units(areas: pd.DataFrame, municipality: str, min_size: int) -
 
 def _merge(units: list[PrintUnit]) -> PrintUnit:
     """One unit of ``units``' neighbourhoods (postcodes in order); named after the municipalities it spans."""
-    pairs = sorted((p, n) for u in units for p, n in zip(u.postcodes, u.names))
+    pairs = sorted((p, n) for u in units for p, n in zip(u.postcodes, u.names, strict=True))
     municipality = " + ".join(dict.fromkeys(u.municipality for u in units))
     return PrintUnit(municipality, tuple(p for p, _ in pairs), tuple(n for _, n in pairs),
                      float(sum(u.people for u in units)), True)

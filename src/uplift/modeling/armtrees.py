@@ -104,7 +104,7 @@ def _compile(booster: lgb.Booster, arm_values: np.ndarray) -> ArmForest | None:
     nodes: dict[str, list] = {k: [] for k in ("feature", "threshold", "default_left", "missing", "left", "right", "arm_left")}
     leaves: list[float] = []
     root, slot, full = [], [], []
-    for tree, read in zip(trees, reads):
+    for tree, read in zip(trees, reads, strict=True):
         start, values, _ = group_of[read]
         try:
             root.append(_flatten(tree, nodes, leaves, n_row, values))

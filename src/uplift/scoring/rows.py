@@ -172,7 +172,7 @@ def check_contract(frame: pd.DataFrame, *, source: str, first_row: int = 1) -> t
             cases = cases[cases["index"].notna()]
             cases = cases[~cases["failure_case"].astype(str).str.startswith("TypeError(")]
             found = [(int(i), str(c), _reason(str(k), v))
-                     for i, c, k, v in zip(cases["index"], cases["column"], cases["check"], cases["failure_case"])]
+                     for i, c, k, v in zip(cases["index"], cases["column"], cases["check"], cases["failure_case"], strict=True)]
             new = {f[0] for f in found} - bad
             if not new:  # a frame-level failure that cannot be pinned to rows
                 raise SchemaError(f"{source}: rows {first_row}-{first_row + len(frame) - 1} break the audience "

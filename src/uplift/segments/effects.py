@@ -274,7 +274,7 @@ def arm_spreads(observed: np.ndarray, se: np.ndarray, prior: np.ndarray, model: 
     tau2 = max(float(np.var(est, ddof=1) - np.mean(noise)), 0.0)
     floor = 0.05 * float(np.median(v[ok]))
     shrunk = np.maximum(A + np.where(tau2 > 0, tau2 / (tau2 + noise), 0.0) * (est - A), floor)
-    for a, value in zip(names, shrunk):
+    for a, value in zip(names, shrunk, strict=True):
         out[arm == a] = value
     return out
 
@@ -354,7 +354,7 @@ def _arm_slope_terms(observed: np.ndarray, se: np.ndarray, covariate: np.ndarray
     keep = 1.0 - _own_weight(observed, se, covariate, A)
     mean, ms = _slope_posterior(np.array([f[2] for f in fits]), np.array([f[3] for f in fits]))
     lever, slope, rms = np.zeros(len(covariate)), np.full(len(covariate), np.nan), np.full(len(covariate), np.nan)
-    for (cells, centre, _, _), m, r in zip(fits, mean, np.sqrt(ms)):
+    for (cells, centre, _, _), m, r in zip(fits, mean, np.sqrt(ms), strict=True):
         x = np.where(np.isfinite(covariate[cells]), covariate[cells], centre)
         lever[cells] = keep[cells] * (x - centre)
         slope[cells], rms[cells] = m, r

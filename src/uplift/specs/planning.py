@@ -121,7 +121,7 @@ class ChannelCost(Spec):
         if total > 1 + 1e-9:
             raise ValueError(f"tier shares add up to {total:.3g}; expected at most 1 (a whole segment)")
         multipliers = [t.multiplier for t in tiers]
-        if any(b < a for a, b in zip(multipliers, multipliers[1:])):
+        if any(b < a for a, b in zip(multipliers, multipliers[1:], strict=False)):
             raise ValueError(
                 f"tier multipliers {multipliers} must not decrease (a concave reach curve: "
                 "each further share of a segment costs at least as much per contact)"

@@ -63,7 +63,7 @@ class Coverage(RuleFamily):
 
     def add_rows(self, problem: Problem, rows: Rows) -> None:
         targets: CoverageTargets = problem.rule_data[self.kind]
-        for r, (i, area, cells, weight) in enumerate(zip(targets.floor, targets.area, targets.cells, targets.weight)):
+        for r, (i, area, cells, weight) in enumerate(zip(targets.floor, targets.area, targets.cells, targets.weight, strict=True)):
             cover = problem.policy.coverage_floors[i]
             rows.add(self.kind, f"coverage floor {cover.name!r} in {cover.area} {area!r}", r, cells, -weight)
 
