@@ -224,7 +224,7 @@ def promise_by_share(plans: pd.DataFrame, worlds: pd.DataFrame, interval: float 
     if frame.empty:
         return frame
     out = []
-    for label, col in (("all", None), ("kind", "kind"), ("data", "data")):
+    for col in (None, "kind", "data"):
         groups = [("all", frame)] if col is None else list(frame.groupby(col))
         for name, g in groups:
             agg = g.groupby("share").agg(planned_over_true=("ratio", "mean"), covered=("covered", "mean"),

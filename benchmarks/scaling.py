@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -145,7 +146,7 @@ def _train(p: dict, work: Path) -> dict:
     spec = load_spec(ROOT / "models" / "pooled_lightgbm.yaml", ModelSpec)
     spec = spec.model_copy(update={"cv": spec.cv.model_copy(update={"sample_rows": p["cv_rows"], "jobs": p["jobs"]})})
     table, load = _timed(lambda: _load_table(work / "table.parquet"))
-    report, train = _timed(lambda: validate_model(spec, table))
+    report, train = _timed(partial(validate_model, spec, table))
     del table
     segment_spec = load_segment_spec()
 

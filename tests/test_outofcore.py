@@ -30,12 +30,12 @@ def _reference(files, spec) -> TrainingTable:
     return build_training_table(inputs.audience, inputs.exposures, inputs.enrolments, spec)
 
 
-def _same(tmp_path, aud, ex, en, spec, settings=EngineSettings()):
+def _same(tmp_path, aud, ex, en, spec, settings: EngineSettings | None = None):
     """Build both ways; return the out-of-core table after checking it equals the in-memory one exactly."""
     files = _files(tmp_path, aud, ex, en)
     reference = _reference(files, spec)
     out = tmp_path / "table.parquet"
-    summary = write_training_table(files, spec, out, settings=settings)
+    summary = write_training_table(files, spec, out, settings=settings or EngineSettings())
     built = TrainingTable.load(out)
     pd.testing.assert_frame_equal(built.frame, reference.frame, check_exact=True)  # every column, dtype and row
     assert built.features == reference.features and built.arms == reference.arms and built.outcome == reference.outcome
