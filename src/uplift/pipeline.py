@@ -107,7 +107,8 @@ def _deprivation_of(region: RegionSpec) -> dict[str, float]:
     return {n.postcode: n.deprivation for m in region.municipalities for n in m.neighbourhoods}
 
 
-def segment_truth(report: ValidationReport, segments: pd.DataFrame, truth: pd.DataFrame, event: str, spec: SegmentSpec) -> pd.DataFrame:
+def segment_truth(report: ValidationReport, segments: pd.DataFrame, truth: pd.DataFrame, event: str,
+                  spec: SegmentSpec) -> pd.DataFrame:
     """Segment table joined with the true segment effects (simulator only), for calibration checks; pass the
     planner's table (:func:`~uplift.segments.release.planner_table`) for a table that may be logged."""
     table, _ = report.out_of_sample()

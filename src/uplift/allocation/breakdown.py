@@ -87,7 +87,8 @@ def plan_breakdown(problem: Problem, cells: pd.DataFrame) -> tuple[PartFigures, 
     return tuple(
         PartFigures(dimension=d, name=n, spend=float(s), contacts=float(c), expected_conversions=float(e),
                     lo=float(e - h), hi=float(e + h))
-        for (d, n, _), s, c, e, h in zip(parts, weights @ spend, weights @ contacts[funded], expected, half, strict=True)
+        for (d, n, _), s, c, e, h in zip(parts, weights @ spend, weights @ contacts[funded], expected, half,
+                                         strict=True)
     )
 
 

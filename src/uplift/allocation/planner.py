@@ -107,7 +107,8 @@ class PreparedPlan:
         promise_notes = []
         if self.promise is not None:
             totals = calibrated_totals(totals, self.promise, policy.interval)
-            reference_totals = {k: calibrated_totals(t, self.promise, policy.interval) for k, t in reference_totals.items()}
+            reference_totals = {k: calibrated_totals(t, self.promise, policy.interval)
+                                for k, t in reference_totals.items()}
             promise_notes = [f"expected conversions calibrated on the data's held-out rows: the estimates' "
                              f"{totals.estimated_conversions:.1f} x {max(self.promise.ratio, 0.0):.2f} "
                              f"(± {self.promise.ratio_se:.2f}), what the best-looking "

@@ -58,7 +58,8 @@ def areas_from_audience(audience: pd.DataFrame, *, source: str = "audience") -> 
 
 
 def areas_from_region(region) -> pd.DataFrame:
-    """Residents per (municipality, neighbourhood) of a region declaration (:class:`~uplift.specs.region.RegionSpec`)."""
+    """Residents per (municipality, neighbourhood) of a region declaration
+    (:class:`~uplift.specs.region.RegionSpec`)."""
     rows = [(m.name, n.postcode, n.name, float(n.residents)) for m in region.municipalities for n in m.neighbourhoods]
     return pd.DataFrame(rows, columns=list(AREA_COLUMNS))
 

@@ -91,7 +91,8 @@ def _group(rows: pd.DataFrame, targets: dict[str, CellTargeting], targeting: tup
     frame = pd.DataFrame({
         "message": rows["message"].astype(str).to_numpy(), "age_band": [k[0] for k in keys],
         "gender": [k[1] for k in keys], "municipalities": [k[2] for k in keys], "not_targeted": dropped,
-        "contacts": rows["contacts"].to_numpy(dtype=np.int64), "holdout_people": rows["holdout_people"].to_numpy(dtype=np.int64),
+        "contacts": rows["contacts"].to_numpy(dtype=np.int64),
+                          "holdout_people": rows["holdout_people"].to_numpy(dtype=np.int64),
         "spend": rows["spend"].to_numpy(dtype=float), "segments": rows["segment"].astype(str).to_numpy(),
     })
     out = frame.groupby(["message", "age_band", "gender", "municipalities"], sort=True).agg(

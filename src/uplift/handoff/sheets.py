@@ -149,13 +149,15 @@ def _ad_sets(rows: pd.DataFrame, spec: HandoffSpec, declared, wave: int, start: 
     })
 
 
-def _print_runs(rows: pd.DataFrame, spec: HandoffSpec, declared, wave: int, start: dt.date, end: dt.date) -> pd.DataFrame:
+def _print_runs(rows: pd.DataFrame, spec: HandoffSpec, declared, wave: int, start: dt.date,
+                end: dt.date) -> pd.DataFrame:
     """Print runs per neighbourhood (or merged small neighbourhoods) and message, with the link to print."""
     short = [f"{spec.short_url}{_short_code(u)}" if spec.short_url else "" for u in rows["url"]]
     return pd.DataFrame({
         "print_run": [f"{campaign(wave)}_{m}_{t}" for m, t in zip(rows["message"], rows["line"], strict=True)],
         "campaign": campaign(wave), "municipality": [_join(m) for m in rows["municipalities"]],
-        "postcodes": [_join(p) for p in rows["postcodes"]], "neighbourhoods": [_join(n) for n in rows["neighbourhoods"]],
+        "postcodes": [_join(p) for p in rows["postcodes"]],
+                         "neighbourhoods": [_join(n) for n in rows["neighbourhoods"]],
         "message": rows["message"].to_numpy(), "creative_id": [spec.creative(m) for m in rows["message"]],
         "copies": [_copies(c, declared.people_per_copy) for c in rows["contacts"]],
         "planned_contacts": rows["contacts"].to_numpy(), "spend_eur": rows["cents"].to_numpy() / 100,
@@ -238,7 +240,8 @@ def _manifest(lines: pd.DataFrame, sheets: dict[str, pd.DataFrame], cells: pd.Da
                       "below_minimum": int((rows["below_minimum"] != "").sum())})
     plan = {"spend_eur": _eur(total_cents), "contacts": int(funded["contacts"].sum()),
             "holdout_people": int(funded["holdout_people"].sum()),
-            "spend_by_channel_eur": {c: round(float(s), 2) for c, s in funded.groupby("channel")["spend"].sum().items()}}
+            "spend_by_channel_eur": {c: round(float(s), 2)
+                                     for c, s in funded.groupby("channel")["spend"].sum().items()}}
     sums = {"spend_eur": _eur(int(lines["cents"].sum())), "contacts": int(lines["contacts"].sum()),
             "holdout_people": int(lines["holdout_people"].sum())}
     return {

@@ -75,14 +75,16 @@ from uplift.armtable import low_rank_effects
 if TYPE_CHECKING:
     from uplift.segments.personamix import PersonaMix
 
-__all__ = ["arm_slope_effects", "arm_spreads", "calibration_loadings", "level_shift", "with_arm_spreads", "observed_effects", "segment_effects", "fay_herriot",
+__all__ = ["arm_slope_effects", "arm_spreads", "calibration_loadings", "level_shift", "with_arm_spreads",
+           "observed_effects", "segment_effects", "fay_herriot",
            "leak_covariance", "slope_loadings"]
 
 _RATE_PSEUDO_ROWS = 200.0
 """Rows of the kind's pooled rate added to a segment's own when its binomial variance is used."""
 
 
-def _hajek(groups: np.ndarray, y: np.ndarray, w: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _hajek(groups: np.ndarray, y: np.ndarray, w: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray,
+                                                                                     np.ndarray]:
     """Weighted mean per group, its variance, and the number of rows.
 
     The linearised variance is floored by the binomial variance at the pooled rate,
@@ -144,7 +146,8 @@ def observed_effects(
         if rate is not None:
             var = _segment_rate_variance(groups[m], w[m], rate, n_groups)
         out[a] = pd.DataFrame(
-            {"observed": mean - base, "observed_se": np.sqrt(var + base_var), "base_rate": base, "n_treated": n_t, "n_control": n_c}
+            {"observed": mean - base, "observed_se": np.sqrt(var + base_var), "base_rate": base, "n_treated": n_t,
+             "n_control": n_c}
         )
     return out
 

@@ -49,7 +49,8 @@ class WorldSummary:
     paths : ``audience``, ``exposures``, ``enrolments``, ``truth`` -> the file written.
     rows : the same names -> number of rows.
     funnel : people reaching each funnel event (:func:`~uplift.simulate.summary.funnel_counts`).
-    arms : per arm ``reached``, ``registrations``, ``rate``, ``true_rate`` (:func:`~uplift.simulate.summary.arm_summary`).
+    arms : per arm ``reached``, ``registrations``, ``rate``, ``true_rate``
+        (:func:`~uplift.simulate.summary.arm_summary`).
     personas : per latent persona (:func:`~uplift.simulate.summary.persona_summary`).
     chunks : number of chunks simulated.
     """

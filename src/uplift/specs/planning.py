@@ -76,7 +76,8 @@ class ChannelCost(Spec):
         default=None,
         description="the dimensions the channel can select people by (at least one); a hand-off needs them")
     handoff: HandoffKind | None = Field(default=None, description="how the channel's lines are handed over")
-    min_line_spend: float = Field(default=0.0, ge=0, description="EUR an ad set or mailing needs at least over the wave")
+    min_line_spend: float = Field(default=0.0, ge=0,
+                                  description="EUR an ad set or mailing needs at least over the wave")
     min_print_run: int = Field(default=0, ge=0, description="copies a print run needs at least")
     people_per_copy: float = Field(default=1.0, gt=0, description="contacts one printed copy reaches (a household)")
 
@@ -99,7 +100,8 @@ class ChannelCost(Spec):
             raise ValueError("handoff: print_run is door to door per neighbourhood; expected 'neighbourhood' among "
                              f"targeting, got {list(self.targeting or ())}")
         if self.min_print_run and self.handoff != "print_run":
-            raise ValueError(f"min_print_run applies to handoff: print_run only; this channel's handoff is {self.handoff}")
+            raise ValueError("min_print_run applies to handoff: print_run only; this channel's handoff is "
+                             f"{self.handoff}")
         return self
 
     @model_validator(mode="after")
@@ -317,7 +319,8 @@ class PlanningPolicy(Spec):
         names = [f.name for f in (*self.fairness_floors, *self.coverage_floors)]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"floor names must be unique (fairness and coverage floors); repeated: {', '.join(duplicates)}")
+            raise ValueError("floor names must be unique (fairness and coverage floors); repeated: "
+                             f"{', '.join(duplicates)}")
         return self
 
 

@@ -52,7 +52,8 @@ class SegmentShare(RuleFamily):
         spend_seg = np.bincount(problem.grp_seg, weights=situation.spend_grp, minlength=len(problem.segments))
         worst = rows[np.argsort(-situation.slack[rows])]
         shown = ", ".join(
-            f"{problem.segments[problem.row_ref[r]]!r} takes {spend_seg[problem.row_ref[r]] / max(situation.spend, 1e-9):.0%}"
+            f"{problem.segments[problem.row_ref[r]]!r} takes "
+            f"{spend_seg[problem.row_ref[r]] / max(situation.spend, 1e-9):.0%}"
             f" ({eur(situation.slack[r])} over)"
             for r in worst[:3]
         )
