@@ -215,8 +215,10 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
         feasible=("feasible", "sum")).reset_index()
     out += ["", "Fairness floors re-checked under the truth (over seeds and budgets; a spend or contact floor does not "
                 "depend on the effects, a conversion floor does; `held` counts shares >= the floor - 1e-6, out of "
-                "`cases`; `held_feasible` the same out of the `feasible` plans, status `optimal`, where the rules could "
-                "all hold (an infeasible plan relaxes them); a coverage floor's share is its worst area's contacts over "
+                "`cases`; `held_feasible` the same out of the `feasible` plans, status `optimal`, where the rules "
+                "could "
+                "all hold (an infeasible plan relaxes them); a coverage floor's share is its worst area's contacts "
+                "over "
                 "its minimum, held within the rounding of contacts to whole people):", "",
             markdown_table(summary, {"min_share": ".0%", "min_true_share": ".2%", "max_shortfall": ".4%"})]
     est = result.estimates
@@ -334,7 +336,8 @@ def _gap_lines(result) -> list[str]:
     columns = ["ours", "true_arm_levels", "true_deviations", "exact_persona_effects", "fitted_true_form"]
     table = table.reset_index()[["seed", *[c for c in columns if c in table.columns]]]
     if len(table) > 1:
-        table = pd.concat([table.astype({"seed": str}), table.drop(columns="seed").mean().to_frame().T.assign(seed="all")],
+        table = pd.concat([table.astype({"seed": str}),
+                           table.drop(columns="seed").mean().to_frame().T.assign(seed="all")],
                           ignore_index=True)
     pct = "{:.1%}".format
     lines = ["", "Where the gap lives (plans without exploration, mean share of the oracle over the budgets): a cell's "
@@ -446,7 +449,8 @@ def write_figures(out: Path, *, targeting=None, decisions=None, speed=None) -> d
                 part = arms[arms["arm"] == arm].set_index("learner").reindex(learners)
                 ax.bar(np.arange(len(learners)) + j * width, part["qini_mean"] * 1000, width,
                        yerr=part["qini_sd"].fillna(0) * 1000, label=arm, capsize=3)
-            ax.set_xticks(np.arange(len(learners)) + width * (len(arm_names) - 1) / 2, learners, rotation=30, ha="right")
+            ax.set_xticks(np.arange(len(learners)) + width * (len(arm_names) - 1) / 2, learners, rotation=30,
+                          ha="right")
             ax.set_ylabel("Qini x 1000 (mean ± sd over folds)")
             ax.set_title(f"Targeting quality, outcome {outcome}")
             ax.axhline(0, color="black", linewidth=0.5)
