@@ -44,7 +44,8 @@ def run_schemathesis(base_url: str, examples: int) -> dict:
     assert {op.label for op in operations} >= OPERATIONS
     started = time.perf_counter()
     with requests.Session() as session:
-        for op, mode in [(op, mode) for op in operations for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]:
+        for op, mode in [(op, mode) for op in operations
+                         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]:
 
             @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
                       suppress_health_check=list(HealthCheck))

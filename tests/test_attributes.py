@@ -141,7 +141,8 @@ def test_a_world_with_only_age_gender_and_postcode_trains_segments_and_plans(poo
     from uplift.pipeline import load_priority_groups
     from uplift.segments.composition import with_composition
 
-    with pytest.warns(MissingAttributesWarning, match="priority groups not counted, the data have no migration_background, "
+    with pytest.warns(MissingAttributesWarning,
+                      match="priority groups not counted, the data have no migration_background, "
                       "neighbourhood deprivation: migration_background, poorer_neighbourhoods") as notes:
         counted = with_composition(segments, report.out_of_sample()[0].frame, segment_spec, load_priority_groups())
     assert len(notes) == 1

@@ -39,7 +39,8 @@ def scorer(strong_world, strong_table):
     model = MultiArmUplift.from_table(spec, strong_table).fit_table(strong_table)
     pyfunc = UpliftPyfunc(model, shrinkage=0.5)
     segments = pd.DataFrame(
-        {"segment": ["age_band=25-34|gender=female|municipality=Delft", "age_band=25-34|gender=male|municipality=other"],
+        {"segment": ["age_band=25-34|gender=female|municipality=Delft",
+                     "age_band=25-34|gender=male|municipality=other"],
          "kind": "targetable"}
     )
     return Scorer(model=pyfunc, feature_set=model_feature_set(feature_set_for(strong_world), pyfunc),
