@@ -77,8 +77,8 @@ def _call(send, url: str, code: int = 200, **kwargs):
 
 def _check(response, code: int = 200):
     if response.status_code != code:
-        raise SystemExit(f"{response.request.method} {response.request.url}: {response.status_code} "
-                         f"{response.text[:300]}")
+        raise SystemExit(f"{response.request.method} {response.request.url}: "
+                         f"{response.status_code} {response.text[:300]}")
     return response
 
 

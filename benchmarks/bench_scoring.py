@@ -154,8 +154,8 @@ def main(argv: list[str] | None = None) -> dict:
         results.update(ours_rows_per_s=ours_rps, bare_booster_rows_per_s=bare_rps, ratio=ours_rps / bare_rps,
                        arms=len(scorer.model.arms))
         print(f"throughput on {args.throughput_rows:,} rows, {len(scorer.model.arms)} arms + control: ours "
-              f"{ours_rps:,.0f} rows/s, bare booster {bare_rps:,.0f} rows/s, ratio {ours_rps / bare_rps:.2f} (goal >= "
-              "0.5)")
+              f"{ours_rps:,.0f} rows/s, bare booster {bare_rps:,.0f} rows/s, ratio "
+              f"{ours_rps / bare_rps:.2f} (goal >= 0.5)")
 
         big = tmp / "big.parquet"
         t0 = time.perf_counter()
@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
                        peak_rss_mb=measured["peak_rss_mb"], rss_before_scoring_mb=measured["rss_before_scoring_mb"])
         print(f"scored {measured['rows']:,} rows in a child process in {measured['seconds']:.0f} s "
               f"({measured['rows'] / measured['seconds']:,.0f} rows/s); peak RSS {measured['peak_rss_mb']:,.0f} MB "
-              f"(goal < 2048 MB; {measured['rss_before_scoring_mb']:,.0f} MB of it before the first row: imports and "
-              "model)")
+              f"(goal < 2048 MB; {measured['rss_before_scoring_mb']:,.0f} MB of it before the "
+              "first row: imports and model)")
     return results
 
 

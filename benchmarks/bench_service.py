@@ -304,14 +304,14 @@ def _scores_profile(workdir: Path, rows: list[dict], repeats: int) -> list[tuple
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["| scenario | compute processes | requests | in flight | p50 ms | p99 ms | req/s | errors | goal p99 | "
-             "met |",
+    lines = ["| scenario | compute processes | requests | in flight | p50 ms | p99 ms | req/s | "
+             "errors | goal p99 | met |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         goal = f"< {r['goal']:.0f} ms" if r["goal"] else "-"
         met = "-" if not r["goal"] else ("yes" if r["p99"] < r["goal"] else "no")
-        lines.append(f"| {r['scenario']} | {r['compute']} | {r['requests']} | {r['concurrency']} | {r['p50']:.1f} | "
-                     f"{r['p99']:.1f} | "
+        lines.append(f"| {r['scenario']} | {r['compute']} | {r['requests']} | {r['concurrency']} | "
+                     f"{r['p50']:.1f} | {r['p99']:.1f} | "
                      f"{r['throughput']:.1f} | {r['errors']} | {goal} | {met} |")
     return "\n".join(lines)
 
@@ -350,8 +350,8 @@ def _run_server_scenarios(workdir: Path, args: argparse.Namespace, prep: dict) -
                                            time_limit=args.time_limit, workdir=workdir)
                     rows.append({**_summary(name, result, GOALS_MS[goal] if goal else None, concurrency),
                                  "compute": shown})
-                    print(f"  {name}, {shown} compute processes, {concurrency} in flight: p50 {rows[-1]['p50']:.1f} "
-                          "ms, "
+                    print(f"  {name}, {shown} compute processes, {concurrency} in flight: p50 "
+                          f"{rows[-1]['p50']:.1f} ms, "
                           f"p99 {rows[-1]['p99']:.1f} ms", flush=True)
         return sorted(rows, key=lambda r: [s[2] for s in servers].index(r["compute"]))  # stable: per server, as fired
     finally:

@@ -215,10 +215,10 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
         feasible=("feasible", "sum")).reset_index()
     out += ["", "Fairness floors re-checked under the truth (over seeds and budgets; a spend or contact floor does not "
                 "depend on the effects, a conversion floor does; `held` counts shares >= the floor - 1e-6, out of "
-                "`cases`; `held_feasible` the same out of the `feasible` plans, status `optimal`, where the rules "
-                "could "
-                "all hold (an infeasible plan relaxes them); a coverage floor's share is its worst area's contacts "
-                "over "
+                "`cases`; `held_feasible` the same out of the `feasible` plans, status "
+                "`optimal`, where the rules could "
+                "all hold (an infeasible plan relaxes them); a coverage floor's share is its "
+                "worst area's contacts over "
                 "its minimum, held within the rounding of contacts to whole people):", "",
             markdown_table(summary, {"min_share": ".0%", "min_true_share": ".2%", "max_shortfall": ".4%"})]
     est = result.estimates

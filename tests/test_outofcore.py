@@ -123,8 +123,8 @@ def test_rules_over_whole_files(tmp_path):
     out = tmp_path / "table.parquet"
     twice = pd.concat([audience(), audience().iloc[[1]]], ignore_index=True)
     with pytest.raises(SchemaError,
-                       match=r"column 'person_id': expected unique values; 1 value\(s\) occur more than once \(e.g. "
-                             r"'p2'\)"):
+                       match=r"column 'person_id': expected unique values; 1 value\(s\) occur "
+                             r"more than once \(e.g. 'p2'\)"):
         write_training_table(_files(tmp_path, twice, exposures(), enrolments()), SPEC, out,
                              settings=EngineSettings(batch_rows=2))
     again = pd.concat([exposures(), exposures().iloc[[0]]], ignore_index=True)

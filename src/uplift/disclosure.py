@@ -319,8 +319,8 @@ def _check(frame: pd.DataFrame, release: Release, source: str) -> None:
         needed += [release.reference.column, *release.reference.by]
     missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
     if missing:
-        raise SchemaError(f"{source}: missing column(s) {missing} the disclosure rules need; columns are "
-                          f"{list(frame.columns)}")
+        raise SchemaError(f"{source}: missing column(s) {missing} the disclosure rules need; columns "
+                          f"are {list(frame.columns)}")
     for column in release.counts:
         if not pd.api.types.is_numeric_dtype(frame[column]):
             raise SchemaError(f"{source}: column {column!r}: expected a count, got dtype {frame[column].dtype}")

@@ -150,8 +150,8 @@ class TrainingTable:
         path = Path(path)
         meta = read_parquet_metadata(path).get(_META_KEY)
         if meta is None:
-            raise SchemaError(f"{path}: not a training table (no {_META_KEY!r} metadata); build it with `uplift "
-                              "features`")
+            raise SchemaError(f"{path}: not a training table (no {_META_KEY!r} metadata); build "
+                              "it with `uplift features`")
         m = json.loads(meta)
         return cls(
             frame=read_table(path),

@@ -208,8 +208,8 @@ class PlanRequest(_In):
     )
     costs: dict[OverrideKey, Any] = Field(
         default_factory=dict, max_length=MAX_OVERRIDES,
-        description="overrides of serve/costs.yaml, e.g. {'channels.email': {'cost_per_contact': 0.03, 'tiers': "
-                    "[...]}}; "
+        description="overrides of serve/costs.yaml, e.g. {'channels.email': "
+                    "{'cost_per_contact': 0.03, 'tiers': [...]}}; "
                     f"at most {MAX_OVERRIDE_DEPTH} levels of nesting",
     )
     channels: list[NameText] | None = Field(
@@ -258,8 +258,8 @@ class PlanTotalsOut(_Out):
     cost_per_conversion_lo: float | None = Field(
         description="EUR per incremental conversion if the plan buys `hi` conversions (null without conversions)")
     cost_per_conversion_hi: float | None = Field(
-        description="EUR per incremental conversion if it buys `lo` (null when `lo` <= 0: no finite cost, or without "
-                    "conversions)")
+        description="EUR per incremental conversion if it buys `lo` (null when `lo` <= 0: no finite "
+                    "cost, or without conversions)")
     estimated_conversions: float | None = Field(
         None, description="the sum of the cells' estimated conversions; `expected_conversions` is it calibrated on the "
                           "data's held-out rows when the segment table carries that calibration (docs/planning.md)")

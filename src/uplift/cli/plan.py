@@ -137,8 +137,8 @@ def plan_command(
     if result.rules:
         console.print(_rules_table(result.rules, level))
     if result.status != "optimal":
-        console.print(f"[bold red]status: {result.status}[/]: the rules conflict; the plan above is the closest "
-                      "relaxation")
+        console.print(f"[bold red]status: {result.status}[/]: the rules conflict; the plan above "
+                      "is the closest relaxation")
     for c in result.conflicts:
         console.print(f"[red]conflict:[/] {c}")
     for n in result.notes:

@@ -129,8 +129,8 @@ def _report(settings, loaded, summary, *, audience: Path, out: Path, when: pd.Ti
         f"as of {when.isoformat()} in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s) -> {out}"
     )
     if summary.rows_rejected:
-        console.print(f"[yellow]{summary.rows_rejected:,} row(s) rejected[/] -> {summary.rejects} (file, row, column, "
-                      "reason)")
+        console.print(f"[yellow]{summary.rows_rejected:,} row(s) rejected[/] -> {summary.rejects} "
+                      "(file, row, column, reason)")
     elif summary.rejects is not None:
         console.print(f"0 rows rejected ({summary.rejects} is empty)")
     console.print(f"MLflow run {run_id[:8]} in experiment 'uplift-scoring' (input sha256 {digest[:12]})")

@@ -136,8 +136,8 @@ def train(
     truth: Annotated[Path | None, typer.Option(help="Simulator truth file: adds evaluation-only metrics.")] = None,
     groups_region: Annotated[Path | None, typer.Option(
         "--groups-region", help="Region declaration whose neighbourhoods' deprivation the priority groups read "
-        "(default: serve/groups.yaml's deprivation_from; a simulated folder has its own in "
-        "truth/region.yaml).")] = None,
+        "(default: serve/groups.yaml's deprivation_from; a simulated folder has its "
+        "own in truth/region.yaml).")] = None,
 ) -> None:
     """Cross-validate each spec, log runs to MLflow, register the models, move the alias past the gate.
 

@@ -157,8 +157,8 @@ def resolve(name: str, spec: FeatureSetSpec) -> Feature:
     """
     if name in spec.attributes:
         if name in FEATURES:
-            raise SpecError(f"feature set {spec.name!r}: attribute {name!r} has the name of a library feature; rename "
-                            "it")
+            raise SpecError(f"feature set {spec.name!r}: attribute {name!r} has the name of a "
+                            "library feature; rename it")
         return _declared(name, spec.attributes[name])
     try:
         return FEATURES[name]

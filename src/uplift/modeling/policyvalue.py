@@ -81,8 +81,8 @@ def _design(y: ArrayLike, arm: ArrayLike, propensity: pd.DataFrame) -> tuple[np.
     if not columns.is_unique:
         raise SchemaError(f"propensity has duplicate arm columns: {list(columns[columns.duplicated()])}")
     if not (y_.size == arm_.size == len(propensity)):
-        raise DataError(f"y, arm and propensity must have the same length, got {y_.size}, {arm_.size} and "
-                        f"{len(propensity)}")
+        raise DataError(f"y, arm and propensity must have the same length, got {y_.size}, "
+                        f"{arm_.size} and {len(propensity)}")
     try:
         p = propensity.to_numpy(dtype=float)
     except (TypeError, ValueError) as exc:

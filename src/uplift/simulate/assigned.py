@@ -109,15 +109,15 @@ def run_assigned_wave(
     arm_idx = pd.Index(arms).get_indexer(assignment["arm"])
     if (arm_idx < 0).any():
         bad = sorted(set(assignment["arm"][arm_idx < 0]))
-        raise DataError(f"assignment: column 'arm' has {bad}, which region {spec.name!r} does not have; valid: "
-                        f"{list(arms)}")
+        raise DataError(f"assignment: column 'arm' has {bad}, which region {spec.name!r} does not "
+                        f"have; valid: {list(arms)}")
     population = draw_population(spec, people=people, rng=wave_rng(seed, STREAM_POPULATION))
     ids = pd.Index(population.audience["person_id"])
     pos = ids.get_indexer(assignment["person_id"].astype(str))
     if (pos < 0).any():
         bad = assignment["person_id"][pos < 0].head(3).tolist()
-        raise DataError(f"assignment: {int((pos < 0).sum())} person id(s) are not in the simulated population (e.g. "
-                        f"{bad})")
+        raise DataError(f"assignment: {int((pos < 0).sum())} person id(s) are not in the "
+                        f"simulated population (e.g. {bad})")
 
     people_frame = population.attributes().iloc[pos].reset_index(drop=True)
     shown = _shown_before(history, ids, pos, list(spec.messages))

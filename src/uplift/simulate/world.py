@@ -185,8 +185,8 @@ def true_effects(
     needed = [f"{P_PREFIX}{a}" for a in arms] + ([f"{Q_PREFIX}{outcome}"] if outcome in LATER_EVENTS else [])
     missing = [c for c in needed if c not in truth.columns]
     if missing:
-        raise SchemaError(f"truth: missing column(s) {missing}; expected p__<arm> per arm and q__<event> per later "
-                          "event")
+        raise SchemaError(f"truth: missing column(s) {missing}; expected p__<arm> per arm and "
+                          "q__<event> per later event")
     base = truth[f"{P_PREFIX}{control}"]
     effects = pd.DataFrame(
         {a: truth[f"{P_PREFIX}{a}"] - base for a in arms if a != control}, index=truth.index, dtype=float

@@ -110,8 +110,8 @@ class PriorityGroup(Spec):
     @classmethod
     def _plain(cls, name: str) -> str:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-            raise ValueError(f"name {name!r}: expected lower-case letters, digits and underscores, starting with a "
-                             "letter")
+            raise ValueError(f"name {name!r}: expected lower-case letters, digits and "
+                             "underscores, starting with a letter")
         return name
 
 

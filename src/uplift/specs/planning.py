@@ -100,8 +100,8 @@ class ChannelCost(Spec):
             raise ValueError("handoff: print_run is door to door per neighbourhood; expected 'neighbourhood' among "
                              f"targeting, got {list(self.targeting or ())}")
         if self.min_print_run and self.handoff != "print_run":
-            raise ValueError("min_print_run applies to handoff: print_run only; this channel's handoff is "
-                             f"{self.handoff}")
+            raise ValueError("min_print_run applies to handoff: print_run only; this channel's "
+                             f"handoff is {self.handoff}")
         return self
 
     @model_validator(mode="after")
@@ -319,8 +319,8 @@ class PlanningPolicy(Spec):
         names = [f.name for f in (*self.fairness_floors, *self.coverage_floors)]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError("floor names must be unique (fairness and coverage floors); repeated: "
-                             f"{', '.join(duplicates)}")
+            raise ValueError("floor names must be unique (fairness and coverage floors); "
+                             f"repeated: {', '.join(duplicates)}")
         return self
 
 

@@ -46,8 +46,8 @@ def parse_as_of_param(value: object) -> pd.Timestamp:
     try:
         ts = pd.Timestamp(str(value))
     except ValueError:
-        raise SchemaError(f"params: {AS_OF_PARAM!r} = {value!r}: expected an ISO date or time, "
-                          "e.g. 2025-07-21") from None
+        raise SchemaError(f"params: {AS_OF_PARAM!r} = {value!r}: expected an ISO "
+                          "date or time, e.g. 2025-07-21") from None
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 

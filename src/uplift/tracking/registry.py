@@ -85,8 +85,8 @@ def _missing_model(client: MlflowClient, name: str) -> str:
     legacy = [m.name for m in models if ModelUse.from_tags(m.tags) is None]
     hint = (f". {legacy[0]!r} may mix campaign and experiment versions: serve it with "
             f"UPLIFT_REGISTERED_MODEL={legacy[0]} "
-            f"(the service: registered_model), after `uplift promote {legacy[0]} VERSION --reason TEXT` if its alias "
-            "is on "
+            f"(the service: registered_model), after `uplift promote {legacy[0]} VERSION --reason "
+            "TEXT` if its alias is on "
             f"an experiment version; or train {name!r} with `uplift run` / `uplift train`") if legacy else ""
     return f"no model {name!r} in this store; it has {', '.join(parts)}{hint}"
 
@@ -221,8 +221,8 @@ def unservable_reason(client: MlflowClient, name: str, alias: str, costs: CostCa
         return None
     use = ModelUse.from_tags(registered.tags)
     if use is not None and use.kind != "campaign":
-        return (f"{name!r} is an {use.describe()}: the service, plan and segments serve campaign models "
-                "(with a segment table)")
+        return (f"{name!r} is an {use.describe()}: the service, plan and segments serve campaign "
+                "models (with a segment table)")
     if SEGMENTS_ARTIFACT not in files:
         return (f"{name} v{mv.version} (behind @{alias}) has no segment table ({SEGMENTS_ARTIFACT}), so it is not a "
                 f"campaign model; move the alias to one with `uplift promote {name} VERSION --reason TEXT`")
