@@ -237,8 +237,8 @@ def run_decisions(
             scored = compare_with_oracle(table, truth, budgets=budgets, costs=costs, policy=greedy).plans
             scored = scored[scored["plan"] == "recommended"]
             gap.append(pd.DataFrame({"seed": seed, "variant": variant, "budget": scored["budget"].to_numpy(),
-                                     "budget_share": scored["budget"].map(dict(zip(budgets, settings.budget_shares,
-                                                                                   strict=True))),
+                                     "budget_share": scored["budget"].map(
+                                         dict(zip(budgets, settings.budget_shares, strict=True))),
                                      "share_of_oracle": scored["share_of_oracle"].to_numpy()}))
         if settings.frontier_ratios:
             say(f"seed {seed}: noise frontier at {len(settings.frontier_ratios)} noise levels "

@@ -812,8 +812,8 @@ def test_score_rows_name_the_first_row_missing_a_feature():
     rows = [{"age": 47, "gender": "female"}, {"age": 50, "gender": None, "extra": 1}, {"age": 51}]
     with pytest.raises(RequestFieldError) as info:
         rows_to_frame(rows, features)
-    assert info.value.loc == ("body", "rows", 2,
-                              "gender") and "row 2: missing feature column(s) ['gender']" in str(info.value)
+    assert (info.value.loc == ("body", "rows", 2, "gender")
+            and "row 2: missing feature column(s) ['gender']" in str(info.value))
     assert rows_to_frame(rows[:2], features).shape == (2, 2)  # extra keys are ignored
     one = rows_to_frame([{"age": 3}, {"age": None}], (("age", "numeric"),))  # a single feature
     assert one.shape == (2, 1) and one["age"].iloc[0] == 3.0

@@ -106,8 +106,8 @@ def test_plan_handoff_and_attribution(workdir):
     sheets = {f.name: pd.read_csv(f) for f in folder.glob("*.csv") if f.name not in ("utm_key.csv", "holdout.csv")}
     assert {f"{c}_{k}.csv" for c, k in (("meta", "ad_sets"), ("flyer", "print_runs"))} <= set(sheets)
     enrolments, truth = visits_from_sheets(sheets, rate=0.02, start=pd.Timestamp("2026-03-02").date(), seed=1)
-    broken = enrolments.head(3).assign(visit_url=enrolments["visit_url"].head(3).str.replace("utm_source=",
-                                                                                             "utm_source=X"))
+    broken = enrolments.head(3).assign(
+        visit_url=enrolments["visit_url"].head(3).str.replace("utm_source=", "utm_source=X"))
     pd.concat([enrolments, broken]).to_csv(workdir / "visits.csv", index=False)
     out = " ".join(uplift("attribute", "--enrolments", "visits.csv", "--handoff", "out/handoff",
                           "--out", "out/attributions.csv", cwd=workdir).stdout.split())

@@ -43,8 +43,8 @@ def test_small_counts_are_suppressed_the_rest_rounded_half_up():
     assert out["n"].tolist() == [pd.NA, pd.NA, 10, 10, 15, 25, 1005]
     assert _reasons(out, 1) == "n: fewer than 10 people" and _reasons(out, 2) == ""
     assert round_counts(np.array([2.5, 7.5, np.nan]), 5)[:2].tolist() == [5.0, 10.0]
-    assert release_count(9, POLICY) is None and release_count(12, POLICY) == 10 and release_count(float("nan"),
-                                                                                                  POLICY) is None
+    assert (release_count(9, POLICY) is None and release_count(12, POLICY) == 10
+            and release_count(float("nan"), POLICY) is None)
 
 
 def test_a_margin_hides_the_smallest_other_cell_until_the_hidden_cells_hold_the_threshold():

@@ -85,8 +85,8 @@ def test_unknown_arm_and_unknown_feature_are_refused():
 
 
 def test_age_bands():
-    assert list(age_band_of([18, 24, 25, 44, 45, 55, 67])) == ["18-24", "18-24", "25-34", "35-44", "45-54", "55-67",
-                                                               "55-67"]
+    assert list(age_band_of([18, 24, 25, 44, 45, 55, 67])) == ["18-24", "18-24", "25-34", "35-44", "45-54",
+                                                               "55-67", "55-67"]
 
 
 def test_inputs_are_not_mutated():

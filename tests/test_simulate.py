@@ -168,8 +168,8 @@ def test_personas_are_findable_by_readable_rules(world: CampaignWorld) -> None:
     persona = world.truth.drop_duplicates("person_id").set_index("person_id")["persona"]
     people = world.audience.set_index("person_id").assign(persona=persona)
     rules = {
-        "heavy_work": (people["gender"] == "male") & (people["sector"] == "construction") & people["age"].between(36,
-                                                                                                                  60),
+        "heavy_work": (people["gender"] == "male") & (people["sector"] == "construction")
+        & people["age"].between(36, 60),
         "young_dropout": people["age"].between(18, 27) & (people["education"] == "no_diploma")
         & (people["income_band"] == "minimum"),
         "towards_ict": (people["gender"] == "male") & (people["sector"] == "administration")

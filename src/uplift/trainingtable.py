@@ -45,8 +45,8 @@ CLUSTER_COLUMN = "cluster"
 _META_KEY = "uplift.training_table"
 
 
-def table_metadata(features: tuple[FeatureColumn, ...], arms: tuple[str, ...], control: str, outcome: str) -> dict[str,
-                                                                                                                   str]:
+def table_metadata(features: tuple[FeatureColumn, ...], arms: tuple[str, ...], control: str,
+                   outcome: str) -> dict[str, str]:
     """The Parquet key-value metadata that makes a file a training table (:meth:`TrainingTable.load` reads it)."""
     structure = {"features": [[f.name, f.kind] for f in features], "arms": list(arms), "control": control,
                  "outcome": outcome}

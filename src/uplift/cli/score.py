@@ -38,8 +38,8 @@ def parse_as_of(value: str | None) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def load_history(exposures: Path | None, enrolments: Path | None, *, control: str = "holdout") -> tuple[pd.DataFrame,
-                                                                                                        pd.DataFrame]:
+def load_history(exposures: Path | None, enrolments: Path | None, *,
+                 control: str = "holdout") -> tuple[pd.DataFrame, pd.DataFrame]:
     """The validated history files, or empty frames of the right shape when not given."""
     from uplift.inputs import check_exposures
     from uplift.schemas import ENROLMENTS, EXPOSURES, validate

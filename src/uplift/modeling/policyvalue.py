@@ -70,8 +70,8 @@ def _z(alpha: float) -> float:
     return NormalDist().inv_cdf(1.0 - _check_alpha(alpha) / 2.0)
 
 
-def _design(y: ArrayLike, arm: ArrayLike, propensity: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                             pd.Index]:
+def _design(y: ArrayLike, arm: ArrayLike,
+            propensity: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.Index]:
     """Validated outcome, assigned-arm codes, own-arm propensity and the arm columns."""
     y_ = _as_outcome(y, "y")
     arm_ = _as_labels(arm, "arm")

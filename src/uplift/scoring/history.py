@@ -103,8 +103,8 @@ def _unnest(rows: pd.DataFrame, column: str, *, source: str) -> pd.DataFrame:
     return frame
 
 
-def history_frames(rows: pd.DataFrame, *, control: str, source: str = "model input") -> tuple[pd.DataFrame,
-                                                                                              pd.DataFrame]:
+def history_frames(rows: pd.DataFrame, *, control: str,
+                   source: str = "model input") -> tuple[pd.DataFrame, pd.DataFrame]:
     """The validated exposures and enrolments carried by ``rows`` (empty where a column is absent).
 
     Raises

@@ -83,8 +83,8 @@ _RATE_PSEUDO_ROWS = 200.0
 """Rows of the kind's pooled rate added to a segment's own when its binomial variance is used."""
 
 
-def _hajek(groups: np.ndarray, y: np.ndarray, w: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray,
-                                                                                     np.ndarray]:
+def _hajek(groups: np.ndarray, y: np.ndarray, w: np.ndarray,
+           n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weighted mean per group, its variance, and the number of rows.
 
     The linearised variance is floored by the binomial variance at the pooled rate,
