@@ -1319,8 +1319,8 @@ def test_rank_one_estimates_get_rank_one_thompson_draws(costs):
     effects = synthetic_effects(n_segments=6, seed=12)  # 2 messages x 3 channels, random: rank 2
     seg, arm = effects["segment"].to_numpy(), effects["arm"].to_numpy()
     rank1 = effects.assign(effect=low_rank_effects(seg, arm, effects["effect"].to_numpy()))
-    assert table_rank(seg, arm, effects["effect"].to_numpy()) == 2 and table_rank(seg, arm,
-                                                                                  rank1["effect"].to_numpy()) == 1
+    assert (table_rank(seg, arm, effects["effect"].to_numpy()) == 2
+            and table_rank(seg, arm, rank1["effect"].to_numpy()) == 1)
     policy = PlanningPolicy(exploration_share=0.5, exploration_draws=5, seed=3)
 
     def drawn(table: pd.DataFrame):

@@ -202,8 +202,8 @@ def test_decision_summary_by_hand():
         "planned_hi": [15.0, 10.0, 2.0, 6.0, 5.0, 2.0], "true_conversions": [20.0, 9.0, 1.0, 5.0, 4.0, 1.0]})
     got = decision_summary(plans).set_index("seed")
     assert list(got.index) == ["1", "2", "all"]
-    assert got.loc["1", "mean_share"] == pytest.approx(0.7) and got.loc["1",
-                                                                        "mean_share_feasible"] == pytest.approx(0.9)
+    assert (got.loc["1", "mean_share"] == pytest.approx(0.7)
+            and got.loc["1", "mean_share_feasible"] == pytest.approx(0.9))
     assert got.loc["all", "mean_share"] == pytest.approx(0.8)
     assert got.loc["all", "mean_share_feasible"] == pytest.approx(0.9)  # (0.9 + 0.8 + 1.0) / 3
     assert got.loc["all", "min_share"] == pytest.approx(0.5)

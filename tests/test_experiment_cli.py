@@ -43,8 +43,8 @@ def test_design_writes_valid_exposures_power_and_balance_and_is_deterministic(wo
     pd.testing.assert_frame_equal(a, b)
     validate(a, EXPOSURES, source="design")
     assert len(a) == 6000 and set(a["wave"]) == {5}
-    assert a.loc[a["channel"] == "flyer", "cost_eur"].eq(0.07).all() and a.loc[a["arm"] == "holdout",
-                                                                               "cost_eur"].eq(0).all()
+    assert (a.loc[a["channel"] == "flyer", "cost_eur"].eq(0.07).all()
+            and a.loc[a["arm"] == "holdout", "cost_eur"].eq(0).all())
     power = read_table(workdir / "a.power.csv")
     assert len(power) == 18 and {"n_arm_needed", "mde_available", "power_available"} <= set(power.columns)
     assert (workdir / "a.balance.csv").exists()

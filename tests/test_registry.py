@@ -218,8 +218,8 @@ def test_a_clearly_better_plan_is_promoted(costs):
     assert e.challenger.value == pytest.approx(good, abs=3 * e.challenger.se)
     assert e.champion.value == pytest.approx(bad, abs=3 * e.champion.se)
     assert e.gain.value == pytest.approx(good - bad, abs=3 * e.gain.se) and e.gain.se < 0.2 * (good - bad)
-    assert e.metric == "incremental conversions of the EUR 1,000 plan" and e.notes[0].endswith("100% of its "
-                                                                                               "contacts valued here")
+    assert (e.metric == "incremental conversions of the EUR 1,000 plan"
+            and e.notes[0].endswith("100% of its contacts valued here"))
     assert e.notes[0].startswith("the challenger's plan spends EUR ") and e.notes[1].startswith("the champion's plan")
 
 

@@ -281,8 +281,8 @@ def test_recorded_assignment_probabilities_match_realised_shares(world: Campaign
     assert ((shares - design).abs() < 4 * se).all().all()
     # wave 1 is uniform over the treatment arms, later waves are tilted
     assert design.loc[1].drop("holdout").nunique() == 1
-    assert design.loc[2, "free_voucher@meta"] > design.loc[2, "fresh_start@meta"] > design.loc[2,
-                                                                                               "fresh_start@linkedin"]
+    assert (design.loc[2, "free_voucher@meta"] > design.loc[2, "fresh_start@meta"]
+            > design.loc[2, "fresh_start@linkedin"])
 
 
 def test_registered_people_are_not_randomised_again(world: CampaignWorld) -> None:

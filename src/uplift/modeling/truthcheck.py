@@ -28,8 +28,8 @@ def true_outcome_probabilities(
     use = ["person_id", "wave", *cols] + ([qcol] if qcol else [])
     t = truth[use].copy()
     t["person_id"] = t["person_id"].astype(str)
-    merged = keys[["person_id", "wave"]].astype({"person_id": str}).merge(t, on=["person_id", "wave"], how="left",
-                                                                          validate="one_to_one")
+    merged = keys[["person_id", "wave"]].astype({"person_id": str}).merge(
+        t, on=["person_id", "wave"], how="left", validate="one_to_one")
     if merged[cols[0]].isna().any():
         raise DataError(f"truth: {int(merged[cols[0]].isna().sum())} evaluated row(s) have no truth row")
     p = merged[cols].to_numpy(float)

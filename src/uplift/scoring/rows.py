@@ -137,8 +137,8 @@ def repeated_id(value: object) -> str:
     return f"{value!r} repeats an earlier row's person_id"
 
 
-def check_contract(frame: pd.DataFrame, *, source: str, first_row: int = 1) -> tuple[pd.DataFrame,
-                                                                                     list[tuple[int, str, str]]]:
+def check_contract(frame: pd.DataFrame, *, source: str,
+                   first_row: int = 1) -> tuple[pd.DataFrame, list[tuple[int, str, str]]]:
     """The rows of ``frame`` that satisfy the audience contract (coerced, index kept) and each failure.
 
     Person ids are not checked for repeats here (:func:`validate_rows` does it across chunks).

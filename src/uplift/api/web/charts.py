@@ -97,9 +97,8 @@ def budget_curve_spec(curve: dict) -> dict:
               for p in curve["points"]]
     data = alt.Data(values=points)
     x = alt.X("budget:Q", title="budget (EUR)")
-    band = alt.Chart(data).mark_area(opacity=0.25, color=BLUE).encode(x=x, y=alt.Y("lo:Q",
-                                                                                   title="expected incremental "
-                                                                                         "conversions"), y2="hi:Q")
+    band = alt.Chart(data).mark_area(opacity=0.25, color=BLUE).encode(
+        x=x, y=alt.Y("lo:Q", title="expected incremental conversions"), y2="hi:Q")
     line = alt.Chart(data).mark_line(color=BLUE, strokeWidth=2).encode(x=x, y="conv:Q")
     marks = alt.Data(values=[{"budget": curve["budget"], "what": "your budget"},
                              {"budget": curve["saturation"], "what": "money stops buying conversions"}])
