@@ -51,7 +51,8 @@ def main() -> None:
     seg = segment_table(args.people, args.waves, args.seed)
     t, per_segment = policy.threshold, seg.drop_duplicates("segment")
     print(f"{args.people:,} people x {args.waves} waves, seed {args.seed}: {len(seg):,} rows, "
-          f"{seg['segment'].nunique()} segments, {seg['arm'].nunique()} arms; threshold {t}, base {policy.rounding_base}")
+          f"{seg['segment'].nunique()} segments, {seg['arm'].nunique()} arms; threshold {t}, "
+          f"base {policy.rounding_base}")
     print(f"internal: rows n_treated < {t}: {(seg['n_treated'] < t).sum()}; people_treated < {t}: "
           f"{(seg['people_treated'] < t).sum()}; converters_treated < {t}: {(seg['converters_treated'] < t).sum()}; "
           f"segments with people_control < {t}: {(per_segment['people_control'] < t).sum()}, "

@@ -54,7 +54,8 @@ def _polars(data: Path, out: Path) -> int:
     ex = pl.scan_parquet(data / "exposures.parquet").with_row_index("src").with_columns(
         pl.col("assigned_at").dt.epoch("ns").alias("t"))
     keys = ex.select("src", "person_id", pl.col("t").alias("as_of"))
-    prior = keys.join(ex.select("person_id", "t", "arm", "message", "channel", "cost_eur", pl.col("src").alias("e_src")),
+    prior = keys.join(ex.select("person_id", "t", "arm", "message", "channel", "cost_eur",
+                                pl.col("src").alias("e_src")),
                       on="person_id").filter(pl.col("t") < pl.col("as_of")).sort("src", "e_src")
     contact = pl.col("arm") != "holdout"
     aggs = [pl.len().alias("waves"), contact.sum().alias("contacts")]
@@ -96,7 +97,8 @@ def _child(engine: str, data: str, out: str) -> dict:
     fn = ENGINES[engine]
     wall, cpu = time.perf_counter(), time.process_time()
     rows = fn(Path(data), Path(out))
-    result = {"engine": engine, "rows": rows, "seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu}
+    result = {"engine": engine, "rows": rows, "seconds": time.perf_counter() - wall,
+              "cpu_seconds": time.process_time() - cpu}
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             result["peak_rss_mb"] = int(line.split()[1]) / 1024.0

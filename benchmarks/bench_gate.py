@@ -64,7 +64,7 @@ def _models(table, names: list[str], folds: int | None):
 def _true_conversions(cells: pd.DataFrame, true_effects: pd.Series) -> float:
     funded = cells[cells["contacts"] > 0]
     return float(sum(c * true_effects.get((s, a), np.nan) for s, a, c in zip(funded["segment"], funded["arm"],
-                                                                             funded["contacts"])))
+                                                                             funded["contacts"], strict=True)))
 
 
 def _term_truth(term, true_p: pd.DataFrame) -> float:

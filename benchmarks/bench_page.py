@@ -64,15 +64,21 @@ def _form_fields(client) -> dict[str, list[str]]:
     return fields
 
 
-def _timed(fn) -> tuple[float, object]:
+def _timed(fn, *args, **kwargs) -> tuple[float, object]:
     started = time.perf_counter()
-    out = fn()
+    out = fn(*args, **kwargs)
     return 1000 * (time.perf_counter() - started), out
+
+
+def _call(send, url: str, code: int = 200, **kwargs):
+    """``send(url, **kwargs)`` (a client's get or post), checked for the status ``code``."""
+    return _check(send(url, **kwargs), code)
 
 
 def _check(response, code: int = 200):
     if response.status_code != code:
-        raise SystemExit(f"{response.request.method} {response.request.url}: {response.status_code} {response.text[:300]}")
+        raise SystemExit(f"{response.request.method} {response.request.url}: "
+                         f"{response.status_code} {response.text[:300]}")
     return response
 
 
@@ -91,22 +97,22 @@ def _run(base: str, plans: int) -> dict[str, list[float]]:
     _check(page.get(f"/ui/plans/{stored}"))
     for i in range(plans):
         budget = 1500.0 + 7.31 * i
-        t, _ = _timed(lambda: _check(api.post("/plans", json={"budget": budget, "channels": PLAN_CHANNELS})))
+        t, _ = _timed(_call, api.post, "/plans", json={"budget": budget, "channels": PLAN_CHANNELS})
         times["API new"].append(t)
         form = {**fields, "budget": [f"{budget + 3.17:.2f}"]}
-        t_form, made = _timed(lambda: _check(page.post("/ui/plans", data=form), 303))
+        t_form, made = _timed(_call, page.post, "/ui/plans", 303, data=form)
         location = made.headers["location"]
-        t_page, _ = _timed(lambda: _check(page.get(location)))
+        t_page, _ = _timed(_call, page.get, location)
         times["page new: form (plan + store)"].append(t_form)
         times["page new: plan page"].append(t_page)
         times["page new"].append(t_form + t_page)
-        t, _ = _timed(lambda: _check(page.get(f"{location}/parts.svg")))
+        t, _ = _timed(_call, page.get, f"{location}/parts.svg")
         times["plan chart (first)"].append(t)
-        times["API stored"].append(_timed(lambda: _check(api.get(f"/plans/{stored}")))[0])
-        times["page stored"].append(_timed(lambda: _check(page.get(f"/ui/plans/{stored}")))[0])
+        times["API stored"].append(_timed(_call, api.get, f"/plans/{stored}")[0])
+        times["page stored"].append(_timed(_call, page.get, f"/ui/plans/{stored}")[0])
         if i % 3 == 0:  # a curve is 25 plans: every third round
-            times["curve"].append(_timed(lambda: _check(page.get(f"{location}/curve")))[0])
-            times["curve chart (first)"].append(_timed(lambda: _check(page.get(f"{location}/curve.svg")))[0])
+            times["curve"].append(_timed(_call, page.get, f"{location}/curve")[0])
+            times["curve chart (first)"].append(_timed(_call, page.get, f"{location}/curve.svg")[0])
     return times
 
 

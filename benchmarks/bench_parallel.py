@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             pred = np.load(out)
             out.unlink()
             reference = pred if reference is None else reference
-            print(f"| {name} (run {repeat + 1}) | {r['seconds']:.1f} | {bool(np.array_equal(pred, reference))} | {load} |",
+            print(f"| {name} (run {repeat + 1}) | {r['seconds']:.1f} | "
+                  f"{bool(np.array_equal(pred, reference))} | {load} |",
                   flush=True)
     return 0
 

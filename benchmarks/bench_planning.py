@@ -181,7 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  np.linspace(0.5, 1.0, args.repeats + 1) * args.budget)))
     rows.append(("`prepare_plan()` alone (contract check + LP matrices)",
                  _timed(lambda: prepare_plan(effects, costs=costs, policy=policy), args.repeats)))
-    rows.append((f"`prepare_plan()` alone, the binding rules with the 90% confidence (+ {confident.floor_draws} drawn LPs)",
+    rows.append(("`prepare_plan()` alone, the binding rules with the 90% confidence (+ "
+                 f"{confident.floor_draws} drawn LPs)",
                  _timed(lambda: prepare_plan(effects, costs=costs, policy=confident), args.repeats)))
     print(f"{len(effects):,} cells ({args.segments} segments x {args.messages * len(CHANNELS)} arms), "
           f"budget EUR {args.budget:,.0f}, policy serve/policy.yaml (status {status}; binding rules: {tight_status}), "

@@ -154,23 +154,27 @@ def main(argv: list[str] | None = None) -> dict:
         results.update(ours_rows_per_s=ours_rps, bare_booster_rows_per_s=bare_rps, ratio=ours_rps / bare_rps,
                        arms=len(scorer.model.arms))
         print(f"throughput on {args.throughput_rows:,} rows, {len(scorer.model.arms)} arms + control: ours "
-              f"{ours_rps:,.0f} rows/s, bare booster {bare_rps:,.0f} rows/s, ratio {ours_rps / bare_rps:.2f} (goal >= 0.5)")
+              f"{ours_rps:,.0f} rows/s, bare booster {bare_rps:,.0f} rows/s, ratio "
+              f"{ours_rps / bare_rps:.2f} (goal >= 0.5)")
 
         big = tmp / "big.parquet"
         t0 = time.perf_counter()
         write_audience(world, big, args.rows, seed=2)
-        print(f"wrote {args.rows:,} audience rows ({big.stat().st_size / 2**20:,.0f} MB) in {time.perf_counter() - t0:.0f} s")
+        print(f"wrote {args.rows:,} audience rows ({big.stat().st_size / 2**20:,.0f} MB) in "
+              f"{time.perf_counter() - t0:.0f} s")
         state = tmp / "state.pkl"
         with state.open("wb") as handle:
             pickle.dump((scorer, world.exposures, world.enrolments, as_of), handle)
-        proc = subprocess.run([sys.executable, __file__, "--child", str(state), str(big), str(tmp / "big_scores.parquet"),
+        proc = subprocess.run([sys.executable, __file__, "--child", str(state), str(big),
+                               str(tmp / "big_scores.parquet"),
                                str(args.chunk_rows)], capture_output=True, text=True, check=True)
         measured = json.loads(proc.stdout.strip().splitlines()[-1])
         results.update(memory_rows=measured["rows"], memory_seconds=measured["seconds"],
                        peak_rss_mb=measured["peak_rss_mb"], rss_before_scoring_mb=measured["rss_before_scoring_mb"])
         print(f"scored {measured['rows']:,} rows in a child process in {measured['seconds']:.0f} s "
               f"({measured['rows'] / measured['seconds']:,.0f} rows/s); peak RSS {measured['peak_rss_mb']:,.0f} MB "
-              f"(goal < 2048 MB; {measured['rss_before_scoring_mb']:,.0f} MB of it before the first row: imports and model)")
+              f"(goal < 2048 MB; {measured['rss_before_scoring_mb']:,.0f} MB of it before the "
+              "first row: imports and model)")
     return results
 
 

@@ -3,7 +3,8 @@
 Run ``.venv/bin/python -m benchmarks.bench_service [--people 40000 --requests 300 --concurrency 2 4]``.
 
 1. Simulates the default region (6 messages x 3 channels = 18 arms), trains the shipped pooled
-   LightGBM spec (2 validation folds) and registers it in a fresh SQLite MLflow store in ``--workdir`` (a temp folder by default), with
+   LightGBM spec (2 validation folds) and registers it in a fresh SQLite MLflow store in ``--workdir`` (a temp folder
+   by default), with
    the targetable segments cut by ``--dimensions`` (default age band x gender x neighbourhood, which
    gives about 300 segments of at least 50 people at 40,000 residents).
 2. Starts ``uplift serve`` on a free loopback port over that store, one server per
@@ -46,9 +47,11 @@ __all__ = ["main"]
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token-0123456789abcdef"
 BENCH_CV = {"folds": 2, "test_share": 0.25, "seed": 0}
-"""The shipped pooled spec (``models/pooled_lightgbm.yaml``) is served; it is validated with 2 folds here to save time."""
+"""The shipped pooled spec (``models/pooled_lightgbm.yaml``) is served; it is validated with 2 folds here to save
+time."""
 PLAN_CHANNELS = ["meta", "flyer"]  # 6 messages x 2 channels = 12 arms
-PLAN_BUDGET = 1_500.0  # EUR; the report states what the plan spends (in quick mode less: the budget is past the useful spend)
+# EUR; the report states what the plan spends (in quick mode less: the budget is past the useful spend)
+PLAN_BUDGET = 1_500.0
 GOALS_MS = {"plans": 50.0, "scores": 100.0}
 
 
@@ -109,14 +112,14 @@ def _with_dimensions(spec: SegmentSpec, dimensions: tuple[str, ...]) -> SegmentS
 
 def _prepare(workdir: Path, *, people: int, waves: int, seed: int, dimensions: list[str]) -> dict:
 
+    import yaml
+
     from uplift.config import Settings
-    from uplift.pipeline import load_feature_set, load_segment_spec, train_and_log
     from uplift.features import build_training_table
+    from uplift.pipeline import load_feature_set, load_segment_spec, train_and_log
     from uplift.simulate import simulate
     from uplift.specs import load_spec
     from uplift.specs.region import RegionSpec
-
-    import yaml
 
     started = time.perf_counter()
     region = load_spec(ROOT / "features" / "regions" / "haaglanden.yaml", RegionSpec)
@@ -267,14 +270,13 @@ def _planner_profile(segments, repeats: int) -> tuple[str, list[tuple[str, float
 def _scores_profile(workdir: Path, rows: list[dict], repeats: int) -> list[tuple[str, float]]:
     """Median in-process seconds of the steps of one 1,000-row score request."""
     import mlflow
-    from mlflow import MlflowClient
-
     import pydantic_core
+    from mlflow import MlflowClient
 
     from uplift.api.modelstore import registry_loader
     from uplift.api.schemas import ScoreRequest
-    from uplift.config import DEFAULT_CAMPAIGN_MODEL
     from uplift.api.scoring import rows_to_frame, score_rows
+    from uplift.config import DEFAULT_CAMPAIGN_MODEL
 
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
@@ -295,18 +297,21 @@ def _scores_profile(workdir: Path, rows: list[dict], repeats: int) -> list[tuple
         ("check rows, build the feature frame", timed(lambda: rows_to_frame(request.rows, bundle.features))),
         ("model: `UpliftPyfunc.effects` on the checked frame (encoding + the compiled forest)",
          timed(lambda: bundle.model.effects(frame, checked=True))),
-        ("`score_rows`: the model, shrink, best arm, per-row dicts", timed(lambda: score_rows(bundle, frame, shrunk=True))),
+        ("`score_rows`: the model, shrink, best arm, per-row dicts",
+         timed(lambda: score_rows(bundle, frame, shrunk=True))),
         ("JSON encoding (`pydantic_core.to_json`)", timed(lambda: pydantic_core.to_json(result))),
     ]
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["| scenario | compute processes | requests | in flight | p50 ms | p99 ms | req/s | errors | goal p99 | met |",
+    lines = ["| scenario | compute processes | requests | in flight | p50 ms | p99 ms | req/s | "
+             "errors | goal p99 | met |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         goal = f"< {r['goal']:.0f} ms" if r["goal"] else "-"
         met = "-" if not r["goal"] else ("yes" if r["p99"] < r["goal"] else "no")
-        lines.append(f"| {r['scenario']} | {r['compute']} | {r['requests']} | {r['concurrency']} | {r['p50']:.1f} | {r['p99']:.1f} | "
+        lines.append(f"| {r['scenario']} | {r['compute']} | {r['requests']} | {r['concurrency']} | "
+                     f"{r['p50']:.1f} | {r['p99']:.1f} | "
                      f"{r['throughput']:.1f} | {r['errors']} | {goal} | {met} |")
     return "\n".join(lines)
 
@@ -328,7 +333,8 @@ def _run_server_scenarios(workdir: Path, args: argparse.Namespace, prep: dict) -
             ("POST /plans, new budget each (solve + references)", "/plans",
              lambda run: [{**plan_base, "budget": PLAN_BUDGET + 0.01 * (run * n + i)} for i in range(n)], "plans"),
             ("POST /plans, new policy each (prepare + solve + references)", "/plans",
-             lambda run: [{**plan_base, "budget": PLAN_BUDGET + 100, "policy": {"holdout_share": 0.1 + 1e-6 * (run * n + i)}}
+             lambda run: [{**plan_base, "budget": PLAN_BUDGET + 100,
+                           "policy": {"holdout_share": 0.1 + 1e-6 * (run * n + i)}}
                           for i in range(n)], None),
             ("POST /plans, new budget each (solve, no references)", "/plans",
              lambda run: [{**plan_base, "budget": PLAN_BUDGET + 200 + 0.01 * (run * n + i), "include_references": False}
@@ -344,7 +350,8 @@ def _run_server_scenarios(workdir: Path, args: argparse.Namespace, prep: dict) -
                                            time_limit=args.time_limit, workdir=workdir)
                     rows.append({**_summary(name, result, GOALS_MS[goal] if goal else None, concurrency),
                                  "compute": shown})
-                    print(f"  {name}, {shown} compute processes, {concurrency} in flight: p50 {rows[-1]['p50']:.1f} ms, "
+                    print(f"  {name}, {shown} compute processes, {concurrency} in flight: p50 "
+                          f"{rows[-1]['p50']:.1f} ms, "
                           f"p99 {rows[-1]['p99']:.1f} ms", flush=True)
         return sorted(rows, key=lambda r: [s[2] for s in servers].index(r["compute"]))  # stable: per server, as fired
     finally:

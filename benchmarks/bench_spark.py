@@ -103,7 +103,8 @@ def child(engine: str, store: Path, audience: Path, history: Path, out: Path) ->
         from uplift.scoring.spark import score_dataset, spark_session
 
         spark = spark_session(2)
-        summary = score_dataset(spark, audience, out / "scores", model_uri="models:/uplift-registration/1", arms=pyfunc.arms,
+        summary = score_dataset(spark, audience, out / "scores", model_uri="models:/uplift-registration/1",
+                                arms=pyfunc.arms,
                                 as_of=as_of, exposures=history / "exposures.parquet",
                                 enrolments=history / "enrolments.parquet", control=pyfunc.control)
         spark.stop()
@@ -146,7 +147,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, help="write the results as JSON and Markdown here")
     parser.add_argument("--work", type=Path, help="keep the trained model and history here and reuse them next time")
-    parser.add_argument("--child", nargs=5, metavar=("ENGINE", "STORE", "AUDIENCE", "HISTORY", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, metavar=("ENGINE", "STORE", "AUDIENCE", "HISTORY", "OUT"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         engine, *paths = args.child

@@ -226,7 +226,7 @@ def run_decisions(
         for label, pol in policies.items():
             say(f"seed {seed}: plan and score at {len(budgets)} budgets ({label} policy)")
             result = compare_with_oracle(estimated, truth, budgets=budgets, costs=costs, policy=pol)
-            shares = dict(zip(budgets, settings.budget_shares))
+            shares = dict(zip(budgets, settings.budget_shares, strict=True))
             plans.append(result.plans.assign(seed=seed, policy=label, budget_share=result.plans["budget"].map(shares)))
             floors.append(result.floors.assign(seed=seed, policy=label))
         greedy = policies["no_exploration"]
@@ -237,7 +237,8 @@ def run_decisions(
             scored = compare_with_oracle(table, truth, budgets=budgets, costs=costs, policy=greedy).plans
             scored = scored[scored["plan"] == "recommended"]
             gap.append(pd.DataFrame({"seed": seed, "variant": variant, "budget": scored["budget"].to_numpy(),
-                                     "budget_share": scored["budget"].map(dict(zip(budgets, settings.budget_shares))),
+                                     "budget_share": scored["budget"].map(
+                                         dict(zip(budgets, settings.budget_shares, strict=True))),
                                      "share_of_oracle": scored["share_of_oracle"].to_numpy()}))
         if settings.frontier_ratios:
             say(f"seed {seed}: noise frontier at {len(settings.frontier_ratios)} noise levels "

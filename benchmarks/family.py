@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.decisions import full_reach_spend, scaled_policy
-from benchmarks.report import markdown_table
 from benchmarks.headline import HeadlineRow, record
+from benchmarks.report import markdown_table
 from benchmarks.worlds import WorldData, capture_world, segment_table, world_region
 
 __all__ = ["FamilySettings", "FamilyResult", "WorldSpec", "family_summary", "family_worlds", "main",
@@ -142,7 +142,7 @@ def score_world(world: WorldData, segment_spec, *, root: Path, people: int, budg
     costs, policies = _policies(root, people, set(estimated["channel"]))
     capacity = full_reach_spend(estimated, costs)
     budgets = [round(share * capacity, 2) for share in budget_shares]
-    shares = dict(zip(budgets, budget_shares))
+    shares = dict(zip(budgets, budget_shares, strict=True))
     plans = []
     tables = {"estimates": (estimated, tuple(policies))}
     if true_form and not missing_form_attributes(world):
@@ -224,7 +224,7 @@ def promise_by_share(plans: pd.DataFrame, worlds: pd.DataFrame, interval: float 
     if frame.empty:
         return frame
     out = []
-    for label, col in (("all", None), ("kind", "kind"), ("data", "data")):
+    for col in (None, "kind", "data"):
         groups = [("all", frame)] if col is None else list(frame.groupby(col))
         for name, g in groups:
             agg = g.groupby("share").agg(planned_over_true=("ratio", "mean"), covered=("covered", "mean"),
@@ -318,7 +318,8 @@ def run_family(settings: FamilySettings, *, root: Path = ROOT, segment_spec=None
         plans.append(scored.assign(world=world_spec.name, kind=world_spec.kind))
         stages.append(chosen.assign(world=world_spec.name))
         data = "fewer attributes" if missing_form_attributes(world) else "all attributes"
-        rows.append({"world": world_spec.name, "kind": world_spec.kind, "data": data, **world_figures(scored), **summary})
+        rows.append({"world": world_spec.name, "kind": world_spec.kind, "data": data, **world_figures(scored),
+                     **summary})
         say(f"{world_spec.name}: shipped {rows[-1]['shipped']:.1%}, no exploration {rows[-1]['no_exploration']:.1%}, "
             f"single best message {rows[-1]['single_best_message']:.1%}")
     return FamilyResult(settings=settings, plans=pd.concat(plans, ignore_index=True), worlds=pd.DataFrame(rows),
@@ -333,10 +334,12 @@ def render_family(result: FamilyResult, command: str) -> str:
     summary = family_summary(result.worlds)
     shares = [c for c in summary.columns if c.endswith((" mean", " p10", " worst"))]
     worlds = result.worlds.copy()
-    worlds["shipped covered"] = [f"{c} / {n}" for c, n in zip(worlds["shipped_covered"], worlds["shipped_plans"])]
+    worlds["shipped covered"] = [f"{c} / {n}"
+                                 for c, n in zip(worlds["shipped_covered"], worlds["shipped_plans"], strict=True)]
     worlds["stages kept"] = worlds["world"].map(
         result.stages[result.stages["kept"]].groupby("world")["stage"].agg(lambda s: ", ".join(s)))
-    columns = ["world", "kind", "data", "shipped", "no_exploration", "single_best_message", "even", "fitted_true_form", "declared",
+    columns = ["world", "kind", "data", "shipped", "no_exploration", "single_best_message", "even", "fitted_true_form",
+               "declared",
                "shipped_planned_over_true", "shipped_estimated_over_true", "shipped covered", "promise_ratio", "corr",
                "within_arm_corr", "within_arm_spread_ratio",
                "stages kept"]
@@ -371,7 +374,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="folder for report.md and the per-world tables")
     p.add_argument("--worlds", type=int, default=20, help="generated worlds")
     p.add_argument("--first-seed", type=int, default=1001, help="region and world seed of the first generated world")
-    p.add_argument("--seeds", nargs="+", type=int, help="the generated worlds' seeds (instead of --worlds/--first-seed)")
+    p.add_argument("--seeds", nargs="+", type=int,
+                   help="the generated worlds' seeds (instead of --worlds/--first-seed)")
     p.add_argument("--haaglanden-seeds", nargs="*", type=int, default=[1, 2], help="Haaglanden worlds (seeds)")
     p.add_argument("--people", type=int, default=100_000)
     p.add_argument("--waves", type=int, default=4)
@@ -424,7 +428,8 @@ def headline_rows(result: FamilyResult) -> list[HeadlineRow]:
     rows = []
     every = summary.loc["all"]
     rows.append(HeadlineRow("plan's share of the oracle, shipped policy: mean / 10th percentile / worst world",
-                            f"{pct(every['shipped mean'])} / {pct(every['shipped p10'])} / {pct(every['shipped worst'])}",
+                            f"{pct(every['shipped mean'])} / {pct(every['shipped p10'])} / "
+                            f"{pct(every['shipped worst'])}",
                             on))
     rows.append(HeadlineRow("the same for the single best message / the even split (means)",
                             f"{pct(every['single_best_message mean'])} / {pct(every['even mean'])}", on))

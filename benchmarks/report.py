@@ -44,7 +44,7 @@ def markdown_table(frame: pd.DataFrame, formats: Mapping[str, str | Callable[[ob
 
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     align = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(frame[c]) else "---" for c in frame.columns) + "|"
-    body = ["| " + " | ".join(cell(c, v) for c, v in zip(frame.columns, row)) + " |"
+    body = ["| " + " | ".join(cell(c, v) for c, v in zip(frame.columns, row, strict=True)) + " |"
             for row in frame.itertuples(index=False, name=None)]
     return "\n".join([header, align, *body])
 
@@ -71,8 +71,8 @@ def _targeting_section(result, figures: dict[str, str]) -> list[str]:
     out += [f"| {name} | {LEARNER_NOTES[name]} |" for name in s.learners]
     for outcome, info in result.info.items():
         arms = result.arms[result.arms["outcome"] == outcome]
-        wide = arms.assign(qini=[_pm(m, v) for m, v in zip(arms["qini_mean"], arms["qini_sd"])],
-                           auuc=[_pm(m, v) for m, v in zip(arms["auuc_mean"], arms["auuc_sd"])])
+        wide = arms.assign(qini=[_pm(m, v) for m, v in zip(arms["qini_mean"], arms["qini_sd"], strict=True)],
+                           auuc=[_pm(m, v) for m, v in zip(arms["auuc_mean"], arms["auuc_sd"], strict=True)])
         table = wide.pivot(index="learner", columns="arm", values=["qini", "auuc"])
         table.columns = [f"{metric} {arm}" for metric, arm in table.columns]
         table = table.reindex([n for n in s.learners if n in table.index]).reset_index()
@@ -166,12 +166,12 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
     conv = plans[plans["plan"] == "oracle"].set_index(["policy", "seed", "budget"])["true_conversions"]
     recommended = plans[plans["plan"] == "recommended"].set_index(["policy", "seed", "budget"])
     planned = {k: f"{r.planned_conversions:.1f} [{r.planned_lo:.1f}, {r.planned_hi:.1f}]"
-               for k, r in zip(recommended.index, recommended.itertuples())}
+               for k, r in zip(recommended.index, recommended.itertuples(), strict=True)}
     truth_rec, status = recommended["true_conversions"], recommended["status"]
-    keys = list(zip(wide["policy"], wide["seed"], wide["budget"]))
+    keys = list(zip(wide["policy"], wide["seed"], wide["budget"], strict=True))
     table = pd.DataFrame({
         "policy": wide["policy"], "seed": wide["seed"],
-        "budget": [f"€{b:,.0f} ({share:.0%})" for b, share in zip(wide["budget"], wide["budget_share"])],
+        "budget": [f"€{b:,.0f} ({share:.0%})" for b, share in zip(wide["budget"], wide["budget_share"], strict=True)],
         "recommended": wide["recommended"], "status": [status[k] for k in keys],
         "even": wide["even"], "single best message": wide["single_best_message"],
         "recommended: planned conv. [interval]": [planned[k] for k in keys],
@@ -215,8 +215,10 @@ def _decisions_section(result, figures: dict[str, str]) -> list[str]:
         feasible=("feasible", "sum")).reset_index()
     out += ["", "Fairness floors re-checked under the truth (over seeds and budgets; a spend or contact floor does not "
                 "depend on the effects, a conversion floor does; `held` counts shares >= the floor - 1e-6, out of "
-                "`cases`; `held_feasible` the same out of the `feasible` plans, status `optimal`, where the rules could "
-                "all hold (an infeasible plan relaxes them); a coverage floor's share is its worst area's contacts over "
+                "`cases`; `held_feasible` the same out of the `feasible` plans, status "
+                "`optimal`, where the rules could "
+                "all hold (an infeasible plan relaxes them); a coverage floor's share is its "
+                "worst area's contacts over "
                 "its minimum, held within the rounding of contacts to whole people):", "",
             markdown_table(summary, {"min_share": ".0%", "min_true_share": ".2%", "max_shortfall": ".4%"})]
     est = result.estimates
@@ -334,7 +336,8 @@ def _gap_lines(result) -> list[str]:
     columns = ["ours", "true_arm_levels", "true_deviations", "exact_persona_effects", "fitted_true_form"]
     table = table.reset_index()[["seed", *[c for c in columns if c in table.columns]]]
     if len(table) > 1:
-        table = pd.concat([table.astype({"seed": str}), table.drop(columns="seed").mean().to_frame().T.assign(seed="all")],
+        table = pd.concat([table.astype({"seed": str}),
+                           table.drop(columns="seed").mean().to_frame().T.assign(seed="all")],
                           ignore_index=True)
     pct = "{:.1%}".format
     lines = ["", "Where the gap lives (plans without exploration, mean share of the oracle over the budgets): a cell's "
@@ -446,7 +449,8 @@ def write_figures(out: Path, *, targeting=None, decisions=None, speed=None) -> d
                 part = arms[arms["arm"] == arm].set_index("learner").reindex(learners)
                 ax.bar(np.arange(len(learners)) + j * width, part["qini_mean"] * 1000, width,
                        yerr=part["qini_sd"].fillna(0) * 1000, label=arm, capsize=3)
-            ax.set_xticks(np.arange(len(learners)) + width * (len(arm_names) - 1) / 2, learners, rotation=30, ha="right")
+            ax.set_xticks(np.arange(len(learners)) + width * (len(arm_names) - 1) / 2, learners, rotation=30,
+                          ha="right")
             ax.set_ylabel("Qini x 1000 (mean ± sd over folds)")
             ax.set_title(f"Targeting quality, outcome {outcome}")
             ax.axhline(0, color="black", linewidth=0.5)
@@ -474,7 +478,7 @@ def write_figures(out: Path, *, targeting=None, decisions=None, speed=None) -> d
     if speed is not None:
         steps = speed.steps
         fig, ax = plt.subplots(figsize=(7, 4))
-        labels = [f"{s}: {w[:40]}" for s, w in zip(steps["step"], steps["what"])]
+        labels = [f"{s}: {w[:40]}" for s, w in zip(steps["step"], steps["what"], strict=True)]
         ax.barh(labels, steps["seconds_all_rows"])
         ax.set_xlabel(f"seconds for {speed.settings.rows:,} person-waves (forest scaled linearly)")
         ax.invert_yaxis()

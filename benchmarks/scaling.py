@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -145,7 +146,7 @@ def _train(p: dict, work: Path) -> dict:
     spec = load_spec(ROOT / "models" / "pooled_lightgbm.yaml", ModelSpec)
     spec = spec.model_copy(update={"cv": spec.cv.model_copy(update={"sample_rows": p["cv_rows"], "jobs": p["jobs"]})})
     table, load = _timed(lambda: _load_table(work / "table.parquet"))
-    report, train = _timed(lambda: validate_model(spec, table))
+    report, train = _timed(partial(validate_model, spec, table))
     del table
     segment_spec = load_segment_spec()
 
@@ -196,7 +197,8 @@ def _extrapolated(results: pd.DataFrame, exponents: pd.DataFrame, target: int) -
         last = g.iloc[-1]
         scale = target / last["rows"]
         mem_exp = e.memory_exponent_from_3M if not np.isnan(e.memory_exponent_from_3M) else 1.0
-        rows.append({"step": e.step, "from_rows": int(last["rows"]), "seconds": last["seconds"] * scale ** e.cpu_exponent,
+        rows.append({"step": e.step, "from_rows": int(last["rows"]),
+                     "seconds": last["seconds"] * scale ** e.cpu_exponent,
                      "peak_rss_mb": last["peak_rss_mb"] * scale ** mem_exp})
     return pd.DataFrame(rows)
 
@@ -244,7 +246,8 @@ def render(results: pd.DataFrame, out: Path, *, header: str) -> str:
         axes[0].loglog(g["rows"], g["seconds"], "o-", label=f"{step} (slope {e.time_exponent:.2f})")
         axes[1].loglog(g["rows"], g["peak_rss_mb"], "o-", label=f"{step} (slope {e.memory_exponent_from_3M:.2f})")
     axes[0].set(xlabel="person-waves", ylabel="seconds (wall)", title="time per step")
-    axes[1].set(xlabel="person-waves", ylabel="peak RSS of the step's process (MB)", title="memory per step (slope from 3M)")
+    axes[1].set(xlabel="person-waves", ylabel="peak RSS of the step's process (MB)",
+                title="memory per step (slope from 3M)")
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
@@ -265,7 +268,8 @@ def render(results: pd.DataFrame, out: Path, *, header: str) -> str:
                      f"| {e.sizes} |")
     ext = _extrapolated(results, exponents, 30_000_000)
     if len(ext):
-        lines += ["", "**Extrapolated** to 30,000,000 person-waves (not run: the largest size run's wall time scaled by "
+        lines += ["",
+                  "**Extrapolated** to 30,000,000 person-waves (not run: the largest size run's wall time scaled by "
                   "the CPU-time exponent, its memory by the memory exponent, 1.0 where fewer than two sizes from 3M "
                   "were run):", "",
                   "| step | from person-waves | seconds | peak RSS MB |", "|---|---:|---:|---:|"]
@@ -273,7 +277,8 @@ def render(results: pd.DataFrame, out: Path, *, header: str) -> str:
             lines.append(f"| {r.step} | {r.from_rows:,} | {r.seconds:,.0f} | {r.peak_rss_mb:,.0f} |")
     lines += ["", _crossover(results, exponents)]
     totals = results.groupby("rows")["seconds"].sum()
-    lines += ["", "End to end (sum of the steps run): " + ", ".join(f"{int(k):,}: {v / 60:.1f} min" for k, v in totals.items()),
+    lines += ["", "End to end (sum of the steps run): " + ", ".join(f"{int(k):,}: {v / 60:.1f} min"
+                                                                    for k, v in totals.items()),
               "", "![time and memory against rows](scaling.png)"]
     return "\n".join(lines)
 

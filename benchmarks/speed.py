@@ -201,7 +201,8 @@ def run_speed(settings: SpeedSettings, *, workdir: Path, progress: Callable[[str
         argv = settings.planning_argv if name == "planning" else settings.external_argv.get(name, ())
         say(f"{name} benchmark ({module})")
         try:
-            res = run_child("call", {"target": f"benchmarks.{module}:main", "argv": list(argv)}, timeout=settings.timeout)
+            res = run_child("call", {"target": f"benchmarks.{module}:main", "argv": list(argv)},
+                            timeout=settings.timeout)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             outputs[name] = f"skipped: benchmarks/{module}.py failed: {str(exc)[-500:]}"
             continue

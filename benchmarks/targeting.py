@@ -33,7 +33,8 @@ from uplift.specs import load_spec
 from uplift.specs.model import ForestSpec, ModelSpec
 from uplift.trainingtable import TrainingTable
 
-__all__ = ["TargetingSettings", "TargetingResult", "LEARNER_NOTES", "learner_specs", "with_threads", "run_targeting", "evaluate_learners"]
+__all__ = ["TargetingSettings", "TargetingResult", "LEARNER_NOTES", "learner_specs", "with_threads", "run_targeting",
+           "evaluate_learners"]
 
 LEARNER_NOTES: dict[str, str] = {
     "pooled": "ours: one LightGBM over all arms (models/pooled_lightgbm.yaml)",
@@ -221,10 +222,12 @@ def evaluate_learners(
     )
 
 
-def run_targeting(settings: TargetingSettings, *, root: Path, progress: Callable[[str], None] | None = None) -> TargetingResult:
+def run_targeting(settings: TargetingSettings, *, root: Path,
+                  progress: Callable[[str], None] | None = None) -> TargetingResult:
     """Load the experiment once per outcome and evaluate every learner; see the module docstring."""
     mapping = load_spec(settings.mapping, ColumnMapping)
-    specs = {name: spec for name, spec in learner_specs(root, threads=settings.threads).items() if name in settings.learners}
+    specs = {name: spec for name, spec in learner_specs(root, threads=settings.threads).items()
+             if name in settings.learners}
     unknown = sorted(set(settings.learners) - set(specs))
     if unknown:
         raise SpecError(f"learners {unknown} are not valid; valid: {list(LEARNER_NOTES)}")
@@ -246,7 +249,8 @@ def run_targeting(settings: TargetingSettings, *, root: Path, progress: Callable
             auuc_sd=("auuc", "std"), folds=("qini", "size")).reset_index()
         arms.append(summary.assign(outcome=outcome))
         numeric = ["value", "lo", "hi", "diff", "diff_lo", "diff_hi", "share_deviating", "lam"]
-        policies.append(pol.groupby(["learner", "policy"], sort=False)[numeric].mean().reset_index().assign(outcome=outcome))
+        policies.append(pol.groupby(["learner", "policy"],
+                                    sort=False)[numeric].mean().reset_index().assign(outcome=outcome))
         singles.append(single.assign(outcome=outcome))
         seconds.append(secs.assign(outcome=outcome))
         means = arm_mean_effects(table.frame["outcome"].to_numpy(), table.frame["arm"].to_numpy(),

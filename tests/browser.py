@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from apiserver import ROOT, TOKENS, _SHARED, running_server, train_version
+from apiserver import _SHARED, ROOT, TOKENS, running_server, train_version
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -50,7 +50,8 @@ def exposures() -> pd.DataFrame:
         ("p2", 2, "a@flyer", "a", "flyer", T2, 0.3, 0.4),
         ("p3", 2, "a@meta", "a", "meta", T2, 0.3, 0.6),
     ]
-    return pd.DataFrame(rows, columns=["person_id", "wave", "arm", "message", "channel", "assigned_at", "assignment_probability", "cost_eur"])
+    return pd.DataFrame(rows, columns=["person_id", "wave", "arm", "message", "channel", "assigned_at",
+                                       "assignment_probability", "cost_eur"])
 
 
 def enrolments() -> pd.DataFrame:

@@ -243,7 +243,8 @@ def test_persona_loadings_are_one_shared_factor_per_persona_and_arm():
     assert np.allclose(factors[:, 0], [0.1, 0.2, 0.3, 0.4])
     contacts = np.array([10.0, 20.0, 30.0, 40.0])
     # the cells of one arm add up on that arm's factor of a persona; different arms' errors are independent
-    expected = (contacts @ frame["calibration_load_1"]) ** 2 + (10 * 1 + 20 * 2) ** 2 + (30 * 3) ** 2 + (30 * 5 + 40 * 6) ** 2
+    expected = ((contacts @ frame["calibration_load_1"]) ** 2 + (10 * 1 + 20 * 2) ** 2 + (30 * 3) ** 2
+                + (30 * 5 + 40 * 6) ** 2)
     assert np.sum((contacts @ factors) ** 2) == pytest.approx(expected)
     assert shared_factors(frame[["arm"]]).shape == (4, 0)
 
@@ -344,7 +345,7 @@ def test_more_budget_never_lowers_planned_value(costs, exploration):
         explored.append(result.totals.exploration_spend)
     rounding = effects["effect"].clip(lower=0).sum()  # at most one contact lost per cell
     assert values[0] == 0
-    assert all(b >= a - rounding for a, b in zip(values, values[1:]))
+    assert all(b >= a - rounding for a, b in zip(values, values[1:], strict=False))
     assert values[-1] > values[1] + 10 * rounding
     # past the useful spend the exploration stays at its share of what the plan without it spends
     alone = plan(effects, budget=100_000, costs=costs, policy=policy(0.0), references=False).totals.spend
@@ -431,8 +432,8 @@ def assert_reach_curves_filled_in_order(cells: pd.DataFrame, costs: CostCatalogu
     for (_, ch), g in groups.iterrows():
         channel = costs.channel(ch)
         dearest = max(t.multiplier for t in channel.tiers) * channel.unit_cost
-        assert g["spend"] == pytest.approx(ordered_cost(g["contacts"], g["size"], channel), abs=g["n"] * dearest + 1e-6), (
-            ch, g.to_dict())
+        assert g["spend"] == pytest.approx(ordered_cost(g["contacts"], g["size"], channel),
+                                           abs=g["n"] * dearest + 1e-6), (ch, g.to_dict())
 
 
 def check_hard_rules(result, effects, costs, policy, budget):
@@ -676,7 +677,8 @@ def test_a_reach_curve_charges_its_contacts_cheapest_first_and_its_tangent_never
             assert np.all(a_ub @ columns(other, price) + shift >= problem.a_ub @ columns(other) - 1e-9)
 
 
-def test_a_plan_whose_rules_reward_spend_buys_in_order_at_the_tangents_about_as_well_as_the_mixed_integer_re_solve(costs, monkeypatch):
+def test_a_plan_whose_rules_reward_spend_buys_in_order_at_the_tangents_about_as_well_as_the_mixed_integer_re_solve(
+        costs, monkeypatch):
     # Rules that make spend itself worth buying (a segment cap as a share of all spend, a high spend
     # floor for women, a flyer minimum) beyond the budget the cells can usefully take: the LP alone
     # buys dear contacts before cheap ones to inflate the spend the rules count. On this small problem
@@ -1084,7 +1086,8 @@ def test_the_shipped_policy_plans_every_kind_of_segment(costs, kind):
         assert check.status == "held" and check.share == pytest.approx(shares[floor.name], abs=1e-12)
         assert check.share >= floor.min_share - 1e-9
         of = "spend" if floor.kind == "spend_share" else "contacts"
-        assert f"fairness floor {floor.name!r} held: {check.share:.1%} of {of} (asked: at least" in "\n".join(result.notes)
+        assert (f"fairness floor {floor.name!r} held: {check.share:.1%} of {of} (asked: at least"
+                in "\n".join(result.notes))
     if kind == "targetable":
         assert len(bound) == 3 and shares["poorer_neighbourhoods"] >= 1 - 1e-9
     else:
@@ -1123,7 +1126,8 @@ def test_a_floor_on_a_column_the_kind_does_not_split_by_says_how_to_declare_it(c
 
 @pytest.mark.parametrize("kinds", [["everyone"], []])
 def test_segment_kinds_are_checked(kinds):
-    floor = {"name": "w", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.4, "segment_kinds": kinds}
+    floor = {"name": "w", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.4,
+             "segment_kinds": kinds}
     with pytest.raises(SpecError, match="segment_kinds"):
         apply_overrides(PlanningPolicy(), {"fairness_floors": [floor]})
 
@@ -1315,7 +1319,8 @@ def test_rank_one_estimates_get_rank_one_thompson_draws(costs):
     effects = synthetic_effects(n_segments=6, seed=12)  # 2 messages x 3 channels, random: rank 2
     seg, arm = effects["segment"].to_numpy(), effects["arm"].to_numpy()
     rank1 = effects.assign(effect=low_rank_effects(seg, arm, effects["effect"].to_numpy()))
-    assert table_rank(seg, arm, effects["effect"].to_numpy()) == 2 and table_rank(seg, arm, rank1["effect"].to_numpy()) == 1
+    assert (table_rank(seg, arm, effects["effect"].to_numpy()) == 2
+            and table_rank(seg, arm, rank1["effect"].to_numpy()) == 1)
     policy = PlanningPolicy(exploration_share=0.5, exploration_draws=5, seed=3)
 
     def drawn(table: pd.DataFrame):
@@ -1331,10 +1336,10 @@ def test_rank_one_estimates_get_rank_one_thompson_draws(costs):
         sampled, problem = drawn(table)
         expected = low_rank_effects(seg, arm, sampled) if projected else sampled
         usable = (expected > 0) & ~(problem.effect + 1.2815515655446004 * problem.effect_sd < 0)
-        for draw, values, ok in zip(problem.solvers.draws, expected, usable):
+        for draw, values, ok in zip(problem.solvers.draws, expected, usable, strict=True):
             funded = draw.best_cell[draw.funded]  # each group's best drawn message: from these values
             assert ok[funded].all()
-            for g, cell in zip(np.flatnonzero(draw.funded), funded):
+            for g, cell in zip(np.flatnonzero(draw.funded), funded, strict=True):
                 peers = np.flatnonzero(problem.grp == g)
                 assert values[cell] == values[peers][ok[peers]].max()
 
@@ -1360,10 +1365,10 @@ def test_thompson_draws_are_fitted_on_the_parts_the_estimates_were_fitted_on(cos
     assert np.abs(expected - sampled).max() > 1e-4
     thompson_allocation(problem, budget=300.0)
     usable = (expected > 0) & ~(problem.effect + 1.2815515655446004 * problem.effect_sd < 0)
-    for draw, values, ok in zip(problem.solvers.draws, expected, usable):
+    for draw, values, ok in zip(problem.solvers.draws, expected, usable, strict=True):
         funded = draw.best_cell[draw.funded]
         assert ok[funded].all()
-        for g, cell in zip(np.flatnonzero(draw.funded), funded):
+        for g, cell in zip(np.flatnonzero(draw.funded), funded, strict=True):
             peers = np.flatnonzero(problem.grp == g)
             assert values[cell] == values[peers][ok[peers]].max()
     # a line without a part value (a kind not smoothed; missing after a CSV round trip) keeps its draw

@@ -489,7 +489,8 @@ def test_alias_swap_under_concurrent_requests(store, strong_table):
         client.set_registered_model_alias("swapped", "champion", "2")
         until(lambda: httpx.get(f"{base}/health", headers=AUTH).json()["model_version"] == 2)
         marks = [len(s) for s in seen]
-        until(lambda: all(len(s) > m and s[-1] == 2 for s, m in zip(seen, marks)))  # and then from version 2
+        # and then from version 2
+        until(lambda: all(len(s) > m and s[-1] == 2 for s, m in zip(seen, marks, strict=True)))
         stop.set()
         for t in threads:
             t.join()
@@ -754,7 +755,8 @@ def test_plan_cells_json_is_the_schema_rounded_with_null_for_non_finite_numbers(
     cells = json.loads(_cells_json(frame, np.array([0, 1]), _label_arrays(frame)))
     assert [list(c) for c in cells] == [list(PlanCell.model_fields)] * 2
     assert [PlanCell.model_validate(c).segment for c in cells] == ["age_band=18-24", "age_band=25-34"]
-    assert [c["arm"] for c in json.loads(_cells_json(frame, np.array([1]), _label_arrays(frame)))] == ["m@flyer"]  # the rows asked for
+    # the rows asked for
+    assert [c["arm"] for c in json.loads(_cells_json(frame, np.array([1]), _label_arrays(frame)))] == ["m@flyer"]
     assert cells[0]["contacts"] == 10 and isinstance(cells[0]["contacts"], int)
     assert cells[0]["expected_conversions"] == 0.1235 and cells[0]["spend"] == 51.87  # 4 places; cents
     assert '"spend":51.87,' in _cells_json(frame, np.array([0]), _label_arrays(frame))  # written short
@@ -810,7 +812,8 @@ def test_score_rows_name_the_first_row_missing_a_feature():
     rows = [{"age": 47, "gender": "female"}, {"age": 50, "gender": None, "extra": 1}, {"age": 51}]
     with pytest.raises(RequestFieldError) as info:
         rows_to_frame(rows, features)
-    assert info.value.loc == ("body", "rows", 2, "gender") and "row 2: missing feature column(s) ['gender']" in str(info.value)
+    assert (info.value.loc == ("body", "rows", 2, "gender")
+            and "row 2: missing feature column(s) ['gender']" in str(info.value))
     assert rows_to_frame(rows[:2], features).shape == (2, 2)  # extra keys are ignored
     one = rows_to_frame([{"age": 3}, {"age": None}], (("age", "numeric"),))  # a single feature
     assert one.shape == (2, 1) and one["age"].iloc[0] == 3.0

@@ -102,7 +102,8 @@ def test_repaired_version_is_loaded_when_the_alias_returns_to_it(store, tmp_path
             _no_leak(health()["reason"], str(source))
             client.set_registered_model_alias("repairable", "champion", good.version)  # back to the good one
             assert _until(lambda: health()["status"] == "ok")
-            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/uplift-registration/1", dst_path=str(source))  # repaired
+            # repaired
+            mlflow.artifacts.download_artifacts(artifact_uri="models:/uplift-registration/1", dst_path=str(source))
             client.set_registered_model_alias("repairable", "champion", broken.version)  # and the alias returns
             assert _until(lambda: health()["model_version"] == int(broken.version))
             assert health()["status"] == "ok"
@@ -158,8 +159,8 @@ def test_json_depth_is_measured_without_recursion():
 
 # -- the model store, in-process -----------------------------------------------------------------------------
 def test_model_store_retries_a_version_once_the_alias_has_left_it():
-    from uplift.api.modelstore import ModelStore
     from test_api import _bundle
+    from uplift.api.modelstore import ModelStore
 
     state = {"target": "1", "broken": {"2"}}
     loads: list[str] = []
@@ -173,7 +174,8 @@ def test_model_store_retries_a_version_once_the_alias_has_left_it():
     store = ModelStore(resolve=lambda: state["target"], load=load, poll_seconds=3600)
     store.refresh()
     state["target"] = "2"
-    assert store.refresh().status == "degraded" and "<path>" in store.status.reason and "/srv" not in store.status.reason
+    assert (store.refresh().status == "degraded" and "<path>" in store.status.reason
+            and "/srv" not in store.status.reason)
     store.refresh()  # the alias stays on the broken version: not tried again
     state["target"] = "1"
     assert store.refresh().status == "ok"  # the alias left it

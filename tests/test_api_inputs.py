@@ -134,6 +134,7 @@ def _app_with_failing_registry(tmp_path, tokens: str):
 
 def test_health_tells_a_stranger_the_status_only(tmp_path):
     from fastapi.testclient import TestClient
+
     from uplift.api.tokens import new_token
 
     token = new_token()

@@ -276,18 +276,18 @@ def test_several_processes_may_open_a_new_store_at_once(tmp_path):
     from uplift.api.planstore import PlanStore
 
     errors: list[str] = []
+
+    def open_store(url: str, barrier: threading.Barrier) -> None:
+        barrier.wait()
+        try:
+            PlanStore(url).close()
+        except sa.exc.SQLAlchemyError as exc:  # pragma: no cover - the test reports it
+            errors.append(str(exc)[:200])
+
     for trial in range(10):
         url = f"sqlite:///{tmp_path / f'plans-{trial}.db'}"
         barrier = threading.Barrier(4)
-
-        def open_store() -> None:
-            barrier.wait()
-            try:
-                PlanStore(url).close()
-            except sa.exc.SQLAlchemyError as exc:  # pragma: no cover - the test reports it
-                errors.append(str(exc)[:200])
-
-        threads = [threading.Thread(target=open_store) for _ in range(4)]
+        threads = [threading.Thread(target=open_store, args=(url, barrier)) for _ in range(4)]
         for t in threads:
             t.start()
         for t in threads:

@@ -33,14 +33,16 @@ def _booster(**params) -> lgb.Booster:
     X, y = _data(6_000, 0)
     data = lgb.Dataset(X, y, categorical_feature=[4, 5], free_raw_data=False)
     base = {"objective": "binary", "num_leaves": 15, "min_data_in_leaf": 40, "learning_rate": 0.2, "verbose": -1,
-            "seed": 0, "deterministic": True, "force_col_wise": True, "num_threads": 1, "cat_smooth": 1, "min_data_per_group": 20}
+            "seed": 0, "deterministic": True, "force_col_wise": True, "num_threads": 1, "cat_smooth": 1,
+            "min_data_per_group": 20}
     return lgb.train({**base, **params}, data, num_boost_round=60)
 
 
 def _rows(booster: lgb.Booster) -> np.ndarray:
     """Test rows plus the hard cases: every numeric threshold of the model as a value, NaN, 0, +-0.0, tiny values."""
     X = _data(800, 1)[0][:, :4]
-    thresholds = [(n["split_feature"], n["threshold"]) for n in _nodes(booster) if n["decision_type"] == "<=" and n["split_feature"] < 4]
+    thresholds = [(n["split_feature"], n["threshold"]) for n in _nodes(booster) if n["decision_type"] == "<="
+                  and n["split_feature"] < 4]
     edge = np.repeat(X[:1], len(thresholds) + 5, axis=0)
     for i, (f, t) in enumerate(thresholds):
         edge[i, f] = t
@@ -93,7 +95,8 @@ def test_compiled_forest_refuses_what_it_cannot_evaluate_exactly():
     linear = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1, "linear_tree": True},
                        lgb.Dataset(np.nan_to_num(X), y), num_boost_round=5)
     assert compile_forest(linear, ARMS) is None
-    regression = lgb.train({"objective": "regression", "verbose": -1, "num_threads": 1}, lgb.Dataset(X, y), num_boost_round=5)
+    regression = lgb.train({"objective": "regression", "verbose": -1, "num_threads": 1}, lgb.Dataset(X, y),
+                           num_boost_round=5)
     assert compile_forest(regression, ARMS) is None
 
 

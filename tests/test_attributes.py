@@ -17,8 +17,8 @@ from uplift.features import build_features, build_training_table
 from uplift.features.build import features_for_audience, missing_attributes
 from uplift.inputs import load_inputs
 from uplift.pipeline import load_feature_set, load_segment_spec
-from uplift.scoring import Scorer, SegmentLabeler, model_feature_set, score_file
 from uplift.schemas import AUDIENCE, audience_schema, validate
+from uplift.scoring import Scorer, SegmentLabeler, model_feature_set, score_file
 from uplift.segments import build_segment_table
 from uplift.segments.assign import assign_personas, rules_for_columns
 from uplift.simulate import simulate, write_world
@@ -141,7 +141,8 @@ def test_a_world_with_only_age_gender_and_postcode_trains_segments_and_plans(poo
     from uplift.pipeline import load_priority_groups
     from uplift.segments.composition import with_composition
 
-    with pytest.warns(MissingAttributesWarning, match="priority groups not counted, the data have no migration_background, "
+    with pytest.warns(MissingAttributesWarning,
+                      match="priority groups not counted, the data have no migration_background, "
                       "neighbourhood deprivation: migration_background, poorer_neighbourhoods") as notes:
         counted = with_composition(segments, report.out_of_sample()[0].frame, segment_spec, load_priority_groups())
     assert len(notes) == 1

@@ -42,7 +42,8 @@ TINY = [
     "--quick", "--repeats", "1", "--folds", "2", "--learners", "pooled", "logistic_baseline", "--outcomes", "bought",
     "--seeds", "1", "--people", "2500", "--waves", "2", "--sim-folds", "2", "--budget-shares", "0.1",
     "--messages", "heavy_work_future", "fresh_start", "--channels", "meta", "flyer",
-    "--speed-rows", "2000", "--forest-sample", "500", "--planning-segments", "20", "--speed-learners", "pooled", "--no-external",
+    "--speed-rows", "2000", "--forest-sample", "500", "--planning-segments", "20", "--speed-learners", "pooled",
+        "--no-external",
 ]
 
 
@@ -183,7 +184,8 @@ def test_the_service_benchmark_cuts_the_shipped_segment_spec_by_its_dimensions_w
     cut = _with_dimensions(shipped, ("age_band", "gender", "neighbourhood"))
     assert cut.dimensions == ("age_band", "gender", "neighbourhood")
     assert cut.effect_method("targetable").smooth_over == (("age_band", "gender"), ("neighbourhood",))
-    assert cut.effect_method("targetable").message_channel_rank == shipped.effect_method("targetable").message_channel_rank
+    assert (cut.effect_method("targetable").message_channel_rank
+            == shipped.effect_method("targetable").message_channel_rank)
     assert cut.personas == shipped.personas
     assert _with_dimensions(shipped, ("age_band",)).effect_method("targetable").smooth_over == (("age_band",),)
 
@@ -200,7 +202,8 @@ def test_decision_summary_by_hand():
         "planned_hi": [15.0, 10.0, 2.0, 6.0, 5.0, 2.0], "true_conversions": [20.0, 9.0, 1.0, 5.0, 4.0, 1.0]})
     got = decision_summary(plans).set_index("seed")
     assert list(got.index) == ["1", "2", "all"]
-    assert got.loc["1", "mean_share"] == pytest.approx(0.7) and got.loc["1", "mean_share_feasible"] == pytest.approx(0.9)
+    assert (got.loc["1", "mean_share"] == pytest.approx(0.7)
+            and got.loc["1", "mean_share_feasible"] == pytest.approx(0.9))
     assert got.loc["all", "mean_share"] == pytest.approx(0.8)
     assert got.loc["all", "mean_share_feasible"] == pytest.approx(0.9)  # (0.9 + 0.8 + 1.0) / 3
     assert got.loc["all", "min_share"] == pytest.approx(0.5)

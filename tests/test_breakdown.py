@@ -69,7 +69,8 @@ def test_budget_curve_rises_then_flattens_where_money_stops_buying(costs):
     effects = synthetic_effects(seed=5)
     prepared = prepare_plan(effects, costs=costs, policy=PlanningPolicy(holdout_share=0.1))
     budgets = curve_budgets(useful_spend=prepared.useful_spend, budget=1234.5, points=12)
-    assert budgets[0] == 0.0 and 1234.5 in budgets and budgets[-1] == pytest.approx(1.4 * prepared.useful_spend, abs=0.005)  # to the cent
+    assert (budgets[0] == 0.0 and 1234.5 in budgets
+            and budgets[-1] == pytest.approx(1.4 * prepared.useful_spend, abs=0.005))  # to the cent
     curve = budget_curve(prepared, budgets)
     conv = np.array([p.expected_conversions for p in curve.points])
     assert conv[0] == 0.0 and np.all(np.diff(conv) >= -1e-9)  # more budget never buys less

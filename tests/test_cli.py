@@ -46,7 +46,8 @@ def test_simulate_features_train_segments_plan(workdir):
     assert "wrote data/training.parquet" in out and (workdir / "data" / "training.parquet").exists()
     spec = workdir / "small.yaml"
     spec.write_text(yaml.safe_dump(SMALL_SPEC))
-    out = uplift("train", str(spec), "--table", "data/training.parquet", "--truth", "data/sim/truth/truth.parquet", cwd=workdir).stdout
+    out = uplift("train", str(spec), "--table", "data/training.parquet", "--truth", "data/sim/truth/truth.parquet",
+                 cwd=workdir).stdout
     assert "Qini coefficient per arm" in out and "uplift-registration v1 promoted: no champion yet" in out
     assert "regret per 1,000" in out
     out = uplift("segments", "--out", "out/segments.csv", cwd=workdir).stdout
@@ -73,7 +74,8 @@ def test_simulate_features_train_segments_plan(workdir):
     assert "recommended adds (80%, paired)" in out and "P(more)" in out  # and the gain over each reference
     # the shipped policy plans over either kind of segment and says how each fairness floor stands
     for kind in ("targetable", "persona"):
-        out = " ".join(uplift("plan", "--budget", "5000", "--kind", kind, "--out", f"out/{kind}.csv", cwd=workdir).stdout.split())
+        out = " ".join(uplift("plan", "--budget", "5000", "--kind", kind, "--out", f"out/{kind}.csv",
+                              cwd=workdir).stdout.split())
         assert f"{kind} segments" in out and (workdir / "out" / f"{kind}.csv").exists()
         for floor in ("women", "over_45"):
             if kind == "persona":
@@ -104,7 +106,8 @@ def test_plan_handoff_and_attribution(workdir):
     sheets = {f.name: pd.read_csv(f) for f in folder.glob("*.csv") if f.name not in ("utm_key.csv", "holdout.csv")}
     assert {f"{c}_{k}.csv" for c, k in (("meta", "ad_sets"), ("flyer", "print_runs"))} <= set(sheets)
     enrolments, truth = visits_from_sheets(sheets, rate=0.02, start=pd.Timestamp("2026-03-02").date(), seed=1)
-    broken = enrolments.head(3).assign(visit_url=enrolments["visit_url"].head(3).str.replace("utm_source=", "utm_source=X"))
+    broken = enrolments.head(3).assign(
+        visit_url=enrolments["visit_url"].head(3).str.replace("utm_source=", "utm_source=X"))
     pd.concat([enrolments, broken]).to_csv(workdir / "visits.csv", index=False)
     out = " ".join(uplift("attribute", "--enrolments", "visits.csv", "--handoff", "out/handoff",
                           "--out", "out/attributions.csv", cwd=workdir).stdout.split())
@@ -146,7 +149,8 @@ def test_hillstrom_per_arm_qini_beside_the_logistic_baseline(tmp_path):
         p = tmp_path / f"{name}.yaml"
         p.write_text(yaml.safe_dump({**SMALL_SPEC, "name": name, "learner": learner}))
         specs.append(str(p))
-    out = uplift("train", *specs, "--experiment-csv", str(HILLSTROM), "--mapping", str(ROOT / "features/datasets/hillstrom.yaml"),
+    out = uplift("train", *specs, "--experiment-csv", str(HILLSTROM), "--mapping",
+                 str(ROOT / "features/datasets/hillstrom.yaml"),
                  "--outcome", "visit", cwd=tmp_path).stdout
     assert "mens_e_mail" in out and "womens_e_mail" in out and "pooled_h" in out and "logistic_h" in out
     assert "best_single_arm" in out

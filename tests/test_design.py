@@ -295,7 +295,7 @@ def simulate_wave(seed: int, n: int, effects: dict[str, float], *, base: float =
     prior = (rng.random(n) < 0.2).astype(float)
     p = base + prior_lift * prior + pd.Series(arm).map({"holdout": 0.0, **effects}).to_numpy()
     return pd.DataFrame({"arm": arm, "outcome": (rng.random(n) < p).astype(int), "prior": prior}), dict(
-        zip(arms, shares)
+        zip(arms, shares, strict=True)
     )
 
 

@@ -43,7 +43,8 @@ def test_small_counts_are_suppressed_the_rest_rounded_half_up():
     assert out["n"].tolist() == [pd.NA, pd.NA, 10, 10, 15, 25, 1005]
     assert _reasons(out, 1) == "n: fewer than 10 people" and _reasons(out, 2) == ""
     assert round_counts(np.array([2.5, 7.5, np.nan]), 5)[:2].tolist() == [5.0, 10.0]
-    assert release_count(9, POLICY) is None and release_count(12, POLICY) == 10 and release_count(float("nan"), POLICY) is None
+    assert (release_count(9, POLICY) is None and release_count(12, POLICY) == 10
+            and release_count(float("nan"), POLICY) is None)
 
 
 def test_a_margin_hides_the_smallest_other_cell_until_the_hidden_cells_hold_the_threshold():
@@ -76,7 +77,8 @@ def test_converters_and_their_complement_must_both_reach_the_threshold():
 
 def test_an_effect_rests_on_the_control_row_too():
     frame = pd.DataFrame({"segment": ["s", "s", "t", "t"], "arm": ["holdout", "a", "holdout", "a"],
-                          "n": [200, 400, 200, 400], "conversions": [8, 40, 30, 40], "effect": [np.nan, 0.02, np.nan, 0.03]})
+                          "n": [200, 400, 200, 400], "conversions": [8, 40, 30, 40],
+                          "effect": [np.nan, 0.02, np.nan, 0.03]})
     release = Release(people=("n",), converters={"conversions": "n"},
                       figures=(Figure(columns=("effect",), rests_on=("n", "conversions"),
                                       rests_on_reference=("n", "conversions")),),
@@ -143,7 +145,8 @@ def test_policy_file_defaults_grid_and_errors(tmp_path):
     path.write_text("threshold: 20\nrounding_base: 10\n")
     assert load_disclosure_policy(path) == DisclosurePolicy(threshold=20, rounding_base=10)
     path.write_text("threshold: 12\n")
-    with pytest.raises(SpecError, match=r"d.yaml: invalid DisclosurePolicy: .*threshold 12 must be a multiple of rounding_base 5"):
+    with pytest.raises(SpecError,
+                       match=r"d.yaml: invalid DisclosurePolicy: .*threshold 12 must be a multiple of rounding_base 5"):
         load_disclosure_policy(path)
     path.write_text("treshold: 20\n")
     with pytest.raises(SpecError, match="treshold"):
@@ -163,7 +166,8 @@ def test_service_production_mode_only_raises_the_threshold(tmp_path, monkeypatch
     lowered.write_text("threshold: 5\n")
     raised.write_text("threshold: 20\n")
     token = (STRONG_TOKEN,)
-    with pytest.raises(SpecError, match=r"low.yaml: threshold 5 is below the default 10; production mode may only raise it"):
+    with pytest.raises(SpecError,
+                       match=r"low.yaml: threshold 5 is below the default 10; production mode may only raise it"):
         ServiceSettings(mode="production", tokens=token, disclosure=lowered).disclosure_policy()
     assert ServiceSettings(mode="production", tokens=token, disclosure=raised).disclosure_policy().threshold == 20
     assert ServiceSettings(mode="dev", disclosure=lowered, min_segment_size=5).disclosure_policy().threshold == 5
@@ -224,7 +228,8 @@ def segment_tables(draw):
     return frame
 
 
-POLICIES = st.sampled_from([DisclosurePolicy(threshold=t, rounding_base=b) for t, b in ((10, 5), (5, 5), (20, 5), (6, 3), (10, 1))])
+POLICIES = st.sampled_from([DisclosurePolicy(threshold=t, rounding_base=b)
+                            for t, b in ((10, 5), (5, 5), (20, 5), (6, 3), (10, 1))])
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -247,11 +252,13 @@ def test_released_counts_reach_the_threshold_and_sit_on_the_grid(frame, policy):
 def test_no_subtraction_from_a_margin_gives_a_small_cell_back(frame, policy):
     out = disclose(frame, RELEASE, policy)
     for margin in RELEASE.margins:
-        for _, rows in frame.assign(**{f"hidden_{c}": out[c].isna().to_numpy() for c in margin.cells}).groupby(list(margin.by)):
+        for _, rows in frame.assign(**{f"hidden_{c}": out[c].isna().to_numpy()
+                                       for c in margin.cells}).groupby(list(margin.by)):
             hidden_people = hidden_complement = 0.0
             any_hidden = False
             for c in margin.cells:
-                cells = rows.drop_duplicates("segment") if c in RELEASE.constant_within else rows  # one cell per segment
+                # one cell per segment
+                cells = rows.drop_duplicates("segment") if c in RELEASE.constant_within else rows
                 hidden = cells[f"hidden_{c}"].to_numpy()
                 any_hidden |= bool(hidden.any())
                 hidden_people += float(cells[c].to_numpy(float)[hidden].sum())
@@ -277,7 +284,8 @@ def test_a_figure_is_released_only_over_released_counts(frame, policy):
     # every suppressed count and withheld figure is named in its row's reasons
     for i in range(len(out)):
         named = {entry.split(":")[0] for entry in str(out[WITHHELD].iloc[i]).split("; ") if entry}
-        gone = {c for c in (*RELEASE.counts, "base_rate", "observed") if pd.isna(out[c].iloc[i]) and not pd.isna(frame[c].iloc[i])}
+        gone = {c for c in (*RELEASE.counts, "base_rate", "observed") if pd.isna(out[c].iloc[i])
+                and not pd.isna(frame[c].iloc[i])}
         assert named == gone
 
 

@@ -107,7 +107,8 @@ def _small_cell(people: pd.Series, converters: pd.Series, threshold: int) -> pd.
 
 def _truth(internal: pd.DataFrame) -> pd.DataFrame:
     return internal[["segment", "kind", "arm", "size", "people_treated", "converters_treated", "people_control",
-                     "converters_control"]].rename(columns=lambda c: c if c in ("segment", "kind", "arm") else f"{c}_true")
+                     "converters_control"]].rename(
+        columns=lambda c: c if c in ("segment", "kind", "arm") else f"{c}_true")
 
 
 def _subtraction(cells: pd.DataFrame, value: str, hidden: str, threshold: int, what: str,
@@ -133,8 +134,10 @@ def recoveries(released: pd.DataFrame, internal: pd.DataFrame, threshold: int) -
     control = _small_cell(m["people_control_true"], m["converters_control_true"], threshold)
     treated = _small_cell(m["people_treated_true"], m["converters_treated_true"], threshold)
     shown = {c: m[c].notna() for c in ("base_rate", "observed")}  # rate x count = converters, and the rest
-    found += [f"{r.segment}/{r.arm}: base_rate over a small holdout cell" for r in m[shown["base_rate"] & control].itertuples()]
-    found += [f"{r.segment}/{r.arm}: observed over a small cell" for r in m[shown["observed"] & (control | treated)].itertuples()]
+    found += [f"{r.segment}/{r.arm}: base_rate over a small holdout cell"
+              for r in m[shown["base_rate"] & control].itertuples()]
+    found += [f"{r.segment}/{r.arm}: observed over a small cell"
+              for r in m[shown["observed"] & (control | treated)].itertuples()]
     # subtraction from totals the attacker is assumed to know exactly
     for segment, rows in m.groupby("segment"):
         cells = pd.concat([

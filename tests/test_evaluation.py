@@ -264,7 +264,8 @@ def test_the_true_form_at_the_regions_numbers_is_the_simulator(region):
     theta = form.truth_parameters()
     fitted = form.arm_probabilities(theta, list(world.arms))
     truth = world.truth.set_index(["person_id", "wave"]).loc[pd.MultiIndex.from_frame(rows[["person_id", "wave"]])]
-    np.testing.assert_allclose(fitted.to_numpy(), truth[[f"p__{a}" for a in world.arms]].to_numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(fitted.to_numpy(), truth[[f"p__{a}" for a in world.arms]].to_numpy(), rtol=1e-12,
+                               atol=1e-15)
 
     rng = np.random.default_rng(0)
     y = (rng.random(len(rows)) < 0.05).astype(float)
@@ -309,7 +310,8 @@ def test_the_fitted_true_form_recovers_a_strong_worlds_effects(strong_region, st
     neutral = form.start(float(y[arms == "holdout"].mean()))
     fit = fit_true_form(form, y, arms, starts=[neutral])
     assert fit.converged and len(fit.per_start) == 1
-    truth = strong_world.truth.set_index(["person_id", "wave"]).loc[pd.MultiIndex.from_frame(frame[["person_id", "wave"]])]
+    truth = strong_world.truth.set_index(["person_id",
+                                          "wave"]).loc[pd.MultiIndex.from_frame(frame[["person_id", "wave"]])]
     fitted = form.arm_probabilities(fit.theta, list(strong_world.arms))
     for arm in strong_world.arms[1:]:
         true_effect = truth[f"p__{arm}"].to_numpy() - truth["p__holdout"].to_numpy()

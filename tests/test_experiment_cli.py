@@ -43,7 +43,8 @@ def test_design_writes_valid_exposures_power_and_balance_and_is_deterministic(wo
     pd.testing.assert_frame_equal(a, b)
     validate(a, EXPOSURES, source="design")
     assert len(a) == 6000 and set(a["wave"]) == {5}
-    assert a.loc[a["channel"] == "flyer", "cost_eur"].eq(0.07).all() and a.loc[a["arm"] == "holdout", "cost_eur"].eq(0).all()
+    assert (a.loc[a["channel"] == "flyer", "cost_eur"].eq(0.07).all()
+            and a.loc[a["arm"] == "holdout", "cost_eur"].eq(0).all())
     power = read_table(workdir / "a.power.csv")
     assert len(power) == 18 and {"n_arm_needed", "mde_available", "power_available"} <= set(power.columns)
     assert (workdir / "a.balance.csv").exists()
@@ -127,7 +128,8 @@ def _wave(n_per_arm: dict[str, int], rate: dict[str, float], seed: int = 0):
                                      "assignment_probability", "cost_eur"])
     total = sum(n_per_arm.values())
     ex["assignment_probability"] = ex["arm"].map({a: n / total for a, n in n_per_arm.items()})
-    late = pd.DataFrame({"person_id": ["p000000"], "event": ["registration"], "occurred_at": [start + pd.Timedelta(days=40)]})
+    late = pd.DataFrame({"person_id": ["p000000"], "event": ["registration"],
+                         "occurred_at": [start + pd.Timedelta(days=40)]})
     en = pd.concat([pd.DataFrame(events, columns=["person_id", "event", "occurred_at"]), late], ignore_index=True)
     return ex, en
 
@@ -202,7 +204,8 @@ def test_analyze_releases_no_small_cell(workdir):
 def test_analyze_flags_a_broken_split(workdir):
     spec = _spec(workdir, name="two-arms", arms=["fresh_start@meta", "free_voucher@flyer"],
                  arm_weights={"fresh_start@meta": 1.0, "free_voucher@flyer": 1.0}, holdout_share=0.2)
-    ex, en = _wave({"holdout": 1500, "fresh_start@meta": 4000, "free_voucher@flyer": 4000},  # a quarter of the holdout lost
+    # a quarter of the holdout lost
+    ex, en = _wave({"holdout": 1500, "fresh_start@meta": 4000, "free_voucher@flyer": 4000},
                    {"holdout": 0.01, "fresh_start@meta": 0.01, "free_voucher@flyer": 0.01})
     write_table(ex, workdir / "ex.parquet")
     write_table(en, workdir / "en.parquet")

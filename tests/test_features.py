@@ -54,7 +54,8 @@ def test_propensities_come_from_the_wave_design(table):
     prop = table.propensity()
     w1 = prop[table.frame["wave"] == 1].iloc[0]
     # wave 1 records a@meta 0.4, holdout 0.2, b@flyer 0.4; the other arms had no rows -> 0
-    assert w1["a@meta"] == pytest.approx(0.4) and w1["holdout"] == pytest.approx(0.2) and w1["b@flyer"] == pytest.approx(0.4)
+    assert (w1["a@meta"] == pytest.approx(0.4) and w1["holdout"] == pytest.approx(0.2)
+            and w1["b@flyer"] == pytest.approx(0.4))
     assert w1["a@flyer"] == 0
     np.testing.assert_allclose(prop.sum(axis=1), 1.0)
 
@@ -84,14 +85,15 @@ def test_unknown_arm_and_unknown_feature_are_refused():
 
 
 def test_age_bands():
-    assert list(age_band_of([18, 24, 25, 44, 45, 55, 67])) == ["18-24", "18-24", "25-34", "35-44", "45-54", "55-67", "55-67"]
+    assert list(age_band_of([18, 24, 25, 44, 45, 55, 67])) == ["18-24", "18-24", "25-34", "35-44", "45-54",
+                                                               "55-67", "55-67"]
 
 
 def test_inputs_are_not_mutated():
     aud, ex, en = audience(), exposures(), enrolments()
     before = (aud.copy(), ex.copy(), en.copy())
     build_training_table(aud, ex, en, SPEC)
-    for a, b in zip((aud, ex, en), before):
+    for a, b in zip((aud, ex, en), before, strict=True):
         pd.testing.assert_frame_equal(a, b)
 
 
@@ -118,7 +120,8 @@ def leakage_check(aud: pd.DataFrame, ex: pd.DataFrame, en: pd.DataFrame, spec, s
     rng = np.random.default_rng(seed)
     checked = 0
     for wave, rows in ex.groupby("wave"):
-        keys = pd.DataFrame({"person_id": rows["person_id"], "wave": wave, "as_of": rows["assigned_at"]}).reset_index(drop=True)
+        keys = pd.DataFrame({"person_id": rows["person_id"], "wave": wave,
+                             "as_of": rows["assigned_at"]}).reset_index(drop=True)
         cutoff = keys.set_index("person_id")["as_of"]
         before = build_features(keys, aud, ex, en, spec)
         ex2 = _scramble_after(ex, "assigned_at", cutoff, rng)
@@ -139,7 +142,8 @@ def test_leakage_check_catches_a_leaky_join(monkeypatch, leak):
     from uplift.features import context
 
     def leaky_prior(keys, history, time_col):
-        left = pd.DataFrame({"row": np.arange(len(keys)), "person_id": keys["person_id"].to_numpy(), "as_of": keys["as_of"].to_numpy()})
+        left = pd.DataFrame({"row": np.arange(len(keys)), "person_id": keys["person_id"].to_numpy(),
+                             "as_of": keys["as_of"].to_numpy()})
         joined = left.merge(history, on="person_id", how="inner")
         if leak == "on_or_before":
             joined = joined[joined[time_col] <= joined["as_of"]]

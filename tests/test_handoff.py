@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import ROOT
 from uplift.allocation import plan
 from uplift.errors import DataError, SpecError
 from uplift.features.library import age_band_of
@@ -98,7 +98,8 @@ def world(costs):
 # -- splitting whole units ----------------------------------------------------------------------------------------
 def test_apportion_by_hand():
     assert apportion(10, np.array([1.0, 1.0, 1.0])).tolist() == [4, 3, 3]
-    assert apportion(7, np.array([0.5, 0.25, 0.25])).tolist() == [3, 2, 2]  # 3.5, 1.75, 1.75: the two .75 remainders first
+    # 3.5, 1.75, 1.75: the two .75 remainders first
+    assert apportion(7, np.array([0.5, 0.25, 0.25])).tolist() == [3, 2, 2]
     assert apportion(0, np.array([0.0, 0.0])).tolist() == [0, 0]
     with pytest.raises(DataError, match="weights that add up to 0"):
         apportion(3, np.array([0.0, 0.0]))
@@ -157,7 +158,8 @@ def test_handoff_files_add_up_to_the_plan_to_the_cent(world, tmp_path):
     funded = cells[cells["contacts"] > 0]
     plan_cents = round(funded["spend"].sum() * 100)
     sheets = {f.name: pd.read_csv(f) for f in folder.glob("*_*.csv") if f.name not in ("utm_key.csv",)}
-    spend = {"meta_ad_sets.csv": "budget_eur", "linkedin_ad_sets.csv": "budget_eur", "flyer_print_runs.csv": "spend_eur",
+    spend = {"meta_ad_sets.csv": "budget_eur", "linkedin_ad_sets.csv": "budget_eur",
+             "flyer_print_runs.csv": "spend_eur",
              "email_mailings.csv": "spend_eur"}
     assert set(spend) <= set(sheets)  # every channel the plan funds has its file
     cents = {name: round(sheets[name][col].sum() * 100) for name, col in spend.items()}
@@ -170,7 +172,8 @@ def test_handoff_files_add_up_to_the_plan_to_the_cent(world, tmp_path):
     assert holdout["planned_holdout_people"].sum() == funded["holdout_people"].sum()
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     assert manifest["adds_up"] and round(manifest["plan"]["spend_eur"] * 100) == plan_cents
-    assert sorted(f["file"] for f in manifest["files"]) == sorted(p.name for p in folder.iterdir() if p.suffix == ".csv")
+    assert sorted(f["file"] for f in manifest["files"]) == sorted(
+        p.name for p in folder.iterdir() if p.suffix == ".csv")
 
 
 def test_ad_sets_speak_the_platforms_terms(world):
@@ -252,7 +255,8 @@ def test_utm_columns_instead_of_a_url(world):
     key = handoff.key
     rows = key.head(3)[["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"]].copy()
     rows.loc[rows.index[2], "utm_content"] = None  # a registration with four of the five values
-    enrolments = rows.assign(person_id=["a", "b", "c"], event="registration", occurred_at=pd.Timestamp("2026-03-05", tz="UTC"))
+    enrolments = rows.assign(person_id=["a", "b", "c"], event="registration",
+                             occurred_at=pd.Timestamp("2026-03-05", tz="UTC"))
     out = attribute(enrolments, key)
     assert out["status"].tolist() == ["attributed", "attributed", "malformed"]
     assert out["reason"].iloc[2] == "missing utm_content"
@@ -367,7 +371,8 @@ def test_as_run_spreads_a_line_over_the_cells_it_cannot_tell_apart(costs):
     # the flyer reaches Delft's 25-34 women and men in proportion to their people (60:40); so does LinkedIn
     assert run["contacts"].tolist() == pytest.approx([180, 120, 100, 0, 36, 24])
     assert run["spend"].tolist() == pytest.approx([12.6, 8.4, 3.0, 0.0, 3.78, 2.52])
-    assert run["contacts"].sum() == cells["contacts"].sum() and run["spend"].sum() == pytest.approx(cells["spend"].sum())
+    assert (run["contacts"].sum() == cells["contacts"].sum()
+            and run["spend"].sum() == pytest.approx(cells["spend"].sum()))
 
 
 def test_names_outside_the_scheme_are_slugged_and_still_come_back(world, costs):

@@ -25,7 +25,8 @@ def test_records_become_the_readme_block_and_nothing_else_changes(tmp_path):
     assert [r["benchmark"] for r in records] == ["benchmarks.family", "benchmarks.loop"]
     table = render(records, order=["benchmarks.loop"])
     lines = table.splitlines()
-    assert lines[2] == "| cumulative share by wave 6 | 91.0% | 1 |" and lines[4] == "| share of the oracle, mean | 84.1% | 2 |"
+    assert (lines[2] == "| cumulative share by wave 6 | 91.0% | 1 |"
+            and lines[4] == "| share of the oracle, mean | 84.1% | 2 |")
     assert lines[6].startswith("1. 5 seeds: `python -m benchmarks.loop` (commit ")
     assert lines[7].startswith("2. 21 worlds: `python -m benchmarks.family --worlds 20` (commit ")
     readme = tmp_path / "README.md"

@@ -102,7 +102,8 @@ def test_a_parquet_file_corrupt_inside_fails_while_streaming_with_its_name(tmp_p
 
 CSV_PROBLEMS = {
     "latin-1": ("person_id,city\np1,Delft\np2,Zo\xebtermeer\n".encode("latin-1"), r"not UTF-8 text \(byte 0xeb"),
-    "ragged": (b"person_id,age\np1,30\np2,31,extra\n", r"cannot be read as CSV: .*[Ee]xpected 2 (columns|fields).*(got|saw) 3"),
+    "ragged": (b"person_id,age\np1,30\np2,31,extra\n",
+               r"cannot be read as CSV: .*[Ee]xpected 2 (columns|fields).*(got|saw) 3"),
     "empty": (b"", r"empty CSV file|cannot be read as CSV"),
     "bom only": (BOM.encode("utf-8"), r"empty CSV file|cannot be read as CSV"),
 }
@@ -144,7 +145,8 @@ def test_a_write_removes_what_a_killed_write_of_the_same_target_left_and_nothing
     target = tmp_path / "scores.parquet"
     left = tmp_path / ".scores.parquet.0123456789ab.tmp"
     others = [".scores.parquet.tmp", ".scores.parquet.backup.tmp", "scores.parquet.0123456789ab.tmp",
-              ".scores.parquet.x.0123456789ab.tmp", ".other.parquet.0123456789ab.tmp", ".scores.parquet.0123456789AB.tmp"]
+              ".scores.parquet.x.0123456789ab.tmp", ".other.parquet.0123456789ab.tmp",
+              ".scores.parquet.0123456789AB.tmp"]
     for name in [left.name, *others]:
         (tmp_path / name).write_bytes(b"partial")
     assert stale_temporaries(target) == [left]

@@ -38,7 +38,8 @@ def logged(tmp_path_factory, strong_table):
     store = shared_store(tmp_path_factory, strong_table)
     mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
     mlflow.set_registry_uri(f"sqlite:///{store / 'mlflow.db'}")
-    folder = Path(mlflow.artifacts.download_artifacts("models:/uplift-registration/1", dst_path=str(tmp_path_factory.mktemp("model"))))
+    folder = Path(mlflow.artifacts.download_artifacts("models:/uplift-registration/1",
+                                                      dst_path=str(tmp_path_factory.mktemp("model"))))
     return folder, mlflow.pyfunc.load_model(str(folder))
 
 
@@ -48,7 +49,8 @@ def _rows(world, n: int) -> pd.DataFrame:
 
 def test_requirements_pin_every_runtime_distribution(logged):
     folder, _ = logged
-    lines = [line for line in (folder / "requirements.txt").read_text().splitlines() if line and not line.startswith("-")]
+    lines = [line for line in (folder / "requirements.txt").read_text().splitlines() if line
+             and not line.startswith("-")]
     assert all("==" in line for line in lines), lines
     names = {canonical_name(line.split("==")[0]) for line in lines}
     assert {canonical_name(n) for n in MODEL_RUNTIME} <= names and "numba" in names and "llvmlite" in names
@@ -63,7 +65,8 @@ def test_model_takes_raw_audience_rows_with_history_and_says_so(logged, strong_w
     assert signature.params.to_dict()[0]["name"] == "as_of"
     example = json.loads((folder / "input_example.json").read_text())
     assert example["params"]["as_of"] and "exposures" in example["inputs"]["columns"]
-    assert any("assigned_at" in row[example["inputs"]["columns"].index("exposures")] for row in example["inputs"]["data"])
+    assert any("assigned_at" in row[example["inputs"]["columns"].index("exposures")]
+               for row in example["inputs"]["data"])
     out = model.predict(_rows(strong_world, 50), params={"as_of": AS_OF})
     assert list(out.columns[:2]) == ["person_id", "uplift__heavy_work_future@meta"]
     assert {"best_arm", "best_uplift", "segment", "persona"} <= set(out.columns)
@@ -84,11 +87,13 @@ def test_a_fresh_environment_from_the_logged_model_alone_predicts_the_same(logge
     python = env / "bin" / "python"
     source = ["--no-index", "--find-links", str(WHEELHOUSE)] if WHEELHOUSE.is_dir() else []
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
-                    "--disable-pip-version-check", *source, "--no-compile", "-r", "requirements.txt"], cwd=folder, check=True)
+                    "--disable-pip-version-check", *source, "--no-compile", "-r", "requirements.txt"], cwd=folder,
+                   check=True)
     built = time.perf_counter() - started
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
     run = subprocess.run([str(python), "-c", _CHILD, str(folder), str(tmp_path / "rows.parquet"),
-                          str(tmp_path / "out.parquet"), AS_OF], cwd=tmp_path, env=clean, capture_output=True, text=True)
+                          str(tmp_path / "out.parquet"), AS_OF], cwd=tmp_path, env=clean, capture_output=True,
+                         text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     got = pd.read_parquet(tmp_path / "out.parquet")
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, rtol=1e-12)
@@ -97,7 +102,8 @@ def test_a_fresh_environment_from_the_logged_model_alone_predicts_the_same(logge
 
 
 def test_constraints_pin_every_requirement_the_project_declares():
-    """constraints.txt (what the Makefile installs with) has an exact version for every requirement of pyproject.toml."""
+    """constraints.txt (what the Makefile installs with) has an exact version for every requirement of
+    pyproject.toml."""
     from packaging.requirements import Requirement
 
     from uplift.tracking.environment import declared_requirements
@@ -111,4 +117,5 @@ def test_constraints_pin_every_requirement_the_project_declares():
     for line in declared_requirements(str(root / "pyproject.toml"), ("dev", "spark")):
         req = Requirement(line)
         assert canonical_name(req.name) in pins, f"{req.name} is not pinned in constraints.txt (make constraints)"
-        assert req.specifier.contains(pins[canonical_name(req.name)]), f"{req.name}: {pins[canonical_name(req.name)]} breaks {req}"
+        pinned = pins[canonical_name(req.name)]
+        assert req.specifier.contains(pinned), f"{req.name}: {pinned} breaks {req}"

@@ -30,12 +30,12 @@ def _reference(files, spec) -> TrainingTable:
     return build_training_table(inputs.audience, inputs.exposures, inputs.enrolments, spec)
 
 
-def _same(tmp_path, aud, ex, en, spec, settings=EngineSettings()):
+def _same(tmp_path, aud, ex, en, spec, settings: EngineSettings | None = None):
     """Build both ways; return the out-of-core table after checking it equals the in-memory one exactly."""
     files = _files(tmp_path, aud, ex, en)
     reference = _reference(files, spec)
     out = tmp_path / "table.parquet"
-    summary = write_training_table(files, spec, out, settings=settings)
+    summary = write_training_table(files, spec, out, settings=settings or EngineSettings())
     built = TrainingTable.load(out)
     pd.testing.assert_frame_equal(built.frame, reference.frame, check_exact=True)  # every column, dtype and row
     assert built.features == reference.features and built.arms == reference.arms and built.outcome == reference.outcome
@@ -81,7 +81,8 @@ def test_many_small_batches_equal_one_batch(tmp_path, region):
     """A tiny world (150 people, 2 messages on 1 channel, 3 waves) in batches of 5, 13 and all rows."""
     from uplift.simulate import simulate
 
-    w = simulate(region.subset(messages=["fresh_start", "free_voucher"], channels=["meta"]), people=150, waves=3, seed=7)
+    w = simulate(region.subset(messages=["fresh_start", "free_voucher"], channels=["meta"]), people=150, waves=3,
+                 seed=7)
     digests = set()
     for i, settings in enumerate([EngineSettings(batch_rows=1_000_000),
                                   EngineSettings(batch_rows=5, threads=1, memory_limit="64MB"),
@@ -106,12 +107,14 @@ def test_contract_breaks_name_the_file_and_the_rows_and_write_nothing(tmp_path):
     out = tmp_path / "table.parquet"
     aud = audience()
     aud.loc[2, "age"] = 71
-    with pytest.raises(SchemaError, match=r"(?s)audience.parquet \(rows 3-3\): does not match.*'age': expected in_range"):
+    with pytest.raises(SchemaError,
+                       match=r"(?s)audience.parquet \(rows 3-3\): does not match.*'age': expected in_range"):
         write_training_table(_files(tmp_path, aud, exposures(), enrolments()), SPEC, out,
                              settings=EngineSettings(batch_rows=1))
     ex = exposures()
     ex.loc[4, "arm"] = "b@flyer"  # message a, channel flyer
-    with pytest.raises(SchemaError, match=r"(?s)column 'arm': expected 'message@channel'.*1 row\(s\) break it \(e.g. arm='b@flyer'"):
+    with pytest.raises(SchemaError,
+                       match=r"(?s)column 'arm': expected 'message@channel'.*1 row\(s\) break it \(e.g. arm='b@flyer'"):
         write_training_table(_files(tmp_path, audience(), ex, enrolments()), SPEC, out)
     assert not out.exists() and not list(tmp_path.glob(".table.parquet.*")) and not list(tmp_path.glob(".uplift-*"))
 
@@ -119,7 +122,9 @@ def test_contract_breaks_name_the_file_and_the_rows_and_write_nothing(tmp_path):
 def test_rules_over_whole_files(tmp_path):
     out = tmp_path / "table.parquet"
     twice = pd.concat([audience(), audience().iloc[[1]]], ignore_index=True)
-    with pytest.raises(SchemaError, match=r"column 'person_id': expected unique values; 1 value\(s\) occur more than once \(e.g. 'p2'\)"):
+    with pytest.raises(SchemaError,
+                       match=r"column 'person_id': expected unique values; 1 value\(s\) occur "
+                             r"more than once \(e.g. 'p2'\)"):
         write_training_table(_files(tmp_path, twice, exposures(), enrolments()), SPEC, out,
                              settings=EngineSettings(batch_rows=2))
     again = pd.concat([exposures(), exposures().iloc[[0]]], ignore_index=True)

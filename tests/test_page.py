@@ -196,7 +196,8 @@ def test_a_wrong_token_gets_the_form_again_with_a_plain_message(browser_context,
     assert "Traceback" not in tab.content()
     tab.close()
     raw = httpx.post(f"{base}/ui/sign-in", data={"token": TOKENS[0], "csrf": "made-up"})
-    assert raw.status_code == 401 and "expired" in raw.text and "uplift_session" not in raw.headers.get("set-cookie", "")
+    assert (raw.status_code == 401 and "expired" in raw.text
+            and "uplift_session" not in raw.headers.get("set-cookie", ""))
 
 
 def test_forms_without_the_sessions_csrf_token_are_refused(page, base):

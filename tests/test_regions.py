@@ -150,7 +150,8 @@ def test_the_same_seed_draws_the_same_region_and_world():
     for name in ("audience", "exposures", "enrolments", "truth"):
         pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
     # the region round-trips through its YAML (what `uplift simulate` writes beside the truth)
-    assert RegionSpec.model_validate(yaml.safe_load(yaml.safe_dump(first.model_dump(mode="json"), sort_keys=False))) == first
+    assert RegionSpec.model_validate(yaml.safe_load(yaml.safe_dump(first.model_dump(mode="json"),
+                                                                   sort_keys=False))) == first
 
 
 def test_each_part_of_a_region_has_its_own_random_stream():

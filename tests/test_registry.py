@@ -94,7 +94,8 @@ def test_a_clearly_better_policy_is_promoted():
     assert decision.promoted and decision.reason.endswith("> margin 0: promoted")
     assert e.gain.value == pytest.approx(1000 * (0.8 / 3 - 0.1), abs=3 * e.gain.se)  # +167 per 1,000 people
     assert e.gain.value == pytest.approx(e.challenger.value - e.champion.value, abs=1e-9)
-    assert "challenger " in decision.reason and "champion v1 " in decision.reason and "'y' per 1,000 people" in decision.reason
+    assert ("challenger " in decision.reason and "champion v1 " in decision.reason
+            and "'y' per 1,000 people" in decision.reason)
 
 
 def test_a_difference_of_noise_is_not_promoted():
@@ -145,7 +146,8 @@ def test_shared_heldout_rows_are_held_out_by_both_splits():
 # m1 for women and m2 for men; the swapped one the other way round, adding nothing.
 CELLS = [("25-34", "female"), ("25-34", "male"), ("45-54", "female"), ("45-54", "male"), ("25-34", "other")]
 PLAN_ARMS = ("holdout", "m1@meta", "m2@meta")
-SPEC = SegmentSpec.model_validate({"name": "hand", "dimensions": ["age_band", "gender", "municipality"], "min_size": 50})
+SPEC = SegmentSpec.model_validate({"name": "hand", "dimensions": ["age_band", "gender", "municipality"],
+                                   "min_size": 50})
 POLICY = PlanningPolicy(holdout_share=0.0)
 
 
@@ -202,7 +204,7 @@ def _true_conversions(table: pd.DataFrame, costs) -> float:
 
     cells = plan(table, budget=1_000, costs=costs, policy=POLICY, references=False).cells
     gender = cells["segment"].str.extract(r"gender=(\w+)")[0]
-    return float(sum(c * _true_effect(g, a) for c, g, a in zip(cells["contacts"], gender, cells["arm"])))
+    return float(sum(c * _true_effect(g, a) for c, g, a in zip(cells["contacts"], gender, cells["arm"], strict=True)))
 
 
 def test_a_clearly_better_plan_is_promoted(costs):
@@ -216,7 +218,8 @@ def test_a_clearly_better_plan_is_promoted(costs):
     assert e.challenger.value == pytest.approx(good, abs=3 * e.challenger.se)
     assert e.champion.value == pytest.approx(bad, abs=3 * e.champion.se)
     assert e.gain.value == pytest.approx(good - bad, abs=3 * e.gain.se) and e.gain.se < 0.2 * (good - bad)
-    assert e.metric == "incremental conversions of the EUR 1,000 plan" and e.notes[0].endswith("100% of its contacts valued here")
+    assert (e.metric == "incremental conversions of the EUR 1,000 plan"
+            and e.notes[0].endswith("100% of its contacts valued here"))
     assert e.notes[0].startswith("the challenger's plan spends EUR ") and e.notes[1].startswith("the champion's plan")
 
 
@@ -333,8 +336,9 @@ def test_what_serves_plans_refuses_an_experiment_model_and_explains_an_older_sto
     registry.set_registered_model_alias("uplift", "champion", old.version)
     with pytest.raises(ModelNotFoundError) as missing:
         campaign_version(registry, "uplift-registration", "champion")
-    assert "no model 'uplift-registration' in this store; it has 'uplift' (registered before models were named by use)" \
-        in str(missing.value) and "UPLIFT_REGISTERED_MODEL=uplift" in str(missing.value)
+    assert ("no model 'uplift-registration' in this store; it has 'uplift' "
+            "(registered before models were named by use)" in str(missing.value)
+            and "UPLIFT_REGISTERED_MODEL=uplift" in str(missing.value))
     assert "has no segment table" in unservable_reason(registry, "uplift", "champion")
     with pytest.raises(ModelNotFoundError, match="uplift v1 .* has no segment table"):
         promote_by_hand(registry, "uplift", "1", alias="champion", reason="back to the campaign")
@@ -379,7 +383,8 @@ def _uplift(*args: str, code: int = 0, **env: str) -> str:
 def test_the_demo_then_an_experiment_file_leave_the_campaign_champion_and_its_plan_alone(workdir):
     tmp_path = workdir
     out = _uplift("run", "--people", "6000", "--waves", "2", "--seed", "3", "--model", "pooled_lightgbm")
-    assert "uplift-registration v1 promoted: no champion yet" in out and "uplift-registration@champion = version 1" in out
+    assert ("uplift-registration v1 promoted: no champion yet" in out
+            and "uplift-registration@champion = version 1" in out)
     assert out.endswith("then open http://127.0.0.1:8000/ui/ and sign in with that token.")  # the demo ends there
     # ... with what a planner needs: the best segments per message, a plan beside the references, its hand-off
     assert "the best segments of each message" in out and "Totals beside the reference plans" in out

@@ -25,7 +25,8 @@ Z80 = 1.2815515655446004  # the normal quantile of an 80% central interval
 def costs_for(**price: float) -> CostCatalogue:
     """One reach tier (the whole segment) per channel at ``price[channel]`` EUR per contact."""
     return CostCatalogue.model_validate(
-        {"channels": {ch: {"cost_per_contact": p, "tiers": [{"share": 1.0, "multiplier": 1.0}]} for ch, p in price.items()}}
+        {"channels": {ch: {"cost_per_contact": p, "tiers": [{"share": 1.0, "multiplier": 1.0}]}
+                      for ch, p in price.items()}}
     )
 
 
@@ -90,7 +91,8 @@ def test_a_contact_share_floor_over_a_group_no_channel_targets_holds_and_its_pri
     assert price.dual == pytest.approx(-1000 * 0.01 / 0.6 / 100, rel=1e-3)
     assert price.cost == pytest.approx(20 - 50 / 3, rel=1e-6)
     half = paired_half_width(1000 / 3, -1000 / 3)
-    assert (price.lo, price.hi) == (pytest.approx(price.cost - half, rel=1e-6), pytest.approx(price.cost + half, rel=1e-6))
+    assert (price.lo, price.hi) == (pytest.approx(price.cost - half, rel=1e-6),
+                                    pytest.approx(price.cost + half, rel=1e-6))
     assert price.cost_share == pytest.approx((20 - 50 / 3) / 20, rel=1e-6)
     assert "holding fairness floor 'migration_reach' at 30% of contacts in group 'migration_background' costs 3.3 " \
            "expected conversions [2.4, 4.3] (17%, 80% interval)" in price.text
@@ -206,7 +208,8 @@ def test_keeping_one_floor_through_the_rounding_does_not_take_another_down(seed,
     # took contacts from men of 45-54, keeping theirs from young women, each round more (the women's share
     # ended at 0% and the plan spent EUR 4 of 80, seed 11); now cells no other floor needs give them up first
     costs = CostCatalogue.model_validate({"channels": {
-        "meta": {"cost_per_contact": 0.03, "tiers": [{"share": 0.4, "multiplier": 1.0}, {"share": 0.3, "multiplier": 1.8}]},
+        "meta": {"cost_per_contact": 0.03,
+                 "tiers": [{"share": 0.4, "multiplier": 1.0}, {"share": 0.3, "multiplier": 1.8}]},
         "flyer": {"cost_per_contact": 0.07, "tiers": [{"share": 0.55, "multiplier": 1.0}]}}})
     floors = [{"name": "women", "where": {"gender": "female"}, "kind": "spend_share", "min_share": 0.4},
               {"name": "old", "where": {"age_band": "45-54"}, "kind": "spend_share", "min_share": 0.3},
@@ -345,7 +348,8 @@ RULES = {
 @pytest.mark.parametrize("seed", [0, 1, 3, 4])  # worlds where the rules hold together (seeds 2 and 5 conflict)
 def test_a_rules_cost_is_what_the_plan_without_it_buys_more_and_a_slack_rule_costs_nothing(seed):
     costs = CostCatalogue.model_validate({"channels": {
-        "meta": {"cost_per_contact": 0.08, "tiers": [{"share": 0.5, "multiplier": 1.0}, {"share": 0.3, "multiplier": 2.0}]},
+        "meta": {"cost_per_contact": 0.08,
+                 "tiers": [{"share": 0.5, "multiplier": 1.0}, {"share": 0.3, "multiplier": 2.0}]},
         "flyer": {"cost_per_contact": 0.12, "tiers": [{"share": 0.6, "multiplier": 1.0}]},
     }})
     effects = small_world(seed)

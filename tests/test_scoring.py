@@ -5,19 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, feature_set_for
 
+from conftest import ROOT, feature_set_for
 from uplift.errors import SchemaError
 from uplift.features import build_features
 from uplift.modeling.estimator import MultiArmUplift
 from uplift.modeling.targeting import recommend
 from uplift.pipeline import load_segment_spec
 from uplift.scoring import (
+    UPLIFT_PREFIX,
     ChunkWriter,
     Scorer,
     SeenIds,
     SegmentLabeler,
-    UPLIFT_PREFIX,
     count_rows,
     iter_chunks,
     model_feature_set,
@@ -39,7 +39,8 @@ def scorer(strong_world, strong_table):
     model = MultiArmUplift.from_table(spec, strong_table).fit_table(strong_table)
     pyfunc = UpliftPyfunc(model, shrinkage=0.5)
     segments = pd.DataFrame(
-        {"segment": ["age_band=25-34|gender=female|municipality=Delft", "age_band=25-34|gender=male|municipality=other"],
+        {"segment": ["age_band=25-34|gender=female|municipality=Delft",
+                     "age_band=25-34|gender=male|municipality=other"],
          "kind": "targetable"}
     )
     return Scorer(model=pyfunc, feature_set=model_feature_set(feature_set_for(strong_world), pyfunc),

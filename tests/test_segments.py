@@ -258,7 +258,8 @@ def test_segment_effects_report_the_slope_each_line_carries():
     propensity = pd.DataFrame(0.25, index=range(n), columns=["c", "a", "b", "d"])
     predictions = pd.DataFrame({a: 0.002 * (groups % 5) * 2.0 for a in ("a", "b", "d")})
     mix = PersonaMix(effects=np.tile(0.002 * (np.arange(groups_n) % 5)[:, None], 3), personas=("p", "q"),
-                     shares=np.column_stack([np.full(groups_n, 0.4), np.full(groups_n, 0.6)]), se=np.full((2, 3), 0.001))
+                     shares=np.column_stack([np.full(groups_n, 0.4), np.full(groups_n, 0.6)]),
+                     se=np.full((2, 3), 0.001))
     kwargs = dict(y=y, arm=arm, propensity=propensity, predictions=predictions, control="c", persona_mix=mix,
                   persona_weight=0.5)
     plain = segment_effects(groups, groups_n, **kwargs)
@@ -269,13 +270,15 @@ def test_segment_effects_report_the_slope_each_line_carries():
     np.testing.assert_allclose(own["own_sd"], plain["own_sd"])
     # a persona's error moves a line's effect by the slope the line carries
     for persona in ("p", "q"):
-        np.testing.assert_allclose(own[f"persona_load__{persona}"],
-                                   plain[f"persona_load__{persona}"] * own["calibration_slope"] / own["calibration_beta"])
+        np.testing.assert_allclose(
+            own[f"persona_load__{persona}"],
+            plain[f"persona_load__{persona}"] * own["calibration_slope"] / own["calibration_beta"])
 
 
 @pytest.fixture(scope="module")
 def validated(strong_table):
-    spec = ModelSpec(name="p", learner="pooled", lightgbm={"n_estimators": 60, "num_leaves": 7, "min_child_samples": 100},
+    spec = ModelSpec(name="p", learner="pooled",
+                     lightgbm={"n_estimators": 60, "num_leaves": 7, "min_child_samples": 100},
                      cv={"folds": 3, "test_share": 0.25, "seed": 1})
     return validate_model(spec, strong_table)
 
@@ -294,7 +297,8 @@ def test_segment_table_never_shows_a_small_segment(calibrated):
     segments, _ = calibrated
     assert len(segments) > 0 and (segments["size"] >= 50).all()
     assert set(segments["kind"]) == {"targetable"}
-    assert {"effect", "effect_sd", "lo", "hi", "base_rate", "message", "channel", "age_band", "gender"} <= set(segments.columns)
+    assert {"effect", "effect_sd", "lo", "hi", "base_rate", "message", "channel", "age_band",
+            "gender"} <= set(segments.columns)
     assert (segments["lo"] <= segments["effect"]).all() and (segments["effect"] <= segments["hi"]).all()
 
 
@@ -408,7 +412,8 @@ def test_persona_mix_is_each_segments_persona_shares_times_the_personas_observed
     # persona "p": treated rate 0.5, control 0.1 (effect 0.4); "q": treated 0.2, control 0.2 (effect 0)
     def rows(persona, n_treated, hits_treated, n_control, hits_control, group):
         arm = ["a"] * n_treated + ["c"] * n_control
-        y = [1.0] * hits_treated + [0.0] * (n_treated - hits_treated) + [1.0] * hits_control + [0.0] * (n_control - hits_control)
+        y = ([1.0] * hits_treated + [0.0] * (n_treated - hits_treated)
+             + [1.0] * hits_control + [0.0] * (n_control - hits_control))
         return pd.DataFrame({"persona": persona, "arm": arm, "y": y, "group": group})
 
     frame = pd.concat([
@@ -520,9 +525,11 @@ def test_the_persona_mix_brings_targetable_effects_closer_to_the_truth(validated
     assert errors[0.5] < 0.95 * errors[0.0], errors
     # personas whose split-half signal falls short of the spec's bar are not used: the model alone
     method = shipped.effect_method("targetable").model_copy(update={"persona_min_signal": 1e6})
-    strict = build_segment_table(table, preds, shipped.model_copy(update={"effects": {**shipped.effects, "targetable": method}}))
+    strict = build_segment_table(table, preds,
+                                 shipped.model_copy(update={"effects": {**shipped.effects, "targetable": method}}))
     method = shipped.effect_method("targetable").model_copy(update={"persona_weight": 0.0})
-    alone = build_segment_table(table, preds, shipped.model_copy(update={"effects": {**shipped.effects, "targetable": method}}))
+    alone = build_segment_table(table, preds,
+                                shipped.model_copy(update={"effects": {**shipped.effects, "targetable": method}}))
     assert strict.equals(alone) and strict["persona_mix"].isna().all()
 
 
@@ -657,7 +664,8 @@ def test_low_rank_effects_keep_a_rank_one_table_and_remove_what_it_cannot_hold()
     many = np.vstack([values, values[::-1]])
     both = low_rank_effects(table["group"].to_numpy(), table["arm"].to_numpy(), many)
     np.testing.assert_array_equal(both[0], low_rank_effects(table["group"].to_numpy(), table["arm"].to_numpy(), values))
-    np.testing.assert_array_equal(both[1], low_rank_effects(table["group"].to_numpy(), table["arm"].to_numpy(), values[::-1]))
+    np.testing.assert_array_equal(both[1],
+                                  low_rank_effects(table["group"].to_numpy(), table["arm"].to_numpy(), values[::-1]))
     # a table no larger than the rank in one direction is left alone
     one_channel = low_rank_effects(np.zeros(3), np.array(["m1@meta", "m2@meta", "m3@meta"]), appeal + 1e-4)
     np.testing.assert_array_equal(one_channel, appeal + 1e-4)
@@ -689,7 +697,8 @@ def test_the_segment_spec_projects_the_targetable_kind_only(validated, monkeypat
     assert shipped.effect_method("persona").message_channel_rank == 0
     seen = []
     real = T.segment_effects
-    monkeypatch.setattr(T, "segment_effects", lambda *a, **kw: seen.append(kw["message_channel_rank"]) or real(*a, **kw))
+    monkeypatch.setattr(T, "segment_effects", lambda *a, **kw: seen.append(kw["message_channel_rank"])
+                        or real(*a, **kw))
     build_segment_table(*validated.out_of_sample(), shipped)
     assert seen == [1, 0]  # targetable, then persona
 
@@ -709,11 +718,13 @@ def test_the_segment_spec_puts_the_targetable_kind_on_its_arms_own_slopes(valida
 def test_additive_effects_recover_an_additive_table_and_keep_each_arms_level():
     from uplift.additive import additive_effects
 
-    cells = pd.MultiIndex.from_product([["18-24", "25-34", "35-44"], ["female", "male"], ["Delft", "Den Haag", "Westland", "other"]],
+    cells = pd.MultiIndex.from_product([["18-24", "25-34", "35-44"], ["female", "male"],
+                                        ["Delft", "Den Haag", "Westland", "other"]],
                                        names=["age_band", "gender", "municipality"]).to_frame(index=False)
     u, v = np.array([1.0, -2.0, 1.0]), np.array([1.0, -1.0, 3.0, -3.0])  # both sum to 0
-    age = cells["age_band"].map(dict(zip(["18-24", "25-34", "35-44"], range(3)))).to_numpy()
-    place = cells["municipality"].map(dict(zip(["Delft", "Den Haag", "Westland", "other"], range(4)))).to_numpy()
+    age = cells["age_band"].map(dict(zip(["18-24", "25-34", "35-44"], range(3), strict=True))).to_numpy()
+    place = cells["municipality"].map(dict(zip(["Delft", "Den Haag", "Westland", "other"], range(4),
+                                               strict=True))).to_numpy()
     rng = np.random.default_rng(3)
     ag_part = rng.normal(0.002, 0.001, (3, 2))
     place_part = rng.normal(0.0, 0.0005, 4)
@@ -737,8 +748,10 @@ def test_additive_effects_recover_an_additive_table_and_keep_each_arms_level():
     assert smooth[5] == noisy[5] and np.isnan(smooth[30])
     for name in ("m1@meta", "m2@flyer"):
         used = (arm == name) & np.isfinite(noisy) & (weights > 0)
-        assert np.average(smooth[used], weights=weights[used]) == pytest.approx(np.average(noisy[used], weights=weights[used]), abs=1e-15)
-    np.testing.assert_allclose(additive_effects(smooth, arm, attributes, terms, weights), smooth, atol=1e-15)  # a fit is kept
+        assert np.average(smooth[used], weights=weights[used]) == pytest.approx(
+            np.average(noisy[used], weights=weights[used]), abs=1e-15)
+    # a fit is kept
+    np.testing.assert_allclose(additive_effects(smooth, arm, attributes, terms, weights), smooth, atol=1e-15)
     np.testing.assert_array_equal(additive_effects(noisy, arm, attributes, (), weights), noisy)  # no terms: as it was
     with pytest.raises(ValueError, match=r"missing the dimension column\(s\) \['gender'\]"):
         additive_effects(effect, arm, attributes.drop(columns="gender"), terms, weights)
@@ -758,7 +771,8 @@ def test_smooth_over_fits_each_arms_effects_across_the_groups_and_shares_their_e
     terms = (("age_band",), ("municipality",))
     built = segment_effects(groups, 20, **kwargs, smooth_over=terms, group_attributes=attributes)
     assert np.abs(built["effect"] - raw["effect"]).max() > 0
-    fitted = ["effect", "calibration_slope_load", "own_sd"]  # the slope's error moves the effects it scales: fitted alike
+    # the slope's error moves the effects it scales: fitted alike
+    fitted = ["effect", "calibration_slope_load", "own_sd"]
     fit_loads = [c for c in built.columns if c.startswith("fit_load__")]
     assert 2 <= len(fit_loads) <= 8  # the rank of an arm's design: 4 age bands + 5 places - 1
     pd.testing.assert_frame_equal(built.drop(columns=fitted + fit_loads), raw.drop(columns=fitted))  # other loads kept

@@ -168,7 +168,8 @@ def test_personas_are_findable_by_readable_rules(world: CampaignWorld) -> None:
     persona = world.truth.drop_duplicates("person_id").set_index("person_id")["persona"]
     people = world.audience.set_index("person_id").assign(persona=persona)
     rules = {
-        "heavy_work": (people["gender"] == "male") & (people["sector"] == "construction") & people["age"].between(36, 60),
+        "heavy_work": (people["gender"] == "male") & (people["sector"] == "construction")
+        & people["age"].between(36, 60),
         "young_dropout": people["age"].between(18, 27) & (people["education"] == "no_diploma")
         & (people["income_band"] == "minimum"),
         "towards_ict": (people["gender"] == "male") & (people["sector"] == "administration")
@@ -204,7 +205,8 @@ def test_registration_rates_are_realistically_low(world: CampaignWorld) -> None:
     treated = world.exposures["arm"] != "holdout"
     holdout_p = _p(world, "holdout")
     assert 0.001 <= holdout_p.mean() <= 0.003
-    own = world.truth.filter(like="p__").to_numpy()[np.arange(len(world.truth)), pd.Index(world.arms).get_indexer(world.exposures["arm"])]
+    own = world.truth.filter(like="p__").to_numpy()[np.arange(len(world.truth)),
+                                                    pd.Index(world.arms).get_indexer(world.exposures["arm"])]
     assert 0.002 <= own[treated.to_numpy()].mean() <= 0.015
     registered = registered_in_window(world)
     assert 0.0005 <= registered[~treated.to_numpy()].mean() <= 0.004
@@ -279,7 +281,8 @@ def test_recorded_assignment_probabilities_match_realised_shares(world: Campaign
     assert ((shares - design).abs() < 4 * se).all().all()
     # wave 1 is uniform over the treatment arms, later waves are tilted
     assert design.loc[1].drop("holdout").nunique() == 1
-    assert design.loc[2, "free_voucher@meta"] > design.loc[2, "fresh_start@meta"] > design.loc[2, "fresh_start@linkedin"]
+    assert (design.loc[2, "free_voucher@meta"] > design.loc[2, "fresh_start@meta"]
+            > design.loc[2, "fresh_start@linkedin"])
 
 
 def test_registered_people_are_not_randomised_again(world: CampaignWorld) -> None:
@@ -444,7 +447,8 @@ def test_a_world_of_one_chunk_is_the_world_simulated_whole(region, tmp_path):
     whole = simulate(region, people=1_500, waves=3, seed=5)
     summary = write_world_in_chunks(region, tmp_path, people=1_500, waves=3, seed=5, chunk_people=1_500)
     for name in ("audience", "exposures", "enrolments", "truth"):
-        written = write_table(getattr(whole, name), tmp_path / "whole" / f"{name}.parquet")  # the files as written whole
+        # the files as written whole
+        written = write_table(getattr(whole, name), tmp_path / "whole" / f"{name}.parquet")
         pd.testing.assert_frame_equal(pd.read_parquet(summary.paths[name]), pd.read_parquet(written), check_exact=True)
     assert summary.chunks == 1 and summary.rows["exposures"] == len(whole.exposures)
 

@@ -17,7 +17,6 @@ from statsmodels.stats.proportion import proportion_confint
 from uplift.design import Inference, analyze, clopper_pearson, difference_interval, difference_p_value, summary_text
 from uplift.specs.experiment import MULTIPLICITY
 
-
 SMALL = 10
 """A comparison is small when a group has fewer conversions (or non-conversions) than this."""
 
@@ -75,7 +74,7 @@ def check_table(table: pd.DataFrame, control: str, alpha: float) -> int:
     checked = 0
     key = table["segment"] if "segment" in table else pd.Series("", index=table.index)
     controls = table[table["arm"] == control].assign(key=key).set_index("key")
-    for (_, row), k in zip(table.iterrows(), key):
+    for (_, row), k in zip(table.iterrows(), key, strict=True):
         x1, n1 = int(row["conversions"]), int(row["n"])
         assert (row["rate_ci_low"], row["rate_ci_high"]) == pytest.approx(
             proportion_confint(x1, n1, alpha, method="beta"), abs=1e-12)

@@ -33,7 +33,8 @@ def model(tmp_path_factory, strong_table):
     with pytest.MonkeyPatch.context():
         mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
         mlflow.set_registry_uri(f"sqlite:///{store / 'mlflow.db'}")
-        yield "models:/uplift-registration/1", mlflow.pyfunc.load_model("models:/uplift-registration/1").unwrap_python_model()
+        uri = "models:/uplift-registration/1"
+        yield uri, mlflow.pyfunc.load_model(uri).unwrap_python_model()
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,8 @@ def inputs(tmp_path_factory, strong_world):
     a.loc[700, "gender"] = "unknown"
     a.loc[1200, "has_children"] = "perhaps"
     a.loc[1300, "person_id"] = a.loc[10, "person_id"]
-    return (write_table(a, folder / "audience.parquet"), write_table(strong_world.exposures, folder / "exposures.parquet"),
+    return (write_table(a, folder / "audience.parquet"),
+            write_table(strong_world.exposures, folder / "exposures.parquet"),
             write_table(strong_world.enrolments, folder / "enrolments.parquet"))
 
 
@@ -55,7 +57,8 @@ def test_spark_scores_equal_the_pandas_path_row_for_row(tmp_path, spark, model, 
 
     uri, pyfunc = model
     audience, exposures, enrolments = inputs
-    pandas_run = score_file(audience, tmp_path / "pandas.parquet", scorer=pyfunc.scorer, exposures=strong_world.exposures,
+    pandas_run = score_file(audience, tmp_path / "pandas.parquet", scorer=pyfunc.scorer,
+                            exposures=strong_world.exposures,
                             enrolments=strong_world.enrolments, as_of=AS_OF, chunk_rows=400)
     started = time.perf_counter()
     spark_run = score_dataset(spark, audience, tmp_path / "spark", model_uri=uri, arms=pyfunc.arms, as_of=AS_OF,

@@ -100,7 +100,8 @@ def test_champion_moves_only_past_the_gate_and_by_hand(tmp_path, local_store, st
     # the same spec on the same data: the same plan, a gain of exactly 0, whose lower bound is not above the margin
     second = train_and_log(_spec_file(tmp_path, name="again"), strong_table, settings=local_store, data_source="s")
     assert not second.promoted
-    assert "plan on the same data, the " in second.reason and "gain 0.00 [0.00, 0.00], 95% lower bound 0.00" in second.reason
+    assert ("plan on the same data, the " in second.reason
+            and "gain 0.00 [0.00, 0.00], 95% lower bound 0.00" in second.reason)
     assert second.reason.endswith("is not above margin 0: champion stays at v1")
     client = MlflowClient()
     name = first.registered_model

@@ -8,9 +8,9 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, feature_set_for
 from typer.testing import CliRunner
 
+from conftest import ROOT, feature_set_for
 from uplift.cli import app
 from uplift.cli.experiment import analysis_frame, design_wave
 from uplift.config import Settings
@@ -61,7 +61,8 @@ def test_a_designed_wave_feeds_the_next_training_without_hand_edits(workdir, reg
     eligible = world.audience[~world.audience["person_id"].isin(registered)]
     costs = load_spec(ROOT / "serve" / "costs.yaml", CostCatalogue)
     design = design_wave(exp, eligible, costs=costs, base_rate=0.02)
-    assert (design.exposures.loc[design.exposures["channel"] == "flyer", "cost_eur"] == costs.channel("flyer").unit_cost).all()
+    assert (design.exposures.loc[design.exposures["channel"] == "flyer",
+                                 "cost_eur"] == costs.channel("flyer").unit_cost).all()
 
     # the simulator draws what happened, and the new rows are appended to the input files
     wave3 = run_assigned_wave(spec, people=PEOPLE, seed=SEED, assignment=design.exposures, history=world.exposures,

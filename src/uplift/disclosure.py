@@ -129,7 +129,8 @@ class Release(_Frozen):
                      for c in (*f.rests_on, *f.rests_on_reference) if c not in counts]
         problems += [f"figure {f.columns}: rests on a reference row, but no reference is declared"
                      for f in self.figures if f.rests_on_reference and self.reference is None]
-        problems += [f"margin {m.name!r}: {c!r} is not a count" for m in self.margins for c in m.cells if c not in counts]
+        problems += [f"margin {m.name!r}: {c!r} is not a count" for m in self.margins for c in m.cells
+                     if c not in counts]
         problems += [f"margin {m.name!r}: mixes counts of people and of converters" for m in self.margins
                      if 0 < sum(c in self.converters for c in m.cells) < len(m.cells)]
         problems += [f"constant_within {c!r}: not a count" for c in self.constant_within if c not in counts]
@@ -194,7 +195,8 @@ def _primary(state: _State, release: Release, threshold: int) -> None:
     for column in release.counts:
         v = state.values[column]
         small = ~(v >= threshold)  # NaN: unknown, so suppressed
-        state.hide(column, small, f"fewer than {threshold} {'converters' if column in release.converters else 'people'}")
+        state.hide(column, small,
+                   f"fewer than {threshold} {'converters' if column in release.converters else 'people'}")
         if column in release.converters:
             state.hide(column, ~(state.complement(column, release) >= threshold),
                        f"fewer than {threshold} people of the cell did not convert")
@@ -206,7 +208,7 @@ def _margin_units(frame: pd.DataFrame, state: _State, margin: Margin) -> tuple[n
     columns, rows = [], []
     for k, column in enumerate(margin.cells):
         if column in state.together:  # one cell per value of the constant column within the group
-            key = pd.Series(list(zip(group, state.together[column])))
+            key = pd.Series(list(zip(group, state.together[column], strict=True)))
             first = np.flatnonzero(~key.duplicated().to_numpy())
         else:
             first = np.arange(len(frame))
@@ -311,12 +313,14 @@ def _withheld_figures(frame: pd.DataFrame, state: _State, release: Release) -> d
 
 def _check(frame: pd.DataFrame, release: Release, source: str) -> None:
     needed = [*release.counts, *(c for f in release.figures for c in f.columns),
-              *(c for m in release.margins for c in m.by), *(c for keys in release.constant_within.values() for c in keys)]
+              *(c for m in release.margins for c in m.by),
+              *(c for keys in release.constant_within.values() for c in keys)]
     if release.reference is not None:
         needed += [release.reference.column, *release.reference.by]
     missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
     if missing:
-        raise SchemaError(f"{source}: missing column(s) {missing} the disclosure rules need; columns are {list(frame.columns)}")
+        raise SchemaError(f"{source}: missing column(s) {missing} the disclosure rules need; columns "
+                          f"are {list(frame.columns)}")
     for column in release.counts:
         if not pd.api.types.is_numeric_dtype(frame[column]):
             raise SchemaError(f"{source}: column {column!r}: expected a count, got dtype {frame[column].dtype}")

@@ -39,7 +39,8 @@ def locate_inputs(folder: str | Path) -> dict[str, Path]:
     for name in INPUT_NAMES:
         candidates = [folder / f"{name}{s}" for s in SUFFIXES if (folder / f"{name}{s}").exists()]
         if not candidates:
-            raise FileNotFoundError(f"{folder}: no {name}.parquet or {name}.csv (run `uplift simulate` or pass the files)")
+            raise FileNotFoundError(f"{folder}: no {name}.parquet or {name}.csv (run `uplift "
+                                    "simulate` or pass the files)")
         found[name] = candidates[0]
     return found
 

@@ -22,16 +22,16 @@ from uplift.features.outofcore import write_training_table
 from uplift.inputs import load_inputs, locate_inputs
 from uplift.modeling.truthcheck import effect_recovery, policy_truth, true_outcome_probabilities
 from uplift.modeling.validation import ValidationReport, policy_recommendations, validate_model
-from uplift.specs import load_spec, project_root
-from uplift.specs.features import FeatureSetSpec
-from uplift.specs.model import ModelSpec
-from uplift.specs.disclosure import DisclosurePolicy, load_disclosure_policy
-from uplift.specs.region import RegionSpec
-from uplift.specs.segments import SegmentSpec
 from uplift.segments import build_segment_table, planner_table, released_segments, truth_segment_effects
 from uplift.segments.composition import PriorityGroups, with_composition
-from uplift.trainingtable import TrainingTable
+from uplift.specs import load_spec, project_root
+from uplift.specs.disclosure import DisclosurePolicy, load_disclosure_policy
+from uplift.specs.features import FeatureSetSpec
+from uplift.specs.model import ModelSpec
+from uplift.specs.region import RegionSpec
+from uplift.specs.segments import SegmentSpec
 from uplift.tracking.uses import ModelUse, campaign_use
+from uplift.trainingtable import TrainingTable
 
 __all__ = ["load_feature_set", "load_priority_groups", "table_from_folder", "TrainedModel", "train_and_log",
            "truth_report", "default_planning"]
@@ -107,7 +107,8 @@ def _deprivation_of(region: RegionSpec) -> dict[str, float]:
     return {n.postcode: n.deprivation for m in region.municipalities for n in m.neighbourhoods}
 
 
-def segment_truth(report: ValidationReport, segments: pd.DataFrame, truth: pd.DataFrame, event: str, spec: SegmentSpec) -> pd.DataFrame:
+def segment_truth(report: ValidationReport, segments: pd.DataFrame, truth: pd.DataFrame, event: str,
+                  spec: SegmentSpec) -> pd.DataFrame:
     """Segment table joined with the true segment effects (simulator only), for calibration checks; pass the
     planner's table (:func:`~uplift.segments.release.planner_table`) for a table that may be logged."""
     table, _ = report.out_of_sample()

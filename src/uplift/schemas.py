@@ -124,7 +124,8 @@ def _summarise(err: pa.errors.SchemaErrors, schema: pa.DataFrameSchema, source: 
     # a value of the wrong type also fails the value checks with a TypeError: report it once
     cases = cases[~cases["failure_case"].astype(str).str.startswith("TypeError(")]
     cases["expected"] = [
-        _expected(schema, "<frame>" if pd.isna(c) else str(c), str(k)) for c, k in zip(cases["column"], cases["check"])
+        _expected(schema, "<frame>" if pd.isna(c) else str(c), str(k))
+                         for c, k in zip(cases["column"], cases["check"], strict=True)
     ]
     lines = []
     for (column, expected), group in cases.groupby(["column", "expected"], dropna=False, sort=False):

@@ -45,7 +45,8 @@ CLUSTER_COLUMN = "cluster"
 _META_KEY = "uplift.training_table"
 
 
-def table_metadata(features: tuple[FeatureColumn, ...], arms: tuple[str, ...], control: str, outcome: str) -> dict[str, str]:
+def table_metadata(features: tuple[FeatureColumn, ...], arms: tuple[str, ...], control: str,
+                   outcome: str) -> dict[str, str]:
     """The Parquet key-value metadata that makes a file a training table (:meth:`TrainingTable.load` reads it)."""
     structure = {"features": [[f.name, f.kind] for f in features], "arms": list(arms), "control": control,
                  "outcome": outcome}
@@ -149,7 +150,8 @@ class TrainingTable:
         path = Path(path)
         meta = read_parquet_metadata(path).get(_META_KEY)
         if meta is None:
-            raise SchemaError(f"{path}: not a training table (no {_META_KEY!r} metadata); build it with `uplift features`")
+            raise SchemaError(f"{path}: not a training table (no {_META_KEY!r} metadata); build "
+                              "it with `uplift features`")
         m = json.loads(meta)
         return cls(
             frame=read_table(path),

@@ -1,7 +1,8 @@
 """Budget allocation: split a campaign budget over segments x arms with an LP (pure, no I/O).
 
 Entry points: :func:`plan` (the split, with exploration, reference plans and conflict
-explanations; :func:`prepare_plan` does its budget-independent half once) and :func:`evaluate_plan` (re-score any plan's contacts under another effects
+explanations; :func:`prepare_plan` does its budget-independent half once) and :func:`evaluate_plan` (re-score any
+plan's contacts under another effects
 table, e.g. the simulator's truth). See ``docs/planning.md``.
 """
 

@@ -53,7 +53,7 @@ def priority_group_weights(problem: Problem) -> dict[str, np.ndarray]:
     columns = [c for c in frame.columns if str(c).startswith(GROUP_PREFIX)]
     if columns:
         return {str(c)[len(GROUP_PREFIX):]: frame[c].to_numpy(dtype=float) for c in columns}
-    return {floor.name: mask.astype(float) for floor, mask in zip(problem.floors, problem.floor_cells)}
+    return {floor.name: mask.astype(float) for floor, mask in zip(problem.floors, problem.floor_cells, strict=True)}
 
 
 def plan_breakdown(problem: Problem, cells: pd.DataFrame) -> tuple[PartFigures, ...]:
@@ -87,7 +87,8 @@ def plan_breakdown(problem: Problem, cells: pd.DataFrame) -> tuple[PartFigures, 
     return tuple(
         PartFigures(dimension=d, name=n, spend=float(s), contacts=float(c), expected_conversions=float(e),
                     lo=float(e - h), hi=float(e + h))
-        for (d, n, _), s, c, e, h in zip(parts, weights @ spend, weights @ contacts[funded], expected, half)
+        for (d, n, _), s, c, e, h in zip(parts, weights @ spend, weights @ contacts[funded], expected, half,
+                                         strict=True)
     )
 
 

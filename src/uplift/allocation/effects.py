@@ -16,7 +16,8 @@ from uplift.vocabulary import HOLDOUT
 __all__ = [
     "ARM_LEVEL_LOAD", "ARM_SLOPE_LOAD", "EFFECTS", "EFFECT_COLUMNS", "FIT_LOAD_PREFIX", "GROUP_PREFIX",
     "PERSONA_LOAD_PREFIX", "PER_ARM_LOADS", "PER_ARM_PREFIXES", "SHARED_ERROR_COLUMNS", "applicable_floors",
-    "check_effects", "counts_group", "floor_mask", "floor_weights", "group_columns", "group_weights", "own_sd", "segment_kind",
+    "check_effects", "counts_group", "floor_mask", "floor_weights", "group_columns", "group_weights", "own_sd",
+           "segment_kind",
     "shared_error_columns", "shared_factors", "total_variance",
 ]
 
@@ -204,7 +205,8 @@ def check_effects(effects: pd.DataFrame, costs: CostCatalogue, *, source: str = 
             first = int(np.flatnonzero(short)[0])
             raise DataError(
                 f"{source}: column 'effect_sd': expected the sd of each cell's whole error, at least the "
-                f"root sum of squares of its shared loadings ({', '.join(loads[:4])}{', ...' if len(loads) > 4 else ''}); "
+                "root sum of squares of its shared loadings "
+                f"({', '.join(loads[:4])}{', ...' if len(loads) > 4 else ''}); "
                 f"{int(short.sum())} row(s) fall short, e.g. segment {frame['segment'].iloc[first]!r}, arm "
                 f"{frame['arm'].iloc[first]!r}: effect_sd {whole[first]:.6g} against {shared[first]:.6g}"
             )

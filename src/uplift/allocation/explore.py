@@ -168,7 +168,7 @@ def _draws(problem: Problem) -> tuple[_Draw, ...]:
     best_cells = np.take_along_axis(layout[None, :, :].repeat(draws, axis=0), pick[:, :, None], axis=2)[:, :, 0]
     best_values = np.take_along_axis(values, pick[:, :, None], axis=2)[:, :, 0]
     out = []
-    for best_cell, best in zip(best_cells, best_values):
+    for best_cell, best in zip(best_cells, best_values, strict=True):
         gain = np.where(best[problem.tier_grp] > 0, best[problem.tier_grp], 0.0)
         cost = problem.tier_cost
         candidates = np.flatnonzero((gain > 0) & (problem.tier_cap > 0) & (cost > 0))

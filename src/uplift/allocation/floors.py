@@ -56,7 +56,7 @@ def _signed_contacts(problem: Problem, x: np.ndarray) -> list[np.ndarray]:
     """Per floor, the contacts ``x`` signed so that their conversions are the floor's slack
     ``D = sum_i a_i x_i effect_i``: ``a_i = w_i - share``, ``w_i`` the floor's weight of cell ``i``
     (1 in the floor's cells and 0 elsewhere, or the share of the cell's people in its priority group)."""
-    return [(weight - floor.min_share) * x for floor, weight in zip(problem.floors, problem.floor_weight)]
+    return [(weight - floor.min_share) * x for floor, weight in zip(problem.floors, problem.floor_weight, strict=True)]
 
 
 def selection_optimism(problem: Problem, drawn: Sequence[tuple[Problem, np.ndarray]]) -> np.ndarray:

@@ -3,7 +3,8 @@
 When the planning LP has no solution, every budget-independent rule (channel minimums, the
 segment share cap, fairness and coverage floors) gets a slack variable. Phase 1 finds the smallest
 violation (each slack weighted by the scale of its rule: EUR over the budget, conversions over what
-the budget could buy at best, contacts over what it could buy at the cheapest price); phase 2 keeps those violations and maximises expected conversions, which
+the budget could buy at best, contacts over what it could buy at the cheapest price); phase 2 keeps those violations
+and maximises expected conversions, which
 gives the best relaxed plan. Each violated rule becomes one message, written by its family
 (:mod:`uplift.allocation.rules`), saying what it needs, what stops it (the budget, the reach caps,
 another rule) and by how much it falls short.

@@ -92,7 +92,7 @@ class PreparedPlan:
         elif confident.any():
             floor_notes = [f"conversion floor {f.name!r} is kept in expectation only, without its "
                            f"{f.confidence:.0%} confidence margin: the policy's rules conflict at this budget"
-                           for f, asked in zip(problem.floors, confident) if asked]
+                           for f, asked in zip(problem.floors, confident, strict=True) if asked]
         total = solution.allocation + explored
         figures = cell_figures(problem, total=total, explored=explored)
         totals = plan_totals(
@@ -107,7 +107,8 @@ class PreparedPlan:
         promise_notes = []
         if self.promise is not None:
             totals = calibrated_totals(totals, self.promise, policy.interval)
-            reference_totals = {k: calibrated_totals(t, self.promise, policy.interval) for k, t in reference_totals.items()}
+            reference_totals = {k: calibrated_totals(t, self.promise, policy.interval)
+                                for k, t in reference_totals.items()}
             promise_notes = [f"expected conversions calibrated on the data's held-out rows: the estimates' "
                              f"{totals.estimated_conversions:.1f} x {max(self.promise.ratio, 0.0):.2f} "
                              f"(± {self.promise.ratio_se:.2f}), what the best-looking "
@@ -433,7 +434,7 @@ def _with_floor_margins(
         f"effects' uncertainty (asked: {floor.confidence:.0%})"
         + (f", after {o:.1f} expected conversions allowed for the optimism of the estimates the plan picks"
            if o > 0 else "")
-        for floor, p, o, asked in zip(problem.floors, probability, optimism, confident_floors(problem))
+        for floor, p, o, asked in zip(problem.floors, probability, optimism, confident_floors(problem), strict=True)
         if asked
     ]
     return solution, notes, used

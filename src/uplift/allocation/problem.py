@@ -199,7 +199,7 @@ class Problem:
         """``(floors, groups)``: each fairness floor's weight of each (segment, channel) group (its
         segment's weight; 0 outside the floor)."""
         weights = np.zeros((len(self.floors), len(self.grp_seg)))
-        for k, (cells, weight) in enumerate(zip(self.floor_cells, self.floor_weight)):
+        for k, (cells, weight) in enumerate(zip(self.floor_cells, self.floor_weight, strict=True)):
             weights[k, self.grp[cells]] = weight[cells]
         return weights
 

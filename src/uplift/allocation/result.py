@@ -10,7 +10,6 @@ their contacts.
 from __future__ import annotations
 
 import dataclasses
-
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -177,7 +176,8 @@ class FloorCheck:
             return f"{head} does not apply to {why}; this plan is not bound by it"
         of = {"spend_share": "spend", "contact_share": "contacts"}.get(self.kind, "expected conversions")
         got = f"{self.share:.1%} of {of}" if math.isfinite(self.share) else f"the plan has no {of}"
-        return f"{head} {'held' if self.status == 'held' else 'fell short'}: {got} (asked: at least {self.min_share:.0%})"
+        held = "held" if self.status == "held" else "fell short"
+        return f"{head} {held}: {got} (asked: at least {self.min_share:.0%})"
 
 
 def floor_checks(problem: Problem, cells: pd.DataFrame, kind: str | None) -> tuple[FloorCheck, ...]:
@@ -190,7 +190,7 @@ def floor_checks(problem: Problem, cells: pd.DataFrame, kind: str | None) -> tup
         "contact_share": cells["contacts"].to_numpy(dtype=float),
         "conversion_share": cells["expected_conversions"].to_numpy(dtype=float),
     }
-    weights = {floor.name: weight for floor, weight in zip(problem.floors, problem.floor_weight)}
+    weights = {floor.name: weight for floor, weight in zip(problem.floors, problem.floor_weight, strict=True)}
     checks = []
     for floor in problem.policy.fairness_floors:
         if not floor.applies_to(kind):
@@ -297,7 +297,8 @@ def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend
     leave a floor a hair short (a cell outside the floor loses relatively less). Where a floor
     that held before rounding falls short after it, whole contacts are taken from funded cells
     that count less than the floor's share towards it (cells in no floor first, least conversions
-    per EUR first; cells whose contacts another floor needs only when no other will do) until it holds again: spend and contacts only go down, so the budget, caps and
+    per EUR first; cells whose contacts another floor needs only when no other will do) until it holds again: spend and
+    contacts only go down, so the budget, caps and
     holdout still hold. No cell gives up contacts a coverage floor's area needs (:class:`_CoverageRoom`);
     the rounding itself may leave an area short by less than one contact per funded cell.
     """
@@ -321,7 +322,8 @@ def _keep_floors(problem: Problem, x: np.ndarray, contacts: np.ndarray, lp_spend
     slack = _FloorSlack(problem, price, contacts)
     for _ in range(2 * len(problem.floors)):
         changed = False
-        for k, (floor, mask, weight) in enumerate(zip(problem.floors, problem.floor_cells, problem.floor_weight)):
+        per_floor = zip(problem.floors, problem.floor_cells, problem.floor_weight, strict=True)
+        for k, (floor, mask, weight) in enumerate(per_floor):
             share = float(floor.min_share)
             before = value(floor.kind, x)
             if before.sum() <= 0 or (before * weight)[mask].sum() < share * before.sum() * (1 - 1e-9):
@@ -392,11 +394,12 @@ class _CoverageRoom:
         floors = problem.policy.coverage_floors
         self.of_cell: dict[int, list[tuple[int, float]]] = {}
         self.slack: list[float] = []
-        for t, (i, cells, weight) in enumerate(zip(targets.floor, targets.cells, targets.weight) if targets else ()):
+        per_target = zip(targets.floor, targets.cells, targets.weight, strict=True) if targets else ()
+        for t, (i, cells, weight) in enumerate(per_target):
             need = floors[i].min_contacts
             met = float(x[cells] @ weight) >= need * (1 - 1e-9)
             self.slack.append(float(contacts[cells] @ weight) - need if met else np.inf)
-            for c, w in zip(cells, weight):
+            for c, w in zip(cells, weight, strict=True):
                 self.of_cell.setdefault(int(c), []).append((t, float(w)))
 
     def allowed(self, c: int) -> float:
@@ -459,7 +462,8 @@ def plan_totals(
     """Totals of a cells table or :func:`cell_figures` (``own`` and ``shared`` aligned with its rows).
 
     The interval adds each cell's own error (``own``: its sd, independent across cells,
-    :attr:`Problem.own_sd`) and the errors cells share: ``shared`` (n x k, :attr:`Problem.shared`) holds each cell's per-contact loadings on k
+    :attr:`Problem.own_sd`) and the errors cells share: ``shared`` (n x k, :attr:`Problem.shared`) holds each cell's
+    per-contact loadings on k
     independent shared factors, whose variance in the total is ``||contacts @ shared||^2``.
     """
     contacts = np.asarray(cells["contacts"], dtype=float)
@@ -618,7 +622,8 @@ def evaluate_plan(
         # per funded cell of the area)
         areas = coverage_cells(merged, cover, key=f"policy coverage_floors[{i}] {cover.name!r}", source=source,
                                require=False)
-        got = [(float(contacts[cells] @ weight), float(weight[contacts[cells] > 0].sum())) for _, cells, weight in areas]
+        got = [(float(contacts[cells] @ weight), float(weight[contacts[cells] > 0].sum()))
+               for _, cells, weight in areas]
         worst = min(got, default=(float("nan"), 0.0))
         floors[cover.name] = worst[0] / cover.min_contacts
         allowance[cover.name] = worst[1] / cover.min_contacts

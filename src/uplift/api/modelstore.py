@@ -130,7 +130,8 @@ class ModelBundle:
     interval: float
     loaded_at: datetime
     by_kind: dict[str, pd.DataFrame] = field(default_factory=dict)
-    compute: Any = None  # uplift.api.compute.ComputePool serving this version, or None: requests compute in their thread
+    # uplift.api.compute.ComputePool serving this version, or None: requests compute in their thread
+    compute: Any = None
     released: pd.DataFrame | None = None  # the released segment table (uplift.segments.release), same segments
     provenance: Provenance = field(default_factory=Provenance)
 

@@ -19,19 +19,20 @@ import numpy as np
 import pandas as pd
 import pydantic_core
 
+from uplift.allocation.breakdown import plan_breakdown
+from uplift.allocation.curve import CURVE_POINTS, budget_curve, curve_budgets
+from uplift.allocation.planner import PreparedPlan
 from uplift.api.footprint import array_bytes
 from uplift.api.handlers import RequestFieldError
 from uplift.api.modelstore import ModelBundle, safe_segments
 from uplift.api.planschema import PackedBody, pack_body
 from uplift.api.redact import echo
 from uplift.api.schemas import PlanCell, PlanRequest, PlanResponse
-from uplift.allocation.breakdown import plan_breakdown
-from uplift.allocation.curve import CURVE_POINTS, budget_curve, curve_budgets
-from uplift.allocation.planner import PreparedPlan
 from uplift.errors import DataError, SpecError, UpliftError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
 
-__all__ = ["CONVERSION_DECIMALS", "PREPARED_BYTES", "ComputedPlan", "PlanService", "finite_or_none", "request_key", "rounded_figures"]
+__all__ = ["CONVERSION_DECIMALS", "PREPARED_BYTES", "ComputedPlan", "PlanService", "finite_or_none", "request_key",
+           "rounded_figures"]
 
 log = logging.getLogger("uplift.api")
 
@@ -326,7 +327,8 @@ def _restrict(table: pd.DataFrame, request: PlanRequest) -> pd.DataFrame:
             )
         unknown = sorted(set(wanted) - set(valid))
         if unknown:
-            shown = ", ".join(echo(u) for u in unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
+            shown = ", ".join(echo(u) for u in unknown[:3]) + (
+                f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
             raise RequestFieldError(
                 f"{field}s: {shown} not among the model's {field}s; valid: {', '.join(valid)}",
                 ("body", f"{field}s"),
@@ -347,8 +349,10 @@ def _totals(figures: dict[str, float], interval: float) -> dict:
 
 def _gain(figures: dict[str, float], interval: float) -> dict:
     """What a plan adds over a reference, as sent: conversions and EUR rounded like the totals."""
-    conversions = {k: float(rounded_figures(figures[k], "expected_conversions")) for k in ("extra_conversions", "lo", "hi")}
-    return {**conversions, "interval": float(interval), "probability_better": round(float(figures["probability_better"]), 4),
+    conversions = {k: float(rounded_figures(figures[k], "expected_conversions"))
+                   for k in ("extra_conversions", "lo", "hi")}
+    return {**conversions, "interval": float(interval),
+            "probability_better": round(float(figures["probability_better"]), 4),
             "extra_spend": float(rounded_figures(figures["extra_spend"], "spend"))}
 
 
@@ -364,7 +368,8 @@ def _part(figures: dict) -> dict:
     """A part of a plan as sent: EUR to the cent, contacts whole, conversions like the totals."""
     return {"dimension": figures["dimension"], "name": figures["name"],
             "spend": float(rounded_figures(figures["spend"], "spend")), "contacts": int(round(figures["contacts"])),
-            **{k: float(rounded_figures(figures[k], "expected_conversions")) for k in ("expected_conversions", "lo", "hi")}}
+            **{k: float(rounded_figures(figures[k], "expected_conversions"))
+               for k in ("expected_conversions", "lo", "hi")}}
 
 
 def _label_arrays(cells: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -389,4 +394,5 @@ def _cells_json(cells: pd.DataFrame, rows: np.ndarray, labels: dict[str, np.ndar
         else:
             columns.append(cells[col].to_numpy(dtype=np.int64)[rows].tolist())
     names = list(PlanCell.model_fields)
-    return pydantic_core.to_json([dict(zip(names, row)) for row in zip(*columns)], inf_nan_mode="null").decode()
+    return pydantic_core.to_json([dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)],
+                                 inf_nan_mode="null").decode()

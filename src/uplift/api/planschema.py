@@ -7,7 +7,8 @@ body once, zlib-compressed (``body_z``); ``body`` holds the plain JSON of bodies
 compression, and is emptied as the store compacts them (:meth:`~uplift.api.planstore.PlanStore.compact`).
 
 :func:`upgrade` adds what a store made by an older version lacks (approval and label columns, ``body_z``,
-the indexes on ``plans.body_hash`` and ``plans.supersedes``), with ``ALTER TABLE ... ADD COLUMN`` only, so no plan is rewritten or lost.
+the indexes on ``plans.body_hash`` and ``plans.supersedes``), with ``ALTER TABLE ... ADD COLUMN`` only, so no plan is
+rewritten or lost.
 """
 
 from __future__ import annotations

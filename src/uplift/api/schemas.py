@@ -73,7 +73,8 @@ class Health(HealthStatus):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"status": "ok", "reason": None, "model_name": "uplift-registration", "alias": "champion", "model_version": 3,
+                {"status": "ok", "reason": None, "model_name": "uplift-registration", "alias": "champion",
+                 "model_version": 3,
                  "run_id": "8f2c0d3c1a7b4e1f9d2e6a5b4c3d2e1f", "loaded_at": "2025-03-01T09:00:00Z",
                  "checked_at": "2025-03-01T09:05:00Z", "compute_processes": 2}
             ]
@@ -100,7 +101,8 @@ class ModelInfo(_Out):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"name": "uplift-registration", "version": 3, "alias": "champion", "run_id": "8f2c0d3c1a7b4e1f9d2e6a5b4c3d2e1f",
+                {"name": "uplift-registration", "version": 3, "alias": "champion",
+                 "run_id": "8f2c0d3c1a7b4e1f9d2e6a5b4c3d2e1f",
                  "arms": [ARM_EXAMPLE, "heavy_work_future@meta"], "control": "holdout",
                  "features": [{"name": "age", "kind": "numeric"}, {"name": "gender", "kind": "categorical"}],
                  "metrics": {"test_mean_qini": 0.0021}, "loaded_at": "2025-03-01T09:00:00Z"}
@@ -206,7 +208,8 @@ class PlanRequest(_In):
     )
     costs: dict[OverrideKey, Any] = Field(
         default_factory=dict, max_length=MAX_OVERRIDES,
-        description="overrides of serve/costs.yaml, e.g. {'channels.email': {'cost_per_contact': 0.03, 'tiers': [...]}}; "
+        description="overrides of serve/costs.yaml, e.g. {'channels.email': "
+                    "{'cost_per_contact': 0.03, 'tiers': [...]}}; "
                     f"at most {MAX_OVERRIDE_DEPTH} levels of nesting",
     )
     channels: list[NameText] | None = Field(
@@ -255,7 +258,8 @@ class PlanTotalsOut(_Out):
     cost_per_conversion_lo: float | None = Field(
         description="EUR per incremental conversion if the plan buys `hi` conversions (null without conversions)")
     cost_per_conversion_hi: float | None = Field(
-        description="EUR per incremental conversion if it buys `lo` (null when `lo` <= 0: no finite cost, or without conversions)")
+        description="EUR per incremental conversion if it buys `lo` (null when `lo` <= 0: no finite "
+                    "cost, or without conversions)")
     estimated_conversions: float | None = Field(
         None, description="the sum of the cells' estimated conversions; `expected_conversions` is it calibrated on the "
                           "data's held-out rows when the segment table carries that calibration (docs/planning.md)")
@@ -426,7 +430,8 @@ class PlanList(_Out):
     items: list[PlanSummary] = Field(description="newest first")
 
 
-FeatureValue = Annotated[Any, WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]})]
+FeatureValue = Annotated[Any, WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"},
+                                                        {"type": "null"}]})]
 """A feature value as documented: text, number, boolean or null. Parsed as any JSON value; the
 service's row check (``uplift.api.scoring.rows_to_frame``) types every feature column and names
 the first bad row and column (422), so values are not checked twice."""

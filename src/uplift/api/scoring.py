@@ -31,11 +31,11 @@ def rows_to_frame(rows: list[dict], features: tuple[tuple[str, str], ...]) -> pd
     names = [name for name, _ in features]
     pick = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
     try:  # one tuple per row, transposed into one tuple per column (both loops in C)
-        columns = list(zip(*map(pick, rows))) if rows else [()] * len(names)
+        columns = list(zip(*map(pick, rows), strict=True)) if rows else [()] * len(names)
     except KeyError:
         _raise_first_missing(rows, names)
     data: dict[str, np.ndarray | pd.Series] = {}
-    for (name, kind), values in zip(features, columns):
+    for (name, kind), values in zip(features, columns, strict=True):
         kinds = set(map(type, values))
         if kind == "numeric":
             column = _numbers(values, kinds) if kinds <= _NUMBER_TYPES else None
@@ -119,8 +119,8 @@ def score_rows(bundle: ModelBundle, frame: pd.DataFrame, *, shrunk: bool) -> dic
     best_idx = np.array([col.get(b, -1) for b in best])
     best_value = np.where(best_idx >= 0, values[np.arange(len(values)), np.maximum(best_idx, 0)], 0.0)
     rows = [
-        {"index": i, "uplift": dict(zip(arms, v)), "best_arm": str(b), "best_uplift": bv}
-        for i, (v, b, bv) in enumerate(zip(values.tolist(), best.tolist(), best_value.tolist()))
+        {"index": i, "uplift": dict(zip(arms, v, strict=True)), "best_arm": str(b), "best_uplift": bv}
+        for i, (v, b, bv) in enumerate(zip(values.tolist(), best.tolist(), best_value.tolist(), strict=True))
     ]
     answer = {"model_version": bundle.version, "arms": arms, "control": bundle.control, "shrunk": shrunk, "rows": rows}
     if net is not None:

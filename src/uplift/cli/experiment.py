@@ -159,7 +159,8 @@ def design_command(
     segments: Annotated[Path | None, typer.Option(help="Segment spec the plan was made with "
                                                   "(default features/segments.yaml).")] = None,
     costs: Annotated[Path | None, typer.Option(help="Cost catalogue (default serve/costs.yaml).")] = None,
-    base_rate: Annotated[float, typer.Option("--base-rate", help="Expected holdout conversion rate, for power.")] = 0.002,
+    base_rate: Annotated[float,
+                         typer.Option("--base-rate", help="Expected holdout conversion rate, for power.")] = 0.002,
 ) -> None:
     """Deterministic salted-hash assignment, power table, stratum balance; written and logged to MLflow.
 
@@ -201,7 +202,8 @@ def design_command(
     for r in power.itertuples():
         t.add_row(r.arm, f"{r.arm_share:.1%}", _count(r.n_arm_available), f"{r.n_arm_needed:,}",
                   f"{1000 * r.mde_available:.2f}" if r.mde_available == r.mde_available else "-",
-                  "-" if pd.isna(r.power_available) else f"{r.power_available:.2f}", "yes" if r.sufficient else "[red]no[/]")
+                  "-" if pd.isna(r.power_available) else f"{r.power_available:.2f}",
+                  "yes" if r.sufficient else "[red]no[/]")
     console.print(t)
     counts = result.assignment["arm"].value_counts()
     holdout = int(counts.get(exp.control, 0))
@@ -403,7 +405,8 @@ def analysis_frame(
     x = build_features(keys, people, exposures, enrolments, covariate_set)
     kept = tuple(c for c in COVARIATES if np.nanstd(x[c].to_numpy(float)) > 0)
     frame = pd.concat(
-        [rows[["person_id", "arm"]], pd.DataFrame({spec.outcome: label_outcome(keys, enrolments, outcome)}), x[list(kept)]],
+        [rows[["person_id", "arm"]], pd.DataFrame({spec.outcome: label_outcome(keys, enrolments, outcome)}),
+         x[list(kept)]],
         axis=1,
     )
     if DESIGN_CELL in rows.columns:  # a wave designed from a plan: each person's planned segment
@@ -463,7 +466,8 @@ def analyze_command(
     exposures: Annotated[Path, typer.Option(help="Exposures including the wave's rows.")],
     enrolments: Annotated[Path, typer.Option(help="Funnel events (outcomes).")],
     audience: Annotated[Path | None, typer.Option(help="Audience (for --segment-by on its columns).")] = None,
-    segment_by: Annotated[str | None, typer.Option("--segment-by", help="Also report per value, e.g. age_band.")] = None,
+    segment_by: Annotated[str | None,
+                          typer.Option("--segment-by", help="Also report per value, e.g. age_band.")] = None,
     out: Annotated[Path | None, typer.Option(help="Per-arm results (.csv); default out/analysis_<name>.csv.")] = None,
     plan: Annotated[Path | None, typer.Option(help="Plan cells (`uplift plan` output, or a stored plan as .json): the "
                                               "effect each arm is expected to have, for the too-small-to-detect "

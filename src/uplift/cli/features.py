@@ -15,17 +15,21 @@ __all__ = ["features"]
 
 @app.command()
 def features(
-    data: Annotated[Path, typer.Option(help="Folder with audience, exposures and enrolments (.parquet or .csv).")] = Path("data/sim"),
+    data: Annotated[Path, typer.Option(
+        help="Folder with audience, exposures and enrolments (.parquet or .csv).")] = Path("data/sim"),
     feature_set: Annotated[str, typer.Option("--feature-set", help="Name in features/ or a YAML path.")] = "default",
-    out: Annotated[Path, typer.Option(help="Where to write the training table (.parquet).")] = Path("data/training.parquet"),
+    out: Annotated[Path,
+                   typer.Option(help="Where to write the training table (.parquet).")] = Path("data/training.parquet"),
     list_features: Annotated[bool, typer.Option("--list", help="List the feature library and exit.")] = False,
     memory_limit: Annotated[
         str | None,
-        typer.Option("--memory-limit", help="Memory the engine (DuckDB) may use before it spills to disk (default 2GB)."),
+        typer.Option("--memory-limit",
+                     help="Memory the engine (DuckDB) may use before it spills to disk (default 2GB)."),
     ] = None,
     batch_rows: Annotated[
         int | None,
-        typer.Option("--batch-rows", min=1, help="Rows per batch of the input checks and per row group (default 1,000,000)."),
+        typer.Option("--batch-rows", min=1,
+                     help="Rows per batch of the input checks and per row group (default 1,000,000)."),
     ] = None,
 ) -> None:
     """Build one row per randomised (person, wave): features as of assignment, arm, outcome, propensities.
@@ -51,7 +55,8 @@ def features(
         written = write_training_table(locate_inputs(data), spec, out, settings=settings)
     summary = Table("rows", "people", "waves", "arms", "features", "outcome", "outcome rate")
     summary.add_row(
-        f"{written.rows:,}", f"{written.people:,}", str(written.waves), str(1 + len(spec.messages) * len(spec.channels)),
+        f"{written.rows:,}", f"{written.people:,}", str(written.waves),
+                    str(1 + len(spec.messages) * len(spec.channels)),
         str(len(written.features)), spec.outcome.describe(), f"{written.outcome_rate:.4%}",
     )
     console.print(summary)

@@ -69,7 +69,8 @@ def show_manifest(manifest: dict, folder: Path) -> None:
     if not manifest["adds_up"]:  # pragma: no cover - handoff_tables splits by largest remainder
         fail("the hand-off's totals do not add up to the plan's")
     if manifest["below_minimum"]:
-        console.print(f"[yellow]note:[/] {len(manifest['below_minimum']):,} line(s) below their channel's minimum spend "
+        console.print(f"[yellow]note:[/] {len(manifest['below_minimum']):,} line(s) below "
+                      "their channel's minimum spend "
                       "or print run are handed over as planned and flagged (below_minimum; manifest.json lists them)")
     for line in manifest["not_targeted"]:
         console.print(f"[dim]note:[/] {line}: the channel cannot select on it, its lines reach beyond their cells")
@@ -78,7 +79,8 @@ def show_manifest(manifest: dict, folder: Path) -> None:
 
 @app.command("attribute")
 def attribute_command(
-    enrolments: Annotated[Path, typer.Option(help="Enrolments with the UTM columns or visit_url of each registration.")],
+    enrolments: Annotated[Path,
+                          typer.Option(help="Enrolments with the UTM columns or visit_url of each registration.")],
     handoff: Annotated[list[Path], typer.Option(help="A hand-off folder (repeatable: one per wave).")],
     out: Annotated[Path, typer.Option(help="Where to write one row per registration (.csv or .parquet).")] = Path(
         "out/attributions.csv"),

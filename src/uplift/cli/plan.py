@@ -62,8 +62,10 @@ def plan_command(
     strict: Annotated[bool, typer.Option(help="Fail instead of returning a relaxed plan when rules conflict.")] = False,
     prices: Annotated[bool, typer.Option(help="Price every rule: binds or not, and what holding it costs.")] = True,
     top: Annotated[int, typer.Option(help="Cells to print (all are written).")] = 20,
-    out: Annotated[Path, typer.Option(help="Where to write the plan's cells (.csv or .parquet).")] = Path("out/plan.csv"),
-    handoff: Annotated[Path | None, typer.Option(help="Also write the hand-off, one file per channel, into this folder.")] = None,
+    out: Annotated[Path,
+                   typer.Option(help="Where to write the plan's cells (.csv or .parquet).")] = Path("out/plan.csv"),
+    handoff: Annotated[Path | None,
+                       typer.Option(help="Also write the hand-off, one file per channel, into this folder.")] = None,
     wave: Annotated[int | None, typer.Option(help="The wave the hand-off is for (utm_campaign=wave-<n>).")] = None,
     start: Annotated[str | None, typer.Option(help="First day of the wave, YYYY-MM-DD (default: today).")] = None,
     audience: Annotated[Path | None, typer.Option(help="The audience file whose neighbourhoods place the flyers "
@@ -107,9 +109,11 @@ def plan_command(
                                       start=start, audience=audience)
 
     funded = result.cells[result.cells["contacts"] > 0].sort_values("spend", ascending=False)
-    t = Table(title=f"Budget split for {_eur(budget)} ({label}, {kind} segments): top {min(top, len(funded))} of {len(funded)} funded cells")
+    t = Table(title=f"Budget split for {_eur(budget)} ({label}, {kind} segments): top {min(top, len(funded))} of "
+                    f"{len(funded)} funded cells")
     level = f"{rules.interval:.0%}"
-    for col in ("segment", "arm", "contacts", "spend", f"incr. conv. ({level})", f"€ / conv. ({level})", "€ next conv."):
+    for col in ("segment", "arm", "contacts", "spend", f"incr. conv. ({level})", f"€ / conv. ({level})",
+                "€ next conv."):
         t.add_column(col, justify="left" if col in ("segment", "arm") else "right")
     for r in funded.head(top).itertuples():
         t.add_row(r.segment, r.arm, f"{r.contacts:,}", _eur(r.spend),
@@ -133,7 +137,8 @@ def plan_command(
     if result.rules:
         console.print(_rules_table(result.rules, level))
     if result.status != "optimal":
-        console.print(f"[bold red]status: {result.status}[/]: the rules conflict; the plan above is the closest relaxation")
+        console.print(f"[bold red]status: {result.status}[/]: the rules conflict; the plan above "
+                      "is the closest relaxation")
     for c in result.conflicts:
         console.print(f"[red]conflict:[/] {c}")
     for n in result.notes:

@@ -23,11 +23,14 @@ def run(
     waves: Annotated[int, typer.Option(help="Campaign waves.")] = 4,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
     out: Annotated[Path, typer.Option(help="Folder for the simulated inputs and the training table.")] = Path("data"),
-    models: Annotated[list[str] | None, typer.Option("--model", help="Model spec names in models/ (repeatable).")] = None,
+    models: Annotated[list[str] | None,
+                      typer.Option("--model", help="Model spec names in models/ (repeatable).")] = None,
     region: Annotated[str | None, typer.Option(help=REGION_HELP)] = None,
-    family: Annotated[Path | None, typer.Option(help="Family of regions for random:SEED (default features/regions/family.yaml).")] = None,
+    family: Annotated[Path | None, typer.Option(
+        help="Family of regions for random:SEED (default features/regions/family.yaml).")] = None,
     budget: Annotated[float, typer.Option(help="EUR the closing plan splits over the next wave.")] = 2_000.0,
-    plan_out: Annotated[Path, typer.Option(help="Folder for the closing plan (plan.csv) and its hand-off.")] = Path("out"),
+    plan_out: Annotated[Path,
+                        typer.Option(help="Folder for the closing plan (plan.csv) and its hand-off.")] = Path("out"),
     details: Annotated[bool, typer.Option(help="Also print the modelling tables (Qini per arm, policy values, "
                                                 "regret against the simulator's truth).")] = False,
 ) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
-
-from enum import Enum
 
 import pandas as pd
 import typer
@@ -39,7 +38,8 @@ def parse_as_of(value: str | None) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def load_history(exposures: Path | None, enrolments: Path | None, *, control: str = "holdout") -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_history(exposures: Path | None, enrolments: Path | None, *,
+                 control: str = "holdout") -> tuple[pd.DataFrame, pd.DataFrame]:
     """The validated history files, or empty frames of the right shape when not given."""
     from uplift.inputs import check_exposures
     from uplift.schemas import ENROLMENTS, EXPOSURES, validate
@@ -53,7 +53,8 @@ def load_history(exposures: Path | None, enrolments: Path | None, *, control: st
         ex = pd.DataFrame({"person_id": pd.Series(dtype="str"), "wave": pd.Series(dtype="int64"),
                            "arm": pd.Series(dtype="str"), "message": pd.Series(dtype="str"),
                            "channel": pd.Series(dtype="str"), "assigned_at": pd.Series(dtype=utc),
-                           "assignment_probability": pd.Series(dtype="float64"), "cost_eur": pd.Series(dtype="float64")})
+                           "assignment_probability": pd.Series(dtype="float64"),
+                           "cost_eur": pd.Series(dtype="float64")})
     if enrolments is not None:
         en = validate(read_table(enrolments), ENROLMENTS, source=str(enrolments))
     else:
@@ -68,13 +69,15 @@ def score(
     out: Annotated[Path, typer.Option(help="Where to write the scores (.parquet or .csv).")],
     exposures: Annotated[Path | None, typer.Option(help="Earlier exposures (history features).")] = None,
     enrolments: Annotated[Path | None, typer.Option(help="Earlier funnel events (history features).")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Planned assignment time, ISO (default: now, UTC).")] = None,
+    as_of: Annotated[str | None,
+                     typer.Option("--as-of", help="Planned assignment time, ISO (default: now, UTC).")] = None,
     model: Annotated[str, typer.Option(help="Registry alias or version number.")] = "champion",
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1, help="Rows per chunk.")] = 100_000,
     rejects: Annotated[Path | None, typer.Option(help="Where invalid rows go (default: <out>.rejects.csv).")] = None,
     strict: Annotated[bool, typer.Option(help="Fail on the first invalid row; write nothing.")] = False,
-    engine: Annotated[Engine, typer.Option(help="pandas: chunks in this process; spark: a Parquet file or folder "
-                                                "on local Spark, scores partitioned by best_arm into folder --out.")] = Engine.pandas,
+    engine: Annotated[Engine, typer.Option(
+        help="pandas: chunks in this process; spark: a Parquet file or folder "
+             "on local Spark, scores partitioned by best_arm into folder --out.")] = Engine.pandas,
     spark_cores: Annotated[int, typer.Option("--spark-cores", min=1, help="Cores of the local Spark (local[N]).")] = 2,
 ) -> None:
     """Per person: uplift of every arm, the best arm, its uplift, segment and persona."""
@@ -100,7 +103,8 @@ def score(
         scorer = pyfunc.scorer  # the feature set and segment labels logged with the model
         if scorer is None:  # a model logged without them: the project's declarations
             feature_set = model_feature_set(load_feature_set(pyfunc.model.spec.feature_set), pyfunc)
-            scorer = Scorer(model=pyfunc, feature_set=feature_set, labeler=SegmentLabeler(loaded.segments, load_segment_spec()))
+            scorer = Scorer(model=pyfunc, feature_set=feature_set,
+                            labeler=SegmentLabeler(loaded.segments, load_segment_spec()))
         ex, en = load_history(exposures, enrolments, control=pyfunc.control)
     with Progress(TextColumn("[bold]scoring[/]"), BarColumn(), MofNCompleteColumn(), _RowsPerSecond(),
                   TextColumn("{task.fields[rejected]} rejected"), TimeElapsedColumn(), console=console,
@@ -125,7 +129,8 @@ def _report(settings, loaded, summary, *, audience: Path, out: Path, when: pd.Ti
         f"as of {when.isoformat()} in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s) -> {out}"
     )
     if summary.rows_rejected:
-        console.print(f"[yellow]{summary.rows_rejected:,} row(s) rejected[/] -> {summary.rejects} (file, row, column, reason)")
+        console.print(f"[yellow]{summary.rows_rejected:,} row(s) rejected[/] -> {summary.rejects} "
+                      "(file, row, column, reason)")
     elif summary.rejects is not None:
         console.print(f"0 rows rejected ({summary.rejects} is empty)")
     console.print(f"MLflow run {run_id[:8]} in experiment 'uplift-scoring' (input sha256 {digest[:12]})")

@@ -107,7 +107,8 @@ def simulate_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the world into.")],
     region: Annotated[str | None, typer.Option("--region", help=REGION_HELP)] = None,
     family: Annotated[
-        Path | None, typer.Option("--family", help="Family of regions for random:SEED; default features/regions/family.yaml.")
+        Path | None, typer.Option("--family",
+                                  help="Family of regions for random:SEED; default features/regions/family.yaml.")
     ] = None,
     people: Annotated[int, typer.Option("--people", min=1, help="Number of residents.")] = 200_000,
     waves: Annotated[

@@ -53,8 +53,11 @@ def print_results(results) -> None:
     for r in results:
         t.add_column(r.spec.name, justify="right")
     for arm in arms:
-        t.add_row(arm, *[f"{r.report.cv_metrics.loc[arm, 'qini']:+.5f} | {r.report.test_metrics.loc[arm, 'qini']:+.5f}" for r in results])
-    t.add_row("[bold]mean[/]", *[f"{r.report.cv_metrics['qini'].mean():+.5f} | {r.report.test_metrics['qini'].mean():+.5f}" for r in results])
+        t.add_row(arm, *[f"{r.report.cv_metrics.loc[arm, 'qini']:+.5f} | {r.report.test_metrics.loc[arm, 'qini']:+.5f}"
+                         for r in results])
+    t.add_row("[bold]mean[/]",
+              *[f"{r.report.cv_metrics['qini'].mean():+.5f} | {r.report.test_metrics['qini'].mean():+.5f}"
+                for r in results])
     console.print(t)
 
     p = Table(title="Held-out value per 1,000 people (IPW, 95% CI) and gain over the best single arm")
@@ -79,9 +82,11 @@ def print_results(results) -> None:
         q.add_column("")
         for r in results:
             q.add_column(r.spec.name, justify="right")
-        q.add_row("mean corr(estimated, true uplift)", *[f"{r.truth_recovery['true_corr'].mean():.3f}" for r in results])
+        q.add_row("mean corr(estimated, true uplift)",
+                  *[f"{r.truth_recovery['true_corr'].mean():.3f}" for r in results])
         for name in ("targeted", "argmax", "best_single_arm"):
-            q.add_row(f"regret per 1,000: {name}", *[f"{1000 * r.truth_policies.loc[name, 'regret']:.3f}" for r in results])
+            q.add_row(f"regret per 1,000: {name}",
+                      *[f"{1000 * r.truth_policies.loc[name, 'regret']:.3f}" for r in results])
         console.print(q)
 
     for r in results:
@@ -118,17 +123,21 @@ def _print_net(results) -> None:
 
 @app.command()
 def train(
-    specs: Annotated[list[Path] | None, typer.Argument(help="Model spec YAML files (default: models/pooled_lightgbm.yaml).")] = None,
+    specs: Annotated[list[Path] | None,
+                     typer.Argument(help="Model spec YAML files (default: models/pooled_lightgbm.yaml).")] = None,
     data: Annotated[Path | None, typer.Option(help="Folder with the three inputs (default data/sim).")] = None,
     table: Annotated[Path | None, typer.Option(help="A training table written by `uplift features`.")] = None,
-    experiment_csv: Annotated[Path | None, typer.Option("--experiment-csv", help="A randomised experiment CSV (e.g. hillstrom.csv).")] = None,
+    experiment_csv: Annotated[Path | None, typer.Option(
+        "--experiment-csv", help="A randomised experiment CSV (e.g. hillstrom.csv).")] = None,
     mapping: Annotated[Path | None, typer.Option(help="Column mapping YAML for --experiment-csv.")] = None,
-    outcome: Annotated[str | None, typer.Option(help="Outcome column for --experiment-csv (default: the mapping's first).")] = None,
+    outcome: Annotated[str | None,
+                       typer.Option(help="Outcome column for --experiment-csv (default: the mapping's first).")] = None,
     feature_set: Annotated[str, typer.Option("--feature-set")] = "default",
     truth: Annotated[Path | None, typer.Option(help="Simulator truth file: adds evaluation-only metrics.")] = None,
     groups_region: Annotated[Path | None, typer.Option(
         "--groups-region", help="Region declaration whose neighbourhoods' deprivation the priority groups read "
-        "(default: serve/groups.yaml's deprivation_from; a simulated folder has its own in truth/region.yaml).")] = None,
+        "(default: serve/groups.yaml's deprivation_from; a simulated folder has its "
+        "own in truth/region.yaml).")] = None,
 ) -> None:
     """Cross-validate each spec, log runs to MLflow, register the models, move the alias past the gate.
 

@@ -305,7 +305,7 @@ def _numeric(frame: pd.DataFrame, covariates: tuple[str, ...]) -> np.ndarray:
     x = frame.loc[:, list(covariates)].to_numpy(dtype=float) if covariates else np.empty((len(frame), 0))
     bad = ~np.isfinite(x)
     if bad.any():
-        cols = [c for c, b in zip(covariates, bad.any(axis=0)) if b]
+        cols = [c for c, b in zip(covariates, bad.any(axis=0), strict=True) if b]
         raise DataError(f"covariate(s) {cols}: {int(bad.any(axis=1).sum())} row(s) with missing or infinite values")
     return x
 

@@ -40,7 +40,8 @@ _EFFECTS = tuple(c for c in EFFECT_COLUMNS[EFFECT_COLUMNS.index("effect"):] if c
 
 POWER_RELEASE = Release(
     people=("n_arm_available", "n_holdout_available"),
-    figures=(Figure(columns=("mde_available", "power_available"), rests_on=("n_arm_available", "n_holdout_available")),),
+    figures=(Figure(columns=("mde_available", "power_available"), rests_on=("n_arm_available", "n_holdout_available")),
+             ),
     keep=("arm", "arm_share", "holdout_share", "base_rate", "minimum_detectable_effect", "n_arm_needed",
           "n_holdout_needed", "n_total_needed", "sufficient"),
 )

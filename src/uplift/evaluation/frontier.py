@@ -31,8 +31,8 @@ import pandas as pd
 from uplift.allocation import prepare_plan
 from uplift.allocation.effects import SHARED_ERROR_COLUMNS, shared_error_columns
 from uplift.allocation.explore import interval_z
-from uplift.evaluation.plans import score_plan
 from uplift.errors import SchemaError
+from uplift.evaluation.plans import score_plan
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
 __all__ = ["FRONTIER_COLUMNS", "equivalent_noise_ratio", "noise_frontier", "reference_estimates", "target_ratio"]

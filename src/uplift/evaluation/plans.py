@@ -34,13 +34,15 @@ __all__ = [
 
 PLAN_SCORE_COLUMNS: tuple[str, ...] = (
     "budget", "plan", "status", "spend", "contacts", "planned_conversions", "planned_lo", "planned_hi",
-    "estimated_conversions", "true_conversions", "share_of_oracle", "planned_gain", "gain_lo", "gain_hi", "probability_better",
+    "estimated_conversions", "true_conversions", "share_of_oracle", "planned_gain", "gain_lo", "gain_hi",
+                                       "probability_better",
 )
 """Columns of :attr:`PlanComparison.plans`: one row per (budget, plan). ``planned_conversions`` is what
 the plan expected under the effects it was made from, ``planned_lo`` / ``planned_hi`` the interval it
 showed (the policy's level; NaN for the reference plans, which show none); ``estimated_conversions`` the
 sum of its cells' estimates (the same as ``planned_conversions`` unless the effects carry a held-out
-calibration of their promise, :mod:`uplift.segments.promise`); ``true_conversions`` what it buys in truth. On a reference plan's row, ``planned_gain`` / ``gain_lo`` / ``gain_hi`` /
+calibration of their promise, :mod:`uplift.segments.promise`); ``true_conversions`` what it buys in truth. On a
+reference plan's row, ``planned_gain`` / ``gain_lo`` / ``gain_hi`` /
 ``probability_better`` are what the recommended plan said it adds over that reference
 (:attr:`uplift.allocation.PlanResult.gains`; NaN on the other rows): the truth's gain is the two rows'
 ``true_conversions`` apart."""
@@ -207,7 +209,8 @@ def compare_with_oracle(
         raise SchemaError("budgets is empty; give at least one budget in EUR")
     cells_est = estimated[["segment", "arm"]].astype(str)
     cells_true = true_effects[["segment", "arm"]].astype(str)
-    if len(cells_est) != len(cells_true) or not cells_est.reset_index(drop=True).equals(cells_true.reset_index(drop=True)):
+    if (len(cells_est) != len(cells_true)
+            or not cells_est.reset_index(drop=True).equals(cells_true.reset_index(drop=True))):
         raise DataError("true_effects: expected the same (segment, arm) rows as estimated, in the same order")
     # prepared once and planned at every budget, as the service does for a planner trying budgets
     product = prepare_plan(estimated, costs=costs, policy=policy, source="estimated")

@@ -133,7 +133,8 @@ class TrueForm:
         channel = np.array([self.channels.index(c) if c is not None else 0 for _, c in parts])
         return message[codes], channel[codes]
 
-    def _evaluate(self, theta: np.ndarray, message: np.ndarray, channel: np.ndarray, *, outcome: np.ndarray | None = None):
+    def _evaluate(self, theta: np.ndarray, message: np.ndarray, channel: np.ndarray, *,
+                  outcome: np.ndarray | None = None):
         """Probabilities; with the rows' 0/1 ``outcome`` also the negative log-likelihood and its gradient."""
         sl = self._slices()
         n, n_messages = len(self.persona), len(self.messages)
@@ -227,7 +228,8 @@ def true_form(spec: RegionSpec, people: pd.DataFrame, shown: np.ndarray) -> True
         raise SchemaError(f"shown: expected shape {(len(people), len(spec.messages))}, got {shown.shape}")
 
     def masks(conditions) -> np.ndarray:
-        return np.column_stack([matches(c, people) for c in conditions]).astype(float) if conditions else np.zeros((len(people), 0))
+        return np.column_stack([matches(c, people)
+                                for c in conditions]).astype(float) if conditions else np.zeros((len(people), 0))
 
     return TrueForm(
         spec=spec,

@@ -54,7 +54,9 @@ def _prior(keys: pd.DataFrame, history: pd.DataFrame, time_col: str) -> pd.DataF
     """Rows of ``history`` of the same person strictly before each key's as-of time."""
     if history.empty:
         return history.assign(row=pd.Series(dtype="int64"))
-    left = pd.DataFrame({"row": np.arange(len(keys)), "person_id": keys["person_id"].to_numpy(), "as_of": keys["as_of"].array})  # .array keeps the tz-aware dtype (to_numpy would box Timestamps)
+    left = pd.DataFrame({"row": np.arange(len(keys)), "person_id": keys["person_id"].to_numpy(),
+                         # .array keeps the tz-aware dtype (to_numpy would box Timestamps)
+                         "as_of": keys["as_of"].array})
     joined = left.merge(history, on="person_id", how="inner", sort=False)
     joined = joined[joined[time_col] < joined["as_of"]]
     return joined.drop(columns=["as_of"]).reset_index(drop=True)

@@ -157,7 +157,8 @@ def resolve(name: str, spec: FeatureSetSpec) -> Feature:
     """
     if name in spec.attributes:
         if name in FEATURES:
-            raise SpecError(f"feature set {spec.name!r}: attribute {name!r} has the name of a library feature; rename it")
+            raise SpecError(f"feature set {spec.name!r}: attribute {name!r} has the name of a "
+                            "library feature; rename it")
         return _declared(name, spec.attributes[name])
     try:
         return FEATURES[name]
@@ -172,7 +173,8 @@ def columns_of(name: str, spec: FeatureSetSpec) -> list[FeatureColumn]:
     if f.family is None:
         return [FeatureColumn(f.name, f.kind)]
     universe = spec.channels if f.family == "channels" else spec.messages
-    return [FeatureColumn(f"{f.name.removesuffix('_by_channel').removesuffix('_by_message')}__{u}", f.kind) for u in universe]
+    return [FeatureColumn(f"{f.name.removesuffix('_by_channel').removesuffix('_by_message')}__{u}", f.kind)
+            for u in universe]
 
 
 def compute(ctx: AsOfContext, names: tuple[str, ...]) -> pd.DataFrame:

@@ -19,7 +19,9 @@ def label_outcome(keys: pd.DataFrame, enrolments: pd.DataFrame, outcome: Outcome
     enrolments : the enrolments contract (person_id, event, occurred_at).
     """
     events = enrolments.loc[enrolments["event"] == outcome.event, ["person_id", "occurred_at"]]
-    left = pd.DataFrame({"row": np.arange(len(keys)), "person_id": keys["person_id"].to_numpy(), "as_of": keys["as_of"].array})  # .array keeps the tz-aware dtype (to_numpy would box Timestamps)
+    left = pd.DataFrame({"row": np.arange(len(keys)), "person_id": keys["person_id"].to_numpy(),
+                         # .array keeps the tz-aware dtype (to_numpy would box Timestamps)
+                         "as_of": keys["as_of"].array})
     joined = left.merge(events, on="person_id", how="inner", sort=False)
     window = pd.Timedelta(days=outcome.attribution_days)
     hit = (joined["occurred_at"] >= joined["as_of"]) & (joined["occurred_at"] < joined["as_of"] + window)

@@ -150,7 +150,8 @@ def _duplicates(con, view: str, keys: list[str], source: Path, contract: str) ->
     found = con.execute(f"""SELECT count(*), list({'(' + cols + ')' if len(keys) > 1 else cols}) FROM (
         SELECT {cols} FROM {view} GROUP BY {cols} HAVING count(*) > 1 ORDER BY {cols})""").fetchone()
     if found[0]:
-        what = f"column {keys[0]!r}: expected unique values" if len(keys) == 1 else f"column '<frame>': expected unique {keys}"
+        what = (f"column {keys[0]!r}: expected unique values" if len(keys) == 1
+                else f"column '<frame>': expected unique {keys}")
         examples = ", ".join(repr(v) for v in found[1][:3])
         raise SchemaError(f"{source}: does not match the {contract} contract\n  {what}; {found[0]} value(s) occur more "
                           f"than once (e.g. {examples})")
@@ -165,9 +166,10 @@ def _check_together(con, scanned: Mapping[str, ScannedInput], spec: FeatureSetSp
             f"exposures: column 'arm' has {unknown} which the feature set {spec.name!r} does not declare "
             f"(its messages x channels plus {spec.control_arm!r})"
         )
-    bad = con.execute(f"""SELECT count(*), arg_min(arm, src), arg_min(message, src), arg_min(channel, src) FROM ex
+    mislabelled = f"""SELECT count(*), arg_min(arm, src), arg_min(message, src), arg_min(channel, src) FROM ex
         WHERE arm <> CASE WHEN message = {literal(NO_MESSAGE)} AND channel = {literal(NO_MESSAGE)}
-                          THEN {literal(spec.control_arm)} ELSE message || {literal(arm_name('', ''))} || channel END""").fetchone()
+                          THEN {literal(spec.control_arm)} ELSE message || {literal(arm_name('', ''))} || channel END"""
+    bad = con.execute(mislabelled).fetchone()
     if bad[0]:
         raise SchemaError(arm_mismatch(str(scanned["exposures"].source), spec.control_arm, *bad))
     _duplicates(con, "a", ["person_id"], scanned["audience"].source, "audience")

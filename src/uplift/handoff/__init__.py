@@ -4,7 +4,8 @@
 print runs per neighbourhood, mailings), the holdout per line, the UTM key and a manifest whose totals add
 up to the plan; ``write_handoff`` writes them atomically. ``attribute`` reads the UTM parameters of
 registrations back into arms and cells. ``plan_lines`` and ``cell_targeting`` are the cell -> audience
-mapping other steps (the next wave's design) reuse, with ``line_people`` (the audience's people per line); ``as_run`` spreads each line's contacts over the cells it
+mapping other steps (the next wave's design) reuse, with ``line_people`` (the audience's people per line); ``as_run``
+spreads each line's contacts over the cells it
 reaches, to score a plan as its channels run it. See docs/handoff.md.
 """
 

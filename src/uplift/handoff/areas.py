@@ -58,7 +58,8 @@ def areas_from_audience(audience: pd.DataFrame, *, source: str = "audience") -> 
 
 
 def areas_from_region(region) -> pd.DataFrame:
-    """Residents per (municipality, neighbourhood) of a region declaration (:class:`~uplift.specs.region.RegionSpec`)."""
+    """Residents per (municipality, neighbourhood) of a region declaration
+    (:class:`~uplift.specs.region.RegionSpec`)."""
     rows = [(m.name, n.postcode, n.name, float(n.residents)) for m in region.municipalities for n in m.neighbourhoods]
     return pd.DataFrame(rows, columns=list(AREA_COLUMNS))
 
@@ -111,7 +112,7 @@ def _municipality_units(areas: pd.DataFrame, municipality: str, min_size: int) -
 
 def _merge(units: list[PrintUnit]) -> PrintUnit:
     """One unit of ``units``' neighbourhoods (postcodes in order); named after the municipalities it spans."""
-    pairs = sorted((p, n) for u in units for p, n in zip(u.postcodes, u.names))
+    pairs = sorted((p, n) for u in units for p, n in zip(u.postcodes, u.names, strict=True))
     municipality = " + ".join(dict.fromkeys(u.municipality for u in units))
     return PrintUnit(municipality, tuple(p for p, _ in pairs), tuple(n for _, n in pairs),
                      float(sum(u.people for u in units)), True)

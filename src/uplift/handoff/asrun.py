@@ -30,7 +30,7 @@ def as_run(cells: pd.DataFrame, sizes: Mapping[str, float], *, costs: CostCatalo
     spend = out["spend"].to_numpy(dtype=float).copy()
     targets = cell_targeting(out["segment"].astype(str), municipalities)
     size = out["segment"].astype(str).map(sizes).to_numpy(dtype=float)
-    for (channel, message), idx in out.groupby(["channel", "message"], sort=False).indices.items():
+    for (channel, _message), idx in out.groupby(["channel", "message"], sort=False).indices.items():
         targeting = costs.channel(str(channel)).targeting
         if targeting is None:
             continue

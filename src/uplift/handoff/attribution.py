@@ -51,7 +51,7 @@ def attribute(enrolments: pd.DataFrame, key: pd.DataFrame, *, source: str = "enr
         parsed = [parse_utm_url(u) for u in rows["visit_url"]]
     else:
         values = rows.reindex(columns=list(UTM_KEYS))
-        parsed = [parse_utm(dict(zip(UTM_KEYS, r))) for r in values.itertuples(index=False, name=None)]
+        parsed = [parse_utm(dict(zip(UTM_KEYS, r, strict=True))) for r in values.itertuples(index=False, name=None)]
     lines = _lines(key)
     out = [_status(p, lines) for p in parsed]
     frame = pd.DataFrame(out, columns=[c for c in ATTRIBUTION_COLUMNS if c not in ("person_id", "occurred_at")])

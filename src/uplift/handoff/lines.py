@@ -91,7 +91,8 @@ def _group(rows: pd.DataFrame, targets: dict[str, CellTargeting], targeting: tup
     frame = pd.DataFrame({
         "message": rows["message"].astype(str).to_numpy(), "age_band": [k[0] for k in keys],
         "gender": [k[1] for k in keys], "municipalities": [k[2] for k in keys], "not_targeted": dropped,
-        "contacts": rows["contacts"].to_numpy(dtype=np.int64), "holdout_people": rows["holdout_people"].to_numpy(dtype=np.int64),
+        "contacts": rows["contacts"].to_numpy(dtype=np.int64),
+                          "holdout_people": rows["holdout_people"].to_numpy(dtype=np.int64),
         "spend": rows["spend"].to_numpy(dtype=float), "segments": rows["segment"].astype(str).to_numpy(),
     })
     out = frame.groupby(["message", "age_band", "gender", "municipalities"], sort=True).agg(
@@ -102,7 +103,7 @@ def _group(rows: pd.DataFrame, targets: dict[str, CellTargeting], targeting: tup
     out["postcodes"] = [()] * len(out)
     out["neighbourhoods"] = [()] * len(out)
     out["line"] = [code(a, g, *m) if len(m) <= 2 else code(a, g, "places", *m)
-                   for a, g, m in zip(out["age_band"], out["gender"], out["municipalities"])]
+                   for a, g, m in zip(out["age_band"], out["gender"], out["municipalities"], strict=True)]
     return out
 
 
@@ -115,7 +116,7 @@ def _per_neighbourhood(grouped: pd.DataFrame, areas: pd.DataFrame, min_size: int
         weights = np.array([u.people for u in units])
         contacts = apportion(int(line.contacts), weights)
         holdout = apportion(int(line.holdout_people), weights)
-        for unit, c, h, w in zip(units, contacts, holdout, weights):
+        for unit, c, h, w in zip(units, contacts, holdout, weights, strict=True):
             rows.append({**line._asdict(), "municipalities": tuple(dict.fromkeys(unit.municipality.split(" + "))),
                          "postcodes": unit.postcodes, "neighbourhoods": unit.names, "line": unit.code,
                          "contacts": int(c), "holdout_people": int(h), "spend": line.spend * w / weights.sum()})

@@ -96,7 +96,7 @@ def _cents(lines: pd.DataFrame, total_cents: int) -> np.ndarray:
     if lines.empty:
         return out
     channels = lines.groupby("channel", sort=True)["spend"].sum()
-    per_channel = dict(zip(channels.index, apportion(total_cents, channels.to_numpy())))
+    per_channel = dict(zip(channels.index, apportion(total_cents, channels.to_numpy()), strict=True))
     for channel, idx in lines.groupby("channel", sort=True).indices.items():
         out[idx] = apportion(int(per_channel[channel]), lines["spend"].to_numpy()[idx])
     return out
@@ -136,7 +136,7 @@ def _ad_sets(rows: pd.DataFrame, spec: HandoffSpec, declared, wave: int, start: 
     """Ad sets in the platform's terms: age range, gender, locations (municipalities, or their postcodes)."""
     ages = [_ages(b) for b in rows["age_band"]]
     return pd.DataFrame({
-        "ad_set": [f"{campaign(wave)}_{m}_{t}" for m, t in zip(rows["message"], rows["line"])],
+        "ad_set": [f"{campaign(wave)}_{m}_{t}" for m, t in zip(rows["message"], rows["line"], strict=True)],
         "campaign": campaign(wave), "message": rows["message"].to_numpy(),
         "creative_id": [spec.creative(m) for m in rows["message"]],
         "age_min": [a for a, _ in ages], "age_max": [b for _, b in ages],
@@ -149,13 +149,15 @@ def _ad_sets(rows: pd.DataFrame, spec: HandoffSpec, declared, wave: int, start: 
     })
 
 
-def _print_runs(rows: pd.DataFrame, spec: HandoffSpec, declared, wave: int, start: dt.date, end: dt.date) -> pd.DataFrame:
+def _print_runs(rows: pd.DataFrame, spec: HandoffSpec, declared, wave: int, start: dt.date,
+                end: dt.date) -> pd.DataFrame:
     """Print runs per neighbourhood (or merged small neighbourhoods) and message, with the link to print."""
     short = [f"{spec.short_url}{_short_code(u)}" if spec.short_url else "" for u in rows["url"]]
     return pd.DataFrame({
-        "print_run": [f"{campaign(wave)}_{m}_{t}" for m, t in zip(rows["message"], rows["line"])],
+        "print_run": [f"{campaign(wave)}_{m}_{t}" for m, t in zip(rows["message"], rows["line"], strict=True)],
         "campaign": campaign(wave), "municipality": [_join(m) for m in rows["municipalities"]],
-        "postcodes": [_join(p) for p in rows["postcodes"]], "neighbourhoods": [_join(n) for n in rows["neighbourhoods"]],
+        "postcodes": [_join(p) for p in rows["postcodes"]],
+                         "neighbourhoods": [_join(n) for n in rows["neighbourhoods"]],
         "message": rows["message"].to_numpy(), "creative_id": [spec.creative(m) for m in rows["message"]],
         "copies": [_copies(c, declared.people_per_copy) for c in rows["contacts"]],
         "planned_contacts": rows["contacts"].to_numpy(), "spend_eur": rows["cents"].to_numpy() / 100,
@@ -173,7 +175,7 @@ def _short_code(url: str) -> str:
 def _mailings(rows: pd.DataFrame, spec: HandoffSpec, declared, wave: int, start: dt.date, end: dt.date) -> pd.DataFrame:
     """Mailings as a list selection: age band, gender and places of the addresses, how many to send."""
     return pd.DataFrame({
-        "mailing": [f"{campaign(wave)}_{m}_{t}" for m, t in zip(rows["message"], rows["line"])],
+        "mailing": [f"{campaign(wave)}_{m}_{t}" for m, t in zip(rows["message"], rows["line"], strict=True)],
         "campaign": campaign(wave), "message": rows["message"].to_numpy(),
         "creative_id": [spec.creative(m) for m in rows["message"]], "age_band": rows["age_band"].to_numpy(),
         "gender": rows["gender"].to_numpy(), "municipalities": [_join(m) for m in rows["municipalities"]],
@@ -206,7 +208,7 @@ def _holdout(lines: pd.DataFrame, policy: PlanningPolicy) -> pd.DataFrame:
                                      "mailing": "withheld_addresses"}).to_numpy(),
         "share": policy.holdout_share, "planned_holdout_people": lines["holdout_people"].to_numpy(),
         "postcodes": [_join(p) for p in lines["postcodes"]], "seed": seeds,
-        "how": [_HOW[k].format(share=share, seed=s) for k, s in zip(lines["kind"], seeds)],
+        "how": [_HOW[k].format(share=share, seed=s) for k, s in zip(lines["kind"], seeds, strict=True)],
     })
 
 
@@ -221,7 +223,7 @@ def _key(lines: pd.DataFrame, costs: CostCatalogue, wave: int) -> pd.DataFrame:
         "utm_source": lines["channel"].map(utm_value).to_numpy(), "utm_medium": lines["kind"].map(MEDIUM).to_numpy(),
         "utm_campaign": campaign(wave), "utm_content": lines["message"].map(utm_value).to_numpy(),
         "utm_term": lines["line"].to_numpy(), "arm": lines["arm"].to_numpy(), "wave": int(wave),
-        "file": [sheet_name(c, k) for c, k in zip(lines["channel"], lines["kind"])],
+        "file": [sheet_name(c, k) for c, k in zip(lines["channel"], lines["kind"], strict=True)],
         "postcodes": [_join(p) for p in lines["postcodes"]], "segments": [_join(s) for s in lines["segments"]],
     })[[*UTM_KEYS, "arm", "wave", "file", "postcodes", "segments"]]
 
@@ -238,7 +240,8 @@ def _manifest(lines: pd.DataFrame, sheets: dict[str, pd.DataFrame], cells: pd.Da
                       "below_minimum": int((rows["below_minimum"] != "").sum())})
     plan = {"spend_eur": _eur(total_cents), "contacts": int(funded["contacts"].sum()),
             "holdout_people": int(funded["holdout_people"].sum()),
-            "spend_by_channel_eur": {c: round(float(s), 2) for c, s in funded.groupby("channel")["spend"].sum().items()}}
+            "spend_by_channel_eur": {c: round(float(s), 2)
+                                     for c, s in funded.groupby("channel")["spend"].sum().items()}}
     sums = {"spend_eur": _eur(int(lines["cents"].sum())), "contacts": int(lines["contacts"].sum()),
             "holdout_people": int(lines["holdout_people"].sum())}
     return {

@@ -60,7 +60,8 @@ def cell_targeting(segments: pd.Series | list[str], municipalities: tuple[str, .
     for label, dims in parsed.items():
         missing = [d for d in _DIMENSIONS if d not in dims]
         if missing:
-            raise DataError(f"segment {label!r} names no {', '.join(missing)}: only targetable cells (age band x gender "
+            raise DataError(f"segment {label!r} names no {', '.join(missing)}: only targetable "
+                            "cells (age band x gender "
                             "x municipality) can be handed to a channel; plan over --kind targetable")
         place = dims["municipality"]
         if place != OTHER and place not in municipalities:

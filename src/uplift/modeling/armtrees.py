@@ -101,10 +101,11 @@ def _compile(booster: lgb.Booster, arm_values: np.ndarray) -> ArmForest | None:
                 return None
             group_of[read] = (slots, arm_values[first], variant.reshape(-1))
             slots += len(first)
-    nodes: dict[str, list] = {k: [] for k in ("feature", "threshold", "default_left", "missing", "left", "right", "arm_left")}
+    nodes: dict[str, list] = {k: []
+                              for k in ("feature", "threshold", "default_left", "missing", "left", "right", "arm_left")}
     leaves: list[float] = []
     root, slot, full = [], [], []
-    for tree, read in zip(trees, reads):
+    for tree, read in zip(trees, reads, strict=True):
         start, values, _ = group_of[read]
         try:
             root.append(_flatten(tree, nodes, leaves, n_row, values))
@@ -165,7 +166,8 @@ def _flatten(node: dict, nodes: dict[str, list], leaves: list[float], n_row: int
             cats = {int(c) for c in str(node["threshold"]).split("||")}
             goes = [not np.isnan(v) and int(v) >= 0 and int(v) in cats for v in column]
         else:
-            goes = [bool(_numeric_left(float(v), float(node["threshold"]), missing, bool(node["default_left"]))) for v in column]
+            goes = [bool(_numeric_left(float(v), float(node["threshold"]), missing, bool(node["default_left"])))
+                    for v in column]
         nodes["feature"][index] = -1
         nodes["arm_left"][index] = sum(1 << i for i, g in enumerate(goes) if g)
     nodes["left"][index] = _flatten(node["left_child"], nodes, leaves, n_row, values)

@@ -493,7 +493,7 @@ def arm_metrics(
         except DataError as exc:
             raise DataError(f"arm {name!r} against {control!r}: {exc}") from exc
         row = {"qini": _area_above_random(_qini(cum), cum), "auuc": _area_above_random(_gain(cum), cum)}
-        row |= {col: _uplift_in_top(cum, k) for col, k in zip(k_names, k_values)}
+        row |= {col: _uplift_in_top(cum, k) for col, k in zip(k_names, k_values, strict=True)}
         row |= {"n_treated": int(is_treated.sum()), "n_control": int(is_control.sum())}
         rows.append(row)
     return pd.DataFrame(rows, index=pd.Index(list(scores.columns), name="arm"))

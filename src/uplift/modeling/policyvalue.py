@@ -70,7 +70,8 @@ def _z(alpha: float) -> float:
     return NormalDist().inv_cdf(1.0 - _check_alpha(alpha) / 2.0)
 
 
-def _design(y: ArrayLike, arm: ArrayLike, propensity: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.Index]:
+def _design(y: ArrayLike, arm: ArrayLike,
+            propensity: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.Index]:
     """Validated outcome, assigned-arm codes, own-arm propensity and the arm columns."""
     y_ = _as_outcome(y, "y")
     arm_ = _as_labels(arm, "arm")
@@ -80,7 +81,8 @@ def _design(y: ArrayLike, arm: ArrayLike, propensity: pd.DataFrame) -> tuple[np.
     if not columns.is_unique:
         raise SchemaError(f"propensity has duplicate arm columns: {list(columns[columns.duplicated()])}")
     if not (y_.size == arm_.size == len(propensity)):
-        raise DataError(f"y, arm and propensity must have the same length, got {y_.size}, {arm_.size} and {len(propensity)}")
+        raise DataError(f"y, arm and propensity must have the same length, got {y_.size}, "
+                        f"{arm_.size} and {len(propensity)}")
     try:
         p = propensity.to_numpy(dtype=float)
     except (TypeError, ValueError) as exc:

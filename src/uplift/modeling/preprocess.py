@@ -69,7 +69,7 @@ def check_feature_frame(frame: pd.DataFrame, features: tuple[FeatureColumn, ...]
             values = col.to_numpy(dtype=object)
             missing = pd.isna(values)
             text = np.empty(len(values), dtype=object)
-            text[:] = [np.nan if m else str(v) for v, m in zip(values.tolist(), missing.tolist())]
+            text[:] = [np.nan if m else str(v) for v, m in zip(values.tolist(), missing.tolist(), strict=True)]
             out[f.name] = pd.Series(text, index=frame.index, dtype=object)
     return pd.DataFrame(out, index=frame.index)
 
@@ -80,7 +80,7 @@ def ordinal_categories(preprocessor: ColumnTransformer) -> list[tuple[str, dict[
     out: list[tuple[str, dict[str, float] | None]] = []
     for name, transformer, columns in preprocessor.transformers_:
         if name == "categorical" and len(columns):
-            for column, categories in zip(columns, transformer.categories_):
+            for column, categories in zip(columns, transformer.categories_, strict=True):
                 codes = {c: float(i) for i, c in enumerate(categories.tolist()) if not pd.isna(c)}
                 out.append((column, codes))
         elif name == "numeric" and len(columns):

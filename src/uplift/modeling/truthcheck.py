@@ -28,7 +28,8 @@ def true_outcome_probabilities(
     use = ["person_id", "wave", *cols] + ([qcol] if qcol else [])
     t = truth[use].copy()
     t["person_id"] = t["person_id"].astype(str)
-    merged = keys[["person_id", "wave"]].astype({"person_id": str}).merge(t, on=["person_id", "wave"], how="left", validate="one_to_one")
+    merged = keys[["person_id", "wave"]].astype({"person_id": str}).merge(
+        t, on=["person_id", "wave"], how="left", validate="one_to_one")
     if merged[cols[0]].isna().any():
         raise DataError(f"truth: {int(merged[cols[0]].isna().sum())} evaluated row(s) have no truth row")
     p = merged[cols].to_numpy(float)
@@ -62,7 +63,8 @@ def policy_truth(policies: dict[str, np.ndarray], true_p: pd.DataFrame) -> pd.Da
     for name, rec in policies.items():
         col = true_p.columns.get_indexer(np.asarray(rec, dtype=object))
         if (col < 0).any():
-            raise DataError(f"policy {name!r} recommends arms without truth: {sorted(set(np.asarray(rec)[col < 0]))[:3]}")
+            raise DataError(f"policy {name!r} recommends arms without truth: "
+                            f"{sorted(set(np.asarray(rec)[col < 0]))[:3]}")
         v = values[np.arange(len(values)), col].mean()
         rows[name] = {"true_value": float(v), "oracle_value": float(oracle), "regret": float(oracle - v)}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("policy")

@@ -77,7 +77,8 @@ def _batches(path: Path, chunk_rows: int) -> Iterator[pa.RecordBatch]:
 
 
 def iter_chunks(path: str | Path, chunk_rows: int) -> Iterator[Chunk]:
-    """Yield the rows of ``path`` (Parquet or CSV) as DataFrames of exactly ``chunk_rows`` rows (the last may be shorter).
+    """Yield the rows of ``path`` (Parquet or CSV) as DataFrames of exactly ``chunk_rows`` rows (the last may be
+    shorter).
 
     Only one chunk (plus at most one record batch) is held in memory at a time. CSV columns are
     read as text (empty cells as missing) so that a bad value is reported per row by the

@@ -103,7 +103,8 @@ def _unnest(rows: pd.DataFrame, column: str, *, source: str) -> pd.DataFrame:
     return frame
 
 
-def history_frames(rows: pd.DataFrame, *, control: str, source: str = "model input") -> tuple[pd.DataFrame, pd.DataFrame]:
+def history_frames(rows: pd.DataFrame, *, control: str,
+                   source: str = "model input") -> tuple[pd.DataFrame, pd.DataFrame]:
     """The validated exposures and enrolments carried by ``rows`` (empty where a column is absent).
 
     Raises
@@ -139,7 +140,8 @@ def _plain(value: object) -> object:
 
 
 def nest_history(audience: pd.DataFrame, exposures: pd.DataFrame, enrolments: pd.DataFrame) -> pd.DataFrame:
-    """``audience`` with each person's exposures and funnel events as JSON columns (for small frames: examples, tests)."""
+    """``audience`` with each person's exposures and funnel events as JSON columns (for small frames: examples,
+    tests)."""
     out = audience.copy()
     out[EXPOSURES_COLUMN] = _json(exposures, audience["person_id"], EXPOSURE_FIELDS)
     out[ENROLMENTS_COLUMN] = _json(enrolments, audience["person_id"], ENROLMENT_FIELDS)

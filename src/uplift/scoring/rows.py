@@ -103,7 +103,8 @@ def _reason(check: str, value: object) -> str:
 def validate_rows(frame: pd.DataFrame, *, source: str, first_row: int, seen: SeenIds) -> RowCheck:
     """Check every row of an audience chunk against the AUDIENCE contract; never drop a row silently.
 
-    A missing required column is a file-level problem and raises; an optional one may be absent. Per-row failures (missing or
+    A missing required column is a file-level problem and raises; an optional one may be absent. Per-row failures
+    (missing or
     mistyped value, value out of range or vocabulary, a person id seen in an earlier row) make
     the row a reject. Accepted ids are added to ``seen``.
 
@@ -136,7 +137,8 @@ def repeated_id(value: object) -> str:
     return f"{value!r} repeats an earlier row's person_id"
 
 
-def check_contract(frame: pd.DataFrame, *, source: str, first_row: int = 1) -> tuple[pd.DataFrame, list[tuple[int, str, str]]]:
+def check_contract(frame: pd.DataFrame, *, source: str,
+                   first_row: int = 1) -> tuple[pd.DataFrame, list[tuple[int, str, str]]]:
     """The rows of ``frame`` that satisfy the audience contract (coerced, index kept) and each failure.
 
     Person ids are not checked for repeats here (:func:`validate_rows` does it across chunks).
@@ -172,7 +174,8 @@ def check_contract(frame: pd.DataFrame, *, source: str, first_row: int = 1) -> t
             cases = cases[cases["index"].notna()]
             cases = cases[~cases["failure_case"].astype(str).str.startswith("TypeError(")]
             found = [(int(i), str(c), _reason(str(k), v))
-                     for i, c, k, v in zip(cases["index"], cases["column"], cases["check"], cases["failure_case"])]
+                     for i, c, k, v in zip(cases["index"], cases["column"], cases["check"], cases["failure_case"],
+                                           strict=True)]
             new = {f[0] for f in found} - bad
             if not new:  # a frame-level failure that cannot be pinned to rows
                 raise SchemaError(f"{source}: rows {first_row}-{first_row + len(frame) - 1} break the audience "

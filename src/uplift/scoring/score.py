@@ -49,7 +49,8 @@ def model_feature_set(base: FeatureSetSpec, model: "UpliftPyfunc") -> FeatureSet
     """
     arms = [split_arm(a) for a in model.arms]
     spec = base.model_copy(
-        update={"messages": tuple(dict.fromkeys(m for m, _ in arms)), "channels": tuple(dict.fromkeys(c for _, c in arms))}
+        update={"messages": tuple(dict.fromkeys(m for m, _ in arms)),
+                "channels": tuple(dict.fromkeys(c for _, c in arms))}
     )
     produced = {c.name for c in feature_columns(spec)}
     missing = [n for n in model.feature_names if n not in produced]

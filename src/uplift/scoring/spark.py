@@ -73,8 +73,10 @@ def _contract_schema():
     from pyspark.sql.types import StructField, StructType, _parse_datatype_string
 
     fields = [StructField(c, _parse_datatype_string(_SPARK_TYPES.get(c, "string"))) for c in AUDIENCE.columns]
-    fields += [StructField(_FILE, _parse_datatype_string("string")), StructField(_ROW, _parse_datatype_string("bigint")),
-               StructField(_COLUMN, _parse_datatype_string("string")), StructField(_REASON, _parse_datatype_string("string"))]
+    fields += [StructField(_FILE, _parse_datatype_string("string")),
+               StructField(_ROW, _parse_datatype_string("bigint")),
+               StructField(_COLUMN, _parse_datatype_string("string")),
+               StructField(_REASON, _parse_datatype_string("string"))]
     return StructType(fields)
 
 
@@ -92,7 +94,8 @@ def _check_batches(originals: list[str]):
                 out[_FILE], out[_ROW] = str(file), rows[_ROW].to_numpy()
                 out[_COLUMN], out[_REASON] = None, None
                 if failures:
-                    f = pd.DataFrame(failures, columns=["index", "column", "reason"]).drop_duplicates(["index", "column"])
+                    f = pd.DataFrame(failures,
+                                     columns=["index", "column", "reason"]).drop_duplicates(["index", "column"])
                     grouped = f.groupby("index", sort=True).agg({"column": "; ".join, "reason": "; ".join})
                     out.loc[grouped.index, _COLUMN] = grouped["column"].to_numpy()
                     out.loc[grouped.index, _REASON] = grouped["reason"].to_numpy()
@@ -140,7 +143,8 @@ def _checked(raw, originals: list[str]):
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    checked = raw.mapInPandas(_check_batches(originals), schema=_contract_schema()).persist(StorageLevel.MEMORY_AND_DISK)
+    checked = raw.mapInPandas(_check_batches(originals),
+                              schema=_contract_schema()).persist(StorageLevel.MEMORY_AND_DISK)
     first = Window.partitionBy("person_id").orderBy(_FILE, _ROW)
     valid = checked.where(F.col(_COLUMN).isNull()).withColumn("_n", F.row_number().over(first))
     repeats = valid.where(F.col("_n") > 1).select(_FILE, _ROW, F.lit("person_id").alias(_COLUMN),
@@ -192,9 +196,8 @@ def _history_check(contract, path: str, control: str):
 
 def _history(spark, path: Path, contract, fields: dict[str, str], column: str, control: str):
     """The history file checked against its contract, grouped per person into the JSON column the model takes."""
-    from pyspark.sql import functions as F
-
     from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
 
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")

@@ -30,7 +30,7 @@ SUPPRESSED = ""
 
 def segment_label(dimensions: tuple[str, ...], values: tuple[str, ...]) -> str:
     """``"age_band=25-34|gender=female|municipality=Delft"``."""
-    return "|".join(f"{d}={v}" for d, v in zip(dimensions, values))
+    return "|".join(f"{d}={v}" for d, v in zip(dimensions, values, strict=True))
 
 
 def targetable_cells(people: pd.DataFrame, dimensions: tuple[str, ...], min_size: int) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -170,7 +170,8 @@ def segment_composition(rows: pd.DataFrame, labels: Mapping[str, np.ndarray], gr
     return shares.add_prefix(GROUP_PREFIX).rename_axis("segment").reset_index()
 
 
-def with_composition(segments: pd.DataFrame, rows: pd.DataFrame, spec: SegmentSpec, groups: PriorityGroups) -> pd.DataFrame:
+def with_composition(segments: pd.DataFrame, rows: pd.DataFrame, spec: SegmentSpec,
+                     groups: PriorityGroups) -> pd.DataFrame:
     """``segments`` (:func:`uplift.segments.build_segment_table` on ``rows``) with a ``group__<name>``
     column per group (a new frame, rows in the same order); empty (NaN) for a group the rows cannot count
     (:func:`counted_groups`), so that floors over it do not apply.

@@ -75,14 +75,16 @@ from uplift.armtable import low_rank_effects
 if TYPE_CHECKING:
     from uplift.segments.personamix import PersonaMix
 
-__all__ = ["arm_slope_effects", "arm_spreads", "calibration_loadings", "level_shift", "with_arm_spreads", "observed_effects", "segment_effects", "fay_herriot",
+__all__ = ["arm_slope_effects", "arm_spreads", "calibration_loadings", "level_shift", "with_arm_spreads",
+           "observed_effects", "segment_effects", "fay_herriot",
            "leak_covariance", "slope_loadings"]
 
 _RATE_PSEUDO_ROWS = 200.0
 """Rows of the kind's pooled rate added to a segment's own when its binomial variance is used."""
 
 
-def _hajek(groups: np.ndarray, y: np.ndarray, w: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _hajek(groups: np.ndarray, y: np.ndarray, w: np.ndarray,
+           n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weighted mean per group, its variance, and the number of rows.
 
     The linearised variance is floored by the binomial variance at the pooled rate,
@@ -144,7 +146,8 @@ def observed_effects(
         if rate is not None:
             var = _segment_rate_variance(groups[m], w[m], rate, n_groups)
         out[a] = pd.DataFrame(
-            {"observed": mean - base, "observed_se": np.sqrt(var + base_var), "base_rate": base, "n_treated": n_t, "n_control": n_c}
+            {"observed": mean - base, "observed_se": np.sqrt(var + base_var), "base_rate": base, "n_treated": n_t,
+             "n_control": n_c}
         )
     return out
 
@@ -274,7 +277,7 @@ def arm_spreads(observed: np.ndarray, se: np.ndarray, prior: np.ndarray, model: 
     tau2 = max(float(np.var(est, ddof=1) - np.mean(noise)), 0.0)
     floor = 0.05 * float(np.median(v[ok]))
     shrunk = np.maximum(A + np.where(tau2 > 0, tau2 / (tau2 + noise), 0.0) * (est - A), floor)
-    for a, value in zip(names, shrunk):
+    for a, value in zip(names, shrunk, strict=True):
         out[arm == a] = value
     return out
 
@@ -354,7 +357,7 @@ def _arm_slope_terms(observed: np.ndarray, se: np.ndarray, covariate: np.ndarray
     keep = 1.0 - _own_weight(observed, se, covariate, A)
     mean, ms = _slope_posterior(np.array([f[2] for f in fits]), np.array([f[3] for f in fits]))
     lever, slope, rms = np.zeros(len(covariate)), np.full(len(covariate), np.nan), np.full(len(covariate), np.nan)
-    for (cells, centre, _, _), m, r in zip(fits, mean, np.sqrt(ms)):
+    for (cells, centre, _, _), m, r in zip(fits, mean, np.sqrt(ms), strict=True):
         x = np.where(np.isfinite(covariate[cells]), covariate[cells], centre)
         lever[cells] = keep[cells] * (x - centre)
         slope[cells], rms[cells] = m, r

@@ -70,7 +70,7 @@ def heldout_calibration(effects: Sequence[np.ndarray], observed: Sequence[np.nda
     if not 0 < top_share <= 1:
         raise ValueError(f"top_share: expected a share in (0, 1], got {top_share}")
     num, den, cells = [], [], []
-    for e, o, w, c in zip(effects, observed, weights, clusters):
+    for e, o, w, c in zip(effects, observed, weights, clusters, strict=True):
         e, o, w, c = (np.asarray(v, dtype=float) for v in (e, o, w, c))
         ok = np.isfinite(e) & np.isfinite(o) & (w > 0)
         e, o, w, c = e[ok], o[ok], w[ok], c[ok]

@@ -19,7 +19,8 @@ there: the planner reaches people, and no segment is below the floor). The relea
 (:func:`released_segments`, what ``GET /segments`` and ``uplift segments`` show) adds the raw
 figures under the disclosure policy (:mod:`uplift.disclosure`): ``size``, ``people_treated`` and
 ``people_control`` suppressed below the threshold or rounded; each priority group's share blanked
-where it rests on fewer than the threshold's people in the group or outside it, else to a whole percent; ``base_rate`` withheld unless the
+where it rests on fewer than the threshold's people in the group or outside it, else to a whole percent; ``base_rate``
+withheld unless the
 segment's holdout has at least the threshold of people, of converters and of people who did not
 convert, ``observed`` and ``observed_se`` unless the arm's cell has too; suppressed cells protected
 over the segment's arms and over each arm's segments of a kind.
@@ -84,7 +85,8 @@ def segment_release(attributes: tuple[str, ...] = ()) -> Release:
             Margin(name="the arm's people over the segments", by=("kind", "arm"), cells=("people_treated",)),
             Margin(name="the holdout's people over the segments", by=("kind", "arm"), cells=("people_control",)),
             Margin(name="the arm's converters over the segments", by=("kind", "arm"), cells=("converters_treated",)),
-            Margin(name="the holdout's converters over the segments", by=("kind", "arm"), cells=("converters_control",)),
+            Margin(name="the holdout's converters over the segments", by=("kind", "arm"),
+                   cells=("converters_control",)),
         ),
         keep=("segment", "kind", "arm", "message", "channel", "effect", "effect_sd", "lo", "hi", *attributes),
         internal=("converters_treated", "converters_control"),
@@ -160,6 +162,7 @@ def rerounded(released: pd.DataFrame, policy: DisclosurePolicy) -> pd.DataFrame:
     """``released`` with its counts rounded to ``policy``'s base (for a release made under a finer base)."""
     out = released.copy()
     for column in RELEASED_COUNTS:
-        values = round_counts(out[column].astype("Float64").to_numpy(dtype=float, na_value=np.nan), policy.rounding_base)
+        values = round_counts(out[column].astype("Float64").to_numpy(dtype=float, na_value=np.nan),
+                              policy.rounding_base)
         out[column] = pd.array(values, dtype="Float64").astype("Int64")
     return _with_attrs(out, released)

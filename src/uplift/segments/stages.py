@@ -192,7 +192,8 @@ def staged_effects(lines: _Lines, candidates: tuple[str, ...], method: EffectMet
                         for rank_on in options("rank_one"):
                             e5 = (low_rank_effects(lines.group, lines.arm, e4, rank=method.message_channel_rank)
                                   if rank_on else e4)
-                            on = dict(zip(STAGES, (persona_on, slopes_on, levels_on, additive_on, parts_on, rank_on)))
+                            on = dict(zip(STAGES, (persona_on, slopes_on, levels_on, additive_on, parts_on, rank_on),
+                                          strict=True))
                             out[tuple(s for s in STAGES if on[s])] = e5
     return out
 

@@ -106,7 +106,8 @@ def build_segment_table(
     z = float(norm.ppf(0.5 + spec.interval / 2))
     propensity = table.propensity()
     parts, choices = [], {}
-    for kind, labels in (("targetable", members["segment"].to_numpy()), ("persona", members["persona_segment"].to_numpy())):
+    for kind, labels in (("targetable", members["segment"].to_numpy()),
+                         ("persona", members["persona_segment"].to_numpy())):
         shown = labels != SUPPRESSED
         if not shown.any():
             continue
@@ -141,7 +142,8 @@ def build_segment_table(
             observed_parts=method.observed_parts,
             additive_fit=method.additive_fit,
         )
-        size = pd.Series(f["person_id"].to_numpy()[shown]).groupby(groups).nunique().reindex(range(len(names))).to_numpy()
+        people = pd.Series(f["person_id"].to_numpy()[shown])
+        size = people.groupby(groups).nunique().reindex(range(len(names))).to_numpy()
         rows = np.bincount(groups, minlength=len(names))
         eff["segment"] = names[eff["group"].to_numpy()]
         eff["kind"] = kind
@@ -222,7 +224,8 @@ def _persona_mix_and_stages(kind: str, method: EffectMethod, table: TrainingTabl
     return mix, choice.apply(method), choice
 
 
-def _attributes(kind: str, names: np.ndarray, members: pd.DataFrame, labels: np.ndarray, spec: SegmentSpec) -> pd.DataFrame:
+def _attributes(kind: str, names: np.ndarray, members: pd.DataFrame, labels: np.ndarray,
+                spec: SegmentSpec) -> pd.DataFrame:
     """Attribute columns per segment (for policies that select segments, e.g. fairness floors)."""
     if kind == "targetable":
         first = members.assign(_label=labels).drop_duplicates("_label").set_index("_label")

@@ -109,13 +109,15 @@ def run_assigned_wave(
     arm_idx = pd.Index(arms).get_indexer(assignment["arm"])
     if (arm_idx < 0).any():
         bad = sorted(set(assignment["arm"][arm_idx < 0]))
-        raise DataError(f"assignment: column 'arm' has {bad}, which region {spec.name!r} does not have; valid: {list(arms)}")
+        raise DataError(f"assignment: column 'arm' has {bad}, which region {spec.name!r} does not "
+                        f"have; valid: {list(arms)}")
     population = draw_population(spec, people=people, rng=wave_rng(seed, STREAM_POPULATION))
     ids = pd.Index(population.audience["person_id"])
     pos = ids.get_indexer(assignment["person_id"].astype(str))
     if (pos < 0).any():
         bad = assignment["person_id"][pos < 0].head(3).tolist()
-        raise DataError(f"assignment: {int((pos < 0).sum())} person id(s) are not in the simulated population (e.g. {bad})")
+        raise DataError(f"assignment: {int((pos < 0).sum())} person id(s) are not in the "
+                        f"simulated population (e.g. {bad})")
 
     people_frame = population.attributes().iloc[pos].reset_index(drop=True)
     shown = _shown_before(history, ids, pos, list(spec.messages))
@@ -135,7 +137,8 @@ def run_assigned_wave(
     hit = (rng.random(m) < p[np.arange(m), arm_idx]) & eligible
     delay = _registration_delay_seconds(m, spec, rng)
     assigned_ns = (
-        pd.to_datetime(assignment["assigned_at"], utc=True).dt.tz_localize(None).astype("datetime64[ns]").to_numpy().astype(np.int64)
+        pd.to_datetime(assignment["assigned_at"],
+                       utc=True).dt.tz_localize(None).astype("datetime64[ns]").to_numpy().astype(np.int64)
     )
     registered_at = assigned_ns[hit] + delay[hit] * NS_PER_SECOND
     new = draw_funnel(

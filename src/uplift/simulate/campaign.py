@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from uplift.specs.region import LATER_EVENTS, RegionSpec
 from uplift.simulate.effects import (
     baseline_probability,
     channel_multipliers,
@@ -16,6 +15,7 @@ from uplift.simulate.effects import (
     stage_rates,
 )
 from uplift.simulate.population import Population
+from uplift.specs.region import LATER_EVENTS, RegionSpec
 from uplift.vocabulary import NO_MESSAGE
 
 __all__ = [

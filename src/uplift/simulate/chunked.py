@@ -24,7 +24,7 @@ import pandas as pd
 from uplift.errors import SpecError
 from uplift.simulate.campaign import wave_rng
 from uplift.simulate.population import person_id_codes, person_id_labels
-from uplift.simulate.summary import arm_summary, funnel_counts, persona_totals, persona_summary_from_totals
+from uplift.simulate.summary import arm_summary, funnel_counts, persona_summary_from_totals, persona_totals
 from uplift.simulate.world import CampaignWorld, check_sizes, simulate_chunk, write_world
 from uplift.specs.region import RegionSpec
 from uplift.tableio import atomic_path
@@ -49,7 +49,8 @@ class WorldSummary:
     paths : ``audience``, ``exposures``, ``enrolments``, ``truth`` -> the file written.
     rows : the same names -> number of rows.
     funnel : people reaching each funnel event (:func:`~uplift.simulate.summary.funnel_counts`).
-    arms : per arm ``reached``, ``registrations``, ``rate``, ``true_rate`` (:func:`~uplift.simulate.summary.arm_summary`).
+    arms : per arm ``reached``, ``registrations``, ``rate``, ``true_rate``
+        (:func:`~uplift.simulate.summary.arm_summary`).
     personas : per latent persona (:func:`~uplift.simulate.summary.persona_summary`).
     chunks : number of chunks simulated.
     """

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from uplift.specs.region import RegionSpec
 from uplift.simulate.conditions import matches
+from uplift.specs.region import RegionSpec
 
 __all__ = [
     "baseline_probability",

@@ -95,7 +95,7 @@ def _municipalities(geo: GeographyRanges, rng: np.random.Generator) -> list[dict
     low, high = geo.postcode_prefix
     prefixes = rng.choice(np.arange(low, high + 1), size=count, replace=False)
     out = []
-    for name, prefix in zip(names, prefixes):
+    for name, prefix in zip(names, prefixes, strict=True):
         centre = _uniform(rng, geo.deprivation, 2)
         hoods = _integer(rng, geo.neighbourhoods)
         suffixes = np.sort(rng.choice(100, size=hoods, replace=False))
@@ -249,4 +249,4 @@ def _given_attributes(spec: FamilySpec, rng: np.random.Generator) -> list[str]:
     if kind == "none":
         return []
     keep = rng.random(len(OPTIONAL_ATTRIBUTES)) < 0.5
-    return [a for a, k in zip(OPTIONAL_ATTRIBUTES, keep) if k]
+    return [a for a, k in zip(OPTIONAL_ATTRIBUTES, keep, strict=True) if k]

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from uplift.errors import DataError, SchemaError, SpecError
-from uplift.specs.region import LATER_EVENTS, RegionSpec
 from uplift.simulate.campaign import (
     P_PREFIX,
     Q_PREFIX,
@@ -21,6 +20,7 @@ from uplift.simulate.campaign import (
 )
 from uplift.simulate.funnel import draw_funnel
 from uplift.simulate.population import draw_population
+from uplift.specs.region import LATER_EVENTS, RegionSpec
 from uplift.tableio import write_table
 from uplift.vocabulary import FUNNEL_EVENTS, HOLDOUT
 
@@ -185,7 +185,8 @@ def true_effects(
     needed = [f"{P_PREFIX}{a}" for a in arms] + ([f"{Q_PREFIX}{outcome}"] if outcome in LATER_EVENTS else [])
     missing = [c for c in needed if c not in truth.columns]
     if missing:
-        raise SchemaError(f"truth: missing column(s) {missing}; expected p__<arm> per arm and q__<event> per later event")
+        raise SchemaError(f"truth: missing column(s) {missing}; expected p__<arm> per arm and "
+                          "q__<event> per later event")
     base = truth[f"{P_PREFIX}{control}"]
     effects = pd.DataFrame(
         {a: truth[f"{P_PREFIX}{a}"] - base for a in arms if a != control}, index=truth.index, dtype=float

@@ -264,7 +264,8 @@ class FamilySpec(Spec):
         natural = {a: p.natural_message for a, p in self.personas.archetypes.items() if p.natural_message is not None}
         unknown = {a: m for a, m in natural.items() if m not in self.messages}
         if unknown:
-            raise ValueError(f"personas.archetypes: natural_message {unknown} not among the messages {list(self.messages)}")
+            raise ValueError(f"personas.archetypes: natural_message {unknown} not among the "
+                             f"messages {list(self.messages)}")
         most = self.lifts.seconds[1]
         if most > len(self.messages) - 1:
             raise ValueError(f"lifts.seconds: up to {most} other messages, but there are {len(self.messages) - 1}")

@@ -55,7 +55,8 @@ class AttributeSpec(Spec):
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min} is above max {self.max}")
         if len(set(self.levels)) != len(self.levels):
-            raise ValueError(f"levels listed more than once: {sorted({v for v in self.levels if self.levels.count(v) > 1})}")
+            raise ValueError("levels listed more than once: "
+                             f"{sorted({v for v in self.levels if self.levels.count(v) > 1})}")
         return self
 
 

@@ -84,7 +84,8 @@ class GroupRule(Spec):
             if unknown:
                 raise ValueError(f"{name}: {unknown} not valid; expected some of: {', '.join(valid)}")
         for lo, hi in (("age_min", "age_max"), ("deprivation_min", "deprivation_max")):
-            if getattr(self, lo) is not None and getattr(self, hi) is not None and getattr(self, lo) > getattr(self, hi):
+            low, high = getattr(self, lo), getattr(self, hi)
+            if low is not None and high is not None and low > high:
                 raise ValueError(f"{lo} {getattr(self, lo)} is above {hi} {getattr(self, hi)}")
         return self
 
@@ -109,7 +110,8 @@ class PriorityGroup(Spec):
     @classmethod
     def _plain(cls, name: str) -> str:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-            raise ValueError(f"name {name!r}: expected lower-case letters, digits and underscores, starting with a letter")
+            raise ValueError(f"name {name!r}: expected lower-case letters, digits and "
+                             "underscores, starting with a letter")
         return name
 
 

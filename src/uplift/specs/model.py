@@ -13,7 +13,8 @@ __all__ = ["LEARNERS", "ModelSpec", "CVSpec", "TargetingSpec", "PromotionSpec", 
 LEARNERS = ("t", "t_shared", "pooled", "x", "dr", "uplift_forest", "t_logistic")
 """Learner names: causalml's T-, X- and DR-learner on LightGBM; ``t_shared``, our T-learner that fits the
 control model once for all arms; ``pooled``, our single LightGBM over all arms with message and channel
-as features (pools what one channel teaches about a message across channels); causalml's UpliftRandomForestClassifier; and a two-model logistic baseline."""
+as features (pools what one channel teaches about a message across channels); causalml's UpliftRandomForestClassifier;
+and a two-model logistic baseline."""
 
 
 class CVSpec(Spec):

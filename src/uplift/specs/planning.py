@@ -76,7 +76,8 @@ class ChannelCost(Spec):
         default=None,
         description="the dimensions the channel can select people by (at least one); a hand-off needs them")
     handoff: HandoffKind | None = Field(default=None, description="how the channel's lines are handed over")
-    min_line_spend: float = Field(default=0.0, ge=0, description="EUR an ad set or mailing needs at least over the wave")
+    min_line_spend: float = Field(default=0.0, ge=0,
+                                  description="EUR an ad set or mailing needs at least over the wave")
     min_print_run: int = Field(default=0, ge=0, description="copies a print run needs at least")
     people_per_copy: float = Field(default=1.0, gt=0, description="contacts one printed copy reaches (a household)")
 
@@ -99,7 +100,8 @@ class ChannelCost(Spec):
             raise ValueError("handoff: print_run is door to door per neighbourhood; expected 'neighbourhood' among "
                              f"targeting, got {list(self.targeting or ())}")
         if self.min_print_run and self.handoff != "print_run":
-            raise ValueError(f"min_print_run applies to handoff: print_run only; this channel's handoff is {self.handoff}")
+            raise ValueError("min_print_run applies to handoff: print_run only; this channel's "
+                             f"handoff is {self.handoff}")
         return self
 
     @model_validator(mode="after")
@@ -121,7 +123,7 @@ class ChannelCost(Spec):
         if total > 1 + 1e-9:
             raise ValueError(f"tier shares add up to {total:.3g}; expected at most 1 (a whole segment)")
         multipliers = [t.multiplier for t in tiers]
-        if any(b < a for a, b in zip(multipliers, multipliers[1:])):
+        if any(b < a for a, b in zip(multipliers, multipliers[1:], strict=False)):
             raise ValueError(
                 f"tier multipliers {multipliers} must not decrease (a concave reach curve: "
                 "each further share of a segment costs at least as much per contact)"
@@ -317,7 +319,8 @@ class PlanningPolicy(Spec):
         names = [f.name for f in (*self.fairness_floors, *self.coverage_floors)]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"floor names must be unique (fairness and coverage floors); repeated: {', '.join(duplicates)}")
+            raise ValueError("floor names must be unique (fairness and coverage floors); "
+                             f"repeated: {', '.join(duplicates)}")
         return self
 
 

@@ -425,7 +425,7 @@ class RegionSpec(Spec):
         total = sum(weights)
         share = 1.0 - self.waves.holdout_share
         probs = {HOLDOUT: self.waves.holdout_share}
-        probs.update({a: share * w / total for a, w in zip(treated, weights)})
+        probs.update({a: share * w / total for a, w in zip(treated, weights, strict=True)})
         return probs
 
     # -- building variants -------------------------------------------------------------

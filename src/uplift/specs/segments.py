@@ -127,7 +127,8 @@ class SegmentSpec(Spec):
     """Cells with fewer people are merged into an 'other' cell of their parent; still too small: suppressed."""
     interval: float = Field(0.8, gt=0, lt=1)
     personas: tuple[PersonaRule, ...] = ()
-    effects: dict[Literal["targetable", "persona"], EffectMethod] = Field(default_factory=lambda: dict(_DEFAULT_EFFECTS))
+    effects: dict[Literal["targetable", "persona"],
+                  EffectMethod] = Field(default_factory=lambda: dict(_DEFAULT_EFFECTS))
     """Per segment kind, how its effects are estimated; a kind not named keeps its default."""
 
     def effect_method(self, kind: str) -> EffectMethod:

@@ -40,7 +40,8 @@ def _wanted(req: Requirement, extras: tuple[str, ...]) -> bool:
     return any(req.marker.evaluate({"extra": e}) for e in (extras or ("",)))
 
 
-def pinned_requirements(root: str = PROJECT, extras: tuple[str, ...] = (), *, direct: list[str] | None = None) -> list[str]:
+def pinned_requirements(root: str = PROJECT, extras: tuple[str, ...] = (), *,
+                        direct: list[str] | None = None) -> list[str]:
     """``name==version`` for every distribution ``root`` (with ``extras``) needs, sorted; ``root`` itself left out.
 
     Markers are evaluated for this interpreter and platform, so the pins describe this
@@ -103,8 +104,10 @@ def declared_requirements(pyproject: str, extras: tuple[str, ...]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Print the installed version of everything the project needs.")
     parser.add_argument("--extras", default="", help="comma-separated extras of the project, e.g. dev,spark")
-    parser.add_argument("--pyproject", help="read the project's own requirements from this file, not the installed metadata")
-    parser.add_argument("--model-runtime", action="store_true", help="what a logged model needs (MODEL_RUNTIME) instead")
+    parser.add_argument("--pyproject",
+                        help="read the project's own requirements from this file, not the installed metadata")
+    parser.add_argument("--model-runtime", action="store_true",
+                        help="what a logged model needs (MODEL_RUNTIME) instead")
     args = parser.parse_args(argv)
     if args.model_runtime:
         sys.stdout.write("\n".join(runtime_requirements()) + "\n")

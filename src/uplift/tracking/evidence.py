@@ -267,7 +267,8 @@ def plan_terms(label: str, segments: pd.DataFrame, rows: TrainingTable, *, plann
     weight = np.where(known, labels.map(size).to_numpy(dtype=float) / rows_in.to_numpy(dtype=float), 0.0)
     people = float(size[size.index.isin(labels[known].unique())].sum())
     contacts = made.cells.pivot_table(index="segment", columns="arm", values="contacts", aggfunc="sum", fill_value=0)
-    share = contacts.div(size.reindex(contacts.index), axis=0).reindex(columns=list(rows.treatment_arms), fill_value=0.0)
+    share = contacts.div(size.reindex(contacts.index), axis=0).reindex(
+        columns=list(rows.treatment_arms), fill_value=0.0)
     per_row = share.reindex(labels.where(known, None).to_numpy()).fillna(0.0).reset_index(drop=True)
     per_row[rows.control] = 1.0 - per_row.sum(axis=1)
     nobody = pd.DataFrame({rows.control: np.ones(len(labels))})

@@ -42,7 +42,7 @@ def qini_figure(table: TrainingTable, scores: pd.DataFrame, title: str):
     """Qini curve per arm with the random-targeting line."""
     arms = list(scores.columns)
     fig, axes = _grid(len(arms))
-    for ax, arm in zip(axes, arms):
+    for ax, arm in zip(axes, arms, strict=False):
         y, t, s, w = _arm_data(table, scores, arm)
         x, q = qini_curve(y, t, s, weights=w)
         ax.plot(x, q, lw=1.4, label="model")
@@ -59,7 +59,7 @@ def decile_figure(table: TrainingTable, scores: pd.DataFrame, title: str):
     """Observed uplift (treated minus holdout rate) per decile of the predicted uplift, per arm."""
     arms = list(scores.columns)
     fig, axes = _grid(len(arms))
-    for ax, arm in zip(axes, arms):
+    for ax, arm in zip(axes, arms, strict=False):
         y, t, s, w = _arm_data(table, scores, arm)
         d = decile_uplift(y, t, s, weights=w)
         col = "uplift" if "uplift" in d.columns else d.columns[-1]

@@ -21,9 +21,9 @@ The service and the batch job call :meth:`UpliftPyfunc.effects` on feature colum
 
 from __future__ import annotations
 
+import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-import mlflow.pyfunc
 
 from uplift.economics import Economics
 from uplift.errors import SchemaError
@@ -46,7 +46,8 @@ def parse_as_of_param(value: object) -> pd.Timestamp:
     try:
         ts = pd.Timestamp(str(value))
     except ValueError:
-        raise SchemaError(f"params: {AS_OF_PARAM!r} = {value!r}: expected an ISO date or time, e.g. 2025-07-21") from None
+        raise SchemaError(f"params: {AS_OF_PARAM!r} = {value!r}: expected an ISO "
+                          "date or time, e.g. 2025-07-21") from None
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
@@ -119,7 +120,8 @@ class UpliftPyfunc(mlflow.pyfunc.PythonModel):
 
     @property
     def scorer(self):
-        """The batch scorer bundled with the model (:class:`~uplift.scoring.Scorer`); None without feature set or labels."""
+        """The batch scorer bundled with the model (:class:`~uplift.scoring.Scorer`); None without feature set or
+        labels."""
         from uplift.scoring.score import Scorer
 
         feature_set, labeler = self.__dict__.get("feature_set"), self.__dict__.get("labeler")

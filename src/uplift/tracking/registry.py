@@ -22,7 +22,6 @@ from uplift.errors import DataError, InfeasiblePlanError, ModelNotFoundError, Sc
 from uplift.specs.disclosure import DisclosurePolicy
 from uplift.specs.model import PromotionSpec
 from uplift.specs.planning import CostCatalogue
-from uplift.trainingtable import TrainingTable
 from uplift.tracking.evidence import (
     Decision,
     PlanningInputs,
@@ -34,6 +33,7 @@ from uplift.tracking.evidence import (
     shared_heldout,
 )
 from uplift.tracking.uses import ModelUse
+from uplift.trainingtable import TrainingTable
 
 __all__ = [
     "SEGMENTS_ARTIFACT",
@@ -76,14 +76,17 @@ def _missing_model(client: MlflowClient, name: str) -> str:
     """Why ``name`` cannot be found, with what the store has instead."""
     models = _store_models(client)
     if not models:
-        return f"no model {name!r}: nothing is registered in this store yet (train one with `uplift run` or `uplift train`)"
+        return (f"no model {name!r}: nothing is registered in this store yet "
+                "(train one with `uplift run` or `uplift train`)")
     parts = []
     for m in models:
         use = ModelUse.from_tags(m.tags)
         parts.append(f"{m.name!r} ({use.describe() if use else 'registered before models were named by use'})")
     legacy = [m.name for m in models if ModelUse.from_tags(m.tags) is None]
-    hint = (f". {legacy[0]!r} may mix campaign and experiment versions: serve it with UPLIFT_REGISTERED_MODEL={legacy[0]} "
-            f"(the service: registered_model), after `uplift promote {legacy[0]} VERSION --reason TEXT` if its alias is on "
+    hint = (f". {legacy[0]!r} may mix campaign and experiment versions: serve it with "
+            f"UPLIFT_REGISTERED_MODEL={legacy[0]} "
+            f"(the service: registered_model), after `uplift promote {legacy[0]} VERSION --reason "
+            "TEXT` if its alias is on "
             f"an experiment version; or train {name!r} with `uplift run` / `uplift train`") if legacy else ""
     return f"no model {name!r} in this store; it has {', '.join(parts)}{hint}"
 
@@ -212,12 +215,14 @@ def unservable_reason(client: MlflowClient, name: str, alias: str, costs: CostCa
     try:
         registered = client.get_registered_model(name)
         mv = client.get_model_version_by_alias(name, alias)
-        files = {a.path for a in client.list_artifacts(mv.run_id, SEGMENTS_ARTIFACT.rsplit("/", 1)[0])} if mv.run_id else set()
+        files = {a.path
+                 for a in client.list_artifacts(mv.run_id, SEGMENTS_ARTIFACT.rsplit("/", 1)[0])} if mv.run_id else set()
     except (MlflowException, OSError):
         return None
     use = ModelUse.from_tags(registered.tags)
     if use is not None and use.kind != "campaign":
-        return f"{name!r} is an {use.describe()}: the service, plan and segments serve campaign models (with a segment table)"
+        return (f"{name!r} is an {use.describe()}: the service, plan and segments serve campaign "
+                "models (with a segment table)")
     if SEGMENTS_ARTIFACT not in files:
         return (f"{name} v{mv.version} (behind @{alias}) has no segment table ({SEGMENTS_ARTIFACT}), so it is not a "
                 f"campaign model; move the alias to one with `uplift promote {name} VERSION --reason TEXT`")

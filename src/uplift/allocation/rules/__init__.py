@@ -8,7 +8,7 @@ ask the families about their rows. Rows are stacked in the order of :data:`FAMIL
 
 from __future__ import annotations
 
-from uplift.allocation.rules.base import BaseFigures, DeclaredRule, RuleFamily, Rows, Situation, eur, others, percent
+from uplift.allocation.rules.base import BaseFigures, DeclaredRule, Rows, RuleFamily, Situation, eur, others, percent
 from uplift.allocation.rules.budget import Budget, Holdout
 from uplift.allocation.rules.channels import ChannelMax, ChannelMin
 from uplift.allocation.rules.coverage import Coverage, CoverageTargets

@@ -74,7 +74,8 @@ class Rows:
                                                   np.concatenate(self.c or [empty]).astype(int))),
             shape=(len(self.kinds), self.nv),
         )
-        return matrix, np.array(self.kinds, dtype=object).astype(str), tuple(self.labels), np.array(self.refs, dtype=int)
+        return (matrix, np.array(self.kinds, dtype=object).astype(str), tuple(self.labels),
+                np.array(self.refs, dtype=int))
 
 
 @dataclass(frozen=True)

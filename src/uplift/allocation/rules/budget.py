@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from uplift.allocation.rules.base import BaseFigures, DeclaredRule, RuleFamily, Rows, eur
+from uplift.allocation.rules.base import BaseFigures, DeclaredRule, Rows, RuleFamily, eur
 
 if TYPE_CHECKING:
     from uplift.allocation.problem import Problem

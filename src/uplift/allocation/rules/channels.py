@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from uplift.allocation.rules.base import BaseFigures, DeclaredRule, RuleFamily, Rows, Situation, eur, others
+from uplift.allocation.rules.base import BaseFigures, DeclaredRule, Rows, RuleFamily, Situation, eur, others
 from uplift.errors import SpecError
 
 if TYPE_CHECKING:

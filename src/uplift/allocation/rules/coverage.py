@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from uplift.allocation.effects import GROUP_PREFIX, counts_group, group_weights, segment_kind
-from uplift.allocation.rules.base import BaseFigures, DeclaredRule, RuleFamily, Rows, Situation, others
+from uplift.allocation.rules.base import BaseFigures, DeclaredRule, Rows, RuleFamily, Situation, others
 from uplift.errors import DataError
 
 if TYPE_CHECKING:
@@ -51,7 +51,8 @@ class Coverage(RuleFamily):
         floor_of, area_of, cells_of, weight_of = [], [], [], []
         kind = segment_kind(problem.frame)
         for i, cover in enumerate(problem.policy.coverage_floors):
-            if not cover.applies_to(kind) or not counts_group(problem.frame, cover.group) or _nobody(problem.frame, cover):
+            if (not cover.applies_to(kind) or not counts_group(problem.frame, cover.group)
+                    or _nobody(problem.frame, cover)):
                 continue
             key = f"{policy_source} coverage_floors[{i}] {cover.name!r}"
             for area, cells, weight in coverage_cells(problem.frame, cover, key=key, source=source, require=require):
@@ -63,7 +64,8 @@ class Coverage(RuleFamily):
 
     def add_rows(self, problem: Problem, rows: Rows) -> None:
         targets: CoverageTargets = problem.rule_data[self.kind]
-        for r, (i, area, cells, weight) in enumerate(zip(targets.floor, targets.area, targets.cells, targets.weight)):
+        per_target = zip(targets.floor, targets.area, targets.cells, targets.weight, strict=True)
+        for r, (i, area, cells, weight) in enumerate(per_target):
             cover = problem.policy.coverage_floors[i]
             rows.add(self.kind, f"coverage floor {cover.name!r} in {cover.area} {area!r}", r, cells, -weight)
 
@@ -146,7 +148,8 @@ def coverage_cells(
     wanted = cover.areas if cover.areas is not None else sorted(set(values[counted]) - NO_AREA)
     if not wanted and require:
         raise DataError(f"{key}: no area of column {cover.area!r} in {source} has people the floor counts; expected "
-                        f"areas such as municipalities (values present: {', '.join(map(repr, sorted(set(values))[:8]))})")
+                        "areas such as municipalities (values present: "
+                        f"{', '.join(map(repr, sorted(set(values))[:8]))})")
     missing = sorted(set(wanted) - set(values[counted]))
     if missing and require:
         raise DataError(

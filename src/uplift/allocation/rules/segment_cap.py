@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from uplift.allocation.rules.base import BaseFigures, DeclaredRule, RuleFamily, Rows, Situation, eur, others, percent
+from uplift.allocation.rules.base import BaseFigures, DeclaredRule, Rows, RuleFamily, Situation, eur, others, percent
 
 if TYPE_CHECKING:
     from uplift.allocation.problem import Problem
@@ -52,7 +52,8 @@ class SegmentShare(RuleFamily):
         spend_seg = np.bincount(problem.grp_seg, weights=situation.spend_grp, minlength=len(problem.segments))
         worst = rows[np.argsort(-situation.slack[rows])]
         shown = ", ".join(
-            f"{problem.segments[problem.row_ref[r]]!r} takes {spend_seg[problem.row_ref[r]] / max(situation.spend, 1e-9):.0%}"
+            f"{problem.segments[problem.row_ref[r]]!r} takes "
+            f"{spend_seg[problem.row_ref[r]] / max(situation.spend, 1e-9):.0%}"
             f" ({eur(situation.slack[r])} over)"
             for r in worst[:3]
         )

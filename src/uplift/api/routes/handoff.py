@@ -36,7 +36,8 @@ class HandoffRequest(BaseModel):
         200: {"content": {"application/zip": {}}, "description": "one file per channel, holdout.csv, utm_key.csv and "
                                                                   "manifest.json (docs/handoff.md)"},
         404: {"model": ErrorBody, "description": "no such plan"},
-        409: {"model": ErrorBody, "description": "the plan was made with another model version than the one in service"},
+        409: {"model": ErrorBody,
+              "description": "the plan was made with another model version than the one in service"},
         422: {"model": ErrorBody, "description": "a channel without a hand-off declaration, or an invalid body"},
     },
 )

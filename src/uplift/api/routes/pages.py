@@ -71,7 +71,8 @@ def _svg(text: str) -> Response:
 
 def _local(path: str | None) -> str:
     """A redirect target inside the page, never elsewhere."""
-    return path if path and path.startswith(ROOT + "/") and not path.startswith("//") and "\\" not in path else ROOT + "/"
+    inside = path and path.startswith(ROOT + "/") and not path.startswith("//") and "\\" not in path
+    return path if inside else ROOT + "/"
 
 
 def _names(bundle: ModelBundle) -> tuple[list[str], list[str]]:
@@ -101,7 +102,8 @@ async def sign_in(request: Request) -> Response:
         return sign_in_form(request, str(form.get("next", "")), "That is not one of the service's tokens.")
     secret, _ = request.app.state.web_sessions.open(name=found[0], digest=found[1])
     response = RedirectResponse(_local(str(form.get("next", ""))), status_code=303)
-    set_session_cookie(response, request, COOKIE, secret, max_age=int(request.app.state.web_sessions.lifetime.total_seconds()))
+    set_session_cookie(response, request, COOKIE, secret,
+                       max_age=int(request.app.state.web_sessions.lifetime.total_seconds()))
     response.delete_cookie(SIGN_IN_COOKIE, path="/")
     return response
 
@@ -149,8 +151,8 @@ async def effects_chart(request: Request, session: Signed, version: int) -> Resp
 @router.get("/segments")
 def segments(request: Request, session: Signed, kind: str = "", message: str = "", channel: str = "",
              group: str = "", q: str = "") -> Response:
-    from uplift.api.routes.segments import _released
     from uplift.api.modelstore import safe_segments
+    from uplift.api.routes.segments import _released
 
     bundle = _bundle(request)
     if bundle is None:
@@ -268,7 +270,8 @@ async def make_plan(request: Request, session: Signed) -> Response:
                                          labels=PlanLabels(created_by=session.name, supersedes=supersedes))
     except UpliftError as exc:
         return _build_page(request, session, bundle, form, [str(exc)[:500]], 422, notice)
-    target = f"{ROOT}/plans/{record.id}" + ("?" + urlencode({"swapped": form_data.get("model_version")}) if notice else "")
+    target = f"{ROOT}/plans/{record.id}" + ("?" + urlencode({"swapped": form_data.get("model_version")}) if notice
+                                            else "")
     return RedirectResponse(target, status_code=303)
 
 
@@ -284,7 +287,8 @@ async def preview(request: Request, session: Signed) -> Response:
     try:
         computed = await run_in_threadpool(request.app.state.planner.plan, bundle, plan_request)
     except UpliftError as exc:
-        return Response(f"<p class=\"error\">{_escape(str(exc)[:300])}</p>", media_type="text/html", headers=PAGE_HEADERS)
+        return Response(f"<p class=\"error\">{_escape(str(exc)[:300])}</p>", media_type="text/html",
+                        headers=PAGE_HEADERS)
     plan = json.loads("{" + computed.fragment + "}")
     return Response(render("preview.html", plan=plan), media_type="text/html", headers=PAGE_HEADERS)
 

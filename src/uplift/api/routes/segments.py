@@ -49,7 +49,8 @@ def list_segments(
     message: Annotated[str | None, Query(max_length=200)] = None,
     channel: Annotated[str | None, Query(max_length=200)] = None,
     segment: Annotated[str | None, Query(description="substring of the segment label", max_length=200)] = None,
-    min_effect: Annotated[float | None, Query(description="only effects at least this large", allow_inf_nan=False)] = None,
+    min_effect: Annotated[float | None,
+                          Query(description="only effects at least this large", allow_inf_nan=False)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> SegmentPage:

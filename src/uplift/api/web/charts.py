@@ -49,7 +49,8 @@ def effects_spec(rows: Sequence[dict]) -> dict:
 
     data = alt.Data(values=[{"arm": f"{r['message']} · {r['channel']}", "channel": r["channel"],
                              "effect": 1000 * r["effect"], "lo": 1000 * r["lo"], "hi": 1000 * r["hi"]} for r in rows])
-    base = alt.Chart(data).encode(y=alt.Y("arm:N", title=None, sort=alt.EncodingSortField("effect", order="descending")))
+    base = alt.Chart(data).encode(y=alt.Y("arm:N", title=None,
+                                          sort=alt.EncodingSortField("effect", order="descending")))
     x_title = "incremental conversions per 1,000 contacts"
     rule = base.mark_rule(strokeWidth=2, color=GREY).encode(x=alt.X("lo:Q", title=x_title), x2="hi:Q")
     point = base.mark_point(filled=True, size=60).encode(
@@ -75,7 +76,8 @@ def plan_parts_spec(parts: Sequence[dict]) -> dict:
                                  "lo": p["lo"], "hi": p["hi"]} for p in rows])
         y = alt.Y("name:N", title=dimension, sort=alt.EncodingSortField("spend", order="descending"))
         spend = alt.Chart(data).mark_bar(color=BLUE).encode(y=y, x=alt.X("spend:Q", title="spend (EUR)"))
-        base = alt.Chart(data).encode(y=alt.Y("name:N", title=None, sort=alt.EncodingSortField("spend", order="descending")))
+        base = alt.Chart(data).encode(y=alt.Y("name:N", title=None,
+                                              sort=alt.EncodingSortField("spend", order="descending")))
         band = base.mark_rule(color=GREY, strokeWidth=2).encode(
             x=alt.X("lo:Q", title="expected incremental conversions (80% interval)"), x2="hi:Q")
         point = base.mark_point(filled=True, color=ORANGE, size=60).encode(x="conv:Q")
@@ -95,7 +97,8 @@ def budget_curve_spec(curve: dict) -> dict:
               for p in curve["points"]]
     data = alt.Data(values=points)
     x = alt.X("budget:Q", title="budget (EUR)")
-    band = alt.Chart(data).mark_area(opacity=0.25, color=BLUE).encode(x=x, y=alt.Y("lo:Q", title="expected incremental conversions"), y2="hi:Q")
+    band = alt.Chart(data).mark_area(opacity=0.25, color=BLUE).encode(
+        x=x, y=alt.Y("lo:Q", title="expected incremental conversions"), y2="hi:Q")
     line = alt.Chart(data).mark_line(color=BLUE, strokeWidth=2).encode(x=x, y="conv:Q")
     marks = alt.Data(values=[{"budget": curve["budget"], "what": "your budget"},
                              {"budget": curve["saturation"], "what": "money stops buying conversions"}])

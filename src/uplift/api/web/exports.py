@@ -103,7 +103,8 @@ def plan_xlsx(plan: Mapping) -> bytes:
         for cell in cells:
             sheet.append(_row(sheet, [cell.get(key) for key, _ in CELL_FIELDS if key != "channel"]))
         sheet.append(["total", "", sum(c["contacts"] for c in cells), sum(c["holdout_people"] for c in cells),
-                      round(sum(c["spend"] for c in cells), 2), round(sum(c["expected_conversions"] for c in cells), 4)])
+                      round(sum(c["spend"] for c in cells), 2),
+                      round(sum(c["expected_conversions"] for c in cells), 4)])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
