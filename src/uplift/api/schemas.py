@@ -334,21 +334,31 @@ class PlanCell(_Out):
     exploration: float = Field(description="EUR of the spend that is exploration")
 
 
+# A stored plan's labels, the same in its full answer and in the list of plans.
+ApprovedAt = Annotated[datetime | None, Field(description="when a planner approved the plan (null: not approved; "
+                                                          "approved plans are kept, unapproved ones expire)")]
+ApprovedBy = Annotated[str | None, Field(description="the name of the token that approved it (never the token)")]
+CreatedBy = Annotated[str | None, Field(description="the name of the token that made the plan (never the token)")]
+PlanName = Annotated[str | None, Field(description="a planner's name for the plan")]
+PlanNote = Annotated[str | None, Field(description="a planner's note on the plan")]
+Supersedes = Annotated[str | None, Field(description="id of the plan this one replaces (an approved plan is never "
+                                                     "edited: a new plan supersedes it)")]
+SupersededBy = Annotated[str | None, Field(description="id of the plan that replaces this one: the newest approved "
+                                                       "such plan, else the newest draft")]
+
+
 class PlanResponse(_Out):
     id: str
     created_at: datetime
     model_name: str
     model_version: int
-    approved_at: datetime | None = Field(None, description="when a planner approved the plan (null: not approved; "
-                                          "approved plans are kept, unapproved ones expire)")
-    approved_by: str | None = Field(None, description="the name of the token that approved it (never the token)")
-    created_by: str | None = Field(None, description="the name of the token that made the plan (never the token)")
-    name: str | None = Field(None, description="a planner's name for the plan")
-    note: str | None = Field(None, description="a planner's note on the plan")
-    supersedes: str | None = Field(None, description="id of the plan this one replaces (an approved plan is never "
-                                                     "edited: a new plan supersedes it)")
-    superseded_by: str | None = Field(None, description="id of the plan that replaces this one: the newest approved "
-                                                        "such plan, else the newest draft")
+    approved_at: ApprovedAt = None
+    approved_by: ApprovedBy = None
+    created_by: CreatedBy = None
+    name: PlanName = None
+    note: PlanNote = None
+    supersedes: Supersedes = None
+    superseded_by: SupersededBy = None
     status: Literal["optimal", "infeasible"]
     conflicts: list[str]
     notes: list[str]
@@ -395,15 +405,13 @@ class PlanSummary(_Out):
     budget: float
     spend: float
     expected_conversions: float
-    approved_at: datetime | None = Field(None, description="when a planner approved the plan (null: not approved)")
-    approved_by: str | None = Field(None, description="the name of the token that approved it (never the token)")
-    created_by: str | None = Field(None, description="the name of the token that made the plan (never the token)")
-    name: str | None = Field(None, description="a planner's name for the plan")
-    note: str | None = Field(None, description="a planner's note on the plan")
-    supersedes: str | None = Field(None, description="id of the plan this one replaces (an approved plan is never "
-                                                     "edited: a new plan supersedes it)")
-    superseded_by: str | None = Field(None, description="id of the plan that replaces this one: the newest approved "
-                                                        "such plan, else the newest draft")
+    approved_at: ApprovedAt = None
+    approved_by: ApprovedBy = None
+    created_by: CreatedBy = None
+    name: PlanName = None
+    note: PlanNote = None
+    supersedes: Supersedes = None
+    superseded_by: SupersededBy = None
 
 
 PlanName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
