@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # tests/handmade.py
+sys.path.insert(0, str(Path(__file__).parent))  # tests/handmade.py, tests/allocation_worlds.py
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # benchmarks/ is a top-level folder of the repository, not part of the package
@@ -88,3 +88,20 @@ def strong_table(strong_world):
 
     w = strong_world
     return build_training_table(w.audience, w.exposures, w.enrolments, feature_set_for(w), source="strong world")
+
+
+@pytest.fixture(scope="module")
+def costs():
+    """The shipped cost catalogue (serve/costs.yaml)."""
+    from uplift.specs import load_spec
+    from uplift.specs.planning import CostCatalogue
+
+    return load_spec(ROOT / "serve" / "costs.yaml", CostCatalogue)
+
+
+@pytest.fixture(scope="module")
+def open_policy():
+    """No rules beyond reach and holdout: the LP is a pure value maximisation."""
+    from uplift.specs.planning import PlanningPolicy
+
+    return PlanningPolicy(holdout_share=0.1, exploration_share=0.0)

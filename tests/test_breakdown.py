@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from test_allocation import SERVE, hand_world, synthetic_effects
+from allocation_worlds import SERVE, hand_world, synthetic_effects
 from uplift.allocation import prepare_plan
 from uplift.allocation.breakdown import average_effects, plan_breakdown
 from uplift.allocation.curve import budget_curve, curve_budgets

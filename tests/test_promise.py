@@ -80,7 +80,7 @@ def _one_cell(kind: str | None) -> tuple[pd.DataFrame, CostCatalogue]:
 
 
 def test_the_planner_calibrates_the_totals_a_table_carries_a_line_for():
-    # 5,000 contacts x 0.01 = 50 estimated conversions (tests/test_allocation.py's hand world);
+    # 5,000 contacts x 0.01 = 50 estimated conversions (tests/allocation_worlds.py's hand world);
     # with the ratio 0.8 (se 0): 40, half-width 0.8 x 12.82
     effects, costs = _one_cell("targetable")
     line = PromiseCalibration(0.8, 0.0, 0.25, 50)

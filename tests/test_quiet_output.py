@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
+from allocation_worlds import kind_table
 from conftest import ROOT
-from test_allocation import kind_table
 from uplift.errors import ThinDataWarning
 from uplift.modeling.validation import fold_ids
 from uplift.quiet import install, registry_notes_dropped

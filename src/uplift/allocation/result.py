@@ -582,6 +582,36 @@ def evaluate_plan(
     DataError
         A funded cell has no row in ``effects``, or a required column is missing.
     """
+    merged = _cells_with_effects(cells, effects, costs=costs, source=source)
+    contacts = merged["contacts"].to_numpy(dtype=float)
+    spend = merged["spend"].to_numpy(dtype=float)
+    conv = merged["effect"].to_numpy(dtype=float) * contacts
+    interval = policy.interval if policy is not None else 0.8
+    shared = shared_factors(merged)
+    half = _half_width(contacts, own_sd(merged["effect_sd"].to_numpy(dtype=float), shared), shared, interval)
+    floors: dict[str, float] = {}
+    allowance: dict[str, float] = {}
+    if policy is not None:
+        floors.update(_fairness_shares(merged, policy, {"spend_share": spend, "contact_share": contacts,
+                                                        "conversion_share": conv}, source=source))
+        coverage, allowance = _coverage_shares(merged, policy, contacts, source=source)
+        floors.update(coverage)
+    total = float(conv.sum())
+    return {
+        "spend": float(spend.sum()),
+        "contacts": int(contacts.sum()),
+        "expected_conversions": total,
+        "lo": total - half,
+        "hi": total + half,
+        "floors": floors,
+        "rounding": allowance,
+    }
+
+
+def _cells_with_effects(cells: pd.DataFrame, effects: pd.DataFrame, *, costs: CostCatalogue | None,
+                        source: str) -> pd.DataFrame:
+    """The plan's cells with their rows of ``effects`` (checked against the contract when ``costs`` is given); a
+    cell without contacts may lack one and is left out, a funded one may not."""
     for name, frame, columns in (("cells", cells, ("segment", "arm", "contacts", "spend")),
                                  (source, effects, ("segment", "arm", "effect", "effect_sd"))):
         missing = [c for c in columns if c not in frame.columns]
@@ -598,42 +628,39 @@ def evaluate_plan(
     if orphan.any():
         examples = ", ".join(f"({s!r}, {a!r})" for s, a in merged.loc[orphan, keys].head(3).itertuples(index=False))
         raise DataError(f"{source}: no effect for {int(orphan.sum())} funded cell(s) of the plan, e.g. {examples}")
-    merged = merged[merged["_merge"] == "both"].reset_index(drop=True)
-    contacts = merged["contacts"].to_numpy(dtype=float)
-    spend = merged["spend"].to_numpy(dtype=float)
-    conv = merged["effect"].to_numpy(dtype=float) * contacts
-    interval = policy.interval if policy is not None else 0.8
-    shared = shared_factors(merged)
-    half = _half_width(contacts, own_sd(merged["effect_sd"].to_numpy(dtype=float), shared), shared, interval)
-    floors: dict[str, float] = {}
-    for floor in applicable_floors(policy.fairness_floors, merged)[0] if policy is not None else ():
+    return merged[merged["_merge"] == "both"].reset_index(drop=True)
+
+
+def _fairness_shares(merged: pd.DataFrame, policy: PlanningPolicy, counted_by_kind: Mapping[str, np.ndarray], *,
+                     source: str) -> dict[str, float]:
+    """Floor name -> the share of what each fairness floor counts (spend, contacts or conversions, by its kind)
+    that falls to its people, for the floors that apply to the table's kind of segment."""
+    shares: dict[str, float] = {}
+    for floor in applicable_floors(policy.fairness_floors, merged)[0]:
         if not counts_group(merged, floor.group):
             continue
         weight = floor_weights(merged, floor, source=source, allow_empty=True)
-        counted = {"spend_share": spend, "contact_share": contacts, "conversion_share": conv}[floor.kind]
+        counted = counted_by_kind[floor.kind]
         total_counted = counted.sum()
-        floors[floor.name] = float((counted * weight).sum() / total_counted) if total_counted != 0 else float("nan")
+        shares[floor.name] = float((counted * weight).sum() / total_counted) if total_counted != 0 else float("nan")
+    return shares
+
+
+def _coverage_shares(merged: pd.DataFrame, policy: PlanningPolicy, contacts: np.ndarray, *,
+                     source: str) -> tuple[dict[str, float], dict[str, float]]:
+    """Coverage floor name -> its worst area's contacts as a share of the floor's minimum (1 or more: it holds
+    everywhere), and coverage floor name -> how far below 1 the rounding of contacts down to whole people may
+    leave it (less than one contact per funded cell of the area)."""
+    shares: dict[str, float] = {}
     allowance: dict[str, float] = {}
-    for i, cover in enumerate(policy.coverage_floors if policy is not None else ()):
+    for i, cover in enumerate(policy.coverage_floors):
         if not cover.applies_to(segment_kind(merged)) or not counts_group(merged, cover.group):
             continue
-        # the worst area's contacts as a share of the floor's minimum (1 or more: it holds everywhere), and
-        # how far below 1 the rounding of contacts down to whole people may leave it (less than one contact
-        # per funded cell of the area)
         areas = coverage_cells(merged, cover, key=f"policy coverage_floors[{i}] {cover.name!r}", source=source,
                                require=False)
         got = [(float(contacts[cells] @ weight), float(weight[contacts[cells] > 0].sum()))
                for _, cells, weight in areas]
         worst = min(got, default=(float("nan"), 0.0))
-        floors[cover.name] = worst[0] / cover.min_contacts
+        shares[cover.name] = worst[0] / cover.min_contacts
         allowance[cover.name] = worst[1] / cover.min_contacts
-    total = float(conv.sum())
-    return {
-        "spend": float(spend.sum()),
-        "contacts": int(contacts.sum()),
-        "expected_conversions": total,
-        "lo": total - half,
-        "hi": total + half,
-        "floors": floors,
-        "rounding": allowance,
-    }
+    return shares, allowance

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from uplift.allocation import prepare_plan
+from uplift.allocation import PlanGain, PlanResult, PreparedPlan, prepare_plan
 from uplift.allocation.effects import shared_error_columns
 from uplift.allocation.result import evaluate_plan
 from uplift.errors import DataError, SchemaError
@@ -217,48 +217,86 @@ def compare_with_oracle(
     truth = prepare_plan(true_effects, costs=costs, policy=policy, source="true effects")
     plan_rows, floor_rows = [], []
     for budget in budgets:
-        recommended = product.plan(budget=budget, prices=False)
-        oracle = truth.plan(budget=budget, references=False, prices=False)
-        refs = product.reference_plans(budget)
-        nan = float("nan")
-        candidates = {  # cells, status, and what the plan showed: conversions and their interval
-            "recommended": (recommended.cells, recommended.status,
-                            (recommended.totals.expected_conversions, recommended.totals.lo, recommended.totals.hi,
-                             recommended.totals.estimated_conversions)),
-            **{name: (cells, "reference", (float((cells["expected_conversions"]).sum()), nan, nan,
-                                           float((cells["expected_conversions"]).sum())))
-               for name, cells in refs.items()},
-            "oracle": (oracle.cells, oracle.status,
-                       (oracle.totals.expected_conversions, oracle.totals.lo, oracle.totals.hi,
-                        oracle.totals.estimated_conversions)),
-        }
-        scored = {}
-        for name, (cells, status, planned) in candidates.items():
-            totals, floors = score_plan(cells, true_effects, costs=costs, policy=policy)
-            scored[name] = (totals, status, planned)
-            floor_rows.append(floors.assign(budget=float(budget), plan=name))
-        best = scored["oracle"][0]["true_conversions"]
-        for name, (totals, status, (planned, lo, hi, estimated)) in scored.items():
-            gain = recommended.gains.get(name)
-            plan_rows.append({
-                "budget": float(budget),
-                "plan": name,
-                "status": status,
-                "spend": totals["spend"],
-                "contacts": totals["contacts"],
-                "planned_conversions": float(planned),
-                "planned_lo": float(lo),
-                "planned_hi": float(hi),
-                "estimated_conversions": float(estimated),
-                "true_conversions": totals["true_conversions"],
-                "share_of_oracle": totals["true_conversions"] / best if best > 0 else float("nan"),
-                "planned_gain": gain.extra_conversions if gain else nan,
-                "gain_lo": gain.lo if gain else nan,
-                "gain_hi": gain.hi if gain else nan,
-                "probability_better": gain.probability_better if gain else nan,
-            })
+        rows, floors = _compare_at(budget, product, truth, true_effects, costs=costs, policy=policy)
+        plan_rows += rows
+        floor_rows += floors
     floors = pd.concat(floor_rows, ignore_index=True) if floor_rows else pd.DataFrame(columns=list(FLOOR_COLUMNS))
     return PlanComparison(
         plans=pd.DataFrame(plan_rows, columns=list(PLAN_SCORE_COLUMNS)),
         floors=floors[list(FLOOR_COLUMNS)],
     )
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """What a plan showed: its expected conversions, their interval (NaN where it shows none) and the sum of its
+    cells' estimates."""
+
+    conversions: float
+    lo: float
+    hi: float
+    estimated: float
+
+    @classmethod
+    def of_plan(cls, result: PlanResult) -> _Shown:
+        totals = result.totals
+        return cls(totals.expected_conversions, totals.lo, totals.hi, totals.estimated_conversions)
+
+    @classmethod
+    def of_reference(cls, cells: pd.DataFrame) -> _Shown:
+        total = float((cells["expected_conversions"]).sum())
+        return cls(total, float("nan"), float("nan"), total)
+
+
+def _compare_at(
+    budget: float,
+    product: PreparedPlan,
+    truth: PreparedPlan,
+    true_effects: pd.DataFrame,
+    *,
+    costs: CostCatalogue,
+    policy: PlanningPolicy,
+) -> tuple[list[dict[str, object]], list[pd.DataFrame]]:
+    """At one budget: the recommended, reference and oracle plans scored under the truth, as rows of
+    :data:`PLAN_SCORE_COLUMNS` and floor frames of :data:`FLOOR_COLUMNS`."""
+    recommended = product.plan(budget=budget, prices=False)
+    oracle = truth.plan(budget=budget, references=False, prices=False)
+    refs = product.reference_plans(budget)
+    candidates = {  # cells, status, and what the plan showed
+        "recommended": (recommended.cells, recommended.status, _Shown.of_plan(recommended)),
+        **{name: (cells, "reference", _Shown.of_reference(cells)) for name, cells in refs.items()},
+        "oracle": (oracle.cells, oracle.status, _Shown.of_plan(oracle)),
+    }
+    scored, floor_rows = {}, []
+    for name, (cells, status, shown) in candidates.items():
+        totals, floors = score_plan(cells, true_effects, costs=costs, policy=policy)
+        scored[name] = (totals, status, shown)
+        floor_rows.append(floors.assign(budget=float(budget), plan=name))
+    best = scored["oracle"][0]["true_conversions"]
+    rows = [_plan_row(budget, name, totals, status, shown, best=best, gain=recommended.gains.get(name))
+            for name, (totals, status, shown) in scored.items()]
+    return rows, floor_rows
+
+
+def _plan_row(budget: float, name: str, totals: dict[str, float], status: str, shown: _Shown, *, best: float,
+              gain: PlanGain | None) -> dict[str, object]:
+    """One row of :data:`PLAN_SCORE_COLUMNS`: a plan at a budget, what it showed and what it buys in truth, and
+    what the recommended plan said it adds over it (``gain``; None on the rows of no reference plan)."""
+    nan = float("nan")
+    return {
+        "budget": float(budget),
+        "plan": name,
+        "status": status,
+        "spend": totals["spend"],
+        "contacts": totals["contacts"],
+        "planned_conversions": float(shown.conversions),
+        "planned_lo": float(shown.lo),
+        "planned_hi": float(shown.hi),
+        "estimated_conversions": float(shown.estimated),
+        "true_conversions": totals["true_conversions"],
+        "share_of_oracle": totals["true_conversions"] / best if best > 0 else nan,
+        "planned_gain": gain.extra_conversions if gain else nan,
+        "gain_lo": gain.lo if gain else nan,
+        "gain_hi": gain.hi if gain else nan,
+        "probability_better": gain.probability_better if gain else nan,
+    }

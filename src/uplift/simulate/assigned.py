@@ -29,7 +29,7 @@ from uplift.simulate.effects import (
     stage_rates,
 )
 from uplift.simulate.funnel import draw_funnel
-from uplift.simulate.population import draw_population
+from uplift.simulate.population import Population, draw_population
 from uplift.specs.region import LATER_EVENTS, RegionSpec
 from uplift.vocabulary import HOLDOUT
 
@@ -92,6 +92,37 @@ def run_assigned_wave(
         The assignment spans several waves, repeats a person, names an unknown arm or person, or
         the history already has rows of this wave.
     """
+    wave = _assigned_wave_number(assignment, history)
+    spec = spec.updated()
+    arm_idx = _arm_numbers(spec, assignment)
+    population = draw_population(spec, people=people, rng=wave_rng(seed, STREAM_POPULATION))
+    ids = pd.Index(population.audience["person_id"])
+    pos = _population_positions(ids, assignment)
+
+    p = _registration_probabilities(spec, population, pos, _shown_before(history, ids, pos, list(spec.messages)))
+    m = len(pos)
+    rng = wave_rng(seed, STREAM_ASSIGNED_WAVE, wave)
+    already = set(enrolments.loc[enrolments["event"] == "registration", "person_id"].astype(str))
+    eligible = ~assignment["person_id"].astype(str).isin(already).to_numpy()
+    hit = (rng.random(m) < p[np.arange(m), arm_idx]) & eligible
+    delay = _registration_delay_seconds(m, spec, rng)
+    assigned_ns = (
+        pd.to_datetime(assignment["assigned_at"],
+                       utc=True).dt.tz_localize(None).astype("datetime64[ns]").to_numpy().astype(np.int64)
+    )
+    new = draw_funnel(
+        spec,
+        person_ids=population.audience["person_id"].to_numpy(dtype=object)[pos[hit]],
+        persona=population.persona[pos[hit]],
+        registered_at=assigned_ns[hit] + delay[hit] * NS_PER_SECOND,
+        rng=wave_rng(seed, STREAM_ASSIGNED_FUNNEL, wave),
+    )
+    return AssignedWave(enrolments=new, truth=_assigned_truth(spec, population, pos, p, assignment, wave))
+
+
+def _assigned_wave_number(assignment: pd.DataFrame, history: pd.DataFrame) -> int:
+    """The one wave the assignment's rows are of, after the history's; raises when the rows do not make one wave
+    of one row per person."""
     needed = ("person_id", "wave", "arm", "assigned_at")
     missing = [c for c in needed if c not in assignment.columns]
     if missing:
@@ -104,24 +135,35 @@ def run_assigned_wave(
         raise DataError(f"history: has rows of wave {wave} or later; an assigned wave must come after its history")
     if assignment["person_id"].duplicated().any():
         raise DataError("assignment: column 'person_id' repeats a person; expected one row per person")
-    spec = spec.updated()
+    return wave
+
+
+def _arm_numbers(spec: RegionSpec, assignment: pd.DataFrame) -> np.ndarray:
+    """Each assignment row's arm as its number among the region's arms; raises on an arm the region lacks."""
     arms = spec.arm_names()
     arm_idx = pd.Index(arms).get_indexer(assignment["arm"])
     if (arm_idx < 0).any():
         bad = sorted(set(assignment["arm"][arm_idx < 0]))
         raise DataError(f"assignment: column 'arm' has {bad}, which region {spec.name!r} does not "
                         f"have; valid: {list(arms)}")
-    population = draw_population(spec, people=people, rng=wave_rng(seed, STREAM_POPULATION))
-    ids = pd.Index(population.audience["person_id"])
+    return arm_idx
+
+
+def _population_positions(ids: pd.Index, assignment: pd.DataFrame) -> np.ndarray:
+    """Each assignment row's person as a position in the simulated population; raises on a person not in it."""
     pos = ids.get_indexer(assignment["person_id"].astype(str))
     if (pos < 0).any():
         bad = assignment["person_id"][pos < 0].head(3).tolist()
         raise DataError(f"assignment: {int((pos < 0).sum())} person id(s) are not in the "
                         f"simulated population (e.g. {bad})")
+    return pos
 
+
+def _registration_probabilities(spec: RegionSpec, population: Population, pos: np.ndarray,
+                                shown: np.ndarray) -> np.ndarray:
+    """(n, arms) true probability that each assigned person registers under each arm, worn out by ``shown``."""
     people_frame = population.attributes().iloc[pos].reset_index(drop=True)
-    shown = _shown_before(history, ids, pos, list(spec.messages))
-    p = registration_probabilities(
+    return registration_probabilities(
         baseline_probability(spec, people_frame),
         message_lifts(spec, people_frame),
         channel_multipliers(spec, people_frame),
@@ -130,33 +172,20 @@ def run_assigned_wave(
         min_relative_lift=spec.min_relative_lift,
         max_probability=spec.max_probability,
     )
-    m = len(pos)
-    rng = wave_rng(seed, STREAM_ASSIGNED_WAVE, wave)
-    already = set(enrolments.loc[enrolments["event"] == "registration", "person_id"].astype(str))
-    eligible = ~assignment["person_id"].astype(str).isin(already).to_numpy()
-    hit = (rng.random(m) < p[np.arange(m), arm_idx]) & eligible
-    delay = _registration_delay_seconds(m, spec, rng)
-    assigned_ns = (
-        pd.to_datetime(assignment["assigned_at"],
-                       utc=True).dt.tz_localize(None).astype("datetime64[ns]").to_numpy().astype(np.int64)
-    )
-    registered_at = assigned_ns[hit] + delay[hit] * NS_PER_SECOND
-    new = draw_funnel(
-        spec,
-        person_ids=population.audience["person_id"].to_numpy(dtype=object)[pos[hit]],
-        persona=population.persona[pos[hit]],
-        registered_at=registered_at,
-        rng=wave_rng(seed, STREAM_ASSIGNED_FUNNEL, wave),
-    )
+
+
+def _assigned_truth(spec: RegionSpec, population: Population, pos: np.ndarray, p: np.ndarray,
+                    assignment: pd.DataFrame, wave: int) -> pd.DataFrame:
+    """The truth of an assigned wave: one row per assignment row (same order), as in a simulated world's."""
     continuation = np.cumprod(stage_rates(spec, population.persona[pos]), axis=1)
     truth = pd.DataFrame(
         np.column_stack([p, continuation]),
-        columns=[f"{P_PREFIX}{a}" for a in arms] + [f"{Q_PREFIX}{e}" for e in LATER_EVENTS],
+        columns=[f"{P_PREFIX}{a}" for a in spec.arm_names()] + [f"{Q_PREFIX}{e}" for e in LATER_EVENTS],
     )
     truth.insert(0, "persona", pd.Series(population.persona[pos], dtype="str"))
-    truth.insert(0, "wave", np.full(m, wave, dtype=np.int64))
+    truth.insert(0, "wave", np.full(len(pos), wave, dtype=np.int64))
     truth.insert(0, "person_id", pd.Series(assignment["person_id"].astype(str).to_numpy(), dtype="str"))
-    return AssignedWave(enrolments=new, truth=truth)
+    return truth
 
 
 def _shown_before(history: pd.DataFrame, ids: pd.Index, pos: np.ndarray, messages: list[str]) -> np.ndarray:

@@ -19,7 +19,16 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from uplift.specs import Spec
-from uplift.specs.region import LATER_EVENTS, AgeProfile, PersonaSpec, StageSpec, WaveSpec, _check_name
+from uplift.specs.region import (
+    LATER_EVENTS,
+    AgeProfile,
+    PersonaSpec,
+    RegionHeader,
+    StageSpec,
+    WaveSpec,
+    _check_funnel_stages,
+    _check_name,
+)
 from uplift.vocabulary import SECTORS
 
 __all__ = [
@@ -231,13 +240,10 @@ class AttributeDraw(Spec):
         return self
 
 
-class FamilySpec(Spec):
-    """The family of regions one seed draws from (``features/regions/family.yaml``)."""
+class FamilySpec(RegionHeader):
+    """The family of regions one seed draws from (``features/regions/family.yaml``); each region it draws has the
+    family's attribution window and registration delay."""
 
-    name: str = Field(min_length=1)
-    description: str = ""
-    attribution_days: int = Field(28, gt=0, le=366)
-    registration_delay_days: float = Field(6.0, gt=0)
     geography: GeographyRanges
     deprivation: DeprivationRanges
     personas: PersonaRanges
@@ -269,8 +275,7 @@ class FamilySpec(Spec):
         most = self.lifts.seconds[1]
         if most > len(self.messages) - 1:
             raise ValueError(f"lifts.seconds: up to {most} other messages, but there are {len(self.messages) - 1}")
-        if tuple(self.funnel) != LATER_EVENTS:
-            raise ValueError(f"funnel: expected the stages {list(LATER_EVENTS)} in this order, got {list(self.funnel)}")
+        _check_funnel_stages(self.funnel)
         if any(s.persona_factor for s in self.funnel.values()):
             raise ValueError("funnel: give persona factors per archetype (personas.archetypes.<name>.funnel)")
         return self

@@ -59,6 +59,7 @@ __all__ = [
     "DelaySpec",
     "StageSpec",
     "WaveSpec",
+    "RegionHeader",
     "RegionSpec",
     "OTHER_PERSONA",
     "LATER_EVENTS",
@@ -311,13 +312,25 @@ class WaveSpec(Spec):
         return v
 
 
-class RegionSpec(Spec):
-    """A simulated labour-market region; see the module docstring for how effects combine."""
+def _check_funnel_stages(funnel: dict[str, StageSpec]) -> None:
+    if tuple(funnel) != LATER_EVENTS:
+        raise ValueError(f"funnel: expected the stages {list(LATER_EVENTS)} in this order, got {list(funnel)}")
+
+
+class RegionHeader(Spec):
+    """What a region and a family of regions (:class:`uplift.specs.family.FamilySpec`) both open with: a name, a
+    description, and how a registration is counted (the attribution window after a contact and the mean delay
+    from contact to registration)."""
 
     name: str = Field(min_length=1)
     description: str = ""
     attribution_days: int = Field(28, gt=0, le=366)
     registration_delay_days: float = Field(6.0, gt=0)
+
+
+class RegionSpec(RegionHeader):
+    """A simulated labour-market region; see the module docstring for how effects combine."""
+
     municipalities: tuple[Municipality, ...] = Field(min_length=1)
     deprivation: DeprivationSpec = DeprivationSpec()
     personas: dict[str, PersonaSpec]
@@ -367,8 +380,7 @@ class RegionSpec(Spec):
             unknown = sorted(set(spec.lift) - personas)
             if unknown:
                 raise ValueError(f"messages.{message}.lift: unknown persona(s) {unknown}; valid: {sorted(personas)}")
-        if tuple(self.funnel) != LATER_EVENTS:
-            raise ValueError(f"funnel: expected the stages {list(LATER_EVENTS)} in this order, got {list(self.funnel)}")
+        _check_funnel_stages(self.funnel)
         for event, stage in self.funnel.items():
             unknown = sorted(set(stage.persona_factor) - personas)
             if unknown:

@@ -122,6 +122,34 @@ def log_scoring(
     return run.info.run_id
 
 
+@dataclass(frozen=True)
+class _DesignRun:
+    """What a run for a designed wave records whichever way the wave was designed: the experiment spec, the wave
+    and its salt, the audience (path and digest) and where the design was written."""
+
+    spec_path: Path
+    spec_name: str
+    wave: int
+    salt: str
+    audience: Path
+    digest: str
+    out: Path
+
+    def log(self, settings: Settings, *, run_name: str, params: dict[str, object], metrics: dict[str, float],
+            frames: dict[str, pd.DataFrame]) -> str:
+        """One run in experiment ``uplift-experiments`` with these params, metrics and tables besides the shared
+        ones; returns its id."""
+        experiment_id = _experiment(settings, EXPERIMENTS_EXPERIMENT)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+            mlflow.log_params({"job": "design", "experiment": self.spec_name, "wave": self.wave, "salt": self.salt,
+                               "audience_path": str(self.audience)[:500], "audience_sha256": self.digest, **params})
+            mlflow.log_metrics(metrics)
+            mlflow.set_tags({"job": "design", "output_path": str(self.out)[:5000]})
+            mlflow.log_text(Path(self.spec_path).read_text(), "spec/experiment.yaml")
+            _log_frames(frames, "tables")
+        return run.info.run_id
+
+
 def log_design(
     settings: Settings,
     *,
@@ -144,33 +172,19 @@ def log_design(
     ``power`` and ``balance`` are logged as given: pass them as released
     (:mod:`uplift.design.release`); ``people`` is the audience's released count (None: suppressed).
     """
-    experiment_id = _experiment(settings, EXPERIMENTS_EXPERIMENT)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"design {spec_name}") as run:
-        mlflow.log_params(
-            {
-                "job": "design",
-                "experiment": spec_name,
-                "wave": wave,
-                "salt": salt,
-                "audience_path": str(audience)[:500],
-                "audience_sha256": digest,
-                "base_rate": base_rate,
-                "plan": str(plan)[:500] if plan is not None else "",
-            }
-        )
-        metrics = {"n_total_needed_max": float(power["n_total_needed"].max()),
-                   "power_available_min": float(power["power_available"].min()),
-                   "mde_available_max": float(power["mde_available"].max())}
-        metrics = {k: v for k, v in metrics.items() if v == v}  # a withheld figure is not logged
-        if people is not None:
-            metrics["people"] = float(people)
-        metrics.update({metric_key("share", str(a)): float(s) for a, s in shares.items()})
-        mlflow.log_metrics(metrics)
-        mlflow.set_tags({"job": "design", "output_path": str(out)[:5000]})
-        mlflow.log_text(Path(spec_path).read_text(), "spec/experiment.yaml")
-        _log_frames({"power.csv": power, "stratum_balance.csv": balance,
-                     "shares.csv": shares.rename("share").reset_index()}, "tables")
-    return run.info.run_id
+    metrics = {"n_total_needed_max": float(power["n_total_needed"].max()),
+               "power_available_min": float(power["power_available"].min()),
+               "mde_available_max": float(power["mde_available"].max())}
+    metrics = {k: v for k, v in metrics.items() if v == v}  # a withheld figure is not logged
+    if people is not None:
+        metrics["people"] = float(people)
+    metrics.update({metric_key("share", str(a)): float(s) for a, s in shares.items()})
+    return _DesignRun(spec_path, spec_name, wave, salt, audience, digest, out).log(
+        settings, run_name=f"design {spec_name}",
+        params={"base_rate": base_rate, "plan": str(plan)[:500] if plan is not None else ""},
+        metrics=metrics,
+        frames={"power.csv": power, "stratum_balance.csv": balance, "shares.csv": shares.rename("share").reset_index()},
+    )
 
 
 def log_plan_design(
@@ -192,16 +206,12 @@ def log_plan_design(
     ``check`` (planned against designed contacts and spend per cell) is logged as a table; ``figures`` are
     released totals (people, spend, rounding), logged as metrics.
     """
-    experiment_id = _experiment(settings, EXPERIMENTS_EXPERIMENT)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"design {spec_name} from plan") as run:
-        mlflow.log_params({"job": "design", "experiment": spec_name, "wave": wave, "salt": salt,
-                           "audience_path": str(audience)[:500], "audience_sha256": digest,
-                           "plan": str(plan)[:500], "design": "from_plan"})
-        mlflow.log_metrics({k: float(v) for k, v in figures.items() if v == v})
-        mlflow.set_tags({"job": "design", "output_path": str(out)[:5000]})
-        mlflow.log_text(Path(spec_path).read_text(), "spec/experiment.yaml")
-        _log_frames({"plan_check.csv": check}, "tables")
-    return run.info.run_id
+    return _DesignRun(spec_path, spec_name, wave, salt, audience, digest, out).log(
+        settings, run_name=f"design {spec_name} from plan",
+        params={"plan": str(plan)[:500], "design": "from_plan"},
+        metrics={k: float(v) for k, v in figures.items() if v == v},
+        frames={"plan_check.csv": check},
+    )
 
 
 def log_analysis(
