@@ -116,14 +116,30 @@ def _priced(prepared, budget: float, policy_name: str, studies: Sequence[FloorSt
         if check is not None and check.status == "not_applicable":
             reason = check.reason or "a plan over this kind of segment (its segment_kinds)"
         elif rule is None:
-            reason = ("the segment table has no area with people in its group" if study.kind == "coverage"
-                      else "no rule of the plan")
+            reason = _no_rule_reason(prepared, study)
         rows.append({"budget": float(budget), "floor": study.floor, "applies": not reason, "reason": reason,
                      "plan_status": result.status, "rule_status": rule.status if rule else "",
                      "stated_cost": rule.cost if rule else float("nan"),
                      "stated_lo": rule.lo if rule else float("nan"), "stated_hi": rule.hi if rule else float("nan"),
                      "promise_ratio": ratio})
     return rows
+
+
+def _no_rule_reason(prepared, study: FloorStudy) -> str:
+    """Why the plan of ``prepared`` has no rule for ``study``'s floor (it declares one for every floor it holds)."""
+    from uplift.allocation.effects import GROUP_PREFIX, counts_group
+
+    cover = next((c for c in prepared.policy.coverage_floors if c.name == study.floor), None)
+    if cover is None:
+        return "the plan declares no rule for it"
+    if cover.group is None:
+        return f"the segment table has no {cover.area} area"
+    if not counts_group(prepared.frame, cover.group):
+        return (f"its segments do not count priority group {cover.group!r} (the data lack attributes its rule "
+                "reads)")
+    if not (prepared.frame[GROUP_PREFIX + cover.group].fillna(0) > 0).any():
+        return f"nobody in priority group {cover.group!r} in any segment (the region has no such people)"
+    return f"no {cover.area} area with people in priority group {cover.group!r}"
 
 
 def score_world_floors(world: WorldData, segment_spec, *, root: Path, people: int, budget_shares: Sequence[float],
@@ -211,10 +227,13 @@ def _with_checks(frame: pd.DataFrame, study: FloorStudy, floors: pd.DataFrame, p
     keys = ["world", "budget"]
     held = floors[(floors["policy"] == study.with_policy) & (floors["plan"] == "recommended")]
     if study.kind == "all":
-        mine = held[held["floor"] != CONVERSION_FLOOR.name]
+        applicable = prices[(prices["policy"] == study.with_policy) & prices["applies"].astype(bool)]
+        mine = held.merge(applicable[[*keys, "floor"]], on=[*keys, "floor"])  # the shipped floors that apply
         frame["holds"] = mine.groupby(keys)["holds"].all().reindex(frame.index)
         frame["true_share"] = frame["min_share"] = float("nan")
-        frame["applies"], frame["reason"], frame["rule_status"] = True, "", ""
+        frame["applies"] = frame["holds"].notna()
+        frame["reason"] = np.where(frame["applies"], "", "no floor applies")
+        frame["rule_status"] = ""
         frame["binds"] = np.nan
         for column in ("stated_cost", "stated_lo", "stated_hi", "promise_ratio"):
             frame[column] = float("nan")
@@ -239,7 +258,9 @@ def floor_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Per floor and per kind of world (all; generated or Haaglanden; all or fewer attributes): worlds where it
     applies, plans where it binds, holds under the truth (of the applicable plans), the mean and worst share of
     the oracle with and without it, the mean true conversions it gives up against the mean stated price (over
-    the plans where it binds) and how many stated intervals held the truth, and a coverage floor's worst area.
+    the plans where it binds; ``binding_estimated_cost_mean`` the same plans' estimated conversions apart, the
+    plan without the floor made afresh) and how many stated intervals held the truth; a share floor's smallest
+    true share less its minimum (``worst_margin``) and a coverage floor's worst area.
     ``p_holds``: for a conversion floor held with a confidence, the chance of so few plans holding were each to
     hold with that probability (one-sided binomial)."""
     out = []
@@ -264,7 +285,10 @@ def floor_summary(rows: pd.DataFrame) -> pd.DataFrame:
                 "oracle_true_cost_mean": float(applies["oracle_true_cost"].mean()),
                 "binding_true_cost_mean": float(priced["true_cost"].mean()) if len(priced) else float("nan"),
                 "binding_stated_cost_mean": float(priced["stated_cost"].mean()) if len(priced) else float("nan"),
+                "binding_estimated_cost_mean": float(priced["estimated_cost"].mean()) if len(priced) else float("nan"),
                 "stated_covers": int(priced["stated_covers"].astype(bool).sum()), "priced": len(priced),
+                "worst_margin": float((applies["true_share"].astype(float) - applies["min_share"]).min())
+                if kind not in ("coverage", "all") and len(applies) else float("nan"),
                 "worst_area_contacts": float(applies["worst_area_contacts"].min()) if kind == "coverage"
                 else float("nan"),
             })
@@ -311,7 +335,7 @@ def run_floorcost(settings: FamilySettings, *, root: Path = ROOT, segment_spec=N
         scored, held, prices, studies = score_world_floors(world, spec, root=root, people=settings.people,
                                                            budget_shares=settings.budget_shares)
         plans.append(scored.assign(**tag))
-        floors.append(held.assign(**tag))
+        floors.append(held.rename(columns={"kind": "floor_kind"}).assign(**tag))
         rows.append(floor_rows(plans[-1], floors[-1], prices.assign(**tag), studies))
         everything = rows[-1][rows[-1]["floor"] == "all floors"]
         say(f"{world_spec.name}: with every floor {everything['share_with'].mean():.1%} of the oracle without them, "
@@ -331,8 +355,8 @@ def render_floorcost(result: FloorCostResult, command: str) -> str:
     summary["stated covers"] = [f"{c} / {p}" for c, p in zip(summary["stated_covers"], summary["priced"], strict=True)]
     columns = ["worlds", "floor", "floor_kind", "applies_in", "plans", "binds", "holds", "p_holds", "share_with_mean",
                "share_without_mean", "share_with_worst", "share_without_worst", "true_cost_mean",
-               "oracle_true_cost_mean", "binding_true_cost_mean", "binding_stated_cost_mean", "stated covers",
-               "worst_area_contacts"]
+               "oracle_true_cost_mean", "binding_true_cost_mean", "binding_stated_cost_mean",
+               "binding_estimated_cost_mean", "stated covers", "worst_margin", "worst_area_contacts"]
     rows = result.rows.copy()
     failed = rows[rows["applies"].astype(bool) & (rows["holds"] == False)]  # noqa: E712
     not_applicable = rows[~rows["applies"].astype(bool)].drop_duplicates(["world", "floor"])
@@ -348,7 +372,8 @@ def render_floorcost(result: FloorCostResult, command: str) -> str:
         markdown_table(summary[columns], {"share_with_mean": pct, "share_without_mean": pct, "share_with_worst": pct,
                                           "share_without_worst": pct, "true_cost_mean": conv,
                                           "oracle_true_cost_mean": conv, "binding_true_cost_mean": conv,
-                                          "binding_stated_cost_mean": conv, "worst_area_contacts": ".2f",
+                                          "binding_stated_cost_mean": conv, "binding_estimated_cost_mean": conv,
+                                          "worst_margin": lambda v: f"{100 * v:+.1f} pt", "worst_area_contacts": ".2f",
                                           "binds": ".0f", "p_holds": ".3f"}), "",
         f"Floors that failed under the truth ({len(failed)}):", "",
         markdown_table(failed[["world", "budget_share", "floor", "floor_kind", "min_share", "true_share",

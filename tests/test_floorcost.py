@@ -95,6 +95,13 @@ def test_floor_rows_and_their_summary_on_a_hand_made_frame():
     assert rows.loc["B", "reason"] == "no group" and pd.isna(rows.loc["B", "holds"])
     assert not rows.loc["C", "holds"] and not rows.loc["C", "binds"]
 
+    # every floor at once holds where every floor that applies holds; a world where none applies has no verdict
+    together = floor_rows(plans, floors, prices, [FloorStudy("all floors", "all", "shipped", "without_women")])
+    verdict = together.set_index("world")
+    assert verdict.loc["A", "holds"] is True and verdict.loc["C", "holds"] is False
+    assert pd.isna(verdict.loc["B", "holds"])
+    assert verdict["applies"].to_dict() == {"A": True, "B": False, "C": True}
+
     summary = floor_summary(rows.reset_index()).set_index("worlds")
     every = summary.loc["all"]
     counts = ("world_count", "applies_in", "plans", "binds", "holds")
@@ -104,7 +111,8 @@ def test_floor_rows_and_their_summary_on_a_hand_made_frame():
     assert every["share_with_worst"] == pytest.approx(0.75)
     assert every["true_cost_mean"] == pytest.approx(4.0) and every["oracle_true_cost_mean"] == pytest.approx(2.5)
     assert (every["binding_true_cost_mean"], every["binding_stated_cost_mean"]) == (8.0, 9.0)
-    assert (every["stated_covers"], every["priced"]) == (1, 1)
+    assert (every["stated_covers"], every["priced"]) == (1, 1) and every["binding_estimated_cost_mean"] == 10.0
+    assert every["worst_margin"] == pytest.approx(-0.05)
     assert every["p_holds"] == pytest.approx(1 - 0.9**2)  # P(at most 1 of 2 holds | each holds with 0.9)
     assert summary.loc["haaglanden", "plans"] == 0 and np.isnan(summary.loc["haaglanden", "share_with_mean"])
     assert summary.loc["family", "plans"] == 2
