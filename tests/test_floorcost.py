@@ -117,3 +117,31 @@ def test_floor_rows_and_their_summary_on_a_hand_made_frame():
     assert summary.loc["haaglanden", "plans"] == 0 and np.isnan(summary.loc["haaglanden", "share_with_mean"])
     assert summary.loc["family", "plans"] == 2
     assert summary.loc["fewer attributes", "holds"] == 0 and summary.loc["fewer attributes", "binds"] == 0
+
+
+def test_the_floors_benchmark_on_tiny_worlds_writes_its_tables(tmp_path):
+    import json
+
+    from benchmarks.floorcost import main
+
+    out = tmp_path / "floors"
+    argv = ["--out", str(out), "--seeds", "3", "--haaglanden-seeds", "1", "--people", "2500", "--waves", "2",
+            "--folds", "2", "--budget-shares", "0.1", "--cache", str(tmp_path / "cache"),
+            "--messages", "heavy_work_future", "fresh_start", "--channels", "meta", "flyer"]
+    assert main(argv) == 0
+    rows = pd.read_csv(out / "floors.csv")
+    assert set(rows["world"]) == {"family-3-3", "haaglanden-1"}
+    studied = ["women", "over_45", "migration_background_reach", "poorer_neighbourhoods", "all floors",
+               CONVERSION_FLOOR.name]
+    assert rows.groupby("world")["floor"].agg(list).map(lambda floors: floors == studied).all()
+    applies = rows[rows["applies"]]
+    assert applies["share_with"].notna().all() and applies["true_cost"].notna().all()
+    assert all(isinstance(r, str) and r for r in rows.loc[~rows["applies"], "reason"])  # a floor not applying says why
+    text = (out / "report.md").read_text()
+    assert "| all | women | spend_share |" in text and "Floors not applicable" in text
+    headline = json.loads((out / "headline-floorcost.json").read_text())
+    assert headline["command"].startswith("python -m benchmarks.floorcost --out ")
+    summary = pd.read_csv(out / "summary.csv").set_index(["worlds", "floor"])
+    every = summary.loc[("all", "all floors")]
+    shares = f"{100 * every['share_with_mean']:.1f}% / {100 * every['share_without_mean']:.1f}%"
+    assert headline["rows"][0]["value"] == shares
