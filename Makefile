@@ -12,7 +12,7 @@ SPARK_ENV := PYSPARK_PYTHON=$(abspath $(BIN)/python) SPARK_LOCAL_IP=127.0.0.1
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup setup-test browser constraints demo lint test test-slow hillstrom bench bench-quick bench-family bench-soak bench-spark bench-scaling bench-page bench-loop clean
+.PHONY: setup setup-test browser constraints demo lint test test-slow hillstrom bench bench-quick bench-family bench-floors bench-soak bench-spark bench-scaling bench-page bench-loop clean
 
 $(BIN)/uplift: pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -81,6 +81,12 @@ bench: setup
 FAMILY_SEEDS ?= 101 102 103 104 105 106 107 108 109 110 1001 1002 1003 1004 1005 1011 1012 1013 1014 1015
 bench-family: setup
 	$(BIN)/python -m benchmarks.family --out $(BENCH_OUT)-family --seeds $(FAMILY_SEEDS) --declared --cache out/cache
+
+## What each shipped floor costs in truth and whether it holds there: the first ten generated worlds of the family
+## and Haaglanden's seeds 1-2, planned with the shipped policy, each floor removed and all removed (from the cache)
+FLOORS_SEEDS ?= 101 102 103 104 105 106 107 108 109 110
+bench-floors: setup
+	$(BIN)/python -m benchmarks.floorcost --out $(BENCH_OUT)-floors --seeds $(FLOORS_SEEDS) --cache out/cache
 
 ## The service under 10 minutes of mixed traffic with plan retention on: errors, latency and memory per minute
 bench-soak: setup
