@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from uplift.allocation import plan, prepare_plan
+from uplift.allocation import evaluate_plan, plan, prepare_plan
 from uplift.errors import DataError, SchemaError, SpecError
 from uplift.specs import load_spec
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
@@ -222,6 +222,19 @@ def test_keeping_one_floor_through_the_rounding_does_not_take_another_down(seed,
     assert result.status == "optimal" and spend >= 0.98 * budget
     assert cells.loc[cells["gender"] == "female", "spend"].sum() >= 0.4 * spend * (1 - 1e-9)
     assert cells.loc[cells["age_band"] == "45-54", "spend"].sum() >= 0.3 * spend * (1 - 1e-9)
+
+
+def test_a_coverage_floor_over_a_group_with_nobody_is_neither_planned_nor_judged():
+    # nobody in either segment belongs to the group: no area needs covering, so the plan is the plan without
+    # the floor, and scoring it reports no verdict for the floor (rather than a NaN share that "fails")
+    effects = two_segments(group=(0.0, 0.0), municipality=("Delft", "Leiden"))
+    cover = {"name": "every_municipality", "area": "municipality", "group": "migration_background",
+             "min_contacts": 200}
+    result = plan(effects, budget=100.0, costs=costs_for(meta=0.1), policy=policy(coverage_floors=[cover]))
+    free = plan(effects, budget=100.0, costs=costs_for(meta=0.1), policy=policy())
+    assert result.cells["contacts"].tolist() == free.cells["contacts"].tolist()
+    judged = evaluate_plan(result.cells, effects, policy=policy(coverage_floors=[cover]))
+    assert "every_municipality" not in judged["floors"]
 
 
 def test_a_coverage_floor_beyond_reach_names_the_area_and_how_far_it_falls_short():

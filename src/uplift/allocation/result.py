@@ -30,7 +30,7 @@ from uplift.allocation.effects import (
 )
 from uplift.allocation.explore import interval_z
 from uplift.allocation.problem import Allocation, Problem
-from uplift.allocation.rules.coverage import coverage_cells
+from uplift.allocation.rules.coverage import coverage_cells, group_has_nobody
 from uplift.errors import DataError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
@@ -654,7 +654,8 @@ def _coverage_shares(merged: pd.DataFrame, policy: PlanningPolicy, contacts: np.
     shares: dict[str, float] = {}
     allowance: dict[str, float] = {}
     for i, cover in enumerate(policy.coverage_floors):
-        if not cover.applies_to(segment_kind(merged)) or not counts_group(merged, cover.group):
+        if (not cover.applies_to(segment_kind(merged)) or not counts_group(merged, cover.group)
+                or group_has_nobody(merged, cover)):  # as the planner: nobody to cover, nothing to hold
             continue
         areas = coverage_cells(merged, cover, key=f"policy coverage_floors[{i}] {cover.name!r}", source=source,
                                require=False)

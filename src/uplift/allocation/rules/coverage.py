@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from uplift.allocation.problem import Problem
     from uplift.specs.planning import CoverageFloor
 
-__all__ = ["Coverage", "CoverageTargets", "NO_AREA", "coverage_cells"]
+__all__ = ["Coverage", "CoverageTargets", "NO_AREA", "coverage_cells", "group_has_nobody"]
 
 NO_AREA: frozenset[str] = frozenset({"", "other", "any"})
 """Values of an area column that name no area: merged small cells (``other``), persona segments (``any``)."""
@@ -52,7 +52,7 @@ class Coverage(RuleFamily):
         kind = segment_kind(problem.frame)
         for i, cover in enumerate(problem.policy.coverage_floors):
             if (not cover.applies_to(kind) or not counts_group(problem.frame, cover.group)
-                    or _nobody(problem.frame, cover)):
+                    or group_has_nobody(problem.frame, cover)):
                 continue
             key = f"{policy_source} coverage_floors[{i}] {cover.name!r}"
             for area, cells, weight in coverage_cells(problem.frame, cover, key=key, source=source, require=require):
@@ -121,7 +121,7 @@ class Coverage(RuleFamily):
         return out
 
 
-def _nobody(frame: pd.DataFrame, cover: CoverageFloor) -> bool:
+def group_has_nobody(frame: pd.DataFrame, cover: CoverageFloor) -> bool:
     """Whether ``cover``'s priority group has no people in any segment of ``frame`` (a region without poorer
     neighbourhoods): then no area needs covering, and the floor has nothing to hold."""
     column = f"{GROUP_PREFIX}{cover.group}"
