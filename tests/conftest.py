@@ -105,3 +105,14 @@ def open_policy():
     from uplift.specs.planning import PlanningPolicy
 
     return PlanningPolicy(holdout_share=0.1, exploration_share=0.0)
+
+
+def kind_effects(groups, n_groups, *, y, arm, propensity, predictions, control, persona_mix=None,
+                 group_attributes=None, folds=None, heldout_fold=None, **method):
+    """:func:`uplift.segments.segment_effects` of these rows with an effect method of ``method``'s fields."""
+    from uplift.segments import KindRows, segment_effects
+    from uplift.specs.segments import EffectMethod
+
+    rows = KindRows(groups, n_groups, y=y, arm=arm, propensity=propensity, predictions=predictions, control=control,
+                    folds=folds, heldout_fold=heldout_fold)
+    return segment_effects(rows, EffectMethod(**method), persona_mix=persona_mix, group_attributes=group_attributes)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from conftest import kind_effects
 from uplift.errors import SchemaError, SpecError
 from uplift.modeling.truthcheck import true_outcome_probabilities
 from uplift.modeling.validation import validate_model
@@ -14,7 +15,6 @@ from uplift.segments import (
     assign_personas,
     build_segment_table,
     fay_herriot,
-    segment_effects,
     targetable_cells,
     truth_persona_mix,
     truth_segment_effects,
@@ -262,8 +262,8 @@ def test_segment_effects_report_the_slope_each_line_carries():
                      se=np.full((2, 3), 0.001))
     kwargs = dict(y=y, arm=arm, propensity=propensity, predictions=predictions, control="c", persona_mix=mix,
                   persona_weight=0.5)
-    plain = segment_effects(groups, groups_n, **kwargs)
-    own = segment_effects(groups, groups_n, **kwargs, arm_slopes=True)
+    plain = kind_effects(groups, groups_n, **kwargs)
+    own = kind_effects(groups, groups_n, **kwargs, arm_slopes=True)
     np.testing.assert_allclose(plain["calibration_slope"], plain["calibration_beta"])
     slope = own.groupby("arm")["calibration_slope"].first()
     assert slope["a"] < slope["d"] < slope["b"]  # the arms' effects grow with the model at 1/2, 1, 3/2 its rate
@@ -391,7 +391,8 @@ def test_a_kind_with_leak_correction_uses_the_cross_fitting_folds(validated, mon
     real = table_module.segment_effects
 
     def spy(*args, **kwargs):
-        calls.append((kwargs["variance"], kwargs["folds"] is not None, kwargs["heldout_fold"]))
+        rows, method = args
+        calls.append((method.variance, method.leak_correction and rows.folds is not None, rows.heldout_fold))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(table_module, "segment_effects", spy)
@@ -447,7 +448,6 @@ def test_persona_mix_is_each_segments_persona_shares_times_the_personas_observed
 
 
 def test_persona_weight_calibrates_the_observed_effects_against_the_blend():
-    from uplift.segments.effects import segment_effects
     from uplift.segments.personamix import PersonaMix
 
     groups, arm, y, propensity, lift = _randomised_segments(200, 60, seed=6)
@@ -458,10 +458,10 @@ def test_persona_weight_calibrates_the_observed_effects_against_the_blend():
     mix = PersonaMix(effects=(lift + rng.normal(0, 0.004, 200))[:, None], shares=shares, se=persona_se,
                      personas=("p", "q"))
     kwargs = dict(y=y, arm=arm, propensity=propensity, predictions=predictions, control="c")
-    alone = segment_effects(groups, 200, **kwargs)
+    alone = kind_effects(groups, 200, **kwargs)
     assert alone["persona_mix"].isna().all() and not any(c.startswith("persona_load__") for c in alone.columns)
-    assert segment_effects(groups, 200, **kwargs, persona_mix=mix, persona_weight=0.0).equals(alone)
-    blended = segment_effects(groups, 200, **kwargs, persona_mix=mix, persona_weight=0.5)
+    assert kind_effects(groups, 200, **kwargs, persona_mix=mix, persona_weight=0.0).equals(alone)
+    blended = kind_effects(groups, 200, **kwargs, persona_mix=mix, persona_weight=0.5)
     assert np.allclose(blended["persona_mix"], mix.effects[:, 0]) and np.allclose(blended["model"], alone["model"])
     # the same combination, fitted to the blended covariate
     observed, se = alone["observed"].to_numpy(), alone["observed_se"].to_numpy()
@@ -476,7 +476,7 @@ def test_persona_weight_calibrates_the_observed_effects_against_the_blend():
     assert np.corrcoef(blended["effect"], lift)[0, 1] > np.corrcoef(alone["effect"], lift)[0, 1]
     short = PersonaMix(effects=mix.effects[:100], shares=shares[:100], se=persona_se, personas=("p", "q"))
     with pytest.raises(ValueError, match=r"persona_mix: expected shape \(200, 1\)"):
-        segment_effects(groups, 200, **kwargs, persona_mix=short, persona_weight=0.5)
+        kind_effects(groups, 200, **kwargs, persona_mix=short, persona_weight=0.5)
 
 
 def test_persona_weight_is_for_targetable_segments_only():
@@ -621,8 +621,8 @@ def test_observed_arm_levels_move_each_arm_and_keep_the_segments_deviations():
     rng = np.random.default_rng(4)
     predictions = pd.DataFrame({a: rng.normal(0.01, 0.004, len(y)) for a in ("a", "b", "d")})  # says nothing
     kwargs = dict(y=y, arm=arm, propensity=propensity, predictions=predictions, control="c")
-    kept = segment_effects(groups, 20, **kwargs)
-    moved = segment_effects(groups, 20, **kwargs, observed_arm_levels=True)
+    kept = kind_effects(groups, 20, **kwargs)
+    moved = kind_effects(groups, 20, **kwargs, observed_arm_levels=True)
     from uplift.segments.armlevels import arm_levels
 
     levels = arm_levels(y, arm, propensity, control="c", arms=("a", "b", "d"))
@@ -679,8 +679,8 @@ def test_message_channel_rank_projects_each_segments_table_and_keeps_its_interva
     rng = np.random.default_rng(6)
     predictions = pd.DataFrame({a: rng.normal(0.004, 0.003, len(y)) for a in arms})
     kwargs = dict(y=y, arm=arm, propensity=propensity, predictions=predictions, control="c", observed_arm_levels=True)
-    raw = segment_effects(groups, 20, **kwargs)
-    built = segment_effects(groups, 20, **kwargs, message_channel_rank=1)
+    raw = kind_effects(groups, 20, **kwargs)
+    built = kind_effects(groups, 20, **kwargs, message_channel_rank=1)
     assert np.abs(built["effect"] - raw["effect"]).max() > 0
     pd.testing.assert_frame_equal(built.drop(columns="effect"), raw.drop(columns="effect"))  # sd and loads kept
     for _, seg in built.groupby("group"):  # every segment's 3 x 2 table is now rank 1
@@ -697,7 +697,7 @@ def test_the_segment_spec_projects_the_targetable_kind_only(validated, monkeypat
     assert shipped.effect_method("persona").message_channel_rank == 0
     seen = []
     real = T.segment_effects
-    monkeypatch.setattr(T, "segment_effects", lambda *a, **kw: seen.append(kw["message_channel_rank"])
+    monkeypatch.setattr(T, "segment_effects", lambda *a, **kw: seen.append(a[1].message_channel_rank)
                         or real(*a, **kw))
     build_segment_table(*validated.out_of_sample(), shipped)
     assert seen == [1, 0]  # targetable, then persona
@@ -710,7 +710,7 @@ def test_the_segment_spec_puts_the_targetable_kind_on_its_arms_own_slopes(valida
     assert SegmentSpec(name="d", dimensions=("age_band",)).effect_method("targetable").arm_slopes
     seen = []
     real = T.segment_effects
-    monkeypatch.setattr(T, "segment_effects", lambda *a, **kw: seen.append(kw["arm_slopes"]) or real(*a, **kw))
+    monkeypatch.setattr(T, "segment_effects", lambda *a, **kw: seen.append(a[1].arm_slopes) or real(*a, **kw))
     build_segment_table(*validated.out_of_sample(), shipped)
     assert seen == [True, False]  # targetable, then persona
 
@@ -767,9 +767,9 @@ def test_smooth_over_fits_each_arms_effects_across_the_groups_and_shares_their_e
     attributes = pd.DataFrame({"age_band": np.repeat(["18-24", "25-34", "35-44", "45-54"], 5),
                                "municipality": np.tile(["Delft", "Den Haag", "Westland", "Rijswijk", "other"], 4)})
     kwargs = dict(y=y, arm=arm, propensity=propensity, predictions=predictions, control="c", observed_arm_levels=True)
-    raw = segment_effects(groups, 20, **kwargs)
+    raw = kind_effects(groups, 20, **kwargs)
     terms = (("age_band",), ("municipality",))
-    built = segment_effects(groups, 20, **kwargs, smooth_over=terms, group_attributes=attributes)
+    built = kind_effects(groups, 20, **kwargs, smooth_over=terms, group_attributes=attributes)
     assert np.abs(built["effect"] - raw["effect"]).max() > 0
     # the slope's error moves the effects it scales: fitted alike
     fitted = ["effect", "calibration_slope_load", "own_sd"]
@@ -799,7 +799,7 @@ def test_smooth_over_fits_each_arms_effects_across_the_groups_and_shares_their_e
     assert (partial[[3, 7]] == 0).all() and np.abs(partial).sum(axis=1)[[0, 1, 2]].min() > 0
     assert additive_loadings(sd, built["arm"].to_numpy(), lines, (), weights).shape == (len(built), 0)
     with pytest.raises(ValueError, match="group_attributes: expected one row per group"):
-        segment_effects(groups, 20, **kwargs, smooth_over=terms)
+        kind_effects(groups, 20, **kwargs, smooth_over=terms)
 
 
 def test_the_segment_spec_smooths_the_targetable_kind_over_its_own_dimensions(validated, monkeypatch):
@@ -812,7 +812,7 @@ def test_the_segment_spec_smooths_the_targetable_kind_over_its_own_dimensions(va
     real = T.segment_effects
 
     def spy(*a, **kw):
-        seen.append((kw["smooth_over"], list(kw["group_attributes"].columns)))
+        seen.append((a[1].smooth_over, list(kw["group_attributes"].columns)))
         return real(*a, **kw)
 
     monkeypatch.setattr(T, "segment_effects", spy)

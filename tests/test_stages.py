@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from uplift.segments import segment_effects, select_stages
+from conftest import kind_effects
+from uplift.segments import select_stages
 from uplift.segments.stages import STAGES, candidate_stages, stage_table
 from uplift.specs.segments import EffectMethod
 
@@ -83,14 +84,14 @@ def test_a_world_with_strongly_different_arms_keeps_its_arm_levels_apart():
     assert choice.kept == ("arm_levels",)
     assert choice.stages.set_index("stage").loc["arm_levels", "t"] > 3
     keys = ("y", "arm", "propensity", "predictions", "control")
-    chosen = segment_effects(world["groups"], world["n_groups"], **{k: world[k] for k in keys},
+    chosen = kind_effects(world["groups"], world["n_groups"], **{k: world[k] for k in keys},
                              observed_arm_levels="arm_levels" in choice.kept)
     rows = np.bincount(world["groups"]).astype(float)
     estimated = _arm_level_spread(chosen, rows).loc[list(ARMS)].to_numpy()
     # the model says nothing of the levels; the randomised differences do: the arms stay about as far apart
     np.testing.assert_allclose(estimated - estimated.mean(), levels - levels.mean(), atol=0.006)
     # without the stage the calibration pools the arms and their levels come out close together
-    pooled = _arm_level_spread(segment_effects(world["groups"], world["n_groups"], **{k: world[k] for k in keys}),
+    pooled = _arm_level_spread(kind_effects(world["groups"], world["n_groups"], **{k: world[k] for k in keys}),
                                rows).loc[list(ARMS)].to_numpy()
     assert np.ptp(pooled) < 0.5 * np.ptp(levels)
 
@@ -112,8 +113,8 @@ def test_an_arm_whose_segments_differ_strongly_keeps_its_spread():
         own = effects[effects["arm"] == ARMS[0]].sort_values("group")["effect"].to_numpy()
         return float(np.std(own))
 
-    pooled = segment_effects(groups, n_groups, **keys)
-    own = segment_effects(groups, n_groups, **keys, arm_spread=True)
+    pooled = kind_effects(groups, n_groups, **keys)
+    own = kind_effects(groups, n_groups, **keys, arm_spread=True)
     true_sd = float(np.std(strong))
     # a posterior mean spreads less than the truth (it is shrunk where the noise is); measured 0.61 of
     # the truth's sd with the arm's own spread (0.58-0.91 over seeds 5-9), 0.13 with the pooled one
@@ -177,7 +178,7 @@ def test_every_combination_the_selection_judges_is_the_estimator_the_table_runs(
     for kept in checked:
         effect = combinations[kept]
         m = _with_stages(method, kept)
-        table = segment_effects(world["groups"], n_groups, predictions=world["predictions"], persona_mix=mix,
+        table = kind_effects(world["groups"], n_groups, predictions=world["predictions"], persona_mix=mix,
                                 persona_weight=m.persona_weight, arm_slopes=m.arm_slopes,
                                 observed_arm_levels=m.observed_arm_levels, message_channel_rank=m.message_channel_rank,
                                 smooth_over=m.smooth_over, additive_fit=m.additive_fit,

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.errors import DataError
+from uplift.modeling.ipw import hajek_mean, own_propensity
 from uplift.modeling.learnerkinds import LearnerKind, learner_kind
 from uplift.modeling.preprocess import (
     check_feature_frame,
@@ -39,14 +40,13 @@ def arm_mean_effects(
     """Average effect of each arm against the control (Hajek IPW difference in means)."""
     y = np.asarray(y, dtype=float)
     arm = np.asarray(arm)
-    own = propensity.to_numpy(float)[np.arange(len(arm)), propensity.columns.get_indexer(arm)]
-    w = 1.0 / own
+    w = 1.0 / own_propensity(propensity, arm)
     c = arm == control
-    base = np.sum(w[c] * y[c]) / np.sum(w[c])
+    base = hajek_mean(y[c], w[c])
     out = {}
     for a in arms:
         m = arm == a
-        out[a] = np.sum(w[m] * y[m]) / np.sum(w[m]) - base if m.any() else np.nan
+        out[a] = hajek_mean(y[m], w[m]) - base if m.any() else np.nan
     return pd.Series(out, name="mean_effect")
 
 

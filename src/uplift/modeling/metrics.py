@@ -28,6 +28,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from uplift.errors import DataError, SchemaError
+from uplift.modeling.ipw import group_means
 
 __all__ = [
     "uplift_curve",
@@ -366,14 +367,9 @@ def decile_uplift(
     label = np.minimum((bins * weight_before / cum.total).astype(np.int64), bins - 1)
     t_sorted, y_sorted, w_sorted, s_sorted = t_[order], y_[order], w_[order], s_[order]
 
-    def per_bin(values: np.ndarray) -> np.ndarray:
-        return np.bincount(label, weights=values, minlength=bins)
-
     w_t, w_c = w_sorted * t_sorted, w_sorted * (1.0 - t_sorted)
-    sum_w_t, sum_w_c = per_bin(w_t), per_bin(w_c)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_t = np.where(sum_w_t > 0, per_bin(w_t * y_sorted) / sum_w_t, np.nan)
-        mean_c = np.where(sum_w_c > 0, per_bin(w_c * y_sorted) / sum_w_c, np.nan)
+    mean_t, _ = group_means(label, y_sorted, w_t, bins)  # NaN in a bin without weight
+    mean_c, _ = group_means(label, y_sorted, w_c, bins)
     score_min = np.full(bins, np.nan)
     score_max = np.full(bins, np.nan)
     np.fmin.at(score_min, label, s_sorted)

@@ -27,12 +27,12 @@ from numpy.typing import ArrayLike
 
 from uplift.economics import Economics
 from uplift.errors import DataError
+from uplift.modeling.ipw import hajek_influence
 from uplift.modeling.metrics import _as_labels
 from uplift.modeling.policyvalue import (
     PolicyValue,
     _design,
     _from_influence,
-    _hajek,
     _policy_codes,
     cluster_codes,
 )
@@ -111,7 +111,7 @@ def _net_influence(y: ArrayLike, arm: ArrayLike, propensity: pd.DataFrame, costs
     for k, (recommended, coefficient) in enumerate(policies):
         pc = _policy_codes(recommended, columns, y_.size, f"policies[{k}]")
         match = code == pc
-        v, phi = _hajek(y_, np.where(match, 1.0 / own, 0.0), f"policies[{k}]")
+        v, phi = hajek_influence(y_, np.where(match, 1.0 / own, 0.0), f"policies[{k}]")
         c = cost[rows, pc]
         mean_cost = float(c.mean())
         total += coefficient * (value * v - mean_cost)

@@ -22,6 +22,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from uplift.errors import DataError, SchemaError
+from uplift.modeling.ipw import hajek_influence
 from uplift.modeling.metrics import _as_labels, _as_outcome
 
 __all__ = [
@@ -115,16 +116,6 @@ def _policy_codes(recommended: ArrayLike, columns: pd.Index, n: int, name: str) 
     return _codes(labels, columns, name)
 
 
-def _hajek(y: np.ndarray, weight: np.ndarray, name: str) -> tuple[float, np.ndarray]:
-    """Self-normalised estimate and the per-row influence function ``w_i (y_i - V) / mean(w)``."""
-    total = weight.sum()
-    if total <= 0:
-        raise DataError(f"{name}: no row's assigned arm matches the recommendation, the value is not estimable")
-    value = float(np.dot(weight, y) / total)
-    influence = weight * (y - value) * (y.size / total)
-    return value, influence
-
-
 def cluster_codes(cluster: ArrayLike | None, n: int) -> np.ndarray | None:
     """Integer codes of the cluster labels (None: every row its own cluster); checked against ``n`` rows."""
     if cluster is None:
@@ -202,7 +193,7 @@ def ipw_value(
     """
     y_, code, own, columns = _design(y, arm, propensity)
     matched = code == _policy_codes(recommended, columns, y_.size, "recommended")
-    value, influence = _hajek(y_, np.where(matched, 1.0 / own, 0.0), "recommended")
+    value, influence = hajek_influence(y_, np.where(matched, 1.0 / own, 0.0), "recommended")
     return _from_influence(value, influence, int(matched.sum()), alpha, cluster_codes(cluster, y_.size))
 
 
@@ -238,8 +229,8 @@ def ipw_difference(
     y_, code, own, columns = _design(y, arm, propensity)
     match_a = code == _policy_codes(recommended_a, columns, y_.size, "recommended_a")
     match_b = code == _policy_codes(recommended_b, columns, y_.size, "recommended_b")
-    value_a, phi_a = _hajek(y_, np.where(match_a, 1.0 / own, 0.0), "recommended_a")
-    value_b, phi_b = _hajek(y_, np.where(match_b, 1.0 / own, 0.0), "recommended_b")
+    value_a, phi_a = hajek_influence(y_, np.where(match_a, 1.0 / own, 0.0), "recommended_a")
+    value_b, phi_b = hajek_influence(y_, np.where(match_b, 1.0 / own, 0.0), "recommended_b")
     return _from_influence(value_a - value_b, phi_a - phi_b, int((match_a | match_b).sum()), alpha,
                            cluster_codes(cluster, y_.size))
 
@@ -329,7 +320,7 @@ def ipw_contrast(
     matched = np.zeros(y_.size, dtype=bool)
     for k, term in enumerate(terms):
         weight = _term_weights(term, code, own, columns, f"terms[{k}]")
-        value, phi = _hajek(y_, weight, f"terms[{k}]")
+        value, phi = hajek_influence(y_, weight, f"terms[{k}]")
         total += float(term.coefficient) * value
         influence += float(term.coefficient) * phi
         matched |= weight > 0

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from uplift.segments.effects import _hajek
+from uplift.modeling.ipw import group_hajek, own_propensity
 
 __all__ = ["ArmLevels", "arm_levels"]
 
@@ -58,17 +58,17 @@ def arm_levels(
         rows weighted by ``1 / P(own arm)``.
     control : the holdout arm; arms : the treatment arms, in the order of the result.
 
-    Means and variances are :func:`uplift.segments.effects._hajek`'s (each variance floored by the
+    Means and variances are :func:`uplift.modeling.ipw.group_hajek`'s (each variance floored by the
     binomial variance at the pooled rate of these rows, so an arm without an event is not a level
     known exactly). Arms without rows keep a nan level (and loadings 0). With fewer than three arms
     observed the between-arm variance is not estimated and each arm keeps its own observation.
     """
     found, names = pd.factorize(np.asarray(arm, dtype=object))  # once: comparing strings row by row is slow
-    own = propensity.to_numpy(float)[np.arange(len(found)), propensity.columns.get_indexer(names)[found]]
+    own = own_propensity(propensity, arm)
     codes = pd.Index([control, *arms]).get_indexer(names)[found]  # 0 = the holdout; rows of other arms left out
     kept = codes >= 0
     with np.errstate(invalid="ignore", divide="ignore"):  # an arm without rows: nan
-        means, variances, _ = _hajek(codes[kept], y[kept], 1.0 / own[kept], len(arms) + 1)
+        means, variances, _ = group_hajek(codes[kept], y[kept], 1.0 / own[kept], len(arms) + 1)
     base, v_base = float(means[0]), float(variances[0])
     observed = means[1:] - base
     v = variances[1:]

@@ -42,6 +42,9 @@ Refinements, chosen per segment kind in the segment spec (``effects:``):
 - ``message_channel_rank``: last, each segment's messages x channels table is projected on rank 1
   (:mod:`uplift.armtable`).
 
+:func:`uplift.segments.estimator.segment_effects` runs these steps in order, as a kind's effect method
+says; this module holds their arithmetic.
+
 The calibration ``(alpha, beta)`` is itself estimated, and its error moves every segment of the kind
 together: a cell's own interval hardly notices it, a plan's total over hundreds of cells does (the
 cells' own errors average out, this one does not). :func:`calibration_loadings` gives each row its
@@ -63,53 +66,16 @@ deviation the effects now carry, so they are wider than the uncertainty left (co
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
-from uplift.additive import additive_effects, additive_loadings
-from uplift.allocation.effects import FIT_LOAD_PREFIX, PERSONA_LOAD_PREFIX
-from uplift.armtable import low_rank_effects
-
-if TYPE_CHECKING:
-    from uplift.segments.personamix import PersonaMix
+from uplift.modeling.ipw import binomial_group_variance, group_hajek, own_propensity
 
 __all__ = ["arm_slope_effects", "arm_spreads", "calibration_loadings", "level_shift", "with_arm_spreads",
-           "observed_effects", "segment_effects", "fay_herriot",
-           "leak_covariance", "slope_loadings"]
+           "observed_effects", "fay_herriot", "leak_covariance", "slope_loadings"]
 
 _RATE_PSEUDO_ROWS = 200.0
 """Rows of the kind's pooled rate added to a segment's own when its binomial variance is used."""
-
-
-def _hajek(groups: np.ndarray, y: np.ndarray, w: np.ndarray,
-           n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted mean per group, its variance, and the number of rows.
-
-    The linearised variance is floored by the binomial variance at the pooled rate,
-    ``p(1 - p) * sum(w^2) / sum(w)^2``: with rare outcomes a small group often has no event
-    at all, and its empirical variance of 0 would claim a certainty it does not have.
-    """
-    sw = np.bincount(groups, weights=w, minlength=n_groups)
-    swy = np.bincount(groups, weights=w * y, minlength=n_groups)
-    sw2 = np.bincount(groups, weights=w**2, minlength=n_groups)
-    n = np.bincount(groups, minlength=n_groups)
-    pooled = float(np.sum(w * y) / np.sum(w)) if len(y) else 0.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = swy / sw
-        resid = w * (y - mean[groups])
-        var = np.bincount(groups, weights=resid**2, minlength=n_groups) / sw**2
-        floor = pooled * (1 - pooled) * sw2 / sw**2
-    return mean, np.maximum(var, floor), n
-
-
-def _segment_rate_variance(groups: np.ndarray, w: np.ndarray, rate: np.ndarray, n_groups: int) -> np.ndarray:
-    """Binomial variance of a weighted group mean at the group's ``rate``: ``r(1 - r) sum(w^2) / sum(w)^2``."""
-    sw = np.bincount(groups, weights=w, minlength=n_groups)
-    sw2 = np.bincount(groups, weights=w**2, minlength=n_groups)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return rate * (1 - rate) * sw2 / sw**2
 
 
 def observed_effects(
@@ -123,9 +89,7 @@ def observed_effects(
     the pooled rate); see the module docstring.
     """
     codes, names = pd.factorize(np.asarray(arm, dtype=object))  # once: comparing strings row by row is slow
-    column = propensity.columns.get_indexer(names)
-    own = propensity.to_numpy(float)[np.arange(len(codes)), column[codes]]
-    w = 1.0 / own
+    w = 1.0 / own_propensity(propensity, arm)
     code_of = {name: k for k, name in enumerate(names)}
     if variance not in ("floored", "segment_rate"):
         raise ValueError(f"variance: expected 'floored' or 'segment_rate', got {variance!r}")
@@ -136,15 +100,15 @@ def observed_effects(
         rows = np.bincount(groups, minlength=n_groups)
         rate = (events + _RATE_PSEUDO_ROWS * pooled) / (rows + _RATE_PSEUDO_ROWS)
     c = codes == code_of.get(control, -1)
-    base, base_var, n_c = _hajek(groups[c], y[c], w[c], n_groups)
+    base, base_var, n_c = group_hajek(groups[c], y[c], w[c], n_groups)
     if rate is not None:
-        base_var = _segment_rate_variance(groups[c], w[c], rate, n_groups)
+        base_var = binomial_group_variance(groups[c], w[c], rate, n_groups)
     out = {}
     for a in arms:
         m = codes == code_of.get(a, -1)
-        mean, var, n_t = _hajek(groups[m], y[m], w[m], n_groups)
+        mean, var, n_t = group_hajek(groups[m], y[m], w[m], n_groups)
         if rate is not None:
-            var = _segment_rate_variance(groups[m], w[m], rate, n_groups)
+            var = binomial_group_variance(groups[m], w[m], rate, n_groups)
         out[a] = pd.DataFrame(
             {"observed": mean - base, "observed_se": np.sqrt(var + base_var), "base_rate": base, "n_treated": n_t,
              "n_control": n_c}
@@ -501,176 +465,6 @@ def leak_covariance(
             if good.any():
                 total += share[a] * share[b] * float(np.mean(m_k[good] * (o_j[good] - o_k[good])))
     return total
-
-
-def segment_effects(
-    groups: np.ndarray,
-    n_groups: int,
-    *,
-    y: np.ndarray,
-    arm: np.ndarray,
-    propensity: pd.DataFrame,
-    predictions: pd.DataFrame,
-    control: str,
-    variance: str = "floored",
-    folds: np.ndarray | None = None,
-    heldout_fold: int | None = None,
-    persona_mix: PersonaMix | None = None,
-    persona_weight: float = 0.0,
-    arm_slopes: bool = False,
-    observed_arm_levels: bool = False,
-    message_channel_rank: int = 0,
-    smooth_over: tuple[tuple[str, ...], ...] = (),
-    group_attributes: pd.DataFrame | None = None,
-    arm_spread: bool = False,
-    observed_parts: bool = False,
-    additive_fit: bool = True,
-) -> pd.DataFrame:
-    """Long frame (group, arm) with observed, model and calibrated effects (``effect``, ``own_sd``).
-
-    ``own_sd`` is the sd of the part of a line's error that no other line shares; the loading
-    columns carry the parts it shares (:data:`uplift.allocation.effects.EFFECTS`), and
-    :func:`uplift.segments.build_segment_table` adds them up into the line's ``effect_sd``.
-
-    ``variance`` as in :func:`observed_effects`; with ``folds`` (the cross-fitting fold that
-    predicted each row, ``heldout_fold`` the rows no model saw) the model-noise covariance
-    (:func:`leak_covariance`) is taken out of the calibration, else it is taken as 0.
-
-    ``persona_mix`` (:func:`uplift.segments.personamix.persona_mix`, arms as ``predictions``'
-    columns) with ``persona_weight`` ``w > 0``: the observed effects are calibrated against
-    ``(1 - w) * model + w * persona_mix`` instead of the model alone (column ``persona_mix``, NaN
-    without). Only the model part learned the observed noise, so the leak covariance is scaled by
-    ``1 - w``. Each persona's observed effect is an error every cell with that persona in its mix
-    shares: column ``persona_load__<persona>`` is the cell's per-contact loading on its arm's factor
-    of that persona, ``(1 - gamma) * beta * w * share * se`` (:func:`uplift.allocation.effects.shared_factors`
-    expands them per arm; with ``arm_slopes`` the line's own slope instead of ``beta``).
-
-    ``arm_spread``: each arm's cells lean on their own observations as far as the arm's own cells say
-    its truth strays from the calibrated prior (:func:`arm_spreads`), instead of the spread ``A``
-    pooled over the arms.
-
-    ``arm_slopes``: each arm's deviations from its centre are then put on the arm's own calibration
-    slope, shrunk towards the slope within all arms (:func:`arm_slope_effects`); column
-    ``calibration_slope`` is the slope each line's deviations carry (the pooled ``beta`` without).
-
-    ``observed_arm_levels``: every arm's level (its effects' mean over the groups, weighted by their
-    rows) is then set to the arm's observed difference over all these rows, shrunk across the arms
-    (:func:`uplift.segments.armlevels.arm_levels`); each group keeps its deviation from the level.
-    Columns ``arm_level_load`` (per arm) and ``arm_level_load_common`` carry the levels' errors.
-
-    ``smooth_over`` (terms of dimensions; ``group_attributes`` has one row per group with those
-    columns): then every arm's effects across the groups are replaced by their additive fit on the
-    terms (:func:`uplift.additive.additive_effects`, weighted by the groups' rows; the
-    arm's level is kept). The fitted effects' errors are the fit of the errors before it: shared by
-    every two cells with a part in common, they become the arm's factors ``fit_load__<k>``
-    (:func:`uplift.additive.additive_loadings`) and the fitted lines' ``own_sd`` becomes 0; the other
-    loadings are kept. That the truth is additive on the terms is the spec's assumption; what it
-    cannot hold is not in the intervals.
-
-    ``additive_fit`` False: the effects are not replaced by their fit (``smooth_over`` then only names
-    the parts of ``observed_parts``).
-
-    ``observed_parts`` (with ``smooth_over``): then each arm's observed differences around the effects
-    are read on the same parts as a random-effects model with the arm's own variances, and each cell
-    gets its parts' prediction added (:mod:`uplift.segments.parts`); their errors become more
-    ``fit_load__<k>`` factors.
-
-    ``message_channel_rank`` ``r > 0``: last, every group's messages x channels table of effects is
-    projected on rank ``r`` (:func:`uplift.armtable.low_rank_effects`); ``own_sd`` and the
-    loadings are kept, so the intervals stay those of the estimates before the projection
-    (conservative).
-    """
-    cells = _cells(groups, n_groups, y, arm, propensity, predictions, control, variance)
-    rows = cells["rows"].to_numpy(dtype=float)  # per (group, arm): the group's rows
-    out = cells.drop(columns="rows")
-    leak = 0.0
-    if folds is not None:
-        leak = leak_covariance(groups, n_groups, y=y, arm=arm, propensity=propensity, predictions=predictions,
-                               control=control, folds=np.asarray(folds), heldout_fold=heldout_fold, variance=variance)
-    observed, se, model = out["observed"].to_numpy(), out["observed_se"].to_numpy(), out["model"].to_numpy()
-    mix = np.full(len(out), np.nan)
-    covariate = model
-    blended = persona_mix is not None and persona_weight > 0
-    if blended:
-        if persona_mix.effects.shape != (n_groups, predictions.shape[1]):
-            raise ValueError(f"persona_mix: expected shape {(n_groups, predictions.shape[1])}, "
-                             f"got {persona_mix.effects.shape}")
-        group, arm_index = out["group"].to_numpy(), pd.Index(predictions.columns).get_indexer(out["arm"])
-        mix = persona_mix.effects[group, arm_index]
-        covariate = (1 - persona_weight) * model + persona_weight * mix
-        leak *= 1 - persona_weight
-    # one calibration over all arms: the bias and the spread of the truth around the model are
-    # properties of the learner, and pooling the arms' segments estimates them far less noisily
-    effect, sd, (alpha, beta), A = fay_herriot(observed, se, covariate, leak=leak)
-    if arm_spread:
-        A, effect, sd = with_arm_spreads(observed, se, covariate, out["arm"].to_numpy(), A, alpha=alpha, beta=beta,
-                                         leak=leak, effect=effect, sd=sd)
-    load = calibration_loadings(observed, se, covariate, A)
-    terms = _arm_slope_terms(observed, se, covariate, out["arm"].to_numpy(), A)  # the arms' slopes, fitted once
-    slope = np.full(len(out), beta)
-    if arm_slopes:
-        effect, slope = _effects_from(terms, effect, beta)
-    out = out.assign(persona_mix=mix, effect=effect, own_sd=sd, calibration_load_1=load[:, 0],
-                     calibration_load_2=load[:, 1], calibration_slope_load=_loadings_from(terms, len(out)),
-                     calibration_alpha=alpha, calibration_beta=beta, calibration_slope=slope, calibration_leak=leak)
-    if blended:  # a persona's error moves the covariate, and the effect with the slope its line carries
-        scale = (1.0 - _own_weight(observed, se, covariate, A)) * slope * persona_weight
-        for k, name in enumerate(persona_mix.personas):
-            out[f"{PERSONA_LOAD_PREFIX}{name}"] = scale * persona_mix.shares[group, k] * persona_mix.se[k, arm_index]
-    if observed_arm_levels:
-        out = _with_observed_arm_levels(out, rows, y=y, arm=arm, propensity=propensity,
-                                        control=control, arms=tuple(predictions.columns))
-    if smooth_over and group_attributes is None or smooth_over and len(group_attributes) != n_groups:
-        raise ValueError(f"group_attributes: expected one row per group ({n_groups}) to smooth over {smooth_over}")
-    if smooth_over and additive_fit:
-        lines = group_attributes.reset_index(drop=True).iloc[out["group"].to_numpy()]  # each line's group
-        # the effects and their slope loadings through the same (linear) fit
-        fitted = additive_effects(out[["effect", "calibration_slope_load"]].to_numpy(dtype=float).T,
-                                  out["arm"].to_numpy(), lines, smooth_over, rows)
-        out = out.assign(effect=fitted[0], calibration_slope_load=fitted[1])
-        # the lines the fit replaced (additive_effects' rule) now share their errors through it
-        fitted_lines = np.isfinite(fitted).all(axis=0) & (rows > 0)
-        own = out["own_sd"].to_numpy(dtype=float)
-        loads = additive_loadings(np.where(fitted_lines, own, np.nan), out["arm"].to_numpy(), lines,
-                                  smooth_over, rows)
-        out = out.assign(own_sd=np.where(fitted_lines, 0.0, own),
-                         **{f"{FIT_LOAD_PREFIX}{k}": loads[:, k] for k in range(loads.shape[1])})
-    if observed_parts and smooth_over:
-        out = _with_observed_parts(out, group_attributes, smooth_over)
-    if message_channel_rank > 0:
-        out = out.assign(effect=low_rank_effects(out["group"].to_numpy(), out["arm"].to_numpy(),
-                                                 out["effect"].to_numpy(dtype=float), rank=message_channel_rank))
-    return out
-
-
-def _with_observed_parts(out: pd.DataFrame, group_attributes: pd.DataFrame,
-                         terms: tuple[tuple[str, ...], ...]) -> pd.DataFrame:
-    """The effects with each arm's predicted parts of its residuals added
-    (:func:`uplift.segments.parts.observed_parts`), and the parts' errors as more ``fit_load__<k>`` factors."""
-    from uplift.segments.parts import observed_parts
-
-    lines = group_attributes.reset_index(drop=True).iloc[out["group"].to_numpy()]
-    effect, loads = observed_parts(out["effect"].to_numpy(dtype=float), out["observed"].to_numpy(dtype=float),
-                                   out["observed_se"].to_numpy(dtype=float), out["arm"].to_numpy(), lines, terms)
-    first = sum(1 for c in out.columns if str(c).startswith(FIT_LOAD_PREFIX))
-    return out.assign(effect=effect, **{f"{FIT_LOAD_PREFIX}{first + k}": loads[:, k] for k in range(loads.shape[1])})
-
-
-def _with_observed_arm_levels(out: pd.DataFrame, rows: np.ndarray, *, y, arm, propensity,
-                              control: str, arms: tuple[str, ...]) -> pd.DataFrame:
-    """Shift each arm's effects so that their row-weighted mean (``rows``: each line's group rows) is
-    the arm's shrunk observed level."""
-    from uplift.segments.armlevels import arm_levels  # armlevels reads this module's Hajek means
-
-    levels = arm_levels(y, arm, propensity, control=control, arms=arms)
-    index = pd.Index(arms).get_indexer(out["arm"])
-    effect = out["effect"].to_numpy(dtype=float)
-    slope = out["calibration_slope_load"].to_numpy(dtype=float)
-    shifted = level_shift(effect, rows, index, levels.level)
-    # the level is the data's now, whatever the slope: only the deviations from it carry the slope's error
-    slope = slope - _arm_means(slope, rows, index, len(arms), np.isfinite(effect))[index]
-    return out.assign(effect=shifted, arm_level_load=levels.own_sd[index],
-                      arm_level_load_common=levels.common_sd, calibration_slope_load=slope)
 
 
 def _arm_means(values: np.ndarray, rows: np.ndarray, index: np.ndarray, n_arms: int, finite: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ effects, into a few large groups whose randomised differences are precise. A cel
 estimate is ``sum_p share(cell, p) * observed(p, arm)``: its rows' persona shares times each
 persona's arm-vs-holdout difference over all rows (the rows of no persona form one more group).
 Its errors are not the learner's: the segment table calibrates the observed effects against a blend
-of the two (:func:`uplift.segments.effects.segment_effects`, ``persona_weight`` in the spec).
+of the two (:func:`uplift.segments.estimator.segment_effects`, ``persona_weight`` in the spec).
 """
 
 from __future__ import annotations

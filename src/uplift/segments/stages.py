@@ -1,6 +1,6 @@
 """Which stages of the targetable segment estimator a dataset supports, judged on its own held-out rows.
 
-After the calibration, the targetable estimator (:func:`uplift.segments.effects.segment_effects`) runs
+After the calibration, the targetable estimator (:func:`uplift.segments.estimator.segment_effects`) runs
 in stages, each resting on an assumption about the world: the persona mix blended into what the
 observed effects are calibrated against (the personas cut the people along what drives the effects),
 each arm's own calibration slope, the arms' levels from their randomised differences, the additive
@@ -163,7 +163,7 @@ def staged_effects(lines: _Lines, candidates: tuple[str, ...], method: EffectMet
                    leak: float = 0.0) -> dict[tuple[str, ...], np.ndarray]:
     """Every combination of the ``candidates``' effects (keyed by the stages on, in :data:`STAGES` order).
 
-    The same steps as :func:`uplift.segments.effects.segment_effects` (effects only, no loadings), each
+    The same steps as :func:`uplift.segments.estimator.segment_effects` (effects only, no loadings), each
     combination built on the shared steps before it.
     """
     def options(stage: str) -> tuple[bool, ...]:

@@ -17,7 +17,7 @@ from uplift.additive import PART_PREFIX, part_columns
 from uplift.allocation.effects import PER_ARM_PREFIXES, shared_error_columns
 from uplift.features.library import age_band_of
 from uplift.segments.assign import PERSONA_NONE, SUPPRESSED, assign_personas, rules_for_columns, targetable_cells
-from uplift.segments.effects import segment_effects
+from uplift.segments.estimator import KindRows, segment_effects
 from uplift.segments.personamix import PersonaMix, persona_mix, persona_signal
 from uplift.segments.stages import StageChoice, declared_choice, select_stages
 from uplift.segments.tallies import TALLY_COLUMNS, cell_tallies
@@ -114,34 +114,18 @@ def build_segment_table(
         groups, names = pd.factorize(labels[shown], sort=True)
         names = np.asarray(names, dtype=object)
         method = spec.effect_method(kind)
-        use_folds = method.leak_correction and folds is not None
         attrs = _attributes(kind, names, members, labels, spec)  # one row per group, in the groups' order
         all_groups = np.full(len(labels), -1)  # every row: its group, -1 outside the kind's shown segments
         all_groups[shown] = groups
         mix, method, choices[kind] = _persona_mix_and_stages(
             kind, method, table, predictions, members, _KindGroups(all_groups, len(names), attrs), spec, folds)
         eff = segment_effects(
-            groups,
-            len(names),
-            y=f["outcome"].to_numpy()[shown].astype(float),
-            arm=f["arm"].to_numpy()[shown],
-            propensity=propensity.iloc[np.flatnonzero(shown)].reset_index(drop=True),
-            predictions=predictions.iloc[np.flatnonzero(shown)].reset_index(drop=True),
-            control=table.control,
-            variance=method.variance,
-            folds=np.asarray(folds)[shown] if use_folds else None,
-            heldout_fold=heldout_fold,
-            persona_mix=mix,
-            persona_weight=method.persona_weight,
-            arm_slopes=method.arm_slopes,
-            observed_arm_levels=method.observed_arm_levels,
-            message_channel_rank=method.message_channel_rank,
-            smooth_over=method.smooth_over,
-            group_attributes=attrs,
-            arm_spread=method.arm_spread,
-            observed_parts=method.observed_parts,
-            additive_fit=method.additive_fit,
-        )
+            KindRows(groups, len(names), y=f["outcome"].to_numpy()[shown].astype(float), arm=f["arm"].to_numpy()[shown],
+                     propensity=propensity.iloc[np.flatnonzero(shown)].reset_index(drop=True),
+                     predictions=predictions.iloc[np.flatnonzero(shown)].reset_index(drop=True),
+                     control=table.control, folds=None if folds is None else np.asarray(folds)[shown],
+                     heldout_fold=heldout_fold),
+            method, persona_mix=mix, group_attributes=attrs)
         people = pd.Series(f["person_id"].to_numpy()[shown])
         size = people.groupby(groups).nunique().reindex(range(len(names))).to_numpy()
         rows = np.bincount(groups, minlength=len(names))
