@@ -296,3 +296,16 @@ def test_the_net_value_view_compares_every_rule_on_the_same_rows(tmp_path):
     text = "\n".join(_net_lines(result, "bought"))
     assert "Cost per contact 0.05: logistic_baseline:targeted >= the best fixed rule" in text
     assert len(table_rows(text[text.index("Cost per contact 0.5"):], "policy")) == 5
+
+
+def test_plan_loss_swaps_the_arms_levels_and_the_deviations_by_hand():
+    from benchmarks.planloss import VARIANTS, hybrid_effects
+
+    arm = np.array(["a", "a", "b", "b"])
+    rows = np.array([1.0, 3.0, 1.0, 1.0])
+    estimate = np.array([0.04, 0.0, 0.02, 0.0])  # levels: a 0.01, b 0.01
+    truth = np.array([0.0, 0.02, 0.03, 0.01])  # levels: a 0.015, b 0.02
+    got = hybrid_effects(arm, rows, estimate, truth)
+    np.testing.assert_array_equal(got[VARIANTS[0]], estimate)
+    np.testing.assert_allclose(got[VARIANTS[1]], [0.01 - 0.015, 0.01 + 0.005, 0.01 + 0.01, 0.01 - 0.01])
+    np.testing.assert_allclose(got[VARIANTS[2]], [0.015 + 0.03, 0.015 - 0.01, 0.02 + 0.01, 0.02 - 0.01])
