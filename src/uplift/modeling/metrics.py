@@ -451,48 +451,74 @@ def arm_metrics(
     """
     y_ = _as_outcome(y, "y")
     arm_ = _as_labels(arm, "arm")
+    _check_arm_frames(y_.size, arm_.size, scores, control, weights)
+    k_columns = _k_columns(ks)
+    if not (arm_ == control).any():
+        raise DataError(f"arm has no rows of the control arm {control!r}")
+    rows = [_arm_row(y_, arm_, scores, weights, name, control, k_columns) for name in scores.columns]
+    return pd.DataFrame(rows, index=pd.Index(list(scores.columns), name="arm"))
+
+
+def _check_arm_frames(n_y: int, n_arm: int, scores: pd.DataFrame, control: str, weights: pd.DataFrame | None) -> None:
+    """Check the score (and weight) frames of :func:`arm_metrics` against the arms and the row count.
+
+    Raises :class:`SchemaError` for a score or weight argument that is no frame or has duplicate arm
+    columns, :class:`DataError` for ``control`` among the score columns, differing lengths, or a weight
+    frame lacking an arm's column.
+    """
     if not isinstance(scores, pd.DataFrame) or scores.shape[1] == 0:
         raise SchemaError("scores must be a pandas DataFrame with one column per treatment arm")
     if not scores.columns.is_unique:
         raise SchemaError(f"scores has duplicate arm columns: {list(scores.columns[scores.columns.duplicated()])}")
     if control in scores.columns:
         raise DataError(f"control arm {control!r} must not be a column of scores; arms: {list(scores.columns)}")
-    if not (y_.size == arm_.size == len(scores)):
-        raise DataError(f"y, arm and scores must have the same length, got {y_.size}, {arm_.size} and {len(scores)}")
+    if not (n_y == n_arm == len(scores)):
+        raise DataError(f"y, arm and scores must have the same length, got {n_y}, {n_arm} and {len(scores)}")
     if weights is not None:
         if not isinstance(weights, pd.DataFrame):
             raise SchemaError("weights must be a pandas DataFrame with one column per treatment arm")
         missing = [a for a in scores.columns if a not in weights.columns]
         if missing:
             raise DataError(f"weights has no column for arm(s) {missing}; columns: {list(weights.columns)}")
-        if len(weights) != y_.size:
-            raise DataError(f"weights has {len(weights)} rows but y has {y_.size}")
+        if len(weights) != n_y:
+            raise DataError(f"weights has {len(weights)} rows but y has {n_y}")
+
+
+def _k_columns(ks: Sequence[float]) -> dict[str, float]:
+    """The ``uplift_at_<100 k>`` column name of each share in ``ks`` (checked), in their order.
+
+    Raises :class:`SchemaError` for a share outside (0, 1] or two shares with the same whole percentage.
+    """
     k_values = [_check_k(k, "ks") for k in ks]
     k_names = [_column_name(k) for k in k_values]
     if len(set(k_names)) != len(k_names):
         raise SchemaError(f"ks must give distinct whole percentages, got {list(ks)}")
+    return dict(zip(k_names, k_values, strict=True))
 
-    is_control = arm_ == control
-    if not is_control.any():
-        raise DataError(f"arm has no rows of the control arm {control!r}")
-    rows = []
-    for name in scores.columns:
-        is_treated = arm_ == name
-        if not is_treated.any():
-            raise DataError(f"arm has no rows of treatment arm {name!r} (scored in scores)")
-        keep = is_treated | is_control
-        score = _as_finite(scores[name].to_numpy()[keep], f"scores[{name!r}]")
-        weight = None if weights is None else weights[name].to_numpy()[keep]
-        weight_ = _as_weights(weight, int(keep.sum()), f"weights[{name!r}]")
-        try:
-            cum = _cumulate(y_[keep], is_treated[keep].astype(float), score, weight_)
-        except DataError as exc:
-            raise DataError(f"arm {name!r} against {control!r}: {exc}") from exc
-        row = {"qini": _area_above_random(_qini(cum), cum), "auuc": _area_above_random(_gain(cum), cum)}
-        row |= {col: _uplift_in_top(cum, k) for col, k in zip(k_names, k_values, strict=True)}
-        row |= {"n_treated": int(is_treated.sum()), "n_control": int(is_control.sum())}
-        rows.append(row)
-    return pd.DataFrame(rows, index=pd.Index(list(scores.columns), name="arm"))
+
+def _arm_row(y: np.ndarray, arm: np.ndarray, scores: pd.DataFrame, weights: pd.DataFrame | None, name: str,
+             control: str, k_columns: dict[str, float]) -> dict[str, float | int]:
+    """One row of :func:`arm_metrics`: treatment arm ``name`` against ``control`` on the rows of the two.
+
+    Raises :class:`DataError` when the arm has no rows or its curve cannot be built, and
+    :class:`SchemaError` for a bad score or weight value.
+    """
+    is_treated = arm == name
+    is_control = arm == control
+    if not is_treated.any():
+        raise DataError(f"arm has no rows of treatment arm {name!r} (scored in scores)")
+    keep = is_treated | is_control
+    score = _as_finite(scores[name].to_numpy()[keep], f"scores[{name!r}]")
+    weight = None if weights is None else weights[name].to_numpy()[keep]
+    weight_ = _as_weights(weight, int(keep.sum()), f"weights[{name!r}]")
+    try:
+        cum = _cumulate(y[keep], is_treated[keep].astype(float), score, weight_)
+    except DataError as exc:
+        raise DataError(f"arm {name!r} against {control!r}: {exc}") from exc
+    row = {"qini": _area_above_random(_qini(cum), cum), "auuc": _area_above_random(_gain(cum), cum)}
+    row |= {col: _uplift_in_top(cum, k) for col, k in k_columns.items()}
+    row |= {"n_treated": int(is_treated.sum()), "n_control": int(is_control.sum())}
+    return row
 
 
 def pairwise_ipw_weights(arm: ArrayLike, propensity: pd.DataFrame, control: str) -> pd.DataFrame:

@@ -100,69 +100,138 @@ def build_segment_table(
     """
     if folds is not None and len(folds) != len(table.frame):
         raise ValueError(f"folds: expected one fold per row ({len(table.frame)}), got {len(folds)}")
-    f = table.frame
-    spec = spec.model_copy(update={"personas": rules_for_columns(spec.personas, f.columns)})
-    members = segment_members(f, spec)
-    z = float(norm.ppf(0.5 + spec.interval / 2))
-    propensity = table.propensity()
+    spec = spec.model_copy(update={"personas": rules_for_columns(spec.personas, table.frame.columns)})
+    members = segment_members(table.frame, spec)
+    build = _Build(table, predictions, spec, members, table.propensity(), folds, heldout_fold)
     parts, choices = [], {}
     for kind, labels in (("targetable", members["segment"].to_numpy()),
                          ("persona", members["persona_segment"].to_numpy())):
-        shown = labels != SUPPRESSED
-        if not shown.any():
-            continue
-        groups, names = pd.factorize(labels[shown], sort=True)
-        names = np.asarray(names, dtype=object)
-        method = spec.effect_method(kind)
-        attrs = _attributes(kind, names, members, labels, spec)  # one row per group, in the groups' order
-        all_groups = np.full(len(labels), -1)  # every row: its group, -1 outside the kind's shown segments
-        all_groups[shown] = groups
-        mix, method, choices[kind] = _persona_mix_and_stages(
-            kind, method, table, predictions, members, _KindGroups(all_groups, len(names), attrs), spec, folds)
-        eff = segment_effects(
-            KindRows(groups, len(names), y=f["outcome"].to_numpy()[shown].astype(float), arm=f["arm"].to_numpy()[shown],
-                     propensity=propensity.iloc[np.flatnonzero(shown)].reset_index(drop=True),
-                     predictions=predictions.iloc[np.flatnonzero(shown)].reset_index(drop=True),
-                     control=table.control, folds=None if folds is None else np.asarray(folds)[shown],
-                     heldout_fold=heldout_fold),
-            method, persona_mix=mix, group_attributes=attrs)
-        people = pd.Series(f["person_id"].to_numpy()[shown])
-        size = people.groupby(groups).nunique().reindex(range(len(names))).to_numpy()
-        rows = np.bincount(groups, minlength=len(names))
-        eff["segment"] = names[eff["group"].to_numpy()]
-        eff["kind"] = kind
-        eff["size"] = size[eff["group"].to_numpy()]
-        eff["rows"] = rows[eff["group"].to_numpy()]
-        eff = eff.merge(attrs, on="segment", how="left")
-        # the people behind each cell's raw figures, for the disclosure rules (uplift.segments.release)
-        eff = eff.merge(cell_tallies(groups, len(names), person_id=f["person_id"].to_numpy()[shown],
-                                     arm=f["arm"].to_numpy()[shown], y=f["outcome"].to_numpy()[shown],
-                                     arms=tuple(predictions.columns), control=table.control),
-                        on=["group", "arm"], how="left")
-        if method.smooth_over and method.additive_fit:  # the parts the effects were fitted on, for the planner's draws
-            eff = pd.concat([eff, part_columns(eff, method.smooth_over)], axis=1)
-        parts.append(eff.drop(columns=["group"]))
-    out = pd.concat(parts, ignore_index=True)
+        if (labels != SUPPRESSED).any():
+            part, choices[kind] = _kind_part(build, kind, labels)
+            parts.append(part)
+    out = _with_message_channel(pd.concat(parts, ignore_index=True))
+    loads = _filled_loads(out)
+    _add_intervals(out, z=float(norm.ppf(0.5 + spec.interval / 2)))
+    out = _released_columns(out, spec, loads)
+    out.attrs["stages"] = _stage_records(choices)
+    return out
+
+
+@dataclass(frozen=True)
+class _Build:
+    """What every segment kind of one :func:`build_segment_table` reads: the rows, their predictions and
+    propensities, the spec (persona rules over missing attributes switched off), each row's segments
+    (:func:`segment_members`) and the cross-fitting folds (or None)."""
+
+    table: TrainingTable
+    predictions: pd.DataFrame
+    spec: SegmentSpec
+    members: pd.DataFrame
+    propensity: pd.DataFrame
+    folds: np.ndarray | None
+    heldout_fold: int | None
+
+
+def _kind_part(build: _Build, kind: str, labels: np.ndarray) -> tuple[pd.DataFrame, StageChoice | None]:
+    """One kind's rows of the table (one per shown segment and arm; no ``group`` column) and its stage
+    choice (None for a kind without stages to choose).
+
+    ``labels`` is every row's segment of the kind (:data:`~uplift.segments.assign.SUPPRESSED` outside
+    its shown segments); at least one row is shown.
+    """
+    shown = labels != SUPPRESSED
+    groups, names = pd.factorize(labels[shown], sort=True)
+    names = np.asarray(names, dtype=object)
+    attrs = _attributes(kind, names, build.members, labels, build.spec)  # one row per group, in the groups' order
+    all_groups = np.full(len(labels), -1)  # every row: its group, -1 outside the kind's shown segments
+    all_groups[shown] = groups
+    mix, method, choice = _persona_mix_and_stages(
+        kind, build.spec.effect_method(kind), build.table, build.predictions, build.members,
+        _KindGroups(all_groups, len(names), attrs), build.spec, build.folds)
+    eff = segment_effects(_kind_rows(build, shown, groups, len(names)), method, persona_mix=mix,
+                          group_attributes=attrs)
+    eff = _with_cell_figures(eff, build, kind, shown, groups, names, attrs)
+    if method.smooth_over and method.additive_fit:  # the parts the effects were fitted on, for the planner's draws
+        eff = pd.concat([eff, part_columns(eff, method.smooth_over)], axis=1)
+    return eff.drop(columns=["group"]), choice
+
+
+def _kind_rows(build: _Build, shown: np.ndarray, groups: np.ndarray, n_groups: int) -> KindRows:
+    """The estimator's input for one kind: its shown rows with their groups, outcomes, arms, propensities,
+    predictions and (when given) folds."""
+    f = build.table.frame
+    return KindRows(groups, n_groups, y=f["outcome"].to_numpy()[shown].astype(float), arm=f["arm"].to_numpy()[shown],
+                    propensity=build.propensity.iloc[np.flatnonzero(shown)].reset_index(drop=True),
+                    predictions=build.predictions.iloc[np.flatnonzero(shown)].reset_index(drop=True),
+                    control=build.table.control, folds=None if build.folds is None else np.asarray(build.folds)[shown],
+                    heldout_fold=build.heldout_fold)
+
+
+def _with_cell_figures(eff: pd.DataFrame, build: _Build, kind: str, shown: np.ndarray, groups: np.ndarray,
+                       names: np.ndarray, attrs: pd.DataFrame) -> pd.DataFrame:
+    """A kind's effects with each cell's label, kind, size (people), row count, attributes and tallies.
+
+    The tallies are the people behind each cell's raw figures, for the disclosure rules
+    (:mod:`uplift.segments.release`).
+    """
+    f = build.table.frame
+    people = pd.Series(f["person_id"].to_numpy()[shown])
+    size = people.groupby(groups).nunique().reindex(range(len(names))).to_numpy()
+    rows = np.bincount(groups, minlength=len(names))
+    eff["segment"] = names[eff["group"].to_numpy()]
+    eff["kind"] = kind
+    eff["size"] = size[eff["group"].to_numpy()]
+    eff["rows"] = rows[eff["group"].to_numpy()]
+    eff = eff.merge(attrs, on="segment", how="left")
+    return eff.merge(cell_tallies(groups, len(names), person_id=f["person_id"].to_numpy()[shown],
+                                  arm=f["arm"].to_numpy()[shown], y=f["outcome"].to_numpy()[shown],
+                                  arms=tuple(build.predictions.columns), control=build.table.control),
+                     on=["group", "arm"], how="left")
+
+
+def _with_message_channel(out: pd.DataFrame) -> pd.DataFrame:
+    """``out`` with each row's arm split into ``message`` and ``channel`` columns (added in place)."""
     msg_ch = [split_arm(a) for a in out["arm"]]
     out["message"] = [m for m, _ in msg_ch]
     out["channel"] = [c for _, c in msg_ch]
+    return out
+
+
+def _filled_loads(out: pd.DataFrame) -> list[str]:
+    """Fill, in place, the loadings a kind does not have with 0; return the per-arm loading columns.
+
+    The persona segments' estimates do not rest on the persona mix, nor do a kind's not smoothed on a
+    fit rest on one; a kind that keeps the calibrated arm levels has no ``arm_level_load*``.
+    """
     loads = [c for c in out.columns if str(c).startswith(PER_ARM_PREFIXES)]
-    # the persona segments' estimates do not rest on the persona mix, nor a kind not smoothed on a fit
     out[loads] = out[loads].fillna(0.0)
-    for column in ("arm_level_load", "arm_level_load_common"):  # 0 for a kind that keeps the calibrated levels
+    for column in ("arm_level_load", "arm_level_load_common"):
         out[column] = out[column].fillna(0.0) if column in out.columns else 0.0
-    # a cell's interval: its own error and every error it shares with other cells
+    return loads
+
+
+def _add_intervals(out: pd.DataFrame, z: float) -> None:
+    """Add, in place, each cell's ``effect_sd`` (its own error, in place of ``own_sd``, and every error it
+    shares with other cells) and its interval ``lo`` / ``hi`` of ``z`` sds."""
     shared = out[shared_error_columns(out)].to_numpy(dtype=float)
     out["effect_sd"] = np.sqrt(out.pop("own_sd").to_numpy(dtype=float) ** 2 + np.sum(shared**2, axis=1))
     out["lo"] = out["effect"] - z * out["effect_sd"]
     out["hi"] = out["effect"] + z * out["effect_sd"]
+
+
+def _released_columns(out: pd.DataFrame, spec: SegmentSpec, loads: list[str]) -> pd.DataFrame:
+    """The table's columns in order (:data:`SEGMENT_COLUMNS`, the loadings, the attributes, the additive
+    parts, empty for a kind not smoothed), its rows sorted by kind, segment and arm."""
     part_cols = [c for c in out.columns if str(c).startswith(PART_PREFIX)]
     out[part_cols] = out[part_cols].fillna("")  # a kind not smoothed has no parts
     attr_cols = [c for c in (*spec.dimensions, "persona") if c in out.columns]
     columns = list(SEGMENT_COLUMNS) + loads + attr_cols + part_cols
-    out = out[columns].sort_values(["kind", "segment", "arm"], kind="stable").reset_index(drop=True)
-    out.attrs["stages"] = {kind: choice.record() for kind, choice in choices.items() if choice is not None}
-    return out
+    return out[columns].sort_values(["kind", "segment", "arm"], kind="stable").reset_index(drop=True)
+
+
+def _stage_records(choices: dict[str, StageChoice | None]) -> dict[str, dict]:
+    """``attrs["stages"]`` of the table: per kind with stages to choose, the record of its choice."""
+    return {kind: choice.record() for kind, choice in choices.items() if choice is not None}
 
 
 @dataclass(frozen=True)
