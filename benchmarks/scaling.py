@@ -64,19 +64,13 @@ def _paths(work: Path) -> dict[str, Path]:
     return {n: work / "world" / f"{n}.parquet" for n in ("audience", "exposures", "enrolments")}
 
 
-def _load_table(path: Path):
-    """The training table with its text feature columns as pandas categories (a fraction of the memory of text)."""
-    import pyarrow.parquet as pq
+def _load_table(path: Path, spec, segment_spec):
+    """The training table for ``spec``: its features straight into one float32 matrix, the other columns the model,
+    its evaluation and the segment table read as a lean frame (``uplift.modeling.tablereader.read_for_training``)."""
+    from uplift.modeling.tablereader import read_for_training
+    from uplift.segments import columns_read
 
-    from uplift.tableio import read_parquet_metadata
-    from uplift.trainingtable import FeatureColumn, TrainingTable
-
-    m = json.loads(read_parquet_metadata(path)["uplift.training_table"])
-    categorical = [n for n, k in m["features"] if k == "categorical"] + ["arm"]
-    frame = pq.read_table(path, read_dictionary=categorical).to_pandas()
-    frame["arm"] = frame["arm"].astype(str)
-    return TrainingTable(frame=frame, features=tuple(FeatureColumn(n, k) for n, k in m["features"]),
-                         arms=tuple(m["arms"]), control=m["control"], outcome=m["outcome"], source=str(path))
+    return read_for_training(path, spec, keep=columns_read(segment_spec))
 
 
 def _child(step: str, p: dict) -> dict:
@@ -145,10 +139,10 @@ def _train(p: dict, work: Path) -> dict:
 
     spec = load_spec(ROOT / "models" / "pooled_lightgbm.yaml", ModelSpec)
     spec = spec.model_copy(update={"cv": spec.cv.model_copy(update={"sample_rows": p["cv_rows"], "jobs": p["jobs"]})})
-    table, load = _timed(lambda: _load_table(work / "table.parquet"))
-    report, train = _timed(partial(validate_model, spec, table))
-    del table
     segment_spec = load_segment_spec()
+    (table, matrix), load = _timed(lambda: _load_table(work / "table.parquet", spec, segment_spec))
+    report, train = _timed(partial(validate_model, spec, table, matrix=matrix))
+    del table, matrix
 
     def segments():
         folds, heldout = report.out_of_sample_folds()
@@ -295,6 +289,11 @@ def run_size(target: int, args: argparse.Namespace, record) -> None:
     work.mkdir(parents=True, exist_ok=True)
     people = max(1, target // args.waves)
     base = {"work": str(work), "people": people, "waves": args.waves, "cv_rows": args.cv_rows, "jobs": args.jobs}
+    exposures = _paths(work)["exposures"]
+    if "simulate" not in args.steps and exposures.exists():  # a world kept from an earlier run (--keep)
+        import pyarrow.parquet as pq
+
+        base["rows"] = pq.ParquetFile(exposures).metadata.num_rows
     for order, step in enumerate(STEPS):
         if step not in args.steps or step == "segments":
             continue
