@@ -12,7 +12,9 @@ validate   ``uplift.features.outofcore.validate_inputs``: the contracts in batch
 features   ``uplift.features.outofcore.write_training_table`` (validation included), DuckDB, 2 GB limit
 train      ``uplift.modeling.validation.validate_model`` with ``models/pooled_lightgbm.yaml``: held-out people,
            5 folds on a stratified sample of at most ``--cv-rows`` training rows in ``--jobs`` processes, the
-           final model on every training row (float32); the table is read with its text columns as categories
+           final model on every training row; the table read by ``uplift.modeling.tablereader.read_for_training``
+           (features straight into one float32 matrix, rows training-first so the final fit reads a view of it;
+           besides them only the keys, arm, outcome, propensities and the segment table's columns)
 segments   ``uplift.segments.build_segment_table`` on the out-of-sample predictions (same child as train:
            its peak memory is the child's so far)
 plan       ``uplift.allocation.plan`` over the targetable segments, shipped costs and policy, EUR 0.05 a person
@@ -69,8 +71,10 @@ def _load_table(path: Path, spec, segment_spec):
     its evaluation and the segment table read as a lean frame (``uplift.modeling.tablereader.read_for_training``)."""
     from uplift.modeling.tablereader import read_for_training
     from uplift.segments import columns_read
+    from uplift.specs.groups import RULE_COLUMNS
 
-    return read_for_training(path, spec, keep=columns_read(segment_spec))
+    # the segment table's columns and those the priority groups of serve/groups.yaml are counted on
+    return read_for_training(path, spec, keep=(*columns_read(segment_spec), *dict.fromkeys(RULE_COLUMNS.values())))
 
 
 def _child(step: str, p: dict) -> dict:
@@ -131,8 +135,9 @@ def _child(step: str, p: dict) -> dict:
 
 def _train(p: dict, work: Path) -> dict:
     from uplift.modeling.validation import validate_model
-    from uplift.pipeline import load_segment_spec
+    from uplift.pipeline import load_priority_groups, load_segment_spec
     from uplift.segments import build_segment_table
+    from uplift.segments.composition import with_composition
     from uplift.specs import load_spec
     from uplift.specs.model import ModelSpec
     from uplift.tracking.pyfunc import UpliftPyfunc
@@ -144,9 +149,11 @@ def _train(p: dict, work: Path) -> dict:
     report, train = _timed(partial(validate_model, spec, table, matrix=matrix))
     del table, matrix
 
-    def segments():
+    def segments():  # as the training job builds the served table: with each segment's share of the groups
         folds, heldout = report.out_of_sample_folds()
-        return build_segment_table(*report.out_of_sample(), segment_spec, folds=folds, heldout_fold=heldout)
+        rows, predictions = report.out_of_sample()
+        table = build_segment_table(rows, predictions, segment_spec, folds=folds, heldout_fold=heldout)
+        return with_composition(table, rows.frame, segment_spec, load_priority_groups())
 
     table_of_segments, seg = _timed(segments)
     table_of_segments.to_parquet(work / "segments.parquet")

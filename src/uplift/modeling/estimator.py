@@ -167,8 +167,8 @@ class MultiArmUplift:
         self.columns_ = kind.output_names(learner)
         self.treatment_arms_ = self.treatment_arms
         self.mean_effects_ = arm_mean_effects(y, arm, propensity[list(self.arms)], self.control, self.treatment_arms)
-        in_pair = {a: np.isin(arm_fit, [a, self.control]) for a in self.treatment_arms}
-        self.pair_propensity_ = pd.Series({a: float(np.mean(p[a][in_pair.pop(a)])) for a in self.treatment_arms})
+        self.pair_propensity_ = pd.Series({a: float(np.mean(p[a][np.isin(arm_fit, [a, self.control])]))
+                                           for a in self.treatment_arms})
         return self
 
     def _outcome(self, y: np.ndarray) -> np.ndarray:

@@ -51,10 +51,12 @@ def read_for_training(path: str | Path, spec: ModelSpec, *, keep: Iterable[str] 
     order = np.concatenate([np.flatnonzero(~is_test), np.flatnonzero(is_test)])
     lean = ["person_id", "wave", "arm", "outcome", *(f"{PROPENSITY_PREFIX}{a}" for a in m["arms"])]
     lean += [c for c in (CLUSTER_COLUMN, *keep) if c in names and c not in lean]
-    frame = pd.DataFrame({c: _column(path, c, order) for c in lean})
+    frame = pd.DataFrame({c: _column(path, c, order) for c in lean}, copy=False)  # no consolidating copy
     table = TrainingTable(frame=frame, features=(), arms=tuple(m["arms"]), control=m["control"],
                           outcome=m["outcome"], source=str(path))
-    return table, _matrix(path, features, order, dtype)
+    matrix = _matrix(path, features, order, dtype)
+    pa.default_memory_pool().release_unused()  # the columns read are numpy's now: Arrow's pool gives its pages back
+    return table, matrix
 
 
 def _column(path: Path, name: str, order: np.ndarray) -> pd.Series:
