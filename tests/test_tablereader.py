@@ -44,7 +44,10 @@ def test_matrix_training_equals_frame_training(saved, cv):
     table, matrix = read_for_training(saved, spec, keep=("age_band", "gender", "municipality"))
     assert matrix.values.dtype == np.float32 and matrix.values.flags.c_contiguous
     assert "prior_waves" not in table.frame.columns and isinstance(table.frame["arm"].dtype, pd.CategoricalDtype)
+    # a wave's design holds few probabilities: categories for the whole table, floats again where evaluated
+    assert all(isinstance(table.frame[c].dtype, pd.CategoricalDtype) for c in table.propensity_columns)
     report = validate_model(spec, table, matrix=matrix)
+    assert all(report.test.frame[c].dtype == np.float64 for c in report.test.propensity_columns)
     pd.testing.assert_frame_equal(report.oof, reference.oof, check_exact=True)
     pd.testing.assert_frame_equal(report.test_predictions, reference.test_predictions, check_exact=True)
     pd.testing.assert_frame_equal(report.cv_fold_metrics, reference.cv_fold_metrics, check_exact=True)

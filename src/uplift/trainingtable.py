@@ -94,6 +94,11 @@ class TrainingTable:
         """The cluster of every row (the ``cluster`` column), or None when people were randomised one by one."""
         return self.frame[CLUSTER_COLUMN].astype(str).to_numpy() if CLUSTER_COLUMN in self.frame.columns else None
 
+    @property
+    def propensity_columns(self) -> list[str]:
+        """The ``propensity__<arm>`` columns, in the arms' order."""
+        return [f"{PROPENSITY_PREFIX}{a}" for a in self.arms]
+
     def propensity(self) -> pd.DataFrame:
         """Assignment probabilities, one column per arm (control included)."""
         cols = {f"{PROPENSITY_PREFIX}{a}": a for a in self.arms}

@@ -34,7 +34,9 @@ _META_KEY = "uplift.training_table"
 
 def read_for_training(path: str | Path, spec: ModelSpec, *, keep: Iterable[str] = (),
                       dtype: type = np.float32) -> tuple[TrainingTable, FeatureMatrix]:
-    """The table at ``path`` as a lean :class:`TrainingTable` (keys, arm as a category, outcome, propensities,
+    """The table at ``path`` as a lean :class:`TrainingTable` (keys, arm as a category, outcome, propensities (as
+    categories of their float values: :func:`~uplift.modeling.validation.validate_model` makes those of the rows it
+    evaluates on plain floats again),
     ``cluster`` when present, and the columns in ``keep`` the file has, e.g. what the segment table reads; no
     feature columns) and the :class:`FeatureMatrix` of its features, rows training-first for ``spec``'s split."""
     path = Path(path)
@@ -60,9 +62,11 @@ def read_for_training(path: str | Path, spec: ModelSpec, *, keep: Iterable[str] 
 
 
 def _column(path: Path, name: str, order: np.ndarray) -> pd.Series:
-    """One column in ``order``; text as a category (a code per row and its values once)."""
+    """One column in ``order``; text and the design probabilities as categories (a code per row and its values
+    once: a wave's design holds a few probabilities per arm)."""
     column = pq.read_table(path, columns=[name]).column(0)
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+    text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    if text or (name.startswith(PROPENSITY_PREFIX) and pa.types.is_floating(column.type)):
         column = column.dictionary_encode()
     values = column.to_pandas()
     return values.take(order).reset_index(drop=True)

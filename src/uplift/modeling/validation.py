@@ -18,6 +18,7 @@ interval is cluster-robust.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -329,6 +330,18 @@ def _cross_fit(spec: ModelSpec, train: TrainingTable, folds: np.ndarray, say: Pr
     return Parallel(n_jobs=spec.cv.jobs, backend="loky")(delayed(fit)(spec, train, folds, k, matrix) for k in ks)
 
 
+def _plain_propensities(table: TrainingTable) -> TrainingTable:
+    """``table`` with propensity columns held as categories (:func:`~uplift.modeling.tablereader.read_for_training`)
+    made float columns again, for the metrics and the segment table (the final fit reads the categories as they
+    are)."""
+    f = table.frame
+    columns = [c for c in table.propensity_columns if isinstance(f[c].dtype, pd.CategoricalDtype)]
+    if not columns:
+        return table
+    frame = f.assign(**{c: f[c].to_numpy(dtype=float) for c in columns})
+    return dataclasses.replace(table, frame=frame)
+
+
 def _positions(mask: np.ndarray) -> slice | np.ndarray:
     """The rows where ``mask`` holds: a slice when they are one contiguous range (views, no copies)."""
     rows = np.flatnonzero(mask)
@@ -420,6 +433,7 @@ def validate_model(spec: ModelSpec, table: TrainingTable, *, progress: Progress 
                            spec.cv.seed)
         say(f"cross-validating on a stratified sample of {len(sample.rows):,} of {sample.of:,} training rows")
     train = full.subset(sample.rows) if sample is not None else full
+    train, test = _plain_propensities(train), _plain_propensities(test)
     train_x = full_x.rows(sample.rows) if sample is not None and full_x is not None else full_x
     f = train.frame
     y, arm = f["outcome"].to_numpy(), f["arm"].to_numpy()
