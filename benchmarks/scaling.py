@@ -181,9 +181,13 @@ def fit_exponents(results: pd.DataFrame) -> pd.DataFrame:
         time_exp = np.polyfit(np.log(g["rows"]), np.log(g["seconds"]), 1)[0] if len(g) >= 2 else np.nan
         cpu_exp = np.polyfit(np.log(g["rows"]), np.log(g["cpu_seconds"]), 1)[0] if len(g) >= 2 else np.nan
         big = g[g["target"] >= 3_000_000]
-        mem_exp = np.polyfit(np.log(big["rows"]), np.log(big["peak_rss_mb"]), 1)[0] if len(big) >= 2 else np.nan
+        memory_from = 3_000_000
+        if big["rows"].nunique() < 2:  # fewer than two sizes from 3M: over every size run, and said so
+            big, memory_from = g, int(g["target"].min())
+        fit = big["rows"].nunique() >= 2
+        mem_exp = np.polyfit(np.log(big["rows"]), np.log(big["peak_rss_mb"]), 1)[0] if fit else np.nan
         out.append({"step": step, "time_exponent": time_exp, "cpu_exponent": cpu_exp,
-                    "memory_exponent_from_3M": mem_exp, "sizes": len(g)})
+                    "memory_exponent_from_3M": mem_exp, "memory_from": memory_from, "sizes": g["rows"].nunique()})
     return pd.DataFrame(out)
 
 
@@ -261,18 +265,19 @@ def render(results: pd.DataFrame, out: Path, *, header: str) -> str:
     for r in results.sort_values(["rows", "order"]).itertuples():
         lines.append(f"| {int(r.rows):,} | {r.step} | {r.seconds:,.1f} | {r.cpu_seconds:,.1f} | "
                      f"{r.rows / r.seconds:,.0f} | {r.peak_rss_mb:,.0f} | {r.note} |")
-    lines += ["", "Fitted exponents (log-log least squares; memory over the sizes from 3 million on):", "",
-              "| step | time exponent (wall) | time exponent (CPU) | memory exponent | sizes |",
-              "|---|---:|---:|---:|---:|"]
+    lines += ["", "Fitted exponents (log-log least squares; memory over the sizes from 3 million on, or over every "
+              "size where fewer than two from 3 million were run):", "",
+              "| step | time exponent (wall) | time exponent (CPU) | memory exponent | memory from | sizes |",
+              "|---|---:|---:|---:|---:|---:|"]
     for e in exponents.itertuples():
         lines.append(f"| {e.step} | {e.time_exponent:.2f} | {e.cpu_exponent:.2f} | {e.memory_exponent_from_3M:.2f} "
-                     f"| {e.sizes} |")
+                     f"| {e.memory_from:,} | {e.sizes} |")
     ext = _extrapolated(results, exponents, 30_000_000)
     if len(ext):
         lines += ["",
                   "**Extrapolated** to 30,000,000 person-waves (not run: the largest size run's wall time scaled by "
-                  "the CPU-time exponent, its memory by the memory exponent, 1.0 where fewer than two sizes from 3M "
-                  "were run):", "",
+                  "the CPU-time exponent, its memory by the memory exponent, fitted as above, 1.0 where it could not "
+                  "be):", "",
                   "| step | from person-waves | seconds | peak RSS MB |", "|---|---:|---:|---:|"]
         for r in ext.itertuples():
             lines.append(f"| {r.step} | {r.from_rows:,} | {r.seconds:,.0f} | {r.peak_rss_mb:,.0f} |")
