@@ -12,7 +12,9 @@ validate   ``uplift.features.outofcore.validate_inputs``: the contracts in batch
 features   ``uplift.features.outofcore.write_training_table`` (validation included), DuckDB, 2 GB limit
 train      ``uplift.modeling.validation.validate_model`` with ``models/pooled_lightgbm.yaml``: held-out people,
            5 folds on a stratified sample of at most ``--cv-rows`` training rows in ``--jobs`` processes, the
-           final model on every training row (float32); the table is read with its text columns as categories
+           final model on every training row; the table read by ``uplift.modeling.tablereader.read_for_training``
+           (features straight into one float32 matrix, rows training-first so the final fit reads a view of it;
+           besides them only the keys, arm, outcome, propensities and the segment table's columns)
 segments   ``uplift.segments.build_segment_table`` on the out-of-sample predictions (same child as train:
            its peak memory is the child's so far)
 plan       ``uplift.allocation.plan`` over the targetable segments, shipped costs and policy, EUR 0.05 a person
@@ -64,19 +66,15 @@ def _paths(work: Path) -> dict[str, Path]:
     return {n: work / "world" / f"{n}.parquet" for n in ("audience", "exposures", "enrolments")}
 
 
-def _load_table(path: Path):
-    """The training table with its text feature columns as pandas categories (a fraction of the memory of text)."""
-    import pyarrow.parquet as pq
+def _load_table(path: Path, spec, segment_spec):
+    """The training table for ``spec``: its features straight into one float32 matrix, the other columns the model,
+    its evaluation and the segment table read as a lean frame (``uplift.modeling.tablereader.read_for_training``)."""
+    from uplift.modeling.tablereader import read_for_training
+    from uplift.segments import columns_read
+    from uplift.specs.groups import RULE_COLUMNS
 
-    from uplift.tableio import read_parquet_metadata
-    from uplift.trainingtable import FeatureColumn, TrainingTable
-
-    m = json.loads(read_parquet_metadata(path)["uplift.training_table"])
-    categorical = [n for n, k in m["features"] if k == "categorical"] + ["arm"]
-    frame = pq.read_table(path, read_dictionary=categorical).to_pandas()
-    frame["arm"] = frame["arm"].astype(str)
-    return TrainingTable(frame=frame, features=tuple(FeatureColumn(n, k) for n, k in m["features"]),
-                         arms=tuple(m["arms"]), control=m["control"], outcome=m["outcome"], source=str(path))
+    # the segment table's columns and those the priority groups of serve/groups.yaml are counted on
+    return read_for_training(path, spec, keep=(*columns_read(segment_spec), *dict.fromkeys(RULE_COLUMNS.values())))
 
 
 def _child(step: str, p: dict) -> dict:
@@ -137,22 +135,25 @@ def _child(step: str, p: dict) -> dict:
 
 def _train(p: dict, work: Path) -> dict:
     from uplift.modeling.validation import validate_model
-    from uplift.pipeline import load_segment_spec
+    from uplift.pipeline import load_priority_groups, load_segment_spec
     from uplift.segments import build_segment_table
+    from uplift.segments.composition import with_composition
     from uplift.specs import load_spec
     from uplift.specs.model import ModelSpec
     from uplift.tracking.pyfunc import UpliftPyfunc
 
     spec = load_spec(ROOT / "models" / "pooled_lightgbm.yaml", ModelSpec)
     spec = spec.model_copy(update={"cv": spec.cv.model_copy(update={"sample_rows": p["cv_rows"], "jobs": p["jobs"]})})
-    table, load = _timed(lambda: _load_table(work / "table.parquet"))
-    report, train = _timed(partial(validate_model, spec, table))
-    del table
     segment_spec = load_segment_spec()
+    (table, matrix), load = _timed(lambda: _load_table(work / "table.parquet", spec, segment_spec))
+    report, train = _timed(partial(validate_model, spec, table, matrix=matrix))
+    del table, matrix
 
-    def segments():
+    def segments():  # as the training job builds the served table: with each segment's share of the groups
         folds, heldout = report.out_of_sample_folds()
-        return build_segment_table(*report.out_of_sample(), segment_spec, folds=folds, heldout_fold=heldout)
+        rows, predictions = report.out_of_sample()
+        table = build_segment_table(rows, predictions, segment_spec, folds=folds, heldout_fold=heldout)
+        return with_composition(table, rows.frame, segment_spec, load_priority_groups())
 
     table_of_segments, seg = _timed(segments)
     table_of_segments.to_parquet(work / "segments.parquet")
@@ -180,9 +181,13 @@ def fit_exponents(results: pd.DataFrame) -> pd.DataFrame:
         time_exp = np.polyfit(np.log(g["rows"]), np.log(g["seconds"]), 1)[0] if len(g) >= 2 else np.nan
         cpu_exp = np.polyfit(np.log(g["rows"]), np.log(g["cpu_seconds"]), 1)[0] if len(g) >= 2 else np.nan
         big = g[g["target"] >= 3_000_000]
-        mem_exp = np.polyfit(np.log(big["rows"]), np.log(big["peak_rss_mb"]), 1)[0] if len(big) >= 2 else np.nan
+        memory_from = 3_000_000
+        if big["rows"].nunique() < 2:  # fewer than two sizes from 3M: over every size run, and said so
+            big, memory_from = g, int(g["target"].min())
+        fit = big["rows"].nunique() >= 2
+        mem_exp = np.polyfit(np.log(big["rows"]), np.log(big["peak_rss_mb"]), 1)[0] if fit else np.nan
         out.append({"step": step, "time_exponent": time_exp, "cpu_exponent": cpu_exp,
-                    "memory_exponent_from_3M": mem_exp, "sizes": len(g)})
+                    "memory_exponent_from_3M": mem_exp, "memory_from": memory_from, "sizes": g["rows"].nunique()})
     return pd.DataFrame(out)
 
 
@@ -260,18 +265,19 @@ def render(results: pd.DataFrame, out: Path, *, header: str) -> str:
     for r in results.sort_values(["rows", "order"]).itertuples():
         lines.append(f"| {int(r.rows):,} | {r.step} | {r.seconds:,.1f} | {r.cpu_seconds:,.1f} | "
                      f"{r.rows / r.seconds:,.0f} | {r.peak_rss_mb:,.0f} | {r.note} |")
-    lines += ["", "Fitted exponents (log-log least squares; memory over the sizes from 3 million on):", "",
-              "| step | time exponent (wall) | time exponent (CPU) | memory exponent | sizes |",
-              "|---|---:|---:|---:|---:|"]
+    lines += ["", "Fitted exponents (log-log least squares; memory over the sizes from 3 million on, or over every "
+              "size where fewer than two from 3 million were run):", "",
+              "| step | time exponent (wall) | time exponent (CPU) | memory exponent | memory from | sizes |",
+              "|---|---:|---:|---:|---:|---:|"]
     for e in exponents.itertuples():
         lines.append(f"| {e.step} | {e.time_exponent:.2f} | {e.cpu_exponent:.2f} | {e.memory_exponent_from_3M:.2f} "
-                     f"| {e.sizes} |")
+                     f"| {e.memory_from:,} | {e.sizes} |")
     ext = _extrapolated(results, exponents, 30_000_000)
     if len(ext):
         lines += ["",
                   "**Extrapolated** to 30,000,000 person-waves (not run: the largest size run's wall time scaled by "
-                  "the CPU-time exponent, its memory by the memory exponent, 1.0 where fewer than two sizes from 3M "
-                  "were run):", "",
+                  "the CPU-time exponent, its memory by the memory exponent, fitted as above, 1.0 where it could not "
+                  "be):", "",
                   "| step | from person-waves | seconds | peak RSS MB |", "|---|---:|---:|---:|"]
         for r in ext.itertuples():
             lines.append(f"| {r.step} | {r.from_rows:,} | {r.seconds:,.0f} | {r.peak_rss_mb:,.0f} |")
@@ -295,6 +301,11 @@ def run_size(target: int, args: argparse.Namespace, record) -> None:
     work.mkdir(parents=True, exist_ok=True)
     people = max(1, target // args.waves)
     base = {"work": str(work), "people": people, "waves": args.waves, "cv_rows": args.cv_rows, "jobs": args.jobs}
+    exposures = _paths(work)["exposures"]
+    if "simulate" not in args.steps and exposures.exists():  # a world kept from an earlier run (--keep)
+        import pyarrow.parquet as pq
+
+        base["rows"] = pq.ParquetFile(exposures).metadata.num_rows
     for order, step in enumerate(STEPS):
         if step not in args.steps or step == "segments":
             continue

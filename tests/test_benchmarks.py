@@ -274,6 +274,10 @@ def test_scaling_exponents_and_extrapolation_by_hand(tmp_path):
     assert ext.seconds == pytest.approx(180.0) and ext.peak_rss_mb == pytest.approx(100 * np.sqrt(30))
     text = render(frame, tmp_path, header="# t")
     assert "**Extrapolated** to 30,000,000" in text and (tmp_path / "scaling.png").exists()
+    # one size from 3M (run twice): the memory exponent over every size, and said so
+    two = pd.concat([frame[frame["rows"] != 3e6], frame[frame["rows"] == 10e6]], ignore_index=True)
+    e = fit_exponents(two).iloc[0]
+    assert e.memory_exponent_from_3M == pytest.approx(0.5) and e.memory_from == 1_000_000 and e.sizes == 2
 
 
 def test_the_net_value_view_compares_every_rule_on_the_same_rows(tmp_path):

@@ -94,6 +94,11 @@ class TrainingTable:
         """The cluster of every row (the ``cluster`` column), or None when people were randomised one by one."""
         return self.frame[CLUSTER_COLUMN].astype(str).to_numpy() if CLUSTER_COLUMN in self.frame.columns else None
 
+    @property
+    def propensity_columns(self) -> list[str]:
+        """The ``propensity__<arm>`` columns, in the arms' order."""
+        return [f"{PROPENSITY_PREFIX}{a}" for a in self.arms]
+
     def propensity(self) -> pd.DataFrame:
         """Assignment probabilities, one column per arm (control included)."""
         cols = {f"{PROPENSITY_PREFIX}{a}": a for a in self.arms}
@@ -121,10 +126,16 @@ class TrainingTable:
             expected = "0/1"
         if bad_y.any():
             raise SchemaError(f"{where}: column 'outcome': expected {expected}; {int(bad_y.sum())} row(s) break it")
-        prop = self.propensity().to_numpy(dtype=float)
-        if not np.all((prop >= 0) & (prop <= 1)) or not np.allclose(prop.sum(axis=1), 1.0, atol=1e-6):
+        # column by column: no dense copy of every arm's probabilities (a table may hold tens of millions of rows)
+        arm = pd.Index(self.arms).get_indexer(self.frame["arm"])
+        total, own, in_range = np.zeros(len(self.frame)), np.empty(len(self.frame)), True
+        for j, column in enumerate(self.propensity().items()):
+            values = column[1].to_numpy(dtype=float)
+            in_range = in_range and bool(np.all((values >= 0) & (values <= 1)))
+            total += values
+            own[arm == j] = values[arm == j]
+        if not in_range or not np.allclose(total, 1.0, atol=1e-6):
             raise SchemaError(f"{where}: propensity columns must lie in [0, 1] and sum to 1 per row")
-        own = prop[np.arange(len(prop)), pd.Index(self.arms).get_indexer(self.frame["arm"])]
         if len(own) and not np.all(own > 0):
             raise DataError(f"{where}: {int((own <= 0).sum())} row(s) were assigned an arm with propensity 0")
 

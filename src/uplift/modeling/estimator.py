@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
 from uplift.errors import DataError
+from uplift.modeling.featurematrix import FeatureMatrix
 from uplift.modeling.ipw import hajek_mean, own_propensity
 from uplift.modeling.learnerkinds import LearnerKind, learner_kind
 from uplift.modeling.preprocess import (
@@ -104,37 +107,69 @@ class MultiArmUplift:
         return np.ascontiguousarray(m, dtype=m.dtype if kind.encoding == "ordinal" else np.float64)
 
     def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, propensity: pd.DataFrame) -> MultiArmUplift:
-        arm = np.asarray(arm, dtype=object)
-        y = self._outcome(y)
-        counts = pd.Series(arm).value_counts()
-        empty = [a for a in self.arms if counts.get(a, 0) == 0]
-        if empty:
-            raise DataError(f"arm(s) {empty} have no training rows; every arm needs rows to be estimated")
+        self._check_arms(arm)
         frame = check_feature_frame(X, self.features, source="training features")
-        kind = self.kind
-        encoding = kind.encoding
+        encoding = self.kind.encoding
         # the ordinal encoder learns each column's sorted distinct values: fitted on those alone, as on every row
         fit_on = distinct_rows(frame, self.features) if encoding == "ordinal" else frame
         self.preprocessor_ = make_preprocessor(self.features, encoding).fit(fit_on)
         self.__dict__.pop("_ordinal_columns", None)  # the fast encoder reads the new categories
         # e.g. our LightGBM learners are fitted on float32 (half the memory; LightGBM bins without converting)
-        Xm = self._encode(frame, kind.matrix_dtype)
+        Xm = self._encode(frame, self.kind.matrix_dtype)
         del frame
+        return self._fit_encoded(Xm, arm, y, propensity)
+
+    def fit_matrix(self, matrix: FeatureMatrix, arm: np.ndarray, y: np.ndarray,
+                   propensity: pd.DataFrame) -> MultiArmUplift:
+        """:meth:`fit` on rows whose features are already a :class:`FeatureMatrix` (ordinal learners): the same
+        encoder and model as ``fit`` on those rows' frame, reading the matrix itself when every category of the
+        table is among the rows (no copy)."""
+        self._check_arms(arm)
+        if self.kind.encoding != "ordinal":
+            raise DataError(f"learner {self.spec.learner!r} reads one-hot features; a feature matrix holds "
+                            "ordinal codes (load the table's frame for it)")
+        present = matrix.present()
+        self.preprocessor_ = make_preprocessor(self.features, "ordinal").fit(_vocabulary_rows(self.features, present))
+        self.__dict__.pop("_ordinal_columns", None)
+        Xm = self._matrix_for(matrix, self.kind.matrix_dtype)
+        return self._fit_encoded(Xm, arm, y, propensity)
+
+    def _check_arms(self, arm: np.ndarray) -> None:
+        counts = pd.Series(np.asarray(arm, dtype=object)).value_counts()
+        empty = [a for a in self.arms if counts.get(a, 0) == 0]
+        if empty:
+            raise DataError(f"arm(s) {empty} have no training rows; every arm needs rows to be estimated")
+
+    def _matrix_for(self, matrix: FeatureMatrix, dtype: type = np.float64) -> np.ndarray:
+        """The learner's matrix for a :class:`FeatureMatrix` under this model's encoder."""
+        if matrix.features != self.features:
+            raise DataError(f"feature matrix columns {[f.name for f in matrix.features]} differ from the model's "
+                            f"{[f.name for f in self.features]}")
+        known = {c: tuple(codes) for c, codes in ordinal_categories(self.preprocessor_) if codes is not None}
+        m = matrix.encoded(known, dtype)
+        if self.kind.missing_as is not None:
+            m = np.nan_to_num(m, nan=self.kind.missing_as)
+        return m
+
+    def _fit_encoded(self, Xm: np.ndarray, arm: np.ndarray, y: np.ndarray,
+                     propensity: pd.DataFrame) -> MultiArmUplift:
+        arm = np.asarray(arm, dtype=object)
+        y = self._outcome(y)
+        kind = self.kind
         keep = kind.fit_rows(self.spec, len(y), np.random.default_rng(self.spec.seed))
         if keep is not None:
             Xm, arm_fit, y_fit, prop_fit = Xm[keep], arm[keep], y[keep], propensity.iloc[keep]
         else:
             arm_fit, y_fit, prop_fit = arm, y, propensity
         learner = kind.build(self.spec, self.control)
-        p = {a: pair_propensity(prop_fit, a, self.control) for a in self.treatment_arms}
+        p = _PairPropensity(prop_fit, self.control, self.treatment_arms)
         kind.fit(learner, Xm, arm_fit, y_fit, propensity=prop_fit, pair=p, seed=self.spec.seed)
         self.learner_ = learner
         self.columns_ = kind.output_names(learner)
         self.treatment_arms_ = self.treatment_arms
         self.mean_effects_ = arm_mean_effects(y, arm, propensity[list(self.arms)], self.control, self.treatment_arms)
-        self.pair_propensity_ = pd.Series(
-            {a: float(np.mean(p[a][np.isin(arm_fit, [a, self.control])])) for a in self.treatment_arms}
-        )
+        self.pair_propensity_ = pd.Series({a: float(np.mean(p[a][np.isin(arm_fit, [a, self.control])]))
+                                           for a in self.treatment_arms})
         return self
 
     def _outcome(self, y: np.ndarray) -> np.ndarray:
@@ -160,6 +195,15 @@ class MultiArmUplift:
         frame = pd.DataFrame(raw, columns=self.columns_, index=X.index)
         return frame[list(self.treatment_arms)]
 
+    def predict_matrix(self, matrix: FeatureMatrix, *, index: pd.Index | None = None) -> pd.DataFrame:
+        """:meth:`predict` for rows whose features are a :class:`FeatureMatrix` (equal to ``predict`` on their
+        frame)."""
+        Xm = self._matrix_for(matrix, np.float64 if self.kind.matrix_dtype is np.float64 else np.float32)
+        raw = self.kind.predict(self.learner_, Xm, pair_means=self.pair_propensity_[list(self.treatment_arms)])
+        raw = np.asarray(raw, dtype=float).reshape(len(Xm), -1)
+        frame = pd.DataFrame(raw, columns=self.columns_, index=index if index is not None else pd.RangeIndex(len(Xm)))
+        return frame[list(self.treatment_arms)]
+
     @classmethod
     def from_table(cls, spec: ModelSpec, table: TrainingTable) -> MultiArmUplift:
         """An unfitted estimator for ``table``'s features and arms."""
@@ -168,3 +212,36 @@ class MultiArmUplift:
     def fit_table(self, table: TrainingTable) -> MultiArmUplift:
         f = table.frame
         return self.fit(f[table.feature_names], f["arm"].to_numpy(), f["outcome"].to_numpy(), table.propensity())
+
+
+def _vocabulary_rows(features: tuple[FeatureColumn, ...],
+                     present: dict[str, tuple[tuple[str, ...], bool]]) -> pd.DataFrame:
+    """A small frame the ordinal encoder fits on as on rows holding ``present``'s values (missing ones as NaN)."""
+    values = {name: list(known) + ([np.nan] if missing else []) for name, (known, missing) in present.items()}
+    n = max([len(v) for v in values.values()] + [1])
+    out = {}
+    for f in features:
+        if f.kind == "categorical":
+            out[f.name] = pd.Series(np.resize(np.asarray(values[f.name] or [np.nan], dtype=object), n), dtype=object)
+        else:
+            out[f.name] = np.zeros(n)
+    return pd.DataFrame(out)
+
+
+class _PairPropensity(Mapping):
+    """P(arm | arm or control) per row for each treatment arm, computed when a learner reads an arm (no array per
+    arm held for the learners that never read them; ``dict(pair)`` makes them all)."""
+
+    def __init__(self, propensity: pd.DataFrame, control: str, arms: tuple[str, ...]) -> None:
+        self.propensity, self.control, self.arms = propensity, control, arms
+
+    def __getitem__(self, arm: str) -> np.ndarray:
+        if arm not in self.arms:
+            raise KeyError(arm)
+        return pair_propensity(self.propensity, arm, self.control)
+
+    def __iter__(self):
+        return iter(self.arms)
+
+    def __len__(self) -> int:
+        return len(self.arms)

@@ -24,10 +24,19 @@ def own_propensity(propensity: pd.DataFrame, arm: np.ndarray) -> np.ndarray:
     """Per row, the probability of the arm it was assigned (``propensity``: one column per arm).
 
     The arm labels are factorised once (comparing strings row by row is slow); a label that is not a
-    column reads the last column, as numpy's index -1 does (callers check their labels first).
+    column reads the last column, as numpy's index -1 does (callers check their labels first). The
+    probabilities are read column by column, never as one dense copy of every arm's (a training table at
+    national size holds tens of millions of rows).
     """
     found, names = pd.factorize(np.asarray(arm, dtype=object))
-    return propensity.to_numpy(float)[np.arange(len(found)), propensity.columns.get_indexer(names)[found]]
+    column = propensity.columns.get_indexer(names)[found]
+    column[column < 0] = len(propensity.columns) - 1
+    out = np.empty(len(column))
+    for j, name in enumerate(propensity.columns):
+        rows = column == j
+        if rows.any():
+            out[rows] = propensity[name].to_numpy(dtype=float)[rows]
+    return out
 
 
 def hajek_mean(y: np.ndarray, w: np.ndarray) -> float:

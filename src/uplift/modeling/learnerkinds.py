@@ -7,6 +7,7 @@ adapter registered here (and its name in :data:`uplift.specs.model.LEARNERS`), n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -14,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from uplift.modeling.ipw import own_propensity
 from uplift.modeling.learners import PooledArmLearner, SharedControlTLearner
 from uplift.specs.model import ModelSpec
 
@@ -57,7 +59,7 @@ class LearnerKind:
         return None
 
     def fit(self, learner: Any, X: np.ndarray, treatment: np.ndarray, y: np.ndarray, *,
-            propensity: pd.DataFrame, pair: dict[str, np.ndarray], seed: int) -> None:
+            propensity: pd.DataFrame, pair: Mapping[str, np.ndarray], seed: int) -> None:
         """Fit ``learner`` on the matrix ``X``; ``propensity`` holds every arm's design probability per row,
         ``pair`` each treatment arm's P(arm | arm or control) per row, ``seed`` the spec's seed (for what the
         learner draws at fit time rather than at build time)."""
@@ -112,7 +114,7 @@ class _CausalmlX(LearnerKind):
                                control_name=control)
 
     def fit(self, learner, X, treatment, y, *, propensity, pair, seed) -> None:
-        learner.fit(X=X, treatment=treatment, y=y, p=pair)
+        learner.fit(X=X, treatment=treatment, y=y, p=dict(pair))
 
     def predict(self, learner, X, *, pair_means) -> np.ndarray:
         p = {a: np.full(len(X), pair_means[a]) for a in pair_means.index}
@@ -131,7 +133,7 @@ class _CausalmlDR(LearnerKind):
         return BaseDRLearner(learner=LGBMRegressor(**lgbm_params(spec)), control_name=control)
 
     def fit(self, learner, X, treatment, y, *, propensity, pair, seed) -> None:
-        learner.fit(X=X, treatment=treatment, y=y, p=pair, seed=seed)
+        learner.fit(X=X, treatment=treatment, y=y, p=dict(pair), seed=seed)
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,7 @@ class _OwnLightGBM(LearnerKind):
         return self.learner_class(partial(LGBMClassifier, **lgbm_params(spec)), control)
 
     def fit(self, learner, X, treatment, y, *, propensity, pair, seed) -> None:
-        own = propensity.to_numpy(float)[np.arange(len(treatment)), propensity.columns.get_indexer(treatment)]
+        own = own_propensity(propensity, treatment)
         learner.fit(X=X, treatment=treatment, y=y, sample_weight=1.0 / own)
 
     def predict(self, learner, X, *, pair_means) -> np.ndarray:

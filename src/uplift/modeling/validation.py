@@ -18,6 +18,7 @@ interval is cluster-robust.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from uplift.errors import DataError, ThinDataWarning
 from uplift.modeling.costcurve import CostCurve, cost_curve
 from uplift.modeling.estimator import MultiArmUplift
+from uplift.modeling.featurematrix import FeatureMatrix
 from uplift.modeling.metrics import arm_metrics, pairwise_ipw_weights
 from uplift.modeling.netvalue import NetRule, best_net_arm, choose_net_rule, compare_net_policies, recommend_net
 from uplift.modeling.policyvalue import compare_policies, single_arm_policies
@@ -168,7 +170,12 @@ def cv_sample(arm: np.ndarray, y: np.ndarray, size: int, seed: int) -> CVSample:
     share); within a stratum the rows are a seeded random choice.
     """
     n = len(arm)
-    codes, _ = pd.factorize(pd.Series(arm).astype(str) + "|" + pd.Series(outcome_strata(y)))
+    # the strata numbered by first appearance, as the text "arm|outcome" would number them (without the text)
+    arm_codes, _ = pd.factorize(pd.Series(arm).astype(str))
+    y = np.asarray(y)
+    binary = np.isin(y, (0, 1)).all()  # outcome_strata's labels, one to one, as numbers
+    outcome_codes, outcomes = pd.factorize(y.astype(np.int64) if binary else y.astype(float) > 0)
+    codes, _ = pd.factorize(arm_codes.astype(np.int64) * max(len(outcomes), 1) + outcome_codes)
     counts = np.bincount(codes)
     exact = counts * (size / n)
     take = np.floor(exact).astype(np.int64)
@@ -193,6 +200,10 @@ def split_keys(frame: pd.DataFrame) -> pd.Series:
 def heldout_mask(person_id: pd.Series, share: float, seed: int) -> np.ndarray:
     """True for rows whose person (or cluster: pass :func:`split_keys`) falls in the test share (a seeded hash of
     the id: stable, by person)."""
+    if isinstance(person_id.dtype, pd.CategoricalDtype):  # each distinct id hashed once (a row's hash is its own)
+        per_id = heldout_mask(pd.Series(person_id.cat.categories), share, seed)
+        codes = person_id.cat.codes.to_numpy()
+        return np.where(codes >= 0, per_id[codes], heldout_mask(pd.Series([np.nan]), share, seed)[0])
     h = pd.util.hash_pandas_object(person_id.astype(str) + f"#{seed}", index=False).to_numpy()
     return (h / np.float64(2**64)) < share
 
@@ -276,16 +287,35 @@ def net_policy_recommendations(effects: pd.DataFrame, model: MultiArmUplift, rul
     return policies
 
 
-def fit_fold(spec: ModelSpec, table: TrainingTable, folds: np.ndarray, k: int) -> tuple[np.ndarray, pd.DataFrame]:
+def _fit(spec: ModelSpec, table: TrainingTable, matrix: FeatureMatrix | None) -> MultiArmUplift:
+    """The spec's model fitted on ``table``'s rows (their features from ``matrix`` when given)."""
+    if matrix is None:
+        return MultiArmUplift.from_table(spec, table).fit_table(table)
+    f = table.frame
+    model = MultiArmUplift(spec, matrix.features, table.arms, table.control)
+    return model.fit_matrix(matrix, f["arm"].to_numpy(), f["outcome"].to_numpy(), table.propensity())
+
+
+def _predict(model: MultiArmUplift, table: TrainingTable, matrix: FeatureMatrix | None) -> pd.DataFrame:
+    if matrix is None:
+        return model.predict(table.frame[table.feature_names])
+    return model.predict_matrix(matrix, index=table.frame.index)
+
+
+def fit_fold(spec: ModelSpec, table: TrainingTable, folds: np.ndarray, k: int,
+             matrix: FeatureMatrix | None = None) -> tuple[np.ndarray, pd.DataFrame]:
     """Fit on every fold but ``k`` and predict fold ``k``: its predictions (rows of fold ``k`` in order, one
-    column per treatment arm) and its per-arm metrics."""
+    column per treatment arm) and its per-arm metrics. ``matrix``: the rows' features, when ``table`` holds none."""
     fit_rows, val_rows = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
-    model = MultiArmUplift.from_table(spec, table).fit_table(table.subset(fit_rows))
-    pred = model.predict(table.frame.iloc[val_rows][table.feature_names])
-    return pred.to_numpy(), _metrics(table.subset(val_rows), pred.reset_index(drop=True)).assign(fold=k)
+    part = (lambda rows: matrix.rows(rows)) if matrix is not None else (lambda rows: None)
+    model = _fit(spec, table.subset(fit_rows), part(fit_rows))
+    val = table.subset(val_rows)
+    pred = _predict(model, val, part(val_rows))
+    return pred.to_numpy(), _metrics(val, pred.reset_index(drop=True)).assign(fold=k)
 
 
-def _cross_fit(spec: ModelSpec, train: TrainingTable, folds: np.ndarray, say: Progress) -> list:
+def _cross_fit(spec: ModelSpec, train: TrainingTable, folds: np.ndarray, say: Progress,
+               matrix: FeatureMatrix | None = None) -> list:
     """Every fold's :func:`fit_fold`, in ``spec.cv.jobs`` processes (the same results as one after the other:
     each fit is seeded and single-threaded as the spec says)."""
     ks = range(spec.cv.folds)
@@ -293,11 +323,31 @@ def _cross_fit(spec: ModelSpec, train: TrainingTable, folds: np.ndarray, say: Pr
         out = []
         for k in ks:
             say(f"fold {k + 1}/{spec.cv.folds}")
-            out.append(fit_fold(spec, train, folds, k))
+            out.append(fit_fold(spec, train, folds, k, matrix))
         return out
     say(f"{spec.cv.folds} folds in {spec.cv.jobs} processes")
     fit = quietly(fit_fold)  # the worker processes drop the same third-party notices as this one
-    return Parallel(n_jobs=spec.cv.jobs, backend="loky")(delayed(fit)(spec, train, folds, k) for k in ks)
+    return Parallel(n_jobs=spec.cv.jobs, backend="loky")(delayed(fit)(spec, train, folds, k, matrix) for k in ks)
+
+
+def _plain_propensities(table: TrainingTable) -> TrainingTable:
+    """``table`` with propensity columns held as categories (:func:`~uplift.modeling.tablereader.read_for_training`)
+    made float columns again, for the metrics and the segment table (the final fit reads the categories as they
+    are)."""
+    f = table.frame
+    columns = [c for c in table.propensity_columns if isinstance(f[c].dtype, pd.CategoricalDtype)]
+    if not columns:
+        return table
+    frame = f.assign(**{c: f[c].to_numpy(dtype=float) for c in columns})
+    return dataclasses.replace(table, frame=frame)
+
+
+def _positions(mask: np.ndarray) -> slice | np.ndarray:
+    """The rows where ``mask`` holds: a slice when they are one contiguous range (views, no copies)."""
+    rows = np.flatnonzero(mask)
+    if len(rows) == 0 or rows[-1] - rows[0] + 1 == len(rows):
+        return slice(int(rows[0]), int(rows[-1]) + 1) if len(rows) else slice(0, 0)
+    return rows
 
 
 @dataclass(frozen=True)
@@ -332,10 +382,11 @@ class _Heldout:
     cost_curve: CostCurve | None
 
 
-def _evaluate_heldout(model: MultiArmUplift, test: TrainingTable, rule: _Rule) -> _Heldout:
+def _evaluate_heldout(model: MultiArmUplift, test: TrainingTable, rule: _Rule,
+                      matrix: FeatureMatrix | None = None) -> _Heldout:
     """Score the held-out rows; value every policy in conversions (and in net value with economics)."""
     tf = test.frame
-    pred = model.predict(tf[test.feature_names])
+    pred = _predict(model, test, matrix)
     y, arm, propensity, cluster = tf["outcome"].to_numpy(), tf["arm"].to_numpy(), test.propensity(), test.clusters
     econ = test.economics
     if econ is None or rule.net is None:
@@ -356,29 +407,41 @@ def _evaluate_heldout(model: MultiArmUplift, test: TrainingTable, rule: _Rule) -
     return _Heldout(pred, _metrics(test, pred), policies, net, curve)
 
 
-def validate_model(spec: ModelSpec, table: TrainingTable, *, progress: Progress | None = None) -> ValidationReport:
+def validate_model(spec: ModelSpec, table: TrainingTable, *, progress: Progress | None = None,
+                   matrix: FeatureMatrix | None = None) -> ValidationReport:
     """Cross-validate, choose the targeting policy, refit, and evaluate on the held-out test set.
 
     With ``spec.cv.sample_rows`` below the number of training rows, the folds are drawn from a sample stratified
     by arm and outcome (:func:`cv_sample`, recorded in the report and its metrics), and the final model is
     fitted on every training row.
+
+    ``matrix``: the features of ``table``'s rows as a :class:`FeatureMatrix` (``table`` then need not hold
+    them; :func:`uplift.modeling.tablereader.read_for_training`), for the ordinal learners: the same report as
+    from the table's frame, with the held-out split and the final fit on views of it where the rows are ranges.
     """
     say = progress or (lambda _msg: None)
+    if matrix is not None and len(matrix) != len(table.frame):
+        raise DataError(f"{table.source or 'training table'}: the feature matrix has {len(matrix):,} rows, the "
+                        f"table {len(table.frame):,}")
     is_test = heldout_mask(split_keys(table.frame), spec.cv.test_share, spec.cv.seed)
-    full, test = table.subset(np.flatnonzero(~is_test)), table.subset(np.flatnonzero(is_test))
+    full_rows, test_rows = _positions(~is_test), _positions(is_test)
+    full, test = table.subset(full_rows), table.subset(test_rows)
+    full_x, test_x = (matrix.rows(full_rows), matrix.rows(test_rows)) if matrix is not None else (None, None)
     sample = None
     if spec.cv.sample_rows is not None and spec.cv.sample_rows < len(full.frame):
         sample = cv_sample(full.frame["arm"].to_numpy(), full.frame["outcome"].to_numpy(), spec.cv.sample_rows,
                            spec.cv.seed)
         say(f"cross-validating on a stratified sample of {len(sample.rows):,} of {sample.of:,} training rows")
     train = full.subset(sample.rows) if sample is not None else full
+    train, test = _plain_propensities(train), _plain_propensities(test)
+    train_x = full_x.rows(sample.rows) if sample is not None and full_x is not None else full_x
     f = train.frame
     y, arm = f["outcome"].to_numpy(), f["arm"].to_numpy()
     folds = fold_ids(arm, y, spec.cv.folds, spec.cv.seed, groups=train.clusters)
 
     oof = pd.DataFrame(np.nan, index=f.index, columns=list(table.treatment_arms))
     fold_rows = []
-    for k, (pred, metrics) in enumerate(_cross_fit(spec, train, folds, say)):
+    for k, (pred, metrics) in enumerate(_cross_fit(spec, train, folds, say, train_x)):
         oof.iloc[np.flatnonzero(folds == k)] = pred
         fold_rows.append(metrics)
     cv_fold = pd.concat(fold_rows).rename_axis("arm").reset_index()
@@ -387,10 +450,11 @@ def validate_model(spec: ModelSpec, table: TrainingTable, *, progress: Progress 
     cv_metrics = cv_metrics.join(spread)
 
     say("refit on all training rows")
-    model = MultiArmUplift.from_table(spec, full).fit_table(full)
+    del train_x
+    model = _fit(spec, full, full_x)
     rule = _choose_rule(spec, train, oof, model)
     say("evaluate on the held-out test set")
-    held = _evaluate_heldout(model, test, rule)
+    held = _evaluate_heldout(model, test, rule, test_x)
     return ValidationReport(
         spec=spec,
         model=model,

@@ -5,7 +5,13 @@ from uplift.segments.effects import fay_herriot
 from uplift.segments.estimator import KindRows, segment_effects
 from uplift.segments.release import planner_table, released_segments
 from uplift.segments.stages import STAGES, StageChoice, select_stages, stage_table
-from uplift.segments.table import SEGMENT_COLUMNS, build_segment_table, truth_persona_mix, truth_segment_effects
+from uplift.segments.table import (
+    SEGMENT_COLUMNS,
+    build_segment_table,
+    columns_read,
+    truth_persona_mix,
+    truth_segment_effects,
+)
 
 __all__ = [
     "KindRows",
@@ -15,6 +21,7 @@ __all__ = [
     "StageChoice",
     "assign_personas",
     "build_segment_table",
+    "columns_read",
     "fay_herriot",
     "planner_table",
     "released_segments",

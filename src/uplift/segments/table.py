@@ -16,7 +16,14 @@ from scipy.stats import norm
 from uplift.additive import PART_PREFIX, part_columns
 from uplift.allocation.effects import PER_ARM_PREFIXES, shared_error_columns
 from uplift.features.library import age_band_of
-from uplift.segments.assign import PERSONA_NONE, SUPPRESSED, assign_personas, rules_for_columns, targetable_cells
+from uplift.segments.assign import (
+    PERSONA_NONE,
+    SUPPRESSED,
+    assign_personas,
+    rule_attributes,
+    rules_for_columns,
+    targetable_cells,
+)
 from uplift.segments.estimator import KindRows, segment_effects
 from uplift.segments.personamix import PersonaMix, persona_mix, persona_signal
 from uplift.segments.stages import StageChoice, declared_choice, select_stages
@@ -25,7 +32,8 @@ from uplift.specs.segments import EffectMethod, SegmentSpec
 from uplift.trainingtable import TrainingTable
 from uplift.vocabulary import split_arm
 
-__all__ = ["SEGMENT_COLUMNS", "build_segment_table", "segment_members", "truth_persona_mix", "truth_segment_effects"]
+__all__ = ["SEGMENT_COLUMNS", "build_segment_table", "columns_read", "segment_members", "truth_persona_mix",
+           "truth_segment_effects"]
 
 SEGMENT_COLUMNS = (
     "segment", "kind", "size", "rows", "arm", "message", "channel", "base_rate",
@@ -40,6 +48,15 @@ def _people(frame: pd.DataFrame) -> pd.DataFrame:
     if "age_band" not in out.columns and "age" in out.columns:
         out["age_band"] = age_band_of(out["age"])
     return out
+
+
+def columns_read(spec: SegmentSpec) -> tuple[str, ...]:
+    """The audience columns :func:`build_segment_table` reads besides a training table's keys, arm, outcome and
+    propensities: the segment dimensions, the persona rules' attributes and ``age`` (for the age band)."""
+    columns = dict.fromkeys([*spec.dimensions, "age"])
+    for rule in spec.personas:
+        columns.update(dict.fromkeys(sorted(rule_attributes(rule))))
+    return tuple(columns)
 
 
 def segment_members(frame: pd.DataFrame, spec: SegmentSpec) -> pd.DataFrame:
