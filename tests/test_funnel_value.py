@@ -167,3 +167,224 @@ def test_a_funnel_table_and_a_policy_must_declare_the_same_value():
     # a plain table and a policy without value: planned as it is
     same, events = value_plan_tables(plain, PlanningPolicy())
     assert same is plain and events == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# labels per event, each in its own window; censored windows left out
+# ---------------------------------------------------------------------------------------------
+
+
+def _handmade_folder(tmp_path: Path) -> Path:
+    import handmade
+
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    handmade.audience().to_parquet(folder / "audience.parquet", index=False)
+    handmade.exposures().to_parquet(folder / "exposures.parquet", index=False)
+    handmade.enrolments().to_parquet(folder / "enrolments.parquet", index=False)
+    return folder
+
+
+def test_each_event_is_labelled_in_its_own_window_and_censored_windows_are_left_out(tmp_path):
+    import pandas as pd
+
+    import handmade
+    from uplift.errors import DataError
+    from uplift.specs.planning import ValueEvent
+    from uplift.valuepipeline import event_rows, recorded_until
+
+    folder = _handmade_folder(tmp_path)
+    until = recorded_until(folder)
+    assert until == handmade.T2 + pd.Timedelta(days=27)  # p2's registration, the last recorded time
+    # registrations within 28 days: wave 1's windows end by then, wave 2's (T2 + 28 days) do not. p2 registered
+    # in wave 2's window already, but the other wave-2 rows cannot say they did not: all three are left out
+    reg = event_rows(folder, handmade.SPEC, ValueEvent(event="registration", weight=1, attribution_days=28), until)
+    assert reg.censored == 3 and set(reg.table.frame["wave"]) == {1}
+    assert dict(zip(reg.table.frame["person_id"], reg.table.frame["outcome"], strict=True)) == {
+        "p1": 1, "p2": 0, "p3": 0}  # p3 registered on day 30
+    assert "3 row(s) left out: their 28-day window ends after the last recorded time" in reg.describe()
+    # advice conversations within 14 days: every window is over; p1's on day 10 of wave 1 is the only one
+    advice = event_rows(folder, handmade.SPEC,
+                        ValueEvent(event="advice_conversation", weight=2, attribution_days=14), until)
+    assert advice.censored == 0 and len(advice.table.frame) == 6
+    labelled = advice.table.frame.set_index(["person_id", "wave"])["outcome"]
+    assert labelled[("p1", 1)] == 1 and labelled.sum() == 1
+    # within 70 days no window is over yet: nothing to learn from, said so
+    with pytest.raises(DataError, match="every row's 70-day window ends after the last recorded time"):
+        event_rows(folder, handmade.SPEC, ValueEvent(event="application", weight=5, attribution_days=70), until)
+    # with data recorded for longer, wave 1's 70-day windows are over
+    later = event_rows(folder, handmade.SPEC, ValueEvent(event="application", weight=5, attribution_days=70),
+                       handmade.T1 + pd.Timedelta(days=70))
+    assert later.censored == 3 and later.table.frame["outcome"].sum() == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the funnel segment table: the value estimated on the value of each row
+# ---------------------------------------------------------------------------------------------
+
+
+def _two_event_estimates(seed: int = 3, n: int = 6_000):
+    """Seeded rows, two arms and a holdout: registration and, among registrants, application; the
+    predictions the true effects plus noise. The application estimates lack the first 500 rows (censored)."""
+    import numpy as np
+    import pandas as pd
+
+    from uplift.funnel import EventEstimates
+    from uplift.specs.planning import ValueEvent
+    from uplift.trainingtable import FeatureColumn, TrainingTable
+
+    rng = np.random.default_rng(seed)
+    arms = ("holdout", "m1@meta", "m2@meta")
+    arm = rng.choice(arms, n)
+    age = rng.integers(18, 68, n)
+    gender = rng.choice(["female", "male"], n)
+    municipality = rng.choice(["Delft", "Den Haag"], n)
+    lift_reg = np.where(arm == "m1@meta", 0.04, np.where(arm == "m2@meta", 0.02, 0.0)) * (1 + (gender == "female"))
+    reg = rng.random(n) < 0.05 + lift_reg
+    app = reg & (rng.random(n) < np.where(arm == "m2@meta", 0.6, 0.3))
+    frame = pd.DataFrame({"person_id": [f"p{i}" for i in range(n)], "wave": 1, "arm": arm, "age": age,
+                          "gender": gender, "municipality": municipality,
+                          **{f"propensity__{a}": 1 / 3 for a in arms}})
+    features = (FeatureColumn("age", "numeric"),)
+    preds = {}
+    for name, p in (("registration", (0.04, 0.02)), ("application", (0.012, 0.018))):
+        scale = 1 + (gender == "female")
+        preds[name] = pd.DataFrame({"m1@meta": p[0] * scale + rng.normal(0, 0.005, n),
+                                    "m2@meta": p[1] * scale + rng.normal(0, 0.005, n)})
+
+    def estimates(event, weight, days, y, rows):
+        table = TrainingTable(frame=frame.assign(outcome=y.astype(int)).iloc[rows].reset_index(drop=True),
+                              features=features, arms=arms, control="holdout", outcome=event)
+        return EventEstimates(event=ValueEvent(event=event, weight=weight, attribution_days=days), rows=table,
+                              predictions=preds[event].iloc[rows].reset_index(drop=True))
+
+    everyone = np.arange(n)
+    return [estimates("registration", 1, 28, reg, everyone),
+            estimates("application", 5, 70, app, everyone[500:][::-1])]  # another order, censored rows gone
+
+
+def test_the_value_table_is_estimated_on_the_value_of_the_rows_every_event_observes():
+    import numpy as np
+
+    from uplift.funnel import funnel_segment_table
+    from uplift.specs.segments import SegmentSpec
+
+    spec = SegmentSpec(dimensions=("gender", "municipality"), min_size=50, personas=())
+    estimates = _two_event_estimates()
+    table = funnel_segment_table(estimates, spec)
+    assert list(dict.fromkeys(table["outcome"])) == ["value", "registration", "application"]
+    parts = {o: t.set_index(["segment", "arm"]) for o, t in table.groupby("outcome")}
+    value, reg, app = parts["value"], parts["registration"], parts["application"]
+    assert value.index.equals(reg.index) and value.index.equals(app.index)
+    # every table on the same 5,500 rows (the application's censored rows out of the registration's too)
+    assert (value["n_treated"] + value["n_control"]).equals(app["n_treated"] + app["n_control"])
+    targetable = value["kind"] == "targetable"
+    assert value.loc[targetable, "rows"].groupby("arm").sum().tolist() == [5_500, 5_500]
+    # a randomised difference is linear in the outcome: the value's observed effect is 1 x registration's
+    # + 5 x application's, cell by cell, and so is its base rate
+    assert np.allclose(value["observed"], reg["observed"] + 5 * app["observed"])
+    assert np.allclose(value["base_rate"], reg["base_rate"] + 5 * app["base_rate"])
+    # the model's part too: the value's predictions are the weighted sum of the events'
+    assert np.allclose(value["model"], reg["model"] + 5 * app["model"], equal_nan=True)
+    # every interval is the effect +- z sd, in units of value
+    assert np.allclose(value["hi"] - value["effect"], 1.2815515655446004 * value["effect_sd"])
+    assert (value["effect_sd"] > 0).all()
+    # a planner's table of it plans on value
+    from uplift.funnel import value_plan_tables
+    from uplift.segments.release import planner_table
+
+    planned, events = value_plan_tables(planner_table(table), PlanningPolicy(value=[
+        {"event": "registration", "weight": 1, "attribution_days": 28},
+        {"event": "application", "weight": 5, "attribution_days": 70}]))
+    assert set(events) == {"registration", "application"} and len(planned) == len(value)
+    assert "outcome" not in planned.columns and not planned.isna().any().any()
+
+
+# ---------------------------------------------------------------------------------------------
+# training for a value policy: one model per event, side by side, and the funnel table
+# ---------------------------------------------------------------------------------------------
+
+
+def test_training_for_a_value_policy_registers_one_model_per_event_and_plans_on_value(tmp_path, monkeypatch,
+                                                                                      strong_region):
+    import json
+
+    import pandas as pd
+    import yaml
+    from mlflow import MlflowClient
+
+    from conftest import feature_set_for
+    from uplift.config import Settings
+    from uplift.simulate import simulate
+    from uplift.simulate.world import write_world
+    from uplift.tableio import read_table
+    from uplift.tracking.uses import campaign_use
+    from uplift.valuepipeline import FUNNEL_ARTIFACT, train_value_and_log
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    folder = tmp_path / "world"
+    world = simulate(strong_region, people=5_000, waves=2, seed=5)
+    write_world(world, folder)
+    spec = tmp_path / "small.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "pooled_small", "learner": "pooled", "cv": {"folds": 2, "test_share": 0.3, "seed": 0},
+        "lightgbm": {"n_estimators": 10, "learning_rate": 0.1, "num_leaves": 7, "min_child_samples": 100}}))
+    policy = PlanningPolicy(holdout_share=0.1, value=[
+        {"event": "registration", "weight": 1, "attribution_days": 28},
+        {"event": "advice_conversation", "weight": 2, "attribution_days": 42}])
+    out = tmp_path / "funnel.parquet"
+    # data recorded until 30 days after the last assignment: wave 2's 42-day windows are not over, its 28-day
+    # ones are, and wave 1's are (waves are 42 days apart)
+    last = pd.to_datetime(world.exposures["assigned_at"], utc=True).max()
+    result = train_value_and_log(spec, folder, feature_set_for(world), policy,
+                                 observed_until=last + pd.Timedelta(days=30),
+                                 settings=Settings(workdir=tmp_path, experiment_name="value"), segments_out=out)
+    client = MlflowClient()
+    assert set(result.models) == {"registration", "advice_conversation"}
+    for event, weight, days in (("registration", "1", "28"), ("advice_conversation", "2", "42")):
+        model = result.models[event]
+        assert model.registered_model == campaign_use(event).registered_name
+        tags = client.get_run(model.run_id).data.tags
+        assert (tags["funnel_event"], tags["funnel_weight"], tags["funnel_attribution_days"]) == (event, weight, days)
+        assert int(tags["funnel_censored_rows"]) == result.censored[event]
+        version = client.get_model_version(model.registered_model, str(model.version))
+        assert version.tags["funnel_event"] == event and version.tags["funnel_weight"] == weight
+    assert result.censored == {"registration": 0, "advice_conversation": int((world.exposures["wave"] == 2).sum())}
+    run = client.get_run(result.run_id)
+    assert json.loads(run.data.tags["funnel_event_runs"]) == {e: m.run_id for e, m in result.models.items()}
+    assert run.data.metrics["censored_rows.advice_conversation"] == result.censored["advice_conversation"]
+    assert {a.path for a in client.list_artifacts(result.run_id, "segments")} == {FUNNEL_ARTIFACT}
+    written = read_table(out)
+    assert set(written["outcome"]) == {"value", "registration", "advice_conversation"}
+    assert "converters_treated" not in written.columns  # the planner's table: model estimates only
+
+
+def test_uplift_plan_on_a_funnel_table_shows_the_value_and_each_events_conversions(tmp_path, workdir):
+    import yaml
+    from typer.testing import CliRunner
+
+    from uplift.cli import app
+    from uplift.tableio import read_table, write_table
+
+    segments = write_table(two_event_table(), tmp_path / "funnel.parquet")
+    costs = tmp_path / "costs.yaml"
+    costs.write_text(yaml.safe_dump(_costs().model_dump(exclude_none=True)))
+    policy = tmp_path / "value.yaml"
+    policy.write_text(yaml.safe_dump({"holdout_share": 0.1, "value": TWO_EVENTS}))
+    out = tmp_path / "plan.csv"
+    res = CliRunner().invoke(app, ["plan", "--budget", "300", "--segments", str(segments), "--costs", str(costs),
+                                   "--policy", str(policy), "--out", str(out), "--no-prices"])
+    assert res.exit_code == 0, res.output
+    assert "incr. value (80%)" in res.output and "170.0 [" in res.output
+    assert "incremental conversions per event" in res.output
+    assert "80.0 [" in res.output and "18.0 [" in res.output  # registrations, applications
+    cells = read_table(out).set_index("segment")
+    assert cells.loc["B", "conversions__application"] == pytest.approx(16.0)
+    # the same table under a policy without the value block is refused, saying why
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("holdout_share: 0.1\n")
+    res = CliRunner().invoke(app, ["plan", "--budget", "300", "--segments", str(segments), "--costs", str(costs),
+                                   "--policy", str(plain), "--out", str(out)])
+    from uplift.errors import DataError
+
+    assert isinstance(res.exception, DataError) and "but the policy declares no value block" in str(res.exception)
