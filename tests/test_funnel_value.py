@@ -207,6 +207,10 @@ def test_each_event_is_labelled_in_its_own_window_and_censored_windows_are_left_
     advice = event_rows(folder, handmade.SPEC,
                         ValueEvent(event="advice_conversation", weight=2, attribution_days=14), until)
     assert advice.censored == 0 and len(advice.table.frame) == 6
+    assert advice.table.economics is None  # without a money value: the conversion rule
+    priced = event_rows(folder, handmade.SPEC, ValueEvent(event="advice_conversation", weight=2, attribution_days=14),
+                        until, value_per_unit=10.0)
+    assert priced.table.economics.value == 20.0  # EUR 10 per unit of value, 2 units per advice conversation
     labelled = advice.table.frame.set_index(["person_id", "wave"])["outcome"]
     assert labelled[("p1", 1)] == 1 and labelled.sum() == 1
     # within 70 days no window is over yet: nothing to learn from, said so

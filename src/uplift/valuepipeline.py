@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mlflow
@@ -67,10 +67,24 @@ def recorded_until(folder: str | Path) -> pd.Timestamp:
 
 
 def event_rows(folder: str | Path, feature_set: FeatureSetSpec, event: ValueEvent,
-               observed_until: pd.Timestamp) -> CensoredRows:
-    """The event's training table (the feature set with the event as its outcome), censored rows left out."""
+               observed_until: pd.Timestamp, *, value_per_unit: float | None = None) -> CensoredRows:
+    """The event's training table (the feature set with the event as its outcome), censored rows left out.
+
+    With ``value_per_unit`` (the value policy's ``value_per_conversion``: EUR per unit of value) a conversion
+    to the event is worth ``value_per_unit x weight`` against the contact costs of ``serve/costs.yaml``
+    (the event model's net-value targeting rule)."""
     spec = feature_set.model_copy(update={"outcome": event.outcome})
-    return without_censored(table_from_folder(folder, spec), event.attribution_days, observed_until)
+    rows = without_censored(table_from_folder(folder, spec), event.attribution_days, observed_until)
+    if value_per_unit is None:
+        return rows
+    from uplift.economics import campaign_economics
+    from uplift.specs import load_spec, project_root
+    from uplift.specs.planning import CostCatalogue
+
+    costs = load_spec(project_root() / "serve" / "costs.yaml", CostCatalogue)
+    table = rows.table
+    economics = campaign_economics(costs, value_per_unit * event.weight, table.arms, table.control)
+    return replace(rows, table=replace(table, economics=economics))
 
 
 def train_value_and_log(
@@ -110,7 +124,7 @@ def train_value_and_log(
     for event in events:
         if progress:
             progress(f"{event.event}: training table")
-        rows = event_rows(folder, feature_set, event, until)
+        rows = event_rows(folder, feature_set, event, until, value_per_unit=policy.value_per_conversion)
         model = train_and_log(spec_path, rows.table, settings=settings, data_source=str(folder),
                               outcome_event=event.event, use=campaign_use(event.event), segment_spec=segment_spec,
                               disclosure=disclosure, groups=groups, tags=event_tags(event, events, rows),
