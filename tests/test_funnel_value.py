@@ -392,3 +392,102 @@ def test_uplift_plan_on_a_funnel_table_shows_the_value_and_each_events_conversio
     from uplift.errors import DataError
 
     assert isinstance(res.exception, DataError) and "but the policy declares no value block" in str(res.exception)
+
+
+# ---------------------------------------------------------------------------------------------
+# a wave's analysis on value
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_value_difference_is_the_difference_of_mean_values_with_a_welch_interval():
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    from uplift.design.funnelvalue import value_differences
+
+    # registration (weight 1) and application (weight 5): values 0, 1 or 6 per person
+    frame = pd.DataFrame({
+        "arm": ["holdout"] * 4 + ["m@meta"] * 5,
+        "registration": [0, 0, 1, 1, 1, 1, 1, 0, 0],
+        "application": [0, 0, 0, 1, 1, 1, 0, 0, 0],
+    })
+    frame["value"] = frame["registration"] + 5 * frame["application"]
+    table = value_differences(frame, control="holdout", alpha=0.05, events=["registration", "application"])
+    control, arm = table.iloc[0], table.iloc[1]
+    # holdout: 0, 0, 1, 6 -> 7 / 4 = 1.75; the arm: 6, 6, 1, 0, 0 -> 13 / 5 = 2.6; difference 0.85
+    assert (control["n"], control["converters"], control["value_per_person"]) == (4, 2, 1.75)
+    assert (arm["n"], arm["converters"], arm["value_per_person"]) == (5, 3, 2.6)
+    assert arm["difference"] == pytest.approx(0.85)
+    welch = stats.ttest_ind([6, 6, 1, 0, 0], [0, 0, 1, 6], equal_var=False)
+    assert arm["p_value"] == pytest.approx(welch.pvalue)
+    assert (arm["ci_low"], arm["ci_high"]) == pytest.approx(tuple(welch.confidence_interval(0.95)))
+    # the variance by hand: arm values have variance 39.2 / 4 = 9.8 (n 5), holdout 24.75 / 3 = 8.25 (n 4):
+    # se^2 = 1.96 + 2.0625
+    assert ((arm["ci_high"] - arm["ci_low"]) / 2 / stats.t.ppf(0.975, arm["df"])) ** 2 == pytest.approx(4.0225)
+    assert np.isnan(control["difference"])
+
+
+def test_a_persons_value_is_left_out_where_any_of_its_windows_is_not_over():
+    import handmade
+    import pandas as pd
+
+    from uplift.design.funnelvalue import funnel_outcomes
+    from uplift.specs.planning import ValueEvent
+
+    events = [ValueEvent(event="registration", weight=1, attribution_days=28),
+              ValueEvent(event="advice_conversation", weight=2, attribution_days=14)]
+    rows = handmade.exposures()
+    got = funnel_outcomes(rows, handmade.enrolments(), events, handmade.T2 + pd.Timedelta(days=20))
+    # wave 2's 28-day windows are not over on day 20, its 14-day ones are
+    assert got.censored == {"registration": 3, "advice_conversation": 0}
+    by = got.frame.assign(wave=rows["wave"]).set_index(["person_id", "wave"])
+    assert by.loc[("p1", 1), "value"] == 3.0  # registered on day 3, advice conversation on day 10
+    assert by.loc[("p3", 1), "value"] == 0.0  # registered on day 30: outside the window
+    assert by.xs(2, level="wave")["value"].isna().all() and by.xs(2, level="wave")["advice_conversation"].eq(0).all()
+
+
+def test_uplift_experiment_analyze_reports_each_event_and_the_value(workdir):
+    import numpy as np
+    import pandas as pd
+    import yaml
+    from typer.testing import CliRunner
+
+    from uplift.cli import app
+    from uplift.tableio import read_table, write_table
+
+    rng = np.random.default_rng(0)
+    start = pd.Timestamp("2025-07-21", tz="UTC")
+    n = {"holdout": 2000, "fresh_start@meta": 4000}
+    rows, events = [], []
+    for arm, count in n.items():
+        for _ in range(count):
+            pid = f"p{len(rows):06d}"
+            msg, ch = ("none", "none") if arm == "holdout" else arm.split("@")
+            rows.append((pid, 5, arm, msg, ch, start, count / 6000, 0.0))
+            if rng.random() < (0.04 if arm == "holdout" else 0.08):
+                events.append((pid, "registration", start + pd.Timedelta(days=3)))
+                if rng.random() < 0.5:
+                    events.append((pid, "application", start + pd.Timedelta(days=40)))
+    ex = pd.DataFrame(rows, columns=["person_id", "wave", "arm", "message", "channel", "assigned_at",
+                                     "assignment_probability", "cost_eur"])
+    en = pd.DataFrame(events + [("p000000", "completed", start + pd.Timedelta(days=90))],
+                      columns=["person_id", "event", "occurred_at"])
+    write_table(ex, workdir / "ex.parquet")
+    write_table(en, workdir / "en.parquet")
+    raw = yaml.safe_load((project_root() / "experiments" / "wave5.yaml").read_text())
+    raw.update(name="one-arm", arms=["fresh_start@meta"], arm_weights={"fresh_start@meta": 1.0}, holdout_share=1 / 3)
+    spec = workdir / "one-arm.yaml"
+    spec.write_text(yaml.safe_dump(raw, sort_keys=False))
+    policy = workdir / "value.yaml"
+    policy.write_text(yaml.safe_dump({"value": TWO_EVENTS}))
+    res = CliRunner().invoke(app, ["experiment", "analyze", "--spec", str(spec), "--exposures",
+                                   str(workdir / "ex.parquet"), "--enrolments", str(workdir / "en.parquet"),
+                                   "--out", str(workdir / "an.csv"), "--value-policy", str(policy)])
+    assert res.exit_code == 0, res.output
+    assert "Each event in its own window" in res.output and "The value per person" in res.output
+    value = read_table(workdir / "an.value.csv").set_index("arm")
+    # about 0.04 x (1 + 0.5 x 5) = 0.14 on the holdout and 0.28 with the message: +0.14
+    assert value.loc["fresh_start@meta", "ci_low"] < 0.14 < value.loc["fresh_start@meta", "ci_high"]
+    assert value.loc["fresh_start@meta", "ci_low"] > 0
+    assert (value["n"] % 5 == 0).all() and value.loc["holdout", "n"] == 2000
