@@ -429,9 +429,9 @@ def test_the_value_difference_is_the_difference_of_mean_values_with_a_welch_inte
 
 
 def test_a_persons_value_is_left_out_where_any_of_its_windows_is_not_over():
-    import handmade
     import pandas as pd
 
+    import handmade
     from uplift.design.funnelvalue import funnel_outcomes
     from uplift.specs.planning import ValueEvent
 
