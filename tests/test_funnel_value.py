@@ -361,6 +361,19 @@ def test_training_for_a_value_policy_registers_one_model_per_event_and_plans_on_
     written = read_table(out)
     assert set(written["outcome"]) == {"value", "registration", "advice_conversation"}
     assert "converters_treated" not in written.columns  # the planner's table: model estimates only
+    assert "group__migration_background" in written.columns  # each segment's composition, for the floors
+    # `uplift plan` under the policy finds the latest funnel table made for its value; both models are champions
+    from uplift.valuepipeline import latest_funnel_table
+
+    settings = Settings(workdir=tmp_path, experiment_name="value")
+    found, label, notes = latest_funnel_table(settings, policy.value_events)
+    pd.testing.assert_frame_equal(found, written)
+    assert label == f"funnel-value run {result.run_id[:8]}" and notes == []
+    from uplift.errors import ModelNotFoundError
+
+    other = PlanningPolicy(value=[{"event": "registration", "weight": 1, "attribution_days": 20}])
+    with pytest.raises(ModelNotFoundError, match="no funnel segment table for value = 1 x registration \\(20 days"):
+        latest_funnel_table(settings, other.value_events)
 
 
 def test_uplift_plan_on_a_funnel_table_shows_the_value_and_each_events_conversions(tmp_path, workdir):

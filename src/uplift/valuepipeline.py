@@ -22,7 +22,14 @@ from uplift.config import Settings, tracking_uri
 from uplift.funnel import CensoredRows, EventEstimates, funnel_segment_table, last_recorded, without_censored
 from uplift.funnel.value import describe_value
 from uplift.inputs import locate_inputs
-from uplift.pipeline import Progress, TrainedModel, load_segment_spec, table_from_folder, train_and_log
+from uplift.pipeline import (
+    Progress,
+    TrainedModel,
+    load_priority_groups,
+    load_segment_spec,
+    table_from_folder,
+    train_and_log,
+)
 from uplift.segments.composition import PriorityGroups
 from uplift.segments.release import planner_table
 from uplift.specs.disclosure import DisclosurePolicy
@@ -133,7 +140,8 @@ def train_value_and_log(
         estimates.append(EventEstimates.from_report(event, model.report))
     if progress:
         progress("value segment table")
-    table = funnel_segment_table(estimates, segment_spec)
+    groups = groups if groups is not None else load_priority_groups()
+    table = funnel_segment_table(estimates, segment_spec, groups)
     run_id = _log_value_run(table, events, models, censored, until, settings)
     if segments_out is not None:
         write_table(planner_table(table), segments_out)
@@ -163,3 +171,43 @@ def _log_value_run(table: pd.DataFrame, events: tuple[ValueEvent, ...], models: 
             planner_table(table).to_parquet(path, index=False)
             mlflow.log_artifact(str(path), str(Path(FUNNEL_ARTIFACT).parent))
     return run.info.run_id
+
+
+def latest_funnel_table(settings: Settings, events: tuple[ValueEvent, ...]) -> tuple[pd.DataFrame, str, list[str]]:
+    """The funnel segment table of the latest ``funnel-value`` run made for ``events`` (same events, weights and
+    windows), a label, and notes naming its event models that are not their use's ``settings.alias`` now.
+
+    Raises
+    ------
+    ModelNotFoundError
+        No such run in the settings' experiment.
+    """
+    from mlflow import MlflowClient
+
+    from uplift.errors import ModelNotFoundError
+
+    uri = tracking_uri(settings)
+    client = MlflowClient(uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name(settings.experiment_name)
+    value = describe_value(events)
+    runs = [] if experiment is None else client.search_runs(
+        [experiment.experiment_id], filter_string="attributes.run_name = 'funnel-value'",
+        order_by=["attributes.start_time DESC"], max_results=200)
+    runs = [r for r in runs if r.data.tags.get("funnel_value") == value]
+    if not runs:
+        raise ModelNotFoundError(f"no funnel segment table for {value} in experiment {settings.experiment_name!r}; "
+                                 "make one with `uplift train --value-policy POLICY` (or pass --segments)")
+    run = runs[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        table = pd.read_parquet(client.download_artifacts(run.info.run_id, FUNNEL_ARTIFACT, tmp))
+    notes = []
+    for event, name_version in json.loads(run.data.tags.get("funnel_event_models", "{}")).items():
+        name, _, version = name_version.rpartition(" v")
+        try:
+            current = client.get_model_version_by_alias(name, settings.alias).version
+        except Exception:  # noqa: BLE001 - no alias set: the note says so
+            current = None
+        if str(current) != version:
+            notes.append(f"{event}: the table's model is {name} v{version}, the {settings.alias} is "
+                         f"{'none' if current is None else 'v' + str(current)}")
+    return table, f"funnel-value run {run.info.run_id[:8]}", notes

@@ -67,7 +67,9 @@ def _events_table(per_event, rules, level: str) -> Table:
 def plan_command(
     budget: Annotated[float, typer.Option(help="Budget in EUR for the next wave.")],
     model: Annotated[str, typer.Option(help="Registry alias or version whose segment table to use.")] = "champion",
-    segments: Annotated[Path | None, typer.Option(help="A segment table file instead of the model's.")] = None,
+    segments: Annotated[Path | None, typer.Option(help="A segment table file instead of the model's (under a "
+                                                     "policy with a value block: instead of the latest funnel "
+                                                     "table made for it).")] = None,
     kind: Annotated[str, typer.Option(help="Segment kind to plan over: targetable or persona.")] = "targetable",
     costs: Annotated[Path | None, typer.Option(help="Cost catalogue (default serve/costs.yaml).")] = None,
     policy: Annotated[Path | None, typer.Option(help="Planning policy (default serve/policy.yaml).")] = None,
@@ -97,8 +99,14 @@ def plan_command(
     policy_path = policy or root / "serve" / "policy.yaml"
     rules = load_spec(policy_path, PlanningPolicy)
     rules = apply_overrides(rules, parse_overrides(set_), source="--set")
+    notes: list[str] = []
     if segments is not None:
         table, label = read_table(segments), str(segments)
+    elif rules.value is not None:  # a plan on value: the latest funnel table made for the policy's value
+        from uplift.config import get_settings
+        from uplift.valuepipeline import latest_funnel_table
+
+        table, label, notes = latest_funnel_table(get_settings(), rules.value_events)
     else:
         table, label = load_model_segments(model)
     table = table[table["kind"] == kind] if "kind" in table.columns else table
@@ -160,7 +168,7 @@ def plan_command(
                       "is the closest relaxation")
     for c in result.conflicts:
         console.print(f"[red]conflict:[/] {c}")
-    for n in result.notes:
+    for n in (*result.notes, *notes):
         console.print(f"[dim]note:[/] {n}")
     console.print(f"wrote {out}")
     if manifest is not None:

@@ -27,6 +27,7 @@ import pandas as pd
 from uplift.allocation.effects import shared_error_columns
 from uplift.errors import DataError
 from uplift.segments import build_segment_table
+from uplift.segments.composition import PriorityGroups, with_composition
 from uplift.specs.planning import ValueEvent
 from uplift.specs.segments import SegmentSpec
 from uplift.trainingtable import TrainingTable
@@ -117,13 +118,16 @@ def _scaled(table: pd.DataFrame, factor: float) -> pd.DataFrame:
     return out
 
 
-def funnel_segment_table(estimates: Sequence[EventEstimates], spec: SegmentSpec) -> pd.DataFrame:
+def funnel_segment_table(estimates: Sequence[EventEstimates], spec: SegmentSpec,
+                         groups: PriorityGroups | None = None) -> pd.DataFrame:
     """The value's segment table stacked on each event's, all on the rows every event observes.
 
     Columns: those of :func:`~uplift.segments.build_segment_table`, plus :data:`OUTCOME_COLUMN`
-    (``value`` or the event), ``weight`` and ``attribution_days`` (empty on the value's rows). The
-    value's rows come first; the table's ``attrs`` are the value table's (the stages its estimator
-    kept and the calibration of a plan's promise). The estimates' events must differ.
+    (``value`` or the event), ``weight`` and ``attribution_days`` (empty on the value's rows), and with
+    ``groups`` each segment's share of every priority group (``group__<name>``,
+    :func:`uplift.segments.composition.with_composition`, counted on those rows). The value's rows come
+    first; the table's ``attrs`` are the value table's (the stages its estimator kept and the calibration
+    of a plan's promise). The estimates' events must differ.
     """
     if not estimates:
         raise DataError("a value needs at least one event's estimates")
@@ -149,4 +153,4 @@ def funnel_segment_table(estimates: Sequence[EventEstimates], spec: SegmentSpec)
         parts.append(table)
     out = pd.concat(parts, ignore_index=True)
     out.attrs = dict(value.attrs)
-    return out
+    return out if groups is None else with_composition(out, rows.frame, spec, groups)
