@@ -504,3 +504,16 @@ def test_uplift_experiment_analyze_reports_each_event_and_the_value(workdir):
     assert value.loc["fresh_start@meta", "ci_low"] < 0.14 < value.loc["fresh_start@meta", "ci_high"]
     assert value.loc["fresh_start@meta", "ci_low"] > 0
     assert (value["n"] % 5 == 0).all() and value.loc["holdout", "n"] == 2000
+
+
+def test_the_service_refuses_a_value_it_would_not_plan_on():
+    from uplift.api.handlers import RequestFieldError
+    from uplift.api.planning import PlanService
+    from uplift.api.schemas import PlanRequest
+
+    service = PlanService(costs=_costs(), policy=PlanningPolicy(), min_segment_size=10, cache_size=0)
+    request = PlanRequest.model_validate({"budget": 100.0, "policy": {"value": TWO_EVENTS}})
+    with pytest.raises(RequestFieldError, match="the service plans on its model's registrations") as caught:
+        service.rules_for(request)
+    assert caught.value.loc == ("body", "policy", "value")
+    assert service.rules_for(PlanRequest.model_validate({"budget": 100.0}))[1].value is None
