@@ -223,7 +223,7 @@ def test_each_event_is_labelled_in_its_own_window_and_censored_windows_are_left_
 
 
 # ---------------------------------------------------------------------------------------------
-# the funnel segment table: the value estimated on the value of each row
+# the funnel segment table: the value and each event
 # ---------------------------------------------------------------------------------------------
 
 
@@ -267,7 +267,38 @@ def _two_event_estimates(seed: int = 3, n: int = 6_000):
             estimates("application", 5, 70, app, everyone[500:][::-1])]  # another order, censored rows gone
 
 
-def test_the_value_table_is_estimated_on_the_value_of_the_rows_every_event_observes():
+def test_the_value_of_a_cell_sums_the_events_effects_and_errors_by_hand():
+    import pandas as pd
+
+    from uplift.errors import DataError
+    from uplift.funnel import value_rows
+    from uplift.specs.planning import ValueEvent
+
+    def cell(effect, sd, calibration, arm_level):
+        return pd.DataFrame({"segment": ["A"], "arm": ["m@meta"], "size": [500], "effect": [effect],
+                             "effect_sd": [sd], "calibration_load_1": [calibration], "arm_level_load": [arm_level],
+                             "observed": [effect], "model": [effect], "base_rate": [0.01]})
+
+    reg = ValueEvent(event="registration", weight=1, attribution_days=28)
+    app = ValueEvent(event="application", weight=5, attribution_days=70)
+    # registration: own error sqrt(0.005^2 - 0.003^2) = 0.004; application: sqrt(0.0015^2 - 0.0005^2 - 0.001^2)
+    # = 0.001. The value: effect 0.02 + 5 x 0.004 = 0.04, own 0.004 + 5 x 0.001 = 0.009, calibration loading
+    # 0.003 + 5 x 0.0005 = 0.0055, arm level 5 x 0.001 = 0.005: sd sqrt(81 + 30.25 + 25) x 1e-3
+    value = value_rows([(reg, cell(0.02, 0.005, 0.003, 0.0)), (app, cell(0.004, 0.0015, 0.0005, 0.001))], 0.8)
+    row = value.iloc[0]
+    assert row["effect"] == pytest.approx(0.04) and row["base_rate"] == pytest.approx(0.06)
+    assert (row["calibration_load_1"], row["arm_level_load"]) == pytest.approx((0.0055, 0.005))
+    assert row["effect_sd"] == pytest.approx(136.25**0.5 * 1e-3)
+    assert (row["lo"], row["hi"]) == pytest.approx((0.04 - Z80 * row["effect_sd"], 0.04 + Z80 * row["effect_sd"]))
+    assert row["size"] == 500
+    # no wider than the events' intervals added up, no narrower than were they independent
+    assert (0.005**2 + (5 * 0.0015) ** 2) ** 0.5 < row["effect_sd"] <= 0.005 + 5 * 0.0015
+    other = cell(0.004, 0.0015, 0.0005, 0.001).assign(segment="B")
+    with pytest.raises(DataError, match="application: its segment table holds other \\(segment, arm\\) cells"):
+        value_rows([(reg, cell(0.02, 0.005, 0.003, 0.0)), (app, other)], 0.8)
+
+
+def test_the_funnel_table_holds_the_value_and_each_event_on_the_rows_every_event_observes():
     import numpy as np
 
     from uplift.funnel import funnel_segment_table
@@ -284,8 +315,9 @@ def test_the_value_table_is_estimated_on_the_value_of_the_rows_every_event_obser
     assert (value["n_treated"] + value["n_control"]).equals(app["n_treated"] + app["n_control"])
     targetable = value["kind"] == "targetable"
     assert value.loc[targetable, "rows"].groupby("arm").sum().tolist() == [5_500, 5_500]
-    # a randomised difference is linear in the outcome: the value's observed effect is 1 x registration's
-    # + 5 x application's, cell by cell, and so is its base rate
+    # the value's effect is 1 x registration's + 5 x application's, cell by cell; so is its observed difference
+    # (a randomised difference is linear in the outcome) and its base rate
+    assert np.allclose(value["effect"], reg["effect"] + 5 * app["effect"])
     assert np.allclose(value["observed"], reg["observed"] + 5 * app["observed"])
     assert np.allclose(value["base_rate"], reg["base_rate"] + 5 * app["base_rate"])
     # the model's part too: the value's predictions are the weighted sum of the events'

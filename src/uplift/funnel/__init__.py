@@ -3,9 +3,8 @@
 
 - :mod:`uplift.funnel.censoring`: an event's rows whose attribution window reaches past the end of the
   recorded data are left out of its training, and counted.
-- :mod:`uplift.funnel.value`: the value segment table, estimated on each row's value
-  ``Y_v = sum_e w_e label_e`` with the predictions ``sum_e w_e pred_e`` (so the intervals carry the
-  covariance between the events), stacked with every event's own segment table on the same rows.
+- :mod:`uplift.funnel.value`: the value segment table: each event's calibrated effects on the same rows,
+  and the value's, ``sum_e w_e tau_e``, with an interval that takes the events' errors as moving together.
 - :mod:`uplift.funnel.conversions`: a plan on value scored per event (expected incremental
   conversions with their intervals).
 """
@@ -17,11 +16,11 @@ from uplift.funnel.value import (
     VALUE,
     EventEstimates,
     funnel_segment_table,
-    value_outcome,
+    value_rows,
 )
 
 __all__ = [
     "CensoredRows", "last_recorded", "without_censored",
     "EventConversions", "event_conversions", "value_plan_tables",
-    "OUTCOME_COLUMN", "VALUE", "EventEstimates", "funnel_segment_table", "value_outcome",
+    "OUTCOME_COLUMN", "VALUE", "EventEstimates", "funnel_segment_table", "value_rows",
 ]
