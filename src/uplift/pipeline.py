@@ -203,6 +203,7 @@ def train_and_log(
     disclosure: DisclosurePolicy | None = None,
     groups: PriorityGroups | None = None,
     progress: Progress | None = None,
+    tags: dict[str, str] | None = None,
 ) -> TrainedModel:
     """Validate one model spec on ``table``, log it to MLflow, register it under its use's name, apply the gate.
 
@@ -212,7 +213,8 @@ def train_and_log(
     (default: the policy file named by ``settings.disclosure``, else ``serve/disclosure.yaml``); the
     returned :attr:`TrainedModel.segments` is the full, internal table. The segment tables get each
     segment's share of every priority group (``groups``, default ``serve/groups.yaml`` when the project
-    has one; :func:`uplift.segments.composition.with_composition`).
+    has one; :func:`uplift.segments.composition.with_composition`). ``tags`` go on the run and the
+    registered version.
     """
     from uplift.tracking.runs import configure, log_training
 
@@ -262,6 +264,7 @@ def train_and_log(
         disclosure=disclosure,
         gate_segments=planner_table(gate_segments) if gate_segments is not None else None,
         segment_spec=segment_spec,
+        tags=tags,
     )
     return TrainedModel(
         spec=spec,

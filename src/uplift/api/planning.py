@@ -181,6 +181,10 @@ class PlanService:
             policy = apply_overrides(self.policy, request.policy, source="policy")
         except SpecError as exc:
             raise RequestFieldError(str(exc), ("body", "policy")) from None
+        if policy.value is not None:  # the service plans on its model's one outcome: never call that a value
+            raise RequestFieldError("policy: value: the service plans on its model's registrations; a plan on value "
+                                    "along the funnel is made with `uplift plan --policy` on a funnel segment table",
+                                    ("body", "policy", "value"))
         try:
             costs = apply_overrides(self.costs, request.costs, source="costs")
         except SpecError as exc:

@@ -11,7 +11,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from uplift.cli.app import app, console, disclosure_policy
+from uplift.cli.app import app, console, disclosure_policy, fail
 from uplift.errors import DataError, SchemaError
 from uplift.specs.experiment import ExperimentSpec
 from uplift.specs.planning import CostCatalogue
@@ -460,6 +460,62 @@ def released_summary(analysis, policy) -> str:
     return text
 
 
+def _value_section(exp: ExperimentSpec, exposures: pd.DataFrame, enrolments: pd.DataFrame, value_policy: Path,
+                   out: Path, policy) -> None:
+    """Each event of the value in its own window (exact intervals) and the value per arm (Welch interval),
+    as released under ``policy``; the value table is written beside ``out``."""
+    from uplift.design import Inference, analyze
+    from uplift.design.funnelvalue import funnel_outcomes, released_value_differences, value_differences
+    from uplift.design.release import released_analysis
+    from uplift.funnel import last_recorded
+    from uplift.funnel.value import describe_value
+    from uplift.specs import load_spec
+    from uplift.specs.planning import PlanningPolicy
+    from uplift.tableio import write_table
+
+    events = load_spec(value_policy, PlanningPolicy).value_events
+    if events is None:
+        fail(f"{value_policy}: no 'value' block; expected the funnel events the value adds up")
+    rows = exposures[exposures["wave"] == exp.wave].reset_index(drop=True)
+    until = last_recorded(enrolments["occurred_at"], exposures["assigned_at"])
+    outcomes = funnel_outcomes(rows, enrolments, events, until)
+    inference = Inference.from_spec(exp)
+    level = f"{1 - inference.alpha:.0%}"
+    t = Table(title=f"Each event in its own window against {exp.control} (exact {level} intervals; data recorded "
+                    f"until {until:%Y-%m-%d})")
+    for col in ("event", "arm", "effect /1,000", "interval", "people left out (window not over)"):
+        t.add_column(col, justify="left" if col in ("event", "arm") else "right")
+    for e in events:
+        frame = outcomes.frame.dropna(subset=[e.event]).astype({e.event: int})
+        if not (frame["arm"] == exp.control).any():
+            t.add_row(e.event, "-", "-", "-", f"{outcomes.censored[e.event]:,}")
+            continue
+        arms = released_analysis(analyze(frame, outcome_col=e.event, control=exp.control, inference=inference),
+                                 policy).treatment
+        for r in arms.itertuples():
+            shown = pd.notna(r.effect)
+            t.add_row(e.event, r.arm, f"{1000 * r.effect:+.2f}" if shown else "withheld",
+                      f"[{1000 * r.ci_low:+.2f}, {1000 * r.ci_high:+.2f}]" if shown else "",
+                      f"{outcomes.censored[e.event]:,}")
+    console.print(t)
+    table = released_value_differences(value_differences(outcomes.frame, control=exp.control, alpha=inference.alpha,
+                                                         events=[e.event for e in events]), exp.control, policy)
+    v = Table(title=f"The value per person against {exp.control} ({describe_value(events)}; Welch {level} interval, "
+                    "people with every window over)")
+    for col in ("arm", "people", "value /1,000", "difference /1,000", "interval"):
+        v.add_column(col, justify="left" if col == "arm" else "right")
+    for r in table.itertuples():
+        n = "-" if pd.isna(r.n) else f"{int(r.n):,}"
+        value = "withheld" if pd.isna(r.value_per_person) else f"{1000 * r.value_per_person:.1f}"
+        diff = "" if r.arm == exp.control else ("withheld" if pd.isna(r.difference) else f"{1000 * r.difference:+.1f}")
+        interval = "" if r.arm == exp.control or pd.isna(r.ci_low) else \
+            f"[{1000 * r.ci_low:+.1f}, {1000 * r.ci_high:+.1f}]"
+        v.add_row(r.arm, n, value, diff, interval)
+    console.print(v)
+    path = write_table(table, beside(out, "value"))
+    console.print(f"wrote {path}", highlight=False)
+
+
 @experiment_app.command("analyze")
 def analyze_command(
     spec: Annotated[Path, typer.Option(help="Experiment spec (experiments/*.yaml).")],
@@ -478,6 +534,9 @@ def analyze_command(
                                                    "names its own).")] = None,
     groups: Annotated[Path | None, typer.Option(help="Priority groups (default serve/groups.yaml), per group "
                                                 "with --plan and --audience.")] = None,
+    value_policy: Annotated[Path | None, typer.Option(
+        "--value-policy", help="A planning policy with a 'value' block (e.g. serve/policy_funnel.yaml): also each "
+        "event's effect in its own window and the effect on the value.")] = None,
 ) -> None:
     """Per arm (and segment) verdict against the holdout, adjusted for many arms; CUPED where it applies; SRM."""
     from uplift.cli.score import load_history
@@ -517,6 +576,8 @@ def analyze_command(
     if plan_file is not None and "design_cell" in frame.columns:
         _promised_section(frame, plan_file, exp, plan, out, run_id, model=plan_model or plan_file.model,
                           people=people, groups_path=groups)
+    if value_policy is not None:
+        _value_section(exp, ex, en, value_policy, out, policy)
     used = int((result.treatment["method"] == "cuped").sum())
     console.print(f"\ncovariates (CUPED): {', '.join(covariates) or 'none (constant in this wave)'}, used for "
                   f"{used} of {len(result.treatment)} arms; {exp.multiplicity} adjustment; "

@@ -50,11 +50,26 @@ def _rules_table(prices, level: str) -> Table:
     return t
 
 
+def _events_table(per_event, rules, level: str) -> Table:
+    """A value plan's expected incremental conversions per funnel event, with their intervals."""
+    from uplift.funnel.value import describe_value
+
+    t = Table(title=f"The recommended plan's incremental conversions per event ({describe_value(rules.value_events)})")
+    for col in ("event", "weight", "window (days)", f"incr. conversions ({level})", "value"):
+        t.add_column(col, justify="left" if col == "event" else "right")
+    for e in per_event:
+        t.add_row(e.event, f"{e.weight:g}", str(e.attribution_days), f"{e.expected:.1f} [{e.lo:.1f}, {e.hi:.1f}]",
+                  f"{e.weight * e.expected:.1f}")
+    return t
+
+
 @app.command("plan")
 def plan_command(
     budget: Annotated[float, typer.Option(help="Budget in EUR for the next wave.")],
     model: Annotated[str, typer.Option(help="Registry alias or version whose segment table to use.")] = "champion",
-    segments: Annotated[Path | None, typer.Option(help="A segment table file instead of the model's.")] = None,
+    segments: Annotated[Path | None, typer.Option(help="A segment table file instead of the model's (under a "
+                                                     "policy with a value block: instead of the latest funnel "
+                                                     "table made for it).")] = None,
     kind: Annotated[str, typer.Option(help="Segment kind to plan over: targetable or persona.")] = "targetable",
     costs: Annotated[Path | None, typer.Option(help="Cost catalogue (default serve/costs.yaml).")] = None,
     policy: Annotated[Path | None, typer.Option(help="Planning policy (default serve/policy.yaml).")] = None,
@@ -74,6 +89,7 @@ def plan_command(
     """Recommend contacts and spend per segment x message x channel under costs, caps and fairness floors."""
     from uplift.allocation import cost_range, plan
     from uplift.cli.segments import load_model_segments
+    from uplift.funnel import event_conversions, value_plan_tables
     from uplift.specs import load_spec, project_root
     from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
     from uplift.tableio import read_table, write_table
@@ -83,8 +99,14 @@ def plan_command(
     policy_path = policy or root / "serve" / "policy.yaml"
     rules = load_spec(policy_path, PlanningPolicy)
     rules = apply_overrides(rules, parse_overrides(set_), source="--set")
+    notes: list[str] = []
     if segments is not None:
         table, label = read_table(segments), str(segments)
+    elif rules.value is not None:  # a plan on value: the latest funnel table made for the policy's value
+        from uplift.config import get_settings
+        from uplift.valuepipeline import latest_funnel_table
+
+        table, label, notes = latest_funnel_table(get_settings(), rules.value_events)
     else:
         table, label = load_model_segments(model)
     table = table[table["kind"] == kind] if "kind" in table.columns else table
@@ -98,9 +120,11 @@ def plan_command(
         fail(f"no {kind} segments in {label}")
     if handoff is not None and wave is None:
         fail("--handoff needs --wave, the wave the plan is for (utm_campaign=wave-<n>)")
+    table, events = value_plan_tables(table, rules, source=label)
     result = plan(table, budget=budget, costs=catalogue, policy=rules, strict=strict, prices=prices, source=label,
                   policy_source=str(policy_path))
-    write_table(result.cells, out)
+    cells, per_event = event_conversions(result.cells, events, rules) if events else (result.cells, ())
+    write_table(cells, out)
     manifest = None
     if handoff is not None:
         from uplift.cli.handoff import write_plan_handoff
@@ -112,8 +136,9 @@ def plan_command(
     t = Table(title=f"Budget split for {_eur(budget)} ({label}, {kind} segments): top {min(top, len(funded))} of "
                     f"{len(funded)} funded cells")
     level = f"{rules.interval:.0%}"
-    for col in ("segment", "arm", "contacts", "spend", f"incr. conv. ({level})", f"€ / conv. ({level})",
-                "€ next conv."):
+    unit = "value" if events else "conv."
+    for col in ("segment", "arm", "contacts", "spend", f"incr. {unit} ({level})", f"€ / {unit} ({level})",
+                f"€ next {unit}"):
         t.add_column(col, justify="left" if col in ("segment", "arm") else "right")
     for r in funded.head(top).itertuples():
         t.add_row(r.segment, r.arm, f"{r.contacts:,}", _eur(r.spend),
@@ -122,8 +147,8 @@ def plan_command(
     console.print(t)
 
     s = Table(title="Totals beside the reference plans")
-    for col in ("plan", "spend", "contacts", "holdout", f"incr. conversions ({level})", f"€ / conv. ({level})",
-                "€ next conv.", f"recommended adds ({level}, paired)"):
+    for col in ("plan", "spend", "contacts", "holdout", f"incr. {'value' if events else 'conversions'} ({level})",
+                f"€ / {unit} ({level})", f"€ next {unit}", f"recommended adds ({level}, paired)"):
         s.add_column(col, justify="left" if col == "plan" else "right")
     for name, tot in (("recommended", result.totals), *result.references.items()):
         gain = result.gains.get(name)
@@ -134,6 +159,8 @@ def plan_command(
                   "" if gain is None else f"{gain.extra_conversions:+.1f} [{gain.lo:+.1f}, {gain.hi:+.1f}], "
                                           f"P(more) {gain.probability_better:.0%}")
     console.print(s)
+    if per_event:
+        console.print(_events_table(per_event, rules, level))
     if result.rules:
         console.print(_rules_table(result.rules, level))
     if result.status != "optimal":
@@ -141,7 +168,7 @@ def plan_command(
                       "is the closest relaxation")
     for c in result.conflicts:
         console.print(f"[red]conflict:[/] {c}")
-    for n in result.notes:
+    for n in (*result.notes, *notes):
         console.print(f"[dim]note:[/] {n}")
     console.print(f"wrote {out}")
     if manifest is not None:

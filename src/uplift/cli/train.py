@@ -138,6 +138,15 @@ def train(
         "--groups-region", help="Region declaration whose neighbourhoods' deprivation the priority groups read "
         "(default: serve/groups.yaml's deprivation_from; a simulated folder has its "
         "own in truth/region.yaml).")] = None,
+    value_policy: Annotated[Path | None, typer.Option(
+        "--value-policy", help="A planning policy with a 'value' block (e.g. serve/policy_funnel.yaml): one model "
+        "per funnel event, side by side, and the funnel segment table (needs --data).")] = None,
+    value_out: Annotated[Path, typer.Option(
+        "--value-out", help="Where --value-policy writes the funnel segment table `uplift plan --segments` "
+        "reads.")] = Path("out/funnel_segments.parquet"),
+    observed_until: Annotated[str | None, typer.Option(
+        "--observed-until", help="With --value-policy: where the data end, YYYY-MM-DD[THH:MM] UTC (default: the "
+        "last recorded event or assignment); windows ending later are censored.")] = None,
 ) -> None:
     """Cross-validate each spec, log runs to MLflow, register the models, move the alias past the gate.
 
@@ -152,6 +161,11 @@ def train(
 
     policy = disclosure_policy()  # what the runs' released tables may show
     specs = specs or [project_root() / "models" / "pooled_lightgbm.yaml"]
+    if value_policy is not None:
+        _train_value(specs, value_policy, data=data, table=table, experiment_csv=experiment_csv,
+                     feature_set=feature_set, groups_region=groups_region, out=value_out,
+                     observed_until=observed_until, disclosure=policy)
+        return
     tbl, use, event, source = _load_table(data, table, experiment_csv, mapping, outcome, feature_set)
     truth_frame = read_table(truth) if truth is not None else None
     groups = load_priority_groups(region=load_spec(groups_region, RegionSpec)) if groups_region is not None else None
@@ -164,3 +178,52 @@ def train(
                               progress=lambda m, s=status, n=spec_path.stem: s.update(f"{n}: {m}"))
             )
     print_results(results)
+
+
+def _train_value(specs: list[Path], value_policy: Path, *, data: Path | None, table: Path | None,
+                 experiment_csv: Path | None, feature_set: str, groups_region: Path | None, out: Path,
+                 observed_until: str | None, disclosure) -> None:
+    """``uplift train --value-policy``: one model per event of the policy's value, then the funnel table."""
+    import pandas as pd
+
+    from uplift.config import get_settings
+    from uplift.pipeline import load_feature_set, load_priority_groups
+    from uplift.specs import load_spec
+    from uplift.specs.planning import PlanningPolicy
+    from uplift.specs.region import RegionSpec
+    from uplift.valuepipeline import train_value_and_log
+
+    if table is not None or experiment_csv is not None:
+        fail("--value-policy trains one model per funnel event from the three inputs: give --data, not --table "
+             "or --experiment-csv")
+    if len(specs) != 1:
+        fail(f"--value-policy trains one model spec per event; got {len(specs)} specs")
+    until = None
+    if observed_until is not None:
+        try:
+            until = pd.Timestamp(observed_until)
+        except ValueError:
+            fail(f"--observed-until {observed_until!r}: expected a date, YYYY-MM-DD[THH:MM]")
+        until = until.tz_localize("UTC") if until.tzinfo is None else until.tz_convert("UTC")
+    rules = load_spec(value_policy, PlanningPolicy)
+    if rules.value is None:
+        fail(f"{value_policy}: no 'value' block; expected the funnel events a plan's value adds up "
+             "(see serve/policy_funnel.yaml)")
+    groups = load_priority_groups(region=load_spec(groups_region, RegionSpec)) if groups_region is not None else None
+    folder = data or Path("data/sim")
+    with console.status("value along the funnel") as status:
+        result = train_value_and_log(specs[0], folder, load_feature_set(feature_set), rules, settings=get_settings(),
+                                     segments_out=out, observed_until=until, disclosure=disclosure, groups=groups,
+                                     progress=lambda m: status.update(m))
+    print_results(list(result.models.values()))
+    t = Table(title=f"Value along the funnel (data recorded until {result.observed_until:%Y-%m-%d %H:%M} UTC)")
+    for col in ("event", "weight", "window (days)", "rows left out (window not over)", "model"):
+        t.add_column(col, justify="left" if col in ("event", "model") else "right")
+    for e in result.events:
+        m = result.models[e.event]
+        mark = "promoted" if m.promoted else "not promoted"
+        t.add_row(e.event, f"{e.weight:g}", str(e.attribution_days), f"{result.censored[e.event]:,}",
+                  f"{m.registered_model} v{m.version} ({mark})")
+    console.print(t)
+    console.print(f"funnel segment table: run {result.run_id[:8]}; wrote {out} "
+                  f"(plan on it: uplift plan --segments {out} --policy {value_policy})", highlight=False)

@@ -14,6 +14,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from uplift.errors import SpecError
 from uplift.specs import Spec
+from uplift.specs.features import OutcomeSpec
+from uplift.vocabulary import FUNNEL_EVENTS
 
 __all__ = [
     "ReachTier",
@@ -22,6 +24,7 @@ __all__ = [
     "CoverageFloor",
     "FairnessFloor",
     "PlanningPolicy",
+    "ValueEvent",
     "SEGMENT_KINDS",
     "TARGETING_DIMENSIONS",
     "HANDOFF_KINDS",
@@ -258,6 +261,28 @@ def _binds(segment_kinds: tuple[str, ...] | None, segment_kind: str | None) -> b
     return segment_kinds is None or segment_kind is None or segment_kind in segment_kinds
 
 
+class ValueEvent(Spec):
+    """One funnel event of a plan's value: its ``weight`` (what one such conversion counts for in the
+    value) and its own attribution window (the event counts if it happens in ``[assigned_at,
+    assigned_at + attribution_days)``)."""
+
+    event: str
+    weight: float = Field(gt=0, allow_inf_nan=False, description="what one conversion to the event counts for")
+    attribution_days: int = Field(gt=0, le=366)
+
+    @field_validator("event")
+    @classmethod
+    def _known_event(cls, v: str) -> str:
+        if v not in FUNNEL_EVENTS:
+            raise ValueError(f"{v!r} is not a funnel event; expected one of {', '.join(FUNNEL_EVENTS)}")
+        return v
+
+    @property
+    def outcome(self) -> OutcomeSpec:
+        """The event as a model's outcome (the feature set's ``outcome`` with this event and window)."""
+        return OutcomeSpec(event=self.event, attribution_days=self.attribution_days)
+
+
 class PlanningPolicy(Spec):
     """The rules a budget split must keep (``serve/policy.yaml``).
 
@@ -280,7 +305,11 @@ class PlanningPolicy(Spec):
     seed : seed of the exploration draws and of the floors' draws.
     value_per_conversion : EUR one conversion is worth; when given, a campaign model's targeting rule and its
         scores weigh each arm's uplift at this value against the arm's contact cost (the channel's base cost
-        per contact in ``serve/costs.yaml``): net-value targeting (:mod:`uplift.modeling.netvalue`).
+        per contact in ``serve/costs.yaml``): net-value targeting (:mod:`uplift.modeling.netvalue`). With a
+        ``value`` block it is EUR per unit of that value (a conversion of weight 1).
+    value : the funnel events a plan's outcome adds up, each with its weight and attribution window
+        (:class:`ValueEvent`, :mod:`uplift.funnel`); None: the outcome is the feature set's (registration),
+        weight 1.
     """
 
     min_spend: dict[str, float] = Field(default_factory=dict)
@@ -295,6 +324,28 @@ class PlanningPolicy(Spec):
     interval: float = Field(default=0.8, gt=0, lt=1)
     seed: int = 0
     value_per_conversion: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    value: tuple[ValueEvent, ...] | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _value_events(cls, value: tuple[ValueEvent, ...] | None) -> tuple[ValueEvent, ...] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("expected at least one funnel event (event, weight, attribution_days); leave the "
+                             "block out for registrations alone")
+        events = [v.event for v in value]
+        repeated = sorted({e for e in events if events.count(e) > 1})
+        if repeated:
+            raise ValueError(f"expected each funnel event once; repeated: {', '.join(repeated)}")
+        return value
+
+    @property
+    def value_events(self) -> tuple[ValueEvent, ...] | None:
+        """The events of the plan's value in funnel order (None without a ``value`` block)."""
+        if self.value is None:
+            return None
+        return tuple(sorted(self.value, key=lambda v: FUNNEL_EVENTS.index(v.event)))
 
     @field_validator("min_spend", "max_spend")
     @classmethod

@@ -267,8 +267,11 @@ def log_training(
     released_segments: pd.DataFrame | None = None,
     disclosure: DisclosurePolicy | None = None,
     segment_spec: SegmentSpec | None = None,
+    tags: dict[str, str] | None = None,
 ) -> TrainingRecord:
     """One MLflow run for one validated model; registers it under its use's name and applies the gate.
+
+    ``tags`` go on the run and on the registered version (e.g. a value model's event, weight and window).
 
     ``segments`` is the planner's segment table (its segment labels go into the model, with
     ``segment_spec``) and ``released_segments`` the released one
@@ -285,7 +288,7 @@ def log_training(
     with mlflow.start_run(experiment_id=experiment_id, run_name=spec.name) as run:
         _log_params(report, data_source, disclosure)
         mlflow.set_tags({"training_table_digest": table_digest, "uplift_version": uplift.__version__,
-                         **data_until_tag(report.train.frame, report.test.frame)})
+                         **data_until_tag(report.train.frame, report.test.frame), **(tags or {})})
         mlflow.log_metrics(metrics)
         mlflow.log_metrics(_per_arm("cv", report.cv_metrics))
         mlflow.log_metrics(_per_arm("test", report.test_metrics))
@@ -303,6 +306,8 @@ def log_training(
             version = int(mlflow.register_model(model_uri, name).version)
         split = Split(spec.cv.seed, spec.cv.test_share)
         record_version(client, name, version, digest=table_digest, split=split, spec_name=spec.name)
+        for key, value in (tags or {}).items():
+            client.set_model_version_tag(name, str(version), key, value)
         challenger = Challenger(version=version, use=use, split=split, digest=table_digest, heldout=report.test,
                                 model=pyfunc, gate_segments=gate_segments)
         decision, against = judge(client, name=name, alias=alias, challenger=challenger, promotion=spec.promotion,
