@@ -83,7 +83,23 @@ def thompson_allocation(problem: Problem, *, budget: float) -> Allocation:
         np.add.at(x, draw.best_cell[draw.funded], contacts[draw.funded])
         y += y_draw
     draws_made = problem.policy.exploration_draws
+    if problem.channel_lines.has_minimum or problem.channel_lines.linked:
+        return _whole_lines(problem, x / draws_made)
     return Allocation(x / draws_made, _cheapest_first(problem, y / draws_made))
+
+
+def _whole_lines(problem: Problem, x: np.ndarray) -> Allocation:
+    """The exploration ``x`` (per cell) as its channels buy it: each channel line's contacts on its cells in
+    proportion to their people, and a line below its channel's minimum left out (its money goes to the plan);
+    the tiers bought cheapest first. Spreading a line over its cells in proportion to their people (and their
+    reach) costs no more than the draws' fill did, so the exploration stays within its budget."""
+    lines = problem.channel_lines
+    x = lines.spread(x)
+    on = lines.line >= 0
+    short = lines.totals(x) < lines.minimum * (1 - 1e-9)
+    x = np.where(on & short[np.maximum(lines.line, 0)], 0.0, x)
+    contacts = np.bincount(problem.grp, weights=x, minlength=len(problem.grp_seg))
+    return Allocation(x, _cheapest_first_contacts(problem, contacts))
 
 
 def effect_draws(problem: Problem, draws: int, rng: np.random.Generator) -> np.ndarray:
@@ -113,7 +129,11 @@ def _cheapest_first(problem: Problem, y: np.ndarray) -> np.ndarray:
     part of a dear one, another draw's nothing, average to half of each), and a reach curve sells
     no dear contact before the cheap ones.
     """
-    contacts = np.bincount(problem.tier_grp, weights=y, minlength=len(problem.grp_seg))
+    return _cheapest_first_contacts(problem, np.bincount(problem.tier_grp, weights=y, minlength=len(problem.grp_seg)))
+
+
+def _cheapest_first_contacts(problem: Problem, contacts: np.ndarray) -> np.ndarray:
+    """Tier contacts buying ``contacts`` per group on its reach curve, cheapest tier first."""
     cap = problem.tier_cap
     before = _exclusive_cumsum_by(cap, problem.tier_grp)  # a group's tiers are contiguous, cheapest first
     return np.clip(contacts[problem.tier_grp] - before, 0.0, cap)
