@@ -144,3 +144,24 @@ def test_a_line_just_under_its_minimum_goes_to_the_minimum_or_to_zero_whichever_
     assert budget_price.dual == pytest.approx(20.0 if b_contacts else 0.0, rel=1e-3)
     without = plan(table, budget=budget, costs=_costs(meta=_ads()), policy=_POLICY, prices=False, references=False)
     assert without.cells.set_index("segment")["contacts"][b] == budget - 100  # the LP alone: under the minimum
+
+
+def test_exploration_buys_whole_lines_within_its_budget():
+    from uplift.allocation.explore import thompson_allocation
+    from uplift.allocation.problem import build_problem
+
+    rows = [(f"age_band={a}|gender={g}|municipality=Delft", 100, "meta", 0.01 + 0.002 * k, 0.01)
+            for k, (a, g) in enumerate([(a, g) for a in ("25-34", "35-44", "45-54") for g in ("female", "male")])]
+    rows += [(s, 100, "flyer", 0.01, 0.01) for s, *_ in rows]
+    costs = _costs(meta=_ads(min_line_spend=30.0), flyer=_flyer())
+    policy = PlanningPolicy(holdout_share=0.1, exploration_share=0.1, exploration_draws=8, max_segment_share=1.0)
+    problem = build_problem(check_effects(_table(rows), costs), costs, policy)
+    lines = problem.channel_lines
+    for budget in (20.0, 70.0, 200.0):
+        explored = thompson_allocation(problem, budget=budget)
+        totals = lines.totals(explored.x)
+        assert problem.spend(explored.y) <= budget * (1 + 1e-9)
+        assert ((totals < 1e-9) | (totals >= lines.minimum * (1 - 1e-9))).all(), budget
+        flyer = problem.frame["channel"].to_numpy() == "flyer"  # one line over six cells of 100 people: even
+        assert np.allclose(explored.x[flyer], explored.x[flyer][0])
+    assert lines.totals(thompson_allocation(problem, budget=70.0).x).max() >= 31  # a line raised to its minimum

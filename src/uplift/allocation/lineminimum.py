@@ -1,15 +1,16 @@
 """Channel lines bought at their channel's minimum or not at all: a mixed-integer re-solve where the LP is short.
 
-A line (:mod:`uplift.allocation.channellines`) has a smallest size, ``m_L`` contacts: an ad set's minimum spend,
-a print run's minimum copies. "Zero or at least ``m_L``" is not a linear rule. The LP is solved without it; when
-its plan buys a line below its minimum, the plan is solved again as a mixed-integer programme (HiGHS through
+A line (:mod:`uplift.allocation.channellines`) has a smallest size, ``m_L`` contacts: an ad set's minimum spend, a
+print run's minimum copies. "Zero or at least ``m_L``" is not a linear rule. The LP is solved without it; when its
+plan buys a line below its minimum, the plan is solved again as a mixed-integer programme (HiGHS through
 ``scipy.optimize.milp``) with a binary ``z_L`` per line concerned: ``sum of the line's contacts >= m_L z_L`` and
 ``<= R_L z_L`` (``R_L`` the line's whole reach), the semi-continuous line written as a MIP. Lines the mixed-integer
 plan leaves short in turn join the binaries (at most :data:`_ROUNDS` rounds); a line still short after them is
-closed. The mixed-integer optimum's choices are then fixed (closed lines at 0, open lines at least their minimum,
-as rows) and the LP solved once more, filling every reach curve in order as any plan does
-(:mod:`uplift.allocation.tierorder`): the plan's duals, and so the prices of its rules, are those of the LP with
-the chosen lines fixed. Without a line below its minimum the LP's plan stands and nothing more is solved.
+closed (unless closing them breaks another rule, such as a channel's minimum spend: then the LP's plan stands and
+the hand-off flags its short lines). The mixed-integer optimum's choices are then fixed (closed lines at 0, open
+lines at least their minimum, as rows) and the LP solved once more, filling every reach curve in order as any plan
+does (:mod:`uplift.allocation.tierorder`): the plan's duals, and so the prices of its rules, are those of the LP
+with the chosen lines fixed. Without a line below its minimum the LP's plan stands and nothing more is solved.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def _with_line_minimums(problem: Problem, c, system: _System, b_ub, bounds, base
             closed = (closed & ~concerned) | (concerned & ~choice)
             opened = (opened & ~concerned) | (concerned & choice)
         fixed = _fixed(problem, c, system, b_ub, bounds, base, opened, closed, reorder)
-        if fixed.status != _OPTIMAL:
-            return fixed
+        if fixed.status != _OPTIMAL:  # pragma: no cover - the choices are a feasible optimum's
+            return res
         more = short_lines(problem, base.x + fixed.x[:n]) & ~concerned
         if not more.any():
             return fixed
@@ -76,8 +77,8 @@ def _with_line_minimums(problem: Problem, c, system: _System, b_ub, bounds, base
         closed |= more
         opened &= ~more
         fixed = _fixed(problem, c, system, b_ub, bounds, base, opened, closed, reorder)
-        if fixed.status != _OPTIMAL:
-            return fixed
+        if fixed.status != _OPTIMAL:  # closing them breaks a rule (a channel minimum): the LP's plan stands
+            return res
 
 
 def _line_matrix(problem: Problem, lines_mask: np.ndarray, width: int) -> sp.csr_matrix:
