@@ -7,12 +7,12 @@ world and builds its segment table exactly as the decision benchmark does (:func
 plans with the shipped policy (scaled to the population) at each budget, and scores under the simulator's true
 effects: the plan as planned, the plan as run, and the oracle plan (planned on the true effects) as planned and as
 run, each as a share of the oracle as planned, for the planner as shipped (``lines``: each channel bought on the
-cells it can tell apart, at its minimum line size) and for the planner blind to the channels' targeting (``cells``:
-every channel bought per age band x gender x municipality cell, no minimums, :func:`cell_by_cell`), both against the
-latter's oracle as planned (the most any plan on these estimates' cells can promise). Per seed it also plans at
-``--demo-budget`` EUR as ``uplift run`` does (rule prices and reference plans), with the channels' minimum line
-sizes, without them, and cell by cell: the seconds the plan takes and its hand-off's lines, and how many of them are
-below their channel's minimum.
+cells it can tell apart, at its minimum line size; ``lines_no_minimum``: the same without the minimums) and for the
+planner blind to the channels' targeting (``cells``: every channel bought per age band x gender x municipality cell,
+no minimums, :func:`cell_by_cell`), both against the latter's oracle as planned (the most any plan on these
+estimates' cells can promise). Per seed it also plans at ``--demo-budget`` EUR as ``uplift run`` does (rule prices
+and reference plans), with the channels' minimum line sizes, without them, and cell by cell: the seconds the plan
+takes and its hand-off's lines, and how many of them are below their channel's minimum.
 
     python -m benchmarks.bench_asrun --people 100000 --seeds 1 2 --budget-shares 0.05 0.2
 """
@@ -49,7 +49,7 @@ def score_world(seed: int, settings, say, demo_budget: float) -> tuple[pd.DataFr
     sizes = estimated.drop_duplicates("segment").set_index("segment")["size"].to_dict()
     policy = scaled_policy(shipped, settings.people, set(estimated["channel"]))
     capacity = full_reach_spend(estimated, costs)
-    catalogues = {"lines": costs, "cells": cell_by_cell(costs)}
+    catalogues = {"lines": costs, "lines_no_minimum": without_minimums(costs), "cells": cell_by_cell(costs)}
     rows = []
     for label, pol in (("shipped", policy), ("no_exploration", policy.model_copy(update={"exploration_share": 0.0}))):
         for share in settings.budget_shares:
@@ -72,6 +72,13 @@ def score_world(seed: int, settings, say, demo_budget: float) -> tuple[pd.DataFr
     return frame, demo_plans(estimated, costs, policy, region, seed, demo_budget)
 
 
+def without_minimums(costs):
+    """``costs`` without the channels' minimum line sizes (lines still bought whole)."""
+    return costs.model_copy(update={"channels": {
+        name: channel.model_copy(update={"min_line_spend": 0.0, "min_print_run": 0})
+        for name, channel in costs.channels.items()}})
+
+
 def cell_by_cell(costs):
     """``costs`` without the channels' targeting and minimum line sizes: the planner then buys every channel cell by
     cell (no channel lines, no minimums), the plan a planner blind to the channels' targeting makes."""
@@ -92,11 +99,8 @@ def demo_plans(estimated, costs, policy, region, seed: int, budget: float) -> pd
 
     spec = load_spec(ROOT / "serve" / "handoff.yaml", HandoffSpec)
     areas = areas_from_region(region)
-    without = costs.model_copy(update={"channels": {
-        name: channel.model_copy(update={"min_line_spend": 0.0, "min_print_run": 0})
-        for name, channel in costs.channels.items()}})
     rows = []
-    for label, catalogue in (("lines, minimums", costs), ("lines, no minimums", without),
+    for label, catalogue in (("lines, minimums", costs), ("lines, no minimums", without_minimums(costs)),
                              ("cell by cell", cell_by_cell(costs))):
         start = time.perf_counter()
         result = plan(estimated, budget=budget, costs=catalogue, policy=policy)
