@@ -157,10 +157,12 @@ def test_exploration_buys_whole_lines_within_its_budget():
     policy = PlanningPolicy(holdout_share=0.1, exploration_share=0.1, exploration_draws=8, max_segment_share=1.0)
     problem = build_problem(check_effects(_table(rows), costs), costs, policy)
     lines = problem.channel_lines
-    for budget in (20.0, 70.0, 200.0):
+    for budget in (20.0, 70.0, 200.0, 2000.0):
         explored = thompson_allocation(problem, budget=budget)
         totals = lines.totals(explored.x)
         assert problem.spend(explored.y) <= budget * (1 + 1e-9)
+        per_segment = np.bincount(problem.seg, weights=explored.x, minlength=len(problem.segments))
+        assert (per_segment <= problem.contact_cap * (1 + 1e-9)).all()
         assert ((totals < 1e-9) | (totals >= lines.minimum * (1 - 1e-9))).all(), budget
         flyer = problem.frame["channel"].to_numpy() == "flyer"  # one line over six cells of 100 people: even
         assert np.allclose(explored.x[flyer], explored.x[flyer][0])

@@ -95,7 +95,7 @@ def _whole_lines(problem: Problem, x: np.ndarray, budget: float) -> Allocation:
     ``budget`` and the lines' reach allow, and left out otherwise (their money goes to the plan). The tiers are
     bought cheapest first."""
     lines = problem.channel_lines
-    x = lines.spread(x)
+    x = _within_contact_caps(problem, lines.spread(x))
     on = lines.line >= 0
     of_line = np.maximum(lines.line, 0)
     totals = lines.totals(x)
@@ -112,6 +112,23 @@ def _whole_lines(problem: Problem, x: np.ndarray, budget: float) -> Allocation:
             x = trial
     contacts = np.bincount(problem.grp, weights=x, minlength=len(problem.grp_seg))
     return Allocation(x, _cheapest_first_contacts(problem, contacts))
+
+
+def _within_contact_caps(problem: Problem, x: np.ndarray) -> np.ndarray:
+    """``x`` with every line that reaches a segment above its contactable people scaled down by that segment's
+    excess (the largest over its cells), so that no segment is: spreading a line moves contacts onto cells the draws
+    did not fund, which other channels may have filled."""
+    lines = problem.channel_lines
+    contacts = np.bincount(problem.seg, weights=x, minlength=len(problem.segments))
+    ratio = np.minimum(1.0, np.divide(problem.contact_cap, contacts, out=np.ones_like(contacts), where=contacts > 0))
+    if (ratio >= 1.0).all():
+        return x
+    on = lines.line >= 0
+    factor = ratio[problem.seg].copy()
+    per_line = np.ones(len(lines.label))
+    np.minimum.at(per_line, lines.line[on], ratio[problem.seg[on]])
+    factor[on] = per_line[lines.line[on]]
+    return x * factor
 
 
 def _within_caps(problem: Problem, x: np.ndarray, reach: np.ndarray, budget: float) -> bool:
