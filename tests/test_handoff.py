@@ -85,13 +85,22 @@ def costs() -> CostCatalogue:
 
 
 @pytest.fixture(scope="module")
-def world(costs):
+def small_costs(costs) -> CostCatalogue:
+    """The shipped catalogue with minimum line sizes a region of 3,000 people can take (the shipped ones, EUR 28 an
+    ad set and 250 copies a print run, are for regions of a hundred thousand)."""
+    smaller = {"meta": {"min_line_spend": 0.5}, "linkedin": {"min_line_spend": 2.0}, "flyer": {"min_print_run": 10}}
+    return costs.model_copy(update={"channels": {name: channel.model_copy(update=smaller.get(name, {}))
+                                                 for name, channel in costs.channels.items()}})
+
+
+@pytest.fixture(scope="module")
+def world(small_costs):
     people = audience()
     policy = PlanningPolicy(holdout_share=0.1)
-    result = plan(effects_of(people), budget=180, costs=costs, policy=policy, prices=False, references=False)
+    result = plan(effects_of(people), budget=180, costs=small_costs, policy=policy, prices=False, references=False)
     areas = areas_from_audience(people)
-    handoff = handoff_tables(result.cells, costs=costs, policy=policy, spec=SPEC, areas=areas, wave=3, start=START,
-                             min_size=MIN_SIZE)
+    handoff = handoff_tables(result.cells, costs=small_costs, policy=policy, spec=SPEC, areas=areas, wave=3,
+                             start=START, min_size=MIN_SIZE)
     return people, result.cells, areas, handoff, policy
 
 
@@ -116,7 +125,9 @@ def test_apportion_adds_up_and_rounds_each_share(total, weights):
 
 
 # -- where the people are --------------------------------------------------------------------------------------------
-def test_a_neighbourhood_below_the_anonymity_floor_is_merged_never_shown(world):
+def test_a_neighbourhood_below_the_anonymity_floor_is_merged_never_shown(world, small_costs):
+    from uplift.handoff import plan_lines
+
     _, _, areas, handoff, _ = world
     units = print_units(areas, ("Delft",), min_size=MIN_SIZE)
     assert [u.postcodes for u in units] == [("2611",), ("2613", "2622")]  # 2622 joins the smallest shown one
@@ -124,9 +135,16 @@ def test_a_neighbourhood_below_the_anonymity_floor_is_merged_never_shown(world):
     whole = print_units(areas, ("Delft", "Schipluiden"), min_size=MIN_SIZE)  # a municipality below the floor
     assert all(u.people >= MIN_SIZE for u in whole)
     assert ("2622",) not in [u.postcodes for u in whole] and ("2636", "2637") not in [u.postcodes for u in whole]
+    # a print run is a planned flyer line: a municipality's (or merged municipalities') neighbourhoods, never a
+    # small neighbourhood on its own
     runs = handoff.sheets["flyer_print_runs.csv"]
     assert not runs.empty and "2622" not in set(runs["postcodes"]) and "2622" not in set(handoff.key["postcodes"])
-    assert (runs["postcodes"] == "2613; 2622").any()
+    assert set(runs["postcodes"]) <= {"2611; 2613; 2622", "2282; 2284", "2636; 2637", "2282; 2284; 2636; 2637",
+                                      "2611; 2613; 2622; 2636; 2637", "2282; 2284; 2611; 2613; 2622; 2636; 2637"}
+    delft = pd.DataFrame({"segment": ["age_band=25-34|gender=female|municipality=Delft"], "message": "recognition",
+                          "channel": "flyer", "contacts": [500], "holdout_people": [55], "spend": [35.0]})
+    line = plan_lines(delft, costs=small_costs, areas=areas, min_size=MIN_SIZE).iloc[0]
+    assert line["postcodes"] == ("2611", "2613", "2622") and line["age_band"] == line["gender"] == "all"
 
 
 def test_no_file_carries_a_count_of_people_of_an_area_or_a_cell(world, tmp_path):
@@ -356,6 +374,22 @@ def test_the_shipped_declarations_load():
     assert spec.landing_url.startswith("https://") and (ROOT / spec.region).exists()
     with pytest.raises(ValueError, match="without query string"):
         HandoffSpec(landing_url="https://www.example.org/x?utm_source=meta")
+
+
+def test_every_line_is_at_its_channels_minimum_and_the_plan_runs_as_planned(world, small_costs):
+    from uplift.handoff import as_run
+
+    people, cells, areas, handoff, _ = world
+    assert handoff.manifest["below_minimum"] == [] and handoff.manifest["adds_up"]
+    assert {"meta", "flyer", "linkedin", "email"} <= set(cells.loc[cells["contacts"] > 0, "channel"])
+    labelled = targetable_cells(people.assign(age_band=age_band_of(people["age"])),
+                                ("age_band", "gender", "municipality"), MIN_SIZE)["segment"]
+    sizes = people.assign(segment=labelled).groupby("segment")["person_id"].nunique().to_dict()
+    run = as_run(cells, sizes, costs=small_costs, municipalities=tuple(dict.fromkeys(areas["municipality"])))
+    # each cell of a line got the line's contacts in proportion to its people already: only the rounding to
+    # whole contacts per cell differs (less than one contact, and its price)
+    assert np.abs(run["contacts"] - cells["contacts"]).max() < 1.0
+    assert np.abs(run["spend"] - cells["spend"]).max() < 0.25
 
 
 def test_as_run_spreads_a_line_over_the_cells_it_cannot_tell_apart(costs):

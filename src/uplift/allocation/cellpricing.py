@@ -25,25 +25,30 @@ def _run_priced(problem: Problem, c, system: _System, b_ub, bounds, rank: np.nda
     out (its reduced cost from the duals is negative) that is the optimum. Otherwise the cells
     that price out are opened and the full LP is solved again until none is left. ``keep=False``
     solves the reduced LP without keeping it in the problem's cache.
+
+    The cells of a channel line (:mod:`uplift.allocation.channellines`) are tied together, so they are ranked
+    by their line's mix and opened line by line: every group of a line opens the same message.
     """
     n = problem.n
+    lines = problem.channel_lines
     fundable = bounds[:n, 1] > 0
-    score = np.where(fundable, rank, -np.inf)
+    score = np.where(fundable, lines.mix(np.asarray(rank, dtype=float)), -np.inf)
     top = np.full(len(problem.grp_seg), -np.inf)
     np.maximum.at(top, problem.grp, score)
     tied = fundable & (score >= top[problem.grp])
-    # one active cell per group: the first of the best
-    first = np.full(len(problem.grp_seg), n)
-    np.minimum.at(first, problem.grp[tied], np.flatnonzero(tied))
-    active = np.zeros(n, dtype=bool)
-    active[first[first < n]] = True
+    # one active cell per group: the first of the best (on a coarse channel, the first message, as in every
+    # other group of its line)
+    order = np.where(lines.coarse, problem.message_order * n, 0) + np.arange(n)
+    first = np.full(len(problem.grp_seg), np.iinfo(np.int64).max)
+    np.minimum.at(first, problem.grp[tied], order[tied])
+    active = np.isin(order, first[first < np.iinfo(np.int64).max])
     a_ub, a_eq, a_eq_x, a_ub_x = system.a_ub, system.a_eq, system.a_eq_x, system.a_ub_x
 
     def priced_out(res) -> np.ndarray:
         dual = a_eq_x @ res.eqlin.marginals
         if a_ub_x is not None:
             dual = dual + a_ub_x @ res.ineqlin.marginals
-        return fundable & ~active & (c[:n] - dual < -_PRICING_TOL)
+        return lines.whole(fundable & ~active & (c[:n] - dual < -_PRICING_TOL)) & fundable & ~active
 
     res = _run_reduced(problem, c, system, b_ub, bounds, active, keep=keep)
     if res is not None and res.status == _INFEASIBLE:
@@ -66,3 +71,4 @@ def _run_priced(problem: Problem, c, system: _System, b_ub, bounds, rank: np.nda
             return res
         active |= entering
     return _run(c, a_ub, b_ub, a_eq, bounds)
+

@@ -83,7 +83,65 @@ def thompson_allocation(problem: Problem, *, budget: float) -> Allocation:
         np.add.at(x, draw.best_cell[draw.funded], contacts[draw.funded])
         y += y_draw
     draws_made = problem.policy.exploration_draws
+    if problem.channel_lines.has_minimum or problem.channel_lines.linked:
+        return _whole_lines(problem, x / draws_made, budget)
     return Allocation(x / draws_made, _cheapest_first(problem, y / draws_made))
+
+
+def _whole_lines(problem: Problem, x: np.ndarray, budget: float) -> Allocation:
+    """The exploration ``x`` (per cell) as its channels buy it: each channel line's contacts on its cells in
+    proportion to their people (which costs no more than the draws' fill did), and each line at its channel's
+    minimum or not at all: lines below it are raised to it, the most explored first, while the exploration's
+    ``budget`` and the lines' reach allow, and left out otherwise (their money goes to the plan). The tiers are
+    bought cheapest first."""
+    lines = problem.channel_lines
+    x = _within_contact_caps(problem, lines.spread(x))
+    on = lines.line >= 0
+    of_line = np.maximum(lines.line, 0)
+    totals = lines.totals(x)
+    short = (totals < lines.minimum * (1 - 1e-9)) & (totals > 0)
+    x = np.where(on & short[of_line], 0.0, x)
+    reach = np.bincount(problem.tier_grp, weights=problem.tier_cap, minlength=len(problem.grp_seg))
+    for line in np.flatnonzero(short)[np.argsort(-totals[short], kind="stable")]:
+        if not np.isfinite(lines.minimum[line]):
+            continue
+        cells = on & (lines.line == line)
+        trial = x.copy()
+        trial[cells] = lines.share[cells] * lines.minimum[line] if lines.coarse[cells].any() else lines.minimum[line]
+        if _within_caps(problem, trial, reach, budget):
+            x = trial
+    contacts = np.bincount(problem.grp, weights=x, minlength=len(problem.grp_seg))
+    return Allocation(x, _cheapest_first_contacts(problem, contacts))
+
+
+def _within_contact_caps(problem: Problem, x: np.ndarray) -> np.ndarray:
+    """``x`` with every line that reaches a segment above its contactable people scaled down by that segment's
+    excess (the largest over its cells), so that no segment is: spreading a line moves contacts onto cells the draws
+    did not fund, which other channels may have filled."""
+    lines = problem.channel_lines
+    contacts = np.bincount(problem.seg, weights=x, minlength=len(problem.segments))
+    ratio = np.minimum(1.0, np.divide(problem.contact_cap, contacts, out=np.ones_like(contacts), where=contacts > 0))
+    if (ratio >= 1.0).all():
+        return x
+    on = lines.line >= 0
+    factor = ratio[problem.seg].copy()
+    per_line = np.ones(len(lines.label))
+    np.minimum.at(per_line, lines.line[on], ratio[problem.seg[on]])
+    factor[on] = per_line[lines.line[on]]
+    return x * factor
+
+
+def _within_caps(problem: Problem, x: np.ndarray, reach: np.ndarray, budget: float) -> bool:
+    """Whether contacts ``x`` (per cell) fit the groups' ``reach``, the segments' contactable people, the channel
+    maximums and the exploration's ``budget`` (the rules the exploitation LP cannot relax)."""
+    contacts = np.bincount(problem.grp, weights=x, minlength=len(problem.grp_seg))
+    if (contacts > reach * (1 + 1e-9)).any():
+        return False
+    if (np.bincount(problem.seg, weights=x, minlength=len(problem.segments)) > problem.contact_cap * (1 + 1e-9)).any():
+        return False
+    y = _cheapest_first_contacts(problem, contacts)
+    spend_ch = np.bincount(problem.tier_channel, weights=y * problem.tier_cost, minlength=len(problem.channels))
+    return problem.spend(y) <= budget * (1 + 1e-9) and (spend_ch <= _channel_caps(problem) * (1 + 1e-9)).all()
 
 
 def effect_draws(problem: Problem, draws: int, rng: np.random.Generator) -> np.ndarray:
@@ -113,7 +171,11 @@ def _cheapest_first(problem: Problem, y: np.ndarray) -> np.ndarray:
     part of a dear one, another draw's nothing, average to half of each), and a reach curve sells
     no dear contact before the cheap ones.
     """
-    contacts = np.bincount(problem.tier_grp, weights=y, minlength=len(problem.grp_seg))
+    return _cheapest_first_contacts(problem, np.bincount(problem.tier_grp, weights=y, minlength=len(problem.grp_seg)))
+
+
+def _cheapest_first_contacts(problem: Problem, contacts: np.ndarray) -> np.ndarray:
+    """Tier contacts buying ``contacts`` per group on its reach curve, cheapest tier first."""
     cap = problem.tier_cap
     before = _exclusive_cumsum_by(cap, problem.tier_grp)  # a group's tiers are contiguous, cheapest first
     return np.clip(contacts[problem.tier_grp] - before, 0.0, cap)

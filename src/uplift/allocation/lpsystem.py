@@ -80,6 +80,8 @@ class _System:
         from the duals (``a_ub_x`` None without rows); a_rest_x : ``a_eq_x`` without the group
         balance rows (the equalities the reduced LP keeps).
     digest : of the matrices, identifying them in the reduced LPs' cache key.
+    reads_mix : whether rows beyond the problem's tell a group's messages apart (the fixed lines of
+        :mod:`uplift.allocation.lineminimum`): the one-message-per-group LP then proves nothing infeasible.
     """
 
     rows: np.ndarray
@@ -91,6 +93,7 @@ class _System:
     a_ub_x: sp.csr_matrix | None
     a_rest_x: sp.csr_matrix
     digest: bytes
+    reads_mix: bool = False
 
 
 def _system(

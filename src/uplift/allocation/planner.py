@@ -151,7 +151,7 @@ class PreparedPlan:
         def at(explore: float) -> tuple[Allocation, LPSolution, list[str]]:
             explored = thompson_allocation(problem, budget=explore)
             solution, conflicts = solve_elastic(problem, objective=problem.effect, budget=budget, base=explored,
-                                                fundable=problem.effect >= 0)
+                                                fundable=problem.fundable(problem.effect))
             return explored, solution, conflicts
 
         found = at(budget * share)
@@ -178,7 +178,7 @@ class PreparedPlan:
         drawn = []
         for draw in self.floor_draws:
             solution, conflicts = solve_elastic(draw, objective=draw.effect, budget=budget, base=explored,
-                                                fundable=draw.effect >= 0)
+                                                fundable=draw.fundable(draw.effect))
             if conflicts:
                 continue
             solution, _, _ = _with_floor_margins(draw, solution, budget=budget, explored=explored)
@@ -402,7 +402,8 @@ def _with_floor_margins(
 
     def solved(margin: np.ndarray, *, tier_order: bool) -> LPSolution:
         return solve_value(dataclasses.replace(problem, floor_margin=margin, tier_order=tier_order),
-                           objective=problem.effect, budget=budget, base=explored, fundable=problem.effect >= 0)
+                           objective=problem.effect, budget=budget, base=explored,
+                           fundable=problem.fundable(problem.effect))
 
     margin, found, used = np.zeros(len(problem.floors)), solution, None
     for _ in range(_MARGIN_ROUNDS):

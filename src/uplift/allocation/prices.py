@@ -147,7 +147,7 @@ def _cost(
     dropped[rule.rows] = True
     without = dataclasses.replace(problem, dropped=dropped, solvers=problem.solvers.for_pricing())
     solution, _ = solve_elastic(without, objective=problem.effect, budget=budget, base=explored,
-                                fundable=problem.effect >= 0, explain=False)
+                                fundable=problem.fundable(problem.effect), explain=False)
     alone = solution.allocation + explored
     gain = plan_gain(alone.x, total.x, problem.effect, problem.own_sd, spend=problem.spend(alone.y),
                      reference_spend=problem.spend(total.y), interval=problem.policy.interval, shared=problem.shared)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from uplift.allocation.channellines import ChannelLines, channel_lines, linking_rows
 from uplift.allocation.effects import own_sd, shared_factors
 from uplift.allocation.rules import FAMILIES, FAMILY, BaseFigures, Rows, fairness_floors
 from uplift.specs.planning import CostCatalogue, FairnessFloor, PlanningPolicy
@@ -152,6 +153,8 @@ class Problem:
     where the LP does not (:mod:`uplift.allocation.solve`); False takes the LP's optimum as it is
     (the effect draws of a confident floor, whose plans only measure an optimism)."""
     solvers: SolverCache = field(default_factory=lambda: SolverCache(), compare=False, repr=False)
+    lines: ChannelLines | None = field(default=None, compare=False, repr=False)
+    """The cells' channel lines (:mod:`uplift.allocation.channellines`); None: every cell on its own."""
 
     @property
     def n(self) -> int:
@@ -226,6 +229,29 @@ class Problem:
                                        weight=lambda rows, cells: self.floor_weight[self.row_ref[rows], cells])
         return dataclasses.replace(self, frame=self.frame.assign(effect=effect), effect=effect, a_eq=a_eq,
                                    a_ub=a_ub, solvers=SolverCache(warm_from=self.solvers))
+
+    @cached_property
+    def channel_lines(self) -> ChannelLines:
+        """:attr:`lines`, or no lines."""
+        return self.lines if self.lines is not None else ChannelLines.none(self.n)
+
+    @cached_property
+    def message_order(self) -> np.ndarray:
+        """Per cell, the rank of its message among the table's messages (sorted): every group of a channel line
+        opens the same message first (:mod:`uplift.allocation.cellpricing`)."""
+        codes, _ = pd.factorize(self.frame["message"], sort=True)
+        return codes.astype(np.int64)
+
+    def fundable(self, effect: np.ndarray) -> np.ndarray:
+        """The cells that may get contacts under ``effect`` (per cell): a non-negative effect, or for a cell of a
+        channel line, a non-negative people-weighted mix over its line (the line is bought whole), and not a
+        line that can never reach its channel's minimum."""
+        lines = self.channel_lines
+        ok = lines.mix(np.asarray(effect, dtype=float)) >= 0
+        on = lines.line >= 0
+        if on.any():
+            ok[on] &= np.isfinite(lines.minimum[lines.line[on]])
+        return ok
 
     def rows(self, kinds: frozenset[str] | set[str]) -> np.ndarray:
         """Boolean mask of the ``A_ub`` rows of the given kinds."""
@@ -304,6 +330,7 @@ def _structure(frame: pd.DataFrame, costs: CostCatalogue, policy: PlanningPolicy
     grp_seg, grp_channel = grp_keys // len(channels), grp_keys % len(channels)
     tier_grp, tier_rank, tier_cost, tier_cap = _tiers(costs, channels, grp_channel, grp_seg, seg_size)
     shared = shared_factors(frame)
+    lines = channel_lines(frame, costs)
     return Problem(
         frame=frame,
         policy=policy,
@@ -325,11 +352,13 @@ def _structure(frame: pd.DataFrame, costs: CostCatalogue, policy: PlanningPolicy
         tier_cap=tier_cap,
         floors=(),
         floor_weight=np.zeros((0, n)),
-        a_eq=_equalities(effect, grp, tier_grp, tier_cost, len(grp_keys)),
+        a_eq=_equalities(effect, grp, tier_grp, tier_cost, len(grp_keys),
+                         linking_rows(lines, n + len(tier_cost) + 2)),
         a_ub=sp.csr_matrix((0, n + len(tier_cost) + 2)),
         row_kind=np.zeros(0, dtype=str),
         row_label=(),
         row_ref=np.zeros(0, dtype=int),
+        lines=lines,
     )
 
 
@@ -353,9 +382,10 @@ def _tiers(costs: CostCatalogue, channels: tuple[str, ...], grp_channel: np.ndar
 
 
 def _equalities(effect: np.ndarray, grp: np.ndarray, tier_grp: np.ndarray, tier_cost: np.ndarray,
-                n_grp: int) -> sp.csr_matrix:
-    """``A_eq``: per group, its cells' contacts equal its tiers' contacts; ``T`` the tiers' spend; ``C``
-    the cells' expected conversions."""
+                n_grp: int, linking: sp.csr_matrix) -> sp.csr_matrix:
+    """``A_eq``: per group, its cells' contacts equal its tiers' contacts; the channel lines' ``linking``
+    rows (:func:`~uplift.allocation.channellines.linking_rows`); ``T`` the tiers' spend; ``C`` the cells'
+    expected conversions (always the last row)."""
     n, m = len(effect), len(tier_cost)
     ix, iy, it, ic = np.arange(n), n + np.arange(m), n + m, n + m + 1
     return sp.vstack(
@@ -367,6 +397,7 @@ def _equalities(effect: np.ndarray, grp: np.ndarray, tier_grp: np.ndarray, tier_
                     sp.csr_matrix((n_grp, 2)),
                 ]
             ),
+            linking,
             sp.csr_matrix(
                 (np.concatenate([-tier_cost, [1.0]]), (np.zeros(m + 1, dtype=int), np.concatenate([iy, [it]]))),
                 shape=(1, n + m + 2),

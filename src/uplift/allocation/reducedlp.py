@@ -72,7 +72,7 @@ def _run_reduced(problem: Problem, c, system: _System, b_ub, bounds, active: np.
     else:
         reduced = _ReducedLP.build(problem, c, system.a_ub, system.a_eq, tier_open, has)
     res = reduced.solve(b_ub, bounds_red)
-    if res.status == _INFEASIBLE and not _reads_message_mix(problem):
+    if res.status == _INFEASIBLE and not system.reads_mix and not _reads_message_mix(problem):
         # every other rule reads only a group's contacts, which the reduced LP leaves free: the full
         # LP is infeasible too (with conversion floors the mix of messages matters, so solve it)
         return SimpleNamespace(status=_INFEASIBLE, message="infeasible")
@@ -100,8 +100,9 @@ def _run_reduced(problem: Problem, c, system: _System, b_ub, bounds, active: np.
 
 
 def _reads_message_mix(problem: Problem) -> bool:
-    """Whether a rule of the problem tells the messages of a (segment, channel) group apart."""
-    return any(FAMILY[kind].reads_message_mix for kind, _, _ in problem.row_blocks)
+    """Whether a rule of the problem tells the messages of a (segment, channel) group apart (the channel lines'
+    equalities do: they tie a message's cells across groups)."""
+    return problem.channel_lines.linked or any(FAMILY[kind].reads_message_mix for kind, _, _ in problem.row_blocks)
 
 
 def _sibling(warm_from, reduced: _ReducedLP, key: bytes | None = None) -> _ReducedLP | None:

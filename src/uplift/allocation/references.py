@@ -136,6 +136,6 @@ def solve_without_exploration(problem: Problem, *, budget: float, explain: bool 
     """The plan LP of ``problem`` at ``budget`` on its mean effects (relaxed if its rules conflict;
     ``explain`` as in :func:`~uplift.allocation.infeasibility.solve_elastic`)."""
     return solve_elastic(
-        problem, objective=problem.effect, budget=budget, base=Allocation.empty(problem), fundable=problem.effect >= 0,
-        explain=explain,
+        problem, objective=problem.effect, budget=budget, base=Allocation.empty(problem),
+        fundable=problem.fundable(problem.effect), explain=explain,
     )

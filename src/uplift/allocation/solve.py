@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from uplift.allocation.cellpricing import _run_priced
+from uplift.allocation.lineminimum import _with_line_minimums
 from uplift.allocation.lpsystem import (
     _OPTIMAL,
     ALL_KINDS,
@@ -82,6 +83,12 @@ def solve_value(
         bounds = np.vstack([bounds, caps])
     res = _run_priced(problem, c, system, b_ub, bounds, objective)
     res = _in_tier_order(problem, c, system, b_ub, bounds, base, res)
+
+    def reorder(fixed_system, fixed_b, fixed_bounds):  # the LP with the lines chosen, reach curves in order
+        found = _run_priced(problem, c, fixed_system, fixed_b, fixed_bounds, objective, keep=False)
+        return _in_tier_order(problem, c, fixed_system, fixed_b, fixed_bounds, base, found)
+
+    res = _with_line_minimums(problem, c, system, b_ub, bounds, base, res, reorder)
     return _unpack(problem, res, system, objective, scale, eps)
 
 

@@ -159,7 +159,7 @@ def _at_tangents(problem: Problem, c, system: _System, b_ub, bounds, base: Alloc
         a_eq_x = a_eq[:, :n].T.tocsr()
         at = _System(rows=system.rows, a_ub=a_ub, a_eq=a_eq, n_slack=system.n_slack, el_rows=system.el_rows,
                      a_eq_x=a_eq_x, a_ub_x=a_ub[:, :n].T.tocsr() if a_ub.shape[0] else None,
-                     a_rest_x=a_eq_x[:, len(problem.grp_seg):], digest=b"")
+                     a_rest_x=a_eq_x[:, len(problem.grp_seg):], digest=b"", reads_mix=system.reads_mix)
         new = _run_priced(problem, np.append(c, 0.0), at, np.asarray(b_ub, dtype=float) - shift,
                           np.vstack([bounds, free]), rank, keep=False)
         if new.status != _OPTIMAL:  # the first round's tangents ask too much (a later one cannot: its

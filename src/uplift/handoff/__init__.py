@@ -9,6 +9,7 @@ spreads each line's contacts over the cells it
 reaches, to score a plan as its channels run it. See docs/handoff.md.
 """
 
+from uplift.celltargeting import CellTargeting, cell_targeting, parse_segment
 from uplift.handoff.areas import (
     PrintUnit,
     areas_from_audience,
@@ -33,7 +34,6 @@ from uplift.handoff.sheets import (
     handoff_tables,
     sheet_name,
 )
-from uplift.handoff.targeting import CellTargeting, cell_targeting, parse_segment
 from uplift.handoff.utm import (
     UTM_KEYS,
     Utm,

@@ -1,10 +1,12 @@
 """A plan's contacts as its channels deliver them: a line reaches every cell it cannot tell apart.
 
-The planner buys contacts per age band x gender x municipality cell; a channel that does not select on one of
-these dimensions runs the cells it cannot tell apart as one line (:mod:`uplift.handoff.lines`), and that line's
-contacts land on all of those cells in proportion to their people, funded or not: a flyer run in Delft reaches
-Delft's young and old, women and men alike. :func:`as_run` moves each line's contacts and spend there, so that the
-plan can be scored as it will be run (:func:`uplift.allocation.evaluate_plan`).
+A channel that does not select on a segment dimension runs the cells it cannot tell apart as one line
+(:mod:`uplift.handoff.lines`), and that line's contacts land on all of those cells in proportion to their people,
+funded or not: a flyer run in Delft reaches Delft's young and old, women and men alike. :func:`as_run` moves each
+line's contacts and spend there, so that a plan can be scored as it will be run
+(:func:`uplift.allocation.evaluate_plan`). The planner buys such lines whole already
+(:mod:`uplift.allocation.channellines`), so for its plans this moves only the rounding to whole contacts; a plan made
+cell by cell on every channel (another planner, or a table without targetable cells) is scored here as it would run.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from uplift.handoff.targeting import cell_targeting, line_key
+from uplift.celltargeting import cell_targeting, line_key
 from uplift.specs.planning import CostCatalogue
 
 __all__ = ["as_run"]

@@ -13,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from uplift.celltargeting import ALL, CellTargeting, cell_targeting, line_key
 from uplift.errors import DataError, SpecError
-from uplift.handoff.areas import print_units
-from uplift.handoff.targeting import ALL, CellTargeting, cell_targeting, line_key
 from uplift.handoff.utm import code
 from uplift.specs.planning import CostCatalogue
 
@@ -69,7 +68,7 @@ def plan_lines(cells: pd.DataFrame, *, costs: CostCatalogue, areas: pd.DataFrame
                             "by) and 'handoff' (ad_sets, print_run or mailing) to hand its lines over")
         grouped = _group(rows, targets, declared.targeting)
         if declared.handoff == "print_run":
-            grouped = _per_neighbourhood(grouped, areas, min_size)
+            grouped = _with_postcodes(grouped, areas)
         frames.append(grouped.assign(channel=str(channel), kind=declared.handoff))
     if not frames:
         return pd.DataFrame(columns=list(LINE_COLUMNS))
@@ -107,28 +106,20 @@ def _group(rows: pd.DataFrame, targets: dict[str, CellTargeting], targeting: tup
     return out
 
 
-def _per_neighbourhood(grouped: pd.DataFrame, areas: pd.DataFrame, min_size: int) -> pd.DataFrame:
-    """Each (message, places) line split into print runs per neighbourhood (small ones merged), in proportion
-    to their people; contacts and holdout people split whole, spend exactly."""
-    rows = []
-    for line in grouped.itertuples(index=False):
-        units = print_units(areas, line.municipalities, min_size=min_size)
-        weights = np.array([u.people for u in units])
-        contacts = apportion(int(line.contacts), weights)
-        holdout = apportion(int(line.holdout_people), weights)
-        for unit, c, h, w in zip(units, contacts, holdout, weights, strict=True):
-            rows.append({**line._asdict(), "municipalities": tuple(dict.fromkeys(unit.municipality.split(" + "))),
-                         "postcodes": unit.postcodes, "neighbourhoods": unit.names, "line": unit.code,
-                         "contacts": int(c), "holdout_people": int(h), "spend": line.spend * w / weights.sum()})
-    out = pd.DataFrame(rows, columns=list(grouped.columns))
-    # two lines of one message may share a unit (a municipality's own cells and a merged 'other' cell): one run
-    return out.groupby(["message", "line"], sort=True).agg(
-        age_band=("age_band", "first"), gender=("gender", "first"), postcodes=("postcodes", "first"),
-        neighbourhoods=("neighbourhoods", "first"), municipalities=("municipalities", "first"),
-        contacts=("contacts", "sum"), holdout_people=("holdout_people", "sum"), spend=("spend", "sum"),
-        segments=("segments", lambda s: tuple(sorted({x for t in s for x in t}))),
-        not_targeted=("not_targeted", lambda s: tuple(sorted({d for t in s for d in t}))),
-    ).reset_index()
+def _with_postcodes(grouped: pd.DataFrame, areas: pd.DataFrame) -> pd.DataFrame:
+    """Each (message, places) line as one print run over every neighbourhood of its municipalities (postcodes
+    and names, in order; no neighbourhood's people are written anywhere)."""
+    out = grouped.copy()
+    postcodes, names = [], []
+    for places in out["municipalities"]:
+        rows = areas[areas["municipality"].isin(list(places))].sort_values("postcode")
+        if rows.empty:
+            raise DataError(f"municipalities {', '.join(places)} have no neighbourhoods in the areas the hand-off "
+                            f"was given; known: {', '.join(sorted(areas['municipality'].unique())[:12])}")
+        postcodes.append(tuple(rows["postcode"].astype(str)))
+        names.append(tuple(rows["name"].astype(str)))
+    out["postcodes"], out["neighbourhoods"] = postcodes, names
+    return out
 
 
 def _check_codes(lines: pd.DataFrame) -> None:

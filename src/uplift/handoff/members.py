@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from uplift.celltargeting import ALL
 from uplift.errors import SchemaError
 from uplift.features.library import age_band_of
-from uplift.handoff.targeting import ALL
 
 __all__ = ["line_people"]
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from uplift.celltargeting import ALL
 from uplift.errors import DataError
 from uplift.handoff.lines import apportion, plan_lines
-from uplift.handoff.targeting import ALL
 from uplift.handoff.utm import MEDIUM, UTM_KEYS, Utm, campaign, link, utm_value
 from uplift.specs.handoff import HandoffSpec
 from uplift.specs.planning import CostCatalogue, PlanningPolicy

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from uplift.celltargeting import OTHER
 from uplift.errors import MissingAttributesWarning, SchemaError
 from uplift.simulate.conditions import matches
 from uplift.specs.segments import PersonaRule
@@ -24,7 +25,6 @@ __all__ = [
 ]
 
 PERSONA_NONE = "none"
-OTHER = "other"
 SUPPRESSED = ""
 
 

@@ -1,5 +1,8 @@
 """Who a plan's cell is, in the terms a channel can select: age band, gender, municipalities.
 
+Shared by the planner (a channel's lines, :mod:`uplift.allocation.channellines`) and the hand-off
+(:mod:`uplift.handoff.lines`), so both cut a channel's cells into the same lines; it imports nothing of either.
+
 A targetable segment's label names its dimensions (``age_band=25-34|gender=female|municipality=Delft``).
 A value ``other`` is a merge below the anonymity floor (:func:`uplift.segments.assign.targetable_cells`):
 ``municipality=other`` holds the municipalities that have no cell of their own under the same age band and
@@ -15,9 +18,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 from uplift.errors import DataError
-from uplift.segments.assign import OTHER
 
-__all__ = ["CellTargeting", "cell_targeting", "line_key", "parse_segment"]
+__all__ = ["ALL", "OTHER", "CellTargeting", "cell_targeting", "line_key", "parse_segment"]
+
+OTHER = "other"
+"""A segment dimension's value for people merged below the anonymity floor (:mod:`uplift.segments.assign`)."""
 
 ALL = "all"
 """A dimension the line does not select on (every age, gender or place of the region)."""
