@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.bench_asrun import without_minimums
 from benchmarks.decisions import full_reach_spend, scaled_policy
 from benchmarks.headline import HeadlineRow, record
 from benchmarks.targeting import with_threads
@@ -58,6 +59,9 @@ class LoopSettings:
     messages, channels : optional subset of the region's (tiny runs).
     threads : LightGBM threads per fit.
     strategies : the programmes to run (``oracle`` always runs: every share is of it).
+    line_minimums : hold the channels' smallest lines (``min_line_spend``, ``min_print_run``) as the catalogue
+        declares them; a world of a few thousand people has a wave budget of a few hundred euros, too little for
+        whole lines, so tiny runs may plan without them.
     """
 
     people: int = 20_000
@@ -69,6 +73,7 @@ class LoopSettings:
     channels: tuple[str, ...] | None = None
     threads: int = 1
     strategies: tuple[str, ...] = STRATEGIES
+    line_minimums: bool = True
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,8 @@ def _world(seed: int, settings: LoopSettings, root: Path) -> _World:
     spec = with_threads(spec.model_copy(update={"cv": spec.cv.model_copy(update={"folds": settings.folds})}),
                         settings.threads)
     costs = load_spec(root / "serve" / "costs.yaml", CostCatalogue)
+    if not settings.line_minimums:
+        costs = without_minimums(costs)
     channels = {split_arm(a)[1] for a in arms}
     policy = scaled_policy(load_spec(root / "serve" / "policy.yaml", PlanningPolicy), settings.people, channels)
     segment_spec = load_segment_spec(str(root / "features" / "segments.yaml"))
