@@ -233,9 +233,9 @@ def _two_event_estimates(seed: int = 3, n: int = 6_000):
     import numpy as np
     import pandas as pd
 
+    from uplift.data.trainingtable import FeatureColumn, TrainingTable
     from uplift.funnel import EventEstimates
     from uplift.specs.planning import ValueEvent
-    from uplift.trainingtable import FeatureColumn, TrainingTable
 
     rng = np.random.default_rng(seed)
     arms = ("holdout", "m1@meta", "m2@meta")
@@ -351,9 +351,9 @@ def test_training_for_a_value_policy_registers_one_model_per_event_and_plans_on_
 
     from conftest import feature_set_for
     from uplift.config import Settings
+    from uplift.data.tableio import read_table
     from uplift.simulate import simulate
     from uplift.simulate.world import write_world
-    from uplift.tableio import read_table
     from uplift.tracking.uses import campaign_use
     from uplift.valuepipeline import FUNNEL_ARTIFACT, train_value_and_log
 
@@ -413,7 +413,7 @@ def test_uplift_plan_on_a_funnel_table_shows_the_value_and_each_events_conversio
     from typer.testing import CliRunner
 
     from uplift.cli import app
-    from uplift.tableio import read_table, write_table
+    from uplift.data.tableio import read_table, write_table
 
     segments = write_table(two_event_table(), tmp_path / "funnel.parquet")
     costs = tmp_path / "costs.yaml"
@@ -499,7 +499,7 @@ def test_uplift_experiment_analyze_reports_each_event_and_the_value(workdir):
     from typer.testing import CliRunner
 
     from uplift.cli import app
-    from uplift.tableio import read_table, write_table
+    from uplift.data.tableio import read_table, write_table
 
     rng = np.random.default_rng(0)
     start = pd.Timestamp("2025-07-21", tz="UTC")

@@ -19,9 +19,10 @@ import mlflow
 import pandas as pd
 
 from uplift.config import Settings, tracking_uri
+from uplift.data.inputs import locate_inputs
+from uplift.data.tableio import read_table, write_table
 from uplift.funnel import CensoredRows, EventEstimates, funnel_segment_table, last_recorded, without_censored
 from uplift.funnel.value import describe_value
-from uplift.inputs import locate_inputs
 from uplift.pipeline import (
     Progress,
     TrainedModel,
@@ -36,7 +37,6 @@ from uplift.specs.disclosure import DisclosurePolicy
 from uplift.specs.features import FeatureSetSpec
 from uplift.specs.planning import PlanningPolicy, ValueEvent
 from uplift.specs.segments import SegmentSpec
-from uplift.tableio import read_table, write_table
 from uplift.tracking.uses import campaign_use
 
 __all__ = ["ValueTraining", "FUNNEL_ARTIFACT", "event_tags", "recorded_until", "event_rows", "train_value_and_log"]

@@ -89,10 +89,10 @@ def plan_command(
     """Recommend contacts and spend per segment x message x channel under costs, caps and fairness floors."""
     from uplift.allocation import cost_range, plan
     from uplift.cli.segments import load_model_segments
+    from uplift.data.tableio import read_table, write_table
     from uplift.funnel import event_conversions, value_plan_tables
     from uplift.specs import load_spec, project_root
     from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
-    from uplift.tableio import read_table, write_table
 
     root = project_root()
     catalogue = load_spec(costs or root / "serve" / "costs.yaml", CostCatalogue)

@@ -18,6 +18,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from uplift.data.trainingtable import TrainingTable
 from uplift.errors import DataError, InfeasiblePlanError, ModelNotFoundError, SchemaError, SpecError
 from uplift.specs.disclosure import DisclosurePolicy
 from uplift.specs.model import PromotionSpec
@@ -33,7 +34,6 @@ from uplift.tracking.evidence import (
     shared_heldout,
 )
 from uplift.tracking.uses import ModelUse
-from uplift.trainingtable import TrainingTable
 
 __all__ = [
     "SEGMENTS_ARTIFACT",
