@@ -285,10 +285,10 @@ def _holder(client: MlflowClient, name: str, alias: str):
 def _champion_material(client: MlflowClient, name: str, current, use: ModelUse):
     if use.kind == "campaign":
         return _artifact(client, current, GATE_SEGMENTS_ARTIFACT, "segment table of its training rows for the gate")
-    import mlflow.pyfunc
+    from uplift.tracking.storedmodel import load_pyfunc
 
     try:
-        return mlflow.pyfunc.load_model(f"models:/{name}/{current.version}").unwrap_python_model()
+        return load_pyfunc(f"models:/{name}/{current.version}").unwrap_python_model()
     except (MlflowException, OSError) as exc:
         raise ModelNotFoundError(f"its model could not be loaded: {exc}") from None
 
