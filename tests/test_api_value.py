@@ -68,6 +68,13 @@ def test_a_value_plan_reports_the_value_and_each_events_conversions_and_is_store
     assert api.get(f"/plans/{plan['id']}").json() == plan  # stored with its value, re-read as sent
 
 
+def test_a_value_plans_rules_are_priced_in_expected_value(api, funnel_run):
+    tight = api.post("/plans", json={"budget": 300, "policy": {"value": TWO_EVENTS}}).json()  # the budget binds
+    binding = [rule for rule in tight["rules"] if rule["status"] == "binds"]
+    assert binding and all("expected value" in rule["text"] and "conversions" not in rule["text"]
+                           for rule in binding)
+
+
 def test_a_plan_on_registrations_carries_no_value(api, funnel_run):
     plan = api.post("/plans", json={"budget": 3000}).json()
     assert "value" not in plan and "value" not in api.get(f"/plans/{plan['id']}").json()

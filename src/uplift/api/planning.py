@@ -294,7 +294,8 @@ class PlanService:
             "references": {name: _totals(t.as_dict(), policy.interval) for name, t in result.references.items()},
             "gains": {name: _gain(g.as_dict(), policy.interval) for name, g in result.gains.items()},
             "floors": [{**f.as_dict(), "share": finite_or_none(f.share)} for f in result.floors],
-            "rules": [_rule(r.as_dict()) for r in result.rules],
+            "rules": [_rule({**r.as_dict(), "text": r.describe("expected value")} if value else r.as_dict())
+                      for r in result.rules],
             "breakdown": [_part(p.as_dict()) for p in plan_breakdown(prepared.problem, cells)],
             "cells_json": _cells_json(cells, funded, ready.labels),
         }
