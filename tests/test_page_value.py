@@ -58,6 +58,9 @@ def test_a_value_plan_shows_the_value_and_each_events_conversions_a_plain_one_no
             assert "expected value" in page.locator("#cells thead").inner_text()
             assert serious_violations(page) == []
             screenshot(page, "value-plan")
+            page.goto(f"{base}/ui/plans/{plan['id']}/summary")  # the printable summary shows the same
+            assert page.locator("#value-events tbody tr").count() == 2
+            assert page.locator("#value-total [data-total='value']").inner_text() == f"{value['expected_value']:,.1f}"
 
             plain = httpx.post(f"{base}/plans", headers=AUTH, timeout=120, json={"budget": 3000}).json()
             assert "value" not in plain
