@@ -73,7 +73,8 @@ def show_manifest(manifest: dict, folder: Path) -> None:
                       "their channel's minimum spend "
                       "or print run are handed over as planned and flagged (below_minimum; manifest.json lists them)")
     for line in manifest["not_targeted"]:
-        console.print(f"[dim]note:[/] {line}: the channel cannot select on it, its lines reach beyond their cells")
+        console.print(f"[dim]note:[/] {line}: the channel cannot select on it; each of its lines was planned over "
+                      "all of them, as it runs")
     console.print(f"wrote {folder}")
 
 
