@@ -22,7 +22,7 @@ from benchmarks.netview import NetLevels
 from benchmarks.report import render_report, write_figures
 from benchmarks.speed import SpeedSettings, run_speed
 from benchmarks.targeting import LEARNER_NOTES, TargetingSettings, run_targeting
-from uplift.tableio import write_table
+from uplift.data.tableio import write_table
 
 __all__ = ["main", "parse_args", "SECTIONS"]
 

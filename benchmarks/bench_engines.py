@@ -71,8 +71,8 @@ def _polars(data: Path, out: Path) -> int:
 
 
 def _in_memory(data: Path, out: Path) -> int:
+    from uplift.data.inputs import load_inputs, locate_inputs
     from uplift.features import build_training_table
-    from uplift.inputs import load_inputs, locate_inputs
     from uplift.pipeline import load_feature_set
 
     paths = locate_inputs(data)
@@ -83,8 +83,8 @@ def _in_memory(data: Path, out: Path) -> int:
 
 
 def _out_of_core(data: Path, out: Path) -> int:
+    from uplift.data.inputs import locate_inputs
     from uplift.features.outofcore import write_training_table
-    from uplift.inputs import locate_inputs
     from uplift.pipeline import load_feature_set
 
     return write_training_table(locate_inputs(data), load_feature_set("default"), out).rows

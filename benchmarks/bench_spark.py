@@ -93,8 +93,8 @@ def child(engine: str, store: Path, audience: Path, history: Path, out: Path) ->
     pyfunc = mlflow.pyfunc.load_model("models:/uplift-registration/1").unwrap_python_model()
     as_of = pd.Timestamp(AS_OF)
     if engine == "pandas":
+        from uplift.data.tableio import read_table
         from uplift.scoring import score_file
-        from uplift.tableio import read_table
 
         ex, en = read_table(history / "exposures.parquet"), read_table(history / "enrolments.parquet")
         summary = score_file(audience, out / "scores.parquet", scorer=pyfunc.scorer, exposures=ex, enrolments=en,
@@ -117,12 +117,12 @@ def prepare(folder: Path, people: int, seed: int) -> pd.DataFrame:
     import yaml
 
     from uplift.config import Settings
+    from uplift.data.tableio import write_table
     from uplift.features import build_training_table
     from uplift.pipeline import load_feature_set, train_and_log
     from uplift.simulate import simulate
     from uplift.specs import load_spec
     from uplift.specs.region import RegionSpec
-    from uplift.tableio import write_table
 
     region = load_spec(ROOT / "features" / "regions" / "haaglanden.yaml", RegionSpec)
     world = simulate(region, people=people, waves=2, seed=seed)

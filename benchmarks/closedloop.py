@@ -129,13 +129,13 @@ class _World:
 
 
 def _world(seed: int, settings: LoopSettings, root: Path) -> _World:
+    from uplift.data.vocabulary import split_arm
     from uplift.pipeline import load_feature_set, load_priority_groups, load_segment_spec
     from uplift.simulate import simulate
     from uplift.specs import load_spec
     from uplift.specs.model import ModelSpec
     from uplift.specs.planning import CostCatalogue, PlanningPolicy
     from uplift.specs.region import RegionSpec
-    from uplift.vocabulary import split_arm
 
     region = load_spec(root / "features" / "regions" / "haaglanden.yaml", RegionSpec)
     if settings.messages or settings.channels:
@@ -175,10 +175,10 @@ def _audience_table(people: pd.DataFrame, true_p: pd.DataFrame | None, arms: tup
                     groups) -> pd.DataFrame:
     """A planner's table over ``people``'s targetable segments: size, each segment's priority groups, and the
     true effect per arm (mean true ``P(arm) - P(holdout)``; 0 without ``true_p``)."""
+    from uplift.data.vocabulary import split_arm
     from uplift.features.library import age_band_of
     from uplift.segments.assign import SUPPRESSED, targetable_cells
     from uplift.segments.composition import segment_composition
-    from uplift.vocabulary import split_arm
 
     rows = people.assign(age_band=age_band_of(people["age"])).reset_index(drop=True)
     cells = targetable_cells(rows, segment_spec.dimensions, segment_spec.min_size)
@@ -519,7 +519,7 @@ def loop_report(result: LoopResult) -> str:
 
 def combined(folders: list[Path], settings: LoopSettings) -> LoopResult:
     """The results of several runs (their ``loop_*.csv``), e.g. seeds run in separate processes, as one."""
-    from uplift.tableio import read_table
+    from uplift.data.tableio import read_table
 
     def read(name: str) -> pd.DataFrame:
         parts = [read_table(f / name) for f in folders if (f / name).exists()]
@@ -554,7 +554,7 @@ def main(argv=None) -> None:
                             folds=a.folds, threads=a.threads, strategies=tuple(a.strategies),
                             messages=tuple(a.messages) if a.messages else None,
                             channels=tuple(a.channels) if a.channels else None)
-    from uplift.tableio import atomic_path, write_table
+    from uplift.data.tableio import atomic_path, write_table
 
     root = Path(__file__).resolve().parents[1]
     a.out.mkdir(parents=True, exist_ok=True)

@@ -120,6 +120,17 @@ def scaled_policy(policy: PlanningPolicy, people: int, channels: set[str]) -> Pl
     })
 
 
+def scaled_costs(costs: CostCatalogue, people: int) -> CostCatalogue:
+    """The catalogue with each channel's smallest line (``min_line_spend``, ``min_print_run``) scaled to ``people``
+    residents as the policy's minimums are (:func:`scaled_policy`): unchanged at :data:`REFERENCE_PEOPLE`, and a
+    world of a few thousand people still has lines it can buy."""
+    factor = people / REFERENCE_PEOPLE
+    return costs.model_copy(update={"channels": {
+        name: channel.model_copy(update={"min_line_spend": channel.min_line_spend * factor,
+                                         "min_print_run": round(channel.min_print_run * factor)})
+        for name, channel in costs.channels.items()}})
+
+
 def _one_world(seed: int, settings: DecisionSettings, root: Path, say: Callable[[str], None]):
     from benchmarks.worlds import capture_world, segment_table, world_region
     from uplift.pipeline import load_feature_set, load_segment_spec
@@ -196,13 +207,13 @@ def run_decisions(
     The policies scored (:func:`_policies`): the shipped ``serve/policy.yaml`` (10% Thompson
     exploration), the same without exploration, and that with every spend floor as a share of
     expected conversions instead, held in expectation and with 90% confidence; and the shipped policy
-    without each of its floors in turn. Channel minimums and maximums and coverage floors are scaled
-    to the simulated population.
+    without each of its floors in turn. Channel minimums and maximums, the channels' smallest lines and
+    coverage floors are scaled to the simulated population.
     """
     from uplift.specs import load_spec
 
     say = progress or (lambda _m: None)
-    costs = load_spec(root / "serve" / "costs.yaml", CostCatalogue)
+    costs = scaled_costs(load_spec(root / "serve" / "costs.yaml", CostCatalogue), settings.people)
     shipped = load_spec(root / "serve" / "policy.yaml", PlanningPolicy)
     plans, floors, estimates, frontier, gap = [], [], [], [], []
     for seed in settings.seeds:

@@ -23,6 +23,7 @@ run re-judges the estimator without refitting the model.
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 import time
@@ -326,6 +327,26 @@ def run_family(settings: FamilySettings, *, root: Path = ROOT, segment_spec=None
                         stages=pd.concat(stages, ignore_index=True), seconds=time.perf_counter() - start)
 
 
+def combined_family(folders: Sequence[Path], settings: FamilySettings) -> FamilyResult:
+    """One result from runs over parts of the worlds (each folder as ``main`` writes it), e.g. parts run side by
+    side on separate cores; ``seconds`` is the parts' time added up."""
+    def read(name: str) -> pd.DataFrame:
+        return pd.concat([pd.read_csv(folder / name) for folder in folders], ignore_index=True)
+
+    seconds = 0.0
+    for folder in folders:
+        found = re.search(r"; ([0-9]+) s\.", (folder / "report.md").read_text())
+        seconds += float(found.group(1)) if found else float("nan")
+    worlds = read("worlds.csv")
+    order = {spec.name: i for i, spec in enumerate(settings.worlds)}
+    missing = sorted(set(order) - set(worlds["world"]))
+    if missing:
+        raise ValueError(f"--combine: no results for world(s) {', '.join(missing)} in {', '.join(map(str, folders))}")
+    worlds = worlds.sort_values("world", key=lambda w: w.map(order)).reset_index(drop=True)
+    return FamilyResult(settings=settings, plans=read("plans.csv"), worlds=worlds, stages=read("stages.csv"),
+                        seconds=seconds)
+
+
 def render_family(result: FamilyResult, command: str) -> str:
     """The family benchmark's Markdown report."""
     s = result.settings
@@ -388,6 +409,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, help="folder keeping each world's rows, predictions and truth")
     p.add_argument("--messages", nargs="+", help="simulate only these messages (tiny runs)")
     p.add_argument("--channels", nargs="+", help="simulate only these channels (tiny runs)")
+    p.add_argument("--combine", type=Path, nargs="+",
+                   help="only write the report of these runs' results together (runs over parts of the worlds)")
     return p.parse_args(argv)
 
 
@@ -403,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def say(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    result = run_family(settings, progress=say)
+    result = combined_family(args.combine, settings) if args.combine else run_family(settings, progress=say)
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks.family " + shlex.join(argv if argv is not None else sys.argv[1:])
     result.worlds.to_csv(args.out / "worlds.csv", index=False)

@@ -21,6 +21,7 @@ import pandas as pd
 from benchmarks.report import markdown_table
 from uplift.allocation import evaluate_plan, plan
 from uplift.config import Settings
+from uplift.data.trainingtable import TrainingTable
 from uplift.funnel import OUTCOME_COLUMN, EventEstimates, value_plan_tables
 from uplift.modeling.truthcheck import true_outcome_probabilities
 from uplift.pipeline import load_feature_set, load_priority_groups, load_segment_spec
@@ -32,7 +33,6 @@ from uplift.simulate.world import write_world
 from uplift.specs import load_spec, project_root
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 from uplift.specs.region import RegionSpec
-from uplift.trainingtable import TrainingTable
 from uplift.valuepipeline import train_value_and_log
 
 __all__ = ["direct_value_table", "main"]

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from uplift.data.trainingtable import TrainingTable
 from uplift.economics import Economics
 from uplift.modeling.netvalue import choose_net_rule, compare_net_policies, recommend_net
 from uplift.modeling.policyvalue import single_arm_policies
 from uplift.specs.model import ModelSpec
-from uplift.trainingtable import TrainingTable
 
 __all__ = ["NetLevels", "net_recommendations", "net_comparison"]
 

@@ -116,8 +116,8 @@ def _child(step: str, p: dict) -> dict:
         result, m = _timed(lambda: plan(table, budget=0.05 * p["people"], costs=costs, policy=policy, source="bench"))
         return {**m, "rows": p["rows"], "cells": len(table), "status": str(getattr(result, "status", ""))}
     if step == "score":
+        from uplift.data.tableio import read_table
         from uplift.scoring import Scorer, SegmentLabeler, model_feature_set, score_file
-        from uplift.tableio import read_table
 
         with (work / "model.pkl").open("rb") as handle:
             pyfunc = pickle.load(handle)

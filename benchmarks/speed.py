@@ -133,8 +133,8 @@ def _child(step: str, p: dict) -> dict:
     if step == "train":
         import numpy as np
 
+        from uplift.data.trainingtable import TrainingTable
         from uplift.modeling.estimator import MultiArmUplift
-        from uplift.trainingtable import TrainingTable
 
         table = TrainingTable.load(p["table"])
         total = len(table.frame)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from benchmarks.netview import NetLevels, net_comparison, net_recommendations
 from uplift.adapters import ColumnMapping, load_experiment_csv
+from uplift.data.trainingtable import TrainingTable
 from uplift.errors import SpecError
 from uplift.modeling.estimator import MultiArmUplift, arm_mean_effects
 from uplift.modeling.metrics import arm_metrics, pairwise_ipw_weights
@@ -31,7 +32,6 @@ from uplift.modeling.targeting import choose_shrinkage, recommend, shrink
 from uplift.modeling.validation import fold_ids
 from uplift.specs import load_spec
 from uplift.specs.model import ForestSpec, ModelSpec
-from uplift.trainingtable import TrainingTable
 
 __all__ = ["TargetingSettings", "TargetingResult", "LEARNER_NOTES", "learner_specs", "with_threads", "run_targeting",
            "evaluate_learners"]

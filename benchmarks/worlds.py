@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.targeting import with_threads
+from uplift.data.trainingtable import TrainingTable
 from uplift.errors import DataError
 from uplift.specs.region import RegionSpec
-from uplift.trainingtable import TrainingTable
 
 __all__ = ["segment_table", "WorldData", "capture_world", "world_region"]
 
@@ -54,7 +54,7 @@ class WorldData:
 
     def save(self, folder: Path) -> Path:
         """Write the world to ``folder`` (created; files replaced atomically one by one)."""
-        from uplift.tableio import write_table
+        from uplift.data.tableio import write_table
 
         folder.mkdir(parents=True, exist_ok=True)
         self.rows.save(folder / "rows.parquet")
@@ -134,6 +134,7 @@ def capture_world(
     ``folds`` overrides the model spec's cross-validation folds; ``messages`` / ``channels`` keep a
     subset of the region's (tiny test worlds).
     """
+    from uplift.data.vocabulary import split_arm
     from uplift.features import build_training_table
     from uplift.modeling.truthcheck import true_outcome_probabilities
     from uplift.modeling.validation import validate_model
@@ -141,7 +142,6 @@ def capture_world(
     from uplift.simulate import simulate
     from uplift.specs import load_spec
     from uplift.specs.model import ModelSpec
-    from uplift.vocabulary import split_arm
 
     if messages or channels:
         region = region.subset(messages=list(messages or region.messages), channels=list(channels or region.channels))

@@ -72,8 +72,8 @@ def strong_world(strong_region):
 
 def feature_set_for(world, **update):
     """The default feature set restricted to a world's messages and channels."""
+    from uplift.data.vocabulary import split_arm
     from uplift.pipeline import load_feature_set
-    from uplift.vocabulary import split_arm
 
     arms = [a for a in world.arms if a != world.control]
     messages = tuple(dict.fromkeys(split_arm(a)[0] for a in arms))

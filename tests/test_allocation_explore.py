@@ -105,7 +105,7 @@ def test_rank_one_estimates_get_rank_one_thompson_draws(costs):
     from uplift.allocation.effects import check_effects
     from uplift.allocation.explore import thompson_allocation
     from uplift.allocation.problem import build_problem
-    from uplift.armtable import low_rank_effects, table_rank
+    from uplift.segments.armtable import low_rank_effects, table_rank
 
     effects = synthetic_effects(n_segments=6, seed=12)  # 2 messages x 3 channels, random: rank 2
     seg, arm = effects["segment"].to_numpy(), effects["arm"].to_numpy()
@@ -136,10 +136,10 @@ def test_rank_one_estimates_get_rank_one_thompson_draws(costs):
 
 
 def test_thompson_draws_are_fitted_on_the_parts_the_estimates_were_fitted_on(costs):
-    from uplift.additive import additive_effects, part_columns, smoothed_draws
     from uplift.allocation.effects import check_effects
     from uplift.allocation.explore import thompson_allocation
     from uplift.allocation.problem import build_problem
+    from uplift.segments.additive import additive_effects, part_columns, smoothed_draws
 
     effects = synthetic_effects(n_segments=8, seed=13)
     terms = (("gender",), ("age_band",))

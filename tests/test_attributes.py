@@ -12,12 +12,13 @@ from pydantic import ValidationError
 from apiserver import SMALL
 from conftest import ROOT
 from handmade import SPEC, audience, enrolments, exposures
+from uplift.data.contracts import AUDIENCE, audience_schema, validate
+from uplift.data.inputs import load_inputs
+from uplift.data.vocabulary import OPTIONAL_ATTRIBUTES, REQUIRED_ATTRIBUTES
 from uplift.errors import DataError, MissingAttributesWarning, SchemaError
 from uplift.features import build_features, build_training_table
 from uplift.features.build import features_for_audience, missing_attributes
-from uplift.inputs import load_inputs
 from uplift.pipeline import load_feature_set, load_segment_spec
-from uplift.schemas import AUDIENCE, audience_schema, validate
 from uplift.scoring import Scorer, SegmentLabeler, model_feature_set, score_file
 from uplift.segments import build_segment_table
 from uplift.segments.assign import assign_personas, rules_for_columns
@@ -29,7 +30,6 @@ from uplift.specs.features import AttributeSpec, FeatureSetSpec
 from uplift.specs.model import ModelSpec
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 from uplift.tracking.pyfunc import UpliftPyfunc
-from uplift.vocabulary import OPTIONAL_ATTRIBUTES, REQUIRED_ATTRIBUTES
 
 POOR = list(REQUIRED_ATTRIBUTES)
 

@@ -313,3 +313,22 @@ def test_plan_loss_swaps_the_arms_levels_and_the_deviations_by_hand():
     np.testing.assert_array_equal(got[VARIANTS[0]], estimate)
     np.testing.assert_allclose(got[VARIANTS[1]], [0.01 - 0.015, 0.01 + 0.005, 0.01 + 0.01, 0.01 - 0.01])
     np.testing.assert_allclose(got[VARIANTS[2]], [0.015 + 0.03, 0.015 - 0.01, 0.02 + 0.01, 0.02 - 0.01])
+
+
+def test_the_family_combines_runs_over_parts_of_its_worlds_in_the_declared_order(tmp_path):
+    from benchmarks.family import FamilySettings, WorldSpec, combined_family
+
+    specs = (WorldSpec("random:101", 101), WorldSpec("random:102", 102), WorldSpec("haaglanden", 1))
+    parts = {"a": ["family-102-102", "haaglanden-1"], "b": ["family-101-101"]}
+    for name, worlds in parts.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        pd.DataFrame({"world": worlds, "shipped": 0.5}).to_csv(folder / "worlds.csv", index=False)
+        pd.DataFrame({"world": worlds, "budget_share": 0.1}).to_csv(folder / "plans.csv", index=False)
+        pd.DataFrame({"world": worlds, "stage": "arm_slopes", "kept": True}).to_csv(folder / "stages.csv", index=False)
+        (folder / "report.md").write_text(f"Written ...; {len(worlds)} worlds ...; {100 * len(worlds)} s.\n")
+    result = combined_family([tmp_path / "a", tmp_path / "b"], FamilySettings(worlds=specs))
+    assert result.worlds["world"].tolist() == ["family-101-101", "family-102-102", "haaglanden-1"]
+    assert len(result.plans) == 3 and result.seconds == 300.0
+    with pytest.raises(ValueError, match="family-101-101"):
+        combined_family([tmp_path / "a"], FamilySettings(worlds=specs))

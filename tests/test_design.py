@@ -13,6 +13,7 @@ import yaml
 from scipy import stats
 
 import uplift.design as design
+from uplift.data.contracts import EXPOSURES
 from uplift.design import (
     age_band,
     analyze,
@@ -26,7 +27,6 @@ from uplift.design import (
     to_exposures,
 )
 from uplift.errors import DataError, SchemaError, SpecError
-from uplift.schemas import EXPOSURES
 from uplift.specs import load_spec
 from uplift.specs.experiment import ExperimentSpec
 

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 from conftest import ROOT
 from uplift.cli import app
 from uplift.cli.experiment import analysis_frame, plan_effects
+from uplift.data.contracts import EXPOSURES, validate
+from uplift.data.tableio import read_table, write_table
 from uplift.errors import DataError, SchemaError
-from uplift.schemas import EXPOSURES, validate
 from uplift.specs.experiment import ExperimentSpec
-from uplift.tableio import read_table, write_table
 
 runner = CliRunner()
 

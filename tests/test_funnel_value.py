@@ -233,9 +233,9 @@ def _two_event_estimates(seed: int = 3, n: int = 6_000):
     import numpy as np
     import pandas as pd
 
+    from uplift.data.trainingtable import FeatureColumn, TrainingTable
     from uplift.funnel import EventEstimates
     from uplift.specs.planning import ValueEvent
-    from uplift.trainingtable import FeatureColumn, TrainingTable
 
     rng = np.random.default_rng(seed)
     arms = ("holdout", "m1@meta", "m2@meta")
@@ -351,9 +351,9 @@ def test_training_for_a_value_policy_registers_one_model_per_event_and_plans_on_
 
     from conftest import feature_set_for
     from uplift.config import Settings
+    from uplift.data.tableio import read_table
     from uplift.simulate import simulate
     from uplift.simulate.world import write_world
-    from uplift.tableio import read_table
     from uplift.tracking.uses import campaign_use
     from uplift.valuepipeline import FUNNEL_ARTIFACT, train_value_and_log
 
@@ -413,7 +413,7 @@ def test_uplift_plan_on_a_funnel_table_shows_the_value_and_each_events_conversio
     from typer.testing import CliRunner
 
     from uplift.cli import app
-    from uplift.tableio import read_table, write_table
+    from uplift.data.tableio import read_table, write_table
 
     segments = write_table(two_event_table(), tmp_path / "funnel.parquet")
     costs = tmp_path / "costs.yaml"
@@ -499,7 +499,7 @@ def test_uplift_experiment_analyze_reports_each_event_and_the_value(workdir):
     from typer.testing import CliRunner
 
     from uplift.cli import app
-    from uplift.tableio import read_table, write_table
+    from uplift.data.tableio import read_table, write_table
 
     rng = np.random.default_rng(0)
     start = pd.Timestamp("2025-07-21", tz="UTC")
@@ -538,14 +538,71 @@ def test_uplift_experiment_analyze_reports_each_event_and_the_value(workdir):
     assert (value["n"] % 5 == 0).all() and value.loc["holdout", "n"] == 2000
 
 
-def test_the_service_refuses_a_value_it_would_not_plan_on():
+class _Tables:
+    """A stand-in for the service's funnel tables: ``table`` for every value, or none (ModelNotFoundError)."""
+
+    def __init__(self, table=None):
+        self.table = table
+
+    def latest(self, events, model_run_id):
+        from uplift.api.valuetables import FunnelTable
+        from uplift.errors import ModelNotFoundError
+
+        if self.table is None:
+            raise ModelNotFoundError("no funnel segment table for value = 1 x registration (28 days) + 5 x "
+                                     "application (70 days) in experiment 'uplift'")
+        return FunnelTable(table=self.table, run_id="0123456789abcdef", label="funnel-value run 01234567",
+                           notes=("application: the table's model is uplift-application v1, the champion is v2",))
+
+
+def _bundle():
+    from types import SimpleNamespace
+
+    return SimpleNamespace(name="uplift-registration", version=1, run_id="abc", compute=None)
+
+
+def test_the_service_refuses_a_value_saying_what_is_missing():
+    import re
+
     from uplift.api.handlers import RequestFieldError
     from uplift.api.planning import PlanService
     from uplift.api.schemas import PlanRequest
 
-    service = PlanService(costs=_costs(), policy=PlanningPolicy(), min_segment_size=10, cache_size=0)
     request = PlanRequest.model_validate({"budget": 100.0, "policy": {"value": TWO_EVENTS}})
-    with pytest.raises(RequestFieldError, match="the service plans on its model's registrations") as caught:
-        service.rules_for(request)
-    assert caught.value.loc == ("body", "policy", "value")
-    assert service.rules_for(PlanRequest.model_validate({"budget": 100.0}))[1].value is None
+    for tables, message in ((None, "this service has no funnel segment tables to plan on value with"),
+                            (_Tables(), "no funnel segment table for value = 1 x registration (28 days)")):
+        service = PlanService(costs=_costs(), policy=PlanningPolicy(), min_segment_size=10, cache_size=0,
+                              funnel_tables=tables)
+        with pytest.raises(RequestFieldError, match=re.escape(message)) as caught:
+            service.compute(_bundle(), request)
+        assert caught.value.loc == ("body", "policy", "value")
+
+
+def test_the_service_plans_on_value_as_the_hand_calculation_says():
+    import json
+
+    from uplift.api.planning import PlanService
+    from uplift.api.schemas import PlanRequest
+
+    service = PlanService(costs=_costs(), policy=PlanningPolicy(holdout_share=0.1), min_segment_size=10,
+                          cache_size=0, funnel_tables=_Tables(two_event_table()))
+    body = json.loads("{" + service.compute(_bundle(), PlanRequest.model_validate(
+        {"budget": 300.0, "policy": {"value": TWO_EVENTS}, "include_references": False})).fragment + "}")
+    value = body["value"]
+    # as the CLI's plan at EUR 300: value 170, 80 registrations, 18 applications (own errors only)
+    assert value["expected_value"] == pytest.approx(170.0) == body["totals"]["expected_conversions"]
+    assert value["description"] == "1 x registration (28 days) + 5 x application (70 days)"
+    assert value["source"] == "funnel-value run 01234567"
+    registration, application = value["events"]
+    assert registration["expected_conversions"] == pytest.approx(80.0)
+    assert application["expected_conversions"] == pytest.approx(18.0)
+    # registrations: 4,000 B contacts x sd 0.002 and 2,000 A contacts x 0.002: sd sqrt(8^2 + 4^2)
+    assert registration["hi"] - registration["expected_conversions"] == pytest.approx(Z80 * (80.0) ** 0.5, abs=1e-3)
+    assert "application: the table's model is uplift-application v1, the champion is v2" in body["notes"]
+
+
+def test_the_rules_of_a_value_plan_are_priced_in_expected_value():
+    from uplift.cli.plan import _rules_table
+
+    assert _rules_table([], "80%", on_value=True).title == "The rules and their price (expected value)"
+    assert _rules_table([], "80%").title == "The rules and their price (expected conversions)"

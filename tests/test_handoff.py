@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from conftest import ROOT
 from uplift.allocation import plan
+from uplift.data.tableio import read_table
 from uplift.errors import DataError, SpecError
 from uplift.features.library import age_band_of
 from uplift.handoff import (
@@ -41,7 +42,6 @@ from uplift.simulate.visits import visits_from_sheets
 from uplift.specs import load_spec
 from uplift.specs.handoff import HandoffSpec
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
-from uplift.tableio import read_table
 
 MIN_SIZE = 50
 START = dt.date(2026, 3, 2)

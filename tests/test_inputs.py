@@ -19,11 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from uplift.adapters import ColumnMapping, load_experiment_csv
+from uplift.data.tableio import atomic_path, read_table, stale_temporaries, write_table
+from uplift.data.trainingtable import TrainingTable
 from uplift.errors import SchemaError
 from uplift.scoring import ChunkWriter, count_rows, iter_chunks
 from uplift.scoring.chunks import column_names
-from uplift.tableio import atomic_path, read_table, stale_temporaries, write_table
-from uplift.trainingtable import TrainingTable
 
 BOM = "\ufeff"
 
@@ -169,7 +169,7 @@ _SLOW_WRITER = textwrap.dedent("""
     import sys, time
     import uplift.cli
     from uplift.cli.app import app
-    from uplift.tableio import atomic_path
+    from uplift.data.tableio import atomic_path
 
     @app.command("slow-write")
     def slow_write(out: str) -> None:

@@ -9,14 +9,14 @@ import pytest
 
 from conftest import ROOT, feature_set_for
 from handmade import SPEC, audience, enrolments, exposures
+from uplift.data.inputs import load_inputs
+from uplift.data.tableio import write_table
+from uplift.data.trainingtable import TrainingTable, file_digest
 from uplift.errors import DataError, MissingAttributesWarning, SchemaError, SpecError
 from uplift.features import build_training_table
 from uplift.features.library import FEATURES, Feature
 from uplift.features.outofcore import EngineSettings, write_training_table
-from uplift.inputs import load_inputs
 from uplift.pipeline import load_feature_set
-from uplift.tableio import write_table
-from uplift.trainingtable import TrainingTable, file_digest
 
 
 def _files(folder, aud, ex, en, suffix=".parquet"):

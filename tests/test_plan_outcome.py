@@ -118,11 +118,11 @@ def test_the_cli_round_trip_writes_the_promise_against_the_wave_and_the_next_tra
 
     from conftest import feature_set_for
     from uplift.cli import app
+    from uplift.data.tableio import read_table, write_table
+    from uplift.data.trainingtable import PROPENSITY_PREFIX
     from uplift.features import build_training_table
     from uplift.pipeline import table_from_folder
     from uplift.simulate import write_world
-    from uplift.tableio import read_table, write_table
-    from uplift.trainingtable import PROPENSITY_PREFIX
 
     world, runner = strong_world, CliRunner()
     arms = [a for a in world.arms if a != world.control]

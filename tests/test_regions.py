@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from conftest import ROOT
+from uplift.data.vocabulary import OPTIONAL_ATTRIBUTES, REQUIRED_ATTRIBUTES
 from uplift.errors import SpecError
 from uplift.simulate import simulate
 from uplift.simulate.generate import generate_region
@@ -20,7 +21,6 @@ from uplift.simulate.summary import persona_summary
 from uplift.specs import load_spec
 from uplift.specs.family import FamilySpec
 from uplift.specs.region import OTHER_PERSONA, RegionSpec
-from uplift.vocabulary import OPTIONAL_ATTRIBUTES, REQUIRED_ATTRIBUTES
 
 FAMILY_PATH = ROOT / "features" / "regions" / "family.yaml"
 FAMILY = load_spec(FAMILY_PATH, FamilySpec)

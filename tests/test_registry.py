@@ -16,12 +16,12 @@ import yaml
 from mlflow import MlflowClient
 
 from conftest import HILLSTROM, ROOT
+from uplift.data.trainingtable import PROPENSITY_PREFIX, FeatureColumn, TrainingTable
 from uplift.errors import DataError, ModelNotFoundError, SpecError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 from uplift.specs.segments import SegmentSpec
 from uplift.tracking.evidence import PlanningInputs, Split, decide, plan_evidence, policy_evidence, shared_heldout
 from uplift.tracking.uses import ModelUse, campaign_use, experiment_use
-from uplift.trainingtable import PROPENSITY_PREFIX, FeatureColumn, TrainingTable
 
 ARMS = ("control", "a", "b")
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, feature_set_for
+from uplift.data.tableio import write_table
 from uplift.errors import SchemaError
 from uplift.features import build_features
 from uplift.modeling.estimator import MultiArmUplift
@@ -26,7 +27,6 @@ from uplift.scoring import (
 )
 from uplift.specs import load_spec
 from uplift.specs.model import ModelSpec
-from uplift.tableio import write_table
 from uplift.tracking.pyfunc import UpliftPyfunc
 
 AS_OF = pd.Timestamp("2025-07-21", tz="UTC")

@@ -641,7 +641,7 @@ def test_observed_arm_levels_move_each_arm_and_keep_the_segments_deviations():
 
 
 def test_low_rank_effects_keep_a_rank_one_table_and_remove_what_it_cannot_hold():
-    from uplift.armtable import low_rank_effects
+    from uplift.segments.armtable import low_rank_effects
 
     messages, channels = ("m1", "m2", "m3"), ("meta", "flyer")
     appeal, carry = np.array([0.004, 0.001, -0.002]), np.array([1.0, 0.5])
@@ -716,7 +716,7 @@ def test_the_segment_spec_puts_the_targetable_kind_on_its_arms_own_slopes(valida
 
 
 def test_additive_effects_recover_an_additive_table_and_keep_each_arms_level():
-    from uplift.additive import additive_effects
+    from uplift.segments.additive import additive_effects
 
     cells = pd.MultiIndex.from_product([["18-24", "25-34", "35-44"], ["female", "male"],
                                         ["Delft", "Den Haag", "Westland", "other"]],
@@ -776,7 +776,7 @@ def test_smooth_over_fits_each_arms_effects_across_the_groups_and_shares_their_e
     fit_loads = [c for c in built.columns if c.startswith("fit_load__")]
     assert 2 <= len(fit_loads) <= 8  # the rank of an arm's design: 4 age bands + 5 places - 1
     pd.testing.assert_frame_equal(built.drop(columns=fitted + fit_loads), raw.drop(columns=fitted))  # other loads kept
-    from uplift.additive import additive_effects, additive_loadings
+    from uplift.segments.additive import additive_effects, additive_loadings
 
     lines = attributes.iloc[built["group"].to_numpy()]
     rows = np.bincount(groups, minlength=20)[built["group"].to_numpy()]
@@ -833,7 +833,7 @@ def test_the_segment_spec_smooths_the_targetable_kind_over_its_own_dimensions(va
 
 
 def test_table_rank_is_the_largest_rank_of_the_complete_tables():
-    from uplift.armtable import table_rank
+    from uplift.segments.armtable import table_rank
 
     arms = np.array(["a@x", "a@y", "b@x", "b@y"] * 2)
     groups = np.repeat([0, 1], 4)

@@ -11,8 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 import uplift.simulate as simulate_pkg
+from uplift.data.contracts import AUDIENCE, ENROLMENTS, EXPOSURES, validate
+from uplift.data.tableio import read_table, write_table
+from uplift.data.vocabulary import FUNNEL_EVENTS, arm_name
 from uplift.errors import DataError, SchemaError, SpecError
-from uplift.schemas import AUDIENCE, ENROLMENTS, EXPOSURES, validate
 from uplift.simulate import (
     CampaignWorld,
     arm_summary,
@@ -24,8 +26,6 @@ from uplift.simulate import (
 )
 from uplift.specs import load_spec
 from uplift.specs.region import LATER_EVENTS, RegionSpec
-from uplift.tableio import read_table, write_table
-from uplift.vocabulary import FUNNEL_EVENTS, arm_name
 
 REGION = Path(__file__).resolve().parents[1] / "features" / "regions" / "haaglanden.yaml"
 
@@ -454,7 +454,7 @@ def test_a_world_of_one_chunk_is_the_world_simulated_whole(region, tmp_path):
 
 
 def test_a_world_in_chunks_is_seeded_valid_and_adds_up(region, tmp_path):
-    from uplift.inputs import load_inputs
+    from uplift.data.inputs import load_inputs
     from uplift.simulate.chunked import write_world_in_chunks
     from uplift.simulate.summary import funnel_counts
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from apiserver import shared_store
+from uplift.data.tableio import write_table
 from uplift.errors import SchemaError
 from uplift.scoring import score_file
-from uplift.tableio import write_table
 
 AS_OF = pd.Timestamp("2025-07-21", tz="UTC")
 

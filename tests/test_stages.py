@@ -211,7 +211,7 @@ def test_observed_parts_find_what_an_arms_cells_share_and_leave_an_arm_without_p
     shared = loads[:n] @ loads[:n].T
     assert shared[0, 1] > 0 and shared[0, 1] > shared[0, places + 1]  # same band > neither band nor place
     # the variances by maximum likelihood: near the truth with many cells (per term, band then place)
-    from uplift.additive import _design, _term_codes
+    from uplift.segments.additive import _design, _term_codes
 
     codes = _term_codes(cells, (("band",), ("place",)))
     many = pd.concat([cells] * 20, ignore_index=True)

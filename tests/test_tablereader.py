@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import feature_set_for
+from uplift.data.trainingtable import TrainingTable
 from uplift.errors import DataError
 from uplift.features import build_training_table
 from uplift.modeling.estimator import MultiArmUplift
@@ -15,7 +16,6 @@ from uplift.modeling.preprocess import check_feature_frame
 from uplift.modeling.tablereader import read_for_training
 from uplift.modeling.validation import heldout_mask, validate_model
 from uplift.specs.model import ModelSpec
-from uplift.trainingtable import TrainingTable
 
 pytestmark = pytest.mark.filterwarnings("ignore::uplift.errors.ThinDataWarning")
 
@@ -80,7 +80,7 @@ def test_final_fit_reads_a_view_of_the_matrix(saved):
 
 
 def test_a_category_missing_from_the_fit_rows_is_unknown_to_the_model():
-    from uplift.trainingtable import FeatureColumn
+    from uplift.data.trainingtable import FeatureColumn
 
     features = (FeatureColumn("colour", "categorical"), FeatureColumn("size", "numeric"))
     frame = check_feature_frame(pd.DataFrame({"colour": ["red", "blue", None, "green", "blue"],

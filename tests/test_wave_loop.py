@@ -14,6 +14,8 @@ from conftest import ROOT, feature_set_for
 from uplift.cli import app
 from uplift.cli.experiment import analysis_frame, design_wave
 from uplift.config import Settings
+from uplift.data.tableio import read_table, write_table
+from uplift.data.trainingtable import PROPENSITY_PREFIX
 from uplift.design import analyze, design_shares
 from uplift.pipeline import table_from_folder, train_and_log
 from uplift.simulate import simulate, write_world
@@ -21,8 +23,6 @@ from uplift.simulate.assigned import run_assigned_wave
 from uplift.specs import load_spec
 from uplift.specs.experiment import ExperimentSpec
 from uplift.specs.planning import CostCatalogue
-from uplift.tableio import read_table, write_table
-from uplift.trainingtable import PROPENSITY_PREFIX
 
 PEOPLE, SEED = 12_000, 5
 

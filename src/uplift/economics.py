@@ -3,7 +3,7 @@
 An :class:`Economics` holds the value of one conversion (or of one unit of the outcome) and the cost
 of one contact with each arm, fixed or read per person from a column, with an optional budget
 (average spend per person). It travels with an experiment's training table
-(:attr:`uplift.trainingtable.TrainingTable.economics`) and with the logged model, so training,
+(:attr:`uplift.data.trainingtable.TrainingTable.economics`) and with the logged model, so training,
 the gate and scoring use the same terms. Net value of arm ``a`` for one person:
 ``value * uplift_a - (cost_a - cost_control)``; definitions in ``docs/metrics.md``.
 """
@@ -118,7 +118,7 @@ def campaign_economics(catalogue, value: float, arms: tuple[str, ...], control: 
     SchemaError
         An arm's channel is not in the catalogue.
     """
-    from uplift.vocabulary import split_arm
+    from uplift.data.vocabulary import split_arm
 
     costs: dict[str, CostSource] = {control: 0.0}
     for arm in arms:

@@ -14,12 +14,13 @@ from pathlib import Path
 import pandas as pd
 
 from uplift.config import Settings, tracking_uri
+from uplift.data.inputs import load_inputs, locate_inputs
+from uplift.data.trainingtable import TrainingTable
 from uplift.economics import campaign_economics
 from uplift.errors import SpecError
 from uplift.features import build_training_table
 from uplift.features.library import resolve
 from uplift.features.outofcore import write_training_table
-from uplift.inputs import load_inputs, locate_inputs
 from uplift.modeling.truthcheck import effect_recovery, policy_truth, true_outcome_probabilities
 from uplift.modeling.validation import ValidationReport, policy_recommendations, validate_model
 from uplift.segments import build_segment_table, planner_table, released_segments, truth_segment_effects
@@ -31,7 +32,6 @@ from uplift.specs.model import ModelSpec
 from uplift.specs.region import RegionSpec
 from uplift.specs.segments import SegmentSpec
 from uplift.tracking.uses import ModelUse, campaign_use
-from uplift.trainingtable import TrainingTable
 
 __all__ = ["load_feature_set", "load_priority_groups", "table_from_folder", "TrainedModel", "train_and_log",
            "truth_report", "default_planning"]

@@ -19,9 +19,10 @@ import mlflow
 import pandas as pd
 
 from uplift.config import Settings, tracking_uri
+from uplift.data.inputs import locate_inputs
+from uplift.data.tableio import read_table, write_table
 from uplift.funnel import CensoredRows, EventEstimates, funnel_segment_table, last_recorded, without_censored
 from uplift.funnel.value import describe_value
-from uplift.inputs import locate_inputs
 from uplift.pipeline import (
     Progress,
     TrainedModel,
@@ -36,10 +37,10 @@ from uplift.specs.disclosure import DisclosurePolicy
 from uplift.specs.features import FeatureSetSpec
 from uplift.specs.planning import PlanningPolicy, ValueEvent
 from uplift.specs.segments import SegmentSpec
-from uplift.tableio import read_table, write_table
 from uplift.tracking.uses import campaign_use
 
-__all__ = ["ValueTraining", "FUNNEL_ARTIFACT", "event_tags", "recorded_until", "event_rows", "train_value_and_log"]
+__all__ = ["ValueTraining", "FUNNEL_ARTIFACT", "event_tags", "recorded_until", "event_rows", "find_funnel_run",
+           "latest_funnel_table", "read_funnel_run", "train_value_and_log"]
 
 FUNNEL_ARTIFACT = "segments/funnel_segments.parquet"
 """Where a value run keeps its funnel segment table (the planner's: model estimates only)."""
@@ -184,30 +185,52 @@ def latest_funnel_table(settings: Settings, events: tuple[ValueEvent, ...]) -> t
     """
     from mlflow import MlflowClient
 
-    from uplift.errors import ModelNotFoundError
-
     uri = tracking_uri(settings)
     client = MlflowClient(uri, registry_uri=uri)
-    experiment = client.get_experiment_by_name(settings.experiment_name)
+    from uplift.errors import ModelNotFoundError
+
+    try:
+        found = find_funnel_run(client, settings.experiment_name, events)
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(f"{exc} (or pass --segments)") from None
+    table, notes = read_funnel_run(client, found, settings.alias)
+    return table, f"funnel-value run {found.info.run_id[:8]}", notes
+
+
+def find_funnel_run(client, experiment_name: str, events: tuple[ValueEvent, ...]):
+    """The latest ``funnel-value`` run of ``experiment_name`` made for ``events`` (an MLflow ``Run``).
+
+    Raises
+    ------
+    ModelNotFoundError
+        No such run: the message names the value and how to make its table.
+    """
+    from uplift.errors import ModelNotFoundError
+
+    experiment = client.get_experiment_by_name(experiment_name)
     value = describe_value(events)
     runs = [] if experiment is None else client.search_runs(
         [experiment.experiment_id], filter_string="attributes.run_name = 'funnel-value'",
         order_by=["attributes.start_time DESC"], max_results=200)
     runs = [r for r in runs if r.data.tags.get("funnel_value") == value]
     if not runs:
-        raise ModelNotFoundError(f"no funnel segment table for {value} in experiment {settings.experiment_name!r}; "
-                                 "make one with `uplift train --value-policy POLICY` (or pass --segments)")
-    run = runs[0]
+        raise ModelNotFoundError(f"no funnel segment table for {value} in experiment {experiment_name!r}; "
+                                 "make one with `uplift train --value-policy POLICY`")
+    return runs[0]
+
+
+def read_funnel_run(client, run, alias: str) -> tuple[pd.DataFrame, list[str]]:
+    """The funnel segment table of ``run`` and notes naming its event models that are not ``alias`` now."""
     with tempfile.TemporaryDirectory() as tmp:
         table = pd.read_parquet(client.download_artifacts(run.info.run_id, FUNNEL_ARTIFACT, tmp))
     notes = []
     for event, name_version in json.loads(run.data.tags.get("funnel_event_models", "{}")).items():
         name, _, version = name_version.rpartition(" v")
         try:
-            current = client.get_model_version_by_alias(name, settings.alias).version
+            current = client.get_model_version_by_alias(name, alias).version
         except Exception:  # noqa: BLE001 - no alias set: the note says so
             current = None
         if str(current) != version:
-            notes.append(f"{event}: the table's model is {name} v{version}, the {settings.alias} is "
+            notes.append(f"{event}: the table's model is {name} v{version}, the {alias} is "
                          f"{'none' if current is None else 'v' + str(current)}")
-    return table, f"funnel-value run {run.info.run_id[:8]}", notes
+    return table, notes

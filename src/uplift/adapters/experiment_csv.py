@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
+from uplift.data.tableio import read_table
+from uplift.data.trainingtable import CLUSTER_COLUMN, PROPENSITY_PREFIX, FeatureColumn, TrainingTable
 from uplift.economics import Economics
 from uplift.errors import SchemaError
 from uplift.specs import Spec
-from uplift.tableio import read_table
-from uplift.trainingtable import CLUSTER_COLUMN, PROPENSITY_PREFIX, FeatureColumn, TrainingTable
 
 __all__ = ["ColumnMapping", "MappingEconomics", "load_experiment_csv", "slug"]
 

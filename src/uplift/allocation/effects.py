@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from uplift.data.contracts import validate
+from uplift.data.vocabulary import HOLDOUT
 from uplift.errors import DataError
-from uplift.schemas import validate
 from uplift.specs.planning import CostCatalogue, FairnessFloor
-from uplift.vocabulary import HOLDOUT
 
 __all__ = [
     "ARM_LEVEL_LOAD", "ARM_SLOPE_LOAD", "EFFECTS", "EFFECT_COLUMNS", "FIT_LOAD_PREFIX", "GROUP_PREFIX",
@@ -41,7 +41,7 @@ persona's observed effect for the cell's arm (:mod:`uplift.segments.personamix`)
 
 FIT_LOAD_PREFIX = "fit_load__"
 """Optional ``fit_load__<k>`` columns: per contact, the cell's loading on the k-th error of its arm's
-additive fit across the cells (:func:`uplift.additive.additive_loadings`), one factor per arm."""
+additive fit across the cells (:func:`uplift.segments.additive.additive_loadings`), one factor per arm."""
 
 PER_ARM_PREFIXES: tuple[str, ...] = (PERSONA_LOAD_PREFIX, FIT_LOAD_PREFIX)
 
@@ -92,11 +92,11 @@ per arm, and ``arm_level_load_common``: on the error all arms' levels share
 (:mod:`uplift.segments.armlevels`); ``calibration_slope_load``: on the error of its arm's own
 calibration slope, one factor per arm (:func:`uplift.segments.effects.slope_loadings`);
 ``fit_load__<k>``: on the errors of its arm's additive fit across the cells, one factor per arm and
-``k`` (:func:`uplift.additive.additive_loadings`). Optional ``group__<group>``: the share of the
+``k`` (:func:`uplift.segments.additive.additive_loadings`). Optional ``group__<group>``: the share of the
 segment's people in a priority group (:data:`GROUP_PREFIX`). A plan's
 interval adds them up over the cells (:func:`shared_factors`; absent = 0). Optional
 ``part__<dims>`` columns name the additive parts the effects were fitted on
-(:mod:`uplift.additive`); the Thompson draws are fitted on them too. Extra
+(:mod:`uplift.segments.additive`); the Thompson draws are fitted on them too. Extra
 columns are segment attributes (``age_band``, ``gender``, ...) that fairness floors select on.
 """
 

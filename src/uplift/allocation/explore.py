@@ -7,9 +7,9 @@ draw for all cells, so a draw moves together every cell such an error moves), an
 exploration budget on that draw. The draws keep the structure the estimates were fitted to, so
 that they come from the same structured uncertainty instead of spreading noise the structure rules
 out: when the table names the additive parts its effects were fitted on (``part__*`` columns,
-:mod:`uplift.additive`), each draw is fitted on them per arm first; when every segment's messages x
-channels table of estimates is rank 1 (:func:`uplift.armtable.table_rank`; the targetable
-estimates are projected so, see :mod:`uplift.armtable`), each draw's tables are then projected on
+:mod:`uplift.segments.additive`), each draw is fitted on them per arm first; when every segment's messages x
+channels table of estimates is rank 1 (:func:`uplift.segments.armtable.table_rank`; the targetable
+estimates are projected so, see :mod:`uplift.segments.armtable`), each draw's tables are then projected on
 rank 1 too. The exploration
 allocation is the average of the draws' allocations. A cell whose interval lies entirely below zero
 (``effect + z * effect_sd < 0``) is never explored; any other cell is explored in a draw where its
@@ -33,9 +33,9 @@ from functools import lru_cache
 import numpy as np
 from scipy.stats import norm
 
-from uplift.additive import smoothed_draws
 from uplift.allocation.problem import Allocation, Problem
-from uplift.armtable import low_rank_effects, table_rank
+from uplift.segments.additive import smoothed_draws
+from uplift.segments.armtable import low_rank_effects, table_rank
 
 __all__ = ["clearly_negative", "effect_draws", "interval_z", "thompson_allocation"]
 

@@ -80,8 +80,12 @@ class RulePrice:
     @property
     def text(self) -> str:
         """The price in one sentence."""
+        return self.describe()
+
+    def describe(self, counts: str = "expected conversions") -> str:
+        """The price in one sentence, its figures counting ``counts`` (``"expected value"`` for a plan on value)."""
         rate = self.dual
-        margin = (f"each {self.unit} would {'buy' if rate > 0 else 'cost'} {abs(rate):,.2f} expected conversions"
+        margin = (f"each {self.unit} would {'buy' if rate > 0 else 'cost'} {abs(rate):,.2f} {counts}"
                   if rate != 0 else f"each {self.unit} would change nothing")
         if self.status == "slack":
             return f"{self.rule} ({self.stated}) does not bind: it costs nothing at this plan"
@@ -90,7 +94,7 @@ class RulePrice:
         if math.isnan(self.cost):
             return f"{self.rule} ({self.stated}) binds: {margin}"
         share = f"{self.cost_share:.0%}" if abs(self.cost_share) >= 0.01 else f"{self.cost_share:.1%}"
-        figures = (f"{self.cost:,.1f} expected conversions [{self.lo:,.1f}, {self.hi:,.1f}] ({share}, "
+        figures = (f"{self.cost:,.1f} {counts} [{self.lo:,.1f}, {self.hi:,.1f}] ({share}, "
                    f"{self.interval:.0%} interval)")
         return f"holding {self.rule} at {self.stated} costs {figures}; {margin}"
 

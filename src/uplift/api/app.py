@@ -37,6 +37,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     from uplift.api.planning import PlanService
     from uplift.api.planstore import PlanStore
     from uplift.api.registryclient import lazy_mlflow_client
+    from uplift.api.valuetables import FunnelTables
     from uplift.api.web import charts
     from uplift.api.web.sessions import SessionStore
     from uplift.specs import load_spec
@@ -54,6 +55,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = lazy_mlflow_client(uri)  # an unreadable registry is reported by /health, not fatal
+    planner.funnel_tables = FunnelTables(client, alias=settings.alias)  # plans on value along the funnel
     name, alias = settings.registered_model, settings.alias
     load = registry_loader(client, name, alias, min_segment_size=settings.min_segment_size,
                            disclosure=app.state.disclosure)

@@ -164,16 +164,15 @@ def registry_loader(client, name: str, alias: str, *, min_segment_size: int,
                     disclosure: DisclosurePolicy | None = None) -> Callable[[str], ModelBundle]:
     """A function loading version ``v`` of ``name`` into a :class:`ModelBundle` (raises if it is broken);
     its released segment table is the one ``disclosure`` (default: the default policy) allows."""
-    import mlflow.pyfunc
-
     from uplift.tracking.pyfunc import UpliftPyfunc
     from uplift.tracking.registry import load_released_segments, load_segments, resolve_version
+    from uplift.tracking.storedmodel import load_pyfunc
 
     disclosure = disclosure or DisclosurePolicy()
 
     def load(version: str) -> ModelBundle:
         mv = resolve_version(client, name, version)
-        loaded = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
+        loaded = load_pyfunc(f"models:/{name}/{mv.version}")
         model = loaded.unwrap_python_model()
         if not isinstance(model, UpliftPyfunc):
             raise ModelNotFoundError(f"{name} v{mv.version} is a {type(model).__name__}, not an uplift model")

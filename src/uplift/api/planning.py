@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,9 @@ from uplift.api.redact import echo
 from uplift.api.schemas import PlanCell, PlanRequest, PlanResponse
 from uplift.errors import DataError, SpecError, UpliftError
 from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
+
+if TYPE_CHECKING:
+    from uplift.api.valuetables import FunnelTable, FunnelTables
 
 __all__ = ["CONVERSION_DECIMALS", "PREPARED_BYTES", "ComputedPlan", "PlanService", "finite_or_none", "request_key",
            "rounded_figures"]
@@ -122,6 +125,16 @@ class _Ready:
     labels: dict[str, np.ndarray]
     shown: np.ndarray
     nbytes: int = 0  # what its arrays hold (uplift.api.footprint.array_bytes)
+    value: _ValueTables | None = None  # a plan on value: each event's table, scored after the plan
+
+
+@dataclass(frozen=True)
+class _ValueTables:
+    """What a plan on value scores its cells on: each event's rows of the funnel table it was made on."""
+
+    events: dict[str, pd.DataFrame]
+    source: str
+    notes: tuple[str, ...]
 
 
 class PlanService:
@@ -134,15 +147,18 @@ class PlanService:
     cache_size : plans kept per (model version, request); 0 = no cache.
     prepared_bytes : memory the prepared plans kept here may hold (their arrays; the most recently used
         one is always kept).
+    funnel_tables : where a plan on value (a policy with a ``value`` block) finds its funnel segment table;
+        None: such a plan is refused (422 naming ``policy.value``).
     """
 
     def __init__(self, *, costs: CostCatalogue, policy: PlanningPolicy, min_segment_size: int, cache_size: int,
-                 prepared_bytes: int = PREPARED_BYTES) -> None:
+                 prepared_bytes: int = PREPARED_BYTES, funnel_tables: FunnelTables | None = None) -> None:
         self.costs = costs
         self.policy = policy
         self.min_segment_size = int(min_segment_size)
         self.cache_size = int(cache_size)
         self.prepared_bytes = int(prepared_bytes)
+        self.funnel_tables = funnel_tables
         self._cache: OrderedDict[str, ComputedPlan] = OrderedDict()
         self._prepared: OrderedDict[str, _Ready] = OrderedDict()
         self._lock = threading.Lock()
@@ -155,7 +171,7 @@ class PlanService:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        if bundle.compute is None:
+        if bundle.compute is None or self._on_value(request):  # the workers have no funnel tables
             body = self.compute(bundle, request)
         else:  # in a worker process; in this thread if the pool cannot take it
             body = bundle.compute.run("plan", request, local=lambda: self.compute(bundle, request))
@@ -181,26 +197,61 @@ class PlanService:
             policy = apply_overrides(self.policy, request.policy, source="policy")
         except SpecError as exc:
             raise RequestFieldError(str(exc), ("body", "policy")) from None
-        if policy.value is not None:  # the service plans on its model's one outcome: never call that a value
-            raise RequestFieldError("policy: value: the service plans on its model's registrations; a plan on value "
-                                    "along the funnel is made with `uplift plan --policy` on a funnel segment table",
-                                    ("body", "policy", "value"))
         try:
             costs = apply_overrides(self.costs, request.costs, source="costs")
         except SpecError as exc:
             raise RequestFieldError(str(exc), ("body", "costs")) from None
         return costs, policy
 
+    def _on_value(self, request: PlanRequest) -> bool:
+        """Whether ``request`` plans on value along the funnel (its policy, the service's with its overrides)."""
+        return self._overrides(request)[1].value is not None
+
+    def _funnel_table(self, bundle: ModelBundle, policy: PlanningPolicy) -> FunnelTable:
+        """The latest funnel table made for the policy's value; a 422 naming ``policy.value`` when there is none."""
+        from uplift.errors import ModelNotFoundError
+
+        if self.funnel_tables is None:
+            raise RequestFieldError("policy: value: this service has no funnel segment tables to plan on value "
+                                    "with; plan on registrations (no value block)", ("body", "policy", "value"))
+        try:
+            return self.funnel_tables.latest(policy.value_events, bundle.run_id)
+        except ModelNotFoundError as exc:
+            raise RequestFieldError(f"policy: value: {exc}", ("body", "policy", "value")) from None
+
+    def _planned_table(self, bundle: ModelBundle, request: PlanRequest, policy: PlanningPolicy,
+                       found: FunnelTable | None) -> tuple[pd.DataFrame, str, _ValueTables | None]:
+        """The rows a plan is made on (segments of at least the minimum size, the requested channels and
+        messages), their source, and under a value block each event's rows of the funnel table."""
+        from uplift.funnel import value_plan_tables
+
+        floor = self.min_segment_size
+        if found is None:
+            table = _restrict(safe_segments(bundle.segments_of(request.kind), floor), request)
+            if table.empty:
+                raise DataError(f"model v{bundle.version} has no {request.kind} segments of at least {floor} people")
+            return table, f"{bundle.name} v{bundle.version} {request.kind} segments", None
+        table = found.table
+        table = table[table["kind"] == request.kind] if "kind" in table.columns else table
+        table = _restrict(safe_segments(table.reset_index(drop=True), floor), request)
+        if table.empty:
+            raise DataError(f"{found.label} has no {request.kind} segments of at least {floor} people")
+        source = f"{found.label} {request.kind} segments"
+        with _planner_errors():
+            table, events = value_plan_tables(table, policy, source=source)
+        return table, source, _ValueTables(events=events, source=found.label, notes=found.notes)
+
     def _prepare(self, bundle: ModelBundle, request: PlanRequest, costs: CostCatalogue,
                  policy: PlanningPolicy) -> _Ready:
         """The budget-independent half of the plan (checked table, LPs, the cells' labels), kept per
-        (model version, segments, channels, messages, policy, costs): a planner trying budgets only
-        pays for the solves."""
+        (model version, segments, channels, messages, policy, costs, and for a plan on value the funnel
+        table's run): a planner trying budgets only pays for the solves."""
         from uplift.allocation import prepare_plan
 
+        found = self._funnel_table(bundle, policy) if policy.value is not None else None
         key = json.dumps(
             [bundle.name, bundle.version, request.kind, request.channels, request.messages,
-             policy.model_dump(mode="json"), costs.model_dump(mode="json")],
+             policy.model_dump(mode="json"), costs.model_dump(mode="json")] + ([found.run_id] if found else []),
             sort_keys=True, separators=(",", ":"),
         )
         with self._lock:
@@ -208,18 +259,13 @@ class PlanService:
             if hit is not None:
                 self._prepared.move_to_end(key)
                 return hit
-        table = _restrict(safe_segments(bundle.segments_of(request.kind), self.min_segment_size), request)
-        if table.empty:
-            raise DataError(
-                f"model v{bundle.version} has no {request.kind} segments of at least {self.min_segment_size} people"
-            )
-        source = f"{bundle.name} v{bundle.version} {request.kind} segments"
+        table, source, value = self._planned_table(bundle, request, policy, found)
         with _planner_errors():
             prepared = prepare_plan(table, costs=costs, policy=policy, source=source)
         cells = prepared.problem.frame  # a plan's cells are these rows, in this order
         labels = _label_arrays(cells)
         ready = _Ready(plan=prepared, labels=labels, shown=cells["size"].to_numpy() >= self.min_segment_size,
-                       nbytes=array_bytes((prepared, labels)))
+                       nbytes=array_bytes((prepared, labels, value)), value=value)
         with self._lock:
             self._prepared[key] = ready
             held = sum(r.nbytes for r in self._prepared.values())
@@ -238,15 +284,18 @@ class PlanService:
         cells = result.cells  # one row per row of the problem's table, in its order
         funded = np.flatnonzero((cells["contacts"].to_numpy() > 0) & ready.shown)
         funded = funded[np.argsort(-cells["spend"].to_numpy()[funded], kind="stable")]  # largest spend first
+        value = None if ready.value is None else _value(result, ready.value, policy)
         return {
             "status": result.status,
             "conflicts": list(result.conflicts),
-            "notes": list(result.notes),
+            "notes": list(result.notes) + (list(ready.value.notes) if ready.value is not None else []),
+            "value": value,
             "totals": _totals(result.totals.as_dict(), policy.interval),
             "references": {name: _totals(t.as_dict(), policy.interval) for name, t in result.references.items()},
             "gains": {name: _gain(g.as_dict(), policy.interval) for name, g in result.gains.items()},
             "floors": [{**f.as_dict(), "share": finite_or_none(f.share)} for f in result.floors],
-            "rules": [_rule(r.as_dict()) for r in result.rules],
+            "rules": [_rule({**r.as_dict(), "text": r.describe("expected value")} if value else r.as_dict())
+                      for r in result.rules],
             "breakdown": [_part(p.as_dict()) for p in plan_breakdown(prepared.problem, cells)],
             "cells_json": _cells_json(cells, funded, ready.labels),
         }
@@ -255,7 +304,7 @@ class PlanService:
         """What the next euro buys under ``request``'s rules (:func:`~uplift.allocation.curve.budget_curve`):
         ``points`` budgets from 0 to well past the useful spend, ``request.budget`` among them; in a compute
         worker when the bundle has a pool. Not cached: the prepared plan is."""
-        if bundle.compute is None:
+        if bundle.compute is None or self._on_value(request):
             return self.compute_curve(bundle, request, points)
         return bundle.compute.run("curve", request, points, local=lambda: self.compute_curve(bundle, request, points))
 
@@ -296,12 +345,16 @@ def _computed(bundle: ModelBundle, request: PlanRequest, body: dict) -> Computed
     in its place (``cells`` is the response's last field).
     """
     cells_json = body.pop("cells_json")
+    fields = {"status", "conflicts", "notes", "totals", "references", "gains", "floors", "rules", "breakdown", "cells"}
+    if body.get("value") is None:  # a plan on registrations: its body as it has always been, without the field
+        body.pop("value", None)
+    else:
+        fields.add("value")
     checked = PlanResponse.model_validate(
         {"id": uuid.uuid4().hex, "created_at": datetime.now().astimezone(), "model_name": bundle.name,
          "model_version": bundle.version, "request": request, **body, "cells": []}
     )
-    dumped = checked.model_dump_json(include={"status", "conflicts", "notes", "totals", "references", "gains", "floors",
-                                              "rules", "breakdown", "cells"})
+    dumped = checked.model_dump_json(include=fields)
     empty = '"cells":[]}'
     if not dumped.endswith(empty):  # pragma: no cover - guards the field order the splice relies on
         raise RuntimeError("PlanResponse must serialise 'cells' last")
@@ -315,6 +368,26 @@ def _computed(bundle: ModelBundle, request: PlanRequest, body: dict) -> Computed
         fragment=fragment,
         packed=pack_body(fragment),
     )
+
+
+def _value(result, value: _ValueTables, policy: PlanningPolicy) -> dict:
+    """A plan on value as sent: the value (the plan's totals) with its interval, and each event's expected
+    incremental conversions with theirs (:func:`uplift.funnel.event_conversions`), rounded as conversions."""
+    from uplift.funnel import event_conversions
+    from uplift.funnel.value import describe_value
+
+    _, per_event = event_conversions(result.cells, value.events, policy)
+    totals = result.totals
+    return {
+        "description": describe_value(policy.value_events).removeprefix("value = "), "source": value.source,
+        **{k: float(rounded_figures(v, "expected_conversions")) for k, v in
+           (("expected_value", totals.expected_conversions), ("lo", totals.lo), ("hi", totals.hi))},
+        "interval": float(policy.interval),
+        "events": [{"event": e.event, "weight": e.weight, "attribution_days": e.attribution_days,
+                    **{k: float(rounded_figures(v, "expected_conversions")) for k, v in
+                       (("expected_conversions", e.expected), ("lo", e.lo), ("hi", e.hi))},
+                    "interval": float(policy.interval)} for e in per_event],
+    }
 
 
 def _restrict(table: pd.DataFrame, request: PlanRequest) -> pd.DataFrame:

@@ -21,12 +21,14 @@ __all__ = [
     "PlanResponse",
     "PlanSummary",
     "PlanTotalsOut",
+    "PlanValueOut",
     "RulePriceOut",
     "RowScore",
     "ScoreRequest",
     "ScoreResponse",
     "SegmentEffect",
     "SegmentPage",
+    "ValueEventOut",
 ]
 
 ARM_EXAMPLE = "fresh_start@meta"
@@ -265,6 +267,27 @@ class PlanTotalsOut(_Out):
                           "data's held-out rows when the segment table carries that calibration (docs/planning.md)")
 
 
+class ValueEventOut(_Out):
+    event: str = Field(description="the funnel event (uplift.data.vocabulary.FUNNEL_EVENTS)")
+    weight: float = Field(description="what one conversion to the event counts for in the value")
+    attribution_days: int = Field(description="the event counts if it happens within this many days of assignment")
+    expected_conversions: float = Field(description="the plan's expected incremental conversions to the event")
+    lo: float
+    hi: float
+    interval: float = Field(description="coverage of [lo, hi]")
+
+
+class PlanValueOut(_Out):
+    description: str = Field(description="the value, e.g. '1 x registration (28 days) + 5 x application (70 days)'")
+    source: str = Field(description="the funnel segment table the plan was made on")
+    expected_value: float = Field(description="the plan's expected incremental value (the totals' "
+                                              "`expected_conversions`, in units of value)")
+    lo: float
+    hi: float
+    interval: float = Field(description="coverage of [lo, hi]")
+    events: list[ValueEventOut] = Field(description="each event's expected incremental conversions, in funnel order")
+
+
 class PlanGainOut(_Out):
     extra_conversions: float = Field(description="expected incremental conversions of the plan minus the reference's")
     lo: float
@@ -376,6 +399,10 @@ class PlanResponse(_Out):
         default_factory=list, description="the plan per channel, per message and per priority group (each cell "
         "counted with its group's share of its people), each part's conversions with its own interval (cells' own "
         "and shared errors, as the totals')")
+    value: PlanValueOut | None = Field(
+        None, description="a plan on value along the funnel (the policy's `value` block): the value with its "
+        "interval and each event's expected incremental conversions; absent for a plan on registrations. In a "
+        "value plan every conversion figure of the totals, references, gains, rules and cells is in units of value")
     cells: list[PlanCell] = Field(description="funded cells (contacts > 0), largest spend first")
     request: PlanRequest
 

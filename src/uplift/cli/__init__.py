@@ -57,7 +57,7 @@ def _show_notes(show):
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     """SIGTERM ends a command as Ctrl-C does, through its ``finally`` blocks: an unfinished output's
-    temporary file is removed (:func:`uplift.tableio.atomic_path`) and nothing is half written."""
+    temporary file is removed (:func:`uplift.data.tableio.atomic_path`) and nothing is half written."""
     sys.exit(128 + signum)
 
 

@@ -52,7 +52,7 @@ class WaveDesign:
 
 def channel_costs(spec: ExperimentSpec, costs: CostCatalogue) -> dict[str, float]:
     """Unit cost (EUR per contact) of every channel the spec's arms use, from the cost catalogue."""
-    from uplift.vocabulary import split_arm
+    from uplift.data.vocabulary import split_arm
 
     channels = dict.fromkeys(split_arm(a)[1] for a in spec.arms)
     return {c: costs.channel(c).unit_cost for c in channels}
@@ -132,7 +132,7 @@ def read_plan(path: Path) -> PlanFile:
     """
     import json
 
-    from uplift.tableio import read_table
+    from uplift.data.tableio import read_table
 
     if path.suffix.lower() != ".json":
         return PlanFile(read_table(path))
@@ -166,12 +166,12 @@ def design_command(
 
     With --plan: each planned segment is randomised on its own to the plan's contacts per arm and its holdout."""
     from uplift.config import get_settings
+    from uplift.data.contracts import AUDIENCE, validate
+    from uplift.data.tableio import read_table, write_table
     from uplift.design.release import released_balance, released_power
     from uplift.disclosure import release_count
-    from uplift.schemas import AUDIENCE, validate
     from uplift.scoring import file_digest
     from uplift.specs import load_spec, project_root
-    from uplift.tableio import read_table, write_table
     from uplift.tracking.jobs import log_design
 
     exp = load_spec(spec, ExperimentSpec)
@@ -226,12 +226,12 @@ def _design_from_plan(exp: ExperimentSpec, spec_path: Path, people: pd.DataFrame
                       segments: Path | None) -> None:
     """``uplift experiment design --plan``: write the wave's exposures, the plan check and the postcodes."""
     from uplift.config import get_settings
+    from uplift.data.contracts import ENROLMENTS, validate
+    from uplift.data.tableio import read_table, write_table
     from uplift.design.fromplan import design_from_plan, registered_people
     from uplift.disclosure import release_count
     from uplift.pipeline import load_segment_spec
-    from uplift.schemas import ENROLMENTS, validate
     from uplift.scoring import file_digest
-    from uplift.tableio import read_table, write_table
     from uplift.tracking.jobs import log_plan_design
 
     registered = None
@@ -296,9 +296,9 @@ def _promised_section(frame: pd.DataFrame, plan_file: PlanFile, exp: ExperimentS
                       run_id: str, *, model: str, people: pd.DataFrame | None, groups_path: Path | None) -> None:
     """What the plan promised per cell, message and priority group against what the wave delivered: written
     beside ``out`` (released), printed, and added to the analysis run ``run_id`` with the plan's model."""
+    from uplift.data.tableio import atomic_path, write_table
     from uplift.design.promised import promised_and_delivered
     from uplift.design.release import released_outcome
-    from uplift.tableio import atomic_path, write_table
     from uplift.tracking.jobs import log_plan_outcome
     from uplift.tracking.plots import calibration_figure
 
@@ -464,6 +464,7 @@ def _value_section(exp: ExperimentSpec, exposures: pd.DataFrame, enrolments: pd.
                    out: Path, policy) -> None:
     """Each event of the value in its own window (exact intervals) and the value per arm (Welch interval),
     as released under ``policy``; the value table is written beside ``out``."""
+    from uplift.data.tableio import write_table
     from uplift.design import Inference, analyze
     from uplift.design.funnelvalue import funnel_outcomes, released_value_differences, value_differences
     from uplift.design.release import released_analysis
@@ -471,7 +472,6 @@ def _value_section(exp: ExperimentSpec, exposures: pd.DataFrame, enrolments: pd.
     from uplift.funnel.value import describe_value
     from uplift.specs import load_spec
     from uplift.specs.planning import PlanningPolicy
-    from uplift.tableio import write_table
 
     events = load_spec(value_policy, PlanningPolicy).value_events
     if events is None:
@@ -541,12 +541,12 @@ def analyze_command(
     """Per arm (and segment) verdict against the holdout, adjusted for many arms; CUPED where it applies; SRM."""
     from uplift.cli.score import load_history
     from uplift.config import get_settings
+    from uplift.data.contracts import AUDIENCE, validate
+    from uplift.data.tableio import atomic_path, read_table, write_table
     from uplift.design import Inference, analyze
     from uplift.design.release import released_analysis
     from uplift.disclosure import release_count
-    from uplift.schemas import AUDIENCE, validate
     from uplift.specs import load_spec
-    from uplift.tableio import atomic_path, read_table, write_table
     from uplift.tracking.jobs import log_analysis
 
     exp = load_spec(spec, ExperimentSpec)

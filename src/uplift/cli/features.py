@@ -36,11 +36,11 @@ def features(
 
     The table is built out of core (DuckDB) and written in row groups, so it may be larger than memory.
     """
+    from uplift.data.inputs import locate_inputs
+    from uplift.data.trainingtable import file_digest
     from uplift.features import FEATURES
     from uplift.features.outofcore import EngineSettings, write_training_table
-    from uplift.inputs import locate_inputs
     from uplift.pipeline import load_feature_set
-    from uplift.trainingtable import file_digest
 
     if list_features:
         t = Table("feature", "kind", "what it is")

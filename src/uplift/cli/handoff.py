@@ -19,6 +19,7 @@ __all__ = ["attribute_command", "write_plan_handoff"]
 def write_plan_handoff(cells: pd.DataFrame, *, folder: Path, costs, policy, wave: int | None, start: str | None,
                        audience: Path | None) -> dict:
     """Write the hand-off of a plan's ``cells`` into ``folder`` and return its manifest."""
+    from uplift.data.tableio import read_table
     from uplift.handoff import (
         areas_from_audience,
         areas_from_region,
@@ -29,7 +30,6 @@ def write_plan_handoff(cells: pd.DataFrame, *, folder: Path, costs, policy, wave
     from uplift.specs.handoff import HandoffSpec
     from uplift.specs.region import RegionSpec
     from uplift.specs.segments import SegmentSpec
-    from uplift.tableio import read_table
 
     if wave is None:
         fail("--handoff needs --wave, the wave the plan is for (utm_campaign=wave-<n>)")
@@ -73,7 +73,8 @@ def show_manifest(manifest: dict, folder: Path) -> None:
                       "their channel's minimum spend "
                       "or print run are handed over as planned and flagged (below_minimum; manifest.json lists them)")
     for line in manifest["not_targeted"]:
-        console.print(f"[dim]note:[/] {line}: the channel cannot select on it, its lines reach beyond their cells")
+        console.print(f"[dim]note:[/] {line}: the channel cannot select on it; each of its lines was planned over "
+                      "all of them, as it runs")
     console.print(f"wrote {folder}")
 
 
@@ -86,10 +87,10 @@ def attribute_command(
         "out/attributions.csv"),
 ) -> None:
     """Attribute registrations to the arm and cell of the hand-off link that brought them (docs/handoff.md)."""
+    from uplift.data.contracts import ENROLMENTS, validate
+    from uplift.data.tableio import CSV_ENCODING, read_table, reading, write_table
     from uplift.disclosure import release_count
     from uplift.handoff import KEY_FILE, attribute, attribution_counts
-    from uplift.schemas import ENROLMENTS, validate
-    from uplift.tableio import CSV_ENCODING, read_table, reading, write_table
 
     keys = []
     for folder in handoff:

@@ -38,9 +38,10 @@ def _eur_range(x: float, lo: float, hi: float) -> str:
     return f"{_eur(x)} [{_eur(lo)}, {_eur(hi)}]"
 
 
-def _rules_table(prices, level: str) -> Table:
-    """The price of every rule: whether it binds, its dual value and what holding it costs."""
-    t = Table(title="The rules and their price (expected conversions)")
+def _rules_table(prices, level: str, *, on_value: bool = False) -> Table:
+    """The price of every rule: whether it binds, its dual value and what holding it costs (in expected value for
+    a plan on value)."""
+    t = Table(title=f"The rules and their price (expected {'value' if on_value else 'conversions'})")
     for col in ("rule", "as declared", "status", "per unit", "unit", f"cost ({level}, paired)"):
         t.add_column(col, justify="left" if col in ("rule", "as declared", "status", "unit") else "right")
     for p in prices:
@@ -89,10 +90,10 @@ def plan_command(
     """Recommend contacts and spend per segment x message x channel under costs, caps and fairness floors."""
     from uplift.allocation import cost_range, plan
     from uplift.cli.segments import load_model_segments
+    from uplift.data.tableio import read_table, write_table
     from uplift.funnel import event_conversions, value_plan_tables
     from uplift.specs import load_spec, project_root
     from uplift.specs.planning import CostCatalogue, PlanningPolicy, apply_overrides
-    from uplift.tableio import read_table, write_table
 
     root = project_root()
     catalogue = load_spec(costs or root / "serve" / "costs.yaml", CostCatalogue)
@@ -162,7 +163,7 @@ def plan_command(
     if per_event:
         console.print(_events_table(per_event, rules, level))
     if result.rules:
-        console.print(_rules_table(result.rules, level))
+        console.print(_rules_table(result.rules, level, on_value=bool(events)))
     if result.status != "optimal":
         console.print(f"[bold red]status: {result.status}[/]: the rules conflict; the plan above "
                       "is the closest relaxation")

@@ -38,10 +38,10 @@ def run(
     the champion, the best segments of every message and a plan for the next wave with its hand-off."""
     from uplift.cli.train import print_results
     from uplift.config import get_settings, tracking_uri
+    from uplift.data.tableio import read_table
     from uplift.pipeline import load_feature_set, load_priority_groups, table_from_folder, train_and_log
     from uplift.simulate import simulate, write_world
     from uplift.specs import project_root
-    from uplift.tableio import read_table
 
     root = project_root()
     settings = get_settings()

@@ -41,9 +41,9 @@ def parse_as_of(value: str | None) -> pd.Timestamp:
 def load_history(exposures: Path | None, enrolments: Path | None, *,
                  control: str = "holdout") -> tuple[pd.DataFrame, pd.DataFrame]:
     """The validated history files, or empty frames of the right shape when not given."""
-    from uplift.inputs import check_exposures
-    from uplift.schemas import ENROLMENTS, EXPOSURES, validate
-    from uplift.tableio import read_table
+    from uplift.data.contracts import ENROLMENTS, EXPOSURES, validate
+    from uplift.data.inputs import check_exposures
+    from uplift.data.tableio import read_table
 
     utc = pd.DatetimeTZDtype(tz="UTC")
     if exposures is not None:

@@ -58,9 +58,9 @@ def segments(
 ) -> None:
     """Print and write per segment x arm: size, holdout base rate, calibrated effect with interval, as released
     under the disclosure policy (serve/disclosure.yaml)."""
+    from uplift.data.tableio import write_table
     from uplift.pipeline import load_segment_spec
     from uplift.segments.composition import released_composition
-    from uplift.tableio import write_table
 
     policy = disclosure_policy()
     table, label = load_released_model_segments(model, policy)

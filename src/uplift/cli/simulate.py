@@ -10,6 +10,7 @@ import yaml
 from rich.table import Table
 
 from uplift.cli.app import app, console, fail
+from uplift.data.tableio import atomic_path
 from uplift.errors import SpecError
 from uplift.simulate import FORMATS
 from uplift.simulate.chunked import CHUNK_PEOPLE, WorldSummary, write_world_in_chunks
@@ -17,7 +18,6 @@ from uplift.simulate.generate import RANDOM_PREFIX, generate_region
 from uplift.specs import load_spec, project_root
 from uplift.specs.family import FamilySpec
 from uplift.specs.region import RegionSpec
-from uplift.tableio import atomic_path
 
 __all__ = ["simulate_command", "load_region", "write_region", "DEFAULT_REGION", "DEFAULT_FAMILY", "REGION_HELP"]
 

@@ -17,10 +17,10 @@ def _load_table(data: Path | None, table: Path | None, experiment_csv: Path | No
                 outcome: str | None, feature_set: str):
     """The training table, what the models are for, the outcome event (truth checks) and a label of the source."""
     from uplift.adapters import ColumnMapping, load_experiment_csv
+    from uplift.data.trainingtable import TrainingTable
     from uplift.pipeline import load_feature_set, table_from_folder
     from uplift.specs import load_spec
     from uplift.tracking.uses import campaign_use, experiment_use
-    from uplift.trainingtable import TrainingTable
 
     chosen = [x for x in (data, table, experiment_csv) if x is not None]
     if len(chosen) > 1:
@@ -154,10 +154,10 @@ def train(
     ``uplift-<mapping>-<outcome>``: each use has its own champion.
     """
     from uplift.config import get_settings
+    from uplift.data.tableio import read_table
     from uplift.pipeline import load_priority_groups, train_and_log
     from uplift.specs import load_spec, project_root
     from uplift.specs.region import RegionSpec
-    from uplift.tableio import read_table
 
     policy = disclosure_policy()  # what the runs' released tables may show
     specs = specs or [project_root() / "models" / "pooled_lightgbm.yaml"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from uplift.data.vocabulary import HOLDOUT
 from uplift.design.comparisons import COMPARISON_COLUMNS, Outcomes, compare_arms
 from uplift.design.cuped import cuped_terms, cuped_theta
 from uplift.design.multiplicity import FamilyAdjustment
@@ -16,7 +17,6 @@ from uplift.design.srm import SampleRatioCheck, srm_check
 from uplift.design.verdicts import VERDICT_COLUMNS, decide
 from uplift.errors import DataError, SchemaError
 from uplift.specs.experiment import MULTIPLICITY, ExperimentSpec, Multiplicity
-from uplift.vocabulary import HOLDOUT
 
 __all__ = ["Analysis", "EFFECT_COLUMNS", "Inference", "analyze"]
 

@@ -14,13 +14,13 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from uplift.data.contracts import EXPOSURES, validate
+from uplift.data.vocabulary import NO_MESSAGE, split_arm
 from uplift.design.shares import design_shares
 from uplift.design.srm import srm_check
 from uplift.design.strata import stratum_keys
 from uplift.errors import DataError, SchemaError
-from uplift.schemas import EXPOSURES, validate
 from uplift.specs.experiment import ExperimentSpec
-from uplift.vocabulary import NO_MESSAGE, split_arm
 
 __all__ = ["hash_uniform", "assign", "stratum_balance", "to_exposures", "ASSIGNMENT_COLUMNS", "EXPOSURE_COLUMNS"]
 
@@ -204,7 +204,7 @@ def to_exposures(
     Returns
     -------
     pandas.DataFrame
-        Validated against :data:`uplift.schemas.EXPOSURES`: ``person_id, wave, arm, message,
+        Validated against :data:`uplift.data.contracts.EXPOSURES`: ``person_id, wave, arm, message,
         channel, assigned_at, assignment_probability, cost_eur``.
 
     Raises

@@ -24,15 +24,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from uplift.data.contracts import EXPOSURES, validate
+from uplift.data.vocabulary import HOLDOUT, NO_MESSAGE, split_arm
 from uplift.design.assignment import hash_uniform
 from uplift.design.cellpeople import delivery_areas, planned_segments
 from uplift.errors import DataError, SchemaError
 from uplift.features.propensity import DESIGN_CELL
-from uplift.schemas import EXPOSURES, validate
 from uplift.specs.experiment import ExperimentSpec
 from uplift.specs.planning import CostCatalogue
 from uplift.specs.segments import SegmentSpec
-from uplift.vocabulary import HOLDOUT, NO_MESSAGE, split_arm
 
 __all__ = [
     "PLAN_COLUMNS",

@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from uplift.data.vocabulary import HOLDOUT, split_arm
 from uplift.design.rates import difference_interval
 from uplift.errors import DataError, SchemaError
 from uplift.features.propensity import DESIGN_CELL
-from uplift.vocabulary import HOLDOUT, split_arm
 
 __all__ = ["Calibration", "PlanOutcome", "promised_and_delivered", "OUTCOME_COLUMNS"]
 

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from uplift.data.vocabulary import HOLDOUT, split_arm
 from uplift.errors import DataError, SchemaError
 from uplift.simulate.conditions import matches
 from uplift.specs.region import RegionSpec
-from uplift.vocabulary import HOLDOUT, split_arm
 
 __all__ = ["FittedForm", "TrueForm", "fit_true_form", "people_for_rows", "shown_before", "true_form"]
 

@@ -8,14 +8,14 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from uplift.data.trainingtable import PROPENSITY_PREFIX, FeatureColumn, TrainingTable
+from uplift.data.vocabulary import arm_name
 from uplift.errors import DataError, MissingAttributesWarning, SchemaError
 from uplift.features.context import build_context
 from uplift.features.library import columns_of, compute, resolve
 from uplift.features.outcome import label_outcome
 from uplift.features.propensity import design_keys, design_table, row_propensities
 from uplift.specs.features import FeatureSetSpec
-from uplift.trainingtable import PROPENSITY_PREFIX, FeatureColumn, TrainingTable
-from uplift.vocabulary import arm_name
 
 __all__ = [
     "build_training_table",
@@ -114,7 +114,7 @@ def build_training_table(
 ) -> TrainingTable:
     """One row per randomised (person, wave): features as of assignment, arm, outcome, propensities.
 
-    Inputs must already satisfy the contracts in :mod:`uplift.schemas`. Features that need an
+    Inputs must already satisfy the contracts in :mod:`uplift.data.contracts`. Features that need an
     attribute the audience lacks are left out, with one note (:func:`features_for_audience`).
     """
     arms = arms_of(spec)

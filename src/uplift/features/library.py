@@ -21,11 +21,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from uplift.data.trainingtable import FeatureColumn
+from uplift.data.vocabulary import FUNNEL_EVENTS, HOLDOUT, funnel_rank
 from uplift.errors import SpecError
 from uplift.features.context import AsOfContext
 from uplift.specs.features import AttributeSpec, FeatureSetSpec
-from uplift.trainingtable import FeatureColumn
-from uplift.vocabulary import FUNNEL_EVENTS, HOLDOUT, funnel_rank
 
 __all__ = [
     "FEATURES",

@@ -2,7 +2,7 @@
 
 The same table as :func:`uplift.features.build_training_table`, row for row and dtype for dtype, from the SQL
 definition that stands beside every feature function (:class:`uplift.features.library.SqlDef`). The inputs are
-checked against their pandera contracts batch by batch (:func:`uplift.inputs.scan_inputs`), uniqueness and
+checked against their pandera contracts batch by batch (:func:`uplift.data.inputs.scan_inputs`), uniqueness and
 the cross-file rules in SQL; DuckDB joins each key with the same person's earlier history under a memory
 limit (spilling to a temporary folder beyond it), and the result is written in row groups, atomically, so
 memory stays bounded however many person-waves there are.
@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from uplift.data.inputs import INPUT_NAMES, ScannedInput, arm_mismatch, scan_inputs
+from uplift.data.tableio import atomic_path
+from uplift.data.trainingtable import PROPENSITY_PREFIX, table_metadata
+from uplift.data.vocabulary import NO_MESSAGE, arm_name
 from uplift.errors import DataError, SchemaError, SpecError
 from uplift.features.build import arms_of, feature_columns, features_for_audience
 from uplift.features.library import SqlDef, literal, quoted, resolve
 from uplift.features.propensity import DESIGN_CELL, design_table
-from uplift.inputs import INPUT_NAMES, ScannedInput, arm_mismatch, scan_inputs
 from uplift.specs.features import FeatureSetSpec
-from uplift.tableio import atomic_path
-from uplift.trainingtable import PROPENSITY_PREFIX, table_metadata
-from uplift.vocabulary import NO_MESSAGE, arm_name
 
 __all__ = ["EngineSettings", "TableSummary", "write_training_table", "training_table_sql", "validate_inputs"]
 
@@ -225,7 +225,7 @@ def write_training_table(
     """Check the three inputs and write the training table to ``out`` (Parquet, atomically), out of core.
 
     The file equals ``build_training_table(...).save(out)`` of the same inputs row for row and dtype for dtype
-    (read back with :meth:`uplift.trainingtable.TrainingTable.load`); features whose attributes the audience
+    (read back with :meth:`uplift.data.trainingtable.TrainingTable.load`); features whose attributes the audience
     lacks are left out, with the same note.
 
     Parameters

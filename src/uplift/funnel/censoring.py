@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from uplift.data.trainingtable import TrainingTable
 from uplift.errors import DataError
-from uplift.trainingtable import TrainingTable
 
 __all__ = ["CensoredRows", "last_recorded", "window_observed", "without_censored"]
 

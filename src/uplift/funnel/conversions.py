@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from uplift.additive import PART_PREFIX
 from uplift.allocation.effects import shared_error_columns
 from uplift.allocation.result import evaluate_plan
 from uplift.errors import DataError
 from uplift.funnel.value import OUTCOME_COLUMN, VALUE
+from uplift.segments.additive import PART_PREFIX
 from uplift.specs.planning import PlanningPolicy, ValueEvent
 
 __all__ = ["EventConversions", "event_conversions", "value_plan_tables", "CONVERSIONS_PREFIX"]

@@ -30,12 +30,12 @@ import pandas as pd
 from scipy.stats import norm
 
 from uplift.allocation.effects import own_sd, shared_error_columns
+from uplift.data.trainingtable import TrainingTable
 from uplift.errors import DataError
 from uplift.segments import build_segment_table
 from uplift.segments.composition import PriorityGroups, with_composition
 from uplift.specs.planning import ValueEvent
 from uplift.specs.segments import SegmentSpec
-from uplift.trainingtable import TrainingTable
 
 __all__ = ["OUTCOME_COLUMN", "VALUE", "EventEstimates", "funnel_segment_table", "value_rows", "describe_value"]
 

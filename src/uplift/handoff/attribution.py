@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from uplift.data.vocabulary import FUNNEL_EVENTS, split_arm
 from uplift.errors import SchemaError
 from uplift.handoff.utm import UTM_KEYS, Utm, campaign, parse_utm, parse_utm_url
-from uplift.vocabulary import FUNNEL_EVENTS, split_arm
 
 __all__ = ["ATTRIBUTION_COLUMNS", "STATUSES", "attribute", "attribution_counts", "cell_counts"]
 

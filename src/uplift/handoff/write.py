@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from uplift.data.tableio import atomic_directory
 from uplift.handoff.sheets import HOLDOUT_FILE, KEY_FILE, MANIFEST_FILE, Handoff
-from uplift.tableio import atomic_directory
 
 __all__ = ["FORMULA_STARTS", "as_text", "handoff_archive", "handoff_files", "write_handoff"]
 

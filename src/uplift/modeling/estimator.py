@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from uplift.data.trainingtable import FeatureColumn, TrainingTable
 from uplift.errors import DataError
 from uplift.modeling.featurematrix import FeatureMatrix
 from uplift.modeling.ipw import hajek_mean, own_propensity
@@ -19,7 +20,6 @@ from uplift.modeling.preprocess import (
     ordinal_categories,
 )
 from uplift.specs.model import ModelSpec
-from uplift.trainingtable import FeatureColumn, TrainingTable
 
 __all__ = ["MultiArmUplift", "arm_mean_effects", "pair_propensity", "CONTINUOUS_LEARNERS"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from uplift.trainingtable import FeatureColumn
+from uplift.data.trainingtable import FeatureColumn
 
 __all__ = ["FeatureMatrix", "encode_frame", "encoder_order", "vocabulary_lookup"]
 

@@ -9,8 +9,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from uplift.data.trainingtable import FeatureColumn
 from uplift.errors import SchemaError
-from uplift.trainingtable import FeatureColumn
 
 __all__ = ["make_preprocessor", "check_feature_frame", "ordinal_categories", "encode_ordinal", "distinct_rows"]
 

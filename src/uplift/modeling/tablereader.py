@@ -19,13 +19,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from uplift.data.tableio import read_parquet_metadata
+from uplift.data.trainingtable import CLUSTER_COLUMN, PROPENSITY_PREFIX, FeatureColumn, TrainingTable
 from uplift.errors import SchemaError
 from uplift.modeling.featurematrix import FeatureMatrix, encoder_order, vocabulary_lookup
 from uplift.modeling.preprocess import check_feature_frame
 from uplift.modeling.validation import heldout_mask
 from uplift.specs.model import ModelSpec
-from uplift.tableio import read_parquet_metadata
-from uplift.trainingtable import CLUSTER_COLUMN, PROPENSITY_PREFIX, FeatureColumn, TrainingTable
 
 __all__ = ["read_for_training"]
 

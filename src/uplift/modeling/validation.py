@@ -28,6 +28,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from uplift.data.trainingtable import TrainingTable
 from uplift.errors import DataError, ThinDataWarning
 from uplift.modeling.costcurve import CostCurve, cost_curve
 from uplift.modeling.estimator import MultiArmUplift
@@ -38,7 +39,6 @@ from uplift.modeling.policyvalue import compare_policies, single_arm_policies
 from uplift.modeling.targeting import ShrinkageChoice, best_single_arm, choose_shrinkage, recommend, shrink
 from uplift.quiet import quietly
 from uplift.specs.model import ModelSpec
-from uplift.trainingtable import TrainingTable
 
 __all__ = ["ValidationReport", "validate_model", "heldout_mask", "split_keys", "fold_ids", "outcome_strata",
            "policy_recommendations",
@@ -192,7 +192,7 @@ def cv_sample(arm: np.ndarray, y: np.ndarray, size: int, seed: int) -> CVSample:
 def split_keys(frame: pd.DataFrame) -> pd.Series:
     """What the held-out split hashes: the ``cluster`` column when people were randomised in groups, else
     ``person_id``."""
-    from uplift.trainingtable import CLUSTER_COLUMN
+    from uplift.data.trainingtable import CLUSTER_COLUMN
 
     return frame[CLUSTER_COLUMN] if CLUSTER_COLUMN in frame.columns else frame["person_id"]
 

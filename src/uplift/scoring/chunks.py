@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from uplift.data.tableio import CSV_ENCODING, reading
 from uplift.errors import SchemaError
-from uplift.tableio import CSV_ENCODING, reading
 
 __all__ = ["Chunk", "iter_chunks", "count_rows", "file_digest", "column_names"]
 

@@ -18,9 +18,9 @@ import json
 import numpy as np
 import pandas as pd
 
+from uplift.data.contracts import ENROLMENTS, EXPOSURES, validate
+from uplift.data.inputs import check_exposures
 from uplift.errors import SchemaError
-from uplift.inputs import check_exposures
-from uplift.schemas import ENROLMENTS, EXPOSURES, validate
 
 __all__ = [
     "EXPOSURES_COLUMN",

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from uplift.data.contracts import AUDIENCE
 from uplift.errors import SchemaError
-from uplift.schemas import AUDIENCE
 
 __all__ = ["REJECT_COLUMNS", "RowCheck", "SeenIds", "validate_rows", "check_contract", "reject_records", "repeated_id",
            "as_text", "reject_message"]

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from uplift.data.vocabulary import split_arm
 from uplift.errors import SchemaError
 from uplift.features import build_features, feature_columns
 from uplift.features.library import columns_of
 from uplift.modeling.targeting import recommend
 from uplift.scoring.labels import SegmentLabeler
 from uplift.specs.features import FeatureSetSpec
-from uplift.vocabulary import split_arm
 
 if TYPE_CHECKING:
     from uplift.tracking.pyfunc import UpliftPyfunc

@@ -12,7 +12,7 @@ The job does what :func:`uplift.scoring.job.score_file` does, with Spark doing t
 4. the logged model scores the accepted rows (``mlflow.pyfunc.spark_udf``): uplift per arm, best
    arm and its uplift, segment and persona, exactly the pandas path's columns and numbers;
 5. the scores are written as Parquet partitioned by ``best_arm`` into a folder that replaces the
-   output only when everything succeeded (:func:`uplift.tableio.atomic_directory`).
+   output only when everything succeeded (:func:`uplift.data.tableio.atomic_directory`).
 
 Only local masters are used by the project (``local[N]``); nothing is downloaded at run time.
 """
@@ -27,13 +27,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from uplift.data.contracts import AUDIENCE, ENROLMENTS, EXPOSURES, validate
+from uplift.data.tableio import atomic_directory
 from uplift.errors import SchemaError
-from uplift.schemas import AUDIENCE, ENROLMENTS, EXPOSURES, validate
 from uplift.scoring.history import ENROLMENT_FIELDS, ENROLMENTS_COLUMN, EXPOSURE_FIELDS, EXPOSURES_COLUMN
 from uplift.scoring.job import ScoreSummary, default_rejects_path
 from uplift.scoring.rows import REJECT_COLUMNS, as_text, check_contract, reject_message, repeated_id
 from uplift.scoring.writer import ChunkWriter
-from uplift.tableio import atomic_directory
 
 __all__ = ["spark_session", "score_dataset", "PARTITION_COLUMN"]
 
@@ -183,7 +183,7 @@ def _write_rejects(records, path: Path, originals: list[str]) -> None:
 
 def _history_check(contract, path: str, control: str):
     def check(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from uplift.inputs import check_exposures
+        from uplift.data.inputs import check_exposures
 
         for batch in batches:
             frame = validate(batch, contract, source=path)

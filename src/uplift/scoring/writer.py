@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from uplift.data.tableio import atomic_path
 from uplift.errors import SchemaError
-from uplift.tableio import atomic_path
 
 __all__ = ["ChunkWriter"]
 

@@ -37,10 +37,10 @@ Refinements, chosen per segment kind in the segment spec (``effects:``):
   (:mod:`uplift.segments.armlevels`); the cells keep their deviations from it. The blend's arm
   levels are noisier than what the data can tell about the arms.
 - ``smooth_over``: each arm's effects across the cells are replaced by their fit on additive parts
-  of the segment dimensions (:mod:`uplift.additive`, e.g. age band x gender plus
+  of the segment dimensions (:mod:`uplift.segments.additive`, e.g. age band x gender plus
   municipality); the arm's level is kept.
 - ``message_channel_rank``: last, each segment's messages x channels table is projected on rank 1
-  (:mod:`uplift.armtable`).
+  (:mod:`uplift.segments.armtable`).
 
 :func:`uplift.segments.estimator.segment_effects` runs these steps in order, as a kind's effect method
 says; this module holds their arithmetic.

@@ -17,8 +17,8 @@ arm) the stage before left:
 6. :func:`with_message_channel_rank`: each segment's messages x channels table projected on rank 1.
 
 The arithmetic of each stage lives in :mod:`uplift.segments.effects` (observed effects, calibration,
-spreads, slopes, leak), :mod:`uplift.segments.armlevels`, :mod:`uplift.additive`,
-:mod:`uplift.segments.parts` and :mod:`uplift.armtable`.
+spreads, slopes, leak), :mod:`uplift.segments.armlevels`, :mod:`uplift.segments.additive`,
+:mod:`uplift.segments.parts` and :mod:`uplift.segments.armtable`.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from uplift.additive import additive_effects, additive_loadings
 from uplift.allocation.effects import FIT_LOAD_PREFIX, PERSONA_LOAD_PREFIX
-from uplift.armtable import low_rank_effects
+from uplift.segments.additive import additive_effects, additive_loadings
 from uplift.segments.armlevels import arm_levels
+from uplift.segments.armtable import low_rank_effects
 from uplift.segments.effects import (
     _arm_means,
     _arm_slope_terms,
@@ -213,10 +213,10 @@ def with_observed_arm_levels(out: pd.DataFrame, line_rows: np.ndarray, rows: Kin
 def with_additive_fit(out: pd.DataFrame, line_rows: np.ndarray, group_attributes: pd.DataFrame,
                       terms: tuple[tuple[str, ...], ...]) -> pd.DataFrame:
     """Stage 5: every arm's effects across the groups replaced by their additive fit on ``terms``
-    (:func:`uplift.additive.additive_effects`, weighted by the groups' rows; the arm's level is kept).
+    (:func:`uplift.segments.additive.additive_effects`, weighted by the groups' rows; the arm's level is kept).
 
     The fitted effects' errors are the fit of the errors before it: shared by every two cells with a part
-    in common, they become the arm's factors ``fit_load__<k>`` (:func:`uplift.additive.additive_loadings`)
+    in common, they become the arm's factors ``fit_load__<k>`` (:func:`uplift.segments.additive.additive_loadings`)
     and the fitted lines' ``own_sd`` becomes 0; the other loadings are kept. That the truth is additive on
     the terms is the spec's assumption; what it cannot hold is not in the intervals.
     """
@@ -249,7 +249,7 @@ def with_observed_parts(out: pd.DataFrame, group_attributes: pd.DataFrame,
 
 def with_message_channel_rank(out: pd.DataFrame, rank: int) -> pd.DataFrame:
     """Stage 6: every group's messages x channels table of effects projected on ``rank``
-    (:func:`uplift.armtable.low_rank_effects`); ``own_sd`` and the loadings are kept, so the intervals stay
+    (:func:`uplift.segments.armtable.low_rank_effects`); ``own_sd`` and the loadings are kept, so the intervals stay
     those of the estimates before the projection (conservative)."""
     return out.assign(effect=low_rank_effects(out["group"].to_numpy(), out["arm"].to_numpy(),
                                               out["effect"].to_numpy(dtype=float), rank=rank))

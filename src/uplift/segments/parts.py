@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from uplift.additive import _design, _term_codes
+from uplift.segments.additive import _design, _term_codes
 
 __all__ = ["observed_parts", "part_variances"]
 
@@ -77,7 +77,7 @@ def observed_parts(
     ----------
     effect, observed, se : (n,) each line's estimate, observed difference and its standard error.
     arm : (n,) each line's arm; attributes : (n rows) each line's cell's dimension values; terms : the
-        parts, as in :func:`uplift.additive.additive_effects`.
+        parts, as in :func:`uplift.segments.additive.additive_effects`.
 
     Returns
     -------

@@ -31,9 +31,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from uplift.additive import PART_PREFIX
 from uplift.allocation.effects import PER_ARM_PREFIXES, group_columns
 from uplift.disclosure import WITHHELD, Figure, Margin, Release, disclose, round_counts
+from uplift.segments.additive import PART_PREFIX
 from uplift.segments.composition import released_composition
 from uplift.segments.table import SEGMENT_COLUMNS
 from uplift.segments.tallies import TALLY_COLUMNS

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from uplift.additive import additive_effects
-from uplift.armtable import low_rank_effects
+from uplift.segments.additive import additive_effects
 from uplift.segments.armlevels import arm_levels
+from uplift.segments.armtable import low_rank_effects
 from uplift.segments.effects import (
     _arm_slope_terms,
     _cells,

@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from uplift.additive import PART_PREFIX, part_columns
 from uplift.allocation.effects import PER_ARM_PREFIXES, shared_error_columns
+from uplift.data.trainingtable import TrainingTable
+from uplift.data.vocabulary import split_arm
 from uplift.features.library import age_band_of
+from uplift.segments.additive import PART_PREFIX, part_columns
 from uplift.segments.assign import (
     PERSONA_NONE,
     SUPPRESSED,
@@ -29,8 +31,6 @@ from uplift.segments.personamix import PersonaMix, persona_mix, persona_signal
 from uplift.segments.stages import StageChoice, declared_choice, select_stages
 from uplift.segments.tallies import TALLY_COLUMNS, cell_tallies
 from uplift.specs.segments import EffectMethod, SegmentSpec
-from uplift.trainingtable import TrainingTable
-from uplift.vocabulary import split_arm
 
 __all__ = ["SEGMENT_COLUMNS", "build_segment_table", "columns_read", "segment_members", "truth_persona_mix",
            "truth_segment_effects"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from uplift.data.vocabulary import HOLDOUT
 from uplift.errors import DataError, SchemaError
 from uplift.simulate.campaign import (
     NS_PER_SECOND,
@@ -31,7 +32,6 @@ from uplift.simulate.effects import (
 from uplift.simulate.funnel import draw_funnel
 from uplift.simulate.population import Population, draw_population
 from uplift.specs.region import LATER_EVENTS, RegionSpec
-from uplift.vocabulary import HOLDOUT
 
 __all__ = ["AssignedWave", "run_assigned_wave", "STREAM_ASSIGNED_WAVE", "STREAM_ASSIGNED_FUNNEL"]
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from uplift.data.vocabulary import NO_MESSAGE
 from uplift.simulate.effects import (
     baseline_probability,
     channel_multipliers,
@@ -16,7 +17,6 @@ from uplift.simulate.effects import (
 )
 from uplift.simulate.population import Population
 from uplift.specs.region import LATER_EVENTS, RegionSpec
-from uplift.vocabulary import NO_MESSAGE
 
 __all__ = [
     "CampaignLog",

@@ -21,14 +21,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from uplift.data.tableio import atomic_path
+from uplift.data.vocabulary import HOLDOUT
 from uplift.errors import SpecError
 from uplift.simulate.campaign import wave_rng
 from uplift.simulate.population import person_id_codes, person_id_labels
 from uplift.simulate.summary import arm_summary, funnel_counts, persona_summary_from_totals, persona_totals
 from uplift.simulate.world import CampaignWorld, check_sizes, simulate_chunk, write_world
 from uplift.specs.region import RegionSpec
-from uplift.tableio import atomic_path
-from uplift.vocabulary import HOLDOUT
 
 __all__ = ["WorldSummary", "write_world_in_chunks", "STREAM_PERSON_IDS", "CHUNK_PEOPLE"]
 
@@ -150,7 +150,8 @@ def write_world_in_chunks(
                 for name in _TABLES:
                     table = pa.Table.from_pandas(getattr(world, name), preserve_index=False)
                     if name not in writers:
-                        # microsecond timestamps, as uplift.tableio.write_table writes them (Spark reads no nanoseconds)
+                        # microsecond timestamps, as uplift.data.tableio.write_table writes them (Spark reads no
+                        # nanoseconds)
                         writers[name] = pq.ParquetWriter(temporary[name], table.schema, coerce_timestamps="us",
                                                          allow_truncated_timestamps=True)
                     writers[name].write_table(table.cast(writers[name].schema))

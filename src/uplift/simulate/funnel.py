@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from uplift.data.vocabulary import FUNNEL_EVENTS
 from uplift.simulate.campaign import NS_PER_SECOND, to_utc
 from uplift.simulate.effects import stage_rates
 from uplift.specs.region import LATER_EVENTS, RegionSpec
-from uplift.vocabulary import FUNNEL_EVENTS
 
 __all__ = ["draw_funnel"]
 

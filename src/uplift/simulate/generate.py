@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from uplift.data.vocabulary import OPTIONAL_ATTRIBUTES, SECTORS
 from uplift.errors import SpecError
 from uplift.specs.family import FamilySpec, GeographyRanges, PersonaRanges
 from uplift.specs.region import OTHER_PERSONA, RegionSpec
-from uplift.vocabulary import OPTIONAL_ATTRIBUTES, SECTORS
 
 __all__ = ["generate_region", "RANDOM_PREFIX"]
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from uplift.data.vocabulary import EDUCATION, EMPLOYMENT, GENDERS, INCOME_BANDS, SECTORS
 from uplift.specs.region import RegionSpec
-from uplift.vocabulary import EDUCATION, EMPLOYMENT, GENDERS, INCOME_BANDS, SECTORS
 
 __all__ = ["Population", "draw_population", "person_id_codes", "person_id_labels", "AUDIENCE_COLUMNS"]
 

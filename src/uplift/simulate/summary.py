@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from uplift.data.vocabulary import FUNNEL_EVENTS
 from uplift.simulate.campaign import P_PREFIX
 from uplift.simulate.world import CampaignWorld
-from uplift.vocabulary import FUNNEL_EVENTS
 
 __all__ = ["registered_in_window", "arm_summary", "funnel_counts", "persona_summary", "persona_totals",
            "persona_summary_from_totals"]

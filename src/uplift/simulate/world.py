@@ -9,6 +9,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from uplift.data.tableio import write_table
+from uplift.data.vocabulary import FUNNEL_EVENTS, HOLDOUT
 from uplift.errors import DataError, SchemaError, SpecError
 from uplift.simulate.campaign import (
     P_PREFIX,
@@ -21,8 +23,6 @@ from uplift.simulate.campaign import (
 from uplift.simulate.funnel import draw_funnel
 from uplift.simulate.population import draw_population
 from uplift.specs.region import LATER_EVENTS, RegionSpec
-from uplift.tableio import write_table
-from uplift.vocabulary import FUNNEL_EVENTS, HOLDOUT
 
 __all__ = ["CampaignWorld", "simulate", "simulate_chunk", "check_sizes", "write_world", "true_effects", "FORMATS"]
 
@@ -35,7 +35,7 @@ class CampaignWorld:
 
     Attributes
     ----------
-    audience, exposures, enrolments : frames that satisfy the contracts in :mod:`uplift.schemas`.
+    audience, exposures, enrolments : frames that satisfy the contracts in :mod:`uplift.data.contracts`.
     truth : one row per exposures row (same order): ``person_id``, ``wave``, ``persona``,
         ``p__<arm>`` for every arm and ``q__<event>`` for every funnel event after registration.
     arms : every arm, the control first.

@@ -7,8 +7,8 @@ from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
+from uplift.data.vocabulary import FUNNEL_EVENTS, HOLDOUT, split_arm
 from uplift.specs import Spec
-from uplift.vocabulary import FUNNEL_EVENTS, HOLDOUT, split_arm
 
 __all__ = ["ExperimentSpec", "FROM_PLAN", "MULTIPLICITY", "Multiplicity"]
 
@@ -32,7 +32,7 @@ class ExperimentSpec(Spec):
     wave : int
         Wave number (>= 1); becomes the ``wave`` column of the exposures.
     arms : list of str
-        Treatment arms, each ``"message@channel"`` (see :func:`uplift.vocabulary.arm_name`); the
+        Treatment arms, each ``"message@channel"`` (see :func:`uplift.data.vocabulary.arm_name`); the
         control arm is not listed here.
     control : str
         Name of the control arm, default ``"holdout"``.
@@ -47,7 +47,7 @@ class ExperimentSpec(Spec):
     salt : str
         Salt of the assignment hash; use a new salt per wave so holdouts rotate.
     outcome : str
-        The funnel event measured (one of :data:`uplift.vocabulary.FUNNEL_EVENTS`).
+        The funnel event measured (one of :data:`uplift.data.vocabulary.FUNNEL_EVENTS`).
     attribution_days : int
         Days after ``start`` in which the outcome counts.
     minimum_detectable_effect : float

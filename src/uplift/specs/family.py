@@ -18,6 +18,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
+from uplift.data.vocabulary import SECTORS
 from uplift.specs import Spec
 from uplift.specs.region import (
     LATER_EVENTS,
@@ -29,7 +30,6 @@ from uplift.specs.region import (
     _check_funnel_stages,
     _check_name,
 )
-from uplift.vocabulary import SECTORS
 
 __all__ = [
     "Range",

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from uplift.data.vocabulary import FUNNEL_EVENTS, HOLDOUT, OPTIONAL_ATTRIBUTES, REQUIRED_ATTRIBUTES
 from uplift.specs import Spec
-from uplift.vocabulary import FUNNEL_EVENTS, HOLDOUT, OPTIONAL_ATTRIBUTES, REQUIRED_ATTRIBUTES
 
 __all__ = ["OutcomeSpec", "AttributeSpec", "FeatureSetSpec"]
 

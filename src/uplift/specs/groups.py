@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from uplift.data.vocabulary import EDUCATION, EMPLOYMENT, GENDERS, INCOME_BANDS, SECTORS
 from uplift.specs import Spec
-from uplift.vocabulary import EDUCATION, EMPLOYMENT, GENDERS, INCOME_BANDS, SECTORS
 
 __all__ = ["GroupRule", "GroupSpec", "PriorityGroup", "RULE_COLUMNS"]
 

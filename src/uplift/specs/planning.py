@@ -12,10 +12,10 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from uplift.data.vocabulary import FUNNEL_EVENTS
 from uplift.errors import SpecError
 from uplift.specs import Spec
 from uplift.specs.features import OutcomeSpec
-from uplift.vocabulary import FUNNEL_EVENTS
 
 __all__ = [
     "ReachTier",

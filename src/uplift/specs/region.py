@@ -29,9 +29,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from uplift.errors import SpecError
-from uplift.specs import Spec
-from uplift.vocabulary import (
+from uplift.data.vocabulary import (
     EDUCATION,
     EMPLOYMENT,
     FUNNEL_EVENTS,
@@ -43,6 +41,8 @@ from uplift.vocabulary import (
     REQUIRED_ATTRIBUTES,
     SECTORS,
 )
+from uplift.errors import SpecError
+from uplift.specs import Spec
 
 __all__ = [
     "Condition",

@@ -62,7 +62,7 @@ class EffectMethod(Spec):
     message_channel_rank: int = Field(0, ge=0)
     """Read each segment's messages x channels table of effects as a low-rank product: with 1, a
     message's effect on a channel is the message's appeal to the segment times how strongly the
-    channel carries a message to it (:func:`uplift.armtable.low_rank_effects`). The table
+    channel carries a message to it (:func:`uplift.segments.armtable.low_rank_effects`). The table
     is projected on that rank (its leading singular vectors), which averages out the noise the
     structure cannot hold. 0 keeps the effects as estimated."""
     smooth_over: tuple[tuple[str, ...], ...] = ()
@@ -70,7 +70,7 @@ class EffectMethod(Spec):
     tuple of segment dimensions whose joint value has a part of its own, e.g.
     ``[[age_band, gender], [municipality]]`` (an age band x gender part plus a place part). Each
     arm's effects are replaced by their fit on those parts (weighted by the cells' rows; the arm's
-    level is kept), before the rank-1 projection (:func:`uplift.additive.additive_effects`).
+    level is kept), before the rank-1 projection (:func:`uplift.segments.additive.additive_effects`).
     Only for the targetable kind, over its dimensions. Empty keeps the cells as estimated."""
 
     additive_fit: bool = True

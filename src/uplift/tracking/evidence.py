@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from uplift.data.trainingtable import TrainingTable
 from uplift.errors import DataError
 from uplift.modeling.netvalue import net_difference, net_value
 from uplift.modeling.policyvalue import PolicyTerm, PolicyValue, ipw_contrast
 from uplift.modeling.validation import heldout_mask, split_keys
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 from uplift.specs.segments import SegmentSpec
-from uplift.trainingtable import TrainingTable
 
 __all__ = ["Split", "Evidence", "Decision", "PlanningInputs", "PlanTerms", "shared_heldout", "plan_terms",
            "policy_evidence", "plan_evidence", "decide", "figure"]

@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from uplift.config import Settings, tracking_uri
 from uplift.tracking.registry import campaign_version, load_segments
 from uplift.tracking.runs import configure, metric_key
+from uplift.tracking.storedmodel import load_pyfunc
 
 if TYPE_CHECKING:
     from uplift.design.analysis import Analysis
@@ -66,7 +67,7 @@ def load_model(settings: Settings, ref: str = "champion") -> LoadedModel:
     client = MlflowClient()
     version = campaign_version(client, settings.registered_model, ref)
     segments = load_segments(client, version)
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.registered_model}/{version.version}").unwrap_python_model()
+    pyfunc = load_pyfunc(f"models:/{settings.registered_model}/{version.version}").unwrap_python_model()
     return LoadedModel(settings.registered_model, str(version.version), version.run_id, pyfunc, segments)
 
 

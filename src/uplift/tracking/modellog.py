@@ -19,18 +19,18 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
 import uplift
+from uplift.data.contracts import AUDIENCE
+from uplift.data.trainingtable import PROPENSITY_PREFIX
+from uplift.data.vocabulary import split_arm
 from uplift.errors import SchemaError, SpecError
 from uplift.modeling.learnerkinds import LEARNER_KINDS, learner_kind
 from uplift.modeling.validation import ValidationReport
-from uplift.schemas import AUDIENCE
 from uplift.scoring.history import ENROLMENTS_COLUMN, EXPOSURES_COLUMN, empty_history, nest_history
 from uplift.scoring.labels import SegmentLabeler
 from uplift.scoring.score import model_feature_set, score_columns
 from uplift.specs.segments import SegmentSpec
 from uplift.tracking.environment import MODEL_RUNTIME, runtime_requirements
 from uplift.tracking.pyfunc import AS_OF_PARAM, UpliftPyfunc
-from uplift.trainingtable import PROPENSITY_PREFIX
-from uplift.vocabulary import split_arm
 
 __all__ = ["CAUSALML_LEARNERS", "bundle_pyfunc", "model_requirements", "model_signature",
            "input_example", "log_pyfunc"]

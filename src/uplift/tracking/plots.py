@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from uplift.data.trainingtable import TrainingTable  # noqa: E402
 from uplift.modeling.metrics import decile_uplift, pairwise_ipw_weights, qini_curve  # noqa: E402
-from uplift.trainingtable import TrainingTable  # noqa: E402
 
 __all__ = ["qini_figure", "decile_figure", "cost_curve_figure", "calibration_figure"]
 

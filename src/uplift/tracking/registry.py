@@ -18,6 +18,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from uplift.data.trainingtable import TrainingTable
 from uplift.errors import DataError, InfeasiblePlanError, ModelNotFoundError, SchemaError, SpecError
 from uplift.specs.disclosure import DisclosurePolicy
 from uplift.specs.model import PromotionSpec
@@ -33,7 +34,6 @@ from uplift.tracking.evidence import (
     shared_heldout,
 )
 from uplift.tracking.uses import ModelUse
-from uplift.trainingtable import TrainingTable
 
 __all__ = [
     "SEGMENTS_ARTIFACT",
@@ -285,10 +285,10 @@ def _holder(client: MlflowClient, name: str, alias: str):
 def _champion_material(client: MlflowClient, name: str, current, use: ModelUse):
     if use.kind == "campaign":
         return _artifact(client, current, GATE_SEGMENTS_ARTIFACT, "segment table of its training rows for the gate")
-    import mlflow.pyfunc
+    from uplift.tracking.storedmodel import load_pyfunc
 
     try:
-        return mlflow.pyfunc.load_model(f"models:/{name}/{current.version}").unwrap_python_model()
+        return load_pyfunc(f"models:/{name}/{current.version}").unwrap_python_model()
     except (MlflowException, OSError) as exc:
         raise ModelNotFoundError(f"its model could not be loaded: {exc}") from None
 

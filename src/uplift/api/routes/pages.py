@@ -306,6 +306,14 @@ _CELL_COLUMNS = (("segment", "segment", False), ("message", "message", False), (
                  ("cost_per_conversion", "EUR per conversion", True), ("marginal_cost", "EUR of the next", True))
 
 
+def _cell_columns(plan: dict) -> tuple[tuple[str, str, bool], ...]:
+    """The cells table's columns (sort key, label, numeric), labelled in units of value for a plan on value."""
+    if not plan.get("value"):
+        return _CELL_COLUMNS
+    words = {"expected_conversions": "expected value", "cost_per_conversion": "EUR per unit of value"}
+    return tuple((key, words.get(key, label), numeric) for key, label, numeric in _CELL_COLUMNS)
+
+
 def _references(plan: dict) -> list[tuple[str, dict]]:
     return [(f"{name.replace('_', ' ')} plan", t) for name, t in plan["references"].items()]
 
@@ -327,7 +335,7 @@ def plan_context(plan: dict, params, *, current_version: int | None, notice: str
     return dict(
         active="plans", title=plan.get("name") or f"Plan {plan['id'][:8]}", plan=plan, status=views.plan_status(plan),
         reference_rows=_references(plan), query=query, rows=rows, matched=matched, pages=pages,
-        page=min(query.page, pages), cell_columns=_CELL_COLUMNS, model_notice=notice,
+        page=min(query.page, pages), cell_columns=_cell_columns(plan), model_notice=notice,
         cell_messages=sorted({c["message"] for c in plan["cells"]}),
         cell_channels=sorted({c["channel"] for c in plan["cells"]}), current_version=current_version,
         sort_link=lambda key: urlencode(query.link(sort=key, page=1,

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from fastapi.responses import HTMLResponse
 
 from uplift.api.web.numbers import FILTERS, interval
+from uplift.api.web.views import event_name, outcome_words
 
 __all__ = ["PAGE_HEADERS", "ROOT", "STATIC", "page", "render"]
 
@@ -37,7 +38,8 @@ def _environment():
         autoescape=True, trim_blocks=False, lstrip_blocks=False,
     )
     env.filters.update(FILTERS)
-    env.globals.update(root=ROOT, interval_fmt=interval, urlencode=urlencode)
+    env.globals.update(root=ROOT, interval_fmt=interval, urlencode=urlencode, outcome_words=outcome_words,
+                       event_name=event_name)
     return env
 
 

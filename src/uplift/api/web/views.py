@@ -10,11 +10,40 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["CELL_SORTS", "CellQuery", "Comparison", "cells_page", "compare_plans", "plan_status", "segments_page"]
+__all__ = ["CELL_SORTS", "EVENT_NAMES", "CellQuery", "Comparison", "OutcomeWords", "cells_page", "compare_plans",
+           "event_name", "outcome_words", "plan_status", "segments_page"]
 
 CELL_SORTS: tuple[str, ...] = ("segment", "message", "channel", "contacts", "spend", "expected_conversions",
                                "cost_per_conversion", "marginal_cost")
 PER_PAGE = 50
+
+EVENT_NAMES: dict[str, str] = {
+    "registration": "registrations", "advice_conversation": "advice conversations",
+    "application": "voucher applications", "granted": "vouchers granted", "started": "course starts",
+    "completed": "courses completed",
+}
+"""The funnel events (:data:`uplift.data.vocabulary.FUNNEL_EVENTS`) as the page names their conversions."""
+
+
+def event_name(event: str) -> str:
+    """A funnel event's conversions in the product's words (the event itself if it has none)."""
+    return EVENT_NAMES.get(event, event.replace("_", " "))
+
+
+@dataclass(frozen=True)
+class OutcomeWords:
+    """What a plan's figures count, in the page's words: conversions, or value for a plan on value."""
+
+    short: str  # "conversions" | "value"
+    expected: str  # a column of expected figures
+    per: str  # a column of EUR per unit
+
+
+def outcome_words(plan: Mapping) -> OutcomeWords:
+    """The words of ``plan``'s figures: a plan on value (its ``value``) counts units of value."""
+    if plan.get("value"):
+        return OutcomeWords(short="value", expected="expected incremental value", per="EUR per unit of value")
+    return OutcomeWords(short="conversions", expected="expected incremental conversions", per="EUR per conversion")
 
 
 @dataclass(frozen=True)

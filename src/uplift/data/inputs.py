@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from uplift.data.contracts import ENROLMENTS, EXPOSURES, audience_schema, validate
+from uplift.data.tableio import CSV_ENCODING, SUFFIXES, read_table, reading
+from uplift.data.vocabulary import HOLDOUT, NO_MESSAGE, arm_name
 from uplift.errors import SchemaError
-from uplift.schemas import ENROLMENTS, EXPOSURES, audience_schema, validate
 from uplift.specs.features import AttributeSpec
-from uplift.tableio import CSV_ENCODING, SUFFIXES, read_table, reading
-from uplift.vocabulary import HOLDOUT, NO_MESSAGE, arm_name
 
 __all__ = ["CampaignInputs", "load_inputs", "locate_inputs", "check_exposures", "scan_input", "scan_inputs",
            "ScannedInput", "arm_mismatch", "INPUT_NAMES"]

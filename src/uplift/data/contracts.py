@@ -12,9 +12,7 @@ from collections.abc import Mapping
 import pandas as pd
 import pandera.pandas as pa
 
-from uplift.errors import SchemaError
-from uplift.specs.features import AttributeSpec
-from uplift.vocabulary import (
+from uplift.data.vocabulary import (
     EDUCATION,
     EMPLOYMENT,
     FUNNEL_EVENTS,
@@ -22,6 +20,8 @@ from uplift.vocabulary import (
     INCOME_BANDS,
     SECTORS,
 )
+from uplift.errors import SchemaError
+from uplift.specs.features import AttributeSpec
 
 __all__ = [
     "AUDIENCE",

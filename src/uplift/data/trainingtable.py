@@ -34,9 +34,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from uplift.data.tableio import read_parquet_metadata, read_table, write_table
 from uplift.economics import Economics
 from uplift.errors import DataError, SchemaError
-from uplift.tableio import read_parquet_metadata, read_table, write_table
 
 __all__ = ["FeatureColumn", "TrainingTable", "PROPENSITY_PREFIX", "CLUSTER_COLUMN", "table_metadata", "file_digest"]
 

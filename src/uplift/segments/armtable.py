@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from uplift.vocabulary import split_arm
+from uplift.data.vocabulary import split_arm
 
 __all__ = ["low_rank_effects", "table_rank"]
 
@@ -55,7 +55,7 @@ def low_rank_effects(group: np.ndarray, arm: np.ndarray, effect: np.ndarray, *, 
 
     Parameters
     ----------
-    group, arm : (n,) each line's group and arm (``message@channel``; :func:`uplift.vocabulary.split_arm`).
+    group, arm : (n,) each line's group and arm (``message@channel``; :func:`uplift.data.vocabulary.split_arm`).
     effect : (n,) the effects, or (k, n) for k sets of effects at once (e.g. Thompson draws).
     rank : the rank kept (>= 1).
 
