@@ -124,6 +124,24 @@ def _policies(root: Path, people: int, channels: set[str]):
     return costs, {"shipped": shipped, "no_exploration": shipped.model_copy(update={"exploration_share": 0.0})}
 
 
+def world_tables(world: WorldData, segment_spec) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The world's segment table (both kinds, with its priority groups), its targetable cells and their true
+    effects: what every benchmark that plans on a captured world starts from."""
+    from uplift.evaluation import true_effects_table
+    from uplift.segments import truth_segment_effects
+
+    segments = segment_table(world, segment_spec)
+    estimated = segments[segments["kind"] == "targetable"].reset_index(drop=True)
+    truth = true_effects_table(estimated, truth_segment_effects(world.rows, world.true_p, segment_spec))
+    return segments, estimated, truth
+
+
+def budgets_at(estimated: pd.DataFrame, costs, budget_shares: Sequence[float]) -> list[float]:
+    """EUR budgets at ``budget_shares`` of the spend that reaches every targetable cell once on every channel."""
+    capacity = full_reach_spend(estimated, costs)
+    return [round(share * capacity, 2) for share in budget_shares]
+
+
 def score_world(world: WorldData, segment_spec, *, root: Path, people: int, budget_shares: Sequence[float],
                 true_form: bool = False, declared: bool = False) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """Build the world's segment table, plan at every budget and score the plans under its truth.
@@ -135,14 +153,11 @@ def score_world(world: WorldData, segment_spec, *, root: Path, people: int, budg
     the targetable stages as the spec declares them, none dropped; planned without exploration).
     """
     from uplift.evaluation import compare_with_oracle, true_effects_table
-    from uplift.segments import stage_table, truth_segment_effects
+    from uplift.segments import stage_table
 
-    segments = segment_table(world, segment_spec)
-    estimated = segments[segments["kind"] == "targetable"].reset_index(drop=True)
-    truth = true_effects_table(estimated, truth_segment_effects(world.rows, world.true_p, segment_spec))
+    segments, estimated, truth = world_tables(world, segment_spec)
     costs, policies = _policies(root, people, set(estimated["channel"]))
-    capacity = full_reach_spend(estimated, costs)
-    budgets = [round(share * capacity, 2) for share in budget_shares]
+    budgets = budgets_at(estimated, costs, budget_shares)
     shares = dict(zip(budgets, budget_shares, strict=True))
     plans = []
     tables = {"estimates": (estimated, tuple(policies))}

@@ -39,11 +39,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.decisions import full_reach_spend, scaled_policy
-from benchmarks.family import FamilySettings, family_worlds, load_world, missing_form_attributes
+from benchmarks.decisions import scaled_policy
+from benchmarks.family import (
+    FamilySettings,
+    budgets_at,
+    family_worlds,
+    load_world,
+    missing_form_attributes,
+    world_tables,
+)
 from benchmarks.headline import HeadlineRow, record
 from benchmarks.report import markdown_table
-from benchmarks.worlds import WorldData, segment_table
+from benchmarks.worlds import WorldData
 from uplift.specs.planning import CostCatalogue, FairnessFloor, PlanningPolicy
 
 __all__ = ["CONVERSION_FLOOR", "FloorStudy", "FloorCostResult", "floor_policies", "floor_rows", "floor_summary",
@@ -149,19 +156,15 @@ def score_world_floors(world: WorldData, segment_spec, *, root: Path, people: in
     ``policy`` and ``budget_share``), the floors under the truth (:data:`uplift.evaluation.FLOOR_COLUMNS` plus
     ``policy``), the rule prices of the plans holding each floor (:func:`_priced`) and the studies."""
     from uplift.allocation import prepare_plan
-    from uplift.evaluation import compare_with_oracle, true_effects_table
-    from uplift.segments import truth_segment_effects
+    from uplift.evaluation import compare_with_oracle
     from uplift.specs import load_spec
 
-    segments = segment_table(world, segment_spec)
-    estimated = segments[segments["kind"] == "targetable"].reset_index(drop=True)
-    truth = true_effects_table(estimated, truth_segment_effects(world.rows, world.true_p, segment_spec))
+    _, estimated, truth = world_tables(world, segment_spec)
     costs = load_spec(root / "serve" / "costs.yaml", CostCatalogue)
     shipped = scaled_policy(load_spec(root / "serve" / "policy.yaml", PlanningPolicy), people,
                             set(estimated["channel"]))
     policies, studies = floor_policies(shipped)
-    capacity = full_reach_spend(estimated, costs)
-    budgets = [round(share * capacity, 2) for share in budget_shares]
+    budgets = budgets_at(estimated, costs, budget_shares)
     shares = dict(zip(budgets, budget_shares, strict=True))
     plans, floors, prices = [], [], []
     for name, policy in policies.items():

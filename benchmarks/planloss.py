@@ -55,18 +55,12 @@ def plan_loss(world, segment_spec, *, root: Path = ROOT, people: int = 100_000,
     """The world's recommended plan's share of the oracle from each of :data:`VARIANTS` (means over the
     budgets), and the single best message's from the estimates; ``people`` scales the shipped policy's
     channel limits as the family benchmark does (the world's simulated people)."""
-    from benchmarks.decisions import full_reach_spend
-    from benchmarks.family import _policies
-    from benchmarks.worlds import segment_table
-    from uplift.evaluation import compare_with_oracle, true_effects_table
-    from uplift.segments import truth_segment_effects
+    from benchmarks.family import _policies, budgets_at, world_tables
+    from uplift.evaluation import compare_with_oracle
 
-    segments = segment_table(world, segment_spec)
-    estimated = segments[segments["kind"] == "targetable"].reset_index(drop=True)
-    truth = true_effects_table(estimated, truth_segment_effects(world.rows, world.true_p, segment_spec))
+    _, estimated, truth = world_tables(world, segment_spec)
     costs, policies = _policies(root, people, set(estimated["channel"]))
-    capacity = full_reach_spend(estimated, costs)
-    budgets = [round(share * capacity, 2) for share in budget_shares]
+    budgets = budgets_at(estimated, costs, budget_shares)
     variants = hybrid_effects(estimated["arm"].to_numpy(), estimated["rows"].to_numpy(dtype=float),
                               estimated["effect"].to_numpy(dtype=float), truth["effect"].to_numpy(dtype=float))
     out = {"world": world.name}
