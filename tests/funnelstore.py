@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from uplift.allocation.effects import shared_error_columns
 from uplift.funnel.value import describe_value
 from uplift.specs.planning import PlanningPolicy
-from uplift.valuepipeline import FUNNEL_ARTIFACT
+from uplift.valuepipeline import FUNNEL_ARTIFACT, FUNNEL_EVENTS_TAG
 
 __all__ = ["APPLICATION_SHARE", "TWO_EVENTS", "log_funnel_table", "two_event_funnel_table"]
 
@@ -45,7 +45,8 @@ def log_funnel_table(store: Path, table: pd.DataFrame, experiment: str = "api") 
     client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
     events = PlanningPolicy(value=TWO_EVENTS).value_events
     run = client.create_run(client.get_experiment_by_name(experiment).experiment_id, run_name="funnel-value",
-                            tags={"funnel_value": describe_value(events), "funnel_event_models": json.dumps({})})
+                            tags={"funnel_value": describe_value(events), "funnel_event_models": json.dumps({}),
+                                  FUNNEL_EVENTS_TAG: json.dumps(TWO_EVENTS)})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(FUNNEL_ARTIFACT).name
         table.to_parquet(path, index=False)

@@ -406,6 +406,45 @@ def test_training_for_a_value_policy_registers_one_model_per_event_and_plans_on_
     other = PlanningPolicy(value=[{"event": "registration", "weight": 1, "attribution_days": 20}])
     with pytest.raises(ModelNotFoundError, match="no funnel segment table for value = 1 x registration \\(20 days"):
         latest_funnel_table(settings, other.value_events)
+    from uplift.valuepipeline import funnel_values
+
+    assert funnel_values(client, "value") == [policy.value_events]  # what the plan form offers
+
+
+def test_the_values_on_offer_are_the_funnel_runs_latest_first_each_once(tmp_path):
+    """Runs that record their events in the tag, or only as parameters, are offered; one that records
+    neither, or whose record disagrees with its description, is not."""
+    import json
+
+    from mlflow import MlflowClient
+
+    from uplift.funnel.value import describe_value
+    from uplift.valuepipeline import FUNNEL_EVENTS_TAG, funnel_values
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("value", artifact_location=str(tmp_path / "artifacts"))
+    two = PlanningPolicy(value=[{"event": "registration", "weight": 1, "attribution_days": 28},
+                                {"event": "application", "weight": 5, "attribution_days": 70}]).value_events
+    one = PlanningPolicy(value=[{"event": "registration", "weight": 2, "attribution_days": 21}]).value_events
+
+    def run(start: int, events, *, tag: bool = True, params: bool = False, described=None) -> None:
+        tags = {"funnel_value": described or describe_value(events)}
+        if tag:
+            tags[FUNNEL_EVENTS_TAG] = json.dumps([e.model_dump(mode="json") for e in events])
+        made = client.create_run(experiment, run_name="funnel-value", start_time=start, tags=tags)
+        if params:
+            for e in events:
+                client.log_param(made.info.run_id, f"weight.{e.event}", f"{e.weight:g}")
+                client.log_param(made.info.run_id, f"attribution_days.{e.event}", e.attribution_days)
+
+    run(1_000, two)
+    run(2_000, one, tag=False, params=True)
+    run(3_000, two)
+    run(4_000, one, tag=False)  # records no events: not offered
+    run(5_000, two, described="value = 3 x registration (28 days)")  # its description is another value's
+    client.create_run(experiment, run_name="pooled", start_time=6_000)  # not a funnel run
+    assert funnel_values(client, "value") == [two, one]
+    assert funnel_values(client, "no such experiment") == []
 
 
 def test_uplift_plan_on_a_funnel_table_shows_the_value_and_each_events_conversions(tmp_path, workdir):

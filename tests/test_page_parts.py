@@ -12,7 +12,7 @@ import pytest
 from starlette.datastructures import FormData
 
 from uplift.api.web import exports, numbers, views
-from uplift.api.web.planform import form_from_request, group_choices, read_plan_form
+from uplift.api.web.planform import form_from_request, group_choices, read_plan_form, value_choices
 from uplift.specs import load_spec
 from uplift.specs.planning import FairnessFloor, PlanningPolicy
 
@@ -31,7 +31,7 @@ def segments() -> pd.DataFrame:
                          "municipality": ["Delft", "other"]})
 
 
-def _form(policy, segments, **changes) -> tuple:
+def _form(policy, segments, offered=(), **changes) -> tuple:
     state = form_from_request(None, policy, CHANNELS, MESSAGES)
     fields: list[tuple[str, str]] = [("budget", state.budget), ("kind", state.kind), ("holdout", state.holdout),
                                      ("exploration", state.exploration)]
@@ -47,7 +47,7 @@ def _form(policy, segments, **changes) -> tuple:
     data = FormData([(k, v) for k, v in values.items() if k not in ("channel", "message") and v is not None] +
                     [kv for kv in multi if changes.get(kv[0], "") is not None])
     return read_plan_form(data, policy=policy, channels=CHANNELS, messages=MESSAGES,
-                          groups=group_choices(segments, policy))
+                          groups=group_choices(segments, policy), values=offered)
 
 
 def test_the_untouched_form_asks_for_the_services_policy(policy, segments):
@@ -83,6 +83,41 @@ def test_group_choices_offer_the_tables_groups_and_never_the_merged_cells(policy
     assert values[0] == "group:migration_background"
     assert "where:gender=female" in values and "where:municipality=Delft" in values
     assert "where:municipality=other" not in values
+
+
+TWO = [{"event": "registration", "weight": 1, "attribution_days": 28},
+       {"event": "application", "weight": 5, "attribution_days": 70}]
+TWO_TEXT = "value = 1 x registration (28 days) + 5 x application (70 days)"
+
+
+def test_value_choices_offer_the_outcome_the_policys_value_and_each_funnel_table_once(policy):
+    two = PlanningPolicy(value=TWO).value_events
+    three = PlanningPolicy(value=[*TWO, {"event": "started", "weight": 10, "attribution_days": 150}]).value_events
+    plain = value_choices([two, three, two], policy, outcome="registration")
+    assert [c.value for c in plain] == ["", TWO_TEXT, "value = 1 x registration (28 days) + 5 x application (70 days) "
+                                                      "+ 10 x started (150 days)"]
+    assert plain[0].label == "registration (the model's outcome)" and plain[0].events is None
+    assert plain[1].label == "value along the funnel: 1 x registration (28 days) + 5 x application (70 days)"
+    on_value = value_choices([], policy.model_copy(update={"value": two}), outcome="registration")
+    assert [c.value for c in on_value] == ["", TWO_TEXT]  # the policy's own value even before a table is made
+
+
+def test_the_plan_on_choice_sets_or_drops_the_value_and_an_unknown_one_is_named(policy, segments):
+    values = value_choices([PlanningPolicy(value=TWO).value_events], policy, outcome="registration")
+    _, request, problems = _form(policy, segments, values, value=TWO_TEXT)
+    assert problems == [] and request.policy == {"value": [{"event": "registration", "weight": 1.0,
+                                                            "attribution_days": 28},
+                                                           {"event": "application", "weight": 5.0,
+                                                            "attribution_days": 70}]}
+    assert _form(policy, segments, values, value="")[1].policy == {}  # the outcome: the policy as it is
+    assert _form(policy, segments, values)[1].policy == {}  # a form without the field keeps the policy's
+    _, request, problems = _form(policy, segments, values, value="value = 7 x started (150 days)")
+    assert request is None and problems == ["Plan on: 'value = 7 x started (150 days)' has no funnel segment "
+                                            "table for this model; choose one the list offers"]
+    on_value = policy.model_copy(update={"value": PlanningPolicy(value=TWO).value_events})
+    assert form_from_request(None, on_value, CHANNELS, MESSAGES).value == TWO_TEXT
+    _, request, _ = _form(on_value, segments, value_choices([], on_value, outcome="registration"), value="")
+    assert request.policy == {"value": None}  # the model's outcome under a service that plans on value
 
 
 def test_numbers_for_people():

@@ -69,3 +69,34 @@ def test_a_value_plan_shows_the_value_and_each_events_conversions_a_plain_one_no
             assert "expected incremental conversions" in page.locator("#totals thead").inner_text()
         finally:
             close(context, profile)
+
+
+def test_a_planner_chooses_the_value_on_the_build_form_and_gets_a_value_plan(value_plan):
+    """The form offers the model's outcome and every value with a funnel table; the value's plan is the API's."""
+    import re
+
+    from playwright.sync_api import sync_playwright
+
+    base, plan = value_plan
+    with sync_playwright() as p:
+        context, profile = launch(p)
+        try:
+            page = context.new_page()
+            sign_in(page, base)
+            page.goto(f"{base}/ui/plan")
+            choice = page.get_by_label("Plan on")
+            options = choice.locator("option").all_inner_texts()
+            assert options[0].endswith("(the model's outcome)") and choice.input_value() == ""
+            assert "value along the funnel: 1 x registration (28 days) + 5 x application (70 days)" in options
+            assert serious_violations(page) == []
+            page.get_by_label("Budget (EUR)", exact=True).fill("3000")
+            choice.select_option(label="value along the funnel: 1 x registration (28 days) + 5 x application "
+                                       "(70 days)")
+            page.get_by_role("button", name="Make the plan").click()
+            page.wait_for_url(re.compile(r".*/ui/plans/[0-9a-f]{32}.*"))
+            total = page.locator("#value-total [data-total='value']").inner_text()
+            assert total == f"{plan['value']['expected_value']:,.1f}"  # the same plan as the API's at EUR 3,000
+            page.get_by_role("link", name=re.compile("new plan from this one", re.I)).first.click()
+            assert page.get_by_label("Plan on").input_value().startswith("value = 1 x registration")
+        finally:
+            close(context, profile)

@@ -39,11 +39,14 @@ from uplift.specs.planning import PlanningPolicy, ValueEvent
 from uplift.specs.segments import SegmentSpec
 from uplift.tracking.uses import campaign_use
 
-__all__ = ["ValueTraining", "FUNNEL_ARTIFACT", "event_tags", "recorded_until", "event_rows", "find_funnel_run",
-           "latest_funnel_table", "read_funnel_run", "train_value_and_log"]
+__all__ = ["ValueTraining", "FUNNEL_ARTIFACT", "FUNNEL_EVENTS_TAG", "event_tags", "recorded_until", "event_rows",
+           "find_funnel_run", "funnel_values", "latest_funnel_table", "read_funnel_run", "train_value_and_log"]
 
 FUNNEL_ARTIFACT = "segments/funnel_segments.parquet"
 """Where a value run keeps its funnel segment table (the planner's: model estimates only)."""
+
+FUNNEL_EVENTS_TAG = "funnel_events"
+"""The tag of a value run that holds its events as JSON (event, weight, attribution_days), in funnel order."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,7 @@ def _log_value_run(table: pd.DataFrame, events: tuple[ValueEvent, ...], models: 
         mlflow.log_metrics({f"censored_rows.{e}": float(n) for e, n in censored.items()})
         mlflow.set_tags({
             "funnel_value": describe_value(events), "funnel_observed_until": until.isoformat(),
+            FUNNEL_EVENTS_TAG: json.dumps([e.model_dump(mode="json") for e in events]),
             "funnel_event_runs": json.dumps({e: m.run_id for e, m in models.items()}),
             "funnel_event_models": json.dumps({e: f"{m.registered_model} v{m.version}" for e, m in models.items()}),
         })
@@ -207,16 +211,49 @@ def find_funnel_run(client, experiment_name: str, events: tuple[ValueEvent, ...]
     """
     from uplift.errors import ModelNotFoundError
 
-    experiment = client.get_experiment_by_name(experiment_name)
     value = describe_value(events)
-    runs = [] if experiment is None else client.search_runs(
-        [experiment.experiment_id], filter_string="attributes.run_name = 'funnel-value'",
-        order_by=["attributes.start_time DESC"], max_results=200)
-    runs = [r for r in runs if r.data.tags.get("funnel_value") == value]
+    runs = [r for r in _funnel_runs(client, experiment_name) if r.data.tags.get("funnel_value") == value]
     if not runs:
         raise ModelNotFoundError(f"no funnel segment table for {value} in experiment {experiment_name!r}; "
                                  "make one with `uplift train --value-policy POLICY`")
     return runs[0]
+
+
+def _funnel_runs(client, experiment_name: str) -> list:
+    """The ``funnel-value`` runs of ``experiment_name``, newest first (at most 200)."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    return [] if experiment is None else client.search_runs(
+        [experiment.experiment_id], filter_string="attributes.run_name = 'funnel-value'",
+        order_by=["attributes.start_time DESC"], max_results=200)
+
+
+def _run_events(run) -> tuple[ValueEvent, ...] | None:
+    """The events a value run was made for: its ``funnel_events`` tag, else its ``weight.<event>`` and
+    ``attribution_days.<event>`` parameters; None when the run names neither."""
+    tagged = run.data.tags.get(FUNNEL_EVENTS_TAG)
+    try:
+        if tagged:
+            return PlanningPolicy(value=json.loads(tagged)).value_events
+        params = run.data.params
+        names = [k.removeprefix("weight.") for k in params if k.startswith("weight.")]
+        if not names:
+            return None
+        return PlanningPolicy(value=[{"event": n, "weight": float(params[f"weight.{n}"]),
+                                      "attribution_days": int(params[f"attribution_days.{n}"])}
+                                     for n in names]).value_events
+    except (ValueError, KeyError):  # a run whose record is not a value's: not offered
+        return None
+
+
+def funnel_values(client, experiment_name: str) -> list[tuple[ValueEvent, ...]]:
+    """Every value (events, weights and windows) that ``experiment_name`` has a funnel segment table for,
+    the one made most recently first: what a planner can plan on besides the model's own outcome."""
+    seen: dict[str, tuple[ValueEvent, ...]] = {}
+    for run in _funnel_runs(client, experiment_name):
+        events = _run_events(run)
+        if events is not None and run.data.tags.get("funnel_value") == describe_value(events):
+            seen.setdefault(describe_value(events), events)
+    return list(seen.values())
 
 
 def read_funnel_run(client, run, alias: str) -> tuple[pd.DataFrame, list[str]]:

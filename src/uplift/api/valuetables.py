@@ -73,6 +73,19 @@ class FunnelTables:
                 self._kept.pop(next(iter(self._kept)))
         return found
 
+    def values(self, model_run_id: str) -> list[tuple[ValueEvent, ...]]:
+        """Every value the experiment of the served model's run ``model_run_id`` has a funnel table for, the
+        latest made first (none when the model has no training run). Asked of the store every time: one query
+        over the experiment's ``funnel-value`` runs, so a table logged a moment ago is offered at once."""
+        from uplift.errors import ModelNotFoundError
+        from uplift.valuepipeline import funnel_values
+
+        try:
+            experiment = self._experiment_of(model_run_id)
+        except ModelNotFoundError:
+            return []
+        return funnel_values(self.client, experiment)
+
     def _experiment_of(self, run_id: str) -> str:
         from uplift.errors import ModelNotFoundError
 

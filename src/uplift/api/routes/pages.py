@@ -23,7 +23,7 @@ from uplift.api.routes.plans import store_plan
 from uplift.api.schemas import PlanRequest
 from uplift.api.web import charts, exports, views
 from uplift.api.web.access import check_csrf, current_session, set_session_cookie, sign_in_name
-from uplift.api.web.planform import form_from_request, group_choices, read_plan_form
+from uplift.api.web.planform import form_from_request, group_choices, read_plan_form, value_choices
 from uplift.api.web.render import PAGE_HEADERS, ROOT, page, render
 from uplift.api.web.sessions import COOKIE, SIGN_IN_COOKIE, Session
 from uplift.errors import UpliftError
@@ -187,8 +187,11 @@ def _int(text: str | None, default: int) -> int:
 def _build_context(request: Request, bundle: ModelBundle) -> dict:
     planner = request.app.state.planner
     channels, messages = _names(bundle)
+    tables = planner.funnel_tables
+    values = value_choices([] if tables is None else tables.values(bundle.run_id), planner.policy,
+                           outcome=bundle.provenance.outcome or "the model's outcome")
     return {"policy": planner.policy, "channels": channels, "messages": messages,
-            "groups": group_choices(bundle.segments, planner.policy)}
+            "groups": group_choices(bundle.segments, planner.policy), "values": values}
 
 
 def _build_page(request: Request, session: Session, bundle: ModelBundle, form, problems: list[str],
@@ -203,7 +206,8 @@ def _build_page(request: Request, session: Session, bundle: ModelBundle, form, p
     supersedes = form.supersedes or ""
     return page("build.html", status_code, session=session, active="build", title="Build a plan", bundle=bundle,
                 prov=bundle.provenance, form=form, floors=floors, groups=ctx["groups"], floor_kinds=FLOOR_KINDS,
-                channels=ctx["channels"], messages=ctx["messages"], problems=problems, model_notice=notice,
+                channels=ctx["channels"], messages=ctx["messages"], values=ctx["values"], problems=problems,
+                model_notice=notice,
                 slider_max=int(top), slider_step=max(1, int(top / 500)), slider_value=int(min(budget, top)),
                 supersedes=supersedes, supersedes_label=f"plan {supersedes[:8]}")
 
@@ -242,7 +246,7 @@ def build(request: Request, session: Signed) -> Response:
 def _read(request: Request, bundle: ModelBundle, form_data):
     ctx = _build_context(request, bundle)
     return read_plan_form(form_data, policy=ctx["policy"], channels=ctx["channels"], messages=ctx["messages"],
-                          groups=ctx["groups"])
+                          groups=ctx["groups"], values=ctx["values"])
 
 
 def _swap_notice(bundle: ModelBundle, form_data) -> str | None:

@@ -3,7 +3,9 @@
 The form's fields: ``budget``; ``kind``; ``channel`` and ``message`` (checkboxes); ``min_spend.<channel>`` and
 ``max_spend.<channel>`` (EUR, blank for none); per fairness floor ``floor-<i>-keep``, ``-name``, ``-group``,
 ``-kind``, ``-share`` and ``-confidence`` (percent; the policy's floors first, then one new floor whose group
-is blank until chosen); ``holdout`` and ``exploration`` (percent); ``supersedes`` (a plan id). Only what
+is blank until chosen); ``holdout`` and ``exploration`` (percent); ``value``, what the plan is made on (blank: the
+model's own outcome; else a value along the funnel that has a funnel segment table, by its description, see
+:func:`value_choices`); ``supersedes`` (a plan id). Only what
 differs from the service's policy goes into the request's overrides, so two planners asking the same get
 the same plan from the cache. A bad field is named in a plain sentence; nothing is planned then.
 """
@@ -19,9 +21,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from uplift.api.schemas import PlanRequest
-from uplift.specs.planning import FairnessFloor, PlanningPolicy
+from uplift.funnel.value import describe_value
+from uplift.specs.planning import FairnessFloor, PlanningPolicy, ValueEvent
 
-__all__ = ["FloorRow", "FormState", "GroupChoice", "MAX_FLOORS", "form_from_request", "group_choices", "read_plan_form"]
+__all__ = ["FloorRow", "FormState", "GroupChoice", "MAX_FLOORS", "ValueChoice", "form_from_request", "group_choices",
+           "read_plan_form", "value_choices"]
 
 MAX_FLOORS = 12
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -33,6 +37,32 @@ class GroupChoice:
 
     value: str
     label: str
+
+
+@dataclass(frozen=True)
+class ValueChoice:
+    """What a plan can be made on: ``value`` as the form sends it (blank: the model's own outcome, else the
+    value's description), ``label`` as the planner reads it, ``events`` the value's (None: the outcome)."""
+
+    value: str
+    label: str
+    events: tuple[ValueEvent, ...] | None = None
+
+
+def value_choices(values: Sequence[tuple[ValueEvent, ...]], policy: PlanningPolicy, *,
+                  outcome: str) -> list[ValueChoice]:
+    """The model's own ``outcome``, then the policy's value (if it has one) and every value in ``values`` (those
+    with a funnel segment table, latest first), each once."""
+    choices = [ValueChoice("", f"{outcome} (the model's outcome)")]
+    for events in ([policy.value_events] if policy.value is not None else []) + list(values):
+        text = describe_value(events)
+        if all(c.value != text for c in choices):
+            choices.append(ValueChoice(text, "value along the funnel: " + text.removeprefix("value = "), events))
+    return choices
+
+
+def _value_of(policy: PlanningPolicy) -> str:
+    return describe_value(policy.value_events) if policy.value is not None else ""
 
 
 @dataclass
@@ -58,6 +88,8 @@ class FormState:
     floors: list[FloorRow] = field(default_factory=list)
     holdout: str = ""
     exploration: str = ""
+    value: str | None = None
+    """The value choice (:class:`ValueChoice`), None when the form has no such field (the policy's stands)."""
     supersedes: str = ""
 
 
@@ -125,6 +157,7 @@ def form_from_request(request: PlanRequest | None, policy: PlanningPolicy, chann
         floors=floors,
         holdout=_pct(policy.holdout_share),
         exploration=_pct(policy.exploration_share),
+        value=_value_of(policy),
     )
 
 
@@ -161,6 +194,7 @@ def _read_state(form, channels: Sequence[str], messages: Sequence[str]) -> FormS
         min_spend={c: form.get(f"min_spend.{c}", "") for c in channels},
         max_spend={c: form.get(f"max_spend.{c}", "") for c in channels},
         holdout=form.get("holdout", ""), exploration=form.get("exploration", ""),
+        value=None if form.get("value") is None else str(form.get("value"))[:400],
         supersedes=form.get("supersedes", "")[:64],
     )
     for i in range(MAX_FLOORS):
@@ -206,26 +240,12 @@ def _floor(row: FloorRow, i: int, problems: _Problems, groups: set[str], base: d
     return entry
 
 
-def read_plan_form(form, *, policy: PlanningPolicy, channels: Sequence[str], messages: Sequence[str],
-                   groups: Sequence[GroupChoice]) -> tuple[FormState, PlanRequest | None, list[str]]:
-    """The form as typed, the request it asks for (None when a field is wrong) and what is wrong, field by field.
-
-    ``policy`` is the service's, ``channels`` and ``messages`` the model's, ``groups`` what a floor may name.
-    """
-    state = _read_state(form, channels, messages)
-    problems = _Problems()
-    budget = problems.number(state.budget, "Budget (EUR)", low=0, high=1e9)
-    if state.kind not in ("targetable", "persona"):
-        problems.append(f"Segments: targetable or persona, got {state.kind[:40]!r}")
-    chosen_channels = [c for c in channels if c in state.channels]
-    chosen_messages = [m for m in messages if m in state.messages]
-    if not chosen_channels:
-        problems.append("Channels: choose at least one channel")
-    if not chosen_messages:
-        problems.append("Messages: choose at least one message")
+def _limit_overrides(state: FormState, policy: PlanningPolicy, channels: Sequence[str],
+                     problems: _Problems) -> dict[str, Any]:
+    """The spend limits per channel that differ from the policy's (those of channels the model lacks kept)."""
     overrides: dict[str, Any] = {}
     for key, typed in (("min_spend", state.min_spend), ("max_spend", state.max_spend)):
-        limits = {k: v for k, v in getattr(policy, key).items() if k not in channels}  # channels the model lacks
+        limits = {k: v for k, v in getattr(policy, key).items() if k not in channels}
         for channel in channels:
             value = problems.number(typed.get(channel, ""), f"{key.replace('_', ' ').capitalize()} on {channel} (EUR)",
                                     low=0, high=1e9, blank=-1.0)
@@ -233,11 +253,23 @@ def read_plan_form(form, *, policy: PlanningPolicy, channels: Sequence[str], mes
                 limits[channel] = value
         if limits != dict(getattr(policy, key)):
             overrides[key] = limits
+    return overrides
+
+
+def _share_overrides(state: FormState, policy: PlanningPolicy, problems: _Problems) -> dict[str, Any]:
+    """The holdout and exploration shares that differ from the policy's."""
+    overrides: dict[str, Any] = {}
     for key, typed, label, high in (("holdout_share", state.holdout, "Holdout share (%)", 99),
                                     ("exploration_share", state.exploration, "Exploration share (%)", 99)):
         value = problems.number(typed, label, low=0, high=high)
         if value is not None and not math.isclose(value / 100, getattr(policy, key), abs_tol=1e-12):
             overrides[key] = value / 100
+    return overrides
+
+
+def _floor_overrides(state: FormState, policy: PlanningPolicy, groups: Sequence[GroupChoice],
+                     problems: _Problems) -> dict[str, Any]:
+    """The fairness floors, when the form's differ from the policy's."""
     known = {g.value for g in groups}
     declared = {f.name: f.model_dump(mode="json", exclude_none=True) for f in policy.fairness_floors}
     floors = [f for i, row in enumerate(state.floors)
@@ -250,8 +282,46 @@ def read_plan_form(form, *, policy: PlanningPolicy, channels: Sequence[str], mes
     except ValidationError as exc:
         problems.extend(f"Fairness floors: {e['msg']}" for e in exc.errors())
         same = True
-    if not same:
-        overrides["fairness_floors"] = floors
+    return {} if same else {"fairness_floors": floors}
+
+
+def _value_override(typed: str | None, values: Sequence[ValueChoice], policy: PlanningPolicy,
+                    problems: _Problems) -> dict[str, Any]:
+    """The ``value`` override the form's choice asks for: none when it is the policy's own (or the form has no
+    such field), ``None`` for the model's outcome, else the chosen value's events."""
+    if typed is None or typed == _value_of(policy):
+        return {}
+    choice = next((c for c in values if c.value == typed), None)
+    if choice is None:
+        problems.append(f"Plan on: {typed[:80]!r} has no funnel segment table for this model; choose one the list "
+                        "offers")
+        return {}
+    return {"value": None if choice.events is None else [e.model_dump(mode="json") for e in choice.events]}
+
+
+def read_plan_form(form, *, policy: PlanningPolicy, channels: Sequence[str], messages: Sequence[str],
+                   groups: Sequence[GroupChoice], values: Sequence[ValueChoice] = ()
+                   ) -> tuple[FormState, PlanRequest | None, list[str]]:
+    """The form as typed, the request it asks for (None when a field is wrong) and what is wrong, field by field.
+
+    ``policy`` is the service's, ``channels`` and ``messages`` the model's, ``groups`` what a floor may name,
+    ``values`` what a plan may be made on (:func:`value_choices`).
+    """
+    state = _read_state(form, channels, messages)
+    problems = _Problems()
+    budget = problems.number(state.budget, "Budget (EUR)", low=0, high=1e9)
+    if state.kind not in ("targetable", "persona"):
+        problems.append(f"Segments: targetable or persona, got {state.kind[:40]!r}")
+    chosen_channels = [c for c in channels if c in state.channels]
+    chosen_messages = [m for m in messages if m in state.messages]
+    if not chosen_channels:
+        problems.append("Channels: choose at least one channel")
+    if not chosen_messages:
+        problems.append("Messages: choose at least one message")
+    overrides: dict[str, Any] = {**_limit_overrides(state, policy, channels, problems),
+                                 **_share_overrides(state, policy, problems),
+                                 **_floor_overrides(state, policy, groups, problems)}
+    overrides |= _value_override(state.value, values, policy, problems)
     if problems:
         return state, None, list(problems)
     try:
