@@ -547,7 +547,7 @@ def analyze_command(
     from uplift.design.release import released_analysis
     from uplift.disclosure import release_count
     from uplift.specs import load_spec
-    from uplift.tracking.jobs import log_analysis
+    from uplift.tracking.jobs import AnalysisInputs, log_analysis
 
     exp = load_spec(spec, ExperimentSpec)
     ex, en = load_history(exposures, enrolments, control=exp.control)
@@ -569,8 +569,9 @@ def analyze_command(
     summary_path = beside(out, "summary", ".txt")
     with atomic_path(summary_path) as tmp:
         tmp.write_text(text + "\n")
-    run_id = log_analysis(get_settings(), spec_path=spec, spec_name=exp.name, wave=exp.wave, exposures=exposures,
-                          enrolments=enrolments, out=out, analysis=result, plan=plan, summary=text,
+    inputs = AnalysisInputs(spec_path=spec, spec_name=exp.name, wave=exp.wave, exposures=exposures,
+                            enrolments=enrolments, plan=plan)
+    run_id = log_analysis(get_settings(), inputs=inputs, analysis=result, out=out, summary=text,
                           people=release_count(len(frame), policy))
     console.print(text, highlight=False)
     if plan_file is not None and "design_cell" in frame.columns:

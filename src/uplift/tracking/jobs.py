@@ -26,6 +26,9 @@ __all__ = [
     "load_model",
     "log_scoring",
     "log_design",
+    "AnalysisInputs",
+    "analysis_params",
+    "analysis_metrics",
     "log_analysis",
     "log_plan_design",
     "log_plan_outcome",
@@ -215,72 +218,99 @@ def log_plan_design(
     )
 
 
+@dataclass(frozen=True)
+class AnalysisInputs:
+    """What an analysed wave was read from: the experiment spec (file and name), the wave, its exposures and
+    funnel events, and the plan whose expected effects it was judged against (None: the spec's)."""
+
+    spec_path: Path
+    spec_name: str
+    wave: int
+    exposures: Path
+    enrolments: Path
+    plan: Path | None = None
+
+    def params(self) -> dict[str, object]:
+        """The run's params naming these inputs (paths cut to MLflow's 500 characters)."""
+        return {
+            "job": "analyze",
+            "experiment": self.spec_name,
+            "wave": self.wave,
+            "exposures_path": str(self.exposures)[:500],
+            "enrolments_path": str(self.enrolments)[:500],
+            "plan": str(self.plan)[:500] if self.plan is not None else "",
+        }
+
+
+_ARM_METRICS = ("effect", "ci_low", "ci_high", "estimate", "estimate_ci_low", "estimate_ci_high", "adjusted_p_value",
+                "detectable_effect")
+
+
 def log_analysis(
     settings: Settings,
     *,
-    spec_path: Path,
-    spec_name: str,
-    wave: int,
-    exposures: Path,
-    enrolments: Path,
-    out: Path,
+    inputs: AnalysisInputs,
     analysis: Analysis,
-    plan: Path | None,
+    out: Path,
     summary: str,
     people: int | None = None,
 ) -> str:
     """One run in experiment ``uplift-experiments`` for an analysis; returns its id.
 
-    Params: the inputs, covariates, the multiplicity adjustment and each family's size. Metrics:
-    people, the SRM check, per family the number of arms better / worse / too small to detect
-    their target, and per arm the exact ``effect, ci_low, ci_high``, the verdict's ``estimate``,
-    ``estimate_ci_low, estimate_ci_high``, ``adjusted_p_value`` and ``detectable_effect``.
+    Params: the inputs, covariates, the multiplicity adjustment and each family's size
+    (:func:`analysis_params`). Metrics (:func:`analysis_metrics`): people, the SRM check, per family
+    the number of arms better / worse / too small to detect their target, and per arm the exact
+    ``effect, ci_low, ci_high``, the verdict's ``estimate``, ``estimate_ci_low, estimate_ci_high``,
+    ``adjusted_p_value`` and ``detectable_effect``.
 
     ``analysis`` and ``summary`` are logged as given: pass them as released
     (:func:`uplift.design.release.released_analysis`); ``people`` is the wave's released count of
     people (None: suppressed). Withheld figures are not logged as metrics.
     """
-    arms, segments, srm = analysis.arms, analysis.segments, analysis.srm
     experiment_id = _experiment(settings, EXPERIMENTS_EXPERIMENT)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"analyze {spec_name}") as run:
-        params = {
-            "job": "analyze",
-            "experiment": spec_name,
-            "wave": wave,
-            "exposures_path": str(exposures)[:500],
-            "enrolments_path": str(enrolments)[:500],
-            "plan": str(plan)[:500] if plan is not None else "",
-            "covariates": ",".join(analysis.covariates),
-            "multiplicity": analysis.inference.multiplicity,
-            "alpha": analysis.inference.alpha,
-        }
-        params.update({f"family_size_{name}": family.size for name, family in analysis.families.items()})
-        mlflow.log_params(params)
-        metrics: dict[str, float] = {} if people is None else {"people": float(people)}
-        if srm is not None:
-            metrics["srm_p_value"] = float(srm.p_value)
-            metrics["srm_flagged"] = float(bool(srm.flagged))
-        for name, table in (("arms", arms), ("segments", segments)):
-            if table is None:
-                continue
-            metrics[f"{name}_better"] = float((table["verdict"] == "better").sum())
-            metrics[f"{name}_worse"] = float((table["verdict"] == "worse").sum())
-            metrics[f"{name}_too_small"] = float((table["too_small"] == True).sum())  # noqa: E712 (withheld: null)
-        for row in arms.itertuples():
-            for col in ("effect", "ci_low", "ci_high", "estimate", "estimate_ci_low", "estimate_ci_high",
-                        "adjusted_p_value", "detectable_effect"):
-                value = getattr(row, col)
-                if pd.notna(value):
-                    metrics[metric_key(col, str(row.arm))] = float(value)
-        mlflow.log_metrics(metrics)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"analyze {inputs.spec_name}") as run:
+        mlflow.log_params(analysis_params(inputs, analysis))
+        mlflow.log_metrics(analysis_metrics(analysis, people))
         mlflow.set_tags({"job": "analyze", "output_path": str(out)[:5000]})
-        mlflow.log_text(Path(spec_path).read_text(), "spec/experiment.yaml")
+        mlflow.log_text(Path(inputs.spec_path).read_text(), "spec/experiment.yaml")
         mlflow.log_text(summary, "summary.txt")
-        frames = {"arms.csv": arms}
-        if segments is not None:
-            frames["segments.csv"] = segments
+        frames = {"arms.csv": analysis.arms}
+        if analysis.segments is not None:
+            frames["segments.csv"] = analysis.segments
         _log_frames(frames, "tables")
     return run.info.run_id
+
+
+def analysis_params(inputs: AnalysisInputs, analysis: Analysis) -> dict[str, object]:
+    """An analysis run's params: its inputs, the covariates, the adjustment, the level and each family's size."""
+    return {
+        **inputs.params(),
+        "covariates": ",".join(analysis.covariates),
+        "multiplicity": analysis.inference.multiplicity,
+        "alpha": analysis.inference.alpha,
+        **{f"family_size_{name}": family.size for name, family in analysis.families.items()},
+    }
+
+
+def analysis_metrics(analysis: Analysis, people: int | None = None) -> dict[str, float]:
+    """An analysis run's metrics: people (if released), the SRM check, each family's verdict counts, and per arm
+    the figures of :data:`_ARM_METRICS` that are not withheld (keys from :func:`~uplift.tracking.runs.metric_key`)."""
+    metrics: dict[str, float] = {} if people is None else {"people": float(people)}
+    if analysis.srm is not None:
+        metrics["srm_p_value"] = float(analysis.srm.p_value)
+        metrics["srm_flagged"] = float(bool(analysis.srm.flagged))
+    for name, table in (("arms", analysis.arms), ("segments", analysis.segments)):
+        if table is None:
+            continue
+        metrics[f"{name}_better"] = float((table["verdict"] == "better").sum())
+        metrics[f"{name}_worse"] = float((table["verdict"] == "worse").sum())
+        metrics[f"{name}_too_small"] = float((table["too_small"] == True).sum())  # noqa: E712 (withheld: null)
+    for row in analysis.arms.itertuples():
+        for col in _ARM_METRICS:
+            value = getattr(row, col)
+            if pd.notna(value):
+                metrics[metric_key(col, str(row.arm))] = float(value)
+    return metrics
 
 
 def log_plan_outcome(run_id: str, *, outcome, model: str, plan: Path) -> None:
