@@ -172,7 +172,7 @@ def design_command(
     from uplift.disclosure import release_count
     from uplift.scoring import file_digest
     from uplift.specs import load_spec, project_root
-    from uplift.tracking.jobs import log_design
+    from uplift.tracking.jobs import DesignInputs, log_design
 
     exp = load_spec(spec, ExperimentSpec)
     catalogue = load_spec(costs or project_root() / "serve" / "costs.yaml", CostCatalogue)
@@ -190,10 +190,10 @@ def design_command(
     write_table(result.exposures, out)  # the hand-off: one row per person and the arm to reach them with
     write_table(power, beside(out, "power"))
     write_table(balance, beside(out, "balance"))
-    run_id = log_design(get_settings(), spec_path=spec, spec_name=exp.name, wave=exp.wave, salt=exp.salt,
-                        audience=audience, digest=file_digest(audience), out=out, base_rate=base_rate,
-                        shares=result.shares, power=power, balance=balance, plan=None,
-                        people=release_count(len(result.assignment), policy))
+    inputs = DesignInputs(spec_path=spec, spec_name=exp.name, wave=exp.wave, salt=exp.salt, audience=audience,
+                          digest=file_digest(audience), out=out)
+    run_id = log_design(get_settings(), inputs=inputs, base_rate=base_rate, shares=result.shares, power=power,
+                        balance=balance, plan=None, people=release_count(len(result.assignment), policy))
 
     t = Table(title=f"{exp.name}: power per arm at a holdout rate of {1000 * base_rate:.2f} per 1,000 "
                     f"(declared effect {1000 * exp.minimum_detectable_effect:.2f} per 1,000)")
@@ -232,7 +232,7 @@ def _design_from_plan(exp: ExperimentSpec, spec_path: Path, people: pd.DataFrame
     from uplift.disclosure import release_count
     from uplift.pipeline import load_segment_spec
     from uplift.scoring import file_digest
-    from uplift.tracking.jobs import log_plan_design
+    from uplift.tracking.jobs import DesignInputs, log_plan_design
 
     registered = None
     if not keep_registered:
@@ -258,8 +258,9 @@ def _design_from_plan(exp: ExperimentSpec, spec_path: Path, people: pd.DataFrame
                "contacts_short_of_plan": float(-check.loc[check["rounding"] < 0, "rounding"].sum()),
                "excluded_registered": release_count(design.excluded_registered, policy),
                "exploration_contacts": float(check["exploration_contacts"].sum())}
-    run_id = log_plan_design(get_settings(), spec_path=spec_path, spec_name=exp.name, wave=exp.wave, salt=exp.salt,
-                             audience=audience, digest=file_digest(audience), out=out, plan=plan, check=check,
+    inputs = DesignInputs(spec_path=spec_path, spec_name=exp.name, wave=exp.wave, salt=exp.salt, audience=audience,
+                          digest=file_digest(audience), out=out)
+    run_id = log_plan_design(get_settings(), inputs=inputs, plan=plan, check=check,
                              figures={k: (float("nan") if v is None else v) for k, v in figures.items()})
     short = check[check["rounding"] != 0]
     console.print(f"{exp.name}: {_count(figures['people'])} people in {check['segment'].nunique()} planned segments, "

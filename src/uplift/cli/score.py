@@ -121,9 +121,7 @@ def _report(settings, loaded, summary, *, audience: Path, out: Path, when: pd.Ti
     from uplift.tracking.jobs import log_scoring
 
     digest = file_digest(audience)
-    run_id = log_scoring(settings, model=loaded, audience=audience, digest=digest, out=out, rejects=summary.rejects,
-                         as_of=when, rows_scored=summary.rows_scored, rows_rejected=summary.rows_rejected,
-                         seconds=summary.seconds, chunk_rows=chunk_rows)
+    run_id = log_scoring(settings, model=loaded, summary=summary, digest=digest, as_of=when, chunk_rows=chunk_rows)
     console.print(
         f"scored {summary.rows_scored:,} of {summary.rows_read:,} rows with {loaded.name} v{loaded.version} "
         f"as of {when.isoformat()} in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s) -> {out}"

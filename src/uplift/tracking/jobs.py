@@ -18,6 +18,7 @@ from uplift.tracking.storedmodel import load_pyfunc
 
 if TYPE_CHECKING:
     from uplift.design.analysis import Analysis
+    from uplift.scoring.job import ScoreSummary
 
 __all__ = [
     "SCORING_EXPERIMENT",
@@ -25,6 +26,7 @@ __all__ = [
     "LoadedModel",
     "load_model",
     "log_scoring",
+    "DesignInputs",
     "log_design",
     "AnalysisInputs",
     "analysis_params",
@@ -86,26 +88,22 @@ def log_scoring(
     settings: Settings,
     *,
     model: LoadedModel,
-    audience: Path,
+    summary: ScoreSummary,
     digest: str,
-    out: Path,
-    rejects: Path | None,
     as_of: pd.Timestamp,
-    rows_scored: int,
-    rows_rejected: int,
-    seconds: float,
     chunk_rows: int,
 ) -> str:
-    """One run in experiment ``uplift-scoring``; returns its id."""
+    """One run in experiment ``uplift-scoring`` for a scoring job (``summary``: what it read, wrote and
+    rejected, and how long it took; ``digest``: the audience file's sha256); returns its id."""
     experiment_id = _experiment(settings, SCORING_EXPERIMENT)
-    rows = rows_scored + rows_rejected
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"score {audience.name}") as run:
+    rows, seconds = summary.rows_scored + summary.rows_rejected, summary.seconds
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"score {summary.audience.name}") as run:
         mlflow.log_params(
             {
                 "model_name": model.name,
                 "model_version": model.version,
                 "model_run_id": model.run_id,
-                "input_path": str(audience)[:500],
+                "input_path": str(summary.audience)[:500],
                 "input_sha256": digest,
                 "as_of": as_of.isoformat(),
                 "chunk_rows": chunk_rows,
@@ -113,23 +111,23 @@ def log_scoring(
         )
         mlflow.log_metrics(
             {
-                "rows_scored": rows_scored,
-                "rows_rejected": rows_rejected,
+                "rows_scored": summary.rows_scored,
+                "rows_rejected": summary.rows_rejected,
                 "seconds": seconds,
                 "rows_per_second": rows / seconds if seconds > 0 else 0.0,
             }
         )
-        tags = {"output_path": str(out)[:5000]}
-        if rejects is not None:
-            tags["rejects_path"] = str(rejects)[:5000]
+        tags = {"output_path": str(summary.out)[:5000]}
+        if summary.rejects is not None:
+            tags["rejects_path"] = str(summary.rejects)[:5000]
         mlflow.set_tags(tags)
     return run.info.run_id
 
 
 @dataclass(frozen=True)
-class _DesignRun:
-    """What a run for a designed wave records whichever way the wave was designed: the experiment spec, the wave
-    and its salt, the audience (path and digest) and where the design was written."""
+class DesignInputs:
+    """What a run for a designed wave records whichever way the wave was designed: the experiment spec (file and
+    name), the wave and its salt, the audience (path and sha256 digest) and where the design was written."""
 
     spec_path: Path
     spec_name: str
@@ -157,13 +155,7 @@ class _DesignRun:
 def log_design(
     settings: Settings,
     *,
-    spec_path: Path,
-    spec_name: str,
-    wave: int,
-    salt: str,
-    audience: Path,
-    digest: str,
-    out: Path,
+    inputs: DesignInputs,
     base_rate: float,
     shares: pd.Series,
     power: pd.DataFrame,
@@ -183,8 +175,8 @@ def log_design(
     if people is not None:
         metrics["people"] = float(people)
     metrics.update({metric_key("share", str(a)): float(s) for a, s in shares.items()})
-    return _DesignRun(spec_path, spec_name, wave, salt, audience, digest, out).log(
-        settings, run_name=f"design {spec_name}",
+    return inputs.log(
+        settings, run_name=f"design {inputs.spec_name}",
         params={"base_rate": base_rate, "plan": str(plan)[:500] if plan is not None else ""},
         metrics=metrics,
         frames={"power.csv": power, "stratum_balance.csv": balance, "shares.csv": shares.rename("share").reset_index()},
@@ -194,13 +186,7 @@ def log_design(
 def log_plan_design(
     settings: Settings,
     *,
-    spec_path: Path,
-    spec_name: str,
-    wave: int,
-    salt: str,
-    audience: Path,
-    digest: str,
-    out: Path,
+    inputs: DesignInputs,
     plan: Path,
     check: pd.DataFrame,
     figures: dict[str, float],
@@ -210,8 +196,8 @@ def log_plan_design(
     ``check`` (planned against designed contacts and spend per cell) is logged as a table; ``figures`` are
     released totals (people, spend, rounding), logged as metrics.
     """
-    return _DesignRun(spec_path, spec_name, wave, salt, audience, digest, out).log(
-        settings, run_name=f"design {spec_name} from plan",
+    return inputs.log(
+        settings, run_name=f"design {inputs.spec_name} from plan",
         params={"plan": str(plan)[:500], "design": "from_plan"},
         metrics={k: float(v) for k, v in figures.items() if v == v},
         frames={"plan_check.csv": check},
