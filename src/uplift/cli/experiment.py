@@ -194,7 +194,14 @@ def design_command(
                           digest=file_digest(audience), out=out)
     run_id = log_design(get_settings(), inputs=inputs, base_rate=base_rate, shares=result.shares, power=power,
                         balance=balance, plan=None, people=release_count(len(result.assignment), policy))
+    console.print(_power_table(exp, power, base_rate))
+    _print_design_counts(exp, result, balance, policy)
+    console.print(f"wrote {out}, {beside(out, 'power')}, {beside(out, 'balance')}; MLflow run {run_id[:8]} "
+                  "in experiment 'uplift-experiments'")
 
+
+def _power_table(exp: ExperimentSpec, power: pd.DataFrame, base_rate: float) -> Table:
+    """The released power table as printed: per arm its share, people, people needed, detectable effect, power."""
     t = Table(title=f"{exp.name}: power per arm at a holdout rate of {1000 * base_rate:.2f} per 1,000 "
                     f"(declared effect {1000 * exp.minimum_detectable_effect:.2f} per 1,000)")
     for col in ("arm", "share", "people", "needed", "detectable /1,000", "power", "ok"):
@@ -204,7 +211,13 @@ def design_command(
                   f"{1000 * r.mde_available:.2f}" if r.mde_available == r.mde_available else "-",
                   "-" if pd.isna(r.power_available) else f"{r.power_available:.2f}",
                   "yes" if r.sufficient else "[red]no[/]")
-    console.print(t)
+    return t
+
+
+def _print_design_counts(exp: ExperimentSpec, result, balance: pd.DataFrame, policy) -> None:
+    """The wave's people in and out of the holdout and its spend (released counts), and the strata's balance."""
+    from uplift.disclosure import release_count
+
     counts = result.assignment["arm"].value_counts()
     holdout = int(counts.get(exp.control, 0))
     console.print(f"{_count(release_count(len(result.assignment), policy))} people: "
@@ -217,8 +230,6 @@ def design_command(
     console.print(f"{len(balance)} strata; smallest balance p-value {worst:.3g} (reported, not forced)"
                   + (f"; {hidden} strata with an arm of fewer than {policy.threshold} people not tested in the "
                      "written table" if hidden else ""))
-    console.print(f"wrote {out}, {beside(out, 'power')}, {beside(out, 'balance')}; MLflow run {run_id[:8]} "
-                  "in experiment 'uplift-experiments'")
 
 
 def _design_from_plan(exp: ExperimentSpec, spec_path: Path, people: pd.DataFrame, audience: Path, plan: Path,
@@ -543,7 +554,7 @@ def analyze_command(
     from uplift.cli.score import load_history
     from uplift.config import get_settings
     from uplift.data.contracts import AUDIENCE, validate
-    from uplift.data.tableio import atomic_path, read_table, write_table
+    from uplift.data.tableio import read_table
     from uplift.design import Inference, analyze
     from uplift.design.release import released_analysis
     from uplift.disclosure import release_count
@@ -564,12 +575,7 @@ def analyze_command(
     result = released_analysis(result, policy)
     text = released_summary(result, policy)
     out = out or Path("out") / f"analysis_{exp.name}.csv"
-    write_table(result.arms, out)
-    if result.segments is not None:
-        write_table(result.segments.rename(columns={"segment": segment_by}), beside(out, "segments"))
-    summary_path = beside(out, "summary", ".txt")
-    with atomic_path(summary_path) as tmp:
-        tmp.write_text(text + "\n")
+    summary_path = _write_analysis(result, text, out, segment_by)
     inputs = AnalysisInputs(spec_path=spec, spec_name=exp.name, wave=exp.wave, exposures=exposures,
                             enrolments=enrolments, plan=plan)
     run_id = log_analysis(get_settings(), inputs=inputs, analysis=result, out=out, summary=text,
@@ -585,3 +591,17 @@ def analyze_command(
                   f"{used} of {len(result.treatment)} arms; {exp.multiplicity} adjustment; "
                   f"wrote {out}" + (f", {beside(out, 'segments')}" if result.segments is not None else "")
                   + f", {summary_path}; MLflow run {run_id[:8]} in experiment 'uplift-experiments'")
+
+
+def _write_analysis(result, text: str, out: Path, segment_by: str | None) -> Path:
+    """The released per-arm table at ``out``, the per-segment one (its column named ``segment_by``) and the
+    summary beside it; returns the summary's path."""
+    from uplift.data.tableio import atomic_path, write_table
+
+    write_table(result.arms, out)
+    if result.segments is not None:
+        write_table(result.segments.rename(columns={"segment": segment_by}), beside(out, "segments"))
+    summary_path = beside(out, "summary", ".txt")
+    with atomic_path(summary_path) as tmp:
+        tmp.write_text(text + "\n")
+    return summary_path
