@@ -237,46 +237,29 @@ def _design_from_plan(exp: ExperimentSpec, spec_path: Path, people: pd.DataFrame
                       segments: Path | None) -> None:
     """``uplift experiment design --plan``: write the wave's exposures, the plan check and the postcodes."""
     from uplift.config import get_settings
-    from uplift.data.contracts import ENROLMENTS, validate
-    from uplift.data.tableio import read_table, write_table
-    from uplift.design.fromplan import design_from_plan, registered_people
+    from uplift.design.fromplan import design_from_plan
     from uplift.disclosure import release_count
     from uplift.pipeline import load_segment_spec
     from uplift.scoring import file_digest
     from uplift.tracking.jobs import DesignInputs, log_plan_design
 
-    registered = None
-    if not keep_registered:
-        if enrolments is None:
-            raise DataError("--plan: pass --enrolments (people who already registered are left out) "
-                            "or --keep-registered")
-        events = validate(read_table(enrolments), ENROLMENTS, source=str(enrolments))
-        registered = registered_people(events, exp.start)
+    registered = None if keep_registered else _registered_before(exp, enrolments)
     design = design_from_plan(read_plan(plan).cells, people, exp,
                               segment_spec=load_segment_spec(str(segments) if segments else "segments"),
                               costs=catalogue, registered=registered, source=str(plan))
-    ex, check = design.exposures, design.check
-    areas = (ex.loc[ex["area"] != "", ["design_cell", "arm", "area"]].drop_duplicates()
-             .rename(columns={"design_cell": "segment", "area": "postcode"})
-             .sort_values(["segment", "arm", "postcode"]))
-    write_table(ex, out)
-    write_table(check, beside(out, "plan_check"))
-    write_table(areas, beside(out, "postcodes"))
+    _write_plan_design(design.exposures, design.check, out)
     policy = disclosure_policy()
-    drawn, treated = len(ex), int((ex["arm"] != exp.control).sum())
-    figures = {"people": release_count(drawn, policy), "contacts": release_count(treated, policy),
-               "spend_eur": float(check["spend"].sum()), "planned_spend_eur": float(check["planned_spend"].sum()),
-               "contacts_short_of_plan": float(-check.loc[check["rounding"] < 0, "rounding"].sum()),
-               "excluded_registered": release_count(design.excluded_registered, policy),
-               "exploration_contacts": float(check["exploration_contacts"].sum())}
+    figures = _plan_design_figures(design, exp, policy)
     inputs = DesignInputs(spec_path=spec_path, spec_name=exp.name, wave=exp.wave, salt=exp.salt, audience=audience,
                           digest=file_digest(audience), out=out)
-    run_id = log_plan_design(get_settings(), inputs=inputs, plan=plan, check=check,
+    run_id = log_plan_design(get_settings(), inputs=inputs, plan=plan, check=design.check,
                              figures={k: (float("nan") if v is None else v) for k, v in figures.items()})
+    ex, check = design.exposures, design.check
+    held_out = release_count(len(ex) - int((ex["arm"] != exp.control).sum()), policy)
     short = check[check["rounding"] != 0]
     console.print(f"{exp.name}: {_count(figures['people'])} people in {check['segment'].nunique()} planned segments, "
                   f"{_count(figures['contacts'])} contacted on {int((check['arm'] != exp.control).sum())} cells, "
-                  f"{_count(release_count(drawn - treated, policy))} held out inside their cells; spend EUR "
+                  f"{_count(held_out)} held out inside their cells; spend EUR "
                   f"{figures['spend_eur']:,.2f} of the plan's EUR {figures['planned_spend_eur']:,.2f}; "
                   f"{int(figures['exploration_contacts']):,} contacts are exploration")
     console.print(f"{len(short)} of {len(check)} cells differ from the plan (segments with fewer eligible people "
@@ -287,6 +270,45 @@ def _design_from_plan(exp: ExperimentSpec, spec_path: Path, people: pd.DataFrame
                   f"{policy.threshold})"))
     console.print(f"wrote {out}, {beside(out, 'plan_check')}, {beside(out, 'postcodes')}; MLflow run {run_id[:8]} "
                   "in experiment 'uplift-experiments'")
+
+
+def _registered_before(exp: ExperimentSpec, enrolments: Path | None):
+    """The people who registered before the wave starts (left out of a design from a plan)."""
+    from uplift.data.contracts import ENROLMENTS, validate
+    from uplift.data.tableio import read_table
+    from uplift.design.fromplan import registered_people
+
+    if enrolments is None:
+        raise DataError("--plan: pass --enrolments (people who already registered are left out) "
+                        "or --keep-registered")
+    events = validate(read_table(enrolments), ENROLMENTS, source=str(enrolments))
+    return registered_people(events, exp.start)
+
+
+def _write_plan_design(ex: pd.DataFrame, check: pd.DataFrame, out: Path) -> None:
+    """The wave's exposures at ``out``; beside it the plan check and each designed cell's postcodes."""
+    from uplift.data.tableio import write_table
+
+    areas = (ex.loc[ex["area"] != "", ["design_cell", "arm", "area"]].drop_duplicates()
+             .rename(columns={"design_cell": "segment", "area": "postcode"})
+             .sort_values(["segment", "arm", "postcode"]))
+    write_table(ex, out)
+    write_table(check, beside(out, "plan_check"))
+    write_table(areas, beside(out, "postcodes"))
+
+
+def _plan_design_figures(design, exp: ExperimentSpec, policy) -> dict[str, float | None]:
+    """A design from a plan in released totals: people, contacts, spend against the plan's, contacts short of
+    the plan, people left out as registered, exploration contacts (None: a count withheld)."""
+    from uplift.disclosure import release_count
+
+    ex, check = design.exposures, design.check
+    return {"people": release_count(len(ex), policy),
+            "contacts": release_count(int((ex["arm"] != exp.control).sum()), policy),
+            "spend_eur": float(check["spend"].sum()), "planned_spend_eur": float(check["planned_spend"].sum()),
+            "contacts_short_of_plan": float(-check.loc[check["rounding"] < 0, "rounding"].sum()),
+            "excluded_registered": release_count(design.excluded_registered, policy),
+            "exploration_contacts": float(check["exploration_contacts"].sum())}
 
 
 # -- analysis -----------------------------------------------------------------------------
