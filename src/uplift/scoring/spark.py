@@ -32,7 +32,7 @@ from uplift.data.contracts import AUDIENCE, ENROLMENTS, EXPOSURES, validate
 from uplift.data.tableio import atomic_directory
 from uplift.errors import SchemaError
 from uplift.scoring.history import ENROLMENT_FIELDS, ENROLMENTS_COLUMN, EXPOSURE_FIELDS, EXPOSURES_COLUMN
-from uplift.scoring.job import ScoreSummary, default_rejects_path
+from uplift.scoring.job import ScoreSummary, rejects_destination
 from uplift.scoring.rows import REJECT_COLUMNS, as_text, check_contract, reject_message, repeated_id
 from uplift.scoring.writer import ChunkWriter
 
@@ -322,7 +322,7 @@ def score_dataset(
     from pyspark.errors import PythonException
 
     audience, out = Path(audience), Path(out)
-    rejects_path = None if strict else Path(rejects) if rejects is not None else default_rejects_path(out)
+    rejects_path = rejects_destination(out, rejects, strict=strict)
     started = time.perf_counter()
     people = None
     try:
