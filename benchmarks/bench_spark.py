@@ -100,13 +100,13 @@ def child(engine: str, store: Path, audience: Path, history: Path, out: Path) ->
         summary = score_file(audience, out / "scores.parquet", scorer=pyfunc.scorer, exposures=ex, enrolments=en,
                              as_of=as_of, chunk_rows=100_000)
     else:
-        from uplift.scoring.spark import score_dataset, spark_session
+        from uplift.scoring.spark import HistoryFiles, SparkModel, score_dataset, spark_session
 
         spark = spark_session(2)
-        summary = score_dataset(spark, audience, out / "scores", model_uri="models:/uplift-registration/1",
-                                arms=pyfunc.arms,
-                                as_of=as_of, exposures=history / "exposures.parquet",
-                                enrolments=history / "enrolments.parquet", control=pyfunc.control)
+        summary = score_dataset(spark, audience, out / "scores",
+                                model=SparkModel("models:/uplift-registration/1", pyfunc.arms, pyfunc.control),
+                                as_of=as_of,
+                                history=HistoryFiles(history / "exposures.parquet", history / "enrolments.parquet"))
         spark.stop()
     print(json.dumps({"rows": summary.rows_read, "seconds": time.perf_counter() - started,
                       "job_seconds": summary.seconds}))

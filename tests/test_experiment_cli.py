@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -169,6 +171,28 @@ def test_analyze_reports_the_winning_arm_and_logs_it(workdir):
     assert run.data.metrics["arms_better"] == 1.0 and run.data.metrics["arms_too_small"] == 1.0
     assert run.data.metrics["effect_fresh_start.meta"] == pytest.approx(arms.loc["fresh_start@meta", "effect"])
     assert run.data.metrics["estimate_fresh_start.meta"] == pytest.approx(arms.loc["fresh_start@meta", "estimate"])
+
+
+def test_analysis_metrics_log_each_arms_figures_and_skip_withheld_ones():
+    from uplift.design import analyze
+    from uplift.tracking.jobs import AnalysisInputs, analysis_metrics, analysis_params
+
+    # 10 of 100 holdout people converted, 30 of 100 on the arm: the effect is 0.2 exactly
+    frame = pd.DataFrame({"arm": ["holdout"] * 100 + ["a@sms"] * 100,
+                          "outcome": [1] * 10 + [0] * 90 + [1] * 30 + [0] * 70})
+    result = analyze(frame)
+    metrics = analysis_metrics(result)
+    assert metrics["effect_a.sms"] == pytest.approx(0.2)
+    assert metrics["arms_better"] == 1.0 and metrics["arms_worse"] == 0.0
+    assert "people" not in metrics and "srm_p_value" not in metrics  # not released, no design shares
+    assert not any(k.endswith("_holdout") for k in metrics)  # the control's row has no effect
+    withheld = result.arms.assign(effect=np.where(result.arms["arm"] == "a@sms", np.nan, result.arms["effect"]))
+    metrics = analysis_metrics(dataclasses.replace(result, arms=withheld), people=200)
+    assert "effect_a.sms" not in metrics and "ci_low_a.sms" in metrics and metrics["people"] == 200.0
+    inputs = AnalysisInputs(spec_path=ROOT / "experiments" / "wave5.yaml", spec_name="wave5", wave=5,
+                            exposures=ROOT / "ex.parquet", enrolments=ROOT / "en.parquet")
+    params = analysis_params(inputs, result)
+    assert params["plan"] == "" and params["family_size_arms"] == 1 and params["job"] == "analyze"
 
 
 def test_plan_effects_are_expected_conversions_per_contact():

@@ -245,3 +245,12 @@ def test_a_campaign_model_with_costs_scores_net_values_and_the_net_rules_arm(tmp
     for row, (_, n) in zip(answer["rows"], net.iterrows(), strict=True):
         assert row["net_value"] == pytest.approx(n.to_dict(), abs=1e-7)
         assert row["best_net_value"] == pytest.approx(n.get(row["best_arm"], 0.0), abs=1e-7)
+
+
+def test_rejects_go_where_asked_else_beside_the_scores_and_nowhere_under_strict(tmp_path):
+    from uplift.scoring.job import rejects_destination
+
+    out = tmp_path / "scores.parquet"
+    assert rejects_destination(out, None, strict=False) == tmp_path / "scores.rejects.csv"
+    assert rejects_destination(out, str(tmp_path / "bad.parquet"), strict=False) == tmp_path / "bad.parquet"
+    assert rejects_destination(out, tmp_path / "bad.parquet", strict=True) is None

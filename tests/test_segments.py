@@ -12,6 +12,7 @@ from uplift.errors import SchemaError, SpecError
 from uplift.modeling.truthcheck import true_outcome_probabilities
 from uplift.modeling.validation import validate_model
 from uplift.segments import (
+    KindRows,
     assign_personas,
     build_segment_table,
     fay_herriot,
@@ -362,9 +363,11 @@ def test_leak_covariance_finds_a_model_that_learned_the_other_folds_noise():
     for k in range(4):
         seen = (folds != k) & (folds != heldout)
         memorised[folds == k] = observed(seen)[groups[folds == k]]
-    kwargs = dict(y=y, arm=arm, propensity=propensity, control="c", folds=folds, heldout_fold=heldout)
-    leak = leak_covariance(groups, n_seg, predictions=pd.DataFrame({"a": memorised}), **kwargs)
-    honest = leak_covariance(groups, n_seg, predictions=pd.DataFrame({"a": lift[groups]}), **kwargs)
+    def rows(predicted: np.ndarray) -> KindRows:
+        return KindRows(groups, n_seg, y=y, arm=arm, propensity=propensity, predictions=pd.DataFrame({"a": predicted}),
+                        control="c", folds=folds, heldout_fold=heldout)
+
+    leak, honest = leak_covariance(rows(memorised)), leak_covariance(rows(lift[groups]))
     # what the memorising model shares with the full-data observed noise, measured against the truth
     full = observed(np.ones(len(groups), dtype=bool))
     model_mean = np.bincount(groups, weights=memorised, minlength=n_seg) / np.bincount(groups, minlength=n_seg)

@@ -53,7 +53,7 @@ def inputs(tmp_path_factory, strong_world):
 
 
 def test_spark_scores_equal_the_pandas_path_row_for_row(tmp_path, spark, model, inputs, strong_world):
-    from uplift.scoring.spark import score_dataset
+    from uplift.scoring.spark import HistoryFiles, SparkModel, score_dataset
 
     uri, pyfunc = model
     audience, exposures, enrolments = inputs
@@ -61,8 +61,8 @@ def test_spark_scores_equal_the_pandas_path_row_for_row(tmp_path, spark, model, 
                             exposures=strong_world.exposures,
                             enrolments=strong_world.enrolments, as_of=AS_OF, chunk_rows=400)
     started = time.perf_counter()
-    spark_run = score_dataset(spark, audience, tmp_path / "spark", model_uri=uri, arms=pyfunc.arms, as_of=AS_OF,
-                              exposures=exposures, enrolments=enrolments, control=pyfunc.control)
+    spark_run = score_dataset(spark, audience, tmp_path / "spark", model=SparkModel(uri, pyfunc.arms, pyfunc.control),
+                              as_of=AS_OF, history=HistoryFiles(exposures, enrolments))
     print(f"Spark scored {spark_run.rows_read} rows in {time.perf_counter() - started:.1f} s")
     assert (spark_run.rows_read, spark_run.rows_scored, spark_run.rows_rejected) == (1500, 1495, 5)
     assert (pandas_run.rows_scored, pandas_run.rows_rejected) == (1495, 5)
@@ -82,13 +82,13 @@ def test_spark_scores_equal_the_pandas_path_row_for_row(tmp_path, spark, model, 
 
 
 def test_spark_strict_fails_on_an_invalid_row_and_keeps_the_previous_output(tmp_path, spark, model, inputs):
-    from uplift.scoring.spark import score_dataset
+    from uplift.scoring.spark import SparkModel, score_dataset
 
     uri, pyfunc = model
     out = tmp_path / "scores"
     out.mkdir()
     (out / "previous.parquet").write_bytes(b"previous scores")
     with pytest.raises(SchemaError, match=r"5 invalid row\(s\).*\n.*audience.parquet row 5, column 'age'"):
-        score_dataset(spark, inputs[0], out, model_uri=uri, arms=pyfunc.arms, as_of=AS_OF, strict=True)
+        score_dataset(spark, inputs[0], out, model=SparkModel(uri, pyfunc.arms), as_of=AS_OF, strict=True)
     assert [p.name for p in out.iterdir()] == ["previous.parquet"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores"]

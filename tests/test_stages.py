@@ -3,12 +3,15 @@ own spread (uplift.segments.stages, uplift.segments.effects.arm_spreads)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import kind_effects
-from uplift.segments import select_stages
+from uplift.errors import DataError
+from uplift.segments import KindRows, select_stages
 from uplift.segments.stages import STAGES, candidate_stages, stage_table
 from uplift.specs.segments import EffectMethod
 
@@ -49,9 +52,13 @@ def _world(seed: int, *, n_groups: int = 80, rows_per_group: int = 500, persona_
     )
 
 
+def _rows(world: dict) -> KindRows:
+    keys = ("y", "arm", "propensity", "predictions", "control", "folds")
+    return KindRows(world["groups"], world["n_groups"], **{k: world[k] for k in keys})
+
+
 def _select(world: dict, method: EffectMethod):
-    keys = ("y", "arm", "propensity", "predictions", "control", "folds", "persona")
-    return select_stages(world["groups"], world["n_groups"], method=method, **{k: world[k] for k in keys})
+    return select_stages(_rows(world), method, persona=world["persona"])
 
 
 PERSONA_ONLY = EffectMethod(persona_weight=0.5, select_stages=True)
@@ -169,8 +176,7 @@ def test_every_combination_the_selection_judges_is_the_estimator_the_table_runs(
     rows = {k: world[k] for k in ("y", "arm", "propensity", "control")}
     mix = persona_mix(world["groups"], n_groups, world["persona"], arms=ARMS, **rows)
     levels = arm_levels(arms=ARMS, **rows).level
-    lines = _lines(world["groups"], n_groups, predictions=world["predictions"], variance="floored", mix=mix,
-                   attributes=attributes, levels=levels, **rows)
+    lines = _lines(_rows(world), variance="floored", mix=mix, attributes=attributes, levels=levels)
     combinations = staged_effects(lines, STAGES, method)
     assert len(combinations) == 2 ** len(STAGES)
     # every stage alone, all but one, all and none (the rest are built from the same steps)
@@ -220,3 +226,18 @@ def test_observed_parts_find_what_an_arms_cells_share_and_leave_an_arm_without_p
     residual = design @ np.concatenate([band_part, place_part]) + rng.normal(0, 0.006, len(many))
     s2 = part_variances(residual, np.full(len(many), 0.006**2), design, term)
     np.testing.assert_allclose(np.sqrt(s2), [np.std(band_part), np.std(place_part)], rtol=0.35)
+
+
+def test_a_folds_rows_keep_each_rows_values_renumbered_and_stages_need_folds():
+    index = [10, 11, 12, 13]
+    rows = KindRows(np.array([0, 1, 1, 0]), 2, y=np.array([1.0, 0.0, 1.0, 0.0]),
+                    arm=np.array(["c", "a", "a", "c"], dtype=object),
+                    propensity=pd.DataFrame({"c": [0.5] * 4, "a": [0.5] * 4}, index=index),
+                    predictions=pd.DataFrame({"a": [0.1, 0.2, 0.3, 0.4]}, index=index), control="c",
+                    folds=np.array([0, 1, 0, 1]), heldout_fold=1)
+    fold = rows.subset(np.flatnonzero(rows.fold_of_row() == 1))
+    assert fold.groups.tolist() == [1, 0] and fold.arm.tolist() == ["a", "c"] and fold.y.tolist() == [0.0, 0.0]
+    assert fold.predictions["a"].tolist() == [0.2, 0.4] and fold.predictions.index.tolist() == [0, 1]
+    assert fold.propensity.index.tolist() == [0, 1] and fold.folds.tolist() == [1, 1] and fold.heldout_fold == 1
+    with pytest.raises(DataError, match="folds"):
+        select_stages(dataclasses.replace(rows, folds=None), EffectMethod(observed_arm_levels=True, select_stages=True))

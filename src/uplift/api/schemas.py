@@ -20,6 +20,7 @@ __all__ = [
     "PlanRequest",
     "PlanResponse",
     "PlanSummary",
+    "StoredPlanLabels",
     "PlanTotalsOut",
     "PlanValueOut",
     "RulePriceOut",
@@ -370,7 +371,10 @@ SupersededBy = Annotated[str | None, Field(description="id of the plan that repl
                                                        "such plan, else the newest draft")]
 
 
-class PlanResponse(_Out):
+class StoredPlanLabels(_Out):
+    """A stored plan's id, the model that made it, its approval and a planner's labels: the first fields of its
+    full answer (:class:`PlanResponse`) and of its line in the list of plans (:class:`PlanSummary`)."""
+
     id: str
     created_at: datetime
     model_name: str
@@ -382,6 +386,9 @@ class PlanResponse(_Out):
     note: PlanNote = None
     supersedes: Supersedes = None
     superseded_by: SupersededBy = None
+
+
+class PlanResponse(StoredPlanLabels):
     status: Literal["optimal", "infeasible"]
     conflicts: list[str]
     notes: list[str]
@@ -423,33 +430,23 @@ class PlanResponse(_Out):
     )
 
 
-class PlanSummary(_Out):
-    id: str
-    created_at: datetime
-    model_name: str
-    model_version: int
+class PlanSummary(StoredPlanLabels):
     status: str
     budget: float
     spend: float
     expected_conversions: float
-    approved_at: ApprovedAt = None
-    approved_by: ApprovedBy = None
-    created_by: CreatedBy = None
-    name: PlanName = None
-    note: PlanNote = None
-    supersedes: Supersedes = None
-    superseded_by: SupersededBy = None
 
 
-PlanName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-PlanNote = Annotated[str, StringConstraints(max_length=4000)]
+# What a planner may write as a label (PlanLabelsIn); the stored labels above are read back as written.
+NameIn = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+NoteIn = Annotated[str, StringConstraints(max_length=4000)]
 
 
 class PlanLabelsIn(_In):
     """A planner's labels on an unapproved stored plan (each field only when given)."""
 
-    name: PlanName | None = None
-    note: PlanNote | None = None
+    name: NameIn | None = None
+    note: NoteIn | None = None
     supersedes: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
         None, description="id of the stored plan this one replaces")
 

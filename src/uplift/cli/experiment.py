@@ -172,7 +172,7 @@ def design_command(
     from uplift.disclosure import release_count
     from uplift.scoring import file_digest
     from uplift.specs import load_spec, project_root
-    from uplift.tracking.jobs import log_design
+    from uplift.tracking.jobs import DesignInputs, log_design
 
     exp = load_spec(spec, ExperimentSpec)
     catalogue = load_spec(costs or project_root() / "serve" / "costs.yaml", CostCatalogue)
@@ -190,11 +190,18 @@ def design_command(
     write_table(result.exposures, out)  # the hand-off: one row per person and the arm to reach them with
     write_table(power, beside(out, "power"))
     write_table(balance, beside(out, "balance"))
-    run_id = log_design(get_settings(), spec_path=spec, spec_name=exp.name, wave=exp.wave, salt=exp.salt,
-                        audience=audience, digest=file_digest(audience), out=out, base_rate=base_rate,
-                        shares=result.shares, power=power, balance=balance, plan=None,
-                        people=release_count(len(result.assignment), policy))
+    inputs = DesignInputs(spec_path=spec, spec_name=exp.name, wave=exp.wave, salt=exp.salt, audience=audience,
+                          digest=file_digest(audience), out=out)
+    run_id = log_design(get_settings(), inputs=inputs, base_rate=base_rate, shares=result.shares, power=power,
+                        balance=balance, plan=None, people=release_count(len(result.assignment), policy))
+    console.print(_power_table(exp, power, base_rate))
+    _print_design_counts(exp, result, balance, policy)
+    console.print(f"wrote {out}, {beside(out, 'power')}, {beside(out, 'balance')}; MLflow run {run_id[:8]} "
+                  "in experiment 'uplift-experiments'")
 
+
+def _power_table(exp: ExperimentSpec, power: pd.DataFrame, base_rate: float) -> Table:
+    """The released power table as printed: per arm its share, people, people needed, detectable effect, power."""
     t = Table(title=f"{exp.name}: power per arm at a holdout rate of {1000 * base_rate:.2f} per 1,000 "
                     f"(declared effect {1000 * exp.minimum_detectable_effect:.2f} per 1,000)")
     for col in ("arm", "share", "people", "needed", "detectable /1,000", "power", "ok"):
@@ -204,7 +211,13 @@ def design_command(
                   f"{1000 * r.mde_available:.2f}" if r.mde_available == r.mde_available else "-",
                   "-" if pd.isna(r.power_available) else f"{r.power_available:.2f}",
                   "yes" if r.sufficient else "[red]no[/]")
-    console.print(t)
+    return t
+
+
+def _print_design_counts(exp: ExperimentSpec, result, balance: pd.DataFrame, policy) -> None:
+    """The wave's people in and out of the holdout and its spend (released counts), and the strata's balance."""
+    from uplift.disclosure import release_count
+
     counts = result.assignment["arm"].value_counts()
     holdout = int(counts.get(exp.control, 0))
     console.print(f"{_count(release_count(len(result.assignment), policy))} people: "
@@ -217,8 +230,6 @@ def design_command(
     console.print(f"{len(balance)} strata; smallest balance p-value {worst:.3g} (reported, not forced)"
                   + (f"; {hidden} strata with an arm of fewer than {policy.threshold} people not tested in the "
                      "written table" if hidden else ""))
-    console.print(f"wrote {out}, {beside(out, 'power')}, {beside(out, 'balance')}; MLflow run {run_id[:8]} "
-                  "in experiment 'uplift-experiments'")
 
 
 def _design_from_plan(exp: ExperimentSpec, spec_path: Path, people: pd.DataFrame, audience: Path, plan: Path,
@@ -226,45 +237,29 @@ def _design_from_plan(exp: ExperimentSpec, spec_path: Path, people: pd.DataFrame
                       segments: Path | None) -> None:
     """``uplift experiment design --plan``: write the wave's exposures, the plan check and the postcodes."""
     from uplift.config import get_settings
-    from uplift.data.contracts import ENROLMENTS, validate
-    from uplift.data.tableio import read_table, write_table
-    from uplift.design.fromplan import design_from_plan, registered_people
+    from uplift.design.fromplan import design_from_plan
     from uplift.disclosure import release_count
     from uplift.pipeline import load_segment_spec
     from uplift.scoring import file_digest
-    from uplift.tracking.jobs import log_plan_design
+    from uplift.tracking.jobs import DesignInputs, log_plan_design
 
-    registered = None
-    if not keep_registered:
-        if enrolments is None:
-            raise DataError("--plan: pass --enrolments (people who already registered are left out) "
-                            "or --keep-registered")
-        events = validate(read_table(enrolments), ENROLMENTS, source=str(enrolments))
-        registered = registered_people(events, exp.start)
+    registered = None if keep_registered else _registered_before(exp, enrolments)
     design = design_from_plan(read_plan(plan).cells, people, exp,
                               segment_spec=load_segment_spec(str(segments) if segments else "segments"),
                               costs=catalogue, registered=registered, source=str(plan))
-    ex, check = design.exposures, design.check
-    areas = (ex.loc[ex["area"] != "", ["design_cell", "arm", "area"]].drop_duplicates()
-             .rename(columns={"design_cell": "segment", "area": "postcode"})
-             .sort_values(["segment", "arm", "postcode"]))
-    write_table(ex, out)
-    write_table(check, beside(out, "plan_check"))
-    write_table(areas, beside(out, "postcodes"))
+    _write_plan_design(design.exposures, design.check, out)
     policy = disclosure_policy()
-    drawn, treated = len(ex), int((ex["arm"] != exp.control).sum())
-    figures = {"people": release_count(drawn, policy), "contacts": release_count(treated, policy),
-               "spend_eur": float(check["spend"].sum()), "planned_spend_eur": float(check["planned_spend"].sum()),
-               "contacts_short_of_plan": float(-check.loc[check["rounding"] < 0, "rounding"].sum()),
-               "excluded_registered": release_count(design.excluded_registered, policy),
-               "exploration_contacts": float(check["exploration_contacts"].sum())}
-    run_id = log_plan_design(get_settings(), spec_path=spec_path, spec_name=exp.name, wave=exp.wave, salt=exp.salt,
-                             audience=audience, digest=file_digest(audience), out=out, plan=plan, check=check,
+    figures = _plan_design_figures(design, exp, policy)
+    inputs = DesignInputs(spec_path=spec_path, spec_name=exp.name, wave=exp.wave, salt=exp.salt, audience=audience,
+                          digest=file_digest(audience), out=out)
+    run_id = log_plan_design(get_settings(), inputs=inputs, plan=plan, check=design.check,
                              figures={k: (float("nan") if v is None else v) for k, v in figures.items()})
+    ex, check = design.exposures, design.check
+    held_out = release_count(len(ex) - int((ex["arm"] != exp.control).sum()), policy)
     short = check[check["rounding"] != 0]
     console.print(f"{exp.name}: {_count(figures['people'])} people in {check['segment'].nunique()} planned segments, "
                   f"{_count(figures['contacts'])} contacted on {int((check['arm'] != exp.control).sum())} cells, "
-                  f"{_count(release_count(drawn - treated, policy))} held out inside their cells; spend EUR "
+                  f"{_count(held_out)} held out inside their cells; spend EUR "
                   f"{figures['spend_eur']:,.2f} of the plan's EUR {figures['planned_spend_eur']:,.2f}; "
                   f"{int(figures['exploration_contacts']):,} contacts are exploration")
     console.print(f"{len(short)} of {len(check)} cells differ from the plan (segments with fewer eligible people "
@@ -275,6 +270,45 @@ def _design_from_plan(exp: ExperimentSpec, spec_path: Path, people: pd.DataFrame
                   f"{policy.threshold})"))
     console.print(f"wrote {out}, {beside(out, 'plan_check')}, {beside(out, 'postcodes')}; MLflow run {run_id[:8]} "
                   "in experiment 'uplift-experiments'")
+
+
+def _registered_before(exp: ExperimentSpec, enrolments: Path | None):
+    """The people who registered before the wave starts (left out of a design from a plan)."""
+    from uplift.data.contracts import ENROLMENTS, validate
+    from uplift.data.tableio import read_table
+    from uplift.design.fromplan import registered_people
+
+    if enrolments is None:
+        raise DataError("--plan: pass --enrolments (people who already registered are left out) "
+                        "or --keep-registered")
+    events = validate(read_table(enrolments), ENROLMENTS, source=str(enrolments))
+    return registered_people(events, exp.start)
+
+
+def _write_plan_design(ex: pd.DataFrame, check: pd.DataFrame, out: Path) -> None:
+    """The wave's exposures at ``out``; beside it the plan check and each designed cell's postcodes."""
+    from uplift.data.tableio import write_table
+
+    areas = (ex.loc[ex["area"] != "", ["design_cell", "arm", "area"]].drop_duplicates()
+             .rename(columns={"design_cell": "segment", "area": "postcode"})
+             .sort_values(["segment", "arm", "postcode"]))
+    write_table(ex, out)
+    write_table(check, beside(out, "plan_check"))
+    write_table(areas, beside(out, "postcodes"))
+
+
+def _plan_design_figures(design, exp: ExperimentSpec, policy) -> dict[str, float | None]:
+    """A design from a plan in released totals: people, contacts, spend against the plan's, contacts short of
+    the plan, people left out as registered, exploration contacts (None: a count withheld)."""
+    from uplift.disclosure import release_count
+
+    ex, check = design.exposures, design.check
+    return {"people": release_count(len(ex), policy),
+            "contacts": release_count(int((ex["arm"] != exp.control).sum()), policy),
+            "spend_eur": float(check["spend"].sum()), "planned_spend_eur": float(check["planned_spend"].sum()),
+            "contacts_short_of_plan": float(-check.loc[check["rounding"] < 0, "rounding"].sum()),
+            "excluded_registered": release_count(design.excluded_registered, policy),
+            "exploration_contacts": float(check["exploration_contacts"].sum())}
 
 
 # -- analysis -----------------------------------------------------------------------------
@@ -542,12 +576,12 @@ def analyze_command(
     from uplift.cli.score import load_history
     from uplift.config import get_settings
     from uplift.data.contracts import AUDIENCE, validate
-    from uplift.data.tableio import atomic_path, read_table, write_table
+    from uplift.data.tableio import read_table
     from uplift.design import Inference, analyze
     from uplift.design.release import released_analysis
     from uplift.disclosure import release_count
     from uplift.specs import load_spec
-    from uplift.tracking.jobs import log_analysis
+    from uplift.tracking.jobs import AnalysisInputs, log_analysis
 
     exp = load_spec(spec, ExperimentSpec)
     ex, en = load_history(exposures, enrolments, control=exp.control)
@@ -563,14 +597,10 @@ def analyze_command(
     result = released_analysis(result, policy)
     text = released_summary(result, policy)
     out = out or Path("out") / f"analysis_{exp.name}.csv"
-    write_table(result.arms, out)
-    if result.segments is not None:
-        write_table(result.segments.rename(columns={"segment": segment_by}), beside(out, "segments"))
-    summary_path = beside(out, "summary", ".txt")
-    with atomic_path(summary_path) as tmp:
-        tmp.write_text(text + "\n")
-    run_id = log_analysis(get_settings(), spec_path=spec, spec_name=exp.name, wave=exp.wave, exposures=exposures,
-                          enrolments=enrolments, out=out, analysis=result, plan=plan, summary=text,
+    summary_path = _write_analysis(result, text, out, segment_by)
+    inputs = AnalysisInputs(spec_path=spec, spec_name=exp.name, wave=exp.wave, exposures=exposures,
+                            enrolments=enrolments, plan=plan)
+    run_id = log_analysis(get_settings(), inputs=inputs, analysis=result, out=out, summary=text,
                           people=release_count(len(frame), policy))
     console.print(text, highlight=False)
     if plan_file is not None and "design_cell" in frame.columns:
@@ -583,3 +613,17 @@ def analyze_command(
                   f"{used} of {len(result.treatment)} arms; {exp.multiplicity} adjustment; "
                   f"wrote {out}" + (f", {beside(out, 'segments')}" if result.segments is not None else "")
                   + f", {summary_path}; MLflow run {run_id[:8]} in experiment 'uplift-experiments'")
+
+
+def _write_analysis(result, text: str, out: Path, segment_by: str | None) -> Path:
+    """The released per-arm table at ``out``, the per-segment one (its column named ``segment_by``) and the
+    summary beside it; returns the summary's path."""
+    from uplift.data.tableio import atomic_path, write_table
+
+    write_table(result.arms, out)
+    if result.segments is not None:
+        write_table(result.segments.rename(columns={"segment": segment_by}), beside(out, "segments"))
+    summary_path = beside(out, "summary", ".txt")
+    with atomic_path(summary_path) as tmp:
+        tmp.write_text(text + "\n")
+    return summary_path

@@ -121,9 +121,7 @@ def _report(settings, loaded, summary, *, audience: Path, out: Path, when: pd.Ti
     from uplift.tracking.jobs import log_scoring
 
     digest = file_digest(audience)
-    run_id = log_scoring(settings, model=loaded, audience=audience, digest=digest, out=out, rejects=summary.rejects,
-                         as_of=when, rows_scored=summary.rows_scored, rows_rejected=summary.rows_rejected,
-                         seconds=summary.seconds, chunk_rows=chunk_rows)
+    run_id = log_scoring(settings, model=loaded, summary=summary, digest=digest, as_of=when, chunk_rows=chunk_rows)
     console.print(
         f"scored {summary.rows_scored:,} of {summary.rows_read:,} rows with {loaded.name} v{loaded.version} "
         f"as of {when.isoformat()} in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s) -> {out}"
@@ -139,7 +137,7 @@ def _report(settings, loaded, summary, *, audience: Path, out: Path, when: pd.Ti
 def _score_on_spark(audience: Path, out: Path, *, exposures: Path | None, enrolments: Path | None, when: pd.Timestamp,
                     model: str, rejects: Path | None, strict: bool, cores: int) -> None:
     from uplift.config import get_settings
-    from uplift.scoring.spark import score_dataset, spark_session
+    from uplift.scoring.spark import HistoryFiles, SparkModel, score_dataset, spark_session
     from uplift.tracking.jobs import load_model
 
     for path, name in ((audience, "--audience"), (exposures, "--exposures"), (enrolments, "--enrolments")):
@@ -151,10 +149,10 @@ def _score_on_spark(audience: Path, out: Path, *, exposures: Path | None, enrolm
         spark = spark_session(cores)
     try:
         with console.status(f"scoring {audience} on Spark local[{cores}]"):
-            summary = score_dataset(spark, audience, out, model_uri=f"models:/{loaded.name}/{loaded.version}",
-                                    arms=loaded.model.arms, as_of=when, exposures=exposures, enrolments=enrolments,
-                                    control=loaded.model.control, rejects=rejects, strict=strict,
-                                    net=loaded.model.rule_economics is not None)
+            called = SparkModel(f"models:/{loaded.name}/{loaded.version}", arms=loaded.model.arms,
+                                control=loaded.model.control, net=loaded.model.rule_economics is not None)
+            summary = score_dataset(spark, audience, out, model=called, as_of=when,
+                                    history=HistoryFiles(exposures, enrolments), rejects=rejects, strict=strict)
     finally:
         spark.stop()
     _report(settings, loaded, summary, audience=audience, out=out, when=when, chunk_rows=0)

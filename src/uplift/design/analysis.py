@@ -192,33 +192,18 @@ def analyze(
     """
     inference = inference or Inference()
     covariates = tuple(covariates)
-    needed = [arm_col, outcome_col, *([segment_col] if segment_col else []), *covariates]
-    missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
-    if missing:
-        raise SchemaError(f"analysis frame: missing column(s) {missing}; columns are {list(frame.columns)}")
-    if len(frame) == 0:
-        raise DataError("analysis frame: no rows")
-    arm = _labels(frame[arm_col], arm_col)
-    y = _binary(frame[outcome_col], outcome_col)
-    if not (arm == control).any():
-        raise DataError(f"column {arm_col!r}: no rows of the control arm {control!r}; arms are {sorted(set(arm))}")
-    x = _numeric(frame, covariates)
-    theta = cuped_theta(x, y)
-    people = Outcomes(arm, y, cuped_terms(x, theta) if covariates else None)
-
-    order = _arm_order(arm, control, expected_shares)
-    base_rate = float(y[arm == control].mean())
-    arms_table = compare_arms(people, order, control, inference.alpha)
-    arms_table, arms_family = _judge(arms_table, control, inference, "arms", base_rate)
-    arms_table = arms_table[list(EFFECT_COLUMNS)]
+    _check_columns(frame, [arm_col, outcome_col, *([segment_col] if segment_col else []), *covariates])
+    people, theta = _wave_outcomes(frame, arm_col=arm_col, outcome_col=outcome_col, control=control,
+                                   covariates=covariates)
+    order = _arm_order(people.arm, control, expected_shares)
+    base_rate = float(people.y[people.arm == control].mean())
+    arms_table, arms_family = _arm_table(people, order, control, inference, base_rate)
     families = {"arms": arms_family}
     segments = None
     if segment_col:
         seg = _labels(frame[segment_col], segment_col)
         segments, families["segments"] = _segment_table(seg, people, order, control, inference, base_rate)
-    srm = None
-    if expected_shares is not None:
-        srm = srm_check(pd.Series(arm).value_counts(), expected_shares)
+    srm = None if expected_shares is None else srm_check(pd.Series(people.arm).value_counts(), expected_shares)
     return Analysis(
         arms=arms_table,
         segments=segments,
@@ -230,6 +215,37 @@ def analyze(
         theta=pd.Series(theta, index=list(covariates), dtype=float, name="theta"),
         families=families,
     )
+
+
+def _check_columns(frame: pd.DataFrame, needed: list[str]) -> None:
+    """The frame has rows and every column the analysis reads."""
+    missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"analysis frame: missing column(s) {missing}; columns are {list(frame.columns)}")
+    if len(frame) == 0:
+        raise DataError("analysis frame: no rows")
+
+
+def _wave_outcomes(
+    frame: pd.DataFrame, *, arm_col: str, outcome_col: str, control: str, covariates: tuple[str, ...]
+) -> tuple[Outcomes, np.ndarray]:
+    """Every person's checked arm and 0/1 outcome with, given covariates, the CUPED term; and CUPED's ``theta``."""
+    arm = _labels(frame[arm_col], arm_col)
+    y = _binary(frame[outcome_col], outcome_col)
+    if not (arm == control).any():
+        raise DataError(f"column {arm_col!r}: no rows of the control arm {control!r}; arms are {sorted(set(arm))}")
+    x = _numeric(frame, covariates)
+    theta = cuped_theta(x, y)
+    return Outcomes(arm, y, cuped_terms(x, theta) if covariates else None), theta
+
+
+def _arm_table(
+    people: Outcomes, order: list[str], control: str, inference: Inference, base_rate: float
+) -> tuple[pd.DataFrame, FamilyAdjustment]:
+    """Every arm against the control over all people, judged as one family."""
+    table = compare_arms(people, order, control, inference.alpha)
+    table, family = _judge(table, control, inference, "arms", base_rate)
+    return table[list(EFFECT_COLUMNS)], family
 
 
 def _segment_table(

@@ -112,18 +112,7 @@ def assign(
     DataError, SpecError
         See :func:`~uplift.design.shares.design_shares` and :func:`~uplift.design.strata.stratum_keys`.
     """
-    if "person_id" not in audience.columns:
-        raise SchemaError(f"audience for experiment {spec.name!r}: column 'person_id' is missing")
-    ids = audience["person_id"]
-    if ids.isna().any():
-        raise SchemaError(f"audience: column 'person_id' has {int(ids.isna().sum())} missing value(s)")
-    ids = ids.astype("str")
-    dup = ids.duplicated()
-    if dup.any():
-        raise SchemaError(
-            f"audience: column 'person_id': expected unique values; {int(dup.sum())} duplicate(s) "
-            f"(e.g. {ids[dup].head(3).tolist()})"
-        )
+    ids = _person_ids(audience, spec)
     shares = design_shares(spec, weights)
     strata = stratum_keys(audience, spec.strata)
     u = hash_uniform(ids, spec.salt)
@@ -146,6 +135,23 @@ def assign(
             "stratum": strata.reset_index(drop=True),
         }
     )
+
+
+def _person_ids(audience: pd.DataFrame, spec: ExperimentSpec) -> pd.Series:
+    """The audience's ``person_id`` as text, checked present and unique (the hash randomises on it)."""
+    if "person_id" not in audience.columns:
+        raise SchemaError(f"audience for experiment {spec.name!r}: column 'person_id' is missing")
+    ids = audience["person_id"]
+    if ids.isna().any():
+        raise SchemaError(f"audience: column 'person_id' has {int(ids.isna().sum())} missing value(s)")
+    ids = ids.astype("str")
+    dup = ids.duplicated()
+    if dup.any():
+        raise SchemaError(
+            f"audience: column 'person_id': expected unique values; {int(dup.sum())} duplicate(s) "
+            f"(e.g. {ids[dup].head(3).tolist()})"
+        )
+    return ids
 
 
 def stratum_balance(assignment: pd.DataFrame, shares: pd.Series) -> pd.DataFrame:

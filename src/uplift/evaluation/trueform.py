@@ -136,13 +136,34 @@ class TrueForm:
     def _evaluate(self, theta: np.ndarray, message: np.ndarray, channel: np.ndarray, *,
                   outcome: np.ndarray | None = None):
         """Probabilities; with the rows' 0/1 ``outcome`` also the negative log-likelihood and its gradient."""
+        terms = self._forward(theta, message, channel)
+        if outcome is None:
+            return terms.p, None, None
+        loss, grad = self._loss_and_gradient(terms, channel, outcome)
+        return terms.p, loss, grad
+
+    def _forward(self, theta: np.ndarray, message: np.ndarray, channel: np.ndarray) -> _Terms:
+        """Per row, the probability under its arm and the parts it is made of."""
         sl = self._slices()
-        n, n_messages = len(self.persona), len(self.messages)
         treated = message >= 0
         m = np.where(treated, message, 0)
-        rows = np.arange(n)
         b = np.exp(theta[sl["persona"]][self.persona] + self.baseline_masks @ theta[sl["baseline_modifier"]])
-        lifts = theta[sl["lift"]].reshape(len(self.personas), n_messages)
+        L = self._lift(theta, m)
+        C = self._channel_factor(theta, channel)
+        w = theta[-1]
+        s = self.shown[np.arange(len(self.persona)), m]
+        ws = np.power(w, s)
+        r0 = np.where(treated, L * ws * C, 0.0)
+        low = treated & (r0 < self.spec.min_relative_lift)
+        r = np.maximum(r0, self.spec.min_relative_lift)
+        raw = b * (1.0 + np.where(treated, r, 0.0))
+        return _Terms(treated=treated, m=m, b=b, L=L, C=C, w=w, s=s, ws=ws, r0=r0, low=low,
+                      capped=raw > self.spec.max_probability, p=np.minimum(raw, self.spec.max_probability))
+
+    def _lift(self, theta: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Per row, message ``m``'s lift for the row's persona plus the message's adjustments that apply."""
+        sl = self._slices()
+        lifts = theta[sl["lift"]].reshape(len(self.personas), len(self.messages))
         L = lifts[self.persona, m]
         adds = theta[sl["adjustment"]]
         start = 0
@@ -151,7 +172,12 @@ class TrueForm:
             if k:
                 L = L + np.where(m == j, masks @ adds[start:start + k], 0.0)
             start += k
-        log_c = np.zeros(n)
+        return L
+
+    def _channel_factor(self, theta: np.ndarray, channel: np.ndarray) -> np.ndarray:
+        """Per row, its channel's multiplier times the channel's modifiers that apply."""
+        sl = self._slices()
+        log_c = np.zeros(len(self.persona))
         bases = np.concatenate([[np.log(self.spec.channels[self.channels[0]].multiplier)], theta[sl["channel"]]])
         mods = theta[sl["channel_modifier"]]
         start = 0
@@ -160,48 +186,66 @@ class TrueForm:
             here = channel == c
             log_c = np.where(here, bases[c] + (masks @ mods[start:start + k] if k else 0.0), log_c)
             start += k
-        C = np.exp(log_c)
-        w = theta[-1]
-        s = self.shown[rows, m]
-        ws = np.power(w, s)
-        r0 = np.where(treated, L * ws * C, 0.0)
-        low = treated & (r0 < self.spec.min_relative_lift)
-        r = np.maximum(r0, self.spec.min_relative_lift)
-        raw = b * (1.0 + np.where(treated, r, 0.0))
-        capped = raw > self.spec.max_probability
-        p = np.minimum(raw, self.spec.max_probability)
-        if outcome is None:
-            return p, None, None
-        y = outcome
-        safe = np.clip(p, 1e-12, 1.0 - 1e-9)
+        return np.exp(log_c)
+
+    def _loss_and_gradient(self, t: _Terms, channel: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """The rows' negative log-likelihood given their 0/1 outcomes ``y``, and its gradient in ``theta``."""
+        sl = self._slices()
+        n_messages = len(self.messages)
+        safe = np.clip(t.p, 1e-12, 1.0 - 1e-9)
         loss = -float(np.sum(y * np.log(safe) + (1.0 - y) * np.log1p(-safe)))
-        g = np.where(capped, 0.0, -(y / safe - (1.0 - y) / (1.0 - safe)))  # d loss / d p
+        g = np.where(t.capped, 0.0, -(y / safe - (1.0 - y) / (1.0 - safe)))  # d loss / d p
         grad = np.zeros(self.size)
-        grad[sl["persona"]] = np.bincount(self.persona, weights=g * p, minlength=len(self.personas))
-        grad[sl["baseline_modifier"]] = self.baseline_masks.T @ (g * p)
-        active = treated & ~low
-        q = np.where(active, g * b * ws * C, 0.0)  # d loss / d L
-        grad[sl["lift"]] = np.bincount(self.persona * n_messages + m, weights=q,
+        grad[sl["persona"]] = np.bincount(self.persona, weights=g * t.p, minlength=len(self.personas))
+        grad[sl["baseline_modifier"]] = self.baseline_masks.T @ (g * t.p)
+        active = t.treated & ~t.low
+        q = np.where(active, g * t.b * t.ws * t.C, 0.0)  # d loss / d L
+        grad[sl["lift"]] = np.bincount(self.persona * n_messages + t.m, weights=q,
                                        minlength=len(self.personas) * n_messages)
         start, out = 0, sl["adjustment"].start
         for j, masks in enumerate(self.adjustment_masks):
             k = masks.shape[1]
             if k:
-                grad[out + start:out + start + k] = masks.T @ np.where(m == j, q, 0.0)
+                grad[out + start:out + start + k] = masks.T @ np.where(t.m == j, q, 0.0)
             start += k
-        t = np.where(active, g * b * r0, 0.0)  # d loss / d log C
+        self._channel_gradient(grad, np.where(active, g * t.b * t.r0, 0.0), channel)
+        worn = active & (t.s > 0)  # d p / d w = b L C s w^(s-1)
+        grad[-1] = float(np.sum(np.where(worn, g * t.b * t.C * t.L * t.s * np.power(t.w, np.maximum(t.s - 1, 0)),
+                                         0.0)))
+        return loss, grad
+
+    def _channel_gradient(self, grad: np.ndarray, d_log_c: np.ndarray, channel: np.ndarray) -> None:
+        """Fill ``grad``'s channel and channel-modifier entries from each row's ``d loss / d log C``."""
+        sl = self._slices()
         start = 0
         for c, masks in enumerate(self.channel_masks):
             k = masks.shape[1]
-            here = np.where(channel == c, t, 0.0)
+            here = np.where(channel == c, d_log_c, 0.0)
             if c > 0:
                 grad[sl["channel"].start + c - 1] = here.sum()
             if k:
                 grad[sl["channel_modifier"].start + start:sl["channel_modifier"].start + start + k] = masks.T @ here
             start += k
-        worn = active & (s > 0)  # d p / d w = b L C s w^(s-1)
-        grad[-1] = float(np.sum(np.where(worn, g * b * C * L * s * np.power(w, np.maximum(s - 1, 0)), 0.0)))
-        return p, loss, grad
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """One forward pass of :class:`TrueForm`, per row: treated or not, the message code ``m``, the baseline
+    ``b``, lift ``L``, channel factor ``C``, wear-out ``w`` and earlier showings ``s`` (``ws = w ** s``), the
+    relative lift ``r0`` before its floor, where the floor (``low``) and the cap (``capped``) bind, and ``p``."""
+
+    treated: np.ndarray
+    m: np.ndarray
+    b: np.ndarray
+    L: np.ndarray
+    C: np.ndarray
+    w: float
+    s: np.ndarray
+    ws: np.ndarray
+    r0: np.ndarray
+    low: np.ndarray
+    capped: np.ndarray
+    p: np.ndarray
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from uplift.scoring.rows import REJECT_COLUMNS, SeenIds, reject_message, validat
 from uplift.scoring.score import Scorer, score_chunk
 from uplift.scoring.writer import ChunkWriter
 
-__all__ = ["ScoreSummary", "score_file", "default_rejects_path"]
+__all__ = ["ScoreSummary", "score_file", "default_rejects_path", "rejects_destination"]
 
 Progress = Callable[[int, int], None]
 """Called after each chunk with (rows read so far, rows rejected so far)."""
@@ -44,6 +44,14 @@ def default_rejects_path(out: str | Path) -> Path:
     """``scores.parquet`` -> ``scores.rejects.csv`` beside it."""
     out = Path(out)
     return out.with_name(f"{out.stem}.rejects.csv")
+
+
+def rejects_destination(out: Path, rejects: str | Path | None, *, strict: bool) -> Path | None:
+    """Where a job writes its rejects: ``rejects`` if given, else beside ``out`` (:func:`default_rejects_path`);
+    None under ``strict`` (an invalid row fails the job instead)."""
+    if strict:
+        return None
+    return Path(rejects) if rejects is not None else default_rejects_path(out)
 
 
 def _rejects_schema(audience: Path) -> pa.Schema:
@@ -89,7 +97,7 @@ def score_file(
         A required column is missing, or (``strict``) a row is invalid; nothing is written.
     """
     audience, out = Path(audience), Path(out)
-    rejects_path = None if strict else Path(rejects) if rejects is not None else default_rejects_path(out)
+    rejects_path = rejects_destination(out, rejects, strict=strict)
     if rejects_path is not None and rejects_path.resolve() == out.resolve():
         raise SchemaError(f"--rejects {rejects_path}: must differ from --out")
     source = audience.name
@@ -103,11 +111,7 @@ def score_file(
                 check = validate_rows(chunk.frame, source=source, first_row=chunk.first_row, seen=seen)
                 if len(check.rejects):
                     if strict:
-                        raise SchemaError(
-                            f"{audience}: {len(check.rejects)} invalid row(s) in rows {chunk.first_row}-"
-                            f"{chunk.first_row + len(chunk.frame) - 1} (--strict: nothing was written)\n"
-                            + reject_message(check.rejects)
-                        )
+                        raise _strict_failure(audience, chunk, check.rejects)
                     bad_writer.write(check.rejects)
                 if len(check.valid):
                     writer.write(score_chunk(check.valid, scorer=scorer, exposures=exposures,
@@ -121,6 +125,14 @@ def score_file(
     return ScoreSummary(
         audience=audience, out=out, rejects=rejects_path, rows_read=read, rows_scored=scored,
         rows_rejected=rejected, chunks=chunks, seconds=time.perf_counter() - started,
+    )
+
+
+def _strict_failure(audience: Path, chunk, rejects: pd.DataFrame) -> SchemaError:
+    """Under ``strict``: the error naming the chunk's invalid rows, with the first of them."""
+    return SchemaError(
+        f"{audience}: {len(rejects)} invalid row(s) in rows {chunk.first_row}-"
+        f"{chunk.first_row + len(chunk.frame) - 1} (--strict: nothing was written)\n" + reject_message(rejects)
     )
 
 

@@ -23,6 +23,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -31,11 +32,11 @@ from uplift.data.contracts import AUDIENCE, ENROLMENTS, EXPOSURES, validate
 from uplift.data.tableio import atomic_directory
 from uplift.errors import SchemaError
 from uplift.scoring.history import ENROLMENT_FIELDS, ENROLMENTS_COLUMN, EXPOSURE_FIELDS, EXPOSURES_COLUMN
-from uplift.scoring.job import ScoreSummary, default_rejects_path
+from uplift.scoring.job import ScoreSummary, rejects_destination
 from uplift.scoring.rows import REJECT_COLUMNS, as_text, check_contract, reject_message, repeated_id
 from uplift.scoring.writer import ChunkWriter
 
-__all__ = ["spark_session", "score_dataset", "PARTITION_COLUMN"]
+__all__ = ["spark_session", "score_dataset", "SparkModel", "HistoryFiles", "PARTITION_COLUMN"]
 
 PARTITION_COLUMN = "best_arm"
 """The output is partitioned by the recommended arm: one folder per arm (``best_arm=<arm>/``)."""
@@ -246,20 +247,58 @@ def _unwrap(exc: Exception) -> Exception:
     return exc
 
 
+@dataclass(frozen=True)
+class SparkModel:
+    """The logged model as the Spark job calls it.
+
+    Attributes
+    ----------
+    uri : the logged model (``models:/<name>/<version>``, ``runs:/...`` or a folder).
+    arms : the model's treatment arms (its output columns ``uplift__<arm>``).
+    control : the control arm's name (exposure rows of the control carry message and channel ``none``).
+    net : the model carries economics (its output adds ``net__<arm>`` and ``best_net``).
+    """
+
+    uri: str
+    arms: tuple[str, ...]
+    control: str = "holdout"
+    net: bool = False
+
+
+@dataclass(frozen=True)
+class HistoryFiles:
+    """Earlier exposures and funnel events (Parquet file or folder each), optional: the features read them."""
+
+    exposures: str | Path | None = None
+    enrolments: str | Path | None = None
+
+
+@dataclass(frozen=True)
+class _Audience:
+    """The audience read and checked: its rows (with file and row), their original columns, the checked rows
+    (persisted: unpersist when done), the accepted rows and the rejects' keys (:func:`_checked`)."""
+
+    raw: object
+    originals: list[str]
+    checked: object
+    accepted: object
+    bad: object
+
+    def reject_records(self):
+        """The rejects as the pandas path writes them, in file and row order."""
+        return _reject_records(self.raw, self.bad, self.originals)
+
+
 def score_dataset(
     spark,
     audience: str | Path,
     out: str | Path,
     *,
-    model_uri: str,
-    arms: tuple[str, ...],
+    model: SparkModel,
     as_of: pd.Timestamp,
-    exposures: str | Path | None = None,
-    enrolments: str | Path | None = None,
-    control: str = "holdout",
+    history: HistoryFiles = HistoryFiles(),
     rejects: str | Path | None = None,
     strict: bool = False,
-    net: bool = False,
 ) -> ScoreSummary:
     """Score a Parquet audience (file or folder) on Spark; write ``out`` as Parquet partitioned by ``best_arm``.
 
@@ -268,14 +307,11 @@ def score_dataset(
     spark : a SparkSession (e.g. :func:`spark_session`).
     audience : Parquet file or folder with the audience contract's columns.
     out : destination folder (replaced as a whole, only when the job succeeds).
-    model_uri : the logged model (``models:/<name>/<version>``, ``runs:/...`` or a folder).
-    arms : the model's treatment arms (its output columns ``uplift__<arm>``).
+    model : the logged model, its arms and control, and whether it carries economics.
     as_of : planned assignment time (UTC); features use history strictly before it.
-    exposures, enrolments : earlier exposures and funnel events (Parquet file or folder), optional.
-    control : the control arm's name (exposure rows of the control carry message and channel ``none``).
+    history : earlier exposures and funnel events (default: none).
     rejects : where invalid rows go (``.csv`` or ``.parquet``; default ``<out>.rejects.csv`` beside ``out``).
     strict : fail on any invalid row instead, writing nothing.
-    net : the model carries economics (its output adds ``net__<arm>`` and ``best_net``).
 
     Raises
     ------
@@ -283,38 +319,58 @@ def score_dataset(
         A required column is missing, a history file breaks its contract, or (``strict``) a row is
         invalid; nothing is written.
     """
-    import mlflow.pyfunc
     from pyspark.errors import PythonException
-    from pyspark.sql import functions as F
 
     audience, out = Path(audience), Path(out)
-    rejects_path = None if strict else Path(rejects) if rejects is not None else default_rejects_path(out)
+    rejects_path = rejects_destination(out, rejects, strict=strict)
     started = time.perf_counter()
+    people = None
     try:
-        raw, originals = _read_audience(spark, audience)
-        checked, accepted, bad = _checked(raw, originals)
-        n_bad, n_read = bad.count(), raw.count()
+        people = _read_checked(spark, audience)
+        n_bad, n_read = people.bad.count(), people.raw.count()
         if strict and n_bad:
-            first = _reject_records(raw, bad, originals).limit(5).toPandas()
-            raise SchemaError(f"{audience}: {n_bad} invalid row(s) (--strict: nothing was written)\n"
-                              + reject_message(first))
-        rows = accepted
-        for path, contract, fields, column in ((exposures, EXPOSURES, EXPOSURE_FIELDS, EXPOSURES_COLUMN),
-                                               (enrolments, ENROLMENTS, ENROLMENT_FIELDS, ENROLMENTS_COLUMN)):
-            if path is not None:
-                rows = rows.join(_history(spark, Path(path), contract, fields, column, control), "person_id", "left")
-        udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=_result_type(tuple(arms), net=net),
-                                      env_manager="local",
-                                      params={"as_of": as_of.isoformat()})
-        scored = rows.select(udf(F.struct(*rows.columns)).alias("s")).select("s.*")
+            raise _strict_failure(audience, n_bad, people)
+        scored = _scores(spark, _with_history(spark, people.accepted, history, model.control), model, as_of)
         with atomic_directory(out) as tmp:
             scored.write.partitionBy(PARTITION_COLUMN).parquet(str(tmp))
             if rejects_path is not None:
-                _write_rejects(_reject_records(raw, bad, originals), rejects_path, originals)
+                _write_rejects(people.reject_records(), rejects_path, people.originals)
     except PythonException as exc:
         raise _unwrap(exc) from None
     finally:
-        if "checked" in locals():
-            checked.unpersist()
+        if people is not None:
+            people.checked.unpersist()
     return ScoreSummary(audience=audience, out=out, rejects=rejects_path, rows_read=n_read, rows_scored=n_read - n_bad,
                         rows_rejected=n_bad, chunks=0, seconds=time.perf_counter() - started)
+
+
+def _read_checked(spark, audience: Path) -> _Audience:
+    """Step 1: the audience read and every row checked (contract, then repeated ids)."""
+    raw, originals = _read_audience(spark, audience)
+    checked, accepted, bad = _checked(raw, originals)
+    return _Audience(raw, originals, checked, accepted, bad)
+
+
+def _strict_failure(audience: Path, n_bad: int, people: _Audience) -> SchemaError:
+    """Step 2 under ``strict``: the error naming how many rows are invalid, with the first five rejects."""
+    first = people.reject_records().limit(5).toPandas()
+    return SchemaError(f"{audience}: {n_bad} invalid row(s) (--strict: nothing was written)\n" + reject_message(first))
+
+
+def _with_history(spark, rows, history: HistoryFiles, control: str):
+    """Step 3: the accepted rows with each given history file's JSON column (null for a person without one)."""
+    for path, contract, fields, column in ((history.exposures, EXPOSURES, EXPOSURE_FIELDS, EXPOSURES_COLUMN),
+                                           (history.enrolments, ENROLMENTS, ENROLMENT_FIELDS, ENROLMENTS_COLUMN)):
+        if path is not None:
+            rows = rows.join(_history(spark, Path(path), contract, fields, column, control), "person_id", "left")
+    return rows
+
+
+def _scores(spark, rows, model: SparkModel, as_of: pd.Timestamp):
+    """Step 4: the logged model's scores of ``rows`` (``spark_udf`` in this interpreter), the pandas path's columns."""
+    import mlflow.pyfunc
+    from pyspark.sql import functions as F
+
+    udf = mlflow.pyfunc.spark_udf(spark, model.uri, result_type=_result_type(tuple(model.arms), net=model.net),
+                                  env_manager="local", params={"as_of": as_of.isoformat()})
+    return rows.select(udf(F.struct(*rows.columns)).alias("s")).select("s.*")

@@ -70,6 +70,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.modeling.ipw import binomial_group_variance, group_hajek, own_propensity
+from uplift.segments.kindrows import KindRows
 
 __all__ = ["arm_slope_effects", "arm_spreads", "calibration_loadings", "level_shift", "with_arm_spreads",
            "observed_effects", "fay_herriot", "leak_covariance", "slope_loadings"]
@@ -412,53 +413,44 @@ def _slope_posterior(b: np.ndarray, v: np.ndarray, grid: int = 200) -> tuple[np.
     return p @ np.array(means), p @ np.array(ms)
 
 
-def _cells(groups, n_groups, y, arm, propensity, predictions, control, variance) -> pd.DataFrame:
+def _cells(rows: KindRows, variance: str) -> pd.DataFrame:
     """Long frame (group, arm): observed effect and its se, model mean, row counts."""
-    arms = tuple(predictions.columns)
-    observed = observed_effects(groups, n_groups, y, arm, propensity, control, arms, variance=variance)
+    groups, n_groups, predictions = rows.groups, rows.n_groups, rows.predictions
+    observed = observed_effects(groups, n_groups, rows.y, rows.arm, rows.propensity, rows.control, rows.arms,
+                                variance=variance)
     counts = np.bincount(groups, minlength=n_groups)
     parts = []
-    for a in arms:
+    for a in rows.arms:
         with np.errstate(invalid="ignore", divide="ignore"):
             model = np.bincount(groups, weights=predictions[a].to_numpy(float), minlength=n_groups) / counts
         parts.append(observed[a].assign(group=np.arange(n_groups), arm=a, model=model, rows=counts))
     return pd.concat(parts, ignore_index=True)
 
 
-def leak_covariance(
-    groups: np.ndarray,
-    n_groups: int,
-    *,
-    y: np.ndarray,
-    arm: np.ndarray,
-    propensity: pd.DataFrame,
-    predictions: pd.DataFrame,
-    control: str,
-    folds: np.ndarray,
-    heldout_fold: int | None,
-    variance: str = "floored",
-) -> float:
+def leak_covariance(rows: KindRows, *, variance: str = "floored") -> float:
     """Mean over the segments x arms of ``E[model x observed noise]`` of the full-data estimates.
 
-    Rows are predicted fold by fold (``folds``): the model of fold ``k`` saw every fold but ``k``
-    and ``heldout_fold`` (the held-out rows, predicted by a model that saw every other fold). For a
+    Rows are predicted fold by fold (``rows.folds``): the model of fold ``k`` saw every fold but ``k``
+    and ``rows.heldout_fold`` (the held-out rows, predicted by a model that saw every other fold). For a
     segment, fold ``k``'s model mean ``m_k`` is independent of fold ``k``'s observed effect ``o_k``
     but has learned part of fold ``j``'s noise when it saw fold ``j``; across segments
     ``mean(m_k (o_j - o_k))`` estimates that covariance (the true effects cancel). The full-data
     estimates are row-weighted means over the folds, so the result weights each pair ``(k, j)``
     by the two folds' shares of the rows.
+
+    Raises
+    ------
+    DataError
+        The rows carry no folds.
     """
+    folds = rows.fold_of_row()
     ids = np.unique(folds)
     share = np.array([np.mean(folds == k) for k in ids])
-    per = {}
-    for k in ids:
-        rows = np.flatnonzero(folds == k)
-        per[k] = _cells(groups[rows], n_groups, y[rows], arm[rows], propensity.iloc[rows].reset_index(drop=True),
-                        predictions.iloc[rows].reset_index(drop=True), control, variance)
+    per = {k: _cells(rows.subset(np.flatnonzero(folds == k)), variance) for k in ids}
     total = 0.0
     for a, k in enumerate(ids):
         for b, j in enumerate(ids):
-            if j == k or j == heldout_fold:
+            if j == k or j == rows.heldout_fold:
                 continue  # no model saw its own fold or the held-out rows
             m_k, o_k, o_j = (per[k]["model"].to_numpy(), per[k]["observed"].to_numpy(), per[j]["observed"].to_numpy())
             good = np.isfinite(m_k) & np.isfinite(o_k) & np.isfinite(o_j)

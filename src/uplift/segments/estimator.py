@@ -45,33 +45,12 @@ from uplift.segments.effects import (
     level_shift,
     with_arm_spreads,
 )
+from uplift.segments.kindrows import KindRows
 from uplift.segments.personamix import PersonaMix
 from uplift.specs.segments import EffectMethod
 
 __all__ = ["Blend", "KindRows", "calibrate", "leak_of", "observed_cells", "persona_blend", "segment_effects",
            "with_additive_fit", "with_message_channel_rank", "with_observed_arm_levels", "with_observed_parts"]
-
-
-@dataclass(frozen=True)
-class KindRows:
-    """A segment kind's randomised rows: per row its group (``0..n_groups-1``), outcome, arm, assignment
-    probabilities (one column per arm) and out-of-sample predicted uplift (one column per treatment arm,
-    the arms of the result); ``folds``: the cross-fitting fold that predicted each row, ``heldout_fold``
-    the rows no model saw (None: no leak correction)."""
-
-    groups: np.ndarray
-    n_groups: int
-    y: np.ndarray
-    arm: np.ndarray
-    propensity: pd.DataFrame
-    predictions: pd.DataFrame
-    control: str
-    folds: np.ndarray | None = None
-    heldout_fold: int | None = None
-
-    @property
-    def arms(self) -> tuple[str, ...]:
-        return tuple(self.predictions.columns)
 
 
 @dataclass(frozen=True)
@@ -129,8 +108,7 @@ def segment_effects(rows: KindRows, method: EffectMethod, *, persona_mix: Person
 def observed_cells(rows: KindRows, variance: str) -> tuple[pd.DataFrame, np.ndarray]:
     """Stage 1: the long frame (group, arm) of observed effects, their se, base rates, row counts and model
     means (:func:`uplift.segments.effects.observed_effects`), and per line its group's rows."""
-    cells = _cells(rows.groups, rows.n_groups, rows.y, rows.arm, rows.propensity, rows.predictions, rows.control,
-                   variance)
+    cells = _cells(rows, variance)
     return cells.drop(columns="rows"), cells["rows"].to_numpy(dtype=float)
 
 
@@ -139,9 +117,7 @@ def leak_of(rows: KindRows, variance: str) -> float:
     0 without folds."""
     if rows.folds is None:
         return 0.0
-    return leak_covariance(rows.groups, rows.n_groups, y=rows.y, arm=rows.arm, propensity=rows.propensity,
-                           predictions=rows.predictions, control=rows.control, folds=np.asarray(rows.folds),
-                           heldout_fold=rows.heldout_fold, variance=variance)
+    return leak_covariance(rows, variance=variance)
 
 
 def persona_blend(cells: pd.DataFrame, rows: KindRows, persona_mix: PersonaMix | None, weight: float,

@@ -46,6 +46,7 @@ from uplift.segments.effects import (
     observed_effects,
     with_arm_spreads,
 )
+from uplift.segments.kindrows import KindRows
 from uplift.segments.parts import observed_parts
 from uplift.segments.personamix import PersonaMix, persona_mix
 from uplift.segments.promise import PromiseCalibration, heldout_calibration
@@ -198,13 +199,12 @@ def staged_effects(lines: _Lines, candidates: tuple[str, ...], method: EffectMet
     return out
 
 
-def _lines(groups: np.ndarray, n_groups: int, *, y, arm, propensity, predictions, control, variance: str,
-           mix: PersonaMix | None, attributes: pd.DataFrame | None, levels: np.ndarray | None,
-           model: np.ndarray | None = None) -> _Lines:
-    """The lines of ``groups``' rows (``model``: a (groups, arms) model mean to use instead of the rows')."""
-    cells = _cells(groups, n_groups, y, arm, propensity, predictions, control, variance)
+def _lines(rows: KindRows, *, variance: str, mix: PersonaMix | None, attributes: pd.DataFrame | None,
+           levels: np.ndarray | None, model: np.ndarray | None = None) -> _Lines:
+    """The lines of ``rows`` (``model``: a (groups, arms) model mean to use instead of the rows')."""
+    cells = _cells(rows, variance)
     group = cells["group"].to_numpy()
-    arm_index = pd.Index(predictions.columns).get_indexer(cells["arm"])
+    arm_index = pd.Index(rows.arms).get_indexer(cells["arm"])
     line_model = cells["model"].to_numpy(dtype=float)
     if model is not None:
         line_model = np.where(np.isfinite(model[group, arm_index]), model[group, arm_index], line_model)
@@ -245,31 +245,27 @@ class _Fold:
         return np.bincount(self.group[ok], weights=(self.weight * (e * e - 2 * e * self.o))[ok], minlength=n_groups)
 
 
-def _fold(k, groups, n_groups, *, y, arm, propensity, predictions, control, persona, folds, method,
-          candidates, attributes) -> _Fold:
+def _fold(k, rows: KindRows, *, persona: np.ndarray | None, method: EffectMethod, candidates: tuple[str, ...],
+          attributes: pd.DataFrame | None) -> _Fold:
     """Fold ``k`` held out: every combination estimated on the other folds, and the fold's observations."""
-    arms = tuple(predictions.columns)
+    folds, arms, n_groups = rows.fold_of_row(), rows.arms, rows.n_groups
     train, test = folds != k, folds == k
-    inside = groups >= 0
-    fit, held = np.flatnonzero(train & inside), np.flatnonzero(test & inside)
-
-    def rows(idx):
-        return dict(y=y[idx], arm=arm[idx], propensity=propensity.iloc[idx].reset_index(drop=True))
-
+    inside = rows.groups >= 0
+    fit, held = rows.subset(np.flatnonzero(train & inside)), rows.subset(np.flatnonzero(test & inside))
     mix = None
     if "persona_mix" in candidates:
         fit_all = np.flatnonzero(train)
-        mix = persona_mix(groups[fit_all], n_groups, persona[fit_all], control=control, arms=arms, **rows(fit_all))
+        seen = rows.subset(fit_all)
+        mix = persona_mix(seen.groups, n_groups, persona[fit_all], control=rows.control, arms=arms, y=seen.y,
+                          arm=seen.arm, propensity=seen.propensity)
     levels = None
     if "arm_levels" in candidates:
-        levels = arm_levels(control=control, arms=arms, **rows(fit)).level
-    model = _model_means(groups[held], n_groups, predictions.iloc[held].reset_index(drop=True))
-    lines = _lines(groups[fit], n_groups, control=control, variance=method.variance, mix=mix, attributes=attributes,
-                   levels=levels, model=model, predictions=predictions.iloc[fit].reset_index(drop=True), **rows(fit))
-    target = observed_effects(groups[held], n_groups, y[held], arm[held],
-                              propensity.iloc[held].reset_index(drop=True), control, arms)
+        levels = arm_levels(control=rows.control, arms=arms, y=fit.y, arm=fit.arm, propensity=fit.propensity).level
+    lines = _lines(fit, variance=method.variance, mix=mix, attributes=attributes, levels=levels,
+                   model=_model_means(held.groups, n_groups, held.predictions))
+    target = observed_effects(held.groups, n_groups, held.y, held.arm, held.propensity, rows.control, arms)
     o = np.column_stack([target[a]["observed"].to_numpy(dtype=float) for a in arms])[lines.group, lines.arm_index]
-    weight = np.bincount(groups[held], minlength=n_groups).astype(float)[lines.group]
+    weight = np.bincount(held.groups, minlength=n_groups).astype(float)[lines.group]
     return _Fold(group=lines.group, arm_index=lines.arm_index, o=o, weight=weight,
                  effects=staged_effects(lines, candidates, method))
 
@@ -316,16 +312,9 @@ def promise_calibration(folds: list[_Fold], combination: tuple[str, ...], top_sh
 
 
 def select_stages(
-    groups: np.ndarray,
-    n_groups: int,
-    *,
-    y: np.ndarray,
-    arm: np.ndarray,
-    propensity: pd.DataFrame,
-    predictions: pd.DataFrame,
-    control: str,
-    folds: np.ndarray,
+    rows: KindRows,
     method: EffectMethod,
+    *,
     persona: np.ndarray | None = None,
     attributes: pd.DataFrame | None = None,
 ) -> StageChoice:
@@ -333,44 +322,61 @@ def select_stages(
 
     Parameters
     ----------
-    groups : per row, its segment (0..n_groups-1) or -1 for a row in none of the kind's segments (it
-        still counts towards its persona's effect).
-    y, arm, propensity, predictions, control : every row's outcome, randomised arm, assignment
-        probabilities, out-of-sample predicted uplift (one column per treatment arm) and the control.
-    folds : per row, the cross-fitting fold whose model predicted it (the held-out rows form one more).
+    rows : every row's segment (``groups``: 0..n_groups-1, or -1 for a row in none of the kind's
+        segments; it still counts towards its persona's effect), outcome, randomised arm, assignment
+        probabilities, out-of-sample predicted uplift (one column per treatment arm), the control, and
+        ``folds``: the cross-fitting fold whose model predicted the row (the held-out rows form one more).
     persona : per row, its rule persona (needed when ``method`` blends the persona mix).
     attributes : one row per group with the dimensions ``method.smooth_over`` names.
+
+    Raises
+    ------
+    DataError
+        ``rows`` carry no folds.
     """
-    groups, folds = np.asarray(groups), np.asarray(folds)
+    folds, n_groups = rows.fold_of_row(), rows.n_groups
     candidates = candidate_stages(method, personas=persona is not None)
     if not candidates:
         return declared_choice(method, personas=persona is not None, reason="held-out rows")
-    per_fold = [_fold(k, groups, n_groups, y=y, arm=arm, propensity=propensity, predictions=predictions,
-                      control=control, persona=persona, folds=folds, method=method, candidates=candidates,
-                      attributes=attributes) for k in np.unique(folds)]
-    weight = sum(float(np.sum(f.weight[np.isfinite(f.o)])) for f in per_fold)
-    combos = list(per_fold[0].effects)
-    clusters = {c: np.concatenate([f.losses(c, n_groups) for f in per_fold]) / weight * LOSS_SCALE for c in combos}
-    loss = {c: float(clusters[c].sum()) for c in combos}
-    best = min(combos, key=lambda c: (loss[c], len(c)))  # a tie keeps fewer stages
-
-    def difference(c: tuple[str, ...]) -> tuple[float, float]:
-        d = clusters[c] - clusters[best]
-        return float(d.sum()), float(np.sqrt(len(d) * np.var(d, ddof=1))) if len(d) > 1 else float("nan")
-
-    rows = []
-    for stage in candidates:
-        flipped = tuple(s for s in STAGES if (s in best) != (s == stage) and s in candidates)
-        cost, se = difference(flipped)  # the kept combination is the best: switching a stage costs
-        gain = cost if stage in best else -cost  # the loss without the stage minus the loss with it
-        rows.append({"stage": stage, "kept": stage in best, "gain": gain, "gain_se": se,
-                     "t": gain / se if se > 0 else float("nan")})
-    combinations = pd.DataFrame([{"stages": ", ".join(c) or "(none)", "loss": loss[c],
-                                  "difference": difference(c)[0], "se": difference(c)[1]} for c in combos])
+    per_fold = [_fold(k, rows, persona=persona, method=method, candidates=candidates, attributes=attributes)
+                for k in np.unique(folds)]
+    clusters = _cluster_losses(per_fold, n_groups)
+    loss = {c: float(v.sum()) for c, v in clusters.items()}
+    best = min(loss, key=lambda c: (loss[c], len(c)))  # a tie keeps fewer stages
+    against_best = {c: _summed_difference(clusters[c] - clusters[best]) for c in clusters}
+    combinations = pd.DataFrame([{"stages": ", ".join(c) or "(none)", "loss": loss[c], "difference": d, "se": se}
+                                 for c, (d, se) in against_best.items()])
     slope, slope_se = heldout_slope(per_fold, best)
-    return StageChoice(candidates=candidates, kept=best, by="held-out rows", stages=pd.DataFrame(rows),
+    return StageChoice(candidates=candidates, kept=best, by="held-out rows",
+                       stages=_stage_gains(candidates, best, against_best),
                        combinations=combinations.sort_values("loss", kind="stable").reset_index(drop=True),
                        slope=slope, slope_se=slope_se,
                        promise=(promise_calibration(per_fold, best, method.promise_top_share)
                                 if method.promise_top_share > 0 else None),
                        promise_by_share=tuple(promise_calibration(per_fold, best, q) for q in PROMISE_SHARES))
+
+
+def _cluster_losses(per_fold: list[_Fold], n_groups: int) -> dict[tuple[str, ...], np.ndarray]:
+    """Per combination, its loss in every (fold, group) cluster, per unit of the folds' weight (x LOSS_SCALE)."""
+    weight = sum(float(np.sum(f.weight[np.isfinite(f.o)])) for f in per_fold)
+    return {c: np.concatenate([f.losses(c, n_groups) for f in per_fold]) / weight * LOSS_SCALE
+            for c in per_fold[0].effects}
+
+
+def _summed_difference(d: np.ndarray) -> tuple[float, float]:
+    """The sum of per-cluster loss differences and its standard error over the clusters (NaN for one)."""
+    return float(d.sum()), float(np.sqrt(len(d) * np.var(d, ddof=1))) if len(d) > 1 else float("nan")
+
+
+def _stage_gains(candidates: tuple[str, ...], best: tuple[str, ...],
+                 against_best: dict[tuple[str, ...], tuple[float, float]]) -> pd.DataFrame:
+    """Per candidate stage, what keeping it gains: the kept combination with that one stage switched the other
+    way costs ``against_best`` of the switched combination (the kept one is the best)."""
+    gains = []
+    for stage in candidates:
+        flipped = tuple(s for s in STAGES if (s in best) != (s == stage) and s in candidates)
+        cost, se = against_best[flipped]
+        gain = cost if stage in best else -cost  # the loss without the stage minus the loss with it
+        gains.append({"stage": stage, "kept": stage in best, "gain": gain, "gain_se": se,
+                      "t": gain / se if se > 0 else float("nan")})
+    return pd.DataFrame(gains)

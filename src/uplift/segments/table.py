@@ -280,9 +280,8 @@ def _persona_mix_and_stages(kind: str, method: EffectMethod, table: TrainingTabl
     persona = members["persona"].to_numpy()
     arms = tuple(predictions.columns)
     if method.select_stages and folds is not None:
-        choice = select_stages(groups.of_row, groups.count, folds=np.asarray(folds), method=method,
-                               predictions=predictions, persona=persona if personas else None,
-                               attributes=groups.attributes, **randomised)
+        rows = KindRows(groups.of_row, groups.count, predictions=predictions, folds=np.asarray(folds), **randomised)
+        choice = select_stages(rows, method, persona=persona if personas else None, attributes=groups.attributes)
     else:
         use_mix = personas and persona_signal(groups.of_row, groups.count, persona, f["person_id"].to_numpy(),
                                               arms=arms, **randomised) >= method.persona_min_signal

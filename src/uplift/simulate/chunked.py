@@ -119,9 +119,6 @@ def write_world_in_chunks(
         ``people``, ``waves``, ``seed`` or ``chunk_people`` out of range, an invalid spec, or CSV asked for a
         world of more than one chunk.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     check_sizes(people=people, waves=waves, seed=seed, chunk_people=chunk_people)
     spec = spec.updated()
     out = Path(out_dir)
@@ -130,38 +127,52 @@ def write_world_in_chunks(
         raise SpecError(f"simulate: a world of more than {chunk_people:,} people (one chunk) is written as Parquet, "
                         f"not {fmt}; use --format parquet or a larger --chunk-people")
     if len(sizes) == 1:
-        world = simulate_chunk(spec, people=people, waves=waves, seed=seed)
-        paths = write_world(world, out, fmt)
-        totals = _Totals(spec.arm_names())
-        totals.add(world)
-        return _summary(totals, paths, {n: len(getattr(world, n)) for n in _TABLES}, 1, spec)
+        return _write_single_chunk(spec, out, people=people, waves=waves, seed=seed, fmt=fmt)
     codes = person_id_codes(people, wave_rng(seed, STREAM_PERSON_IDS))
     targets = {name: out / f"{name}.parquet" for name in _TABLES[:3]} | {"truth": out / "truth" / "truth.parquet"}
     rows = dict.fromkeys(_TABLES, 0)
     totals = _Totals(spec.arm_names())
     with _AtomicFiles(targets) as temporary:
-        writers: dict[str, pq.ParquetWriter] = {}
+        writers: dict = {}
         try:
             start = 0
             for chunk, size in enumerate(sizes):
                 world = simulate_chunk(spec, people=size, waves=waves, seed=seed, chunk=chunk,
                                        person_ids=person_id_labels(codes[start:start + size]))
                 start += size
-                for name in _TABLES:
-                    table = pa.Table.from_pandas(getattr(world, name), preserve_index=False)
-                    if name not in writers:
-                        # microsecond timestamps, as uplift.data.tableio.write_table writes them (Spark reads no
-                        # nanoseconds)
-                        writers[name] = pq.ParquetWriter(temporary[name], table.schema, coerce_timestamps="us",
-                                                         allow_truncated_timestamps=True)
-                    writers[name].write_table(table.cast(writers[name].schema))
-                    rows[name] += table.num_rows
+                _append_tables(world, writers, temporary, rows)
                 totals.add(world)
                 del world  # the next chunk is drawn with this one's memory free
         finally:
             for writer in writers.values():
                 writer.close()
     return _summary(totals, targets, rows, len(sizes), spec)
+
+
+def _write_single_chunk(spec: RegionSpec, out: Path, *, people: int, waves: int, seed: int,
+                        fmt: Literal["parquet", "csv"]) -> WorldSummary:
+    """A world of one chunk: simulated whole and written as :func:`write_world` writes it (``fmt``)."""
+    world = simulate_chunk(spec, people=people, waves=waves, seed=seed)
+    paths = write_world(world, out, fmt)
+    totals = _Totals(spec.arm_names())
+    totals.add(world)
+    return _summary(totals, paths, {n: len(getattr(world, n)) for n in _TABLES}, 1, spec)
+
+
+def _append_tables(world, writers: dict, temporary: dict[str, Path], rows: dict[str, int]) -> None:
+    """Append a chunk's tables to their Parquet files (each writer opened on its table's first chunk, into
+    ``writers``) and add their rows to ``rows``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for name in _TABLES:
+        table = pa.Table.from_pandas(getattr(world, name), preserve_index=False)
+        if name not in writers:
+            # microsecond timestamps, as uplift.data.tableio.write_table writes them (Spark reads no nanoseconds)
+            writers[name] = pq.ParquetWriter(temporary[name], table.schema, coerce_timestamps="us",
+                                             allow_truncated_timestamps=True)
+        writers[name].write_table(table.cast(writers[name].schema))
+        rows[name] += table.num_rows
 
 
 def _summary(totals: _Totals, paths: dict[str, Path], rows: dict[str, int], chunks: int,

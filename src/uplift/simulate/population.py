@@ -106,42 +106,14 @@ def draw_population(
     Population
     """
     hoods = [(m.name, n) for m in spec.municipalities for n in m.neighbourhoods]
-    residents = np.array([n.residents for _, n in hoods], dtype=float)
-    hood = rng.choice(len(hoods), size=people, p=residents / residents.sum())
+    hood = _draw_neighbourhoods(hoods, people, rng)
     hood_deprivation = np.array([n.deprivation for _, n in hoods])
     deprivation = hood_deprivation[hood]
-
     personas = list(spec.personas.values())
-    shares = np.array([p.share for p in personas])
-    tilts = np.array([p.deprivation_tilt for p in personas])
-    by_hood = shares[None, :] * np.exp(tilts[None, :] * hood_deprivation[:, None])
-    by_hood /= by_hood.sum(axis=1, keepdims=True)
-    persona = _draw_rows(by_hood, hood, rng)
-
-    lo = np.array([p.age.min for p in personas], dtype=float)[persona]
-    mode = np.array([p.age.mode for p in personas], dtype=float)[persona]
-    hi = np.array([p.age.max for p in personas], dtype=float)[persona]
-    age = np.minimum(np.floor(rng.triangular(lo, mode + 0.5, hi + 1.0)), hi).astype(np.int64)
-
-    drawn = {
-        name: _draw_rows(_level_matrix(spec, name, levels), persona, rng)
-        for name, levels in (
-            ("gender", GENDERS),
-            ("employment", EMPLOYMENT),
-            ("sector", SECTORS),
-            ("education", EDUCATION),
-            ("income_band", INCOME_BANDS),
-        )
-    }
-    jobless = np.isin(np.asarray(EMPLOYMENT)[drawn["employment"]], _JOBLESS)
-    drawn["sector"] = np.where(jobless, SECTORS.index("none"), drawn["sector"])
-    downshift = rng.random(people) < spec.deprivation.income_downshift * deprivation
-    drawn["income_band"] = np.where(downshift, np.maximum(drawn["income_band"] - 1, 0), drawn["income_band"])
-
-    p_migration = np.array([p.migration_background for p in personas])[persona]
-    p_migration = 1.0 - (1.0 - p_migration) * (1.0 - spec.deprivation.migration_lift * deprivation)
-    migration = rng.random(people) < p_migration
-    children = rng.random(people) < np.array([p.has_children for p in personas])[persona]
+    persona = _draw_personas(personas, hood, hood_deprivation, rng)
+    age = _draw_ages(personas, persona, rng)
+    drawn = _draw_levels(spec, persona, deprivation, rng)
+    migration, children = _draw_flags(spec, personas, persona, deprivation, rng)
 
     def labels(values: list[str] | tuple[str, ...], codes: np.ndarray) -> pd.Series:
         return pd.Series(np.asarray(values, dtype=object)[codes], dtype="str")
@@ -164,3 +136,59 @@ def draw_population(
     )
     persona_names = np.asarray(list(spec.personas), dtype=object)[persona]
     return Population(audience=audience, persona=persona_names, deprivation=deprivation)
+
+
+# The steps of draw_population, each drawing from ``rng`` in this order (the order fixes a seed's world).
+def _draw_neighbourhoods(hoods: list, people: int, rng: np.random.Generator) -> np.ndarray:
+    """Per resident, its neighbourhood's position in ``hoods``, drawn in proportion to their residents."""
+    residents = np.array([n.residents for _, n in hoods], dtype=float)
+    return rng.choice(len(hoods), size=people, p=residents / residents.sum())
+
+
+def _draw_personas(personas: list, hood: np.ndarray, hood_deprivation: np.ndarray,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Per resident, its persona's position: the declared shares tilted by the neighbourhood's deprivation."""
+    shares = np.array([p.share for p in personas])
+    tilts = np.array([p.deprivation_tilt for p in personas])
+    by_hood = shares[None, :] * np.exp(tilts[None, :] * hood_deprivation[:, None])
+    by_hood /= by_hood.sum(axis=1, keepdims=True)
+    return _draw_rows(by_hood, hood, rng)
+
+
+def _draw_ages(personas: list, persona: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Per resident, a whole age from its persona's triangular distribution (min, mode, max)."""
+    lo = np.array([p.age.min for p in personas], dtype=float)[persona]
+    mode = np.array([p.age.mode for p in personas], dtype=float)[persona]
+    hi = np.array([p.age.max for p in personas], dtype=float)[persona]
+    return np.minimum(np.floor(rng.triangular(lo, mode + 0.5, hi + 1.0)), hi).astype(np.int64)
+
+
+def _draw_levels(spec: RegionSpec, persona: np.ndarray, deprivation: np.ndarray,
+                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Per resident, the code of its gender, employment, sector (none without a job), education and income band
+    (shifted one band down with a chance that grows with deprivation)."""
+    drawn = {
+        name: _draw_rows(_level_matrix(spec, name, levels), persona, rng)
+        for name, levels in (
+            ("gender", GENDERS),
+            ("employment", EMPLOYMENT),
+            ("sector", SECTORS),
+            ("education", EDUCATION),
+            ("income_band", INCOME_BANDS),
+        )
+    }
+    jobless = np.isin(np.asarray(EMPLOYMENT)[drawn["employment"]], _JOBLESS)
+    drawn["sector"] = np.where(jobless, SECTORS.index("none"), drawn["sector"])
+    downshift = rng.random(len(persona)) < spec.deprivation.income_downshift * deprivation
+    drawn["income_band"] = np.where(downshift, np.maximum(drawn["income_band"] - 1, 0), drawn["income_band"])
+    return drawn
+
+
+def _draw_flags(spec: RegionSpec, personas: list, persona: np.ndarray, deprivation: np.ndarray,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per resident, a migration background (likelier with deprivation) and children, from its persona's rates."""
+    p_migration = np.array([p.migration_background for p in personas])[persona]
+    p_migration = 1.0 - (1.0 - p_migration) * (1.0 - spec.deprivation.migration_lift * deprivation)
+    migration = rng.random(len(persona)) < p_migration
+    children = rng.random(len(persona)) < np.array([p.has_children for p in personas])[persona]
+    return migration, children

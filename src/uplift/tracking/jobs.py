@@ -18,6 +18,7 @@ from uplift.tracking.storedmodel import load_pyfunc
 
 if TYPE_CHECKING:
     from uplift.design.analysis import Analysis
+    from uplift.scoring.job import ScoreSummary
 
 __all__ = [
     "SCORING_EXPERIMENT",
@@ -25,7 +26,11 @@ __all__ = [
     "LoadedModel",
     "load_model",
     "log_scoring",
+    "DesignInputs",
     "log_design",
+    "AnalysisInputs",
+    "analysis_params",
+    "analysis_metrics",
     "log_analysis",
     "log_plan_design",
     "log_plan_outcome",
@@ -83,26 +88,22 @@ def log_scoring(
     settings: Settings,
     *,
     model: LoadedModel,
-    audience: Path,
+    summary: ScoreSummary,
     digest: str,
-    out: Path,
-    rejects: Path | None,
     as_of: pd.Timestamp,
-    rows_scored: int,
-    rows_rejected: int,
-    seconds: float,
     chunk_rows: int,
 ) -> str:
-    """One run in experiment ``uplift-scoring``; returns its id."""
+    """One run in experiment ``uplift-scoring`` for a scoring job (``summary``: what it read, wrote and
+    rejected, and how long it took; ``digest``: the audience file's sha256); returns its id."""
     experiment_id = _experiment(settings, SCORING_EXPERIMENT)
-    rows = rows_scored + rows_rejected
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"score {audience.name}") as run:
+    rows, seconds = summary.rows_scored + summary.rows_rejected, summary.seconds
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"score {summary.audience.name}") as run:
         mlflow.log_params(
             {
                 "model_name": model.name,
                 "model_version": model.version,
                 "model_run_id": model.run_id,
-                "input_path": str(audience)[:500],
+                "input_path": str(summary.audience)[:500],
                 "input_sha256": digest,
                 "as_of": as_of.isoformat(),
                 "chunk_rows": chunk_rows,
@@ -110,23 +111,23 @@ def log_scoring(
         )
         mlflow.log_metrics(
             {
-                "rows_scored": rows_scored,
-                "rows_rejected": rows_rejected,
+                "rows_scored": summary.rows_scored,
+                "rows_rejected": summary.rows_rejected,
                 "seconds": seconds,
                 "rows_per_second": rows / seconds if seconds > 0 else 0.0,
             }
         )
-        tags = {"output_path": str(out)[:5000]}
-        if rejects is not None:
-            tags["rejects_path"] = str(rejects)[:5000]
+        tags = {"output_path": str(summary.out)[:5000]}
+        if summary.rejects is not None:
+            tags["rejects_path"] = str(summary.rejects)[:5000]
         mlflow.set_tags(tags)
     return run.info.run_id
 
 
 @dataclass(frozen=True)
-class _DesignRun:
-    """What a run for a designed wave records whichever way the wave was designed: the experiment spec, the wave
-    and its salt, the audience (path and digest) and where the design was written."""
+class DesignInputs:
+    """What a run for a designed wave records whichever way the wave was designed: the experiment spec (file and
+    name), the wave and its salt, the audience (path and sha256 digest) and where the design was written."""
 
     spec_path: Path
     spec_name: str
@@ -154,13 +155,7 @@ class _DesignRun:
 def log_design(
     settings: Settings,
     *,
-    spec_path: Path,
-    spec_name: str,
-    wave: int,
-    salt: str,
-    audience: Path,
-    digest: str,
-    out: Path,
+    inputs: DesignInputs,
     base_rate: float,
     shares: pd.Series,
     power: pd.DataFrame,
@@ -180,8 +175,8 @@ def log_design(
     if people is not None:
         metrics["people"] = float(people)
     metrics.update({metric_key("share", str(a)): float(s) for a, s in shares.items()})
-    return _DesignRun(spec_path, spec_name, wave, salt, audience, digest, out).log(
-        settings, run_name=f"design {spec_name}",
+    return inputs.log(
+        settings, run_name=f"design {inputs.spec_name}",
         params={"base_rate": base_rate, "plan": str(plan)[:500] if plan is not None else ""},
         metrics=metrics,
         frames={"power.csv": power, "stratum_balance.csv": balance, "shares.csv": shares.rename("share").reset_index()},
@@ -191,13 +186,7 @@ def log_design(
 def log_plan_design(
     settings: Settings,
     *,
-    spec_path: Path,
-    spec_name: str,
-    wave: int,
-    salt: str,
-    audience: Path,
-    digest: str,
-    out: Path,
+    inputs: DesignInputs,
     plan: Path,
     check: pd.DataFrame,
     figures: dict[str, float],
@@ -207,80 +196,107 @@ def log_plan_design(
     ``check`` (planned against designed contacts and spend per cell) is logged as a table; ``figures`` are
     released totals (people, spend, rounding), logged as metrics.
     """
-    return _DesignRun(spec_path, spec_name, wave, salt, audience, digest, out).log(
-        settings, run_name=f"design {spec_name} from plan",
+    return inputs.log(
+        settings, run_name=f"design {inputs.spec_name} from plan",
         params={"plan": str(plan)[:500], "design": "from_plan"},
         metrics={k: float(v) for k, v in figures.items() if v == v},
         frames={"plan_check.csv": check},
     )
 
 
+@dataclass(frozen=True)
+class AnalysisInputs:
+    """What an analysed wave was read from: the experiment spec (file and name), the wave, its exposures and
+    funnel events, and the plan whose expected effects it was judged against (None: the spec's)."""
+
+    spec_path: Path
+    spec_name: str
+    wave: int
+    exposures: Path
+    enrolments: Path
+    plan: Path | None = None
+
+    def params(self) -> dict[str, object]:
+        """The run's params naming these inputs (paths cut to MLflow's 500 characters)."""
+        return {
+            "job": "analyze",
+            "experiment": self.spec_name,
+            "wave": self.wave,
+            "exposures_path": str(self.exposures)[:500],
+            "enrolments_path": str(self.enrolments)[:500],
+            "plan": str(self.plan)[:500] if self.plan is not None else "",
+        }
+
+
+_ARM_METRICS = ("effect", "ci_low", "ci_high", "estimate", "estimate_ci_low", "estimate_ci_high", "adjusted_p_value",
+                "detectable_effect")
+
+
 def log_analysis(
     settings: Settings,
     *,
-    spec_path: Path,
-    spec_name: str,
-    wave: int,
-    exposures: Path,
-    enrolments: Path,
-    out: Path,
+    inputs: AnalysisInputs,
     analysis: Analysis,
-    plan: Path | None,
+    out: Path,
     summary: str,
     people: int | None = None,
 ) -> str:
     """One run in experiment ``uplift-experiments`` for an analysis; returns its id.
 
-    Params: the inputs, covariates, the multiplicity adjustment and each family's size. Metrics:
-    people, the SRM check, per family the number of arms better / worse / too small to detect
-    their target, and per arm the exact ``effect, ci_low, ci_high``, the verdict's ``estimate``,
-    ``estimate_ci_low, estimate_ci_high``, ``adjusted_p_value`` and ``detectable_effect``.
+    Params: the inputs, covariates, the multiplicity adjustment and each family's size
+    (:func:`analysis_params`). Metrics (:func:`analysis_metrics`): people, the SRM check, per family
+    the number of arms better / worse / too small to detect their target, and per arm the exact
+    ``effect, ci_low, ci_high``, the verdict's ``estimate``, ``estimate_ci_low, estimate_ci_high``,
+    ``adjusted_p_value`` and ``detectable_effect``.
 
     ``analysis`` and ``summary`` are logged as given: pass them as released
     (:func:`uplift.design.release.released_analysis`); ``people`` is the wave's released count of
     people (None: suppressed). Withheld figures are not logged as metrics.
     """
-    arms, segments, srm = analysis.arms, analysis.segments, analysis.srm
     experiment_id = _experiment(settings, EXPERIMENTS_EXPERIMENT)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"analyze {spec_name}") as run:
-        params = {
-            "job": "analyze",
-            "experiment": spec_name,
-            "wave": wave,
-            "exposures_path": str(exposures)[:500],
-            "enrolments_path": str(enrolments)[:500],
-            "plan": str(plan)[:500] if plan is not None else "",
-            "covariates": ",".join(analysis.covariates),
-            "multiplicity": analysis.inference.multiplicity,
-            "alpha": analysis.inference.alpha,
-        }
-        params.update({f"family_size_{name}": family.size for name, family in analysis.families.items()})
-        mlflow.log_params(params)
-        metrics: dict[str, float] = {} if people is None else {"people": float(people)}
-        if srm is not None:
-            metrics["srm_p_value"] = float(srm.p_value)
-            metrics["srm_flagged"] = float(bool(srm.flagged))
-        for name, table in (("arms", arms), ("segments", segments)):
-            if table is None:
-                continue
-            metrics[f"{name}_better"] = float((table["verdict"] == "better").sum())
-            metrics[f"{name}_worse"] = float((table["verdict"] == "worse").sum())
-            metrics[f"{name}_too_small"] = float((table["too_small"] == True).sum())  # noqa: E712 (withheld: null)
-        for row in arms.itertuples():
-            for col in ("effect", "ci_low", "ci_high", "estimate", "estimate_ci_low", "estimate_ci_high",
-                        "adjusted_p_value", "detectable_effect"):
-                value = getattr(row, col)
-                if pd.notna(value):
-                    metrics[metric_key(col, str(row.arm))] = float(value)
-        mlflow.log_metrics(metrics)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"analyze {inputs.spec_name}") as run:
+        mlflow.log_params(analysis_params(inputs, analysis))
+        mlflow.log_metrics(analysis_metrics(analysis, people))
         mlflow.set_tags({"job": "analyze", "output_path": str(out)[:5000]})
-        mlflow.log_text(Path(spec_path).read_text(), "spec/experiment.yaml")
+        mlflow.log_text(Path(inputs.spec_path).read_text(), "spec/experiment.yaml")
         mlflow.log_text(summary, "summary.txt")
-        frames = {"arms.csv": arms}
-        if segments is not None:
-            frames["segments.csv"] = segments
+        frames = {"arms.csv": analysis.arms}
+        if analysis.segments is not None:
+            frames["segments.csv"] = analysis.segments
         _log_frames(frames, "tables")
     return run.info.run_id
+
+
+def analysis_params(inputs: AnalysisInputs, analysis: Analysis) -> dict[str, object]:
+    """An analysis run's params: its inputs, the covariates, the adjustment, the level and each family's size."""
+    return {
+        **inputs.params(),
+        "covariates": ",".join(analysis.covariates),
+        "multiplicity": analysis.inference.multiplicity,
+        "alpha": analysis.inference.alpha,
+        **{f"family_size_{name}": family.size for name, family in analysis.families.items()},
+    }
+
+
+def analysis_metrics(analysis: Analysis, people: int | None = None) -> dict[str, float]:
+    """An analysis run's metrics: people (if released), the SRM check, each family's verdict counts, and per arm
+    the figures of :data:`_ARM_METRICS` that are not withheld (keys from :func:`~uplift.tracking.runs.metric_key`)."""
+    metrics: dict[str, float] = {} if people is None else {"people": float(people)}
+    if analysis.srm is not None:
+        metrics["srm_p_value"] = float(analysis.srm.p_value)
+        metrics["srm_flagged"] = float(bool(analysis.srm.flagged))
+    for name, table in (("arms", analysis.arms), ("segments", analysis.segments)):
+        if table is None:
+            continue
+        metrics[f"{name}_better"] = float((table["verdict"] == "better").sum())
+        metrics[f"{name}_worse"] = float((table["verdict"] == "worse").sum())
+        metrics[f"{name}_too_small"] = float((table["too_small"] == True).sum())  # noqa: E712 (withheld: null)
+    for row in analysis.arms.itertuples():
+        for col in _ARM_METRICS:
+            value = getattr(row, col)
+            if pd.notna(value):
+                metrics[metric_key(col, str(row.arm))] = float(value)
+    return metrics
 
 
 def log_plan_outcome(run_id: str, *, outcome, model: str, plan: Path) -> None:
