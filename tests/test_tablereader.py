@@ -201,3 +201,16 @@ def test_a_matrix_whose_width_is_not_its_features_and_spare_columns_is_refused()
     with pytest.raises(DataError, match="1 feature\\(s\\) and 3 spare"):
         FeatureMatrix(values=np.zeros((4, 2), dtype=np.float32), features=(FeatureColumn("a", "numeric"),),
                       vocabulary={}, spare=3)
+
+
+def test_a_learner_without_arm_features_reads_the_features_of_a_matrix_with_spare_columns(saved):
+    table, matrix = read_for_training(saved, _spec())  # the pooled learner's spare columns
+    plain, unreserved = read_for_training(saved, _spec("t_shared"))
+    assert matrix.spare == 3 and unreserved.spare == 0
+    f = table.frame
+    fitted = [MultiArmUplift(_spec("t_shared"), m.features, table.arms, table.control).fit_matrix(
+        m, f["arm"].to_numpy(), f["outcome"].to_numpy(), table.propensity()) for m in (matrix, unreserved)]
+    assert [m.models_[table.control].booster_.model_to_string() for m in (x.learner_ for x in fitted)] == \
+        [fitted[1].learner_.models_[table.control].booster_.model_to_string()] * 2
+    pd.testing.assert_frame_equal(fitted[0].predict_matrix(matrix), fitted[1].predict_matrix(unreserved),
+                                  check_exact=True)
