@@ -231,9 +231,8 @@ def train_and_log(
     checks = _truth_checks(done.report, truth, outcome_event, segments, segment_spec)
     if progress:
         progress("register and judge against the champion")
-    record = _log_run(done, spec_path, settings=settings, data_source=data_source, use=use, checks=checks,
-                      segments=segments, gate_segments=gate_segments, segment_spec=segment_spec,
-                      disclosure=disclosure, tags=tags)
+    run = _RunContext(settings, data_source, use, segment_spec, disclosure, tags)
+    record = _log_run(done, spec_path, run, checks, segments, gate_segments)
     return TrainedModel(
         spec=spec,
         report=done.logged,
@@ -277,30 +276,41 @@ def _truth_checks(report: ValidationReport, truth: pd.DataFrame | None, outcome_
     return _TruthChecks(metrics, tables, recovery, policies)
 
 
-def _log_run(done: Validated, spec_path: Path, *, settings: Settings, data_source: str, use: ModelUse,
-             checks: _TruthChecks, segments: pd.DataFrame | None, gate_segments: pd.DataFrame | None,
-             segment_spec: SegmentSpec, disclosure: DisclosurePolicy, tags: dict[str, str] | None):
+@dataclass(frozen=True)
+class _RunContext:
+    """Where and how a training run is logged."""
+
+    settings: Settings
+    data_source: str
+    use: ModelUse
+    segment_spec: SegmentSpec
+    disclosure: DisclosurePolicy
+    tags: dict[str, str] | None
+
+
+def _log_run(done: Validated, spec_path: Path, run: _RunContext, checks: _TruthChecks,
+             segments: pd.DataFrame | None, gate_segments: pd.DataFrame | None):
     """Log the run to MLflow, register the model and judge it against the champion."""
     from uplift.tracking.runs import configure, log_training
 
-    uri = tracking_uri(settings)
-    artifacts = settings.workdir / "mlartifacts" if uri.startswith("sqlite:") else None
-    experiment_id = configure(uri, settings.experiment_name, artifacts)
+    uri = tracking_uri(run.settings)
+    artifacts = run.settings.workdir / "mlartifacts" if uri.startswith("sqlite:") else None
+    experiment_id = configure(uri, run.settings.experiment_name, artifacts)
     return log_training(
         done.logged,
         experiment_id=experiment_id,
         spec_text=Path(spec_path).read_text(),
         table_digest=done.digest,
-        data_source=data_source,
-        use=use,
-        alias=settings.alias,
-        planning=default_planning(segment_spec) if gate_segments is not None else None,
+        data_source=run.data_source,
+        use=run.use,
+        alias=run.settings.alias,
+        planning=default_planning(run.segment_spec) if gate_segments is not None else None,
         extra_metrics=checks.metrics,
         extra_tables=checks.tables,
         segments=planner_table(segments) if segments is not None else None,
-        released_segments=released_segments(segments, disclosure) if segments is not None else None,
-        disclosure=disclosure,
+        released_segments=released_segments(segments, run.disclosure) if segments is not None else None,
+        disclosure=run.disclosure,
         gate_segments=planner_table(gate_segments) if gate_segments is not None else None,
-        segment_spec=segment_spec,
-        tags=tags,
+        segment_spec=run.segment_spec,
+        tags=run.tags,
     )

@@ -206,9 +206,9 @@ class MultiArmUplift:
     def predict_matrix(self, matrix: FeatureMatrix, *, index: pd.Index | None = None,
                        chunk_rows: int | None = None) -> pd.DataFrame:
         """:meth:`predict` for rows whose features are a :class:`FeatureMatrix` (equal to ``predict`` on their
-        frame), ``chunk_rows`` rows at a time (default :data:`PREDICT_CHUNK_ROWS`): besides the result (float64, one column per treatment arm) only one
-        chunk's encoded rows and the learner's work on them are held (each row's prediction is its own, so the
-        result does not depend on the chunk size)."""
+        frame), ``chunk_rows`` rows at a time (default :data:`PREDICT_CHUNK_ROWS`): besides the result (float64,
+        one column per treatment arm) only one chunk's encoded rows and the learner's work on them are held (each
+        row's prediction is its own, so the result does not depend on the chunk size)."""
         chunk_rows = PREDICT_CHUNK_ROWS if chunk_rows is None else chunk_rows
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")

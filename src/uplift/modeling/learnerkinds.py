@@ -202,9 +202,8 @@ class _OwnLightGBM(LearnerKind):
 LEARNER_KINDS: dict[str, LearnerKind] = {
     kind.name: kind
     for kind in (_CausalmlT("t"), _OwnLightGBM("t_shared", learner_class=SharedControlTLearner),
-                 _OwnLightGBM("pooled", learner_class=PooledArmLearner,
-                                                       spare_columns=PooledArmLearner.arm_columns), _CausalmlX("x"), _CausalmlDR("dr"),
-                 _UpliftForest("uplift_forest"), _LogisticT("t_logistic"))
+                 _OwnLightGBM("pooled", learner_class=PooledArmLearner, spare_columns=PooledArmLearner.arm_columns),
+                 _CausalmlX("x"), _CausalmlDR("dr"), _UpliftForest("uplift_forest"), _LogisticT("t_logistic"))
 }
 """Every learner kind a model spec may name (the keys are :data:`uplift.specs.model.LEARNERS`, in its order)."""
 
