@@ -43,7 +43,7 @@ def read_structure(path: str | Path) -> dict:
     return json.loads(meta)
 
 
-def read_heldout(path: str | Path, spec: ModelSpec, *, batch_rows: int = 1_000_000) -> TrainingTable:
+def read_heldout(path: str | Path, spec: ModelSpec, *, batch_rows: int = 250_000) -> TrainingTable:
     """Every column of the rows ``spec``'s split holds out, in the file's order: what
     ``TrainingTable.load(path)`` gives for those rows, reading the file in batches of ``batch_rows`` (memory: the
     held-out rows and one batch)."""
@@ -58,6 +58,8 @@ def read_heldout(path: str | Path, spec: ModelSpec, *, batch_rows: int = 1_000_0
     rows = pa.Table.from_batches(parts, schema=file.schema_arrow)
     del parts
     frame = rows.to_pandas().reset_index(drop=True)
+    del rows
+    pa.default_memory_pool().release_unused()  # the rows are pandas' now: Arrow's pool gives its pages back
     return TrainingTable(frame=frame, features=tuple(FeatureColumn(n, k) for n, k in m["features"]),
                          arms=tuple(m["arms"]), control=m["control"], outcome=m["outcome"], source=str(path))
 
