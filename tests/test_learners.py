@@ -8,7 +8,7 @@ import pytest
 
 from uplift.errors import DataError, SchemaError
 from uplift.modeling.estimator import MultiArmUplift, arm_mean_effects
-from uplift.modeling.targeting import best_single_arm, choose_shrinkage, recommend, shrink
+from uplift.modeling.targeting import best_single_arm, choose_shrinkage, recommend, recommend_shrunk, shrink
 from uplift.modeling.truthcheck import effect_recovery, true_outcome_probabilities
 from uplift.modeling.validation import heldout_mask
 from uplift.specs.model import ModelSpec
@@ -118,6 +118,18 @@ def test_shrink_recommend_and_fallback():
     assert best_single_arm(means, "c") == "a" and best_single_arm(-means, "c") == "c"
     with pytest.raises(ValueError, match=r"lam must lie in \[0, 1\]"):
         shrink(effects, means, 1.5)
+
+
+def test_shrunk_recommendations_in_chunks_equal_those_at_once():
+    rng = np.random.default_rng(4)
+    effects = pd.DataFrame(rng.normal(0.0, 0.02, size=(101, 3)), columns=["a", "b", "d"])
+    means = pd.Series({"a": 0.004, "b": -0.001, "d": 0.002})
+    for lam in (0.0, 0.35, 1.0):
+        whole = recommend(shrink(effects, means, lam), "c")
+        np.testing.assert_array_equal(recommend_shrunk(effects, means, lam, "c", chunk_rows=7), whole)
+    assert set(whole) >= {"a", "c"}
+    with pytest.raises(ValueError, match="chunk_rows"):
+        recommend_shrunk(effects, means, 0.5, "c", chunk_rows=0)
 
 
 def _randomised(n, heterogeneous, seed):

@@ -176,6 +176,7 @@ def test_single_arm_policies():
     policies = single_arm_policies(["holdout", "a"], 3)
     assert list(policies) == ["holdout", "a"]
     assert policies["a"].tolist() == ["a", "a", "a"]
+    assert policies["a"].strides == (0,) and not policies["a"].flags.writeable  # one value, no memory per row
     assert single_arm_policies(["a"], 0)["a"].shape == (0,)
     with pytest.raises(SchemaError, match="distinct"):
         single_arm_policies(["a", "a"], 3)

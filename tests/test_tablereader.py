@@ -125,3 +125,92 @@ def test_segment_table_from_the_lean_frame_equals_the_full_one(saved):
 def test_held_out_split_of_ids_as_categories_is_the_split_of_their_text():
     ids = pd.Series([f"p{i}" for i in np.random.default_rng(0).integers(0, 900, 3_000)])
     np.testing.assert_array_equal(heldout_mask(ids.astype("category"), 0.2, 3), heldout_mask(ids, 0.2, 3))
+
+
+@pytest.mark.parametrize("learner", ["pooled", "t_shared"])
+def test_prediction_in_chunks_equals_prediction_at_once(saved, learner):
+    spec = _spec(learner)
+    table, matrix = read_for_training(saved, spec)
+    f = table.frame
+    model = MultiArmUplift(spec, matrix.features, table.arms, table.control).fit_matrix(
+        matrix, f["arm"].to_numpy(), f["outcome"].to_numpy(), table.propensity())
+    whole = model.predict_matrix(matrix, chunk_rows=len(matrix))
+    pd.testing.assert_frame_equal(model.predict_matrix(matrix, chunk_rows=37), whole, check_exact=True)
+    assert list(whole.columns) == list(table.treatment_arms) and whole.to_numpy().dtype == np.float64
+    with pytest.raises(ValueError, match="chunk_rows"):
+        model.predict_matrix(matrix, chunk_rows=0)
+
+
+def test_held_out_evaluation_in_small_chunks_equals_the_frame_report(saved, monkeypatch):
+    import uplift.modeling.estimator as estimator
+
+    spec = _spec()
+    reference = validate_model(spec, TrainingTable.load(saved))
+    monkeypatch.setattr(estimator, "PREDICT_CHUNK_ROWS", 101)
+    table, matrix = read_for_training(saved, spec)
+    report = validate_model(spec, table, matrix=matrix)
+    pd.testing.assert_frame_equal(report.test_predictions, reference.test_predictions, check_exact=True)
+    pd.testing.assert_frame_equal(report.test_metrics, reference.test_metrics, check_exact=True)
+    pd.testing.assert_frame_equal(report.policies, reference.policies, check_exact=True)
+    assert report.summary_metrics() == reference.summary_metrics()
+
+
+def test_pooled_fit_writes_its_arm_features_into_the_spare_columns_without_a_copy(saved):
+    import tracemalloc
+
+    from uplift.modeling.featurematrix import FeatureMatrix
+
+    spec = _spec()
+    table, matrix = read_for_training(saved, spec)
+    m = len(matrix.features)
+    assert matrix.spare == 3 and matrix.values.shape == (len(table.frame), m + 3)
+    assert np.isnan(matrix.values[:, m:]).all()  # free until the learner writes there
+    f = table.frame
+
+    def fit_peak(features):
+        model = MultiArmUplift(spec, matrix.features, table.arms, table.control)
+        tracemalloc.start()
+        model.fit_matrix(features, f["arm"].to_numpy(), f["outcome"].to_numpy(), table.propensity())
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return model, peak
+
+    without = FeatureMatrix(values=matrix.values[:, :m].copy(), features=matrix.features,
+                            vocabulary=matrix.vocabulary)
+    unreserved, peak_copy = fit_peak(without)
+    model, peak = fit_peak(matrix)
+    assert peak_copy - peak > 0.9 * matrix.values.nbytes  # the learner's wider copy is not made
+    assert unreserved.learner_.model_.booster_.model_to_string() == model.learner_.model_.booster_.model_to_string()
+    learner = model.learner_
+    np.testing.assert_array_equal(matrix.values[:, m:], learner.arm_features_[
+        pd.Index(learner.arms_).get_indexer(f["arm"].astype(str))])
+    # the same booster as from the frame's rows (the learner's own wider copy)
+    frame = TrainingTable.load(saved)
+    order = np.concatenate([np.flatnonzero(~heldout_mask(frame.frame["person_id"], spec.cv.test_share,
+                                                         spec.cv.seed)),
+                            np.flatnonzero(heldout_mask(frame.frame["person_id"], spec.cv.test_share, spec.cv.seed))])
+    same_rows = frame.subset(order)
+    reference = MultiArmUplift.from_table(spec, same_rows).fit_table(same_rows)
+    assert learner.model_.booster_.model_to_string() == reference.learner_.model_.booster_.model_to_string()
+
+
+def test_a_matrix_whose_width_is_not_its_features_and_spare_columns_is_refused():
+    from uplift.data.trainingtable import FeatureColumn
+    from uplift.modeling.featurematrix import FeatureMatrix
+
+    with pytest.raises(DataError, match="1 feature\\(s\\) and 3 spare"):
+        FeatureMatrix(values=np.zeros((4, 2), dtype=np.float32), features=(FeatureColumn("a", "numeric"),),
+                      vocabulary={}, spare=3)
+
+
+def test_a_learner_without_arm_features_reads_the_features_of_a_matrix_with_spare_columns(saved):
+    table, matrix = read_for_training(saved, _spec())  # the pooled learner's spare columns
+    plain, unreserved = read_for_training(saved, _spec("t_shared"))
+    assert matrix.spare == 3 and unreserved.spare == 0
+    f = table.frame
+    fitted = [MultiArmUplift(_spec("t_shared"), m.features, table.arms, table.control).fit_matrix(
+        m, f["arm"].to_numpy(), f["outcome"].to_numpy(), table.propensity()) for m in (matrix, unreserved)]
+    assert [m.models_[table.control].booster_.model_to_string() for m in (x.learner_ for x in fitted)] == \
+        [fitted[1].learner_.models_[table.control].booster_.model_to_string()] * 2
+    pd.testing.assert_frame_equal(fitted[0].predict_matrix(matrix), fitted[1].predict_matrix(unreserved),
+                                  check_exact=True)

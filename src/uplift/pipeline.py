@@ -22,7 +22,8 @@ from uplift.features import build_training_table
 from uplift.features.library import resolve
 from uplift.features.outofcore import write_training_table
 from uplift.modeling.truthcheck import effect_recovery, policy_truth, true_outcome_probabilities
-from uplift.modeling.validation import ValidationReport, policy_recommendations, validate_model
+from uplift.modeling.validation import ValidationReport, policy_recommendations
+from uplift.savedtraining import Validated, validate_on
 from uplift.segments import build_segment_table, planner_table, released_segments, truth_segment_effects
 from uplift.segments.composition import PriorityGroups, with_composition
 from uplift.specs import load_spec, project_root
@@ -192,7 +193,7 @@ def with_campaign_economics(table: TrainingTable, use: ModelUse) -> TrainingTabl
 
 def train_and_log(
     spec_path: Path,
-    table: TrainingTable,
+    table: TrainingTable | str | Path,
     *,
     settings: Settings,
     data_source: str,
@@ -207,74 +208,109 @@ def train_and_log(
 ) -> TrainedModel:
     """Validate one model spec on ``table``, log it to MLflow, register it under its use's name, apply the gate.
 
-    ``use`` says what the model is for and so its registered name (default: the campaign model of
-    ``outcome_event``, ``uplift-<event>``); ``settings`` gives the store, the experiment and the alias.
-    The run keeps the planner's segment table and the released one, made under ``disclosure``
-    (default: the policy file named by ``settings.disclosure``, else ``serve/disclosure.yaml``); the
-    returned :attr:`TrainedModel.segments` is the full, internal table. The segment tables get each
-    segment's share of every priority group (``groups``, default ``serve/groups.yaml`` when the project
-    has one; :func:`uplift.segments.composition.with_composition`). ``tags`` go on the run and the
-    registered version.
+    ``table``: a training table, or the path of one saved as Parquet (``uplift features`` writes them), which is
+    read for the spec with memory bounded by its feature matrix (:func:`uplift.savedtraining.validate_on`; the
+    same run as from the table in memory). ``use`` says what the model is for and so its registered name
+    (default: the campaign model of ``outcome_event``, ``uplift-<event>``); ``settings`` gives the store, the
+    experiment and the alias. The run keeps the planner's segment table and the released one, made under
+    ``disclosure`` (default: the policy file named by ``settings.disclosure``, else ``serve/disclosure.yaml``); the
+    returned :attr:`TrainedModel.segments` is the full, internal table. The segment tables get each segment's
+    share of every priority group (``groups``, default ``serve/groups.yaml`` when the project has one;
+    :func:`uplift.segments.composition.with_composition`). ``tags`` go on the run and the registered version.
     """
-    from uplift.tracking.runs import configure, log_training
-
     spec = load_spec(spec_path, ModelSpec)
     use = use or campaign_use(outcome_event)
     segment_spec = segment_spec or load_segment_spec()
-    table = with_campaign_economics(table, use)
     disclosure = disclosure or load_disclosure_policy(settings.disclosure)
-    report = validate_model(spec, table, progress=progress)
+    done = validate_on(spec, table, segment_spec=segment_spec, prepare=lambda t: with_campaign_economics(t, use),
+                       progress=progress)
     if progress:
         progress("segment effects")
-    segments, gate_segments = (_segment_tables(report, table, segment_spec, groups) if use.kind == "campaign"
-                               else (None, None))
-    extra_metrics: dict[str, float] = {}
-    extra_tables: dict[str, pd.DataFrame] = {}
-    recovery = policies = None
-    if truth is not None:
-        recovery, policies = truth_report(report, truth, outcome_event)
-        extra_metrics["true_mean_corr"] = float(recovery["true_corr"].mean())
-        for name in ("targeted", "argmax", "best_single_arm"):
-            extra_metrics[f"true_regret_{name}"] = float(policies.loc[name, "regret"])
-        extra_tables = {"truth_recovery": recovery, "truth_policies": policies}
-        if segments is not None:
-            st = segment_truth(report, planner_table(segments), truth, outcome_event, segment_spec)
-            covered = (st["true_effect"] >= st["lo"]) & (st["true_effect"] <= st["hi"])
-            extra_metrics["true_segment_interval_coverage"] = float(covered.mean())
-            extra_metrics["true_segment_corr"] = float(st[["effect", "true_effect"]].corr().iloc[0, 1])
-            extra_tables["truth_segments"] = st
+    segments, gate_segments = (_segment_tables(done.report, done.table, segment_spec, groups)
+                               if use.kind == "campaign" else (None, None))
+    checks = _truth_checks(done.report, truth, outcome_event, segments, segment_spec)
     if progress:
         progress("register and judge against the champion")
-    uri = tracking_uri(settings)
-    artifacts = settings.workdir / "mlartifacts" if uri.startswith("sqlite:") else None
-    experiment_id = configure(uri, settings.experiment_name, artifacts)
-    record = log_training(
-        report,
-        experiment_id=experiment_id,
-        spec_text=Path(spec_path).read_text(),
-        table_digest=table.digest(),
-        data_source=data_source,
-        use=use,
-        alias=settings.alias,
-        planning=default_planning(segment_spec) if gate_segments is not None else None,
-        extra_metrics=extra_metrics,
-        extra_tables=extra_tables,
-        segments=planner_table(segments) if segments is not None else None,
-        released_segments=released_segments(segments, disclosure) if segments is not None else None,
-        disclosure=disclosure,
-        gate_segments=planner_table(gate_segments) if gate_segments is not None else None,
-        segment_spec=segment_spec,
-        tags=tags,
-    )
+    run = _RunContext(settings, data_source, use, segment_spec, disclosure, tags)
+    record = _log_run(done, spec_path, run, checks, segments, gate_segments)
     return TrainedModel(
         spec=spec,
-        report=report,
+        report=done.logged,
         run_id=record.run_id,
         registered_model=record.registered_model,
         version=record.version,
         promoted=record.decision.promoted,
         reason=record.decision.reason,
         segments=segments,
-        truth_recovery=recovery,
-        truth_policies=policies,
+        truth_recovery=checks.recovery,
+        truth_policies=checks.policies,
+    )
+
+
+@dataclass(frozen=True)
+class _TruthChecks:
+    """The simulator's truth against the model (evaluation only): metrics and tables the run logs."""
+
+    metrics: dict[str, float]
+    tables: dict[str, pd.DataFrame]
+    recovery: pd.DataFrame | None = None
+    policies: pd.DataFrame | None = None
+
+
+def _truth_checks(report: ValidationReport, truth: pd.DataFrame | None, outcome_event: str,
+                  segments: pd.DataFrame | None, segment_spec: SegmentSpec) -> _TruthChecks:
+    """Effect recovery, policy regret and (with segments) the segment intervals' coverage against ``truth``."""
+    if truth is None:
+        return _TruthChecks({}, {})
+    recovery, policies = truth_report(report, truth, outcome_event)
+    metrics = {"true_mean_corr": float(recovery["true_corr"].mean())}
+    for name in ("targeted", "argmax", "best_single_arm"):
+        metrics[f"true_regret_{name}"] = float(policies.loc[name, "regret"])
+    tables = {"truth_recovery": recovery, "truth_policies": policies}
+    if segments is not None:
+        st = segment_truth(report, planner_table(segments), truth, outcome_event, segment_spec)
+        covered = (st["true_effect"] >= st["lo"]) & (st["true_effect"] <= st["hi"])
+        metrics["true_segment_interval_coverage"] = float(covered.mean())
+        metrics["true_segment_corr"] = float(st[["effect", "true_effect"]].corr().iloc[0, 1])
+        tables["truth_segments"] = st
+    return _TruthChecks(metrics, tables, recovery, policies)
+
+
+@dataclass(frozen=True)
+class _RunContext:
+    """Where and how a training run is logged."""
+
+    settings: Settings
+    data_source: str
+    use: ModelUse
+    segment_spec: SegmentSpec
+    disclosure: DisclosurePolicy
+    tags: dict[str, str] | None
+
+
+def _log_run(done: Validated, spec_path: Path, run: _RunContext, checks: _TruthChecks,
+             segments: pd.DataFrame | None, gate_segments: pd.DataFrame | None):
+    """Log the run to MLflow, register the model and judge it against the champion."""
+    from uplift.tracking.runs import configure, log_training
+
+    uri = tracking_uri(run.settings)
+    artifacts = run.settings.workdir / "mlartifacts" if uri.startswith("sqlite:") else None
+    experiment_id = configure(uri, run.settings.experiment_name, artifacts)
+    return log_training(
+        done.logged,
+        experiment_id=experiment_id,
+        spec_text=Path(spec_path).read_text(),
+        table_digest=done.digest,
+        data_source=run.data_source,
+        use=run.use,
+        alias=run.settings.alias,
+        planning=default_planning(run.segment_spec) if gate_segments is not None else None,
+        extra_metrics=checks.metrics,
+        extra_tables=checks.tables,
+        segments=planner_table(segments) if segments is not None else None,
+        released_segments=released_segments(segments, run.disclosure) if segments is not None else None,
+        disclosure=run.disclosure,
+        gate_segments=planner_table(gate_segments) if gate_segments is not None else None,
+        segment_spec=run.segment_spec,
+        tags=run.tags,
     )

@@ -15,9 +15,10 @@ __all__ = ["train", "print_results"]
 
 def _load_table(data: Path | None, table: Path | None, experiment_csv: Path | None, mapping: Path | None,
                 outcome: str | None, feature_set: str):
-    """The training table, what the models are for, the outcome event (truth checks) and a label of the source."""
+    """The training table (the path of a saved one), what the models are for, the outcome event (truth checks) and
+    a label of the source."""
     from uplift.adapters import ColumnMapping, load_experiment_csv
-    from uplift.data.trainingtable import TrainingTable
+    from uplift.modeling.tablereader import read_structure
     from uplift.pipeline import load_feature_set, table_from_folder
     from uplift.specs import load_spec
     from uplift.tracking.uses import campaign_use, experiment_use
@@ -32,12 +33,12 @@ def _load_table(data: Path | None, table: Path | None, experiment_csv: Path | No
         tbl = load_experiment_csv(experiment_csv, columns, outcome=outcome, mapping_source=str(mapping))
         return tbl, experiment_use(columns.name, tbl.outcome), tbl.outcome, str(experiment_csv)
     spec = load_feature_set(feature_set)
-    if table is not None:
-        tbl = TrainingTable.load(table)
-        if tbl.outcome != spec.outcome.describe():
-            fail(f"{table}: built for the outcome {tbl.outcome!r}, but feature set {spec.name!r} declares "
+    if table is not None:  # each model spec reads the file for itself (uplift.savedtraining)
+        built_for = read_structure(table)["outcome"]
+        if built_for != spec.outcome.describe():
+            fail(f"{table}: built for the outcome {built_for!r}, but feature set {spec.name!r} declares "
                  f"{spec.outcome.describe()!r}; give the feature set it was built with (--feature-set)")
-        return tbl, campaign_use(spec.outcome.event), spec.outcome.event, str(table)
+        return table, campaign_use(spec.outcome.event), spec.outcome.event, str(table)
     folder = data or Path("data/sim")
     with console.status(f"building the training table from {folder}"):
         return table_from_folder(folder, spec), campaign_use(spec.outcome.event), spec.outcome.event, str(folder)

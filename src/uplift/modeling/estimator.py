@@ -21,9 +21,11 @@ from uplift.modeling.preprocess import (
 )
 from uplift.specs.model import ModelSpec
 
-__all__ = ["MultiArmUplift", "arm_mean_effects", "pair_propensity", "CONTINUOUS_LEARNERS"]
+__all__ = ["MultiArmUplift", "arm_mean_effects", "pair_propensity", "CONTINUOUS_LEARNERS", "PREDICT_CHUNK_ROWS"]
 
 CONTINUOUS_LEARNERS = ("dr",)
+PREDICT_CHUNK_ROWS = 250_000
+"""Rows :meth:`MultiArmUplift.predict_matrix` encodes and predicts at a time."""
 """Learners that regress the outcome (causalml's DR learner with LightGBM regressors), so that can model an
 amount (spend, sales); the others model 0/1 outcomes."""
 
@@ -131,8 +133,8 @@ class MultiArmUplift:
         present = matrix.present()
         self.preprocessor_ = make_preprocessor(self.features, "ordinal").fit(_vocabulary_rows(self.features, present))
         self.__dict__.pop("_ordinal_columns", None)
-        Xm = self._matrix_for(matrix, self.kind.matrix_dtype)
-        return self._fit_encoded(Xm, arm, y, propensity)
+        Xm = self._matrix_for(matrix, self.kind.matrix_dtype, spare=True)
+        return self._fit_encoded(Xm, arm, y, propensity, spare=matrix.spare if Xm.shape[1] > len(self.features) else 0)
 
     def _check_arms(self, arm: np.ndarray) -> None:
         counts = pd.Series(np.asarray(arm, dtype=object)).value_counts()
@@ -140,19 +142,25 @@ class MultiArmUplift:
         if empty:
             raise DataError(f"arm(s) {empty} have no training rows; every arm needs rows to be estimated")
 
-    def _matrix_for(self, matrix: FeatureMatrix, dtype: type = np.float64) -> np.ndarray:
-        """The learner's matrix for a :class:`FeatureMatrix` under this model's encoder."""
+    def _matrix_for(self, matrix: FeatureMatrix, dtype: type = np.float64, *, spare: bool = False) -> np.ndarray:
+        """The learner's matrix for a :class:`FeatureMatrix` under this model's encoder: the features, and with
+        ``spare`` the matrix's spare columns after them when they are the ones the learner fills (its
+        ``spare_columns``); otherwise the features alone (a view of the columns to predict from; a contiguous
+        copy to fit on)."""
         if matrix.features != self.features:
             raise DataError(f"feature matrix columns {[f.name for f in matrix.features]} differ from the model's "
                             f"{[f.name for f in self.features]}")
         known = {c: tuple(codes) for c, codes in ordinal_categories(self.preprocessor_) if codes is not None}
         m = matrix.encoded(known, dtype)
+        if matrix.spare and not (spare and matrix.spare == self.kind.spare_columns):
+            m = m[:, : len(self.features)]
+            m = np.ascontiguousarray(m) if spare else m
         if self.kind.missing_as is not None:
             m = np.nan_to_num(m, nan=self.kind.missing_as)
         return m
 
     def _fit_encoded(self, Xm: np.ndarray, arm: np.ndarray, y: np.ndarray,
-                     propensity: pd.DataFrame) -> MultiArmUplift:
+                     propensity: pd.DataFrame, *, spare: int = 0) -> MultiArmUplift:
         arm = np.asarray(arm, dtype=object)
         y = self._outcome(y)
         kind = self.kind
@@ -163,7 +171,7 @@ class MultiArmUplift:
             arm_fit, y_fit, prop_fit = arm, y, propensity
         learner = kind.build(self.spec, self.control)
         p = _PairPropensity(prop_fit, self.control, self.treatment_arms)
-        kind.fit(learner, Xm, arm_fit, y_fit, propensity=prop_fit, pair=p, seed=self.spec.seed)
+        kind.fit(learner, Xm, arm_fit, y_fit, propensity=prop_fit, pair=p, seed=self.spec.seed, spare=spare)
         self.learner_ = learner
         self.columns_ = kind.output_names(learner)
         self.treatment_arms_ = self.treatment_arms
@@ -195,14 +203,27 @@ class MultiArmUplift:
         frame = pd.DataFrame(raw, columns=self.columns_, index=X.index)
         return frame[list(self.treatment_arms)]
 
-    def predict_matrix(self, matrix: FeatureMatrix, *, index: pd.Index | None = None) -> pd.DataFrame:
+    def predict_matrix(self, matrix: FeatureMatrix, *, index: pd.Index | None = None,
+                       chunk_rows: int | None = None) -> pd.DataFrame:
         """:meth:`predict` for rows whose features are a :class:`FeatureMatrix` (equal to ``predict`` on their
-        frame)."""
-        Xm = self._matrix_for(matrix, np.float64 if self.kind.matrix_dtype is np.float64 else np.float32)
-        raw = self.kind.predict(self.learner_, Xm, pair_means=self.pair_propensity_[list(self.treatment_arms)])
-        raw = np.asarray(raw, dtype=float).reshape(len(Xm), -1)
-        frame = pd.DataFrame(raw, columns=self.columns_, index=index if index is not None else pd.RangeIndex(len(Xm)))
-        return frame[list(self.treatment_arms)]
+        frame), ``chunk_rows`` rows at a time (default :data:`PREDICT_CHUNK_ROWS`): besides the result (float64,
+        one column per treatment arm) only one chunk's encoded rows and the learner's work on them are held (each
+        row's prediction is its own, so the result does not depend on the chunk size)."""
+        chunk_rows = PREDICT_CHUNK_ROWS if chunk_rows is None else chunk_rows
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+        dtype = np.float64 if self.kind.matrix_dtype is np.float64 else np.float32
+        arms = list(self.treatment_arms)
+        where = [self.columns_.index(a) for a in arms]
+        out = np.empty((len(matrix), len(arms)))
+        for start in range(0, len(matrix), chunk_rows):
+            rows = slice(start, min(start + chunk_rows, len(matrix)))
+            Xm = self._matrix_for(matrix.rows(rows), dtype)
+            raw = self.kind.predict(self.learner_, Xm, pair_means=self.pair_propensity_[arms])
+            out[rows] = np.asarray(raw, dtype=float).reshape(len(Xm), -1)[:, where]
+            del Xm, raw
+        index = index if index is not None else pd.RangeIndex(len(matrix))
+        return pd.DataFrame(out, columns=arms, index=index, copy=False)
 
     @classmethod
     def from_table(cls, spec: ModelSpec, table: TrainingTable) -> MultiArmUplift:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from uplift.data.trainingtable import FeatureColumn
+from uplift.errors import DataError
 
 __all__ = ["FeatureMatrix", "encode_frame", "encoder_order", "vocabulary_lookup"]
 
@@ -28,12 +29,20 @@ class FeatureMatrix:
     ``values`` (rows x features, C-ordered, float32 unless built otherwise) in the ordinal encoder's column
     order (:attr:`columns`: the categorical features, then the numeric ones): numeric columns as numbers,
     categorical ones as the position of the value in ``vocabulary[column]`` (sorted), missing as NaN.
-    ``features`` keeps the table's declared order (a model's own).
+    ``features`` keeps the table's declared order (a model's own). ``spare`` columns after the features hold
+    nothing yet: a learner that appends features of its own (the pooled learner's arm features) writes them there
+    and reads ``values`` as it is, without a wider copy.
     """
 
     values: np.ndarray = field(repr=False)
     features: tuple[FeatureColumn, ...]
     vocabulary: dict[str, tuple[str, ...]] = field(repr=False)
+    spare: int = 0
+
+    def __post_init__(self) -> None:
+        if self.values.ndim != 2 or self.values.shape[1] != len(self.features) + self.spare:
+            raise DataError(f"a feature matrix of {len(self.features)} feature(s) and {self.spare} spare column(s) "
+                             f"has {len(self.features) + self.spare} columns, not shape {self.values.shape}")
 
     def __len__(self) -> int:
         return len(self.values)
@@ -46,7 +55,7 @@ class FeatureMatrix:
     def rows(self, rows: slice | np.ndarray) -> FeatureMatrix:
         """The matrix of some rows (positions): a view for a slice, a copy for positions."""
         values = self.values[rows] if isinstance(rows, slice) else np.take(self.values, rows, axis=0)
-        return FeatureMatrix(values=values, features=self.features, vocabulary=self.vocabulary)
+        return FeatureMatrix(values=values, features=self.features, vocabulary=self.vocabulary, spare=self.spare)
 
     def present(self) -> dict[str, tuple[tuple[str, ...], bool]]:
         """Per categorical column: the values its rows hold (sorted) and whether a row misses it."""
@@ -63,8 +72,9 @@ class FeatureMatrix:
 
     def encoded(self, known: dict[str, tuple[str, ...]], dtype: type = np.float32) -> np.ndarray:
         """The matrix a model whose encoder knows the values ``known`` (per categorical column, sorted) reads:
-        positions among those values, unknown and missing values NaN. ``values`` itself (no copy) when every
-        column's known values are the whole vocabulary and ``dtype`` is its own."""
+        positions among those values, unknown and missing values NaN, and the ``spare`` columns after them.
+        ``values`` itself (no copy) when every column's known values are the whole vocabulary and ``dtype`` is its
+        own."""
         remap = {f.name: vocabulary_lookup(self.vocabulary[f.name], known[f.name]) for f in self.features
                  if f.kind == "categorical" and tuple(known[f.name]) != self.vocabulary[f.name]}
         if not remap and self.values.dtype == dtype:
@@ -90,11 +100,13 @@ def vocabulary_lookup(vocabulary: tuple[str, ...], known: tuple[str, ...]) -> np
 
 
 def encode_frame(frame: pd.DataFrame, features: tuple[FeatureColumn, ...], *,
-                 vocabulary: dict[str, tuple[str, ...]] | None = None, dtype: type = np.float32) -> FeatureMatrix:
+                 vocabulary: dict[str, tuple[str, ...]] | None = None, dtype: type = np.float32,
+                 spare: int = 0) -> FeatureMatrix:
     """A checked feature frame (:func:`~uplift.modeling.preprocess.check_feature_frame`) as a matrix: each
-    categorical column against ``vocabulary`` (default: its sorted distinct values)."""
+    categorical column against ``vocabulary`` (default: its sorted distinct values); ``spare`` columns after the
+    features."""
     vocabulary = dict(vocabulary or {})
-    values = np.empty((len(frame), len(features)), dtype=dtype)
+    values = np.empty((len(frame), len(features) + spare), dtype=dtype)
     for j, f in enumerate(encoder_order(tuple(features))):
         column = frame[f.name]
         if f.kind == "numeric":
@@ -103,4 +115,4 @@ def encode_frame(frame: pd.DataFrame, features: tuple[FeatureColumn, ...], *,
         codes, uniques = pd.factorize(column, use_na_sentinel=True)
         known = vocabulary.setdefault(f.name, tuple(sorted(str(u) for u in uniques.tolist())))
         values[:, j] = vocabulary_lookup(tuple(str(u) for u in uniques.tolist()), known)[codes]
-    return FeatureMatrix(values=values, features=tuple(features), vocabulary=vocabulary)
+    return FeatureMatrix(values=values, features=tuple(features), vocabulary=vocabulary, spare=spare)

@@ -42,6 +42,9 @@ class LearnerKind:
     matrix_dtype : the dtype of the ordinal matrix it is fitted on (float32 for our LightGBM learners).
     missing_as : the number missing values become in its matrix (None: left as NaN).
     causalml : whether the fitted learner is a causalml object (the logged model then needs causalml).
+    spare_columns : columns of its own it appends to the features at fit time (the pooled learner's arm
+        features); a :class:`~uplift.modeling.featurematrix.FeatureMatrix` that reserves them is fitted on as it
+        is (:meth:`fit` with ``spare``).
     """
 
     name: str
@@ -49,6 +52,7 @@ class LearnerKind:
     matrix_dtype: type = np.float64
     missing_as: float | None = None
     causalml: bool = True
+    spare_columns: int = 0
 
     def build(self, spec: ModelSpec, control: str) -> Any:
         """The unfitted learner ``spec`` declares, with ``control`` as its control arm."""
@@ -59,10 +63,11 @@ class LearnerKind:
         return None
 
     def fit(self, learner: Any, X: np.ndarray, treatment: np.ndarray, y: np.ndarray, *,
-            propensity: pd.DataFrame, pair: Mapping[str, np.ndarray], seed: int) -> None:
+            propensity: pd.DataFrame, pair: Mapping[str, np.ndarray], seed: int, spare: int = 0) -> None:
         """Fit ``learner`` on the matrix ``X``; ``propensity`` holds every arm's design probability per row,
         ``pair`` each treatment arm's P(arm | arm or control) per row, ``seed`` the spec's seed (for what the
-        learner draws at fit time rather than at build time)."""
+        learner draws at fit time rather than at build time). ``spare``: X's last columns are free for the
+        learner's own (0, or :attr:`spare_columns` of the kinds that have some)."""
         # keywords: causalml 1.0 turns the positional order into (X, y, treatment) (0.18 warns)
         learner.fit(X=X, treatment=treatment, y=y)
 
@@ -113,7 +118,7 @@ class _CausalmlX(LearnerKind):
         return BaseXClassifier(outcome_learner=LGBMClassifier(**params), effect_learner=LGBMRegressor(**params),
                                control_name=control)
 
-    def fit(self, learner, X, treatment, y, *, propensity, pair, seed) -> None:
+    def fit(self, learner, X, treatment, y, *, propensity, pair, seed, spare=0) -> None:
         learner.fit(X=X, treatment=treatment, y=y, p=dict(pair))
 
     def predict(self, learner, X, *, pair_means) -> np.ndarray:
@@ -132,7 +137,7 @@ class _CausalmlDR(LearnerKind):
 
         return BaseDRLearner(learner=LGBMRegressor(**lgbm_params(spec)), control_name=control)
 
-    def fit(self, learner, X, treatment, y, *, propensity, pair, seed) -> None:
+    def fit(self, learner, X, treatment, y, *, propensity, pair, seed, spare=0) -> None:
         learner.fit(X=X, treatment=treatment, y=y, p=dict(pair), seed=seed)
 
 
@@ -183,9 +188,12 @@ class _OwnLightGBM(LearnerKind):
 
         return self.learner_class(partial(LGBMClassifier, **lgbm_params(spec)), control)
 
-    def fit(self, learner, X, treatment, y, *, propensity, pair, seed) -> None:
+    def fit(self, learner, X, treatment, y, *, propensity, pair, seed, spare=0) -> None:
         own = own_propensity(propensity, treatment)
-        learner.fit(X=X, treatment=treatment, y=y, sample_weight=1.0 / own)
+        if spare:  # only the pooled learner declares spare columns
+            learner.fit(X=X, treatment=treatment, y=y, sample_weight=1.0 / own, spare=spare)
+        else:
+            learner.fit(X=X, treatment=treatment, y=y, sample_weight=1.0 / own)
 
     def predict(self, learner, X, *, pair_means) -> np.ndarray:
         return learner.predict(X=X)
@@ -194,8 +202,8 @@ class _OwnLightGBM(LearnerKind):
 LEARNER_KINDS: dict[str, LearnerKind] = {
     kind.name: kind
     for kind in (_CausalmlT("t"), _OwnLightGBM("t_shared", learner_class=SharedControlTLearner),
-                 _OwnLightGBM("pooled", learner_class=PooledArmLearner), _CausalmlX("x"), _CausalmlDR("dr"),
-                 _UpliftForest("uplift_forest"), _LogisticT("t_logistic"))
+                 _OwnLightGBM("pooled", learner_class=PooledArmLearner, spare_columns=PooledArmLearner.arm_columns),
+                 _CausalmlX("x"), _CausalmlDR("dr"), _UpliftForest("uplift_forest"), _LogisticT("t_logistic"))
 }
 """Every learner kind a model spec may name (the keys are :data:`uplift.specs.model.LEARNERS`, in its order)."""
 

@@ -64,6 +64,9 @@ class PooledArmLearner:
     returns P(y | x, arm) - P(y | x, control) per arm in ``t_groups`` order.
     """
 
+    arm_columns = 3
+    """The arm features after the row's: message, channel, treated."""
+
     def __init__(self, make_model: Callable[[], LGBMClassifier], control_name: str) -> None:
         self.make_model = make_model
         self.control_name = control_name
@@ -73,10 +76,21 @@ class PooledArmLearner:
         message, _, channel = str(arm).partition("@")
         return message, channel
 
-    def _arm_columns(self, arms: np.ndarray) -> np.ndarray:
-        return self.arm_features_[pd.Index(self.arms_).get_indexer(arms)]
+    def _write_arm_columns(self, Xa: np.ndarray, arms: np.ndarray, chunk_rows: int = 1_000_000) -> None:
+        """Each row's arm features into ``Xa``'s last columns, a chunk of rows at a time."""
+        index = pd.Index(self.arms_)
+        for start in range(0, len(arms), chunk_rows):
+            rows = slice(start, start + chunk_rows)
+            Xa[rows, self.n_features_ :] = self.arm_features_[index.get_indexer(arms[rows])]
 
-    def fit(self, X: np.ndarray, treatment: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None):
+    def fit(self, X: np.ndarray, treatment: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
+            spare: int = 0):
+        """Fit on the features ``X`` with each row's arm features appended. ``spare`` (0 or :attr:`arm_columns`):
+        X's last columns are free; the arm features are written there and LightGBM reads ``X`` itself (a
+        C-ordered float32 or float64 matrix, e.g. a range of rows of a
+        :class:`~uplift.modeling.featurematrix.FeatureMatrix` that reserves them), no wider copy."""
+        if spare not in (0, self.arm_columns):
+            raise ValueError(f"spare must be 0 or {self.arm_columns} (the arm features), got {spare}")
         treatment = np.asarray(treatment, dtype=object)
         self.t_groups = np.array(sorted(set(treatment.tolist()) - {self.control_name}), dtype=object)
         self.arms_ = [self.control_name, *self.t_groups]
@@ -87,12 +101,15 @@ class PooledArmLearner:
             m, c = self._parts(a)
             rows.append([float(messages.index(m)), float(channels.index(c)), 1.0])
         self.arm_features_ = np.array(rows)
-        self.n_features_ = X.shape[1]
+        self.n_features_ = X.shape[1] - spare
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
         # one matrix in X's dtype (float32 from the estimator): the features, then the arm's; LightGBM reads it as is
-        Xa = np.empty((len(X), self.n_features_ + self.arm_features_.shape[1]), dtype=X.dtype)
-        Xa[:, : self.n_features_] = X
-        Xa[:, self.n_features_ :] = self._arm_columns(treatment)
+        if spare and X.flags.c_contiguous and X.dtype in (np.float32, np.float64):
+            Xa = X
+        else:
+            Xa = np.empty((len(X), self.n_features_ + self.arm_columns), dtype=X.dtype)
+            Xa[:, : self.n_features_] = X[:, : self.n_features_]
+        self._write_arm_columns(Xa, treatment)
         cat = [self.n_features_, self.n_features_ + 1]
         self.model_ = self.make_model().fit(Xa, y, sample_weight=w / w.mean(), categorical_feature=cat)
         return self

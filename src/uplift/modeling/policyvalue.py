@@ -402,11 +402,12 @@ def single_arm_policies(arms: Sequence[str], n: int) -> dict[str, np.ndarray]:
     Returns
     -------
     dict of str to ndarray of shape (n,)
-        Keyed by arm, each an object array filled with that arm's name.
+        Keyed by arm, each a read-only object array of that arm's name: one value seen through every row (no
+        memory per row).
     """
     names = list(arms)
     if not names or len(set(names)) != len(names) or not all(isinstance(a, str) for a in names):
         raise SchemaError(f"arms must be a non-empty sequence of distinct str names, got {names!r}")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise SchemaError(f"n must be a non-negative integer, got {n!r}")
-    return {a: np.full(int(n), a, dtype=object) for a in names}
+    return {a: np.broadcast_to(np.array(a, dtype=object), (int(n),)) for a in names}

@@ -23,13 +23,45 @@ from uplift.data.tableio import read_parquet_metadata
 from uplift.data.trainingtable import CLUSTER_COLUMN, PROPENSITY_PREFIX, FeatureColumn, TrainingTable
 from uplift.errors import SchemaError
 from uplift.modeling.featurematrix import FeatureMatrix, encoder_order, vocabulary_lookup
+from uplift.modeling.learnerkinds import learner_kind
 from uplift.modeling.preprocess import check_feature_frame
 from uplift.modeling.validation import heldout_mask
 from uplift.specs.model import ModelSpec
 
-__all__ = ["read_for_training"]
+__all__ = ["read_for_training", "read_heldout", "read_structure"]
 
 _META_KEY = "uplift.training_table"
+
+
+def read_structure(path: str | Path) -> dict:
+    """The structure a saved training table declares in its metadata (``features``, ``arms``, ``control``,
+    ``outcome``), without reading its rows."""
+    path = Path(path)
+    meta = read_parquet_metadata(path).get(_META_KEY)
+    if meta is None:
+        raise SchemaError(f"{path}: not a training table (no {_META_KEY!r} metadata); build it with `uplift features`")
+    return json.loads(meta)
+
+
+def read_heldout(path: str | Path, spec: ModelSpec, *, batch_rows: int = 250_000) -> TrainingTable:
+    """Every column of the rows ``spec``'s split holds out, in the file's order: what
+    ``TrainingTable.load(path)`` gives for those rows, reading the file in batches of ``batch_rows`` (memory: the
+    held-out rows and one batch)."""
+    path = Path(path)
+    m = read_structure(path)
+    file = pq.ParquetFile(path)
+    key = CLUSTER_COLUMN if CLUSTER_COLUMN in file.schema_arrow.names else "person_id"
+    parts = []
+    for batch in file.iter_batches(batch_size=batch_rows):
+        keys = batch.column(batch.schema.get_field_index(key)).to_pandas()
+        parts.append(batch.filter(pa.array(heldout_mask(keys, spec.cv.test_share, spec.cv.seed))))
+    rows = pa.Table.from_batches(parts, schema=file.schema_arrow)
+    del parts
+    frame = rows.to_pandas().reset_index(drop=True)
+    del rows
+    pa.default_memory_pool().release_unused()  # the rows are pandas' now: Arrow's pool gives its pages back
+    return TrainingTable(frame=frame, features=tuple(FeatureColumn(n, k) for n, k in m["features"]),
+                         arms=tuple(m["arms"]), control=m["control"], outcome=m["outcome"], source=str(path))
 
 
 def read_for_training(path: str | Path, spec: ModelSpec, *, keep: Iterable[str] = (),
@@ -38,12 +70,11 @@ def read_for_training(path: str | Path, spec: ModelSpec, *, keep: Iterable[str] 
     categories of their float values: :func:`~uplift.modeling.validation.validate_model` makes those of the rows it
     evaluates on plain floats again),
     ``cluster`` when present, and the columns in ``keep`` the file has, e.g. what the segment table reads; no
-    feature columns) and the :class:`FeatureMatrix` of its features, rows training-first for ``spec``'s split."""
+    feature columns) and the :class:`FeatureMatrix` of its features, rows training-first for ``spec``'s split, with
+    the spare columns ``spec``'s learner writes its own features into (the pooled learner's arm features: its fit
+    then reads the matrix itself)."""
     path = Path(path)
-    meta = read_parquet_metadata(path).get(_META_KEY)
-    if meta is None:
-        raise SchemaError(f"{path}: not a training table (no {_META_KEY!r} metadata); build it with `uplift features`")
-    m = json.loads(meta)
+    m = read_structure(path)
     features = tuple(FeatureColumn(n, k) for n, k in m["features"])
     names = set(pq.read_schema(path).names)
     key = CLUSTER_COLUMN if CLUSTER_COLUMN in names else "person_id"
@@ -56,7 +87,7 @@ def read_for_training(path: str | Path, spec: ModelSpec, *, keep: Iterable[str] 
     frame = pd.DataFrame({c: _column(path, c, order) for c in lean}, copy=False)  # no consolidating copy
     table = TrainingTable(frame=frame, features=(), arms=tuple(m["arms"]), control=m["control"],
                           outcome=m["outcome"], source=str(path))
-    matrix = _matrix(path, features, order, dtype)
+    matrix = _matrix(path, features, order, dtype, spare=learner_kind(spec).spare_columns)
     pa.default_memory_pool().release_unused()  # the columns read are numpy's now: Arrow's pool gives its pages back
     return table, matrix
 
@@ -72,8 +103,10 @@ def _column(path: Path, name: str, order: np.ndarray) -> pd.Series:
     return values.take(order).reset_index(drop=True)
 
 
-def _matrix(path: Path, features: tuple[FeatureColumn, ...], order: np.ndarray, dtype: type) -> FeatureMatrix:
-    values = np.empty((len(order), len(features)), dtype=dtype)
+def _matrix(path: Path, features: tuple[FeatureColumn, ...], order: np.ndarray, dtype: type, *,
+            spare: int) -> FeatureMatrix:
+    values = np.empty((len(order), len(features) + spare), dtype=dtype)
+    values[:, len(features):] = np.nan  # free until a learner writes its own features there
     vocabulary: dict[str, tuple[str, ...]] = {}
     for j, f in enumerate(encoder_order(features)):
         column = pq.read_table(path, columns=[f.name]).column(0)
@@ -90,4 +123,4 @@ def _matrix(path: Path, features: tuple[FeatureColumn, ...], order: np.ndarray, 
         vocabulary[f.name] = tuple(sorted(categories))
         codes = cat.cat.codes.to_numpy()  # -1: missing, which the lookup's trailing NaN takes
         values[:, j] = vocabulary_lookup(categories, vocabulary[f.name])[codes[order]]
-    return FeatureMatrix(values=values, features=features, vocabulary=vocabulary)
+    return FeatureMatrix(values=values, features=features, vocabulary=vocabulary, spare=spare)

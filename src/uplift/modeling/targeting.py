@@ -18,7 +18,7 @@ import pandas as pd
 
 from uplift.modeling.policyvalue import ipw_difference, ipw_value
 
-__all__ = ["shrink", "recommend", "ShrinkageChoice", "choose_shrinkage", "best_single_arm"]
+__all__ = ["shrink", "recommend", "recommend_shrunk", "ShrinkageChoice", "choose_shrinkage", "best_single_arm"]
 
 
 def shrink(effects: pd.DataFrame, mean_effects: pd.Series, lam: float) -> pd.DataFrame:
@@ -27,6 +27,19 @@ def shrink(effects: pd.DataFrame, mean_effects: pd.Series, lam: float) -> pd.Dat
         raise ValueError(f"lam must lie in [0, 1], got {lam}")
     means = mean_effects.reindex(effects.columns).to_numpy(float)
     return pd.DataFrame(means + lam * (effects.to_numpy(float) - means), columns=effects.columns, index=effects.index)
+
+
+def recommend_shrunk(effects: pd.DataFrame, mean_effects: pd.Series, lam: float, control: str, *,
+                     chunk_rows: int = 250_000) -> np.ndarray:
+    """``recommend(shrink(effects, mean_effects, lam), control)``, ``chunk_rows`` rows at a time (no shrunk copy of
+    every row's effects)."""
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    out = np.empty(len(effects), dtype=object)
+    for start in range(0, len(effects), chunk_rows):
+        part = effects.iloc[start : start + chunk_rows]
+        out[start : start + len(part)] = recommend(shrink(part, mean_effects, lam), control)
+    return out
 
 
 def recommend(effects: pd.DataFrame, control: str) -> np.ndarray:

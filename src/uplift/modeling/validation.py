@@ -36,7 +36,14 @@ from uplift.modeling.featurematrix import FeatureMatrix
 from uplift.modeling.metrics import arm_metrics, pairwise_ipw_weights
 from uplift.modeling.netvalue import NetRule, best_net_arm, choose_net_rule, compare_net_policies, recommend_net
 from uplift.modeling.policyvalue import compare_policies, single_arm_policies
-from uplift.modeling.targeting import ShrinkageChoice, best_single_arm, choose_shrinkage, recommend, shrink
+from uplift.modeling.targeting import (
+    ShrinkageChoice,
+    best_single_arm,
+    choose_shrinkage,
+    recommend,
+    recommend_shrunk,
+    shrink,
+)
 from uplift.quiet import quietly
 from uplift.specs.model import ModelSpec
 
@@ -263,7 +270,7 @@ def policy_recommendations(
     """The policies compared on held-out rows: targeted (shrunk), argmax (unshrunk), best single arm, every arm."""
     n = len(effects)
     policies = {
-        "targeted": recommend(shrink(effects, model.mean_effects_, lam), model.control),
+        "targeted": recommend_shrunk(effects, model.mean_effects_, lam, model.control),
         "argmax": recommend(effects, model.control),
         "best_single_arm": np.full(n, best_single_arm(model.mean_effects_, model.control), dtype=object),
     }
@@ -384,15 +391,17 @@ class _Heldout:
 
 def _evaluate_heldout(model: MultiArmUplift, test: TrainingTable, rule: _Rule,
                       matrix: FeatureMatrix | None = None) -> _Heldout:
-    """Score the held-out rows; value every policy in conversions (and in net value with economics)."""
+    """Score the held-out rows (in chunks, with a matrix); value every policy in conversions (and in net value with
+    economics)."""
     tf = test.frame
     pred = _predict(model, test, matrix)
+    metrics = _metrics(test, pred)  # first: its pairwise weights are gone before the policies are made
     y, arm, propensity, cluster = tf["outcome"].to_numpy(), tf["arm"].to_numpy(), test.propensity(), test.clusters
     econ = test.economics
     if econ is None or rule.net is None:
         recs = policy_recommendations(pred, model, rule.shrinkage.lam, test.arms)
         policies = compare_policies(y, arm, propensity, recs, baseline="best_single_arm", cluster=cluster)
-        return _Heldout(pred, _metrics(test, pred), policies, None, None)
+        return _Heldout(pred, metrics, policies, None, None)
     full = econ.cost_matrix(tf, test.arms, source=test.source)
     inc = full[list(test.treatment_arms)].sub(full[test.control], axis=0)
     recs = net_policy_recommendations(pred, model, rule.net, test.arms, inc, econ.value)
@@ -404,7 +413,7 @@ def _evaluate_heldout(model: MultiArmUplift, test: TrainingTable, rule: _Rule,
         gains = econ.value * shrink(pred, model.mean_effects_, rule.net.lam)
         curve = cost_curve(gains, inc, y=y, arm=arm, propensity=propensity, full_costs=full, value=econ.value,
                            control=test.control, cluster=cluster)
-    return _Heldout(pred, _metrics(test, pred), policies, net, curve)
+    return _Heldout(pred, metrics, policies, net, curve)
 
 
 def validate_model(spec: ModelSpec, table: TrainingTable, *, progress: Progress | None = None,

@@ -138,7 +138,7 @@ def _log_params(report: ValidationReport, data_source: str, disclosure: Disclosu
             "control": report.train.control,
             "n_train_rows": len(report.train.frame),
             "n_test_rows": len(report.test.frame),
-            "n_features": len(report.train.features),
+            "n_features": len(report.model.features),
             "cv_folds": spec.cv.folds,
             "test_share": spec.cv.test_share,
             "split_seed": spec.cv.seed,
