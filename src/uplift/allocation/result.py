@@ -227,6 +227,9 @@ class PlanResult:
     notes : other things a planner should know (budget left unspent and what binds, each fairness
         floor held, fell short or did not apply).
     floors : per fairness floor of the policy, how the plan stands against it (:class:`FloorCheck`).
+    unit_lines : when the plan was made per print unit (``places``), the flyer lines it buys, one row per
+        (channel, message, print unit) with contacts, copies and spend
+        (:data:`~uplift.allocation.unitrows.UNIT_LINE_COLUMNS`); None otherwise.
     rules : the price of every declared rule (:class:`~uplift.allocation.prices.RulePrice`): whether it
         binds, its dual value and, for a binding rule, what holding it costs in expected conversions.
     """
@@ -240,6 +243,7 @@ class PlanResult:
     gains: Mapping[str, PlanGain] = field(default_factory=dict)
     floors: tuple[FloorCheck, ...] = ()
     rules: tuple[RulePrice, ...] = ()
+    unit_lines: pd.DataFrame | None = None
 
 
 def plan_cells(problem: Problem, *, total: Allocation, explored: Allocation | None = None) -> pd.DataFrame:
