@@ -160,3 +160,31 @@ def test_bad_places_name_the_file_and_column():
     with pytest.raises(DataError, match=r"places\.csv: segment\(s\) .*have no people"):
         split_by_places(check_effects(_table(), _costs()), check_places(_places().iloc[:1], source="places.csv"),
                         _costs(), places_source="places.csv")
+
+
+def test_the_handoff_prints_the_planned_runs_and_adds_up_to_the_plan_to_the_cent():
+    """A holdout of 10%: each unit x message the plan buys is one print run, with its own postcodes; spend in cents,
+    contacts and holdout people add up to the plan's."""
+    import datetime as dt
+
+    from uplift.handoff import handoff_tables
+    from uplift.specs.handoff import HandoffSpec
+
+    policy = PlanningPolicy(holdout_share=0.1, exploration_share=0.0, max_segment_share=1.0)
+    result = plan(_table(), budget=23.456, costs=_costs(), policy=policy, places=_places(), prices=False,
+                  references=False)
+    assert len(result.unit_lines) == 2
+    areas = pd.DataFrame({"municipality": "Delft", "postcode": ["2611", "2612"], "name": ["Centrum", "Hof"],
+                          "people": [250.0, 350.0]})
+    spec = HandoffSpec(landing_url="https://www.example.org/omscholen")
+    handoff = handoff_tables(result.cells, costs=_costs(), policy=policy, spec=spec, areas=areas, wave=3,
+                             start=dt.date(2026, 3, 2), min_size=10, unit_lines=result.unit_lines)
+    runs = handoff.sheets["flyer_print_runs.csv"].set_index("utm_term")
+    assert runs["postcodes"].to_dict() == {"pc_2611": "2611", "pc_2612": "2612"}
+    assert runs["neighbourhoods"].to_dict() == {"pc_2611": "Centrum", "pc_2612": "Hof"}
+    planned = result.unit_lines.set_index("unit")
+    assert runs["planned_contacts"].to_dict() == planned["contacts"].to_dict()
+    assert runs["copies"].to_dict() == planned["copies"].to_dict()
+    assert round(runs["spend_eur"].sum() * 100) == round(result.totals.spend * 100)
+    assert handoff.manifest["adds_up"]
+    assert handoff.holdout["planned_holdout_people"].sum() == result.totals.holdout_people

@@ -33,8 +33,10 @@ PLACE_COLUMNS = ("segment", "unit", "municipality", "postcodes", "people")
 :attr:`uplift.handoff.areas.PrintUnit.code`), ``postcodes`` its postcodes joined by ``+``, ``people`` the
 segment's distinct people in it."""
 
-UNIT_LINE_COLUMNS = ("channel", "message", "unit", "municipality", "postcodes", "contacts", "copies", "spend")
-"""A plan's flyer lines: one row per (channel, message, print unit) bought."""
+UNIT_LINE_COLUMNS = ("channel", "message", "unit", "municipality", "postcodes", "contacts", "copies",
+                     "holdout_people", "spend", "segments")
+"""A plan's flyer lines: one row per (channel, message, print unit) bought; ``segments`` the tuple of cells whose
+people in the unit it reaches."""
 
 _SUMMED = ("contacts", "holdout_people", "spend", "expected_conversions", "lo", "hi", "exploration")
 
@@ -123,9 +125,13 @@ def unit_lines(cells: pd.DataFrame, frame: pd.DataFrame, places: pd.DataFrame, c
     rows = pd.DataFrame({"channel": frame.loc[on, "channel"].astype(str), "message": frame.loc[on, "message"].astype(str),
                          "unit": frame.loc[on, "unit"].astype(str),
                          "contacts": cells.loc[on, "contacts"].to_numpy(dtype=np.int64),
-                         "spend": cells.loc[on, "spend"].to_numpy(dtype=float)})
-    lines = rows.groupby(["channel", "message", "unit"], sort=True)[["contacts", "spend"]].sum().reset_index()
-    lines = lines[lines["contacts"] > 0].reset_index(drop=True)
+                         "holdout_people": cells.loc[on, "holdout_people"].to_numpy(dtype=np.int64),
+                         "spend": cells.loc[on, "spend"].to_numpy(dtype=float),
+                         "segment": frame.loc[on, "segment"].astype(str)})
+    rows = rows[rows["contacts"] > 0]
+    lines = rows.groupby(["channel", "message", "unit"], sort=True).agg(
+        contacts=("contacts", "sum"), holdout_people=("holdout_people", "sum"), spend=("spend", "sum"),
+        segments=("segment", lambda s: tuple(sorted(s)))).reset_index()
     where = places.drop_duplicates("unit").set_index("unit")
     lines["municipality"] = where.loc[lines["unit"], "municipality"].astype(str).to_numpy()
     lines["postcodes"] = where.loc[lines["unit"], "postcodes"].astype(str).to_numpy()
