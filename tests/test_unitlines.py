@@ -188,3 +188,26 @@ def test_the_handoff_prints_the_planned_runs_and_adds_up_to_the_plan_to_the_cent
     assert round(runs["spend_eur"].sum() * 100) == round(result.totals.spend * 100)
     assert handoff.manifest["adds_up"]
     assert handoff.holdout["planned_holdout_people"].sum() == result.totals.holdout_people
+
+
+def test_two_messages_plan_with_their_references_and_prices():
+    """Message 'b' is half as good everywhere; the single-best-message reference is message 'm''s plan, and the
+    split plan prices its rules and explores (each draw one effect per cell, whatever its units)."""
+    table = pd.concat([_table(load=0.001),
+                       _table(load=0.001).assign(message="b", arm="b@flyer", effect=[0.005, 0.001])],
+                      ignore_index=True)
+    policy = PlanningPolicy(holdout_share=0.0, exploration_share=0.2, max_segment_share=1.0)
+    result = plan(table, budget=20.0, costs=_costs(), policy=policy, places=_places(), prices=True, references=True)
+    assert len(result.cells) == 4 and set(result.references) == {"even", "single_best_message"}
+    assert result.totals.spend == pytest.approx(20.0, abs=0.2)
+    assert result.unit_lines["contacts"].sum() == result.totals.contacts
+    assert any(r.kind == "budget" for r in result.rules)
+    from uplift.allocation.explore import effect_draws
+    from uplift.allocation.planner import prepare_plan
+
+    problem = prepare_plan(table, costs=_costs(), policy=policy, places=_places()).problem
+    draws = effect_draws(problem, 5, np.random.default_rng(0))
+    parent = problem.parent
+    for p in np.unique(parent):
+        rows = np.flatnonzero(parent == p)
+        assert np.allclose(draws[:, rows], draws[:, rows[:1]])

@@ -100,9 +100,11 @@ def parent_cells(cells: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     """A plan's ``cells`` (one row per row of ``frame``, split by unit) summed back to one row per parent row:
     contacts, holdout people, spend, conversions, their interval (each sub-row's is the parent's sd times its
     contacts, so the parent's is their sum), exploration; the costs per conversion of the sums; the cheapest
-    next conversion among the sub-rows. Index 0..parents-1, in parent order."""
-    parent = frame["parent"].to_numpy()
-    first = np.r_[True, parent[1:] != parent[:-1]]
+    next conversion among the sub-rows. Index 0..parents-1, in parent order (``frame`` may be part of a split
+    table, e.g. one message's rows)."""
+    rows = frame["parent"].to_numpy()
+    first = np.r_[True, rows[1:] != rows[:-1]]
+    parent = np.cumsum(first) - 1  # a parent's rows are consecutive; a part of the table keeps their order
     out = cells.loc[first, ["segment", "arm", "message", "channel"]].reset_index(drop=True)
     for column in cells.columns:
         if column in _SUMMED:
