@@ -51,17 +51,18 @@ def split_by_places(frame: pd.DataFrame, places: pd.DataFrame, costs: CostCatalo
                     places_source: str = "places") -> pd.DataFrame:
     """``frame`` (a checked effects table) with every row of a channel bought per unit (:func:`by_unit`) split
     into its sub-rows per print unit of ``places`` (checked, :func:`uplift.places.check_places`); see the
-    module's docstring. Rows in parent order, a parent's sub-rows by unit; a fresh 0..n-1 index.
+    module's docstring. Rows in parent order, a parent's sub-rows by unit; a fresh 0..n-1 index. ``frame`` itself
+    when no channel of it is bought per unit.
 
     Raises
     ------
     DataError
         A segment of such a channel has no people in ``places`` (the places were counted for another table).
     """
+    split = frame["channel"].map(lambda ch: by_unit(costs.channel(str(ch)))).to_numpy(dtype=bool)
+    if not split.any():  # no channel is bought per unit: the table as it is
+        return frame
     out = frame.assign(parent=np.arange(len(frame)), unit="", unit_people=frame["size"].to_numpy(dtype=float))
-    split = out["channel"].map(lambda ch: by_unit(costs.channel(str(ch)))).to_numpy(dtype=bool)
-    if not split.any():
-        return out
     people = places[places["people"] > 0]
     total = people.groupby("segment", sort=False)["people"].sum()
     wanted = out.loc[split, "segment"].astype(str).unique()
