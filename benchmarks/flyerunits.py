@@ -56,9 +56,9 @@ def _flyer_lines(prepared, budget: float) -> tuple[int, int, float]:
 def score_world(folder: Path, budget_shares: Sequence[float], say) -> pd.DataFrame:
     """One world's rows of the comparison (see the module's docstring)."""
     from uplift.allocation import prepare_plan
-    from uplift.specs.disclosure import DisclosurePolicy
     from uplift.evaluation import compare_with_oracle
     from uplift.pipeline import load_segment_spec
+    from uplift.specs.disclosure import DisclosurePolicy
 
     world = WorldData.load(folder)
     spec = load_segment_spec()

@@ -11,13 +11,13 @@ import pytest
 
 from uplift.allocation import plan
 from uplift.allocation.effects import check_effects, total_variance
-from uplift.allocation.problem import build_problem
 from uplift.allocation.explore import interval_z
+from uplift.allocation.problem import build_problem
 from uplift.allocation.unitrows import check_places, split_by_places
 from uplift.errors import DataError, SchemaError
 from uplift.places import places_table
-from uplift.specs.groups import GroupSpec
 from uplift.segments.composition import PriorityGroups
+from uplift.specs.groups import GroupSpec
 from uplift.specs.planning import ChannelCost, CostCatalogue, PlanningPolicy
 from uplift.specs.segments import SegmentSpec
 
@@ -123,7 +123,8 @@ def test_a_group_floor_sees_the_poorer_neighbourhood():
                                               "min_share": 0.7}])
     table = _table().assign(group__poor=[0.4, 0.6])
     free = plan(table, budget=25.0, costs=_costs(), policy=POLICY, places=_places(), prices=False, references=False)
-    assert free.unit_lines.set_index("unit")["contacts"].to_dict() == {"pc_2611": 125, "pc_2612": 124}  # 35.7 + 89.3 rounded down
+    # 2612's 125: 35.7 women and 89.3 men, each rounded down
+    assert free.unit_lines.set_index("unit")["contacts"].to_dict() == {"pc_2611": 125, "pc_2612": 124}
     result = plan(table, budget=25.0, costs=_costs(), policy=policy, places=_places(), prices=False,
                   references=False)
     assert result.unit_lines.set_index("unit")["contacts"].to_dict() == {"pc_2611": 75, "pc_2612": 175}

@@ -27,8 +27,8 @@ import scipy.sparse as sp
 
 from uplift.allocation.channellines import ChannelLines, channel_lines, linking_rows
 from uplift.allocation.effects import own_sd, shared_factors
-from uplift.allocation.unitrows import parent_factors
 from uplift.allocation.rules import FAMILIES, FAMILY, BaseFigures, Rows, fairness_floors
+from uplift.allocation.unitrows import parent_factors
 from uplift.specs.planning import CostCatalogue, FairnessFloor, PlanningPolicy
 
 __all__ = [

@@ -25,7 +25,8 @@ from uplift.allocation.effects import GROUP_PREFIX
 from uplift.errors import DataError, SchemaError
 from uplift.specs.planning import ChannelCost, CostCatalogue
 
-__all__ = ["PLACE_COLUMNS", "UNIT_LINE_COLUMNS", "by_unit", "check_places", "parent_cells", "parent_factors", "split_by_places", "unit_lines"]
+__all__ = ["PLACE_COLUMNS", "UNIT_LINE_COLUMNS", "by_unit", "check_places", "parent_cells", "parent_factors",
+           "split_by_places", "unit_lines"]
 
 PLACE_COLUMNS = ("segment", "unit", "municipality", "postcodes", "people")
 """A places table's columns (then one ``group__<name>`` share per counted priority group,
@@ -125,7 +126,8 @@ def unit_lines(cells: pd.DataFrame, frame: pd.DataFrame, places: pd.DataFrame, c
     message, unit) where contacts > 0, with the copies to print (contacts per ``people_per_copy``, rounded up,
     at least the channel's ``min_print_run``) and the unit's municipality and postcodes from ``places``."""
     on = frame["unit"].astype(str).to_numpy() != ""
-    rows = pd.DataFrame({"channel": frame.loc[on, "channel"].astype(str), "message": frame.loc[on, "message"].astype(str),
+    rows = pd.DataFrame({"channel": frame.loc[on, "channel"].astype(str),
+                         "message": frame.loc[on, "message"].astype(str),
                          "unit": frame.loc[on, "unit"].astype(str),
                          "contacts": cells.loc[on, "contacts"].to_numpy(dtype=np.int64),
                          "holdout_people": cells.loc[on, "holdout_people"].to_numpy(dtype=np.int64),
