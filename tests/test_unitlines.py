@@ -212,3 +212,17 @@ def test_two_messages_plan_with_their_references_and_prices():
     for p in np.unique(parent):
         rows = np.flatnonzero(parent == p)
         assert np.allclose(draws[:, rows], draws[:, rows[:1]])
+
+
+def test_a_coverage_floor_per_neighbourhood_covers_the_poorer_unit():
+    """Every poorer neighbourhood at least 100 flyer contacts with its poor residents: 2612 (all poor) gets 100 of
+    the 125 contacts EUR 12.50 buys, 2611 (none poor, no area to cover) the other 25."""
+    policy = PlanningPolicy(holdout_share=0.0, exploration_share=0.0, max_segment_share=1.0,
+                            coverage_floors=[{"name": "poorer", "area": "neighbourhood", "group": "poor",
+                                              "min_contacts": 100, "channels": ["flyer"]}])
+    table = _table().assign(group__poor=[0.4, 0.6])
+    result = plan(table, budget=12.5, costs=_costs(), policy=policy, places=_places(), prices=True, references=False)
+    # 2612's 100: 28.6 women and 71.4 men, each rounded down (short by less than a contact per cell, as any area)
+    assert result.unit_lines.set_index("unit")["contacts"].to_dict() == {"pc_2611": 25, "pc_2612": 99}
+    cover = next(r for r in result.rules if r.kind == "coverage")
+    assert cover.status == "binds" and "in each of 1 neighbourhood area(s)" in cover.stated, cover.stated
