@@ -53,8 +53,20 @@ def _flyer_lines(prepared, budget: float) -> tuple[int, int, float]:
     return int(len(set(zip(flyer["message"], place, strict=True)))), int(place.nunique()), float(flyer["spend"].sum())
 
 
-def score_world(folder: Path, budget_shares: Sequence[float], say) -> pd.DataFrame:
-    """One world's rows of the comparison (see the module's docstring)."""
+def neighbourhood_floor(policy, min_contacts: float):
+    """``policy`` with its coverage floors per municipality replaced by one per print unit: every unit with residents
+    of poorer neighbourhoods at least ``min_contacts`` flyer contacts with them."""
+    from uplift.specs.planning import PlanningPolicy
+
+    floors = [f.model_dump() for f in policy.coverage_floors if f.area != "municipality"]
+    floors.append({"name": "poorer_units", "area": "neighbourhood", "group": "poorer_neighbourhoods",
+                   "channels": ["flyer"], "min_contacts": min_contacts, "segment_kinds": ["targetable"]})
+    return PlanningPolicy.model_validate({**policy.model_dump(), "coverage_floors": floors})
+
+
+def score_world(folder: Path, budget_shares: Sequence[float], say, unit_floor: float | None = None) -> pd.DataFrame:
+    """One world's rows of the comparison (see the module's docstring); with ``unit_floor``, a third way: per print
+    unit under :func:`neighbourhood_floor`."""
     from uplift.allocation import prepare_plan
     from uplift.evaluation import compare_with_oracle
     from uplift.pipeline import load_segment_spec
@@ -70,15 +82,19 @@ def score_world(folder: Path, budget_shares: Sequence[float], say) -> pd.DataFra
     budgets = budgets_at(estimated, costs, budget_shares)
     say(f"{world.name}: {len(estimated)} cells, {places['unit'].nunique()} print units, budgets {budgets}")
     out = []
-    for lines, where in (("municipality", None), ("neighbourhood", places)):
+    ways = [("municipality", None, policy), ("neighbourhood", places, policy)]
+    if unit_floor is not None:
+        ways.append((f"neighbourhood, {unit_floor:g} per poorer unit", places, neighbourhood_floor(policy, unit_floor)))
+    for lines, where, rules in ways:
         start = time.perf_counter()
-        plans = compare_with_oracle(estimated, truth, budgets=budgets, costs=costs, policy=policy, places=where).plans
+        plans = compare_with_oracle(estimated, truth, budgets=budgets, costs=costs, policy=rules, places=where).plans
         seconds = time.perf_counter() - start
-        prepared = prepare_plan(estimated, costs=costs, policy=policy, places=where)
+        prepared = prepare_plan(estimated, costs=costs, policy=rules, places=where)
         for budget, share in zip(budgets, budget_shares, strict=True):
             at = plans[plans["budget"] == budget].set_index("plan")
             bought, units, spend = _flyer_lines(prepared, budget)
             out.append({"world": world.name, "budget_share": share, "budget": budget, "flyer_lines": lines,
+                        "status": at.loc["recommended", "status"],
                         "true_conversions": at.loc["recommended", "true_conversions"],
                         "oracle_true_conversions": at.loc["oracle", "true_conversions"],
                         "share_of_own_oracle": at.loc["recommended", "share_of_oracle"],
@@ -96,16 +112,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--worlds", type=Path, nargs="+", required=True, help="captured world folders")
     p.add_argument("--budget-shares", type=float, nargs="+", default=[0.1])
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--unit-floor", type=float, help="also plan per unit with this many flyer contacts per poorer unit "
+                                                    "in place of the coverage floor per municipality")
     args = p.parse_args(argv)
 
     def say(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    frame = pd.concat([score_world(f, args.budget_shares, say) for f in args.worlds], ignore_index=True)
+    frame = pd.concat([score_world(f, args.budget_shares, say, args.unit_floor) for f in args.worlds],
+                      ignore_index=True)
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "flyerunits.csv", index=False)
     command = "python -m benchmarks.flyerunits " + shlex.join(argv if argv is not None else sys.argv[1:])
-    columns = ["world", "budget_share", "flyer_lines", "true_conversions", "share_of_own_oracle",
+    columns = ["world", "budget_share", "flyer_lines", "status", "true_conversions", "share_of_own_oracle",
                "share_of_best_oracle", "lines_bought", "places_bought", "flyer_spend", "seconds"]
     (args.out / "report.md").write_text("\n".join([
         "# Flyer lines per neighbourhood against per municipality", "", f"`{command}`", "",
