@@ -119,6 +119,23 @@ def test_plan_handoff_and_attribution(workdir):
     funded = set(plan.loc[plan["contacts"] > 0, "channel"])
     kinds = {"meta": "ad_sets", "linkedin": "ad_sets", "flyer": "print_runs", "email": "mailings"}
     assert funded and {f"{c}_{kinds[c]}.csv" for c in funded} == set(sheets)
+    assert "Print runs planned per neighbourhood" not in out  # this catalogue's flyer selects every dimension
+    # a flyer that selects neighbourhoods only, given the audience, is planned per print unit (this small model's
+    # unit lines all mix to a negative effect, so the flyer's minimum spend is set aside and no run is bought here;
+    # tests/test_unitlines.py hands funded runs over): the plan and its files still add up
+    costs = yaml.safe_load((workdir / "costs.yaml").read_text())
+    costs["channels"]["flyer"]["targeting"] = ["neighbourhood"]
+    (workdir / "costs_units.yaml").write_text(yaml.safe_dump(costs))
+    units = uplift("plan", "--budget", "3000", "--out", "out/plan_u.csv", "--handoff", "out/handoff_u", "--wave", "3",
+                   "--start", "2026-03-02", "--audience", "data/sim/audience.parquet", "--costs", "costs_units.yaml",
+                   "--set", "min_spend={}", "--no-prices", cwd=workdir).stdout
+    assert "Print runs planned per neighbourhood" in units
+    assert json.loads((workdir / "out" / "handoff_u" / "manifest.json").read_text())["adds_up"]
+    flyer = pd.read_csv(workdir / "out" / "plan_u.csv").query("channel == 'flyer' and contacts > 0")
+    if len(flyer):
+        runs = pd.read_csv(workdir / "out" / "handoff_u" / "flyer_print_runs.csv")
+        assert runs["utm_term"].str.contains("pc_").all()
+        assert runs["planned_contacts"].sum() == flyer["contacts"].sum()
     enrolments, truth = visits_from_sheets(sheets, rate=0.02, start=pd.Timestamp("2026-03-02").date(), seed=1)
     broken = enrolments.head(3).assign(
         visit_url=enrolments["visit_url"].head(3).str.replace("utm_source=", "utm_source=X"))

@@ -10,6 +10,10 @@ per contact is the people-weighted mix of its cells' effects, its uncertainty th
 parts each cell carries (every figure is still summed cell by cell), its reach the tiers of its people, and the
 floors, caps and breakdowns that count cells count its contacts where they land.
 
+Rows split per print unit (:mod:`uplift.allocation.unitrows`: a flyer planned per neighbourhood) are keyed by
+their unit instead: a flyer line is one message in one print unit, every cell's people living there, each cell
+weighted by its people in the unit (``unit_people``).
+
 A line also has the channel's smallest size (``min_line_spend`` EUR per ad set or mailing, ``min_print_run``
 copies of ``people_per_copy`` contacts per print run): the contacts its reach curve sells for that spend, or
 the copies' contacts, plus one contact per cell for the rounding to whole contacts
@@ -117,7 +121,9 @@ def channel_lines(frame: pd.DataFrame, costs: CostCatalogue) -> ChannelLines:
     targets = cell_targeting(labels, places)
     channel = frame["channel"].astype(str).to_numpy()
     message = frame["message"].astype(str).to_numpy()
-    size = frame["size"].to_numpy(dtype=float)
+    split = "unit" in frame.columns
+    size = frame["unit_people" if split else "size"].to_numpy(dtype=float)
+    unit = frame["unit"].astype(str).to_numpy() if split else np.full(n, "", dtype=object)
     keys = np.full(n, "", dtype=object)
     coarse = np.zeros(n, dtype=bool)
     for ch in np.unique(channel):
@@ -128,8 +134,8 @@ def channel_lines(frame: pd.DataFrame, costs: CostCatalogue) -> ChannelLines:
         fine = all(d in targeting for d in ("age_band", "gender")) and (
             "municipality" in targeting or "neighbourhood" in targeting)
         coarse[on] = not fine
-        keys[on] = [f"{ch}|{m}|" + (s if fine else _key_text(line_key(targets[s], targeting)))
-                    for m, s in zip(message[on], segments[on], strict=True)]
+        keys[on] = [f"{ch}|{m}|" + (s if fine else f"unit={u}" if u else _key_text(line_key(targets[s], targeting)))
+                    for m, s, u in zip(message[on], segments[on], unit[on], strict=True)]
     with_line = keys != ""
     line = np.full(n, -1)
     codes, names = pd.factorize(pd.Series(keys[with_line]), sort=True)

@@ -333,7 +333,9 @@ def group_weights(
         raise DataError(f"{key} counts priority group {group!r}, but {source} column {column!r} is empty in "
                         f"{int(np.isnan(values).sum())} row(s); expected a share in every row (or none at all, for "
                         "a group the data cannot count)")
-    if (frame.assign(_v=values).groupby("segment")["_v"].nunique() > 1).any():
+    # rows split per print unit (a flyer planned per neighbourhood) carry their unit's share
+    cell = ["segment", "unit"] if "unit" in frame.columns else ["segment"]
+    if (frame.assign(_v=values).groupby(cell)["_v"].nunique() > 1).any():
         raise DataError(f"{source}: column {column!r} varies within a segment; expected one share per segment")
     if not (values > 0).any() and not allow_empty:
         raise DataError(f"{key} counts priority group {group!r}, which has no people in any segment of {source}")

@@ -157,10 +157,16 @@ def effect_draws(problem: Problem, draws: int, rng: np.random.Generator) -> np.n
     sampled = rng.normal(problem.effect, problem.own_sd, size=(draws, problem.n))
     if problem.shared.size:  # after the cells' own draws, so a problem without shared errors draws as before
         sampled += rng.standard_normal((draws, problem.shared.shape[1])) @ problem.shared.T
-    segment, arm = problem.frame["segment"].to_numpy(), problem.frame["arm"].to_numpy()
-    sampled = smoothed_draws(problem.frame, sampled)  # fitted on the parts the estimates were fitted on, if any
-    if table_rank(segment, arm, problem.effect) == 1:  # the estimates are rank-1 tables: so are the draws
+    frame, effect, parent = problem.frame, problem.effect, problem.parent
+    if parent is not None:  # rows split per print unit draw as their parent row: one estimate, one error
+        first = np.flatnonzero(np.r_[True, parent[1:] != parent[:-1]])
+        frame, effect, sampled = frame.iloc[first], effect[first], sampled[:, first]
+    segment, arm = frame["segment"].to_numpy(), frame["arm"].to_numpy()
+    sampled = smoothed_draws(frame, sampled)  # fitted on the parts the estimates were fitted on, if any
+    if table_rank(segment, arm, effect) == 1:  # the estimates are rank-1 tables: so are the draws
         sampled = low_rank_effects(segment, arm, sampled, rank=1)
+    if parent is not None:
+        sampled = sampled[:, np.cumsum(np.r_[True, parent[1:] != parent[:-1]]) - 1]
     return sampled
 
 

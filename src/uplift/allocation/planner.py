@@ -37,7 +37,8 @@ from uplift.allocation.result import (
     plan_totals,
 )
 from uplift.allocation.solve import LPSolution, breaks_tier_order, solve_value
-from uplift.errors import InfeasiblePlanError, SpecError
+from uplift.allocation.unitrows import check_places, parent_cells, split_by_places, unit_lines
+from uplift.errors import DataError, InfeasiblePlanError, SpecError
 from uplift.segments.promise import PromiseCalibration
 from uplift.specs.planning import CostCatalogue, PlanningPolicy
 
@@ -62,6 +63,10 @@ class PreparedPlan:
     best_message_rows: np.ndarray = dataclasses.field(repr=False)
     """The rows of :attr:`problem` that :attr:`best_message_problem`'s rows are, in its order."""
     floor_draws: tuple[Problem, ...] = dataclasses.field(default=(), repr=False)
+    places: pd.DataFrame | None = dataclasses.field(default=None, repr=False)
+    """The checked places table the flyer rows were split by (:mod:`uplift.allocation.unitrows`); None: none."""
+    costs: CostCatalogue | None = dataclasses.field(default=None, repr=False)
+    """The cost catalogue the LPs were built with (a flyer line's copies are counted by it)."""
     promise: PromiseCalibration | None = None
     """The held-out calibration of what the table's estimates buy (:mod:`uplift.segments.promise`), when the
     table carries one for its kind of segment (``attrs["stages"][kind]["promise"]``): a plan's expected
@@ -116,6 +121,10 @@ class PreparedPlan:
         cells = cells_table(problem, figures)
         floors = floor_checks(problem, cells, self.segment_kind)
         rules = rule_prices(solved, solution, explored=explored, budget=budget) if prices else ()
+        lines = None
+        if problem.parent is not None:  # flyer rows split per print unit: the plan's lines, then its cells
+            lines = unit_lines(cells, problem.frame, self.places, self.costs)
+            cells = parent_cells(cells, problem.frame)
         return PlanResult(
             cells=cells,
             totals=totals,
@@ -127,6 +136,7 @@ class PreparedPlan:
             gains=gains,
             floors=floors,
             rules=rules,
+            unit_lines=lines,
         )
 
     @functools.cached_property
@@ -196,10 +206,11 @@ class PreparedPlan:
 
     def reference_plans(self, budget: float) -> dict[str, pd.DataFrame]:
         """The cells tables of the reference plans at ``budget``; see :func:`reference_plans`."""
-        return {
-            name: plan_cells(problem, total=allocation)
-            for name, (problem, allocation, _) in self.reference_allocations(_checked_budget(budget)).items()
-        }
+        out = {}
+        for name, (problem, allocation, _) in self.reference_allocations(_checked_budget(budget)).items():
+            cells = plan_cells(problem, total=allocation)
+            out[name] = cells if problem.parent is None else parent_cells(cells, problem.frame)
+        return out
 
     def _references(
         self, budget: float, figures: dict[str, np.ndarray], spend: float
@@ -243,7 +254,7 @@ class PreparedPlan:
 
 def prepare_plan(
     effects: pd.DataFrame, *, costs: CostCatalogue, policy: PlanningPolicy, source: str = "effects",
-    policy_source: str = "policy",
+    policy_source: str = "policy", places: pd.DataFrame | None = None, places_source: str = "places",
 ) -> PreparedPlan:
     """Check ``effects`` and build the planning LPs for ``costs`` and ``policy`` (see :class:`PreparedPlan`).
 
@@ -254,17 +265,26 @@ def prepare_plan(
     SpecError
         The policy names an unknown channel.
 
-    ``source`` and ``policy_source`` name the table and the policy in error messages.
+    ``source`` and ``policy_source`` name the table and the policy in error messages; ``places`` (and its name,
+    ``places_source``): see :func:`plan`.
     """
-    prepared = _without_floor_draws(effects, costs=costs, policy=policy, source=source, policy_source=policy_source)
+    prepared = _without_floor_draws(effects, costs=costs, policy=policy, source=source, policy_source=policy_source,
+                                    places=places, places_source=places_source)
     return dataclasses.replace(prepared, floor_draws=_drawn_problems(prepared.problem))
 
 
 def _without_floor_draws(
-    effects: pd.DataFrame, *, costs: CostCatalogue, policy: PlanningPolicy, source: str, policy_source: str = "policy"
+    effects: pd.DataFrame, *, costs: CostCatalogue, policy: PlanningPolicy, source: str, policy_source: str = "policy",
+    places: pd.DataFrame | None = None, places_source: str = "places",
 ) -> PreparedPlan:
     """:func:`prepare_plan` without the floors' effect draws, for callers that only need the LPs."""
     frame = check_effects(effects, costs, source=source)
+    if places is not None:
+        if segment_kind(frame) != "targetable":
+            raise DataError(f"{places_source}: a plan by print unit needs a table of targetable cells (age band x "
+                            f"gender x municipality); {source} is of kind {segment_kind(frame)!r}")
+        places = check_places(places, source=places_source)
+        frame = split_by_places(frame, places, costs, source=source, places_source=places_source)
     problem = build_problem(frame, costs, policy, source=source, policy_source=policy_source)
     best, rows = single_best_message_problem(frame, costs, policy, source=source)
     return PreparedPlan(
@@ -274,6 +294,8 @@ def _without_floor_draws(
         source=source,
         best_message_rows=rows,
         promise=table_promise(effects),
+        places=places,
+        costs=costs,
     )
 
 
@@ -314,6 +336,8 @@ def plan(
     prices: bool = True,
     source: str = "effects",
     policy_source: str = "policy",
+    places: pd.DataFrame | None = None,
+    places_source: str = "places",
 ) -> PlanResult:
     """Split ``budget`` over segments x arms to maximise expected incremental conversions.
 
@@ -337,6 +361,11 @@ def plan(
     prices : also price every rule (:mod:`uplift.allocation.prices`: binds or not, its dual value,
         and for a binding rule what the plan without it would buy, a re-solve per binding rule).
     source, policy_source : names of the effects table and of the policy in error messages.
+    places : people per (segment, print unit) of the audience (:func:`uplift.places.places_table`; its name in
+        errors ``places_source``). With it, the rows of a channel delivered per neighbourhood (a flyer) are
+        planned per print unit (:mod:`uplift.allocation.unitrows`): a flyer line is one message in one unit, bought
+        at its print run's minimum or not at all; the result's cells stay one per row of ``effects`` and its
+        ``unit_lines`` hold the flyer lines. None: a flyer line is a municipality's cells.
 
     Returns
     -------
@@ -353,7 +382,8 @@ def plan(
         Only with ``strict=True``, when the rules conflict.
     """
     budget = _checked_budget(budget)  # before the table is checked and the LPs are built
-    prepared = prepare_plan(effects, costs=costs, policy=policy, source=source, policy_source=policy_source)
+    prepared = prepare_plan(effects, costs=costs, policy=policy, source=source, policy_source=policy_source,
+                            places=places, places_source=places_source)
     return prepared.plan(budget=budget, strict=strict, references=references, prices=prices)
 
 

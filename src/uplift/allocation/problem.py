@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from uplift.allocation.channellines import ChannelLines, channel_lines, linking_rows
 from uplift.allocation.effects import own_sd, shared_factors
 from uplift.allocation.rules import FAMILIES, FAMILY, BaseFigures, Rows, fairness_floors
+from uplift.allocation.unitrows import parent_factors
 from uplift.specs.planning import CostCatalogue, FairnessFloor, PlanningPolicy
 
 __all__ = [
@@ -155,6 +156,9 @@ class Problem:
     solvers: SolverCache = field(default_factory=lambda: SolverCache(), compare=False, repr=False)
     lines: ChannelLines | None = field(default=None, compare=False, repr=False)
     """The cells' channel lines (:mod:`uplift.allocation.channellines`); None: every cell on its own."""
+    parent: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """Per cell, the row of the unsplit effects table it is part of, when some rows are split per print unit
+    (:mod:`uplift.allocation.unitrows`: the frame's ``parent`` column); None: every cell is a row of its own."""
 
     @property
     def n(self) -> int:
@@ -325,18 +329,30 @@ def _structure(frame: pd.DataFrame, costs: CostCatalogue, policy: PlanningPolicy
     seg_size[seg] = frame["size"].to_numpy(dtype=float)
     channels = tuple(sorted(set(frame["channel"]) | set(policy.min_spend) | set(policy.max_spend)))
     chan_of_cell = np.searchsorted(np.array(channels), frame["channel"].to_numpy(dtype=object).astype(str))
-    grp, grp_keys = pd.factorize(seg * len(channels) + chan_of_cell, sort=False)
-    grp_keys = np.asarray(grp_keys)
+    split = "parent" in frame.columns
+    # a group is (segment, channel), or (segment, channel, print unit) for rows split per unit
+    unit = pd.factorize(frame["unit"], sort=False)[0].astype(np.int64) if split else np.zeros(n, dtype=np.int64)
+    grp, grp_keys = pd.factorize((seg.astype(np.int64) * len(channels) + chan_of_cell) * (int(unit.max()) + 1) + unit,
+                                 sort=False)
+    grp_keys = np.asarray(grp_keys) // (int(unit.max()) + 1)
     grp_seg, grp_channel = grp_keys // len(channels), grp_keys % len(channels)
-    tier_grp, tier_rank, tier_cost, tier_cap = _tiers(costs, channels, grp_channel, grp_seg, seg_size)
+    grp_people = seg_size[grp_seg].copy()
+    if split:
+        grp_people[grp] = frame["unit_people"].to_numpy(dtype=float)
+    tier_grp, tier_rank, tier_cost, tier_cap = _tiers(costs, channels, grp_channel, grp_people)
     shared = shared_factors(frame)
+    own = own_sd(frame["effect_sd"].to_numpy(dtype=float), shared)
+    parent = frame["parent"].to_numpy(dtype=np.int64) if split else None
+    if split:  # a split parent's own error is one error of all its rows: a shared factor of theirs
+        own, by_parent = parent_factors(parent, own)
+        shared = np.concatenate([shared, by_parent], axis=1)
     lines = channel_lines(frame, costs)
     return Problem(
         frame=frame,
         policy=policy,
         effect=effect,
         effect_sd=frame["effect_sd"].to_numpy(dtype=float),
-        own_sd=own_sd(frame["effect_sd"].to_numpy(dtype=float), shared),
+        own_sd=own,
         shared=shared,
         seg=seg,
         segments=np.asarray(segments, dtype=object),
@@ -359,12 +375,14 @@ def _structure(frame: pd.DataFrame, costs: CostCatalogue, policy: PlanningPolicy
         row_label=(),
         row_ref=np.zeros(0, dtype=int),
         lines=lines,
+        parent=parent,
     )
 
 
-def _tiers(costs: CostCatalogue, channels: tuple[str, ...], grp_channel: np.ndarray, grp_seg: np.ndarray,
-           seg_size: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Every group gets its channel's reach tiers: per tier its group, rank in the group, price and capacity."""
+def _tiers(costs: CostCatalogue, channels: tuple[str, ...], grp_channel: np.ndarray,
+           grp_people: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every group gets its channel's reach tiers over its people: per tier its group, rank in the group, price
+    and capacity."""
     shares = [np.array([t.share for t in costs.channel(ch).tiers]) for ch in channels]
     prices = [
         np.array([t.multiplier for t in costs.channel(ch).tiers]) * costs.channel(ch).unit_cost for ch in channels
@@ -378,7 +396,7 @@ def _tiers(costs: CostCatalogue, channels: tuple[str, ...], grp_channel: np.ndar
     flat_price = np.concatenate(prices)
     offset = np.concatenate([[0], np.cumsum(n_tiers)[:-1]])
     tier_index = offset[grp_channel[tier_grp]] + tier_rank
-    return tier_grp, tier_rank, flat_price[tier_index], flat_share[tier_index] * seg_size[grp_seg[tier_grp]]
+    return tier_grp, tier_rank, flat_price[tier_index], flat_share[tier_index] * grp_people[tier_grp]
 
 
 def _equalities(effect: np.ndarray, grp: np.ndarray, tier_grp: np.ndarray, tier_cost: np.ndarray,

@@ -113,7 +113,7 @@ def _water_fill(capacity: np.ndarray, budget: float) -> np.ndarray:
 
 def best_message(frame: pd.DataFrame) -> str:
     """The message with the highest size-weighted mean effect over all its cells."""
-    weight = frame["size"].to_numpy(dtype=float)
+    weight = frame["unit_people" if "unit_people" in frame.columns else "size"].to_numpy(dtype=float)
     weighted = pd.DataFrame(
         {"message": frame["message"].to_numpy(), "we": weight * frame["effect"].to_numpy(dtype=float), "w": weight}
     ).groupby("message", sort=True)[["we", "w"]].sum()

@@ -227,6 +227,9 @@ class PlanResult:
     notes : other things a planner should know (budget left unspent and what binds, each fairness
         floor held, fell short or did not apply).
     floors : per fairness floor of the policy, how the plan stands against it (:class:`FloorCheck`).
+    unit_lines : when the plan was made per print unit (``places``), the flyer lines it buys, one row per
+        (channel, message, print unit) with contacts, copies and spend
+        (:data:`~uplift.allocation.unitrows.UNIT_LINE_COLUMNS`); None otherwise.
     rules : the price of every declared rule (:class:`~uplift.allocation.prices.RulePrice`): whether it
         binds, its dual value and, for a binding rule, what holding it costs in expected conversions.
     """
@@ -240,6 +243,7 @@ class PlanResult:
     gains: Mapping[str, PlanGain] = field(default_factory=dict)
     floors: tuple[FloorCheck, ...] = ()
     rules: tuple[RulePrice, ...] = ()
+    unit_lines: pd.DataFrame | None = None
 
 
 def plan_cells(problem: Problem, *, total: Allocation, explored: Allocation | None = None) -> pd.DataFrame:
@@ -650,13 +654,16 @@ def _coverage_shares(merged: pd.DataFrame, policy: PlanningPolicy, contacts: np.
                      source: str) -> tuple[dict[str, float], dict[str, float]]:
     """Coverage floor name -> its worst area's contacts as a share of the floor's minimum (1 or more: it holds
     everywhere), and coverage floor name -> how far below 1 the rounding of contacts down to whole people may
-    leave it (less than one contact per funded cell of the area)."""
+    leave it (less than one contact per funded cell of the area). A floor per neighbourhood over cells without a
+    neighbourhood column (a plan per print unit's) is not scored here."""
     shares: dict[str, float] = {}
     allowance: dict[str, float] = {}
     for i, cover in enumerate(policy.coverage_floors):
         if (not cover.applies_to(segment_kind(merged)) or not counts_group(merged, cover.group)
                 or group_has_nobody(merged, cover)):  # as the planner: nobody to cover, nothing to hold
             continue
+        if cover.area not in merged.columns and cover.area == "neighbourhood":
+            continue  # a floor per print unit: the plan's cells are per segment, its units are in its unit lines
         areas = coverage_cells(merged, cover, key=f"policy coverage_floors[{i}] {cover.name!r}", source=source,
                                require=False)
         got = [(float(contacts[cells] @ weight), float(weight[contacts[cells] > 0].sum()))

@@ -17,8 +17,9 @@ __all__ = ["attribute_command", "write_plan_handoff"]
 
 
 def write_plan_handoff(cells: pd.DataFrame, *, folder: Path, costs, policy, wave: int | None, start: str | None,
-                       audience: Path | None) -> dict:
-    """Write the hand-off of a plan's ``cells`` into ``folder`` and return its manifest."""
+                       audience: Path | None, unit_lines=None) -> dict:
+    """Write the hand-off of a plan's ``cells`` into ``folder`` and return its manifest (``unit_lines``: the plan's
+    flyer lines per print unit, each one print run)."""
     from uplift.data.tableio import read_table
     from uplift.handoff import (
         areas_from_audience,
@@ -49,7 +50,7 @@ def write_plan_handoff(cells: pd.DataFrame, *, folder: Path, costs, policy, wave
     else:
         areas = areas_from_region(load_spec(root / spec.region, RegionSpec))
     handoff = handoff_tables(cells, costs=costs, policy=policy, spec=spec, areas=areas, wave=wave, start=first,
-                             min_size=min_size)
+                             min_size=min_size, unit_lines=unit_lines)
     write_handoff(handoff, folder)
     return handoff.manifest
 

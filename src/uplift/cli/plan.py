@@ -64,6 +64,29 @@ def _events_table(per_event, rules, level: str) -> Table:
     return t
 
 
+def _places(audience: Path, table, threshold: int):
+    """The places of ``table``'s segments in the ``audience`` file (:func:`uplift.places.places_table`), print units
+    of at least the segment spec's ``min_size`` and the disclosure threshold."""
+    from uplift.data.tableio import read_table
+    from uplift.pipeline import load_priority_groups, load_segment_spec
+    from uplift.places import places_table
+
+    spec = load_segment_spec()
+    return places_table(read_table(audience), table["segment"].astype(str), spec,
+                        min_size=max(spec.min_size, threshold), groups=load_priority_groups(), source=str(audience))
+
+
+def _unit_lines_table(lines, top: int) -> Table:
+    """The plan's flyer lines: one print run per unit and message."""
+    t = Table(title=f"Print runs planned per neighbourhood: top {min(top, len(lines))} of {len(lines)} "
+                    f"(copies {int(lines['copies'].sum()):,})")
+    for col in ("channel", "message", "unit", "postcodes", "contacts", "copies", "spend"):
+        t.add_column(col, justify="right" if col in ("contacts", "copies", "spend") else "left")
+    for r in lines.sort_values("spend", ascending=False).head(top).itertuples():
+        t.add_row(r.channel, r.message, r.unit, r.postcodes, f"{r.contacts:,}", f"{r.copies:,}", _eur(r.spend))
+    return t
+
+
 @app.command("plan")
 def plan_command(
     budget: Annotated[float, typer.Option(help="Budget in EUR for the next wave.")],
@@ -84,8 +107,11 @@ def plan_command(
                        typer.Option(help="Also write the hand-off, one file per channel, into this folder.")] = None,
     wave: Annotated[int | None, typer.Option(help="The wave the hand-off is for (utm_campaign=wave-<n>).")] = None,
     start: Annotated[str | None, typer.Option(help="First day of the wave, YYYY-MM-DD (default: today).")] = None,
-    audience: Annotated[Path | None, typer.Option(help="The audience file whose neighbourhoods place the flyers "
-                                                       "(default: the region declaration's residents).")] = None,
+    audience: Annotated[Path | None, typer.Option(help="The audience file (one row per person) whose "
+                                                       "neighbourhoods place the flyers: with targetable segments "
+                                                       "the flyers are planned per print unit (neighbourhood) and "
+                                                       "message; without it, per municipality, handed over by the "
+                                                       "region declaration's residents.")] = None,
 ) -> None:
     """Recommend contacts and spend per segment x message x channel under costs, caps and fairness floors."""
     from uplift.allocation import cost_range, plan
@@ -122,8 +148,9 @@ def plan_command(
     if handoff is not None and wave is None:
         fail("--handoff needs --wave, the wave the plan is for (utm_campaign=wave-<n>)")
     table, events = value_plan_tables(table, rules, source=label)
+    places = _places(audience, table, threshold) if audience is not None and kind == "targetable" else None
     result = plan(table, budget=budget, costs=catalogue, policy=rules, strict=strict, prices=prices, source=label,
-                  policy_source=str(policy_path))
+                  policy_source=str(policy_path), places=places, places_source=str(audience))
     cells, per_event = event_conversions(result.cells, events, rules) if events else (result.cells, ())
     write_table(cells, out)
     manifest = None
@@ -131,7 +158,7 @@ def plan_command(
         from uplift.cli.handoff import write_plan_handoff
 
         manifest = write_plan_handoff(result.cells, folder=handoff, costs=catalogue, policy=rules, wave=wave,
-                                      start=start, audience=audience)
+                                      start=start, audience=audience, unit_lines=result.unit_lines)
 
     funded = result.cells[result.cells["contacts"] > 0].sort_values("spend", ascending=False)
     t = Table(title=f"Budget split for {_eur(budget)} ({label}, {kind} segments): top {min(top, len(funded))} of "
@@ -162,6 +189,8 @@ def plan_command(
     console.print(s)
     if per_event:
         console.print(_events_table(per_event, rules, level))
+    if result.unit_lines is not None:
+        console.print(_unit_lines_table(result.unit_lines, top))
     if result.rules:
         console.print(_rules_table(result.rules, level, on_value=bool(events)))
     if result.status != "optimal":

@@ -177,6 +177,7 @@ def compare_with_oracle(
     budgets: Sequence[float],
     costs: CostCatalogue,
     policy: PlanningPolicy,
+    places: pd.DataFrame | None = None,
 ) -> PlanComparison:
     """Plan on the estimates and on the truth at every budget; score all plans under the truth.
 
@@ -190,7 +191,8 @@ def compare_with_oracle(
     estimated : segment-effects table the product plans from. Not modified.
     true_effects : the same cells with the true effects (:func:`true_effects_table`).
     budgets : EUR amounts (each finite, >= 0).
-    costs, policy : as for :func:`uplift.allocation.plan`.
+    costs, policy, places : as for :func:`uplift.allocation.plan` (with ``places`` the oracle buys the same
+        flyer lines per print unit as the recommended plan; the cells are scored on their own truth).
 
     Returns
     -------
@@ -213,8 +215,8 @@ def compare_with_oracle(
             or not cells_est.reset_index(drop=True).equals(cells_true.reset_index(drop=True))):
         raise DataError("true_effects: expected the same (segment, arm) rows as estimated, in the same order")
     # prepared once and planned at every budget, as the service does for a planner trying budgets
-    product = prepare_plan(estimated, costs=costs, policy=policy, source="estimated")
-    truth = prepare_plan(true_effects, costs=costs, policy=policy, source="true effects")
+    product = prepare_plan(estimated, costs=costs, policy=policy, source="estimated", places=places)
+    truth = prepare_plan(true_effects, costs=costs, policy=policy, source="true effects", places=places)
     plan_rows, floor_rows = [], []
     for budget in budgets:
         rows, floors = _compare_at(budget, product, truth, true_effects, costs=costs, policy=policy)

@@ -44,10 +44,13 @@ def apportion(total: int, weights: np.ndarray) -> np.ndarray:
 
 
 def plan_lines(cells: pd.DataFrame, *, costs: CostCatalogue, areas: pd.DataFrame, min_size: int,
-               segments: pd.Series | list[str] | None = None, source: str = "cost catalogue") -> pd.DataFrame:
+               segments: pd.Series | list[str] | None = None, source: str = "cost catalogue",
+               unit_lines: pd.DataFrame | None = None) -> pd.DataFrame:
     """The lines of the funded cells of ``cells`` (a plan's cells: ``segment``, ``message``, ``channel``,
     ``contacts``, ``holdout_people``, ``spend``). ``segments``: every segment of the table the plan was made
-    over (default: those of ``cells``, which then must hold every segment, funded or not).
+    over (default: those of ``cells``, which then must hold every segment, funded or not). ``unit_lines``: the
+    flyer lines of a plan made per print unit (:attr:`uplift.allocation.PlanResult.unit_lines`): a channel of
+    theirs runs them as planned, one print run per unit and message, instead of its cells' municipality lines.
 
     Raises
     ------
@@ -66,9 +69,13 @@ def plan_lines(cells: pd.DataFrame, *, costs: CostCatalogue, areas: pd.DataFrame
         if declared.targeting is None or declared.handoff is None:
             raise SpecError(f"{source}: channels.{channel}: expected 'targeting' (the dimensions it selects people "
                             "by) and 'handoff' (ad_sets, print_run or mailing) to hand its lines over")
-        grouped = _group(rows, targets, declared.targeting)
-        if declared.handoff == "print_run":
-            grouped = _with_postcodes(grouped, areas)
+        planned = unit_lines[unit_lines["channel"] == str(channel)] if unit_lines is not None else None
+        if planned is not None and len(planned):
+            grouped = _planned_runs(planned, rows, areas, declared.targeting)
+        else:
+            grouped = _group(rows, targets, declared.targeting)
+            if declared.handoff == "print_run":
+                grouped = _with_postcodes(grouped, areas)
         frames.append(grouped.assign(channel=str(channel), kind=declared.handoff))
     if not frames:
         return pd.DataFrame(columns=list(LINE_COLUMNS))
@@ -104,6 +111,29 @@ def _group(rows: pd.DataFrame, targets: dict[str, CellTargeting], targeting: tup
     out["line"] = [code(a, g, *m) if len(m) <= 2 else code(a, g, "places", *m)
                    for a, g, m in zip(out["age_band"], out["gender"], out["municipalities"], strict=True)]
     return out
+
+
+def _planned_runs(planned: pd.DataFrame, rows: pd.DataFrame, areas: pd.DataFrame,
+                  targeting: tuple[str, ...]) -> pd.DataFrame:
+    """A channel's planned print runs (one per unit and message, :func:`uplift.allocation.unitrows.unit_lines`) as
+    lines: the unit's municipality, postcodes and their names; checked to add up to the channel's cells."""
+    for column in ("contacts", "holdout_people"):
+        if int(planned[column].sum()) != int(rows[column].sum()):
+            raise DataError(f"the plan's {column} on {rows['channel'].iloc[0]}: its print runs hold "
+                            f"{int(planned[column].sum())}, its cells {int(rows[column].sum())}; expected the lines "
+                            "of the same plan")
+    names = dict(zip(areas["postcode"].astype(str), areas["name"].astype(str), strict=True))
+    postcodes = [tuple(str(p).split("+")) for p in planned["postcodes"]]
+    return pd.DataFrame({
+        "message": planned["message"].astype(str).to_numpy(), "age_band": ALL, "gender": ALL,
+        "municipalities": [tuple(str(m).split(" + ")) for m in planned["municipality"]],
+        "not_targeted": [tuple(d for d in ("age_band", "gender") if d not in targeting)] * len(planned),
+        "contacts": planned["contacts"].to_numpy(dtype=np.int64),
+        "holdout_people": planned["holdout_people"].to_numpy(dtype=np.int64),
+        "spend": planned["spend"].to_numpy(dtype=float), "segments": list(planned["segments"]),
+        "postcodes": postcodes, "neighbourhoods": [tuple(names.get(p, "") for p in pcs) for pcs in postcodes],
+        "line": planned["unit"].astype(str).to_numpy(),
+    })
 
 
 def _with_postcodes(grouped: pd.DataFrame, areas: pd.DataFrame) -> pd.DataFrame:

@@ -54,16 +54,18 @@ def sheet_name(channel: str, kind: str) -> str:
 
 def handoff_tables(cells: pd.DataFrame, *, costs: CostCatalogue, policy: PlanningPolicy, spec: HandoffSpec,
                    areas: pd.DataFrame, wave: int, start: dt.date, min_size: int,
-                   segments: pd.Series | list[str] | None = None) -> Handoff:
+                   segments: pd.Series | list[str] | None = None, unit_lines: pd.DataFrame | None = None) -> Handoff:
     """The hand-off of a plan's ``cells`` for ``wave``, starting on ``start``.
 
     ``areas``: people per municipality and neighbourhood (:mod:`uplift.handoff.areas`); ``min_size``: the
     anonymity floor (no print run covers fewer people); ``segments``: every segment of the table the plan was
-    made over, when ``cells`` holds only the funded ones (a merged ``other`` cell is read against them).
+    made over, when ``cells`` holds only the funded ones (a merged ``other`` cell is read against them);
+    ``unit_lines``: a plan's flyer lines per print unit (:attr:`uplift.allocation.PlanResult.unit_lines`), each
+    handed over as one print run.
     """
     if wave < 1:
         raise DataError(f"wave: expected a wave number of 1 or more, got {wave}")
-    lines = plan_lines(cells, costs=costs, areas=areas, min_size=min_size, segments=segments)
+    lines = plan_lines(cells, costs=costs, areas=areas, min_size=min_size, segments=segments, unit_lines=unit_lines)
     _check_values(lines)
     total_cents = int(round(float(cells.loc[cells["contacts"] > 0, "spend"].sum()) * 100))
     lines = lines.assign(cents=_cents(lines, total_cents))

@@ -140,11 +140,10 @@ def coverage_cells(
         column, or (with ``require``) the floor counts no area (e.g. persona segments, whose area is
         ``any``), or a listed area or channel has no rows the floor counts.
     """
-    areas = _areas(frame, cover, key=key, source=source)
+    values, areas = _area_values(frame, cover, key=key, source=source)
     weight = (np.ones(len(frame)) if cover.group is None else
               group_weights(frame, cover.group, source=source, allow_empty=not require, key=key))
     counted = _on_channels(frame, cover, key=key, source=source, require=require) & (weight > 0)
-    values = frame[cover.area].astype(str).to_numpy()
     wanted = cover.areas if cover.areas is not None else sorted(set(values[counted]) - NO_AREA)
     if not wanted and require:
         raise DataError(f"{key}: no area of column {cover.area!r} in {source} has people the floor counts; expected "
@@ -162,6 +161,18 @@ def coverage_cells(
         if len(cells):
             out.append((area, cells, weight[cells]))
     return out
+
+
+def _area_values(frame: pd.DataFrame, cover: CoverageFloor, *, key: str, source: str) -> tuple[np.ndarray, list[str]]:
+    """Per row its area, and the areas. ``area: neighbourhood`` on a table whose flyer rows are split per print unit
+    (:mod:`uplift.allocation.unitrows`) and that has no neighbourhood column reads the units: a split row's area is
+    its unit, every other row's none (a channel bought per person does not deliver per neighbourhood)."""
+    if cover.area == "neighbourhood" and "neighbourhood" not in frame.columns and "unit" in frame.columns:
+        units = frame["unit"].astype(str).to_numpy()
+        values = np.where(units != "", units, "other").astype(object)
+        return values, sorted(set(values) - NO_AREA)
+    areas = _areas(frame, cover, key=key, source=source)  # checked before it is read
+    return frame[cover.area].astype(str).to_numpy(), areas
 
 
 def _areas(frame: pd.DataFrame, cover: CoverageFloor, *, key: str, source: str) -> list[str]:
