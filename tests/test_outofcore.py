@@ -98,8 +98,8 @@ def test_many_small_batches_equal_one_batch(tmp_path, region):
 
 
 def test_many_buckets_of_people_equal_one_bucket(tmp_path, region, monkeypatch):
-    """A tiny world (60 people, 3 waves: 180 exposure rows) joined in 1 bucket, in 26 (7 rows each) and in 180
-    (more buckets than people: many have no rows at all)."""
+    """A tiny world (60 people, 3 waves: 180 exposure rows) asked for 1 bucket, 26 (7 rows each) and 180 (more
+    than people: ranges of one person each), and the handmade one with a bucket per person, two without events."""
     from uplift.simulate import simulate
 
     w = simulate(region.subset(messages=["fresh_start", "free_voucher"], channels=["meta"]), people=60, waves=3,
@@ -114,6 +114,7 @@ def test_many_buckets_of_people_equal_one_bucket(tmp_path, region, monkeypatch):
         _same(folder, w.audience, w.exposures, w.enrolments, feature_set_for(w), EngineSettings(bucket_rows=bucket_rows))
         digests.add(file_digest(folder / "table.parquet"))
     assert used == [1, 26, 180] and len(digests) == 1
+    _same(tmp_path, audience(), exposures(), enrolments().iloc[:2], SPEC, EngineSettings(bucket_rows=1))  # p1 only
 
 
 def test_bucket_count_follows_the_rows():

@@ -3,11 +3,12 @@
 The same table as :func:`uplift.features.build_training_table`, row for row and dtype for dtype, from the SQL
 definition that stands beside every feature function (:class:`uplift.features.library.SqlDef`). The inputs are
 checked against their pandera contracts batch by batch (:func:`uplift.data.inputs.scan_inputs`), uniqueness and
-the cross-file rules in SQL. DuckDB then splits the three inputs into buckets of people (a hash of
-``person_id``; as many buckets as the exposures need for each to fit well within the memory limit), joins each
-key with the same person's earlier history one bucket at a time into a temporary Parquet part, and sorts the
-parts into the table in one pass that spills to a temporary folder beyond the limit. The result is written in
-row groups, atomically, so memory stays bounded however many person-waves there are.
+the cross-file rules in SQL. DuckDB then splits the three inputs into buckets of people (ranges of
+``person_id``, placed by a sample of the exposures; as many buckets as the exposures need for each to fit well
+within the memory limit), joins each key with the same person's earlier history one bucket at a time, and writes
+each bucket's rows of each wave ordered by person to a temporary Parquet part; the parts, read wave by wave and
+bucket by bucket, are the table in its order (wave, then person) with no sort over the whole table. The result
+is written in row groups, atomically, so memory stays bounded however many person-waves there are.
 """
 
 from __future__ import annotations
@@ -239,14 +240,33 @@ def _design(con, arms: tuple[str, ...], source: Path) -> pd.DataFrame:
     return design.reset_index().astype({"wave": "int64", DESIGN_CELL: "str"})
 
 
-def _split_into_buckets(con, folder: Path, buckets: int) -> None:
-    """Each of the views ``a``, ``ex`` and ``ev`` written once to ``folder/<view>/bucket=<b>/`` by a hash of
-    ``person_id``, so a person's rows are all in one bucket; an empty table ``<view>_empty`` of each keeps
-    its columns for buckets without rows."""
+_SAMPLE_ROWS = 100_000  # person ids sampled from the exposures to place the bounds between buckets
+
+
+def _bucket_bounds(con, buckets: int) -> list[str]:
+    """The person ids that open the second, third, ... bucket: evenly spaced through a sample of the exposures'
+    person ids in sorted order, so each bucket is a range of ids with about as many exposure rows as the others."""
+    if buckets == 1:
+        return []
+    sample = [r[0] for r in con.execute(f"""SELECT person_id FROM (SELECT person_id FROM ex
+        USING SAMPLE reservoir({_SAMPLE_ROWS} ROWS) REPEATABLE (7)) ORDER BY person_id""").fetchall()]
+    return list(dict.fromkeys(sample[len(sample) * i // buckets] for i in range(1, buckets)))
+
+
+def _bucket_of(bounds: list[str]) -> str:
+    """The SQL of a row's bucket: how many ``bounds`` its ``person_id`` is not below."""
+    whens = " ".join(f"WHEN person_id < {literal(b)} THEN {i}" for i, b in enumerate(bounds))
+    return f"CASE {whens} ELSE {len(bounds)} END" if bounds else "0"
+
+
+def _split_into_buckets(con, folder: Path, bounds: list[str]) -> None:
+    """Each of the views ``a``, ``ex`` and ``ev`` written once to ``folder/<view>/bucket=<b>/`` by the range of
+    ``person_id`` it falls in, so a person's rows are all in one bucket and the buckets follow the ids' order; an
+    empty table ``<view>_empty`` of each keeps its columns for buckets without rows."""
     folder.mkdir(parents=True, exist_ok=True)
     for view in _VIEWS:
         con.execute(f"CREATE TEMP TABLE {view}_empty AS SELECT * FROM {view} LIMIT 0")
-        con.execute(f"""COPY (SELECT *, hash(person_id) % {buckets} AS bucket FROM {view})
+        con.execute(f"""COPY (SELECT *, {_bucket_of(bounds)} AS bucket FROM {view})
             TO {literal(str(folder / view))} (FORMAT parquet, PARTITION_BY (bucket))""")
 
 
@@ -259,26 +279,40 @@ def _point_views_at_bucket(con, folder: Path, bucket: int) -> None:
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {rows}")
 
 
-def _write_parts(con, spec: FeatureSetSpec, arms: tuple[str, ...], folder: Path, buckets: int) -> list[Path]:
-    """The training table's rows of each bucket of people, unordered, one Parquet part per bucket (the views
-    ``a``, ``ex`` and ``ev`` are left pointing at the last bucket)."""
-    _split_into_buckets(con, folder, buckets)
-    query = training_table_sql(spec, arms, ordered=False)
-    parts = []
-    for bucket in range(buckets):
-        _point_views_at_bucket(con, folder, bucket)
-        parts.append(folder / "parts" / f"part-{bucket:05d}.parquet")
-        parts[-1].parent.mkdir(parents=True, exist_ok=True)
-        con.execute(f"COPY ({query}) TO {literal(str(parts[-1]))} (FORMAT parquet)")
+def _write_bucket(con, query: str, waves: list[int], folder: Path, bucket: int) -> dict[int, Path]:
+    """One bucket's rows of the training table, one Parquet part per wave ordered by person."""
+    _point_views_at_bucket(con, folder, bucket)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE bucket_rows AS {query}")
+    parts = {}
+    for wave in waves:
+        parts[wave] = folder / "parts" / f"wave-{wave}-bucket-{bucket:05d}.parquet"
+        con.execute(f"""COPY (SELECT * FROM bucket_rows WHERE wave = {wave} ORDER BY person_id)
+            TO {literal(str(parts[wave]))} (FORMAT parquet)""")
+    con.execute("DROP TABLE bucket_rows")
     return parts
 
 
-def _write_sorted(con, parts: list[Path], out: Path, metadata: Mapping[str, str], batch_rows: int) -> tuple[int, int]:
-    """The parts as one table ordered by wave, then person (a sort that spills beyond the memory limit), written
-    to ``out`` in row groups of ``batch_rows`` with ``metadata``; returns its rows and outcomes."""
+def _write_parts(con, spec: FeatureSetSpec, arms: tuple[str, ...], folder: Path, buckets: int) -> list[Path]:
+    """The training table's rows in parts that, read in the order returned (wave, then bucket), are ordered by
+    wave, then person (the views ``a``, ``ex`` and ``ev`` are left pointing at the last bucket)."""
+    waves = [w for (w,) in con.execute("SELECT DISTINCT wave FROM ex ORDER BY wave").fetchall()]
+    bounds = _bucket_bounds(con, buckets)
+    _split_into_buckets(con, folder, bounds)
+    (folder / "parts").mkdir()
+    query = training_table_sql(spec, arms, ordered=False)
+    if not waves:  # no exposures: a part with the table's columns and no rows
+        con.execute(f"COPY ({query}) TO {literal(str(folder / 'parts' / 'empty.parquet'))} (FORMAT parquet)")
+        return [folder / "parts" / "empty.parquet"]
+    by_bucket = [_write_bucket(con, query, waves, folder, b) for b in range(len(bounds) + 1)]
+    return [parts[wave] for wave in waves for parts in by_bucket]
+
+
+def _write_in_order(con, parts: list[Path], out: Path, metadata: Mapping[str, str], batch_rows: int) -> tuple[int, int]:
+    """The parts one after the other (DuckDB keeps the order of the files and of their rows) written to ``out`` in
+    row groups of ``batch_rows`` with ``metadata``; returns its rows and outcomes."""
     kv = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in metadata.items())
     files = f"read_parquet([{', '.join(literal(str(p)) for p in parts)}])"
-    con.execute(f"""COPY (SELECT * FROM {files} ORDER BY wave, person_id) TO {literal(str(out))}
+    con.execute(f"""COPY (SELECT * FROM {files}) TO {literal(str(out))}
         (FORMAT parquet, ROW_GROUP_SIZE {batch_rows}, KV_METADATA {{{kv}}})""")
     return con.execute(f"SELECT count(*), coalesce(sum(outcome), 0) FROM read_parquet({literal(str(out))})").fetchone()
 
@@ -355,7 +389,7 @@ def write_training_table(
             parts = _write_parts(con, spec, arms, Path(tmp) / "buckets",
                                  bucket_count(scanned["exposures"].rows, settings))
             with atomic_path(out) as tmp_out:
-                rows, outcomes = _write_sorted(con, parts, tmp_out, metadata, settings.batch_rows)
+                rows, outcomes = _write_in_order(con, parts, tmp_out, metadata, settings.batch_rows)
         finally:
             con.close()
     return TableSummary(path=out, rows=rows, people=people, waves=waves, outcome_rate=outcomes / rows if rows else 0.0,
