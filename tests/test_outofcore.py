@@ -18,7 +18,8 @@ from uplift.errors import DataError, MissingAttributesWarning, SchemaError, Spec
 from uplift.features import build_training_table
 from uplift.features.library import FEATURES, Feature
 from uplift.features import outofcore
-from uplift.features.outofcore import EngineSettings, bucket_count, memory_bytes, write_training_table
+from uplift.features.outofcore import (EngineSettings, bucket_count, memory_bytes, row_group_rows,
+                                       write_training_table)
 from uplift.pipeline import load_feature_set
 
 
@@ -125,6 +126,19 @@ def test_bucket_count_follows_the_rows():
     assert [bucket_count(10_000_000, s) for s in (low, gib)] == [15, 10]
     assert bucket_count(10, EngineSettings(bucket_rows=3)) == 4
     assert memory_bytes("1.5GB") == 1_500_000_000 and memory_bytes("64MiB") == 64 * 2**20
+
+
+def test_row_groups_shrink_under_a_small_memory_limit(tmp_path, monkeypatch):
+    """2,000 bytes a row: 2 GB keeps 1,000,000 rows, 700 MB 350,000, 64 MB 32,000; never more than batch_rows."""
+    assert [row_group_rows(EngineSettings(memory_limit=m)) for m in ("2GB", "700MB", "64MB")] == [
+        1_000_000, 350_000, 32_000]
+    assert row_group_rows(EngineSettings(memory_limit="700MB", batch_rows=5)) == 5
+    monkeypatch.setattr(outofcore, "BYTES_PER_ROW_GROUP_ROW", 10**9)  # 2 rows a row group under 2 GB
+    used = []
+    write_in_order = outofcore._write_in_order
+    monkeypatch.setattr(outofcore, "_write_in_order", lambda *a: used.append(a[-1]) or write_in_order(*a))
+    _same(tmp_path, audience(), exposures(), enrolments(), SPEC)
+    assert used == [2]
 
 
 @given(rows=st.integers(0, 10**9), per=st.integers(1, 10**7))

@@ -32,8 +32,8 @@ from uplift.features.library import SqlDef, literal, quoted, resolve
 from uplift.features.propensity import DESIGN_CELL, design_table
 from uplift.specs.features import FeatureSetSpec
 
-__all__ = ["BYTES_PER_BUCKET_ROW", "EngineSettings", "TableSummary", "bucket_count", "memory_bytes",
-           "training_table_sql", "validate_inputs", "write_training_table"]
+__all__ = ["BYTES_PER_BUCKET_ROW", "BYTES_PER_ROW_GROUP_ROW", "EngineSettings", "TableSummary", "bucket_count",
+           "memory_bytes", "row_group_rows", "training_table_sql", "validate_inputs", "write_training_table"]
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
 
@@ -44,7 +44,8 @@ class EngineSettings:
 
     Attributes
     ----------
-    batch_rows : rows per batch, both for the contract checks of the inputs and for the row groups written.
+    batch_rows : rows per batch, both for the contract checks of the inputs and for the row groups written (at
+        most :func:`row_group_rows`: fewer under a small memory limit).
     memory_limit : DuckDB's memory limit (beyond it, joins, aggregates and the sort spill to ``temp_dir``), a
         size such as ``"2GB"``, ``"700MB"`` or ``"1.5GiB"``.
     threads : DuckDB's worker threads (None: one per core).
@@ -86,6 +87,17 @@ def memory_bytes(limit: str) -> int:
         raise SpecError(f"memory_limit {limit!r}: expected a size such as '2GB', '700MB' or '1.5GiB' "
                         f"(units: {', '.join(sorted(_UNITS, key=_UNITS.get))})")
     return int(float(found[1]) * _UNITS[found[2]])
+
+
+#: memory the Parquet writer may take per row of a row group of the table (it holds row groups in order while
+#: they are written): 2,000,000,000 bytes, the default limit, for the default 1,000,000 rows
+BYTES_PER_ROW_GROUP_ROW = 2_000
+
+
+def row_group_rows(settings: EngineSettings) -> int:
+    """Rows per row group of the table: ``batch_rows``, at most one per :data:`BYTES_PER_ROW_GROUP_ROW` bytes of
+    the memory limit (so the row groups held while the table is written fit within it)."""
+    return max(1, min(settings.batch_rows, memory_bytes(settings.memory_limit) // BYTES_PER_ROW_GROUP_ROW))
 
 
 def bucket_count(exposure_rows: int, settings: EngineSettings) -> int:
@@ -309,7 +321,7 @@ def _write_parts(con, spec: FeatureSetSpec, arms: tuple[str, ...], folder: Path,
 
 def _write_in_order(con, parts: list[Path], out: Path, metadata: Mapping[str, str], batch_rows: int) -> tuple[int, int]:
     """The parts one after the other (DuckDB keeps the order of the files and of their rows) written to ``out`` in
-    row groups of ``batch_rows`` with ``metadata``; returns its rows and outcomes."""
+    row groups of ``batch_rows`` rows with ``metadata``; returns its rows and outcomes."""
     kv = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in metadata.items())
     files = f"read_parquet([{', '.join(literal(str(p)) for p in parts)}])"
     con.execute(f"""COPY (SELECT * FROM {files}) TO {literal(str(out))}
@@ -389,7 +401,7 @@ def write_training_table(
             parts = _write_parts(con, spec, arms, Path(tmp) / "buckets",
                                  bucket_count(scanned["exposures"].rows, settings))
             with atomic_path(out) as tmp_out:
-                rows, outcomes = _write_in_order(con, parts, tmp_out, metadata, settings.batch_rows)
+                rows, outcomes = _write_in_order(con, parts, tmp_out, metadata, row_group_rows(settings))
         finally:
             con.close()
     return TableSummary(path=out, rows=rows, people=people, waves=waves, outcome_rate=outcomes / rows if rows else 0.0,
