@@ -15,11 +15,9 @@ from uplift.data.inputs import load_inputs
 from uplift.data.tableio import write_table
 from uplift.data.trainingtable import TrainingTable, file_digest
 from uplift.errors import DataError, MissingAttributesWarning, SchemaError, SpecError
-from uplift.features import build_training_table
+from uplift.features import build_training_table, outofcore
 from uplift.features.library import FEATURES, Feature
-from uplift.features import outofcore
-from uplift.features.outofcore import (EngineSettings, bucket_count, memory_bytes, row_group_rows,
-                                       write_training_table)
+from uplift.features.outofcore import EngineSettings, bucket_count, memory_bytes, row_group_rows, write_training_table
 from uplift.pipeline import load_feature_set
 
 
@@ -112,7 +110,8 @@ def test_many_buckets_of_people_equal_one_bucket(tmp_path, region, monkeypatch):
     for bucket_rows in (None, 7, 1):
         folder = tmp_path / str(bucket_rows)
         folder.mkdir()
-        _same(folder, w.audience, w.exposures, w.enrolments, feature_set_for(w), EngineSettings(bucket_rows=bucket_rows))
+        settings = EngineSettings(bucket_rows=bucket_rows)
+        _same(folder, w.audience, w.exposures, w.enrolments, feature_set_for(w), settings)
         digests.add(file_digest(folder / "table.parquet"))
     assert used == [1, 26, 180] and len(digests) == 1
     _same(tmp_path, audience(), exposures(), enrolments().iloc[:2], SPEC, EngineSettings(bucket_rows=1))  # p1 only

@@ -179,7 +179,8 @@ _VIEWS = ("a", "ex", "ev")
 def _connect(settings: EngineSettings, spill: Path):
     import duckdb
 
-    config = {"memory_limit": settings.memory_limit, "temp_directory": str(spill)}
+    # insertion order kept: the table is the parts read in order (``_write_in_order``)
+    config = {"memory_limit": settings.memory_limit, "temp_directory": str(spill), "preserve_insertion_order": True}
     if settings.threads is not None:
         config["threads"] = settings.threads
     con = duckdb.connect(config=config)
