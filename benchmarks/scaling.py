@@ -9,7 +9,7 @@ around the step alone (imports excluded), wall and CPU, and its peak memory is t
 ========== ===========================================================================================
 simulate   ``uplift.simulate.chunked.write_world_in_chunks`` (chunks of 500,000 people, Parquet row groups)
 validate   ``uplift.features.outofcore.validate_inputs``: the contracts in batches, the rules across files
-features   ``uplift.features.outofcore.write_training_table`` (validation included), DuckDB, 2 GB limit
+features   ``uplift.features.outofcore.write_training_table`` (validation included), DuckDB, ``--memory-limit``
 train      ``uplift.modeling.validation.validate_model`` with ``models/pooled_lightgbm.yaml``: held-out people,
            5 folds on a stratified sample of at most ``--cv-rows`` training rows in ``--jobs`` processes, the
            final model on every training row; the table read by ``uplift.modeling.tablereader.read_for_training``
@@ -93,14 +93,17 @@ def _child(step: str, p: dict) -> dict:
                                                           seed=7))
         return {**m, "rows": summary.rows["exposures"], "people": p["people"]}
     if step == "validate":
-        from uplift.features.outofcore import validate_inputs
+        from uplift.features.outofcore import EngineSettings, validate_inputs
 
-        rows, m = _timed(lambda: validate_inputs(_paths(work), feature_set))
+        settings = EngineSettings(memory_limit=p.get("memory_limit", "2GB"))
+        rows, m = _timed(lambda: validate_inputs(_paths(work), feature_set, settings=settings))
         return {**m, "rows": rows["exposures"]}
     if step == "features":
-        from uplift.features.outofcore import write_training_table
+        from uplift.features.outofcore import EngineSettings, write_training_table
 
-        summary, m = _timed(lambda: write_training_table(_paths(work), feature_set, work / "table.parquet"))
+        settings = EngineSettings(memory_limit=p.get("memory_limit", "2GB"))
+        summary, m = _timed(lambda: write_training_table(_paths(work), feature_set, work / "table.parquet",
+                                                         settings=settings))
         return {**m, "rows": summary.rows}
     if step == "train":
         return _train(p, work)
@@ -300,7 +303,8 @@ def run_size(target: int, args: argparse.Namespace, record) -> None:
     work = args.work / f"rows_{target}"
     work.mkdir(parents=True, exist_ok=True)
     people = max(1, target // args.waves)
-    base = {"work": str(work), "people": people, "waves": args.waves, "cv_rows": args.cv_rows, "jobs": args.jobs}
+    base = {"work": str(work), "people": people, "waves": args.waves, "cv_rows": args.cv_rows, "jobs": args.jobs,
+            "memory_limit": args.memory_limit}
     exposures = _paths(work)["exposures"]
     if "simulate" not in args.steps and exposures.exists():  # a world kept from an earlier run (--keep)
         import pyarrow.parquet as pq
@@ -322,6 +326,8 @@ def run_size(target: int, args: argparse.Namespace, record) -> None:
             record({**seg, "step": "segments", "order": order + 1, "target": target,
                     "note": f"{seg['cells']:,} cells; memory: the train child's peak so far"})
             continue
+        if step in ("validate", "features"):
+            note += f"; DuckDB memory limit {args.memory_limit}"
         if step == "plan":
             note += f"; {res['cells']:,} targetable cells"
         if step == "score":
@@ -341,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS))
     p.add_argument("--cv-rows", type=int, default=1_000_000, help="CV on a stratified sample of at most this many rows")
     p.add_argument("--jobs", type=int, default=2, help="folds fitted at once in processes")
+    p.add_argument("--memory-limit", default="2GB", help="DuckDB's memory limit in validate and features")
     p.add_argument("--timeout", type=float, default=4 * 3600.0)
     p.add_argument("--keep", action="store_true", help="keep each size's world and table")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)

@@ -165,6 +165,15 @@ def test_bad_input_file_names_file_column_and_rows_and_writes_nothing(workdir, t
     assert not target.exists() and not list(tmp_path.glob(".training.parquet.*"))
 
 
+def test_a_memory_limit_that_is_not_a_size_is_refused(workdir, tmp_path):
+    target = tmp_path / "training.parquet"
+    proc = uplift("features", "--data", "data/sim", "--out", str(target), "--memory-limit", "lots", cwd=workdir,
+                  check=False)
+    err = " ".join(proc.stderr.split())
+    assert proc.returncode == 2 and "memory_limit 'lots': expected a size such as '2GB'" in err
+    assert "Traceback" not in proc.stderr and not target.exists()
+
+
 def test_unknown_spec_field_is_refused(workdir):
     spec = workdir / "typo.yaml"
     spec.write_text(yaml.safe_dump({**SMALL_SPEC, "lerner": "t"}))

@@ -6,6 +6,8 @@ import warnings
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import ROOT, feature_set_for
 from handmade import SPEC, audience, enrolments, exposures
@@ -13,9 +15,9 @@ from uplift.data.inputs import load_inputs
 from uplift.data.tableio import write_table
 from uplift.data.trainingtable import TrainingTable, file_digest
 from uplift.errors import DataError, MissingAttributesWarning, SchemaError, SpecError
-from uplift.features import build_training_table
+from uplift.features import build_training_table, outofcore
 from uplift.features.library import FEATURES, Feature
-from uplift.features.outofcore import EngineSettings, write_training_table
+from uplift.features.outofcore import EngineSettings, bucket_count, memory_bytes, row_group_rows, write_training_table
 from uplift.pipeline import load_feature_set
 
 
@@ -92,6 +94,64 @@ def test_many_small_batches_equal_one_batch(tmp_path, region):
         _same(folder, w.audience, w.exposures, w.enrolments, feature_set_for(w), settings)
         digests.add(file_digest(folder / "table.parquet"))
     assert len(digests) == 1
+
+
+def test_many_buckets_of_people_equal_one_bucket(tmp_path, region, monkeypatch):
+    """A tiny world (60 people, 3 waves: 180 exposure rows) asked for 1 bucket, 26 (7 rows each) and 180 (more
+    than people: ranges of one person each), and the handmade one with a bucket per person, two without events."""
+    from uplift.simulate import simulate
+
+    w = simulate(region.subset(messages=["fresh_start", "free_voucher"], channels=["meta"]), people=60, waves=3,
+                 seed=11)
+    used = []
+    write_parts = outofcore._write_parts
+    monkeypatch.setattr(outofcore, "_write_parts", lambda *a: used.append(a[-1]) or write_parts(*a))
+    digests = set()
+    for bucket_rows in (None, 7, 1):
+        folder = tmp_path / str(bucket_rows)
+        folder.mkdir()
+        settings = EngineSettings(bucket_rows=bucket_rows)
+        _same(folder, w.audience, w.exposures, w.enrolments, feature_set_for(w), settings)
+        digests.add(file_digest(folder / "table.parquet"))
+    assert used == [1, 26, 180] and len(digests) == 1
+    _same(tmp_path, audience(), exposures(), enrolments().iloc[:2], SPEC, EngineSettings(bucket_rows=1))  # p1 only
+
+
+def test_bucket_count_follows_the_rows():
+    """2 GB at 1,000 bytes an exposure row: 2,000,000 rows a bucket; 700 MB: 700,000; 1 GiB: 1,073,741."""
+    default, low, gib = EngineSettings(), EngineSettings(memory_limit="700MB"), EngineSettings(memory_limit="1 GiB")
+    assert [bucket_count(r, default) for r in (0, 1, 2_000_000, 2_000_001, 10_000_000, 30_000_000)] == [
+        1, 1, 1, 2, 5, 15]
+    assert [bucket_count(10_000_000, s) for s in (low, gib)] == [15, 10]
+    assert bucket_count(10, EngineSettings(bucket_rows=3)) == 4
+    assert memory_bytes("1.5GB") == 1_500_000_000 and memory_bytes("64MiB") == 64 * 2**20
+
+
+def test_row_groups_shrink_under_a_small_memory_limit(tmp_path, monkeypatch):
+    """2,000 bytes a row: 2 GB keeps 1,000,000 rows, 700 MB 350,000, 64 MB 32,000; never more than batch_rows."""
+    assert [row_group_rows(EngineSettings(memory_limit=m)) for m in ("2GB", "700MB", "64MB")] == [
+        1_000_000, 350_000, 32_000]
+    assert row_group_rows(EngineSettings(memory_limit="700MB", batch_rows=5)) == 5
+    monkeypatch.setattr(outofcore, "BYTES_PER_ROW_GROUP_ROW", 10**9)  # 2 rows a row group under 2 GB
+    used = []
+    write_in_order = outofcore._write_in_order
+    monkeypatch.setattr(outofcore, "_write_in_order", lambda *a: used.append(a[-1]) or write_in_order(*a))
+    _same(tmp_path, audience(), exposures(), enrolments(), SPEC)
+    assert used == [2]
+
+
+@given(rows=st.integers(0, 10**9), per=st.integers(1, 10**7))
+def test_buckets_are_the_fewest_that_hold_the_rows(rows, per):
+    n = bucket_count(rows, EngineSettings(bucket_rows=per))
+    assert n >= 1 and rows <= n * per and (n == 1 or rows > (n - 1) * per)
+
+
+@pytest.mark.parametrize("limit", ["lots", "2 GBs", "-1GB", ""])
+def test_a_memory_limit_that_is_not_a_size_is_a_spec_error(limit):
+    with pytest.raises(SpecError, match=r"memory_limit .*: expected a size such as '2GB'"):
+        EngineSettings(memory_limit=limit)
+    with pytest.raises(SpecError, match="bucket_rows 0: expected a whole number"):
+        EngineSettings(bucket_rows=0)
 
 
 def test_csv_inputs_are_coerced_as_the_contract_coerces(tmp_path):

@@ -24,7 +24,8 @@ def features(
     memory_limit: Annotated[
         str | None,
         typer.Option("--memory-limit",
-                     help="Memory the engine (DuckDB) may use before it spills to disk (default 2GB)."),
+                     help="Memory the engine (DuckDB) may use before it spills to disk, e.g. 2GB or 700MB (default "
+                          "2GB); people's histories are joined in buckets sized to it."),
     ] = None,
     batch_rows: Annotated[
         int | None,

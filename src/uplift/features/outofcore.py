@@ -3,13 +3,18 @@
 The same table as :func:`uplift.features.build_training_table`, row for row and dtype for dtype, from the SQL
 definition that stands beside every feature function (:class:`uplift.features.library.SqlDef`). The inputs are
 checked against their pandera contracts batch by batch (:func:`uplift.data.inputs.scan_inputs`), uniqueness and
-the cross-file rules in SQL; DuckDB joins each key with the same person's earlier history under a memory
-limit (spilling to a temporary folder beyond it), and the result is written in row groups, atomically, so
-memory stays bounded however many person-waves there are.
+the cross-file rules in SQL. DuckDB then splits the three inputs into buckets of people (ranges of
+``person_id``, placed by a sample of the exposures; as many buckets as the exposures need for each to fit well
+within the memory limit), joins each key with the same person's earlier history one bucket at a time, and writes
+each bucket's rows of each wave ordered by person to a temporary Parquet part; the parts, read wave by wave and
+bucket by bucket, are the table in its order (wave, then person) with no sort over the whole table. The result
+is written in row groups, atomically, so memory stays bounded however many person-waves there are.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +32,8 @@ from uplift.features.library import SqlDef, literal, quoted, resolve
 from uplift.features.propensity import DESIGN_CELL, design_table
 from uplift.specs.features import FeatureSetSpec
 
-__all__ = ["EngineSettings", "TableSummary", "write_training_table", "training_table_sql", "validate_inputs"]
+__all__ = ["BYTES_PER_BUCKET_ROW", "BYTES_PER_ROW_GROUP_ROW", "EngineSettings", "TableSummary", "bucket_count",
+           "memory_bytes", "row_group_rows", "training_table_sql", "validate_inputs", "write_training_table"]
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
 
@@ -38,16 +44,67 @@ class EngineSettings:
 
     Attributes
     ----------
-    batch_rows : rows per batch, both for the contract checks of the inputs and for the row groups written.
-    memory_limit : DuckDB's memory limit (beyond it, joins, aggregates and the sort spill to ``temp_dir``).
+    batch_rows : rows per batch, both for the contract checks of the inputs and for the row groups written (at
+        most :func:`row_group_rows`: fewer under a small memory limit).
+    memory_limit : DuckDB's memory limit (beyond it, joins, aggregates and the sort spill to ``temp_dir``), a
+        size such as ``"2GB"``, ``"700MB"`` or ``"1.5GiB"``.
     threads : DuckDB's worker threads (None: one per core).
-    temp_dir : where validated copies of inputs and DuckDB's spill files go (None: beside the output).
+    temp_dir : where validated copies of inputs, the buckets and DuckDB's spill files go (None: beside the output).
+    bucket_rows : exposure rows per bucket of people joined with their history at once (None: from the memory
+        limit, :data:`BYTES_PER_BUCKET_ROW` of it per row).
     """
 
     batch_rows: int = 1_000_000
     memory_limit: str = "2GB"
     threads: int | None = None
     temp_dir: Path | None = None
+    bucket_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        memory_bytes(self.memory_limit)  # a limit the buckets cannot be sized by is an error before any work
+        if self.bucket_rows is not None and self.bucket_rows < 1:
+            raise SpecError(f"bucket_rows {self.bucket_rows!r}: expected a whole number of rows >= 1 (or None)")
+
+
+#: memory a bucket of people may take per exposure row, history joins and aggregates included (measured on the
+#: demo region: see docs/benchmarks.md, "Scaling")
+BYTES_PER_BUCKET_ROW = 1_000
+
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def memory_bytes(limit: str) -> int:
+    """The bytes of a DuckDB memory limit such as ``"2GB"`` (10^9) or ``"1.5GiB"`` (2^30).
+
+    Raises
+    ------
+    SpecError
+        ``limit`` is not a number followed by one of B, KB, MB, GB, TB, KiB, MiB, GiB, TiB.
+    """
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", str(limit).lower())
+    if found is None or found[2] not in _UNITS:
+        raise SpecError(f"memory_limit {limit!r}: expected a size such as '2GB', '700MB' or '1.5GiB' "
+                        f"(units: {', '.join(sorted(_UNITS, key=_UNITS.get))})")
+    return int(float(found[1]) * _UNITS[found[2]])
+
+
+#: memory the Parquet writer may take per row of a row group of the table (it holds row groups in order while
+#: they are written): 2,000,000,000 bytes, the default limit, for the default 1,000,000 rows
+BYTES_PER_ROW_GROUP_ROW = 2_000
+
+
+def row_group_rows(settings: EngineSettings) -> int:
+    """Rows per row group of the table: ``batch_rows``, at most one per :data:`BYTES_PER_ROW_GROUP_ROW` bytes of
+    the memory limit (so the row groups held while the table is written fit within it)."""
+    return max(1, min(settings.batch_rows, memory_bytes(settings.memory_limit) // BYTES_PER_ROW_GROUP_ROW))
+
+
+def bucket_count(exposure_rows: int, settings: EngineSettings) -> int:
+    """How many buckets of people the history joins run in: enough for at most ``bucket_rows`` exposure rows
+    each (on average), at least one."""
+    per_bucket = settings.bucket_rows or max(1, memory_bytes(settings.memory_limit) // BYTES_PER_BUCKET_ROW)
+    return max(1, math.ceil(exposure_rows / per_bucket))
 
 
 @dataclass(frozen=True)
@@ -70,10 +127,11 @@ def _sql_of(name: str, spec: FeatureSetSpec) -> SqlDef:
     return sql
 
 
-def training_table_sql(spec: FeatureSetSpec, arms: tuple[str, ...]) -> str:
+def training_table_sql(spec: FeatureSetSpec, arms: tuple[str, ...], *, ordered: bool = True) -> str:
     """The query of the training table over the views ``a`` (audience), ``ex`` (exposures, ``t`` in ns and
     ``src`` the file position), ``ev`` (events, ``t`` in ns) and ``design`` (wave, design cell and one
-    ``propensity__<arm>`` per arm), ordered as the in-memory build orders it (wave, then person)."""
+    ``propensity__<arm>`` per arm), ordered as the in-memory build orders it (wave, then person) unless not
+    ``ordered``."""
     aggregates: dict[str, list[str]] = {"prior_exposures": [], "prior_events": []}
     final = []
     for name in spec.features:
@@ -110,17 +168,19 @@ SELECT k.person_id, k.wave, k.assigned_at, k.arm, k.cost_eur,
        {', '.join(final)}
 FROM ex AS k
 {chr(10).join(joins)}
-JOIN design AS d ON d.wave = k.wave AND d.design_cell = k.design_cell
-ORDER BY k.wave, k.person_id"""
+JOIN design AS d ON d.wave = k.wave AND d.design_cell = k.design_cell""" + (
+        "\nORDER BY k.wave, k.person_id" if ordered else "")
 
 
 _ALIASES = {"prior_exposures": "pe", "prior_events": "pv"}
+_VIEWS = ("a", "ex", "ev")
 
 
 def _connect(settings: EngineSettings, spill: Path):
     import duckdb
 
-    config = {"memory_limit": settings.memory_limit, "temp_directory": str(spill)}
+    # insertion order kept: the table is the parts read in order (``_write_in_order``)
+    config = {"memory_limit": settings.memory_limit, "temp_directory": str(spill), "preserve_insertion_order": True}
     if settings.threads is not None:
         config["threads"] = settings.threads
     con = duckdb.connect(config=config)
@@ -193,6 +253,83 @@ def _design(con, arms: tuple[str, ...], source: Path) -> pd.DataFrame:
     return design.reset_index().astype({"wave": "int64", DESIGN_CELL: "str"})
 
 
+_SAMPLE_ROWS = 100_000  # person ids sampled from the exposures to place the bounds between buckets
+
+
+def _bucket_bounds(con, buckets: int) -> list[str]:
+    """The person ids that open the second, third, ... bucket: evenly spaced through a sample of the exposures'
+    person ids in sorted order, so each bucket is a range of ids with about as many exposure rows as the others."""
+    if buckets == 1:
+        return []
+    sample = [r[0] for r in con.execute(f"""SELECT person_id FROM (SELECT person_id FROM ex
+        USING SAMPLE reservoir({_SAMPLE_ROWS} ROWS) REPEATABLE (7)) ORDER BY person_id""").fetchall()]
+    return list(dict.fromkeys(sample[len(sample) * i // buckets] for i in range(1, buckets)))
+
+
+def _bucket_of(bounds: list[str]) -> str:
+    """The SQL of a row's bucket: how many ``bounds`` its ``person_id`` is not below."""
+    whens = " ".join(f"WHEN person_id < {literal(b)} THEN {i}" for i, b in enumerate(bounds))
+    return f"CASE {whens} ELSE {len(bounds)} END" if bounds else "0"
+
+
+def _split_into_buckets(con, folder: Path, bounds: list[str]) -> None:
+    """Each of the views ``a``, ``ex`` and ``ev`` written once to ``folder/<view>/bucket=<b>/`` by the range of
+    ``person_id`` it falls in, so a person's rows are all in one bucket and the buckets follow the ids' order; an
+    empty table ``<view>_empty`` of each keeps its columns for buckets without rows."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for view in _VIEWS:
+        con.execute(f"CREATE TEMP TABLE {view}_empty AS SELECT * FROM {view} LIMIT 0")
+        con.execute(f"""COPY (SELECT *, {_bucket_of(bounds)} AS bucket FROM {view})
+            TO {literal(str(folder / view))} (FORMAT parquet, PARTITION_BY (bucket))""")
+
+
+def _point_views_at_bucket(con, folder: Path, bucket: int) -> None:
+    """The views ``a``, ``ex`` and ``ev`` replaced by the rows of one bucket."""
+    for view in _VIEWS:
+        files = folder / view / f"bucket={bucket}"
+        rows = (f"read_parquet({literal(str(files / '*.parquet'))}, hive_partitioning = false)"
+                if files.is_dir() else f"{view}_empty")
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {rows}")
+
+
+def _write_bucket(con, query: str, waves: list[int], folder: Path, bucket: int) -> dict[int, Path]:
+    """One bucket's rows of the training table, one Parquet part per wave ordered by person."""
+    _point_views_at_bucket(con, folder, bucket)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE bucket_rows AS {query}")
+    parts = {}
+    for wave in waves:
+        parts[wave] = folder / "parts" / f"wave-{wave}-bucket-{bucket:05d}.parquet"
+        con.execute(f"""COPY (SELECT * FROM bucket_rows WHERE wave = {wave} ORDER BY person_id)
+            TO {literal(str(parts[wave]))} (FORMAT parquet)""")
+    con.execute("DROP TABLE bucket_rows")
+    return parts
+
+
+def _write_parts(con, spec: FeatureSetSpec, arms: tuple[str, ...], folder: Path, buckets: int) -> list[Path]:
+    """The training table's rows in parts that, read in the order returned (wave, then bucket), are ordered by
+    wave, then person (the views ``a``, ``ex`` and ``ev`` are left pointing at the last bucket)."""
+    waves = [w for (w,) in con.execute("SELECT DISTINCT wave FROM ex ORDER BY wave").fetchall()]
+    bounds = _bucket_bounds(con, buckets)
+    _split_into_buckets(con, folder, bounds)
+    (folder / "parts").mkdir()
+    query = training_table_sql(spec, arms, ordered=False)
+    if not waves:  # no exposures: a part with the table's columns and no rows
+        con.execute(f"COPY ({query}) TO {literal(str(folder / 'parts' / 'empty.parquet'))} (FORMAT parquet)")
+        return [folder / "parts" / "empty.parquet"]
+    by_bucket = [_write_bucket(con, query, waves, folder, b) for b in range(len(bounds) + 1)]
+    return [parts[wave] for wave in waves for parts in by_bucket]
+
+
+def _write_in_order(con, parts: list[Path], out: Path, metadata: Mapping[str, str], batch_rows: int) -> tuple[int, int]:
+    """The parts one after the other (DuckDB keeps the order of the files and of their rows) written to ``out`` in
+    row groups of ``batch_rows`` rows with ``metadata``; returns its rows and outcomes."""
+    kv = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in metadata.items())
+    files = f"read_parquet([{', '.join(literal(str(p)) for p in parts)}])"
+    con.execute(f"""COPY (SELECT * FROM {files}) TO {literal(str(out))}
+        (FORMAT parquet, ROW_GROUP_SIZE {batch_rows}, KV_METADATA {{{kv}}})""")
+    return con.execute(f"SELECT count(*), coalesce(sum(outcome), 0) FROM read_parquet({literal(str(out))})").fetchone()
+
+
 def validate_inputs(
     paths: Mapping[str, str | Path], spec: FeatureSetSpec, *, settings: EngineSettings = EngineSettings()
 ) -> dict[str, int]:
@@ -233,7 +370,7 @@ def write_training_table(
     paths : ``audience``, ``exposures`` and ``enrolments`` files (Parquet or CSV).
     spec : the feature set; every feature needs an SQL definition.
     out : the ``.parquet`` file to write.
-    settings : batch size, memory limit, threads, temporary folder.
+    settings : batch size, memory limit (which also sizes the buckets of people), threads, temporary folder.
 
     Raises
     ------
@@ -261,13 +398,11 @@ def write_training_table(
             spec = features_for_audience(spec, scanned["audience"].columns)
             con.register("design", _design(con, arms, scanned["exposures"].source))
             metadata = table_metadata(feature_columns(spec), arms, spec.control_arm, spec.outcome.describe())
-            kv = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in metadata.items())
-            with atomic_path(out) as tmp_out:
-                con.execute(f"""COPY ({training_table_sql(spec, arms)}) TO {literal(str(tmp_out))}
-                    (FORMAT parquet, ROW_GROUP_SIZE {settings.batch_rows}, KV_METADATA {{{kv}}})""")
-                rows, outcomes = con.execute(
-                    f"SELECT count(*), coalesce(sum(outcome), 0) FROM read_parquet({literal(str(tmp_out))})").fetchone()
             people, waves = con.execute("SELECT count(DISTINCT person_id), count(DISTINCT wave) FROM ex").fetchone()
+            parts = _write_parts(con, spec, arms, Path(tmp) / "buckets",
+                                 bucket_count(scanned["exposures"].rows, settings))
+            with atomic_path(out) as tmp_out:
+                rows, outcomes = _write_in_order(con, parts, tmp_out, metadata, row_group_rows(settings))
         finally:
             con.close()
     return TableSummary(path=out, rows=rows, people=people, waves=waves, outcome_rate=outcomes / rows if rows else 0.0,
