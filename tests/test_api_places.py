@@ -59,6 +59,7 @@ def plan(api):
 
 def test_a_training_run_logs_its_targetable_segments_places(bundle):
     from uplift.allocation.unitrows import PLACE_COLUMNS
+    from uplift.pipeline import load_segment_spec
     from uplift.specs.disclosure import load_disclosure_policy
 
     places = bundle.places
@@ -66,10 +67,12 @@ def test_a_training_run_logs_its_targetable_segments_places(bundle):
     targetable = set(bundle.segments_of("targetable")["segment"])
     assert targetable <= set(places["segment"])  # every served cell has its places
     assert places["unit"].str.startswith("pc_").all() and (places["people"] > 0).all()
-    # a print unit holds at least the threshold's people of the audience; its targetable people are most of them
+    # a print unit holds at least the segment floor's and the threshold's people of the training rows (here every
+    # one of them is in a targetable cell: 49 units of 231 to 889 people)
     per_unit = places.groupby("unit")["people"].sum()
-    threshold = load_disclosure_policy(None).threshold
-    assert per_unit.min() >= 0.5 * threshold and len(per_unit) > 10
+    floor = max(load_segment_spec().min_size, load_disclosure_policy(None).threshold)
+    assert per_unit.min() >= floor and len(per_unit) > 10
+    assert places.groupby("unit")["municipality"].nunique().max() == 1  # a unit never spans municipalities
 
 
 def test_a_plan_answers_its_print_runs_which_add_up_to_its_flyer_cells(plan):
@@ -106,6 +109,28 @@ def test_the_handoff_prints_the_planned_runs_to_the_cent(api, plan):
     assert all(all(pc in str(sheet) for pc in planned)
                for sheet, planned in zip(got["postcodes"], want["postcodes"], strict=True))
     assert round(runs["spend_eur"].sum(), 2) == round(lines["spend"].sum(), 2)
+
+
+def test_the_plan_page_lists_the_print_runs_with_the_answers_numbers(plan):
+    from datetime import UTC, datetime
+
+    from uplift.api.routes.pages import plan_context
+    from uplift.api.web.numbers import count, eur
+    from uplift.api.web.render import render
+    from uplift.api.web.sessions import Session
+
+    html = render("plan.html", session=Session("anna", "d", "csrf-token", datetime.now(UTC)),
+                  **plan_context(plan, {}, current_version=plan["model_version"]))
+    table = html[html.index('id="print-runs"'):]
+    table = table[:table.index("</table>")]
+    rows = table[table.index("<tbody>"):].split("<tr>")[1:]
+    assert len(rows) == len(plan["unit_lines"])
+    for row, line in zip(rows, plan["unit_lines"], strict=True):  # in the answer's order
+        unit = row.split('<th scope="row">', 1)[1].split("</th>", 1)[0]
+        cells = [c.split(">", 1)[1] for c in row.split("</th>", 1)[1].split("</td>")[:-1]]
+        assert [unit, *cells] == [line["unit"], line["municipality"], ", ".join(line["postcodes"]), line["message"],
+                                  line["channel"], count(line["contacts"]), count(line["copies"]),
+                                  count(line["holdout_people"]), eur(line["spend"], cents=True)]
 
 
 def test_a_model_without_places_plans_municipality_lines_and_says_so(bundle, served):
