@@ -597,7 +597,7 @@ class _Tables:
 def _bundle():
     from types import SimpleNamespace
 
-    return SimpleNamespace(name="uplift-registration", version=1, run_id="abc", compute=None)
+    return SimpleNamespace(name="uplift-registration", version=1, run_id="abc", compute=None, places=None)
 
 
 def test_the_service_refuses_a_value_saying_what_is_missing():

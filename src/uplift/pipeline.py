@@ -176,6 +176,25 @@ def _segment_tables(report: ValidationReport, table: TrainingTable, spec: Segmen
     return served, gate
 
 
+def training_places(report: ValidationReport, segments: pd.DataFrame | None, spec: SegmentSpec,
+                    disclosure: DisclosurePolicy, groups: PriorityGroups | None = None) -> pd.DataFrame | None:
+    """The places of the served table's targetable segments in the rows it was built from
+    (:func:`uplift.places.places_table`: people per segment and print unit, with each priority group's share),
+    print units of at least the segment spec's ``min_size`` and the disclosure threshold, as ``uplift plan
+    --audience`` counts them. None without segments, targetable ones, or the rows' neighbourhoods."""
+    from uplift.places import places_table
+
+    if segments is None:
+        return None
+    rows = report.out_of_sample()[0].frame
+    targetable = segments.loc[segments["kind"] == "targetable", "segment"].astype(str)
+    if targetable.empty or not {"person_id", "municipality", "neighbourhood"} <= set(rows.columns):
+        return None
+    groups = groups if groups is not None else load_priority_groups()
+    return places_table(rows, targetable.unique(), spec, min_size=max(spec.min_size, disclosure.threshold),
+                        groups=groups, source="training rows")
+
+
 def with_campaign_economics(table: TrainingTable, use: ModelUse) -> TrainingTable:
     """A campaign table with the economics of ``serve/`` when ``serve/policy.yaml`` declares a value per
     conversion (the contact costs of ``serve/costs.yaml``); other tables as they are."""
@@ -216,7 +235,9 @@ def train_and_log(
     ``disclosure`` (default: the policy file named by ``settings.disclosure``, else ``serve/disclosure.yaml``); the
     returned :attr:`TrainedModel.segments` is the full, internal table. The segment tables get each segment's
     share of every priority group (``groups``, default ``serve/groups.yaml`` when the project has one;
-    :func:`uplift.segments.composition.with_composition`). ``tags`` go on the run and the registered version.
+    :func:`uplift.segments.composition.with_composition`), and the run keeps the targetable segments' places
+    (:func:`training_places`, internal) for the service to plan flyers per print unit. ``tags`` go on the run and the
+    registered version.
     """
     spec = load_spec(spec_path, ModelSpec)
     use = use or campaign_use(outcome_event)
@@ -228,11 +249,12 @@ def train_and_log(
         progress("segment effects")
     segments, gate_segments = (_segment_tables(done.report, done.table, segment_spec, groups)
                                if use.kind == "campaign" else (None, None))
+    places = training_places(done.report, segments, segment_spec, disclosure, groups)
     checks = _truth_checks(done.report, truth, outcome_event, segments, segment_spec)
     if progress:
         progress("register and judge against the champion")
     run = _RunContext(settings, data_source, use, segment_spec, disclosure, tags)
-    record = _log_run(done, spec_path, run, checks, segments, gate_segments)
+    record = _log_run(done, spec_path, run, checks, segments, gate_segments, places)
     return TrainedModel(
         spec=spec,
         report=done.logged,
@@ -289,7 +311,7 @@ class _RunContext:
 
 
 def _log_run(done: Validated, spec_path: Path, run: _RunContext, checks: _TruthChecks,
-             segments: pd.DataFrame | None, gate_segments: pd.DataFrame | None):
+             segments: pd.DataFrame | None, gate_segments: pd.DataFrame | None, places: pd.DataFrame | None = None):
     """Log the run to MLflow, register the model and judge it against the champion."""
     from uplift.tracking.runs import configure, log_training
 
@@ -313,4 +335,5 @@ def _log_run(done: Validated, spec_path: Path, run: _RunContext, checks: _TruthC
         gate_segments=planner_table(gate_segments) if gate_segments is not None else None,
         segment_spec=run.segment_spec,
         tags=run.tags,
+        places=places,
     )

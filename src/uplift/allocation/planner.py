@@ -121,10 +121,10 @@ class PreparedPlan:
         cells = cells_table(problem, figures)
         floors = floor_checks(problem, cells, self.segment_kind)
         rules = rule_prices(solved, solution, explored=explored, budget=budget) if prices else ()
-        lines = None
+        lines = split = None
         if problem.parent is not None:  # flyer rows split per print unit: the plan's lines, then its cells
             lines = unit_lines(cells, problem.frame, self.places, self.costs)
-            cells = parent_cells(cells, problem.frame)
+            split, cells = cells, parent_cells(cells, problem.frame)
         return PlanResult(
             cells=cells,
             totals=totals,
@@ -137,6 +137,7 @@ class PreparedPlan:
             floors=floors,
             rules=rules,
             unit_lines=lines,
+            split_cells=split,
         )
 
     @functools.cached_property

@@ -230,6 +230,9 @@ class PlanResult:
     unit_lines : when the plan was made per print unit (``places``), the flyer lines it buys, one row per
         (channel, message, print unit) with contacts, copies and spend
         (:data:`~uplift.allocation.unitrows.UNIT_LINE_COLUMNS`); None otherwise.
+    split_cells : when the plan was made per print unit, its cells per row of the split table (aligned with the
+        problem's rows, e.g. for :func:`~uplift.allocation.breakdown.plan_breakdown`) before they are summed back
+        to ``cells``; None otherwise.
     rules : the price of every declared rule (:class:`~uplift.allocation.prices.RulePrice`): whether it
         binds, its dual value and, for a binding rule, what holding it costs in expected conversions.
     """
@@ -244,6 +247,7 @@ class PlanResult:
     floors: tuple[FloorCheck, ...] = ()
     rules: tuple[RulePrice, ...] = ()
     unit_lines: pd.DataFrame | None = None
+    split_cells: pd.DataFrame | None = field(default=None, repr=False)
 
 
 def plan_cells(problem: Problem, *, total: Allocation, explored: Allocation | None = None) -> pd.DataFrame:

@@ -134,6 +134,10 @@ class ModelBundle:
     compute: Any = None
     released: pd.DataFrame | None = None  # the released segment table (uplift.segments.release), same segments
     provenance: Provenance = field(default_factory=Provenance)
+    # the targetable segments' people per print unit (uplift.places.places_table), logged with the training run;
+    # internal (never released): flyers are planned per print unit with it. None: the run logged none (flyer lines
+    # per municipality)
+    places: pd.DataFrame | None = None
 
     def segments_of(self, kind: str) -> pd.DataFrame:
         """The segment rows of ``kind`` (empty frame if none)."""
@@ -163,9 +167,10 @@ def registry_resolver(client, name: str, alias: str) -> Callable[[], str]:
 def registry_loader(client, name: str, alias: str, *, min_segment_size: int,
                     disclosure: DisclosurePolicy | None = None) -> Callable[[str], ModelBundle]:
     """A function loading version ``v`` of ``name`` into a :class:`ModelBundle` (raises if it is broken);
-    its released segment table is the one ``disclosure`` (default: the default policy) allows."""
+    its released segment table is the one ``disclosure`` (default: the default policy) allows; its places table
+    (:func:`~uplift.tracking.registry.load_places`) when the run logged one."""
     from uplift.tracking.pyfunc import UpliftPyfunc
-    from uplift.tracking.registry import load_released_segments, load_segments, resolve_version
+    from uplift.tracking.registry import load_places, load_released_segments, load_segments, resolve_version
     from uplift.tracking.storedmodel import load_pyfunc
 
     disclosure = disclosure or DisclosurePolicy()
@@ -201,6 +206,7 @@ def registry_loader(client, name: str, alias: str, *, min_segment_size: int,
             by_kind={str(k): g.reset_index(drop=True) for k, g in safe.groupby("kind", sort=False)},
             released=released[released["segment"].isin(safe["segment"])].reset_index(drop=True),
             provenance=provenance(mv, run),
+            places=load_places(client, mv),
         )
 
     return load

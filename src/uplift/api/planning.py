@@ -22,6 +22,7 @@ import pydantic_core
 from uplift.allocation.breakdown import plan_breakdown
 from uplift.allocation.curve import CURVE_POINTS, budget_curve, curve_budgets
 from uplift.allocation.planner import PreparedPlan
+from uplift.allocation.unitrows import by_unit
 from uplift.api.footprint import array_bytes
 from uplift.api.handlers import RequestFieldError
 from uplift.api.modelstore import ModelBundle, safe_segments
@@ -126,6 +127,7 @@ class _Ready:
     shown: np.ndarray
     nbytes: int = 0  # what its arrays hold (uplift.api.footprint.array_bytes)
     value: _ValueTables | None = None  # a plan on value: each event's table, scored after the plan
+    notes: tuple[str, ...] = ()  # what every plan made from it says (flyer lines per municipality, and why)
 
 
 @dataclass(frozen=True)
@@ -249,9 +251,11 @@ class PlanService:
         from uplift.allocation import prepare_plan
 
         found = self._funnel_table(bundle, policy) if policy.value is not None else None
+        places, notes = _places_for(bundle, request, found is not None)
         key = json.dumps(
             [bundle.name, bundle.version, request.kind, request.channels, request.messages,
-             policy.model_dump(mode="json"), costs.model_dump(mode="json")] + ([found.run_id] if found else []),
+             policy.model_dump(mode="json"), costs.model_dump(mode="json"), places is not None]
+            + ([found.run_id] if found else []),
             sort_keys=True, separators=(",", ":"),
         )
         with self._lock:
@@ -261,11 +265,14 @@ class PlanService:
                 return hit
         table, source, value = self._planned_table(bundle, request, policy, found)
         with _planner_errors():
-            prepared = prepare_plan(table, costs=costs, policy=policy, source=source)
-        cells = prepared.problem.frame  # a plan's cells are these rows, in this order
+            prepared = prepare_plan(table, costs=costs, policy=policy, source=source, places=places,
+                                    places_source=f"{bundle.name} v{bundle.version} places")
+        if not any(by_unit(costs.channel(str(c))) for c in table["channel"].unique()):
+            notes = ()  # no flyer channel in the plan: nothing to say about flyer lines
+        cells = _cell_rows(prepared)  # a plan's cells are these rows, in this order
         labels = _label_arrays(cells)
         ready = _Ready(plan=prepared, labels=labels, shown=cells["size"].to_numpy() >= self.min_segment_size,
-                       nbytes=array_bytes((prepared, labels, value)), value=value)
+                       nbytes=array_bytes((prepared, labels, value)), value=value, notes=notes)
         with self._lock:
             self._prepared[key] = ready
             held = sum(r.nbytes for r in self._prepared.values())
@@ -288,7 +295,8 @@ class PlanService:
         return {
             "status": result.status,
             "conflicts": list(result.conflicts),
-            "notes": list(result.notes) + (list(ready.value.notes) if ready.value is not None else []),
+            "notes": list(result.notes) + (list(ready.value.notes) if ready.value is not None else [])
+                     + list(ready.notes),
             "value": value,
             "totals": _totals(result.totals.as_dict(), policy.interval),
             "references": {name: _totals(t.as_dict(), policy.interval) for name, t in result.references.items()},
@@ -296,7 +304,9 @@ class PlanService:
             "floors": [{**f.as_dict(), "share": finite_or_none(f.share)} for f in result.floors],
             "rules": [_rule({**r.as_dict(), "text": r.describe("expected value")} if value else r.as_dict())
                       for r in result.rules],
-            "breakdown": [_part(p.as_dict()) for p in plan_breakdown(prepared.problem, cells)],
+            "breakdown": [_part(p.as_dict()) for p in plan_breakdown(
+                prepared.problem, cells if result.split_cells is None else result.split_cells)],
+            "unit_lines": None if result.unit_lines is None else _unit_lines(result.unit_lines, cells.iloc[funded]),
             "cells_json": _cells_json(cells, funded, ready.labels),
         }
 
@@ -346,10 +356,11 @@ def _computed(bundle: ModelBundle, request: PlanRequest, body: dict) -> Computed
     """
     cells_json = body.pop("cells_json")
     fields = {"status", "conflicts", "notes", "totals", "references", "gains", "floors", "rules", "breakdown", "cells"}
-    if body.get("value") is None:  # a plan on registrations: its body as it has always been, without the field
-        body.pop("value", None)
-    else:
-        fields.add("value")
+    for optional in ("value", "unit_lines"):  # absent when the plan has none (not null)
+        if body.get(optional) is None:
+            body.pop(optional, None)
+        else:
+            fields.add(optional)
     checked = PlanResponse.model_validate(
         {"id": uuid.uuid4().hex, "created_at": datetime.now().astimezone(), "model_name": bundle.name,
          "model_version": bundle.version, "request": request, **body, "cells": []}
@@ -388,6 +399,52 @@ def _value(result, value: _ValueTables, policy: PlanningPolicy) -> dict:
                        (("expected_conversions", e.expected), ("lo", e.lo), ("hi", e.hi))},
                     "interval": float(policy.interval)} for e in per_event],
     }
+
+
+NO_PLACES_NOTE = ("flyer lines are per municipality: model v{version}'s training logged no places table (where its "
+                  "segments' people live); retrain it to plan flyers per print unit (neighbourhood)")
+"""A targetable plan's note when its model cannot plan flyers per print unit."""
+
+
+def _places_for(bundle: ModelBundle, request: PlanRequest, on_value: bool) -> tuple[pd.DataFrame | None,
+                                                                                     tuple[str, ...]]:
+    """The places table a plan splits its flyer rows by (targetable plans on registrations of a model whose run
+    logged one) and, without it, the note saying why flyer lines are per municipality."""
+    if request.kind != "targetable":
+        return None, ()
+    if bundle.places is None:
+        return None, (NO_PLACES_NOTE.format(version=bundle.version),)
+    if on_value:
+        return None, ("flyer lines are per municipality in a plan on value: the places table counts the model's "
+                      "segments, not the funnel table's",)
+    return bundle.places, ()
+
+
+def _cell_rows(prepared: PreparedPlan) -> pd.DataFrame:
+    """The rows a plan's cells are, in order: the problem's, or with flyer rows split per print unit, each split
+    row's parent (:func:`uplift.allocation.unitrows.parent_cells`)."""
+    frame = prepared.problem.frame
+    if prepared.problem.parent is None:
+        return frame
+    parent = frame["parent"].to_numpy()
+    return frame[np.r_[True, parent[1:] != parent[:-1]]].reset_index(drop=True)
+
+
+def _unit_lines(lines: pd.DataFrame, funded: pd.DataFrame) -> list[dict]:
+    """A plan's print runs as sent (:class:`~uplift.api.schemas.UnitLineOut`): each channel's spend in whole cents
+    split over its runs by largest remainder (:func:`uplift.handoff.lines.apportion`, as the hand-off splits it),
+    so that the runs add up to the channel's ``funded`` cells as sent, to the cent."""
+    from uplift.handoff.lines import apportion
+
+    cents = np.zeros(len(lines), dtype=np.int64)
+    for channel, idx in lines.groupby("channel", sort=True).indices.items():
+        sent = rounded_figures(funded.loc[funded["channel"].astype(str) == channel, "spend"].to_numpy(float), "spend")
+        cents[idx] = apportion(int(round(float(sent.sum()) * 100)), lines["spend"].to_numpy(dtype=float)[idx])
+    return [{"channel": str(r.channel), "message": str(r.message), "unit": str(r.unit),
+             "municipality": str(r.municipality), "postcodes": str(r.postcodes).split("+"),
+             "contacts": int(r.contacts), "copies": int(r.copies), "holdout_people": int(r.holdout_people),
+             "spend": int(c) / 100, "segments": [str(x) for x in r.segments]}
+            for r, c in zip(lines.itertuples(index=False), cents, strict=True)]
 
 
 def _restrict(table: pd.DataFrame, request: PlanRequest) -> pd.DataFrame:

@@ -29,6 +29,7 @@ __all__ = [
     "ScoreResponse",
     "SegmentEffect",
     "SegmentPage",
+    "UnitLineOut",
     "ValueEventOut",
 ]
 
@@ -358,6 +359,23 @@ class PlanCell(_Out):
     exploration: float = Field(description="EUR of the spend that is exploration")
 
 
+class UnitLineOut(_Out):
+    """One print run a plan buys: a flyer line of one message over one print unit."""
+
+    channel: str = Field(description="the channel, one delivered per neighbourhood (flyer)")
+    message: str
+    unit: str = Field(description="the print unit's code (its utm_term): a neighbourhood, or small neighbourhoods of "
+                                  "one municipality merged until they hold at least the disclosure threshold's people")
+    municipality: str
+    postcodes: list[str] = Field(description="the unit's 4-digit postcodes, where the flyers are delivered")
+    contacts: int = Field(description="letterboxes planned (the cells' contacts in the unit)")
+    copies: int = Field(description="copies to print: contacts per copy's reach, rounded up, at least the channel's "
+                                    "minimum print run")
+    holdout_people: int = Field(description="people of the unit's cells held out of this line")
+    spend: float = Field(description="EUR; the plan's flyer spend is the sum of its print runs'")
+    segments: list[str] = Field(description="the plan's cells whose people in the unit the run reaches")
+
+
 # A stored plan's labels, the same in its full answer and in the list of plans.
 ApprovedAt = Annotated[datetime | None, Field(description="when a planner approved the plan (null: not approved; "
                                                           "approved plans are kept, unapproved ones expire)")]
@@ -410,6 +428,11 @@ class PlanResponse(StoredPlanLabels):
         None, description="a plan on value along the funnel (the policy's `value` block): the value with its "
         "interval and each event's expected incremental conversions; absent for a plan on registrations. In a "
         "value plan every conversion figure of the totals, references, gains, rules and cells is in units of value")
+    unit_lines: list[UnitLineOut] | None = Field(
+        None, description="the print runs bought, one per (flyer channel, message, print unit), when the model's "
+        "training logged where its segments' people live (a targetable plan on registrations); their contacts, "
+        "holdout and spend add up to the cells' of their channel. Absent: flyer lines are the cells' municipality "
+        "lines (the notes say why)")
     cells: list[PlanCell] = Field(description="funded cells (contacts > 0), largest spend first")
     request: PlanRequest
 

@@ -38,6 +38,7 @@ from uplift.tracking.uses import ModelUse
 __all__ = [
     "SEGMENTS_ARTIFACT",
     "GATE_SEGMENTS_ARTIFACT",
+    "PLACES_ARTIFACT",
     "SERVED_COLUMNS",
     "DIGEST_TAG",
     "Challenger",
@@ -45,6 +46,7 @@ __all__ = [
     "resolve_version",
     "load_segments",
     "load_released_segments",
+    "load_places",
     "release_policy",
     "registered_use",
     "ensure_registered_model",
@@ -61,6 +63,10 @@ SEGMENTS_ARTIFACT = "segments/segments.parquet"
 """Where a run keeps its segment table (the service and ``uplift plan`` read it from the champion's run)."""
 GATE_SEGMENTS_ARTIFACT = "gate/segments.parquet"
 """The segment table built from the run's training rows only: what the gate plans from (campaign models)."""
+PLACES_ARTIFACT = "segments/places.parquet"
+"""The run's places table (:func:`uplift.places.places_table`): people per (targetable segment, print unit) of its
+rows, print units of at least the disclosure threshold. Internal, like the planner's segment table: the service
+plans flyers per print unit from it and never releases it."""
 DIGEST_TAG = "data.digest"
 
 
@@ -138,6 +144,19 @@ def load_segments(client: MlflowClient, version) -> pd.DataFrame:
 
     return planner_table(_artifact(client, version, SEGMENTS_ARTIFACT, "segment table",
                                    "; plan, segments, score and the service need one: they serve campaign models"))
+
+
+def load_places(client: MlflowClient, version) -> pd.DataFrame | None:
+    """The places table logged with a model version's training run (:data:`PLACES_ARTIFACT`); None when the run
+    logged none (a model trained before runs logged it, or on rows without neighbourhoods)."""
+    folder = PLACES_ARTIFACT.rsplit("/", 1)[0]
+    try:
+        files = {a.path for a in client.list_artifacts(version.run_id, folder)} if version.run_id else set()
+    except (MlflowException, OSError):
+        return None
+    if PLACES_ARTIFACT not in files:
+        return None
+    return _artifact(client, version, PLACES_ARTIFACT, "places table")
 
 
 def release_policy(client: MlflowClient, version) -> DisclosurePolicy | None:

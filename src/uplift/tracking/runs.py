@@ -26,6 +26,7 @@ from uplift.tracking.plots import cost_curve_figure, decile_figure, qini_figure
 from uplift.tracking.pyfunc import UpliftPyfunc
 from uplift.tracking.registry import (
     GATE_SEGMENTS_ARTIFACT,
+    PLACES_ARTIFACT,
     SEGMENTS_ARTIFACT,
     Challenger,
     ensure_registered_model,
@@ -268,6 +269,7 @@ def log_training(
     disclosure: DisclosurePolicy | None = None,
     segment_spec: SegmentSpec | None = None,
     tags: dict[str, str] | None = None,
+    places: pd.DataFrame | None = None,
 ) -> TrainingRecord:
     """One MLflow run for one validated model; registers it under its use's name and applies the gate.
 
@@ -279,7 +281,9 @@ def log_training(
     the run records (:data:`DISCLOSURE_PARAMS`) and applies to its tables of metrics too
     (:func:`released_metrics`). ``gate_segments``: the planner's segment table of the training rows only
     (campaign models), logged for this and later gates; ``planning``: what the gate plans with
-    (campaign models).
+    (campaign models). ``places``: the targetable segments' people per print unit
+    (:func:`uplift.places.places_table`), logged as :data:`~uplift.tracking.registry.PLACES_ARTIFACT` for the
+    service to plan flyers per print unit; internal, never released.
     """
     disclosure = disclosure or DisclosurePolicy()
     spec = report.spec
@@ -295,6 +299,7 @@ def log_training(
         mlflow.log_text(spec_text, "spec/model.yaml")
         _log_tables(report, extra_tables or {}, disclosure, {
             SEGMENTS_ARTIFACT: segments, RELEASED_ARTIFACT: released_segments, GATE_SEGMENTS_ARTIFACT: gate_segments,
+            PLACES_ARTIFACT: places,
         })
         if segments is not None:
             _log_stage_choice(segments)

@@ -44,7 +44,8 @@ class HandoffRequest(BaseModel):
 def plan_handoff(plan_id: Annotated[str, Path(max_length=64)], body: HandoffRequest, store: Plans, planner: Planner,
                  bundle: Bundle, settings: Config) -> Response:
     """The hand-off of a stored plan: ad sets, print runs per neighbourhood and mailings with UTM-tagged links,
-    the holdout per line and a manifest whose totals add up to the plan; places from the region declaration."""
+    the holdout per line and a manifest whose totals add up to the plan; places from the region declaration. A plan
+    with print runs per unit (``unit_lines``) hands each over as one print run, as planned."""
     from uplift.handoff import areas_from_region, handoff_archive, handoff_tables
     from uplift.specs import load_spec, project_root
     from uplift.specs.handoff import HandoffSpec
@@ -65,7 +66,21 @@ def plan_handoff(plan_id: Annotated[str, Path(max_length=64)], body: HandoffRequ
     cells = pd.DataFrame(stored["cells"], columns=["segment", "arm", "message", "channel", "contacts",
                                                    "holdout_people", "spend"])
     handoff = handoff_tables(cells, costs=costs, policy=policy, spec=spec, areas=areas, wave=body.wave,
-                             start=body.start, min_size=settings.min_segment_size, segments=segments)
+                             start=body.start, min_size=settings.min_segment_size, segments=segments,
+                             unit_lines=_unit_lines(stored.get("unit_lines")))
     name = f"handoff-{plan_id[:12]}-wave-{body.wave}.zip"
     return Response(handoff_archive(handoff), media_type="application/zip",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _unit_lines(stored: list[dict] | None) -> pd.DataFrame | None:
+    """A stored plan's print runs (:class:`~uplift.api.schemas.UnitLineOut`) as the planner's flyer lines
+    (:data:`uplift.allocation.unitrows.UNIT_LINE_COLUMNS`); None for a plan without them."""
+    from uplift.allocation.unitrows import UNIT_LINE_COLUMNS
+
+    if stored is None:
+        return None
+    lines = pd.DataFrame(stored, columns=list(UNIT_LINE_COLUMNS))
+    lines["postcodes"] = ["+".join(p) for p in lines["postcodes"]]
+    lines["segments"] = [tuple(s) for s in lines["segments"]]
+    return lines
