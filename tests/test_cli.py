@@ -131,6 +131,10 @@ def test_plan_handoff_and_attribution(workdir):
                    "--set", "min_spend={}", "--no-prices", cwd=workdir).stdout
     assert "Print runs planned per neighbourhood" in units
     assert json.loads((workdir / "out" / "handoff_u" / "manifest.json").read_text())["adds_up"]
+    # without --audience the places the champion's training run saved place the flyers, as in the service
+    saved = uplift("plan", "--budget", "3000", "--out", "out/plan_s.csv", "--costs", "costs_units.yaml",
+                   "--set", "min_spend={}", "--no-prices", cwd=workdir).stdout
+    assert "Print runs planned per neighbourhood" in saved and "saved no places" not in saved
     flyer = pd.read_csv(workdir / "out" / "plan_u.csv").query("channel == 'flyer' and contacts > 0")
     if len(flyer):
         runs = pd.read_csv(workdir / "out" / "handoff_u" / "flyer_print_runs.csv")

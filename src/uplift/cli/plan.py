@@ -76,6 +76,25 @@ def _places(audience: Path, table, threshold: int):
                         min_size=max(spec.min_size, threshold), groups=load_priority_groups(), source=str(audience))
 
 
+def _plan_places(audience: Path | None, table, threshold: int, *, model: str | None, kind: str):
+    """Where a targetable plan's flyers are placed: the ``audience`` file's neighbourhoods when given, else the
+    places the ``model``'s training run saved (None: a segments file or a funnel table, which have none); (None,
+    "") for flyers per municipality."""
+    if kind != "targetable":
+        return None, ""
+    if audience is not None:
+        return _places(audience, table, threshold), str(audience)
+    if model is None:
+        return None, ""
+    from uplift.cli.segments import load_model_places
+
+    places, label = load_model_places(model)
+    if places is None:
+        console.print("[dim]note:[/] the model's training run saved no places: flyers are planned per municipality "
+                      "(give --audience to plan them per neighbourhood)")
+    return places, label
+
+
 def _unit_lines_table(lines, top: int) -> Table:
     """The plan's flyer lines: one print run per unit and message."""
     t = Table(title=f"Print runs planned per neighbourhood: top {min(top, len(lines))} of {len(lines)} "
@@ -110,8 +129,9 @@ def plan_command(
     audience: Annotated[Path | None, typer.Option(help="The audience file (one row per person) whose "
                                                        "neighbourhoods place the flyers: with targetable segments "
                                                        "the flyers are planned per print unit (neighbourhood) and "
-                                                       "message; without it, per municipality, handed over by the "
-                                                       "region declaration's residents.")] = None,
+                                                       "message; without it, by the places the model's training "
+                                                       "run saved, else per municipality, handed over by the region "
+                                                       "declaration's residents.")] = None,
 ) -> None:
     """Recommend contacts and spend per segment x message x channel under costs, caps and fairness floors."""
     from uplift.allocation import cost_range, plan
@@ -148,9 +168,10 @@ def plan_command(
     if handoff is not None and wave is None:
         fail("--handoff needs --wave, the wave the plan is for (utm_campaign=wave-<n>)")
     table, events = value_plan_tables(table, rules, source=label)
-    places = _places(audience, table, threshold) if audience is not None and kind == "targetable" else None
+    places, places_source = _plan_places(audience, table, threshold,
+                                         model=model if segments is None and not events else None, kind=kind)
     result = plan(table, budget=budget, costs=catalogue, policy=rules, strict=strict, prices=prices, source=label,
-                  policy_source=str(policy_path), places=places, places_source=str(audience))
+                  policy_source=str(policy_path), places=places, places_source=places_source)
     cells, per_event = event_conversions(result.cells, events, rules) if events else (result.cells, ())
     write_table(cells, out)
     manifest = None

@@ -36,6 +36,14 @@ def load_model_segments(model: str) -> tuple[pd.DataFrame, str]:
     return load_segments(client, version), f"{name} v{version.version}"
 
 
+def load_model_places(model: str) -> tuple[pd.DataFrame | None, str]:
+    """The places table ``model``'s training run saved (None for a run that saved none) and a label."""
+    from uplift.tracking.registry import load_places
+
+    client, version, name = _version(model)
+    return load_places(client, version), f"{name} v{version.version} places"
+
+
 def load_released_model_segments(model: str, policy) -> tuple[pd.DataFrame, str]:
     """The segment table of ``model`` as ``policy`` releases it (:mod:`uplift.segments.release`) and a label."""
     from uplift.tracking.registry import load_released_segments
