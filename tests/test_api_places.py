@@ -25,8 +25,12 @@ BODY = {"budget": 4000, "policy": {"exploration_share": 0.0}, "include_reference
 
 @pytest.fixture(scope="module")
 def served(request, tmp_path_factory):
-    """(base URL, store folder) of the page world's server."""
-    return page_server(request, tmp_path_factory)
+    """(base URL, store folder) of a server over the page world's store that plans flyers per print unit."""
+    from apiserver import running_server
+
+    _, store = page_server(request, tmp_path_factory)
+    with running_server(store, costs=page_costs(store), flyers_by_neighbourhood=True, **PAGE_SETTINGS) as base:
+        yield base, store
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +145,8 @@ def test_a_model_without_places_plans_municipality_lines_and_says_so(bundle, ser
 
     service = PlanService(costs=load_spec(page_costs(served[1]), CostCatalogue),
                           policy=load_spec(ROOT / "serve" / "policy.yaml", PlanningPolicy),
-                          min_segment_size=PAGE_SETTINGS["min_segment_size"], cache_size=0)
+                          min_segment_size=PAGE_SETTINGS["min_segment_size"], cache_size=0,
+                          flyers_by_neighbourhood=True)
     request = PlanRequest.model_validate(BODY)
     older = dataclasses.replace(bundle, places=None)
     body = json.loads("{" + service.compute(older, request).fragment + "}")
@@ -153,3 +158,7 @@ def test_a_model_without_places_plans_municipality_lines_and_says_so(bundle, ser
     assert split["unit_lines"] and NO_PLACES_NOTE.format(version=bundle.version) not in split["notes"]
     assert round(sum(r["spend"] for r in split["unit_lines"]), 2) == round(
         sum(c["spend"] for c in split["cells"] if c["channel"] == "flyer"), 2)
+    off = PlanService(costs=service.costs, policy=service.policy, min_segment_size=service.min_segment_size,
+                      cache_size=0)  # the service's default: flyers per municipality, whatever the model saved
+    plain = json.loads("{" + off.compute(bundle, request).fragment + "}")
+    assert "unit_lines" not in plain and not any("per municipality" in n for n in plain["notes"])

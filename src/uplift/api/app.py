@@ -49,6 +49,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         policy=load_spec(settings.policy_path(), PlanningPolicy),
         min_segment_size=settings.min_segment_size,
         cache_size=settings.plan_cache_size,
+        flyers_by_neighbourhood=settings.flyers_by_neighbourhood,
         prepared_bytes=settings.prepared_plans_mb * 2**20,
     )
     uri = settings.resolved_tracking_uri()

@@ -61,13 +61,13 @@ def _init(payload: bytes) -> None:
     from uplift.quiet import install
 
     install()  # before the payload imports the model's libraries
-    bundle, costs, policy, min_segment_size, prepared_bytes = pickle.loads(payload)
+    bundle, costs, policy, min_segment_size, prepared_bytes, by_neighbourhood = pickle.loads(payload)
     from threadpoolctl import threadpool_limits
 
     from uplift.api.planning import PlanService
 
     planner = PlanService(costs=costs, policy=policy, min_segment_size=min_segment_size, cache_size=0,
-                          prepared_bytes=prepared_bytes)
+                          prepared_bytes=prepared_bytes, flyers_by_neighbourhood=by_neighbourhood)
     threadpool_limits(1)  # LightGBM's OpenMP: one thread per process
     _STATE.update(bundle=bundle, planner=planner)
     try:  # build the model's lazily kept structures (e.g. the pooled booster's compiled forest) now
@@ -126,7 +126,8 @@ class ComputePool:
         self.label = f"{bundle.name} v{bundle.version}"
         # the planner's defaults, not its caches: results are cached once, in the server process
         self._payload = pickle.dumps((dataclasses.replace(bundle, compute=None), planner.costs, planner.policy,
-                                      planner.min_segment_size, planner.prepared_bytes))
+                                      planner.min_segment_size, planner.prepared_bytes,
+                                      planner.flyers_by_neighbourhood))
         self._lock = threading.Lock()
         self._closed = False
         self._executor = self._new_executor()

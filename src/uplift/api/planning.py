@@ -151,11 +151,15 @@ class PlanService:
         one is always kept).
     funnel_tables : where a plan on value (a policy with a ``value`` block) finds its funnel segment table;
         None: such a plan is refused (422 naming ``policy.value``).
+    flyers_by_neighbourhood : plan targetable plans' flyers per print unit from the model's places (else per
+        municipality).
     """
 
     def __init__(self, *, costs: CostCatalogue, policy: PlanningPolicy, min_segment_size: int, cache_size: int,
-                 prepared_bytes: int = PREPARED_BYTES, funnel_tables: FunnelTables | None = None) -> None:
+                 prepared_bytes: int = PREPARED_BYTES, funnel_tables: FunnelTables | None = None,
+                 flyers_by_neighbourhood: bool = False) -> None:
         self.costs = costs
+        self.flyers_by_neighbourhood = bool(flyers_by_neighbourhood)
         self.policy = policy
         self.min_segment_size = int(min_segment_size)
         self.cache_size = int(cache_size)
@@ -251,7 +255,8 @@ class PlanService:
         from uplift.allocation import prepare_plan
 
         found = self._funnel_table(bundle, policy) if policy.value is not None else None
-        places, notes = _places_for(bundle, request, found is not None)
+        places, notes = (_places_for(bundle, request, found is not None) if self.flyers_by_neighbourhood
+                         else (None, ()))
         key = json.dumps(
             [bundle.name, bundle.version, request.kind, request.channels, request.messages,
              policy.model_dump(mode="json"), costs.model_dump(mode="json"), places is not None]

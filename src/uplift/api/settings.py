@@ -83,6 +83,9 @@ class ServiceSettings(BaseSettings):
     """Disclosure policy YAML; default ``<project root>/serve/disclosure.yaml`` (:meth:`disclosure_policy`)."""
     min_segment_size: int = Field(default=50, ge=1)
     """No segment smaller than this ever leaves the service (re-checked on every response)."""
+    flyers_by_neighbourhood: bool = False
+    """Plan a targetable plan's flyers per print unit (neighbourhood) from the places the model's training run saved;
+    off, per municipality. Off by default: such a plan takes about ten times as long (docs/service.md)."""
     max_score_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     """Larger request bodies get 413 before they are parsed."""
