@@ -106,6 +106,60 @@ def _unit_lines_table(lines, top: int) -> Table:
     return t
 
 
+def _cells_table(result, *, title: str, top: int, level: str, unit: str) -> Table:
+    """The plan's ``top`` funded cells by spend, each with its interval and cost per conversion."""
+    from uplift.allocation import cost_range
+
+    funded = result.cells[result.cells["contacts"] > 0].sort_values("spend", ascending=False)
+    t = Table(title=f"Budget split for {title}: top {min(top, len(funded))} of {len(funded)} funded cells")
+    for col in ("segment", "arm", "contacts", "spend", f"incr. {unit} ({level})", f"€ / {unit} ({level})",
+                f"€ next {unit}"):
+        t.add_column(col, justify="left" if col in ("segment", "arm") else "right")
+    for r in funded.head(top).itertuples():
+        t.add_row(r.segment, r.arm, f"{r.contacts:,}", _eur(r.spend),
+                  f"{r.expected_conversions:.1f} [{r.lo:.1f}, {r.hi:.1f}]",
+                  _eur_range(r.cost_per_conversion, *cost_range(r.spend, r.lo, r.hi)), _eur(r.marginal_cost))
+    return t
+
+
+def _totals_table(result, *, level: str, unit: str, on_value: bool) -> Table:
+    """The recommended plan's totals beside the reference plans', with the paired gain over each."""
+    s = Table(title="Totals beside the reference plans")
+    for col in ("plan", "spend", "contacts", "holdout", f"incr. {'value' if on_value else 'conversions'} ({level})",
+                f"€ / {unit} ({level})", f"€ next {unit}", f"recommended adds ({level}, paired)"):
+        s.add_column(col, justify="left" if col == "plan" else "right")
+    for name, tot in (("recommended", result.totals), *result.references.items()):
+        gain = result.gains.get(name)
+        s.add_row(name, _eur(tot.spend), f"{tot.contacts:,}", f"{tot.holdout_people:,}",
+                  f"{tot.expected_conversions:.1f} [{tot.lo:.1f}, {tot.hi:.1f}]",
+                  _eur_range(tot.cost_per_conversion, tot.cost_per_conversion_lo, tot.cost_per_conversion_hi),
+                  _eur(tot.marginal_cost),
+                  "" if gain is None else f"{gain.extra_conversions:+.1f} [{gain.lo:+.1f}, {gain.hi:+.1f}], "
+                                          f"P(more) {gain.probability_better:.0%}")
+    return s
+
+
+def _show_plan(result, per_event, rules, *, title: str, top: int, on_value: bool) -> None:
+    """Print a plan: its funded cells, totals, events, print runs, rule prices, conflicts and notes."""
+    level = f"{rules.interval:.0%}"
+    unit = "value" if on_value else "conv."
+    console.print(_cells_table(result, title=title, top=top, level=level, unit=unit))
+    console.print(_totals_table(result, level=level, unit=unit, on_value=on_value))
+    if per_event:
+        console.print(_events_table(per_event, rules, level))
+    if result.unit_lines is not None:
+        console.print(_unit_lines_table(result.unit_lines, top))
+    if result.rules:
+        console.print(_rules_table(result.rules, level, on_value=on_value))
+    if result.status != "optimal":
+        console.print(f"[bold red]status: {result.status}[/]: the rules conflict; the plan above "
+                      "is the closest relaxation")
+    for c in result.conflicts:
+        console.print(f"[red]conflict:[/] {c}")
+    for n in result.notes:
+        console.print(f"[dim]note:[/] {n}")
+
+
 @app.command("plan")
 def plan_command(
     budget: Annotated[float, typer.Option(help="Budget in EUR for the next wave.")],
@@ -134,7 +188,7 @@ def plan_command(
                                                        "declaration's residents.")] = None,
 ) -> None:
     """Recommend contacts and spend per segment x message x channel under costs, caps and fairness floors."""
-    from uplift.allocation import cost_range, plan
+    from uplift.allocation import plan
     from uplift.cli.segments import load_model_segments
     from uplift.data.tableio import read_table, write_table
     from uplift.funnel import event_conversions, value_plan_tables
@@ -181,45 +235,9 @@ def plan_command(
         manifest = write_plan_handoff(result.cells, folder=handoff, costs=catalogue, policy=rules, wave=wave,
                                       start=start, audience=audience, unit_lines=result.unit_lines)
 
-    funded = result.cells[result.cells["contacts"] > 0].sort_values("spend", ascending=False)
-    t = Table(title=f"Budget split for {_eur(budget)} ({label}, {kind} segments): top {min(top, len(funded))} of "
-                    f"{len(funded)} funded cells")
-    level = f"{rules.interval:.0%}"
-    unit = "value" if events else "conv."
-    for col in ("segment", "arm", "contacts", "spend", f"incr. {unit} ({level})", f"€ / {unit} ({level})",
-                f"€ next {unit}"):
-        t.add_column(col, justify="left" if col in ("segment", "arm") else "right")
-    for r in funded.head(top).itertuples():
-        t.add_row(r.segment, r.arm, f"{r.contacts:,}", _eur(r.spend),
-                  f"{r.expected_conversions:.1f} [{r.lo:.1f}, {r.hi:.1f}]",
-                  _eur_range(r.cost_per_conversion, *cost_range(r.spend, r.lo, r.hi)), _eur(r.marginal_cost))
-    console.print(t)
-
-    s = Table(title="Totals beside the reference plans")
-    for col in ("plan", "spend", "contacts", "holdout", f"incr. {'value' if events else 'conversions'} ({level})",
-                f"€ / {unit} ({level})", f"€ next {unit}", f"recommended adds ({level}, paired)"):
-        s.add_column(col, justify="left" if col == "plan" else "right")
-    for name, tot in (("recommended", result.totals), *result.references.items()):
-        gain = result.gains.get(name)
-        s.add_row(name, _eur(tot.spend), f"{tot.contacts:,}", f"{tot.holdout_people:,}",
-                  f"{tot.expected_conversions:.1f} [{tot.lo:.1f}, {tot.hi:.1f}]",
-                  _eur_range(tot.cost_per_conversion, tot.cost_per_conversion_lo, tot.cost_per_conversion_hi),
-                  _eur(tot.marginal_cost),
-                  "" if gain is None else f"{gain.extra_conversions:+.1f} [{gain.lo:+.1f}, {gain.hi:+.1f}], "
-                                          f"P(more) {gain.probability_better:.0%}")
-    console.print(s)
-    if per_event:
-        console.print(_events_table(per_event, rules, level))
-    if result.unit_lines is not None:
-        console.print(_unit_lines_table(result.unit_lines, top))
-    if result.rules:
-        console.print(_rules_table(result.rules, level, on_value=bool(events)))
-    if result.status != "optimal":
-        console.print(f"[bold red]status: {result.status}[/]: the rules conflict; the plan above "
-                      "is the closest relaxation")
-    for c in result.conflicts:
-        console.print(f"[red]conflict:[/] {c}")
-    for n in (*result.notes, *notes):
+    _show_plan(result, per_event, rules, title=f"{_eur(budget)} ({label}, {kind} segments)", top=top,
+               on_value=bool(events))
+    for n in notes:
         console.print(f"[dim]note:[/] {n}")
     console.print(f"wrote {out}")
     if manifest is not None:
